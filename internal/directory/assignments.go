@@ -1,0 +1,177 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+// DefaultAccessRoleID is the role id of an assignment that grants access to
+// a resource without any particular app role.
+const DefaultAccessRoleID = "00000000-0000-0000-0000-000000000000"
+
+// AssignAppRole grants principal (a user, group or service principal of the
+// tenant) the app role roleID of the resource service principal. Service
+// principals may hold only roles that allow Application members; users and
+// groups only roles that allow User members, or the default access role.
+func (s *Service) AssignAppRole(ctx context.Context, tenantID, principalID, resourceID, roleID string) (store.AppRoleAssignment, error) {
+	var out store.AppRoleAssignment
+	err := s.inTx(ctx, func(tx *Service) error {
+		kind, err := tx.ObjectKind(ctx, tenantID, principalID)
+		if errors.Is(err, ErrNotFound) || kind == store.KindApplication {
+			return invalidf("Principal %s was not found in the tenant.", principalID)
+		}
+		if err != nil {
+			return err
+		}
+		resource, err := tx.GetServicePrincipal(ctx, tenantID, resourceID)
+		if errors.Is(err, ErrNotFound) {
+			return invalidf("Resource service principal %s was not found in the tenant.", resourceID)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := uuid.Parse(roleID); err != nil {
+			return invalidf("appRoleId must be a GUID.")
+		}
+		memberType := "User"
+		if kind == store.KindServicePrincipal {
+			memberType = "Application"
+		}
+		role, ok := resource.AppRole(roleID)
+		switch {
+		case roleID == DefaultAccessRoleID && memberType == "User":
+		case !ok:
+			return invalidf("Permission being assigned was not found on application '%s'.", resource.AppID)
+		case !role.Allows(memberType):
+			return invalidf("Permission %s of '%s' cannot be assigned to a %s.", role.Value, resource.DisplayName, kind)
+		}
+		out = store.AppRoleAssignment{TenantID: tenantID, ID: newID(), PrincipalID: principalID, PrincipalType: kind,
+			ResourceID: resourceID, AppRoleID: roleID, Created: tx.Now()}
+		err = tx.st.CreateAppRoleAssignment(ctx, out)
+		if errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("Permission being assigned already exists on the object: %w", ErrConflict)
+		}
+		return err
+	})
+	return out, err
+}
+
+// AppRoleAssignment finds one assignment by id.
+func (s *Service) AppRoleAssignment(ctx context.Context, tenantID, id string) (store.AppRoleAssignment, error) {
+	return s.st.GetAppRoleAssignment(ctx, tenantID, id)
+}
+
+// AppRoleAssignmentsOf lists the roles a principal holds directly.
+func (s *Service) AppRoleAssignmentsOf(ctx context.Context, tenantID, principalID string) ([]store.AppRoleAssignment, error) {
+	return s.st.ListAppRoleAssignmentsByPrincipal(ctx, tenantID, principalID)
+}
+
+// AppRoleAssignedTo lists the assignments of a resource's roles.
+func (s *Service) AppRoleAssignedTo(ctx context.Context, tenantID, resourceID string) ([]store.AppRoleAssignment, error) {
+	return s.st.ListAppRoleAssignmentsByResource(ctx, tenantID, resourceID)
+}
+
+// RemoveAppRoleAssignment revokes an assignment.
+func (s *Service) RemoveAppRoleAssignment(ctx context.Context, tenantID, id string) error {
+	return s.st.DeleteAppRoleAssignment(ctx, tenantID, id)
+}
+
+// GrantedRoles returns the values of the app roles of resource that the
+// principal holds: directly, and for users also through the groups they are
+// in, directly or nested. These become the token's roles claim.
+func (s *Service) GrantedRoles(ctx context.Context, tenantID, principalID string, resource *ServicePrincipal) ([]string, error) {
+	holders := []string{principalID}
+	kind, err := s.ObjectKind(ctx, tenantID, principalID)
+	if err != nil {
+		return nil, err
+	}
+	if kind == store.KindUser {
+		groups, err := s.TransitiveMemberOf(ctx, tenantID, principalID)
+		if err != nil {
+			return nil, err
+		}
+		holders = append(holders, groups...)
+	}
+	var roles []string
+	seen := map[string]bool{}
+	for _, h := range holders {
+		as, err := s.st.ListAppRoleAssignmentsByPrincipal(ctx, tenantID, h)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range as {
+			if a.ResourceID != resource.ID {
+				continue
+			}
+			if r, ok := resource.AppRole(a.AppRoleID); ok && r.Value != "" && !seen[r.Value] {
+				seen[r.Value] = true
+				roles = append(roles, r.Value)
+			}
+		}
+	}
+	return roles, nil
+}
+
+// AddOwner makes a user or service principal an owner of an application,
+// service principal or group.
+func (s *Service) AddOwner(ctx context.Context, tenantID, objectID, ownerID string) error {
+	return s.inTx(ctx, func(tx *Service) error {
+		if _, err := tx.ObjectKind(ctx, tenantID, objectID); err != nil {
+			return err
+		}
+		kind, err := tx.ObjectKind(ctx, tenantID, ownerID)
+		if err != nil {
+			return err
+		}
+		if kind != store.KindUser && kind != store.KindServicePrincipal {
+			return invalidf("Only users and service principals can be owners.")
+		}
+		err = tx.st.AddLink(ctx, store.Link{TenantID: tenantID, Kind: store.LinkOwner, From: objectID, To: ownerID, ToKind: kind, Created: tx.Now()})
+		if errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("One or more added object references already exist for the following modified properties: 'owners': %w", ErrConflict)
+		}
+		return err
+	})
+}
+
+// RemoveOwner removes an owner.
+func (s *Service) RemoveOwner(ctx context.Context, tenantID, objectID, ownerID string) error {
+	return s.st.RemoveLink(ctx, tenantID, store.LinkOwner, objectID, ownerID)
+}
+
+// Owners lists an object's owners.
+func (s *Service) Owners(ctx context.Context, tenantID, objectID string) ([]store.Link, error) {
+	return s.st.ListLinksFrom(ctx, tenantID, store.LinkOwner, objectID)
+}
+
+// IsOwner reports whether ownerID owns objectID.
+func (s *Service) IsOwner(ctx context.Context, tenantID, objectID, ownerID string) (bool, error) {
+	links, err := s.st.ListLinksTo(ctx, tenantID, store.LinkOwner, ownerID)
+	if err != nil {
+		return false, err
+	}
+	for _, l := range links {
+		if l.From == objectID {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// OwnedObjects lists the ids of the objects ownerID owns.
+func (s *Service) OwnedObjects(ctx context.Context, tenantID, ownerID string) ([]string, error) {
+	links, err := s.st.ListLinksTo(ctx, tenantID, store.LinkOwner, ownerID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(links))
+	for i, l := range links {
+		out[i] = l.From
+	}
+	return out, nil
+}

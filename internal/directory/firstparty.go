@@ -1,0 +1,102 @@
+package directory
+
+// Microsoft's own tenant: the home of the first-party applications. Every
+// tenant holds a service principal of each, exactly as in Entra, so that
+// token requests for Graph, ARM, Key Vault and Service Bus resolve the same
+// way as requests for a customer's own API.
+const (
+	MicrosoftTenantID     = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
+	MicrosoftTenantName   = "microsoftservices"
+	MicrosoftTenantDomain = "microsoftservices.onmicrosoft.com"
+)
+
+// The first-party application ids.
+const (
+	GraphAppID         = "00000003-0000-0000-c000-000000000000"
+	ARMAppID           = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
+	KeyVaultAppID      = "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"
+	ServiceBusAppID    = "80369ed6-5f11-4dd9-bef3-692475845e77"
+	TokenExchangeAppID = "fb60f99c-7a34-4190-8149-302f77469936"
+)
+
+// Their identifier URIs: the resource names clients ask tokens for.
+const (
+	GraphResource         = "https://graph.microsoft.com"
+	ARMResource           = "https://management.azure.com/"
+	ARMLegacyResource     = "https://management.core.windows.net/"
+	KeyVaultResource      = "https://vault.azure.net"
+	ServiceBusResource    = "https://servicebus.azure.net"
+	TokenExchangeAudience = "api://AzureADTokenExchange"
+)
+
+// The Microsoft Graph application permissions tenantbridge enforces, with
+// their real ids.
+const (
+	PermApplicationReadAll         = "Application.Read.All"
+	PermApplicationReadWriteAll    = "Application.ReadWrite.All"
+	PermApplicationReadWriteOwned  = "Application.ReadWrite.OwnedBy"
+	PermAppRoleAssignmentReadWrite = "AppRoleAssignment.ReadWrite.All"
+	PermDirectoryReadAll           = "Directory.Read.All"
+	PermDirectoryReadWriteAll      = "Directory.ReadWrite.All"
+	PermGroupReadAll               = "Group.Read.All"
+	PermGroupReadWriteAll          = "Group.ReadWrite.All"
+	PermGroupMemberReadAll         = "GroupMember.Read.All"
+	PermGroupMemberReadWriteAll    = "GroupMember.ReadWrite.All"
+	PermUserReadAll                = "User.Read.All"
+	PermUserReadWriteAll           = "User.ReadWrite.All"
+)
+
+var graphAppRoles = []AppRole{
+	appPermission("9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30", PermApplicationReadAll, "Read all applications"),
+	appPermission("1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9", PermApplicationReadWriteAll, "Read and write all applications"),
+	appPermission("18a4783c-866b-4cc7-a460-3d5e5662c884", PermApplicationReadWriteOwned, "Manage apps that this app creates or owns"),
+	appPermission("06b708a9-e830-4db3-a914-8e69da51d44f", PermAppRoleAssignmentReadWrite, "Manage app permission grants and app role assignments"),
+	appPermission("7ab1d382-f21e-4acd-a863-ba3e13f7da61", PermDirectoryReadAll, "Read directory data"),
+	appPermission("19dbc75e-c2e2-444c-a770-ec69d8559fc7", PermDirectoryReadWriteAll, "Read and write directory data"),
+	appPermission("5b567255-7703-4780-807c-7be8301ae99b", PermGroupReadAll, "Read all groups"),
+	appPermission("62a82d76-70ea-41e2-9197-370581804d09", PermGroupReadWriteAll, "Read and write all groups"),
+	appPermission("98830695-27a2-44f7-8c18-0c3ebc9698f6", PermGroupMemberReadAll, "Read all group memberships"),
+	appPermission("dbaae8cf-10b5-4b86-a4a1-f871c94c6695", PermGroupMemberReadWriteAll, "Read and write all group memberships"),
+	appPermission("df021288-bdef-4463-88db-98f22de89214", PermUserReadAll, "Read all users' full profiles"),
+	appPermission("741f803b-c850-494e-b5df-cde7c675a1ca", PermUserReadWriteAll, "Read and write all users' full profiles"),
+}
+
+var graphScopes = []PermissionScope{
+	delegatedScope("e1fe6dd8-ba31-4d61-89e7-88639da4683d", "User.Read", "User", "Sign in and read user profile"),
+	delegatedScope("37f7f235-527c-4136-accd-4a02d197296e", "openid", "User", "Sign users in"),
+	delegatedScope("14dad69e-099b-42c9-810b-d002981feec1", "profile", "User", "View users' basic profile"),
+	delegatedScope("64a6cdd6-aab1-4aaf-94b8-3cc8405e90d0", "email", "User", "View users' email address"),
+	delegatedScope("7427e0e9-2fba-42fe-b0c0-848c9e6a8182", "offline_access", "User", "Maintain access to data you have given it access to"),
+	delegatedScope("c79f8feb-a9db-4090-85f9-90d820caa0eb", "Application.Read.All", "Admin", "Read applications"),
+	delegatedScope("bdfbf15f-ee85-4955-8675-146e8e5296b5", "Application.ReadWrite.All", "Admin", "Read and write all applications"),
+	delegatedScope("0e263e50-5827-48a4-b97c-d940288653c7", "Directory.AccessAsUser.All", "Admin", "Access directory as the signed in user"),
+}
+
+func appPermission(id, value, name string) AppRole {
+	return AppRole{ID: id, Value: value, DisplayName: name, Description: name + ".",
+		AllowedMemberTypes: []string{"Application"}, IsEnabled: true}
+}
+
+func delegatedScope(id, value, typ, name string) PermissionScope {
+	return PermissionScope{ID: id, Value: value, Type: typ, AdminConsentDisplayName: name,
+		AdminConsentDescription: name + ".", UserConsentDisplayName: name, UserConsentDescription: name + ".", IsEnabled: true}
+}
+
+// firstPartyApps are Microsoft's resource applications that every tenant holds.
+func firstPartyApps() []Application {
+	v1 := 1
+	return []Application{
+		{AppID: GraphAppID, DisplayName: "Microsoft Graph", IdentifierURIs: []string{GraphResource},
+			AppRoles: graphAppRoles, OAuth2PermissionScopes: graphScopes},
+		{AppID: ARMAppID, DisplayName: "Windows Azure Service Management API",
+			IdentifierURIs: []string{ARMResource, ARMLegacyResource},
+			OAuth2PermissionScopes: []PermissionScope{delegatedScope("41094075-9dad-400e-a0bd-54e686782033",
+				"user_impersonation", "User", "Access Azure Service Management as organization users")}},
+		{AppID: KeyVaultAppID, DisplayName: "Azure Key Vault", IdentifierURIs: []string{KeyVaultResource},
+			OAuth2PermissionScopes: []PermissionScope{delegatedScope("f53da476-18e3-4152-8e01-aec403e6edc0",
+				"user_impersonation", "User", "Have full access to the Azure Key Vault service")}},
+		{AppID: ServiceBusAppID, DisplayName: "Microsoft.ServiceBus", IdentifierURIs: []string{ServiceBusResource}},
+		{AppID: TokenExchangeAppID, DisplayName: "AAD Token Exchange Endpoint",
+			IdentifierURIs: []string{TokenExchangeAudience}, AccessTokenAcceptedVersion: &v1},
+	}
+}

@@ -1,0 +1,220 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+// tenantName is what may precede ".onmicrosoft.com": Entra allows letters
+// and digits; we also keep names short enough to be a DNS label.
+var tenantName = regexp.MustCompile(`^[a-z0-9]{1,40}$`)
+
+// Reserved tenant path segments: the token service gives them meaning.
+var reservedTenantNames = map[string]bool{"common": true, "organizations": true, "consumers": true, "adfs": true}
+
+// BootstrapAdminName is the display name of each tenant's bootstrap application.
+const BootstrapAdminName = "tenantbridge-admin"
+
+// bootstrapPermissions are the Graph application permissions of a tenant's
+// bootstrap administrator: enough to manage the tenant's directory.
+var bootstrapPermissions = []string{PermApplicationReadWriteAll, PermAppRoleAssignmentReadWrite, PermGroupReadWriteAll, PermUserReadWriteAll}
+
+// TenantBootstrap is what creating a tenant returns: the tenant and its
+// bootstrap administrator, whose secret is shown only here.
+type TenantBootstrap struct {
+	Tenant      store.Tenant
+	Admin       *Application
+	AdminSP     *ServicePrincipal
+	AdminSecret PasswordCredential
+}
+
+// CreateTenant creates a tenant with its default domain NAME.onmicrosoft.com,
+// a default subscription id, the first-party service principals, and a
+// bootstrap administrator application holding the Graph permissions to
+// manage the tenant.
+func (s *Service) CreateTenant(ctx context.Context, name string) (*TenantBootstrap, error) {
+	name = strings.ToLower(strings.TrimSpace(name))
+	if !tenantName.MatchString(name) || reservedTenantNames[name] || name == MicrosoftTenantName {
+		return nil, invalidf("tenant name %q is not valid: use 1 to 40 lowercase letters and digits", name)
+	}
+	var out TenantBootstrap
+	err := s.inTx(ctx, func(tx *Service) error {
+		t := store.Tenant{ID: newID(), Name: name, Domain: name + ".onmicrosoft.com", SubscriptionID: newID(), Created: tx.Now()}
+		if err := tx.st.CreateTenant(ctx, t); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("tenant %q already exists: %w", name, ErrConflict)
+			}
+			return err
+		}
+		out.Tenant = t
+		for _, fp := range firstPartyApps() {
+			app, err := tx.ApplicationByAppID(ctx, fp.AppID)
+			if err != nil {
+				return fmt.Errorf("first-party application %s: %w", fp.AppID, err)
+			}
+			if _, err := tx.createServicePrincipal(ctx, t.ID, app); err != nil {
+				return err
+			}
+		}
+		admin, err := tx.CreateApplication(ctx, t.ID, Application{DisplayName: BootstrapAdminName, SignInAudience: AudienceMyOrg})
+		if err != nil {
+			return err
+		}
+		sp, err := tx.CreateServicePrincipal(ctx, t.ID, admin.AppID)
+		if err != nil {
+			return err
+		}
+		cred, err := tx.AddApplicationPassword(ctx, t.ID, admin.ID, "bootstrap", zeroTime, zeroTime)
+		if err != nil {
+			return err
+		}
+		if err := tx.grantGraphPermissions(ctx, t.ID, sp.ID, bootstrapPermissions); err != nil {
+			return err
+		}
+		if admin, err = tx.GetApplication(ctx, t.ID, admin.ID); err != nil {
+			return err
+		}
+		out.Admin, out.AdminSP, out.AdminSecret = admin, sp, cred
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// grantGraphPermissions assigns Microsoft Graph application permissions, by value, to a principal.
+func (s *Service) grantGraphPermissions(ctx context.Context, tenantID, principalID string, values []string) error {
+	graph, err := s.ServicePrincipalByAppID(ctx, tenantID, GraphAppID)
+	if err != nil {
+		return err
+	}
+	for _, v := range values {
+		roleID := ""
+		for _, r := range graph.AppRoles {
+			if r.Value == v {
+				roleID = r.ID
+			}
+		}
+		if roleID == "" {
+			return fmt.Errorf("directory: Graph has no permission %q", v)
+		}
+		if _, err := s.AssignAppRole(ctx, tenantID, principalID, graph.ID, roleID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Tenant finds a tenant by id, domain, or short name.
+func (s *Service) Tenant(ctx context.Context, ref string) (store.Tenant, error) {
+	ref = strings.TrimSpace(ref)
+	if ref == "" {
+		return store.Tenant{}, ErrNotFound
+	}
+	t, err := s.st.GetTenant(ctx, ref)
+	if errors.Is(err, store.ErrNotFound) && !strings.Contains(ref, ".") {
+		t, err = s.st.GetTenant(ctx, strings.ToLower(ref)+".onmicrosoft.com")
+	}
+	return t, err
+}
+
+// ListTenants lists the customer tenants (not Microsoft's own).
+func (s *Service) ListTenants(ctx context.Context) ([]store.Tenant, error) {
+	all, err := s.st.ListTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, t := range all {
+		if t.ID != MicrosoftTenantID {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// DeleteTenant removes a tenant and everything in it. Service principals of
+// its multi-tenant applications in other tenants stay, as in Entra, but no
+// token is issued for them any more because their application is gone.
+func (s *Service) DeleteTenant(ctx context.Context, ref string) (store.Tenant, error) {
+	t, err := s.Tenant(ctx, ref)
+	if err != nil {
+		return t, err
+	}
+	if t.ID == MicrosoftTenantID {
+		return t, invalidf("Microsoft's tenant cannot be deleted")
+	}
+	return t, s.st.DeleteTenant(ctx, t.ID)
+}
+
+// EnsureFirstParty creates Microsoft's tenant and the first-party
+// applications on first start, and brings them up to date (and every
+// tenant's service principals of them) when a new version of tenantbridge
+// defines them differently. It is idempotent.
+func (s *Service) EnsureFirstParty(ctx context.Context) error {
+	return s.inTx(ctx, func(tx *Service) error {
+		if _, err := tx.st.GetTenant(ctx, MicrosoftTenantID); errors.Is(err, store.ErrNotFound) {
+			err = tx.st.CreateTenant(ctx, store.Tenant{ID: MicrosoftTenantID, Name: MicrosoftTenantName,
+				Domain: MicrosoftTenantDomain, SubscriptionID: "", Created: tx.Now()})
+			if err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		tenants, err := tx.st.ListTenants(ctx)
+		if err != nil {
+			return err
+		}
+		for _, want := range firstPartyApps() {
+			app, err := tx.ApplicationByAppID(ctx, want.AppID)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				want.ID, want.SignInAudience, want.PublisherDomain = newID(), AudienceMultipleOrgs, MicrosoftTenantDomain
+				want.CreatedDateTime = tx.Now()
+				if err := create(ctx, tx.st, MicrosoftTenantID, &want); err != nil {
+					return err
+				}
+				app = &want
+			case err != nil:
+				return err
+			case firstPartyDiffers(app, &want):
+				app, err = tx.UpdateApplication(ctx, MicrosoftTenantID, app.ID, func(a *Application) error {
+					a.DisplayName, a.IdentifierURIs, a.AppRoles = want.DisplayName, want.IdentifierURIs, want.AppRoles
+					a.OAuth2PermissionScopes, a.AccessTokenAcceptedVersion = want.OAuth2PermissionScopes, want.AccessTokenAcceptedVersion
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			default:
+				continue // unchanged: every tenant already has its service principal
+			}
+			for _, t := range tenants {
+				if _, err := tx.ServicePrincipalByAppID(ctx, t.ID, app.AppID); errors.Is(err, ErrNotFound) {
+					if _, err := tx.createServicePrincipal(ctx, t.ID, app); err != nil {
+						return err
+					}
+				} else if err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func firstPartyDiffers(have, want *Application) bool {
+	return have.DisplayName != want.DisplayName ||
+		!reflect.DeepEqual(have.IdentifierURIs, want.IdentifierURIs) ||
+		!reflect.DeepEqual(have.AppRoles, want.AppRoles) ||
+		!reflect.DeepEqual(have.OAuth2PermissionScopes, want.OAuth2PermissionScopes) ||
+		!reflect.DeepEqual(have.AccessTokenAcceptedVersion, want.AccessTokenAcceptedVersion)
+}

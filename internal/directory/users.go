@@ -1,0 +1,170 @@
+package directory
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/tenantbridge/tenantbridge/internal/sealed"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+// NewUser is what creating a user takes.
+type NewUser struct {
+	UserPrincipalName string
+	DisplayName       string
+	GivenName         string
+	Surname           string
+	MailNickname      string
+	Password          string
+	AccountEnabled    bool
+}
+
+// CreateUser adds a user. The sign-in name must end in the tenant's domain
+// and the password must meet the complexity rules; the password is kept only
+// as an argon2id hash.
+func (s *Service) CreateUser(ctx context.Context, tenantID string, nu NewUser) (*User, error) {
+	t, err := s.st.GetTenant(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	upn := strings.TrimSpace(nu.UserPrincipalName)
+	local, domain, ok := strings.Cut(upn, "@")
+	if !ok || local == "" || strings.ContainsAny(local, " @\"\\<>()[],;:") || len(upn) > 113 {
+		return nil, invalidf("Property userPrincipalName %q is not a valid sign-in name.", upn)
+	}
+	if !strings.EqualFold(domain, t.Domain) {
+		return nil, invalidf("The domain portion of the userPrincipalName property is invalid. You must use one of the verified domain names in your organization: %s.", t.Domain)
+	}
+	if strings.TrimSpace(nu.DisplayName) == "" {
+		return nil, invalidf("Property 'displayName' is required.")
+	}
+	if err := checkPasswordPolicy(nu.Password); err != nil {
+		return nil, err
+	}
+	u := &User{
+		ID: newID(), UserPrincipalName: local + "@" + strings.ToLower(domain), DisplayName: strings.TrimSpace(nu.DisplayName),
+		GivenName: nu.GivenName, Surname: nu.Surname, MailNickname: nu.MailNickname, AccountEnabled: nu.AccountEnabled,
+		PasswordHash: hashPassword(nu.Password), CreatedDateTime: s.Now(),
+	}
+	if u.MailNickname == "" {
+		u.MailNickname = local
+	}
+	if err := create(ctx, s.st, tenantID, u); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, fmt.Errorf("Another object with the same value for property userPrincipalName already exists: %w", ErrConflict)
+		}
+		return nil, err
+	}
+	return u, nil
+}
+
+// GetUser finds a user by object id.
+func (s *Service) GetUser(ctx context.Context, tenantID, id string) (*User, error) {
+	return get[User](ctx, s.st, tenantID, store.KindUser, id)
+}
+
+// UserByName finds a user by sign-in name (case-insensitive).
+func (s *Service) UserByName(ctx context.Context, tenantID, upn string) (*User, error) {
+	users, err := list[User](ctx, s.st, store.ObjectQuery{TenantID: tenantID, Kind: store.KindUser, Name: upn, Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(users) == 0 {
+		return nil, ErrNotFound
+	}
+	return users[0], nil
+}
+
+// ListUsers lists a tenant's users.
+func (s *Service) ListUsers(ctx context.Context, tenantID string, q Query) ([]*User, error) {
+	return list[User](ctx, s.st, q.store(tenantID, store.KindUser))
+}
+
+// UserChanges are the properties UpdateUser may change; nil leaves a property as it is.
+type UserChanges struct {
+	DisplayName    *string
+	GivenName      *string
+	Surname        *string
+	AccountEnabled *bool
+	Password       *string
+}
+
+// UpdateUser changes a user's profile or password.
+func (s *Service) UpdateUser(ctx context.Context, tenantID, id string, c UserChanges) (*User, error) {
+	if c.Password != nil {
+		if err := checkPasswordPolicy(*c.Password); err != nil {
+			return nil, err
+		}
+	}
+	return update[User](ctx, s.st, tenantID, store.KindUser, id, func(u *User) error {
+		if c.DisplayName != nil {
+			if strings.TrimSpace(*c.DisplayName) == "" {
+				return invalidf("Property 'displayName' is required.")
+			}
+			u.DisplayName = strings.TrimSpace(*c.DisplayName)
+		}
+		if c.GivenName != nil {
+			u.GivenName = *c.GivenName
+		}
+		if c.Surname != nil {
+			u.Surname = *c.Surname
+		}
+		if c.AccountEnabled != nil {
+			u.AccountEnabled = *c.AccountEnabled
+		}
+		if c.Password != nil {
+			u.PasswordHash = hashPassword(*c.Password)
+		}
+		return nil
+	})
+}
+
+// DeleteUser removes a user with their memberships and role assignments.
+func (s *Service) DeleteUser(ctx context.Context, tenantID, id string) error {
+	return s.st.DeleteObject(ctx, tenantID, store.KindUser, id)
+}
+
+// CheckUserPassword reports whether password is the user's, and the account is enabled.
+func (s *Service) CheckUserPassword(u *User, password string) bool {
+	return u.AccountEnabled && checkPassword(u.PasswordHash, password)
+}
+
+// EnrollTOTP gives the user a new authenticator secret, sealed at rest, and
+// returns the otpauth:// URL to show once (as a QR code or text).
+func (s *Service) EnrollTOTP(ctx context.Context, tenantID, id string) (otpauthURL, base32Secret string, err error) {
+	secret := make([]byte, 20)
+	if _, err := rand.Read(secret); err != nil {
+		return "", "", err
+	}
+	u, err := update[User](ctx, s.st, tenantID, store.KindUser, id, func(u *User) error {
+		sealedSecret, err := sealed.Seal(s.kek, secret, []byte("totp/"+tenantID+"/"+u.ID))
+		if err != nil {
+			return err
+		}
+		u.TOTPSealed = sealedSecret
+		return nil
+	})
+	if err != nil {
+		return "", "", err
+	}
+	b32 := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(secret)
+	label := url.PathEscape("tenantbridge:" + u.UserPrincipalName)
+	return fmt.Sprintf("otpauth://totp/%s?secret=%s&issuer=tenantbridge&algorithm=SHA1&digits=6&period=30", label, b32), b32, nil
+}
+
+// CheckTOTP verifies a code from the user's authenticator.
+func (s *Service) CheckTOTP(u *User, code string) bool {
+	if !u.HasTOTP() {
+		return false
+	}
+	secret, err := sealed.Open(s.kek, u.TOTPSealed, []byte("totp/"+u.TenantID+"/"+u.ID))
+	if err != nil {
+		return false
+	}
+	return totpValid(secret, strings.TrimSpace(code), s.now())
+}

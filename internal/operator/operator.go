@@ -1,0 +1,254 @@
+// Package operator is the operator's API: creating, listing and deleting
+// tenants, and reading the audit log. The operator runs the cloud itself and
+// stands above its tenants, so this API is not part of any Azure surface; it
+// answers only on the bare listen address, under /_operator/v1/, to the
+// bearer key in DIR/operator.json.
+package operator
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tenantbridge/tenantbridge/internal/audit"
+	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/httpx"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+// Credential is the content of DIR/operator.json: what the CLI needs to act
+// as the operator.
+type Credential struct {
+	URL    string `json:"url"`    // the bare listen address, e.g. https://127.0.0.1:8443
+	CAFile string `json:"caFile"` // the CA certificate clients must trust
+	Key    string `json:"key"`    // the operator's bearer key
+}
+
+// FileName is the operator credential's file name in the data directory.
+const FileName = "operator.json"
+
+// LoadOrCreateCredential reads DIR/operator.json, creating it (0600) with a
+// fresh 256-bit key on first start. url and caFile are refreshed on every
+// start so that the file always says how to reach this server.
+func LoadOrCreateCredential(dir, url, caFile string) (Credential, error) {
+	path := filepath.Join(dir, FileName)
+	var c Credential
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(data, &c); err != nil || len(c.Key) < 32 {
+			return c, fmt.Errorf("operator credential %s is malformed; remove it to create a new one", path)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return c, err
+		}
+		c.Key = "tbop_" + base64.RawURLEncoding.EncodeToString(key)
+	default:
+		return c, err
+	}
+	if c.URL == url && c.CAFile == caFile && err == nil {
+		return c, nil
+	}
+	c.URL, c.CAFile = url, caFile
+	out, _ := json.MarshalIndent(c, "", "  ")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(out, '\n'), 0o600); err != nil {
+		return c, err
+	}
+	return c, os.Rename(tmp, path)
+}
+
+// API serves the operator endpoints.
+type API struct {
+	dir     *directory.Service
+	audit   *audit.Log
+	keyHash [32]byte
+	logger  *slog.Logger
+	mux     *http.ServeMux
+}
+
+// New returns the operator API authorising requests with key.
+func New(dir *directory.Service, log *audit.Log, key string, logger *slog.Logger) *API {
+	a := &API{dir: dir, audit: log, keyHash: sha256.Sum256([]byte(key)), logger: logger, mux: http.NewServeMux()}
+	a.mux.HandleFunc("POST /_operator/v1/tenants", a.createTenant)
+	a.mux.HandleFunc("GET /_operator/v1/tenants", a.listTenants)
+	a.mux.HandleFunc("GET /_operator/v1/tenants/{tenant}", a.showTenant)
+	a.mux.HandleFunc("DELETE /_operator/v1/tenants/{tenant}", a.deleteTenant)
+	a.mux.HandleFunc("GET /_operator/v1/audit", a.listAudit)
+	return a
+}
+
+// ServeHTTP checks the operator key, in constant time, before anything else.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	got := sha256.Sum256([]byte(raw))
+	if !ok || subtle.ConstantTimeCompare(got[:], a.keyHash[:]) != 1 {
+		writeError(w, http.StatusUnauthorized, "Unauthorized", "The operator key is missing or wrong.")
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	httpx.WriteJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// TenantView is a tenant as the operator API shows it.
+type TenantView struct {
+	TenantID       string     `json:"tenantId"`
+	Name           string     `json:"name"`
+	Domain         string     `json:"domain"`
+	SubscriptionID string     `json:"subscriptionId"`
+	Created        time.Time  `json:"created"`
+	Admin          *AdminView `json:"admin,omitempty"`
+}
+
+// AdminView is a new tenant's bootstrap administrator, with its secret (shown once).
+type AdminView struct {
+	ClientID           string    `json:"clientId"`
+	ClientSecret       string    `json:"clientSecret"`
+	ObjectID           string    `json:"objectId"`
+	ServicePrincipalID string    `json:"servicePrincipalId"`
+	SecretExpires      time.Time `json:"secretExpires"`
+}
+
+func viewOf(t store.Tenant) TenantView {
+	return TenantView{TenantID: t.ID, Name: t.Name, Domain: t.Domain, SubscriptionID: t.SubscriptionID, Created: t.Created}
+}
+
+func (a *API) record(ctx context.Context, action, tenantID, target, result string) error {
+	return a.audit.Record(ctx, store.AuditRecord{Actor: "operator", Action: action, TargetTenant: tenantID, Target: target, Result: result})
+}
+
+func (a *API) createTenant(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := httpx.ReadJSON(r, 4<<10, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "InvalidRequestContent", err.Error())
+		return
+	}
+	b, err := a.dir.CreateTenant(r.Context(), req.Name)
+	if err != nil {
+		a.fail(w, r, "tenant.create", req.Name, err)
+		return
+	}
+	if err := a.record(r.Context(), "tenant.create", b.Tenant.ID, b.Tenant.ID, audit.Success); err != nil {
+		writeError(w, http.StatusInternalServerError, "AuditFailed", "The tenant was created but the audit record could not be written.")
+		return
+	}
+	v := viewOf(b.Tenant)
+	v.Admin = &AdminView{ClientID: b.Admin.AppID, ClientSecret: b.AdminSecret.SecretText, ObjectID: b.Admin.ID,
+		ServicePrincipalID: b.AdminSP.ID, SecretExpires: b.AdminSecret.EndDateTime}
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.WriteJSON(w, http.StatusCreated, v)
+}
+
+func (a *API) listTenants(w http.ResponseWriter, r *http.Request) {
+	ts, err := a.dir.ListTenants(r.Context())
+	if err != nil {
+		a.fail(w, r, "", "", err)
+		return
+	}
+	out := make([]TenantView, len(ts))
+	for i, t := range ts {
+		out[i] = viewOf(t)
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"value": out})
+}
+
+func (a *API) showTenant(w http.ResponseWriter, r *http.Request) {
+	t, err := a.dir.Tenant(r.Context(), r.PathValue("tenant"))
+	if err != nil || t.ID == directory.MicrosoftTenantID {
+		a.fail(w, r, "", r.PathValue("tenant"), cmpErr(err, directory.ErrNotFound))
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, viewOf(t))
+}
+
+func cmpErr(err, fallback error) error {
+	if err != nil {
+		return err
+	}
+	return fallback
+}
+
+func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) {
+	t, err := a.dir.DeleteTenant(r.Context(), r.PathValue("tenant"))
+	if err != nil {
+		a.fail(w, r, "tenant.delete", r.PathValue("tenant"), err)
+		return
+	}
+	if err := a.record(r.Context(), "tenant.delete", t.ID, t.ID, audit.Success); err != nil {
+		writeError(w, http.StatusInternalServerError, "AuditFailed", "The tenant was deleted but the audit record could not be written.")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
+	q := store.AuditQuery{Limit: 1000}
+	if ref := r.URL.Query().Get("tenant"); ref != "" {
+		t, err := a.dir.Tenant(r.Context(), ref)
+		if err != nil {
+			a.fail(w, r, "", ref, err)
+			return
+		}
+		q.TenantID = t.ID
+	}
+	if v := r.URL.Query().Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "InvalidParameter", "after must be a non-negative integer")
+			return
+		}
+		q.AfterSeq = n
+	}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			writeError(w, http.StatusBadRequest, "InvalidParameter", "limit must be between 1 and 10000")
+			return
+		}
+		q.Limit = n
+	}
+	recs, err := a.audit.List(r.Context(), q)
+	if err != nil {
+		a.fail(w, r, "", "", err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"value": recs})
+}
+
+// fail maps an error to the operator API's error shape, and audits a
+// refused change.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, action, target string, err error) {
+	status, code, msg := http.StatusInternalServerError, "InternalError", "The request failed; see the server log."
+	if m, ok := directory.IsInvalid(err); ok {
+		status, code, msg = http.StatusBadRequest, "InvalidParameter", m
+	} else if errors.Is(err, directory.ErrConflict) {
+		status, code, msg = http.StatusConflict, "Conflict", strings.TrimSuffix(err.Error(), ": "+directory.ErrConflict.Error())
+	} else if errors.Is(err, directory.ErrNotFound) {
+		status, code, msg = http.StatusNotFound, "TenantNotFound", fmt.Sprintf("Tenant %q was not found.", target)
+	} else {
+		a.logger.ErrorContext(r.Context(), "operator request failed", "err", err)
+	}
+	if action != "" {
+		_ = a.record(r.Context(), action, "", target, code)
+	}
+	writeError(w, status, code, msg)
+}

@@ -1,0 +1,354 @@
+// Package sqlstore is the one implementation of store.Store over
+// database/sql. The SQLite and PostgreSQL backends are this code with a
+// different Dialect, so the rules of the store.Store contract (uniqueness,
+// case-insensitive lookups, optimistic concurrency, cascades, transactions)
+// are written once and the conformance suite proves both backends equal.
+//
+// # Schema conventions
+//
+// Case-insensitive keys (tenant name and domain, object display names and
+// Names) are folded with strings.ToLower in Go and stored in *_key columns,
+// rather than with SQL lower(): SQLite's lower() folds ASCII only while
+// PostgreSQL's follows the collation, and the two backends must agree.
+// Key columns sort bytewise (SQLite BINARY, PostgreSQL COLLATE "C") so that
+// ID cursors behave the same everywhere and match Go string order.
+//
+// Every table that holds per-tenant state references tenants(id), directly
+// or through objects, with ON DELETE CASCADE; that is what makes
+// DeleteTenant remove everything under a tenant. A subsystem that adds a
+// table (vault secrets, queues, ARM resources) appends a migration per
+// dialect that does the same, and DeleteTenant needs no change.
+//
+// # Transactions
+//
+// A multi-statement write runs in its own transaction, or, inside InTx, in
+// a savepoint of the caller's transaction. The savepoint is what lets a
+// caller recover from ErrConflict inside a transaction on PostgreSQL, which
+// otherwise aborts the whole transaction on the first failed statement;
+// SQLite behaves the same way for free, and the savepoint keeps the two
+// equal.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+// Store implements store.Store over a *sql.DB and a Dialect.
+type Store struct {
+	db *sql.DB
+	d  *Dialect
+	// tx is set on the Store handed to an InTx callback; nil otherwise.
+	tx *txState
+}
+
+var _ store.Store = (*Store)(nil)
+
+// txState is the transaction shared by a Store handed to InTx and every
+// Store derived from it by nested InTx calls.
+type txState struct {
+	// mu serialises use of the one connection that a transaction is:
+	// drivers do not allow two statements on it at once, and the store
+	// promises that every method is safe for concurrent use.
+	mu   sync.Mutex
+	tx   *sql.Tx
+	next int // numbers savepoints so that nested ones never collide
+}
+
+// New returns a Store over db, first bringing the schema up to date with
+// d.Migrations. The Store owns db from then on: Close closes it. On error
+// db is left open for the caller to close.
+func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
+	if err := d.validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, d: &d}
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// DB returns the underlying pool, for backend-specific tests and tools.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close closes the database. On a Store handed to InTx it does nothing:
+// the transaction ends when the callback returns.
+func (s *Store) Close() error {
+	if s.tx != nil {
+		return nil
+	}
+	return s.db.Close()
+}
+
+// InTx implements store.Store. A nested call runs fn in a savepoint of the
+// same transaction: if fn fails, its own writes are undone and the error is
+// returned unchanged, and the outer transaction stays usable; nothing is
+// committed until the outermost fn returns nil.
+func (s *Store) InTx(ctx context.Context, fn func(tx store.Store) error) (err error) {
+	if s.tx != nil {
+		return s.tx.nested(ctx, s.d, func() error { return fn(s) })
+	}
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlstore: begin transaction: %w", err)
+	}
+	committed := false
+	defer func() {
+		// Also reached when fn panics: the transaction must not stay open
+		// holding locks (SQLite's write lock above all).
+		if !committed {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	txs := &Store{db: s.db, d: s.d, tx: &txState{tx: sqlTx}}
+	if err := fn(txs); err != nil {
+		return err
+	}
+	txs.tx.mu.Lock()
+	defer txs.tx.mu.Unlock()
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("sqlstore: commit: %w", err)
+	}
+	committed = true
+	return nil
+}
+
+// nested runs fn inside a savepoint. The lock is held only around the
+// savepoint statements, because fn itself calls the store's methods.
+func (t *txState) nested(ctx context.Context, d *Dialect, fn func() error) error {
+	t.mu.Lock()
+	name, err := t.savepoint(ctx, d)
+	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	ferr := fn()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.release(ctx, d, name, ferr != nil); err != nil {
+		if ferr != nil {
+			return errors.Join(ferr, err)
+		}
+		return err
+	}
+	return ferr
+}
+
+// savepoint opens a new savepoint; t.mu must be held.
+func (t *txState) savepoint(ctx context.Context, d *Dialect) (string, error) {
+	t.next++
+	name := fmt.Sprintf("tb_sp_%d", t.next)
+	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
+		return "", fmt.Errorf("sqlstore: %s: savepoint: %w", d.Name, err)
+	}
+	return name, nil
+}
+
+// release ends a savepoint, first undoing its writes if rollback is set;
+// t.mu must be held.
+func (t *txState) release(ctx context.Context, d *Dialect, name string, rollback bool) error {
+	if rollback {
+		if _, err := t.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); err != nil {
+			return fmt.Errorf("sqlstore: %s: rollback to savepoint: %w", d.Name, err)
+		}
+	}
+	if _, err := t.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); err != nil {
+		return fmt.Errorf("sqlstore: %s: release savepoint: %w", d.Name, err)
+	}
+	return nil
+}
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// runner runs the shared "?" queries on a pool or transaction in the
+// dialect's placeholder style.
+type runner struct {
+	q querier
+	d *Dialect
+}
+
+func (r runner) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return r.q.ExecContext(ctx, r.d.rebind(query), args...)
+}
+
+func (r runner) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return r.q.QueryContext(ctx, r.d.rebind(query), args...)
+}
+
+func (r runner) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return r.q.QueryRowContext(ctx, r.d.rebind(query), args...)
+}
+
+// read runs fn on the pool, or on the caller's transaction.
+func (s *Store) read(fn func(r runner) error) error {
+	if s.tx == nil {
+		return fn(runner{s.db, s.d})
+	}
+	s.tx.mu.Lock()
+	defer s.tx.mu.Unlock()
+	return fn(runner{s.tx.tx, s.d})
+}
+
+// write runs fn so that it either takes full effect or none. A single
+// statement is atomic by itself and runs straight on the pool; several
+// (multi) get a transaction of their own. Inside InTx, fn always runs in a
+// savepoint, so that a failure undoes just fn and leaves the caller's
+// transaction usable on every backend.
+func (s *Store) write(ctx context.Context, multi bool, fn func(r runner) error) error {
+	if s.tx != nil {
+		s.tx.mu.Lock()
+		defer s.tx.mu.Unlock()
+		name, err := s.tx.savepoint(ctx, s.d)
+		if err != nil {
+			return err
+		}
+		ferr := fn(runner{s.tx.tx, s.d})
+		if err := s.tx.release(ctx, s.d, name, ferr != nil); err != nil {
+			if ferr != nil {
+				return errors.Join(ferr, err)
+			}
+			return err
+		}
+		return ferr
+	}
+	if !multi {
+		return fn(runner{s.db, s.d})
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(runner{tx, s.d}); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// fail wraps err with the operation that failed, turning the driver's
+// constraint violations and sql.ErrNoRows into the store's sentinel errors
+// so that errors.Is works the same on every backend. The driver's error
+// stays in the chain for logs.
+func (s *Store) fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrPrecondition) {
+		return fmt.Errorf("sqlstore: %s: %w", op, err)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlstore: %s: %w", op, store.ErrNotFound)
+	}
+	switch s.d.Classify(err) {
+	case UniqueViolation:
+		return fmt.Errorf("sqlstore: %s: %w: %w", op, store.ErrConflict, err)
+	case ForeignKeyViolation:
+		return fmt.Errorf("sqlstore: %s: %w (a referenced record does not exist): %w", op, store.ErrNotFound, err)
+	}
+	return fmt.Errorf("sqlstore: %s: %s: %w", op, s.d.Name, err)
+}
+
+// mustAffect turns "no row matched" into ErrNotFound for updates and
+// deletes, which report it only through the affected row count.
+func mustAffect(res sql.Result) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// timeLayout is how timestamps are written where the column is text
+// (SQLite): fixed width, so text order is time order.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+// FormatTime renders t as the store writes timestamps into text columns.
+// Dialects whose timestamp columns are text use it as their BindTime.
+func FormatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+// normTime is the one place timestamps are normalised before they are
+// written: UTC, truncated to the microsecond, which every backend keeps
+// exactly (PostgreSQL's timestamptz has microsecond resolution).
+func normTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// bindTime normalises t, using now when t is zero, and converts it for the
+// driver.
+func (s *Store) bindTime(t, now time.Time) any {
+	if t.IsZero() {
+		t = now
+	}
+	return s.d.BindTime(normTime(t))
+}
+
+// now is the store's clock, already normalised.
+func now() time.Time { return normTime(time.Now()) }
+
+// timeCol scans a timestamp column whichever way the driver returns it.
+type timeCol struct{ t *time.Time }
+
+func (c timeCol) Scan(src any) error {
+	switch v := src.(type) {
+	case time.Time:
+		*c.t = v.UTC()
+		return nil
+	case string:
+		return c.parse(v)
+	case []byte:
+		return c.parse(string(v))
+	}
+	return fmt.Errorf("sqlstore: cannot read a timestamp from %T", src)
+}
+
+func (c timeCol) parse(v string) error {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return fmt.Errorf("sqlstore: bad timestamp %q: %w", v, err)
+	}
+	*c.t = t.UTC()
+	return nil
+}
+
+// fold is the case-insensitive key of a name, domain or display name.
+func fold(s string) string { return strings.ToLower(s) }
+
+// checkText rejects strings that one backend would store and another would
+// refuse (PostgreSQL text cannot hold NUL or invalid UTF-8), so that both
+// behave the same on hostile input.
+func checkText(op string, fields ...string) error {
+	for _, f := range fields {
+		if !utf8.ValidString(f) || strings.IndexByte(f, 0) >= 0 {
+			return fmt.Errorf("sqlstore: %s: text is not valid UTF-8 or contains NUL", op)
+		}
+	}
+	return nil
+}
+
+// required rejects empty keys, which are always a caller's bug.
+func required(op string, fields ...[2]string) error {
+	for _, f := range fields {
+		if f[1] == "" {
+			return fmt.Errorf("sqlstore: %s: %s is required", op, f[0])
+		}
+	}
+	return nil
+}

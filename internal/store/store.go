@@ -1,0 +1,229 @@
+// Package store defines how tenantbridge persists its state. It holds the
+// record types and the interfaces every backend implements; the backends live
+// in store/sqlite (embedded default) and store/postgres (scale-out), and one
+// conformance suite (store/conformance) proves them equal.
+//
+// Directory objects are stored as JSON documents owned by the directory
+// package, next to the few indexed columns the services look them up by. That
+// keeps the schema stable while the Graph shapes grow, and keeps every lookup
+// that a hot path needs (appId, service principal names, user principal name)
+// on an index.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every backend returns, so that callers can map them to the wire's
+// own error format without knowing which backend is in use.
+var (
+	// ErrNotFound means the record does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict means a unique key (name, appId, domain, membership) is taken.
+	ErrConflict = errors.New("store: conflict")
+	// ErrPrecondition means an update was based on a version that is no longer current.
+	ErrPrecondition = errors.New("store: version mismatch")
+)
+
+// Store is the whole persistence surface. Every method is safe for concurrent use.
+type Store interface {
+	Tenants
+	Objects
+	Links
+	AppRoleAssignments
+	Audit
+
+	// InTx runs fn with a Store whose every call is part of one transaction.
+	// If fn returns an error the transaction is rolled back and the error is
+	// returned unchanged. Calling InTx on the Store passed to fn runs fn in
+	// the same transaction.
+	InTx(ctx context.Context, fn func(tx Store) error) error
+
+	// Close releases the backend's resources.
+	Close() error
+}
+
+// Tenant is a directory tenant: the unit of ownership and isolation.
+type Tenant struct {
+	ID             string // GUID
+	Name           string // short name, unique, e.g. "contoso"
+	Domain         string // default domain, unique, e.g. "contoso.onmicrosoft.com"
+	SubscriptionID string // default subscription GUID
+	Created        time.Time
+}
+
+// Tenants stores tenants.
+type Tenants interface {
+	// CreateTenant fails with ErrConflict when the id, name or domain is taken.
+	CreateTenant(ctx context.Context, t Tenant) error
+	// GetTenant finds a tenant by its id or by its domain (case-insensitive).
+	GetTenant(ctx context.Context, idOrDomain string) (Tenant, error)
+	// ListTenants lists every tenant, ordered by name.
+	ListTenants(ctx context.Context) ([]Tenant, error)
+	// DeleteTenant removes the tenant and everything stored under it.
+	DeleteTenant(ctx context.Context, id string) error
+}
+
+// ObjectKind names a kind of directory object.
+type ObjectKind string
+
+// The directory object kinds.
+const (
+	KindApplication      ObjectKind = "application"
+	KindServicePrincipal ObjectKind = "servicePrincipal"
+	KindUser             ObjectKind = "user"
+	KindGroup            ObjectKind = "group"
+)
+
+// Object is one directory object: its indexed keys plus the JSON document
+// that the directory package owns.
+type Object struct {
+	TenantID    string
+	ID          string // object id, a GUID, unique per tenant
+	Kind        ObjectKind
+	AppID       string // applications and service principals; empty otherwise
+	DisplayName string
+	// Names are the object's other unique lookup keys within its tenant and
+	// kind, compared case-insensitively: identifierUris for applications,
+	// servicePrincipalNames for service principals, userPrincipalName for
+	// users.
+	Names []string
+	Data  []byte // JSON document
+	// Version starts at 1 and is incremented by every update; UpdateObject
+	// uses it for optimistic concurrency.
+	Version int64
+	Created time.Time
+	Updated time.Time
+}
+
+// ObjectQuery selects objects. Empty fields do not filter.
+type ObjectQuery struct {
+	// TenantID may be empty only when AppID is set: that finds an
+	// application (appIds are unique across all tenants) or every service
+	// principal of one application, in whichever tenants hold one.
+	TenantID          string
+	Kind              ObjectKind // required
+	AppID             string
+	DisplayName       string // exact, case-insensitive
+	DisplayNamePrefix string // case-insensitive
+	Name              string // one of Object.Names, case-insensitive
+	IDs               []string
+	// After is a cursor: only objects whose ID sorts after it are returned.
+	// Results are always ordered by ID.
+	After string
+	// Limit caps the number of results; 0 means no limit.
+	Limit int
+}
+
+// Objects stores directory objects.
+type Objects interface {
+	// CreateObject stores a new object with Version 1. It fails with
+	// ErrConflict when the id, an application's appId (unique across all
+	// tenants), a service principal's appId (unique per tenant) or one of
+	// the Names is taken.
+	CreateObject(ctx context.Context, o Object) error
+	// GetObject finds one object by tenant, kind and id.
+	GetObject(ctx context.Context, tenantID string, kind ObjectKind, id string) (Object, error)
+	// UpdateObject replaces DisplayName, Names and Data of an object whose
+	// current version is o.Version, and increments the version. It fails
+	// with ErrPrecondition if the stored version differs, ErrNotFound if
+	// the object is gone and ErrConflict if a new name is taken.
+	UpdateObject(ctx context.Context, o Object) (Object, error)
+	// DeleteObject removes the object together with its links (in either
+	// direction) and the app role assignments it grants or holds.
+	DeleteObject(ctx context.Context, tenantID string, kind ObjectKind, id string) error
+	// ListObjects returns the objects that match q, ordered by ID.
+	ListObjects(ctx context.Context, q ObjectQuery) ([]Object, error)
+}
+
+// LinkKind names a relation between two directory objects of one tenant.
+type LinkKind string
+
+// The relations.
+const (
+	// LinkMember: From is a group, To is a member (user, group or service principal).
+	LinkMember LinkKind = "member"
+	// LinkOwner: From is an application, service principal or group, To is an owner.
+	LinkOwner LinkKind = "owner"
+)
+
+// Link is a directed relation between two objects in one tenant.
+type Link struct {
+	TenantID string
+	Kind     LinkKind
+	From     string
+	To       string
+	ToKind   ObjectKind
+	Created  time.Time
+}
+
+// Links stores memberships and ownerships.
+type Links interface {
+	// AddLink fails with ErrConflict if the link exists.
+	AddLink(ctx context.Context, l Link) error
+	// RemoveLink fails with ErrNotFound if the link does not exist.
+	RemoveLink(ctx context.Context, tenantID string, kind LinkKind, from, to string) error
+	// ListLinksFrom lists the links of a kind starting at from (a group's
+	// members, an object's owners), ordered by To.
+	ListLinksFrom(ctx context.Context, tenantID string, kind LinkKind, from string) ([]Link, error)
+	// ListLinksTo lists the links of a kind ending at to (the groups an
+	// object is a direct member of, the objects it owns), ordered by From.
+	ListLinksTo(ctx context.Context, tenantID string, kind LinkKind, to string) ([]Link, error)
+}
+
+// AppRoleAssignment grants a principal an app role of a resource service
+// principal, all within one tenant.
+type AppRoleAssignment struct {
+	TenantID      string
+	ID            string
+	PrincipalID   string
+	PrincipalType ObjectKind // user, group or servicePrincipal
+	ResourceID    string     // the resource service principal's object id
+	AppRoleID     string     // GUID; the all-zero GUID is the default access role
+	Created       time.Time
+}
+
+// AppRoleAssignments stores app role assignments.
+type AppRoleAssignments interface {
+	// CreateAppRoleAssignment fails with ErrConflict when the same
+	// principal already holds the same role of the same resource.
+	CreateAppRoleAssignment(ctx context.Context, a AppRoleAssignment) error
+	GetAppRoleAssignment(ctx context.Context, tenantID, id string) (AppRoleAssignment, error)
+	DeleteAppRoleAssignment(ctx context.Context, tenantID, id string) error
+	// ListAppRoleAssignmentsByPrincipal lists what a principal holds, ordered by ID.
+	ListAppRoleAssignmentsByPrincipal(ctx context.Context, tenantID, principalID string) ([]AppRoleAssignment, error)
+	// ListAppRoleAssignmentsByResource lists what a resource has granted, ordered by ID.
+	ListAppRoleAssignmentsByResource(ctx context.Context, tenantID, resourceID string) ([]AppRoleAssignment, error)
+}
+
+// AuditRecord is one entry of the append-only audit log.
+type AuditRecord struct {
+	Seq          int64 // assigned by the store, increasing
+	Time         time.Time
+	Actor        string // object id or client id of who acted; "operator" for the operator
+	ActorTenant  string // the actor's home tenant id
+	TargetTenant string // the tenant acted upon
+	Action       string // e.g. "token.issue", "application.create"
+	Target       string // what was acted upon, e.g. an object id
+	Result       string // "success" or a failure code such as "AADSTS7000215"
+	ClientAddr   string
+	RequestID    string
+	Detail       string // short, never secret
+}
+
+// AuditQuery selects audit records. Records are returned in Seq order.
+type AuditQuery struct {
+	// TenantID selects records whose actor or target tenant is this tenant.
+	TenantID string
+	AfterSeq int64
+	Limit    int // 0 means no limit
+}
+
+// Audit stores the audit log. Records are never updated or deleted, except
+// that deleting a tenant keeps its records (they are evidence).
+type Audit interface {
+	AppendAudit(ctx context.Context, r AuditRecord) (int64, error)
+	ListAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
+}
