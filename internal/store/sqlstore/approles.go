@@ -41,6 +41,9 @@ func (s *Store) CreateAppRoleAssignment(ctx context.Context, a store.AppRoleAssi
 // GetAppRoleAssignment implements store.AppRoleAssignments.
 func (s *Store) GetAppRoleAssignment(ctx context.Context, tenantID, id string) (store.AppRoleAssignment, error) {
 	var a store.AppRoleAssignment
+	if !textOK(tenantID, id) {
+		return a, notFound("get app role assignment")
+	}
 	err := s.read(func(r runner) error {
 		var err error
 		a, err = scanAppRole(r.queryRow(ctx, `SELECT `+appRoleCols+` FROM app_role_assignments WHERE tenant_id = ? AND id = ?`, tenantID, id))
@@ -51,6 +54,9 @@ func (s *Store) GetAppRoleAssignment(ctx context.Context, tenantID, id string) (
 
 // DeleteAppRoleAssignment implements store.AppRoleAssignments.
 func (s *Store) DeleteAppRoleAssignment(ctx context.Context, tenantID, id string) error {
+	if !textOK(tenantID, id) {
+		return notFound("delete app role assignment")
+	}
 	err := s.write(ctx, false, func(r runner) error {
 		res, err := r.exec(ctx, `DELETE FROM app_role_assignments WHERE tenant_id = ? AND id = ?`, tenantID, id)
 		if err != nil {
@@ -75,10 +81,13 @@ func (s *Store) ListAppRoleAssignmentsByResource(ctx context.Context, tenantID, 
 	return as, s.fail("list app role assignments of resource "+resourceID, err)
 }
 
-func (s *Store) listAppRoles(ctx context.Context, query string, args ...any) ([]store.AppRoleAssignment, error) {
+func (s *Store) listAppRoles(ctx context.Context, query string, args ...string) ([]store.AppRoleAssignment, error) {
 	var as []store.AppRoleAssignment
+	if !textOK(args...) {
+		return nil, nil
+	}
 	err := s.read(func(r runner) error {
-		rows, err := r.query(ctx, query, args...)
+		rows, err := r.query(ctx, query, anys(args)...)
 		if err != nil {
 			return err
 		}

@@ -39,6 +39,9 @@ func (s *Store) ListAudit(ctx context.Context, q store.AuditQuery) ([]store.Audi
 	if q.Limit < 0 {
 		return nil, fmt.Errorf("sqlstore: %s: negative limit %d", op, q.Limit)
 	}
+	if !textOK(q.TenantID) {
+		return nil, nil
+	}
 	var (
 		w    strings.Builder
 		args []any

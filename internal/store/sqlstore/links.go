@@ -40,6 +40,9 @@ func (s *Store) AddLink(ctx context.Context, l store.Link) error {
 
 // RemoveLink implements store.Links.
 func (s *Store) RemoveLink(ctx context.Context, tenantID string, kind store.LinkKind, from, to string) error {
+	if !textOK(tenantID, string(kind), from, to) {
+		return notFound("remove link")
+	}
 	err := s.write(ctx, false, func(r runner) error {
 		res, err := r.exec(ctx, `DELETE FROM links WHERE tenant_id = ? AND kind = ? AND from_id = ? AND to_id = ?`,
 			tenantID, string(kind), from, to)
@@ -65,10 +68,13 @@ func (s *Store) ListLinksTo(ctx context.Context, tenantID string, kind store.Lin
 	return ls, s.fail("list links to "+to, err)
 }
 
-func (s *Store) listLinks(ctx context.Context, query string, args ...any) ([]store.Link, error) {
+func (s *Store) listLinks(ctx context.Context, query string, args ...string) ([]store.Link, error) {
 	var ls []store.Link
+	if !textOK(args...) {
+		return nil, nil
+	}
 	err := s.read(func(r runner) error {
-		rows, err := r.query(ctx, query, args...)
+		rows, err := r.query(ctx, query, anys(args)...)
 		if err != nil {
 			return err
 		}

@@ -140,6 +140,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
 // GetObject implements store.Objects.
 func (s *Store) GetObject(ctx context.Context, tenantID string, kind store.ObjectKind, id string) (store.Object, error) {
 	var o store.Object
+	if !textOK(tenantID, string(kind), id) {
+		return o, notFound("get object")
+	}
 	err := s.read(func(r runner) error {
 		var err error
 		o, err = scanObject(r.queryRow(ctx, `SELECT `+objectCols+` FROM objects WHERE tenant_id = ? AND kind = ? AND id = ?`,
@@ -201,6 +204,9 @@ RETURNING `+objectCols,
 // DeleteObject implements store.Objects. The object's names, links and
 // app role assignments go with it through ON DELETE CASCADE.
 func (s *Store) DeleteObject(ctx context.Context, tenantID string, kind store.ObjectKind, id string) error {
+	if !textOK(tenantID, string(kind), id) {
+		return notFound("delete object")
+	}
 	err := s.write(ctx, false, func(r runner) error {
 		res, err := r.exec(ctx, `DELETE FROM objects WHERE tenant_id = ? AND kind = ? AND id = ?`, tenantID, string(kind), id)
 		if err != nil {
@@ -223,11 +229,17 @@ func (s *Store) ListObjects(ctx context.Context, q store.ObjectQuery) ([]store.O
 	if q.Kind == "" {
 		return nil, fmt.Errorf("sqlstore: %s: kind is required", op)
 	}
-	if q.TenantID == "" && q.AppID == "" {
-		return nil, fmt.Errorf("sqlstore: %s: tenant id is required unless looking up by appId", op)
+	if q.TenantID == "" && (q.AppID == "" || (q.Kind != store.KindApplication && q.Kind != store.KindServicePrincipal)) {
+		return nil, fmt.Errorf("sqlstore: %s: tenant id is required unless looking up applications or service principals by appId", op)
 	}
 	if q.Limit < 0 {
 		return nil, fmt.Errorf("sqlstore: %s: negative limit %d", op, q.Limit)
+	}
+	if !textOK(q.After) {
+		return nil, fmt.Errorf("sqlstore: %s: cursor is not valid UTF-8 or contains NUL", op)
+	}
+	if !textOK(q.TenantID, string(q.Kind), q.AppID, q.DisplayName, q.DisplayNamePrefix, q.Name) {
+		return nil, nil // nothing was stored under such a key
 	}
 	if len(q.IDs) == 0 {
 		out, err := s.listObjects(ctx, q, nil)
@@ -236,9 +248,7 @@ func (s *Store) ListObjects(ctx context.Context, q store.ObjectQuery) ([]store.O
 	ids := slices.Clone(q.IDs)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	if q.After != "" {
-		ids = slices.DeleteFunc(ids, func(id string) bool { return id <= q.After })
-	}
+	ids = slices.DeleteFunc(ids, func(id string) bool { return (q.After != "" && id <= q.After) || !textOK(id) })
 	var out []store.Object
 	for chunk := range slices.Chunk(ids, maxIDsPerQuery) {
 		got, err := s.listObjects(ctx, q, chunk)
@@ -260,8 +270,9 @@ func (s *Store) listObjects(ctx context.Context, q store.ObjectQuery, ids []stri
 		args []any
 	)
 	if q.TenantID == "" {
-		// A literal kind lets both planners use the partial indexes on
-		// appIds. The kind is one of the store's constants, never input.
+		// Across tenants, by appId (ListObjects checked). A literal kind
+		// lets both planners use the partial indexes on appIds; it is one
+		// of the store's constants, never input.
 		switch q.Kind {
 		case store.KindApplication:
 			w.WriteString(`kind = 'application'`)

@@ -21,12 +21,24 @@
 //
 // # Transactions
 //
-// A multi-statement write runs in its own transaction, or, inside InTx, in
-// a savepoint of the caller's transaction. The savepoint is what lets a
+// Outside InTx, a multi-statement write runs in a transaction of its own;
+// inside InTx, every write runs in a savepoint of the caller's transaction.
+// The savepoint is what lets a
 // caller recover from ErrConflict inside a transaction on PostgreSQL, which
 // otherwise aborts the whole transaction on the first failed statement;
 // SQLite behaves the same way for free, and the savepoint keeps the two
-// equal.
+// equal. Inside an InTx callback, use the Store passed to it, not the outer one: on
+// SQLite the transaction holds the database's write lock, so a write
+// through the outer Store waits for it (up to busy_timeout) and then fails.
+//
+// # Extending
+//
+// A subsystem that persists state (vault secrets, queues, ARM resources)
+// adds the next NNNN_name.sql to both sqlite/migrations and
+// postgres/migrations, with the same number and name (a test in backends
+// checks), and implements its store interface as methods of *Store in a
+// new file here, using read and write like the directory methods do. Both
+// backends then get it at once, and migrations apply on the next Open.
 package sqlstore
 
 import (
@@ -331,17 +343,30 @@ func (c timeCol) parse(v string) error {
 // fold is the case-insensitive key of a name, domain or display name.
 func fold(s string) string { return strings.ToLower(s) }
 
-// checkText rejects strings that one backend would store and another would
-// refuse (PostgreSQL text cannot hold NUL or invalid UTF-8), so that both
-// behave the same on hostile input.
-func checkText(op string, fields ...string) error {
+// textOK reports whether every field is text that all backends can hold.
+// PostgreSQL refuses NUL and invalid UTF-8 where SQLite stores them, so the
+// store screens input first and both backends behave the same on hostile
+// input: writes of such text fail plainly (checkText), and lookups by it
+// find nothing, because nothing can have been stored under it.
+func textOK(fields ...string) bool {
 	for _, f := range fields {
 		if !utf8.ValidString(f) || strings.IndexByte(f, 0) >= 0 {
-			return fmt.Errorf("sqlstore: %s: text is not valid UTF-8 or contains NUL", op)
+			return false
 		}
+	}
+	return true
+}
+
+// checkText rejects a write of text that textOK refuses.
+func checkText(op string, fields ...string) error {
+	if !textOK(fields...) {
+		return fmt.Errorf("sqlstore: %s: text is not valid UTF-8 or contains NUL", op)
 	}
 	return nil
 }
+
+// notFound is the error of a lookup by a key that cannot exist.
+func notFound(op string) error { return fmt.Errorf("sqlstore: %s: %w", op, store.ErrNotFound) }
 
 // required rejects empty keys, which are always a caller's bug.
 func required(op string, fields ...[2]string) error {
@@ -351,4 +376,13 @@ func required(op string, fields ...[2]string) error {
 		}
 	}
 	return nil
+}
+
+// anys converts string arguments for the variadic query methods.
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }

@@ -37,6 +37,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`,
 // tenant's domain, the id wins.
 func (s *Store) GetTenant(ctx context.Context, idOrDomain string) (store.Tenant, error) {
 	var t store.Tenant
+	if !textOK(idOrDomain) {
+		return t, notFound("get tenant")
+	}
 	err := s.read(func(r runner) error {
 		var err error
 		t, err = scanTenant(r.queryRow(ctx, `SELECT `+tenantCols+` FROM tenants
@@ -73,6 +76,9 @@ func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
 // CASCADE remove everything under the tenant in the same statement; the
 // audit table has no such key, so its records survive as evidence.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+	if !textOK(id) {
+		return notFound("delete tenant")
+	}
 	err := s.write(ctx, false, func(r runner) error {
 		res, err := r.exec(ctx, `DELETE FROM tenants WHERE id = ?`, id)
 		if err != nil {

@@ -89,13 +89,7 @@ func Postgres(t testing.TB) store.Store {
 // closing the store) have run.
 func PostgresSchemaDSN(t testing.TB) string {
 	t.Helper()
-	dsn := os.Getenv(PostgresDSNEnv)
-	if dsn == "" {
-		if ci, _ := strconv.ParseBool(os.Getenv(CIEnv)); ci {
-			t.Fatalf("storetest: %s is not set, and under CI a PostgreSQL test must run, not skip", PostgresDSNEnv)
-		}
-		t.Skipf("storetest: skipping PostgreSQL: set %s (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run it", PostgresDSNEnv)
-	}
+	dsn := RequirePostgres(t)
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		t.Fatalf("storetest: %s: %v", PostgresDSNEnv, err)
@@ -113,6 +107,21 @@ func PostgresSchemaDSN(t testing.TB) string {
 	}
 	t.Cleanup(func() { dropSchema(t, admin, schema) })
 	return withSearchPath(dsn, schema)
+}
+
+// RequirePostgres returns the DSN of the test server, or ends the test:
+// skipped when none is configured, failed when none is configured under CI.
+// A test that runs many PostgreSQL subtests calls it first to skip once.
+func RequirePostgres(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv(PostgresDSNEnv)
+	if dsn == "" {
+		if ci, _ := strconv.ParseBool(os.Getenv(CIEnv)); ci {
+			t.Fatalf("storetest: %s is not set, and under CI a PostgreSQL test must run, not skip", PostgresDSNEnv)
+		}
+		t.Skipf("storetest: skipping PostgreSQL: set %s (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run it", PostgresDSNEnv)
+	}
+	return dsn
 }
 
 func dropSchema(t testing.TB, admin *sql.DB, schema string) {

@@ -28,9 +28,10 @@ CREATE TABLE objects (
     PRIMARY KEY (tenant_id, id)
 );
 -- An application's appId is unique across all tenants; a service
--- principal's only within its tenant (one per app per tenant).
+-- principal's only within its tenant (one per app per tenant). appId leads
+-- both so that they also serve lookups across tenants.
 CREATE UNIQUE INDEX objects_application_app_id ON objects (app_id) WHERE kind = 'application';
-CREATE UNIQUE INDEX objects_service_principal_app_id ON objects (tenant_id, app_id) WHERE kind = 'servicePrincipal';
+CREATE UNIQUE INDEX objects_service_principal_app_id ON objects (app_id, tenant_id) WHERE kind = 'servicePrincipal';
 CREATE INDEX objects_kind ON objects (tenant_id, kind, id);
 CREATE INDEX objects_app_id ON objects (tenant_id, kind, app_id);
 CREATE INDEX objects_display_name ON objects (tenant_id, kind, display_name_key);

@@ -1,0 +1,87 @@
+package postgres_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/store/conformance"
+	"github.com/tenantbridge/tenantbridge/internal/store/postgres"
+	"github.com/tenantbridge/tenantbridge/internal/store/sqlstore"
+	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.RequirePostgres(t)
+	conformance.Run(t, func(t *testing.T) store.Store { return storetest.Postgres(t) })
+}
+
+func migrationCount(t *testing.T, st store.Store) int {
+	t.Helper()
+	var n int
+	if err := st.(*sqlstore.Store).DB().QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		t.Fatalf("count migrations: %v", err)
+	}
+	return n
+}
+
+// TestConcurrentOpen: several processes starting against one new schema at
+// once migrate it exactly once (the advisory lock), and reopening is a
+// no-op.
+func TestConcurrentOpen(t *testing.T) {
+	dsn := storetest.PostgresSchemaDSN(t)
+	d, err := postgres.Dialect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	stores := make([]store.Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stores[i], errs[i] = postgres.Open(t.Context(), dsn)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		t.Cleanup(func() { stores[i].Close() })
+	}
+	if got := migrationCount(t, stores[0]); got != len(d.Migrations) {
+		t.Errorf("%d migrations recorded, want %d", got, len(d.Migrations))
+	}
+	if err := stores[0].CreateTenant(t.Context(), store.Tenant{ID: "t1", Name: "c", Domain: "c.example"}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := postgres.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer again.Close()
+	if got := migrationCount(t, again); got != len(d.Migrations) {
+		t.Errorf("after reopen: %d migrations recorded, want %d", got, len(d.Migrations))
+	}
+	if _, err := again.GetTenant(t.Context(), "t1"); err != nil {
+		t.Errorf("after reopen: %v", err)
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	// Port 1 on loopback: nothing listens, so the connect fails at once.
+	st, err := postgres.Open(t.Context(), "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=5")
+	if err == nil {
+		st.Close()
+		t.Fatal("Open of an unreachable server succeeded")
+	}
+	if _, err := postgres.Open(t.Context(), "postgres://[bad"); err == nil {
+		t.Fatal("Open of a malformed DSN succeeded")
+	}
+}
+
+func BenchmarkCreateObject(b *testing.B) { conformance.BenchmarkCreateObject(b, storetest.Postgres(b)) }
+func BenchmarkGetObject(b *testing.B)    { conformance.BenchmarkGetObject(b, storetest.Postgres(b)) }
