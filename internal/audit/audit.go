@@ -22,10 +22,12 @@ type Log struct {
 	st     store.Audit
 	logger *slog.Logger
 	now    func() time.Time
+	batch  *batcher // nil: each record is written at once
 }
 
-// New returns a Log writing to st; logger receives a line for each record
-// that could not be stored.
+// New returns a Log writing each record to st as it comes; logger receives
+// a line for each record that could not be stored. Pass a transaction's
+// store to make the record part of the change it describes.
 func New(st store.Audit, logger *slog.Logger) *Log {
 	return &Log{st: st, logger: logger, now: time.Now}
 }
@@ -45,7 +47,13 @@ func (l *Log) Record(ctx context.Context, r store.AuditRecord) error {
 	if r.ClientAddr == "" {
 		r.ClientAddr = info.ClientAddr
 	}
-	if _, err := l.st.AppendAudit(ctx, r); err != nil {
+	var err error
+	if l.batch != nil {
+		err = l.batch.enqueue(ctx, r)
+	} else {
+		_, err = l.st.AppendAudit(ctx, r)
+	}
+	if err != nil {
 		l.logger.ErrorContext(ctx, "audit record not stored", "action", r.Action, "target_tenant", r.TargetTenant, "err", err)
 		return err
 	}
@@ -55,4 +63,12 @@ func (l *Log) Record(ctx context.Context, r store.AuditRecord) error {
 // List returns the records that involve a tenant, as actor's or target's.
 func (l *Log) List(ctx context.Context, q store.AuditQuery) ([]store.AuditRecord, error) {
 	return l.st.ListAudit(ctx, q)
+}
+
+// Close stops a batching Log after committing every record already
+// handed to it. It does nothing for a Log made by New.
+func (l *Log) Close() {
+	if l.batch != nil {
+		l.batch.close()
+	}
 }

@@ -363,19 +363,7 @@ func (s *Service) AddFederatedCredential(ctx context.Context, tenantID, id strin
 		return f, err
 	}
 	_, err := s.updateCredentials(ctx, tenantID, id, func(a *Application) error {
-		if len(a.FederatedCredentials) >= MaxFederatedCredential {
-			return invalidf("An application may hold at most %d federated identity credentials.", MaxFederatedCredential)
-		}
-		for _, e := range a.FederatedCredentials {
-			if strings.EqualFold(e.Name, f.Name) {
-				return fmt.Errorf("a federated identity credential named %q already exists: %w", f.Name, ErrConflict)
-			}
-			if e.Issuer == f.Issuer && e.Subject == f.Subject {
-				return fmt.Errorf("a federated identity credential with this issuer and subject already exists: %w", ErrConflict)
-			}
-		}
-		a.FederatedCredentials = append(a.FederatedCredentials, f)
-		return nil
+		return addFederated(&a.FederatedCredentials, f)
 	})
 	return f, err
 }
@@ -383,23 +371,9 @@ func (s *Service) AddFederatedCredential(ctx context.Context, tenantID, id strin
 // UpdateFederatedCredential changes issuer, subject, audiences and description of the credential named or with id ref.
 func (s *Service) UpdateFederatedCredential(ctx context.Context, tenantID, id, ref string, mutate func(*FederatedIdentityCredential)) (FederatedIdentityCredential, error) {
 	var out FederatedIdentityCredential
-	_, err := s.updateCredentials(ctx, tenantID, id, func(a *Application) error {
-		i := slices.IndexFunc(a.FederatedCredentials, func(f FederatedIdentityCredential) bool {
-			return strings.EqualFold(f.ID, ref) || strings.EqualFold(f.Name, ref)
-		})
-		if i < 0 {
-			return ErrNotFound
-		}
-		f := a.FederatedCredentials[i]
-		keepID, keepName := f.ID, f.Name
-		mutate(&f)
-		f.ID, f.Name = keepID, keepName
-		if err := validateFederatedCredential(&f); err != nil {
-			return err
-		}
-		a.FederatedCredentials[i] = f
-		out = f
-		return nil
+	_, err := s.updateCredentials(ctx, tenantID, id, func(a *Application) (err error) {
+		out, err = updateFederated(a.FederatedCredentials, ref, mutate)
+		return err
 	})
 	return out, err
 }
@@ -407,16 +381,76 @@ func (s *Service) UpdateFederatedCredential(ctx context.Context, tenantID, id, r
 // RemoveFederatedCredential deletes the credential named or with id ref.
 func (s *Service) RemoveFederatedCredential(ctx context.Context, tenantID, id, ref string) error {
 	_, err := s.updateCredentials(ctx, tenantID, id, func(a *Application) error {
-		n := len(a.FederatedCredentials)
-		a.FederatedCredentials = slices.DeleteFunc(a.FederatedCredentials, func(f FederatedIdentityCredential) bool {
-			return strings.EqualFold(f.ID, ref) || strings.EqualFold(f.Name, ref)
-		})
-		if len(a.FederatedCredentials) == n {
-			return ErrNotFound
-		}
-		return nil
+		return removeFederated(&a.FederatedCredentials, ref)
 	})
 	return err
+}
+
+// The federated-credential list rules, shared by applications and
+// user-assigned managed identities, which Entra limits alike.
+
+func addFederated(list *[]FederatedIdentityCredential, f FederatedIdentityCredential) error {
+	if len(*list) >= MaxFederatedCredential {
+		return invalidf("At most %d federated identity credentials are allowed.", MaxFederatedCredential)
+	}
+	for _, e := range *list {
+		if strings.EqualFold(e.Name, f.Name) {
+			return fmt.Errorf("a federated identity credential named %q already exists: %w", f.Name, ErrConflict)
+		}
+		if e.Issuer == f.Issuer && e.Subject == f.Subject {
+			return fmt.Errorf("a federated identity credential with this issuer and subject already exists: %w", ErrConflict)
+		}
+	}
+	*list = append(*list, f)
+	return nil
+}
+
+func matchesFederated(ref string) func(FederatedIdentityCredential) bool {
+	return func(f FederatedIdentityCredential) bool {
+		return strings.EqualFold(f.ID, ref) || strings.EqualFold(f.Name, ref)
+	}
+}
+
+func updateFederated(list []FederatedIdentityCredential, ref string, mutate func(*FederatedIdentityCredential)) (FederatedIdentityCredential, error) {
+	i := slices.IndexFunc(list, matchesFederated(ref))
+	if i < 0 {
+		return FederatedIdentityCredential{}, ErrNotFound
+	}
+	f := list[i]
+	keepID, keepName := f.ID, f.Name
+	mutate(&f)
+	f.ID, f.Name = keepID, keepName
+	if err := validateFederatedCredential(&f); err != nil {
+		return f, err
+	}
+	list[i] = f
+	return f, nil
+}
+
+func removeFederated(list *[]FederatedIdentityCredential, ref string) error {
+	n := len(*list)
+	*list = slices.DeleteFunc(*list, matchesFederated(ref))
+	if len(*list) == n {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// MatchFederatedCredential finds the credential that trusts an assertion's
+// issuer and subject for the audience, compared exactly and
+// case-sensitively, as Entra now does.
+func MatchFederatedCredential(list []FederatedIdentityCredential, issuer, subject string, audiences []string) (FederatedIdentityCredential, bool) {
+	for _, f := range list {
+		if f.Issuer != issuer || f.Subject != subject {
+			continue
+		}
+		for _, a := range audiences {
+			if slices.Contains(f.Audiences, a) {
+				return f, true
+			}
+		}
+	}
+	return FederatedIdentityCredential{}, false
 }
 
 // AuthenticateClientSecret checks a client secret presented for app: the

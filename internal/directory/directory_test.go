@@ -184,7 +184,7 @@ func TestMultiTenantServicePrincipals(t *testing.T) {
 		}
 		multi, err := d.CreateApplication(ctx, provider, directory.Application{DisplayName: "saas", SignInAudience: directory.AudienceMultipleOrgs,
 			IdentifierURIs: []string{"api://saas"},
-			AppRoles: []directory.AppRole{{ID: "2a7d6f1c-7e3b-4b8e-9a35-1c7e2f0d9b11", AllowedMemberTypes: []string{"Application"}, Value: "Orders.Read", IsEnabled: true}}})
+			AppRoles:       []directory.AppRole{{ID: "2a7d6f1c-7e3b-4b8e-9a35-1c7e2f0d9b11", AllowedMemberTypes: []string{"Application"}, Value: "Orders.Read", IsEnabled: true}}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -84,7 +84,10 @@ func delegatedScope(id, value, typ, name string) PermissionScope {
 
 // firstPartyApps are Microsoft's resource applications that every tenant holds.
 func firstPartyApps() []Application {
-	v1 := 1
+	// Tokens for the token-exchange audience are v2: a federated credential
+	// that trusts another tenant names that tenant's v2 issuer
+	// (https://login.microsoftonline.com/{tid}/v2.0).
+	v2 := 2
 	return []Application{
 		{AppID: GraphAppID, DisplayName: "Microsoft Graph", IdentifierURIs: []string{GraphResource},
 			AppRoles: graphAppRoles, OAuth2PermissionScopes: graphScopes},
@@ -97,6 +100,6 @@ func firstPartyApps() []Application {
 				"user_impersonation", "User", "Have full access to the Azure Key Vault service")}},
 		{AppID: ServiceBusAppID, DisplayName: "Microsoft.ServiceBus", IdentifierURIs: []string{ServiceBusResource}},
 		{AppID: TokenExchangeAppID, DisplayName: "AAD Token Exchange Endpoint",
-			IdentifierURIs: []string{TokenExchangeAudience}, AccessTokenAcceptedVersion: &v1},
+			IdentifierURIs: []string{TokenExchangeAudience}, AccessTokenAcceptedVersion: &v2},
 	}
 }

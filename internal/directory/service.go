@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -115,7 +116,11 @@ func (a *Application) setMeta(t string, v int64) { a.TenantID, a.Version = t, v 
 func (a *Application) version() int64            { return a.Version }
 
 func (sp *ServicePrincipal) keys() objectKeys {
-	return objectKeys{store.KindServicePrincipal, sp.ID, sp.AppID, sp.DisplayName, sp.ServicePrincipalNames}
+	names := slices.Clone(sp.ServicePrincipalNames)
+	if id := sp.ManagedIdentityResourceID(); id != "" {
+		names = append(names, id) // so that mi_res_id finds the identity
+	}
+	return objectKeys{store.KindServicePrincipal, sp.ID, sp.AppID, sp.DisplayName, names}
 }
 func (sp *ServicePrincipal) setMeta(t string, v int64) { sp.TenantID, sp.Version = t, v }
 func (sp *ServicePrincipal) version() int64            { return sp.Version }

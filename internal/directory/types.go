@@ -1,6 +1,10 @@
 package directory
 
-import "time"
+import (
+	"slices"
+	"strings"
+	"time"
+)
 
 // The sign-in audiences tenantbridge supports. Personal Microsoft accounts
 // have no place in a cloud without consumers, so their audiences are refused.
@@ -146,8 +150,11 @@ type ServicePrincipal struct {
 	KeyCredentials            []KeyCredential      `json:"keyCredentials,omitempty"`
 	SignInAudience            string               `json:"signInAudience,omitempty"`
 	Tags                      []string             `json:"tags,omitempty"`
-	CreatedDateTime           time.Time            `json:"createdDateTime"`
-	Version                   int64                `json:"-"`
+	// FederatedCredentials are a user-assigned managed identity's; an
+	// application's live on the application.
+	FederatedCredentials []FederatedIdentityCredential `json:"federatedIdentityCredentials,omitempty"`
+	CreatedDateTime      time.Time                     `json:"createdDateTime"`
+	Version              int64                         `json:"-"`
 }
 
 // AppRole returns the enabled role with the id, if the principal defines it.
@@ -158,6 +165,30 @@ func (sp *ServicePrincipal) AppRole(id string) (AppRole, bool) {
 		}
 	}
 	return AppRole{}, false
+}
+
+// IsManagedIdentity reports whether the principal is a managed identity,
+// which has no application object and no credentials of its own.
+func (sp *ServicePrincipal) IsManagedIdentity() bool {
+	return sp.ServicePrincipalType == SPTypeManagedIdentity
+}
+
+// ManagedIdentityResourceID returns the Azure resource id a managed
+// identity belongs to: its own for a user-assigned identity, its resource's
+// for a system-assigned one. Entra keeps it in alternativeNames.
+func (sp *ServicePrincipal) ManagedIdentityResourceID() string {
+	for _, n := range sp.AlternativeNames {
+		if strings.HasPrefix(n, "/") {
+			return n
+		}
+	}
+	return ""
+}
+
+// IsUserAssigned reports whether a managed identity is user-assigned
+// (isExplicit=True in Entra's alternativeNames).
+func (sp *ServicePrincipal) IsUserAssigned() bool {
+	return slices.Contains(sp.AlternativeNames, "isExplicit=True")
 }
 
 // User is a person's account in a tenant.

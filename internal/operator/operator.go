@@ -1,8 +1,11 @@
 // Package operator is the operator's API: creating, listing and deleting
-// tenants, and reading the audit log. The operator runs the cloud itself and
-// stands above its tenants, so this API is not part of any Azure surface; it
-// answers only on the bare listen address, under /_operator/v1/, to the
-// bearer key in DIR/operator.json.
+// tenants, reading the audit log, rotating the token-signing keys, and
+// managing the managed identities and workloads of a tenant (tenantbridge's
+// own control plane for them; ARM's Microsoft.ManagedIdentity surface is a
+// separate, Azure-shaped door to the same directory objects). The operator
+// runs the cloud itself and stands above its tenants, so this API is not part
+// of any Azure surface; it answers only on the bare listen address, under
+// /_operator/v1/, to the bearer key in DIR/operator.json.
 package operator
 
 import (
@@ -25,6 +28,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/audit"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/httpx"
+	"github.com/tenantbridge/tenantbridge/internal/pki"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
@@ -34,15 +38,19 @@ type Credential struct {
 	URL    string `json:"url"`    // the bare listen address, e.g. https://127.0.0.1:8443
 	CAFile string `json:"caFile"` // the CA certificate clients must trust
 	Key    string `json:"key"`    // the operator's bearer key
+	// ProxyURL is the HTTPS proxy (http://ADDR) whose tunnels end in this
+	// server, when it runs one (serve --proxy-listen); empty otherwise.
+	ProxyURL string `json:"proxyUrl,omitempty"`
 }
 
 // FileName is the operator credential's file name in the data directory.
 const FileName = "operator.json"
 
 // LoadOrCreateCredential reads DIR/operator.json, creating it (0600) with a
-// fresh 256-bit key on first start. url and caFile are refreshed on every
-// start so that the file always says how to reach this server.
-func LoadOrCreateCredential(dir, url, caFile string) (Credential, error) {
+// fresh 256-bit key on first start. url, caFile and proxyURL are refreshed on
+// every start so that the file always says how to reach this server; an
+// empty proxyURL removes a proxy an earlier start recorded.
+func LoadOrCreateCredential(dir, url, caFile, proxyURL string) (Credential, error) {
 	path := filepath.Join(dir, FileName)
 	var c Credential
 	data, err := os.ReadFile(path)
@@ -60,10 +68,10 @@ func LoadOrCreateCredential(dir, url, caFile string) (Credential, error) {
 	default:
 		return c, err
 	}
-	if c.URL == url && c.CAFile == caFile && err == nil {
+	if c.URL == url && c.CAFile == caFile && c.ProxyURL == proxyURL && err == nil {
 		return c, nil
 	}
-	c.URL, c.CAFile = url, caFile
+	c.URL, c.CAFile, c.ProxyURL = url, caFile, proxyURL
 	out, _ := json.MarshalIndent(c, "", "  ")
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, append(out, '\n'), 0o600); err != nil {
@@ -72,31 +80,96 @@ func LoadOrCreateCredential(dir, url, caFile string) (Credential, error) {
 	return c, os.Rename(tmp, path)
 }
 
-// API serves the operator endpoints.
-type API struct {
-	dir     *directory.Service
-	audit   *audit.Log
-	keyHash [32]byte
-	logger  *slog.Logger
-	mux     *http.ServeMux
+// Config holds the operator API's dependencies.
+type Config struct {
+	Directory *directory.Service
+	Audit     *audit.Log
+	// Key is the operator's bearer key (Credential.Key). Empty refuses
+	// every request.
+	Key string
+	// Keys are the server's token-signing keys, rotated in process.
+	Keys *pki.KeySet
+	// MaxTokenLifetime is the longest lifetime of any token the server
+	// signs: how long a retired key must stay published.
+	MaxTokenLifetime time.Duration
+	Logger           *slog.Logger     // default: discard
+	Now              func() time.Time // default: time.Now
 }
 
-// New returns the operator API authorising requests with key.
-func New(dir *directory.Service, log *audit.Log, key string, logger *slog.Logger) *API {
-	a := &API{dir: dir, audit: log, keyHash: sha256.Sum256([]byte(key)), logger: logger, mux: http.NewServeMux()}
-	a.mux.HandleFunc("POST /_operator/v1/tenants", a.createTenant)
-	a.mux.HandleFunc("GET /_operator/v1/tenants", a.listTenants)
-	a.mux.HandleFunc("GET /_operator/v1/tenants/{tenant}", a.showTenant)
-	a.mux.HandleFunc("DELETE /_operator/v1/tenants/{tenant}", a.deleteTenant)
-	a.mux.HandleFunc("GET /_operator/v1/audit", a.listAudit)
+// API serves the operator endpoints.
+type API struct {
+	dir         *directory.Service
+	audit       *audit.Log
+	keyHash     [32]byte
+	hasKey      bool
+	keys        *pki.KeySet
+	maxLifetime time.Duration
+	logger      *slog.Logger
+	now         func() time.Time
+	mux         *http.ServeMux
+}
+
+// New returns the operator API. Directory, Audit and Keys are required: an
+// operator API that cannot act or record must not start, so a missing one
+// panics at wiring time.
+func New(cfg Config) *API {
+	if cfg.Directory == nil || cfg.Audit == nil || cfg.Keys == nil {
+		panic("operator: Config needs Directory, Audit and Keys")
+	}
+	a := &API{dir: cfg.Directory, audit: cfg.Audit, keyHash: sha256.Sum256([]byte(cfg.Key)), hasKey: cfg.Key != "",
+		keys: cfg.Keys, maxLifetime: cfg.MaxTokenLifetime, logger: cfg.Logger, now: cfg.Now, mux: http.NewServeMux()}
+	if a.logger == nil {
+		a.logger = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	m := a.mux
+	m.HandleFunc("POST /_operator/v1/tenants", a.createTenant)
+	m.HandleFunc("GET /_operator/v1/tenants", a.listTenants)
+	m.HandleFunc("GET /_operator/v1/tenants/{tenant}", a.showTenant)
+	m.HandleFunc("DELETE /_operator/v1/tenants/{tenant}", a.deleteTenant)
+	m.HandleFunc("GET /_operator/v1/audit", a.listAudit)
+
+	m.HandleFunc("GET /_operator/v1/keys", a.listKeys)
+	m.HandleFunc("POST /_operator/v1/keys/rotate", a.rotateKeys)
+
+	m.HandleFunc("POST /_operator/v1/tenants/{tenant}/identities", a.createIdentity)
+	m.HandleFunc("GET /_operator/v1/tenants/{tenant}/identities", a.listIdentities)
+	m.HandleFunc("GET /_operator/v1/tenants/{tenant}/identities/{ref}", a.showIdentity)
+	m.HandleFunc("DELETE /_operator/v1/tenants/{tenant}/identities/{ref}", a.deleteIdentity)
+
+	m.HandleFunc("POST /_operator/v1/tenants/{tenant}/workloads", a.createWorkload)
+	m.HandleFunc("GET /_operator/v1/tenants/{tenant}/workloads", a.listWorkloads)
+	m.HandleFunc("GET /_operator/v1/tenants/{tenant}/workloads/{ref}", a.showWorkload)
+	m.HandleFunc("DELETE /_operator/v1/tenants/{tenant}/workloads/{ref}", a.deleteWorkload)
+	m.HandleFunc("POST /_operator/v1/tenants/{tenant}/workloads/{ref}/rotateHeader", a.rotateWorkloadHeader)
+
+	// Anything else gets the API's own error shape, not the mux's text.
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "NotFound", "There is no operator endpoint "+r.Method+" "+quotePath(r.URL.Path)+".")
+	})
 	return a
+}
+
+// quotePath keeps a hostile path from shaping an error message.
+func quotePath(p string) string {
+	if len(p) > 200 {
+		p = p[:200] + "..."
+	}
+	return "'" + strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '\'' {
+			return '?'
+		}
+		return r
+	}, p) + "'"
 }
 
 // ServeHTTP checks the operator key, in constant time, before anything else.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	got := sha256.Sum256([]byte(raw))
-	if !ok || subtle.ConstantTimeCompare(got[:], a.keyHash[:]) != 1 {
+	if !ok || !a.hasKey || subtle.ConstantTimeCompare(got[:], a.keyHash[:]) != 1 {
 		writeError(w, http.StatusUnauthorized, "Unauthorized", "The operator key is missing or wrong.")
 		return
 	}
@@ -124,6 +197,23 @@ type AdminView struct {
 	ObjectID           string    `json:"objectId"`
 	ServicePrincipalID string    `json:"servicePrincipalId"`
 	SecretExpires      time.Time `json:"secretExpires"`
+}
+
+// AuditView is an audit record as the operator API shows it. It has the
+// store record's fields, so a conversion is all it takes; the store's type
+// stays free of wire names.
+type AuditView struct {
+	Seq          int64     `json:"seq"`
+	Time         time.Time `json:"time"`
+	Actor        string    `json:"actor"`
+	ActorTenant  string    `json:"actorTenant"`
+	TargetTenant string    `json:"targetTenant"`
+	Action       string    `json:"action"`
+	Target       string    `json:"target"`
+	Result       string    `json:"result"`
+	ClientAddr   string    `json:"clientAddr,omitempty"`
+	RequestID    string    `json:"requestId,omitempty"`
+	Detail       string    `json:"detail,omitempty"`
 }
 
 func viewOf(t store.Tenant) TenantView {
@@ -231,24 +321,38 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "", "", err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"value": recs})
+	out := make([]AuditView, len(recs))
+	for i, rec := range recs {
+		out[i] = AuditView(rec)
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"value": out})
 }
 
 // fail maps an error to the operator API's error shape, and audits a
-// refused change.
+// refused change. A not-found error is about the tenant target names.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, action, target string, err error) {
+	a.failIn(w, r, action, "", target, err, notFound{"TenantNotFound", "Tenant"})
+}
+
+// notFound is what a missing object is called in an error: its code and
+// the noun the message names it by.
+type notFound struct{ code, noun string }
+
+// failIn is fail for an object (target) of the tenant tenantID, where a
+// not-found error is about that object.
+func (a *API) failIn(w http.ResponseWriter, r *http.Request, action, tenantID, target string, err error, nf notFound) {
 	status, code, msg := http.StatusInternalServerError, "InternalError", "The request failed; see the server log."
 	if m, ok := directory.IsInvalid(err); ok {
 		status, code, msg = http.StatusBadRequest, "InvalidParameter", m
 	} else if errors.Is(err, directory.ErrConflict) {
 		status, code, msg = http.StatusConflict, "Conflict", strings.TrimSuffix(err.Error(), ": "+directory.ErrConflict.Error())
 	} else if errors.Is(err, directory.ErrNotFound) {
-		status, code, msg = http.StatusNotFound, "TenantNotFound", fmt.Sprintf("Tenant %q was not found.", target)
+		status, code, msg = http.StatusNotFound, nf.code, fmt.Sprintf("%s %s was not found.", nf.noun, quotePath(target))
 	} else {
 		a.logger.ErrorContext(r.Context(), "operator request failed", "err", err)
 	}
 	if action != "" {
-		_ = a.record(r.Context(), action, "", target, code)
+		_ = a.record(r.Context(), action, tenantID, target, code)
 	}
 	writeError(w, status, code, msg)
 }

@@ -147,8 +147,10 @@ func TestKeySetSeveralKeys(t *testing.T) {
 		if len(pub) != 3 || pub[0].KeyID != newer.KeyID || pub[1].KeyID != first.KeyID || pub[2].KeyID != older.KeyID {
 			t.Fatalf("Published order wrong: %v", pub)
 		}
-		if ks.Current().KeyID != newer.KeyID {
-			t.Errorf("Current = %s, want the newest %s", ks.Current().KeyID, newer.KeyID)
+		// newer activates in an hour: published already, but the key that
+		// signs is the newest that has activated.
+		if ks.Current().KeyID != first.KeyID {
+			t.Errorf("Current = %s, want the newest active key %s", ks.Current().KeyID, first.KeyID)
 		}
 		for _, k := range []SigningKey{first, older, newer} {
 			got, ok := ks.Lookup(k.KeyID)
@@ -180,11 +182,12 @@ func TestKeySetSeveralKeys(t *testing.T) {
 }
 
 func TestKeySetConcurrent(t *testing.T) {
-	ks, err := LoadOrCreateKeySet(t.TempDir())
+	clock := newFakeClock(time.Now())
+	ks, err := LoadOrCreateKeySetWithClock(t.TempDir(), clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	extra, err := newSigningKey(time.Now().Add(time.Hour))
+	extra, err := newSigningKey(clock.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,8 +208,12 @@ func TestKeySetConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 	wg.Wait()
+	if ks.Current().KeyID == extra.KeyID {
+		t.Error("added key is current before it activates")
+	}
+	clock.Advance(time.Hour)
 	if ks.Current().KeyID != extra.KeyID {
-		t.Error("added newer key is not current")
+		t.Error("added newer key is not current once it activates")
 	}
 }
 

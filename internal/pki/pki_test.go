@@ -399,7 +399,7 @@ func TestReloadReusesState(t *testing.T) {
 	if ks1.Current().KeyID != ks2.Current().KeyID || len(ks2.Published()) != 1 {
 		t.Errorf("signing key changed on reload: %s -> %s (%d keys)", ks1.Current().KeyID, ks2.Current().KeyID, len(ks2.Published()))
 	}
-	if !ks1.Current().Key.Equal(ks2.Current().Key) || !ks1.Current().Created.Equal(ks2.Current().Created) {
+	if !ks1.Current().Key.Equal(ks2.Current().Key) || !ks1.Current().Activates.Equal(ks2.Current().Activates) {
 		t.Error("reloaded signing key differs")
 	}
 	sec2, err := LoadOrCreateSecrets(dir)

@@ -9,7 +9,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -30,10 +33,19 @@ const (
 // x5c as Entra does. KeyID is the base64url (no padding) SHA-1 thumbprint of
 // the certificate DER, which Entra uses as both kid and x5t.
 type SigningKey struct {
-	KeyID   string
-	Key     *rsa.PrivateKey
-	Cert    *x509.Certificate
+	KeyID string
+	Key   *rsa.PrivateKey
+	Cert  *x509.Certificate
+	// Created is the certificate's NotBefore, the same as Activates.
+	//
+	// Deprecated: use Activates. Since keys can be rotated in ahead of
+	// use, a key's certificate is dated when it starts signing, which
+	// may be later than when it was made.
 	Created time.Time
+	// Activates is when the key starts signing new tokens (if no newer key
+	// has activated by then). It is the certificate's NotBefore, so it is
+	// kept in the key file itself and has whole-second precision.
+	Activates time.Time
 }
 
 // X5T returns the base64url SHA-1 thumbprint of the certificate, the JWS
@@ -50,36 +62,76 @@ func (k SigningKey) X5TS256() string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
+// PruneMargin is how long Prune keeps a retired key beyond the longest
+// lifetime of a token it can have signed: room for clock skew between
+// instances and for verifiers that allow some leeway on exp.
+const PruneMargin = 5 * time.Minute
+
 // KeySet holds the token-signing keys. It is safe for concurrent use, because
-// the token service reads it on every request while rotation will change it.
+// the token service reads it on every request while rotation changes it.
+//
 // Keys live under DIR/signing/, one PEM file (0600) each holding the PKCS#8
-// private key and the certificate, so rotation is adding a file: the newest
-// key is Current() and signs; all are Published() so tokens signed by an older
-// key still verify until it is retired.
+// private key and its self-signed certificate. The certificate's NotBefore is
+// the key's activation time: when it starts signing. That keeps the whole
+// life of a key in the one file a rotation writes, readable with
+// `openssl x509 -noout -startdate`, and keeps files written before rotation
+// existed valid (they activated when they were made).
+//
+// A key's life:
+//
+//   - pending: written and published (JWKS, Lookup) but not yet signing, so
+//     that clients which cache JWKS learn it before they meet a token it
+//     signed (Rotate's publishAhead);
+//   - active: the newest key whose activation time has come; Current returns
+//     it and it signs every new token;
+//   - retired: a newer key has activated. It stays published, so tokens it
+//     signed still verify, until Prune removes it once the longest-lived of
+//     those tokens has expired.
+//
+// Every instance sharing the directory (and the CLI) derives the same states
+// from the same files and the time, so rotation needs no coordination beyond
+// Reload picking up files written elsewhere.
 type KeySet struct {
-	dir  string
-	mu   sync.RWMutex
-	keys []SigningKey // newest first
+	dir string
+	now func() time.Time
+
+	// wmu serialises the changes (Rotate, Prune, Reload), so that a
+	// Reload cannot drop a key that a concurrent Rotate just added; mu
+	// guards keys and files for the readers on the hot path.
+	wmu   sync.Mutex
+	mu    sync.RWMutex
+	keys  []SigningKey      // newest activation first
+	files map[string]string // kid -> path of its file
 }
 
-// LoadOrCreateKeySet loads DIR/signing/*.pem, creating one key if there are
-// none. The directory is 0700. A file that cannot be parsed is an error, not
-// skipped: a signing key that silently disappears breaks token validation.
+// LoadOrCreateKeySet loads DIR/signing/*.pem, creating one key, active at
+// once, if there are none. The directory is 0700. A file that cannot be
+// parsed is an error, not skipped: a signing key that silently disappears
+// breaks token validation. The set reads the time from time.Now.
 func LoadOrCreateKeySet(dir string) (*KeySet, error) {
+	return LoadOrCreateKeySetWithClock(dir, time.Now)
+}
+
+// LoadOrCreateKeySetWithClock is LoadOrCreateKeySet with the clock that
+// Current (and the first key's activation) use, for tests that move time.
+func LoadOrCreateKeySetWithClock(dir string, now func() time.Time) (*KeySet, error) {
+	if now == nil {
+		return nil, errors.New("pki: nil clock")
+	}
 	if err := ensureDir(dir); err != nil {
 		return nil, err
 	}
-	ks := &KeySet{dir: filepath.Join(dir, signingDir)}
+	ks := &KeySet{dir: filepath.Join(dir, signingDir), now: now}
 	if err := ensurePrivateDir(ks.dir); err != nil {
 		return nil, err
 	}
-	keys, err := loadSigningKeys(ks.dir)
+	keys, files, err := loadSigningKeys(ks.dir)
 	if err != nil {
 		return nil, err
 	}
-	ks.keys = keys
+	ks.keys, ks.files = keys, files
 	if len(ks.keys) == 0 {
-		k, err := newSigningKey(time.Now())
+		k, err := newSigningKey(ks.now())
 		if err != nil {
 			return nil, err
 		}
@@ -90,13 +142,15 @@ func LoadOrCreateKeySet(dir string) (*KeySet, error) {
 	return ks, nil
 }
 
-func loadSigningKeys(dir string) ([]SigningKey, error) {
+// loadSigningKeys reads every key file of dir, newest activation first, and
+// where each came from.
+func loadSigningKeys(dir string) ([]SigningKey, map[string]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("pki: %w", err)
+		return nil, nil, fmt.Errorf("pki: %w", err)
 	}
 	var keys []SigningKey
-	seen := map[string]string{}
+	files := map[string]string{}
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".pem") || e.IsDir() {
@@ -104,17 +158,20 @@ func loadSigningKeys(dir string) ([]SigningKey, error) {
 		}
 		path := filepath.Join(dir, name)
 		k, err := readSigningKey(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // pruned by another process since ReadDir
+		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if other, dup := seen[k.KeyID]; dup {
-			return nil, fmt.Errorf("pki: signing key %s is in both %s and %s; remove one", k.KeyID, other, path)
+		if other, dup := files[k.KeyID]; dup {
+			return nil, nil, fmt.Errorf("pki: signing key %s is in both %s and %s; remove one", k.KeyID, other, path)
 		}
-		seen[k.KeyID] = path
+		files[k.KeyID] = path
 		keys = append(keys, k)
 	}
 	sortNewestFirst(keys)
-	return keys, nil
+	return keys, files, nil
 }
 
 func readSigningKey(path string) (SigningKey, error) {
@@ -165,22 +222,24 @@ func readSigningKey(path string) (SigningKey, error) {
 		return SigningKey{}, fmt.Errorf("pki: %s: the certificate is not for this key", path)
 	}
 	k.KeyID = k.X5T()
-	k.Created = k.Cert.NotBefore
+	k.Activates = k.Cert.NotBefore
+	k.Created = k.Activates
 	return k, nil
 }
 
-// newSigningKey makes a key and its self-signed certificate, dated created.
-func newSigningKey(created time.Time) (SigningKey, error) {
+// newSigningKey makes a key and its self-signed certificate, dated (and so
+// activating at) activates, truncated to the second.
+func newSigningKey(activates time.Time) (SigningKey, error) {
 	key, err := rsa.GenerateKey(rand.Reader, signingKeyBits)
 	if err != nil {
 		return SigningKey{}, fmt.Errorf("pki: generate signing key: %w", err)
 	}
-	// Certificates carry whole seconds; Created is read back from NotBefore.
-	created = created.UTC().Truncate(time.Second)
+	// Certificates carry whole seconds; Activates is read back from NotBefore.
+	activates = activates.UTC().Truncate(time.Second)
 	tmpl := &x509.Certificate{
 		Subject:               pkix.Name{Organization: []string{"tenantbridge"}, CommonName: "tenantbridge token signing"},
-		NotBefore:             created,
-		NotAfter:              created.Add(signingValidity),
+		NotBefore:             activates,
+		NotAfter:              activates.Add(signingValidity),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 	}
@@ -192,7 +251,7 @@ func newSigningKey(created time.Time) (SigningKey, error) {
 	if err != nil {
 		return SigningKey{}, fmt.Errorf("pki: create signing certificate: %w", err)
 	}
-	k := SigningKey{Key: key, Cert: cert, Created: cert.NotBefore}
+	k := SigningKey{Key: key, Cert: cert, Activates: cert.NotBefore, Created: cert.NotBefore}
 	k.KeyID = k.X5T()
 	return k, nil
 }
@@ -206,36 +265,173 @@ func (ks *KeySet) add(k SigningKey) error {
 	}
 	data := append(keyPEM, certPEM(k.Cert.Raw)...)
 	path := filepath.Join(ks.dir, k.KeyID+".pem")
+	ks.wmu.Lock()
+	defer ks.wmu.Unlock()
 	if err := createFileAtomic(path, data, privateFileMode); err != nil {
 		return err
 	}
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	ks.keys = append(ks.keys, k)
-	sortNewestFirst(ks.keys)
+	keys := append(slices.Clone(ks.keys), k)
+	sortNewestFirst(keys)
+	files := maps.Clone(ks.files)
+	if files == nil {
+		files = map[string]string{}
+	}
+	files[k.KeyID] = path
+	ks.keys, ks.files = keys, files
 	return nil
 }
 
 func sortNewestFirst(keys []SigningKey) {
 	slices.SortFunc(keys, func(a, b SigningKey) int {
-		if c := b.Created.Compare(a.Created); c != 0 {
+		if c := b.Activates.Compare(a.Activates); c != 0 {
 			return c
 		}
 		return strings.Compare(a.KeyID, b.KeyID) // deterministic tie-break
 	})
 }
 
-// Current returns the key that signs new tokens: the newest.
+// currentIndex is the index in keys (newest activation first) of the key
+// that signs at now: the newest that has activated. If none has (a set
+// holding only keys rotated in ahead, or another instance's clock running
+// ahead of ours), it is the one that activates first: it is published
+// already, and signing with it beats failing every token request.
+func currentIndex(keys []SigningKey, now time.Time) int {
+	for i, k := range keys {
+		if !k.Activates.After(now) {
+			return i
+		}
+	}
+	return len(keys) - 1
+}
+
+// Rotate makes a new signing key that activates publishAhead after now,
+// writes it (0600, atomically) and publishes it at once. publishAhead gives
+// clients that cache JWKS time to fetch the new key before the first token
+// it signs: make it longer than the longest cache of the JWKS document (a
+// day is a common choice; go-oidc and MSAL refetch on an unknown kid, but
+// not every resource server does). 0 activates the key at once.
+//
+// A positive publishAhead is rounded up to the next whole second (the
+// activation time is a certificate's NotBefore), so the key is never
+// published for less than that.
+//
+// The key that was current keeps signing until the new one activates, and is
+// then retired: see Prune. Other processes sharing the directory see the new
+// key when they Reload.
+func (ks *KeySet) Rotate(now time.Time, publishAhead time.Duration) (SigningKey, error) {
+	if publishAhead < 0 {
+		return SigningKey{}, fmt.Errorf("pki: rotate: negative publish-ahead %v", publishAhead)
+	}
+	activates := now.Add(publishAhead)
+	if publishAhead > 0 {
+		if t := activates.Truncate(time.Second); !t.Equal(activates) {
+			activates = t.Add(time.Second)
+		}
+	}
+	k, err := newSigningKey(activates)
+	if err != nil {
+		return SigningKey{}, err
+	}
+	if err := ks.add(k); err != nil {
+		return SigningKey{}, err
+	}
+	return k, nil
+}
+
+// Prune removes the retired keys that no unexpired token can need any more,
+// deleting their files, and returns their key ids. A key retires when the
+// next newer key activates; from then on it signs nothing, so it may go once
+// that activation + maxTokenLifetime + PruneMargin has passed.
+// maxTokenLifetime is the longest lifetime of any token the set signs
+// (access, ID and other signed tokens alike).
+//
+// The current key and pending keys are never removed, nor is any key while a
+// newer one is still pending. A key file that is already gone (pruned by
+// another process) counts as removed. On an error, the keys removed so far
+// are returned with it and are gone from the set.
+func (ks *KeySet) Prune(now time.Time, maxTokenLifetime time.Duration) (removed []string, err error) {
+	if maxTokenLifetime < 0 {
+		return nil, fmt.Errorf("pki: prune: negative token lifetime %v", maxTokenLifetime)
+	}
+	ks.wmu.Lock()
+	defer ks.wmu.Unlock()
+	ks.mu.RLock()
+	keys, files := ks.keys, ks.files // replaced, never modified in place
+	ks.mu.RUnlock()
+
+	cur := currentIndex(keys, now)
+	gone := map[string]bool{}
+	for i := cur + 1; i < len(keys); i++ {
+		retired := keys[i-1].Activates // the next newer key's activation
+		if now.Before(retired.Add(maxTokenLifetime).Add(PruneMargin)) {
+			continue
+		}
+		kid := keys[i].KeyID
+		if rerr := os.Remove(files[kid]); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = fmt.Errorf("pki: prune signing key %s: %w", kid, rerr)
+			break
+		}
+		gone[kid] = true
+		removed = append(removed, kid)
+	}
+	if len(gone) == 0 {
+		return nil, err
+	}
+	syncDir(ks.dir)
+	kept := make([]SigningKey, 0, len(keys)-len(gone))
+	keptFiles := make(map[string]string, len(keys)-len(gone))
+	for _, k := range keys {
+		if !gone[k.KeyID] {
+			kept = append(kept, k)
+			keptFiles[k.KeyID] = files[k.KeyID]
+		}
+	}
+	ks.mu.Lock()
+	ks.keys, ks.files = kept, keptFiles
+	ks.mu.Unlock()
+	return removed, err
+}
+
+// Reload re-reads DIR/signing, so that a rotation or prune done by another
+// process (the CLI, another instance sharing the directory) takes effect
+// here. It is safe to call while the set is in use: readers see the old keys
+// or the new ones, never a mixture. If a file cannot be read or parsed, or no
+// key is left, Reload fails and the set keeps the keys it had.
+func (ks *KeySet) Reload() error {
+	ks.wmu.Lock()
+	defer ks.wmu.Unlock()
+	keys, files, err := loadSigningKeys(ks.dir)
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return fmt.Errorf("pki: reload: %s holds no signing key; keeping the keys loaded before", ks.dir)
+	}
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	ks.keys, ks.files = keys, files
+	return nil
+}
+
+// Current returns the key that signs new tokens: the newest key whose
+// activation time has come, by the set's clock. Should none have come yet
+// (only when every key was rotated in ahead, or clocks disagree), it is the
+// key that activates first.
 func (ks *KeySet) Current() SigningKey {
+	now := ks.now()
 	ks.mu.RLock()
 	defer ks.mu.RUnlock()
 	if len(ks.keys) == 0 {
 		return SigningKey{}
 	}
-	return ks.keys[0]
+	return ks.keys[currentIndex(ks.keys, now)]
 }
 
-// Published returns every key that verifiers should accept, newest first.
+// Published returns every key that verifiers should accept, newest
+// activation first: pending keys (so that clients learn them before they
+// sign), the current key, and retired keys until Prune removes them.
 func (ks *KeySet) Published() []SigningKey {
 	ks.mu.RLock()
 	defer ks.mu.RUnlock()
@@ -252,6 +448,60 @@ func (ks *KeySet) Lookup(kid string) (SigningKey, bool) {
 		}
 	}
 	return SigningKey{}, false
+}
+
+// KeyState is where a signing key is in its life.
+type KeyState string
+
+// The states of a signing key; see KeySet.
+const (
+	KeyPending KeyState = "pending" // published, not yet signing
+	KeyActive  KeyState = "active"  // signs new tokens
+	KeyRetired KeyState = "retired" // signs nothing; published until pruned
+)
+
+// KeyStatus is a signing key and its state at some time, as `tenantbridge
+// keys list` shows it.
+type KeyStatus struct {
+	SigningKey
+	State KeyState
+	// Retires is when the next newer key activates and this one stops
+	// signing (in the past for a retired key); zero for the newest key.
+	Retires time.Time
+}
+
+// RemovableAfter is when Prune may remove the key, given the longest token
+// lifetime; zero while the key has no newer key to retire it.
+func (s KeyStatus) RemovableAfter(maxTokenLifetime time.Duration) time.Time {
+	if s.Retires.IsZero() {
+		return time.Time{}
+	}
+	return s.Retires.Add(maxTokenLifetime).Add(PruneMargin)
+}
+
+// Status returns every key of the set with its state at now, newest
+// activation first. Exactly one key is active.
+func (ks *KeySet) Status(now time.Time) []KeyStatus {
+	ks.mu.RLock()
+	keys := ks.keys
+	ks.mu.RUnlock()
+	cur := currentIndex(keys, now)
+	out := make([]KeyStatus, len(keys))
+	for i, k := range keys {
+		out[i].SigningKey = k
+		switch {
+		case i < cur:
+			out[i].State = KeyPending
+		case i == cur:
+			out[i].State = KeyActive
+		default:
+			out[i].State = KeyRetired
+		}
+		if i > 0 {
+			out[i].Retires = keys[i-1].Activates
+		}
+	}
+	return out
 }
 
 type jwk struct {

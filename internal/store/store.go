@@ -34,6 +34,7 @@ type Store interface {
 	Links
 	AppRoleAssignments
 	Audit
+	OneTimeUse
 
 	// InTx runs fn with a Store whose every call is part of one transaction.
 	// If fn returns an error the transaction is rolled back and the error is
@@ -75,6 +76,10 @@ const (
 	KindServicePrincipal ObjectKind = "servicePrincipal"
 	KindUser             ObjectKind = "user"
 	KindGroup            ObjectKind = "group"
+	// KindWorkload is a compute resource that runs as managed identities
+	// (what App Service or a VM is in Azure): the holder of the
+	// identity endpoint's secret header.
+	KindWorkload ObjectKind = "workload"
 )
 
 // Object is one directory object: its indexed keys plus the JSON document
@@ -226,4 +231,37 @@ type AuditQuery struct {
 type Audit interface {
 	AppendAudit(ctx context.Context, r AuditRecord) (int64, error)
 	ListAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
+}
+
+// MaxOneTimeUseKey is the longest key, in bytes, that OneTimeUse records.
+const MaxOneTimeUseKey = 512
+
+// OneTimeUse records keys that may be used once, until they expire: the jti
+// of a client assertion (which must not be accepted twice within its
+// lifetime), and single-use authorization codes and refresh tokens. Keys
+// share one namespace across every tenant and purpose, so callers prefix
+// them with what they are (for example "assertion:" + client id + ":" + jti).
+// A key derived from a credential (an authorization code, a refresh token)
+// must be a hash of it, never the credential itself; hashing also keeps long
+// values within MaxOneTimeUseKey.
+type OneTimeUse interface {
+	// UseOnce records key as used until expires. It fails with
+	// ErrConflict if key is already recorded and not yet expired (an
+	// expired record is replaced). Of any number of concurrent calls with
+	// one key, exactly one succeeds; inside InTx, the record is part of
+	// the transaction, and a rollback frees the key again.
+	//
+	// expires must be the last moment at which the caller would still
+	// accept the thing the key stands for, clock-skew leeway included:
+	// after it the key may be used again. A key is recorded exactly as
+	// given (case-sensitive, bytewise). Any other failure, including an
+	// empty key, a key longer than MaxOneTimeUseKey bytes, one that is
+	// not valid UTF-8 or holds NUL, or an expires that is not in the
+	// future, is a plain error; callers must treat every error as "do
+	// not accept".
+	UseOnce(ctx context.Context, key string, expires time.Time) error
+	// PruneUsed deletes the records that have expired by now (expires
+	// at or before now) and returns how many. Expired records do no harm
+	// (UseOnce replaces them); pruning only reclaims space.
+	PruneUsed(ctx context.Context, now time.Time) (int64, error)
 }

@@ -37,6 +37,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentCreate", testConcurrentCreate},
 		{"Audit", testAudit},
 		{"HostileText", testHostileText},
+		{"OneTimeUse", testOneTimeUse},
+		{"OneTimeUseConcurrent", testOneTimeUseConcurrent},
+		{"OneTimeUseConcurrentReuse", testOneTimeUseConcurrentReuse},
+		{"OneTimeUseExpiry", testOneTimeUseExpiry},
+		{"OneTimeUseInTx", testOneTimeUseInTx},
+		{"PruneUsed", testPruneUsed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tenantbridge/tenantbridge/internal/azclient"
+)
+
+// maxTokenFile bounds the federated token file `env` reads to find the
+// application that trusts it.
+const maxTokenFile = 64 << 10
+
+func (c *cli) envCommand() *cobra.Command {
+	var tenant, app, identity, tokenFile string
+	var secret bool
+	cmd := &cobra.Command{
+		Use:   "env --tenant T (--app APPID --secret | --identity NAME | --federated-token FILE [--app APPID])",
+		Short: "Print the environment an unmodified Azure SDK program needs to get its tokens from tenantbridge",
+		Long: `env prints shell exports so that, after
+
+    eval "$(tenantbridge env --tenant contoso --app APPID --secret)"
+
+an unmodified program using DefaultAzureCredential gets its tokens from
+tenantbridge and reaches Microsoft Graph and the other Azure names it serves.
+It needs a server started with --proxy-listen. It sets:
+
+  HTTPS_PROXY      the server's proxy, whose tunnels to Azure's names end in tenantbridge
+  SSL_CERT_FILE    DIR/ca-bundle.pem: the system's trusted roots and tenantbridge's CA
+  AZURE_TENANT_ID  the tenant
+  and, for the credential:
+    --app APPID --secret        AZURE_CLIENT_ID and AZURE_CLIENT_SECRET: a NEW client secret
+                                of the application (added with the tenant's CLI profile,
+                                shown only in this output)
+    --identity NAME             AZURE_CLIENT_ID, IDENTITY_ENDPOINT and IDENTITY_HEADER: a new
+                                workload bound to the user-assigned identity
+    --federated-token FILE      AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE; without --app,
+                                the application whose federated credential matches the
+                                token's issuer and subject
+
+and unsets the variables that would send DefaultAzureCredential elsewhere.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			modes := 0
+			for _, on := range []bool{secret, identity != "", tokenFile != ""} {
+				if on {
+					modes++
+				}
+			}
+			switch {
+			case modes == 0:
+				return errors.New("choose the credential: --app APPID --secret, --identity NAME, or --federated-token FILE")
+			case modes > 1:
+				return errors.New("choose one credential: --secret, --identity or --federated-token")
+			case secret && app == "":
+				return errors.New("--secret needs the application: --app APPID")
+			case identity != "" && app != "":
+				return errors.New("--identity runs as the identity, not an application: drop --app")
+			}
+			ctx := cmd.Context()
+			var e *shellEnv
+			var err error
+			switch {
+			case identity != "":
+				e, err = c.identityEnvironment(ctx, tenant, identity, true)
+			case secret:
+				e, err = c.secretEnvironment(ctx, tenant, app)
+			default:
+				e, err = c.federatedEnvironment(ctx, tenant, app, tokenFile)
+			}
+			if err != nil {
+				return err
+			}
+			return e.write(c.stdout)
+		},
+	}
+	cmd.Flags().StringVarP(&tenant, "tenant", "t", "", "tenant name, domain or id (default: the only profile)")
+	cmd.Flags().StringVar(&app, "app", "", "application (client) id")
+	cmd.Flags().BoolVar(&secret, "secret", false, "add a new client secret to --app and export it")
+	cmd.Flags().StringVar(&identity, "identity", "", "user-assigned identity (name, client id, principal id or resource id) to run as")
+	cmd.Flags().StringVar(&tokenFile, "federated-token", "", "file holding a federated token (assertion) an application trusts")
+	return cmd
+}
+
+// proxiedEnvironment starts an environment that reaches tenantbridge through
+// its proxy and trusts its CA; the server must run a proxy.
+func (c *cli) proxiedEnvironment() (*shellEnv, azclient.OperatorCredential, error) {
+	cred, err := c.serverInfo()
+	if err != nil {
+		return nil, cred, err
+	}
+	if cred.ProxyURL == "" {
+		return nil, cred, errNoProxy(c.dataDir)
+	}
+	e := &shellEnv{}
+	proxyEnv(e, cred.ProxyURL)
+	if err := c.trustEnv(e, cred.CAFile); err != nil {
+		return nil, cred, err
+	}
+	return e, cred, nil
+}
+
+// secretEnvironment adds a client secret to the application appID of the
+// tenant (through Graph, as the tenant's CLI profile) and returns the
+// environment of an EnvironmentCredential with it.
+func (c *cli) secretEnvironment(ctx context.Context, tenantRef, appID string) (*shellEnv, error) {
+	e, _, err := c.proxiedEnvironment()
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.session(tenantRef)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.graph.GetApplication(ctx, appID)
+	if azclient.IsNotFound(err) {
+		return nil, fmt.Errorf("application %s is not registered in tenant %s (a secret is added where the application is registered)", appID, s.profile.name())
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Without a service principal in the tenant the secret would only earn
+	// AADSTS700016 later, in the program; say so now.
+	if _, err := s.graph.GetServicePrincipal(ctx, a.AppID); azclient.IsNotFound(err) {
+		return nil, fmt.Errorf("application %s has no service principal in tenant %s, so it cannot get tokens there: create one with tenantbridge ad sp create --id %s --tenant %s",
+			a.AppID, s.profile.name(), a.AppID, s.profile.name())
+	} else if err != nil {
+		return nil, err
+	}
+	pc, err := s.graph.AddPassword(ctx, a.ID, azclient.PasswordCredential{DisplayName: "tenantbridge env " + time.Now().UTC().Format(time.DateOnly)})
+	if err != nil {
+		return nil, fmt.Errorf("adding a client secret to %s: %w", a.AppID, err)
+	}
+	if pc.SecretText == "" {
+		return nil, errors.New("the server returned no secret text")
+	}
+	e.comment("tenantbridge: application %s (%s) in tenant %s, with a new client secret (key id %s, expires %s) shown only here",
+		a.DisplayName, a.AppID, s.profile.name(), pc.KeyID, fmtTime(pc.EndDateTime))
+	e.export("AZURE_TENANT_ID", s.profile.TenantID)
+	e.export("AZURE_CLIENT_ID", a.AppID)
+	e.export("AZURE_CLIENT_SECRET", pc.SecretText)
+	e.unsetUnused(divertingVars)
+	c.notef("Added client secret %s to application %s; remove it with Graph removePassword (or tenantbridge ad app credential reset) when done.", pc.KeyID, a.AppID)
+	return e, nil
+}
+
+// federatedEnvironment returns the environment of a
+// WorkloadIdentityCredential presenting the token in file as the
+// application appID, or, without appID, as the application of the tenant
+// whose federated credential trusts the token's issuer and subject.
+func (c *cli) federatedEnvironment(ctx context.Context, tenantRef, appID, file string) (*shellEnv, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("federated token file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("federated token file %s is not a regular file", abs)
+	}
+	e, _, err := c.proxiedEnvironment()
+	if err != nil {
+		return nil, err
+	}
+	tenantID, tenantName, err := c.tenantIDOf(ctx, tenantRef)
+	if err != nil {
+		return nil, err
+	}
+	how := "application " + appID
+	if appID == "" {
+		if appID, how, err = c.appTrusting(ctx, tenantRef, abs); err != nil {
+			return nil, err
+		}
+	}
+	e.comment("tenantbridge: %s in tenant %s, presenting the federated token in %s", how, tenantName, abs)
+	e.export("AZURE_TENANT_ID", tenantID)
+	e.export("AZURE_CLIENT_ID", appID)
+	e.export("AZURE_FEDERATED_TOKEN_FILE", abs)
+	e.unsetUnused(divertingVars)
+	return e, nil
+}
+
+// tenantIDOf resolves a tenant reference to its id and name: from the CLI
+// profiles, or else through the operator API.
+func (c *cli) tenantIDOf(ctx context.Context, ref string) (id, name string, err error) {
+	p, perr := c.findProfile(ref)
+	if perr == nil {
+		return p.TenantID, p.name(), nil
+	}
+	if strings.TrimSpace(ref) == "" {
+		return "", "", perr
+	}
+	op, err := c.operator()
+	if err != nil {
+		return "", "", perr
+	}
+	t, err := op.GetTenant(ctx, ref)
+	if err != nil {
+		return "", "", err
+	}
+	return t.TenantID, t.Name, nil
+}
+
+// appTrusting finds the application of the tenant with a federated
+// credential for the issuer and subject of the token in file.
+func (c *cli) appTrusting(ctx context.Context, tenantRef, file string) (appID, how string, err error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", "", fmt.Errorf("federated token file: %w", err)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxTokenFile))
+	f.Close()
+	if err != nil {
+		return "", "", fmt.Errorf("federated token file: %w", err)
+	}
+	claims, err := azclient.UnverifiedClaims(strings.TrimSpace(string(data)))
+	if err != nil {
+		return "", "", fmt.Errorf("federated token file %s does not hold a JWT (%v): name the application with --app", file, err)
+	}
+	iss, _ := claims["iss"].(string)
+	sub, _ := claims["sub"].(string)
+	if iss == "" || sub == "" {
+		return "", "", fmt.Errorf("the token in %s has no iss or sub claim: name the application with --app", file)
+	}
+	s, err := c.session(tenantRef)
+	if err != nil {
+		return "", "", fmt.Errorf("finding the application that trusts the token needs the tenant's CLI profile (%w); or name it with --app", err)
+	}
+	apps, err := s.graph.ListApplications(ctx, "")
+	if err != nil {
+		return "", "", err
+	}
+	var found []azclient.Application
+	var fic string
+	for _, a := range apps {
+		fics, err := s.graph.ListFederatedCredentials(ctx, a.ID)
+		if err != nil {
+			return "", "", err
+		}
+		for _, f := range fics {
+			if f.Issuer == iss && f.Subject == sub {
+				found = append(found, a)
+				fic = f.Name
+				break
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", "", fmt.Errorf("no application in tenant %s has a federated credential for issuer %q and subject %q: add one, or name the application with --app", s.profile.name(), iss, sub)
+	case 1:
+		return found[0].AppID, fmt.Sprintf("application %s (%s), trusting the token through its federated credential %s", found[0].DisplayName, found[0].AppID, fic), nil
+	}
+	ids := make([]string, len(found))
+	for i, a := range found {
+		ids[i] = a.AppID
+	}
+	return "", "", fmt.Errorf("%d applications trust tokens of issuer %q for subject %q (%s): choose one with --app", len(found), iss, sub, strings.Join(ids, ", "))
+}

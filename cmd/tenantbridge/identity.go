@@ -1,0 +1,503 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tenantbridge/tenantbridge/internal/azclient"
+)
+
+// Managed identities and workloads, through the operator API. A workload is
+// what runs as identities; its identity header is what a program presents
+// at the managed-identity endpoint (IDENTITY_ENDPOINT, IDENTITY_HEADER).
+
+// operatorTenant resolves --tenant (or the only CLI profile's tenant) for a
+// command acting through the operator API.
+func (c *cli) operatorTenant(ctx context.Context, op *azclient.Operator, ref string) (*azclient.Tenant, error) {
+	if strings.TrimSpace(ref) == "" {
+		p, err := c.findProfile("")
+		if err != nil {
+			return nil, fmt.Errorf("name the tenant with --tenant (%v)", err)
+		}
+		ref = p.TenantID
+	}
+	return op.GetTenant(ctx, ref)
+}
+
+func (c *cli) identityCommand() *cobra.Command {
+	var tenant string
+	cmd := &cobra.Command{
+		Use:   "identity",
+		Short: "User-assigned managed identities of a tenant, and the environment to run as one (operator)",
+	}
+	cmd.PersistentFlags().StringVarP(&tenant, "tenant", "t", "", "tenant name, domain or id (default: the only profile's tenant)")
+	tenantRef := func() string { return tenant }
+	cmd.AddCommand(c.identityCreate(tenantRef), c.identityList(tenantRef), c.identityShow(tenantRef), c.identityDelete(tenantRef), c.identityEnv(tenantRef))
+	return cmd
+}
+
+func identityFields(id *azclient.Identity) table {
+	return fields("name", id.Name, "resourceGroup", id.ResourceGroup, "clientId", id.ClientID, "principalId", id.PrincipalID,
+		"tenantId", id.TenantID, "resourceId", id.ResourceID, "created", fmtTime(id.Created))
+}
+
+func (c *cli) identityCreate(tenant func() string) *cobra.Command {
+	var group string
+	cmd := &cobra.Command{
+		Use:   "create NAME [--resource-group RG]",
+		Short: "Create a user-assigned managed identity",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			op, err := c.operator()
+			if err != nil {
+				return err
+			}
+			t, err := c.operatorTenant(cmd.Context(), op, tenant())
+			if err != nil {
+				return err
+			}
+			id, err := op.CreateIdentity(cmd.Context(), t.TenantID, args[0], group)
+			if err != nil {
+				return err
+			}
+			return c.render(cmd, id, func() table { return identityFields(id) })
+		},
+	}
+	cmd.Flags().StringVarP(&group, "resource-group", "g", "", "resource group (default: the server's, \"identities\")")
+	return cmd
+}
+
+func (c *cli) identityList(tenant func() string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List user-assigned managed identities",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			op, err := c.operator()
+			if err != nil {
+				return err
+			}
+			t, err := c.operatorTenant(cmd.Context(), op, tenant())
+			if err != nil {
+				return err
+			}
+			ids, err := op.ListIdentities(cmd.Context(), t.TenantID)
+			if err != nil {
+				return err
+			}
+			if ids == nil {
+				ids = []azclient.Identity{}
+			}
+			return c.render(cmd, ids, func() table {
+				tbl := table{header: []string{"NAME", "RESOURCE GROUP", "CLIENT ID", "PRINCIPAL ID"}}
+				for _, id := range ids {
+					tbl.rows = append(tbl.rows, []string{id.Name, id.ResourceGroup, id.ClientID, id.PrincipalID})
+				}
+				return tbl
+			})
+		},
+	}
+}
+
+func (c *cli) identityShow(tenant func() string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show NAME|CLIENT_ID|PRINCIPAL_ID|RESOURCE_ID",
+		Short: "Show a user-assigned managed identity",
+		Args:  exactArgs(1, "NAME|CLIENT_ID|PRINCIPAL_ID|RESOURCE_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			op, err := c.operator()
+			if err != nil {
+				return err
+			}
+			t, err := c.operatorTenant(cmd.Context(), op, tenant())
+			if err != nil {
+				return err
+			}
+			id, err := op.GetIdentity(cmd.Context(), t.TenantID, args[0])
+			if err != nil {
+				return err
+			}
+			return c.render(cmd, id, func() table { return identityFields(id) })
+		},
+	}
+}
+
+func (c *cli) identityDelete(tenant func() string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME|CLIENT_ID|PRINCIPAL_ID|RESOURCE_ID",
+		Short: "Delete a user-assigned managed identity; workloads can no longer get tokens as it",
+		Args:  exactArgs(1, "NAME|CLIENT_ID|PRINCIPAL_ID|RESOURCE_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			op, err := c.operator()
+			if err != nil {
+				return err
+			}
+			t, err := c.operatorTenant(cmd.Context(), op, tenant())
+			if err != nil {
+				return err
+			}
+			id, err := op.GetIdentity(cmd.Context(), t.TenantID, args[0])
+			if err != nil {
+				return err
+			}
+			if err := op.DeleteIdentity(cmd.Context(), t.TenantID, id.PrincipalID); err != nil {
+				return err
+			}
+			c.notef("Deleted identity %s (client id %s).", id.Name, id.ClientID)
+			return nil
+		},
+	}
+}
+
+func (c *cli) identityEnv(tenant func() string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "env NAME",
+		Short: "Print the environment a program needs to run as a user-assigned identity (eval \"$(tenantbridge identity env NAME)\")",
+		Long: `env creates a workload bound to just this identity (its name derived from the
+identity's) and prints, as shell exports, what an unmodified program needs to
+get tokens as the identity with DefaultAzureCredential or
+ManagedIdentityCredential: IDENTITY_ENDPOINT and IDENTITY_HEADER (the
+managed-identity endpoint and the workload's header), AZURE_CLIENT_ID (the
+identity's client id, which selects it), AZURE_TENANT_ID and SSL_CERT_FILE (a
+bundle of the system's roots and tenantbridge's CA). When the server runs a
+proxy it also sets HTTPS_PROXY, so that the program reaches Azure's names.
+The header is shown only here; delete the workload to revoke it.`,
+		Args: exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := c.identityEnvironment(cmd.Context(), tenant(), args[0], false)
+			if err != nil {
+				return err
+			}
+			return e.write(c.stdout)
+		},
+	}
+}
+
+// identityEnvironment creates a workload bound to the user-assigned
+// identity ref alone and returns the environment to run as it. With
+// needProxy, a server without a proxy is an error; otherwise the proxy is
+// set when there is one.
+func (c *cli) identityEnvironment(ctx context.Context, tenantRef, ref string, needProxy bool) (*shellEnv, error) {
+	cred, err := c.serverInfo()
+	if err != nil {
+		return nil, err
+	}
+	if needProxy && cred.ProxyURL == "" {
+		return nil, errNoProxy(c.dataDir)
+	}
+	op, err := c.operator()
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.operatorTenant(ctx, op, tenantRef)
+	if err != nil {
+		return nil, err
+	}
+	id, err := op.GetIdentity(ctx, t.TenantID, ref)
+	if err != nil {
+		return nil, err
+	}
+	endpoint, err := cred.IdentityEndpoint(t.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	e := &shellEnv{}
+	if cred.ProxyURL != "" {
+		proxyEnv(e, cred.ProxyURL)
+	}
+	if err := c.trustEnv(e, cred.CAFile); err != nil {
+		return nil, err
+	}
+	wl, err := op.CreateWorkload(ctx, t.TenantID, azclient.NewWorkload{Name: envWorkloadName(id.Name), ResourceGroup: id.ResourceGroup,
+		Identities: []string{id.PrincipalID}})
+	if err != nil {
+		return nil, fmt.Errorf("creating a workload for identity %s: %w", id.Name, err)
+	}
+	if wl.IdentityHeader == "" {
+		return nil, fmt.Errorf("workload %s was created but the server returned no identity header", wl.Name)
+	}
+	e.comment("tenantbridge: run as user-assigned identity %s (client id %s) of tenant %s, through workload %s", id.Name, id.ClientID, t.Name, wl.Name)
+	e.export("AZURE_TENANT_ID", t.TenantID)
+	e.export("AZURE_CLIENT_ID", id.ClientID)
+	e.export("IDENTITY_ENDPOINT", endpoint)
+	e.export("IDENTITY_HEADER", wl.IdentityHeader)
+	e.unsetUnused(divertingVars)
+	c.notef("Created workload %s, bound to identity %s; the identity header is shown only here. Revoke it with: tenantbridge workload delete %s --tenant %s",
+		wl.Name, id.Name, wl.Name, t.Name)
+	return e, nil
+}
+
+// envWorkloadName is the name of a workload `identity env` creates: the
+// identity's name, "-env-" and a random suffix, within Azure's 90 characters.
+func envWorkloadName(identity string) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	suffix := "-env-" + hex.EncodeToString(b)
+	if max := 90 - len(suffix); len(identity) > max {
+		identity = identity[:max]
+	}
+	return identity + suffix
+}
+
+// --- workloads ---
+
+func (c *cli) workloadCommand() *cobra.Command {
+	var tenant string
+	cmd := &cobra.Command{
+		Use:   "workload",
+		Short: "Workloads (what runs as managed identities) of a tenant, and their environment (operator)",
+	}
+	cmd.PersistentFlags().StringVarP(&tenant, "tenant", "t", "", "tenant name, domain or id (default: the only profile's tenant)")
+	tenantRef := func() string { return tenant }
+	cmd.AddCommand(c.workloadCreate(tenantRef), c.workloadList(tenantRef), c.workloadShow(tenantRef), c.workloadDelete(tenantRef), c.workloadEnv(tenantRef))
+	return cmd
+}
+
+func workloadIdentities(w *azclient.Workload) (system, user string) {
+	if w.SystemAssignedIdentity != nil {
+		system = w.SystemAssignedIdentity.PrincipalID
+	}
+	var names []string
+	for _, id := range w.UserAssignedIdentities {
+		names = append(names, id.Name)
+	}
+	return system, strings.Join(names, ", ")
+}
+
+func workloadFields(w *azclient.Workload) table {
+	system, user := workloadIdentities(w)
+	systemClient := ""
+	if w.SystemAssignedIdentity != nil {
+		systemClient = w.SystemAssignedIdentity.ClientID
+	}
+	t := fields("name", w.Name, "id", w.ID, "resourceGroup", w.ResourceGroup, "tenantId", w.TenantID, "resourceId", w.ResourceID,
+		"systemAssigned.principalId", system, "systemAssigned.clientId", systemClient, "userAssignedIdentities", user,
+		"created", fmtTime(w.Created))
+	if w.IdentityHeader != "" {
+		t.rows = append(t.rows, []string{"identityHeader", w.IdentityHeader})
+	}
+	return t
+}
+
+func (c *cli) workloadCreate(tenant func() string) *cobra.Command {
+	var group string
+	var system bool
+	var identities []string
+	cmd := &cobra.Command{
+		Use:   "create NAME [--system-assigned] [--identity REF ...]",
+		Short: "Create a workload running as its own system-assigned identity and/or user-assigned identities",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !system && len(identities) == 0 {
+				return errors.New("a workload runs as --system-assigned, or as user-assigned identities given with --identity, or both")
+			}
+			op, err := c.operator()
+			if err != nil {
+				return err
+			}
+			t, err := c.operatorTenant(cmd.Context(), op, tenant())
+			if err != nil {
+				return err
+			}
+			w, err := op.CreateWorkload(cmd.Context(), t.TenantID, azclient.NewWorkload{Name: args[0], ResourceGroup: group,
+				SystemAssigned: system, Identities: identities})
+			if err != nil {
+				return err
+			}
+			err = c.render(cmd, w, func() table { return workloadFields(w) })
+			if err == nil {
+				c.notef("The identity header is shown only now; tenantbridge workload env %s prints a new one.", w.Name)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&group, "resource-group", "g", "", "resource group (default: the server's, \"identities\")")
+	cmd.Flags().BoolVar(&system, "system-assigned", false, "give the workload a system-assigned identity of its own")
+	cmd.Flags().StringArrayVar(&identities, "identity", nil, "a user-assigned identity the workload runs as (name, client id, principal id or resource id); repeatable")
+	return cmd
+}
+
+func (c *cli) workloadList(tenant func() string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List workloads",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			op, err := c.operator()
+			if err != nil {
+				return err
+			}
+			t, err := c.operatorTenant(cmd.Context(), op, tenant())
+			if err != nil {
+				return err
+			}
+			ws, err := op.ListWorkloads(cmd.Context(), t.TenantID)
+			if err != nil {
+				return err
+			}
+			if ws == nil {
+				ws = []azclient.Workload{}
+			}
+			return c.render(cmd, ws, func() table {
+				tbl := table{header: []string{"NAME", "RESOURCE GROUP", "SYSTEM-ASSIGNED PRINCIPAL", "USER-ASSIGNED IDENTITIES", "ID"}}
+				for i := range ws {
+					system, user := workloadIdentities(&ws[i])
+					tbl.rows = append(tbl.rows, []string{ws[i].Name, ws[i].ResourceGroup, system, user, ws[i].ID})
+				}
+				return tbl
+			})
+		},
+	}
+}
+
+func (c *cli) workloadShow(tenant func() string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show NAME|ID",
+		Short: "Show a workload",
+		Args:  exactArgs(1, "NAME|ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			op, err := c.operator()
+			if err != nil {
+				return err
+			}
+			t, err := c.operatorTenant(cmd.Context(), op, tenant())
+			if err != nil {
+				return err
+			}
+			w, err := op.GetWorkload(cmd.Context(), t.TenantID, args[0])
+			if err != nil {
+				return err
+			}
+			return c.render(cmd, w, func() table { return workloadFields(w) })
+		},
+	}
+}
+
+func (c *cli) workloadDelete(tenant func() string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME|ID",
+		Short: "Delete a workload and its system-assigned identity; its identity header stops working",
+		Args:  exactArgs(1, "NAME|ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			op, err := c.operator()
+			if err != nil {
+				return err
+			}
+			t, err := c.operatorTenant(cmd.Context(), op, tenant())
+			if err != nil {
+				return err
+			}
+			w, err := op.GetWorkload(cmd.Context(), t.TenantID, args[0])
+			if err != nil {
+				return err
+			}
+			if err := op.DeleteWorkload(cmd.Context(), t.TenantID, w.ID); err != nil {
+				return err
+			}
+			c.notef("Deleted workload %s.", w.Name)
+			return nil
+		},
+	}
+}
+
+func (c *cli) workloadEnv(tenant func() string) *cobra.Command {
+	var identity string
+	cmd := &cobra.Command{
+		Use:   "env NAME [--identity REF]",
+		Short: "Give a workload a new identity header and print the environment to run as it (eval \"$(tenantbridge workload env NAME)\")",
+		Long: `env rotates the workload's identity header (the old one stops working: it is
+not stored, so it cannot be shown again) and prints, as shell exports,
+IDENTITY_ENDPOINT, IDENTITY_HEADER, AZURE_TENANT_ID and SSL_CERT_FILE, and
+HTTPS_PROXY when the server runs a proxy. AZURE_CLIENT_ID selects the
+identity: unset for the workload's system-assigned identity; otherwise the
+--identity given, or the workload's only user-assigned identity.`,
+		Args: exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cred, err := c.serverInfo()
+			if err != nil {
+				return err
+			}
+			op, err := c.operator()
+			if err != nil {
+				return err
+			}
+			t, err := c.operatorTenant(ctx, op, tenant())
+			if err != nil {
+				return err
+			}
+			w, err := op.GetWorkload(ctx, t.TenantID, args[0])
+			if err != nil {
+				return err
+			}
+			clientID, what, err := pickWorkloadIdentity(w, identity)
+			if err != nil {
+				return err
+			}
+			endpoint, err := cred.IdentityEndpoint(t.TenantID)
+			if err != nil {
+				return err
+			}
+			e := &shellEnv{}
+			if cred.ProxyURL != "" {
+				proxyEnv(e, cred.ProxyURL)
+			}
+			if err := c.trustEnv(e, cred.CAFile); err != nil {
+				return err
+			}
+			header, err := op.RotateWorkloadHeader(ctx, t.TenantID, w.ID)
+			if err != nil {
+				return err
+			}
+			e.comment("tenantbridge: run as workload %s of tenant %s, %s", w.Name, t.Name, what)
+			e.export("AZURE_TENANT_ID", t.TenantID)
+			if clientID != "" {
+				e.export("AZURE_CLIENT_ID", clientID)
+			}
+			e.export("IDENTITY_ENDPOINT", endpoint)
+			e.export("IDENTITY_HEADER", header)
+			e.unsetUnused(divertingVars)
+			c.notef("Workload %s has a new identity header; the previous one no longer works.", w.Name)
+			return e.write(c.stdout)
+		},
+	}
+	cmd.Flags().StringVar(&identity, "identity", "", "the user-assigned identity to run as (name, client id, principal id or resource id)")
+	return cmd
+}
+
+// pickWorkloadIdentity chooses which of w's identities a program runs as:
+// the client id for AZURE_CLIENT_ID ("" for the system-assigned identity)
+// and a description.
+func pickWorkloadIdentity(w *azclient.Workload, ref string) (clientID, what string, err error) {
+	if ref != "" {
+		for _, id := range w.UserAssignedIdentities {
+			if strings.EqualFold(ref, id.Name) || strings.EqualFold(ref, id.ClientID) || strings.EqualFold(ref, id.PrincipalID) || strings.EqualFold(ref, id.ResourceID) {
+				return id.ClientID, "as user-assigned identity " + id.Name + " (client id " + id.ClientID + ")", nil
+			}
+		}
+		if s := w.SystemAssignedIdentity; s != nil && (strings.EqualFold(ref, s.ClientID) || strings.EqualFold(ref, s.PrincipalID)) {
+			return "", "as its system-assigned identity (principal id " + s.PrincipalID + ")", nil
+		}
+		return "", "", fmt.Errorf("workload %s does not run as identity %q", w.Name, ref)
+	}
+	switch {
+	case w.SystemAssignedIdentity != nil:
+		return "", "as its system-assigned identity (principal id " + w.SystemAssignedIdentity.PrincipalID + ")", nil
+	case len(w.UserAssignedIdentities) == 1:
+		id := w.UserAssignedIdentities[0]
+		return id.ClientID, "as user-assigned identity " + id.Name + " (client id " + id.ClientID + ")", nil
+	case len(w.UserAssignedIdentities) == 0:
+		return "", "", fmt.Errorf("workload %s has no identity left to run as (its identities were deleted)", w.Name)
+	}
+	names := make([]string, len(w.UserAssignedIdentities))
+	for i, id := range w.UserAssignedIdentities {
+		names[i] = id.Name
+	}
+	return "", "", fmt.Errorf("workload %s runs as %d user-assigned identities (%s): choose one with --identity", w.Name, len(names), strings.Join(names, ", "))
+}

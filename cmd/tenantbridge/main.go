@@ -1,0 +1,109 @@
+// Command tenantbridge runs a local, multi-tenant Entra ID / Microsoft Graph
+// compatible cloud and administers it with az-style verbs. Every
+// tenant-scoped command authenticates through the token service and calls
+// Graph through the same wire APIs any Azure SDK client uses.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tenantbridge/tenantbridge/internal/azclient"
+	"github.com/tenantbridge/tenantbridge/internal/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the command line args and returns the process exit code.
+// Everything a command prints goes to stdout and stderr, so tests can run
+// commands in-process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	c := &cli{stdout: stdout, stderr: stderr, getenv: getenv}
+	root := c.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "error: "+azclient.Describe(err))
+		return 1
+	}
+	return 0
+}
+
+// cli holds what every command shares: its output streams and the global flags.
+type cli struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	dataDir string // --data
+	output  string // -o
+}
+
+// Output formats.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+func (c *cli) rootCommand() *cobra.Command {
+	defaultData := c.getenv("TENANTBRIDGE_DATA")
+	if defaultData == "" {
+		defaultData = filepath.Join(".", server.DefaultDataDir)
+	}
+	root := &cobra.Command{
+		Use:   "tenantbridge",
+		Short: "A local multi-tenant Entra ID and Azure cloud, and az-style commands to run it",
+		Long: `tenantbridge is a multi-tenant identity and resource plane that speaks Azure's
+wire protocols (Entra ID token service, Microsoft Graph), so unmodified Azure
+SDK clients work against it.
+
+Start one with 'tenantbridge serve', or see it work with 'tenantbridge demo'.
+Commands find the server and the CLI profiles in the data directory
+(--data, or $TENANTBRIDGE_DATA).`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			switch c.output {
+			case "", outputJSON, outputTable:
+				return nil
+			}
+			return fmt.Errorf("output format %q is not supported: use json or table", c.output)
+		},
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.PersistentFlags().StringVar(&c.dataDir, "data", defaultData, "data directory of the server and the CLI profiles (env TENANTBRIDGE_DATA)")
+	root.PersistentFlags().StringVarP(&c.output, "output", "o", "", "output format: json or table (default table for people)")
+	root.AddCommand(
+		c.serveCommand(),
+		c.tenantCommand(),
+		c.loginCommand(),
+		c.logoutCommand(),
+		c.accountCommand(),
+		c.adCommand(),
+		c.auditCommand(),
+		c.keysCommand(),
+		c.identityCommand(),
+		c.workloadCommand(),
+		c.envCommand(),
+		c.demoCommand(),
+		c.versionCommand(),
+	)
+	return root
+}
+
+// notef prints a note for people to stderr, keeping stdout for data.
+func (c *cli) notef(format string, args ...any) {
+	fmt.Fprintf(c.stderr, format+"\n", args...)
+}

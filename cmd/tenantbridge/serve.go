@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tenantbridge/tenantbridge/internal/server"
+)
+
+func (c *cli) serveCommand() *cobra.Command {
+	var listen, proxyListen, store, domain, logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the tenantbridge cloud: token service, Graph and the operator API on one HTTPS address",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			logger, err := newLogger(c.stderr, logLevel)
+			if err != nil {
+				return err
+			}
+			srv, err := server.New(cmd.Context(), server.Config{DataDir: c.dataDir, Listen: listen, ProxyListen: proxyListen,
+				StoreURL: store, CustomDomain: domain, Logger: logger})
+			if err != nil {
+				return err
+			}
+			ln, err := srv.Listen()
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", listen, err)
+			}
+			c.printServing(srv, ln, domain)
+			err = srv.Serve(cmd.Context(), ln)
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			logger.Info("tenantbridge stopped")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "HTTPS listen address (port 0 picks a free port)")
+	cmd.Flags().StringVar(&proxyListen, "proxy-listen", "", "also run an HTTPS proxy here (e.g. 127.0.0.1:8444) whose tunnels to Azure's names end in tenantbridge, for unmodified programs (HTTPS_PROXY; see tenantbridge env)")
+	cmd.Flags().StringVar(&store, "store", "", "store URL: sqlite://PATH or postgres://... (default: the embedded store in the data directory)")
+	cmd.Flags().StringVar(&domain, "domain", "", "also answer as login.D, graph.D, management.D, *.vault.D and *.servicebus.D")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+// newLogger returns a text logger on w at the named level.
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q is not one of debug, info, warn, error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// printServing tells a person what they need next: where the server is,
+// which files to use, and how to point clients at it.
+func (c *cli) printServing(srv *server.Server, ln net.Listener, domain string) {
+	url := srv.Operator().URL
+	caFile := srv.CA().CertFile()
+	w := c.stdout
+	fmt.Fprintf(w, "tenantbridge is serving on %s\n\n", url)
+	fmt.Fprintf(w, "  data directory       %s\n", dataDirOf(srv))
+	fmt.Fprintf(w, "  CA certificate       %s\n", caFile)
+	fmt.Fprintf(w, "  operator credential  %s   (url, CA and the operator key; keep it private)\n", srv.OperatorFile())
+	fmt.Fprintf(w, "  answers as           %s (at %s)\n", strings.Join(srv.ServedHosts(), ", "), ln.Addr())
+	if p := srv.ProxyURL(); p != "" {
+		fmt.Fprintf(w, "  proxy                %s   (HTTPS_PROXY: tunnels to those names end here)\n", p)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Next, in another terminal:\n")
+	fmt.Fprintf(w, "  export SSL_CERT_FILE=%s\n", caFile)
+	fmt.Fprintf(w, "  export TENANTBRIDGE_DATA=%s\n", dataDirOf(srv))
+	fmt.Fprintf(w, "  tenantbridge tenant create contoso\n")
+	fmt.Fprintf(w, "  tenantbridge ad app list --tenant contoso\n\n")
+	if p := srv.ProxyURL(); p != "" {
+		fmt.Fprintf(w, "Unmodified programs (DefaultAzureCredential) reach it through the proxy:\n")
+		fmt.Fprintf(w, "  export HTTPS_PROXY=%s\n", p)
+		fmt.Fprintf(w, "with a CA bundle that includes %s; tenantbridge env prints all of it, e.g.\n", caFile)
+		fmt.Fprintf(w, "  eval \"$(tenantbridge env --tenant contoso --app APPID --secret)\"\n\n")
+	} else {
+		fmt.Fprintf(w, "Azure SDK clients reach it with the token authority %s and a transport that\n", url)
+		fmt.Fprintf(w, "dials %s for the Azure host names (or DNS/hosts entries pointing them here);\n", ln.Addr())
+		fmt.Fprintf(w, "with --proxy-listen, unmodified programs reach it through HTTPS_PROXY (see tenantbridge env).\n")
+	}
+	fmt.Fprintf(w, "Press Ctrl-C to stop.\n")
+}
+
+// dataDirOf is the server's absolute data directory (the operator file's directory).
+func dataDirOf(srv *server.Server) string {
+	return filepath.Dir(srv.OperatorFile())
+}
+
+// serveInBackground serves srv on ln until ctx ends; the returned function
+// stops it and waits.
+func serveInBackground(ctx context.Context, srv *server.Server, ln net.Listener) (stop func() error) {
+	ctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, ln) }()
+	return func() error {
+		cancel()
+		err := <-errc
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		return err
+	}
+}

@@ -1,0 +1,210 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/sts"
+	"github.com/tenantbridge/tenantbridge/internal/token"
+)
+
+// TokenVerifier checks a bearer token: signature, lifetime, issuer, tenant,
+// and that its audience is one of audiences. sts.Verifier implements it;
+// the interface lives here, with its only consumer.
+type TokenVerifier interface {
+	Verify(ctx context.Context, raw string, audiences ...string) (token.Claims, error)
+}
+
+// graphAudiences are the audiences a Graph token may carry: the resource
+// URI with and without its slash (v1 tokens carry what was asked for) and
+// Graph's application id (v2 tokens).
+var graphAudiences = []string{"https://graph.microsoft.com", "https://graph.microsoft.com/", directory.GraphAppID}
+
+// caller is who a request acts as, from its verified token.
+type caller struct {
+	claims token.Claims
+	// tenantID is the tenant acted in (the token's tid): every object
+	// the request reads or changes belongs to it.
+	tenantID string
+	// objectID is the caller's object id in that tenant (oid): the
+	// service principal of an app-only token, the user of a delegated one.
+	objectID string
+	// homeTenant is the tenant the caller comes from, for the audit
+	// record: the tenant of the idp claim when the token has one (a
+	// principal from another tenant), else tid.
+	homeTenant string
+}
+
+// authenticate verifies the bearer token. Every failure is a 401 with
+// Graph's InvalidAuthenticationToken code; the message says what kind of
+// failure it was, never more.
+func (h *Handler) authenticate(r *http.Request) (caller, *graphError) {
+	header := r.Header.Get("Authorization")
+	scheme, raw, _ := strings.Cut(header, " ")
+	raw = strings.TrimSpace(raw)
+	if !strings.EqualFold(scheme, "Bearer") || raw == "" {
+		return caller{}, unauthenticated("Access token is empty.")
+	}
+	claims, err := h.verifier.Verify(r.Context(), raw, graphAudiences...)
+	if err != nil {
+		h.log.InfoContext(r.Context(), "graph: token refused", "err", err)
+		return caller{}, unauthenticated(tokenFailureMessage(err))
+	}
+	if claims.TenantID == "" || claims.ObjectID == "" {
+		return caller{}, unauthenticated("Access token validation failure.")
+	}
+	return caller{claims: claims, tenantID: claims.TenantID, objectID: claims.ObjectID,
+		homeTenant: homeTenant(claims)}, nil
+}
+
+// tokenFailureMessage is Graph's message for a refused token. It knows the
+// verifier's error values (token's and sts's), the one thing this package
+// takes from the token service besides the TokenVerifier contract.
+func tokenFailureMessage(err error) string {
+	switch {
+	case errors.Is(err, token.ErrExpired):
+		return "Lifetime validation failed, the token is expired."
+	case errors.Is(err, token.ErrNotYetValid):
+		return "Lifetime validation failed, the token is not yet valid."
+	case errors.Is(err, sts.ErrWrongAudience):
+		return "Access token validation failure. Invalid audience."
+	case errors.Is(err, token.ErrMalformed):
+		return "IDX14100: JWT is not well formed."
+	}
+	return "Access token validation failure."
+}
+
+// homeTenant finds the caller's home tenant: the tenant id in the idp
+// claim's issuer URL (https://sts.windows.net/{tid}/ or
+// https://login.microsoftonline.com/{tid}/v2.0) when there is one, else tid.
+func homeTenant(c token.Claims) string {
+	for _, seg := range strings.Split(c.IDP, "/") {
+		if validID(seg) {
+			return strings.ToLower(seg)
+		}
+	}
+	return c.TenantID
+}
+
+// validID reports whether s is an object id: a GUID in its canonical
+// 8-4-4-4-12 form (uuid.Parse alone also takes braces and urn: prefixes).
+func validID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(s)
+	return err == nil
+}
+
+// resourceKind is what an endpoint acts on, for the permission table.
+type resourceKind string
+
+const (
+	kindApplications       resourceKind = "applications"
+	kindServicePrincipals  resourceKind = "servicePrincipals"
+	kindAppRoleAssignments resourceKind = "appRoleAssignments"
+	kindUsers              resourceKind = "users"
+	kindUserMemberships    resourceKind = "users/memberOf"
+	kindGroups             resourceKind = "groups"
+	kindGroupMembers       resourceKind = "groups/members"
+)
+
+// verb is whether an endpoint reads or changes.
+type verb string
+
+const (
+	read  verb = "read"
+	write verb = "write"
+)
+
+// access is how much a caller may do at an endpoint.
+type access int
+
+const (
+	denied access = iota
+	// ownedOnly: only on objects the caller owns (Application.ReadWrite.OwnedBy).
+	// Lists show only those; reads and changes of others are refused; what
+	// the caller creates, it owns.
+	ownedOnly
+	full
+)
+
+// grant is one permission that opens an endpoint, and how far.
+type grant struct {
+	permission string
+	access     access
+}
+
+// Shorthands for the table below.
+func all(perms ...string) []grant {
+	out := make([]grant, len(perms))
+	for i, p := range perms {
+		out[i] = grant{p, full}
+	}
+	return out
+}
+
+var ownedBy = grant{directory.PermApplicationReadWriteOwned, ownedOnly}
+
+var (
+	applicationRead  = append(all(directory.PermApplicationReadAll, directory.PermApplicationReadWriteAll, directory.PermDirectoryReadAll, directory.PermDirectoryReadWriteAll), ownedBy)
+	applicationWrite = append(all(directory.PermApplicationReadWriteAll, directory.PermDirectoryReadWriteAll), ownedBy)
+	groupRead        = all(directory.PermGroupReadAll, directory.PermGroupReadWriteAll, directory.PermGroupMemberReadAll,
+		directory.PermGroupMemberReadWriteAll, directory.PermDirectoryReadAll, directory.PermDirectoryReadWriteAll)
+)
+
+// permissionTable says which permissions open which endpoints: the whole
+// authorization policy of the Graph surface in one place. A permission
+// counts when the token carries it: as an app role (roles claim) in an
+// app-only token, as a delegated scope (scp claim) in a delegated one.
+var permissionTable = map[resourceKind]map[verb][]grant{
+	kindApplications:      {read: applicationRead, write: applicationWrite},
+	kindServicePrincipals: {read: applicationRead, write: applicationWrite},
+	kindAppRoleAssignments: {
+		read: all(directory.PermAppRoleAssignmentReadWrite, directory.PermApplicationReadAll, directory.PermApplicationReadWriteAll,
+			directory.PermDirectoryReadAll, directory.PermDirectoryReadWriteAll),
+		write: all(directory.PermAppRoleAssignmentReadWrite),
+	},
+	kindUsers: {
+		read:  all(directory.PermUserReadAll, directory.PermUserReadWriteAll, directory.PermDirectoryReadAll, directory.PermDirectoryReadWriteAll),
+		write: all(directory.PermUserReadWriteAll, directory.PermDirectoryReadWriteAll),
+	},
+	kindUserMemberships: {
+		read: append(all(directory.PermUserReadAll, directory.PermUserReadWriteAll), groupRead...),
+	},
+	kindGroups: {
+		read:  groupRead,
+		write: all(directory.PermGroupReadWriteAll, directory.PermDirectoryReadWriteAll),
+	},
+	kindGroupMembers: {
+		read:  groupRead,
+		write: all(directory.PermGroupReadWriteAll, directory.PermDirectoryReadWriteAll, directory.PermGroupMemberReadWriteAll),
+	},
+}
+
+// decide returns the most a caller may do at an endpoint.
+func decide(c token.Claims, kind resourceKind, v verb) access {
+	best := denied
+	for _, g := range permissionTable[kind][v] {
+		if holds(c, g.permission) && g.access > best {
+			best = g.access
+		}
+	}
+	return best
+}
+
+// holds reports whether the token carries a permission. A delegated token
+// (one with scp that is not marked app-only) is judged by its scopes only,
+// an app-only token by its app roles only, so that a user's app roles can
+// never stand in for consented scopes or the reverse.
+func holds(c token.Claims, permission string) bool {
+	if !c.IsAppOnly() && c.Scope != "" {
+		return c.HasScope(permission)
+	}
+	return c.HasRole(permission)
+}

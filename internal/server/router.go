@@ -1,0 +1,145 @@
+package server
+
+import (
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tenantbridge/tenantbridge/internal/httpx"
+)
+
+// router sends a request to the surface that owns its host name. Azure's
+// surfaces are told apart by host, not path, and so are ours: a client that
+// reaches us as graph.microsoft.com gets Graph, exactly as it would in Azure.
+type router struct {
+	byHost    map[string]http.Handler // exact host names
+	bareHosts map[string]bool         // the listen address's names: token service and operator API
+	bare      http.Handler
+}
+
+// serves reports whether host (lower-case, no port) is one of the Azure
+// names the router sends to a surface; the listen address's own names are
+// not among them. Each new surface adds its names here by adding them to
+// byHost, and the proxy follows.
+func (rt *router) serves(host string) bool {
+	_, ok := rt.byHost[host]
+	return ok
+}
+
+// hosts lists, sorted, the names serves accepts.
+func (rt *router) hosts() []string {
+	return slices.Sorted(maps.Keys(rt.byHost))
+}
+
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	host := hostOnly(r.Host)
+	if h, ok := rt.byHost[host]; ok {
+		h.ServeHTTP(w, r)
+		return
+	}
+	if rt.bareHosts[host] {
+		rt.bare.ServeHTTP(w, r)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusMisdirectedRequest, map[string]any{"error": map[string]string{
+		"code":    "MisdirectedRequest",
+		"message": "tenantbridge does not serve the host " + quoteHost(host) + ".",
+	}})
+}
+
+// hostOnly returns the lower-cased host name of a Host header, without port,
+// brackets or trailing dot.
+func hostOnly(hostport string) string {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.Trim(h, "[]"), ".")
+	return strings.ToLower(h)
+}
+
+// quoteHost keeps a hostile Host header from shaping the error message.
+func quoteHost(h string) string {
+	if len(h) > 100 {
+		h = h[:100]
+	}
+	return "'" + strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '\'' {
+			return '?'
+		}
+		return r
+	}, h) + "'"
+}
+
+// statusRecorder remembers the status a handler wrote, for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Flush lets long-polling handlers push their response out.
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// middleware gives each request an id, its client address and public base
+// URL, a body limit, panic containment and one access-log line. The log line
+// has the path but never the query string, which may carry a signature.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := uuid.NewString()
+		client, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			client = r.RemoteAddr
+		}
+		info := httpx.Info{RequestID: id, ClientAddr: client, BaseURL: "https://" + strings.ToLower(r.Host)}
+		r = r.WithContext(httpx.WithInfo(r.Context(), info))
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		rec := &statusRecorder{ResponseWriter: w}
+		rec.Header().Set("x-ms-request-id", id)
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.logger.ErrorContext(r.Context(), "handler panic", "request_id", id, "panic", p, "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					httpx.WriteJSON(rec, http.StatusInternalServerError, map[string]any{"error": map[string]string{
+						"code": "InternalServerError", "message": "The server failed to process the request; request id " + id + "."}})
+				}
+			}
+			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("request_id", id), slog.String("method", r.Method), slog.String("host", hostOnly(r.Host)),
+				slog.String("path", r.URL.Path), slog.Int("status", rec.status), slog.String("client", client),
+				slog.Duration("duration", time.Since(start)))
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}

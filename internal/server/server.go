@@ -1,0 +1,445 @@
+// Package server is tenantbridge's front door: it prepares the data
+// directory (CA, certificates, keys, store), listens on one HTTPS address
+// (and, optionally, on an HTTPS proxy address whose tunnels end here), gives
+// every request an id and limits, and routes it by host name to the surface
+// that owns it. It holds no surface logic of its own; besides routing it
+// only keeps the signing keys current (reload and prune in the background).
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tenantbridge/tenantbridge/internal/audit"
+	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/graph"
+	"github.com/tenantbridge/tenantbridge/internal/operator"
+	"github.com/tenantbridge/tenantbridge/internal/pki"
+	"github.com/tenantbridge/tenantbridge/internal/proxy"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/store/backends"
+	"github.com/tenantbridge/tenantbridge/internal/sts"
+)
+
+// Config is what `tenantbridge serve` takes.
+type Config struct {
+	// DataDir holds the CA, certificates, keys, the operator credential and
+	// the embedded store. Created 0700 if missing.
+	DataDir string
+	// Listen is the HTTPS address, e.g. 127.0.0.1:8443 (port 0 picks one).
+	Listen string
+	// StoreURL selects the store: sqlite://PATH or postgres://...; empty
+	// means the embedded store in DataDir.
+	StoreURL string
+	// CustomDomain, if set, makes tenantbridge also answer as login.D,
+	// graph.D, management.D, {vault}.vault.D and {ns}.servicebus.D, for
+	// deployments with their own DNS.
+	CustomDomain string
+	// ProxyListen, if set, is the address of an HTTPS proxy
+	// (HTTPS_PROXY=http://ADDR) whose CONNECT tunnels to the Azure names
+	// tenantbridge serves end in this server, so that unmodified programs
+	// reach it with no change to DNS. Empty means no proxy.
+	ProxyListen string
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultListen and DefaultDataDir are serve's defaults.
+const (
+	DefaultListen  = "127.0.0.1:8443"
+	DefaultDataDir = ".tenantbridge"
+)
+
+// Limits on what a client may send, before any surface looks at it.
+const (
+	maxHeaderBytes = 64 << 10
+	maxBodyBytes   = 8 << 20
+)
+
+// MaxTokenLifetime is the longest lifetime of any token the server signs
+// (the token service's access tokens live 3599 to 5399 seconds, as Entra's
+// do; nothing it signs lives longer). A retired signing key stays published
+// this long after it stops signing, so that every token it signed still
+// verifies until it expires.
+const MaxTokenLifetime = 90 * time.Minute
+
+// keysInterval is how often the server re-reads the signing keys (another
+// instance or the CLI may have rotated them) and prunes the retired ones no
+// token can need any more.
+const keysInterval = 30 * time.Second
+
+// Server is a prepared tenantbridge: everything loaded, not yet listening.
+type Server struct {
+	cfg      Config
+	logger   *slog.Logger
+	hosts    pki.Hosts
+	ca       *pki.CA
+	cert     tls.Certificate
+	keys     *pki.KeySet
+	store    store.Store
+	dir      *directory.Service
+	audit    *audit.Log
+	operator operator.Credential
+	routes   *router
+	proxyLn  net.Listener // set by Listen when cfg.ProxyListen is
+}
+
+// New prepares the data directory and every component. On first start it
+// creates the CA, the server certificate, the signing keys, the symmetric
+// keys, the store and the operator credential; later starts reuse them.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DataDir = abs
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	listenHost, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", cfg.Listen, err)
+	}
+	s := &Server{cfg: cfg, logger: cfg.Logger}
+	s.hosts = pki.Hosts{CustomDomain: strings.ToLower(cfg.CustomDomain), ListenHosts: listenHosts(listenHost)}
+	if s.ca, err = pki.LoadOrCreateCA(cfg.DataDir, s.hosts); err != nil {
+		return nil, err
+	}
+	if s.cert, err = pki.LoadOrCreateServerCert(cfg.DataDir, s.ca, s.hosts); err != nil {
+		return nil, err
+	}
+	if s.keys, err = pki.LoadOrCreateKeySet(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	secrets, err := pki.LoadOrCreateSecrets(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	storeURL := cfg.StoreURL
+	if storeURL == "" {
+		storeURL = "sqlite://" + filepath.Join(cfg.DataDir, "tenantbridge.db")
+	}
+	if s.store, err = backends.Open(ctx, storeURL); err != nil {
+		return nil, err
+	}
+	if s.dir, err = directory.New(s.store, secrets.HashKey, secrets.KEK); err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	if err := s.dir.EnsureFirstParty(ctx); err != nil {
+		s.store.Close()
+		return nil, fmt.Errorf("first-party applications: %w", err)
+	}
+	s.audit = audit.NewBatching(s.store, s.logger)
+	if s.operator, err = operator.LoadOrCreateCredential(cfg.DataDir, "https://"+cfg.Listen, s.ca.CertFile(), ""); err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	s.routes = s.buildRouter()
+	return s, nil
+}
+
+// listenHosts are the names the bare listener answers to.
+func listenHosts(h string) []string {
+	out := []string{"localhost", "127.0.0.1", "::1"}
+	if h != "" && h != "0.0.0.0" && h != "::" {
+		out = append(out, h)
+	}
+	return out
+}
+
+func (s *Server) buildRouter() *router {
+	r := &router{bareHosts: map[string]bool{}, byHost: map[string]http.Handler{}}
+	for _, h := range s.hosts.ListenHosts {
+		r.bareHosts[h] = true
+	}
+	loginHosts := map[string]bool{"login.microsoftonline.com": true, "sts.windows.net": true}
+	if d := s.hosts.CustomDomain; d != "" {
+		loginHosts["login."+d] = true
+	}
+	isLogin := func(host string) bool {
+		host = strings.ToLower(host)
+		return loginHosts[host] || r.bareHosts[host]
+	}
+
+	tokens := sts.New(sts.Config{Directory: s.dir, Keys: s.keys, Audit: s.audit, Logger: s.logger, IsLoginHost: isLogin,
+		FederationClient: federationClient()})
+	verifier := sts.NewVerifier(s.keys, s.dir, isLogin, time.Now)
+	graphAPI := graph.New(graph.Config{Directory: s.dir, Verifier: verifier, Audit: s.audit, Logger: s.logger})
+	ops := operator.New(operator.Config{Directory: s.dir, Audit: s.audit, Key: s.operator.Key, Keys: s.keys,
+		MaxTokenLifetime: MaxTokenLifetime, Logger: s.logger})
+
+	bare := http.NewServeMux()
+	bare.Handle("/_operator/", ops)
+	bare.HandleFunc("GET /healthz", s.health)
+	bare.Handle("/", tokens)
+	r.bare = bare
+
+	for h := range loginHosts {
+		r.byHost[h] = tokens
+	}
+	r.byHost["graph.microsoft.com"] = graphAPI
+	if d := s.hosts.CustomDomain; d != "" {
+		r.byHost["graph."+d] = graphAPI
+	}
+	return r
+}
+
+// federationClient fetches the discovery documents and JWK Sets of the
+// external issuers that federated credentials trust (a Kubernetes
+// service-account issuer, a CI system's): the system's roots and the
+// environment's proxy settings, as any relying party on this host would
+// use, and never tenantbridge's own CA, which vouches only for names this
+// server answers as (its own issuers are resolved in process).
+func federationClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	t.ResponseHeaderTimeout = 10 * time.Second
+	return &http.Client{Transport: t, Timeout: 15 * time.Second}
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if _, err := s.store.GetTenant(ctx, directory.MicrosoftTenantID); err != nil {
+		s.logger.ErrorContext(ctx, "health check: store unavailable", "err", err)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"unavailable","store":"unreachable"}`))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"status":"ok"}`))
+}
+
+// Listen opens the HTTPS listener, and the proxy listener if
+// Config.ProxyListen is set, and records their addresses in the operator
+// credential, so that `:0` in tests and the CLI agree on the ports.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	proxyURL := ""
+	if s.cfg.ProxyListen != "" {
+		pln, err := net.Listen("tcp", s.cfg.ProxyListen)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("proxy listener: %w", err)
+		}
+		if s.proxyLn != nil {
+			s.proxyLn.Close()
+		}
+		s.proxyLn = pln
+		proxyURL = "http://" + dialable(pln.Addr())
+	}
+	url := "https://" + ln.Addr().String()
+	if s.operator, err = operator.LoadOrCreateCredential(s.cfg.DataDir, url, s.ca.CertFile(), proxyURL); err != nil {
+		ln.Close()
+		if s.proxyLn != nil {
+			s.proxyLn.Close()
+			s.proxyLn = nil
+		}
+		return nil, err
+	}
+	return ln, nil
+}
+
+// dialable is a listener's address as a client dials it: an unspecified
+// address (0.0.0.0, ::) is reached on loopback.
+func dialable(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// ProxyURL is the proxy's URL (http://ADDR) once Listen has opened it; ""
+// without a proxy.
+func (s *Server) ProxyURL() string { return s.operator.ProxyURL }
+
+// Serve answers HTTPS on ln, and proxy tunnels on the proxy listener Listen
+// opened, until ctx is done, while keeping the signing keys current. Then it
+// shuts down gracefully: both listeners stop accepting, requests in flight
+// finish (up to 15 seconds), and the store is closed. If either listener
+// fails, both stop.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	tlsConfig := &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12}
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { s.maintainKeys(runCtx) })
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ServeTLS(ln, "", "") }()
+
+	proxyErr := make(chan error, 1)
+	if pln := s.proxyLn; pln != nil {
+		s.proxyLn = nil // a listener serves once
+		p := proxy.New(proxy.Config{Allowed: s.proxyAllows, TLS: tlsConfig, Handler: s.Handler(), Logger: s.logger})
+		go func() {
+			err := p.Serve(runCtx, pln)
+			if err != nil {
+				err = fmt.Errorf("proxy: %w", err)
+			}
+			proxyErr <- err
+			stop() // a failed proxy takes the server down with it
+		}()
+	} else {
+		proxyErr <- nil
+	}
+
+	var err error
+	select {
+	case err = <-errc: // the HTTPS listener failed
+		stop()
+		errc = nil
+	case <-runCtx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if errc != nil {
+		if e := hs.Shutdown(shutdownCtx); err == nil {
+			err = e
+		}
+		if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
+			err = e
+		}
+	}
+	if e := <-proxyErr; err == nil {
+		err = e
+	}
+	wg.Wait()
+	s.audit.Close() // commits the records of requests that finished
+	if cerr := s.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// proxyAllows is the proxy's Allowed: the Azure names the router sends to
+// a surface and the server certificate vouches for. A name the router does
+// not serve would only get 421, and one the certificate lacks only a TLS
+// error; neither is worth a tunnel. The listen address's own names are not
+// tunnelled: clients reach them directly.
+func (s *Server) proxyAllows(host string) bool {
+	host = hostOnly(host)
+	if !s.routes.serves(host) {
+		return false
+	}
+	leaf := s.cert.Leaf
+	if leaf == nil {
+		c, err := x509.ParseCertificate(s.cert.Certificate[0])
+		if err != nil {
+			return false
+		}
+		leaf = c
+	}
+	return leaf.VerifyHostname(host) == nil
+}
+
+// maintainKeys keeps the signing keys current until ctx is done: it
+// re-reads them (another instance sharing the data directory, or the CLI,
+// may have rotated) and prunes the retired keys that no unexpired token can
+// need any more.
+func (s *Server) maintainKeys(ctx context.Context) {
+	t := time.NewTicker(keysInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.refreshKeys(ctx, time.Now())
+		}
+	}
+}
+
+// refreshKeys is one round of maintainKeys, at now.
+func (s *Server) refreshKeys(ctx context.Context, now time.Time) {
+	if err := s.keys.Reload(); err != nil {
+		s.logger.WarnContext(ctx, "signing keys: reload failed; keeping the keys loaded before", "err", err)
+	}
+	removed, err := s.keys.Prune(now, MaxTokenLifetime)
+	for _, kid := range removed {
+		s.logger.InfoContext(ctx, "signing key pruned: every token it signed has expired", "kid", kid)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = s.audit.Record(actx, store.AuditRecord{Actor: "tenantbridge", Action: "keys.prune", Target: kid, Result: audit.Success})
+		cancel()
+	}
+	if err != nil {
+		s.logger.ErrorContext(ctx, "signing keys: prune failed", "err", err)
+	}
+}
+
+// Handler is the whole front door as an http.Handler.
+func (s *Server) Handler() http.Handler {
+	return s.middleware(s.routes)
+}
+
+// Accessors for the CLI and for tests.
+
+// CA returns the local certificate authority.
+func (s *Server) CA() *pki.CA { return s.ca }
+
+// Directory returns the directory service.
+func (s *Server) Directory() *directory.Service { return s.dir }
+
+// Store returns the store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Operator returns the operator credential.
+func (s *Server) Operator() operator.Credential { return s.operator }
+
+// OperatorFile returns the path of the operator credential file.
+func (s *Server) OperatorFile() string { return filepath.Join(s.cfg.DataDir, operator.FileName) }
+
+// Keys returns the token-signing keys.
+func (s *Server) Keys() *pki.KeySet { return s.keys }
+
+// ServedHosts lists, sorted, the host names the router sends to a surface,
+// besides the listen address's own names: what the server answers as.
+func (s *Server) ServedHosts() []string {
+	return s.routes.hosts()
+}
+
+// ProxyAllows reports whether the proxy tunnels CONNECTs to host: a name
+// the router serves and the server certificate vouches for.
+func (s *Server) ProxyAllows(host string) bool { return s.proxyAllows(host) }

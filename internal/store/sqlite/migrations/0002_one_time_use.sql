@@ -1,0 +1,11 @@
+-- Keys that may be used once until they expire (client assertion jti,
+-- authorization codes, refresh tokens): store.OneTimeUse. Keys are global,
+-- namespaced by the caller, so there is no tenant and no cascade; records go
+-- when they expire. expires is text in sqlstore.FormatTime's fixed-width UTC
+-- form, so comparing text compares times.
+
+CREATE TABLE one_time_use (
+    use_key TEXT NOT NULL PRIMARY KEY,   -- at most store.MaxOneTimeUseKey bytes
+    expires TEXT NOT NULL
+);
+CREATE INDEX one_time_use_expires ON one_time_use (expires);

@@ -1,0 +1,219 @@
+package sts
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tenantbridge/tenantbridge/internal/audit"
+	"github.com/tenantbridge/tenantbridge/internal/httpx"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/token"
+)
+
+// grant turns a token request of one grant_type into a token, in the style of
+// fosite's handlers: the token endpoint parses the request, resolves the
+// tenant and authenticates the client; a grant adds only what is its own.
+// Each grant lives in its own file (grant_<type>.go) and is registered in
+// New; adding one never touches another.
+type grant interface {
+	// prepare checks the grant's own parameters and records what the
+	// request is for (req.resource). It runs before the client is
+	// authenticated and must not read the directory, so that a malformed
+	// request is refused cheaply and learns nothing.
+	prepare(req *tokenRequest) *Error
+	// clientCredentialRequired reports whether only confidential clients
+	// (with a secret or an assertion) may use the grant.
+	clientCredentialRequired() bool
+	// issue makes the token for an authenticated client.
+	issue(ctx context.Context, req *tokenRequest, c *client) (*issuedToken, *Error)
+}
+
+// tokenRequest is a parsed token request and what the endpoint has learnt
+// about it so far.
+type tokenRequest struct {
+	endpoint  endpointVersion
+	baseURL   string       // the URL the client reached us by: issuers follow it
+	tenantRef string       // the tenant as the path names it
+	tenant    store.Tenant // zero when the path names no tenant (common, organizations)
+	form      tokenForm
+	basic     *basicAuth // nil without Basic authentication
+	now       time.Time
+	// resource is what the token is for, as the client named it: an
+	// identifier URI or appId (set by the grant's prepare).
+	resource string
+	// audit collects what the audit record says about the request.
+	audit struct {
+		clientID     string
+		clientTenant string
+		method       string
+		credential   string // which credential authenticated: "certificate:<keyId>", "federated:<name>"
+	}
+}
+
+// tenantDisplayName is how error messages name the request's tenant.
+func (req *tokenRequest) tenantDisplayName() string {
+	if req.tenant.Name != "" {
+		return req.tenant.Name
+	}
+	return safeName(req.tenantRef)
+}
+
+// issuedToken is what a grant hands back: the signed token and its claims,
+// from which the response's lifetimes are taken.
+type issuedToken struct {
+	accessToken string
+	claims      token.Claims
+}
+
+// tokenResponse is Entra's token response. v1 adds expires_on, not_before
+// and resource. scope is never sent for app tokens: MSAL would compare it
+// with the requested scopes and fail on the difference.
+type tokenResponse struct {
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	ExtExpiresIn int64  `json:"ext_expires_in"`
+	ExpiresOn    string `json:"expires_on,omitempty"`
+	NotBefore    string `json:"not_before,omitempty"`
+	Resource     string `json:"resource,omitempty"`
+	AccessToken  string `json:"access_token"`
+}
+
+// handleToken serves POST /{tenant}/oauth2[/v2.0]/token.
+func (s *Service) handleToken(ver endpointVersion) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPost:
+		case http.MethodOptions:
+			w.Header().Set("Allow", "POST, OPTIONS")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		default:
+			s.refuse(w, r, aadError(codePostOnly, safeName(r.Method)))
+			return
+		}
+		req := &tokenRequest{endpoint: ver, tenantRef: r.PathValue("tenant"), baseURL: httpx.BaseURL(r), now: s.now()}
+		issued, e := s.token(r, req)
+		if err := s.recordToken(r.Context(), req, e); err != nil && e == nil {
+			// A token that is not on record is not issued.
+			issued, e = nil, serverError(err)
+		}
+		if e != nil {
+			s.refuse(w, r, e)
+			return
+		}
+		s.writeToken(w, r, req, issued)
+	}
+}
+
+// token runs a token request through its steps: parse, tenant, grant
+// parameters, client authentication, issue.
+func (s *Service) token(r *http.Request, req *tokenRequest) (*issuedToken, *Error) {
+	ctx := r.Context()
+	body, e := readTokenBody(r)
+	if e != nil {
+		return nil, e
+	}
+	if req.form, e = parseTokenRequest(r.Header.Get("Content-Type"), body); e != nil {
+		return nil, e
+	}
+	if req.basic, e = parseBasicAuth(r.Header.Get("Authorization")); e != nil {
+		return nil, e
+	}
+	if !isMultiTenantAlias(req.tenantRef) {
+		if req.tenant, e = s.resolveTenant(ctx, req.tenantRef); e != nil {
+			return nil, e
+		}
+	}
+	grantType := req.form.get("grant_type")
+	if grantType == "" {
+		return nil, aadError(codeMissingParameter, "grant_type")
+	}
+	g, ok := s.grants[grantType]
+	if !ok {
+		return nil, aadError(codeUnsupportedGrantType, safeName(grantType))
+	}
+	if e := g.prepare(req); e != nil {
+		return nil, e
+	}
+	c, e := s.authenticateClient(ctx, req, g)
+	if e != nil {
+		return nil, e
+	}
+	req.audit.method = c.method
+	return g.issue(ctx, req, c)
+}
+
+// readTokenBody reads at most maxTokenBody+1 bytes, so that the parser can
+// tell a body at the limit from one over it without reading an unbounded one.
+func readTokenBody(r *http.Request) ([]byte, *Error) {
+	if r.ContentLength > maxTokenBody {
+		return nil, aadError(codeBodyTooLarge, maxTokenBody)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxTokenBody+1))
+	if err != nil {
+		return nil, aadError(codeInvalidRequest, "The request body could not be read.")
+	}
+	return body, nil
+}
+
+// writeToken sends the token response.
+func (s *Service) writeToken(w http.ResponseWriter, r *http.Request, req *tokenRequest, t *issuedToken) {
+	expiresIn := max(t.claims.Expires-req.now.Unix(), 0)
+	resp := tokenResponse{
+		TokenType:    "Bearer",
+		ExpiresIn:    expiresIn,
+		ExtExpiresIn: expiresIn,
+		AccessToken:  t.accessToken,
+	}
+	if req.endpoint == v1 {
+		resp.ExpiresOn = strconv.FormatInt(t.claims.Expires, 10)
+		resp.NotBefore = strconv.FormatInt(t.claims.NotBefore, 10)
+		resp.Resource = req.resource
+	}
+	traceID, correlationID := requestIDs(r)
+	setNoStore(w)
+	setRequestIDHeaders(w, r, traceID, correlationID)
+	httpx.WriteJSON(w, http.StatusOK, resp)
+}
+
+// recordToken writes the audit record of a token request, issued or
+// refused. Never the secret: only who asked, where, for what, and the verdict.
+func (s *Service) recordToken(ctx context.Context, req *tokenRequest, e *Error) error {
+	target := req.tenant.ID
+	if target == "" {
+		target = safeName(req.tenantRef)
+	}
+	result := audit.Success
+	if e != nil {
+		result = e.Result()
+	}
+	actor := req.audit.clientID
+	if actor == "" {
+		actor = req.form.get("client_id")
+	}
+	if actor == "" && req.basic != nil {
+		actor = req.basic.clientID
+	}
+	detail := "endpoint=v" + strconv.Itoa(int(req.endpoint))
+	if gt := req.form.get("grant_type"); gt != "" {
+		detail += " grant_type=" + safeName(gt)
+	}
+	if req.audit.method != "" {
+		detail += " client_auth=" + req.audit.method
+	}
+	if req.audit.credential != "" {
+		detail += " credential=" + clip(req.audit.credential, 160)
+	}
+	return s.audit.Record(ctx, store.AuditRecord{
+		Actor:        safeName(actor),
+		ActorTenant:  req.audit.clientTenant,
+		TargetTenant: target,
+		Action:       "token.issue",
+		Target:       clip(req.resource, 256),
+		Result:       result,
+		Detail:       detail,
+	})
+}
