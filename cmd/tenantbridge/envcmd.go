@@ -101,7 +101,7 @@ func (c *cli) proxiedEnvironment() (*shellEnv, azclient.OperatorCredential, erro
 		return nil, cred, errNoProxy(c.dataDir)
 	}
 	e := &shellEnv{}
-	proxyEnv(e, cred.ProxyURL)
+	proxyEnv(e, cred)
 	if err := c.trustEnv(e, cred.CAFile); err != nil {
 		return nil, cred, err
 	}

@@ -209,7 +209,7 @@ func (c *cli) identityEnvironment(ctx context.Context, tenantRef, ref string, ne
 	}
 	e := &shellEnv{}
 	if cred.ProxyURL != "" {
-		proxyEnv(e, cred.ProxyURL)
+		proxyEnv(e, cred)
 	}
 	if err := c.trustEnv(e, cred.CAFile); err != nil {
 		return nil, err
@@ -446,7 +446,7 @@ identity: unset for the workload's system-assigned identity; otherwise the
 			}
 			e := &shellEnv{}
 			if cred.ProxyURL != "" {
-				proxyEnv(e, cred.ProxyURL)
+				proxyEnv(e, cred)
 			}
 			if err := c.trustEnv(e, cred.CAFile); err != nil {
 				return err

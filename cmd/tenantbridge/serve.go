@@ -74,7 +74,7 @@ func (c *cli) printServing(srv *server.Server, ln net.Listener, domain string) {
 	fmt.Fprintf(w, "  operator credential  %s   (url, CA and the operator key; keep it private)\n", srv.OperatorFile())
 	fmt.Fprintf(w, "  answers as           %s (at %s)\n", strings.Join(srv.ServedHosts(), ", "), ln.Addr())
 	if p := srv.ProxyURL(); p != "" {
-		fmt.Fprintf(w, "  proxy                %s   (HTTPS_PROXY: tunnels to those names end here)\n", p)
+		fmt.Fprintf(w, "  proxy                %s   (HTTPS_PROXY; tunnels to %s end here)\n", p, strings.Join(srv.ProxiedHosts(), ", "))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Next, in another terminal:\n")

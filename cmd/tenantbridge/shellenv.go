@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+
+	"github.com/tenantbridge/tenantbridge/internal/azclient"
 )
 
 // shellEnv is a set of environment changes printed as POSIX shell, for
@@ -101,14 +104,21 @@ var divertingVars = []string{
 
 // proxyEnv routes a program's HTTPS to the Azure names through the
 // tenantbridge proxy. Both spellings are set, since tools differ in which
-// they read first, and NO_PROXY is replaced by the loopback names only:
-// the identity endpoint is reached directly, and an inherited NO_PROXY
-// naming an Azure domain would bypass the proxy.
-func proxyEnv(e *shellEnv, proxyURL string) {
-	e.export("HTTPS_PROXY", proxyURL)
-	e.export("https_proxy", proxyURL)
-	e.export("NO_PROXY", "localhost,127.0.0.1,::1")
-	e.export("no_proxy", "localhost,127.0.0.1,::1")
+// they read first. NO_PROXY is replaced by the loopback names and the
+// server's own address (the managed-identity endpoint is reached directly):
+// an inherited NO_PROXY naming an Azure domain would bypass the proxy.
+func proxyEnv(e *shellEnv, cred azclient.OperatorCredential) {
+	direct := []string{"localhost", "127.0.0.1", "::1"}
+	if l, err := cred.Local(); err == nil {
+		if host, _, err := net.SplitHostPort(l.Address); err == nil && !slices.Contains(direct, host) {
+			direct = append(direct, host)
+		}
+	}
+	noProxy := strings.Join(direct, ",")
+	e.export("HTTPS_PROXY", cred.ProxyURL)
+	e.export("https_proxy", cred.ProxyURL)
+	e.export("NO_PROXY", noProxy)
+	e.export("no_proxy", noProxy)
 }
 
 // systemCABundles are where operating systems keep their PEM bundle of

@@ -457,3 +457,20 @@ func TestUnverifiedClaims(t *testing.T) {
 		t.Errorf("UnverifiedClaims = %v, %v", c, err)
 	}
 }
+
+func TestIdentityEndpoint(t *testing.T) {
+	for url, want := range map[string]string{
+		"https://127.0.0.1:8443":  "https://127.0.0.1:8443/t1/msi/token",
+		"https://0.0.0.0:8443":    "https://127.0.0.1:8443/t1/msi/token",
+		"https://10.1.2.3:9000/":  "https://10.1.2.3:9000/t1/msi/token",
+		"https://tb.example.test": "https://tb.example.test:443/t1/msi/token",
+	} {
+		got, err := azclient.OperatorCredential{URL: url, CAFile: "ca.pem"}.IdentityEndpoint("t1")
+		if err != nil || got != want {
+			t.Errorf("IdentityEndpoint for %s = %q, %v; want %q", url, got, err, want)
+		}
+	}
+	if _, err := (azclient.OperatorCredential{URL: "http://127.0.0.1:8443"}).IdentityEndpoint("t1"); err == nil {
+		t.Error("an http server URL was accepted")
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -62,7 +61,7 @@ func (s *Service) CreateApplication(ctx context.Context, tenantID string, app Ap
 
 func identifierConflict(err error) error {
 	if errors.Is(err, store.ErrConflict) {
-		return fmt.Errorf("Another object with the same value for property identifierUris already exists: %w", ErrConflict)
+		return conflictf("Another object with the same value for property identifierUris already exists")
 	}
 	return err
 }
@@ -309,7 +308,7 @@ func (s *Service) AddApplicationKey(ctx context.Context, tenantID, id string, kc
 	_, err := s.updateCredentials(ctx, tenantID, id, func(a *Application) error {
 		for _, k := range a.KeyCredentials {
 			if k.CustomKeyIdentifier == kc.CustomKeyIdentifier {
-				return fmt.Errorf("a key credential with this certificate already exists: %w", ErrConflict)
+				return conflictf("A key credential with this certificate already exists")
 			}
 		}
 		if len(a.KeyCredentials) >= 100 {
@@ -395,10 +394,10 @@ func addFederated(list *[]FederatedIdentityCredential, f FederatedIdentityCreden
 	}
 	for _, e := range *list {
 		if strings.EqualFold(e.Name, f.Name) {
-			return fmt.Errorf("a federated identity credential named %q already exists: %w", f.Name, ErrConflict)
+			return conflictf("A federated identity credential named %q already exists", f.Name)
 		}
 		if e.Issuer == f.Issuer && e.Subject == f.Subject {
-			return fmt.Errorf("a federated identity credential with this issuer and subject already exists: %w", ErrConflict)
+			return conflictf("A federated identity credential with this issuer and subject already exists")
 		}
 	}
 	*list = append(*list, f)

@@ -3,7 +3,6 @@ package directory
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/google/uuid"
 
@@ -54,7 +53,7 @@ func (s *Service) AssignAppRole(ctx context.Context, tenantID, principalID, reso
 			ResourceID: resourceID, AppRoleID: roleID, Created: tx.Now()}
 		err = tx.st.CreateAppRoleAssignment(ctx, out)
 		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("Permission being assigned already exists on the object: %w", ErrConflict)
+			return conflictf("Permission being assigned already exists on the object")
 		}
 		return err
 	})
@@ -133,7 +132,7 @@ func (s *Service) AddOwner(ctx context.Context, tenantID, objectID, ownerID stri
 		}
 		err = tx.st.AddLink(ctx, store.Link{TenantID: tenantID, Kind: store.LinkOwner, From: objectID, To: ownerID, ToKind: kind, Created: tx.Now()})
 		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("One or more added object references already exist for the following modified properties: 'owners': %w", ErrConflict)
+			return conflictf("One or more added object references already exist for the following modified properties: 'owners'")
 		}
 		return err
 	})

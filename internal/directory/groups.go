@@ -3,7 +3,6 @@ package directory
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -113,7 +112,7 @@ func (s *Service) AddMember(ctx context.Context, tenantID, groupID, memberID str
 		}
 		err = tx.st.AddLink(ctx, store.Link{TenantID: tenantID, Kind: store.LinkMember, From: groupID, To: memberID, ToKind: kind, Created: tx.Now()})
 		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("One or more added object references already exist for the following modified properties: 'members': %w", ErrConflict)
+			return conflictf("One or more added object references already exist for the following modified properties: 'members'")
 		}
 		return err
 	})

@@ -75,7 +75,7 @@ func (s *Service) createManagedIdentity(ctx context.Context, tenantID, name, res
 	}
 	if err := create(ctx, s.st, tenantID, sp); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return nil, fmt.Errorf("a managed identity for %s already exists: %w", resourceID, ErrConflict)
+			return nil, conflictf("A managed identity for %s already exists", resourceID)
 		}
 		return nil, err
 	}

@@ -40,6 +40,33 @@ func invalidf(format string, args ...any) error {
 	return &InvalidError{Msg: fmt.Sprintf(format, args...)}
 }
 
+// ConflictError is a request that collides with an object that exists: a
+// taken name, a membership or grant that is already there. It is an
+// ErrConflict whose message (Entra's own wording) is safe to show.
+type ConflictError struct{ Msg string }
+
+func (e *ConflictError) Error() string { return e.Msg }
+
+// Unwrap makes errors.Is(err, ErrConflict) hold.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+func conflictf(format string, args ...any) error {
+	return &ConflictError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// ConflictMessage returns the message of a conflict, whether the directory
+// worded it (a ConflictError) or the store reported a bare ErrConflict.
+func ConflictMessage(err error) (string, bool) {
+	var ce *ConflictError
+	if errors.As(err, &ce) {
+		return ce.Msg, true
+	}
+	if errors.Is(err, ErrConflict) {
+		return "Another object with the same key already exists.", true
+	}
+	return "", false
+}
+
 // IsInvalid reports whether err is an InvalidError and returns its message.
 func IsInvalid(err error) (string, bool) {
 	var ie *InvalidError

@@ -3,7 +3,6 @@ package directory
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -44,7 +43,7 @@ func (s *Service) createServicePrincipal(ctx context.Context, tenantID string, a
 	copyFromApplication(sp, app)
 	if err := create(ctx, s.st, tenantID, sp); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return nil, fmt.Errorf("A service principal of application %s already exists in this tenant: %w", app.AppID, ErrConflict)
+			return nil, conflictf("A service principal of application %s already exists in this tenant", app.AppID)
 		}
 		return nil, err
 	}

@@ -48,7 +48,7 @@ func (s *Service) CreateTenant(ctx context.Context, name string) (*TenantBootstr
 		t := store.Tenant{ID: newID(), Name: name, Domain: name + ".onmicrosoft.com", SubscriptionID: newID(), Created: tx.Now()}
 		if err := tx.st.CreateTenant(ctx, t); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("tenant %q already exists: %w", name, ErrConflict)
+				return conflictf("Tenant %q already exists", name)
 			}
 			return err
 		}

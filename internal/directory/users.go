@@ -56,7 +56,7 @@ func (s *Service) CreateUser(ctx context.Context, tenantID string, nu NewUser) (
 	}
 	if err := create(ctx, s.st, tenantID, u); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return nil, fmt.Errorf("Another object with the same value for property userPrincipalName already exists: %w", ErrConflict)
+			return nil, conflictf("Another object with the same value for property userPrincipalName already exists")
 		}
 		return nil, err
 	}

@@ -98,7 +98,7 @@ func (s *Service) CreateWorkload(ctx context.Context, tenantID, resourceGroup, n
 		header, w.HeaderHash = w.ID+"."+secret, tx.hashSecret(secret)
 		if err := create(ctx, tx.st, tenantID, w); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("a workload named %q already exists: %w", name, ErrConflict)
+				return conflictf("A workload named %q already exists", name)
 			}
 			return err
 		}

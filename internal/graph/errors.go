@@ -111,10 +111,7 @@ func toGraphError(err error, id string) *graphError {
 // Request_BadRequest with the directory's message, e.g. "Another object with
 // the same value for property identifierUris already exists."
 func conflictError(err error) *graphError {
-	msg := strings.TrimSuffix(err.Error(), ": "+directory.ErrConflict.Error())
-	if msg == directory.ErrConflict.Error() {
-		msg = "Another object with the same key already exists"
-	}
+	msg, _ := directory.ConflictMessage(err)
 	if !strings.HasSuffix(msg, ".") {
 		msg += "."
 	}

@@ -227,6 +227,9 @@ func TestProxy(t *testing.T) {
 			t.Errorf("CONNECT %s: %v; want 403 Forbidden", host, err)
 		}
 	}
+	if got := strings.Join(r.srv.ProxiedHosts(), " "); got != "graph.microsoft.com login.microsoftonline.com" {
+		t.Errorf("ProxiedHosts = %s", got)
+	}
 	for _, host := range []string{"login.microsoftonline.com", "graph.microsoft.com", "GRAPH.microsoft.com."} {
 		if !r.srv.ProxyAllows(host) {
 			t.Errorf("ProxyAllows(%q) = false", host)

@@ -152,6 +152,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.audit = audit.NewBatching(s.store, s.logger)
 	if s.operator, err = operator.LoadOrCreateCredential(cfg.DataDir, "https://"+cfg.Listen, s.ca.CertFile(), ""); err != nil {
+		s.audit.Close()
 		s.store.Close()
 		return nil, err
 	}
@@ -291,10 +292,14 @@ func (s *Server) ProxyURL() string { return s.operator.ProxyURL }
 // finish (up to 15 seconds), and the store is closed. If either listener
 // fails, both stop.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	tlsConfig := &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12}
+	// Each server its own TLS config: net/http adds its protocols to the
+	// one it is given.
+	tlsConfig := func() *tls.Config {
+		return &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12}
+	}
 	hs := &http.Server{
 		Handler:           s.Handler(),
-		TLSConfig:         tlsConfig,
+		TLSConfig:         tlsConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -313,7 +318,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	proxyErr := make(chan error, 1)
 	if pln := s.proxyLn; pln != nil {
 		s.proxyLn = nil // a listener serves once
-		p := proxy.New(proxy.Config{Allowed: s.proxyAllows, TLS: tlsConfig, Handler: s.Handler(), Logger: s.logger})
+		p := proxy.New(proxy.Config{Allowed: s.proxyAllows, TLS: tlsConfig(), Handler: s.Handler(), Logger: s.logger})
 		go func() {
 			err := p.Serve(runCtx, pln)
 			if err != nil {
@@ -438,6 +443,17 @@ func (s *Server) Keys() *pki.KeySet { return s.keys }
 // besides the listen address's own names: what the server answers as.
 func (s *Server) ServedHosts() []string {
 	return s.routes.hosts()
+}
+
+// ProxiedHosts lists, sorted, the names the proxy tunnels (see ProxyAllows).
+func (s *Server) ProxiedHosts() []string {
+	var out []string
+	for _, h := range s.routes.hosts() {
+		if s.proxyAllows(h) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // ProxyAllows reports whether the proxy tunnels CONNECTs to host: a name

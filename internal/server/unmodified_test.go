@@ -90,8 +90,8 @@ func TestUnmodifiedProgram(t *testing.T) {
 		}
 		return out
 	}
-	// runProgram evals `tenantbridge env envArgs...` in a shell and execs
-	// the program there, returning what it printed.
+	// runProgram evals `tenantbridge envArgs...` (an env command) in a
+	// shell and execs the program there, returning what it printed.
 	runProgram := func(t *testing.T, graph bool, envArgs ...string) map[string]any {
 		t.Helper()
 		const script = `prog=$1; graph=$2; shift 2
@@ -102,7 +102,7 @@ exec "$prog" -graph="$graph"`
 		if graph {
 			graphFlag = "true"
 		}
-		args := append([]string{"-c", script, "sh", prog, graphFlag, tb, "--data", r.dir, "env"}, envArgs...)
+		args := append([]string{"-c", script, "sh", prog, graphFlag, tb, "--data", r.dir}, envArgs...)
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "/bin/sh", args...)
@@ -110,14 +110,14 @@ exec "$prog" -graph="$graph"`
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
-			t.Fatalf("eval \"$(tenantbridge env %s)\" && defaultcred: %v\nstdout: %s\nstderr: %s",
+			t.Fatalf("eval \"$(tenantbridge %s)\" && defaultcred: %v\nstdout: %s\nstderr: %s",
 				strings.Join(envArgs, " "), err, stdout.Bytes(), stderr.Bytes())
 		}
 		var out map[string]any
 		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
 			t.Fatalf("defaultcred printed %q: %v\nstderr: %s", stdout.Bytes(), err, stderr.Bytes())
 		}
-		t.Logf("tenantbridge env %s; defaultcred: %s", strings.Join(envArgs, " "), bytes.TrimSpace(stdout.Bytes()))
+		t.Logf("tenantbridge %s; defaultcred: %s", strings.Join(envArgs, " "), bytes.TrimSpace(stdout.Bytes()))
 		return out
 	}
 	expect := func(t *testing.T, got map[string]any, want map[string]any) {
@@ -147,7 +147,7 @@ exec "$prog" -graph="$graph"`
 	// (a) A client secret: env adds a new one to the application. The
 	// admin application may read Graph, so the program calls it too.
 	t.Run("secret", func(t *testing.T) {
-		got := runProgram(t, true, "--tenant", "contoso", "--app", tenant.Admin.ClientID, "--secret")
+		got := runProgram(t, true, "env", "--tenant", "contoso", "--app", tenant.Admin.ClientID, "--secret")
 		expect(t, got, map[string]any{"tid": tenant.TenantID, "appid": tenant.Admin.ClientID, "oid": tenant.Admin.ServicePrincipalID,
 			"iss": "https://sts.windows.net/" + tenant.TenantID + "/", "graphStatus": float64(200)})
 	})
@@ -155,8 +155,22 @@ exec "$prog" -graph="$graph"`
 	// (b) A user-assigned managed identity, through the managed-identity
 	// endpoint with a workload's identity header.
 	t.Run("identity", func(t *testing.T) {
-		got := runProgram(t, false, "--tenant", "contoso", "--identity", "app-identity")
+		got := runProgram(t, false, "env", "--tenant", "contoso", "--identity", "app-identity")
 		expect(t, got, map[string]any{"tid": tenant.TenantID, "appid": identity.ClientID, "oid": identity.PrincipalID})
+	})
+
+	// A workload's own, system-assigned identity: workload env gives it a
+	// new header and leaves AZURE_CLIENT_ID unset.
+	t.Run("workload", func(t *testing.T) {
+		var w azclient.Workload
+		if err := json.Unmarshal(cli(t, "workload", "create", "job", "--system-assigned", "--tenant", "contoso", "-o", "json"), &w); err != nil {
+			t.Fatal(err)
+		}
+		if w.SystemAssignedIdentity == nil {
+			t.Fatalf("workload create: %+v", w)
+		}
+		got := runProgram(t, false, "workload", "env", "job", "--tenant", "contoso")
+		expect(t, got, map[string]any{"tid": tenant.TenantID, "appid": w.SystemAssignedIdentity.ClientID, "oid": w.SystemAssignedIdentity.PrincipalID})
 	})
 
 	// (c) Workload identity federation: the assertion is the managed
@@ -236,12 +250,12 @@ exec "$prog" -graph="$graph"`
 		if err := os.WriteFile(file, []byte(mi.AccessToken+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		got := runProgram(t, false, "--tenant", "contoso", "--federated-token", file, "--app", app.AppID)
+		got := runProgram(t, false, "env", "--tenant", "contoso", "--federated-token", file, "--app", app.AppID)
 		expect(t, got, map[string]any{"tid": tenant.TenantID, "appid": app.AppID, "oid": sp.ID})
 
 		// Without --app, env finds the application whose federated
 		// credential trusts the token.
-		got = runProgram(t, false, "--tenant", "contoso", "--federated-token", file)
+		got = runProgram(t, false, "env", "--tenant", "contoso", "--federated-token", file)
 		expect(t, got, map[string]any{"appid": app.AppID, "oid": sp.ID})
 	})
 }

@@ -218,16 +218,6 @@ func wantAAD(t testing.TB, what string, resp *http.Response, doc map[string]any,
 	}
 }
 
-// aadCode returns the AADSTS code of an error response, 0 if none.
-func aadCode(doc map[string]any) int {
-	codes, _ := doc["error_codes"].([]any)
-	if len(codes) == 0 {
-		return 0
-	}
-	f, _ := codes[0].(float64)
-	return int(f)
-}
-
 // description returns the error_description of a response.
 func description(doc map[string]any) string {
 	s, _ := doc["error_description"].(string)

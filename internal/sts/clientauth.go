@@ -65,17 +65,6 @@ func (c *client) federatedCredentials() []directory.FederatedIdentityCredential 
 	return nil
 }
 
-// displayName names the client in error messages.
-func (c *client) displayName() string {
-	if c.app != nil {
-		return c.app.DisplayName
-	}
-	if c.sp != nil {
-		return c.sp.DisplayName
-	}
-	return ""
-}
-
 // clientAuthMethod is one way a client proves who it is at the token
 // endpoint (RFC 6749 §2.3, RFC 7523 §2.2). Each method recognises its own
 // credential in the request and checks it; the token endpoint makes sure a

@@ -1,7 +1,13 @@
 package sts_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +31,21 @@ func TestCertificateAssertionErrors(t *testing.T) {
 	_, err = e.dir.CreateServicePrincipal(e.ctx, e.contoso.ID, expiredApp.AppID)
 	must(t, err)
 	e.registerCert(e.contoso.ID, expiredApp.ID, expired)
+
+	// An application whose certificate has an EC key: only RSA keys sign
+	// client assertions.
+	ecApp, err := e.dir.CreateApplication(e.ctx, e.contoso.ID, directory.Application{DisplayName: "ec-cert"})
+	must(t, err)
+	_, err = e.dir.CreateServicePrincipal(e.ctx, e.contoso.ID, ecApp.AppID)
+	must(t, err)
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	ecTmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "ec"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
+	ecDER, err := x509.CreateCertificate(rand.Reader, ecTmpl, ecTmpl, &ecKey.PublicKey, ecKey)
+	must(t, err)
+	ecCert, err := x509.ParseCertificate(ecDER)
+	must(t, err)
+	e.registerCert(e.contoso.ID, ecApp.ID, testCert{cert: ecCert})
 
 	pid := e.provider.AppID
 	v2 := e.tokenURL(e.contoso.ID, true)
@@ -77,6 +98,9 @@ func TestCertificateAssertionErrors(t *testing.T) {
 			status: 401, oauth: "invalid_client", code: 700027},
 		{name: "expired key credential", clientID: expiredApp.AppID, assertion: certAssertion(t, expired, expiredApp.AppID, v2, nil),
 			status: 401, oauth: "invalid_client", code: 700027, contains: "The key used is expired."},
+		{name: "EC certificate", clientID: ecApp.AppID, assertion: certAssertion(t, c, ecApp.AppID, v2, func(h, cl map[string]any) {
+			h["x5t#S256"] = testCert{cert: ecCert}.x5tS256()
+		}), status: 401, oauth: "invalid_client", code: 700027, contains: "not an RSA key"},
 		{name: "alg none", assertion: certAssertion(t, c, pid, v2, func(h, cl map[string]any) { h["alg"] = "none" }) + "AA",
 			status: 401, oauth: "invalid_client", code: 700027, contains: "'none' is not supported"},
 		{name: "HS256 keyed with the certificate", assertion: certAssertion(t, c, pid, v2, func(h, cl map[string]any) { h["alg"] = "HS256" }),

@@ -139,9 +139,8 @@ func TestManagedIdentityEndpointErrors(t *testing.T) {
 	other := e.newWorkload(e.fabrikam.ID, "elsewhere")
 	disabled, err := e.dir.CreateUserAssignedIdentity(e.ctx, e.contoso.ID, "", "disabled")
 	must(t, err)
-	dw, dheader, err := e.dir.CreateWorkload(e.ctx, e.contoso.ID, "", "dw", false, []string{disabled.ID})
+	_, dheader, err := e.dir.CreateWorkload(e.ctx, e.contoso.ID, "", "dw", false, []string{disabled.ID})
 	must(t, err)
-	_ = dw
 	_, err = e.dir.UpdateServicePrincipal(e.ctx, e.contoso.ID, disabled.ID, func(sp *directory.ServicePrincipal) error {
 		sp.AccountEnabled = false
 		return nil

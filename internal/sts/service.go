@@ -38,7 +38,10 @@ type Config struct {
 	// IsLoginHost reports whether a host (without port) is one of ours that
 	// issues tokens, e.g. login.microsoftonline.com or login.contoso.test.
 	// The verifier accepts issuers only on such hosts; nil accepts none but
-	// Entra's own issuer URLs.
+	// Entra's own issuer URLs. A federated credential whose issuer is on
+	// such a host (https://{host}/{tenant id}/v2.0 or /{tenant id}/) trusts
+	// another tenant of this server, and its assertions are verified with
+	// our own keys, never fetched.
 	IsLoginHost func(host string) bool
 	// FederationClient fetches the discovery documents and signing keys of
 	// the external OpenID Connect issuers that federated identity
