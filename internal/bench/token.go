@@ -197,9 +197,9 @@ type TokenReport struct {
 // others still run; the error then names it. When ctx ends during the load
 // the kinds measured so far are reported, with Interrupted set, and the
 // tenant is still deleted.
-func RunToken(ctx context.Context, opts TokenOptions) (TokenReport, error) {
+func RunToken(ctx context.Context, opts TokenOptions) (rep TokenReport, err error) {
 	opts = opts.withDefaults()
-	rep := TokenReport{Concurrency: opts.Concurrency, Duration: opts.Duration, Warmup: opts.Warmup, ClientCPUs: runtime.GOMAXPROCS(0)}
+	rep = TokenReport{Concurrency: opts.Concurrency, Duration: opts.Duration, Warmup: opts.Warmup, ClientCPUs: runtime.GOMAXPROCS(0)}
 	if err := opts.validate(); err != nil {
 		return rep, err
 	}

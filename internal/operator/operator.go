@@ -130,6 +130,7 @@ func New(cfg Config) *API {
 	m.HandleFunc("GET /_operator/v1/tenants/{tenant}", a.showTenant)
 	m.HandleFunc("DELETE /_operator/v1/tenants/{tenant}", a.deleteTenant)
 	m.HandleFunc("GET /_operator/v1/audit", a.listAudit)
+	m.HandleFunc("GET /_operator/v1/stats", a.stats)
 
 	m.HandleFunc("GET /_operator/v1/keys", a.listKeys)
 	m.HandleFunc("POST /_operator/v1/keys/rotate", a.rotateKeys)

@@ -178,3 +178,22 @@ func TestErrors(t *testing.T) {
 		t.Errorf("no key: %d %s", r.status, r.raw)
 	}
 }
+
+func TestStats(t *testing.T) {
+	a := start(t)
+	r := a.do("GET", "/stats", "")
+	if r.status != http.StatusOK {
+		t.Fatalf("stats: %d %s", r.status, r.raw)
+	}
+	rss, _ := r.body["rssBytes"].(float64)
+	heap, _ := r.body["heapInuseBytes"].(float64)
+	// The test binary itself runs the server: it must hold at least a heap,
+	// and on Linux its RSS is read from procfs and covers the heap.
+	if heap <= 0 || rss < heap {
+		t.Fatalf("stats = %s", r.raw)
+	}
+	a.key = "wrong"
+	if r := a.do("GET", "/stats", ""); r.status != http.StatusUnauthorized {
+		t.Fatalf("stats without the operator key: %d", r.status)
+	}
+}

@@ -67,12 +67,11 @@ const (
 	maxBodyBytes   = 8 << 20
 )
 
-// MaxTokenLifetime is the longest lifetime of any token the server signs
-// (the token service's access tokens live 3599 to 5399 seconds, as Entra's
-// do; nothing it signs lives longer). A retired signing key stays published
-// this long after it stops signing, so that every token it signed still
-// verifies until it expires.
-const MaxTokenLifetime = 90 * time.Minute
+// MaxTokenLifetime is the longest lifetime of any token the server signs;
+// today only the token service signs. A retired signing key stays
+// published this long after it stops signing, so that every token it
+// signed still verifies until it expires.
+const MaxTokenLifetime = sts.MaxTokenLifetime
 
 // keysInterval is how often the server re-reads the signing keys (another
 // instance or the CLI may have rotated them) and prunes the retired ones no
@@ -183,8 +182,12 @@ func (s *Server) buildRouter() *router {
 		return loginHosts[host] || r.bareHosts[host]
 	}
 
+	miIssuer := "https://login.microsoftonline.com"
+	if d := s.hosts.CustomDomain; d != "" {
+		miIssuer = "https://login." + d // a deployment with its own domain is its own cloud
+	}
 	tokens := sts.New(sts.Config{Directory: s.dir, Keys: s.keys, Audit: s.audit, Logger: s.logger, IsLoginHost: isLogin,
-		FederationClient: federationClient()})
+		FederationClient: federationClient(), ManagedIdentityIssuerBase: miIssuer})
 	verifier := sts.NewVerifier(s.keys, s.dir, isLogin, time.Now)
 	graphAPI := graph.New(graph.Config{Directory: s.dir, Verifier: verifier, Audit: s.audit, Logger: s.logger})
 	ops := operator.New(operator.Config{Directory: s.dir, Audit: s.audit, Key: s.operator.Key, Keys: s.keys,

@@ -108,7 +108,7 @@ func BenchmarkFederated(b *testing.B) {
 	if resp.StatusCode != 200 {
 		b.Fatalf("managed identity token: %d %v", resp.StatusCode, doc)
 	}
-	e.addFIC(e.contoso.ID, e.provider.ID, "bench", e.srv.URL+"/"+e.contoso.ID+"/v2.0", w.SystemIdentityID, directory.TokenExchangeAudience)
+	e.addFIC(e.contoso.ID, e.provider.ID, "bench", "https://login.microsoftonline.com/"+e.contoso.ID+"/v2.0", w.SystemIdentityID, directory.TokenExchangeAudience)
 	assertion := doc["access_token"].(string)
 	benchAssertion(b, e, e.tokenURL(e.fabrikam.ID, true), e.provider.AppID, ordersURI+"/.default", func() string { return assertion })
 }

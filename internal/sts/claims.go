@@ -21,6 +21,10 @@ const (
 	maxTokenLifetime = 5399 * time.Second
 )
 
+// MaxTokenLifetime is the longest lifetime of any token the service signs.
+// A retired signing key must stay published at least this long.
+const MaxTokenLifetime = maxTokenLifetime
+
 // tokenLifetime picks a lifetime in [minTokenLifetime, maxTokenLifetime].
 func tokenLifetime() time.Duration {
 	spread := int64((maxTokenLifetime - minTokenLifetime) / time.Second)

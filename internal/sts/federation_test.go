@@ -39,7 +39,7 @@ func TestCrossTenantManagedIdentityFederation(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st)
 		m := e.newWorkload(e.contoso.ID, "bridge")
-		contosoIssuer := e.srv.URL + "/" + e.contoso.ID + "/v2.0"
+		contosoIssuer := "https://login.microsoftonline.com/" + e.contoso.ID + "/v2.0" // managed identity tokens carry Entra's issuer
 		e.addFIC(e.contoso.ID, e.provider.ID, "contoso-bridge", contosoIssuer, m.system.ID, directory.TokenExchangeAudience)
 		m.use(t)
 		mi := e.miCredential(nil)
@@ -82,7 +82,7 @@ func TestFederationErrors(t *testing.T) {
 	e := newEnv(t, storetest.SQLite(t))
 	is := newTestIssuer(t)
 	m := e.newWorkload(e.contoso.ID, "bridge")
-	contosoIssuer := e.srv.URL + "/" + e.contoso.ID + "/v2.0"
+	contosoIssuer := "https://login.microsoftonline.com/" + e.contoso.ID + "/v2.0" // managed identity tokens carry Entra's issuer
 	e.addFIC(e.contoso.ID, e.provider.ID, "contoso-bridge", contosoIssuer, m.system.ID, directory.TokenExchangeAudience)
 	e.addFIC(e.contoso.ID, e.provider.ID, "payments", is.url, workloadSubject, directory.TokenExchangeAudience)
 	miToken := e.exchangeToken(t, m)
@@ -149,7 +149,7 @@ func TestFederationErrors(t *testing.T) {
 		{name: "no federated credential", clientID: noFIC.AppID, assertion: miToken, status: 400, oauth: "invalid_request", code: 70021,
 			contains: "Assertion Issuer: '" + contosoIssuer + "'. Assertion Subject: '" + m.system.ID + "'"},
 		{name: "another tenant's token", assertion: northwindToken, status: 401, oauth: "invalid_client", code: 700211,
-			contains: "assertion issuer '" + e.srv.URL + "/" + northwind.Tenant.ID + "/v2.0'"},
+			contains: "assertion issuer 'https://login.microsoftonline.com/" + northwind.Tenant.ID + "/v2.0'"},
 		{name: "an issuer nobody trusts", assertion: signJWT(t, "RS256", is.key, map[string]any{"kid": is.kid},
 			map[string]any{"iss": "https://evil.example/oidc", "sub": workloadSubject, "aud": directory.TokenExchangeAudience, "exp": now.Add(time.Hour).Unix()}),
 			status: 401, oauth: "invalid_client", code: 700211},

@@ -110,7 +110,7 @@ type miRequest struct {
 
 // handleManagedIdentity serves GET /{tenant}/msi/token.
 func (s *Service) handleManagedIdentity(w http.ResponseWriter, r *http.Request) {
-	mr := &miRequest{tenantRef: r.PathValue("tenant"), baseURL: httpx.BaseURL(r), now: s.now()}
+	mr := &miRequest{tenantRef: r.PathValue("tenant"), baseURL: s.miIssuer, now: s.now()}
 	var issued *issuedToken
 	var e *miError
 	if r.Method == http.MethodGet {

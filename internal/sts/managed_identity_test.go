@@ -110,7 +110,7 @@ func TestAzidentityManagedIdentity(t *testing.T) {
 		tok, err := e.miCredential(nil).GetToken(e.ctx, policy.TokenRequestOptions{Scopes: []string{directory.TokenExchangeAudience + "/.default"}, Claims: noCache})
 		must(t, err)
 		_, claims := decodeJWT(t, tok.Token)
-		if claims["ver"] != "2.0" || claims["aud"] != directory.TokenExchangeAppID || claims["iss"] != e.srv.URL+"/"+e.contoso.ID+"/v2.0" ||
+		if claims["ver"] != "2.0" || claims["aud"] != directory.TokenExchangeAppID || claims["iss"] != "https://login.microsoftonline.com/"+e.contoso.ID+"/v2.0" ||
 			claims["azp"] != m.system.AppID || claims["azpacr"] != "2" || claims["sub"] != m.system.ID {
 			t.Errorf("token exchange token: %v", claims)
 		}

@@ -49,6 +49,14 @@ type Config struct {
 	// reachable; nil uses the system roots. Issuers of this server itself
 	// (see IsLoginHost) never go through it.
 	FederationClient *http.Client
+	// ManagedIdentityIssuerBase is the base URL whose issuers managed
+	// identity tokens carry, e.g. "https://login.microsoftonline.com" (the
+	// default) or "https://login.contoso.test" for a deployment with its
+	// own domain. In Azure the identity endpoint is local to the compute,
+	// but the tokens it hands out are Entra's, with Entra's issuer; a
+	// federated credential that trusts a managed identity names that
+	// issuer, wherever the workload reached the endpoint.
+	ManagedIdentityIssuerBase string
 }
 
 // Service is the token service. It is an http.Handler for the paths Entra
@@ -64,6 +72,7 @@ type Service struct {
 	grants      map[string]grant
 	clientAuth  []clientAuthMethod
 	federation  *oidcfed.Verifier
+	miIssuer    string
 }
 
 // New returns the token service. Directory, Keys and Audit are required: a
@@ -88,6 +97,10 @@ func New(cfg Config) *Service {
 		s.now = time.Now
 	}
 	s.federation = s.newFederationVerifier(cfg.FederationClient)
+	s.miIssuer = strings.TrimSuffix(cfg.ManagedIdentityIssuerBase, "/")
+	if s.miIssuer == "" {
+		s.miIssuer = "https://login.microsoftonline.com"
+	}
 	// Adding a grant or a client authentication method is one line here
 	// and one new file.
 	s.grants = map[string]grant{
