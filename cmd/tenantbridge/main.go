@@ -98,6 +98,7 @@ Commands find the server and the CLI profiles in the data directory
 		c.workloadCommand(),
 		c.envCommand(),
 		c.demoCommand(),
+		c.benchCmd(),
 		c.versionCommand(),
 	)
 	return root

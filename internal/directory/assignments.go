@@ -81,14 +81,12 @@ func (s *Service) RemoveAppRoleAssignment(ctx context.Context, tenantID, id stri
 }
 
 // GrantedRoles returns the values of the app roles of resource that the
-// principal holds: directly, and for users also through the groups they are
-// in, directly or nested. These become the token's roles claim.
-func (s *Service) GrantedRoles(ctx context.Context, tenantID, principalID string, resource *ServicePrincipal) ([]string, error) {
+// principal, of the given kind, holds: directly, and for users also through
+// the groups they are in, directly or nested. These become the token's roles
+// claim. The caller names the kind because it always knows it (it just
+// authenticated the principal), which spares a lookup on every token.
+func (s *Service) GrantedRoles(ctx context.Context, tenantID, principalID string, kind store.ObjectKind, resource *ServicePrincipal) ([]string, error) {
 	holders := []string{principalID}
-	kind, err := s.ObjectKind(ctx, tenantID, principalID)
-	if err != nil {
-		return nil, err
-	}
 	if kind == store.KindUser {
 		groups, err := s.TransitiveMemberOf(ctx, tenantID, principalID)
 		if err != nil {

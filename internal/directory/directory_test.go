@@ -87,7 +87,7 @@ func TestTenantBootstrap(t *testing.T) {
 		if err != nil || arm.AppID != directory.ARMAppID {
 			t.Fatalf("ARM by name without slash: %v %v", arm, err)
 		}
-		roles, err := d.GrantedRoles(ctx, b.Tenant.ID, b.AdminSP.ID, graph)
+		roles, err := d.GrantedRoles(ctx, b.Tenant.ID, b.AdminSP.ID, store.KindServicePrincipal, graph)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -429,13 +429,13 @@ func TestGroupsAndRoles(t *testing.T) {
 		if _, err := d.AssignAppRole(ctx, tid, outer.ID, apiSP.ID, "5d3b8c1e-2f4a-4c6b-8e9d-0a1b2c3d4e5f"); !errors.Is(err, directory.ErrConflict) {
 			t.Fatalf("duplicate assignment: %v", err)
 		}
-		roles, err := d.GrantedRoles(ctx, tid, u.ID, apiSP)
+		roles, err := d.GrantedRoles(ctx, tid, u.ID, store.KindUser, apiSP)
 		must(err)
 		if !slices.Equal(roles, []string{"Reports.View"}) {
 			t.Fatalf("user roles = %v", roles)
 		}
 		must(d.RemoveMember(ctx, tid, outer.ID, inner.ID))
-		roles, _ = d.GrantedRoles(ctx, tid, u.ID, apiSP)
+		roles, _ = d.GrantedRoles(ctx, tid, u.ID, store.KindUser, apiSP)
 		if len(roles) != 0 {
 			t.Fatalf("roles after leaving the group = %v", roles)
 		}

@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -60,15 +61,22 @@ func copyFromApplication(sp *ServicePrincipal, app *Application) {
 		sp.AppRoles[i].Origin = "Application"
 	}
 	sp.OAuth2PermissionScopes = slices.Clone(app.OAuth2PermissionScopes)
+	sp.AccessTokenAcceptedVersion = app.AccessTokenAcceptedVersion
 }
 
-// syncServicePrincipals brings every tenant's service principal of app in step with it.
+// syncServicePrincipals brings every tenant's service principal of app in
+// step with it, writing only those that differ.
 func (s *Service) syncServicePrincipals(ctx context.Context, app *Application) error {
 	sps, err := list[ServicePrincipal](ctx, s.st, store.ObjectQuery{Kind: store.KindServicePrincipal, AppID: app.AppID})
 	if err != nil {
 		return err
 	}
 	for _, sp := range sps {
+		want := *sp
+		copyFromApplication(&want, app)
+		if reflect.DeepEqual(&want, sp) {
+			continue
+		}
 		_, err := update[ServicePrincipal](ctx, s.st, sp.TenantID, store.KindServicePrincipal, sp.ID, func(p *ServicePrincipal) error {
 			copyFromApplication(p, app)
 			return nil
@@ -146,6 +154,7 @@ func (s *Service) UpdateServicePrincipal(ctx context.Context, tenantID, id strin
 		}
 		sp.ID, sp.AppID, sp.AppOwnerOrganizationID, sp.ServicePrincipalType = keep.ID, keep.AppID, keep.AppOwnerOrganizationID, keep.ServicePrincipalType
 		sp.ServicePrincipalNames, sp.AppRoles, sp.OAuth2PermissionScopes = keep.ServicePrincipalNames, keep.AppRoles, keep.OAuth2PermissionScopes
+		sp.AccessTokenAcceptedVersion = keep.AccessTokenAcceptedVersion
 		sp.AppDisplayName, sp.PasswordCredentials, sp.KeyCredentials, sp.CreatedDateTime = keep.AppDisplayName, keep.PasswordCredentials, keep.KeyCredentials, keep.CreatedDateTime
 		if strings.TrimSpace(sp.DisplayName) == "" {
 			return invalidf("Property 'displayName' is required.")

@@ -186,6 +186,7 @@ func (s *Service) EnsureFirstParty(ctx context.Context) error {
 			case err != nil:
 				return err
 			case firstPartyDiffers(app, &want):
+				// UpdateApplication also brings the service principals in step.
 				app, err = tx.UpdateApplication(ctx, MicrosoftTenantID, app.ID, func(a *Application) error {
 					a.DisplayName, a.IdentifierURIs, a.AppRoles = want.DisplayName, want.IdentifierURIs, want.AppRoles
 					a.OAuth2PermissionScopes, a.AccessTokenAcceptedVersion = want.OAuth2PermissionScopes, want.AccessTokenAcceptedVersion
@@ -195,7 +196,11 @@ func (s *Service) EnsureFirstParty(ctx context.Context) error {
 					return err
 				}
 			default:
-				continue // unchanged: every tenant already has its service principal
+				// Unchanged application; its service principals may still
+				// predate a property they now mirror.
+				if err := tx.syncServicePrincipals(ctx, app); err != nil {
+					return err
+				}
 			}
 			for _, t := range tenants {
 				if _, err := tx.ServicePrincipalByAppID(ctx, t.ID, app.AppID); errors.Is(err, ErrNotFound) {

@@ -133,23 +133,26 @@ const (
 // ServicePrincipal is an application's identity in one tenant: what roles
 // are granted to and what tokens are issued for.
 type ServicePrincipal struct {
-	ID                        string               `json:"id"`
-	TenantID                  string               `json:"-"`
-	AppID                     string               `json:"appId"`
-	AppDisplayName            string               `json:"appDisplayName,omitempty"`
-	DisplayName               string               `json:"displayName"`
-	AppOwnerOrganizationID    string               `json:"appOwnerOrganizationId"`
-	ServicePrincipalType      string               `json:"servicePrincipalType"`
-	ServicePrincipalNames     []string             `json:"servicePrincipalNames"`
-	AlternativeNames          []string             `json:"alternativeNames,omitempty"`
-	AppRoles                  []AppRole            `json:"appRoles,omitempty"`
-	OAuth2PermissionScopes    []PermissionScope    `json:"oauth2PermissionScopes,omitempty"`
-	AccountEnabled            bool                 `json:"accountEnabled"`
-	AppRoleAssignmentRequired bool                 `json:"appRoleAssignmentRequired,omitempty"`
-	PasswordCredentials       []PasswordCredential `json:"passwordCredentials,omitempty"`
-	KeyCredentials            []KeyCredential      `json:"keyCredentials,omitempty"`
-	SignInAudience            string               `json:"signInAudience,omitempty"`
-	Tags                      []string             `json:"tags,omitempty"`
+	ID                     string            `json:"id"`
+	TenantID               string            `json:"-"`
+	AppID                  string            `json:"appId"`
+	AppDisplayName         string            `json:"appDisplayName,omitempty"`
+	DisplayName            string            `json:"displayName"`
+	AppOwnerOrganizationID string            `json:"appOwnerOrganizationId"`
+	ServicePrincipalType   string            `json:"servicePrincipalType"`
+	ServicePrincipalNames  []string          `json:"servicePrincipalNames"`
+	AlternativeNames       []string          `json:"alternativeNames,omitempty"`
+	AppRoles               []AppRole         `json:"appRoles,omitempty"`
+	OAuth2PermissionScopes []PermissionScope `json:"oauth2PermissionScopes,omitempty"`
+	// AccessTokenAcceptedVersion mirrors the application's, so that a
+	// token for this resource needs no read of the application.
+	AccessTokenAcceptedVersion *int                 `json:"accessTokenAcceptedVersion,omitempty"`
+	AccountEnabled             bool                 `json:"accountEnabled"`
+	AppRoleAssignmentRequired  bool                 `json:"appRoleAssignmentRequired,omitempty"`
+	PasswordCredentials        []PasswordCredential `json:"passwordCredentials,omitempty"`
+	KeyCredentials             []KeyCredential      `json:"keyCredentials,omitempty"`
+	SignInAudience             string               `json:"signInAudience,omitempty"`
+	Tags                       []string             `json:"tags,omitempty"`
 	// FederatedCredentials are a user-assigned managed identity's; an
 	// application's live on the application.
 	FederatedCredentials []FederatedIdentityCredential `json:"federatedIdentityCredentials,omitempty"`

@@ -124,7 +124,7 @@ func (e *Error) Error() string { return e.Kind.Error() + ": " + e.Detail }
 // Unwrap exposes the kind to errors.Is.
 func (e *Error) Unwrap() error { return e.Kind }
 
-// maxQuoted bounds the part of a refused alg that an error quotes.
+// maxQuoted bounds the part of an alg that an error quotes.
 const maxQuoted = 256
 
 // b64 is base64url without padding, rejecting non-zero trailing bits so
@@ -173,10 +173,7 @@ func Parse(raw string, opts Options) (*Token, error) {
 		return fail(PartHeader, "header alg is missing or not a string")
 	}
 	if opts.Algorithm != nil && !opts.Algorithm(alg) {
-		if len(alg) > maxQuoted {
-			alg = alg[:maxQuoted] + "…"
-		}
-		return nil, &Error{Kind: ErrAlgorithm, Part: PartHeader, Detail: fmt.Sprintf("alg %q", alg)}
+		return nil, &Error{Kind: ErrAlgorithm, Part: PartHeader, Detail: fmt.Sprintf("alg %q", clip(alg))}
 	}
 	t.Alg = alg
 	if t.KeyID, _, err = t.Header.StringMember("kid"); err != nil {

@@ -46,8 +46,8 @@ func (m Members) StringMember(name string) (s string, ok bool, err error) {
 
 // Audiences reads m[name] as an aud claim: a string, or an array of
 // strings, none empty. Absent, null or an empty array is an error, and so
-// are more than max values unless max is zero.
-func (m Members) Audiences(name string, max int) ([]string, error) {
+// are more than maxValues values unless maxValues is zero.
+func (m Members) Audiences(name string, maxValues int) ([]string, error) {
 	raw := m[name]
 	missing := func() ([]string, error) {
 		return nil, fmt.Errorf("%s is missing or not a string or array of strings", name)
@@ -70,7 +70,7 @@ func (m Members) Audiences(name string, max int) ([]string, error) {
 	default:
 		return missing()
 	}
-	if len(out) == 0 || max > 0 && len(out) > max {
+	if len(out) == 0 || maxValues > 0 && len(out) > maxValues {
 		return missing()
 	}
 	for _, s := range out {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tenantbridge/tenantbridge/internal/jwtparse"
 )
 
 // entry is the cached state of one issuer. Its fields are guarded by
@@ -228,18 +230,18 @@ func (v *Verifier) fetch(ctx context.Context, issuer string) (*keySet, time.Dura
 	if err != nil {
 		return fail("discovery", err)
 	}
-	doc, err := jsonObject(body)
+	doc, err := jwtparse.Object(body)
 	if err != nil {
 		return fail("discovery document is not a JSON object", nil)
 	}
-	docIssuer, _, err := stringMember(doc, "issuer")
+	docIssuer, _, err := doc.StringMember("issuer")
 	if err != nil {
 		return fail("discovery issuer is not a string", nil)
 	}
 	if docIssuer != issuer {
 		return fail(fmt.Sprintf("discovery document names issuer %q", clip(docIssuer)), nil)
 	}
-	jwksURI, ok, err := stringMember(doc, "jwks_uri")
+	jwksURI, ok, err := doc.StringMember("jwks_uri")
 	if err != nil || !ok {
 		return fail("discovery document has no jwks_uri", nil)
 	}

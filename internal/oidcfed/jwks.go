@@ -5,15 +5,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"math/big"
+	"strings"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/tenantbridge/tenantbridge/internal/jwtparse"
 )
 
 // allowedAlg reports whether alg is one of the asymmetric signature
@@ -90,7 +90,7 @@ func (s *keySet) lookup(kid, alg string) (crypto.PublicKey, error) {
 // symmetric material, or members that do not parse) are skipped, as RFC
 // 7517 §5 asks; the set itself must be a JSON object with a "keys" array.
 func parseJWKS(data []byte) (*keySet, error) {
-	doc, err := jsonObject(data)
+	doc, err := jwtparse.Object(data)
 	if err != nil {
 		return nil, errors.New("JWK Set is not a JSON object")
 	}
@@ -115,14 +115,14 @@ func parseJWKS(data []byte) (*keySet, error) {
 // parseJWK reads one member of a JWK Set, reporting ok=false for anything
 // but a public RSA or EC signing key.
 func parseJWK(data json.RawMessage) (jwk, bool) {
-	m, err := jsonObject(data)
+	m, err := jwtparse.Object(data)
 	if err != nil {
 		return jwk{}, false
 	}
-	kty, _, err1 := stringMember(m, "kty")
-	use, _, err2 := stringMember(m, "use")
-	alg, _, err3 := stringMember(m, "alg")
-	kid, _, err4 := stringMember(m, "kid")
+	kty, _, err1 := m.StringMember("kty")
+	use, _, err2 := m.StringMember("use")
+	alg, _, err3 := m.StringMember("alg")
+	kid, _, err4 := m.StringMember("kid")
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return jwk{}, false
 	}
@@ -229,29 +229,15 @@ func curveFor(alg string) elliptic.Curve {
 // verifySignature checks sig over input with key, which suitable has
 // already matched to alg.
 func verifySignature(alg string, key crypto.PublicKey, input, sig []byte) error {
-	var h hash.Hash
-	var id crypto.Hash
-	switch alg[2:] {
-	case "256":
-		h, id = sha256.New(), crypto.SHA256
-	case "384":
-		h, id = sha512.New384(), crypto.SHA384
-	case "512":
-		h, id = sha512.New(), crypto.SHA512
-	default:
-		return errors.New("unsupported alg")
-	}
-	h.Write(input)
-	digest := h.Sum(nil)
-
-	switch alg[:2] {
-	case "RS":
-		return rsa.VerifyPKCS1v15(key.(*rsa.PublicKey), id, digest, sig)
-	case "PS":
-		// RFC 7518 §3.5 has the salt as long as the hash; like go-jose,
-		// accept any salt length, which costs no security.
-		return rsa.VerifyPSS(key.(*rsa.PublicKey), id, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto})
-	case "ES":
+	switch {
+	case strings.HasPrefix(alg, "RS"), strings.HasPrefix(alg, "PS"):
+		pub, _ := key.(*rsa.PublicKey)
+		return jwtparse.VerifyRSA(alg, pub, input, sig)
+	case strings.HasPrefix(alg, "ES"):
+		_, digest, err := jwtparse.Digest(alg, input)
+		if err != nil {
+			return err
+		}
 		// RFC 7518 §3.4: R and S, each left-padded to the curve's size.
 		pub := key.(*ecdsa.PublicKey)
 		size := (pub.Curve.Params().BitSize + 7) / 8

@@ -257,34 +257,36 @@ func (v *Verifier) VerifyFor(ctx context.Context, raw string, allow func(issuer 
 		return Assertion{}, err
 	}
 	fail := func(kind error, detail string, cause error) (Assertion, error) {
-		return Assertion{}, &Error{Kind: kind, Issuer: t.claims.Issuer, KeyID: t.kid, Detail: detail, Err: cause}
+		return Assertion{}, &Error{Kind: kind, Issuer: t.Claims.Issuer, KeyID: t.KeyID, Detail: detail, Err: cause}
 	}
-	if allow != nil && !allow(t.claims.Issuer) {
+	if allow != nil && !allow(t.Claims.Issuer) {
 		return fail(ErrIssuerNotAllowed, "", nil)
 	}
-	if err := checkIssuerURL(t.claims.Issuer); err != nil {
+	if err := checkIssuerURL(t.Claims.Issuer); err != nil {
 		return fail(ErrIssuerUnreachable, err.Error(), nil)
 	}
 
-	key, err := v.key(ctx, t.claims.Issuer, t.kid, t.alg)
+	key, err := v.key(ctx, t.Claims.Issuer, t.KeyID, t.Alg)
 	if err != nil {
 		return Assertion{}, err
 	}
-	if err := verifySignature(t.alg, key, t.signingInput, t.signature); err != nil {
+	if err := verifySignature(t.Alg, key, t.SigningInput, t.Signature); err != nil {
 		return fail(ErrSignature, "", nil)
 	}
 
 	now := v.now()
-	if !now.Add(-v.skew).Before(t.claims.Expires) {
-		return fail(ErrExpired, "expired at "+t.claims.Expires.UTC().Format(time.RFC3339), nil)
+	if !now.Add(-v.skew).Before(t.Claims.Expires) {
+		return fail(ErrExpired, "expired at "+t.Claims.Expires.UTC().Format(time.RFC3339), nil)
 	}
-	if !t.claims.NotBefore.IsZero() && now.Add(v.skew).Before(t.claims.NotBefore) {
-		return fail(ErrNotYetValid, "not valid before "+t.claims.NotBefore.UTC().Format(time.RFC3339), nil)
+	if !t.Claims.NotBefore.IsZero() && now.Add(v.skew).Before(t.Claims.NotBefore) {
+		return fail(ErrNotYetValid, "not valid before "+t.Claims.NotBefore.UTC().Format(time.RFC3339), nil)
 	}
-	a := t.claims
-	a.KeyID = t.kid
-	a.Algorithm = t.alg
-	return a, nil
+	c := t.Claims
+	return Assertion{
+		Issuer: c.Issuer, Subject: c.Subject, Audiences: c.Audiences,
+		Expires: c.Expires, NotBefore: c.NotBefore, IssuedAt: c.IssuedAt,
+		ID: c.ID, KeyID: t.KeyID, Algorithm: t.Alg,
+	}, nil
 }
 
 // key finds the public key for kid at issuer: from Local when the issuer

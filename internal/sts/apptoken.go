@@ -37,11 +37,7 @@ func (s *Service) issueAppToken(ctx context.Context, r appTokenRequest) (*issued
 	if !resource.AccountEnabled {
 		return nil, aadError(codeClientDisabled, resource.AppID, resource.DisplayName)
 	}
-	resourceApp, err := s.dir.ApplicationByAppID(ctx, resource.AppID)
-	if err != nil && !errors.Is(err, directory.ErrNotFound) {
-		return nil, serverError(err)
-	}
-	roles, err := s.dir.GrantedRoles(ctx, r.tenant.ID, r.client.sp.ID, resource)
+	roles, err := s.dir.GrantedRoles(ctx, r.tenant.ID, r.client.sp.ID, store.KindServicePrincipal, resource)
 	if err != nil {
 		return nil, serverError(err)
 	}
@@ -51,7 +47,7 @@ func (s *Service) issueAppToken(ctx context.Context, r appTokenRequest) (*issued
 		client:       r.client,
 		resourceName: r.resourceName,
 		resource:     resource,
-		version:      tokenVersion(resourceApp),
+		version:      tokenVersion(resource),
 		roles:        roles,
 		capabilities: r.capabilities,
 		now:          r.now,

@@ -32,11 +32,11 @@ func tokenLifetime() time.Duration {
 }
 
 // tokenVersion is the access token version a resource accepts: its
-// application's accessTokenAcceptedVersion, where unset means 1. In Entra it
-// is the resource that decides, not the endpoint the client called; a
-// resource whose application is unknown gets the default.
-func tokenVersion(resourceApp *directory.Application) int {
-	if resourceApp != nil && resourceApp.AccessTokenAcceptedVersion != nil && *resourceApp.AccessTokenAcceptedVersion == 2 {
+// application's accessTokenAcceptedVersion, which its service principal
+// mirrors, where unset means 1. In Entra it is the resource that decides,
+// not the endpoint the client called.
+func tokenVersion(resource *directory.ServicePrincipal) int {
+	if v := resource.AccessTokenAcceptedVersion; v != nil && *v == 2 {
 		return 2
 	}
 	return 1

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/jwtparse"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
@@ -198,7 +199,7 @@ func verifyCertificateAssertion(a *clientAssertionJWT, appID string, creds []dir
 	if !ok || pub.N.BitLen() < minAssertionRSABits {
 		return *kc, invalidAssertionSignature(fmt.Sprintf("The key used is not an RSA key of at least %d bits.", minAssertionRSABits), p.thumbprint(), kc)
 	}
-	if err := verifyRSASignature(a.alg, pub, a.signingInput, a.signature); err != nil {
+	if err := jwtparse.VerifyRSA(a.alg, pub, a.signingInput, a.signature); err != nil {
 		return *kc, invalidAssertionSignature("The provided signature value did not match the expected signature value.", p.thumbprint(), kc)
 	}
 	return *kc, nil
