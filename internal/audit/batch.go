@@ -22,7 +22,7 @@ var ErrClosed = errors.New("audit: log is closed")
 // that the log could lose; what the grouping saves is a commit (an fsync on
 // the embedded store) per record, which would otherwise bound how many
 // tokens a second the server can issue. Close stops the writer.
-func NewBatching(st store.Store, logger *slog.Logger) *Log {
+func NewBatching(st store.Audit, logger *slog.Logger) *Log {
 	b := &batcher{st: st, logger: logger, queue: make(chan pending, 4*maxBatch), stopped: make(chan struct{})}
 	go b.run()
 	return &Log{st: st, logger: logger, now: time.Now, batch: b}
@@ -34,7 +34,7 @@ type pending struct {
 }
 
 type batcher struct {
-	st      store.Store
+	st      store.Audit
 	logger  *slog.Logger
 	queue   chan pending
 	mu      sync.RWMutex // held for reading while enqueueing, for writing by Close
@@ -85,18 +85,15 @@ func (b *batcher) run() {
 	}
 }
 
-// write commits a batch in one transaction. If the transaction fails, each
-// record is tried alone, so that one bad record cannot cost the others.
+// write commits a batch in one transaction. If that fails, each record is
+// tried alone, so that one bad record cannot cost the others.
 func (b *batcher) write(batch []pending) {
 	ctx := context.Background()
-	err := b.st.InTx(ctx, func(tx store.Store) error {
-		for _, p := range batch {
-			if _, err := tx.AppendAudit(ctx, p.rec); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	recs := make([]store.AuditRecord, len(batch))
+	for i, p := range batch {
+		recs[i] = p.rec
+	}
+	err := b.st.AppendAudits(ctx, recs)
 	if err == nil || len(batch) == 1 {
 		for _, p := range batch {
 			p.done <- err

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -131,6 +132,13 @@ func New(cfg Config) *API {
 	m.HandleFunc("DELETE /_operator/v1/tenants/{tenant}", a.deleteTenant)
 	m.HandleFunc("GET /_operator/v1/audit", a.listAudit)
 	m.HandleFunc("GET /_operator/v1/stats", a.stats)
+	// Go's profiler, behind the operator key: how an operator finds out
+	// where a loaded server spends its time.
+	m.HandleFunc("GET /_operator/v1/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("GET /_operator/v1/debug/pprof/trace", pprof.Trace)
+	m.HandleFunc("GET /_operator/v1/debug/pprof/{name}", func(w http.ResponseWriter, r *http.Request) {
+		pprof.Handler(r.PathValue("name")).ServeHTTP(w, r) // heap, goroutine, allocs, …
+	})
 
 	m.HandleFunc("GET /_operator/v1/keys", a.listKeys)
 	m.HandleFunc("POST /_operator/v1/keys/rotate", a.rotateKeys)

@@ -197,3 +197,27 @@ func TestStats(t *testing.T) {
 		t.Fatalf("stats without the operator key: %d", r.status)
 	}
 }
+
+func TestProfilerNeedsTheKey(t *testing.T) {
+	a := start(t)
+	req, _ := http.NewRequest("GET", a.base+"/debug/pprof/heap?debug=1", nil)
+	req.Header.Set("Authorization", "Bearer "+a.key)
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "heap profile") {
+		t.Fatalf("heap profile: %d %.200s", resp.StatusCode, body)
+	}
+	req.Header.Set("Authorization", "Bearer wrong")
+	resp, err = a.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("profile without the key: %d", resp.StatusCode)
+	}
+}

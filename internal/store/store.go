@@ -230,6 +230,9 @@ type AuditQuery struct {
 // that deleting a tenant keeps its records (they are evidence).
 type Audit interface {
 	AppendAudit(ctx context.Context, r AuditRecord) (int64, error)
+	// AppendAudits appends several records at once: all of them or, on
+	// error, none.
+	AppendAudits(ctx context.Context, rs []AuditRecord) error
 	ListAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
 }
 

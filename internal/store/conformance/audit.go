@@ -1,6 +1,8 @@
 package conformance
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -137,5 +139,57 @@ func testHostileText(t *testing.T, st store.Store) {
 				t.Errorf("audit for a bad tenant id: %d records", len(recs))
 			}
 		})
+	}
+}
+
+// testAuditBatch checks AppendAudits: every record stored in order, or, when
+// one is bad, none of them.
+func testAuditBatch(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	tenant := newID()
+	batch := []store.AuditRecord{
+		{Actor: "a1", TargetTenant: tenant, Action: "token.issue", Result: "success"},
+		{Actor: "a2", TargetTenant: tenant, Action: "token.issue", Result: "AADSTS7000215"},
+		{Actor: "a3", TargetTenant: tenant, Action: "token.issue", Result: "success"},
+	}
+	if err := st.AppendAudits(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.ListAudit(ctx, store.AuditQuery{TenantID: tenant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Actor != "a1" || got[2].Actor != "a3" || got[1].Result != "AADSTS7000215" || got[0].Time.IsZero() {
+		t.Fatalf("batch stored as %+v", got)
+	}
+	if !(got[0].Seq < got[1].Seq && got[1].Seq < got[2].Seq) {
+		t.Fatalf("sequence not increasing: %d %d %d", got[0].Seq, got[1].Seq, got[2].Seq)
+	}
+	bad := []store.AuditRecord{
+		{Actor: "b1", TargetTenant: tenant, Action: "x", Result: "success"},
+		{Actor: "b2\x00", TargetTenant: tenant, Action: "x", Result: "success"},
+	}
+	if err := st.AppendAudits(ctx, bad); err == nil {
+		t.Fatal("a batch with a NUL byte was stored")
+	}
+	if got, _ := st.ListAudit(ctx, store.AuditQuery{TenantID: tenant}); len(got) != 3 {
+		t.Fatalf("a failed batch left %d records, want the 3 from before", len(got))
+	}
+	if err := st.AppendAudits(ctx, nil); err != nil {
+		t.Fatalf("empty batch: %v", err)
+	}
+	// Inside a transaction the batch is part of it.
+	rollback := errors.New("roll back")
+	err = st.InTx(ctx, func(tx store.Store) error {
+		if err := tx.AppendAudits(ctx, []store.AuditRecord{{Actor: "c1", TargetTenant: tenant, Action: "x", Result: "success"}}); err != nil {
+			return err
+		}
+		return rollback
+	})
+	if !errors.Is(err, rollback) {
+		t.Fatal(err)
+	}
+	if got, _ := st.ListAudit(ctx, store.AuditQuery{TenantID: tenant}); len(got) != 3 {
+		t.Fatalf("a rolled-back batch left %d records", len(got))
 	}
 }

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentUpdate", testConcurrentUpdate},
 		{"ConcurrentCreate", testConcurrentCreate},
 		{"Audit", testAudit},
+		{"AuditBatch", testAuditBatch},
 		{"HostileText", testHostileText},
 		{"OneTimeUse", testOneTimeUse},
 		{"OneTimeUseConcurrent", testOneTimeUseConcurrent},

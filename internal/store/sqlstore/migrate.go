@@ -24,7 +24,7 @@ func (s *Store) migrate(ctx context.Context) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	r := runner{tx, s.d}
+	r := runner{q: tx, d: s.d} // unprepared: the schema is changing
 	if s.d.MigrationLock != "" {
 		if _, err := tx.ExecContext(ctx, s.d.MigrationLock); err != nil {
 			return fail("lock", err)

@@ -56,8 +56,9 @@ import (
 
 // Store implements store.Store over a *sql.DB and a Dialect.
 type Store struct {
-	db *sql.DB
-	d  *Dialect
+	db    *sql.DB
+	d     *Dialect
+	stmts *stmtCache
 	// tx is set on the Store handed to an InTx callback; nil otherwise.
 	tx *txState
 }
@@ -86,6 +87,7 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
+	s.stmts = newStmtCache(db, s.d) // after migrating: statements are planned against the final schema
 	return s, nil
 }
 
@@ -97,6 +99,9 @@ func (s *Store) DB() *sql.DB { return s.db }
 func (s *Store) Close() error {
 	if s.tx != nil {
 		return nil
+	}
+	if s.stmts != nil {
+		s.stmts.close()
 	}
 	return s.db.Close()
 }
@@ -121,7 +126,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Store) error) (err er
 			_ = sqlTx.Rollback()
 		}
 	}()
-	txs := &Store{db: s.db, d: s.d, tx: &txState{tx: sqlTx}}
+	txs := &Store{db: s.db, d: s.d, stmts: s.stmts, tx: &txState{tx: sqlTx}}
 	if err := fn(txs); err != nil {
 		return err
 	}
@@ -187,32 +192,51 @@ type querier interface {
 }
 
 // runner runs the shared "?" queries on a pool or transaction in the
-// dialect's placeholder style.
+// dialect's placeholder style. On the pool it uses prepared statements.
 type runner struct {
-	q querier
-	d *Dialect
+	q     querier
+	d     *Dialect
+	stmts *stmtCache // nil: run unprepared
+}
+
+// prepared returns the cached statement for query, or nil to run the query
+// unprepared.
+func (r runner) prepared(ctx context.Context, query string) *sql.Stmt {
+	if r.stmts == nil {
+		return nil
+	}
+	return r.stmts.get(ctx, query)
 }
 
 func (r runner) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := r.prepared(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return r.q.ExecContext(ctx, r.d.rebind(query), args...)
 }
 
 func (r runner) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := r.prepared(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return r.q.QueryContext(ctx, r.d.rebind(query), args...)
 }
 
 func (r runner) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := r.prepared(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return r.q.QueryRowContext(ctx, r.d.rebind(query), args...)
 }
 
 // read runs fn on the pool, or on the caller's transaction.
 func (s *Store) read(fn func(r runner) error) error {
 	if s.tx == nil {
-		return fn(runner{s.db, s.d})
+		return fn(s.poolRunner())
 	}
 	s.tx.mu.Lock()
 	defer s.tx.mu.Unlock()
-	return fn(runner{s.tx.tx, s.d})
+	return fn(s.txRunner(s.tx.tx))
 }
 
 // write runs fn so that it either takes full effect or none. A single
@@ -228,7 +252,7 @@ func (s *Store) write(ctx context.Context, multi bool, fn func(r runner) error) 
 		if err != nil {
 			return err
 		}
-		ferr := fn(runner{s.tx.tx, s.d})
+		ferr := fn(s.txRunner(s.tx.tx))
 		if err := s.tx.release(ctx, s.d, name, ferr != nil); err != nil {
 			if ferr != nil {
 				return errors.Join(ferr, err)
@@ -238,13 +262,13 @@ func (s *Store) write(ctx context.Context, multi bool, fn func(r runner) error) 
 		return ferr
 	}
 	if !multi {
-		return fn(runner{s.db, s.d})
+		return fn(s.poolRunner())
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	if err := fn(runner{tx, s.d}); err != nil {
+	if err := fn(s.txRunner(tx)); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -253,6 +277,14 @@ func (s *Store) write(ctx context.Context, multi bool, fn func(r runner) error) 
 	}
 	return nil
 }
+
+func (s *Store) poolRunner() runner { return runner{q: s.db, d: s.d, stmts: s.stmts} }
+
+// txRunner runs unprepared. Binding the cached statements to transactions
+// (Tx.StmtContext) left SQLite's write lock held under concurrent writers
+// (SQLITE_BUSY after busy_timeout in TestConcurrentUpdatesLoseNothing), and
+// the hot paths that preparing pays for are reads on the pool.
+func (s *Store) txRunner(tx *sql.Tx) runner { return runner{q: tx, d: s.d} }
 
 // fail wraps err with the operation that failed, turning the driver's
 // constraint violations and sql.ErrNoRows into the store's sentinel errors
