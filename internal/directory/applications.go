@@ -184,14 +184,17 @@ func (s *Service) ApplicationByAppID(ctx context.Context, appID string) (*Applic
 	if _, err := uuid.Parse(appID); err != nil {
 		return nil, ErrNotFound
 	}
-	apps, err := list[Application](ctx, s.st, store.ObjectQuery{Kind: store.KindApplication, AppID: strings.ToLower(appID), Limit: 1})
-	if err != nil {
-		return nil, err
-	}
-	if len(apps) == 0 {
-		return nil, ErrNotFound
-	}
-	return apps[0], nil
+	appID = strings.ToLower(appID)
+	return cached(s, lookupKey{"app", "", appID}, func() (*Application, error) {
+		apps, err := list[Application](ctx, s.st, store.ObjectQuery{Kind: store.KindApplication, AppID: appID, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(apps) == 0 {
+			return nil, ErrNotFound
+		}
+		return apps[0], nil
+	})
 }
 
 // ListApplications lists the applications registered in a tenant.

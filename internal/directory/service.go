@@ -79,8 +79,9 @@ func IsInvalid(err error) (string, bool) {
 // Service is the directory. It is safe for concurrent use.
 type Service struct {
 	st      store.Store
-	hashKey []byte // keys the HMAC of client secrets
-	kek     []byte // seals TOTP secrets
+	cache   *lookupCache // nil inside a transaction, which must read its own writes
+	hashKey []byte       // keys the HMAC of client secrets
+	kek     []byte       // seals TOTP secrets
 	now     func() time.Time
 }
 
@@ -100,6 +101,8 @@ func New(st store.Store, hashKey, kek []byte, opts ...Option) (*Service, error) 
 	for _, o := range opts {
 		o(s)
 	}
+	s.cache = newLookupCache(s.now)
+	s.st = invalidatingStore{Store: st, cache: s.cache}
 	return s, nil
 }
 
@@ -113,7 +116,7 @@ func (s *Service) Now() time.Time { return s.now().UTC() }
 func (s *Service) inTx(ctx context.Context, fn func(tx *Service) error) error {
 	return s.st.InTx(ctx, func(st store.Store) error {
 		tx := *s
-		tx.st = st
+		tx.st, tx.cache = st, nil
 		return fn(&tx)
 	})
 }

@@ -98,14 +98,17 @@ func (s *Service) ServicePrincipalByAppID(ctx context.Context, tenantID, appID s
 	if _, err := uuid.Parse(appID); err != nil {
 		return nil, ErrNotFound
 	}
-	sps, err := list[ServicePrincipal](ctx, s.st, store.ObjectQuery{TenantID: tenantID, Kind: store.KindServicePrincipal, AppID: strings.ToLower(appID), Limit: 1})
-	if err != nil {
-		return nil, err
-	}
-	if len(sps) == 0 {
-		return nil, ErrNotFound
-	}
-	return sps[0], nil
+	appID = strings.ToLower(appID)
+	return cached(s, lookupKey{"spByAppID", tenantID, appID}, func() (*ServicePrincipal, error) {
+		sps, err := list[ServicePrincipal](ctx, s.st, store.ObjectQuery{TenantID: tenantID, Kind: store.KindServicePrincipal, AppID: appID, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(sps) == 0 {
+			return nil, ErrNotFound
+		}
+		return sps[0], nil
+	})
 }
 
 // ServicePrincipalByName finds the tenant's service principal that answers
@@ -117,22 +120,24 @@ func (s *Service) ServicePrincipalByName(ctx context.Context, tenantID, name str
 	if name == "" {
 		return nil, ErrNotFound
 	}
-	candidates := []string{name}
-	if strings.HasSuffix(name, "/") {
-		candidates = append(candidates, strings.TrimRight(name, "/"))
-	} else {
-		candidates = append(candidates, name+"/")
-	}
-	for _, n := range candidates {
-		sps, err := list[ServicePrincipal](ctx, s.st, store.ObjectQuery{TenantID: tenantID, Kind: store.KindServicePrincipal, Name: n, Limit: 1})
-		if err != nil {
-			return nil, err
+	return cached(s, lookupKey{"spByName", tenantID, strings.ToLower(name)}, func() (*ServicePrincipal, error) {
+		candidates := []string{name}
+		if strings.HasSuffix(name, "/") {
+			candidates = append(candidates, strings.TrimRight(name, "/"))
+		} else {
+			candidates = append(candidates, name+"/")
 		}
-		if len(sps) == 1 {
-			return sps[0], nil
+		for _, n := range candidates {
+			sps, err := list[ServicePrincipal](ctx, s.st, store.ObjectQuery{TenantID: tenantID, Kind: store.KindServicePrincipal, Name: n, Limit: 1})
+			if err != nil {
+				return nil, err
+			}
+			if len(sps) == 1 {
+				return sps[0], nil
+			}
 		}
-	}
-	return nil, ErrNotFound
+		return nil, ErrNotFound
+	})
 }
 
 // ListServicePrincipals lists the tenant's service principals.

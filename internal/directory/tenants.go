@@ -118,11 +118,17 @@ func (s *Service) Tenant(ctx context.Context, ref string) (store.Tenant, error) 
 	if ref == "" {
 		return store.Tenant{}, ErrNotFound
 	}
-	t, err := s.st.GetTenant(ctx, ref)
-	if errors.Is(err, store.ErrNotFound) && !strings.Contains(ref, ".") {
-		t, err = s.st.GetTenant(ctx, strings.ToLower(ref)+".onmicrosoft.com")
+	t, err := cached(s, lookupKey{"tenant", "", strings.ToLower(ref)}, func() (*store.Tenant, error) {
+		t, err := s.st.GetTenant(ctx, ref)
+		if errors.Is(err, store.ErrNotFound) && !strings.Contains(ref, ".") {
+			t, err = s.st.GetTenant(ctx, strings.ToLower(ref)+".onmicrosoft.com")
+		}
+		return &t, err
+	})
+	if err != nil {
+		return store.Tenant{}, err
 	}
-	return t, err
+	return *t, nil
 }
 
 // ListTenants lists the customer tenants (not Microsoft's own).
