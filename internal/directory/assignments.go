@@ -3,6 +3,8 @@ package directory
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -86,6 +88,23 @@ func (s *Service) RemoveAppRoleAssignment(ctx context.Context, tenantID, id stri
 // claim. The caller names the kind because it always knows it (it just
 // authenticated the principal), which spares a lookup on every token.
 func (s *Service) GrantedRoles(ctx context.Context, tenantID, principalID string, kind store.ObjectKind, resource *ServicePrincipal) ([]string, error) {
+	// The resource's version is part of the key: its role definitions
+	// decide which assignments still count.
+	k := lookupKey{"roles", tenantID, fmt.Sprintf("%s/%s/%s/%d", kind, principalID, resource.ID, resource.Version)}
+	r, err := cached(s, k, func() (*grantedRoles, error) {
+		roles, err := s.grantedRoles(ctx, tenantID, principalID, kind, resource)
+		return &grantedRoles{roles}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(r.values), nil
+}
+
+// grantedRoles is a cached GrantedRoles result.
+type grantedRoles struct{ values []string }
+
+func (s *Service) grantedRoles(ctx context.Context, tenantID, principalID string, kind store.ObjectKind, resource *ServicePrincipal) ([]string, error) {
 	holders := []string{principalID}
 	if kind == store.KindUser {
 		groups, err := s.TransitiveMemberOf(ctx, tenantID, principalID)
