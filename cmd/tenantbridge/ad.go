@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,20 +23,71 @@ func (c *cli) adCommand() *cobra.Command {
 	sess := func() (*session, error) { return c.session(tenant) }
 
 	app := &cobra.Command{Use: "app", Short: "Application registrations"}
-	app.AddCommand(c.adAppCreate(sess), c.adAppList(sess), c.adAppShow(sess), c.adAppDelete(sess), c.adAppCredential(sess))
+	app.AddCommand(c.adAppCreate(sess),
+		adListCommand(c, sess, "applications", filterByAppIDUsage, (*azclient.Graph).ListApplications, appHeader, appRow),
+		adShowCommand(c, sess, "show --id ID|APPID", "Show an application", objectOrAppID, (*azclient.Graph).GetApplication, appFields),
+		c.adAppDelete(sess), c.adAppCredential(sess))
 	sp := &cobra.Command{Use: "sp", Short: "Service principals"}
-	sp.AddCommand(c.adSPCreate(sess), c.adSPList(sess), c.adSPShow(sess), c.adSPDelete(sess))
+	sp.AddCommand(c.adSPCreate(sess),
+		adListCommand(c, sess, "service principals", filterByAppIDUsage, (*azclient.Graph).ListServicePrincipals, spHeader, spRow),
+		adShowCommand(c, sess, "show --id ID|APPID", "Show a service principal", objectOrAppID, (*azclient.Graph).GetServicePrincipal, spFields),
+		c.adSPDelete(sess))
 	group := &cobra.Command{Use: "group", Short: "Security groups"}
 	member := &cobra.Command{Use: "member", Short: "Group members"}
 	member.AddCommand(c.adGroupMemberAdd(sess))
-	group.AddCommand(c.adGroupCreate(sess), c.adGroupList(sess), c.adGroupShow(sess), member)
+	group.AddCommand(c.adGroupCreate(sess),
+		adListCommand(c, sess, "groups", "OData $filter", (*azclient.Graph).ListGroups, groupHeader, groupRow),
+		adShowCommand(c, sess, "show --group ID", "Show a group", groupFlag, (*azclient.Graph).GetGroup, groupFields),
+		member)
 	user := &cobra.Command{Use: "user", Short: "Users"}
-	user.AddCommand(c.adUserCreate(sess), c.adUserList(sess), c.adUserShow(sess))
+	user.AddCommand(c.adUserCreate(sess),
+		adListCommand(c, sess, "users", "OData $filter", (*azclient.Graph).ListUsers, userHeader, userRow),
+		adShowCommand(c, sess, "show --id ID|UPN", "Show a user", objectOrUPN, (*azclient.Graph).GetUser, userFields))
 	cmd.AddCommand(app, sp, group, user)
 	return cmd
 }
 
 type sessionFunc func() (*session, error)
+
+// idFlag is the required flag that names the directory object a command
+// acts on.
+type idFlag struct{ name, shorthand, usage string }
+
+var (
+	objectOrAppID = idFlag{"id", "", "object id or appId (required)"}
+	objectOrUPN   = idFlag{"id", "", "object id or user principal name (required)"}
+	groupFlag     = idFlag{"group", "g", "object id of the group (required)"}
+)
+
+func (f idFlag) add(cmd *cobra.Command, p *string) {
+	requiredFlag(cmd, p, f.name, f.shorthand, f.usage)
+}
+
+const filterByAppIDUsage = "OData $filter, e.g. \"appId eq '...'\""
+
+// adListCommand is `ad … list`: --display-name and --filter make the
+// $filter that list is called with.
+func adListCommand[T any](c *cli, sess sessionFunc, what, filterUsage string,
+	list func(g *azclient.Graph, ctx context.Context, filter string) ([]T, error), header []string, row func(T) []string) *cobra.Command {
+	var displayName, filter string
+	cmd := listCommand(c, "List "+what, withGraph(sess, func(ctx context.Context, g *azclient.Graph) ([]T, error) {
+		return list(g, ctx, displayNameFilter(displayName, filter))
+	}), header, row)
+	cmd.Flags().StringVar(&displayName, "display-name", "", "only "+what+" whose display name starts with this")
+	cmd.Flags().StringVar(&filter, "filter", "", filterUsage)
+	return cmd
+}
+
+// adShowCommand is `ad … show`: get the object the id flag names.
+func adShowCommand[T any](c *cli, sess sessionFunc, use, short string, id idFlag,
+	get func(g *azclient.Graph, ctx context.Context, id string) (*T, error), fields func(*T) table) *cobra.Command {
+	var ref string
+	cmd := showCommand(c, use, short, cobra.NoArgs, withGraph(sess, func(ctx context.Context, g *azclient.Graph) (*T, error) {
+		return get(g, ctx, ref)
+	}), fields)
+	id.add(cmd, &ref)
+	return cmd
+}
 
 // displayNameFilter combines --display-name (a prefix, as az matches it)
 // and --filter into one $filter.
@@ -74,23 +126,11 @@ func appFields(a *azclient.Application) table {
 func (c *cli) adAppCreate(sess sessionFunc) *cobra.Command {
 	var displayName, audience, description string
 	var uris []string
-	cmd := &cobra.Command{
-		Use:   "create --display-name X",
-		Short: "Register an application",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sess()
-			if err != nil {
-				return err
-			}
-			a, err := s.graph.CreateApplication(cmd.Context(), azclient.Application{
+	cmd := showCommand(c, "create --display-name X", "Register an application", cobra.NoArgs,
+		withGraph(sess, func(ctx context.Context, g *azclient.Graph) (*azclient.Application, error) {
+			return g.CreateApplication(ctx, azclient.Application{
 				DisplayName: displayName, Description: description, SignInAudience: audience, IdentifierURIs: uris})
-			if err != nil {
-				return err
-			}
-			return c.render(cmd, a, func() table { return appFields(a) })
-		},
-	}
+		}), appFields)
 	cmd.Flags().StringVar(&displayName, "display-name", "", "display name (required)")
 	cmd.Flags().StringVar(&audience, "sign-in-audience", "AzureADMyOrg", "AzureADMyOrg (this tenant only) or AzureADMultipleOrgs (any tenant that provisions it)")
 	cmd.Flags().StringSliceVar(&uris, "identifier-uris", nil, "application ID URIs, e.g. api://contoso-api")
@@ -99,85 +139,20 @@ func (c *cli) adAppCreate(sess sessionFunc) *cobra.Command {
 	return cmd
 }
 
-func (c *cli) adAppList(sess sessionFunc) *cobra.Command {
-	var displayName, filter string
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List applications",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sess()
-			if err != nil {
-				return err
-			}
-			apps, err := s.graph.ListApplications(cmd.Context(), displayNameFilter(displayName, filter))
-			if err != nil {
-				return err
-			}
-			if apps == nil {
-				apps = []azclient.Application{}
-			}
-			return c.render(cmd, apps, func() table {
-				t := table{header: appHeader}
-				for _, a := range apps {
-					t.rows = append(t.rows, appRow(a))
-				}
-				return t
-			})
-		},
-	}
-	cmd.Flags().StringVar(&displayName, "display-name", "", "only applications whose display name starts with this")
-	cmd.Flags().StringVar(&filter, "filter", "", "OData $filter, e.g. \"appId eq '...'\"")
-	return cmd
-}
-
-func (c *cli) adAppShow(sess sessionFunc) *cobra.Command {
-	var id string
-	cmd := &cobra.Command{
-		Use:   "show --id ID|APPID",
-		Short: "Show an application",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sess()
-			if err != nil {
-				return err
-			}
-			a, err := s.graph.GetApplication(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			return c.render(cmd, a, func() table { return appFields(a) })
-		},
-	}
-	cmd.Flags().StringVar(&id, "id", "", "object id or appId (required)")
-	_ = cmd.MarkFlagRequired("id")
-	return cmd
-}
-
 func (c *cli) adAppDelete(sess sessionFunc) *cobra.Command {
 	var id string
-	cmd := &cobra.Command{
-		Use:   "delete --id ID|APPID",
-		Short: "Delete an application",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sess()
+	cmd := deleteCommand(c, "delete --id ID|APPID", "Delete an application", cobra.NoArgs,
+		withGraph(sess, func(ctx context.Context, g *azclient.Graph) (*azclient.Application, error) {
+			a, err := g.GetApplication(ctx, id)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			a, err := s.graph.GetApplication(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			if err := s.graph.DeleteApplication(cmd.Context(), a.ID); err != nil {
-				return err
-			}
-			c.notef("Deleted application %s (appId %s).", a.DisplayName, a.AppID)
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&id, "id", "", "object id or appId (required)")
-	_ = cmd.MarkFlagRequired("id")
+			return a, g.DeleteApplication(ctx, a.ID)
+		}),
+		func(a *azclient.Application) string {
+			return fmt.Sprintf("Deleted application %s (appId %s).", a.DisplayName, a.AppID)
+		})
+	objectOrAppID.add(cmd, &id)
 	return cmd
 }
 
@@ -270,110 +245,39 @@ func spFields(sp *azclient.ServicePrincipal) table {
 
 func (c *cli) adSPCreate(sess sessionFunc) *cobra.Command {
 	var appID string
-	cmd := &cobra.Command{
-		Use:   "create --id APPID",
-		Short: "Create the service principal of an application (this tenant's or another's multi-tenant app) in this tenant",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sess()
-			if err != nil {
-				return err
-			}
-			sp, err := s.graph.CreateServicePrincipal(cmd.Context(), appID)
-			if err != nil {
-				return err
-			}
-			return c.render(cmd, sp, func() table { return spFields(sp) })
-		},
-	}
-	cmd.Flags().StringVar(&appID, "id", "", "appId of the application (required)")
-	_ = cmd.MarkFlagRequired("id")
-	return cmd
-}
-
-func (c *cli) adSPList(sess sessionFunc) *cobra.Command {
-	var displayName, filter string
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List service principals",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sess()
-			if err != nil {
-				return err
-			}
-			sps, err := s.graph.ListServicePrincipals(cmd.Context(), displayNameFilter(displayName, filter))
-			if err != nil {
-				return err
-			}
-			if sps == nil {
-				sps = []azclient.ServicePrincipal{}
-			}
-			return c.render(cmd, sps, func() table {
-				t := table{header: spHeader}
-				for _, sp := range sps {
-					t.rows = append(t.rows, spRow(sp))
-				}
-				return t
-			})
-		},
-	}
-	cmd.Flags().StringVar(&displayName, "display-name", "", "only service principals whose display name starts with this")
-	cmd.Flags().StringVar(&filter, "filter", "", "OData $filter, e.g. \"appId eq '...'\"")
-	return cmd
-}
-
-func (c *cli) adSPShow(sess sessionFunc) *cobra.Command {
-	var id string
-	cmd := &cobra.Command{
-		Use:   "show --id ID|APPID",
-		Short: "Show a service principal",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sess()
-			if err != nil {
-				return err
-			}
-			sp, err := s.graph.GetServicePrincipal(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			return c.render(cmd, sp, func() table { return spFields(sp) })
-		},
-	}
-	cmd.Flags().StringVar(&id, "id", "", "object id or appId (required)")
-	_ = cmd.MarkFlagRequired("id")
+	cmd := showCommand(c, "create --id APPID",
+		"Create the service principal of an application (this tenant's or another's multi-tenant app) in this tenant", cobra.NoArgs,
+		withGraph(sess, func(ctx context.Context, g *azclient.Graph) (*azclient.ServicePrincipal, error) {
+			return g.CreateServicePrincipal(ctx, appID)
+		}), spFields)
+	requiredFlag(cmd, &appID, "id", "", "appId of the application (required)")
 	return cmd
 }
 
 func (c *cli) adSPDelete(sess sessionFunc) *cobra.Command {
 	var id string
-	cmd := &cobra.Command{
-		Use:   "delete --id ID|APPID",
-		Short: "Delete a service principal from this tenant",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sess()
+	cmd := deleteCommand(c, "delete --id ID|APPID", "Delete a service principal from this tenant", cobra.NoArgs,
+		withGraph(sess, func(ctx context.Context, g *azclient.Graph) (*azclient.ServicePrincipal, error) {
+			sp, err := g.GetServicePrincipal(ctx, id)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			sp, err := s.graph.GetServicePrincipal(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			if err := s.graph.DeleteServicePrincipal(cmd.Context(), sp.ID); err != nil {
-				return err
-			}
-			c.notef("Deleted service principal %s (appId %s).", sp.DisplayName, sp.AppID)
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&id, "id", "", "object id or appId (required)")
-	_ = cmd.MarkFlagRequired("id")
+			return sp, g.DeleteServicePrincipal(ctx, sp.ID)
+		}),
+		func(sp *azclient.ServicePrincipal) string {
+			return fmt.Sprintf("Deleted service principal %s (appId %s).", sp.DisplayName, sp.AppID)
+		})
+	objectOrAppID.add(cmd, &id)
 	return cmd
 }
 
 // --- groups ---
+
+var groupHeader = []string{"DISPLAY NAME", "OBJECT ID", "MAIL NICKNAME", "CREATED"}
+
+func groupRow(g azclient.Group) []string {
+	return []string{g.DisplayName, g.ID, g.MailNickname, fmtTime(g.CreatedDateTime)}
+}
 
 func groupFields(g *azclient.Group) table {
 	return fields("displayName", g.DisplayName, "id", g.ID, "mailNickname", g.MailNickname, "description", g.Description,
@@ -382,83 +286,14 @@ func groupFields(g *azclient.Group) table {
 
 func (c *cli) adGroupCreate(sess sessionFunc) *cobra.Command {
 	var displayName, nickname, description string
-	cmd := &cobra.Command{
-		Use:   "create --display-name X --mail-nickname Y",
-		Short: "Create a security group",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sess()
-			if err != nil {
-				return err
-			}
-			g, err := s.graph.CreateGroup(cmd.Context(), azclient.Group{DisplayName: displayName, MailNickname: nickname,
+	cmd := showCommand(c, "create --display-name X --mail-nickname Y", "Create a security group", cobra.NoArgs,
+		withGraph(sess, func(ctx context.Context, g *azclient.Graph) (*azclient.Group, error) {
+			return g.CreateGroup(ctx, azclient.Group{DisplayName: displayName, MailNickname: nickname,
 				Description: description, SecurityEnabled: true})
-			if err != nil {
-				return err
-			}
-			return c.render(cmd, g, func() table { return groupFields(g) })
-		},
-	}
-	cmd.Flags().StringVar(&displayName, "display-name", "", "display name (required)")
-	cmd.Flags().StringVar(&nickname, "mail-nickname", "", "mail nickname (required)")
+		}), groupFields)
+	requiredFlag(cmd, &displayName, "display-name", "", "display name (required)")
+	requiredFlag(cmd, &nickname, "mail-nickname", "", "mail nickname (required)")
 	cmd.Flags().StringVar(&description, "description", "", "description")
-	_ = cmd.MarkFlagRequired("display-name")
-	_ = cmd.MarkFlagRequired("mail-nickname")
-	return cmd
-}
-
-func (c *cli) adGroupList(sess sessionFunc) *cobra.Command {
-	var displayName, filter string
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List groups",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sess()
-			if err != nil {
-				return err
-			}
-			gs, err := s.graph.ListGroups(cmd.Context(), displayNameFilter(displayName, filter))
-			if err != nil {
-				return err
-			}
-			if gs == nil {
-				gs = []azclient.Group{}
-			}
-			return c.render(cmd, gs, func() table {
-				t := table{header: []string{"DISPLAY NAME", "OBJECT ID", "MAIL NICKNAME", "CREATED"}}
-				for _, g := range gs {
-					t.rows = append(t.rows, []string{g.DisplayName, g.ID, g.MailNickname, fmtTime(g.CreatedDateTime)})
-				}
-				return t
-			})
-		},
-	}
-	cmd.Flags().StringVar(&displayName, "display-name", "", "only groups whose display name starts with this")
-	cmd.Flags().StringVar(&filter, "filter", "", "OData $filter")
-	return cmd
-}
-
-func (c *cli) adGroupShow(sess sessionFunc) *cobra.Command {
-	var id string
-	cmd := &cobra.Command{
-		Use:   "show --group ID",
-		Short: "Show a group",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sess()
-			if err != nil {
-				return err
-			}
-			g, err := s.graph.GetGroup(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			return c.render(cmd, g, func() table { return groupFields(g) })
-		},
-	}
-	cmd.Flags().StringVarP(&id, "group", "g", "", "object id of the group (required)")
-	_ = cmd.MarkFlagRequired("group")
 	return cmd
 }
 
@@ -480,14 +315,18 @@ func (c *cli) adGroupMemberAdd(sess sessionFunc) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&group, "group", "g", "", "object id of the group (required)")
-	cmd.Flags().StringVar(&member, "member-id", "", "object id of the member (required)")
-	_ = cmd.MarkFlagRequired("group")
-	_ = cmd.MarkFlagRequired("member-id")
+	groupFlag.add(cmd, &group)
+	requiredFlag(cmd, &member, "member-id", "", "object id of the member (required)")
 	return cmd
 }
 
 // --- users ---
+
+var userHeader = []string{"DISPLAY NAME", "USER PRINCIPAL NAME", "OBJECT ID"}
+
+func userRow(u azclient.User) []string {
+	return []string{u.DisplayName, u.UserPrincipalName, u.ID}
+}
 
 func userFields(u *azclient.User) table {
 	enabled := ""
@@ -501,90 +340,20 @@ func userFields(u *azclient.User) table {
 func (c *cli) adUserCreate(sess sessionFunc) *cobra.Command {
 	var displayName, upn, password, nickname string
 	var forceChange bool
-	cmd := &cobra.Command{
-		Use:   "create --display-name X --user-principal-name U --password P",
-		Short: "Create a user",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+	cmd := showCommand(c, "create --display-name X --user-principal-name U --password P", "Create a user", cobra.NoArgs,
+		withGraph(sess, func(ctx context.Context, g *azclient.Graph) (*azclient.User, error) {
 			if nickname == "" {
 				nickname, _, _ = strings.Cut(upn, "@")
 			}
-			s, err := sess()
-			if err != nil {
-				return err
-			}
 			enabled := true
-			u, err := s.graph.CreateUser(cmd.Context(), azclient.User{DisplayName: displayName, UserPrincipalName: upn,
+			return g.CreateUser(ctx, azclient.User{DisplayName: displayName, UserPrincipalName: upn,
 				MailNickname: nickname, AccountEnabled: &enabled,
 				PasswordProfile: &azclient.PasswordProfile{Password: password, ForceChangePasswordNextSignIn: forceChange}})
-			if err != nil {
-				return err
-			}
-			return c.render(cmd, u, func() table { return userFields(u) })
-		},
-	}
-	cmd.Flags().StringVar(&displayName, "display-name", "", "display name (required)")
-	cmd.Flags().StringVar(&upn, "user-principal-name", "", "user principal name, e.g. alice@contoso.onmicrosoft.com (required)")
-	cmd.Flags().StringVar(&password, "password", "", "the user's password (required)")
+		}), userFields)
+	requiredFlag(cmd, &displayName, "display-name", "", "display name (required)")
+	requiredFlag(cmd, &upn, "user-principal-name", "", "user principal name, e.g. alice@contoso.onmicrosoft.com (required)")
+	requiredFlag(cmd, &password, "password", "", "the user's password (required)")
 	cmd.Flags().StringVar(&nickname, "mail-nickname", "", "mail nickname (default: the part of the UPN before @)")
 	cmd.Flags().BoolVar(&forceChange, "force-change-password-next-sign-in", false, "require a new password at the next sign-in")
-	for _, f := range []string{"display-name", "user-principal-name", "password"} {
-		_ = cmd.MarkFlagRequired(f)
-	}
-	return cmd
-}
-
-func (c *cli) adUserList(sess sessionFunc) *cobra.Command {
-	var displayName, filter string
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List users",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sess()
-			if err != nil {
-				return err
-			}
-			us, err := s.graph.ListUsers(cmd.Context(), displayNameFilter(displayName, filter))
-			if err != nil {
-				return err
-			}
-			if us == nil {
-				us = []azclient.User{}
-			}
-			return c.render(cmd, us, func() table {
-				t := table{header: []string{"DISPLAY NAME", "USER PRINCIPAL NAME", "OBJECT ID"}}
-				for _, u := range us {
-					t.rows = append(t.rows, []string{u.DisplayName, u.UserPrincipalName, u.ID})
-				}
-				return t
-			})
-		},
-	}
-	cmd.Flags().StringVar(&displayName, "display-name", "", "only users whose display name starts with this")
-	cmd.Flags().StringVar(&filter, "filter", "", "OData $filter")
-	return cmd
-}
-
-func (c *cli) adUserShow(sess sessionFunc) *cobra.Command {
-	var id string
-	cmd := &cobra.Command{
-		Use:   "show --id ID|UPN",
-		Short: "Show a user",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sess()
-			if err != nil {
-				return err
-			}
-			u, err := s.graph.GetUser(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			return c.render(cmd, u, func() table { return userFields(u) })
-		},
-	}
-	cmd.Flags().StringVar(&id, "id", "", "object id or user principal name (required)")
-	_ = cmd.MarkFlagRequired("id")
 	return cmd
 }

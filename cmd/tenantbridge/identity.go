@@ -31,14 +31,20 @@ func (c *cli) operatorTenant(ctx context.Context, op *azclient.Operator, ref str
 }
 
 func (c *cli) identityCommand() *cobra.Command {
+	return tenantGroupCommand("identity", "User-assigned managed identities of a tenant, and the environment to run as one (operator)",
+		c.identityCreate, c.identityList, c.identityShow, c.identityDelete, c.identityEnv)
+}
+
+// tenantGroupCommand is a command group whose subcommands act in the tenant
+// its --tenant flag names.
+func tenantGroupCommand(use, short string, subcommands ...func(tenant func() string) *cobra.Command) *cobra.Command {
 	var tenant string
-	cmd := &cobra.Command{
-		Use:   "identity",
-		Short: "User-assigned managed identities of a tenant, and the environment to run as one (operator)",
-	}
+	cmd := &cobra.Command{Use: use, Short: short}
 	cmd.PersistentFlags().StringVarP(&tenant, "tenant", "t", "", "tenant name, domain or id (default: the only profile's tenant)")
 	tenantRef := func() string { return tenant }
-	cmd.AddCommand(c.identityCreate(tenantRef), c.identityList(tenantRef), c.identityShow(tenantRef), c.identityDelete(tenantRef), c.identityEnv(tenantRef))
+	for _, sub := range subcommands {
+		cmd.AddCommand(sub(tenantRef))
+	}
 	return cmd
 }
 
@@ -49,110 +55,48 @@ func identityFields(id *azclient.Identity) table {
 
 func (c *cli) identityCreate(tenant func() string) *cobra.Command {
 	var group string
-	cmd := &cobra.Command{
-		Use:   "create NAME [--resource-group RG]",
-		Short: "Create a user-assigned managed identity",
-		Args:  exactArgs(1, "NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			op, err := c.operator()
-			if err != nil {
-				return err
-			}
-			t, err := c.operatorTenant(cmd.Context(), op, tenant())
-			if err != nil {
-				return err
-			}
-			id, err := op.CreateIdentity(cmd.Context(), t.TenantID, args[0], group)
-			if err != nil {
-				return err
-			}
-			return c.render(cmd, id, func() table { return identityFields(id) })
-		},
-	}
+	cmd := showCommand(c, "create NAME [--resource-group RG]", "Create a user-assigned managed identity", exactArgs(1, "NAME"),
+		withTenantOperator(c, tenant, func(ctx context.Context, op *azclient.Operator, tenantID string, args []string) (*azclient.Identity, error) {
+			return op.CreateIdentity(ctx, tenantID, args[0], group)
+		}), identityFields)
 	cmd.Flags().StringVarP(&group, "resource-group", "g", "", "resource group (default: the server's, \"identities\")")
 	return cmd
 }
 
 func (c *cli) identityList(tenant func() string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List user-assigned managed identities",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			op, err := c.operator()
-			if err != nil {
-				return err
-			}
-			t, err := c.operatorTenant(cmd.Context(), op, tenant())
-			if err != nil {
-				return err
-			}
-			ids, err := op.ListIdentities(cmd.Context(), t.TenantID)
-			if err != nil {
-				return err
-			}
-			if ids == nil {
-				ids = []azclient.Identity{}
-			}
-			return c.render(cmd, ids, func() table {
-				tbl := table{header: []string{"NAME", "RESOURCE GROUP", "CLIENT ID", "PRINCIPAL ID"}}
-				for _, id := range ids {
-					tbl.rows = append(tbl.rows, []string{id.Name, id.ResourceGroup, id.ClientID, id.PrincipalID})
-				}
-				return tbl
-			})
-		},
-	}
+	return listCommand(c, "List user-assigned managed identities",
+		withTenantOperator(c, tenant, func(ctx context.Context, op *azclient.Operator, tenantID string, _ []string) ([]azclient.Identity, error) {
+			return op.ListIdentities(ctx, tenantID)
+		}),
+		[]string{"NAME", "RESOURCE GROUP", "CLIENT ID", "PRINCIPAL ID"},
+		func(id azclient.Identity) []string {
+			return []string{id.Name, id.ResourceGroup, id.ClientID, id.PrincipalID}
+		})
 }
 
+// identityRef is the argument that names a user-assigned identity.
+const identityRef = "NAME|CLIENT_ID|PRINCIPAL_ID|RESOURCE_ID"
+
 func (c *cli) identityShow(tenant func() string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show NAME|CLIENT_ID|PRINCIPAL_ID|RESOURCE_ID",
-		Short: "Show a user-assigned managed identity",
-		Args:  exactArgs(1, "NAME|CLIENT_ID|PRINCIPAL_ID|RESOURCE_ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			op, err := c.operator()
-			if err != nil {
-				return err
-			}
-			t, err := c.operatorTenant(cmd.Context(), op, tenant())
-			if err != nil {
-				return err
-			}
-			id, err := op.GetIdentity(cmd.Context(), t.TenantID, args[0])
-			if err != nil {
-				return err
-			}
-			return c.render(cmd, id, func() table { return identityFields(id) })
-		},
-	}
+	return showCommand(c, "show "+identityRef, "Show a user-assigned managed identity", exactArgs(1, identityRef),
+		withTenantOperator(c, tenant, func(ctx context.Context, op *azclient.Operator, tenantID string, args []string) (*azclient.Identity, error) {
+			return op.GetIdentity(ctx, tenantID, args[0])
+		}), identityFields)
 }
 
 func (c *cli) identityDelete(tenant func() string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete NAME|CLIENT_ID|PRINCIPAL_ID|RESOURCE_ID",
-		Short: "Delete a user-assigned managed identity; workloads can no longer get tokens as it",
-		Args:  exactArgs(1, "NAME|CLIENT_ID|PRINCIPAL_ID|RESOURCE_ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			op, err := c.operator()
+	return deleteCommand(c, "delete "+identityRef, "Delete a user-assigned managed identity; workloads can no longer get tokens as it",
+		exactArgs(1, identityRef),
+		withTenantOperator(c, tenant, func(ctx context.Context, op *azclient.Operator, tenantID string, args []string) (*azclient.Identity, error) {
+			id, err := op.GetIdentity(ctx, tenantID, args[0])
 			if err != nil {
-				return err
+				return nil, err
 			}
-			t, err := c.operatorTenant(cmd.Context(), op, tenant())
-			if err != nil {
-				return err
-			}
-			id, err := op.GetIdentity(cmd.Context(), t.TenantID, args[0])
-			if err != nil {
-				return err
-			}
-			if err := op.DeleteIdentity(cmd.Context(), t.TenantID, id.PrincipalID); err != nil {
-				return err
-			}
-			c.notef("Deleted identity %s (client id %s).", id.Name, id.ClientID)
-			return nil
-		},
-	}
+			return id, op.DeleteIdentity(ctx, tenantID, id.PrincipalID)
+		}),
+		func(id *azclient.Identity) string {
+			return fmt.Sprintf("Deleted identity %s (client id %s).", id.Name, id.ClientID)
+		})
 }
 
 func (c *cli) identityEnv(tenant func() string) *cobra.Command {
@@ -248,15 +192,8 @@ func envWorkloadName(identity string) string {
 // --- workloads ---
 
 func (c *cli) workloadCommand() *cobra.Command {
-	var tenant string
-	cmd := &cobra.Command{
-		Use:   "workload",
-		Short: "Workloads (what runs as managed identities) of a tenant, and their environment (operator)",
-	}
-	cmd.PersistentFlags().StringVarP(&tenant, "tenant", "t", "", "tenant name, domain or id (default: the only profile's tenant)")
-	tenantRef := func() string { return tenant }
-	cmd.AddCommand(c.workloadCreate(tenantRef), c.workloadList(tenantRef), c.workloadShow(tenantRef), c.workloadDelete(tenantRef), c.workloadEnv(tenantRef))
-	return cmd
+	return tenantGroupCommand("workload", "Workloads (what runs as managed identities) of a tenant, and their environment (operator)",
+		c.workloadCreate, c.workloadList, c.workloadShow, c.workloadDelete, c.workloadEnv)
 }
 
 func workloadIdentities(w *azclient.Workload) (system, user string) {
@@ -289,6 +226,10 @@ func (c *cli) workloadCreate(tenant func() string) *cobra.Command {
 	var group string
 	var system bool
 	var identities []string
+	create := withTenantOperator(c, tenant, func(ctx context.Context, op *azclient.Operator, tenantID string, args []string) (*azclient.Workload, error) {
+		return op.CreateWorkload(ctx, tenantID, azclient.NewWorkload{Name: args[0], ResourceGroup: group,
+			SystemAssigned: system, Identities: identities})
+	})
 	cmd := &cobra.Command{
 		Use:   "create NAME [--system-assigned] [--identity REF ...]",
 		Short: "Create a workload running as its own system-assigned identity and/or user-assigned identities",
@@ -297,16 +238,7 @@ func (c *cli) workloadCreate(tenant func() string) *cobra.Command {
 			if !system && len(identities) == 0 {
 				return errors.New("a workload runs as --system-assigned, or as user-assigned identities given with --identity, or both")
 			}
-			op, err := c.operator()
-			if err != nil {
-				return err
-			}
-			t, err := c.operatorTenant(cmd.Context(), op, tenant())
-			if err != nil {
-				return err
-			}
-			w, err := op.CreateWorkload(cmd.Context(), t.TenantID, azclient.NewWorkload{Name: args[0], ResourceGroup: group,
-				SystemAssigned: system, Identities: identities})
+			w, err := create(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -324,86 +256,35 @@ func (c *cli) workloadCreate(tenant func() string) *cobra.Command {
 }
 
 func (c *cli) workloadList(tenant func() string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List workloads",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			op, err := c.operator()
-			if err != nil {
-				return err
-			}
-			t, err := c.operatorTenant(cmd.Context(), op, tenant())
-			if err != nil {
-				return err
-			}
-			ws, err := op.ListWorkloads(cmd.Context(), t.TenantID)
-			if err != nil {
-				return err
-			}
-			if ws == nil {
-				ws = []azclient.Workload{}
-			}
-			return c.render(cmd, ws, func() table {
-				tbl := table{header: []string{"NAME", "RESOURCE GROUP", "SYSTEM-ASSIGNED PRINCIPAL", "USER-ASSIGNED IDENTITIES", "ID"}}
-				for i := range ws {
-					system, user := workloadIdentities(&ws[i])
-					tbl.rows = append(tbl.rows, []string{ws[i].Name, ws[i].ResourceGroup, system, user, ws[i].ID})
-				}
-				return tbl
-			})
-		},
-	}
+	return listCommand(c, "List workloads",
+		withTenantOperator(c, tenant, func(ctx context.Context, op *azclient.Operator, tenantID string, _ []string) ([]azclient.Workload, error) {
+			return op.ListWorkloads(ctx, tenantID)
+		}),
+		[]string{"NAME", "RESOURCE GROUP", "SYSTEM-ASSIGNED PRINCIPAL", "USER-ASSIGNED IDENTITIES", "ID"},
+		func(w azclient.Workload) []string {
+			system, user := workloadIdentities(&w)
+			return []string{w.Name, w.ResourceGroup, system, user, w.ID}
+		})
 }
 
 func (c *cli) workloadShow(tenant func() string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show NAME|ID",
-		Short: "Show a workload",
-		Args:  exactArgs(1, "NAME|ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			op, err := c.operator()
-			if err != nil {
-				return err
-			}
-			t, err := c.operatorTenant(cmd.Context(), op, tenant())
-			if err != nil {
-				return err
-			}
-			w, err := op.GetWorkload(cmd.Context(), t.TenantID, args[0])
-			if err != nil {
-				return err
-			}
-			return c.render(cmd, w, func() table { return workloadFields(w) })
-		},
-	}
+	return showCommand(c, "show NAME|ID", "Show a workload", exactArgs(1, "NAME|ID"),
+		withTenantOperator(c, tenant, func(ctx context.Context, op *azclient.Operator, tenantID string, args []string) (*azclient.Workload, error) {
+			return op.GetWorkload(ctx, tenantID, args[0])
+		}), workloadFields)
 }
 
 func (c *cli) workloadDelete(tenant func() string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete NAME|ID",
-		Short: "Delete a workload and its system-assigned identity; its identity header stops working",
-		Args:  exactArgs(1, "NAME|ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			op, err := c.operator()
+	return deleteCommand(c, "delete NAME|ID", "Delete a workload and its system-assigned identity; its identity header stops working",
+		exactArgs(1, "NAME|ID"),
+		withTenantOperator(c, tenant, func(ctx context.Context, op *azclient.Operator, tenantID string, args []string) (*azclient.Workload, error) {
+			w, err := op.GetWorkload(ctx, tenantID, args[0])
 			if err != nil {
-				return err
+				return nil, err
 			}
-			t, err := c.operatorTenant(cmd.Context(), op, tenant())
-			if err != nil {
-				return err
-			}
-			w, err := op.GetWorkload(cmd.Context(), t.TenantID, args[0])
-			if err != nil {
-				return err
-			}
-			if err := op.DeleteWorkload(cmd.Context(), t.TenantID, w.ID); err != nil {
-				return err
-			}
-			c.notef("Deleted workload %s.", w.Name)
-			return nil
-		},
-	}
+			return w, op.DeleteWorkload(ctx, tenantID, w.ID)
+		}),
+		func(w *azclient.Workload) string { return fmt.Sprintf("Deleted workload %s.", w.Name) })
 }
 
 func (c *cli) workloadEnv(tenant func() string) *cobra.Command {

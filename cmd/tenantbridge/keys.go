@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,31 +25,10 @@ func keyRow(k azclient.SigningKey) []string {
 }
 
 func (c *cli) keysListCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List the signing keys: pending (published, not yet signing), active (signing) and retired (published until their tokens expire)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			op, err := c.operator()
-			if err != nil {
-				return err
-			}
-			ks, err := op.ListKeys(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if ks == nil {
-				ks = []azclient.SigningKey{}
-			}
-			return c.render(cmd, ks, func() table {
-				t := table{header: keyHeader}
-				for _, k := range ks {
-					t.rows = append(t.rows, keyRow(k))
-				}
-				return t
-			})
-		},
-	}
+	return listCommand(c, "List the signing keys: pending (published, not yet signing), active (signing) and retired (published until their tokens expire)",
+		withOperator(c, func(ctx context.Context, op *azclient.Operator, _ []string) ([]azclient.SigningKey, error) {
+			return op.ListKeys(ctx)
+		}), keyHeader, keyRow)
 }
 
 func (c *cli) keysRotateCommand() *cobra.Command {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
@@ -69,53 +70,21 @@ func tenantRow(t azclient.Tenant) []string {
 var tenantHeader = []string{"NAME", "DOMAIN", "TENANT ID", "SUBSCRIPTION ID", "CREATED"}
 
 func (c *cli) tenantListCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List tenants",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			op, err := c.operator()
-			if err != nil {
-				return err
-			}
-			ts, err := op.ListTenants(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if ts == nil {
-				ts = []azclient.Tenant{}
-			}
-			return c.render(cmd, ts, func() table {
-				t := table{header: tenantHeader}
-				for _, x := range ts {
-					t.rows = append(t.rows, tenantRow(x))
-				}
-				return t
-			})
-		},
-	}
+	return listCommand(c, "List tenants",
+		withOperator(c, func(ctx context.Context, op *azclient.Operator, _ []string) ([]azclient.Tenant, error) {
+			return op.ListTenants(ctx)
+		}), tenantHeader, tenantRow)
 }
 
 func (c *cli) tenantShowCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "show NAME|ID|DOMAIN",
-		Short: "Show a tenant",
-		Args:  exactArgs(1, "NAME|ID|DOMAIN"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			op, err := c.operator()
-			if err != nil {
-				return err
-			}
-			t, err := op.GetTenant(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return c.render(cmd, t, func() table {
-				return fields("tenantId", t.TenantID, "name", t.Name, "domain", t.Domain,
-					"subscriptionId", t.SubscriptionID, "created", fmtTime(t.Created))
-			})
-		},
-	}
+	return showCommand(c, "show NAME|ID|DOMAIN", "Show a tenant", exactArgs(1, "NAME|ID|DOMAIN"),
+		withOperator(c, func(ctx context.Context, op *azclient.Operator, args []string) (*azclient.Tenant, error) {
+			return op.GetTenant(ctx, args[0])
+		}),
+		func(t *azclient.Tenant) table {
+			return fields("tenantId", t.TenantID, "name", t.Name, "domain", t.Domain,
+				"subscriptionId", t.SubscriptionID, "created", fmtTime(t.Created))
+		})
 }
 
 func (c *cli) tenantDeleteCommand() *cobra.Command {
