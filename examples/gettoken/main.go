@@ -1,13 +1,19 @@
 // Command gettoken is the README's quickstart program: an ordinary
-// azidentity client that gets a token from tenantbridge and prints its
-// claims. Nothing in it is specific to tenantbridge except where the
-// authority is; pointed at https://login.microsoftonline.com/ it talks to
-// Entra ID instead.
+// azidentity client that gets a token with DefaultAzureCredential and
+// prints its claims. Nothing in it is specific to tenantbridge: the
+// environment decides the credential (a secret, a managed identity, a
+// federated token) and where the authority is, exactly as with Entra ID.
 //
 //	export SSL_CERT_FILE=.tenantbridge/ca.pem     # trust tenantbridge's local CA
 //	export AZURE_AUTHORITY_HOST=https://127.0.0.1:8443/
 //	export AZURE_TENANT_ID=... AZURE_CLIENT_ID=... AZURE_CLIENT_SECRET=...
 //	go run ./examples/gettoken https://graph.microsoft.com/.default
+//
+// or, with the environment `tenantbridge env` prints (through the proxy, as
+// login.microsoftonline.com itself):
+//
+//	eval "$(tenantbridge env --tenant contoso --identity worker)"
+//	go run ./examples/gettoken https://vault.azure.net/.default
 package main
 
 import (
@@ -27,13 +33,14 @@ func main() {
 	if len(os.Args) > 1 {
 		scope = os.Args[1]
 	}
-	cred, err := azidentity.NewClientSecretCredential(os.Getenv("AZURE_TENANT_ID"), os.Getenv("AZURE_CLIENT_ID"),
-		os.Getenv("AZURE_CLIENT_SECRET"), &azidentity.ClientSecretCredentialOptions{
-			// The authority comes from AZURE_AUTHORITY_HOST. A host other than
-			// Microsoft's cannot be checked by instance discovery, which asks
-			// the real login.microsoftonline.com; so it is turned off.
-			DisableInstanceDiscovery: !strings.Contains(os.Getenv("AZURE_AUTHORITY_HOST"), "login.microsoftonline.com"),
-		})
+	host := os.Getenv("AZURE_AUTHORITY_HOST")
+	cred, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{
+		// The authority comes from AZURE_AUTHORITY_HOST, by default
+		// login.microsoftonline.com. Another host cannot be checked by
+		// instance discovery, which asks the real login.microsoftonline.com,
+		// so for one it is turned off.
+		DisableInstanceDiscovery: host != "" && !strings.Contains(host, "login.microsoftonline.com"),
+	})
 	if err != nil {
 		fail(err)
 	}
