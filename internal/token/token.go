@@ -143,7 +143,7 @@ func Verify(keys KeyLookup, raw string, now time.Time) (Claims, error) {
 	if len(raw) > 16<<10 {
 		return c, fmt.Errorf("%w: too long", ErrMalformed)
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return c, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
