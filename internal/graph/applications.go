@@ -93,31 +93,11 @@ func (h *Handler) ownedIDs(rq *request, q *directory.Query) (bool, error) {
 }
 
 func (h *Handler) listApplications(rq *request) error {
-	opts, err := parseQuery(rq.r.URL.RawQuery, applicationListQuery)
-	if err != nil {
-		return err
-	}
-	q := directory.Query{After: opts.after, Limit: opts.top + 1}
-	var p page
-	ok := opts.filter.apply(&q)
-	if ok {
-		if ok, err = h.ownedIDs(rq, &q); err != nil {
-			return err
-		}
-	}
-	if ok {
-		apps, err := h.dir.ListApplications(rq.ctx, rq.tenant(), q)
-		if err != nil {
-			return err
-		}
-		apps, p.more = trimPage(apps, opts.top)
-		for _, a := range apps {
-			if err := p.add(a.ID, applicationToView(a)); err != nil {
-				return err
-			}
-		}
-	}
-	return h.writeCollection(rq, "applications", opts, p)
+	return listCollection(h, rq, "applications", applicationListQuery, true,
+		func(q directory.Query) ([]*directory.Application, error) {
+			return h.dir.ListApplications(rq.ctx, rq.tenant(), q)
+		},
+		func(a *directory.Application) (string, any) { return a.ID, applicationToView(a) })
 }
 
 func (h *Handler) getApplication(rq *request) error {

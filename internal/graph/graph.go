@@ -416,6 +416,41 @@ func readBody(rq *request, allowEmpty bool) ([]byte, error) {
 
 // trimPage cuts a store result fetched with Limit top+1 down to top and
 // reports whether there was more.
+// listCollection answers a collection GET the same way for every object
+// type: the query options, the filter, for an owned-only caller (ownedOnly
+// and Application.ReadWrite.OwnedBy) just the objects it owns, one item more
+// than the page to know whether another follows, and the collection with
+// its nextLink.
+func listCollection[T any](h *Handler, rq *request, name string, spec querySpec, ownedOnly bool,
+	list func(directory.Query) ([]T, error), view func(T) (id string, v any)) error {
+	opts, err := parseQuery(rq.r.URL.RawQuery, spec)
+	if err != nil {
+		return err
+	}
+	q := directory.Query{After: opts.after, Limit: opts.top + 1}
+	var p page
+	ok := opts.filter.apply(&q)
+	if ok && ownedOnly {
+		if ok, err = h.ownedIDs(rq, &q); err != nil {
+			return err
+		}
+	}
+	if ok {
+		items, err := list(q)
+		if err != nil {
+			return err
+		}
+		items, p.more = trimPage(items, opts.top)
+		for _, it := range items {
+			id, v := view(it)
+			if err := p.add(id, v); err != nil {
+				return err
+			}
+		}
+	}
+	return h.writeCollection(rq, name, opts, p)
+}
+
 func trimPage[T any](items []T, top int) ([]T, bool) {
 	if len(items) > top {
 		return items[:top], true

@@ -41,25 +41,9 @@ func (h *Handler) groupObject(rq *request, dir *directory.Service) (string, erro
 }
 
 func (h *Handler) listGroups(rq *request) error {
-	opts, err := parseQuery(rq.r.URL.RawQuery, groupListQuery)
-	if err != nil {
-		return err
-	}
-	q := directory.Query{After: opts.after, Limit: opts.top + 1}
-	var p page
-	if opts.filter.apply(&q) {
-		groups, err := h.dir.ListGroups(rq.ctx, rq.tenant(), q)
-		if err != nil {
-			return err
-		}
-		groups, p.more = trimPage(groups, opts.top)
-		for _, g := range groups {
-			if err := p.add(g.ID, groupToView(g)); err != nil {
-				return err
-			}
-		}
-	}
-	return h.writeCollection(rq, "groups", opts, p)
+	return listCollection(h, rq, "groups", groupListQuery, false,
+		func(q directory.Query) ([]*directory.Group, error) { return h.dir.ListGroups(rq.ctx, rq.tenant(), q) },
+		func(g *directory.Group) (string, any) { return g.ID, groupToView(g) })
 }
 
 func (h *Handler) getGroup(rq *request) error {

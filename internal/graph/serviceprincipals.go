@@ -69,31 +69,11 @@ func (h *Handler) servicePrincipalObject(rq *request, dir *directory.Service) (s
 }
 
 func (h *Handler) listServicePrincipals(rq *request) error {
-	opts, err := parseQuery(rq.r.URL.RawQuery, servicePrincipalListQuery)
-	if err != nil {
-		return err
-	}
-	q := directory.Query{After: opts.after, Limit: opts.top + 1}
-	var p page
-	ok := opts.filter.apply(&q)
-	if ok {
-		if ok, err = h.ownedIDs(rq, &q); err != nil {
-			return err
-		}
-	}
-	if ok {
-		sps, err := h.dir.ListServicePrincipals(rq.ctx, rq.tenant(), q)
-		if err != nil {
-			return err
-		}
-		sps, p.more = trimPage(sps, opts.top)
-		for _, sp := range sps {
-			if err := p.add(sp.ID, servicePrincipalToView(sp)); err != nil {
-				return err
-			}
-		}
-	}
-	return h.writeCollection(rq, "servicePrincipals", opts, p)
+	return listCollection(h, rq, "servicePrincipals", servicePrincipalListQuery, true,
+		func(q directory.Query) ([]*directory.ServicePrincipal, error) {
+			return h.dir.ListServicePrincipals(rq.ctx, rq.tenant(), q)
+		},
+		func(sp *directory.ServicePrincipal) (string, any) { return sp.ID, servicePrincipalToView(sp) })
 }
 
 func (h *Handler) getServicePrincipal(rq *request) error {

@@ -44,25 +44,9 @@ func (h *Handler) loadUser(rq *request, dir *directory.Service) (*directory.User
 }
 
 func (h *Handler) listUsers(rq *request) error {
-	opts, err := parseQuery(rq.r.URL.RawQuery, userListQuery)
-	if err != nil {
-		return err
-	}
-	q := directory.Query{After: opts.after, Limit: opts.top + 1}
-	var p page
-	if opts.filter.apply(&q) {
-		users, err := h.dir.ListUsers(rq.ctx, rq.tenant(), q)
-		if err != nil {
-			return err
-		}
-		users, p.more = trimPage(users, opts.top)
-		for _, u := range users {
-			if err := p.add(u.ID, userToView(u)); err != nil {
-				return err
-			}
-		}
-	}
-	return h.writeCollection(rq, "users", opts, p)
+	return listCollection(h, rq, "users", userListQuery, false,
+		func(q directory.Query) ([]*directory.User, error) { return h.dir.ListUsers(rq.ctx, rq.tenant(), q) },
+		func(u *directory.User) (string, any) { return u.ID, userToView(u) })
 }
 
 func (h *Handler) getUser(rq *request) error {
