@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bytes"
+	"context"
 	"encoding/pem"
 	"errors"
 	"net/http"
@@ -254,22 +255,26 @@ func readKeyID(rq *request) (string, error) {
 	return strings.ToLower(in.KeyID), nil
 }
 
-func (h *Handler) removeApplicationPassword(rq *request) error {
-	keyID, err := readKeyID(rq)
-	if err != nil {
-		return err
-	}
-	err = h.change(rq, func(tx *directory.Service) (string, error) {
-		app, err := h.loadApplication(rq, tx)
+// removeApplicationCredential answers removePassword and removeKey, which
+// differ only in which kind of credential the keyId names.
+func (h *Handler) removeApplicationCredential(remove func(tx *directory.Service, ctx context.Context, tenantID, appID, keyID string) error) func(*request) error {
+	return func(rq *request) error {
+		keyID, err := readKeyID(rq)
 		if err != nil {
-			return "", err
+			return err
 		}
-		return app.ID, tx.RemoveApplicationPassword(rq.ctx, rq.tenant(), app.ID, keyID)
-	})
-	if err != nil {
-		return err
+		err = h.change(rq, func(tx *directory.Service) (string, error) {
+			app, err := h.loadApplication(rq, tx)
+			if err != nil {
+				return "", err
+			}
+			return app.ID, remove(tx, rq.ctx, rq.tenant(), app.ID, keyID)
+		})
+		if err != nil {
+			return err
+		}
+		return noContent(rq)
 	}
-	return noContent(rq)
 }
 
 // addApplicationKey adds a certificate the application may sign client
@@ -344,24 +349,6 @@ func (h *Handler) newKeyCredential(in addKeyInput) (directory.KeyCredential, err
 		return kc, badRequest("Key credential endDateTime must be later than startDateTime.")
 	}
 	return kc, nil
-}
-
-func (h *Handler) removeApplicationKey(rq *request) error {
-	keyID, err := readKeyID(rq)
-	if err != nil {
-		return err
-	}
-	err = h.change(rq, func(tx *directory.Service) (string, error) {
-		app, err := h.loadApplication(rq, tx)
-		if err != nil {
-			return "", err
-		}
-		return app.ID, tx.RemoveApplicationKey(rq.ctx, rq.tenant(), app.ID, keyID)
-	})
-	if err != nil {
-		return err
-	}
-	return noContent(rq)
 }
 
 // ---- federated identity credentials ----
