@@ -35,6 +35,8 @@ type Store interface {
 	AppRoleAssignments
 	Audit
 	OneTimeUse
+	RBAC
+	Vaults
 
 	// InTx runs fn with a Store whose every call is part of one transaction.
 	// If fn returns an error the transaction is rolled back and the error is

@@ -44,6 +44,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OneTimeUseExpiry", testOneTimeUseExpiry},
 		{"OneTimeUseInTx", testOneTimeUseInTx},
 		{"PruneUsed", testPruneUsed},
+		{"Vaults", testVaults},
+		{"RoleDefinitions", testRoleDefinitions}, {"RoleAssignments", testRoleAssignments}, {"DenyAssignments", testDenyAssignments}, {"DeleteTenantRemovesRBAC", testDeleteTenantRemovesRBAC}, {"TenantsBySubscription", testTenantsBySubscription},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

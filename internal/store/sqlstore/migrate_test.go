@@ -38,7 +38,7 @@ func TestMigrationHistoryGuards(t *testing.T) {
 	// A later migration is applied on the next open, once.
 	next := d
 	next.Migrations = append(append([]sqlstore.Migration(nil), d.Migrations...),
-		sqlstore.Migration{Version: len(d.Migrations) + 1, Name: "vault_secrets", SQL: "CREATE TABLE vault_secrets (id TEXT PRIMARY KEY); -- a ? in a comment"})
+		sqlstore.Migration{Version: len(d.Migrations) + 1, Name: "guard_probe", SQL: "CREATE TABLE migration_guard_probe (id TEXT PRIMARY KEY); -- a ? in a comment"})
 	for range 2 {
 		if _, err := sqlstore.New(ctx, open(t, path), next); err != nil {
 			t.Fatalf("apply appended migration: %v", err)

@@ -1,0 +1,322 @@
+// Package rbac decides Azure role-based access: whether a principal may
+// perform an operation at a scope, and why. It evaluates as Azure does:
+// deny assignments on the scope and its ancestors win; otherwise the union,
+// over the roles assigned to the principal or to any group it belongs to
+// (transitively) at the scope or an ancestor, of Actions − NotActions
+// (DataActions − NotDataActions for data actions) decides.
+//
+// Nothing is cached: every Decide reads the assignments, deny assignments
+// and group memberships afresh, so a role assignment takes effect on the
+// next request.
+package rbac
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+// Store is what the engine reads; store.Store satisfies it.
+type Store interface {
+	GetRoleDefinition(ctx context.Context, tenantID, id string) (store.RoleDefinition, error)
+	ListRoleAssignments(ctx context.Context, q store.RoleAssignmentQuery) ([]store.RoleAssignment, error)
+	ListDenyAssignments(ctx context.Context, q store.DenyAssignmentQuery) ([]store.DenyAssignment, error)
+	TenantsBySubscription(ctx context.Context, subscriptionID string) ([]string, error)
+}
+
+// Groups gives the groups an object is a direct member of, in a tenant;
+// *directory.Service satisfies it.
+type Groups interface {
+	MemberOf(ctx context.Context, tenantID, id string) ([]string, error)
+}
+
+// Errors of Decide, besides those of the store.
+var (
+	// ErrInvalidRequest means the request itself is malformed (an empty
+	// principal or operation, a wildcard in the operation); ErrInvalidScope
+	// is returned for a malformed scope.
+	ErrInvalidRequest = errors.New("rbac: invalid request")
+	// ErrUnknownScope means no tenant (or more than one) owns the scope's
+	// subscription, or the subscription is not the named tenant's.
+	ErrUnknownScope = errors.New("rbac: no tenant owns the scope")
+)
+
+// maxGroups bounds the transitive groups of one principal, so that a
+// pathological directory cannot turn one decision into unbounded work.
+const maxGroups = 900
+
+// Engine makes access decisions. It is safe for concurrent use.
+type Engine struct {
+	st     Store
+	groups Groups
+}
+
+// New returns an engine reading assignments from st and memberships from groups.
+func New(st Store, groups Groups) *Engine { return &Engine{st: st, groups: groups} }
+
+// Request is one access question.
+type Request struct {
+	PrincipalID string
+	// PrincipalTenantID is the principal's home tenant; empty means the
+	// tenant that owns the scope.
+	PrincipalTenantID string
+	// TenantID is the tenant that owns the scope. It may be empty for a
+	// scope under a subscription (it is then the subscription's tenant)
+	// and must be set for the root and management groups.
+	TenantID string
+	// Action is the operation, e.g. Microsoft.KeyVault/vaults/read or, with
+	// DataAction, Microsoft.ServiceBus/namespaces/messages/send/action.
+	Action     string
+	DataAction bool
+	Scope      string
+}
+
+// Decision is the answer and its reason.
+type Decision struct {
+	Allowed bool
+	Because Explanation
+}
+
+// Explanation says why a decision went the way it did.
+type Explanation struct {
+	Operation  string
+	DataAction bool
+	Scope      string // canonical
+	TenantID   string // the tenant that owns the scope
+	// Deny is the deny assignment that blocked the request, if one did;
+	// DeniedVia the id it applied through (the principal, one of its
+	// groups, or store.EveryonePrincipalID).
+	Deny      *store.DenyAssignment
+	DeniedVia string
+	// Assignment and Role are what granted the request, if it was allowed.
+	Assignment *store.RoleAssignment
+	Role       *store.RoleDefinition
+	// Path runs from the principal to the assignment's principal through
+	// the groups that connect them: [principal] for a direct assignment,
+	// [principal, group, …, group] otherwise.
+	Path []string
+}
+
+// String renders the explanation for logs, errors and the CLI.
+func (e Explanation) String() string {
+	kind := "action"
+	if e.DataAction {
+		kind = "data action"
+	}
+	switch {
+	case e.Deny != nil:
+		via := e.DeniedVia
+		if via == store.EveryonePrincipalID {
+			via = "everyone"
+		}
+		return fmt.Sprintf("deny assignment %q (%s) at %s blocks %s %s for %s", e.Deny.Name, e.Deny.ID, e.Deny.Scope, kind, e.Operation, via)
+	case e.Assignment != nil:
+		return fmt.Sprintf("role assignment %s grants %q (%s) at %s to %s, allowing %s %s at %s",
+			e.Assignment.ID, e.Role.Name, e.Role.ID, e.Assignment.Scope, strings.Join(e.Path, " → "), kind, e.Operation, e.Scope)
+	default:
+		return fmt.Sprintf("no assignment grants %s %s at %s", kind, e.Operation, e.Scope)
+	}
+}
+
+// Decide answers req. An error means no decision could be made (a
+// malformed request, an unknown scope, a store failure); callers must
+// treat it as a refusal.
+func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
+	if req.PrincipalID == "" || req.Action == "" {
+		return Decision{}, fmt.Errorf("%w: principal and action are required", ErrInvalidRequest)
+	}
+	if strings.Contains(req.Action, "*") || len(req.Action) > 512 {
+		return Decision{}, fmt.Errorf("%w: the operation %.80q must be one concrete operation of at most 512 bytes", ErrInvalidRequest, req.Action)
+	}
+	sc, err := ParseScope(req.Scope)
+	if err != nil {
+		return Decision{}, err
+	}
+	tenantID, err := e.scopeTenant(ctx, sc, req.TenantID)
+	if err != nil {
+		return Decision{}, err
+	}
+	home := req.PrincipalTenantID
+	if home == "" {
+		home = tenantID
+	}
+	because := Explanation{Operation: req.Action, DataAction: req.DataAction, Scope: sc.String(), TenantID: tenantID}
+
+	parent, err := e.memberships(ctx, home, req.PrincipalID)
+	if err != nil {
+		return Decision{}, err
+	}
+	ids := make([]string, 0, len(parent)+1)
+	ids = append(ids, req.PrincipalID)
+	for g := range parent {
+		if g != req.PrincipalID {
+			ids = append(ids, g)
+		}
+	}
+	slices.Sort(ids[1:])
+	ancestors := sc.Ancestors()
+
+	// Deny assignments first: they win over any grant.
+	denies, err := e.st.ListDenyAssignments(ctx, store.DenyAssignmentQuery{TenantID: tenantID, Scopes: ancestors})
+	if err != nil {
+		return Decision{}, fmt.Errorf("rbac: deny assignments: %w", err)
+	}
+	for i := range denies {
+		d := &denies[i]
+		if via, ok := denyApplies(d, sc, parent); ok && Permits(d.Permissions, req.Action, req.DataAction) {
+			because.Deny, because.DeniedVia = d, via
+			return Decision{Allowed: false, Because: because}, nil
+		}
+	}
+
+	assignments, err := e.st.ListRoleAssignments(ctx, store.RoleAssignmentQuery{
+		TenantID: tenantID, Scopes: ancestors, PrincipalIDs: ids, PrincipalTenantID: home,
+	})
+	if err != nil {
+		return Decision{}, fmt.Errorf("rbac: role assignments: %w", err)
+	}
+	depth := make(map[string]int, len(ancestors))
+	for i, a := range ancestors {
+		depth[strings.ToLower(a)] = i
+	}
+	roles := map[string]*store.RoleDefinition{}
+	var (
+		best     *store.RoleAssignment
+		bestRole *store.RoleDefinition
+		bestPath []string
+	)
+	for i := range assignments {
+		a := &assignments[i]
+		role, err := e.role(ctx, roles, tenantID, a.RoleDefinitionID)
+		if err != nil {
+			return Decision{}, err
+		}
+		if role == nil || !Permits(role.Permissions, req.Action, req.DataAction) {
+			continue
+		}
+		path := pathTo(parent, req.PrincipalID, a.PrincipalID)
+		// Prefer the most specific scope, then the shortest group path:
+		// the assignment a person would look at first.
+		if best == nil || depth[strings.ToLower(a.Scope)] > depth[strings.ToLower(best.Scope)] ||
+			(depth[strings.ToLower(a.Scope)] == depth[strings.ToLower(best.Scope)] && len(path) < len(bestPath)) {
+			best, bestRole, bestPath = a, role, path
+		}
+	}
+	if best == nil {
+		return Decision{Allowed: false, Because: because}, nil
+	}
+	role := cloneRole(*bestRole)
+	because.Assignment, because.Role, because.Path = best, &role, bestPath
+	return Decision{Allowed: true, Because: because}, nil
+}
+
+// scopeTenant finds the tenant that owns sc.
+func (e *Engine) scopeTenant(ctx context.Context, sc Scope, named string) (string, error) {
+	sub := sc.SubscriptionID()
+	if sub == "" {
+		if named == "" {
+			return "", fmt.Errorf("%w: %s: the tenant must be named for a scope above subscriptions", ErrUnknownScope, sc)
+		}
+		return named, nil
+	}
+	ts, err := e.st.TenantsBySubscription(ctx, sub)
+	if err != nil {
+		return "", fmt.Errorf("rbac: tenant of subscription %s: %w", sub, err)
+	}
+	if len(ts) != 1 {
+		return "", fmt.Errorf("%w: subscription %s belongs to %d tenants", ErrUnknownScope, sub, len(ts))
+	}
+	if named != "" && !strings.EqualFold(named, ts[0]) {
+		return "", fmt.Errorf("%w: subscription %s is not in tenant %s", ErrUnknownScope, sub, named)
+	}
+	return ts[0], nil
+}
+
+// memberships walks the groups of principal breadth-first. The result maps
+// each group reached to the member through which it was first reached, so
+// that pathTo gives a shortest chain; the principal maps to itself.
+func (e *Engine) memberships(ctx context.Context, tenantID, principal string) (map[string]string, error) {
+	parent := map[string]string{principal: principal}
+	queue := []string{principal}
+	for len(queue) > 0 {
+		next := queue[0]
+		queue = queue[1:]
+		groups, err := e.groups.MemberOf(ctx, tenantID, next)
+		if err != nil {
+			return nil, fmt.Errorf("rbac: groups of %s: %w", next, err)
+		}
+		for _, g := range groups {
+			if _, seen := parent[g]; seen {
+				continue
+			}
+			if len(parent) > maxGroups {
+				return nil, fmt.Errorf("rbac: %s belongs to more than %d groups", principal, maxGroups)
+			}
+			parent[g] = next
+			queue = append(queue, g)
+		}
+	}
+	return parent, nil
+}
+
+// pathTo returns [principal, …, target] along the parent links.
+func pathTo(parent map[string]string, principal, target string) []string {
+	var rev []string
+	for id := target; ; id = parent[id] {
+		rev = append(rev, id)
+		if id == principal || len(rev) > len(parent) {
+			break
+		}
+	}
+	slices.Reverse(rev)
+	return rev
+}
+
+// denyApplies reports whether d reaches the principal (whose groups are the
+// keys of member) at sc, and through which principal id.
+func denyApplies(d *store.DenyAssignment, sc Scope, member map[string]string) (string, bool) {
+	if d.DoNotApplyToChildScopes && strings.ToLower(d.Scope) != sc.Key() {
+		return "", false
+	}
+	for _, x := range d.ExcludePrincipals {
+		if _, ok := member[x.ID]; ok {
+			return "", false
+		}
+	}
+	for _, p := range d.Principals {
+		if p.ID == store.EveryonePrincipalID && p.Type == store.PrincipalSystemDefined {
+			return store.EveryonePrincipalID, true
+		}
+		if _, ok := member[p.ID]; ok {
+			return p.ID, true
+		}
+	}
+	return "", false
+}
+
+// role resolves a role definition id: a built-in, or a custom role of the
+// tenant (custom role ids are lower-case GUIDs, as assignments store them). A role that no longer exists is nil: its assignments grant nothing.
+func (e *Engine) role(ctx context.Context, cache map[string]*store.RoleDefinition, tenantID, id string) (*store.RoleDefinition, error) {
+	key := strings.ToLower(id)
+	if r, ok := cache[key]; ok {
+		return r, nil
+	}
+	if r, ok := builtInByID(key); ok {
+		cache[key] = r
+		return r, nil
+	}
+	d, err := e.st.GetRoleDefinition(ctx, tenantID, key)
+	if errors.Is(err, store.ErrNotFound) {
+		cache[key] = nil
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rbac: role definition %s: %w", id, err)
+	}
+	cache[key] = &d
+	return &d, nil
+}

@@ -1,0 +1,475 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+const vaultCols = `name, tenant_id, resource_id, location, retention_days, purge_protection, soft_delete, created`
+
+func scanVault(sc interface{ Scan(...any) error }) (store.Vault, error) {
+	var (
+		v           store.Vault
+		purge, soft int64
+	)
+	err := sc.Scan(&v.Name, &v.TenantID, &v.ResourceID, &v.Location, &v.SoftDeleteRetentionDays, &purge, &soft, timeCol{&v.Created})
+	v.EnablePurgeProtection, v.EnableSoftDelete = purge != 0, soft != 0
+	return v, err
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// CreateVault implements store.Vaults.
+func (s *Store) CreateVault(ctx context.Context, v store.Vault) error {
+	const op = "create vault"
+	if err := required(op, [2]string{"tenant id", v.TenantID}, [2]string{"name", v.Name}); err != nil {
+		return err
+	}
+	if err := checkText(op, v.TenantID, v.Name, v.ResourceID, v.Location); err != nil {
+		return err
+	}
+	err := s.write(ctx, false, func(r runner) error {
+		_, err := r.exec(ctx, `INSERT INTO vaults (name_key, `+vaultCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			fold(v.Name), v.Name, v.TenantID, v.ResourceID, v.Location, v.SoftDeleteRetentionDays,
+			boolInt(v.EnablePurgeProtection), boolInt(v.EnableSoftDelete), s.bindTime(v.Created, now()))
+		return err
+	})
+	return s.fail(op+" "+v.Name, err)
+}
+
+// GetVault implements store.Vaults.
+func (s *Store) GetVault(ctx context.Context, name string) (store.Vault, error) {
+	var v store.Vault
+	if !textOK(name) || name == "" {
+		return v, notFound("get vault")
+	}
+	err := s.read(func(r runner) error {
+		var err error
+		v, err = scanVault(r.queryRow(ctx, `SELECT `+vaultCols+` FROM vaults WHERE name_key = ?`, fold(name)))
+		return err
+	})
+	return v, s.fail("get vault "+name, err)
+}
+
+// ListVaults implements store.Vaults.
+func (s *Store) ListVaults(ctx context.Context, tenantID string) ([]store.Vault, error) {
+	var vs []store.Vault
+	if !textOK(tenantID) {
+		return nil, nil
+	}
+	err := s.read(func(r runner) error {
+		rows, err := r.query(ctx, `SELECT `+vaultCols+` FROM vaults WHERE tenant_id = ? ORDER BY name_key`, tenantID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			v, err := scanVault(rows)
+			if err != nil {
+				return err
+			}
+			vs = append(vs, v)
+		}
+		return rows.Err()
+	})
+	return vs, s.fail("list vaults", err)
+}
+
+// DeleteVault implements store.Vaults. The secrets go with it (cascade).
+func (s *Store) DeleteVault(ctx context.Context, name string) error {
+	if !textOK(name) || name == "" {
+		return notFound("delete vault")
+	}
+	err := s.write(ctx, true, func(r runner) error {
+		// Explicitly, as well as by cascade: SQLite needs foreign keys on
+		// for the cascade, and this keeps the rule in one place.
+		if _, err := r.exec(ctx, `DELETE FROM vault_secrets WHERE vault_key = ?`, fold(name)); err != nil {
+			return err
+		}
+		res, err := r.exec(ctx, `DELETE FROM vaults WHERE name_key = ?`, fold(name))
+		if err != nil {
+			return err
+		}
+		return mustAffect(res)
+	})
+	return s.fail("delete vault "+name, err)
+}
+
+const secretCols = `vault_key, name, version, seq, value, content_type, tags, enabled, nbf, exp, created, updated, recovery_id, deleted_date, purge_date`
+
+// nullTimeCol scans a nullable timestamp; NULL is the zero time.
+type nullTimeCol struct{ t *time.Time }
+
+func (c nullTimeCol) Scan(src any) error {
+	if src == nil {
+		*c.t = time.Time{}
+		return nil
+	}
+	return timeCol(c).Scan(src)
+}
+
+func scanSecret(sc interface{ Scan(...any) error }) (store.Secret, error) {
+	var (
+		sec                store.Secret
+		tags               string
+		enabled            int64
+		recovery           sql.NullString
+		deleted, purgeDate time.Time
+		nbf, exp, cre, upd time.Time
+	)
+	err := sc.Scan(&sec.Vault, &sec.Name, &sec.Version, &sec.Seq, &sec.Value, &sec.ContentType, &tags, &enabled,
+		nullTimeCol{&nbf}, nullTimeCol{&exp}, timeCol{&cre}, timeCol{&upd}, &recovery, nullTimeCol{&deleted}, nullTimeCol{&purgeDate})
+	if err != nil {
+		return sec, err
+	}
+	sec.Enabled = enabled != 0
+	sec.NotBefore, sec.Expires, sec.Created, sec.Updated = nbf, exp, cre, upd
+	if tags != "" && tags != "null" {
+		if err := json.Unmarshal([]byte(tags), &sec.Tags); err != nil {
+			return sec, fmt.Errorf("bad tags: %w", err)
+		}
+	}
+	if recovery.Valid {
+		sec.Deleted = &store.SecretDeletion{RecoveryID: recovery.String, DeletedDate: deleted, ScheduledPurgeDate: purgeDate}
+	}
+	return sec, nil
+}
+
+func (s *Store) nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return s.d.BindTime(normTime(t))
+}
+
+func encodeTags(tags map[string]string) (string, error) {
+	if len(tags) == 0 {
+		return "{}", nil
+	}
+	for k, v := range tags {
+		if !textOK(k, v) {
+			return "", fmt.Errorf("tag text is not valid UTF-8 or contains NUL")
+		}
+	}
+	b, err := json.Marshal(tags)
+	return string(b), err
+}
+
+func checkSecret(op string, sec store.Secret) error {
+	if err := required(op, [2]string{"vault", sec.Vault}, [2]string{"name", sec.Name}, [2]string{"version", sec.Version}); err != nil {
+		return err
+	}
+	return checkText(op, sec.Vault, sec.Name, sec.Version, sec.ContentType)
+}
+
+// insertSecret inserts one version with the next seq of its name; the
+// caller has checked it.
+func (s *Store) insertSecret(ctx context.Context, r runner, sec store.Secret, tags string, at time.Time) (store.Secret, error) {
+	var maxSeq sql.NullInt64
+	if err := r.queryRow(ctx, `SELECT MAX(seq) FROM vault_secrets WHERE vault_key = ? AND name_key = ?`,
+		fold(sec.Vault), fold(sec.Name)).Scan(&maxSeq); err != nil {
+		return sec, err
+	}
+	sec.Seq = maxSeq.Int64 + 1
+	if sec.Created.IsZero() {
+		sec.Created = at
+	}
+	if sec.Updated.IsZero() {
+		sec.Updated = sec.Created
+	}
+	sec.Created, sec.Updated = normTime(sec.Created), normTime(sec.Updated)
+	sec.NotBefore, sec.Expires = normZero(sec.NotBefore), normZero(sec.Expires)
+	if sec.Value == nil {
+		sec.Value = []byte{}
+	}
+	_, err := r.exec(ctx, `INSERT INTO vault_secrets (vault_key, name_key, name, version, seq, value, content_type, tags, enabled, nbf, exp, created, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		fold(sec.Vault), fold(sec.Name), sec.Name, sec.Version, sec.Seq, sec.Value, sec.ContentType, tags, boolInt(sec.Enabled),
+		s.nullTime(sec.NotBefore), s.nullTime(sec.Expires), s.d.BindTime(sec.Created), s.d.BindTime(sec.Updated))
+	sec.Deleted = nil
+	return sec, err
+}
+
+func normZero(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return normTime(t)
+}
+
+// CreateSecretVersion implements store.Vaults. The stored name keeps the
+// case of the first version; a later version given in another case joins it.
+func (s *Store) CreateSecretVersion(ctx context.Context, sec store.Secret) (store.Secret, error) {
+	const op = "create secret version"
+	if err := checkSecret(op, sec); err != nil {
+		return sec, err
+	}
+	tags, err := encodeTags(sec.Tags)
+	if err != nil {
+		return sec, fmt.Errorf("sqlstore: %s: %w", op, err)
+	}
+	var out store.Secret
+	err = s.write(ctx, true, func(r runner) error {
+		var vaultName string
+		if err := r.queryRow(ctx, `SELECT name FROM vaults WHERE name_key = ?`, fold(sec.Vault)).Scan(&vaultName); err != nil {
+			return err
+		}
+		var name string
+		var deleted int64
+		err := r.queryRow(ctx, `SELECT name, CASE WHEN recovery_id IS NULL THEN 0 ELSE 1 END FROM vault_secrets
+WHERE vault_key = ? AND name_key = ? ORDER BY seq DESC LIMIT 1`, fold(sec.Vault), fold(sec.Name)).Scan(&name, &deleted)
+		switch {
+		case err == sql.ErrNoRows:
+		case err != nil:
+			return err
+		case deleted != 0:
+			return fmt.Errorf("secret is deleted: %w", store.ErrConflict)
+		default:
+			sec.Name = name
+		}
+		out, err = s.insertSecret(ctx, r, sec, tags, now())
+		out.Vault = fold(sec.Vault)
+		return err
+	})
+	return out, s.fail(op+" "+sec.Name, err)
+}
+
+// GetSecret implements store.Vaults.
+func (s *Store) GetSecret(ctx context.Context, vault, name, version string) (store.Secret, error) {
+	return s.getSecret(ctx, "get secret", vault, name, version, false)
+}
+
+// GetDeletedSecret implements store.Vaults.
+func (s *Store) GetDeletedSecret(ctx context.Context, vault, name string) (store.Secret, error) {
+	return s.getSecret(ctx, "get deleted secret", vault, name, "", true)
+}
+
+func (s *Store) getSecret(ctx context.Context, op, vault, name, version string, deleted bool) (store.Secret, error) {
+	var sec store.Secret
+	if !textOK(vault, name, version) || vault == "" || name == "" {
+		return sec, notFound(op)
+	}
+	cond := `recovery_id IS NULL`
+	if deleted {
+		cond = `recovery_id IS NOT NULL`
+	}
+	err := s.read(func(r runner) error {
+		var err error
+		if version == "" {
+			sec, err = scanSecret(r.queryRow(ctx, `SELECT `+secretCols+` FROM vault_secrets
+WHERE vault_key = ? AND name_key = ? AND `+cond+` ORDER BY seq DESC LIMIT 1`, fold(vault), fold(name)))
+		} else {
+			sec, err = scanSecret(r.queryRow(ctx, `SELECT `+secretCols+` FROM vault_secrets
+WHERE vault_key = ? AND name_key = ? AND version = ? AND `+cond, fold(vault), fold(name), version))
+		}
+		return err
+	})
+	return sec, s.fail(op+" "+name, err)
+}
+
+// UpdateSecret implements store.Vaults.
+func (s *Store) UpdateSecret(ctx context.Context, sec store.Secret) (store.Secret, error) {
+	const op = "update secret"
+	if err := checkSecret(op, sec); err != nil {
+		return sec, err
+	}
+	tags, err := encodeTags(sec.Tags)
+	if err != nil {
+		return sec, fmt.Errorf("sqlstore: %s: %w", op, err)
+	}
+	var out store.Secret
+	err = s.write(ctx, true, func(r runner) error {
+		res, err := r.exec(ctx, `UPDATE vault_secrets SET content_type = ?, tags = ?, enabled = ?, nbf = ?, exp = ?, updated = ?
+WHERE vault_key = ? AND name_key = ? AND version = ? AND recovery_id IS NULL`,
+			sec.ContentType, tags, boolInt(sec.Enabled), s.nullTime(sec.NotBefore), s.nullTime(sec.Expires), s.bindTime(sec.Updated, now()),
+			fold(sec.Vault), fold(sec.Name), sec.Version)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res); err != nil {
+			return err
+		}
+		out, err = scanSecret(r.queryRow(ctx, `SELECT `+secretCols+` FROM vault_secrets WHERE vault_key = ? AND name_key = ? AND version = ?`,
+			fold(sec.Vault), fold(sec.Name), sec.Version))
+		return err
+	})
+	return out, s.fail(op+" "+sec.Name, err)
+}
+
+// latestWhere selects the latest version of each name in a vault.
+const latestWhere = `s.vault_key = ? AND s.name_key > ? AND s.seq = (SELECT MAX(seq) FROM vault_secrets m WHERE m.vault_key = s.vault_key AND m.name_key = s.name_key)`
+
+// ListSecrets implements store.Vaults.
+func (s *Store) ListSecrets(ctx context.Context, q store.SecretQuery) ([]store.Secret, error) {
+	return s.listSecrets(ctx, "list secrets", `SELECT `+prefixed(secretCols)+` FROM vault_secrets s WHERE `+latestWhere+
+		` AND s.recovery_id IS NULL ORDER BY s.name_key`, q, fold(q.Vault), fold(q.After))
+}
+
+// ListDeletedSecrets implements store.Vaults.
+func (s *Store) ListDeletedSecrets(ctx context.Context, q store.SecretQuery) ([]store.Secret, error) {
+	return s.listSecrets(ctx, "list deleted secrets", `SELECT `+prefixed(secretCols)+` FROM vault_secrets s WHERE `+latestWhere+
+		` AND s.recovery_id IS NOT NULL ORDER BY s.name_key`, q, fold(q.Vault), fold(q.After))
+}
+
+// ListSecretVersions implements store.Vaults.
+func (s *Store) ListSecretVersions(ctx context.Context, q store.SecretQuery) ([]store.Secret, error) {
+	return s.listSecrets(ctx, "list secret versions", `SELECT `+prefixed(secretCols)+` FROM vault_secrets s
+WHERE s.vault_key = ? AND s.name_key = ? AND s.version > ? AND s.recovery_id IS NULL ORDER BY s.version`, q, fold(q.Vault), fold(q.Name), q.After)
+}
+
+func prefixed(cols string) string {
+	out := "s."
+	for i := 0; i < len(cols); i++ {
+		out += string(cols[i])
+		if cols[i] == ' ' && i > 0 && cols[i-1] == ',' {
+			out += "s."
+		}
+	}
+	return out
+}
+
+func (s *Store) listSecrets(ctx context.Context, op, query string, q store.SecretQuery, args ...string) ([]store.Secret, error) {
+	if !textOK(args...) || q.Vault == "" {
+		return nil, nil
+	}
+	if q.Limit > 0 {
+		query += fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	var out []store.Secret
+	err := s.read(func(r runner) error {
+		rows, err := r.query(ctx, query, anys(args)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			sec, err := scanSecret(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, sec)
+		}
+		return rows.Err()
+	})
+	return out, s.fail(op, err)
+}
+
+// DeleteSecret implements store.Vaults.
+func (s *Store) DeleteSecret(ctx context.Context, vault, name string, d store.SecretDeletion) (store.Secret, error) {
+	const op = "delete secret"
+	var out store.Secret
+	if !textOK(vault, name, d.RecoveryID) || vault == "" || name == "" {
+		return out, notFound(op)
+	}
+	if d.RecoveryID == "" {
+		return out, fmt.Errorf("sqlstore: %s: recovery id is required", op)
+	}
+	err := s.write(ctx, true, func(r runner) error {
+		res, err := r.exec(ctx, `UPDATE vault_secrets SET recovery_id = ?, deleted_date = ?, purge_date = ?
+WHERE vault_key = ? AND name_key = ? AND recovery_id IS NULL`,
+			d.RecoveryID, s.bindTime(d.DeletedDate, now()), s.bindTime(d.ScheduledPurgeDate, now()), fold(vault), fold(name))
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res); err != nil {
+			return err
+		}
+		out, err = scanSecret(r.queryRow(ctx, `SELECT `+secretCols+` FROM vault_secrets WHERE vault_key = ? AND name_key = ? ORDER BY seq DESC LIMIT 1`,
+			fold(vault), fold(name)))
+		return err
+	})
+	return out, s.fail(op+" "+name, err)
+}
+
+// RecoverSecret implements store.Vaults.
+func (s *Store) RecoverSecret(ctx context.Context, vault, name string) (store.Secret, error) {
+	const op = "recover secret"
+	var out store.Secret
+	if !textOK(vault, name) || vault == "" || name == "" {
+		return out, notFound(op)
+	}
+	err := s.write(ctx, true, func(r runner) error {
+		res, err := r.exec(ctx, `UPDATE vault_secrets SET recovery_id = NULL, deleted_date = NULL, purge_date = NULL
+WHERE vault_key = ? AND name_key = ? AND recovery_id IS NOT NULL`, fold(vault), fold(name))
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res); err != nil {
+			return err
+		}
+		out, err = scanSecret(r.queryRow(ctx, `SELECT `+secretCols+` FROM vault_secrets WHERE vault_key = ? AND name_key = ? ORDER BY seq DESC LIMIT 1`,
+			fold(vault), fold(name)))
+		return err
+	})
+	return out, s.fail(op+" "+name, err)
+}
+
+// PurgeSecret implements store.Vaults.
+func (s *Store) PurgeSecret(ctx context.Context, vault, name string) error {
+	const op = "purge secret"
+	if !textOK(vault, name) || vault == "" || name == "" {
+		return notFound(op)
+	}
+	err := s.write(ctx, false, func(r runner) error {
+		res, err := r.exec(ctx, `DELETE FROM vault_secrets WHERE vault_key = ? AND name_key = ? AND recovery_id IS NOT NULL`, fold(vault), fold(name))
+		if err != nil {
+			return err
+		}
+		return mustAffect(res)
+	})
+	return s.fail(op+" "+name, err)
+}
+
+// RestoreSecret implements store.Vaults.
+func (s *Store) RestoreSecret(ctx context.Context, versions []store.Secret) ([]store.Secret, error) {
+	const op = "restore secret"
+	if len(versions) == 0 {
+		return nil, fmt.Errorf("sqlstore: %s: no versions", op)
+	}
+	first := versions[0]
+	for _, v := range versions {
+		if err := checkSecret(op, v); err != nil {
+			return nil, err
+		}
+		if fold(v.Vault) != fold(first.Vault) || fold(v.Name) != fold(first.Name) {
+			return nil, fmt.Errorf("sqlstore: %s: versions of more than one secret", op)
+		}
+	}
+	var out []store.Secret
+	err := s.write(ctx, true, func(r runner) error {
+		var n int64
+		if err := r.queryRow(ctx, `SELECT COUNT(*) FROM vault_secrets WHERE vault_key = ? AND name_key = ?`,
+			fold(first.Vault), fold(first.Name)).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("secret exists: %w", store.ErrConflict)
+		}
+		at := now()
+		for _, v := range versions {
+			v.Name = first.Name
+			tags, err := encodeTags(v.Tags)
+			if err != nil {
+				return err
+			}
+			sec, err := s.insertSecret(ctx, r, v, tags, at)
+			if err != nil {
+				return err
+			}
+			sec.Vault = fold(first.Vault)
+			out = append(out, sec)
+		}
+		return nil
+	})
+	return out, s.fail(op+" "+first.Name, err)
+}
