@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 )
@@ -538,4 +539,25 @@ func TestDeleteTenant(t *testing.T) {
 	if _, err := d.ApplicationByAppID(ctx, b.Admin.AppID); !errors.Is(err, directory.ErrNotFound) {
 		t.Fatalf("admin app after tenant delete: %v", err)
 	}
+}
+
+// The bootstrap administrator owns the new tenant's subscription.
+func TestBootstrapAdminOwnsSubscription(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		d, _ := newDirectory(t, st)
+		b := mustTenant(t, d, "owned")
+		sub := "/subscriptions/" + b.Tenant.SubscriptionID
+		as, err := st.ListRoleAssignments(ctx, store.RoleAssignmentQuery{TenantID: b.Tenant.ID, Scopes: []string{sub}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(as) != 1 || as[0].PrincipalID != b.AdminSP.ID || as[0].RoleDefinitionID != rbac.RoleOwner {
+			t.Fatalf("subscription assignments = %+v", as)
+		}
+		dec, err := rbac.New(st, d).Decide(ctx, rbac.Request{PrincipalID: b.AdminSP.ID, Action: "Microsoft.Resources/subscriptions/resourceGroups/write", Scope: sub + "/resourceGroups/rg1"})
+		if err != nil || !dec.Allowed {
+			t.Fatalf("admin may not create a resource group: %+v %v", dec, err)
+		}
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
@@ -75,6 +76,14 @@ func (s *Service) CreateTenant(ctx context.Context, name string) (*TenantBootstr
 			return err
 		}
 		if err := tx.grantGraphPermissions(ctx, t.ID, sp.ID, bootstrapPermissions); err != nil {
+			return err
+		}
+		// The bootstrap administrator owns the tenant's subscription, as the
+		// account that creates an Azure subscription does.
+		err = tx.st.CreateRoleAssignment(ctx, store.RoleAssignment{TenantID: t.ID, ID: newID(),
+			Scope: "/subscriptions/" + t.SubscriptionID, RoleDefinitionID: rbac.RoleOwner,
+			PrincipalID: sp.ID, PrincipalType: store.PrincipalServicePrincipal, CreatedOn: tx.Now(), CreatedBy: "tenantbridge"})
+		if err != nil {
 			return err
 		}
 		if admin, err = tx.GetApplication(ctx, t.ID, admin.ID); err != nil {
