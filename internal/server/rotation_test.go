@@ -213,7 +213,7 @@ func TestProxy(t *testing.T) {
 	// Anything else is refused at CONNECT: names no surface serves yet
 	// (though the certificate has them), names the certificate lacks
 	// (though the router knows them), other sites, the listen address.
-	for _, host := range []string{"management.azure.com", "myvault.vault.azure.net", "sts.windows.net", "example.com", "127.0.0.1", "localhost"} {
+	for _, host := range []string{"management.azure.com", "a.b.vault.azure.net", "vault.azure.net", "sts.windows.net", "example.com", "127.0.0.1", "localhost"} {
 		if r.srv.ProxyAllows(host) {
 			t.Errorf("ProxyAllows(%q) = true", host)
 		}
@@ -227,10 +227,19 @@ func TestProxy(t *testing.T) {
 			t.Errorf("CONNECT %s: %v; want 403 Forbidden", host, err)
 		}
 	}
-	if got := strings.Join(r.srv.ProxiedHosts(), " "); got != "graph.microsoft.com login.microsoftonline.com" {
+	if got := strings.Join(r.srv.ProxiedHosts(), " "); got != "*.vault.azure.net graph.microsoft.com login.microsoftonline.com" {
 		t.Errorf("ProxiedHosts = %s", got)
 	}
-	for _, host := range []string{"login.microsoftonline.com", "graph.microsoft.com", "GRAPH.microsoft.com."} {
+	// A vault's host is tunnelled, and the vault surface answers it.
+	resp, err = c.Get("https://myvault.vault.azure.net/secrets?api-version=7.5")
+	if err != nil {
+		t.Fatalf("a vault through the proxy: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a vault through the proxy: %d, want the vault surface's 401 or 404", resp.StatusCode)
+	}
+	for _, host := range []string{"login.microsoftonline.com", "graph.microsoft.com", "GRAPH.microsoft.com.", "myvault.vault.azure.net"} {
 		if !r.srv.ProxyAllows(host) {
 			t.Errorf("ProxyAllows(%q) = false", host)
 		}
@@ -248,7 +257,7 @@ func TestProxyCustomDomain(t *testing.T) {
 	r := start(t, server.Config{ProxyListen: "127.0.0.1:0", CustomDomain: "tenantbridge.test"})
 	for host, want := range map[string]bool{
 		"login.tenantbridge.test": true, "graph.tenantbridge.test": true, "login.microsoftonline.com": true,
-		"management.tenantbridge.test": false, "kv.vault.tenantbridge.test": false, "tenantbridge.test": false,
+		"management.tenantbridge.test": false, "kv.vault.tenantbridge.test": true, "a.kv.vault.tenantbridge.test": false, "tenantbridge.test": false,
 	} {
 		if got := r.srv.ProxyAllows(host); got != want {
 			t.Errorf("ProxyAllows(%q) = %v; want %v", host, got, want)

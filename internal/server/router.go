@@ -19,8 +19,12 @@ import (
 // surfaces are told apart by host, not path, and so are ours: a client that
 // reaches us as graph.microsoft.com gets Graph, exactly as it would in Azure.
 type router struct {
-	byHost    map[string]http.Handler // exact host names
-	bareHosts map[string]bool         // the listen address's names: token service and operator API
+	byHost map[string]http.Handler // exact host names
+	// byParent serves one label under these names: {vault}.vault.azure.net,
+	// {namespace}.servicebus.windows.net. The surface decides whether the
+	// label names something that exists.
+	byParent  map[string]http.Handler
+	bareHosts map[string]bool // the listen address's names: token service and operator API
 	bare      http.Handler
 }
 
@@ -29,18 +33,36 @@ type router struct {
 // not among them. Each new surface adds its names here by adding them to
 // byHost, and the proxy follows.
 func (rt *router) serves(host string) bool {
-	_, ok := rt.byHost[host]
+	_, ok := rt.handler(host)
 	return ok
 }
 
-// hosts lists, sorted, the names serves accepts.
+// handler finds the surface for a host name.
+func (rt *router) handler(host string) (http.Handler, bool) {
+	if h, ok := rt.byHost[host]; ok {
+		return h, true
+	}
+	if label, parent, ok := strings.Cut(host, "."); ok && label != "" {
+		h, ok := rt.byParent[parent]
+		return h, ok
+	}
+	return nil, false
+}
+
+// hosts lists, sorted, the names serves accepts, a name with a label of
+// the surface's choosing as "*.parent".
 func (rt *router) hosts() []string {
-	return slices.Sorted(maps.Keys(rt.byHost))
+	out := slices.Collect(maps.Keys(rt.byHost))
+	for p := range rt.byParent {
+		out = append(out, "*."+p)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	host := hostOnly(r.Host)
-	if h, ok := rt.byHost[host]; ok {
+	if h, ok := rt.handler(host); ok {
 		h.ServeHTTP(w, r)
 		return
 	}

@@ -27,9 +27,11 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/operator"
 	"github.com/tenantbridge/tenantbridge/internal/pki"
 	"github.com/tenantbridge/tenantbridge/internal/proxy"
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/backends"
 	"github.com/tenantbridge/tenantbridge/internal/sts"
+	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
 
 // Config is what `tenantbridge serve` takes.
@@ -90,6 +92,8 @@ type Server struct {
 	dir      *directory.Service
 	audit    *audit.Log
 	operator operator.Credential
+	kek      []byte
+	vaults   *vault.Service
 	routes   *router
 	proxyLn  net.Listener // set by Listen when cfg.ProxyListen is
 }
@@ -134,6 +138,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.kek = secrets.KEK
 	storeURL := cfg.StoreURL
 	if storeURL == "" {
 		storeURL = "sqlite://" + filepath.Join(cfg.DataDir, "tenantbridge.db")
@@ -169,7 +174,7 @@ func listenHosts(h string) []string {
 }
 
 func (s *Server) buildRouter() *router {
-	r := &router{bareHosts: map[string]bool{}, byHost: map[string]http.Handler{}}
+	r := &router{bareHosts: map[string]bool{}, byHost: map[string]http.Handler{}, byParent: map[string]http.Handler{}}
 	for _, h := range s.hosts.ListenHosts {
 		r.bareHosts[h] = true
 	}
@@ -190,6 +195,9 @@ func (s *Server) buildRouter() *router {
 		FederationClient: federationClient(), ManagedIdentityIssuerBase: miIssuer})
 	verifier := sts.NewVerifier(s.keys, s.dir, isLogin, time.Now)
 	graphAPI := graph.New(graph.Config{Directory: s.dir, Verifier: verifier, Audit: s.audit, Logger: s.logger})
+	s.vaults = vault.New(vault.Config{Store: s.store, KEK: s.kek, Verifier: verifier,
+		Authorizer: vaultAuthorizer{rbac.New(s.store, s.dir)}, Audit: s.audit, Logger: s.logger,
+		LoginBase: func(*http.Request) string { return miIssuer }})
 	ops := operator.New(operator.Config{Directory: s.dir, Audit: s.audit, Key: s.operator.Key, Keys: s.keys,
 		MaxTokenLifetime: MaxTokenLifetime, Logger: s.logger})
 
@@ -203,8 +211,10 @@ func (s *Server) buildRouter() *router {
 		r.byHost[h] = tokens
 	}
 	r.byHost["graph.microsoft.com"] = graphAPI
+	r.byParent["vault.azure.net"] = s.vaults
 	if d := s.hosts.CustomDomain; d != "" {
 		r.byHost["graph."+d] = graphAPI
+		r.byParent["vault."+d] = s.vaults
 	}
 	return r
 }
@@ -452,7 +462,8 @@ func (s *Server) ServedHosts() []string {
 func (s *Server) ProxiedHosts() []string {
 	var out []string
 	for _, h := range s.routes.hosts() {
-		if s.proxyAllows(h) {
+		// A "*.parent" name is checked as one concrete name under it.
+		if s.proxyAllows(strings.Replace(h, "*", "probe", 1)) {
 			out = append(out, h)
 		}
 	}
@@ -462,3 +473,23 @@ func (s *Server) ProxiedHosts() []string {
 // ProxyAllows reports whether the proxy tunnels CONNECTs to host: a name
 // the router serves and the server certificate vouches for.
 func (s *Server) ProxyAllows(host string) bool { return s.proxyAllows(host) }
+
+// vaultAuthorizer answers the Key Vault surface's questions with the RBAC
+// engine: may this principal perform this data action at this scope?
+type vaultAuthorizer struct{ rbac *rbac.Engine }
+
+func (a vaultAuthorizer) Authorize(ctx context.Context, acc vault.Access) (bool, string, error) {
+	d, err := a.rbac.Decide(ctx, rbac.Request{PrincipalID: acc.PrincipalID, PrincipalTenantID: acc.PrincipalTenantID,
+		TenantID: acc.TenantID, Action: acc.DataAction, DataAction: true, Scope: acc.Scope})
+	if errors.Is(err, rbac.ErrUnknownScope) || errors.Is(err, rbac.ErrInvalidScope) {
+		return false, err.Error(), nil // refused, as any undecidable request is
+	}
+	if err != nil {
+		return false, "", err
+	}
+	return d.Allowed, d.Because.String(), nil
+}
+
+// Vaults returns the Key Vault service, through which the resource manager
+// (and tests) create vaults.
+func (s *Server) Vaults() *vault.Service { return s.vaults }

@@ -37,6 +37,7 @@ type Store interface {
 	OneTimeUse
 	RBAC
 	Vaults
+	ARM
 
 	// InTx runs fn with a Store whose every call is part of one transaction.
 	// If fn returns an error the transaction is rolled back and the error is

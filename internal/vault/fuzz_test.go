@@ -27,7 +27,7 @@ func fuzzEnv(f *testing.F) (*env, string) {
 	v, err := e.vaults.CreateVault(ctx, vault.VaultSpec{TenantID: tid, Name: "myvault"})
 	must(f, err)
 	owner := e.newApp(f, tid, "owner", false)
-	e.grantAll(owner.spID, v.ResourceID)
+	e.grantAll(f, v, owner.spID)
 	tok, err := e.credential(f, tid, owner).GetToken(ctx, policyScope("https://vault.azure.net/.default"))
 	must(f, err)
 	return e, tok.Token
@@ -94,7 +94,7 @@ func BenchmarkGetSecret(b *testing.B) {
 	v, err := e.vaults.CreateVault(ctx, vault.VaultSpec{TenantID: tid, Name: "myvault"})
 	must(b, err)
 	owner := e.newApp(b, tid, "owner", false)
-	e.grantAll(owner.spID, v.ResourceID)
+	e.grantAll(b, v, owner.spID)
 	c, err := azsecrets.NewClient("https://myvault.vault.azure.net", e.credential(b, tid, owner),
 		&azsecrets.ClientOptions{ClientOptions: policy.ClientOptions{Transport: e.client}})
 	must(b, err)

@@ -194,7 +194,11 @@ func (s *Service) record(q *request, action, result, detail string) bool {
 // authorize asks the Authorizer and answers 403 (audited) on refusal.
 func (s *Service) authorize(q *request, action, dataAction, scope string) bool {
 	allowed, reason, err := s.authz.Authorize(q.r.Context(), Access{
-		PrincipalID: q.actor, PrincipalTenantID: q.home, TenantID: q.vault.TenantID, DataAction: dataAction, Scope: scope,
+		// The principal object (oid) lives in the token's tenant, which is
+		// the vault's: a provider's service principal provisioned into the
+		// customer tenant is a principal of that tenant, whatever its
+		// application's home (idp), which only the audit record keeps.
+		PrincipalID: q.actor, PrincipalTenantID: q.claims.TenantID, TenantID: q.vault.TenantID, DataAction: dataAction, Scope: scope,
 	})
 	if err != nil {
 		s.internal(q.w, q.r, "authorize", err)

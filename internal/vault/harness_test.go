@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,39 +28,24 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/httpx"
 	"github.com/tenantbridge/tenantbridge/internal/pki"
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/sts"
 	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
 
-// grants is the test's Authorizer.
-//
-// TEST-ONLY CONCESSION (replace with the real rbac engine through the
-// server's adapter once internal/rbac exposes Decide): it grants exactly
-// the listed (principal, data action, scope) triples, where a grant at a
-// scope also covers every scope below it.
-type grants struct {
-	mu   sync.Mutex
-	list [][3]string
-}
+// rbacAuthorizer is the Authorizer the server wires: the real rbac engine
+// deciding the data action at the scope. (This is the test's copy of the
+// adapter; the server owns the real one.)
+type rbacAuthorizer struct{ e *rbac.Engine }
 
-func (g *grants) grant(principal, action, scope string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.list = append(g.list, [3]string{principal, action, scope})
-}
-
-func (g *grants) Authorize(_ context.Context, a vault.Access) (bool, string, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, gr := range g.list {
-		scope := strings.ToLower(a.Scope)
-		gs := strings.ToLower(gr[2])
-		if gr[0] == a.PrincipalID && gr[1] == a.DataAction && (scope == gs || strings.HasPrefix(scope, gs+"/")) {
-			return true, "", nil
-		}
+func (a rbacAuthorizer) Authorize(ctx context.Context, acc vault.Access) (bool, string, error) {
+	d, err := a.e.Decide(ctx, rbac.Request{PrincipalID: acc.PrincipalID, PrincipalTenantID: acc.PrincipalTenantID,
+		TenantID: acc.TenantID, Action: acc.DataAction, DataAction: true, Scope: acc.Scope})
+	if err != nil {
+		return false, "", err
 	}
-	return false, "No role assignment grants the action.", nil
+	return d.Allowed, d.Because.String(), nil
 }
 
 // env is the real thing: a store, the directory, the token service and the
@@ -72,7 +56,6 @@ type env struct {
 	st     store.Store
 	dir    *directory.Service
 	vaults *vault.Service
-	grants *grants
 	srv    *httptest.Server
 	client *http.Client
 
@@ -82,7 +65,7 @@ type env struct {
 func newEnv(t testing.TB, st store.Store) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{ctx: ctx, st: st, grants: &grants{}}
+	e := &env{ctx: ctx, st: st}
 	if tt, ok := t.(*testing.T); ok {
 		e.t = tt
 	}
@@ -97,7 +80,7 @@ func newEnv(t testing.TB, st store.Store) *env {
 	svc := sts.New(sts.Config{Directory: e.dir, Keys: keys, Audit: al, Logger: logger,
 		IsLoginHost: func(h string) bool { return h == "127.0.0.1" }})
 	e.srv = httptest.NewUnstartedServer(nil)
-	e.vaults = vault.New(vault.Config{Store: st, KEK: randomKey(t), Verifier: svc.Verifier(), Authorizer: e.grants, Audit: al, Logger: logger,
+	e.vaults = vault.New(vault.Config{Store: st, KEK: randomKey(t), Verifier: svc.Verifier(), Authorizer: rbacAuthorizer{rbac.New(st, e.dir)}, Audit: al, Logger: logger,
 		LoginBase: func(*http.Request) string { return e.srv.URL }})
 	e.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(httpx.WithInfo(r.Context(), httpx.Info{RequestID: uuid.NewString(), ClientAddr: r.RemoteAddr, BaseURL: "https://" + r.Host}))
@@ -206,10 +189,15 @@ func (e *env) secrets(t testing.TB, vaultURL string, cred azcore.TokenCredential
 	return c
 }
 
-// grantAll grants a principal every secrets data action at a scope.
-func (e *env) grantAll(principal, scope string) {
-	for _, a := range []string{vault.ActionGetSecret, vault.ActionSetSecret, vault.ActionReadMetadata, vault.ActionUpdate, vault.ActionDelete,
-		vault.ActionRecover, vault.ActionPurge, vault.ActionBackup, vault.ActionRestore} {
-		e.grants.grant(principal, a, scope)
-	}
+// assign gives a service principal of tenantID (or provisioned into it) a
+// built-in role at a scope of tenantID.
+func (e *env) assign(t testing.TB, tenantID, principal, role, scope string) {
+	t.Helper()
+	must(t, e.st.CreateRoleAssignment(e.ctx, store.RoleAssignment{TenantID: tenantID, ID: uuid.NewString(), Scope: scope,
+		RoleDefinitionID: role, PrincipalID: principal, PrincipalType: store.PrincipalServicePrincipal}))
+}
+
+// grantAll makes a principal Key Vault Secrets Officer of a vault.
+func (e *env) grantAll(t testing.TB, v store.Vault, principal string) {
+	e.assign(t, v.TenantID, principal, rbac.RoleKeyVaultSecretsOfficer, v.ResourceID)
 }

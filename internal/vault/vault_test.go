@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 	"github.com/tenantbridge/tenantbridge/internal/vault"
@@ -40,7 +41,7 @@ func TestSecretsThroughAzsecrets(t *testing.T) {
 		v, err := e.vaults.CreateVault(ctx, vault.VaultSpec{TenantID: tid, Name: "myvault", SoftDeleteRetentionDays: 7})
 		must(t, err)
 		owner := e.newApp(t, tid, "owner", false)
-		e.grantAll(owner.spID, v.ResourceID)
+		e.grantAll(t, v, owner.spID)
 		c := e.secrets(t, "https://myvault.vault.azure.net", e.credential(t, tid, owner))
 
 		// Set and get, latest and by version.
@@ -188,7 +189,7 @@ func TestSecretsThroughAzsecrets(t *testing.T) {
 		// Purge protection refuses purge.
 		pv, err := e.vaults.CreateVault(ctx, vault.VaultSpec{TenantID: tid, Name: "protected", EnablePurgeProtection: true})
 		must(t, err)
-		e.grantAll(owner.spID, pv.ResourceID)
+		e.grantAll(t, pv, owner.spID)
 		pc := e.secrets(t, "https://protected.vault.azure.net", e.credential(t, tid, owner))
 		ps, err := pc.SetSecret(ctx, "a", azsecrets.SetSecretParameters{Value: to.Ptr("x")}, nil)
 		must(t, err)
@@ -204,7 +205,7 @@ func TestSecretsThroughAzsecrets(t *testing.T) {
 		fv, err := e.vaults.CreateVault(ctx, vault.VaultSpec{TenantID: e.fabrikam.Tenant.ID, Name: "fabvault"})
 		must(t, err)
 		fo := e.newApp(t, e.fabrikam.Tenant.ID, "fab-owner", false)
-		e.grantAll(fo.spID, fv.ResourceID)
+		e.grantAll(t, fv, fo.spID)
 		fc := e.secrets(t, "https://fabvault.vault.azure.net", e.credential(t, e.fabrikam.Tenant.ID, fo))
 		_, err = fc.RestoreSecret(ctx, azsecrets.RestoreSecretParameters{SecretBackup: bk.Value}, nil)
 		wantStatus(t, err, 400, "BadParameter")
@@ -245,8 +246,8 @@ func TestAccess(t *testing.T) {
 		other, err := e.vaults.CreateVault(ctx, vault.VaultSpec{TenantID: tid, Name: "othervault"})
 		must(t, err)
 		owner := e.newApp(t, tid, "owner", false)
-		e.grantAll(owner.spID, v.ResourceID)
-		e.grantAll(owner.spID, other.ResourceID)
+		e.grantAll(t, v, owner.spID)
+		e.grantAll(t, other, owner.spID)
 		oc := e.secrets(t, "https://myvault.vault.azure.net", e.credential(t, tid, owner))
 		_, err = oc.SetSecret(ctx, "shared", azsecrets.SetSecretParameters{Value: to.Ptr("for-provider")}, nil)
 		must(t, err)
@@ -318,7 +319,7 @@ func TestAccess(t *testing.T) {
 		provider := e.newApp(t, e.fabrikam.Tenant.ID, "provider", true)
 		psp, err := e.dir.CreateServicePrincipal(ctx, tid, provider.appID)
 		must(t, err)
-		e.grants.grant(psp.ID, vault.ActionGetSecret, v.ResourceID+"/secrets/shared")
+		e.assign(t, tid, psp.ID, rbac.RoleKeyVaultSecretsUser, v.ResourceID+"/secrets/shared")
 		pcred := e.credential(t, tid, provider)
 		pc := e.secrets(t, "https://myvault.vault.azure.net", pcred)
 		got, err := pc.GetSecret(ctx, "shared", "", nil)
@@ -359,7 +360,7 @@ func TestBadInput(t *testing.T) {
 	v, err := e.vaults.CreateVault(ctx, vault.VaultSpec{TenantID: tid, Name: "myvault"})
 	must(t, err)
 	owner := e.newApp(t, tid, "owner", false)
-	e.grantAll(owner.spID, v.ResourceID)
+	e.grantAll(t, v, owner.spID)
 	tok, err := e.credential(t, tid, owner).GetToken(ctx, policyScope("https://vault.azure.net/.default"))
 	must(t, err)
 	big := strings.Repeat("a", vault.MaxValueBytes+1)

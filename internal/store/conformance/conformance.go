@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"PruneUsed", testPruneUsed},
 		{"Vaults", testVaults},
 		{"RoleDefinitions", testRoleDefinitions}, {"RoleAssignments", testRoleAssignments}, {"DenyAssignments", testDenyAssignments}, {"DeleteTenantRemovesRBAC", testDeleteTenantRemovesRBAC}, {"TenantsBySubscription", testTenantsBySubscription},
+		{"ARM", testARM},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
