@@ -99,6 +99,7 @@ Commands find the server and the CLI profiles in the data directory
 		c.envCommand(),
 		c.demoCommand(),
 		c.benchCmd(),
+		c.roleCommand(),
 		c.versionCommand(),
 	)
 	return root

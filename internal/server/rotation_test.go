@@ -210,10 +210,10 @@ func TestProxy(t *testing.T) {
 		t.Errorf("graph without a token through the proxy: %d", resp.StatusCode)
 	}
 
-	// Anything else is refused at CONNECT: names no surface serves yet
+	// Anything else is refused at CONNECT: names no surface serves
 	// (though the certificate has them), names the certificate lacks
 	// (though the router knows them), other sites, the listen address.
-	for _, host := range []string{"management.azure.com", "a.b.vault.azure.net", "vault.azure.net", "sts.windows.net", "example.com", "127.0.0.1", "localhost"} {
+	for _, host := range []string{"management.core.windows.net", "a.b.vault.azure.net", "vault.azure.net", "sts.windows.net", "example.com", "127.0.0.1", "localhost"} {
 		if r.srv.ProxyAllows(host) {
 			t.Errorf("ProxyAllows(%q) = true", host)
 		}
@@ -227,7 +227,7 @@ func TestProxy(t *testing.T) {
 			t.Errorf("CONNECT %s: %v; want 403 Forbidden", host, err)
 		}
 	}
-	if got := strings.Join(r.srv.ProxiedHosts(), " "); got != "*.vault.azure.net graph.microsoft.com login.microsoftonline.com" {
+	if got := strings.Join(r.srv.ProxiedHosts(), " "); got != "*.vault.azure.net graph.microsoft.com login.microsoftonline.com management.azure.com" {
 		t.Errorf("ProxiedHosts = %s", got)
 	}
 	// A vault's host is tunnelled, and the vault surface answers it.
@@ -239,7 +239,7 @@ func TestProxy(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a vault through the proxy: %d, want the vault surface's 401 or 404", resp.StatusCode)
 	}
-	for _, host := range []string{"login.microsoftonline.com", "graph.microsoft.com", "GRAPH.microsoft.com.", "myvault.vault.azure.net"} {
+	for _, host := range []string{"login.microsoftonline.com", "graph.microsoft.com", "GRAPH.microsoft.com.", "myvault.vault.azure.net", "management.azure.com"} {
 		if !r.srv.ProxyAllows(host) {
 			t.Errorf("ProxyAllows(%q) = false", host)
 		}
@@ -257,7 +257,7 @@ func TestProxyCustomDomain(t *testing.T) {
 	r := start(t, server.Config{ProxyListen: "127.0.0.1:0", CustomDomain: "tenantbridge.test"})
 	for host, want := range map[string]bool{
 		"login.tenantbridge.test": true, "graph.tenantbridge.test": true, "login.microsoftonline.com": true,
-		"management.tenantbridge.test": false, "kv.vault.tenantbridge.test": true, "a.kv.vault.tenantbridge.test": false, "tenantbridge.test": false,
+		"management.tenantbridge.test": true, "kv.vault.tenantbridge.test": true, "a.kv.vault.tenantbridge.test": false, "tenantbridge.test": false,
 	} {
 		if got := r.srv.ProxyAllows(host); got != want {
 			t.Errorf("ProxyAllows(%q) = %v; want %v", host, got, want)

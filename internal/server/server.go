@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tenantbridge/tenantbridge/internal/arm"
 	"github.com/tenantbridge/tenantbridge/internal/audit"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/graph"
@@ -195,9 +196,12 @@ func (s *Server) buildRouter() *router {
 		FederationClient: federationClient(), ManagedIdentityIssuerBase: miIssuer})
 	verifier := sts.NewVerifier(s.keys, s.dir, isLogin, time.Now)
 	graphAPI := graph.New(graph.Config{Directory: s.dir, Verifier: verifier, Audit: s.audit, Logger: s.logger})
+	access := rbac.New(s.store, s.dir)
 	s.vaults = vault.New(vault.Config{Store: s.store, KEK: s.kek, Verifier: verifier,
-		Authorizer: vaultAuthorizer{rbac.New(s.store, s.dir)}, Audit: s.audit, Logger: s.logger,
+		Authorizer: vaultAuthorizer{access}, Audit: s.audit, Logger: s.logger,
 		LoginBase: func(*http.Request) string { return miIssuer }})
+	resources := arm.New(arm.Config{Directory: s.dir, Store: s.store, RBAC: access, Verifier: verifier,
+		Audit: s.audit, Logger: s.logger})
 	ops := operator.New(operator.Config{Directory: s.dir, Audit: s.audit, Key: s.operator.Key, Keys: s.keys,
 		MaxTokenLifetime: MaxTokenLifetime, Logger: s.logger})
 
@@ -211,9 +215,11 @@ func (s *Server) buildRouter() *router {
 		r.byHost[h] = tokens
 	}
 	r.byHost["graph.microsoft.com"] = graphAPI
+	r.byHost["management.azure.com"] = resources
 	r.byParent["vault.azure.net"] = s.vaults
 	if d := s.hosts.CustomDomain; d != "" {
 		r.byHost["graph."+d] = graphAPI
+		r.byHost["management."+d] = resources
 		r.byParent["vault."+d] = s.vaults
 	}
 	return r

@@ -1,0 +1,522 @@
+// Package arm is the Azure Resource Manager surface of tenantbridge, served
+// at management.azure.com (and management.{custom domain}): subscriptions,
+// resource groups, and Microsoft.Authorization's role definitions, role
+// assignments and deny assignments at any scope, in ARM's own JSON shapes,
+// status codes and {"error":{"code","message"}} errors, so that the Azure
+// SDKs and the az CLI work against it unchanged.
+//
+// Every request needs a bearer token for Resource Manager (audience
+// https://management.azure.com/, https://management.core.windows.net/ or
+// ARM's application id) and an api-version (any value). Every operation is
+// authorised by the RBAC engine (package rbac) with the operation's ARM
+// action at its scope; every change is made in one transaction together
+// with its audit record, and every refusal is audited.
+//
+// One endpoint is tenantbridge's own, read-only:
+//
+//	GET /providers/TenantBridge.Authorization/explain?principalId=…&action=…&scope=…[&dataAction=true]&api-version=…
+//
+// answers whether a principal of the caller's tenant may perform an
+// operation at a scope, and why: {"allowed": bool, "because": "…"}. It
+// requires Microsoft.Authorization/roleAssignments/read at the scope.
+package arm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/google/uuid"
+
+	"github.com/tenantbridge/tenantbridge/internal/audit"
+	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/httpx"
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/sts"
+	"github.com/tenantbridge/tenantbridge/internal/token"
+)
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+// TokenVerifier checks a bearer token; *sts.Verifier implements it.
+type TokenVerifier interface {
+	Verify(ctx context.Context, raw string, audiences ...string) (token.Claims, error)
+}
+
+// Audiences are the audiences a Resource Manager token may carry.
+var Audiences = []string{"https://management.azure.com/", "https://management.azure.com",
+	directory.ARMLegacyResource, strings.TrimSuffix(directory.ARMLegacyResource, "/"), directory.ARMAppID}
+
+// Config holds the surface's dependencies. Directory, Store, RBAC,
+// Verifier and Audit are required.
+type Config struct {
+	Directory *directory.Service
+	// Store must be the directory's store: changes and their audit
+	// records are written in one transaction of it.
+	Store    store.Store
+	RBAC     *rbac.Engine
+	Verifier TokenVerifier
+	// Audit records refusals (changes are recorded in their own transaction).
+	Audit  *audit.Log
+	Logger *slog.Logger     // default: discard
+	Now    func() time.Time // default: time.Now
+}
+
+// Handler serves Resource Manager. It is safe for concurrent use.
+type Handler struct {
+	dir      *directory.Service
+	st       store.Store
+	rbac     *rbac.Engine
+	verifier TokenVerifier
+	audit    *audit.Log
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New returns the handler; a missing dependency panics at wiring time.
+func New(cfg Config) *Handler {
+	if cfg.Directory == nil || cfg.Store == nil || cfg.RBAC == nil || cfg.Verifier == nil || cfg.Audit == nil {
+		panic("arm: Config needs Directory, Store, RBAC, Verifier and Audit")
+	}
+	h := &Handler{dir: cfg.Directory, st: cfg.Store, rbac: cfg.RBAC, verifier: cfg.Verifier, audit: cfg.Audit, log: cfg.Logger, now: cfg.Now}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h
+}
+
+// ---- errors ----
+
+// armError is an error response.
+type armError struct {
+	status  int
+	code    string
+	message string
+	// authenticate is the WWW-Authenticate header of a 401.
+	authenticate string
+	err          error // the cause, for logs
+}
+
+func (e *armError) Error() string {
+	if e.err != nil {
+		return e.code + ": " + e.message + ": " + e.err.Error()
+	}
+	return e.code + ": " + e.message
+}
+
+func newError(status int, code, format string, args ...any) *armError {
+	return &armError{status: status, code: code, message: fmt.Sprintf(format, args...)}
+}
+
+func internalError(err error) *armError {
+	return &armError{status: http.StatusInternalServerError, code: "InternalServerError",
+		message: "The server encountered an internal error. Please retry the request.", err: err}
+}
+
+// safeText makes client text fit to quote in a message: printable, short.
+func safeText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) && r != '"' && r != '\\' {
+			return r
+		}
+		return '?'
+	}, s)
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+func writeError(w http.ResponseWriter, e *armError) {
+	if e.authenticate != "" {
+		w.Header().Set("WWW-Authenticate", e.authenticate)
+	}
+	w.Header().Set("x-ms-failure-cause", "gateway")
+	httpx.WriteJSON(w, e.status, map[string]any{"error": map[string]string{"code": e.code, "message": e.message}})
+}
+
+// ---- requests ----
+
+// request is one authenticated call.
+type request struct {
+	w      http.ResponseWriter
+	r      *http.Request
+	ctx    context.Context
+	path   armPath
+	claims token.Claims
+	// tenantID is the token's tenant (tid), the tenant acted in;
+	// oid the caller's object id there; home its home tenant (idp).
+	tenantID, oid, home string
+	// action and target name the operation for the audit record.
+	action, target, detail string
+}
+
+// who names the caller in AuthorizationFailed: the UPN of a user, the
+// application id of an application.
+func (rq *request) who() string {
+	if rq.claims.UPN != "" {
+		return rq.claims.UPN
+	}
+	if rq.claims.PreferredUsername != "" && !rq.claims.IsAppOnly() {
+		return rq.claims.PreferredUsername
+	}
+	if id := rq.claims.ClientID(); id != "" {
+		return id
+	}
+	return rq.oid
+}
+
+// ServeHTTP authenticates, checks api-version, routes, and turns every
+// failure into ARM's error shape.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	info := httpx.InfoFrom(ctx)
+	if info.RequestID == "" {
+		info.RequestID = uuid.NewString()
+		ctx = httpx.WithInfo(ctx, info)
+		r = r.WithContext(ctx)
+	}
+	w.Header().Set("x-ms-request-id", info.RequestID)
+	w.Header().Set("x-ms-correlation-request-id", info.RequestID)
+	rq := &request{w: w, r: r, ctx: ctx}
+	defer func() {
+		if v := recover(); v != nil {
+			h.log.ErrorContext(ctx, "arm: panic", "panic", v, "stack", string(debug.Stack()))
+			writeError(w, internalError(nil))
+		}
+	}()
+	if err := h.serve(rq); err != nil {
+		var ae *armError
+		if !errors.As(err, &ae) {
+			ae = internalError(err)
+		}
+		if ae.status >= 500 {
+			h.log.ErrorContext(ctx, "arm: request failed", "action", rq.action, "err", err)
+		}
+		if rq.oid != "" && (ae.status == http.StatusForbidden || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
+			h.recordRefusal(rq, ae.code)
+		}
+		writeError(w, ae)
+	}
+}
+
+func (h *Handler) serve(rq *request) error {
+	path, perr := parsePath(rq.r.URL.Path)
+	if err := h.authenticate(rq, path, perr == nil); err != nil {
+		return err
+	}
+	if rq.r.URL.Query().Get("api-version") == "" {
+		return newError(http.StatusBadRequest, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
+	}
+	if perr != nil {
+		return newError(http.StatusBadRequest, "InvalidResourceId", "The resource id '%s' is not valid: %s", safeText(rq.r.URL.Path), safeText(perr.Error()))
+	}
+	rq.path = path
+	m := rq.r.Method
+	switch path.target {
+	case targetSubscriptions:
+		return h.only(rq, m, http.MethodGet, h.listSubscriptions)
+	case targetSubscription:
+		return h.only(rq, m, http.MethodGet, h.getSubscription)
+	case targetResourceGroups:
+		return h.only(rq, m, http.MethodGet, h.listResourceGroups)
+	case targetResourceGroup:
+		switch m {
+		case http.MethodGet, http.MethodHead:
+			return h.getResourceGroup(rq)
+		case http.MethodPut:
+			return h.putResourceGroup(rq)
+		case http.MethodDelete:
+			return h.deleteResourceGroup(rq)
+		}
+	case targetRoleDefinitions:
+		switch {
+		case m == http.MethodGet && path.name == "":
+			return h.listRoleDefinitions(rq)
+		case m == http.MethodGet:
+			return h.getRoleDefinition(rq)
+		case m == http.MethodPut && path.name != "":
+			return h.putRoleDefinition(rq)
+		case m == http.MethodDelete && path.name != "":
+			return h.deleteRoleDefinition(rq)
+		}
+	case targetRoleAssignments:
+		switch {
+		case m == http.MethodGet && path.name == "":
+			return h.listRoleAssignments(rq)
+		case m == http.MethodGet:
+			return h.getRoleAssignment(rq)
+		case m == http.MethodPut && path.name != "":
+			return h.putRoleAssignment(rq)
+		case m == http.MethodDelete && path.name != "":
+			return h.deleteRoleAssignment(rq)
+		}
+	case targetDenyAssignments:
+		if m == http.MethodGet {
+			if path.name == "" {
+				return h.listDenyAssignments(rq)
+			}
+			return h.getDenyAssignment(rq)
+		}
+	case targetExplain:
+		return h.only(rq, m, http.MethodGet, h.explain)
+	case targetResource:
+		return h.resource(rq)
+	}
+	return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The requested method '%s' is not allowed for this resource.", safeText(m))
+}
+
+func (h *Handler) only(rq *request, method, want string, fn func(*request) error) error {
+	if method != want {
+		return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The requested method '%s' is not allowed for this resource.", safeText(method))
+	}
+	return fn(rq)
+}
+
+// resource answers a resource id of a type this surface does not serve
+// (yet): its group must exist, and then the resource does not.
+func (h *Handler) resource(rq *request) error {
+	if _, err := h.scopeTenant(rq); err != nil {
+		return err
+	}
+	if rq.path.rg != "" {
+		if _, err := h.st.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg); errors.Is(err, store.ErrNotFound) {
+			return rgNotFound(rq.path.rg)
+		} else if err != nil {
+			return internalError(err)
+		}
+	}
+	return newError(http.StatusNotFound, "ResourceNotFound", "The Resource '%s' was not found.", safeText(rq.path.scope.String()))
+}
+
+// ---- authentication ----
+
+// authenticate verifies the bearer token. A refused token is a 401 whose
+// WWW-Authenticate names the login authority of the subscription's tenant
+// when the path names a known subscription (how clients discover it),
+// else of the common endpoint.
+func (h *Handler) authenticate(rq *request, path armPath, pathOK bool) error {
+	fail := func(code, message string) error {
+		tenant := "common"
+		if pathOK && path.sub != "" {
+			if ts, err := h.st.TenantsBySubscription(rq.ctx, path.sub); err == nil && len(ts) == 1 {
+				tenant = ts[0]
+			}
+		}
+		return &armError{status: http.StatusUnauthorized, code: code, message: message,
+			authenticate: fmt.Sprintf(`Bearer authorization_uri="%s/%s", error="invalid_token", error_description="%s"`, loginBase(rq.r), tenant, message)}
+	}
+	header := rq.r.Header.Get("Authorization")
+	scheme, raw, _ := strings.Cut(header, " ")
+	raw = strings.TrimSpace(raw)
+	if header == "" {
+		return fail("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+	}
+	if !strings.EqualFold(scheme, "Bearer") || raw == "" {
+		return fail("AuthenticationFailed", "Authentication failed. The 'Authorization' header is provided in an invalid format.")
+	}
+	claims, err := h.verifier.Verify(rq.ctx, raw, Audiences...)
+	if err != nil {
+		h.log.InfoContext(rq.ctx, "arm: token refused", "err", err)
+		switch {
+		case errors.Is(err, token.ErrExpired):
+			return fail("ExpiredAuthenticationToken", "The access token has expired.")
+		case errors.Is(err, sts.ErrWrongAudience):
+			return fail("InvalidAuthenticationTokenAudience", "The access token has been obtained for wrong audience or resource. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.azure.com/'.")
+		}
+		return fail("InvalidAuthenticationToken", "The access token is invalid.")
+	}
+	if claims.TenantID == "" || claims.ObjectID == "" {
+		return fail("InvalidAuthenticationToken", "The access token is invalid.")
+	}
+	rq.claims, rq.tenantID, rq.oid, rq.home = claims, claims.TenantID, claims.ObjectID, homeTenant(claims)
+	return nil
+}
+
+// loginBase is the login authority for the host the request came in on:
+// login.microsoftonline.com, or login.{domain} for management.{domain}.
+func loginBase(r *http.Request) string {
+	host := strings.ToLower(r.Host)
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	if d, ok := strings.CutPrefix(host, "management."); ok && d != "azure.com" && d != "" {
+		return "https://login." + d
+	}
+	return "https://login.microsoftonline.com"
+}
+
+// homeTenant is the tenant named in the idp claim, else tid.
+func homeTenant(c token.Claims) string {
+	for _, seg := range strings.Split(c.IDP, "/") {
+		if len(seg) == 36 {
+			if _, err := uuid.Parse(seg); err == nil {
+				return strings.ToLower(seg)
+			}
+		}
+	}
+	return c.TenantID
+}
+
+// scopeTenant finds the tenant that owns the request's scope and checks
+// that it is the token's: a subscription of no tenant is
+// SubscriptionNotFound, one of another tenant InvalidAuthenticationTokenTenant.
+// The root and management groups belong to the token's tenant.
+func (h *Handler) scopeTenant(rq *request) (string, error) {
+	sub := rq.path.sub
+	if sub == "" {
+		return rq.tenantID, nil
+	}
+	ts, err := h.st.TenantsBySubscription(rq.ctx, sub)
+	if err != nil {
+		return "", internalError(err)
+	}
+	if len(ts) != 1 {
+		return "", newError(http.StatusNotFound, "SubscriptionNotFound", "The subscription '%s' could not be found.", safeText(sub))
+	}
+	if !strings.EqualFold(ts[0], rq.tenantID) {
+		return "", &armError{status: http.StatusUnauthorized, code: "InvalidAuthenticationTokenTenant",
+			message: fmt.Sprintf("The access token is from the wrong issuer 'https://sts.windows.net/%s/'. It must match the tenant 'https://sts.windows.net/%s/' associated with this subscription. Please use the authority (URL) '%s/%s' to get the token.",
+				rq.tenantID, ts[0], loginBase(rq.r), ts[0]),
+			authenticate: fmt.Sprintf(`Bearer authorization_uri="%s/%s", error="invalid_token", error_description="The access token is from the wrong issuer."`, loginBase(rq.r), ts[0])}
+	}
+	return ts[0], nil
+}
+
+// ---- authorization ----
+
+// decide asks the engine whether the caller may perform action at scope.
+func (h *Handler) decide(rq *request, action, scope string) (rbac.Decision, error) {
+	d, err := h.rbac.Decide(rq.ctx, rbac.Request{
+		// The principal (oid) lives in the token's tenant, which owns the
+		// scope: a provider's service principal provisioned into the
+		// customer tenant is a principal of that tenant.
+		PrincipalID: rq.oid, PrincipalTenantID: rq.tenantID, TenantID: rq.tenantID, Action: action, Scope: scope,
+	})
+	switch {
+	case errors.Is(err, rbac.ErrInvalidScope):
+		return d, newError(http.StatusBadRequest, "InvalidResourceId", "The scope '%s' is not valid.", safeText(scope))
+	case errors.Is(err, rbac.ErrUnknownScope):
+		return d, newError(http.StatusNotFound, "SubscriptionNotFound", "The subscription of scope '%s' could not be found.", safeText(scope))
+	case err != nil:
+		return d, internalError(err)
+	}
+	return d, nil
+}
+
+// authorize refuses with AuthorizationFailed unless the caller may perform
+// action at scope. It names the action for the audit record.
+func (h *Handler) authorize(rq *request, action, scope string) error {
+	rq.action = action
+	d, err := h.decide(rq, action, scope)
+	if err != nil {
+		return err
+	}
+	if !d.Allowed {
+		rq.detail = d.Because.String()
+		return newError(http.StatusForbidden, "AuthorizationFailed",
+			"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+			safeText(rq.who()), rq.oid, action, safeText(scope))
+	}
+	return nil
+}
+
+// ---- changes and audit ----
+
+// change runs fn and the success audit record in one transaction; target
+// and detail of rq go into the record.
+func (h *Handler) change(rq *request, targetTenant string, fn func(tx store.Store, dir *directory.Service) error) error {
+	return h.dir.InTx(rq.ctx, func(dir *directory.Service) error {
+		tx := dir.Store()
+		if err := fn(tx, dir); err != nil {
+			return err
+		}
+		rec := h.auditRecord(rq, targetTenant, audit.Success)
+		if err := audit.New(tx, h.log).Record(rq.ctx, rec); err != nil {
+			return internalError(fmt.Errorf("audit: %w", err))
+		}
+		return nil
+	})
+}
+
+func (h *Handler) recordRefusal(rq *request, code string) {
+	tenant := rq.tenantID
+	if rq.path.sub != "" {
+		if ts, err := h.st.TenantsBySubscription(rq.ctx, rq.path.sub); err == nil && len(ts) == 1 {
+			tenant = ts[0]
+		}
+	}
+	_ = h.audit.Record(rq.ctx, h.auditRecord(rq, tenant, code))
+}
+
+func (h *Handler) auditRecord(rq *request, targetTenant, result string) store.AuditRecord {
+	action := rq.action
+	if action == "" {
+		action = "arm." + strings.ToLower(rq.r.Method)
+	}
+	target := rq.target
+	if target == "" {
+		target = rq.path.scope.String()
+	}
+	detail := "appid=" + rq.claims.ClientID()
+	if rq.detail != "" {
+		detail += " " + rq.detail
+	}
+	if len(detail) > 1000 {
+		detail = detail[:1000]
+	}
+	return store.AuditRecord{Actor: rq.oid, ActorTenant: rq.home, TargetTenant: targetTenant,
+		Action: action, Target: target, Result: result, Detail: detail}
+}
+
+// ---- bodies ----
+
+// readBody decodes a JSON body leniently (ARM ignores read-only and
+// unknown properties that clients echo back), within maxBody.
+func readBody(rq *request, v any) error {
+	if ct := rq.r.Header.Get("Content-Type"); ct != "" && !strings.Contains(strings.ToLower(ct), "json") {
+		return newError(http.StatusUnsupportedMediaType, "UnsupportedMediaType", "The content media type '%s' is not supported. Only 'application/json' is supported.", safeText(ct))
+	}
+	body := http.MaxBytesReader(rq.w, rq.r.Body, maxBody)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return newError(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "The request content size exceeds the maximum size of %d bytes.", maxBody)
+		}
+		return newError(http.StatusBadRequest, "InvalidRequestContent", "The request content was invalid and could not be deserialized: '%s'.", safeText(err.Error()))
+	}
+	if dec.More() {
+		return newError(http.StatusBadRequest, "InvalidRequestContent", "The request content was invalid and could not be deserialized: 'trailing data after the JSON value'.")
+	}
+	return nil
+}
+
+func writeJSON(rq *request, status int, v any) error {
+	if rq.r.Method == http.MethodHead {
+		if status == http.StatusOK {
+			status = http.StatusNoContent // ARM's answer to a HEAD that finds the resource
+		}
+		rq.w.WriteHeader(status)
+		return nil
+	}
+	httpx.WriteJSON(rq.w, status, v)
+	return nil
+}
+
+// list is ARM's collection shape.
+type list[T any] struct {
+	Value []T `json:"value"`
+}

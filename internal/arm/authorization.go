@@ -1,0 +1,810 @@
+package arm
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+// The actions of Microsoft.Authorization's operations.
+const (
+	actionRoleDefinitionRead   = "Microsoft.Authorization/roleDefinitions/read"
+	actionRoleDefinitionWrite  = "Microsoft.Authorization/roleDefinitions/write"
+	actionRoleDefinitionDelete = "Microsoft.Authorization/roleDefinitions/delete"
+	actionRoleAssignmentRead   = "Microsoft.Authorization/roleAssignments/read"
+	actionRoleAssignmentWrite  = "Microsoft.Authorization/roleAssignments/write"
+	actionRoleAssignmentDelete = "Microsoft.Authorization/roleAssignments/delete"
+	actionDenyAssignmentRead   = "Microsoft.Authorization/denyAssignments/read"
+)
+
+const authProvider = "/providers/Microsoft.Authorization/"
+
+// extensionID is the id of an extension resource below a scope.
+func extensionID(scope, typ, name string) string {
+	if scope == "/" {
+		scope = ""
+	}
+	return scope + authProvider + typ + "/" + name
+}
+
+// roleDefinitionID is a role definition's id as ARM gives it: below the
+// subscription of the scope it is seen from, or tenant-level.
+func roleDefinitionID(sub, id string) string {
+	if sub == "" {
+		return authProvider + "roleDefinitions/" + id
+	}
+	return "/subscriptions/" + sub + authProvider + "roleDefinitions/" + id
+}
+
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(s)
+	return err == nil
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.0000000Z")
+}
+
+// ---- role definitions ----
+
+type permissionView struct {
+	Actions        []string `json:"actions"`
+	NotActions     []string `json:"notActions"`
+	DataActions    []string `json:"dataActions"`
+	NotDataActions []string `json:"notDataActions"`
+}
+
+type roleDefinitionProps struct {
+	RoleName         string           `json:"roleName"`
+	Type             string           `json:"type"`
+	Description      string           `json:"description"`
+	AssignableScopes []string         `json:"assignableScopes"`
+	Permissions      []permissionView `json:"permissions"`
+	CreatedOn        string           `json:"createdOn,omitempty"`
+	UpdatedOn        string           `json:"updatedOn,omitempty"`
+	CreatedBy        *string          `json:"createdBy"`
+	UpdatedBy        *string          `json:"updatedBy"`
+}
+
+type roleDefinitionView struct {
+	ID         string              `json:"id"`
+	Name       string              `json:"name"`
+	Type       string              `json:"type"`
+	Properties roleDefinitionProps `json:"properties"`
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func roleDefinitionOf(sub string, d store.RoleDefinition, builtIn bool) roleDefinitionView {
+	v := roleDefinitionView{ID: roleDefinitionID(sub, d.ID), Name: d.ID, Type: "Microsoft.Authorization/roleDefinitions",
+		Properties: roleDefinitionProps{RoleName: d.Name, Type: "CustomRole", Description: d.Description,
+			AssignableScopes: nonNil(d.AssignableScopes), Permissions: []permissionView{},
+			CreatedOn: stamp(d.Created), UpdatedOn: stamp(d.Updated)}}
+	if builtIn {
+		v.Properties.Type, v.Properties.AssignableScopes = "BuiltInRole", []string{"/"}
+	} else {
+		by := d.CreatedBy
+		v.Properties.CreatedBy, v.Properties.UpdatedBy = &by, &by
+	}
+	for _, p := range d.Permissions {
+		v.Properties.Permissions = append(v.Properties.Permissions, permissionView{Actions: nonNil(p.Actions),
+			NotActions: nonNil(p.NotActions), DataActions: nonNil(p.DataActions), NotDataActions: nonNil(p.NotDataActions)})
+	}
+	return v
+}
+
+// filterValue extracts 'v' from a $filter term "name eq 'v'".
+func filterValue(term, name string) (string, bool) {
+	rest, ok := cutFold(strings.TrimSpace(term), name)
+	if !ok {
+		return "", false
+	}
+	rest, ok = cutFold(strings.TrimSpace(rest), "eq")
+	if !ok {
+		return "", false
+	}
+	rest = strings.TrimSpace(rest)
+	if len(rest) < 2 || rest[0] != '\'' || rest[len(rest)-1] != '\'' {
+		return "", false
+	}
+	return strings.ReplaceAll(rest[1:len(rest)-1], "''", "'"), true
+}
+
+func cutFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return "", false
+	}
+	return s[len(prefix):], true
+}
+
+// filterTerms splits a $filter on " and ".
+func filterTerms(f string) []string {
+	if strings.TrimSpace(f) == "" {
+		return nil
+	}
+	var out []string
+	for {
+		i := strings.Index(strings.ToLower(f), " and ")
+		if i < 0 {
+			return append(out, strings.TrimSpace(f))
+		}
+		out = append(out, strings.TrimSpace(f[:i]))
+		f = f[i+5:]
+	}
+}
+
+func badFilter(f string) error {
+	return newError(http.StatusBadRequest, "InvalidFilterInQueryString", "The filter '%s' is not supported.", safeText(f))
+}
+
+func (h *Handler) listRoleDefinitions(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionRoleDefinitionRead, rq.path.scope.String()); err != nil {
+		return err
+	}
+	var nameFilter, typeFilter string
+	for _, term := range filterTerms(rq.r.URL.Query().Get("$filter")) {
+		if v, ok := filterValue(term, "roleName"); ok {
+			nameFilter = v
+		} else if v, ok := filterValue(term, "type"); ok {
+			typeFilter = v
+		} else {
+			return badFilter(term)
+		}
+	}
+	out := []roleDefinitionView{}
+	add := func(v roleDefinitionView) {
+		if (nameFilter == "" || strings.EqualFold(v.Properties.RoleName, nameFilter)) && (typeFilter == "" || strings.EqualFold(v.Properties.Type, typeFilter)) {
+			out = append(out, v)
+		}
+	}
+	for _, d := range rbac.BuiltInRoles() {
+		add(roleDefinitionOf(rq.path.sub, d, true))
+	}
+	custom, err := h.st.ListRoleDefinitions(rq.ctx, tenantID)
+	if err != nil {
+		return internalError(err)
+	}
+	for _, d := range custom {
+		add(roleDefinitionOf(rq.path.sub, d, false))
+	}
+	return writeJSON(rq, http.StatusOK, list[roleDefinitionView]{Value: out})
+}
+
+func roleDefinitionNotFound(id string) error {
+	return newError(http.StatusNotFound, "RoleDefinitionDoesNotExist", "The specified role definition with ID '%s' does not exist.", safeText(id))
+}
+
+// roleDefinition finds a built-in role or a custom role of the tenant by id.
+func (h *Handler) roleDefinition(rq *request, st store.RBAC, tenantID, id string) (store.RoleDefinition, bool, error) {
+	if !isGUID(id) {
+		return store.RoleDefinition{}, false, roleDefinitionNotFound(id)
+	}
+	if d, ok := rbac.BuiltInRole(strings.ToLower(id)); ok {
+		return d, true, nil
+	}
+	d, err := st.GetRoleDefinition(rq.ctx, tenantID, strings.ToLower(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return d, false, roleDefinitionNotFound(id)
+	}
+	if err != nil {
+		return d, false, internalError(err)
+	}
+	return d, false, nil
+}
+
+func (h *Handler) getRoleDefinition(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionRoleDefinitionRead, rq.path.scope.String()); err != nil {
+		return err
+	}
+	d, builtIn, err := h.roleDefinition(rq, h.st, tenantID, rq.path.name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusOK, roleDefinitionOf(rq.path.sub, d, builtIn))
+}
+
+func checkOperations(what string, ops []string) error {
+	for _, op := range ops {
+		if strings.TrimSpace(op) == "" || len(op) > 512 {
+			return newError(http.StatusBadRequest, "InvalidActionOrNotAction", "The %s '%s' is not valid.", what, safeText(op))
+		}
+	}
+	return nil
+}
+
+func (h *Handler) putRoleDefinition(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionRoleDefinitionWrite, rq.path.scope.String()); err != nil {
+		return err
+	}
+	id := strings.ToLower(rq.path.name)
+	if !isGUID(id) {
+		return newError(http.StatusBadRequest, "InvalidRoleDefinitionId", "The role definition ID '%s' is not valid. The role definition ID must be a GUID.", safeText(rq.path.name))
+	}
+	if _, ok := rbac.BuiltInRole(id); ok {
+		return newError(http.StatusBadRequest, "RoleDefinitionUpdateNotAllowed", "Built-in role definitions cannot be changed.")
+	}
+	var body struct {
+		Properties struct {
+			RoleName         string           `json:"roleName"`
+			Description      string           `json:"description"`
+			Type             string           `json:"type"`
+			Permissions      []permissionView `json:"permissions"`
+			AssignableScopes []string         `json:"assignableScopes"`
+		} `json:"properties"`
+	}
+	if err := readBody(rq, &body); err != nil {
+		return err
+	}
+	p := body.Properties
+	if strings.TrimSpace(p.RoleName) == "" || len(p.RoleName) > 512 {
+		return newError(http.StatusBadRequest, "InvalidRoleDefinitionName", "The role name must be 1 to 512 characters.")
+	}
+	if _, ok := rbac.BuiltInRole(p.RoleName); ok {
+		return newError(http.StatusConflict, "RoleDefinitionWithSameNameExists", "A role definition cannot be updated with a name that already exists.")
+	}
+	if len(p.Permissions) > 10 || len(p.AssignableScopes) > 100 || len(p.Description) > 2048 {
+		return newError(http.StatusBadRequest, "InvalidRequestContent", "The role definition has too many permissions or assignable scopes, or too long a description.")
+	}
+	d := store.RoleDefinition{TenantID: tenantID, ID: id, Name: p.RoleName, Description: p.Description, CreatedBy: rq.oid}
+	for _, perm := range p.Permissions {
+		for what, ops := range map[string][]string{"action": perm.Actions, "notAction": perm.NotActions, "dataAction": perm.DataActions, "notDataAction": perm.NotDataActions} {
+			if err := checkOperations(what, ops); err != nil {
+				return err
+			}
+		}
+		d.Permissions = append(d.Permissions, store.Permission{Actions: perm.Actions, NotActions: perm.NotActions, DataActions: perm.DataActions, NotDataActions: perm.NotDataActions})
+	}
+	scopes := p.AssignableScopes
+	if len(scopes) == 0 {
+		scopes = []string{rq.path.scope.String()}
+	}
+	for _, s := range scopes {
+		sc, err := rbac.ParseScope(s)
+		if err != nil || sc.IsRoot() {
+			return newError(http.StatusBadRequest, "InvalidAssignableScope", "The assignable scope '%s' is not valid.", safeText(s))
+		}
+		if sub := sc.SubscriptionID(); sub != "" {
+			if ts, err := h.st.TenantsBySubscription(rq.ctx, sub); err != nil {
+				return internalError(err)
+			} else if len(ts) != 1 || !strings.EqualFold(ts[0], tenantID) {
+				return newError(http.StatusBadRequest, "InvalidAssignableScope", "The assignable scope '%s' is not in this directory.", safeText(s))
+			}
+		}
+		d.AssignableScopes = append(d.AssignableScopes, sc.String())
+	}
+	status := http.StatusOK
+	rq.target = id
+	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		now := h.now().UTC()
+		old, err := tx.GetRoleDefinition(rq.ctx, tenantID, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			status = http.StatusCreated
+			d.Created, d.Updated = now, now
+			err = tx.CreateRoleDefinition(rq.ctx, d)
+		case err != nil:
+			return internalError(err)
+		default:
+			d.Created, d.Updated, d.CreatedBy = old.Created, now, old.CreatedBy
+			err = tx.UpdateRoleDefinition(rq.ctx, d)
+		}
+		if errors.Is(err, store.ErrConflict) {
+			return newError(http.StatusConflict, "RoleDefinitionWithSameNameExists", "A custom role with the same name already exists in this directory.")
+		}
+		if err != nil {
+			return internalError(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, status, roleDefinitionOf(rq.path.sub, d, false))
+}
+
+func (h *Handler) deleteRoleDefinition(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionRoleDefinitionDelete, rq.path.scope.String()); err != nil {
+		return err
+	}
+	id := strings.ToLower(rq.path.name)
+	if _, ok := rbac.BuiltInRole(id); ok && isGUID(id) {
+		return newError(http.StatusBadRequest, "RoleDefinitionUpdateNotAllowed", "Built-in role definitions cannot be deleted.")
+	}
+	var (
+		d     store.RoleDefinition
+		found bool
+	)
+	rq.target = id
+	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		var err error
+		d, err = tx.GetRoleDefinition(rq.ctx, tenantID, id)
+		if errors.Is(err, store.ErrNotFound) || !isGUID(id) {
+			return nil
+		} else if err != nil {
+			return internalError(err)
+		}
+		found = true
+		as, err := tx.ListRoleAssignments(rq.ctx, store.RoleAssignmentQuery{TenantID: tenantID, RoleDefinitionID: id})
+		if err != nil {
+			return internalError(err)
+		}
+		if len(as) > 0 {
+			return newError(http.StatusConflict, "RoleDefinitionHasAssignments", "There are existing role assignments referencing role (code: RoleDefinitionHasAssignments).")
+		}
+		if err := tx.DeleteRoleDefinition(rq.ctx, tenantID, id); err != nil {
+			return internalError(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		rq.w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return writeJSON(rq, http.StatusOK, roleDefinitionOf(rq.path.sub, d, false))
+}
+
+// ---- role assignments ----
+
+type roleAssignmentProps struct {
+	RoleDefinitionID  string  `json:"roleDefinitionId"`
+	PrincipalID       string  `json:"principalId"`
+	PrincipalType     string  `json:"principalType"`
+	Scope             string  `json:"scope"`
+	Condition         *string `json:"condition"`
+	ConditionVersion  *string `json:"conditionVersion"`
+	CreatedOn         string  `json:"createdOn,omitempty"`
+	UpdatedOn         string  `json:"updatedOn,omitempty"`
+	CreatedBy         string  `json:"createdBy,omitempty"`
+	UpdatedBy         string  `json:"updatedBy,omitempty"`
+	PrincipalTenantID string  `json:"principalTenantId,omitempty"` // tenantbridge: set for a principal of another tenant
+}
+
+type roleAssignmentView struct {
+	ID         string              `json:"id"`
+	Name       string              `json:"name"`
+	Type       string              `json:"type"`
+	Properties roleAssignmentProps `json:"properties"`
+}
+
+func roleAssignmentOf(a store.RoleAssignment) roleAssignmentView {
+	sub := ""
+	if sc, err := rbac.ParseScope(a.Scope); err == nil {
+		sub = sc.SubscriptionID()
+	}
+	v := roleAssignmentView{ID: extensionID(a.Scope, "roleAssignments", a.ID), Name: a.ID, Type: "Microsoft.Authorization/roleAssignments",
+		Properties: roleAssignmentProps{RoleDefinitionID: roleDefinitionID(sub, a.RoleDefinitionID), PrincipalID: a.PrincipalID,
+			PrincipalType: string(a.PrincipalType), Scope: a.Scope, CreatedOn: stamp(a.CreatedOn), UpdatedOn: stamp(a.CreatedOn),
+			CreatedBy: a.CreatedBy, UpdatedBy: a.CreatedBy}}
+	if a.PrincipalTenantID != "" && !strings.EqualFold(a.PrincipalTenantID, a.TenantID) {
+		v.Properties.PrincipalTenantID = a.PrincipalTenantID
+	}
+	return v
+}
+
+func roleAssignmentNotFound(id string) error {
+	return newError(http.StatusNotFound, "RoleAssignmentNotFound", "The role assignment '%s' is not found.", safeText(id))
+}
+
+// principalTypes maps directory kinds to ARM's principal types.
+var principalTypes = map[store.ObjectKind]store.PrincipalType{
+	store.KindUser: store.PrincipalUser, store.KindGroup: store.PrincipalGroup, store.KindServicePrincipal: store.PrincipalServicePrincipal,
+}
+
+func (h *Handler) putRoleAssignment(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionRoleAssignmentWrite, rq.path.scope.String()); err != nil {
+		return err
+	}
+	id := strings.ToLower(rq.path.name)
+	if !isGUID(id) {
+		return newError(http.StatusBadRequest, "InvalidRoleAssignmentId", "The role assignment ID '%s' is not valid. The role assignment ID must be a GUID.", safeText(rq.path.name))
+	}
+	rq.target = extensionID(rq.path.scope.String(), "roleAssignments", id)
+	var body struct {
+		Properties struct {
+			RoleDefinitionID string `json:"roleDefinitionId"`
+			PrincipalID      string `json:"principalId"`
+			PrincipalType    string `json:"principalType"`
+			Condition        string `json:"condition"`
+			Description      string `json:"description"`
+		} `json:"properties"`
+	}
+	if err := readBody(rq, &body); err != nil {
+		return err
+	}
+	p := body.Properties
+	if p.Condition != "" {
+		return newError(http.StatusBadRequest, "InvalidRoleAssignmentCondition", "Role assignment conditions are not supported.")
+	}
+	roleID := p.RoleDefinitionID
+	if i := strings.LastIndex(strings.ToLower(roleID), "/providers/microsoft.authorization/roledefinitions/"); i >= 0 {
+		roleID = roleID[i+len("/providers/microsoft.authorization/roledefinitions/"):]
+	}
+	if !isGUID(roleID) {
+		return newError(http.StatusBadRequest, "InvalidRoleDefinitionId", "The role definition ID '%s' is not valid.", safeText(p.RoleDefinitionID))
+	}
+	roleID = strings.ToLower(roleID)
+	if !isGUID(p.PrincipalID) {
+		return newError(http.StatusBadRequest, "InvalidPrincipalId", "A valid principal ID must be provided for role assignment.")
+	}
+	principalID := strings.ToLower(p.PrincipalID)
+	scope := rq.path.scope.String()
+	rq.detail = "role=" + roleID + " principal=" + principalID
+	var out store.RoleAssignment
+	status := http.StatusCreated
+	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
+		if _, _, err := h.roleDefinition(rq, tx, tenantID, roleID); err != nil {
+			var ae *armError
+			if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+				ae.status = http.StatusBadRequest
+			}
+			return err
+		}
+		kind, err := dir.ObjectKind(rq.ctx, tenantID, principalID)
+		pt, ok := principalTypes[kind]
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !ok) {
+			return newError(http.StatusBadRequest, "PrincipalNotFound",
+				"Principal %s does not exist in the directory %s. Check that you have the correct principal ID.", principalID, tenantID)
+		} else if err != nil {
+			return internalError(err)
+		}
+		if p.PrincipalType != "" && !strings.EqualFold(p.PrincipalType, string(pt)) {
+			return newError(http.StatusBadRequest, "UnmatchedPrincipalType", "The PrincipalType in the request doesn't match the type of the principal: it is a %s.", pt)
+		}
+		existing, err := tx.GetRoleAssignment(rq.ctx, tenantID, id)
+		if err == nil {
+			if scopeKey(existing.Scope) == rq.path.scope.Key() && existing.RoleDefinitionID == roleID && strings.EqualFold(existing.PrincipalID, principalID) {
+				out, status = existing, http.StatusOK
+				return nil
+			}
+			return newError(http.StatusBadRequest, "RoleAssignmentUpdateNotPermitted", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.")
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return internalError(err)
+		}
+		out = store.RoleAssignment{TenantID: tenantID, ID: id, Scope: scope, RoleDefinitionID: roleID, PrincipalID: principalID,
+			PrincipalType: pt, PrincipalTenantID: tenantID, CreatedOn: h.now().UTC(), CreatedBy: rq.oid}
+		err = tx.CreateRoleAssignment(rq.ctx, out)
+		if errors.Is(err, store.ErrConflict) {
+			return newError(http.StatusConflict, "RoleAssignmentExists", "The role assignment already exists.")
+		}
+		if err != nil {
+			return internalError(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, status, roleAssignmentOf(out))
+}
+
+// assignmentAt finds a role assignment by id at the request's scope.
+func (h *Handler) assignmentAt(rq *request, st store.RBAC, tenantID string) (store.RoleAssignment, error) {
+	id := strings.ToLower(rq.path.name)
+	if !isGUID(id) {
+		return store.RoleAssignment{}, roleAssignmentNotFound(rq.path.name)
+	}
+	a, err := st.GetRoleAssignment(rq.ctx, tenantID, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && scopeKey(a.Scope) != rq.path.scope.Key()) {
+		return a, roleAssignmentNotFound(rq.path.name)
+	}
+	if err != nil {
+		return a, internalError(err)
+	}
+	return a, nil
+}
+
+func (h *Handler) getRoleAssignment(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionRoleAssignmentRead, rq.path.scope.String()); err != nil {
+		return err
+	}
+	a, err := h.assignmentAt(rq, h.st, tenantID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusOK, roleAssignmentOf(a))
+}
+
+func (h *Handler) deleteRoleAssignment(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionRoleAssignmentDelete, rq.path.scope.String()); err != nil {
+		return err
+	}
+	var (
+		a     store.RoleAssignment
+		found bool
+	)
+	rq.target = extensionID(rq.path.scope.String(), "roleAssignments", strings.ToLower(rq.path.name))
+	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		var err error
+		a, err = h.assignmentAt(rq, tx, tenantID)
+		var ae *armError
+		if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		found = true
+		rq.detail = "role=" + a.RoleDefinitionID + " principal=" + a.PrincipalID
+		if err := tx.DeleteRoleAssignment(rq.ctx, tenantID, a.ID); err != nil {
+			return internalError(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		rq.w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return writeJSON(rq, http.StatusOK, roleAssignmentOf(a))
+}
+
+// assignmentFilter is a parsed $filter of a role or deny assignment list.
+type assignmentFilter struct {
+	atScope     bool
+	principalID string
+}
+
+func parseAssignmentFilter(f string) (assignmentFilter, error) {
+	var af assignmentFilter
+	for _, term := range filterTerms(f) {
+		switch {
+		case strings.EqualFold(strings.ReplaceAll(term, " ", ""), "atScope()"):
+			af.atScope = true
+		default:
+			v, ok := filterValue(term, "principalId")
+			if !ok || !isGUID(v) {
+				return af, badFilter(term)
+			}
+			af.principalID = strings.ToLower(v)
+		}
+	}
+	return af, nil
+}
+
+func (h *Handler) listRoleAssignments(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionRoleAssignmentRead, rq.path.scope.String()); err != nil {
+		return err
+	}
+	f, err := parseAssignmentFilter(rq.r.URL.Query().Get("$filter"))
+	if err != nil {
+		return err
+	}
+	q := store.RoleAssignmentQuery{TenantID: tenantID, Scopes: rq.path.scope.Ancestors()}
+	if f.principalID != "" {
+		q.PrincipalIDs = []string{f.principalID}
+	}
+	as, err := h.st.ListRoleAssignments(rq.ctx, q)
+	if err != nil {
+		return internalError(err)
+	}
+	if !f.atScope {
+		q.Scopes, q.ScopePrefix = nil, rq.path.scope.String()
+		below, err := h.st.ListRoleAssignments(rq.ctx, q)
+		if err != nil {
+			return internalError(err)
+		}
+		as = append(as, below...)
+	}
+	slices.SortFunc(as, func(a, b store.RoleAssignment) int { return strings.Compare(a.ID, b.ID) })
+	as = slices.CompactFunc(as, func(a, b store.RoleAssignment) bool { return a.ID == b.ID })
+	out := make([]roleAssignmentView, 0, len(as))
+	for _, a := range as {
+		out = append(out, roleAssignmentOf(a))
+	}
+	return writeJSON(rq, http.StatusOK, list[roleAssignmentView]{Value: out})
+}
+
+// ---- deny assignments (read only) ----
+
+type denyPrincipalView struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+}
+
+type denyAssignmentView struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	Properties struct {
+		DenyAssignmentName      string              `json:"denyAssignmentName"`
+		Description             string              `json:"description"`
+		Permissions             []permissionView    `json:"permissions"`
+		Scope                   string              `json:"scope"`
+		DoNotApplyToChildScopes bool                `json:"doNotApplyToChildScopes"`
+		Principals              []denyPrincipalView `json:"principals"`
+		ExcludePrincipals       []denyPrincipalView `json:"excludePrincipals"`
+		IsSystemProtected       bool                `json:"isSystemProtected"`
+		CreatedOn               string              `json:"createdOn,omitempty"`
+		CreatedBy               string              `json:"createdBy,omitempty"`
+	} `json:"properties"`
+}
+
+func denyAssignmentOf(d store.DenyAssignment) denyAssignmentView {
+	v := denyAssignmentView{ID: extensionID(d.Scope, "denyAssignments", d.ID), Name: d.ID, Type: "Microsoft.Authorization/denyAssignments"}
+	p := &v.Properties
+	p.DenyAssignmentName, p.Description, p.Scope = d.Name, d.Description, d.Scope
+	p.DoNotApplyToChildScopes, p.IsSystemProtected = d.DoNotApplyToChildScopes, d.IsSystemProtected
+	p.CreatedOn, p.CreatedBy = stamp(d.CreatedOn), d.CreatedBy
+	p.Permissions, p.Principals, p.ExcludePrincipals = []permissionView{}, []denyPrincipalView{}, []denyPrincipalView{}
+	for _, perm := range d.Permissions {
+		p.Permissions = append(p.Permissions, permissionView{Actions: nonNil(perm.Actions), NotActions: nonNil(perm.NotActions),
+			DataActions: nonNil(perm.DataActions), NotDataActions: nonNil(perm.NotDataActions)})
+	}
+	for _, x := range d.Principals {
+		p.Principals = append(p.Principals, denyPrincipalView{ID: x.ID, Type: string(x.Type)})
+	}
+	for _, x := range d.ExcludePrincipals {
+		p.ExcludePrincipals = append(p.ExcludePrincipals, denyPrincipalView{ID: x.ID, Type: string(x.Type)})
+	}
+	return v
+}
+
+func (h *Handler) listDenyAssignments(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionDenyAssignmentRead, rq.path.scope.String()); err != nil {
+		return err
+	}
+	f, err := parseAssignmentFilter(rq.r.URL.Query().Get("$filter"))
+	if err != nil {
+		return err
+	}
+	ds, err := h.st.ListDenyAssignments(rq.ctx, store.DenyAssignmentQuery{TenantID: tenantID, Scopes: rq.path.scope.Ancestors()})
+	if err != nil {
+		return internalError(err)
+	}
+	if !f.atScope {
+		below, err := h.st.ListDenyAssignments(rq.ctx, store.DenyAssignmentQuery{TenantID: tenantID, ScopePrefix: rq.path.scope.String()})
+		if err != nil {
+			return internalError(err)
+		}
+		ds = append(ds, below...)
+	}
+	slices.SortFunc(ds, func(a, b store.DenyAssignment) int { return strings.Compare(a.ID, b.ID) })
+	ds = slices.CompactFunc(ds, func(a, b store.DenyAssignment) bool { return a.ID == b.ID })
+	out := []denyAssignmentView{}
+	for _, d := range ds {
+		if f.principalID != "" && !slices.ContainsFunc(d.Principals, func(p store.DenyPrincipal) bool {
+			return strings.EqualFold(p.ID, f.principalID) || p.ID == store.EveryonePrincipalID
+		}) {
+			continue
+		}
+		out = append(out, denyAssignmentOf(d))
+	}
+	return writeJSON(rq, http.StatusOK, list[denyAssignmentView]{Value: out})
+}
+
+func (h *Handler) getDenyAssignment(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionDenyAssignmentRead, rq.path.scope.String()); err != nil {
+		return err
+	}
+	d, err := h.st.GetDenyAssignment(rq.ctx, tenantID, strings.ToLower(rq.path.name))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && scopeKey(d.Scope) != rq.path.scope.Key()) || !isGUID(rq.path.name) {
+		return newError(http.StatusNotFound, "DenyAssignmentNotFound", "The deny assignment '%s' is not found.", safeText(rq.path.name))
+	} else if err != nil {
+		return internalError(err)
+	}
+	return writeJSON(rq, http.StatusOK, denyAssignmentOf(d))
+}
+
+// ---- explain (tenantbridge's own) ----
+
+// ExplainResult is the answer of GET /providers/TenantBridge.Authorization/explain.
+type ExplainResult struct {
+	Allowed          bool     `json:"allowed"`
+	Because          string   `json:"because"`
+	Operation        string   `json:"operation"`
+	DataAction       bool     `json:"dataAction"`
+	Scope            string   `json:"scope"`
+	TenantID         string   `json:"tenantId"`
+	RoleAssignmentID string   `json:"roleAssignmentId,omitempty"`
+	RoleDefinitionID string   `json:"roleDefinitionId,omitempty"`
+	DenyAssignmentID string   `json:"denyAssignmentId,omitempty"`
+	Path             []string `json:"path,omitempty"`
+}
+
+func (h *Handler) explain(rq *request) error {
+	q := rq.r.URL.Query()
+	principal, action, scopeText := q.Get("principalId"), q.Get("action"), q.Get("scope")
+	if !isGUID(principal) {
+		return newError(http.StatusBadRequest, "InvalidPrincipalId", "principalId must be a GUID.")
+	}
+	if action == "" {
+		return newError(http.StatusBadRequest, "InvalidRequestContent", "action is required.")
+	}
+	dataAction, err := strconv.ParseBool(q.Get("dataAction"))
+	if q.Get("dataAction") != "" && err != nil {
+		return newError(http.StatusBadRequest, "InvalidRequestContent", "dataAction must be true or false.")
+	}
+	sc, err := rbac.ParseScope(scopeText)
+	if err != nil {
+		return newError(http.StatusBadRequest, "InvalidResourceId", "The scope '%s' is not valid.", safeText(scopeText))
+	}
+	rq.path.scope, rq.path.sub = sc, sc.SubscriptionID()
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionRoleAssignmentRead, sc.String()); err != nil {
+		return err
+	}
+	d, err := h.rbac.Decide(rq.ctx, rbac.Request{PrincipalID: strings.ToLower(principal), PrincipalTenantID: tenantID, TenantID: tenantID,
+		Action: action, DataAction: dataAction, Scope: sc.String()})
+	if errors.Is(err, rbac.ErrInvalidRequest) {
+		return newError(http.StatusBadRequest, "InvalidRequestContent", "%s", safeText(err.Error()))
+	} else if err != nil {
+		return internalError(err)
+	}
+	res := ExplainResult{Allowed: d.Allowed, Because: d.Because.String(), Operation: action, DataAction: dataAction,
+		Scope: d.Because.Scope, TenantID: tenantID, Path: d.Because.Path}
+	if d.Because.Assignment != nil {
+		res.RoleAssignmentID = extensionID(d.Because.Assignment.Scope, "roleAssignments", d.Because.Assignment.ID)
+		res.RoleDefinitionID = roleDefinitionID(sc.SubscriptionID(), d.Because.Role.ID)
+	}
+	if d.Because.Deny != nil {
+		res.DenyAssignmentID = extensionID(d.Because.Deny.Scope, "denyAssignments", d.Because.Deny.ID)
+	}
+	return writeJSON(rq, http.StatusOK, res)
+}

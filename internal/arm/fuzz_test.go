@@ -1,0 +1,51 @@
+package arm
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
+)
+
+// FuzzParsePath: the router never panics, and what it accepts names a
+// scope that is canonical (parses again to itself) and, for an extension
+// resource, lies at the start of the path.
+func FuzzParsePath(f *testing.F) {
+	for _, s := range []string{
+		"/subscriptions", "/subscriptions/", "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590",
+		"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourcegroups",
+		"/SUBSCRIPTIONS/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg",
+		"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.Authorization/roleAssignments/x",
+		"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv/providers/Microsoft.Authorization/roleAssignments",
+		"/providers/Microsoft.Authorization/roleDefinitions/a", "/providers/TenantBridge.Authorization/explain",
+		"/providers/Microsoft.Management/managementGroups/mg/providers/Microsoft.Authorization/denyAssignments",
+		"//", "/subscriptions//resourceGroups", "/providers/Microsoft.Authorization", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		ap, err := parsePath(p)
+		if err != nil {
+			if ap.target != 0 {
+				t.Fatalf("%q: error %v with target %d", p, err, ap.target)
+			}
+			return
+		}
+		if ap.target == targetSubscriptions {
+			return
+		}
+		again, err := rbac.ParseScope(ap.scope.String())
+		if err != nil || again.String() != ap.scope.String() {
+			t.Fatalf("%q: scope %q does not parse to itself: %v", p, ap.scope.String(), err)
+		}
+		if ap.target == targetRoleAssignments || ap.target == targetRoleDefinitions || ap.target == targetDenyAssignments {
+			s := ap.scope.Key()
+			if s != "/" && !strings.HasPrefix(strings.ToLower(p), s+"/providers/") {
+				t.Fatalf("%q: scope %q is not the path's start", p, s)
+			}
+		}
+		if ap.sub != ap.scope.SubscriptionID() {
+			t.Fatalf("%q: subscription %q, scope's %q", p, ap.sub, ap.scope.SubscriptionID())
+		}
+	})
+}
