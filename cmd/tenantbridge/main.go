@@ -100,6 +100,7 @@ Commands find the server and the CLI profiles in the data directory
 		c.demoCommand(),
 		c.benchCmd(),
 		c.roleCommand(),
+		c.keyvaultCommand(),
 		c.versionCommand(),
 	)
 	return root

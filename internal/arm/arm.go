@@ -272,6 +272,8 @@ func (h *Handler) serve(rq *request) error {
 		}
 	case targetExplain:
 		return h.only(rq, m, http.MethodGet, h.explain)
+	case targetVaults:
+		return h.vaults(rq)
 	case targetResource:
 		return h.resource(rq)
 	}

@@ -100,6 +100,10 @@ func parsePath(p string) (armPath, error) {
 		}
 		return ap, nil
 	}
+	// Microsoft.KeyVault/vaults (vaults.go).
+	if ap, ok, err := vaultPath(segs); ok {
+		return ap, err
+	}
 	// /subscriptions/{sub}/resourceGroups is a collection, not a scope.
 	if n == 3 && strings.EqualFold(segs[0], "subscriptions") && strings.EqualFold(segs[2], "resourceGroups") {
 		sc, err := rbac.ParseScope("/subscriptions/" + segs[1])

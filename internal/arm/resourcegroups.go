@@ -235,6 +235,9 @@ func (h *Handler) deleteResourceGroup(rq *request) error {
 			return internalError(err)
 		}
 		rq.target = groupOf(g).ID
+		if err := deleteGroupVaults(rq, tx, g); err != nil { // vaults.go
+			return err
+		}
 		if err := tx.DeleteResourceGroup(rq.ctx, g.SubscriptionID, g.Name); err != nil {
 			return internalError(err)
 		}

@@ -1,0 +1,507 @@
+package arm
+
+// Microsoft.KeyVault/vaults: the management plane of the vaults whose
+// secrets package vault serves.
+//
+// A vault is kept twice, in one transaction: as the store's Vault (global
+// name, tenant, retention; what the secrets data plane reads on every
+// request) and as a generic ARM Resource of type Microsoft.KeyVault/vaults
+// (tags and sku; and deleting it removes the role assignments at the
+// vault's scope). Deleting a resource group deletes its vaults in the same
+// transaction as the group (deleteGroupVaults).
+//
+// Only the RBAC permission model exists: enableRbacAuthorization must be
+// true (or absent) and enableSoftDelete true (or absent). Vault-level soft
+// delete (deletedVaults) is not implemented: DELETE removes the vault and
+// its secrets for good. softDeleteRetentionInDays and
+// enablePurgeProtection are fixed at creation (the store cannot update a
+// vault); a PUT that would change them is refused.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+// targetVaults is a Microsoft.KeyVault/vaults id or collection.
+const targetVaults target = 100
+
+const (
+	vaultType         = "Microsoft.KeyVault/vaults"
+	actionVaultRead   = "Microsoft.KeyVault/vaults/read"
+	actionVaultWrite  = "Microsoft.KeyVault/vaults/write"
+	actionVaultDelete = "Microsoft.KeyVault/vaults/delete"
+)
+
+// vaultNameRule is Key Vault's rule (package vault's): 3-24 characters,
+// letters, digits and dashes, starting with a letter, ending with a letter
+// or digit, no "--".
+var vaultNameRule = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$`)
+
+func validVaultName(n string) bool {
+	return vaultNameRule.MatchString(n) && !strings.Contains(n, "--")
+}
+
+// parseVaultPath recognises
+//
+//	/subscriptions/{sub}/providers/Microsoft.KeyVault/vaults
+//	/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults[/{name}]
+//
+// (segments without the leading slash). ok is false for any other path.
+func parseVaultPath(segs []string) (armPath, bool) {
+	is := func(i int, s string) bool { return strings.EqualFold(segs[i], s) }
+	n := len(segs)
+	if n < 5 || !is(0, "subscriptions") || segs[1] == "" {
+		return armPath{}, false
+	}
+	var ap armPath
+	switch {
+	case n == 5 && is(2, "providers") && is(3, "Microsoft.KeyVault") && is(4, "vaults"):
+		ap = armPath{target: targetVaults, sub: segs[1]}
+	case (n == 7 || n == 8) && is(2, "resourceGroups") && segs[3] != "" && is(4, "providers") && is(5, "Microsoft.KeyVault") && is(6, "vaults"):
+		ap = armPath{target: targetVaults, sub: segs[1], rg: segs[3]}
+		if n == 8 {
+			if segs[7] == "" {
+				return armPath{}, false
+			}
+			ap.name = segs[7]
+		}
+	default:
+		return armPath{}, false
+	}
+	return ap, true
+}
+
+// vaultPath turns a recognised vault path into an armPath whose scope is
+// the subscription (subscription list), the group (group list) or the
+// vault's id.
+func vaultPath(segs []string) (armPath, bool, error) {
+	ap, ok := parseVaultPath(segs)
+	if !ok {
+		return armPath{}, false, nil
+	}
+	scopeText := "/subscriptions/" + ap.sub
+	if ap.rg != "" {
+		scopeText += "/resourceGroups/" + ap.rg
+	}
+	if ap.name != "" {
+		scopeText += "/providers/" + vaultType + "/" + ap.name
+	}
+	sc, err := parseScopeText(scopeText)
+	if err != nil {
+		return armPath{}, true, err
+	}
+	ap.scope, ap.sub = sc, sc.SubscriptionID()
+	return ap, true, nil
+}
+
+// vaults serves the Microsoft.KeyVault/vaults paths.
+func (h *Handler) vaults(rq *request) error {
+	m := rq.r.Method
+	if rq.path.name == "" {
+		return h.only(rq, m, http.MethodGet, h.listVaults)
+	}
+	switch m {
+	case http.MethodGet, http.MethodHead:
+		return h.getVault(rq)
+	case http.MethodPut:
+		return h.putVault(rq)
+	case http.MethodDelete:
+		return h.deleteVault(rq)
+	}
+	return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The requested method '%s' is not allowed for this resource.", safeText(m))
+}
+
+// ---- wire shapes ----
+
+type vaultSku struct {
+	Family string `json:"family"`
+	Name   string `json:"name"`
+}
+
+type vaultProperties struct {
+	TenantID                  string   `json:"tenantId"`
+	Sku                       vaultSku `json:"sku"`
+	AccessPolicies            []any    `json:"accessPolicies"`
+	VaultURI                  string   `json:"vaultUri"`
+	EnabledForDeployment      bool     `json:"enabledForDeployment"`
+	EnabledForDiskEncryption  bool     `json:"enabledForDiskEncryption"`
+	EnabledForTemplateDeploy  bool     `json:"enabledForTemplateDeployment"`
+	EnableRbacAuthorization   bool     `json:"enableRbacAuthorization"`
+	EnableSoftDelete          bool     `json:"enableSoftDelete"`
+	SoftDeleteRetentionInDays int      `json:"softDeleteRetentionInDays"`
+	EnablePurgeProtection     bool     `json:"enablePurgeProtection"`
+	PublicNetworkAccess       string   `json:"publicNetworkAccess"`
+	ProvisioningState         string   `json:"provisioningState"`
+}
+
+type vaultView struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Type       string            `json:"type"`
+	Location   string            `json:"location"`
+	Tags       map[string]string `json:"tags"`
+	Properties vaultProperties   `json:"properties"`
+}
+
+// vaultResourceProps is what the generic resource record keeps.
+type vaultResourceProps struct {
+	Sku vaultSku `json:"sku"`
+}
+
+// vaultURI is the vault's data-plane URL for the host the request came in
+// on: https://{name}.vault.azure.net/, or https://{name}.vault.{domain}/
+// for management.{domain}.
+func vaultURI(r *http.Request, name string) string {
+	domain := "azure.net"
+	if lb := loginBase(r); lb != "https://login.microsoftonline.com" {
+		domain = strings.TrimPrefix(lb, "https://login.")
+	}
+	return "https://" + strings.ToLower(name) + ".vault." + domain + "/"
+}
+
+func (h *Handler) vaultViewOf(rq *request, v store.Vault, res *store.Resource) vaultView {
+	sku := vaultSku{Family: "A", Name: "standard"}
+	tags := map[string]string{}
+	if res != nil {
+		var p vaultResourceProps
+		if len(res.Properties) > 0 && json.Unmarshal(res.Properties, &p) == nil && p.Sku.Name != "" {
+			sku = p.Sku
+		}
+		if res.Tags != nil {
+			tags = res.Tags
+		}
+	}
+	return vaultView{ID: v.ResourceID, Name: v.Name, Type: vaultType, Location: v.Location, Tags: tags,
+		Properties: vaultProperties{TenantID: v.TenantID, Sku: sku, AccessPolicies: []any{}, VaultURI: vaultURI(rq.r, v.Name),
+			EnableRbacAuthorization: true, EnableSoftDelete: true, SoftDeleteRetentionInDays: v.SoftDeleteRetentionDays,
+			EnablePurgeProtection: v.EnablePurgeProtection, PublicNetworkAccess: "Enabled", ProvisioningState: "Succeeded"}}
+}
+
+// vaultIn reports whether v's resource id is in subscription sub and, if
+// rg is not empty, resource group rg.
+func vaultIn(v store.Vault, sub, rg string) bool {
+	segs := strings.Split(strings.TrimPrefix(v.ResourceID, "/"), "/")
+	if len(segs) < 4 || !strings.EqualFold(segs[1], sub) {
+		return false
+	}
+	return rg == "" || strings.EqualFold(segs[3], rg)
+}
+
+func vaultNotFound(rg, name string) error {
+	return newError(http.StatusNotFound, "ResourceNotFound", "The Resource '%s/%s' under resource group '%s' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+		vaultType, safeText(name), safeText(rg))
+}
+
+// findVault returns the vault the path names, with its generic record if
+// there is one: ResourceGroupNotFound, or ResourceNotFound when no vault of
+// that name lives in that group of that tenant.
+func findVault(rq *request, st store.Store, tenantID string) (store.Vault, *store.Resource, error) {
+	if _, err := st.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg); errors.Is(err, store.ErrNotFound) {
+		return store.Vault{}, nil, rgNotFound(rq.path.rg)
+	} else if err != nil {
+		return store.Vault{}, nil, internalError(err)
+	}
+	v, err := st.GetVault(rq.ctx, rq.path.name)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (!strings.EqualFold(v.TenantID, tenantID) || !vaultIn(v, rq.path.sub, rq.path.rg))) {
+		return store.Vault{}, nil, vaultNotFound(rq.path.rg, rq.path.name)
+	} else if err != nil {
+		return store.Vault{}, nil, internalError(err)
+	}
+	res, err := st.GetResource(rq.ctx, v.ResourceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return v, nil, nil
+	} else if err != nil {
+		return store.Vault{}, nil, internalError(err)
+	}
+	return v, &res, nil
+}
+
+// ---- operations ----
+
+func (h *Handler) getVault(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionVaultRead, rq.path.scope.String()); err != nil {
+		return err
+	}
+	v, res, err := findVault(rq, h.st, tenantID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusOK, h.vaultViewOf(rq, v, res))
+}
+
+// listVaults lists the vaults of a group or subscription that the caller
+// may read.
+func (h *Handler) listVaults(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	rq.action = actionVaultRead
+	if rq.path.rg != "" {
+		if _, err := h.st.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg); errors.Is(err, store.ErrNotFound) {
+			return rgNotFound(rq.path.rg)
+		} else if err != nil {
+			return internalError(err)
+		}
+	}
+	vs, err := h.st.ListVaults(rq.ctx, tenantID)
+	if err != nil {
+		return internalError(err)
+	}
+	out := []vaultView{}
+	for _, v := range vs {
+		if !vaultIn(v, rq.path.sub, rq.path.rg) {
+			continue
+		}
+		d, err := h.decide(rq, actionVaultRead, v.ResourceID)
+		if err != nil {
+			return err
+		}
+		if !d.Allowed {
+			continue
+		}
+		var res *store.Resource
+		if r, err := h.st.GetResource(rq.ctx, v.ResourceID); err == nil {
+			res = &r
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return internalError(err)
+		}
+		out = append(out, h.vaultViewOf(rq, v, res))
+	}
+	return writeJSON(rq, http.StatusOK, list[vaultView]{Value: out})
+}
+
+func (h *Handler) putVault(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionVaultWrite, rq.path.scope.String()); err != nil {
+		return err
+	}
+	name := rq.path.name
+	if !validVaultName(name) {
+		return newError(http.StatusBadRequest, "VaultNameNotValid",
+			"The vault name '%s' is invalid. A vault's name must be between 3-24 alphanumeric characters. The name must begin with a letter, end with a letter or digit, and not contain consecutive hyphens.", safeText(name))
+	}
+	var body struct {
+		Location   string            `json:"location"`
+		Tags       map[string]string `json:"tags"`
+		Properties *struct {
+			TenantID                  string    `json:"tenantId"`
+			Sku                       *vaultSku `json:"sku"`
+			EnableRbacAuthorization   *bool     `json:"enableRbacAuthorization"`
+			EnableSoftDelete          *bool     `json:"enableSoftDelete"`
+			SoftDeleteRetentionInDays *int      `json:"softDeleteRetentionInDays"`
+			EnablePurgeProtection     *bool     `json:"enablePurgeProtection"`
+		} `json:"properties"`
+	}
+	if err := readBody(rq, &body); err != nil {
+		return err
+	}
+	location := normalizeLocation(body.Location)
+	if location == "" {
+		return newError(http.StatusBadRequest, "LocationRequired", "The location property is required for this definition.")
+	}
+	if len(location) > 64 {
+		return newError(http.StatusBadRequest, "LocationNotAvailableForResourceType", "The provided location '%s' is not available for resource type '%s'.", safeText(location), vaultType)
+	}
+	if err := checkTags(body.Tags); err != nil {
+		return err
+	}
+	p := body.Properties
+	if p == nil {
+		return newError(http.StatusBadRequest, "BadRequest", "The parameter properties is required.")
+	}
+	bad := func(format string, args ...any) error {
+		return newError(http.StatusBadRequest, "BadRequest", format, args...)
+	}
+	if p.TenantID == "" {
+		return bad("The parameter properties.tenantId is required.")
+	}
+	if !strings.EqualFold(p.TenantID, tenantID) {
+		return bad("The tenant id '%s' of the vault must be the tenant '%s' that owns the subscription.", safeText(p.TenantID), tenantID)
+	}
+	if p.Sku == nil || p.Sku.Name == "" {
+		return bad("The parameter properties.sku is required.")
+	}
+	sku := vaultSku{Family: "A", Name: strings.ToLower(p.Sku.Name)}
+	if (p.Sku.Family != "" && !strings.EqualFold(p.Sku.Family, "A")) || (sku.Name != "standard" && sku.Name != "premium") {
+		return bad("The sku '%s/%s' is not valid: the family must be 'A' and the name 'standard' or 'premium'.", safeText(p.Sku.Family), safeText(p.Sku.Name))
+	}
+	if p.EnableRbacAuthorization != nil && !*p.EnableRbacAuthorization {
+		return bad("Access policies are not supported by this service: enableRbacAuthorization must be true.")
+	}
+	if p.EnableSoftDelete != nil && !*p.EnableSoftDelete {
+		return bad("Soft delete cannot be disabled: enableSoftDelete must be true.")
+	}
+	days := 90
+	if p.SoftDeleteRetentionInDays != nil {
+		days = *p.SoftDeleteRetentionInDays
+	}
+	if days < 7 || days > 90 {
+		return bad("The value of softDeleteRetentionInDays must be between 7 and 90, inclusive.")
+	}
+	purge := p.EnablePurgeProtection != nil && *p.EnablePurgeProtection
+	propsJSON, err := json.Marshal(vaultResourceProps{Sku: sku})
+	if err != nil {
+		return internalError(err)
+	}
+
+	status := http.StatusOK
+	var out store.Vault
+	var outRes store.Resource
+	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		now := h.now().UTC()
+		g, err := tx.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg)
+		if errors.Is(err, store.ErrNotFound) {
+			return rgNotFound(rq.path.rg)
+		} else if err != nil {
+			return internalError(err)
+		}
+		id := "/subscriptions/" + g.SubscriptionID + "/resourceGroups/" + g.Name + "/providers/" + vaultType + "/" + name
+		rq.target = id
+		v, err := tx.GetVault(rq.ctx, name)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			status = http.StatusCreated
+			v = store.Vault{TenantID: tenantID, Name: name, ResourceID: id, Location: location,
+				SoftDeleteRetentionDays: days, EnablePurgeProtection: purge, EnableSoftDelete: true, Created: now}
+			if err := tx.CreateVault(rq.ctx, v); errors.Is(err, store.ErrConflict) {
+				return vaultExists(name)
+			} else if err != nil {
+				return internalError(err)
+			}
+			if v, err = tx.GetVault(rq.ctx, name); err != nil {
+				return internalError(err)
+			}
+		case err != nil:
+			return internalError(err)
+		case !strings.EqualFold(v.TenantID, tenantID) || !strings.EqualFold(v.ResourceID, id):
+			return vaultExists(name)
+		default:
+			if v.Location != location {
+				return newError(http.StatusBadRequest, "LocationNotAvailableForResourceType", "The vault '%s' exists in location '%s'; a vault cannot be moved to '%s'.", v.Name, v.Location, safeText(location))
+			}
+			if v.SoftDeleteRetentionDays != days && p.SoftDeleteRetentionInDays != nil {
+				return bad("The property softDeleteRetentionInDays cannot be changed after the vault was created (it is %d).", v.SoftDeleteRetentionDays)
+			}
+			if p.EnablePurgeProtection != nil && v.EnablePurgeProtection != purge {
+				if v.EnablePurgeProtection {
+					return bad("Purge protection cannot be disabled once it is enabled.")
+				}
+				return bad("Enabling purge protection on an existing vault is not supported by this service.")
+			}
+		}
+		res := store.Resource{TenantID: tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: v.ResourceID,
+			Type: vaultType, Name: v.Name, Location: v.Location, Tags: body.Tags, Properties: propsJSON, Created: now, Updated: now}
+		if old, err := tx.GetResource(rq.ctx, v.ResourceID); err == nil {
+			res.Created = old.Created
+			if err := tx.UpdateResource(rq.ctx, res); err != nil {
+				return internalError(err)
+			}
+		} else if errors.Is(err, store.ErrNotFound) {
+			if err := tx.CreateResource(rq.ctx, res); err != nil {
+				return internalError(err)
+			}
+		} else {
+			return internalError(err)
+		}
+		out, outRes = v, res
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, status, h.vaultViewOf(rq, out, &outRes))
+}
+
+func vaultExists(name string) error {
+	return newError(http.StatusConflict, "VaultAlreadyExists",
+		"The vault name '%s' is already in use. Vault names are globally unique so it is possible that the name is already taken.", safeText(name))
+}
+
+func (h *Handler) deleteVault(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionVaultDelete, rq.path.scope.String()); err != nil {
+		return err
+	}
+	gone := false
+	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		v, _, err := findVault(rq, tx, tenantID)
+		var ae *armError
+		if errors.As(err, &ae) && ae.code == "ResourceNotFound" {
+			gone = true
+			return errNothingToDo
+		} else if err != nil {
+			return err
+		}
+		rq.target = v.ResourceID
+		return deleteVaultRecords(rq, tx, v)
+	})
+	if gone {
+		rq.w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rq.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// errNothingToDo rolls back a change that found nothing to change.
+var errNothingToDo = errors.New("arm: nothing to do")
+
+// deleteVaultRecords removes a vault with its secrets, its generic record
+// and the role assignments at its scope.
+func deleteVaultRecords(rq *request, tx store.Store, v store.Vault) error {
+	if err := tx.DeleteVault(rq.ctx, v.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return internalError(err)
+	}
+	if err := tx.DeleteResource(rq.ctx, v.ResourceID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return internalError(err)
+	}
+	return nil
+}
+
+// deleteGroupVaults deletes the vaults of group g of the tenant, inside
+// the transaction that deletes the group.
+func deleteGroupVaults(rq *request, tx store.Store, g store.ResourceGroup) error {
+	vs, err := tx.ListVaults(rq.ctx, g.TenantID)
+	if err != nil {
+		return internalError(fmt.Errorf("list vaults: %w", err))
+	}
+	for _, v := range vs {
+		if vaultIn(v, g.SubscriptionID, g.Name) {
+			if err := deleteVaultRecords(rq, tx, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// parseScopeText parses a scope as parsePath does, as a path error.
+func parseScopeText(s string) (rbac.Scope, error) {
+	sc, err := rbac.ParseScope(s)
+	if err != nil {
+		return rbac.Scope{}, badPath("%s", strings.TrimPrefix(err.Error(), rbac.ErrInvalidScope.Error()+": "))
+	}
+	return sc, nil
+}
