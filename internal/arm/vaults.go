@@ -22,12 +22,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
 
 // targetVaults is a Microsoft.KeyVault/vaults id or collection.
@@ -39,15 +39,6 @@ const (
 	actionVaultWrite  = "Microsoft.KeyVault/vaults/write"
 	actionVaultDelete = "Microsoft.KeyVault/vaults/delete"
 )
-
-// vaultNameRule is Key Vault's rule (package vault's): 3-24 characters,
-// letters, digits and dashes, starting with a letter, ending with a letter
-// or digit, no "--".
-var vaultNameRule = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$`)
-
-func validVaultName(n string) bool {
-	return vaultNameRule.MatchString(n) && !strings.Contains(n, "--")
-}
 
 // parseVaultPath recognises
 //
@@ -292,7 +283,7 @@ func (h *Handler) putVault(rq *request) error {
 		return err
 	}
 	name := rq.path.name
-	if !validVaultName(name) {
+	if !vault.ValidName(name) {
 		return newError(http.StatusBadRequest, "VaultNameNotValid",
 			"The vault name '%s' is invalid. A vault's name must be between 3-24 alphanumeric characters. The name must begin with a letter, end with a letter or digit, and not contain consecutive hyphens.", safeText(name))
 	}

@@ -127,6 +127,12 @@ var (
 // dashes, starting with a letter, ending with a letter or digit, no "--".
 var vaultName = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$`)
 
+// ValidName reports whether name follows Key Vault's naming rule. The
+// resource manager checks names with it before it creates a vault.
+func ValidName(name string) bool {
+	return vaultName.MatchString(name) && !strings.Contains(name, "--")
+}
+
 // VaultSpec is what creating a vault takes.
 type VaultSpec struct {
 	TenantID      string
@@ -142,7 +148,7 @@ type VaultSpec struct {
 // names are global. Soft delete of vaults themselves is not implemented:
 // DeleteVault removes a vault and its secrets at once.
 func (s *Service) CreateVault(ctx context.Context, spec VaultSpec) (store.Vault, error) {
-	if !vaultName.MatchString(spec.Name) || strings.Contains(spec.Name, "--") {
+	if !ValidName(spec.Name) {
 		return store.Vault{}, fmt.Errorf("%w: vault name %q must be 3-24 letters, digits and dashes, start with a letter and end with a letter or digit", ErrInvalid, spec.Name)
 	}
 	days := spec.SoftDeleteRetentionDays
