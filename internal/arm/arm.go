@@ -274,6 +274,10 @@ func (h *Handler) serve(rq *request) error {
 		return h.only(rq, m, http.MethodGet, h.explain)
 	case targetVaults:
 		return h.vaults(rq)
+	case targetIdentities, targetIdentityCredentials:
+		return h.identities(rq)
+	case targetSBNamespaces, targetSBQueues:
+		return h.serviceBus(rq)
 	case targetResource:
 		return h.resource(rq)
 	}

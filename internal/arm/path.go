@@ -34,6 +34,9 @@ type armPath struct {
 	name string
 	// sub and rg are the scope's subscription and resource group, if any.
 	sub, rg string
+	// child is a child resource's name (a federated identity credential,
+	// a queue) below the resource called name; empty for a child list.
+	child string
 }
 
 // authorizationTypes maps the lower-cased Microsoft.Authorization resource
@@ -102,6 +105,13 @@ func parsePath(p string) (armPath, error) {
 	}
 	// Microsoft.KeyVault/vaults (vaults.go).
 	if ap, ok, err := vaultPath(segs); ok {
+		return ap, err
+	}
+	// Microsoft.ManagedIdentity (identities.go), Microsoft.ServiceBus (servicebus.go).
+	if ap, ok, err := identityPath(segs); ok {
+		return ap, err
+	}
+	if ap, ok, err := serviceBusPath(segs); ok {
 		return ap, err
 	}
 	// /subscriptions/{sub}/resourceGroups is a collection, not a scope.

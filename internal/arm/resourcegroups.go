@@ -227,7 +227,7 @@ func (h *Handler) deleteResourceGroup(rq *request) error {
 	if err := h.authorize(rq, actionGroupDelete, rq.path.scope.String()); err != nil {
 		return err
 	}
-	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
 		g, err := tx.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg)
 		if errors.Is(err, store.ErrNotFound) {
 			return rgNotFound(rq.path.rg)
@@ -238,6 +238,11 @@ func (h *Handler) deleteResourceGroup(rq *request) error {
 		if err := deleteGroupVaults(rq, tx, g); err != nil { // vaults.go
 			return err
 		}
+		if err := deleteGroupIdentities(rq, dir, g); err != nil { // identities.go
+			return err
+		}
+		// Service Bus namespaces and queues are generic resources: the
+		// group's delete below removes them.
 		if err := tx.DeleteResourceGroup(rq.ctx, g.SubscriptionID, g.Name); err != nil {
 			return internalError(err)
 		}

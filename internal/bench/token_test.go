@@ -181,7 +181,9 @@ func TestRunToken(t *testing.T) {
 		var log syncBuffer
 		log.onLine = func(line string) {
 			if strings.Contains(line, "measuring") {
-				time.AfterFunc(300*time.Millisecond, cancel)
+				// Long enough that even a loaded CI machine issues some
+				// tokens in the window, far shorter than the minute asked.
+				time.AfterFunc(2*time.Second, cancel)
 			}
 		}
 		start := time.Now()

@@ -1,0 +1,889 @@
+package arm
+
+// Microsoft.ServiceBus/namespaces and namespaces/queues: the management
+// plane only (the messaging data plane is not served yet).
+//
+// Both are generic ARM Resources. A namespace's name is global: no two
+// namespaces of any tenant share it (case-insensitively). A queue's id
+// extends its namespace's, so deleting the namespace (DeleteResource
+// removes the ids below it) deletes its queues, and deleting the group
+// deletes both. A queue PUT replaces the queue's properties: what the
+// body leaves out takes its default. Sessions are not supported.
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+const (
+	// targetSBNamespaces is a namespaces id or collection.
+	targetSBNamespaces target = 120
+	// targetSBQueues is a queues id or collection below a namespace.
+	targetSBQueues target = 121
+)
+
+const (
+	sbNamespace         = "Microsoft.ServiceBus"
+	sbNamespaceType     = "Microsoft.ServiceBus/namespaces"
+	sbQueueType         = sbNamespaceType + "/queues"
+	actionSBNamespaceRd = sbNamespaceType + "/read"
+	actionSBNamespaceWr = sbNamespaceType + "/write"
+	actionSBNamespaceDl = sbNamespaceType + "/delete"
+	actionSBQueueRead   = sbQueueType + "/read"
+	actionSBQueueWrite  = sbQueueType + "/write"
+	actionSBQueueDelete = sbQueueType + "/delete"
+)
+
+// serviceBusPath recognises the Microsoft.ServiceBus paths.
+func serviceBusPath(segs []string) (armPath, bool, error) {
+	ap, isChild, ok, err := parseProviderPath(segs, sbNamespace, "namespaces", "queues")
+	if !ok || err != nil {
+		return armPath{}, ok, err
+	}
+	ap.target = targetSBNamespaces
+	if isChild {
+		ap.target = targetSBQueues
+	}
+	return ap, true, nil
+}
+
+// serviceBus serves the Microsoft.ServiceBus paths.
+func (h *Handler) serviceBus(rq *request) error {
+	m := rq.r.Method
+	if rq.path.target == targetSBQueues {
+		if rq.path.child == "" {
+			return h.only(rq, m, http.MethodGet, h.listQueues)
+		}
+		switch m {
+		case http.MethodGet, http.MethodHead:
+			return h.getQueue(rq)
+		case http.MethodPut:
+			return h.putQueue(rq)
+		case http.MethodDelete:
+			return h.deleteQueue(rq)
+		}
+		return methodNotAllowed(m)
+	}
+	if rq.path.name == "" {
+		return h.only(rq, m, http.MethodGet, h.listNamespaces)
+	}
+	switch m {
+	case http.MethodGet, http.MethodHead:
+		return h.getNamespace(rq)
+	case http.MethodPut:
+		return h.putNamespace(rq)
+	case http.MethodDelete:
+		return h.deleteNamespace(rq)
+	}
+	return methodNotAllowed(m)
+}
+
+// ---- ISO 8601 durations ----
+
+// isoDuration is a non-negative duration in 100 ns ticks, .NET's TimeSpan
+// resolution, so that TimeSpan.MaxValue (P10675199DT2H48M5.4775807S, Service
+// Bus's "forever") is math.MaxInt64.
+type isoDuration int64
+
+const (
+	tickSecond isoDuration = 10_000_000
+	tickMinute             = 60 * tickSecond
+	tickHour               = 60 * tickMinute
+	tickDay                = 24 * tickHour
+)
+
+// maxISODuration is TimeSpan.MaxValue.
+const maxISODuration isoDuration = math.MaxInt64
+
+var errBadDuration = errors.New("not an ISO 8601 duration such as PT1M or P1DT2H30M15.5S")
+
+// parseISODuration parses P[nY][nM][nW][nD][T[nH][nM][n[.f]S]] (a year is
+// 365 days and a month 30, as .NET's XmlConvert has it). Only seconds may
+// have a fraction; digits past 100 ns are dropped. Negative durations and
+// durations beyond TimeSpan.MaxValue are errors.
+func parseISODuration(s string) (isoDuration, error) {
+	if len(s) < 3 || len(s) > 64 || s[0] != 'P' {
+		return 0, errBadDuration
+	}
+	rest := s[1:]
+	var total isoDuration
+	add := func(n uint64, unit isoDuration) bool {
+		if n > uint64(maxISODuration/unit) {
+			return false
+		}
+		v := isoDuration(n) * unit
+		if v > maxISODuration-total {
+			return false
+		}
+		total += v
+		return true
+	}
+	dateUnits := []struct {
+		c    byte
+		unit isoDuration
+	}{{'Y', 365 * tickDay}, {'M', 30 * tickDay}, {'W', 7 * tickDay}, {'D', tickDay}}
+	timeUnits := []struct {
+		c    byte
+		unit isoDuration
+	}{{'H', tickHour}, {'M', tickMinute}, {'S', tickSecond}}
+	components := 0
+	inTime := false
+	next := 0 // index of the next designator allowed
+	for rest != "" {
+		if rest[0] == 'T' {
+			if inTime {
+				return 0, errBadDuration
+			}
+			inTime, next, rest = true, 0, rest[1:]
+			if rest == "" {
+				return 0, errBadDuration
+			}
+			continue
+		}
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		if i == 0 || i > 19 {
+			return 0, errBadDuration
+		}
+		n, err := strconv.ParseUint(rest[:i], 10, 64)
+		if err != nil {
+			return 0, errBadDuration
+		}
+		var frac string
+		if i < len(rest) && rest[i] == '.' {
+			j := i + 1
+			for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+				j++
+			}
+			if j == i+1 {
+				return 0, errBadDuration
+			}
+			frac, i = rest[i+1:j], j
+		}
+		if i >= len(rest) {
+			return 0, errBadDuration
+		}
+		c := rest[i]
+		rest = rest[i+1:]
+		units := dateUnits
+		if inTime {
+			units = timeUnits
+		}
+		k := next
+		for k < len(units) && units[k].c != c {
+			k++
+		}
+		if k == len(units) {
+			return 0, errBadDuration
+		}
+		next = k + 1
+		if frac != "" && !(inTime && c == 'S') {
+			return 0, errBadDuration
+		}
+		if !add(n, units[k].unit) {
+			return 0, errBadDuration
+		}
+		if frac != "" {
+			if len(frac) > 7 {
+				frac = frac[:7]
+			}
+			f, _ := strconv.ParseUint(frac+strings.Repeat("0", 7-len(frac)), 10, 64)
+			if !add(f, 1) {
+				return 0, errBadDuration
+			}
+		}
+		components++
+	}
+	if components == 0 {
+		return 0, errBadDuration
+	}
+	return total, nil
+}
+
+// String formats d canonically: P{d}DT{h}H{m}M{s[.f]}S without the zero
+// parts, PT0S for zero.
+func (d isoDuration) String() string {
+	if d <= 0 {
+		return "PT0S"
+	}
+	days, rem := d/tickDay, d%tickDay
+	hours, rem := rem/tickHour, rem%tickHour
+	mins, rem := rem/tickMinute, rem%tickMinute
+	secs, frac := rem/tickSecond, rem%tickSecond
+	var b strings.Builder
+	b.WriteByte('P')
+	if days > 0 {
+		b.WriteString(strconv.FormatInt(int64(days), 10) + "D")
+	}
+	if hours > 0 || mins > 0 || secs > 0 || frac > 0 {
+		b.WriteByte('T')
+		if hours > 0 {
+			b.WriteString(strconv.FormatInt(int64(hours), 10) + "H")
+		}
+		if mins > 0 {
+			b.WriteString(strconv.FormatInt(int64(mins), 10) + "M")
+		}
+		if secs > 0 || frac > 0 {
+			b.WriteString(strconv.FormatInt(int64(secs), 10))
+			if frac > 0 {
+				b.WriteString("." + strings.TrimRight(strconv.FormatInt(int64(frac)+int64(tickSecond), 10)[1:], "0"))
+			}
+			b.WriteByte('S')
+		}
+	}
+	return b.String()
+}
+
+// ---- wire shapes ----
+
+type sbSku struct {
+	Name string `json:"name"`
+	Tier string `json:"tier"`
+}
+
+type namespaceProperties struct {
+	ServiceBusEndpoint string    `json:"serviceBusEndpoint"`
+	Status             string    `json:"status"`
+	ProvisioningState  string    `json:"provisioningState"`
+	CreatedAt          time.Time `json:"createdAt"`
+	UpdatedAt          time.Time `json:"updatedAt"`
+}
+
+type namespaceView struct {
+	ID         string              `json:"id"`
+	Name       string              `json:"name"`
+	Type       string              `json:"type"`
+	Location   string              `json:"location"`
+	Tags       map[string]string   `json:"tags"`
+	Sku        sbSku               `json:"sku"`
+	Properties namespaceProperties `json:"properties"`
+}
+
+// namespaceResourceProps is what a namespace's generic record keeps.
+type namespaceResourceProps struct {
+	Sku sbSku `json:"sku"`
+}
+
+// queueSettings are a queue's settable properties, as kept in its generic
+// record (durations in canonical ISO 8601).
+type queueSettings struct {
+	LockDuration                        string `json:"lockDuration"`
+	MaxDeliveryCount                    int64  `json:"maxDeliveryCount"`
+	DefaultMessageTimeToLive            string `json:"defaultMessageTimeToLive"`
+	RequiresDuplicateDetection          bool   `json:"requiresDuplicateDetection"`
+	DuplicateDetectionHistoryTimeWindow string `json:"duplicateDetectionHistoryTimeWindow"`
+	DeadLetteringOnMessageExpiration    bool   `json:"deadLetteringOnMessageExpiration"`
+	MaxSizeInMegabytes                  int64  `json:"maxSizeInMegabytes"`
+	RequiresSession                     bool   `json:"requiresSession"`
+}
+
+type queueCountDetails struct {
+	ActiveMessageCount             int64 `json:"activeMessageCount"`
+	DeadLetterMessageCount         int64 `json:"deadLetterMessageCount"`
+	ScheduledMessageCount          int64 `json:"scheduledMessageCount"`
+	TransferMessageCount           int64 `json:"transferMessageCount"`
+	TransferDeadLetterMessageCount int64 `json:"transferDeadLetterMessageCount"`
+}
+
+type queueProperties struct {
+	queueSettings
+	Status       string            `json:"status"`
+	MessageCount int64             `json:"messageCount"`
+	SizeInBytes  int64             `json:"sizeInBytes"`
+	CountDetails queueCountDetails `json:"countDetails"`
+	CreatedAt    time.Time         `json:"createdAt"`
+	UpdatedAt    time.Time         `json:"updatedAt"`
+}
+
+type queueView struct {
+	ID         string          `json:"id"`
+	Name       string          `json:"name"`
+	Type       string          `json:"type"`
+	Location   string          `json:"location"`
+	Properties queueProperties `json:"properties"`
+}
+
+// Queue defaults and limits.
+const (
+	defaultLockDuration      = time.Minute
+	maxLockDuration          = 5 * time.Minute
+	minLockDuration          = 5 * time.Second
+	defaultMaxDeliveryCount  = 10
+	defaultDupWindow         = 10 * time.Minute
+	minDupWindow             = 20 * time.Second
+	maxDupWindow             = 7 * 24 * time.Hour
+	minMessageTimeToLive     = time.Second
+	defaultMaxSizeInMegabyte = 1024
+	maxMaxSizeInMegabytes    = 5120
+)
+
+func ticksOf(d time.Duration) isoDuration { return isoDuration(d / 100) }
+
+func defaultQueueSettings() queueSettings {
+	return queueSettings{LockDuration: ticksOf(defaultLockDuration).String(), MaxDeliveryCount: defaultMaxDeliveryCount,
+		DefaultMessageTimeToLive: maxISODuration.String(), DuplicateDetectionHistoryTimeWindow: ticksOf(defaultDupWindow).String(),
+		MaxSizeInMegabytes: defaultMaxSizeInMegabyte}
+}
+
+// validNamespaceName: 6 to 50 letters, digits and hyphens, starting with a
+// letter and ending with a letter or digit.
+func validNamespaceName(s string) bool {
+	if len(s) < 6 || len(s) > 50 || !isASCIILetter(s[0]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isASCIILetter(c) && !isASCIIDigit(c) && c != '-' {
+			return false
+		}
+	}
+	return s[len(s)-1] != '-'
+}
+
+// validQueueName: 1 to 260 letters, digits, '.', '-' and '_', starting and
+// ending with a letter or digit.
+func validQueueName(s string) bool {
+	if len(s) < 1 || len(s) > 260 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isASCIILetter(c) && !isASCIIDigit(c) && c != '-' && c != '.' && c != '_' {
+			return false
+		}
+	}
+	ok := func(c byte) bool { return isASCIILetter(c) || isASCIIDigit(c) }
+	return ok(s[0]) && ok(s[len(s)-1])
+}
+
+func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isASCIIDigit(c byte) bool  { return c >= '0' && c <= '9' }
+
+func namespaceViewOf(res store.Resource) namespaceView {
+	var p namespaceResourceProps
+	if len(res.Properties) > 0 {
+		_ = json.Unmarshal(res.Properties, &p)
+	}
+	if p.Sku.Name == "" {
+		p.Sku = sbSku{Name: "Standard", Tier: "Standard"}
+	}
+	tags := res.Tags
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	return namespaceView{ID: res.ID, Name: res.Name, Type: sbNamespaceType, Location: res.Location, Tags: tags, Sku: p.Sku,
+		Properties: namespaceProperties{ServiceBusEndpoint: "https://" + strings.ToLower(res.Name) + ".servicebus.windows.net:443/",
+			Status: "Active", ProvisioningState: "Succeeded", CreatedAt: res.Created.UTC(), UpdatedAt: res.Updated.UTC()}}
+}
+
+func queueViewOf(res store.Resource) queueView {
+	s := defaultQueueSettings()
+	if len(res.Properties) > 0 {
+		_ = json.Unmarshal(res.Properties, &s)
+	}
+	return queueView{ID: res.ID, Name: res.Name, Type: sbQueueType, Location: res.Location,
+		Properties: queueProperties{queueSettings: s, Status: "Active", CreatedAt: res.Created.UTC(), UpdatedAt: res.Updated.UTC()}}
+}
+
+func (rq *request) namespaceID(g store.ResourceGroup) string {
+	return "/subscriptions/" + g.SubscriptionID + "/resourceGroups/" + g.Name + "/providers/" + sbNamespaceType + "/" + rq.path.name
+}
+
+// findTyped returns the generic resource of type typ with the id, of the
+// tenant, or ErrNotFound.
+func findTyped(rq *request, st store.Store, tenantID, id, typ string) (store.Resource, error) {
+	res, err := st.GetResource(rq.ctx, id)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	if !strings.EqualFold(res.TenantID, tenantID) || !strings.EqualFold(res.Type, typ) {
+		return store.Resource{}, store.ErrNotFound
+	}
+	return res, nil
+}
+
+// findNamespace returns the namespace the path names: ResourceGroupNotFound
+// or ResourceNotFound otherwise.
+func findNamespace(rq *request, st store.Store, tenantID string) (store.Resource, error) {
+	g, err := st.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Resource{}, rgNotFound(rq.path.rg)
+	} else if err != nil {
+		return store.Resource{}, internalError(err)
+	}
+	res, err := findTyped(rq, st, tenantID, rq.namespaceID(g), sbNamespaceType)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Resource{}, resourceNotFound(sbNamespaceType, rq.path.rg, rq.path.name)
+	} else if err != nil {
+		return store.Resource{}, internalError(err)
+	}
+	return res, nil
+}
+
+// findParentNamespace is findNamespace for a queue path: a missing
+// namespace is ParentResourceNotFound.
+func findParentNamespace(rq *request, st store.Store, tenantID string) (store.Resource, error) {
+	res, err := findNamespace(rq, st, tenantID)
+	var ae *armError
+	if errors.As(err, &ae) && ae.code == "ResourceNotFound" {
+		return store.Resource{}, parentNotFound(sbNamespaceType, rq.path.name)
+	}
+	return res, err
+}
+
+func findQueue(rq *request, st store.Store, tenantID string) (store.Resource, store.Resource, error) {
+	ns, err := findParentNamespace(rq, st, tenantID)
+	if err != nil {
+		return store.Resource{}, store.Resource{}, err
+	}
+	q, err := findTyped(rq, st, tenantID, ns.ID+"/queues/"+rq.path.child, sbQueueType)
+	if errors.Is(err, store.ErrNotFound) {
+		return ns, store.Resource{}, resourceNotFound(sbQueueType, rq.path.rg, rq.path.name+"/"+rq.path.child)
+	} else if err != nil {
+		return ns, store.Resource{}, internalError(err)
+	}
+	return ns, q, nil
+}
+
+// ---- namespaces ----
+
+func (h *Handler) getNamespace(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionSBNamespaceRd, rq.path.scope.String()); err != nil {
+		return err
+	}
+	res, err := findNamespace(rq, h.st, tenantID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusOK, namespaceViewOf(res))
+}
+
+func (h *Handler) listNamespaces(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	rq.action = actionSBNamespaceRd
+	if rq.path.rg != "" {
+		if _, err := h.st.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg); errors.Is(err, store.ErrNotFound) {
+			return rgNotFound(rq.path.rg)
+		} else if err != nil {
+			return internalError(err)
+		}
+	}
+	rs, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: rq.path.sub, ResourceGroup: rq.path.rg, Type: sbNamespaceType})
+	if err != nil {
+		return internalError(err)
+	}
+	out := []namespaceView{}
+	for _, res := range rs {
+		if !strings.EqualFold(res.TenantID, tenantID) {
+			continue
+		}
+		d, err := h.decide(rq, actionSBNamespaceRd, res.ID)
+		if err != nil {
+			return err
+		}
+		if d.Allowed {
+			out = append(out, namespaceViewOf(res))
+		}
+	}
+	return writeJSON(rq, http.StatusOK, list[namespaceView]{Value: out})
+}
+
+func namespaceExists(name string) error {
+	return newError(http.StatusConflict, "Conflict", "The namespace name '%s' is already in use. Namespace names are globally unique, so it is possible that the name is already taken.", safeText(name))
+}
+
+func (h *Handler) putNamespace(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionSBNamespaceWr, rq.path.scope.String()); err != nil {
+		return err
+	}
+	name := rq.path.name
+	if !validNamespaceName(name) {
+		return newError(http.StatusBadRequest, "BadRequest",
+			"The namespace name '%s' is invalid. A namespace name must be 6 to 50 letters, digits or hyphens, start with a letter and end with a letter or digit.", safeText(name))
+	}
+	var body struct {
+		Location string            `json:"location"`
+		Tags     map[string]string `json:"tags"`
+		Sku      *struct {
+			Name string `json:"name"`
+			Tier string `json:"tier"`
+		} `json:"sku"`
+	}
+	if err := readBody(rq, &body); err != nil {
+		return err
+	}
+	location := normalizeLocation(body.Location)
+	if location == "" {
+		return newError(http.StatusBadRequest, "LocationRequired", "The location property is required for this definition.")
+	}
+	if len(location) > 64 {
+		return newError(http.StatusBadRequest, "LocationNotAvailableForResourceType", "The provided location '%s' is not available for resource type '%s'.", safeText(location), sbNamespaceType)
+	}
+	if err := checkTags(body.Tags); err != nil {
+		return err
+	}
+	sku := sbSku{Name: "Standard", Tier: "Standard"}
+	if body.Sku != nil && body.Sku.Name != "" {
+		switch strings.ToLower(body.Sku.Name) {
+		case "basic":
+			sku = sbSku{Name: "Basic", Tier: "Basic"}
+		case "standard":
+		case "premium":
+			sku = sbSku{Name: "Premium", Tier: "Premium"}
+		default:
+			return newError(http.StatusBadRequest, "BadRequest", "The sku name '%s' is not valid: it must be 'Basic', 'Standard' or 'Premium'.", safeText(body.Sku.Name))
+		}
+	}
+	propsJSON, err := json.Marshal(namespaceResourceProps{Sku: sku})
+	if err != nil {
+		return internalError(err)
+	}
+	status := http.StatusOK
+	var out store.Resource
+	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		now := h.now().UTC()
+		g, err := tx.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg)
+		if errors.Is(err, store.ErrNotFound) {
+			return rgNotFound(rq.path.rg)
+		} else if err != nil {
+			return internalError(err)
+		}
+		id := rq.namespaceID(g)
+		rq.target = id
+		res := store.Resource{TenantID: tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: id, Type: sbNamespaceType,
+			Name: name, Location: location, Tags: body.Tags, Properties: propsJSON, Created: now, Updated: now}
+		old, err := tx.GetResource(rq.ctx, id)
+		switch {
+		case err == nil:
+			if !strings.EqualFold(old.Type, sbNamespaceType) || !strings.EqualFold(old.TenantID, tenantID) {
+				return namespaceExists(name)
+			}
+			if old.Location != location {
+				return newError(http.StatusBadRequest, "InvalidResourceLocation", "The resource '%s' already exists in location '%s' in resource group '%s'. A resource with the same name cannot be created in location '%s'.",
+					old.Name, old.Location, g.Name, safeText(location))
+			}
+			res.ID, res.Name, res.Created = old.ID, old.Name, old.Created
+			if err := tx.UpdateResource(rq.ctx, res); err != nil {
+				return internalError(err)
+			}
+		case errors.Is(err, store.ErrNotFound):
+			taken, err := namespaceNameTaken(rq, tx, name)
+			if err != nil {
+				return err
+			}
+			if taken {
+				return namespaceExists(name)
+			}
+			status = http.StatusCreated
+			if err := tx.CreateResource(rq.ctx, res); errors.Is(err, store.ErrConflict) {
+				return namespaceExists(name)
+			} else if err != nil {
+				return internalError(err)
+			}
+		default:
+			return internalError(err)
+		}
+		if out, err = tx.GetResource(rq.ctx, res.ID); err != nil {
+			return internalError(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, status, namespaceViewOf(out))
+}
+
+// namespaceNameTaken reports whether a namespace of that name exists in
+// any subscription of any tenant.
+func namespaceNameTaken(rq *request, tx store.Store, name string) (bool, error) {
+	ts, err := tx.ListTenants(rq.ctx)
+	if err != nil {
+		return false, internalError(err)
+	}
+	seen := map[string]bool{}
+	for _, t := range ts {
+		sub := strings.ToLower(t.SubscriptionID)
+		if sub == "" || seen[sub] {
+			continue
+		}
+		seen[sub] = true
+		rs, err := tx.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: t.SubscriptionID, Type: sbNamespaceType})
+		if err != nil {
+			return false, internalError(err)
+		}
+		for _, r := range rs {
+			if strings.EqualFold(r.Name, name) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+func (h *Handler) deleteNamespace(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionSBNamespaceDl, rq.path.scope.String()); err != nil {
+		return err
+	}
+	return h.deleteGeneric(rq, tenantID, func(tx store.Store) (string, error) {
+		res, err := findNamespace(rq, tx, tenantID)
+		if err != nil {
+			return "", err
+		}
+		return res.ID, nil
+	})
+}
+
+// deleteGeneric deletes the generic resource find names (with the
+// resources below it and the role assignments at its scope): 200, or 204
+// when find reports ResourceNotFound.
+func (h *Handler) deleteGeneric(rq *request, tenantID string, find func(tx store.Store) (string, error)) error {
+	gone := false
+	err := h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		id, err := find(tx)
+		var ae *armError
+		if errors.As(err, &ae) && ae.code == "ResourceNotFound" {
+			gone = true
+			return errNothingToDo
+		} else if err != nil {
+			return err
+		}
+		rq.target = id
+		if err := tx.DeleteResource(rq.ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return internalError(err)
+		}
+		return nil
+	})
+	if gone {
+		rq.w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rq.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// ---- queues ----
+
+func (h *Handler) getQueue(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionSBQueueRead, rq.path.scope.String()); err != nil {
+		return err
+	}
+	_, q, err := findQueue(rq, h.st, tenantID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusOK, queueViewOf(q))
+}
+
+func (h *Handler) listQueues(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	rq.action = actionSBQueueRead
+	ns, err := findParentNamespace(rq, h.st, tenantID)
+	if err != nil {
+		return err
+	}
+	rs, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: ns.SubscriptionID, Type: sbQueueType, IDPrefix: ns.ID})
+	if err != nil {
+		return internalError(err)
+	}
+	out := []queueView{}
+	for _, res := range rs {
+		d, err := h.decide(rq, actionSBQueueRead, res.ID)
+		if err != nil {
+			return err
+		}
+		if d.Allowed {
+			out = append(out, queueViewOf(res))
+		}
+	}
+	return writeJSON(rq, http.StatusOK, list[queueView]{Value: out})
+}
+
+// queueSettingsOf validates a queue PUT's properties and fills in the
+// defaults.
+func queueSettingsOf(p *queueBodyProps) (queueSettings, error) {
+	s := defaultQueueSettings()
+	if p == nil {
+		return s, nil
+	}
+	bad := func(format string, args ...any) error {
+		return newError(http.StatusBadRequest, "BadRequest", format, args...)
+	}
+	dur := func(field string, v *string, lo, hi isoDuration, out *string) error {
+		if v == nil {
+			return nil
+		}
+		d, err := parseISODuration(*v)
+		if err != nil {
+			return bad("The value '%s' of properties.%s is %s.", safeText(*v), field, err)
+		}
+		if d < lo || d > hi {
+			return bad("The value '%s' of properties.%s is out of range: it must be between %s and %s.", safeText(*v), field, lo, hi)
+		}
+		*out = d.String()
+		return nil
+	}
+	if err := dur("lockDuration", p.LockDuration, ticksOf(minLockDuration), ticksOf(maxLockDuration), &s.LockDuration); err != nil {
+		return s, err
+	}
+	if err := dur("defaultMessageTimeToLive", p.DefaultMessageTimeToLive, ticksOf(minMessageTimeToLive), maxISODuration, &s.DefaultMessageTimeToLive); err != nil {
+		return s, err
+	}
+	if err := dur("duplicateDetectionHistoryTimeWindow", p.DuplicateDetectionHistoryTimeWindow, ticksOf(minDupWindow), ticksOf(maxDupWindow), &s.DuplicateDetectionHistoryTimeWindow); err != nil {
+		return s, err
+	}
+	if p.MaxDeliveryCount != nil {
+		if *p.MaxDeliveryCount < 1 || *p.MaxDeliveryCount > math.MaxInt32 {
+			return s, bad("The value %d of properties.maxDeliveryCount is out of range: it must be at least 1.", *p.MaxDeliveryCount)
+		}
+		s.MaxDeliveryCount = *p.MaxDeliveryCount
+	}
+	if p.MaxSizeInMegabytes != nil {
+		if *p.MaxSizeInMegabytes < defaultMaxSizeInMegabyte || *p.MaxSizeInMegabytes > maxMaxSizeInMegabytes {
+			return s, bad("The value %d of properties.maxSizeInMegabytes is out of range: it must be between %d and %d.", *p.MaxSizeInMegabytes, defaultMaxSizeInMegabyte, maxMaxSizeInMegabytes)
+		}
+		s.MaxSizeInMegabytes = *p.MaxSizeInMegabytes
+	}
+	if p.RequiresSession != nil && *p.RequiresSession {
+		return s, newError(http.StatusBadRequest, "SessionsNotSupported", "Sessions are not supported by this service: properties.requiresSession must be false.")
+	}
+	if p.RequiresDuplicateDetection != nil {
+		s.RequiresDuplicateDetection = *p.RequiresDuplicateDetection
+	}
+	if p.DeadLetteringOnMessageExpiration != nil {
+		s.DeadLetteringOnMessageExpiration = *p.DeadLetteringOnMessageExpiration
+	}
+	return s, nil
+}
+
+type queueBodyProps struct {
+	LockDuration                        *string `json:"lockDuration"`
+	MaxDeliveryCount                    *int64  `json:"maxDeliveryCount"`
+	DefaultMessageTimeToLive            *string `json:"defaultMessageTimeToLive"`
+	RequiresDuplicateDetection          *bool   `json:"requiresDuplicateDetection"`
+	DuplicateDetectionHistoryTimeWindow *string `json:"duplicateDetectionHistoryTimeWindow"`
+	DeadLetteringOnMessageExpiration    *bool   `json:"deadLetteringOnMessageExpiration"`
+	MaxSizeInMegabytes                  *int64  `json:"maxSizeInMegabytes"`
+	RequiresSession                     *bool   `json:"requiresSession"`
+}
+
+func (h *Handler) putQueue(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionSBQueueWrite, rq.path.scope.String()); err != nil {
+		return err
+	}
+	name := rq.path.child
+	if !validQueueName(name) {
+		return newError(http.StatusBadRequest, "BadRequest",
+			"The queue name '%s' is invalid. A queue name must be 1 to 260 letters, digits, '.', '-' or '_', and start and end with a letter or digit.", safeText(name))
+	}
+	var body struct {
+		Properties *queueBodyProps `json:"properties"`
+	}
+	if err := readBody(rq, &body); err != nil {
+		return err
+	}
+	settings, err := queueSettingsOf(body.Properties)
+	if err != nil {
+		return err
+	}
+	propsJSON, err := json.Marshal(settings)
+	if err != nil {
+		return internalError(err)
+	}
+	status := http.StatusOK
+	var out store.Resource
+	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		now := h.now().UTC()
+		ns, err := findParentNamespace(rq, tx, tenantID)
+		if err != nil {
+			return err
+		}
+		id := ns.ID + "/queues/" + name
+		rq.target = id
+		res := store.Resource{TenantID: tenantID, SubscriptionID: ns.SubscriptionID, ResourceGroup: ns.ResourceGroup, ID: id, Type: sbQueueType,
+			Name: name, Location: ns.Location, Properties: propsJSON, Created: now, Updated: now}
+		old, err := findTyped(rq, tx, tenantID, id, sbQueueType)
+		switch {
+		case err == nil:
+			prev := queueViewOf(old).Properties
+			if prev.RequiresDuplicateDetection != settings.RequiresDuplicateDetection {
+				return newError(http.StatusBadRequest, "BadRequest", "The property requiresDuplicateDetection cannot be changed after the queue was created (it is %t).", prev.RequiresDuplicateDetection)
+			}
+			res.ID, res.Name, res.Created = old.ID, old.Name, old.Created
+			if err := tx.UpdateResource(rq.ctx, res); err != nil {
+				return internalError(err)
+			}
+		case errors.Is(err, store.ErrNotFound):
+			status = http.StatusCreated
+			if err := tx.CreateResource(rq.ctx, res); errors.Is(err, store.ErrConflict) {
+				return newError(http.StatusConflict, "Conflict", "The resource id '%s' is taken by a resource of another type.", safeText(id))
+			} else if err != nil {
+				return internalError(err)
+			}
+		default:
+			return internalError(err)
+		}
+		if out, err = tx.GetResource(rq.ctx, res.ID); err != nil {
+			return internalError(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, status, queueViewOf(out))
+}
+
+func (h *Handler) deleteQueue(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(rq, actionSBQueueDelete, rq.path.scope.String()); err != nil {
+		return err
+	}
+	return h.deleteGeneric(rq, tenantID, func(tx store.Store) (string, error) {
+		_, q, err := findQueue(rq, tx, tenantID)
+		if err != nil {
+			return "", err
+		}
+		return q.ID, nil
+	})
+}

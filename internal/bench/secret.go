@@ -1,0 +1,634 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/google/uuid"
+
+	"github.com/tenantbridge/tenantbridge/internal/azclient"
+)
+
+// Resource Manager and Key Vault constants of the secret-get benchmark.
+const (
+	armEndpoint           = "https://management.azure.com"
+	armScope              = "https://management.azure.com/.default"
+	vaultScope            = "https://vault.azure.net/.default"
+	vaultAPIVersion       = "7.5"
+	armGroupAPIVersion    = "2021-04-01"
+	armVaultAPIVersion    = "2023-07-01"
+	armRoleAPIVersion     = "2022-04-01"
+	roleSecretsOfficer    = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7" // Key Vault Secrets Officer
+	roleSecretsUser       = "4633458b-17de-408a-b874-0445c86b69e6" // Key Vault Secrets User
+	benchResourceGroup    = "bench"
+	benchSecretName       = "bench-secret"
+	benchVaultLocation    = "westeurope"
+	tokenRefreshMargin    = 5 * time.Minute
+	secretGetSamplesPerS  = 50000
+	secretGetMaxCapPerWkr = 1 << 20
+)
+
+// SecretGetOptions says how to run the secret-get benchmark.
+type SecretGetOptions struct {
+	// Server is how to reach the running server (its operator.json).
+	Server azclient.OperatorCredential
+	// Concurrency is the number of goroutines reading back to back; 0
+	// means DefaultConcurrency.
+	Concurrency int
+	// Duration is the measured window; 0 means DefaultDuration.
+	Duration time.Duration
+	// Warmup is how long the goroutines read, uncounted, before the
+	// window; 0 for none.
+	Warmup time.Duration
+	// Keep leaves the bench tenant (and its vault) in place.
+	Keep bool
+	// TenantName names the bench tenant; empty for "bench" and random digits.
+	TenantName string
+	// Log receives progress lines; nil for none.
+	Log io.Writer
+}
+
+// SecretGetReport is the result of RunSecretGet.
+type SecretGetReport struct {
+	Server      string // the server's base URL (its listen address)
+	Tenant      string
+	TenantID    string
+	Vault       string // the vault's URI, https://NAME.vault.azure.net
+	Secret      string // the secret's name
+	Concurrency int
+	Duration    time.Duration
+	Warmup      time.Duration
+	Protocol    string
+	ClientCPUs  int
+	// MemoryAtRest is the server's memory before the bench, MemoryAfter
+	// after the load (before cleanup); MemoryNote says why they are missing.
+	MemoryAtRest *ServerMemory
+	MemoryAfter  *ServerMemory
+	MemoryNote   string
+	// Window is the measured time, Reads the authorized reads (HTTP 200
+	// with the secret's value) in it, Failed the others, Errors those by
+	// Key Vault error code and status (or transport failure).
+	Window time.Duration
+	Reads  int
+	Failed int
+	Errors map[string]int
+	// Rate is Reads per second of Window.
+	Rate    float64
+	Latency Latency
+	// Connections is how many connections were opened during the window.
+	Connections int64
+	// ClientCPU is the CPU time the load generator used during the window.
+	ClientCPU time.Duration
+	// TokenRefreshes counts the bearer tokens fetched after the first
+	// (the run outlived one).
+	TokenRefreshes int
+	Notes          []string
+	Interrupted    bool
+	TenantDeleted  bool
+	CleanupError   string
+}
+
+// RunSecretGet measures Key Vault secret reads through the public APIs: it
+// creates a throwaway tenant (operator API), a resource group and a vault
+// (Resource Manager), assigns the tenant's administrator Key Vault Secrets
+// Officer to store one secret (data plane) and then Key Vault Secrets User
+// alone, and has Concurrency goroutines read that secret back to back with
+// one bearer token (refreshed if the run outlives it) over one kept-alive
+// transport. It deletes the tenant (unless Keep) and reports. When ctx ends during
+// the load what was measured is reported with Interrupted set, and the
+// tenant is still deleted.
+func RunSecretGet(ctx context.Context, opts SecretGetOptions) (rep SecretGetReport, err error) {
+	topts := TokenOptions{Server: opts.Server, Kinds: []Kind{KindSecret}, Concurrency: opts.Concurrency, Duration: opts.Duration,
+		Warmup: opts.Warmup, Log: opts.Log}.withDefaults()
+	rep = SecretGetReport{Concurrency: topts.Concurrency, Duration: topts.Duration, Warmup: topts.Warmup, ClientCPUs: runtime.GOMAXPROCS(0),
+		Secret: benchSecretName}
+	if err := topts.validate(); err != nil {
+		return rep, err
+	}
+	b, err := newBench(topts)
+	if err != nil {
+		return rep, err
+	}
+	rep.Server = b.authority
+	rep.MemoryAtRest, rep.MemoryNote = b.serverMemory(ctx)
+
+	name := opts.TenantName
+	if name == "" {
+		name = randomTenantName()
+	}
+	b.logf("Creating bench tenant %s...", name)
+	ten, err := b.op.CreateTenant(ctx, name)
+	if err != nil {
+		return rep, fmt.Errorf("creating the bench tenant %s: %s", name, azclient.Describe(err))
+	}
+	rep.Tenant, rep.TenantID = ten.Name, ten.TenantID
+	s := &secretBench{bench: b, tenant: ten}
+	defer func() {
+		if opts.Keep {
+			b.logf("Keeping bench tenant %s (%s) and vault %s.", ten.Name, ten.TenantID, rep.Vault)
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if s.vaultID != "" {
+			// The vault's name is global: free it even if deleting the
+			// tenant would not.
+			if _, err := s.arm(cctx, http.MethodDelete, s.vaultID, armVaultAPIVersion, nil, nil); err != nil {
+				b.logf("Could not delete bench vault %s: %s", s.vaultName, err)
+			}
+		}
+		if err := b.op.DeleteTenant(cctx, ten.TenantID); err != nil {
+			rep.CleanupError = azclient.Describe(err)
+			b.logf("Could not delete bench tenant %s: %s", ten.Name, rep.CleanupError)
+			return
+		}
+		rep.TenantDeleted = true
+		b.logf("Deleted bench tenant %s.", ten.Name)
+	}()
+
+	if err := s.setup(ctx, name+"-kv"); err != nil {
+		return rep, interrupted(ctx, err)
+	}
+	rep.Vault = s.vaultURI
+	s.measure(ctx, &rep)
+	if p := b.load.proto.Load(); p != nil {
+		rep.Protocol = *p
+	}
+	if rep.MemoryAtRest != nil {
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		rep.MemoryAfter, _ = b.serverMemory(mctx)
+		cancel()
+	}
+	return rep, nil
+}
+
+// secretBench is one secret-get run's state.
+type secretBench struct {
+	*bench
+	tenant    *azclient.Tenant
+	kvCred    azcore.TokenCredential // the administrator's client-secret credential
+	principal string                 // the admin's service principal object id
+	vaultName string
+	vaultID   string // ARM resource id
+	vaultURI  string // https://NAME.vault.azure.net
+	secretURL string // …/secrets/NAME/?api-version=7.5
+
+	auth      atomic.Pointer[string] // "Bearer …" for the vault
+	expires   time.Time
+	refreshes int
+}
+
+// setup makes the vault, the grants and the secret, gets the vault token
+// and checks with one read that it is authorized.
+func (s *secretBench) setup(ctx context.Context, vaultName string) error {
+	ten := s.tenant
+	if ten.Admin == nil || ten.Admin.ClientID == "" || ten.Admin.ClientSecret == "" {
+		return errors.New("the operator API created the bench tenant without an administrator credential")
+	}
+	if ten.SubscriptionID == "" {
+		return errors.New("the operator API created the bench tenant without a subscription")
+	}
+	local, err := s.bench.cred.Local()
+	if err != nil {
+		return err
+	}
+	copts, err := local.ClientOptions()
+	if err != nil {
+		return err
+	}
+	cred, err := azclient.NewClientSecretCredential(s.authority, ten.TenantID, ten.Admin.ClientID, ten.Admin.ClientSecret, copts)
+	if err != nil {
+		return err
+	}
+	s.kvCred = cred
+	s.principal = ten.Admin.ServicePrincipalID
+	if s.principal == "" {
+		g, err := azclient.NewGraph(azclient.GraphEndpoint, cred, &copts)
+		if err != nil {
+			return err
+		}
+		sp, err := g.GetServicePrincipal(ctx, ten.Admin.ClientID)
+		if err != nil {
+			return fmt.Errorf("finding the administrator's service principal through Graph: %s", azclient.Describe(err))
+		}
+		s.principal = sp.ID
+	}
+
+	sub := "/subscriptions/" + ten.SubscriptionID
+	rg := sub + "/resourceGroups/" + benchResourceGroup
+	s.logf("Creating resource group %s and vault %s through Resource Manager...", benchResourceGroup, vaultName)
+	if _, err := s.arm(ctx, http.MethodPut, rg, armGroupAPIVersion, map[string]any{"location": benchVaultLocation}, nil); err != nil {
+		return fmt.Errorf("creating resource group %s: %w", benchResourceGroup, err)
+	}
+	var v struct {
+		ID         string `json:"id"`
+		Properties struct {
+			VaultURI string `json:"vaultUri"`
+		} `json:"properties"`
+	}
+	body := map[string]any{"location": benchVaultLocation, "properties": map[string]any{
+		"tenantId": ten.TenantID, "sku": map[string]string{"family": "A", "name": "standard"}, "enableRbacAuthorization": true}}
+	if _, err := s.arm(ctx, http.MethodPut, rg+"/providers/Microsoft.KeyVault/vaults/"+vaultName, armVaultAPIVersion, body, &v); err != nil {
+		return fmt.Errorf("creating vault %s: %w", vaultName, err)
+	}
+	if v.ID == "" {
+		return fmt.Errorf("creating vault %s: Resource Manager answered without the vault's id", vaultName)
+	}
+	s.vaultName, s.vaultID = vaultName, v.ID
+	s.vaultURI = strings.TrimRight(v.Properties.VaultURI, "/")
+	if s.vaultURI == "" {
+		s.vaultURI = "https://" + vaultName + ".vault.azure.net"
+	}
+
+	// Key Vault Secrets Officer only to store the secret; the reads are
+	// authorized by Key Vault Secrets User alone.
+	officer, err := s.assign(ctx, sub, roleSecretsOfficer, "Key Vault Secrets Officer")
+	if err != nil {
+		return err
+	}
+	if _, err := s.assign(ctx, sub, roleSecretsUser, "Key Vault Secrets User"); err != nil {
+		return err
+	}
+	if err := s.fetchToken(ctx); err != nil {
+		return err
+	}
+	s.secretURL = s.vaultURI + "/secrets/" + url.PathEscape(benchSecretName) + "/?api-version=" + vaultAPIVersion
+	setURL := s.vaultURI + "/secrets/" + url.PathEscape(benchSecretName) + "?api-version=" + vaultAPIVersion
+	if status, raw, err := s.call(ctx, http.MethodPut, setURL, *s.auth.Load(), map[string]string{"value": "tenantbridge bench " + uuid.NewString()}); err != nil {
+		return fmt.Errorf("storing the bench secret: %s", azclient.Describe(err))
+	} else if status != http.StatusOK {
+		return fmt.Errorf("storing the bench secret: %s", serviceError(status, raw))
+	}
+	if _, err := s.arm(ctx, http.MethodDelete, officer, armRoleAPIVersion, nil, nil); err != nil {
+		return fmt.Errorf("removing Key Vault Secrets Officer after storing the secret: %w", err)
+	}
+	status, raw, err := s.call(ctx, http.MethodGet, s.secretURL, *s.auth.Load(), nil)
+	switch {
+	case err != nil:
+		return fmt.Errorf("reading the bench secret: %s", azclient.Describe(err))
+	case status != http.StatusOK || !bytes.Contains(raw, valueField):
+		return fmt.Errorf("reading the bench secret with Key Vault Secrets User: %s", serviceError(status, raw))
+	}
+	s.logf("The administrator %s reads %s/secrets/%s as Key Vault Secrets User.", s.principal, s.vaultURI, benchSecretName)
+	return nil
+}
+
+// assign gives the admin's service principal a role at the vault's scope
+// and returns the assignment's id.
+func (s *secretBench) assign(ctx context.Context, sub, role, roleName string) (string, error) {
+	id := s.vaultID + "/providers/Microsoft.Authorization/roleAssignments/" + uuid.NewString()
+	body := map[string]any{"properties": map[string]any{
+		"roleDefinitionId": sub + "/providers/Microsoft.Authorization/roleDefinitions/" + role,
+		"principalId":      s.principal, "principalType": "ServicePrincipal"}}
+	if _, err := s.arm(ctx, http.MethodPut, id, armRoleAPIVersion, body, nil); err != nil {
+		return "", fmt.Errorf("assigning %s on the vault: %w", roleName, err)
+	}
+	return id, nil
+}
+
+// fetchToken gets the admin's token for Key Vault (client credentials).
+func (s *secretBench) fetchToken(ctx context.Context) error {
+	tok, err := s.kvCred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{vaultScope}})
+	if err != nil {
+		return fmt.Errorf("the administrator's token for Key Vault: %s", azclient.Describe(err))
+	}
+	h := "Bearer " + tok.Token
+	s.auth.Store(&h)
+	s.expires = tok.ExpiresOn
+	return nil
+}
+
+// keepTokenFresh replaces the token before it expires, until ctx ends.
+func (s *secretBench) keepTokenFresh(ctx context.Context) {
+	for {
+		wait := time.Until(s.expires.Add(-tokenRefreshMargin))
+		t := time.NewTimer(max(wait, time.Second))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		old := s.auth.Load()
+		if err := s.fetchToken(ctx); err != nil {
+			if ctx.Err() == nil {
+				s.logf("refreshing the Key Vault token: %s", err)
+			}
+			continue
+		}
+		if s.auth.Load() != old && *s.auth.Load() != *old {
+			s.refreshes++
+		}
+	}
+}
+
+// arm sends one Resource Manager request as the administrator; a non-2xx
+// answer is an error with ARM's code and message.
+func (s *secretBench) arm(ctx context.Context, method, path, apiVersion string, in, out any) (int, error) {
+	tok, err := s.kvCred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{armScope}})
+	if err != nil {
+		return 0, fmt.Errorf("the administrator's token for Resource Manager: %s", azclient.Describe(err))
+	}
+	u := armEndpoint + (&url.URL{Path: path}).EscapedPath() + "?api-version=" + apiVersion
+	status, raw, err := s.call(ctx, method, u, "Bearer "+tok.Token, in)
+	if err != nil {
+		return 0, errors.New(azclient.Describe(err))
+	}
+	if status/100 != 2 {
+		return status, fmt.Errorf("%s %s: %s", method, path, serviceError(status, raw))
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return status, fmt.Errorf("%s %s: malformed JSON: %w", method, path, err)
+		}
+	}
+	return status, nil
+}
+
+// call sends one JSON request over the setup client.
+func (s *secretBench) call(ctx context.Context, method, u, auth string, in any) (int, []byte, error) {
+	var rd io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := s.setupHTTP.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, raw, err
+}
+
+var valueField = []byte(`"value"`)
+
+// get reads the secret once: failure is "" for an authorized read with
+// the value, else the key it is counted under.
+func (s *secretBench) get(ctx context.Context, buf *bytes.Buffer) (failure string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.secretURL, nil)
+	if err != nil {
+		return "client: " + err.Error()
+	}
+	req.Header["Authorization"] = []string{*s.auth.Load()}
+	req.Header["Accept"] = []string{"application/json"}
+	resp, err := s.load.client.Do(req)
+	if err != nil {
+		return transportFailure(err)
+	}
+	if s.load.proto.Load() == nil {
+		p := resp.Proto
+		s.load.proto.CompareAndSwap(nil, &p)
+	}
+	buf.Reset()
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxResponse))
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	switch {
+	case err != nil:
+		return transportFailure(err)
+	case resp.StatusCode != http.StatusOK:
+		return serviceError(resp.StatusCode, buf.Bytes())
+	case !bytes.Contains(buf.Bytes(), valueField):
+		return "HTTP 200 without the secret's value"
+	}
+	return ""
+}
+
+// run has n workers read back to back for d (see target.run).
+func (s *secretBench) run(ctx context.Context, n int, d time.Duration, capHint int) phase {
+	workers := make([]*worker, n)
+	for i := range workers {
+		workers[i] = &worker{samples: make([]time.Duration, 0, capHint)}
+		workers[i].body.Grow(4 << 10)
+	}
+	dials0 := s.load.dials.Load()
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() {
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				t0 := time.Now()
+				failure := s.get(ctx, &w.body)
+				lat := time.Since(t0)
+				if ctx.Err() != nil {
+					return
+				}
+				if failure != "" {
+					w.fail(failure)
+					continue
+				}
+				w.samples = append(w.samples, lat)
+			}
+		})
+	}
+	wg.Wait()
+	p := phase{elapsed: time.Since(start), interrupted: ctx.Err() != nil, dials: s.load.dials.Load() - dials0}
+	total := 0
+	for _, w := range workers {
+		total += len(w.samples)
+	}
+	p.samples = make([]time.Duration, 0, total)
+	for _, w := range workers {
+		p.samples = append(p.samples, w.samples...)
+		p.failed += w.failed
+		for k, v := range w.errors {
+			if p.errors == nil {
+				p.errors = map[string]int{}
+			}
+			p.errors[k] += v
+		}
+	}
+	return p
+}
+
+// measure runs the warm-up and the window, keeping the token fresh.
+func (s *secretBench) measure(ctx context.Context, rep *SecretGetReport) {
+	rctx, stop := context.WithCancel(ctx)
+	refreshed := make(chan struct{})
+	go func() { s.keepTokenFresh(rctx); close(refreshed) }()
+	defer func() {
+		stop()
+		<-refreshed
+		rep.TokenRefreshes = s.refreshes
+		if s.refreshes > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the Key Vault token was refreshed %d times during the run", s.refreshes))
+		}
+	}()
+	n := s.opts.Concurrency
+	if s.opts.Warmup > 0 {
+		s.logf("secret-get: warming up for %s...", s.opts.Warmup)
+		s.run(ctx, n, s.opts.Warmup, 1024)
+		if ctx.Err() != nil {
+			rep.Interrupted = true
+			rep.Notes = append(rep.Notes, "interrupted during the warm-up: nothing measured")
+			return
+		}
+	}
+	s.logf("secret-get: measuring for %s at concurrency %d...", s.opts.Duration, n)
+	capHint := int(min(s.opts.Duration.Seconds()*secretGetSamplesPerS/float64(n), secretGetMaxCapPerWkr)) + 256
+	cpu0, cpuOK := processCPU()
+	p := s.run(ctx, n, s.opts.Duration, capHint)
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		rep.ClientCPU = cpu1 - cpu0
+	}
+	rep.Window, rep.Reads, rep.Failed, rep.Errors, rep.Connections = p.elapsed, len(p.samples), p.failed, p.errors, p.dials
+	if p.elapsed > 0 {
+		rep.Rate = float64(len(p.samples)) / p.elapsed.Seconds()
+	}
+	rep.Latency = summarize(p.samples)
+	if p.interrupted {
+		rep.Interrupted = true
+		rep.Notes = append(rep.Notes, fmt.Sprintf("interrupted after %s of %s", p.elapsed.Round(time.Millisecond), s.opts.Duration))
+	}
+	s.logf("secret-get: %d reads in %s (%.1f/s), %d errors", rep.Reads, p.elapsed.Round(time.Millisecond), rep.Rate, rep.Failed)
+}
+
+type secretGetJSON struct {
+	Server         string         `json:"server"`
+	Tenant         string         `json:"tenant,omitempty"`
+	TenantID       string         `json:"tenantId,omitempty"`
+	Vault          string         `json:"vault,omitempty"`
+	Secret         string         `json:"secret"`
+	Concurrency    int            `json:"concurrency"`
+	DurationMs     float64        `json:"durationMs"`
+	WarmupMs       float64        `json:"warmupMs"`
+	Protocol       string         `json:"protocol,omitempty"`
+	ClientCPUs     int            `json:"clientCpus"`
+	MemoryAtRest   *ServerMemory  `json:"serverMemoryAtRest,omitempty"`
+	MemoryAfter    *ServerMemory  `json:"serverMemoryAfter,omitempty"`
+	MemoryNote     string         `json:"serverMemoryNote,omitempty"`
+	WindowMs       float64        `json:"windowMs"`
+	ReadsPerSec    float64        `json:"readsPerSecond"`
+	Reads          int            `json:"reads"`
+	Failed         int            `json:"errors"`
+	Errors         map[string]int `json:"errorsBy,omitempty"`
+	Latency        *Latency       `json:"latency,omitempty"`
+	Connections    int64          `json:"connectionsOpened"`
+	ClientCPU      float64        `json:"clientCpuMs"`
+	TokenRefreshes int            `json:"tokenRefreshes"`
+	Notes          []string       `json:"notes,omitempty"`
+	Interrupted    bool           `json:"interrupted,omitempty"`
+	TenantDeleted  bool           `json:"tenantDeleted"`
+	CleanupError   string         `json:"cleanupError,omitempty"`
+}
+
+// MarshalJSON writes the report with durations in milliseconds.
+func (r SecretGetReport) MarshalJSON() ([]byte, error) {
+	v := secretGetJSON{Server: r.Server, Tenant: r.Tenant, TenantID: r.TenantID, Vault: r.Vault, Secret: r.Secret,
+		Concurrency: r.Concurrency, DurationMs: ms(r.Duration), WarmupMs: ms(r.Warmup), Protocol: r.Protocol, ClientCPUs: r.ClientCPUs,
+		MemoryAtRest: r.MemoryAtRest, MemoryAfter: r.MemoryAfter, MemoryNote: r.MemoryNote, WindowMs: ms(r.Window),
+		ReadsPerSec: round1(r.Rate), Reads: r.Reads, Failed: r.Failed, Errors: r.Errors, Connections: r.Connections,
+		ClientCPU: ms(r.ClientCPU), TokenRefreshes: r.TokenRefreshes, Notes: r.Notes, Interrupted: r.Interrupted,
+		TenantDeleted: r.TenantDeleted, CleanupError: r.CleanupError}
+	if r.Reads > 0 {
+		v.Latency = &r.Latency
+	}
+	return json.Marshal(v)
+}
+
+// PrintSecretGet writes the report as a table ("" or "table") or as JSON
+// ("json", durations in milliseconds).
+func PrintSecretGet(w io.Writer, r SecretGetReport, format string) error {
+	switch format {
+	case FormatJSON:
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	case "", FormatTable:
+	default:
+		return fmt.Errorf("output format %q is not supported: use json or table", format)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
+	proto := r.Protocol
+	if proto == "" {
+		proto = "no request sent"
+	}
+	line("server", fmt.Sprintf("%s (%s)", r.Server, proto))
+	tenant := r.Tenant
+	switch {
+	case r.Tenant == "":
+		tenant = "(not created)"
+	case r.TenantDeleted:
+		tenant += " (deleted)"
+	case r.CleanupError != "":
+		tenant += " (NOT deleted: " + r.CleanupError + ")"
+	default:
+		tenant += " (kept, id " + r.TenantID + ")"
+	}
+	line("tenant", tenant)
+	if r.Vault != "" {
+		line("secret", r.Vault+"/secrets/"+r.Secret+" (Key Vault Secrets User)")
+	}
+	line("load", fmt.Sprintf("concurrency %d, warm-up %s, window %s, client GOMAXPROCS %d", r.Concurrency, r.Warmup, r.Duration, r.ClientCPUs))
+	switch {
+	case r.MemoryAtRest != nil:
+		mem := "at rest: " + memory(*r.MemoryAtRest)
+		if r.MemoryAfter != nil {
+			mem += "; after the load: " + memory(*r.MemoryAfter)
+		}
+		line("server memory", mem)
+	case r.MemoryNote != "":
+		line("server memory", r.MemoryNote)
+	}
+	if r.Interrupted {
+		line("interrupted", "yes: the results are partial")
+	}
+	line()
+	line("READS/S", "COUNT", "ERRORS", "P50", "P90", "P99", "MAX", "CONNS", "CLIENT CPU")
+	lat := []string{"-", "-", "-", "-"}
+	if r.Reads > 0 {
+		lat = []string{dur(r.Latency.P50), dur(r.Latency.P90), dur(r.Latency.P99), dur(r.Latency.Max)}
+	}
+	cpu := "-"
+	if r.ClientCPU > 0 && r.Window > 0 {
+		cpu = fmt.Sprintf("%.0f%% of a CPU", 100*r.ClientCPU.Seconds()/r.Window.Seconds())
+	}
+	line(append(append([]string{fmt.Sprintf("%.1f", r.Rate), fmt.Sprint(r.Reads), fmt.Sprint(r.Failed)}, lat...), fmt.Sprint(r.Connections), cpu)...)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var extra []string
+	for _, code := range slices.Sorted(maps.Keys(r.Errors)) {
+		extra = append(extra, fmt.Sprintf("%d × %s", r.Errors[code], code))
+	}
+	extra = append(extra, r.Notes...)
+	if len(extra) > 0 {
+		fmt.Fprintln(w)
+		for _, e := range extra {
+			fmt.Fprintln(w, e)
+		}
+	}
+	return nil
+}
