@@ -13,13 +13,16 @@ import (
 // maxBatch bounds one group commit, so that one transaction stays short.
 const maxBatch = 256
 
-// linger is how long the writer waits for more records when it has only a
-// few: under load it turns many commits (each an fsync) into one, for a
-// millisecond or two of latency; idle, a lone record waits no longer than
-// this. Under token load it took the audit log from an eighth of the
-// server's CPU to about half that (docs/benchmarks.md).
+// The writer lingers for more records when it has only a few: under load
+// that turns many commits (each an fsync) into one. It stops lingering as
+// soon as arrivals pause for lingerGap — every caller that was going to
+// join is in — and never waits longer than linger in all, so a lone
+// record is delayed by lingerGap at most and a busy moment by linger.
+// (A fixed 2 ms wait cost throughput whenever fewer than lingerBelow
+// callers were waiting: docs/benchmarks.md.)
 const (
 	linger      = 2 * time.Millisecond
+	lingerGap   = 200 * time.Microsecond
 	lingerBelow = 32 // records: a batch this large is written at once
 )
 
@@ -77,15 +80,17 @@ func (b *batcher) enqueue(ctx context.Context, r store.AuditRecord) error {
 
 func (b *batcher) run() {
 	defer close(b.stopped)
-	timer := time.NewTimer(linger)
-	timer.Stop()
+	deadline := time.NewTimer(linger)
+	gap := time.NewTimer(lingerGap)
+	deadline.Stop()
+	gap.Stop()
 	for p := range b.queue {
 		batch := []pending{p}
-		timer.Reset(linger)
+		deadline.Reset(linger)
 	gather:
 		for len(batch) < maxBatch {
-			// Take what is waiting; when that runs out, wait out the linger
-			// only while the batch is still small.
+			// Take what is waiting; when that runs out, linger only while
+			// the batch is small and records keep arriving.
 			select {
 			case more, ok := <-b.queue:
 				if !ok {
@@ -98,17 +103,21 @@ func (b *batcher) run() {
 			if len(batch) >= lingerBelow {
 				break
 			}
+			gap.Reset(lingerGap)
 			select {
 			case more, ok := <-b.queue:
 				if !ok {
 					break gather
 				}
 				batch = append(batch, more)
-			case <-timer.C:
+			case <-gap.C:
+				break gather
+			case <-deadline.C:
 				break gather
 			}
 		}
-		timer.Stop()
+		deadline.Stop()
+		gap.Stop()
 		b.write(batch)
 	}
 }
