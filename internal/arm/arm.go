@@ -233,14 +233,7 @@ func (h *Handler) serve(rq *request) error {
 	case targetResourceGroups:
 		return h.only(rq, m, http.MethodGet, h.listResourceGroups)
 	case targetResourceGroup:
-		switch m {
-		case http.MethodGet, http.MethodHead:
-			return h.getResourceGroup(rq)
-		case http.MethodPut:
-			return h.putResourceGroup(rq)
-		case http.MethodDelete:
-			return h.deleteResourceGroup(rq)
-		}
+		return h.serveType(rq, false, typeHandlers{get: h.getResourceGroup, put: h.putResourceGroup, del: h.deleteResourceGroup})
 	case targetRoleDefinitions:
 		switch {
 		case m == http.MethodGet && path.name == "":
@@ -281,12 +274,12 @@ func (h *Handler) serve(rq *request) error {
 	case targetResource:
 		return h.resource(rq)
 	}
-	return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The requested method '%s' is not allowed for this resource.", safeText(m))
+	return methodNotAllowed(m)
 }
 
 func (h *Handler) only(rq *request, method, want string, fn func(*request) error) error {
 	if method != want {
-		return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The requested method '%s' is not allowed for this resource.", safeText(method))
+		return methodNotAllowed(method)
 	}
 	return fn(rq)
 }

@@ -17,6 +17,7 @@ package arm
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
@@ -43,119 +44,26 @@ const (
 	actionFICDelete      = ficType + "/delete"
 )
 
-// parseProviderPath recognises, for resource type ns/typ with an optional
-// child type,
-//
-//	/subscriptions/{sub}/providers/{ns}/{typ}
-//	/subscriptions/{sub}/resourceGroups/{rg}/providers/{ns}/{typ}[/{name}]
-//	/subscriptions/{sub}/resourceGroups/{rg}/providers/{ns}/{typ}/{name}/{child}[/{childName}]
-//
-// (segments without the leading slash) and builds the scope the request
-// acts at: the subscription or group for a list, the parent for a child
-// list, else the resource's id. isChild tells a child path.
-func parseProviderPath(segs []string, ns, typ, child string) (ap armPath, isChild, ok bool, err error) {
-	is := func(i int, s string) bool { return strings.EqualFold(segs[i], s) }
-	n := len(segs)
-	if n < 5 || !is(0, "subscriptions") || segs[1] == "" {
-		return armPath{}, false, false, nil
-	}
-	switch {
-	case n == 5 && is(2, "providers") && is(3, ns) && is(4, typ):
-		ap = armPath{sub: segs[1]}
-	case n >= 7 && n <= 10 && is(2, "resourceGroups") && segs[3] != "" && is(4, "providers") && is(5, ns) && is(6, typ):
-		ap = armPath{sub: segs[1], rg: segs[3]}
-		if n >= 8 {
-			if segs[7] == "" {
-				return armPath{}, false, false, nil
-			}
-			ap.name = segs[7]
-		}
-		if n >= 9 {
-			if child == "" || !is(8, child) {
-				return armPath{}, false, false, nil
-			}
-			isChild = true
-		}
-		if n == 10 {
-			if segs[9] == "" {
-				return armPath{}, false, false, nil
-			}
-			ap.child = segs[9]
-		}
-	default:
-		return armPath{}, false, false, nil
-	}
-	scopeText := "/subscriptions/" + ap.sub
-	if ap.rg != "" {
-		scopeText += "/resourceGroups/" + ap.rg
-	}
-	if ap.name != "" {
-		scopeText += "/providers/" + ns + "/" + typ + "/" + ap.name
-	}
-	if ap.child != "" {
-		scopeText += "/" + child + "/" + ap.child
-	}
-	sc, err := parseScopeText(scopeText)
-	if err != nil {
-		return armPath{}, isChild, true, err
-	}
-	ap.scope, ap.sub = sc, sc.SubscriptionID()
-	return ap, isChild, true, nil
-}
-
 // identityPath recognises the Microsoft.ManagedIdentity paths.
 func identityPath(segs []string) (armPath, bool, error) {
-	ap, isChild, ok, err := parseProviderPath(segs, identityNamespace, "userAssignedIdentities", "federatedIdentityCredentials")
-	if !ok || err != nil {
-		return armPath{}, ok, err
-	}
-	ap.target = targetIdentities
-	if isChild {
-		ap.target = targetIdentityCredentials
-	}
-	return ap, true, nil
+	return typedPath(segs, identityNamespace, "userAssignedIdentities", "federatedIdentityCredentials", targetIdentities, targetIdentityCredentials)
 }
 
 // identities serves the Microsoft.ManagedIdentity paths.
 func (h *Handler) identities(rq *request) error {
-	m := rq.r.Method
 	if rq.path.target == targetIdentityCredentials {
-		if rq.path.child == "" {
-			return h.only(rq, m, http.MethodGet, h.listIdentityCredentials)
-		}
-		switch m {
-		case http.MethodGet, http.MethodHead:
-			return h.getIdentityCredential(rq)
-		case http.MethodPut:
-			return h.putIdentityCredential(rq)
-		case http.MethodDelete:
-			return h.deleteIdentityCredential(rq)
-		}
-		return methodNotAllowed(m)
+		return h.serveType(rq, rq.path.child == "", typeHandlers{list: h.listIdentityCredentials,
+			get: h.getIdentityCredential, put: h.putIdentityCredential, del: h.deleteIdentityCredential})
 	}
-	if rq.path.name == "" {
-		return h.only(rq, m, http.MethodGet, h.listIdentities)
-	}
-	switch m {
-	case http.MethodGet, http.MethodHead:
-		return h.getIdentity(rq)
-	case http.MethodPut:
-		return h.putIdentity(rq)
-	case http.MethodDelete:
-		return h.deleteIdentity(rq)
-	}
-	return methodNotAllowed(m)
-}
-
-func methodNotAllowed(m string) error {
-	return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The requested method '%s' is not allowed for this resource.", safeText(m))
+	return h.serveType(rq, rq.path.name == "", typeHandlers{list: h.listIdentities,
+		get: h.getIdentity, put: h.putIdentity, del: h.deleteIdentity})
 }
 
 // directoryError turns a directory refusal into ARM's shape: an invalid
 // request is 400, a conflict 409, anything else a 500.
 func directoryError(err error) error {
 	if msg, ok := directory.IsInvalid(err); ok {
-		return newError(http.StatusBadRequest, "BadRequest", "%s", safeText(msg))
+		return badRequest("%s", safeText(msg))
 	}
 	if msg, ok := directory.ConflictMessage(err); ok {
 		return newError(http.StatusConflict, "Conflict", "%s", safeText(msg))
@@ -230,15 +138,6 @@ func idIn(id, sub, rg string) bool {
 	return rg == "" || strings.EqualFold(segs[3], rg)
 }
 
-func resourceNotFound(typ, rg, name string) error {
-	return newError(http.StatusNotFound, "ResourceNotFound", "The Resource '%s/%s' under resource group '%s' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
-		typ, safeText(name), safeText(rg))
-}
-
-func parentNotFound(typ, name string) error {
-	return newError(http.StatusNotFound, "ParentResourceNotFound", "Can not perform requested operation on nested resource. Parent resource '%s' of type '%s' not found.", safeText(name), typ)
-}
-
 // identityIDOf is the id the path names, in the path's case.
 func identityIDOf(rq *request) string {
 	return directory.UserAssignedIdentityID(rq.path.sub, rq.path.rg, rq.path.name)
@@ -248,11 +147,8 @@ func identityIDOf(rq *request) string {
 // generic record if there is one: ResourceGroupNotFound, or
 // ResourceNotFound.
 func findIdentity(rq *request, dir *directory.Service, tenantID string) (*directory.ServicePrincipal, *store.Resource, error) {
-	st := dir.Store()
-	if _, err := st.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg); errors.Is(err, store.ErrNotFound) {
-		return nil, nil, rgNotFound(rq.path.rg)
-	} else if err != nil {
-		return nil, nil, internalError(err)
+	if _, err := pathGroup(rq, dir.Store()); err != nil {
+		return nil, nil, err
 	}
 	sp, err := dir.ManagedIdentityByResourceID(rq.ctx, tenantID, identityIDOf(rq))
 	if errors.Is(err, directory.ErrNotFound) || (err == nil && !sp.IsUserAssigned()) {
@@ -260,23 +156,18 @@ func findIdentity(rq *request, dir *directory.Service, tenantID string) (*direct
 	} else if err != nil {
 		return nil, nil, internalError(err)
 	}
-	res, err := st.GetResource(rq.ctx, sp.ManagedIdentityResourceID())
-	if errors.Is(err, store.ErrNotFound) {
-		return sp, nil, nil
-	} else if err != nil {
-		return nil, nil, internalError(err)
+	res, err := recordOf(rq, dir.Store(), sp.ManagedIdentityResourceID())
+	if err != nil {
+		return nil, nil, err
 	}
-	return sp, &res, nil
+	return sp, res, nil
 }
 
 // ---- identities ----
 
 func (h *Handler) getIdentity(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionIdentityRead)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionIdentityRead, rq.path.scope.String()); err != nil {
 		return err
 	}
 	sp, res, err := findIdentity(rq, h.dir, tenantID)
@@ -289,52 +180,27 @@ func (h *Handler) getIdentity(rq *request) error {
 // listIdentities lists the user-assigned identities of a group or
 // subscription that the caller may read.
 func (h *Handler) listIdentities(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.listTenant(rq, actionIdentityRead)
 	if err != nil {
 		return err
-	}
-	rq.action = actionIdentityRead
-	if rq.path.rg != "" {
-		if _, err := h.st.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg); errors.Is(err, store.ErrNotFound) {
-			return rgNotFound(rq.path.rg)
-		} else if err != nil {
-			return internalError(err)
-		}
 	}
 	sps, err := h.dir.ListManagedIdentities(rq.ctx, tenantID)
 	if err != nil {
 		return internalError(err)
 	}
-	out := []identityView{}
-	for _, sp := range sps {
-		id := sp.ManagedIdentityResourceID()
-		if !sp.IsUserAssigned() || !idIn(id, rq.path.sub, rq.path.rg) {
-			continue
-		}
-		d, err := h.decide(rq, actionIdentityRead, id)
-		if err != nil {
-			return err
-		}
-		if !d.Allowed {
-			continue
-		}
-		var res *store.Resource
-		if r, err := h.st.GetResource(rq.ctx, id); err == nil {
-			res = &r
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return internalError(err)
-		}
-		out = append(out, identityViewOf(tenantID, sp, res))
-	}
-	return writeJSON(rq, http.StatusOK, list[identityView]{Value: out})
+	sps = slices.DeleteFunc(sps, func(sp *directory.ServicePrincipal) bool {
+		return !sp.IsUserAssigned() || !idIn(sp.ManagedIdentityResourceID(), rq.path.sub, rq.path.rg)
+	})
+	return writeReadable(h, rq, actionIdentityRead, sps, (*directory.ServicePrincipal).ManagedIdentityResourceID,
+		func(sp *directory.ServicePrincipal) (identityView, error) {
+			res, err := recordOf(rq, h.st, sp.ManagedIdentityResourceID())
+			return identityViewOf(tenantID, sp, res), err
+		})
 }
 
 func (h *Handler) putIdentity(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionIdentityWrite)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionIdentityWrite, rq.path.scope.String()); err != nil {
 		return err
 	}
 	var body struct {
@@ -344,12 +210,9 @@ func (h *Handler) putIdentity(rq *request) error {
 	if err := readBody(rq, &body); err != nil {
 		return err
 	}
-	location := normalizeLocation(body.Location)
-	if location == "" {
-		return newError(http.StatusBadRequest, "LocationRequired", "The location property is required for this definition.")
-	}
-	if len(location) > 64 {
-		return newError(http.StatusBadRequest, "LocationNotAvailableForResourceType", "The provided location '%s' is not available for resource type '%s'.", safeText(location), identityType)
+	location, err := checkLocation(body.Location, identityType)
+	if err != nil {
+		return err
 	}
 	if err := checkTags(body.Tags); err != nil {
 		return err
@@ -358,11 +221,9 @@ func (h *Handler) putIdentity(rq *request) error {
 	var out identityView
 	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
 		now := h.now().UTC()
-		g, err := tx.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg)
-		if errors.Is(err, store.ErrNotFound) {
-			return rgNotFound(rq.path.rg)
-		} else if err != nil {
-			return internalError(err)
+		g, err := pathGroup(rq, tx)
+		if err != nil {
+			return err
 		}
 		sp, err := dir.ManagedIdentityByResourceID(rq.ctx, tenantID, identityIDOf(rq))
 		switch {
@@ -372,7 +233,7 @@ func (h *Handler) putIdentity(rq *request) error {
 				return internalError(err)
 			}
 			if !strings.EqualFold(t.SubscriptionID, g.SubscriptionID) {
-				return newError(http.StatusBadRequest, "BadRequest", "User-assigned identities can be created only in the tenant's default subscription '%s'.", t.SubscriptionID)
+				return badRequest("User-assigned identities can be created only in the tenant's default subscription '%s'.", t.SubscriptionID)
 			}
 			status = http.StatusCreated
 			if sp, err = dir.CreateUserAssignedIdentity(rq.ctx, tenantID, g.Name, rq.path.name); err != nil {
@@ -387,21 +248,14 @@ func (h *Handler) putIdentity(rq *request) error {
 		rq.target = id
 		res := store.Resource{TenantID: tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: id,
 			Type: identityType, Name: identityName(sp), Location: location, Tags: body.Tags, Created: now, Updated: now}
-		if old, err := tx.GetResource(rq.ctx, id); err == nil {
+		err = saveRecord(rq, tx, &res, func(old store.Resource) error {
 			if old.Location != "" && old.Location != location {
-				return newError(http.StatusBadRequest, "InvalidResourceLocation", "The resource '%s' already exists in location '%s' in resource group '%s'. A resource with the same name cannot be created in location '%s'.",
-					safeText(res.Name), old.Location, g.Name, safeText(location))
+				return locationMoved(safeText(res.Name), old.Location, g.Name, location)
 			}
-			res.Created = old.Created
-			if err := tx.UpdateResource(rq.ctx, res); err != nil {
-				return internalError(err)
-			}
-		} else if errors.Is(err, store.ErrNotFound) {
-			if err := tx.CreateResource(rq.ctx, res); err != nil {
-				return internalError(err)
-			}
-		} else {
-			return internalError(err)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		out = identityViewOf(tenantID, sp, &res)
 		return nil
@@ -413,35 +267,18 @@ func (h *Handler) putIdentity(rq *request) error {
 }
 
 func (h *Handler) deleteIdentity(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionIdentityDelete)
 	if err != nil {
 		return err
 	}
-	if err := h.authorize(rq, actionIdentityDelete, rq.path.scope.String()); err != nil {
-		return err
-	}
-	gone := false
-	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
+	return h.deleteAndWrite(rq, tenantID, func(_ store.Store, dir *directory.Service) error {
 		sp, _, err := findIdentity(rq, dir, tenantID)
-		var ae *armError
-		if errors.As(err, &ae) && ae.code == "ResourceNotFound" {
-			gone = true
-			return errNothingToDo
-		} else if err != nil {
-			return err
+		if err != nil {
+			return nothingIfNotFound(err)
 		}
 		rq.target = sp.ManagedIdentityResourceID()
 		return deleteIdentityRecords(rq, dir, tenantID, sp)
 	})
-	if gone {
-		rq.w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	rq.w.WriteHeader(http.StatusOK)
-	return nil
 }
 
 // deleteIdentityRecords deletes the identity in the directory (its role
@@ -451,10 +288,7 @@ func deleteIdentityRecords(rq *request, dir *directory.Service, tenantID string,
 	if err := dir.DeleteManagedIdentity(rq.ctx, tenantID, sp.ID); err != nil && !errors.Is(err, directory.ErrNotFound) {
 		return internalError(err)
 	}
-	if err := dir.Store().DeleteResource(rq.ctx, sp.ManagedIdentityResourceID()); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return internalError(err)
-	}
-	return nil
+	return deleteRecord(rq, dir.Store(), sp.ManagedIdentityResourceID())
 }
 
 // deleteGroupIdentities deletes the user-assigned identities of group g,
@@ -490,19 +324,12 @@ func findCredential(rq *request, sp *directory.ServicePrincipal) (directory.Fede
 // is ParentResourceNotFound.
 func findParentIdentity(rq *request, dir *directory.Service, tenantID string) (*directory.ServicePrincipal, error) {
 	sp, _, err := findIdentity(rq, dir, tenantID)
-	var ae *armError
-	if errors.As(err, &ae) && ae.code == "ResourceNotFound" {
-		return nil, parentNotFound(identityType, rq.path.name)
-	}
-	return sp, err
+	return sp, asParent(err, identityType, rq.path.name)
 }
 
 func (h *Handler) getIdentityCredential(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionFICRead)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionFICRead, rq.path.scope.String()); err != nil {
 		return err
 	}
 	sp, err := findParentIdentity(rq, h.dir, tenantID)
@@ -517,11 +344,8 @@ func (h *Handler) getIdentityCredential(rq *request) error {
 }
 
 func (h *Handler) listIdentityCredentials(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionFICRead)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionFICRead, rq.path.scope.String()); err != nil {
 		return err
 	}
 	sp, err := findParentIdentity(rq, h.dir, tenantID)
@@ -536,11 +360,8 @@ func (h *Handler) listIdentityCredentials(rq *request) error {
 }
 
 func (h *Handler) putIdentityCredential(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionFICWrite)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionFICWrite, rq.path.scope.String()); err != nil {
 		return err
 	}
 	var body struct {
@@ -554,7 +375,7 @@ func (h *Handler) putIdentityCredential(rq *request) error {
 		return err
 	}
 	if body.Properties == nil {
-		return newError(http.StatusBadRequest, "BadRequest", "The parameter properties is required.")
+		return badRequest("The parameter properties is required.")
 	}
 	f := directory.FederatedIdentityCredential{Name: rq.path.child, Issuer: body.Properties.Issuer, Subject: body.Properties.Subject, Audiences: body.Properties.Audiences}
 	status := http.StatusCreated
@@ -588,22 +409,17 @@ func (h *Handler) putIdentityCredential(rq *request) error {
 }
 
 func (h *Handler) deleteIdentityCredential(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionFICDelete)
 	if err != nil {
 		return err
 	}
-	if err := h.authorize(rq, actionFICDelete, rq.path.scope.String()); err != nil {
-		return err
-	}
-	gone := false
-	err = h.change(rq, tenantID, func(_ store.Store, dir *directory.Service) error {
+	return h.deleteAndWrite(rq, tenantID, func(_ store.Store, dir *directory.Service) error {
 		sp, err := findParentIdentity(rq, dir, tenantID)
 		if err != nil {
 			return err
 		}
 		f, err := findCredential(rq, sp)
 		if err != nil {
-			gone = true
 			return errNothingToDo
 		}
 		rq.target = sp.ManagedIdentityResourceID() + "/federatedIdentityCredentials/" + f.Name
@@ -612,13 +428,4 @@ func (h *Handler) deleteIdentityCredential(rq *request) error {
 		}
 		return nil
 	})
-	if gone {
-		rq.w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	rq.w.WriteHeader(http.StatusOK)
-	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,46 +45,16 @@ const (
 
 // serviceBusPath recognises the Microsoft.ServiceBus paths.
 func serviceBusPath(segs []string) (armPath, bool, error) {
-	ap, isChild, ok, err := parseProviderPath(segs, sbNamespace, "namespaces", "queues")
-	if !ok || err != nil {
-		return armPath{}, ok, err
-	}
-	ap.target = targetSBNamespaces
-	if isChild {
-		ap.target = targetSBQueues
-	}
-	return ap, true, nil
+	return typedPath(segs, sbNamespace, "namespaces", "queues", targetSBNamespaces, targetSBQueues)
 }
 
 // serviceBus serves the Microsoft.ServiceBus paths.
 func (h *Handler) serviceBus(rq *request) error {
-	m := rq.r.Method
 	if rq.path.target == targetSBQueues {
-		if rq.path.child == "" {
-			return h.only(rq, m, http.MethodGet, h.listQueues)
-		}
-		switch m {
-		case http.MethodGet, http.MethodHead:
-			return h.getQueue(rq)
-		case http.MethodPut:
-			return h.putQueue(rq)
-		case http.MethodDelete:
-			return h.deleteQueue(rq)
-		}
-		return methodNotAllowed(m)
+		return h.serveType(rq, rq.path.child == "", typeHandlers{list: h.listQueues, get: h.getQueue, put: h.putQueue, del: h.deleteQueue})
 	}
-	if rq.path.name == "" {
-		return h.only(rq, m, http.MethodGet, h.listNamespaces)
-	}
-	switch m {
-	case http.MethodGet, http.MethodHead:
-		return h.getNamespace(rq)
-	case http.MethodPut:
-		return h.putNamespace(rq)
-	case http.MethodDelete:
-		return h.deleteNamespace(rq)
-	}
-	return methodNotAllowed(m)
+	return h.serveType(rq, rq.path.name == "", typeHandlers{list: h.listNamespaces,
+		get: h.getNamespace, put: h.putNamespace, del: h.deleteNamespace})
 }
 
 // ---- ISO 8601 durations ----
@@ -397,27 +368,12 @@ func (rq *request) namespaceID(g store.ResourceGroup) string {
 	return "/subscriptions/" + g.SubscriptionID + "/resourceGroups/" + g.Name + "/providers/" + sbNamespaceType + "/" + rq.path.name
 }
 
-// findTyped returns the generic resource of type typ with the id, of the
-// tenant, or ErrNotFound.
-func findTyped(rq *request, st store.Store, tenantID, id, typ string) (store.Resource, error) {
-	res, err := st.GetResource(rq.ctx, id)
-	if err != nil {
-		return store.Resource{}, err
-	}
-	if !strings.EqualFold(res.TenantID, tenantID) || !strings.EqualFold(res.Type, typ) {
-		return store.Resource{}, store.ErrNotFound
-	}
-	return res, nil
-}
-
 // findNamespace returns the namespace the path names: ResourceGroupNotFound
 // or ResourceNotFound otherwise.
 func findNamespace(rq *request, st store.Store, tenantID string) (store.Resource, error) {
-	g, err := st.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Resource{}, rgNotFound(rq.path.rg)
-	} else if err != nil {
-		return store.Resource{}, internalError(err)
+	g, err := pathGroup(rq, st)
+	if err != nil {
+		return store.Resource{}, err
 	}
 	res, err := findTyped(rq, st, tenantID, rq.namespaceID(g), sbNamespaceType)
 	if errors.Is(err, store.ErrNotFound) {
@@ -432,11 +388,7 @@ func findNamespace(rq *request, st store.Store, tenantID string) (store.Resource
 // namespace is ParentResourceNotFound.
 func findParentNamespace(rq *request, st store.Store, tenantID string) (store.Resource, error) {
 	res, err := findNamespace(rq, st, tenantID)
-	var ae *armError
-	if errors.As(err, &ae) && ae.code == "ResourceNotFound" {
-		return store.Resource{}, parentNotFound(sbNamespaceType, rq.path.name)
-	}
-	return res, err
+	return res, asParent(err, sbNamespaceType, rq.path.name)
 }
 
 func findQueue(rq *request, st store.Store, tenantID string) (store.Resource, store.Resource, error) {
@@ -456,11 +408,8 @@ func findQueue(rq *request, st store.Store, tenantID string) (store.Resource, st
 // ---- namespaces ----
 
 func (h *Handler) getNamespace(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionSBNamespaceRd)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionSBNamespaceRd, rq.path.scope.String()); err != nil {
 		return err
 	}
 	res, err := findNamespace(rq, h.st, tenantID)
@@ -471,36 +420,16 @@ func (h *Handler) getNamespace(rq *request) error {
 }
 
 func (h *Handler) listNamespaces(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.listTenant(rq, actionSBNamespaceRd)
 	if err != nil {
 		return err
-	}
-	rq.action = actionSBNamespaceRd
-	if rq.path.rg != "" {
-		if _, err := h.st.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg); errors.Is(err, store.ErrNotFound) {
-			return rgNotFound(rq.path.rg)
-		} else if err != nil {
-			return internalError(err)
-		}
 	}
 	rs, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: rq.path.sub, ResourceGroup: rq.path.rg, Type: sbNamespaceType})
 	if err != nil {
 		return internalError(err)
 	}
-	out := []namespaceView{}
-	for _, res := range rs {
-		if !strings.EqualFold(res.TenantID, tenantID) {
-			continue
-		}
-		d, err := h.decide(rq, actionSBNamespaceRd, res.ID)
-		if err != nil {
-			return err
-		}
-		if d.Allowed {
-			out = append(out, namespaceViewOf(res))
-		}
-	}
-	return writeJSON(rq, http.StatusOK, list[namespaceView]{Value: out})
+	rs = slices.DeleteFunc(rs, func(res store.Resource) bool { return !strings.EqualFold(res.TenantID, tenantID) })
+	return writeReadable(h, rq, actionSBNamespaceRd, rs, resourceID, func(res store.Resource) (namespaceView, error) { return namespaceViewOf(res), nil })
 }
 
 func namespaceExists(name string) error {
@@ -508,16 +437,13 @@ func namespaceExists(name string) error {
 }
 
 func (h *Handler) putNamespace(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionSBNamespaceWr)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionSBNamespaceWr, rq.path.scope.String()); err != nil {
 		return err
 	}
 	name := rq.path.name
 	if !validNamespaceName(name) {
-		return newError(http.StatusBadRequest, "BadRequest",
+		return badRequest(
 			"The namespace name '%s' is invalid. A namespace name must be 6 to 50 letters, digits or hyphens, start with a letter and end with a letter or digit.", safeText(name))
 	}
 	var body struct {
@@ -531,12 +457,9 @@ func (h *Handler) putNamespace(rq *request) error {
 	if err := readBody(rq, &body); err != nil {
 		return err
 	}
-	location := normalizeLocation(body.Location)
-	if location == "" {
-		return newError(http.StatusBadRequest, "LocationRequired", "The location property is required for this definition.")
-	}
-	if len(location) > 64 {
-		return newError(http.StatusBadRequest, "LocationNotAvailableForResourceType", "The provided location '%s' is not available for resource type '%s'.", safeText(location), sbNamespaceType)
+	location, err := checkLocation(body.Location, sbNamespaceType)
+	if err != nil {
+		return err
 	}
 	if err := checkTags(body.Tags); err != nil {
 		return err
@@ -550,7 +473,7 @@ func (h *Handler) putNamespace(rq *request) error {
 		case "premium":
 			sku = sbSku{Name: "Premium", Tier: "Premium"}
 		default:
-			return newError(http.StatusBadRequest, "BadRequest", "The sku name '%s' is not valid: it must be 'Basic', 'Standard' or 'Premium'.", safeText(body.Sku.Name))
+			return badRequest("The sku name '%s' is not valid: it must be 'Basic', 'Standard' or 'Premium'.", safeText(body.Sku.Name))
 		}
 	}
 	propsJSON, err := json.Marshal(namespaceResourceProps{Sku: sku})
@@ -561,30 +484,25 @@ func (h *Handler) putNamespace(rq *request) error {
 	var out store.Resource
 	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
 		now := h.now().UTC()
-		g, err := tx.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg)
-		if errors.Is(err, store.ErrNotFound) {
-			return rgNotFound(rq.path.rg)
-		} else if err != nil {
-			return internalError(err)
+		g, err := pathGroup(rq, tx)
+		if err != nil {
+			return err
 		}
 		id := rq.namespaceID(g)
 		rq.target = id
 		res := store.Resource{TenantID: tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: id, Type: sbNamespaceType,
 			Name: name, Location: location, Tags: body.Tags, Properties: propsJSON, Created: now, Updated: now}
 		old, err := tx.GetResource(rq.ctx, id)
+		var existing *store.Resource
 		switch {
 		case err == nil:
 			if !strings.EqualFold(old.Type, sbNamespaceType) || !strings.EqualFold(old.TenantID, tenantID) {
 				return namespaceExists(name)
 			}
 			if old.Location != location {
-				return newError(http.StatusBadRequest, "InvalidResourceLocation", "The resource '%s' already exists in location '%s' in resource group '%s'. A resource with the same name cannot be created in location '%s'.",
-					old.Name, old.Location, g.Name, safeText(location))
+				return locationMoved(old.Name, old.Location, g.Name, location)
 			}
-			res.ID, res.Name, res.Created = old.ID, old.Name, old.Created
-			if err := tx.UpdateResource(rq.ctx, res); err != nil {
-				return internalError(err)
-			}
+			existing = &old
 		case errors.Is(err, store.ErrNotFound):
 			taken, err := namespaceNameTaken(rq, tx, name)
 			if err != nil {
@@ -594,18 +512,11 @@ func (h *Handler) putNamespace(rq *request) error {
 				return namespaceExists(name)
 			}
 			status = http.StatusCreated
-			if err := tx.CreateResource(rq.ctx, res); errors.Is(err, store.ErrConflict) {
-				return namespaceExists(name)
-			} else if err != nil {
-				return internalError(err)
-			}
 		default:
 			return internalError(err)
 		}
-		if out, err = tx.GetResource(rq.ctx, res.ID); err != nil {
-			return internalError(err)
-		}
-		return nil
+		out, err = writeRecord(rq, tx, res, existing, namespaceExists(name))
+		return err
 	})
 	if err != nil {
 		return err
@@ -641,61 +552,25 @@ func namespaceNameTaken(rq *request, tx store.Store, name string) (bool, error) 
 }
 
 func (h *Handler) deleteNamespace(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionSBNamespaceDl)
 	if err != nil {
 		return err
 	}
-	if err := h.authorize(rq, actionSBNamespaceDl, rq.path.scope.String()); err != nil {
-		return err
-	}
-	return h.deleteGeneric(rq, tenantID, func(tx store.Store) (string, error) {
+	return h.deleteAndWrite(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
 		res, err := findNamespace(rq, tx, tenantID)
 		if err != nil {
-			return "", err
+			return nothingIfNotFound(err)
 		}
-		return res.ID, nil
+		rq.target = res.ID
+		return deleteRecord(rq, tx, res.ID)
 	})
-}
-
-// deleteGeneric deletes the generic resource find names (with the
-// resources below it and the role assignments at its scope): 200, or 204
-// when find reports ResourceNotFound.
-func (h *Handler) deleteGeneric(rq *request, tenantID string, find func(tx store.Store) (string, error)) error {
-	gone := false
-	err := h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
-		id, err := find(tx)
-		var ae *armError
-		if errors.As(err, &ae) && ae.code == "ResourceNotFound" {
-			gone = true
-			return errNothingToDo
-		} else if err != nil {
-			return err
-		}
-		rq.target = id
-		if err := tx.DeleteResource(rq.ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return internalError(err)
-		}
-		return nil
-	})
-	if gone {
-		rq.w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	rq.w.WriteHeader(http.StatusOK)
-	return nil
 }
 
 // ---- queues ----
 
 func (h *Handler) getQueue(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionSBQueueRead)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionSBQueueRead, rq.path.scope.String()); err != nil {
 		return err
 	}
 	_, q, err := findQueue(rq, h.st, tenantID)
@@ -719,17 +594,7 @@ func (h *Handler) listQueues(rq *request) error {
 	if err != nil {
 		return internalError(err)
 	}
-	out := []queueView{}
-	for _, res := range rs {
-		d, err := h.decide(rq, actionSBQueueRead, res.ID)
-		if err != nil {
-			return err
-		}
-		if d.Allowed {
-			out = append(out, queueViewOf(res))
-		}
-	}
-	return writeJSON(rq, http.StatusOK, list[queueView]{Value: out})
+	return writeReadable(h, rq, actionSBQueueRead, rs, resourceID, func(res store.Resource) (queueView, error) { return queueViewOf(res), nil })
 }
 
 // queueSettingsOf validates a queue PUT's properties and fills in the
@@ -739,19 +604,16 @@ func queueSettingsOf(p *queueBodyProps) (queueSettings, error) {
 	if p == nil {
 		return s, nil
 	}
-	bad := func(format string, args ...any) error {
-		return newError(http.StatusBadRequest, "BadRequest", format, args...)
-	}
 	dur := func(field string, v *string, lo, hi isoDuration, out *string) error {
 		if v == nil {
 			return nil
 		}
 		d, err := parseISODuration(*v)
 		if err != nil {
-			return bad("The value '%s' of properties.%s is %s.", safeText(*v), field, err)
+			return badRequest("The value '%s' of properties.%s is %s.", safeText(*v), field, err)
 		}
 		if d < lo || d > hi {
-			return bad("The value '%s' of properties.%s is out of range: it must be between %s and %s.", safeText(*v), field, lo, hi)
+			return badRequest("The value '%s' of properties.%s is out of range: it must be between %s and %s.", safeText(*v), field, lo, hi)
 		}
 		*out = d.String()
 		return nil
@@ -767,13 +629,13 @@ func queueSettingsOf(p *queueBodyProps) (queueSettings, error) {
 	}
 	if p.MaxDeliveryCount != nil {
 		if *p.MaxDeliveryCount < 1 || *p.MaxDeliveryCount > math.MaxInt32 {
-			return s, bad("The value %d of properties.maxDeliveryCount is out of range: it must be at least 1.", *p.MaxDeliveryCount)
+			return s, badRequest("The value %d of properties.maxDeliveryCount is out of range: it must be at least 1.", *p.MaxDeliveryCount)
 		}
 		s.MaxDeliveryCount = *p.MaxDeliveryCount
 	}
 	if p.MaxSizeInMegabytes != nil {
 		if *p.MaxSizeInMegabytes < defaultMaxSizeInMegabyte || *p.MaxSizeInMegabytes > maxMaxSizeInMegabytes {
-			return s, bad("The value %d of properties.maxSizeInMegabytes is out of range: it must be between %d and %d.", *p.MaxSizeInMegabytes, defaultMaxSizeInMegabyte, maxMaxSizeInMegabytes)
+			return s, badRequest("The value %d of properties.maxSizeInMegabytes is out of range: it must be between %d and %d.", *p.MaxSizeInMegabytes, defaultMaxSizeInMegabyte, maxMaxSizeInMegabytes)
 		}
 		s.MaxSizeInMegabytes = *p.MaxSizeInMegabytes
 	}
@@ -801,16 +663,13 @@ type queueBodyProps struct {
 }
 
 func (h *Handler) putQueue(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionSBQueueWrite)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionSBQueueWrite, rq.path.scope.String()); err != nil {
 		return err
 	}
 	name := rq.path.child
 	if !validQueueName(name) {
-		return newError(http.StatusBadRequest, "BadRequest",
+		return badRequest(
 			"The queue name '%s' is invalid. A queue name must be 1 to 260 letters, digits, '.', '-' or '_', and start and end with a letter or digit.", safeText(name))
 	}
 	var body struct {
@@ -840,30 +699,21 @@ func (h *Handler) putQueue(rq *request) error {
 		res := store.Resource{TenantID: tenantID, SubscriptionID: ns.SubscriptionID, ResourceGroup: ns.ResourceGroup, ID: id, Type: sbQueueType,
 			Name: name, Location: ns.Location, Properties: propsJSON, Created: now, Updated: now}
 		old, err := findTyped(rq, tx, tenantID, id, sbQueueType)
+		var existing *store.Resource
 		switch {
 		case err == nil:
 			prev := queueViewOf(old).Properties
 			if prev.RequiresDuplicateDetection != settings.RequiresDuplicateDetection {
-				return newError(http.StatusBadRequest, "BadRequest", "The property requiresDuplicateDetection cannot be changed after the queue was created (it is %t).", prev.RequiresDuplicateDetection)
+				return badRequest("The property requiresDuplicateDetection cannot be changed after the queue was created (it is %t).", prev.RequiresDuplicateDetection)
 			}
-			res.ID, res.Name, res.Created = old.ID, old.Name, old.Created
-			if err := tx.UpdateResource(rq.ctx, res); err != nil {
-				return internalError(err)
-			}
+			existing = &old
 		case errors.Is(err, store.ErrNotFound):
 			status = http.StatusCreated
-			if err := tx.CreateResource(rq.ctx, res); errors.Is(err, store.ErrConflict) {
-				return newError(http.StatusConflict, "Conflict", "The resource id '%s' is taken by a resource of another type.", safeText(id))
-			} else if err != nil {
-				return internalError(err)
-			}
 		default:
 			return internalError(err)
 		}
-		if out, err = tx.GetResource(rq.ctx, res.ID); err != nil {
-			return internalError(err)
-		}
-		return nil
+		out, err = writeRecord(rq, tx, res, existing, newError(http.StatusConflict, "Conflict", "The resource id '%s' is taken by a resource of another type.", safeText(id)))
+		return err
 	})
 	if err != nil {
 		return err
@@ -872,18 +722,16 @@ func (h *Handler) putQueue(rq *request) error {
 }
 
 func (h *Handler) deleteQueue(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionSBQueueDelete)
 	if err != nil {
 		return err
 	}
-	if err := h.authorize(rq, actionSBQueueDelete, rq.path.scope.String()); err != nil {
-		return err
-	}
-	return h.deleteGeneric(rq, tenantID, func(tx store.Store) (string, error) {
+	return h.deleteAndWrite(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
 		_, q, err := findQueue(rq, tx, tenantID)
 		if err != nil {
-			return "", err
+			return nothingIfNotFound(err)
 		}
-		return q.ID, nil
+		rq.target = q.ID
+		return deleteRecord(rq, tx, q.ID)
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
@@ -95,19 +96,7 @@ func vaultPath(segs []string) (armPath, bool, error) {
 
 // vaults serves the Microsoft.KeyVault/vaults paths.
 func (h *Handler) vaults(rq *request) error {
-	m := rq.r.Method
-	if rq.path.name == "" {
-		return h.only(rq, m, http.MethodGet, h.listVaults)
-	}
-	switch m {
-	case http.MethodGet, http.MethodHead:
-		return h.getVault(rq)
-	case http.MethodPut:
-		return h.putVault(rq)
-	case http.MethodDelete:
-		return h.deleteVault(rq)
-	}
-	return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The requested method '%s' is not allowed for this resource.", safeText(m))
+	return h.serveType(rq, rq.path.name == "", typeHandlers{list: h.listVaults, get: h.getVault, put: h.putVault, del: h.deleteVault})
 }
 
 // ---- wire shapes ----
@@ -186,43 +175,31 @@ func vaultIn(v store.Vault, sub, rg string) bool {
 	return rg == "" || strings.EqualFold(segs[3], rg)
 }
 
-func vaultNotFound(rg, name string) error {
-	return newError(http.StatusNotFound, "ResourceNotFound", "The Resource '%s/%s' under resource group '%s' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
-		vaultType, safeText(name), safeText(rg))
-}
-
 // findVault returns the vault the path names, with its generic record if
 // there is one: ResourceGroupNotFound, or ResourceNotFound when no vault of
 // that name lives in that group of that tenant.
 func findVault(rq *request, st store.Store, tenantID string) (store.Vault, *store.Resource, error) {
-	if _, err := st.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg); errors.Is(err, store.ErrNotFound) {
-		return store.Vault{}, nil, rgNotFound(rq.path.rg)
-	} else if err != nil {
-		return store.Vault{}, nil, internalError(err)
+	if _, err := pathGroup(rq, st); err != nil {
+		return store.Vault{}, nil, err
 	}
 	v, err := st.GetVault(rq.ctx, rq.path.name)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (!strings.EqualFold(v.TenantID, tenantID) || !vaultIn(v, rq.path.sub, rq.path.rg))) {
-		return store.Vault{}, nil, vaultNotFound(rq.path.rg, rq.path.name)
+		return store.Vault{}, nil, resourceNotFound(vaultType, rq.path.rg, rq.path.name)
 	} else if err != nil {
 		return store.Vault{}, nil, internalError(err)
 	}
-	res, err := st.GetResource(rq.ctx, v.ResourceID)
-	if errors.Is(err, store.ErrNotFound) {
-		return v, nil, nil
-	} else if err != nil {
-		return store.Vault{}, nil, internalError(err)
+	res, err := recordOf(rq, st, v.ResourceID)
+	if err != nil {
+		return store.Vault{}, nil, err
 	}
-	return v, &res, nil
+	return v, res, nil
 }
 
 // ---- operations ----
 
 func (h *Handler) getVault(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionVaultRead)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionVaultRead, rq.path.scope.String()); err != nil {
 		return err
 	}
 	v, res, err := findVault(rq, h.st, tenantID)
@@ -235,51 +212,25 @@ func (h *Handler) getVault(rq *request) error {
 // listVaults lists the vaults of a group or subscription that the caller
 // may read.
 func (h *Handler) listVaults(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.listTenant(rq, actionVaultRead)
 	if err != nil {
 		return err
-	}
-	rq.action = actionVaultRead
-	if rq.path.rg != "" {
-		if _, err := h.st.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg); errors.Is(err, store.ErrNotFound) {
-			return rgNotFound(rq.path.rg)
-		} else if err != nil {
-			return internalError(err)
-		}
 	}
 	vs, err := h.st.ListVaults(rq.ctx, tenantID)
 	if err != nil {
 		return internalError(err)
 	}
-	out := []vaultView{}
-	for _, v := range vs {
-		if !vaultIn(v, rq.path.sub, rq.path.rg) {
-			continue
-		}
-		d, err := h.decide(rq, actionVaultRead, v.ResourceID)
-		if err != nil {
-			return err
-		}
-		if !d.Allowed {
-			continue
-		}
-		var res *store.Resource
-		if r, err := h.st.GetResource(rq.ctx, v.ResourceID); err == nil {
-			res = &r
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return internalError(err)
-		}
-		out = append(out, h.vaultViewOf(rq, v, res))
-	}
-	return writeJSON(rq, http.StatusOK, list[vaultView]{Value: out})
+	vs = slices.DeleteFunc(vs, func(v store.Vault) bool { return !vaultIn(v, rq.path.sub, rq.path.rg) })
+	return writeReadable(h, rq, actionVaultRead, vs, func(v store.Vault) string { return v.ResourceID },
+		func(v store.Vault) (vaultView, error) {
+			res, err := recordOf(rq, h.st, v.ResourceID)
+			return h.vaultViewOf(rq, v, res), err
+		})
 }
 
 func (h *Handler) putVault(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionVaultWrite)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionVaultWrite, rq.path.scope.String()); err != nil {
 		return err
 	}
 	name := rq.path.name
@@ -302,48 +253,42 @@ func (h *Handler) putVault(rq *request) error {
 	if err := readBody(rq, &body); err != nil {
 		return err
 	}
-	location := normalizeLocation(body.Location)
-	if location == "" {
-		return newError(http.StatusBadRequest, "LocationRequired", "The location property is required for this definition.")
-	}
-	if len(location) > 64 {
-		return newError(http.StatusBadRequest, "LocationNotAvailableForResourceType", "The provided location '%s' is not available for resource type '%s'.", safeText(location), vaultType)
+	location, err := checkLocation(body.Location, vaultType)
+	if err != nil {
+		return err
 	}
 	if err := checkTags(body.Tags); err != nil {
 		return err
 	}
 	p := body.Properties
 	if p == nil {
-		return newError(http.StatusBadRequest, "BadRequest", "The parameter properties is required.")
-	}
-	bad := func(format string, args ...any) error {
-		return newError(http.StatusBadRequest, "BadRequest", format, args...)
+		return badRequest("The parameter properties is required.")
 	}
 	if p.TenantID == "" {
-		return bad("The parameter properties.tenantId is required.")
+		return badRequest("The parameter properties.tenantId is required.")
 	}
 	if !strings.EqualFold(p.TenantID, tenantID) {
-		return bad("The tenant id '%s' of the vault must be the tenant '%s' that owns the subscription.", safeText(p.TenantID), tenantID)
+		return badRequest("The tenant id '%s' of the vault must be the tenant '%s' that owns the subscription.", safeText(p.TenantID), tenantID)
 	}
 	if p.Sku == nil || p.Sku.Name == "" {
-		return bad("The parameter properties.sku is required.")
+		return badRequest("The parameter properties.sku is required.")
 	}
 	sku := vaultSku{Family: "A", Name: strings.ToLower(p.Sku.Name)}
 	if (p.Sku.Family != "" && !strings.EqualFold(p.Sku.Family, "A")) || (sku.Name != "standard" && sku.Name != "premium") {
-		return bad("The sku '%s/%s' is not valid: the family must be 'A' and the name 'standard' or 'premium'.", safeText(p.Sku.Family), safeText(p.Sku.Name))
+		return badRequest("The sku '%s/%s' is not valid: the family must be 'A' and the name 'standard' or 'premium'.", safeText(p.Sku.Family), safeText(p.Sku.Name))
 	}
 	if p.EnableRbacAuthorization != nil && !*p.EnableRbacAuthorization {
-		return bad("Access policies are not supported by this service: enableRbacAuthorization must be true.")
+		return badRequest("Access policies are not supported by this service: enableRbacAuthorization must be true.")
 	}
 	if p.EnableSoftDelete != nil && !*p.EnableSoftDelete {
-		return bad("Soft delete cannot be disabled: enableSoftDelete must be true.")
+		return badRequest("Soft delete cannot be disabled: enableSoftDelete must be true.")
 	}
 	days := 90
 	if p.SoftDeleteRetentionInDays != nil {
 		days = *p.SoftDeleteRetentionInDays
 	}
 	if days < 7 || days > 90 {
-		return bad("The value of softDeleteRetentionInDays must be between 7 and 90, inclusive.")
+		return badRequest("The value of softDeleteRetentionInDays must be between 7 and 90, inclusive.")
 	}
 	purge := p.EnablePurgeProtection != nil && *p.EnablePurgeProtection
 	propsJSON, err := json.Marshal(vaultResourceProps{Sku: sku})
@@ -356,11 +301,9 @@ func (h *Handler) putVault(rq *request) error {
 	var outRes store.Resource
 	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
 		now := h.now().UTC()
-		g, err := tx.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg)
-		if errors.Is(err, store.ErrNotFound) {
-			return rgNotFound(rq.path.rg)
-		} else if err != nil {
-			return internalError(err)
+		g, err := pathGroup(rq, tx)
+		if err != nil {
+			return err
 		}
 		id := "/subscriptions/" + g.SubscriptionID + "/resourceGroups/" + g.Name + "/providers/" + vaultType + "/" + name
 		rq.target = id
@@ -387,28 +330,19 @@ func (h *Handler) putVault(rq *request) error {
 				return newError(http.StatusBadRequest, "LocationNotAvailableForResourceType", "The vault '%s' exists in location '%s'; a vault cannot be moved to '%s'.", v.Name, v.Location, safeText(location))
 			}
 			if v.SoftDeleteRetentionDays != days && p.SoftDeleteRetentionInDays != nil {
-				return bad("The property softDeleteRetentionInDays cannot be changed after the vault was created (it is %d).", v.SoftDeleteRetentionDays)
+				return badRequest("The property softDeleteRetentionInDays cannot be changed after the vault was created (it is %d).", v.SoftDeleteRetentionDays)
 			}
 			if p.EnablePurgeProtection != nil && v.EnablePurgeProtection != purge {
 				if v.EnablePurgeProtection {
-					return bad("Purge protection cannot be disabled once it is enabled.")
+					return badRequest("Purge protection cannot be disabled once it is enabled.")
 				}
-				return bad("Enabling purge protection on an existing vault is not supported by this service.")
+				return badRequest("Enabling purge protection on an existing vault is not supported by this service.")
 			}
 		}
 		res := store.Resource{TenantID: tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: v.ResourceID,
 			Type: vaultType, Name: v.Name, Location: v.Location, Tags: body.Tags, Properties: propsJSON, Created: now, Updated: now}
-		if old, err := tx.GetResource(rq.ctx, v.ResourceID); err == nil {
-			res.Created = old.Created
-			if err := tx.UpdateResource(rq.ctx, res); err != nil {
-				return internalError(err)
-			}
-		} else if errors.Is(err, store.ErrNotFound) {
-			if err := tx.CreateResource(rq.ctx, res); err != nil {
-				return internalError(err)
-			}
-		} else {
-			return internalError(err)
+		if err := saveRecord(rq, tx, &res, nil); err != nil {
+			return err
 		}
 		out, outRes = v, res
 		return nil
@@ -425,39 +359,19 @@ func vaultExists(name string) error {
 }
 
 func (h *Handler) deleteVault(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizeAt(rq, actionVaultDelete)
 	if err != nil {
 		return err
 	}
-	if err := h.authorize(rq, actionVaultDelete, rq.path.scope.String()); err != nil {
-		return err
-	}
-	gone := false
-	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	return h.deleteAndWrite(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
 		v, _, err := findVault(rq, tx, tenantID)
-		var ae *armError
-		if errors.As(err, &ae) && ae.code == "ResourceNotFound" {
-			gone = true
-			return errNothingToDo
-		} else if err != nil {
-			return err
+		if err != nil {
+			return nothingIfNotFound(err)
 		}
 		rq.target = v.ResourceID
 		return deleteVaultRecords(rq, tx, v)
 	})
-	if gone {
-		rq.w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	rq.w.WriteHeader(http.StatusOK)
-	return nil
 }
-
-// errNothingToDo rolls back a change that found nothing to change.
-var errNothingToDo = errors.New("arm: nothing to do")
 
 // deleteVaultRecords removes a vault with its secrets, its generic record
 // and the role assignments at its scope.
@@ -465,10 +379,7 @@ func deleteVaultRecords(rq *request, tx store.Store, v store.Vault) error {
 	if err := tx.DeleteVault(rq.ctx, v.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return internalError(err)
 	}
-	if err := tx.DeleteResource(rq.ctx, v.ResourceID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return internalError(err)
-	}
-	return nil
+	return deleteRecord(rq, tx, v.ResourceID)
 }
 
 // deleteGroupVaults deletes the vaults of group g of the tenant, inside

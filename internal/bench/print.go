@@ -20,16 +20,103 @@ const (
 // Print writes the report as a table for people ("" or "table") or as JSON
 // ("json"), where durations are milliseconds.
 func Print(w io.Writer, r TokenReport, format string) error {
+	return printAs(w, r, format, func() error { return printTable(w, r) })
+}
+
+// printAs writes report as indented JSON ("json") or calls table ("" or
+// "table").
+func printAs(w io.Writer, report any, format string, table func() error) error {
 	switch format {
 	case FormatJSON:
 		enc := json.NewEncoder(w)
 		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return enc.Encode(report)
 	case "", FormatTable:
-		return printTable(w, r)
+		return table()
 	}
 	return fmt.Errorf("output format %q is not supported: use json or table", format)
+}
+
+// runHead is what a report says about the run above its table.
+type runHead struct {
+	Server, Protocol               string
+	Tenant, TenantID, CleanupError string
+	TenantDeleted, Interrupted     bool
+	Subject                        []string // a line after the tenant's, if any
+	Concurrency, ClientCPUs        int
+	Warmup, Duration               time.Duration
+	MemoryAtRest, MemoryAfter      *ServerMemory
+	MemoryNote                     string
+}
+
+// newTable returns a table writer on w and a function writing one row.
+func newTable(w io.Writer) (*tabwriter.Writer, func(cells ...string)) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	return tw, func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
+}
+
+// write writes the head's lines and the blank line under them.
+func (r runHead) write(line func(cells ...string)) {
+	proto := r.Protocol
+	if proto == "" {
+		proto = "no request sent"
+	}
+	line("server", fmt.Sprintf("%s (%s)", r.Server, proto))
+	tenant := r.Tenant
+	switch {
+	case r.Tenant == "":
+		tenant = "(not created)"
+	case r.TenantDeleted:
+		tenant += " (deleted)"
+	case r.CleanupError != "":
+		tenant += " (NOT deleted: " + r.CleanupError + ")"
+	default:
+		tenant += " (kept, id " + r.TenantID + ")"
+	}
+	line("tenant", tenant)
+	if r.Subject != nil {
+		line(r.Subject...)
+	}
+	line("load", fmt.Sprintf("concurrency %d, warm-up %s, window %s, client GOMAXPROCS %d", r.Concurrency, r.Warmup, r.Duration, r.ClientCPUs))
+	switch {
+	case r.MemoryAtRest != nil:
+		mem := "at rest: " + memory(*r.MemoryAtRest)
+		if r.MemoryAfter != nil {
+			mem += "; after the load: " + memory(*r.MemoryAfter)
+		}
+		line("server memory", mem)
+	case r.MemoryNote != "":
+		line("server memory", r.MemoryNote)
+	}
+	if r.Interrupted {
+		line("interrupted", "yes: the results are partial")
+	}
+	line()
+}
+
+// measuredCells are the latency and client CPU cells of a measured row:
+// "-" where n, the successful requests, or the CPU time is zero.
+func measuredCells(n int, l Latency, cpu, window time.Duration) (lat []string, cpuCell string) {
+	lat = []string{"-", "-", "-", "-"}
+	if n > 0 {
+		lat = []string{dur(l.P50), dur(l.P90), dur(l.P99), dur(l.Max)}
+	}
+	cpuCell = "-"
+	if cpu > 0 && window > 0 {
+		cpuCell = fmt.Sprintf("%.0f%% of a CPU", 100*cpu.Seconds()/window.Seconds())
+	}
+	return lat, cpuCell
+}
+
+// printNotes writes the lines under a table, after a blank line, if any.
+func printNotes(w io.Writer, notes []string) {
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range notes {
+			fmt.Fprintln(w, n)
+		}
+	}
 }
 
 // ms is a duration in milliseconds, to the microsecond.
@@ -108,55 +195,18 @@ func (r TokenReport) MarshalJSON() ([]byte, error) {
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 
 func printTable(w io.Writer, r TokenReport) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	line := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
-
-	proto := r.Protocol
-	if proto == "" {
-		proto = "no request sent"
-	}
-	line("server", fmt.Sprintf("%s (%s)", r.Server, proto))
-	tenant := r.Tenant
-	switch {
-	case r.Tenant == "":
-		tenant = "(not created)"
-	case r.TenantDeleted:
-		tenant += " (deleted)"
-	case r.CleanupError != "":
-		tenant += " (NOT deleted: " + r.CleanupError + ")"
-	default:
-		tenant += " (kept, id " + r.TenantID + ")"
-	}
-	line("tenant", tenant)
-	line("load", fmt.Sprintf("concurrency %d, warm-up %s, window %s, client GOMAXPROCS %d", r.Concurrency, r.Warmup, r.Duration, r.ClientCPUs))
-	switch {
-	case r.MemoryAtRest != nil:
-		mem := "at rest: " + memory(*r.MemoryAtRest)
-		if r.MemoryAfter != nil {
-			mem += "; after the load: " + memory(*r.MemoryAfter)
-		}
-		line("server memory", mem)
-	case r.MemoryNote != "":
-		line("server memory", r.MemoryNote)
-	}
-	if r.Interrupted {
-		line("interrupted", "yes: the results are partial")
-	}
-	line()
+	tw, line := newTable(w)
+	runHead{Server: r.Server, Protocol: r.Protocol, Tenant: r.Tenant, TenantID: r.TenantID, CleanupError: r.CleanupError,
+		TenantDeleted: r.TenantDeleted, Interrupted: r.Interrupted, Concurrency: r.Concurrency, ClientCPUs: r.ClientCPUs,
+		Warmup: r.Warmup, Duration: r.Duration, MemoryAtRest: r.MemoryAtRest, MemoryAfter: r.MemoryAfter,
+		MemoryNote: r.MemoryNote}.write(line)
 	line("CREDENTIAL", "MODE", "TOKENS/S", "COUNT", "ERRORS", "P50", "P90", "P99", "MAX", "CONNS", "CLIENT CPU")
 	for _, k := range r.Results {
 		if k.SetupError != "" {
 			line(string(k.Kind), k.Mode, "-", "-", "-", "-", "-", "-", "-", "-", "-")
 			continue
 		}
-		lat := []string{"-", "-", "-", "-"}
-		if k.Tokens > 0 {
-			lat = []string{dur(k.Latency.P50), dur(k.Latency.P90), dur(k.Latency.P99), dur(k.Latency.Max)}
-		}
-		cpu := "-"
-		if k.ClientCPU > 0 && k.Window > 0 {
-			cpu = fmt.Sprintf("%.0f%% of a CPU", 100*k.ClientCPU.Seconds()/k.Window.Seconds())
-		}
+		lat, cpu := measuredCells(k.Tokens, k.Latency, k.ClientCPU, k.Window)
 		line(append(append([]string{string(k.Kind), k.Mode, fmt.Sprintf("%.1f", k.Rate), fmt.Sprint(k.Tokens), fmt.Sprint(k.Failed)}, lat...),
 			fmt.Sprint(k.Connections), cpu)...)
 	}
@@ -175,12 +225,7 @@ func printTable(w io.Writer, r TokenReport) error {
 			extra = append(extra, fmt.Sprintf("%s: %s", k.Kind, n))
 		}
 	}
-	if len(extra) > 0 {
-		fmt.Fprintln(w)
-		for _, e := range extra {
-			fmt.Fprintln(w, e)
-		}
-	}
+	printNotes(w, extra)
 	return nil
 }
 

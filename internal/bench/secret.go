@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -559,62 +558,21 @@ func (r SecretGetReport) MarshalJSON() ([]byte, error) {
 // PrintSecretGet writes the report as a table ("" or "table") or as JSON
 // ("json", durations in milliseconds).
 func PrintSecretGet(w io.Writer, r SecretGetReport, format string) error {
-	switch format {
-	case FormatJSON:
-		enc := json.NewEncoder(w)
-		enc.SetEscapeHTML(false)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
-	case "", FormatTable:
-	default:
-		return fmt.Errorf("output format %q is not supported: use json or table", format)
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	line := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
-	proto := r.Protocol
-	if proto == "" {
-		proto = "no request sent"
-	}
-	line("server", fmt.Sprintf("%s (%s)", r.Server, proto))
-	tenant := r.Tenant
-	switch {
-	case r.Tenant == "":
-		tenant = "(not created)"
-	case r.TenantDeleted:
-		tenant += " (deleted)"
-	case r.CleanupError != "":
-		tenant += " (NOT deleted: " + r.CleanupError + ")"
-	default:
-		tenant += " (kept, id " + r.TenantID + ")"
-	}
-	line("tenant", tenant)
+	return printAs(w, r, format, func() error { return printSecretGetTable(w, r) })
+}
+
+func printSecretGetTable(w io.Writer, r SecretGetReport) error {
+	tw, line := newTable(w)
+	head := runHead{Server: r.Server, Protocol: r.Protocol, Tenant: r.Tenant, TenantID: r.TenantID, CleanupError: r.CleanupError,
+		TenantDeleted: r.TenantDeleted, Interrupted: r.Interrupted, Concurrency: r.Concurrency, ClientCPUs: r.ClientCPUs,
+		Warmup: r.Warmup, Duration: r.Duration, MemoryAtRest: r.MemoryAtRest, MemoryAfter: r.MemoryAfter,
+		MemoryNote: r.MemoryNote}
 	if r.Vault != "" {
-		line("secret", r.Vault+"/secrets/"+r.Secret+" (Key Vault Secrets User)")
+		head.Subject = []string{"secret", r.Vault + "/secrets/" + r.Secret + " (Key Vault Secrets User)"}
 	}
-	line("load", fmt.Sprintf("concurrency %d, warm-up %s, window %s, client GOMAXPROCS %d", r.Concurrency, r.Warmup, r.Duration, r.ClientCPUs))
-	switch {
-	case r.MemoryAtRest != nil:
-		mem := "at rest: " + memory(*r.MemoryAtRest)
-		if r.MemoryAfter != nil {
-			mem += "; after the load: " + memory(*r.MemoryAfter)
-		}
-		line("server memory", mem)
-	case r.MemoryNote != "":
-		line("server memory", r.MemoryNote)
-	}
-	if r.Interrupted {
-		line("interrupted", "yes: the results are partial")
-	}
-	line()
+	head.write(line)
 	line("READS/S", "COUNT", "ERRORS", "P50", "P90", "P99", "MAX", "CONNS", "CLIENT CPU")
-	lat := []string{"-", "-", "-", "-"}
-	if r.Reads > 0 {
-		lat = []string{dur(r.Latency.P50), dur(r.Latency.P90), dur(r.Latency.P99), dur(r.Latency.Max)}
-	}
-	cpu := "-"
-	if r.ClientCPU > 0 && r.Window > 0 {
-		cpu = fmt.Sprintf("%.0f%% of a CPU", 100*r.ClientCPU.Seconds()/r.Window.Seconds())
-	}
+	lat, cpu := measuredCells(r.Reads, r.Latency, r.ClientCPU, r.Window)
 	line(append(append([]string{fmt.Sprintf("%.1f", r.Rate), fmt.Sprint(r.Reads), fmt.Sprint(r.Failed)}, lat...), fmt.Sprint(r.Connections), cpu)...)
 	if err := tw.Flush(); err != nil {
 		return err
@@ -624,11 +582,6 @@ func PrintSecretGet(w io.Writer, r SecretGetReport, format string) error {
 		extra = append(extra, fmt.Sprintf("%d × %s", r.Errors[code], code))
 	}
 	extra = append(extra, r.Notes...)
-	if len(extra) > 0 {
-		fmt.Fprintln(w)
-		for _, e := range extra {
-			fmt.Fprintln(w, e)
-		}
-	}
+	printNotes(w, extra)
 	return nil
 }

@@ -191,6 +191,20 @@ func (s *Service) record(q *request, action, result, detail string) bool {
 	return err == nil
 }
 
+// succeed audits a successful operation and answers 200 with body, or
+// 204 when body is nil; if the audit record is not stored it answers 500.
+func (s *Service) succeed(q *request, action, detail string, body any) {
+	if !s.record(q, action, audit.Success, detail) {
+		s.internal(q.w, q.r, action, errors.New("audit record not stored"))
+		return
+	}
+	if body == nil {
+		q.w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	writeJSON(q.w, http.StatusOK, body)
+}
+
 // authorize asks the Authorizer and answers 403 (audited) on refusal.
 func (s *Service) authorize(q *request, action, dataAction, scope string) bool {
 	allowed, reason, err := s.authz.Authorize(q.r.Context(), Access{
@@ -378,11 +392,7 @@ func (s *Service) set(q *request) {
 		s.storeError(q, action, err)
 		return
 	}
-	if !s.record(q, action, audit.Success, stored.Version) {
-		s.internal(q.w, q.r, action, errors.New("audit record not stored"))
-		return
-	}
-	writeJSON(q.w, http.StatusOK, s.bundle(q.base, q.vault, stored, &value, true))
+	s.succeed(q, action, stored.Version, s.bundle(q.base, q.vault, stored, &value, true))
 }
 
 // createVersion stores a new version. Concurrent sets of one name race
@@ -441,11 +451,7 @@ func (s *Service) get(q *request) {
 		s.internal(q.w, q.r, action, err)
 		return
 	}
-	if !s.record(q, action, audit.Success, sec.Version) {
-		s.internal(q.w, q.r, action, errors.New("audit record not stored"))
-		return
-	}
-	writeJSON(q.w, http.StatusOK, s.bundle(q.base, q.vault, sec, &value, true))
+	s.succeed(q, action, sec.Version, s.bundle(q.base, q.vault, sec, &value, true))
 }
 
 // pageParams reads maxresults and $skiptoken.
@@ -475,60 +481,45 @@ func nextLink(q *request, path string, limit int, last string) *string {
 }
 
 func (s *Service) list(q *request, deleted bool) {
-	action, path := "secret.list", "/secrets"
-	if deleted {
-		action, path = "secret.listDeleted", "/deletedsecrets"
-	}
-	if !s.authorize(q, action, ActionReadMetadata, q.vault.ResourceID) {
+	if !deleted {
+		s.listPage(q, "secret.list", q.vault.ResourceID, "/secrets", s.st.ListSecrets,
+			func(sec store.Secret) string { return strings.ToLower(sec.Name) },
+			func(sec store.Secret) secretBundle { return s.bundle(q.base, q.vault, sec, nil, false) })
 		return
 	}
-	limit, after, ok := pageParams(q)
-	if !ok {
-		return
-	}
-	query := store.SecretQuery{Vault: q.vault.Name, After: strings.ToLower(after), Limit: limit + 1}
-	var (
-		secs []store.Secret
-		err  error
-	)
-	if deleted {
-		secs, err = s.st.ListDeletedSecrets(q.r.Context(), query)
-	} else {
-		secs, err = s.st.ListSecrets(q.r.Context(), query)
-	}
-	if err != nil {
-		s.internal(q.w, q.r, action, err)
-		return
-	}
-	out := listResult{Value: []secretBundle{}}
-	if len(secs) > limit {
-		secs = secs[:limit]
-		out.NextLink = nextLink(q, path, limit, strings.ToLower(secs[limit-1].Name))
-	}
-	for _, sec := range secs {
-		b := s.bundle(q.base, q.vault, sec, nil, false)
-		if deleted {
+	s.listPage(q, "secret.listDeleted", q.vault.ResourceID, "/deletedsecrets", s.st.ListDeletedSecrets,
+		func(sec store.Secret) string { return strings.ToLower(sec.Name) },
+		func(sec store.Secret) secretBundle {
+			b := s.bundle(q.base, q.vault, sec, nil, false)
 			b.ID = q.base + "/secrets/" + sec.Name
-		}
-		out.Value = append(out.Value, b)
-	}
-	if !s.record(q, action, audit.Success, "") {
-		s.internal(q.w, q.r, action, errors.New("audit record not stored"))
-		return
-	}
-	writeJSON(q.w, http.StatusOK, out)
+			return b
+		})
 }
 
 func (s *Service) versions(q *request) {
-	const action = "secret.versions"
-	if !s.authorize(q, action, ActionReadMetadata, q.secretScope()) {
+	s.listPage(q, "secret.versions", q.secretScope(), "/secrets/"+q.route.name+"/versions",
+		func(ctx context.Context, query store.SecretQuery) ([]store.Secret, error) {
+			query.Name = q.route.name
+			return s.st.ListSecretVersions(ctx, query)
+		},
+		func(sec store.Secret) string { return sec.Version },
+		func(sec store.Secret) secretBundle { return s.bundle(q.base, q.vault, sec, nil, true) })
+}
+
+// listPage is the flow of the listing operations: authorize reading at
+// scope, fetch a page after the $skiptoken (and one more, to learn whether
+// a next page at path follows, its token the cursor of the page's last
+// item), answer with each item's bundle.
+func (s *Service) listPage(q *request, action, scope, path string, fetch func(context.Context, store.SecretQuery) ([]store.Secret, error),
+	cursor func(store.Secret) string, item func(store.Secret) secretBundle) {
+	if !s.authorize(q, action, ActionReadMetadata, scope) {
 		return
 	}
 	limit, after, ok := pageParams(q)
 	if !ok {
 		return
 	}
-	secs, err := s.st.ListSecretVersions(q.r.Context(), store.SecretQuery{Vault: q.vault.Name, Name: q.route.name, After: strings.ToLower(after), Limit: limit + 1})
+	secs, err := fetch(q.r.Context(), store.SecretQuery{Vault: q.vault.Name, After: strings.ToLower(after), Limit: limit + 1})
 	if err != nil {
 		s.internal(q.w, q.r, action, err)
 		return
@@ -536,16 +527,12 @@ func (s *Service) versions(q *request) {
 	out := listResult{Value: []secretBundle{}}
 	if len(secs) > limit {
 		secs = secs[:limit]
-		out.NextLink = nextLink(q, "/secrets/"+q.route.name+"/versions", limit, secs[limit-1].Version)
+		out.NextLink = nextLink(q, path, limit, cursor(secs[limit-1]))
 	}
 	for _, sec := range secs {
-		out.Value = append(out.Value, s.bundle(q.base, q.vault, sec, nil, true))
+		out.Value = append(out.Value, item(sec))
 	}
-	if !s.record(q, action, audit.Success, "") {
-		s.internal(q.w, q.r, action, errors.New("audit record not stored"))
-		return
-	}
-	writeJSON(q.w, http.StatusOK, out)
+	s.succeed(q, action, "", out)
 }
 
 func (s *Service) update(q *request) {
@@ -581,68 +568,45 @@ func (s *Service) update(q *request) {
 		s.storeError(q, action, err)
 		return
 	}
-	if !s.record(q, action, audit.Success, upd.Version) {
-		s.internal(q.w, q.r, action, errors.New("audit record not stored"))
+	s.succeed(q, action, upd.Version, s.bundle(q.base, q.vault, upd, nil, true))
+}
+
+// secretOp is the flow of the operations on one whole secret: authorize
+// dataAction on it, run op, answer with the secret's bundle.
+func (s *Service) secretOp(q *request, action, dataAction string, op func(ctx context.Context) (store.Secret, error)) {
+	if !s.authorize(q, action, dataAction, q.secretScope()) {
 		return
 	}
-	writeJSON(q.w, http.StatusOK, s.bundle(q.base, q.vault, upd, nil, true))
+	sec, err := op(q.r.Context())
+	if err != nil {
+		s.storeError(q, action, err)
+		return
+	}
+	s.succeed(q, action, "", s.bundle(q.base, q.vault, sec, nil, true))
 }
 
 func (s *Service) delete(q *request) {
-	const action = "secret.delete"
-	if !s.authorize(q, action, ActionDelete, q.secretScope()) {
-		return
-	}
-	now := s.now().UTC()
-	d := store.SecretDeletion{
-		RecoveryID:         q.base + "/deletedsecrets/" + q.route.name,
-		DeletedDate:        now,
-		ScheduledPurgeDate: now.Add(time.Duration(q.vault.SoftDeleteRetentionDays) * 24 * time.Hour),
-	}
-	sec, err := s.st.DeleteSecret(q.r.Context(), q.vault.Name, q.route.name, d)
-	if err != nil {
-		s.storeError(q, action, err)
-		return
-	}
-	if !s.record(q, action, audit.Success, "") {
-		s.internal(q.w, q.r, action, errors.New("audit record not stored"))
-		return
-	}
-	writeJSON(q.w, http.StatusOK, s.bundle(q.base, q.vault, sec, nil, true))
+	s.secretOp(q, "secret.delete", ActionDelete, func(ctx context.Context) (store.Secret, error) {
+		now := s.now().UTC()
+		d := store.SecretDeletion{
+			RecoveryID:         q.base + "/deletedsecrets/" + q.route.name,
+			DeletedDate:        now,
+			ScheduledPurgeDate: now.Add(time.Duration(q.vault.SoftDeleteRetentionDays) * 24 * time.Hour),
+		}
+		return s.st.DeleteSecret(ctx, q.vault.Name, q.route.name, d)
+	})
 }
 
 func (s *Service) getDeleted(q *request) {
-	const action = "secret.getDeleted"
-	if !s.authorize(q, action, ActionReadMetadata, q.secretScope()) {
-		return
-	}
-	sec, err := s.st.GetDeletedSecret(q.r.Context(), q.vault.Name, q.route.name)
-	if err != nil {
-		s.storeError(q, action, err)
-		return
-	}
-	if !s.record(q, action, audit.Success, "") {
-		s.internal(q.w, q.r, action, errors.New("audit record not stored"))
-		return
-	}
-	writeJSON(q.w, http.StatusOK, s.bundle(q.base, q.vault, sec, nil, true))
+	s.secretOp(q, "secret.getDeleted", ActionReadMetadata, func(ctx context.Context) (store.Secret, error) {
+		return s.st.GetDeletedSecret(ctx, q.vault.Name, q.route.name)
+	})
 }
 
 func (s *Service) recover(q *request) {
-	const action = "secret.recover"
-	if !s.authorize(q, action, ActionRecover, q.secretScope()) {
-		return
-	}
-	sec, err := s.st.RecoverSecret(q.r.Context(), q.vault.Name, q.route.name)
-	if err != nil {
-		s.storeError(q, action, err)
-		return
-	}
-	if !s.record(q, action, audit.Success, "") {
-		s.internal(q.w, q.r, action, errors.New("audit record not stored"))
-		return
-	}
-	writeJSON(q.w, http.StatusOK, s.bundle(q.base, q.vault, sec, nil, true))
+	s.secretOp(q, "secret.recover", ActionRecover, func(ctx context.Context) (store.Secret, error) {
+		return s.st.RecoverSecret(ctx, q.vault.Name, q.route.name)
+	})
 }
 
 func (s *Service) purge(q *request) {
@@ -660,11 +624,7 @@ func (s *Service) purge(q *request) {
 		s.storeError(q, action, err)
 		return
 	}
-	if !s.record(q, action, audit.Success, "") {
-		s.internal(q.w, q.r, action, errors.New("audit record not stored"))
-		return
-	}
-	q.w.WriteHeader(http.StatusNoContent)
+	s.succeed(q, action, "", nil)
 }
 
 // backupBlob is the plaintext inside a backup: bound, by the sealing AAD,
@@ -728,11 +688,7 @@ func (s *Service) backup(q *request) {
 		s.internal(q.w, q.r, action, err)
 		return
 	}
-	if !s.record(q, action, audit.Success, fmt.Sprintf("%d versions", len(secs))) {
-		s.internal(q.w, q.r, action, errors.New("audit record not stored"))
-		return
-	}
-	writeJSON(q.w, http.StatusOK, blobParams{Value: base64.RawURLEncoding.EncodeToString(sealedBlob)})
+	s.succeed(q, action, fmt.Sprintf("%d versions", len(secs)), blobParams{Value: base64.RawURLEncoding.EncodeToString(sealedBlob)})
 }
 
 func sortBySeq(secs []store.Secret) {
@@ -812,9 +768,5 @@ func (s *Service) restore(q *request) {
 		s.storeError(q, action, err)
 		return
 	}
-	if !s.record(q, action, audit.Success, fmt.Sprintf("%d versions", len(stored))) {
-		s.internal(q.w, q.r, action, errors.New("audit record not stored"))
-		return
-	}
-	writeJSON(q.w, http.StatusOK, s.bundle(q.base, q.vault, stored[len(stored)-1], nil, true))
+	s.succeed(q, action, fmt.Sprintf("%d versions", len(stored)), s.bundle(q.base, q.vault, stored[len(stored)-1], nil, true))
 }

@@ -72,6 +72,61 @@ func foldAll(keys []string) []string {
 	return out
 }
 
+// rowScanner is a *sql.Row or *sql.Rows.
+type rowScanner = interface{ Scan(...any) error }
+
+// getByID reads the row of table with tenantID and id; what names it in
+// errors.
+func getByID[T any](ctx context.Context, s *Store, what, table, cols string, scan func(rowScanner) (T, error), tenantID, id string) (T, error) {
+	var v T
+	if !textOK(tenantID, id) {
+		return v, notFound("get " + what)
+	}
+	err := s.read(func(r runner) error {
+		var err error
+		v, err = scan(r.queryRow(ctx, `SELECT `+cols+` FROM `+table+` WHERE tenant_id = ? AND id = ?`, tenantID, id))
+		return err
+	})
+	return v, s.fail("get "+what+" "+id, err)
+}
+
+// deleteByID deletes the row of table with tenantID and id; what names it
+// in errors.
+func (s *Store) deleteByID(ctx context.Context, what, table, tenantID, id string) error {
+	if !textOK(tenantID, id) {
+		return notFound("delete " + what)
+	}
+	err := s.write(ctx, false, func(r runner) error {
+		res, err := r.exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = ? AND id = ?`, tenantID, id)
+		if err != nil {
+			return err
+		}
+		return mustAffect(res)
+	})
+	return s.fail("delete "+what+" "+id, err)
+}
+
+// listRows runs query and scans every row; op names it in errors.
+func listRows[T any](ctx context.Context, s *Store, op string, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
+	var vs []T
+	err := s.read(func(r runner) error {
+		rows, err := r.query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				return err
+			}
+			vs = append(vs, v)
+		}
+		return rows.Err()
+	})
+	return vs, s.fail(op, err)
+}
+
 func permissionsText(op string, ps []store.Permission) (string, error) {
 	for _, p := range ps {
 		for _, l := range [][]string{p.Actions, p.NotActions, p.DataActions, p.NotDataActions} {
@@ -96,7 +151,7 @@ func principalsText(op string, ps []store.DenyPrincipal) (string, error) {
 
 const roleDefCols = `tenant_id, id, name, description, permissions, assignable_scopes, created, updated, created_by`
 
-func scanRoleDef(sc interface{ Scan(...any) error }) (store.RoleDefinition, error) {
+func scanRoleDef(sc rowScanner) (store.RoleDefinition, error) {
 	var d store.RoleDefinition
 	err := sc.Scan(&d.TenantID, &d.ID, &d.Name, &d.Description, jsonCol[store.Permission]{&d.Permissions},
 		jsonCol[string]{&d.AssignableScopes}, timeCol{&d.Created}, timeCol{&d.Updated}, &d.CreatedBy)
@@ -138,16 +193,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 
 // GetRoleDefinition implements store.RBAC.
 func (s *Store) GetRoleDefinition(ctx context.Context, tenantID, id string) (store.RoleDefinition, error) {
-	var d store.RoleDefinition
-	if !textOK(tenantID, id) {
-		return d, notFound("get role definition")
-	}
-	err := s.read(func(r runner) error {
-		var err error
-		d, err = scanRoleDef(r.queryRow(ctx, `SELECT `+roleDefCols+` FROM role_definitions WHERE tenant_id = ? AND id = ?`, tenantID, id))
-		return err
-	})
-	return d, s.fail("get role definition "+id, err)
+	return getByID(ctx, s, "role definition", "role_definitions", roleDefCols, scanRoleDef, tenantID, id)
 }
 
 // UpdateRoleDefinition implements store.RBAC. A zero Updated is set to now.
@@ -183,48 +229,23 @@ WHERE tenant_id = ? AND id = ?`,
 // left alone (they then grant nothing); refusing to delete a role that is
 // still assigned, as Azure does, is the caller's rule.
 func (s *Store) DeleteRoleDefinition(ctx context.Context, tenantID, id string) error {
-	if !textOK(tenantID, id) {
-		return notFound("delete role definition")
-	}
-	err := s.write(ctx, false, func(r runner) error {
-		res, err := r.exec(ctx, `DELETE FROM role_definitions WHERE tenant_id = ? AND id = ?`, tenantID, id)
-		if err != nil {
-			return err
-		}
-		return mustAffect(res)
-	})
-	return s.fail("delete role definition "+id, err)
+	return s.deleteByID(ctx, "role definition", "role_definitions", tenantID, id)
 }
 
 // ListRoleDefinitions implements store.RBAC.
 func (s *Store) ListRoleDefinitions(ctx context.Context, tenantID string) ([]store.RoleDefinition, error) {
-	var ds []store.RoleDefinition
 	if !textOK(tenantID) {
 		return nil, nil
 	}
-	err := s.read(func(r runner) error {
-		rows, err := r.query(ctx, `SELECT `+roleDefCols+` FROM role_definitions WHERE tenant_id = ? ORDER BY id`, tenantID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			d, err := scanRoleDef(rows)
-			if err != nil {
-				return err
-			}
-			ds = append(ds, d)
-		}
-		return rows.Err()
-	})
-	return ds, s.fail("list role definitions", err)
+	return listRows(ctx, s, "list role definitions", scanRoleDef,
+		`SELECT `+roleDefCols+` FROM role_definitions WHERE tenant_id = ? ORDER BY id`, tenantID)
 }
 
 // ---- role assignments
 
 const roleAssignmentCols = `tenant_id, id, scope, role_definition_id, principal_id, principal_type, principal_tenant_id, created, created_by`
 
-func scanRoleAssignment(sc interface{ Scan(...any) error }) (store.RoleAssignment, error) {
+func scanRoleAssignment(sc rowScanner) (store.RoleAssignment, error) {
 	var (
 		a     store.RoleAssignment
 		ptype string
@@ -264,31 +285,12 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 
 // GetRoleAssignment implements store.RBAC.
 func (s *Store) GetRoleAssignment(ctx context.Context, tenantID, id string) (store.RoleAssignment, error) {
-	var a store.RoleAssignment
-	if !textOK(tenantID, id) {
-		return a, notFound("get role assignment")
-	}
-	err := s.read(func(r runner) error {
-		var err error
-		a, err = scanRoleAssignment(r.queryRow(ctx, `SELECT `+roleAssignmentCols+` FROM role_assignments WHERE tenant_id = ? AND id = ?`, tenantID, id))
-		return err
-	})
-	return a, s.fail("get role assignment "+id, err)
+	return getByID(ctx, s, "role assignment", "role_assignments", roleAssignmentCols, scanRoleAssignment, tenantID, id)
 }
 
 // DeleteRoleAssignment implements store.RBAC.
 func (s *Store) DeleteRoleAssignment(ctx context.Context, tenantID, id string) error {
-	if !textOK(tenantID, id) {
-		return notFound("delete role assignment")
-	}
-	err := s.write(ctx, false, func(r runner) error {
-		res, err := r.exec(ctx, `DELETE FROM role_assignments WHERE tenant_id = ? AND id = ?`, tenantID, id)
-		if err != nil {
-			return err
-		}
-		return mustAffect(res)
-	})
-	return s.fail("delete role assignment "+id, err)
+	return s.deleteByID(ctx, "role assignment", "role_assignments", tenantID, id)
 }
 
 // scopeFilter appends the Scopes / ScopePrefix conditions shared by role
@@ -365,30 +367,14 @@ func (s *Store) ListRoleAssignments(ctx context.Context, q store.RoleAssignmentQ
 		args = append(args, fold(q.RoleDefinitionID))
 	}
 	w.WriteString(` ORDER BY id`)
-	var as []store.RoleAssignment
-	err = s.read(func(r runner) error {
-		rows, err := r.query(ctx, w.String(), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			a, err := scanRoleAssignment(rows)
-			if err != nil {
-				return err
-			}
-			as = append(as, a)
-		}
-		return rows.Err()
-	})
-	return as, s.fail(op, err)
+	return listRows(ctx, s, op, scanRoleAssignment, w.String(), args...)
 }
 
 // ---- deny assignments
 
 const denyCols = `tenant_id, id, name, description, scope, permissions, principals, exclude_principals, do_not_apply_to_child_scopes, is_system_protected, created, created_by`
 
-func scanDeny(sc interface{ Scan(...any) error }) (store.DenyAssignment, error) {
+func scanDeny(sc rowScanner) (store.DenyAssignment, error) {
 	var d store.DenyAssignment
 	err := sc.Scan(&d.TenantID, &d.ID, &d.Name, &d.Description, &d.Scope, jsonCol[store.Permission]{&d.Permissions},
 		jsonCol[store.DenyPrincipal]{&d.Principals}, jsonCol[store.DenyPrincipal]{&d.ExcludePrincipals},
@@ -430,31 +416,12 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 
 // GetDenyAssignment implements store.RBAC.
 func (s *Store) GetDenyAssignment(ctx context.Context, tenantID, id string) (store.DenyAssignment, error) {
-	var d store.DenyAssignment
-	if !textOK(tenantID, id) {
-		return d, notFound("get deny assignment")
-	}
-	err := s.read(func(r runner) error {
-		var err error
-		d, err = scanDeny(r.queryRow(ctx, `SELECT `+denyCols+` FROM deny_assignments WHERE tenant_id = ? AND id = ?`, tenantID, id))
-		return err
-	})
-	return d, s.fail("get deny assignment "+id, err)
+	return getByID(ctx, s, "deny assignment", "deny_assignments", denyCols, scanDeny, tenantID, id)
 }
 
 // DeleteDenyAssignment implements store.RBAC.
 func (s *Store) DeleteDenyAssignment(ctx context.Context, tenantID, id string) error {
-	if !textOK(tenantID, id) {
-		return notFound("delete deny assignment")
-	}
-	err := s.write(ctx, false, func(r runner) error {
-		res, err := r.exec(ctx, `DELETE FROM deny_assignments WHERE tenant_id = ? AND id = ?`, tenantID, id)
-		if err != nil {
-			return err
-		}
-		return mustAffect(res)
-	})
-	return s.fail("delete deny assignment "+id, err)
+	return s.deleteByID(ctx, "deny assignment", "deny_assignments", tenantID, id)
 }
 
 // ListDenyAssignments implements store.RBAC.
@@ -473,23 +440,7 @@ func (s *Store) ListDenyAssignments(ctx context.Context, q store.DenyAssignmentQ
 		return nil, err
 	}
 	w.WriteString(` ORDER BY id`)
-	var ds []store.DenyAssignment
-	err = s.read(func(r runner) error {
-		rows, err := r.query(ctx, w.String(), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			d, err := scanDeny(rows)
-			if err != nil {
-				return err
-			}
-			ds = append(ds, d)
-		}
-		return rows.Err()
-	})
-	return ds, s.fail(op, err)
+	return listRows(ctx, s, op, scanDeny, w.String(), args...)
 }
 
 // TenantsBySubscription implements store.RBAC.
@@ -497,21 +448,9 @@ func (s *Store) TenantsBySubscription(ctx context.Context, subscriptionID string
 	if subscriptionID == "" || !textOK(subscriptionID) {
 		return nil, nil
 	}
-	var ids []string
-	err := s.read(func(r runner) error {
-		rows, err := r.query(ctx, `SELECT id FROM tenants WHERE lower(subscription_id) = ? ORDER BY id`, strings.ToLower(subscriptionID))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			ids = append(ids, id)
-		}
-		return rows.Err()
-	})
-	return ids, s.fail("tenants by subscription", err)
+	return listRows(ctx, s, "tenants by subscription", func(sc rowScanner) (string, error) {
+		var id string
+		err := sc.Scan(&id)
+		return id, err
+	}, `SELECT id FROM tenants WHERE lower(subscription_id) = ? ORDER BY id`, strings.ToLower(subscriptionID))
 }
