@@ -182,27 +182,73 @@ func (q *request) target() string {
 	return q.vault.Name + "/" + q.route.name
 }
 
-// record audits the operation; it reports whether the record was stored.
-func (s *Service) record(q *request, action, result, detail string) bool {
-	err := s.audit.Record(q.r.Context(), store.AuditRecord{
+// auditRecord is the audit record of the operation.
+func (q *request) auditRecord(action, result, detail string) store.AuditRecord {
+	return store.AuditRecord{
 		Actor: q.actor, ActorTenant: q.home, TargetTenant: q.vault.TenantID,
 		Action: action, Target: q.target(), Result: result, Detail: detail,
-	})
-	return err == nil
+	}
 }
 
-// succeed audits a successful operation and answers 200 with body, or
-// 204 when body is nil; if the audit record is not stored it answers 500.
+// record audits the operation through the shared log; it reports whether
+// the record was stored.
+func (s *Service) record(q *request, action, result, detail string) bool {
+	return s.audit.Record(q.r.Context(), q.auditRecord(action, result, detail)) == nil
+}
+
+// succeed audits a successful read and answers 200 with body, or 204 when
+// body is nil; if the audit record is not stored it answers 500.
 func (s *Service) succeed(q *request, action, detail string, body any) {
 	if !s.record(q, action, audit.Success, detail) {
 		s.internal(q.w, q.r, action, errors.New("audit record not stored"))
 		return
 	}
+	answer(q, body)
+}
+
+// answer answers 200 with body, or 204 when body is nil.
+func answer(q *request, body any) {
 	if body == nil {
 		q.w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	writeJSON(q.w, http.StatusOK, body)
+}
+
+// auditFailed is the error of a change rolled back because its audit
+// record could not be stored.
+type auditFailed struct{ err error }
+
+func (e auditFailed) Error() string { return "audit record not stored: " + e.err.Error() }
+func (e auditFailed) Unwrap() error { return e.err }
+
+// change runs a write: fn makes its store calls through tx and returns
+// the audit detail, and the write's audit record is stored in the same
+// transaction, so that a change stands only with its record. The caller
+// answers only after change returns, that is after the commit.
+func (s *Service) change(q *request, action string, fn func(tx store.Store) (detail string, err error)) error {
+	ctx := q.r.Context()
+	return s.st.InTx(ctx, func(tx store.Store) error {
+		detail, err := fn(tx)
+		if err != nil {
+			return err
+		}
+		if err := audit.New(tx, s.log).Record(ctx, q.auditRecord(action, audit.Success, detail)); err != nil {
+			return auditFailed{err}
+		}
+		return nil
+	})
+}
+
+// changeError answers a write that change failed: 500 when its audit
+// record could not be stored (nothing was changed), else as storeError.
+func (s *Service) changeError(q *request, action string, err error) {
+	var af auditFailed
+	if errors.As(err, &af) {
+		s.internal(q.w, q.r, action, err)
+		return
+	}
+	s.storeError(q, action, err)
 }
 
 // authorize asks the Authorizer and answers 403 (audited) on refusal.
@@ -387,24 +433,29 @@ func (s *Service) set(q *request) {
 		s.internal(q.w, q.r, action, err)
 		return
 	}
-	stored, err := s.createVersion(q.r.Context(), sec)
+	var stored store.Secret
+	err = s.change(q, action, func(tx store.Store) (string, error) {
+		var err error
+		stored, err = createVersion(q.r.Context(), tx, sec)
+		return stored.Version, err
+	})
 	if err != nil {
-		s.storeError(q, action, err)
+		s.changeError(q, action, err)
 		return
 	}
-	s.succeed(q, action, stored.Version, s.bundle(q.base, q.vault, stored, &value, true))
+	answer(q, s.bundle(q.base, q.vault, stored, &value, true))
 }
 
 // createVersion stores a new version. Concurrent sets of one name race
 // for the next sequence number and the loser gets ErrConflict, as does a
 // set of a deleted name: only the latter is final.
-func (s *Service) createVersion(ctx context.Context, sec store.Secret) (store.Secret, error) {
+func createVersion(ctx context.Context, st store.Store, sec store.Secret) (store.Secret, error) {
 	for range 5 {
-		stored, err := s.st.CreateSecretVersion(ctx, sec)
+		stored, err := st.CreateSecretVersion(ctx, sec)
 		if !errors.Is(err, store.ErrConflict) {
 			return stored, err
 		}
-		if _, derr := s.st.GetDeletedSecret(ctx, sec.Vault, sec.Name); derr == nil {
+		if _, derr := st.GetDeletedSecret(ctx, sec.Vault, sec.Name); derr == nil {
 			return store.Secret{}, err
 		}
 	}
@@ -553,59 +604,87 @@ func (s *Service) update(q *request) {
 		return
 	}
 	ctx := q.r.Context()
-	sec, err := s.st.GetSecret(ctx, q.vault.Name, q.route.name, strings.ToLower(q.route.version))
-	if err != nil {
-		s.storeError(q, action, err)
-		return
-	}
-	if msg := applyProps(&sec, p); msg != "" {
+	var upd store.Secret
+	var msg string
+	err := s.change(q, action, func(tx store.Store) (string, error) {
+		sec, err := tx.GetSecret(ctx, q.vault.Name, q.route.name, strings.ToLower(q.route.version))
+		if err != nil {
+			return "", err
+		}
+		if msg = applyProps(&sec, p); msg != "" {
+			return "", errBadParameter
+		}
+		sec.Updated = s.now()
+		upd, err = tx.UpdateSecret(ctx, sec)
+		return upd.Version, err
+	})
+	if msg != "" {
 		badParameter(q.w, msg)
 		return
 	}
-	sec.Updated = s.now()
-	upd, err := s.st.UpdateSecret(ctx, sec)
 	if err != nil {
-		s.storeError(q, action, err)
+		s.changeError(q, action, err)
 		return
 	}
-	s.succeed(q, action, upd.Version, s.bundle(q.base, q.vault, upd, nil, true))
+	answer(q, s.bundle(q.base, q.vault, upd, nil, true))
 }
 
+// errBadParameter rolls back a change whose parameters turned out to be
+// invalid; the caller answers 400.
+var errBadParameter = errors.New("vault: bad parameter")
+
 // secretOp is the flow of the operations on one whole secret: authorize
-// dataAction on it, run op, answer with the secret's bundle.
-func (s *Service) secretOp(q *request, action, dataAction string, op func(ctx context.Context) (store.Secret, error)) {
+// dataAction on it, run op with the store to use, answer with the
+// secret's bundle. A write runs op and its audit record in one
+// transaction (change); a read is audited after it.
+func (s *Service) secretOp(q *request, action, dataAction string, write bool, op func(ctx context.Context, st store.Store) (store.Secret, error)) {
 	if !s.authorize(q, action, dataAction, q.secretScope()) {
 		return
 	}
-	sec, err := op(q.r.Context())
-	if err != nil {
-		s.storeError(q, action, err)
+	ctx := q.r.Context()
+	if !write {
+		sec, err := op(ctx, s.st)
+		if err != nil {
+			s.storeError(q, action, err)
+			return
+		}
+		s.succeed(q, action, "", s.bundle(q.base, q.vault, sec, nil, true))
 		return
 	}
-	s.succeed(q, action, "", s.bundle(q.base, q.vault, sec, nil, true))
+	var sec store.Secret
+	err := s.change(q, action, func(tx store.Store) (string, error) {
+		var err error
+		sec, err = op(ctx, tx)
+		return "", err
+	})
+	if err != nil {
+		s.changeError(q, action, err)
+		return
+	}
+	answer(q, s.bundle(q.base, q.vault, sec, nil, true))
 }
 
 func (s *Service) delete(q *request) {
-	s.secretOp(q, "secret.delete", ActionDelete, func(ctx context.Context) (store.Secret, error) {
+	s.secretOp(q, "secret.delete", ActionDelete, true, func(ctx context.Context, st store.Store) (store.Secret, error) {
 		now := s.now().UTC()
 		d := store.SecretDeletion{
 			RecoveryID:         q.base + "/deletedsecrets/" + q.route.name,
 			DeletedDate:        now,
 			ScheduledPurgeDate: now.Add(time.Duration(q.vault.SoftDeleteRetentionDays) * 24 * time.Hour),
 		}
-		return s.st.DeleteSecret(ctx, q.vault.Name, q.route.name, d)
+		return st.DeleteSecret(ctx, q.vault.Name, q.route.name, d)
 	})
 }
 
 func (s *Service) getDeleted(q *request) {
-	s.secretOp(q, "secret.getDeleted", ActionReadMetadata, func(ctx context.Context) (store.Secret, error) {
-		return s.st.GetDeletedSecret(ctx, q.vault.Name, q.route.name)
+	s.secretOp(q, "secret.getDeleted", ActionReadMetadata, false, func(ctx context.Context, st store.Store) (store.Secret, error) {
+		return st.GetDeletedSecret(ctx, q.vault.Name, q.route.name)
 	})
 }
 
 func (s *Service) recover(q *request) {
-	s.secretOp(q, "secret.recover", ActionRecover, func(ctx context.Context) (store.Secret, error) {
-		return s.st.RecoverSecret(ctx, q.vault.Name, q.route.name)
+	s.secretOp(q, "secret.recover", ActionRecover, true, func(ctx context.Context, st store.Store) (store.Secret, error) {
+		return st.RecoverSecret(ctx, q.vault.Name, q.route.name)
 	})
 }
 
@@ -620,11 +699,14 @@ func (s *Service) purge(q *request) {
 			fmt.Sprintf("Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed. Vault: %s", q.vault.Name), "")
 		return
 	}
-	if err := s.st.PurgeSecret(q.r.Context(), q.vault.Name, q.route.name); err != nil {
-		s.storeError(q, action, err)
+	err := s.change(q, action, func(tx store.Store) (string, error) {
+		return "", tx.PurgeSecret(q.r.Context(), q.vault.Name, q.route.name)
+	})
+	if err != nil {
+		s.changeError(q, action, err)
 		return
 	}
-	s.succeed(q, action, "", nil)
+	answer(q, nil)
 }
 
 // backupBlob is the plaintext inside a backup: bound, by the sealing AAD,
@@ -758,15 +840,21 @@ func (s *Service) restore(q *request) {
 		}
 		versions = append(versions, sec)
 	}
-	stored, err := s.st.RestoreSecret(q.r.Context(), versions)
-	if errors.Is(err, store.ErrConflict) {
+	var stored []store.Secret
+	err = s.change(q, action, func(tx store.Store) (string, error) {
+		var err error
+		stored, err = tx.RestoreSecret(q.r.Context(), versions)
+		return fmt.Sprintf("%d versions", len(stored)), err
+	})
+	var af auditFailed
+	if errors.Is(err, store.ErrConflict) && !errors.As(err, &af) {
 		s.record(q, action, "Conflict", "")
 		writeError(q.w, http.StatusConflict, "Conflict", fmt.Sprintf("Secret %s already exists in this vault; it cannot be restored.", blob.Name), "")
 		return
 	}
 	if err != nil {
-		s.storeError(q, action, err)
+		s.changeError(q, action, err)
 		return
 	}
-	s.succeed(q, action, fmt.Sprintf("%d versions", len(stored)), s.bundle(q.base, q.vault, stored[len(stored)-1], nil, true))
+	answer(q, s.bundle(q.base, q.vault, stored[len(stored)-1], nil, true))
 }
