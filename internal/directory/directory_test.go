@@ -561,3 +561,26 @@ func TestBootstrapAdminOwnsSubscription(t *testing.T) {
 		}
 	})
 }
+
+// A start finds a tenant lacking a first-party service principal (deleted
+// through the store, or created by an older build) and gives it one.
+func TestEnsureFirstPartyRestoresServicePrincipals(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.SQLite(t)
+	d, _ := newDirectory(t, st)
+	b := mustTenant(t, d, "repaired")
+	kv, err := d.ServicePrincipalByAppID(ctx, b.Tenant.ID, directory.KeyVaultAppID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteObject(ctx, b.Tenant.ID, store.KindServicePrincipal, kv.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.EnsureFirstParty(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again, err := d.ServicePrincipalByAppID(ctx, b.Tenant.ID, directory.KeyVaultAppID)
+	if err != nil || again.ID == kv.ID || again.AppOwnerOrganizationID != directory.MicrosoftTenantID {
+		t.Fatalf("Key Vault's service principal after a start: %+v, %v", again, err)
+	}
+}

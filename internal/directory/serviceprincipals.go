@@ -67,11 +67,20 @@ func copyFromApplication(sp *ServicePrincipal, app *Application) {
 // syncServicePrincipals brings every tenant's service principal of app in
 // step with it, writing only those that differ.
 func (s *Service) syncServicePrincipals(ctx context.Context, app *Application) error {
+	_, err := s.syncServicePrincipalsOf(ctx, app)
+	return err
+}
+
+// syncServicePrincipalsOf is syncServicePrincipals, also reporting which
+// tenants hold a service principal of app.
+func (s *Service) syncServicePrincipalsOf(ctx context.Context, app *Application) (map[string]bool, error) {
 	sps, err := list[ServicePrincipal](ctx, s.st, store.ObjectQuery{Kind: store.KindServicePrincipal, AppID: app.AppID})
 	if err != nil {
-		return err
+		return nil, err
 	}
+	have := make(map[string]bool, len(sps))
 	for _, sp := range sps {
+		have[sp.TenantID] = true
 		want := *sp
 		copyFromApplication(&want, app)
 		if reflect.DeepEqual(&want, sp) {
@@ -82,10 +91,10 @@ func (s *Service) syncServicePrincipals(ctx context.Context, app *Application) e
 			return nil
 		})
 		if err != nil {
-			return identifierConflict(err)
+			return nil, identifierConflict(err)
 		}
 	}
-	return nil
+	return have, nil
 }
 
 // GetServicePrincipal finds a service principal by object id.

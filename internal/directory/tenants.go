@@ -201,7 +201,6 @@ func (s *Service) EnsureFirstParty(ctx context.Context) error {
 			case err != nil:
 				return err
 			case firstPartyDiffers(app, &want):
-				// UpdateApplication also brings the service principals in step.
 				app, err = tx.UpdateApplication(ctx, MicrosoftTenantID, app.ID, func(a *Application) error {
 					a.DisplayName, a.IdentifierURIs, a.AppRoles = want.DisplayName, want.IdentifierURIs, want.AppRoles
 					a.OAuth2PermissionScopes, a.AccessTokenAcceptedVersion = want.OAuth2PermissionScopes, want.AccessTokenAcceptedVersion
@@ -210,25 +209,33 @@ func (s *Service) EnsureFirstParty(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-			default:
-				// Unchanged application; its service principals may still
-				// predate a property they now mirror.
-				if err := tx.syncServicePrincipals(ctx, app); err != nil {
-					return err
-				}
 			}
-			for _, t := range tenants {
-				if _, err := tx.ServicePrincipalByAppID(ctx, t.ID, app.AppID); errors.Is(err, ErrNotFound) {
-					if _, err := tx.createServicePrincipal(ctx, t.ID, app); err != nil {
-						return err
-					}
-				} else if err != nil {
-					return err
-				}
+			// One listing of the application's service principals serves
+			// both: bring each in step, and add the tenants that lack one.
+			if err := tx.ensureServicePrincipals(ctx, app, tenants); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
+}
+
+// ensureServicePrincipals gives every tenant a service principal of app,
+// in step with it. It reads the application's service principals once,
+// however many tenants there are, and writes only what differs.
+func (s *Service) ensureServicePrincipals(ctx context.Context, app *Application, tenants []store.Tenant) error {
+	have, err := s.syncServicePrincipalsOf(ctx, app)
+	if err != nil {
+		return err
+	}
+	for _, t := range tenants {
+		if !have[t.ID] {
+			if _, err := s.createServicePrincipal(ctx, t.ID, app); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func firstPartyDiffers(have, want *Application) bool {
