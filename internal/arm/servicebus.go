@@ -13,6 +13,7 @@ package arm
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"slices"
@@ -338,10 +339,15 @@ func validQueueName(s string) bool {
 func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 func isASCIIDigit(c byte) bool  { return c >= '0' && c <= '9' }
 
-func namespaceViewOf(res store.Resource) namespaceView {
+// namespaceViewOf and queueViewOf refuse a stored record that does not
+// decode: defaults in its place would hide corruption from the data plane
+// that reads these settings.
+func namespaceViewOf(res store.Resource) (namespaceView, error) {
 	var p namespaceResourceProps
 	if len(res.Properties) > 0 {
-		_ = json.Unmarshal(res.Properties, &p)
+		if err := json.Unmarshal(res.Properties, &p); err != nil {
+			return namespaceView{}, internalError(fmt.Errorf("namespace %s: stored properties: %w", res.ID, err))
+		}
 	}
 	if p.Sku.Name == "" {
 		p.Sku = sbSku{Name: "Standard", Tier: "Standard"}
@@ -352,16 +358,18 @@ func namespaceViewOf(res store.Resource) namespaceView {
 	}
 	return namespaceView{ID: res.ID, Name: res.Name, Type: sbNamespaceType, Location: res.Location, Tags: tags, Sku: p.Sku,
 		Properties: namespaceProperties{ServiceBusEndpoint: "https://" + strings.ToLower(res.Name) + ".servicebus.windows.net:443/",
-			Status: "Active", ProvisioningState: "Succeeded", CreatedAt: res.Created.UTC(), UpdatedAt: res.Updated.UTC()}}
+			Status: "Active", ProvisioningState: "Succeeded", CreatedAt: res.Created.UTC(), UpdatedAt: res.Updated.UTC()}}, nil
 }
 
-func queueViewOf(res store.Resource) queueView {
+func queueViewOf(res store.Resource) (queueView, error) {
 	s := defaultQueueSettings()
 	if len(res.Properties) > 0 {
-		_ = json.Unmarshal(res.Properties, &s)
+		if err := json.Unmarshal(res.Properties, &s); err != nil {
+			return queueView{}, internalError(fmt.Errorf("queue %s: stored properties: %w", res.ID, err))
+		}
 	}
 	return queueView{ID: res.ID, Name: res.Name, Type: sbQueueType, Location: res.Location,
-		Properties: queueProperties{queueSettings: s, Status: "Active", CreatedAt: res.Created.UTC(), UpdatedAt: res.Updated.UTC()}}
+		Properties: queueProperties{queueSettings: s, Status: "Active", CreatedAt: res.Created.UTC(), UpdatedAt: res.Updated.UTC()}}, nil
 }
 
 func (rq *request) namespaceID(g store.ResourceGroup) string {
@@ -416,7 +424,11 @@ func (h *Handler) getNamespace(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, http.StatusOK, namespaceViewOf(res))
+	v, err := namespaceViewOf(res)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusOK, v)
 }
 
 func (h *Handler) listNamespaces(rq *request) error {
@@ -429,7 +441,7 @@ func (h *Handler) listNamespaces(rq *request) error {
 		return internalError(err)
 	}
 	rs = slices.DeleteFunc(rs, func(res store.Resource) bool { return !strings.EqualFold(res.TenantID, tenantID) })
-	return writeReadable(h, rq, actionSBNamespaceRd, rs, resourceID, func(res store.Resource) (namespaceView, error) { return namespaceViewOf(res), nil })
+	return writeReadable(h, rq, actionSBNamespaceRd, rs, resourceID, namespaceViewOf)
 }
 
 func namespaceExists(name string) error {
@@ -521,7 +533,11 @@ func (h *Handler) putNamespace(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, status, namespaceViewOf(out))
+	v, err := namespaceViewOf(out)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, status, v)
 }
 
 // namespaceNameTaken reports whether a namespace of that name exists in
@@ -577,7 +593,11 @@ func (h *Handler) getQueue(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, http.StatusOK, queueViewOf(q))
+	v, err := queueViewOf(q)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusOK, v)
 }
 
 func (h *Handler) listQueues(rq *request) error {
@@ -594,7 +614,7 @@ func (h *Handler) listQueues(rq *request) error {
 	if err != nil {
 		return internalError(err)
 	}
-	return writeReadable(h, rq, actionSBQueueRead, rs, resourceID, func(res store.Resource) (queueView, error) { return queueViewOf(res), nil })
+	return writeReadable(h, rq, actionSBQueueRead, rs, resourceID, queueViewOf)
 }
 
 // queueSettingsOf validates a queue PUT's properties and fills in the
@@ -702,7 +722,11 @@ func (h *Handler) putQueue(rq *request) error {
 		var existing *store.Resource
 		switch {
 		case err == nil:
-			prev := queueViewOf(old).Properties
+			prevView, err := queueViewOf(old)
+			if err != nil {
+				return err
+			}
+			prev := prevView.Properties
 			if prev.RequiresDuplicateDetection != settings.RequiresDuplicateDetection {
 				return badRequest("The property requiresDuplicateDetection cannot be changed after the queue was created (it is %t).", prev.RequiresDuplicateDetection)
 			}
@@ -718,7 +742,11 @@ func (h *Handler) putQueue(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, status, queueViewOf(out))
+	v, err := queueViewOf(out)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, status, v)
 }
 
 func (h *Handler) deleteQueue(rq *request) error {
