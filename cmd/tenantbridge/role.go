@@ -236,6 +236,27 @@ func (r *roleCtx) roleID(ctx context.Context, scope, role string) (string, error
 
 var roleAssignmentHeader = []string{"ID", "ROLE", "PRINCIPAL", "TYPE", "SCOPE"}
 
+// scoped opens the role session and resolves scope (default: the subscription).
+func scoped(ctx context.Context, sess roleSessionFunc, scope string) (*roleCtx, string, error) {
+	r, err := sess()
+	if err != nil {
+		return nil, scope, err
+	}
+	scope, err = r.scope(ctx, scope)
+	return r, scope, err
+}
+
+// armList GETs the collection at path, filtered by the terms joined with "and".
+func armList[T any](ctx context.Context, r *roleCtx, path string, terms []string) ([]T, error) {
+	q := url.Values{}
+	if len(terms) > 0 {
+		q.Set("$filter", strings.Join(terms, " and "))
+	}
+	var out struct{ Value []T }
+	err := r.arm.do(ctx, http.MethodGet, path, q, nil, &out)
+	return out.Value, err
+}
+
 func roleAssignmentRow(a roleAssignment) []string {
 	role := a.Properties.RoleDefinitionID[strings.LastIndex(a.Properties.RoleDefinitionID, "/")+1:]
 	return []string{a.ID, role, a.Properties.PrincipalID, a.Properties.PrincipalType, a.Properties.Scope}
@@ -267,11 +288,9 @@ func (c *cli) roleAssignmentCreate(sess roleSessionFunc) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			r, err := sess()
-			if err != nil {
-				return err
-			}
-			if scope, err = r.scope(ctx, scope); err != nil {
+			var r *roleCtx
+			var err error
+			if r, scope, err = scoped(ctx, sess, scope); err != nil {
 				return err
 			}
 			principal, err := r.principal(ctx, assignee)
@@ -304,11 +323,9 @@ func (c *cli) roleAssignmentList(sess roleSessionFunc) *cobra.Command {
 	cmd := listCommand(c, "List role assignments at, above and below a scope (default: the subscription)",
 		func(cmd *cobra.Command, _ []string) ([]roleAssignment, error) {
 			ctx := cmd.Context()
-			r, err := sess()
-			if err != nil {
-				return nil, err
-			}
-			if scope, err = r.scope(ctx, scope); err != nil {
+			var r *roleCtx
+			var err error
+			if r, scope, err = scoped(ctx, sess, scope); err != nil {
 				return nil, err
 			}
 			var terms []string
@@ -322,13 +339,7 @@ func (c *cli) roleAssignmentList(sess roleSessionFunc) *cobra.Command {
 				}
 				terms = append(terms, "principalId eq "+azclient.ODataString(principal))
 			}
-			q := url.Values{}
-			if len(terms) > 0 {
-				q.Set("$filter", strings.Join(terms, " and "))
-			}
-			var out struct{ Value []roleAssignment }
-			err = r.arm.do(ctx, http.MethodGet, scope+authorizationProvider+"roleAssignments", q, nil, &out)
-			return out.Value, err
+			return armList[roleAssignment](ctx, r, scope+authorizationProvider+"roleAssignments", terms)
 		}, roleAssignmentHeader, roleAssignmentRow)
 	cmd.Flags().StringVar(&assignee, "assignee", "", "only this principal's assignments (object id, appId or UPN)")
 	cmd.Flags().StringVar(&scope, "scope", "", "scope (default: the subscription)")
@@ -372,11 +383,9 @@ func (c *cli) roleDefinitionList(sess roleSessionFunc) *cobra.Command {
 	cmd := listCommand(c, "List role definitions (built-in and custom)",
 		func(cmd *cobra.Command, _ []string) ([]roleDefinition, error) {
 			ctx := cmd.Context()
-			r, err := sess()
-			if err != nil {
-				return nil, err
-			}
-			if scope, err = r.scope(ctx, scope); err != nil {
+			var r *roleCtx
+			var err error
+			if r, scope, err = scoped(ctx, sess, scope); err != nil {
 				return nil, err
 			}
 			var terms []string
@@ -386,13 +395,7 @@ func (c *cli) roleDefinitionList(sess roleSessionFunc) *cobra.Command {
 			if custom {
 				terms = append(terms, "type eq 'CustomRole'")
 			}
-			q := url.Values{}
-			if len(terms) > 0 {
-				q.Set("$filter", strings.Join(terms, " and "))
-			}
-			var out struct{ Value []roleDefinition }
-			err = r.arm.do(ctx, http.MethodGet, scope+authorizationProvider+"roleDefinitions", q, nil, &out)
-			return out.Value, err
+			return armList[roleDefinition](ctx, r, scope+authorizationProvider+"roleDefinitions", terms)
 		}, []string{"ID", "NAME", "TYPE", "DESCRIPTION"}, func(d roleDefinition) []string {
 			return []string{d.Name, d.Properties.RoleName, d.Properties.Type, d.Properties.Description}
 		})
@@ -411,11 +414,9 @@ func (c *cli) roleExplain(sess roleSessionFunc) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			r, err := sess()
-			if err != nil {
-				return err
-			}
-			if scope, err = r.scope(ctx, scope); err != nil {
+			var r *roleCtx
+			var err error
+			if r, scope, err = scoped(ctx, sess, scope); err != nil {
 				return err
 			}
 			principal, err := r.principal(ctx, assignee)

@@ -157,12 +157,44 @@ func badFilter(f string) error {
 	return newError(http.StatusBadRequest, "InvalidFilterInQueryString", "The filter '%s' is not supported.", safeText(f))
 }
 
-func (h *Handler) listRoleDefinitions(rq *request) error {
+// authorizedTenant is the tenant of the request's scope, once the caller
+// is authorized for action there.
+func (h *Handler) authorizedTenant(rq *request, action string) (string, error) {
 	tenantID, err := h.scopeTenant(rq)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if err := h.authorize(rq, actionRoleDefinitionRead, rq.path.scope.String()); err != nil {
+	if err := h.authorize(rq, action, rq.path.scope.String()); err != nil {
+		return "", err
+	}
+	return tenantID, nil
+}
+
+// conflictOr maps the error of a store write: ErrConflict to a 409 with
+// code and message, any other to an internal error.
+func conflictOr(err error, code, message string) error {
+	if errors.Is(err, store.ErrConflict) {
+		return newError(http.StatusConflict, code, "%s", message)
+	}
+	if err != nil {
+		return internalError(err)
+	}
+	return nil
+}
+
+// writeDeleted answers a delete: 200 with what was deleted, or 204 when
+// there was nothing to delete.
+func writeDeleted(rq *request, found bool, v any) error {
+	if !found {
+		rq.w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return writeJSON(rq, http.StatusOK, v)
+}
+
+func (h *Handler) listRoleDefinitions(rq *request) error {
+	tenantID, err := h.authorizedTenant(rq, actionRoleDefinitionRead)
+	if err != nil {
 		return err
 	}
 	var nameFilter, typeFilter string
@@ -217,11 +249,8 @@ func (h *Handler) roleDefinition(rq *request, st store.RBAC, tenantID, id string
 }
 
 func (h *Handler) getRoleDefinition(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizedTenant(rq, actionRoleDefinitionRead)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionRoleDefinitionRead, rq.path.scope.String()); err != nil {
 		return err
 	}
 	d, builtIn, err := h.roleDefinition(rq, h.st, tenantID, rq.path.name)
@@ -241,11 +270,8 @@ func checkOperations(what string, ops []string) error {
 }
 
 func (h *Handler) putRoleDefinition(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizedTenant(rq, actionRoleDefinitionWrite)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionRoleDefinitionWrite, rq.path.scope.String()); err != nil {
 		return err
 	}
 	id := strings.ToLower(rq.path.name)
@@ -320,13 +346,7 @@ func (h *Handler) putRoleDefinition(rq *request) error {
 			d.Created, d.Updated, d.CreatedBy = old.Created, now, old.CreatedBy
 			err = tx.UpdateRoleDefinition(rq.ctx, d)
 		}
-		if errors.Is(err, store.ErrConflict) {
-			return newError(http.StatusConflict, "RoleDefinitionWithSameNameExists", "A custom role with the same name already exists in this directory.")
-		}
-		if err != nil {
-			return internalError(err)
-		}
-		return nil
+		return conflictOr(err, "RoleDefinitionWithSameNameExists", "A custom role with the same name already exists in this directory.")
 	})
 	if err != nil {
 		return err
@@ -335,11 +355,8 @@ func (h *Handler) putRoleDefinition(rq *request) error {
 }
 
 func (h *Handler) deleteRoleDefinition(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizedTenant(rq, actionRoleDefinitionDelete)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionRoleDefinitionDelete, rq.path.scope.String()); err != nil {
 		return err
 	}
 	id := strings.ToLower(rq.path.name)
@@ -375,11 +392,7 @@ func (h *Handler) deleteRoleDefinition(rq *request) error {
 	if err != nil {
 		return err
 	}
-	if !found {
-		rq.w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	return writeJSON(rq, http.StatusOK, roleDefinitionOf(rq.path.sub, d, false))
+	return writeDeleted(rq, found, roleDefinitionOf(rq.path.sub, d, false))
 }
 
 // ---- role assignments ----
@@ -430,11 +443,8 @@ var principalTypes = map[store.ObjectKind]store.PrincipalType{
 }
 
 func (h *Handler) putRoleAssignment(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizedTenant(rq, actionRoleAssignmentWrite)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionRoleAssignmentWrite, rq.path.scope.String()); err != nil {
 		return err
 	}
 	id := strings.ToLower(rq.path.name)
@@ -506,13 +516,7 @@ func (h *Handler) putRoleAssignment(rq *request) error {
 		out = store.RoleAssignment{TenantID: tenantID, ID: id, Scope: scope, RoleDefinitionID: roleID, PrincipalID: principalID,
 			PrincipalType: pt, PrincipalTenantID: tenantID, CreatedOn: h.now().UTC(), CreatedBy: rq.oid}
 		err = tx.CreateRoleAssignment(rq.ctx, out)
-		if errors.Is(err, store.ErrConflict) {
-			return newError(http.StatusConflict, "RoleAssignmentExists", "The role assignment already exists.")
-		}
-		if err != nil {
-			return internalError(err)
-		}
-		return nil
+		return conflictOr(err, "RoleAssignmentExists", "The role assignment already exists.")
 	})
 	if err != nil {
 		return err
@@ -537,11 +541,8 @@ func (h *Handler) assignmentAt(rq *request, st store.RBAC, tenantID string) (sto
 }
 
 func (h *Handler) getRoleAssignment(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizedTenant(rq, actionRoleAssignmentRead)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionRoleAssignmentRead, rq.path.scope.String()); err != nil {
 		return err
 	}
 	a, err := h.assignmentAt(rq, h.st, tenantID)
@@ -552,11 +553,8 @@ func (h *Handler) getRoleAssignment(rq *request) error {
 }
 
 func (h *Handler) deleteRoleAssignment(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizedTenant(rq, actionRoleAssignmentDelete)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionRoleAssignmentDelete, rq.path.scope.String()); err != nil {
 		return err
 	}
 	var (
@@ -583,11 +581,7 @@ func (h *Handler) deleteRoleAssignment(rq *request) error {
 	if err != nil {
 		return err
 	}
-	if !found {
-		rq.w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	return writeJSON(rq, http.StatusOK, roleAssignmentOf(a))
+	return writeDeleted(rq, found, roleAssignmentOf(a))
 }
 
 // assignmentFilter is a parsed $filter of a role or deny assignment list.
@@ -614,11 +608,8 @@ func parseAssignmentFilter(f string) (assignmentFilter, error) {
 }
 
 func (h *Handler) listRoleAssignments(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizedTenant(rq, actionRoleAssignmentRead)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionRoleAssignmentRead, rq.path.scope.String()); err != nil {
 		return err
 	}
 	f, err := parseAssignmentFilter(rq.r.URL.Query().Get("$filter"))
@@ -696,11 +687,8 @@ func denyAssignmentOf(d store.DenyAssignment) denyAssignmentView {
 }
 
 func (h *Handler) listDenyAssignments(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizedTenant(rq, actionDenyAssignmentRead)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionDenyAssignmentRead, rq.path.scope.String()); err != nil {
 		return err
 	}
 	f, err := parseAssignmentFilter(rq.r.URL.Query().Get("$filter"))
@@ -733,11 +721,8 @@ func (h *Handler) listDenyAssignments(rq *request) error {
 }
 
 func (h *Handler) getDenyAssignment(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizedTenant(rq, actionDenyAssignmentRead)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionDenyAssignmentRead, rq.path.scope.String()); err != nil {
 		return err
 	}
 	d, err := h.st.GetDenyAssignment(rq.ctx, tenantID, strings.ToLower(rq.path.name))
@@ -783,11 +768,8 @@ func (h *Handler) explain(rq *request) error {
 		return newError(http.StatusBadRequest, "InvalidResourceId", "The scope '%s' is not valid.", safeText(scopeText))
 	}
 	rq.path.scope, rq.path.sub = sc, sc.SubscriptionID()
-	tenantID, err := h.scopeTenant(rq)
+	tenantID, err := h.authorizedTenant(rq, actionRoleAssignmentRead)
 	if err != nil {
-		return err
-	}
-	if err := h.authorize(rq, actionRoleAssignmentRead, sc.String()); err != nil {
 		return err
 	}
 	d, err := h.rbac.Decide(rq.ctx, rbac.Request{PrincipalID: strings.ToLower(principal), PrincipalTenantID: tenantID, TenantID: tenantID,

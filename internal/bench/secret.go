@@ -117,24 +117,16 @@ func RunSecretGet(ctx context.Context, opts SecretGetOptions) (rep SecretGetRepo
 		Warmup: opts.Warmup, Log: opts.Log}.withDefaults()
 	rep = SecretGetReport{Concurrency: topts.Concurrency, Duration: topts.Duration, Warmup: topts.Warmup, ClientCPUs: runtime.GOMAXPROCS(0),
 		Secret: benchSecretName}
-	if err := topts.validate(); err != nil {
-		return rep, err
-	}
-	b, err := newBench(topts)
+	b, err := openBench(topts)
 	if err != nil {
 		return rep, err
 	}
 	rep.Server = b.authority
 	rep.MemoryAtRest, rep.MemoryNote = b.serverMemory(ctx)
 
-	name := opts.TenantName
-	if name == "" {
-		name = randomTenantName()
-	}
-	b.logf("Creating bench tenant %s...", name)
-	ten, err := b.op.CreateTenant(ctx, name)
+	ten, name, err := b.createTenant(ctx, opts.TenantName)
 	if err != nil {
-		return rep, fmt.Errorf("creating the bench tenant %s: %s", name, azclient.Describe(err))
+		return rep, err
 	}
 	rep.Tenant, rep.TenantID = ten.Name, ten.TenantID
 	s := &secretBench{bench: b, tenant: ten}
@@ -143,22 +135,15 @@ func RunSecretGet(ctx context.Context, opts SecretGetOptions) (rep SecretGetRepo
 			b.logf("Keeping bench tenant %s (%s) and vault %s.", ten.Name, ten.TenantID, rep.Vault)
 			return
 		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if s.vaultID != "" {
-			// The vault's name is global: free it even if deleting the
-			// tenant would not.
-			if _, err := s.arm(cctx, http.MethodDelete, s.vaultID, armVaultAPIVersion, nil, nil); err != nil {
-				b.logf("Could not delete bench vault %s: %s", s.vaultName, err)
+		rep.TenantDeleted, rep.CleanupError = b.deleteTenant(ctx, ten, func(cctx context.Context) {
+			if s.vaultID != "" {
+				// The vault's name is global: free it even if deleting the
+				// tenant would not.
+				if _, err := s.arm(cctx, http.MethodDelete, s.vaultID, armVaultAPIVersion, nil, nil); err != nil {
+					b.logf("Could not delete bench vault %s: %s", s.vaultName, err)
+				}
 			}
-		}
-		if err := b.op.DeleteTenant(cctx, ten.TenantID); err != nil {
-			rep.CleanupError = azclient.Describe(err)
-			b.logf("Could not delete bench tenant %s: %s", ten.Name, rep.CleanupError)
-			return
-		}
-		rep.TenantDeleted = true
-		b.logf("Deleted bench tenant %s.", ten.Name)
+		})
 	}()
 
 	if err := s.setup(ctx, name+"-kv"); err != nil {
@@ -166,14 +151,7 @@ func RunSecretGet(ctx context.Context, opts SecretGetOptions) (rep SecretGetRepo
 	}
 	rep.Vault = s.vaultURI
 	s.measure(ctx, &rep)
-	if p := b.load.proto.Load(); p != nil {
-		rep.Protocol = *p
-	}
-	if rep.MemoryAtRest != nil {
-		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		rep.MemoryAfter, _ = b.serverMemory(mctx)
-		cancel()
-	}
+	rep.Protocol, rep.MemoryAfter = b.finish(ctx, rep.MemoryAtRest)
 	return rep, nil
 }
 

@@ -200,10 +200,7 @@ type TokenReport struct {
 func RunToken(ctx context.Context, opts TokenOptions) (rep TokenReport, err error) {
 	opts = opts.withDefaults()
 	rep = TokenReport{Concurrency: opts.Concurrency, Duration: opts.Duration, Warmup: opts.Warmup, ClientCPUs: runtime.GOMAXPROCS(0)}
-	if err := opts.validate(); err != nil {
-		return rep, err
-	}
-	b, err := newBench(opts)
+	b, err := openBench(opts)
 	if err != nil {
 		return rep, err
 	}
@@ -211,14 +208,9 @@ func RunToken(ctx context.Context, opts TokenOptions) (rep TokenReport, err erro
 
 	rep.MemoryAtRest, rep.MemoryNote = b.serverMemory(ctx)
 
-	name := opts.TenantName
-	if name == "" {
-		name = randomTenantName()
-	}
-	b.logf("Creating bench tenant %s...", name)
-	ten, err := b.op.CreateTenant(ctx, name)
+	ten, _, err := b.createTenant(ctx, opts.TenantName)
 	if err != nil {
-		return rep, fmt.Errorf("creating the bench tenant %s: %s", name, azclient.Describe(err))
+		return rep, err
 	}
 	rep.Tenant, rep.TenantID = ten.Name, ten.TenantID
 	defer func() {
@@ -226,16 +218,7 @@ func RunToken(ctx context.Context, opts TokenOptions) (rep TokenReport, err erro
 			b.logf("Keeping bench tenant %s (%s).", ten.Name, ten.TenantID)
 			return
 		}
-		// Clean up even when ctx has ended (Ctrl-C).
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if err := b.op.DeleteTenant(cctx, ten.TenantID); err != nil {
-			rep.CleanupError = azclient.Describe(err)
-			b.logf("Could not delete bench tenant %s: %s", ten.Name, rep.CleanupError)
-			return
-		}
-		rep.TenantDeleted = true
-		b.logf("Deleted bench tenant %s.", ten.Name)
+		rep.TenantDeleted, rep.CleanupError = b.deleteTenant(ctx, ten, nil)
 	}()
 
 	if err := b.setupTenant(ctx, ten); err != nil {
@@ -268,14 +251,7 @@ func RunToken(ctx context.Context, opts TokenOptions) (rep TokenReport, err erro
 			break
 		}
 	}
-	if p := b.load.proto.Load(); p != nil {
-		rep.Protocol = *p
-	}
-	if rep.MemoryAtRest != nil {
-		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		rep.MemoryAfter, _ = b.serverMemory(mctx)
-		cancel()
-	}
+	rep.Protocol, rep.MemoryAfter = b.finish(ctx, rep.MemoryAtRest)
 	return rep, errors.Join(setupErrs...)
 }
 
