@@ -3,35 +3,26 @@ package arm_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/tls"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/tenantbridge/tenantbridge/internal/arm"
-	"github.com/tenantbridge/tenantbridge/internal/audit"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
-	"github.com/tenantbridge/tenantbridge/internal/httpx"
-	"github.com/tenantbridge/tenantbridge/internal/pki"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
-	"github.com/tenantbridge/tenantbridge/internal/sts"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
 )
 
-// env is the real thing: a store, the directory, the token service and
-// Resource Manager behind one TLS listener routed by host, reached by
-// Azure's names through a dialer that sends every connection to it.
+// env is the real thing (testenv): a store, the directory, the token
+// service and Resource Manager behind one TLS listener routed by host,
+// reached by Azure's names through a dialer that sends every connection to
+// it.
 type env struct {
 	t      *testing.T
 	ctx    context.Context
@@ -39,6 +30,7 @@ type env struct {
 	dir    *directory.Service
 	srv    *httptest.Server
 	client *http.Client
+	base   *testenv.Env
 
 	contoso, fabrikam *directory.TenantBootstrap
 }
@@ -55,76 +47,25 @@ func forEachStore(t *testing.T, fn func(t *testing.T, e *env)) {
 func newEnv(t *testing.T, st store.Store) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, ctx: ctx, st: st}
-	var err error
-	e.dir, err = directory.New(st, randomKey(t), randomKey(t))
-	must(t, err)
-	must(t, e.dir.EnsureFirstParty(ctx))
-	keys, err := pki.LoadOrCreateKeySet(t.TempDir())
-	must(t, err)
-	logger := slog.New(slog.DiscardHandler)
-	log := audit.New(st, logger)
-	svc := sts.New(sts.Config{Directory: e.dir, Keys: keys, Audit: log, Logger: logger,
-		IsLoginHost: func(h string) bool { return h == "login.microsoftonline.com" }})
-	h := arm.New(arm.Config{Directory: e.dir, Store: st, RBAC: rbac.New(st, e.dir), Verifier: svc.Verifier(), Audit: log, Logger: logger})
-
-	e.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := httpx.WithInfo(r.Context(), httpx.Info{RequestID: uuid.NewString(), ClientAddr: r.RemoteAddr, BaseURL: "https://" + r.Host})
-		r = r.WithContext(ctx)
+	b := testenv.New(t, st, testenv.LoginHosts("login.microsoftonline.com"), testenv.LoginURL(loginBase))
+	e := &env{t: t, ctx: ctx, st: st, dir: b.Dir, srv: b.Server, client: b.Client(), base: b}
+	h := arm.New(arm.Config{Directory: e.dir, Store: st, RBAC: rbac.New(st, e.dir), Verifier: b.Verifier, Audit: b.Audit, Logger: b.Logger})
+	b.Route(func(r *http.Request) http.Handler {
 		if strings.HasPrefix(r.Host, "management.") {
-			h.ServeHTTP(w, r)
-			return
+			return h
 		}
-		svc.ServeHTTP(w, r)
-	}))
-	t.Cleanup(e.srv.Close)
-	base := e.srv.Client().Transport.(*http.Transport)
-	addr := e.srv.Listener.Addr().String()
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	e.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		// httptest's certificate is for example.com; the Host header
-		// still says which service is meant.
-		TLSClientConfig: &tls.Config{RootCAs: base.TLSClientConfig.RootCAs, ServerName: "example.com"},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, network, addr)
-		},
-	}}
-
-	e.contoso, err = e.dir.CreateTenant(ctx, "contoso")
-	must(t, err)
-	e.fabrikam, err = e.dir.CreateTenant(ctx, "fabrikam")
-	must(t, err)
+		return nil
+	})
+	e.contoso, e.fabrikam = b.Tenants(t)
 	return e
 }
 
-func randomKey(t *testing.T) []byte {
-	k := make([]byte, 32)
-	_, err := rand.Read(k)
-	must(t, err)
-	return k
-}
-
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+var must = testenv.Must
 
 // tokenFor gets an app-only token from the real token endpoint.
 func (e *env) tokenFor(tenantID, clientID, secret, scope string) string {
 	e.t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret}, "scope": {scope}}
-	resp, err := e.client.Post(loginBase+"/"+tenantID+"/oauth2/v2.0/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
-	must(e.t, err)
-	defer resp.Body.Close()
-	var doc map[string]any
-	must(e.t, json.NewDecoder(resp.Body).Decode(&doc))
-	tok, _ := doc["access_token"].(string)
-	if resp.StatusCode != 200 || tok == "" {
-		e.t.Fatalf("token for %s in %s: %d %v", clientID, tenantID, resp.StatusCode, doc)
-	}
-	return tok
+	return e.base.Token(e.t, tenantID, clientID, secret, scope)
 }
 
 func (e *env) armToken(tenantID, clientID, secret string) string {

@@ -3,31 +3,25 @@ package graph_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/tenantbridge/tenantbridge/internal/audit"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/graph"
-	"github.com/tenantbridge/tenantbridge/internal/httpx"
 	"github.com/tenantbridge/tenantbridge/internal/pki"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
-	"github.com/tenantbridge/tenantbridge/internal/sts"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
 )
 
-// env is the real thing, wired as the server wires it: a store, the
-// directory, signing keys, the token service and Graph behind one TLS
+// env is the real thing, wired as the server wires it (testenv): a store,
+// the directory, signing keys, the token service and Graph behind one TLS
 // listener that routes /v1.0/ to Graph and everything else to the token
 // service. Tokens come from the real token endpoint.
 type env struct {
@@ -38,6 +32,7 @@ type env struct {
 	keys  *pki.KeySet
 	audit *audit.Log
 	srv   *httptest.Server
+	base  *testenv.Env
 
 	// Two tenants, each with its bootstrap administrator, whose client
 	// secret gets tokens with Application.ReadWrite.All,
@@ -55,68 +50,26 @@ func forEachStore(t *testing.T, fn func(t *testing.T, e *env)) {
 func newEnv(t *testing.T, st store.Store) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, ctx: ctx, st: st}
-	var err error
-	e.dir, err = directory.New(st, randomKey(t), randomKey(t))
-	must(t, err)
-	must(t, e.dir.EnsureFirstParty(ctx))
-	e.keys, err = pki.LoadOrCreateKeySet(t.TempDir())
-	must(t, err)
-	logger := slog.New(slog.DiscardHandler)
-	e.audit = audit.New(st, logger)
-	svc := sts.New(sts.Config{Directory: e.dir, Keys: e.keys, Audit: e.audit, Logger: logger,
-		IsLoginHost: func(h string) bool { return h == "127.0.0.1" }})
-	g := graph.New(graph.Config{Directory: e.dir, Verifier: svc.Verifier(), Audit: e.audit, Logger: logger})
-
-	// The front door's part: a request id, the base URL, routing by path.
-	e.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := httpx.WithInfo(r.Context(), httpx.Info{RequestID: uuid.NewString(), ClientAddr: r.RemoteAddr, BaseURL: "https://" + r.Host})
-		r = r.WithContext(ctx)
+	b := testenv.New(t, st)
+	e := &env{t: t, ctx: ctx, st: st, dir: b.Dir, keys: b.Keys, audit: b.Audit, srv: b.Server, base: b}
+	g := graph.New(graph.Config{Directory: e.dir, Verifier: b.Verifier, Audit: e.audit, Logger: b.Logger})
+	b.Route(func(r *http.Request) http.Handler {
 		if r.URL.Path == "/v1.0" || strings.HasPrefix(r.URL.Path, "/v1.0/") {
-			g.ServeHTTP(w, r)
-			return
+			return g
 		}
-		svc.ServeHTTP(w, r)
-	}))
-	t.Cleanup(e.srv.Close)
-
-	e.contoso, err = e.dir.CreateTenant(ctx, "contoso")
-	must(t, err)
-	e.fabrikam, err = e.dir.CreateTenant(ctx, "fabrikam")
-	must(t, err)
+		return nil
+	})
+	e.contoso, e.fabrikam = b.Tenants(t)
 	return e
 }
 
-func randomKey(t *testing.T) []byte {
-	k := make([]byte, 32)
-	_, err := rand.Read(k)
-	must(t, err)
-	return k
-}
+var must = testenv.Must
 
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// token gets an app-only token for a resource from the real token endpoint
-// (v2, client_credentials with a client secret).
+// tokenFor gets an app-only token for a resource from the real token
+// endpoint (v2, client_credentials with a client secret).
 func (e *env) tokenFor(tenantID, clientID, secret, scope string) string {
 	e.t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID},
-		"client_secret": {secret}, "scope": {scope}}
-	resp, err := e.srv.Client().Post(e.srv.URL+"/"+tenantID+"/oauth2/v2.0/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
-	must(e.t, err)
-	defer resp.Body.Close()
-	var doc map[string]any
-	must(e.t, json.NewDecoder(resp.Body).Decode(&doc))
-	tok, _ := doc["access_token"].(string)
-	if resp.StatusCode != 200 || tok == "" {
-		e.t.Fatalf("token for %s in %s: %d %v", clientID, tenantID, resp.StatusCode, doc)
-	}
-	return tok
+	return e.base.Token(e.t, tenantID, clientID, secret, scope)
 }
 
 // graphToken gets a Graph token.

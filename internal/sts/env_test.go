@@ -2,11 +2,9 @@ package sts_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,13 +16,14 @@ import (
 
 	"github.com/tenantbridge/tenantbridge/internal/audit"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
-	"github.com/tenantbridge/tenantbridge/internal/httpx"
 	"github.com/tenantbridge/tenantbridge/internal/pki"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/sts"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
 )
 
-// env is a running token service over a real store, with two tenants:
+// env is a running token service over a real store (testenv), with two
+// tenants:
 //
 //   - contoso, home of "provider", a multi-tenant app with a client secret,
 //     granted Graph's Application.Read.All in contoso;
@@ -56,28 +55,8 @@ const ordersURI = "api://orders.fabrikam.test"
 func newEnv(t testing.TB, st store.Store) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, ctx: ctx, st: st}
-	var err error
-	e.dir, err = directory.New(st, randomKey(t), randomKey(t))
-	must(t, err)
-	must(t, e.dir.EnsureFirstParty(ctx))
-	e.keys, err = pki.LoadOrCreateKeySet(t.TempDir())
-	must(t, err)
-	logger := slog.New(slog.DiscardHandler)
-	e.audit = audit.New(st, logger)
-	isLoginHost := func(h string) bool { return h == "127.0.0.1" || h == "login.tenantbridge.test" }
-
-	// The front door's part: a request id and the base URL the client used.
-	e.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := httpx.WithInfo(r.Context(), httpx.Info{RequestID: uuid.NewString(), ClientAddr: r.RemoteAddr, BaseURL: "https://" + r.Host})
-		e.svc.ServeHTTP(w, r.WithContext(ctx))
-	}))
-	t.Cleanup(e.srv.Close)
-	// Every httptest TLS server presents the same test certificate, so
-	// this client also trusts the test OIDC issuers (newTestIssuer).
-	e.svc = sts.New(sts.Config{Directory: e.dir, Keys: e.keys, Audit: e.audit, Logger: logger, IsLoginHost: isLoginHost,
-		FederationClient: e.srv.Client()})
-	e.verifier = e.svc.Verifier()
+	b := testenv.New(t, st, testenv.LoginHosts("127.0.0.1", "login.tenantbridge.test"), testenv.Federation())
+	e := &env{t: t, ctx: ctx, st: st, dir: b.Dir, keys: b.Keys, audit: b.Audit, svc: b.STS, srv: b.Server, verifier: b.Verifier}
 
 	contoso, err := e.dir.CreateTenant(ctx, "contoso")
 	must(t, err)
@@ -203,16 +182,4 @@ func decodeJWT(t testing.TB, raw string) (header, payload map[string]any) {
 	return header, payload
 }
 
-func randomKey(t testing.TB) []byte {
-	k := make([]byte, 32)
-	_, err := rand.Read(k)
-	must(t, err)
-	return k
-}
-
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+var must = testenv.Must

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -24,13 +23,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/google/uuid"
 
-	"github.com/tenantbridge/tenantbridge/internal/audit"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
-	"github.com/tenantbridge/tenantbridge/internal/httpx"
-	"github.com/tenantbridge/tenantbridge/internal/pki"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
-	"github.com/tenantbridge/tenantbridge/internal/sts"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
 	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
 
@@ -48,8 +44,9 @@ func (a rbacAuthorizer) Authorize(ctx context.Context, acc vault.Access) (bool, 
 	return d.Allowed, d.Because.String(), nil
 }
 
-// env is the real thing: a store, the directory, the token service and the
-// vault surface behind one TLS server that any host name reaches.
+// env is the real thing (testenv): a store, the directory, the token
+// service and the vault surface behind one TLS server that any host name
+// reaches.
 type env struct {
 	t      *testing.T
 	ctx    context.Context
@@ -65,51 +62,24 @@ type env struct {
 func newEnv(t testing.TB, st store.Store) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{ctx: ctx, st: st}
+	b := testenv.New(t, st, testenv.Certificate(testCert(t)))
+	e := &env{ctx: ctx, st: st, dir: b.Dir, srv: b.Server, client: b.Client()}
 	if tt, ok := t.(*testing.T); ok {
 		e.t = tt
 	}
-	var err error
-	e.dir, err = directory.New(st, randomKey(t), randomKey(t))
-	must(t, err)
-	must(t, e.dir.EnsureFirstParty(ctx))
-	keys, err := pki.LoadOrCreateKeySet(t.TempDir())
-	must(t, err)
-	logger := slog.New(slog.DiscardHandler)
-	al := audit.New(st, logger)
-	svc := sts.New(sts.Config{Directory: e.dir, Keys: keys, Audit: al, Logger: logger,
-		IsLoginHost: func(h string) bool { return h == "127.0.0.1" }})
-	e.srv = httptest.NewUnstartedServer(nil)
-	e.vaults = vault.New(vault.Config{Store: st, KEK: randomKey(t), Verifier: svc.Verifier(), Authorizer: rbacAuthorizer{rbac.New(st, e.dir)}, Audit: al, Logger: logger,
+	e.vaults = vault.New(vault.Config{Store: st, KEK: testenv.RandomKey(t), Verifier: b.Verifier, Authorizer: rbacAuthorizer{rbac.New(st, e.dir)}, Audit: b.Audit, Logger: b.Logger,
 		LoginBase: func(*http.Request) string { return e.srv.URL }})
-	e.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r = r.WithContext(httpx.WithInfo(r.Context(), httpx.Info{RequestID: uuid.NewString(), ClientAddr: r.RemoteAddr, BaseURL: "https://" + r.Host}))
+	b.Route(func(r *http.Request) http.Handler {
 		host, _, err := net.SplitHostPort(r.Host)
 		if err != nil {
 			host = r.Host
 		}
 		if strings.Contains(host, ".vault.") {
-			e.vaults.ServeHTTP(w, r)
-			return
+			return e.vaults
 		}
-		svc.ServeHTTP(w, r)
+		return nil
 	})
-	cert, pool := testCert(t)
-	e.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	e.srv.StartTLS()
-	t.Cleanup(e.srv.Close)
-	addr := e.srv.Listener.Addr().String()
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	e.client = &http.Client{Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, network, addr)
-		},
-	}, Timeout: 30 * time.Second}
-	e.contoso, err = e.dir.CreateTenant(ctx, "contoso")
-	must(t, err)
-	e.fabrikam, err = e.dir.CreateTenant(ctx, "fabrikam")
-	must(t, err)
+	e.contoso, e.fabrikam = b.Tenants(t)
 	return e
 }
 
@@ -134,19 +104,7 @@ func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
 }
 
-func randomKey(t testing.TB) []byte {
-	k := make([]byte, 32)
-	_, err := rand.Read(k)
-	must(t, err)
-	return k
-}
-
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+var must = testenv.Must
 
 // app is a client application with a secret, and its service principal.
 type app struct {
