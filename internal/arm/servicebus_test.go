@@ -1,6 +1,7 @@
 package arm_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -272,5 +273,29 @@ func TestServiceBusGroupCascade(t *testing.T) {
 		}
 		// The name is free again.
 		e.want(e.call(admin, "PUT", keep+"/providers/Microsoft.ServiceBus/namespaces/sb-doomed", nsBody()), 201, "")
+	})
+}
+
+// A queue whose stored properties no longer decode is reported as the
+// server's failure, never shown with default settings the data plane would
+// then act on.
+func TestServiceBusCorruptRecord(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		admin := e.adminToken(e.contoso)
+		rg := sub(e) + "/resourceGroups/app"
+		nid := rg + "/providers/Microsoft.ServiceBus/namespaces/sb-corrupt"
+		qid := nid + "/queues/orders"
+		e.want(e.call(admin, "PUT", rg, map[string]any{"location": "westeurope"}), 201, "")
+		e.want(e.call(admin, "PUT", nid, nsBody()), 201, "")
+		e.want(e.call(admin, "PUT", qid, map[string]any{"properties": map[string]any{"maxDeliveryCount": 3}}), 201, "")
+		res, err := e.st.GetResource(context.Background(), qid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Properties = []byte(`{"maxDeliveryCount":"three"}`)
+		if err := e.st.UpdateResource(context.Background(), res); err != nil {
+			t.Fatal(err)
+		}
+		e.want(e.call(admin, "GET", qid, nil), 500, "InternalServerError")
 	})
 }
