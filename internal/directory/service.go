@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tenantbridge/tenantbridge/internal/gencache"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
@@ -101,8 +102,7 @@ func New(st store.Store, hashKey, kek []byte, opts ...Option) (*Service, error) 
 	for _, o := range opts {
 		o(s)
 	}
-	s.cache = newLookupCache(s.now)
-	s.st = invalidatingStore{Store: st, cache: s.cache}
+	s.cache = gencache.New[lookupKey, any](st, maxCachedLookups)
 	return s, nil
 }
 

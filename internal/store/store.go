@@ -45,6 +45,18 @@ type Store interface {
 	// the same transaction.
 	InTx(ctx context.Context, fn func(tx Store) error) error
 
+	// Generation is a number that changes whenever a committed write may
+	// have changed what a read returns: directory objects, links, RBAC,
+	// vaults and secrets, ARM resources (not the audit log or one-time
+	// keys, which nothing caches). A cache keeps what it loaded under the
+	// generation it read before loading, and serves it only while the
+	// generation is unchanged. It moves after this process's commits at
+	// once, and after other processes' commits as soon as the backend
+	// hears of them (PostgreSQL: LISTEN/NOTIFY, within milliseconds);
+	// while a backend cannot hear them it changes on every call, so that
+	// nothing is served from a cache.
+	Generation() uint64
+
 	// Close releases the backend's resources.
 	Close() error
 }

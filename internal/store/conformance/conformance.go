@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Vaults", testVaults},
 		{"RoleDefinitions", testRoleDefinitions}, {"RoleAssignments", testRoleAssignments}, {"DenyAssignments", testDenyAssignments}, {"DeleteTenantRemovesRBAC", testDeleteTenantRemovesRBAC}, {"TenantsBySubscription", testTenantsBySubscription},
 		{"ARM", testARM},
+		{"Generation", testGeneration},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"errors"
 	"fmt"
@@ -69,12 +70,21 @@ const (
 // Open connects to the PostgreSQL database named by dsn (a postgres:// URL
 // or a keyword/value string, as pgx parses them) and brings its schema up
 // to date. The schema used is the connection's search_path, which the DSN
-// can set (search_path=name). The returned store is a *sqlstore.Store.
+// can set (search_path=name). The returned store is a *sqlstore.Store; it
+// listens for other processes' changes (see listenForChanges) until closed.
 func Open(ctx context.Context, dsn string) (store.Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err) // pgx redacts the password
 	}
+	// The pool's connections name this process, so that the change
+	// listener can tell its own commits from other processes'.
+	self := "tenantbridge-" + rand.Text()[:12]
+	listenCfg := cfg.Copy()
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["application_name"] = self
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxIdleConns)
@@ -92,6 +102,20 @@ func Open(ctx context.Context, dsn string) (store.Store, error) {
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	// Other processes write this database: hear their commits (migration
+	// 0006's notifications), and until then serve nothing from caches.
+	st.SetHearing(false)
+	lctx, stop := context.WithCancel(context.Background())
+	ready, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		listenForChanges(lctx, listenCfg, self, st, ready)
+	}()
+	st.AddCloser(func() { stop(); <-done })
+	select {
+	case <-ready:
+	case <-ctx.Done():
 	}
 	return st, nil
 }

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/conformance"
@@ -85,3 +86,58 @@ func TestOpenUnreachable(t *testing.T) {
 
 func BenchmarkCreateObject(b *testing.B) { conformance.BenchmarkCreateObject(b, storetest.Postgres(b)) }
 func BenchmarkGetObject(b *testing.B)    { conformance.BenchmarkGetObject(b, storetest.Postgres(b)) }
+
+// TestGenerationHearsOtherProcesses: two stores over one schema stand for
+// two servers. A commit through one moves the other's generation (the
+// triggers of migration 0006 and the listener), a write to the audit log
+// moves neither, and a store over another schema ignores both.
+func TestGenerationHearsOtherProcesses(t *testing.T) {
+	ctx := t.Context()
+	dsn := storetest.PostgresSchemaDSN(t)
+	open := func(dsn string) store.Store {
+		st, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	a, b := open(dsn), open(dsn)
+	elsewhere := open(storetest.PostgresSchemaDSN(t))
+
+	// A store that hears is not deaf: its generation holds still.
+	if g := b.Generation(); b.Generation() != g {
+		t.Fatal("generation moves on every call: the listener is not listening")
+	}
+	waitForChange := func(st store.Store, before uint64, what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for st.Generation() == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: generation still %d after 5 s", what, before)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	before, beforeElsewhere := b.Generation(), elsewhere.Generation()
+	tenant := store.Tenant{ID: "8b1a9953-c461-4c1d-9a2e-3f6a1d2e7c01", Name: "heard", Domain: "heard.example", SubscriptionID: "9c1a9953-c461-4c1d-9a2e-3f6a1d2e7c01"}
+	if err := a.CreateTenant(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	waitForChange(b, before, "another process's tenant")
+
+	// Audit records are not cached by anyone and notify no one.
+	time.Sleep(50 * time.Millisecond) // let any notification of the tenant arrive first
+	quiet := b.Generation()
+	if _, err := a.AppendAudit(ctx, store.AuditRecord{Actor: "x", Action: "test", Target: "t", Result: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if b.Generation() != quiet {
+		t.Fatal("an audit record moved another process's generation")
+	}
+	if elsewhere.Generation() != beforeElsewhere {
+		t.Fatal("a store over another schema heard this schema's change")
+	}
+}

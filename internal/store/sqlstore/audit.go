@@ -21,7 +21,7 @@ func (s *Store) AppendAudit(ctx context.Context, r store.AuditRecord) (int64, er
 		return 0, err
 	}
 	var seq int64
-	err := s.write(ctx, false, func(rn runner) error {
+	err := s.appendLog(ctx, false, func(rn runner) error {
 		return rn.queryRow(ctx, `INSERT INTO audit (at, actor, actor_tenant, target_tenant, action, target, result, client_addr, request_id, detail)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING seq`,
@@ -47,7 +47,7 @@ func (s *Store) AppendAudits(ctx context.Context, rs []store.AuditRecord) error 
 	if len(rs) == 0 {
 		return nil
 	}
-	err := s.write(ctx, true, func(rn runner) error {
+	err := s.appendLog(ctx, true, func(rn runner) error {
 		st, err := rn.q.(preparer).PrepareContext(ctx, s.d.rebind(`INSERT INTO audit (at, actor, actor_tenant, target_tenant, action, target, result, client_addr, request_id, detail)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
 		if err != nil {

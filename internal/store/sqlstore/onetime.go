@@ -34,7 +34,7 @@ func (s *Store) UseOnce(ctx context.Context, key string, expires time.Time) erro
 	if !exp.After(at) {
 		return fmt.Errorf("sqlstore: %s: expires %s is not in the future", op, exp.Format(time.RFC3339Nano))
 	}
-	err := s.write(ctx, false, func(r runner) error {
+	err := s.appendLog(ctx, false, func(r runner) error {
 		res, err := r.exec(ctx, `INSERT INTO one_time_use (use_key, expires) VALUES (?, ?)
 ON CONFLICT (use_key) DO UPDATE SET expires = excluded.expires
 WHERE one_time_use.expires <= ?`,
@@ -61,7 +61,7 @@ func (s *Store) PruneUsed(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
 	for {
 		var n int64
-		err := s.write(ctx, false, func(r runner) error {
+		err := s.appendLog(ctx, false, func(r runner) error {
 			res, err := r.exec(ctx, `DELETE FROM one_time_use WHERE use_key IN
 (SELECT use_key FROM one_time_use WHERE expires <= ? LIMIT ?)`, cutoff, pruneBatch)
 			if err != nil {

@@ -59,8 +59,14 @@ type Store struct {
 	db    *sql.DB
 	d     *Dialect
 	stmts *stmtCache
+	// clock counts the writes that can make a cached read stale; shared
+	// with the transaction Stores derived from this one.
+	clock *changeClock
 	// tx is set on the Store handed to an InTx callback; nil otherwise.
 	tx *txState
+
+	closersMu sync.Mutex
+	closers   []func()
 }
 
 var _ store.Store = (*Store)(nil)
@@ -83,7 +89,7 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	if err := d.validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, d: &d}
+	s := &Store{db: db, d: &d, clock: &changeClock{}}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -99,6 +105,13 @@ func (s *Store) DB() *sql.DB { return s.db }
 func (s *Store) Close() error {
 	if s.tx != nil {
 		return nil
+	}
+	s.closersMu.Lock()
+	closers := s.closers
+	s.closers = nil
+	s.closersMu.Unlock()
+	for _, fn := range closers {
+		fn()
 	}
 	if s.stmts != nil {
 		s.stmts.close()
@@ -126,12 +139,17 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Store) error) (err er
 			_ = sqlTx.Rollback()
 		}
 	}()
-	txs := &Store{db: s.db, d: s.d, stmts: s.stmts, tx: &txState{tx: sqlTx}}
+	txs := &Store{db: s.db, d: s.d, stmts: s.stmts, clock: s.clock, tx: &txState{tx: sqlTx}}
 	if err := fn(txs); err != nil {
 		return err
 	}
 	txs.tx.mu.Lock()
 	defer txs.tx.mu.Unlock()
+	// The generation moves after the commit, never before: a reader that
+	// loads between the two labels the new data with the old generation,
+	// which is merely conservative; the other order could cache old data
+	// under the new generation.
+	defer s.clock.tick()
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("sqlstore: commit: %w", err)
 	}
@@ -243,8 +261,19 @@ func (s *Store) read(fn func(r runner) error) error {
 // statement is atomic by itself and runs straight on the pool; several
 // (multi) get a transaction of their own. Inside InTx, fn always runs in a
 // savepoint, so that a failure undoes just fn and leaves the caller's
-// transaction usable on every backend.
+// transaction usable on every backend. Outside InTx the generation moves
+// once fn's effect is committed (inside, when the transaction commits).
 func (s *Store) write(ctx context.Context, multi bool, fn func(r runner) error) error {
+	if s.tx == nil {
+		defer s.clock.tick()
+	}
+	return s.appendLog(ctx, multi, fn)
+}
+
+// appendLog is write for the append-only logs that nothing caches (the
+// audit log, one-time-use keys): their writes leave the generation alone,
+// so that the steady stream of them does not empty every cache.
+func (s *Store) appendLog(ctx context.Context, multi bool, fn func(r runner) error) error {
 	if s.tx != nil {
 		s.tx.mu.Lock()
 		defer s.tx.mu.Unlock()
