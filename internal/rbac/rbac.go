@@ -5,9 +5,12 @@
 // (transitively) at the scope or an ancestor, of Actions − NotActions
 // (DataActions − NotDataActions for data actions) decides.
 //
-// Nothing is cached: every Decide reads the assignments, deny assignments
-// and group memberships afresh, so a role assignment takes effect on the
-// next request.
+// Decisions are cached for the store's current generation
+// (store.Store.Generation): every committed write to assignments, deny
+// assignments, role definitions, groups or subscriptions moves it, so a
+// role assignment takes effect on the next request, in this process at
+// once and in another sharing a PostgreSQL store as soon as its change
+// notification arrives.
 package rbac
 
 import (
@@ -17,11 +20,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tenantbridge/tenantbridge/internal/gencache"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
 // Store is what the engine reads; store.Store satisfies it.
 type Store interface {
+	Generation() uint64
 	GetRoleDefinition(ctx context.Context, tenantID, id string) (store.RoleDefinition, error)
 	ListRoleAssignments(ctx context.Context, q store.RoleAssignmentQuery) ([]store.RoleAssignment, error)
 	ListDenyAssignments(ctx context.Context, q store.DenyAssignmentQuery) ([]store.DenyAssignment, error)
@@ -49,14 +54,20 @@ var (
 // pathological directory cannot turn one decision into unbounded work.
 const maxGroups = 900
 
+// maxCachedDecisions bounds the decision cache; past it, it starts over.
+const maxCachedDecisions = 20_000
+
 // Engine makes access decisions. It is safe for concurrent use.
 type Engine struct {
-	st     Store
-	groups Groups
+	st        Store
+	groups    Groups
+	decisions *gencache.Cache[Request, Decision]
 }
 
 // New returns an engine reading assignments from st and memberships from groups.
-func New(st Store, groups Groups) *Engine { return &Engine{st: st, groups: groups} }
+func New(st Store, groups Groups) *Engine {
+	return &Engine{st: st, groups: groups, decisions: gencache.New[Request, Decision](st, maxCachedDecisions)}
+}
 
 // Request is one access question.
 type Request struct {
@@ -125,7 +136,17 @@ func (e Explanation) String() string {
 // Decide answers req. An error means no decision could be made (a
 // malformed request, an unknown scope, a store failure); callers must
 // treat it as a refusal.
+//
+// A decision is computed once per generation of the store and then served
+// from memory (its Explanation is shared: callers must not modify it).
+// Requests differing in nothing but letter case are decided separately,
+// so that the explanation names the scope as asked.
 func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
+	return e.decisions.Get(req, func() (Decision, error) { return e.decide(ctx, req) })
+}
+
+// decide computes the decision from the store.
+func (e *Engine) decide(ctx context.Context, req Request) (Decision, error) {
 	if req.PrincipalID == "" || req.Action == "" {
 		return Decision{}, fmt.Errorf("%w: principal and action are required", ErrInvalidRequest)
 	}

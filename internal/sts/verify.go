@@ -28,6 +28,7 @@ var (
 // the surface's audience.
 type Verifier struct {
 	keys        token.KeyLookup
+	verified    *token.VerifiedCache
 	dir         *directory.Service
 	isLoginHost func(string) bool
 	now         func() time.Time
@@ -40,7 +41,7 @@ func NewVerifier(keys token.KeyLookup, dir *directory.Service, isLoginHost func(
 	if now == nil {
 		now = time.Now
 	}
-	return &Verifier{keys: keys, dir: dir, isLoginHost: isLoginHost, now: now}
+	return &Verifier{keys: keys, verified: token.NewVerifiedCache(), dir: dir, isLoginHost: isLoginHost, now: now}
 }
 
 // Verify checks raw and returns its claims if it is valid for one of the
@@ -48,7 +49,7 @@ func NewVerifier(keys token.KeyLookup, dir *directory.Service, isLoginHost func(
 // clients ask for "https://management.azure.com" and
 // "https://management.azure.com/" alike). With no audiences it accepts none.
 func (v *Verifier) Verify(ctx context.Context, raw string, audiences ...string) (token.Claims, error) {
-	c, err := token.Verify(v.keys, raw, v.now())
+	c, err := v.verified.Verify(v.keys, raw, v.now())
 	if err != nil {
 		return token.Claims{}, err
 	}

@@ -139,38 +139,54 @@ type KeyLookup interface {
 // now, and returns its claims. The caller checks issuer, audience and tenant,
 // which only it knows.
 func Verify(keys KeyLookup, raw string, now time.Time) (Claims, error) {
+	c, _, err := verifySignature(keys, raw)
+	if err != nil {
+		return c, err
+	}
+	return c, checkTimes(c, now)
+}
+
+// verifySignature parses raw, checks its signature with the key it names,
+// and decodes its claims; it returns the claims and the key id.
+func verifySignature(keys KeyLookup, raw string) (Claims, string, error) {
 	var c Claims
 	if len(raw) > 16<<10 {
-		return c, fmt.Errorf("%w: too long", ErrMalformed)
+		return c, "", fmt.Errorf("%w: too long", ErrMalformed)
 	}
 	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
-		return c, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return c, "", fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if len(jws.Signatures) != 1 {
-		return c, fmt.Errorf("%w: want one signature", ErrMalformed)
+		return c, "", fmt.Errorf("%w: want one signature", ErrMalformed)
 	}
-	key, ok := keys.Lookup(jws.Signatures[0].Header.KeyID)
+	kid := jws.Signatures[0].Header.KeyID
+	key, ok := keys.Lookup(kid)
 	if !ok {
-		return c, ErrUnknownKey
+		return c, "", ErrUnknownKey
 	}
 	payload, err := jws.Verify(&key.Key.PublicKey)
 	if err != nil {
-		return c, ErrSignature
+		return c, "", ErrSignature
 	}
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return c, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+		return c, "", fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
 	if c.Expires == 0 || c.TenantID == "" || c.Audience == "" || c.Issuer == "" {
-		return c, ErrMissingClaim
+		return c, "", ErrMissingClaim
 	}
+	return c, kid, nil
+}
+
+// checkTimes checks the token's validity window at now, with ClockSkew.
+func checkTimes(c Claims, now time.Time) error {
 	t := now.Unix()
 	skew := int64(ClockSkew / time.Second)
 	if t > c.Expires+skew {
-		return c, ErrExpired
+		return ErrExpired
 	}
 	if c.NotBefore != 0 && t+skew < c.NotBefore {
-		return c, ErrNotYetValid
+		return ErrNotYetValid
 	}
-	return c, nil
+	return nil
 }

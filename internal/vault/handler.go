@@ -56,7 +56,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "VaultNotFound", "The vault could not be found.", "")
 		return
 	}
-	v, err := s.st.GetVault(r.Context(), name)
+	v, err := s.lookupVault(r.Context(), name)
 	if errors.Is(err, store.ErrNotFound) {
 		// Real Key Vault fails DNS; the nearest HTTP answer is 404.
 		writeError(w, http.StatusNotFound, "VaultNotFound", fmt.Sprintf("The vault %s could not be found.", name), "")
@@ -477,7 +477,7 @@ func (s *Service) get(q *request) {
 		s.storeError(q, action, store.ErrNotFound)
 		return
 	}
-	sec, err := s.st.GetSecret(q.r.Context(), q.vault.Name, q.route.name, strings.ToLower(q.route.version))
+	sec, err := s.lookupSecret(q.r.Context(), q.vault.Name, q.route.name, strings.ToLower(q.route.version))
 	if err != nil {
 		s.storeError(q, action, err)
 		return

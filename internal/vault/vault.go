@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/audit"
+	"github.com/tenantbridge/tenantbridge/internal/gencache"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/token"
 )
@@ -94,7 +95,23 @@ type Service struct {
 	log       *slog.Logger
 	now       func() time.Time
 	loginBase func(r *http.Request) string
+
+	// Reads on every request, kept until the store's generation moves
+	// (any committed write; see package gencache). Secrets are cached as
+	// stored, sealed.
+	vaultByName *gencache.Cache[string, store.Vault]
+	secretByKey *gencache.Cache[secretKey, store.Secret]
 }
+
+// secretKey names one cached secret read: version "" is the latest.
+type secretKey struct{ vault, name, version string }
+
+// Bounds of the read caches. A sealed value is at most about 25 KiB, so
+// the secret cache holds at most about 25 MiB.
+const (
+	maxCachedVaults  = 10_000
+	maxCachedSecrets = 1_000
+)
 
 // New returns a Service. It panics when a required dependency is missing:
 // that is a wiring bug, and failing closed beats serving without checks.
@@ -103,7 +120,9 @@ func New(cfg Config) *Service {
 		panic("vault: Config needs Store, a 32-byte KEK, Verifier, Authorizer and Audit")
 	}
 	s := &Service{st: cfg.Store, kek: cfg.KEK, verifier: cfg.Verifier, authz: cfg.Authorizer, audit: cfg.Audit,
-		log: cfg.Logger, now: cfg.Now, loginBase: cfg.LoginBase}
+		log: cfg.Logger, now: cfg.Now, loginBase: cfg.LoginBase,
+		vaultByName: gencache.New[string, store.Vault](cfg.Store, maxCachedVaults),
+		secretByKey: gencache.New[secretKey, store.Secret](cfg.Store, maxCachedSecrets)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -209,4 +228,16 @@ func (s *Service) DeleteVault(ctx context.Context, tenantID, name string) error 
 		return err
 	}
 	return s.st.DeleteVault(ctx, name)
+}
+
+// lookupVault is GetVault by name, cached. Names are case-insensitive.
+func (s *Service) lookupVault(ctx context.Context, name string) (store.Vault, error) {
+	return s.vaultByName.Get(strings.ToLower(name), func() (store.Vault, error) { return s.st.GetVault(ctx, name) })
+}
+
+// lookupSecret is GetSecret, cached; the result's slices and maps are
+// shared and must not be modified.
+func (s *Service) lookupSecret(ctx context.Context, vault, name, version string) (store.Secret, error) {
+	k := secretKey{strings.ToLower(vault), strings.ToLower(name), version}
+	return s.secretByKey.Get(k, func() (store.Secret, error) { return s.st.GetSecret(ctx, vault, name, version) })
 }

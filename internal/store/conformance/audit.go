@@ -165,6 +165,24 @@ func testAuditBatch(t *testing.T, st store.Store) {
 	if !(got[0].Seq < got[1].Seq && got[1].Seq < got[2].Seq) {
 		t.Fatalf("sequence not increasing: %d %d %d", got[0].Seq, got[1].Seq, got[2].Seq)
 	}
+	// A batch larger than one INSERT statement carries keeps its order.
+	big := make([]store.AuditRecord, 150)
+	bigTenant := newID()
+	for i := range big {
+		big[i] = store.AuditRecord{Actor: fmt.Sprintf("big%03d", i), TargetTenant: bigTenant, Action: "secret.get", Result: "success"}
+	}
+	if err := st.AppendAudits(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	gotBig, err := st.ListAudit(ctx, store.AuditQuery{TenantID: bigTenant, Limit: 1000})
+	if err != nil || len(gotBig) != len(big) {
+		t.Fatalf("big batch: %d records, %v", len(gotBig), err)
+	}
+	for i, r := range gotBig {
+		if r.Actor != big[i].Actor || (i > 0 && r.Seq <= gotBig[i-1].Seq) {
+			t.Fatalf("big batch record %d = %s seq %d, out of order", i, r.Actor, r.Seq)
+		}
+	}
 	bad := []store.AuditRecord{
 		{Actor: "b1", TargetTenant: tenant, Action: "x", Result: "success"},
 		{Actor: "b2\x00", TargetTenant: tenant, Action: "x", Result: "success"},
