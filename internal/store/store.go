@@ -38,6 +38,7 @@ type Store interface {
 	RBAC
 	Vaults
 	ARM
+	Queues
 
 	// InTx runs fn with a Store whose every call is part of one transaction.
 	// If fn returns an error the transaction is rolled back and the error is

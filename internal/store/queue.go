@@ -1,0 +1,237 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors of the Service Bus message store (Queues).
+var (
+	// ErrQuotaExceeded means a send would take the queue's stored messages
+	// (its dead-letter queue included) over QueueLimits.MaxSizeBytes.
+	// Service Bus answers 403.
+	ErrQuotaExceeded = errors.New("store: queue quota exceeded")
+	// ErrLockLost means the message exists but the caller's lock on it
+	// does not: the lock token is wrong, the lock expired (and perhaps
+	// another receiver holds it now) or the message was dead-lettered
+	// meanwhile. ErrNotFound on a settle operation means there is no
+	// message with that sequence number in the queue. Service Bus REST
+	// answers 404 to both ("no such MessageId/LockToken"); 410 is for a
+	// queue that does not exist.
+	ErrLockLost = errors.New("store: message lock lost")
+)
+
+// QueueResourceType is the ARM resource type a queue's messages hang off:
+// a queue exists for the message store while its arm_resources record of
+// this type (case-insensitively) does.
+const QueueResourceType = "Microsoft.ServiceBus/namespaces/queues"
+
+// DefaultDuplicateWindow is the duplicate detection history used when
+// QueueLimits.DuplicateWindow is zero: the 10 minutes of Azure's
+// duplicate-detection article (the .NET SDK documents 1 minute; the two
+// disagree, this is the one the service documents).
+const DefaultDuplicateWindow = 10 * time.Minute
+
+// QueueLimits are the queue's properties that govern the store's
+// decisions. The broker reads them from the queue's ARM resource and passes
+// them with every operation, so that the store never parses ARM
+// properties.
+type QueueLimits struct {
+	// LockDuration is how long a peek-lock or a renewal holds a message.
+	// Lock and Renew require it to be positive.
+	LockDuration time.Duration
+	// MaxDeliveryCount is how many times a message may be locked: one
+	// whose DeliveryCount has reached it is dead-lettered with reason
+	// MaxDeliveryCountExceeded when it is abandoned or its lock expires.
+	// Lock, ReceiveAndDelete and Abandon require it to be at least 1.
+	MaxDeliveryCount int
+	// DefaultTimeToLive is the ceiling on a message's TimeToLive; zero is
+	// unlimited (Azure's TimeSpan.MaxValue).
+	DefaultTimeToLive time.Duration
+	// DuplicateDetection turns on duplicate detection by MessageID over
+	// DuplicateWindow (DefaultDuplicateWindow when zero).
+	DuplicateDetection bool
+	DuplicateWindow    time.Duration
+	// DeadLetterOnExpiration moves expired messages to the dead-letter
+	// queue (reason TTLExpiredException) instead of dropping them.
+	DeadLetterOnExpiration bool
+	// MaxSizeBytes is the queue's quota: the sum of QueueMessage.Size over
+	// every stored message, active, scheduled and dead-lettered alike
+	// (Azure counts the dead-letter queue against its entity's size).
+	// Zero is unlimited.
+	MaxSizeBytes int64
+}
+
+// Dead-letter reasons the store sets (Azure's system reasons).
+const (
+	DeadLetterTTLExpired       = "TTLExpiredException"
+	DeadLetterMaxDeliveryCount = "MaxDeliveryCountExceeded"
+)
+
+// QueueMessage is one stored Service Bus message.
+type QueueMessage struct {
+	// QueueID is the queue's ARM resource id; compared case-insensitively.
+	// The store returns it as the caller spelled it in the operation.
+	QueueID string
+	// DeadLetter is set when the message is in the queue's
+	// $DeadLetterQueue.
+	DeadLetter bool
+	// SequenceNumber is assigned by the store when the message is sent,
+	// unique and increasing across all queues; a message keeps it in the
+	// dead-letter queue.
+	SequenceNumber int64
+	MessageID      string // the duplicate detection key; may be empty (never a duplicate)
+	Body           []byte
+	// Properties is opaque JSON owned by package servicebus (broker and
+	// user properties).
+	Properties []byte
+	// Size is what the message counts against the quota:
+	// len(Body)+len(Properties). Set by the store.
+	Size int64
+	// EnqueuedAt is when it was sent (the now of the send). Set by the store.
+	EnqueuedAt time.Time
+	// ScheduledAt: the message is not deliverable before it; zero means at
+	// once.
+	ScheduledAt time.Time
+	// TimeToLive is an input of Send only: the message's own TTL, zero
+	// for none. The store clamps it to QueueLimits.DefaultTimeToLive and
+	// sets ExpiresAt from it.
+	TimeToLive time.Duration
+	// ExpiresAt is when the message expires: the later of EnqueuedAt and
+	// ScheduledAt (when it becomes active), plus the clamped TTL. Zero is
+	// never. Set by the store.
+	ExpiresAt     time.Time
+	DeliveryCount int    // incremented by every lock
+	LockToken     string // "" unless locked
+	LockedUntil   time.Time
+	// DeadLetterReason and DeadLetterDescription say why the message was
+	// dead-lettered.
+	DeadLetterReason      string
+	DeadLetterDescription string
+}
+
+// QueueOpKind names an operation of ApplyQueueOps.
+type QueueOpKind int
+
+// The operations.
+const (
+	// QueueSend stores Messages, all or none.
+	QueueSend QueueOpKind = iota + 1
+	// QueueLock peek-locks the queue's first deliverable message with
+	// LockToken for Limits.LockDuration.
+	QueueLock
+	// QueueReceiveAndDelete removes and returns the first deliverable
+	// message.
+	QueueReceiveAndDelete
+	// QueueComplete deletes the message SequenceNumber locked with
+	// LockToken.
+	QueueComplete
+	// QueueAbandon unlocks the message SequenceNumber locked with
+	// LockToken, or dead-letters it if its DeliveryCount has reached
+	// Limits.MaxDeliveryCount.
+	QueueAbandon
+	// QueueRenew extends the lock on the message SequenceNumber held with
+	// LockToken to now+Limits.LockDuration.
+	QueueRenew
+)
+
+// QueueOp is one operation of ApplyQueueOps.
+type QueueOp struct {
+	Kind    QueueOpKind
+	QueueID string // the queue's ARM resource id, any case
+	// DeadLetter addresses the queue's dead-letter queue (not for Send).
+	DeadLetter bool
+	Limits     QueueLimits
+	// Messages are what Send stores: MessageID, Body, Properties,
+	// ScheduledAt and TimeToLive are read, the rest is set by the store.
+	Messages []QueueMessage
+	// SequenceNumber names the message that Complete, Abandon and Renew
+	// settle.
+	SequenceNumber int64
+	// LockToken is the new lock's token for Lock (generated by the
+	// caller, unguessable), and the held lock's for Complete, Abandon and
+	// Renew.
+	LockToken string
+}
+
+// QueueResult is the outcome of one QueueOp.
+type QueueResult struct {
+	// Err is nil when the op took full effect; otherwise it took none.
+	// Lock and ReceiveAndDelete fail with ErrNotFound when no message is
+	// deliverable; Send fails with ErrNotFound when the queue does not
+	// exist and ErrQuotaExceeded when it is full; Complete, Abandon and
+	// Renew fail with ErrNotFound or ErrLockLost. Invalid ops get a plain
+	// error.
+	Err error
+	// Messages: for Send, one entry per sent message, in order, as stored
+	// (a duplicate that was dropped keeps SequenceNumber 0); for Lock and
+	// ReceiveAndDelete, the one message delivered, with its new
+	// DeliveryCount (and, for Lock, LockToken and LockedUntil).
+	Messages []QueueMessage
+	// Duplicates lists the indexes into QueueOp.Messages of the messages
+	// that duplicate detection accepted but did not store.
+	Duplicates []int
+	// LockedUntil is the lock's new expiry after Lock or Renew.
+	LockedUntil time.Time
+	// DeadLettered reports that Abandon moved the message to the
+	// dead-letter queue (MaxDeliveryCountExceeded) instead of unlocking it.
+	DeadLettered bool
+}
+
+// QueueStats describe a queue for ARM's queue GET (countDetails,
+// messageCount, sizeInBytes).
+type QueueStats struct {
+	ActiveCount     int64 // deliverable or locked, not dead-lettered
+	ScheduledCount  int64 // scheduled after now, not dead-lettered
+	DeadLetterCount int64
+	SizeBytes       int64 // sum of Size over every stored message
+}
+
+// Queues is the durable message store of the Service Bus data plane. A
+// queue's messages belong to its ARM resource (QueueResourceType) and go
+// with it, with its namespace, its resource group and its tenant. Times are
+// the caller's: every method that decides by time takes now.
+//
+// Delivery rules: a message is deliverable when it is due (ScheduledAt at
+// or before now) and not validly locked (no lock, or LockedUntil at or
+// before now); Lock and ReceiveAndDelete take the deliverable message with
+// the lowest SequenceNumber. On their way to it, in the queue proper (never
+// in its dead-letter queue), they first deal with what is not deliverable
+// any more: a message past ExpiresAt is dead-lettered (TTLExpiredException)
+// or dropped, as DeadLetterOnExpiration says, and one whose DeliveryCount
+// has reached MaxDeliveryCount is dead-lettered (MaxDeliveryCountExceeded).
+// A validly locked message does not expire until its lock ends. At most
+// QueueSweepLimit such messages are handled per op; an op that reaches the
+// limit reports ErrNotFound, and NextQueueEvent then reports a time that
+// has come, so the caller tries again.
+type Queues interface {
+	// ApplyQueueOps runs ops in one database transaction (one durable
+	// commit for many requests) and returns one result per op, in order.
+	// Each op takes full effect or none; one failing op does not fail the
+	// others. Ops on one queue run in the given order. If the transaction
+	// itself fails, every result carries that error and nothing took
+	// effect. It must be called on the Store itself, not inside InTx.
+	ApplyQueueOps(ctx context.Context, now time.Time, ops []QueueOp) []QueueResult
+	// PeekQueueMessages returns up to limit messages of the queue (or its
+	// dead-letter queue) with SequenceNumber >= fromSequence, in order,
+	// whatever their state (scheduled, locked, expired), without locking
+	// them.
+	PeekQueueMessages(ctx context.Context, queueID string, deadLetter bool, fromSequence int64, limit int) ([]QueueMessage, error)
+	// QueueStats counts the queue's messages as of now. ErrNotFound if
+	// the queue does not exist.
+	QueueStats(ctx context.Context, queueID string, now time.Time) (QueueStats, error)
+	// NextQueueEvent returns the earliest time at which a message of the
+	// queue (or its dead-letter queue) is or becomes deliverable: its
+	// scheduled time, its lock's expiry, or its enqueue time. A time at
+	// or before now means a Lock may succeed at once. ok is false when
+	// there are no messages.
+	NextQueueEvent(ctx context.Context, queueID string, deadLetter bool) (at time.Time, ok bool, err error)
+	// PruneDuplicateIDs deletes the duplicate detection entries that have
+	// expired by now and returns how many.
+	PruneDuplicateIDs(ctx context.Context, now time.Time) (int64, error)
+}
+
+// QueueSweepLimit bounds how many expired or over-delivered messages one
+// Lock or ReceiveAndDelete op moves or drops before it gives up.
+const QueueSweepLimit = 64

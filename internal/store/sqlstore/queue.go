@@ -1,0 +1,682 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+// The Service Bus message store (store.Queues).
+//
+// ApplyQueueOps is the hot path: the broker gathers the ops of concurrent
+// requests and applies them in one transaction, so that many sends share
+// one durable commit. It runs its own transaction on the pool, not through
+// write or InTx, and never uses savepoints: every op first reads what it
+// needs to decide (the queue, the lock, the quota, the duplicate history)
+// and writes only once it knows it will succeed, so an op that fails has
+// written nothing. A statement that fails anyway is a database failure, and
+// it fails the whole transaction (PostgreSQL could not go on after it).
+//
+// Ops are applied grouped by queue, in queue key order, keeping their order
+// within a queue. On PostgreSQL each group first locks its queue_state row
+// (FOR UPDATE): batches that touch one queue take turns, which keeps the
+// size exact and, because every batch locks queues in the same order, two
+// batches cannot deadlock on them. The receive query still uses SKIP LOCKED
+// so that no message is ever handed to two lockers even where no
+// queue_state row exists yet.
+
+// queueType is the folded store.QueueResourceType.
+var queueType = fold(store.QueueResourceType)
+
+// queueMessageCols are read by scanQueueMessage, in its order.
+const queueMessageCols = `seq, dead_letter, message_id, body, properties, size, enqueued, scheduled, expires, delivery_count, lock_token, locked_until, dl_reason, dl_description`
+
+func scanQueueMessage(sc interface{ Scan(...any) error }, queueID string) (store.QueueMessage, error) {
+	var (
+		m     store.QueueMessage
+		dl    int64
+		token sql.NullString
+	)
+	err := sc.Scan(&m.SequenceNumber, &dl, &m.MessageID, &m.Body, &m.Properties, &m.Size, timeCol{&m.EnqueuedAt},
+		nullTimeCol{&m.ScheduledAt}, nullTimeCol{&m.ExpiresAt}, &m.DeliveryCount, &token, nullTimeCol{&m.LockedUntil},
+		&m.DeadLetterReason, &m.DeadLetterDescription)
+	m.QueueID, m.DeadLetter, m.LockToken = queueID, dl != 0, token.String
+	return m, err
+}
+
+// ApplyQueueOps implements store.Queues.
+func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.QueueOp) []store.QueueResult {
+	results := make([]store.QueueResult, len(ops))
+	failAll := func(err error) []store.QueueResult {
+		for i := range results {
+			results[i] = store.QueueResult{Err: err}
+		}
+		return results
+	}
+	if s.tx != nil {
+		return failAll(errors.New("sqlstore: apply queue ops: not possible inside InTx (call it on the Store itself)"))
+	}
+	now = normTime(now)
+	// Validate first; the valid ops are applied grouped by queue.
+	type pending struct {
+		i   int
+		key string
+	}
+	var todo []pending
+	for i, op := range ops {
+		if err := checkQueueOp(op); err != nil {
+			results[i].Err = err
+			continue
+		}
+		todo = append(todo, pending{i, fold(op.QueueID)})
+	}
+	if len(todo) == 0 {
+		return results
+	}
+	slices.SortStableFunc(todo, func(a, b pending) int { return cmp.Compare(a.key, b.key) })
+
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return failAll(fmt.Errorf("sqlstore: apply queue ops: begin: %w", err))
+	}
+	qt := &queueTx{s: s, ctx: ctx, tx: sqlTx, now: now}
+	defer qt.close()
+	for start := 0; start < len(todo); {
+		end := start + 1
+		for end < len(todo) && todo[end].key == todo[start].key {
+			end++
+		}
+		idx := make([]int, 0, end-start)
+		for _, p := range todo[start:end] {
+			idx = append(idx, p.i)
+		}
+		if err := qt.applyQueue(todo[start].key, ops, idx, results); err != nil {
+			_ = sqlTx.Rollback()
+			return failAll(fmt.Errorf("sqlstore: apply queue ops: %s: %w", s.d.Name, err))
+		}
+		start = end
+	}
+	qt.close() // statements first: a commit must not wait on open ones
+	if err := sqlTx.Commit(); err != nil {
+		return failAll(fmt.Errorf("sqlstore: apply queue ops: commit: %w", err))
+	}
+	return results
+}
+
+// checkQueueOp rejects an op that cannot succeed, before the transaction.
+func checkQueueOp(op store.QueueOp) error {
+	what := queueOpName(op.Kind)
+	if what == "" {
+		return fmt.Errorf("sqlstore: queue op: unknown kind %d", op.Kind)
+	}
+	if op.QueueID == "" || !textOK(op.QueueID) {
+		return fmt.Errorf("sqlstore: queue %s %q: %w", what, op.QueueID, store.ErrNotFound)
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("sqlstore: queue %s %s: "+format, append([]any{what, op.QueueID}, args...)...)
+	}
+	needDelivery := func() error {
+		if !op.DeadLetter && op.Limits.MaxDeliveryCount < 1 {
+			return bad("MaxDeliveryCount %d is not at least 1", op.Limits.MaxDeliveryCount)
+		}
+		return nil
+	}
+	switch op.Kind {
+	case store.QueueSend:
+		if op.DeadLetter {
+			return bad("cannot send to a dead-letter queue")
+		}
+		if len(op.Messages) == 0 {
+			return bad("no messages")
+		}
+		for _, m := range op.Messages {
+			if !textOK(m.MessageID) {
+				return bad("message id is not valid UTF-8 or contains NUL")
+			}
+			if m.TimeToLive < 0 {
+				return bad("negative time to live")
+			}
+		}
+		if op.Limits.DefaultTimeToLive < 0 || op.Limits.DuplicateWindow < 0 || op.Limits.MaxSizeBytes < 0 {
+			return bad("negative limit")
+		}
+	case store.QueueLock:
+		if op.LockToken == "" || !textOK(op.LockToken) {
+			return bad("a lock token is required")
+		}
+		if op.Limits.LockDuration <= 0 {
+			return bad("LockDuration must be positive")
+		}
+		return needDelivery()
+	case store.QueueReceiveAndDelete, store.QueueAbandon:
+		return needDelivery()
+	case store.QueueRenew:
+		if op.Limits.LockDuration <= 0 {
+			return bad("LockDuration must be positive")
+		}
+	}
+	return nil
+}
+
+func queueOpName(k store.QueueOpKind) string {
+	switch k {
+	case store.QueueSend:
+		return "send"
+	case store.QueueLock:
+		return "lock"
+	case store.QueueReceiveAndDelete:
+		return "receive and delete"
+	case store.QueueComplete:
+		return "complete"
+	case store.QueueAbandon:
+		return "abandon"
+	case store.QueueRenew:
+		return "renew"
+	}
+	return ""
+}
+
+// queueTx is one ApplyQueueOps transaction.
+type queueTx struct {
+	s   *Store
+	ctx context.Context
+	tx  *sql.Tx
+	now time.Time
+	// stmts are prepared once per transaction and reused by its ops
+	// (SQLite only: pgx caches prepared statements per connection itself).
+	stmts map[string]*sql.Stmt
+}
+
+func (q *queueTx) pg() bool { return q.s.d.Name == "postgres" }
+
+func (q *queueTx) stmt(query string) (*sql.Stmt, error) {
+	if st, ok := q.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := q.tx.PrepareContext(q.ctx, q.s.d.rebind(query))
+	if err != nil {
+		return nil, err
+	}
+	if q.stmts == nil {
+		q.stmts = map[string]*sql.Stmt{}
+	}
+	q.stmts[query] = st
+	return st, nil
+}
+
+func (q *queueTx) close() {
+	for k, st := range q.stmts {
+		st.Close()
+		delete(q.stmts, k)
+	}
+}
+
+func (q *queueTx) exec(query string, args ...any) (sql.Result, error) {
+	if q.pg() {
+		return q.tx.ExecContext(q.ctx, q.s.d.rebind(query), args...)
+	}
+	st, err := q.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(q.ctx, args...)
+}
+
+// queryRow runs a query of at most one row; a failure to prepare shows
+// up as the row's error.
+func (q *queueTx) queryRow(query string, args ...any) *sql.Row {
+	if q.pg() {
+		return q.tx.QueryRowContext(q.ctx, q.s.d.rebind(query), args...)
+	}
+	st, err := q.stmt(query)
+	if err != nil {
+		return q.tx.QueryRowContext(q.ctx, q.s.d.rebind(query), args...)
+	}
+	return st.QueryRowContext(q.ctx, args...)
+}
+
+func (q *queueTx) time(t time.Time) any { return q.s.d.BindTime(normTime(t)) }
+
+// queueGroup is the state of one queue while its ops are applied.
+type queueGroup struct {
+	key     string
+	exists  bool // the queue's resource exists (checked only for sends)
+	size    int64
+	delta   int64           // size change not yet written to queue_state
+	seenIDs map[string]bool // message ids stored by this batch's sends
+}
+
+// applyQueue applies the ops idx, all on the queue key, in order. An error
+// is a database failure, fatal to the transaction; the ops' own failures go
+// to results.
+func (q *queueTx) applyQueue(key string, ops []store.QueueOp, idx []int, results []store.QueueResult) error {
+	g := &queueGroup{key: key}
+	hasSend := false
+	for _, i := range idx {
+		hasSend = hasSend || ops[i].Kind == store.QueueSend
+	}
+	stateQuery := `SELECT size_bytes FROM queue_state WHERE queue_key = ?`
+	if q.pg() {
+		stateQuery += ` FOR UPDATE`
+	}
+	err := q.queryRow(stateQuery, key).Scan(&g.size)
+	switch {
+	case err == nil:
+		g.exists = true
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	case hasSend:
+		// The queue's first send creates its state, if the queue exists.
+		var typ string
+		err := q.queryRow(`SELECT type_key FROM arm_resources WHERE id_key = ?`, key).Scan(&typ)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err == nil && typ == queueType {
+			if _, err := q.exec(`INSERT INTO queue_state (queue_key, size_bytes) VALUES (?, 0) ON CONFLICT (queue_key) DO NOTHING`, key); err != nil {
+				return err
+			}
+			// Read it back: on PostgreSQL another transaction may have
+			// created it meanwhile, and this also locks it.
+			if err := q.queryRow(stateQuery, key).Scan(&g.size); err != nil {
+				return err
+			}
+			g.exists = true
+		}
+	}
+	for _, i := range idx {
+		op := ops[i]
+		var (
+			r   store.QueueResult
+			err error
+		)
+		switch op.Kind {
+		case store.QueueSend:
+			r, err = q.send(g, op)
+		case store.QueueLock, store.QueueReceiveAndDelete:
+			r, err = q.receive(g, op)
+		case store.QueueComplete:
+			r, err = q.complete(g, op)
+		case store.QueueAbandon:
+			r, err = q.abandon(op)
+		case store.QueueRenew:
+			r, err = q.renew(op)
+		}
+		if err != nil {
+			return err
+		}
+		results[i] = r
+	}
+	if g.delta != 0 {
+		if _, err := q.exec(`UPDATE queue_state SET size_bytes = size_bytes + ? WHERE queue_key = ?`, g.delta, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// opErr is an op's own failure.
+func opErr(op store.QueueOp, err error) store.QueueResult {
+	return store.QueueResult{Err: fmt.Errorf("sqlstore: queue %s %s: %w", queueOpName(op.Kind), op.QueueID, err)}
+}
+
+func (q *queueTx) send(g *queueGroup, op store.QueueOp) (store.QueueResult, error) {
+	if !g.exists {
+		return opErr(op, store.ErrNotFound), nil
+	}
+	lim := op.Limits
+	window := lim.DuplicateWindow
+	if window == 0 {
+		window = store.DefaultDuplicateWindow
+	}
+	// Decide: which messages are duplicates, and does the rest fit.
+	var (
+		dups  []int
+		total int64
+		ids   map[string]bool // ids this op stores
+	)
+	for i, m := range op.Messages {
+		if lim.DuplicateDetection && m.MessageID != "" {
+			dup := g.seenIDs[m.MessageID] || ids[m.MessageID]
+			if !dup {
+				var one int
+				err := q.queryRow(`SELECT 1 FROM queue_dedup WHERE queue_key = ? AND message_id = ? AND expires > ?`,
+					g.key, m.MessageID, q.time(q.now)).Scan(&one)
+				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+					return store.QueueResult{}, err
+				}
+				dup = err == nil
+			}
+			if dup {
+				dups = append(dups, i)
+				continue
+			}
+			if ids == nil {
+				ids = map[string]bool{}
+			}
+			ids[m.MessageID] = true
+		}
+		total += int64(len(m.Body) + len(m.Properties))
+	}
+	if lim.MaxSizeBytes > 0 && g.size+g.delta+total > lim.MaxSizeBytes {
+		return opErr(op, store.ErrQuotaExceeded), nil
+	}
+	// Write.
+	out := make([]store.QueueMessage, len(op.Messages))
+	for _, i := range dups {
+		out[i] = op.Messages[i]
+		out[i].QueueID, out[i].TimeToLive = op.QueueID, 0
+	}
+	d := 0
+	for i, m := range op.Messages {
+		if d < len(dups) && dups[d] == i {
+			d++
+			continue
+		}
+		m.QueueID, m.DeadLetter = op.QueueID, false
+		m.Body, m.Properties = nonNil(m.Body), nonNil(m.Properties)
+		m.Size = int64(len(m.Body) + len(m.Properties))
+		m.EnqueuedAt = q.now
+		m.ScheduledAt = normZero(m.ScheduledAt)
+		active := m.EnqueuedAt
+		if m.ScheduledAt.After(active) {
+			active = m.ScheduledAt
+		} else {
+			m.ScheduledAt = time.Time{} // due already: not scheduled
+		}
+		ttl := m.TimeToLive
+		if lim.DefaultTimeToLive > 0 && (ttl == 0 || ttl > lim.DefaultTimeToLive) {
+			ttl = lim.DefaultTimeToLive
+		}
+		m.ExpiresAt = time.Time{}
+		if ttl > 0 {
+			m.ExpiresAt = normTime(active.Add(ttl))
+		}
+		m.TimeToLive, m.DeliveryCount, m.LockToken, m.LockedUntil = 0, 0, "", time.Time{}
+		m.DeadLetterReason, m.DeadLetterDescription = "", ""
+		err := q.queryRow(`INSERT INTO queue_messages (queue_key, dead_letter, visible, message_id, body, properties, size, enqueued, scheduled, expires, delivery_count, lock_token, locked_until, dl_reason, dl_description)
+VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, '', '') RETURNING seq`,
+			g.key, q.time(active), m.MessageID, m.Body, m.Properties, m.Size, q.time(m.EnqueuedAt),
+			q.s.nullTime(m.ScheduledAt), q.s.nullTime(m.ExpiresAt)).Scan(&m.SequenceNumber)
+		if err != nil {
+			return store.QueueResult{}, err
+		}
+		if lim.DuplicateDetection && m.MessageID != "" {
+			if _, err := q.exec(`INSERT INTO queue_dedup (queue_key, message_id, expires) VALUES (?, ?, ?)
+ON CONFLICT (queue_key, message_id) DO UPDATE SET expires = excluded.expires`,
+				g.key, m.MessageID, q.time(q.now.Add(window))); err != nil {
+				return store.QueueResult{}, err
+			}
+		}
+		out[i] = m
+	}
+	g.delta += total
+	if len(ids) > 0 && g.seenIDs == nil {
+		g.seenIDs = map[string]bool{}
+	}
+	for id := range ids {
+		g.seenIDs[id] = true
+	}
+	return store.QueueResult{Messages: out, Duplicates: dups}, nil
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// receive is Lock and ReceiveAndDelete: the head of the queue, after
+// dealing with the expired and over-delivered messages in front of it.
+func (q *queueTx) receive(g *queueGroup, op store.QueueOp) (store.QueueResult, error) {
+	head := `SELECT ` + queueMessageCols + ` FROM queue_messages`
+	if !q.pg() {
+		// Without statistics SQLite might otherwise pick the visible index
+		// and sort the whole queue.
+		head += ` INDEXED BY queue_messages_head`
+	}
+	head += ` WHERE queue_key = ? AND dead_letter = ? AND visible <= ? ORDER BY seq LIMIT 1`
+	if q.pg() {
+		head += ` FOR UPDATE SKIP LOCKED`
+	}
+	lim := op.Limits
+	for swept := 0; ; swept++ {
+		if swept >= store.QueueSweepLimit {
+			return opErr(op, store.ErrNotFound), nil
+		}
+		m, err := scanQueueMessage(q.queryRow(head, g.key, boolInt(op.DeadLetter), q.time(q.now)), op.QueueID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return opErr(op, store.ErrNotFound), nil
+		}
+		if err != nil {
+			return store.QueueResult{}, err
+		}
+		if !op.DeadLetter {
+			switch {
+			case !m.ExpiresAt.IsZero() && !m.ExpiresAt.After(q.now):
+				if lim.DeadLetterOnExpiration {
+					err = q.deadLetter(m.SequenceNumber, store.DeadLetterTTLExpired, "The message expired and was dead lettered.")
+				} else {
+					err = q.drop(g, m)
+				}
+				if err != nil {
+					return store.QueueResult{}, err
+				}
+				continue
+			case m.DeliveryCount >= lim.MaxDeliveryCount:
+				if err := q.deadLetter(m.SequenceNumber, store.DeadLetterMaxDeliveryCount,
+					fmt.Sprintf("Message could not be consumed after %d delivery attempts.", lim.MaxDeliveryCount)); err != nil {
+					return store.QueueResult{}, err
+				}
+				continue
+			}
+		}
+		m.DeliveryCount++
+		if op.Kind == store.QueueReceiveAndDelete {
+			if err := q.drop(g, m); err != nil {
+				return store.QueueResult{}, err
+			}
+			m.LockToken, m.LockedUntil = "", time.Time{}
+			return store.QueueResult{Messages: []store.QueueMessage{m}}, nil
+		}
+		m.LockToken, m.LockedUntil = op.LockToken, normTime(q.now.Add(lim.LockDuration))
+		until := q.time(m.LockedUntil)
+		if _, err := q.exec(`UPDATE queue_messages SET delivery_count = delivery_count + 1, lock_token = ?, locked_until = ?, visible = ? WHERE seq = ?`,
+			m.LockToken, until, until, m.SequenceNumber); err != nil {
+			return store.QueueResult{}, err
+		}
+		return store.QueueResult{Messages: []store.QueueMessage{m}, LockedUntil: m.LockedUntil}, nil
+	}
+}
+
+// deadLetter moves a message to its queue's dead-letter queue, unlocked and
+// deliverable there at once, keeping its sequence number.
+func (q *queueTx) deadLetter(seq int64, reason, description string) error {
+	_, err := q.exec(`UPDATE queue_messages SET dead_letter = 1, lock_token = NULL, locked_until = NULL, visible = ?, dl_reason = ?, dl_description = ? WHERE seq = ?`,
+		q.time(q.now), reason, description, seq)
+	return err
+}
+
+func (q *queueTx) drop(g *queueGroup, m store.QueueMessage) error {
+	if _, err := q.exec(`DELETE FROM queue_messages WHERE seq = ?`, m.SequenceNumber); err != nil {
+		return err
+	}
+	g.delta -= m.Size
+	return nil
+}
+
+// held is the condition "the op's message, locked with the op's token, and
+// the lock still valid", with its arguments.
+func (q *queueTx) held(op store.QueueOp) (string, []any) {
+	token := op.LockToken
+	if !textOK(token) {
+		token = "" // matches no lock (locks have tokens), and PostgreSQL could not take it
+	}
+	return `seq = ? AND queue_key = ? AND dead_letter = ? AND lock_token = ? AND locked_until > ?`,
+		[]any{op.SequenceNumber, fold(op.QueueID), boolInt(op.DeadLetter), token, q.time(q.now)}
+}
+
+// lost tells why a settle op matched no message: there is none with that
+// sequence number in the queue (ErrNotFound), or the lock is not the op's
+// (ErrLockLost).
+func (q *queueTx) lost(op store.QueueOp) (store.QueueResult, error) {
+	var one int
+	err := q.queryRow(`SELECT 1 FROM queue_messages WHERE seq = ? AND queue_key = ?`, op.SequenceNumber, fold(op.QueueID)).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return opErr(op, store.ErrNotFound), nil
+	case err != nil:
+		return store.QueueResult{}, err
+	}
+	return opErr(op, store.ErrLockLost), nil
+}
+
+func (q *queueTx) complete(g *queueGroup, op store.QueueOp) (store.QueueResult, error) {
+	cond, args := q.held(op)
+	var size int64
+	err := q.queryRow(`DELETE FROM queue_messages WHERE `+cond+` RETURNING size`, args...).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return q.lost(op)
+	}
+	if err != nil {
+		return store.QueueResult{}, err
+	}
+	g.delta -= size
+	return store.QueueResult{}, nil
+}
+
+func (q *queueTx) abandon(op store.QueueOp) (store.QueueResult, error) {
+	cond, args := q.held(op)
+	// SET expressions all see the row as it was.
+	over := `dead_letter = 0 AND delivery_count >= ?`
+	maxDC := op.Limits.MaxDeliveryCount
+	var dl int64
+	err := q.queryRow(`UPDATE queue_messages SET lock_token = NULL, locked_until = NULL, visible = ?,
+ dl_reason = CASE WHEN `+over+` THEN ? ELSE dl_reason END,
+ dl_description = CASE WHEN `+over+` THEN ? ELSE dl_description END,
+ dead_letter = CASE WHEN `+over+` THEN 1 ELSE dead_letter END
+WHERE `+cond+` RETURNING dead_letter`,
+		append([]any{q.time(q.now),
+			maxDC, store.DeadLetterMaxDeliveryCount,
+			maxDC, fmt.Sprintf("Message could not be consumed after %d delivery attempts.", maxDC),
+			maxDC}, args...)...).Scan(&dl)
+	if errors.Is(err, sql.ErrNoRows) {
+		return q.lost(op)
+	}
+	if err != nil {
+		return store.QueueResult{}, err
+	}
+	return store.QueueResult{DeadLettered: dl != 0 && !op.DeadLetter}, nil
+}
+
+func (q *queueTx) renew(op store.QueueOp) (store.QueueResult, error) {
+	cond, args := q.held(op)
+	until := normTime(q.now.Add(op.Limits.LockDuration))
+	res, err := q.exec(`UPDATE queue_messages SET locked_until = ?, visible = ? WHERE `+cond,
+		append([]any{q.time(until), q.time(until)}, args...)...)
+	if err != nil {
+		return store.QueueResult{}, err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return store.QueueResult{}, err
+	} else if n == 0 {
+		return q.lost(op)
+	}
+	return store.QueueResult{LockedUntil: until}, nil
+}
+
+// PeekQueueMessages implements store.Queues.
+func (s *Store) PeekQueueMessages(ctx context.Context, queueID string, deadLetter bool, fromSequence int64, limit int) ([]store.QueueMessage, error) {
+	if !textOK(queueID) || limit <= 0 {
+		return nil, nil
+	}
+	var out []store.QueueMessage
+	err := s.read(func(r runner) error {
+		rows, err := r.query(ctx, `SELECT `+queueMessageCols+` FROM queue_messages WHERE queue_key = ? AND dead_letter = ? AND seq >= ? ORDER BY seq LIMIT ?`,
+			fold(queueID), boolInt(deadLetter), fromSequence, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanQueueMessage(rows, queueID)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return rows.Err()
+	})
+	return out, s.fail("peek queue messages "+queueID, err)
+}
+
+// QueueStats implements store.Queues.
+func (s *Store) QueueStats(ctx context.Context, queueID string, now time.Time) (store.QueueStats, error) {
+	var st store.QueueStats
+	if !textOK(queueID) || queueID == "" {
+		return st, notFound("queue stats")
+	}
+	key := fold(queueID)
+	at := s.d.BindTime(normTime(now))
+	err := s.read(func(r runner) error {
+		err := r.queryRow(ctx, `SELECT size_bytes FROM queue_state WHERE queue_key = ?`, key).Scan(&st.SizeBytes)
+		if errors.Is(err, sql.ErrNoRows) {
+			// Never sent to: it must still be a queue.
+			var typ string
+			if err := r.queryRow(ctx, `SELECT type_key FROM arm_resources WHERE id_key = ?`, key).Scan(&typ); err != nil {
+				return err
+			}
+			if typ != queueType {
+				return store.ErrNotFound
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return r.queryRow(ctx, `SELECT
+ COALESCE(SUM(CASE WHEN dead_letter = 0 AND (scheduled IS NULL OR scheduled <= ?) THEN 1 ELSE 0 END), 0),
+ COALESCE(SUM(CASE WHEN dead_letter = 0 AND scheduled > ? THEN 1 ELSE 0 END), 0),
+ COALESCE(SUM(dead_letter), 0)
+FROM queue_messages WHERE queue_key = ?`, at, at, key).Scan(&st.ActiveCount, &st.ScheduledCount, &st.DeadLetterCount)
+	})
+	return st, s.fail("queue stats "+queueID, err)
+}
+
+// NextQueueEvent implements store.Queues.
+func (s *Store) NextQueueEvent(ctx context.Context, queueID string, deadLetter bool) (time.Time, bool, error) {
+	var at time.Time
+	if !textOK(queueID) {
+		return at, false, nil
+	}
+	err := s.read(func(r runner) error {
+		return r.queryRow(ctx, `SELECT MIN(visible) FROM queue_messages WHERE queue_key = ? AND dead_letter = ?`,
+			fold(queueID), boolInt(deadLetter)).Scan(nullTimeCol{&at})
+	})
+	if err != nil {
+		return time.Time{}, false, s.fail("next queue event "+queueID, err)
+	}
+	return at, !at.IsZero(), nil
+}
+
+// PruneDuplicateIDs implements store.Queues. It is one statement, run on
+// the pool (or the caller's transaction).
+func (s *Store) PruneDuplicateIDs(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := s.read(func(r runner) error {
+		res, err := r.exec(ctx, `DELETE FROM queue_dedup WHERE expires <= ?`, s.d.BindTime(normTime(now)))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, s.fail("prune duplicate ids", err)
+}
