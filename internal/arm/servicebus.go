@@ -1,7 +1,9 @@
 package arm
 
 // Microsoft.ServiceBus/namespaces and namespaces/queues: the management
-// plane only (the messaging data plane is not served yet).
+// plane. The messaging data plane is package servicebus, which reads a
+// queue's settings through QueueLimits and whose store supplies the
+// message counts of a queue GET.
 //
 // Both are generic ARM Resources. A namespace's name is global: no two
 // namespaces of any tenant share it (case-insensitively). A queue's id
@@ -593,11 +595,67 @@ func (h *Handler) getQueue(rq *request) error {
 	if err != nil {
 		return err
 	}
-	v, err := queueViewOf(q)
+	v, err := h.queueViewWithCounts(rq, q)
 	if err != nil {
 		return err
 	}
 	return writeJSON(rq, http.StatusOK, v)
+}
+
+// queueViewWithCounts is queueViewOf with the message counts and size
+// that the data plane's store keeps.
+func (h *Handler) queueViewWithCounts(rq *request, res store.Resource) (queueView, error) {
+	v, err := queueViewOf(res)
+	if err != nil {
+		return v, err
+	}
+	st, err := h.st.QueueStats(rq.ctx, res.ID, h.now())
+	if err != nil {
+		return v, internalError(err)
+	}
+	v.Properties.MessageCount = st.ActiveCount + st.ScheduledCount + st.DeadLetterCount
+	v.Properties.SizeInBytes = st.SizeBytes
+	v.Properties.CountDetails = queueCountDetails{ActiveMessageCount: st.ActiveCount,
+		DeadLetterMessageCount: st.DeadLetterCount, ScheduledMessageCount: st.ScheduledCount}
+	return v, nil
+}
+
+// QueueLimits reads the settings of a queue's resource record as the
+// message store applies them: the data plane's view of what a queue PUT
+// set. A record that does not decode is an error, never the defaults.
+func QueueLimits(res store.Resource) (store.QueueLimits, error) {
+	v, err := queueViewOf(res)
+	if err != nil {
+		return store.QueueLimits{}, err
+	}
+	s := v.Properties.queueSettings
+	var lim store.QueueLimits
+	durations := []struct {
+		field string
+		iso   string
+		out   *time.Duration
+	}{{"lockDuration", s.LockDuration, &lim.LockDuration},
+		{"defaultMessageTimeToLive", s.DefaultMessageTimeToLive, &lim.DefaultTimeToLive},
+		{"duplicateDetectionHistoryTimeWindow", s.DuplicateDetectionHistoryTimeWindow, &lim.DuplicateWindow}}
+	for _, d := range durations {
+		ticks, err := parseISODuration(d.iso)
+		if err != nil {
+			return lim, fmt.Errorf("arm: queue %s: stored %s %q: %w", res.ID, d.field, d.iso, err)
+		}
+		if ticks >= isoDuration(math.MaxInt64/100) { // beyond time.Duration: forever
+			*d.out = 0
+			continue
+		}
+		*d.out = time.Duration(ticks) * 100
+	}
+	if lim.LockDuration <= 0 || s.MaxDeliveryCount < 1 || s.MaxSizeInMegabytes < 1 {
+		return lim, fmt.Errorf("arm: queue %s: stored settings out of range: %+v", res.ID, s)
+	}
+	lim.MaxDeliveryCount = int(s.MaxDeliveryCount)
+	lim.DuplicateDetection = s.RequiresDuplicateDetection
+	lim.DeadLetterOnExpiration = s.DeadLetteringOnMessageExpiration
+	lim.MaxSizeBytes = s.MaxSizeInMegabytes << 20
+	return lim, nil
 }
 
 func (h *Handler) listQueues(rq *request) error {
@@ -614,7 +672,9 @@ func (h *Handler) listQueues(rq *request) error {
 	if err != nil {
 		return internalError(err)
 	}
-	return writeReadable(h, rq, actionSBQueueRead, rs, resourceID, queueViewOf)
+	return writeReadable(h, rq, actionSBQueueRead, rs, resourceID, func(res store.Resource) (queueView, error) {
+		return h.queueViewWithCounts(rq, res)
+	})
 }
 
 // queueSettingsOf validates a queue PUT's properties and fills in the

@@ -227,7 +227,7 @@ func TestProxy(t *testing.T) {
 			t.Errorf("CONNECT %s: %v; want 403 Forbidden", host, err)
 		}
 	}
-	if got := strings.Join(r.srv.ProxiedHosts(), " "); got != "*.vault.azure.net graph.microsoft.com login.microsoftonline.com management.azure.com" {
+	if got := strings.Join(r.srv.ProxiedHosts(), " "); got != "*.servicebus.windows.net *.vault.azure.net graph.microsoft.com login.microsoftonline.com management.azure.com" {
 		t.Errorf("ProxiedHosts = %s", got)
 	}
 	// A vault's host is tunnelled, and the vault surface answers it.

@@ -29,6 +29,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/pki"
 	"github.com/tenantbridge/tenantbridge/internal/proxy"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
+	"github.com/tenantbridge/tenantbridge/internal/servicebus"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/backends"
 	"github.com/tenantbridge/tenantbridge/internal/sts"
@@ -95,6 +96,7 @@ type Server struct {
 	operator operator.Credential
 	kek      []byte
 	vaults   *vault.Service
+	broker   *servicebus.Broker
 	routes   *router
 	proxyLn  net.Listener // set by Listen when cfg.ProxyListen is
 }
@@ -200,6 +202,9 @@ func (s *Server) buildRouter() *router {
 	s.vaults = vault.New(vault.Config{Store: s.store, KEK: s.kek, Verifier: verifier,
 		Authorizer: vaultAuthorizer{access}, Audit: s.audit, Logger: s.logger,
 		LoginBase: func(*http.Request) string { return miIssuer }})
+	s.broker = servicebus.NewBroker(s.store, nil, s.logger)
+	messaging := servicebus.New(servicebus.Config{Store: s.store, Broker: s.broker, Verifier: verifier,
+		Authorizer: busAuthorizer{access}, Limits: arm.QueueLimits, Audit: s.audit, Logger: s.logger})
 	resources := arm.New(arm.Config{Directory: s.dir, Store: s.store, RBAC: access, Verifier: verifier,
 		Audit: s.audit, Logger: s.logger})
 	ops := operator.New(operator.Config{Directory: s.dir, Audit: s.audit, Key: s.operator.Key, Keys: s.keys,
@@ -217,10 +222,12 @@ func (s *Server) buildRouter() *router {
 	r.byHost["graph.microsoft.com"] = graphAPI
 	r.byHost["management.azure.com"] = resources
 	r.byParent["vault.azure.net"] = s.vaults
+	r.byParent["servicebus.windows.net"] = messaging
 	if d := s.hosts.CustomDomain; d != "" {
 		r.byHost["graph."+d] = graphAPI
 		r.byHost["management."+d] = resources
 		r.byParent["vault."+d] = s.vaults
+		r.byParent["servicebus."+d] = messaging
 	}
 	return r
 }
@@ -330,6 +337,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { s.maintainKeys(runCtx) })
+	wg.Go(func() { s.pruneDuplicateIDs(runCtx) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()
@@ -371,7 +379,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = e
 	}
 	wg.Wait()
-	s.audit.Close() // commits the records of requests that finished
+	s.broker.Close() // after the last request: nothing submits any more
+	s.audit.Close()  // commits the records of requests that finished
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
@@ -480,20 +489,51 @@ func (s *Server) ProxiedHosts() []string {
 // the router serves and the server certificate vouches for.
 func (s *Server) ProxyAllows(host string) bool { return s.proxyAllows(host) }
 
-// vaultAuthorizer answers the Key Vault surface's questions with the RBAC
-// engine: may this principal perform this data action at this scope?
+// vaultAuthorizer and busAuthorizer answer the data planes' questions with
+// the RBAC engine: may this principal perform this data action at this
+// scope?
 type vaultAuthorizer struct{ rbac *rbac.Engine }
 
 func (a vaultAuthorizer) Authorize(ctx context.Context, acc vault.Access) (bool, string, error) {
-	d, err := a.rbac.Decide(ctx, rbac.Request{PrincipalID: acc.PrincipalID, PrincipalTenantID: acc.PrincipalTenantID,
+	return decideData(ctx, a.rbac, rbac.Request{PrincipalID: acc.PrincipalID, PrincipalTenantID: acc.PrincipalTenantID,
 		TenantID: acc.TenantID, Action: acc.DataAction, DataAction: true, Scope: acc.Scope})
+}
+
+type busAuthorizer struct{ rbac *rbac.Engine }
+
+func (a busAuthorizer) Authorize(ctx context.Context, acc servicebus.Access) (bool, string, error) {
+	return decideData(ctx, a.rbac, rbac.Request{PrincipalID: acc.PrincipalID, PrincipalTenantID: acc.PrincipalTenantID,
+		TenantID: acc.TenantID, Action: acc.DataAction, DataAction: true, Scope: acc.Scope})
+}
+
+// decideData decides a data action; a scope that no tenant owns, or that
+// is malformed, is a refusal, as any undecidable request is.
+func decideData(ctx context.Context, engine *rbac.Engine, req rbac.Request) (bool, string, error) {
+	d, err := engine.Decide(ctx, req)
 	if errors.Is(err, rbac.ErrUnknownScope) || errors.Is(err, rbac.ErrInvalidScope) {
-		return false, err.Error(), nil // refused, as any undecidable request is
+		return false, err.Error(), nil
 	}
 	if err != nil {
 		return false, "", err
 	}
 	return d.Allowed, d.Because.String(), nil
+}
+
+// pruneDuplicateIDs forgets, every minute, the message ids whose
+// duplicate-detection window has passed.
+func (s *Server) pruneDuplicateIDs(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.store.PruneDuplicateIDs(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				s.logger.WarnContext(ctx, "servicebus: pruning duplicate-detection ids failed", "err", err)
+			}
+		}
+	}
 }
 
 // Vaults returns the Key Vault service, through which the resource manager

@@ -79,4 +79,9 @@ type ARM interface {
 	// that extend its id by whole segments) and the owning tenant's role
 	// and deny assignments at its scope or below it.
 	DeleteResource(ctx context.Context, id string) error
+	// ResourcesNamed lists the resources of type typ whose name is name
+	// (both case-insensitively), in every subscription of every tenant,
+	// ordered by id: how a data plane finds the globally named resource
+	// (a Service Bus namespace) its host name names.
+	ResourcesNamed(ctx context.Context, typ, name string) ([]Resource, error)
 }

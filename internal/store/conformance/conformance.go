@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RoleDefinitions", testRoleDefinitions}, {"RoleAssignments", testRoleAssignments}, {"DenyAssignments", testDenyAssignments}, {"DeleteTenantRemovesRBAC", testDeleteTenantRemovesRBAC}, {"TenantsBySubscription", testTenantsBySubscription},
 		{"ARM", testARM},
 		{"Generation", testGeneration},
+		{"ResourcesNamed", testResourcesNamed},
 	}
 	for _, q := range QueueTests {
 		tests = append(tests, struct {

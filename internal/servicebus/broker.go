@@ -1,0 +1,298 @@
+package servicebus
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+// maxBatchOps bounds the operations one commit carries; more wait for the
+// next commit.
+const maxBatchOps = 256
+
+// commitTimeout bounds one ApplyQueueOps call. It does not take a
+// request's context: one client going away must not fail the others that
+// share its commit.
+const commitTimeout = 30 * time.Second
+
+// ErrNoMessage means a receive found no message within its timeout.
+var ErrNoMessage = errors.New("servicebus: no message within the timeout")
+
+// Broker runs queue operations against the message store. It gathers the
+// operations of concurrent requests into one store.Queues.ApplyQueueOps
+// call, so that one durable commit (one fsync) answers many requests: a
+// send is acknowledged only once committed, and throughput grows with
+// concurrency instead of being capped by the disk's sync latency.
+//
+// Receivers that find nothing wait without polling: a commit that makes
+// messages deliverable (a send, an abandon) wakes as many waiting
+// receivers of that queue as it made messages available, and a receiver
+// sets one timer for the queue's next scheduled message or lock expiry
+// (store.Queues.NextQueueEvent). Wake-ups are within this process: on a
+// PostgreSQL store shared by several servers, a receiver on one server
+// learns of another server's send at its next timer or its timeout.
+type Broker struct {
+	st  store.Queues
+	now func() time.Time
+	log *slog.Logger
+
+	submit chan *pending
+	stop   chan struct{}
+	done   chan struct{}
+
+	mu      sync.Mutex
+	waiting map[waitKey][]chan struct{}
+}
+
+// pending is one operation waiting for its commit.
+type pending struct {
+	op  store.QueueOp
+	res chan store.QueueResult
+}
+
+// waitKey names a queue or its dead-letter queue.
+type waitKey struct {
+	queue      string // lower-cased resource id
+	deadLetter bool
+}
+
+func keyOf(queueID string, deadLetter bool) waitKey {
+	return waitKey{strings.ToLower(queueID), deadLetter}
+}
+
+// NewBroker starts a broker over st; Close stops it. now is the clock the
+// store decides by (time.Now when nil).
+func NewBroker(st store.Queues, now func() time.Time, log *slog.Logger) *Broker {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b := &Broker{st: st, now: now, log: log, submit: make(chan *pending, maxBatchOps),
+		stop: make(chan struct{}), done: make(chan struct{}), waiting: map[waitKey][]chan struct{}{}}
+	go b.commitLoop()
+	return b
+}
+
+// Close stops the commit loop after the operations already submitted.
+func (b *Broker) Close() {
+	close(b.stop)
+	<-b.done
+}
+
+// Do runs one operation in the next commit and returns its result. It
+// waits for the commit even if ctx ends: the operation may already be
+// durable, and its caller must learn the outcome.
+func (b *Broker) Do(ctx context.Context, op store.QueueOp) store.QueueResult {
+	p := &pending{op: op, res: make(chan store.QueueResult, 1)}
+	select {
+	case b.submit <- p:
+	case <-b.stop:
+		return store.QueueResult{Err: errors.New("servicebus: broker stopped")}
+	case <-ctx.Done():
+		return store.QueueResult{Err: ctx.Err()} // never submitted: nothing happened
+	}
+	return <-p.res
+}
+
+// commitLoop takes whatever operations are waiting, up to maxBatchOps,
+// commits them together, and answers each. Operations that arrive during
+// a commit form the next batch: no timer, no linger.
+func (b *Broker) commitLoop() {
+	defer close(b.done)
+	batch := make([]*pending, 0, maxBatchOps)
+	ops := make([]store.QueueOp, 0, maxBatchOps)
+	for {
+		select {
+		case p := <-b.submit:
+			batch = append(batch[:0], p)
+		case <-b.stop:
+			b.drain()
+			return
+		}
+	gather:
+		for len(batch) < maxBatchOps {
+			select {
+			case p := <-b.submit:
+				batch = append(batch, p)
+			default:
+				break gather
+			}
+		}
+		ops = ops[:0]
+		for _, p := range batch {
+			ops = append(ops, p.op)
+		}
+		now := b.now()
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		results := b.st.ApplyQueueOps(ctx, now, ops)
+		cancel()
+		for i, p := range batch {
+			p.res <- results[i]
+		}
+		b.wakeAfter(ops, results, now)
+		clear(batch)
+	}
+}
+
+// drain answers what was submitted before Close.
+func (b *Broker) drain() {
+	for {
+		select {
+		case p := <-b.submit:
+			p.res <- store.QueueResult{Err: errors.New("servicebus: broker stopped")}
+		default:
+			return
+		}
+	}
+}
+
+// wakeAfter wakes the receivers that a commit's operations gave something
+// to receive.
+func (b *Broker) wakeAfter(ops []store.QueueOp, results []store.QueueResult, now time.Time) {
+	for i, op := range ops {
+		r := results[i]
+		if r.Err != nil {
+			continue
+		}
+		switch op.Kind {
+		case store.QueueSend:
+			n := 0
+			for j, m := range op.Messages {
+				if !isDuplicate(r.Duplicates, j) && !m.ScheduledAt.After(now) {
+					n++
+				}
+			}
+			b.wake(keyOf(op.QueueID, false), n)
+		case store.QueueAbandon:
+			b.wake(keyOf(op.QueueID, op.DeadLetter || r.DeadLettered), 1)
+		case store.QueueLock, store.QueueReceiveAndDelete:
+			// On its way to a message, a receive may have moved expired
+			// or exhausted messages to the dead-letter queue.
+			if !op.DeadLetter {
+				b.wake(keyOf(op.QueueID, true), 1)
+			}
+		}
+	}
+}
+
+func isDuplicate(dups []int, i int) bool {
+	for _, d := range dups {
+		if d == i {
+			return true
+		}
+	}
+	return false
+}
+
+// listen registers a waiter on k, first in, first woken.
+func (b *Broker) listen(k waitKey) chan struct{} {
+	ch := make(chan struct{}, 1)
+	b.mu.Lock()
+	b.waiting[k] = append(b.waiting[k], ch)
+	b.mu.Unlock()
+	return ch
+}
+
+// unlisten removes a waiter. A waiter that was woken but leaves without
+// receiving hands its wake-up on, so that no available message is left
+// with a receiver waiting for it.
+func (b *Broker) unlisten(k waitKey, ch chan struct{}) {
+	b.mu.Lock()
+	ws := b.waiting[k]
+	for i, w := range ws {
+		if w == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(b.waiting, k)
+	} else {
+		b.waiting[k] = ws
+	}
+	b.mu.Unlock()
+	select {
+	case <-ch:
+		b.wake(k, 1)
+	default:
+	}
+}
+
+// wake wakes up to n waiters of k.
+func (b *Broker) wake(k waitKey, n int) {
+	if n <= 0 {
+		return
+	}
+	b.mu.Lock()
+	ws := b.waiting[k]
+	if n > len(ws) {
+		n = len(ws)
+	}
+	woken := ws[:n:n]
+	if n == len(ws) {
+		delete(b.waiting, k)
+	} else {
+		b.waiting[k] = ws[n:]
+	}
+	b.mu.Unlock()
+	for _, ch := range woken {
+		ch <- struct{}{}
+	}
+}
+
+// Receive takes the first deliverable message of a queue (or of its
+// dead-letter queue): peek-lock when op.Kind is store.QueueLock (with
+// op.LockToken), receive-and-delete when store.QueueReceiveAndDelete. It
+// waits up to timeout for one to arrive; ErrNoMessage when none did.
+func (b *Broker) Receive(ctx context.Context, op store.QueueOp, timeout time.Duration) (store.QueueMessage, error) {
+	k := keyOf(op.QueueID, op.DeadLetter)
+	deadline := time.Now().Add(timeout)
+	for {
+		// Listen before trying, so that a send committed between the
+		// try and the wait still wakes this receiver.
+		ch := b.listen(k)
+		r := b.Do(ctx, op)
+		if r.Err == nil {
+			b.unlisten(k, ch)
+			return r.Messages[0], nil
+		}
+		if !errors.Is(r.Err, store.ErrNotFound) {
+			b.unlisten(k, ch)
+			return store.QueueMessage{}, r.Err
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			b.unlisten(k, ch)
+			return store.QueueMessage{}, ErrNoMessage
+		}
+		next, ok, err := b.st.NextQueueEvent(ctx, op.QueueID, op.DeadLetter)
+		if err != nil {
+			b.unlisten(k, ch)
+			return store.QueueMessage{}, err
+		}
+		if ok {
+			// A time already come means the store stopped at its sweep
+			// limit: try again soon, not in a tight loop.
+			wait = min(wait, max(next.Sub(b.now()), time.Millisecond))
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ch:
+			timer.Stop()
+			continue // woken for a message: it is ours to try for; ch is spent
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			b.unlisten(k, ch)
+			return store.QueueMessage{}, ctx.Err()
+		}
+		b.unlisten(k, ch)
+	}
+}

@@ -1,0 +1,588 @@
+package servicebus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tenantbridge/tenantbridge/internal/audit"
+	"github.com/tenantbridge/tenantbridge/internal/gencache"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/token"
+)
+
+// Service Bus's resource identifiers: the audience of its tokens and its
+// first-party application id (the v2 audience).
+const (
+	Resource = "https://servicebus.azure.net"
+	AppID    = "80369ed6-5f11-4dd9-bef3-692475845e77"
+)
+
+// The data actions of the messaging data plane, as Azure RBAC names them.
+const (
+	ActionSend    = "Microsoft.ServiceBus/namespaces/messages/send/action"
+	ActionReceive = "Microsoft.ServiceBus/namespaces/messages/receive/action"
+)
+
+// Resource types of the management plane this data plane serves.
+const (
+	NamespaceType = "Microsoft.ServiceBus/namespaces"
+	QueueType     = store.QueueResourceType
+)
+
+// Limits of the Standard tier.
+const (
+	// MaxMessageBytes is the largest message (body and properties) and
+	// the largest batch: 256 KiB.
+	MaxMessageBytes = 256 << 10
+	// DefaultReceiveTimeout is the long-poll of a receive without a
+	// timeout parameter; MaxReceiveTimeout caps the parameter.
+	DefaultReceiveTimeout = 60 * time.Second
+	MaxReceiveTimeout     = 5 * time.Minute
+)
+
+// Verifier checks bearer tokens (sts.Verifier satisfies it).
+type Verifier interface {
+	Verify(ctx context.Context, raw string, audiences ...string) (token.Claims, error)
+}
+
+// Access is one request for a data action, as the Authorizer sees it.
+type Access struct {
+	PrincipalID       string // the caller's object id (oid)
+	PrincipalTenantID string // the tenant the token was issued in
+	TenantID          string // the namespace's tenant
+	DataAction        string // ActionSend or ActionReceive
+	Scope             string // the queue's resource id
+}
+
+// Authorizer decides data actions (Azure RBAC). An error means "could not
+// decide" and is answered as a failure, never as allowed.
+type Authorizer interface {
+	Authorize(ctx context.Context, a Access) (allowed bool, reason string, err error)
+}
+
+// Config holds the dependencies of Service.
+type Config struct {
+	Store      store.Store
+	Broker     *Broker
+	Verifier   Verifier
+	Authorizer Authorizer
+	// Limits reads a queue's properties (lock duration, delivery count,
+	// TTL, duplicate detection, size) from its ARM resource; the resource
+	// manager owns that format (arm.QueueLimits).
+	Limits func(store.Resource) (store.QueueLimits, error)
+	Audit  *audit.Log
+	Logger *slog.Logger
+}
+
+// Service serves https://{namespace}.servicebus.windows.net (or
+// {namespace}.servicebus.{custom domain}): the queues' REST data plane.
+type Service struct {
+	st      store.Store
+	broker  *Broker
+	verify  Verifier
+	authz   Authorizer
+	limits  func(store.Resource) (store.QueueLimits, error)
+	audit   *audit.Log
+	log     *slog.Logger
+	byName  *gencache.Cache[string, store.Resource]
+	queueOf *gencache.Cache[string, queueInfo]
+}
+
+// queueInfo is a queue's record and the limits read from it.
+type queueInfo struct {
+	res    store.Resource
+	limits store.QueueLimits
+}
+
+// New returns a Service. It panics when a dependency is missing: that is a
+// wiring bug, and failing closed beats serving without checks.
+func New(cfg Config) *Service {
+	if cfg.Store == nil || cfg.Broker == nil || cfg.Verifier == nil || cfg.Authorizer == nil || cfg.Limits == nil || cfg.Audit == nil {
+		panic("servicebus: Config needs Store, Broker, Verifier, Authorizer, Limits and Audit")
+	}
+	s := &Service{st: cfg.Store, broker: cfg.Broker, verify: cfg.Verifier, authz: cfg.Authorizer, limits: cfg.Limits,
+		audit: cfg.Audit, log: cfg.Logger,
+		byName:  gencache.New[string, store.Resource](cfg.Store, 10_000),
+		queueOf: gencache.New[string, queueInfo](cfg.Store, 10_000)}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s
+}
+
+// route is a parsed data-plane path.
+type route struct {
+	queue      string
+	deadLetter bool
+	op         operation
+	messageRef string // sequence number (or message id) of a settle
+	lockToken  string
+}
+
+type operation int
+
+const (
+	opNone operation = iota
+	opSend
+	opPeekLock
+	opReceiveAndDelete
+	opUnlock
+	opComplete
+	opRenew
+)
+
+// parseRoute reads /{queue}[/$DeadLetterQueue]/messages[/head | /{ref}/{lock}].
+func parseRoute(method, path string) (route, bool) {
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	var rt route
+	if len(segs) < 2 || segs[0] == "" {
+		return rt, false
+	}
+	rt.queue, segs = segs[0], segs[1:]
+	if strings.EqualFold(segs[0], "$DeadLetterQueue") {
+		rt.deadLetter, segs = true, segs[1:]
+	}
+	if len(segs) == 0 || !strings.EqualFold(segs[0], "messages") {
+		return rt, false
+	}
+	segs = segs[1:]
+	switch {
+	case len(segs) == 0 && method == http.MethodPost && !rt.deadLetter:
+		rt.op = opSend
+	case len(segs) == 1 && strings.EqualFold(segs[0], "head") && method == http.MethodPost:
+		rt.op = opPeekLock
+	case len(segs) == 1 && strings.EqualFold(segs[0], "head") && method == http.MethodDelete:
+		rt.op = opReceiveAndDelete
+	case len(segs) == 2 && segs[0] != "" && segs[1] != "":
+		rt.messageRef, rt.lockToken = segs[0], segs[1]
+		switch method {
+		case http.MethodPut:
+			rt.op = opUnlock
+		case http.MethodDelete:
+			rt.op = opComplete
+		case http.MethodPost:
+			rt.op = opRenew
+		}
+	}
+	return rt, rt.op != opNone
+}
+
+// request is one data-plane request once its caller and queue are known.
+type request struct {
+	w      http.ResponseWriter
+	r      *http.Request
+	rt     route
+	ns     store.Resource
+	queue  queueInfo
+	host   string // the namespace's host as the client addressed it
+	actor  string
+	tenant string // the caller's tenant (the token's tid)
+}
+
+// ServeHTTP serves one data-plane request.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	host := strings.ToLower(r.Host)
+	if h, _, ok := strings.Cut(host, ":"); ok {
+		host = h
+	}
+	name, _, _ := strings.Cut(host, ".")
+	ns, err := s.namespace(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		WriteError(w, http.StatusNotFound, fmt.Sprintf("The messaging namespace '%s' could not be found.", name))
+		return
+	}
+	if err != nil {
+		s.internal(w, r, "namespace lookup", err)
+		return
+	}
+	rt, ok := parseRoute(r.Method, r.URL.Path)
+	if !ok {
+		if r.Method != http.MethodPost && r.Method != http.MethodDelete && r.Method != http.MethodPut {
+			WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("The method %s is not allowed on %s.", r.Method, r.URL.Path))
+			return
+		}
+		WriteError(w, http.StatusBadRequest, fmt.Sprintf("The request path %s is not a queue messages path.", r.URL.Path))
+		return
+	}
+	q := &request{w: w, r: r, rt: rt, ns: ns, host: host}
+	action := ActionReceive
+	if rt.op == opSend {
+		action = ActionSend
+	}
+	if !s.authorize(q, action) {
+		return
+	}
+	info, err := s.queueInfo(r.Context(), ns.ID+"/queues/"+rt.queue)
+	if errors.Is(err, store.ErrNotFound) {
+		WriteError(w, http.StatusGone, fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", host, rt.queue))
+		return
+	}
+	if err != nil {
+		s.internal(w, r, "queue lookup", err)
+		return
+	}
+	q.queue = info
+	switch rt.op {
+	case opSend:
+		s.send(q)
+	case opPeekLock, opReceiveAndDelete:
+		s.receive(q)
+	default:
+		s.settle(q)
+	}
+}
+
+// namespace finds the namespace a host name names.
+func (s *Service) namespace(ctx context.Context, name string) (store.Resource, error) {
+	return s.byName.Get(name, func() (store.Resource, error) {
+		rs, err := s.st.ResourcesNamed(ctx, NamespaceType, name)
+		if err != nil {
+			return store.Resource{}, err
+		}
+		if len(rs) != 1 { // names are global; two would be a corrupt store, and is refused
+			return store.Resource{}, store.ErrNotFound
+		}
+		return rs[0], nil
+	})
+}
+
+func (s *Service) queueInfo(ctx context.Context, id string) (queueInfo, error) {
+	return s.queueOf.Get(strings.ToLower(id), func() (queueInfo, error) {
+		res, err := s.st.GetResource(ctx, id)
+		if err != nil {
+			return queueInfo{}, err
+		}
+		if !strings.EqualFold(res.Type, QueueType) {
+			return queueInfo{}, store.ErrNotFound
+		}
+		lim, err := s.limits(res)
+		if err != nil {
+			return queueInfo{}, err
+		}
+		return queueInfo{res: res, limits: lim}, nil
+	})
+}
+
+// authorize authenticates the caller and decides the data action at the
+// queue's scope. A refusal is answered 401, as Service Bus answers a
+// missing claim, and audited.
+func (s *Service) authorize(q *request, action string) bool {
+	auth := q.r.Header.Get("Authorization")
+	scheme, raw, _ := strings.Cut(auth, " ")
+	entity := "sb://" + q.host + "/" + q.rt.queue
+	if !strings.EqualFold(scheme, "Bearer") || raw == "" {
+		WriteError(q.w, http.StatusUnauthorized, "MissingToken: The request is missing a Bearer token. Resource: '"+entity+"'.")
+		return false
+	}
+	claims, err := s.verify.Verify(q.r.Context(), strings.TrimSpace(raw), Resource, AppID, "https://"+q.host, "https://"+q.host+"/")
+	if err != nil {
+		WriteError(q.w, http.StatusUnauthorized, "InvalidIssuer or InvalidAudience: the token is not valid for '"+entity+"'.")
+		return false
+	}
+	q.actor, q.tenant = claims.ObjectID, claims.TenantID
+	if !strings.EqualFold(claims.TenantID, q.ns.TenantID) {
+		s.refuse(q, action, "the token's tenant does not own the namespace")
+		return false
+	}
+	allowed, reason, err := s.authz.Authorize(q.r.Context(), Access{PrincipalID: claims.ObjectID, PrincipalTenantID: claims.TenantID,
+		TenantID: q.ns.TenantID, DataAction: action, Scope: q.ns.ID + "/queues/" + q.rt.queue})
+	if err != nil {
+		s.internal(q.w, q.r, "authorize", err)
+		return false
+	}
+	if !allowed {
+		s.refuse(q, action, reason)
+		return false
+	}
+	return true
+}
+
+// refuse audits a refused request and answers it as Service Bus does.
+func (s *Service) refuse(q *request, action, reason string) {
+	claim := "Listen"
+	if action == ActionSend {
+		claim = "Send"
+	}
+	_ = s.audit.Record(q.r.Context(), store.AuditRecord{Actor: q.actor, ActorTenant: q.tenant, TargetTenant: q.ns.TenantID,
+		Action: "servicebus." + strings.ToLower(claim), Target: q.ns.Name + "/" + q.rt.queue, Result: "Unauthorized", Detail: reason})
+	WriteError(q.w, http.StatusUnauthorized, fmt.Sprintf("Unauthorized access. '%s' claim(s) are required to perform this operation. Resource: 'sb://%s/%s'.",
+		claim, q.host, q.rt.queue))
+}
+
+func (s *Service) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	s.log.ErrorContext(r.Context(), "servicebus: "+what, "err", err)
+	WriteError(w, http.StatusInternalServerError, "The server encountered an internal error.")
+}
+
+// storedProps is what a message keeps besides its body and MessageId:
+// QueueMessage.Properties.
+type storedProps struct {
+	ContentType             string          `json:"ct,omitempty"`
+	CorrelationID           string          `json:"cid,omitempty"`
+	Label                   string          `json:"label,omitempty"`
+	ReplyTo                 string          `json:"replyTo,omitempty"`
+	ReplyToSessionID        string          `json:"replyToSid,omitempty"`
+	SessionID               string          `json:"sid,omitempty"`
+	PartitionKey            string          `json:"pk,omitempty"`
+	ViaPartitionKey         string          `json:"viaPk,omitempty"`
+	To                      string          `json:"to,omitempty"`
+	ForcePersistence        bool            `json:"persist,omitempty"`
+	TimeToLive              float64         `json:"ttl,omitempty"`
+	ScheduledEnqueueTimeUtc *time.Time      `json:"scheduled,omitempty"`
+	User                    json.RawMessage `json:"user,omitempty"`
+}
+
+// newMessage builds the stored form of one message.
+func newMessage(body []byte, contentType string, bp BrokerProperties, user map[string]PropertyValue) (store.QueueMessage, error) {
+	p := storedProps{ContentType: contentType, CorrelationID: bp.CorrelationId, Label: bp.Label, ReplyTo: bp.ReplyTo,
+		ReplyToSessionID: bp.ReplyToSessionId, SessionID: bp.SessionId, PartitionKey: bp.PartitionKey, ViaPartitionKey: bp.ViaPartitionKey,
+		To: bp.To, ForcePersistence: bp.ForcePersistence, TimeToLive: bp.TimeToLive}
+	m := store.QueueMessage{MessageID: bp.MessageId, Body: body}
+	if m.MessageID == "" {
+		// Service Bus gives a message without a MessageId a new GUID,
+		// written without dashes.
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		m.MessageID = hex.EncodeToString(b[:])
+	}
+	if !bp.ScheduledEnqueueTimeUtc.IsZero() {
+		t := bp.ScheduledEnqueueTimeUtc.UTC()
+		p.ScheduledEnqueueTimeUtc, m.ScheduledAt = &t, t
+	}
+	if bp.TimeToLive > 0 {
+		if bp.TimeToLive >= math.MaxInt64/float64(time.Second) {
+			m.TimeToLive = 0 // beyond time.Duration: forever, as TimeSpan.MaxValue is
+		} else {
+			m.TimeToLive = time.Duration(bp.TimeToLive * float64(time.Second))
+		}
+	}
+	if len(user) > 0 {
+		u, err := MarshalUserProperties(user)
+		if err != nil {
+			return m, err
+		}
+		p.User = u
+	}
+	props, err := json.Marshal(p)
+	if err != nil {
+		return m, err
+	}
+	m.Properties = props
+	return m, nil
+}
+
+// send stores one message, or a batch (Content-Type
+// application/vnd.microsoft.servicebus.json), and answers 201 once it is
+// durable.
+func (s *Service) send(q *request) {
+	body, err := io.ReadAll(http.MaxBytesReader(q.w, q.r.Body, MaxMessageBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		WriteError(q.w, http.StatusForbidden, fmt.Sprintf("The message size exceeds the limit of %d bytes for entity 'sb://%s/%s'.", MaxMessageBytes, q.host, q.rt.queue))
+		return
+	}
+	if err != nil {
+		WriteError(q.w, http.StatusBadRequest, "The request body could not be read: "+err.Error())
+		return
+	}
+	var msgs []store.QueueMessage
+	ct := q.r.Header.Get("Content-Type")
+	if mt, _, _ := strings.Cut(ct, ";"); strings.EqualFold(strings.TrimSpace(mt), "application/vnd.microsoft.servicebus.json") {
+		batch, err := ParseBatch(body)
+		if err != nil {
+			WriteError(q.w, http.StatusBadRequest, err.Error())
+			return
+		}
+		for _, bm := range batch {
+			m, err := newMessage(bm.Body, "", bm.Properties, bm.UserProperties)
+			if err != nil {
+				WriteError(q.w, http.StatusBadRequest, err.Error())
+				return
+			}
+			msgs = append(msgs, m)
+		}
+	} else {
+		bp, err := ParseBrokerProperties(q.r.Header.Get("BrokerProperties"))
+		if err != nil {
+			WriteError(q.w, http.StatusBadRequest, "Invalid BrokerProperties header: "+err.Error())
+			return
+		}
+		user, err := ParseUserProperties(q.r.Header)
+		if err != nil {
+			WriteError(q.w, http.StatusBadRequest, err.Error())
+			return
+		}
+		m, err := newMessage(body, ct, bp, user)
+		if err != nil {
+			WriteError(q.w, http.StatusBadRequest, err.Error())
+			return
+		}
+		msgs = append(msgs, m)
+	}
+	total := 0
+	for _, m := range msgs {
+		total += len(m.Body) + len(m.Properties)
+	}
+	if total > MaxMessageBytes {
+		WriteError(q.w, http.StatusForbidden, fmt.Sprintf("The message size (%d bytes with its properties) exceeds the limit of %d bytes for entity 'sb://%s/%s'.", total, MaxMessageBytes, q.host, q.rt.queue))
+		return
+	}
+	res := s.broker.Do(q.r.Context(), store.QueueOp{Kind: store.QueueSend, QueueID: q.queue.res.ID, Limits: q.queue.limits, Messages: msgs})
+	switch {
+	case res.Err == nil:
+		q.w.WriteHeader(http.StatusCreated)
+	case errors.Is(res.Err, store.ErrQuotaExceeded):
+		WriteError(q.w, http.StatusForbidden, fmt.Sprintf("QuotaExceeded: the entity 'sb://%s/%s' has reached its maximum size.", q.host, q.rt.queue))
+	case errors.Is(res.Err, store.ErrNotFound):
+		WriteError(q.w, http.StatusGone, fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", q.host, q.rt.queue))
+	default:
+		s.internal(q.w, q.r, "send", res.Err)
+	}
+}
+
+// receiveTimeout reads the timeout parameter (seconds).
+func receiveTimeout(r *http.Request) (time.Duration, error) {
+	v := r.URL.Query().Get("timeout")
+	if v == "" {
+		return DefaultReceiveTimeout, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("the timeout %q is not a whole number of seconds", v)
+	}
+	return min(time.Duration(n)*time.Second, MaxReceiveTimeout), nil
+}
+
+// receive answers a peek-lock (201 with a Location to settle by) or a
+// receive-and-delete (200), or 204 when no message came in time.
+func (s *Service) receive(q *request) {
+	timeout, err := receiveTimeout(q.r)
+	if err != nil {
+		WriteError(q.w, http.StatusBadRequest, err.Error())
+		return
+	}
+	op := store.QueueOp{Kind: store.QueueReceiveAndDelete, QueueID: q.queue.res.ID, DeadLetter: q.rt.deadLetter, Limits: q.queue.limits}
+	if q.rt.op == opPeekLock {
+		op.Kind, op.LockToken = store.QueueLock, newLockToken()
+	}
+	m, err := s.broker.Receive(q.r.Context(), op, timeout)
+	switch {
+	case errors.Is(err, ErrNoMessage):
+		q.w.WriteHeader(http.StatusNoContent)
+		return
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return // the client left
+	case err != nil:
+		s.internal(q.w, q.r, "receive", err)
+		return
+	}
+	status := http.StatusOK
+	if op.Kind == store.QueueLock {
+		status = http.StatusCreated
+		path := q.rt.queue
+		if q.rt.deadLetter {
+			path += "/$DeadLetterQueue"
+		}
+		q.w.Header().Set("Location", "https://"+q.r.Host+"/"+path+"/messages/"+strconv.FormatInt(m.SequenceNumber, 10)+"/"+m.LockToken)
+	}
+	if err := writeMessage(q.w, status, m); err != nil {
+		s.log.ErrorContext(q.r.Context(), "servicebus: stored message", "queue", q.queue.res.ID, "seq", m.SequenceNumber, "err", err)
+	}
+}
+
+// newLockToken returns a random GUID, the form of Service Bus's lock tokens.
+func newLockToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// writeMessage answers with a received message: its body, its content
+// type, BrokerProperties, and its custom properties as headers.
+func writeMessage(w http.ResponseWriter, status int, m store.QueueMessage) error {
+	// The message was stored by this package: properties that do not
+	// decode are a corrupt record, reported to the caller for the log;
+	// the message is delivered with what could be read, since it is
+	// already locked or removed.
+	var p storedProps
+	decodeErr := json.Unmarshal(m.Properties, &p)
+	user := map[string]PropertyValue{}
+	if len(p.User) > 0 {
+		u, err := UnmarshalUserProperties(p.User)
+		if err != nil {
+			decodeErr = errors.Join(decodeErr, err)
+		} else {
+			user = u
+		}
+	}
+	if m.DeadLetterReason != "" {
+		user["DeadLetterReason"] = StringValue(m.DeadLetterReason)
+		user["DeadLetterErrorDescription"] = StringValue(m.DeadLetterDescription)
+	}
+	bp := BrokerProperties{CorrelationId: p.CorrelationID, ForcePersistence: p.ForcePersistence, Label: p.Label, MessageId: m.MessageID,
+		PartitionKey: p.PartitionKey, ReplyTo: p.ReplyTo, ReplyToSessionId: p.ReplyToSessionID, SessionId: p.SessionID, To: p.To,
+		ViaPartitionKey: p.ViaPartitionKey, TimeToLive: p.TimeToLive,
+		DeliveryCount: int64(m.DeliveryCount), EnqueuedTimeUtc: m.EnqueuedAt, LockToken: m.LockToken, LockedUntilUtc: m.LockedUntil,
+		SequenceNumber: m.SequenceNumber, State: StateActive}
+	if p.ScheduledEnqueueTimeUtc != nil {
+		bp.ScheduledEnqueueTimeUtc = *p.ScheduledEnqueueTimeUtc
+	}
+	if !m.ExpiresAt.IsZero() {
+		// The TTL in force: the message's own, or the queue's default
+		// where that is shorter, counted from when the message became
+		// active.
+		start := m.EnqueuedAt
+		if m.ScheduledAt.After(start) {
+			start = m.ScheduledAt
+		}
+		bp.TimeToLive = m.ExpiresAt.Sub(start).Seconds()
+	}
+	h := w.Header()
+	if p.ContentType != "" {
+		h.Set("Content-Type", p.ContentType)
+	}
+	h.Set("BrokerProperties", bp.Header())
+	WriteUserProperties(h, user)
+	w.WriteHeader(status)
+	_, _ = w.Write(m.Body)
+	return decodeErr
+}
+
+// settle completes, abandons or renews a locked message.
+func (s *Service) settle(q *request) {
+	seq, err := strconv.ParseInt(q.rt.messageRef, 10, 64)
+	if err != nil || seq <= 0 {
+		WriteError(q.w, http.StatusNotFound, fmt.Sprintf("The message %s with lock token %s was not found in 'sb://%s/%s'; settle a message by the sequence number of its Location.",
+			q.rt.messageRef, q.rt.lockToken, q.host, q.rt.queue))
+		return
+	}
+	kind := map[operation]store.QueueOpKind{opUnlock: store.QueueAbandon, opComplete: store.QueueComplete, opRenew: store.QueueRenew}[q.rt.op]
+	res := s.broker.Do(q.r.Context(), store.QueueOp{Kind: kind, QueueID: q.queue.res.ID, DeadLetter: q.rt.deadLetter,
+		Limits: q.queue.limits, SequenceNumber: seq, LockToken: q.rt.lockToken})
+	switch {
+	case res.Err == nil:
+		if kind == store.QueueRenew {
+			q.w.Header().Set("BrokerProperties", BrokerProperties{LockedUntilUtc: res.LockedUntil}.Header())
+		}
+		q.w.WriteHeader(http.StatusOK)
+	case errors.Is(res.Err, store.ErrNotFound), errors.Is(res.Err, store.ErrLockLost):
+		WriteError(q.w, http.StatusNotFound, fmt.Sprintf("The lock supplied is invalid: it expired, or the message %d was already settled or never locked with %s in 'sb://%s/%s'.",
+			seq, q.rt.lockToken, q.host, q.rt.queue))
+	default:
+		s.internal(q.w, q.r, "settle", res.Err)
+	}
+}
