@@ -472,3 +472,42 @@ func TestQueueCountsInARM(t *testing.T) {
 		}
 	})
 }
+
+// Peek (tenantbridge's browse) lists messages without locking them.
+func TestPeek(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ns := e.newNamespace(e.contoso, "contoso-peek")
+		e.queue(ns, "q", "")
+		c := e.owner(ns)
+		c.mustSend("q", "one", map[string]any{"Label": "first"})
+		if r := c.send("q", "\xff\x00", http.Header{"Color": {`"blue"`}}); r.status != http.StatusCreated {
+			t.Fatalf("send: %d", r.status)
+		}
+		r := e.do(c.token, http.MethodGet, ns.url("q/messages?top=10"), nil, nil)
+		var got []struct {
+			Body             *string
+			BodyBase64       []byte
+			BrokerProperties map[string]any
+			UserProperties   map[string]any
+		}
+		must(t, json.Unmarshal(r.body, &got))
+		if r.status != http.StatusOK || len(got) != 2 || *got[0].Body != "one" || got[0].BrokerProperties["Label"] != "first" ||
+			got[1].Body != nil || string(got[1].BodyBase64) != "\xff\x00" || got[1].UserProperties["Color"] != "blue" {
+			t.Fatalf("peek: %d %s", r.status, r.body)
+		}
+		first := int64(got[0].BrokerProperties["SequenceNumber"].(float64))
+		r = e.do(c.token, http.MethodGet, ns.url(fmt.Sprintf("q/messages?top=10&fromSequenceNumber=%d", first+1)), nil, nil)
+		got = nil
+		must(t, json.Unmarshal(r.body, &got))
+		if len(got) != 1 || got[0].Body != nil {
+			t.Fatalf("peek from the second: %s", r.body)
+		}
+		// Nothing was locked.
+		if l := c.lock("q", 1); l.status != http.StatusCreated || props(t, l)["DeliveryCount"] != 1.0 {
+			t.Fatalf("lock after peek: %d %v", l.status, l.header)
+		}
+		if r := e.do(c.token, http.MethodGet, ns.url("q/messages?top=1000"), nil, nil); r.status != http.StatusBadRequest {
+			t.Fatalf("peek top=1000: %d", r.status)
+		}
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tenantbridge/tenantbridge/internal/audit"
 	"github.com/tenantbridge/tenantbridge/internal/gencache"
@@ -140,6 +141,7 @@ const (
 	opUnlock
 	opComplete
 	opRenew
+	opPeek
 )
 
 // parseRoute reads /{queue}[/$DeadLetterQueue]/messages[/head | /{ref}/{lock}].
@@ -160,6 +162,8 @@ func parseRoute(method, path string) (route, bool) {
 	switch {
 	case len(segs) == 0 && method == http.MethodPost && !rt.deadLetter:
 		rt.op = opSend
+	case len(segs) == 0 && method == http.MethodGet:
+		rt.op = opPeek
 	case len(segs) == 1 && strings.EqualFold(segs[0], "head") && method == http.MethodPost:
 		rt.op = opPeekLock
 	case len(segs) == 1 && strings.EqualFold(segs[0], "head") && method == http.MethodDelete:
@@ -208,7 +212,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt, ok := parseRoute(r.Method, r.URL.Path)
 	if !ok {
-		if r.Method != http.MethodPost && r.Method != http.MethodDelete && r.Method != http.MethodPut {
+		if r.Method != http.MethodPost && r.Method != http.MethodDelete && r.Method != http.MethodPut && r.Method != http.MethodGet {
 			WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("The method %s is not allowed on %s.", r.Method, r.URL.Path))
 			return
 		}
@@ -238,6 +242,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.send(q)
 	case opPeekLock, opReceiveAndDelete:
 		s.receive(q)
+	case opPeek:
+		s.peek(q)
 	default:
 		s.settle(q)
 	}
@@ -511,13 +517,18 @@ func newLockToken() string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// writeMessage answers with a received message: its body, its content
-// type, BrokerProperties, and its custom properties as headers.
-func writeMessage(w http.ResponseWriter, status int, m store.QueueMessage) error {
-	// The message was stored by this package: properties that do not
-	// decode are a corrupt record, reported to the caller for the log;
-	// the message is delivered with what could be read, since it is
-	// already locked or removed.
+// received is a stored message as a receiver sees it.
+type received struct {
+	contentType string
+	props       BrokerProperties
+	user        map[string]PropertyValue
+}
+
+// receivedOf reads a stored message's properties. The message was stored
+// by this package: properties that do not decode are a corrupt record,
+// returned as an error for the log with what could be read, since the
+// message is already locked or removed and its body is the client's.
+func receivedOf(m store.QueueMessage) (received, error) {
 	var p storedProps
 	decodeErr := json.Unmarshal(m.Properties, &p)
 	user := map[string]PropertyValue{}
@@ -551,15 +562,22 @@ func writeMessage(w http.ResponseWriter, status int, m store.QueueMessage) error
 		}
 		bp.TimeToLive = m.ExpiresAt.Sub(start).Seconds()
 	}
+	return received{contentType: p.ContentType, props: bp, user: user}, decodeErr
+}
+
+// writeMessage answers with a received message: its body, its content
+// type, BrokerProperties, and its custom properties as headers.
+func writeMessage(w http.ResponseWriter, status int, m store.QueueMessage) error {
+	rc, err := receivedOf(m)
 	h := w.Header()
-	if p.ContentType != "" {
-		h.Set("Content-Type", p.ContentType)
+	if rc.contentType != "" {
+		h.Set("Content-Type", rc.contentType)
 	}
-	h.Set("BrokerProperties", bp.Header())
-	WriteUserProperties(h, user)
+	h.Set("BrokerProperties", rc.props.Header())
+	WriteUserProperties(h, rc.user)
 	w.WriteHeader(status)
 	_, _ = w.Write(m.Body)
-	return decodeErr
+	return err
 }
 
 // settle completes, abandons or renews a locked message.
@@ -585,4 +603,91 @@ func (s *Service) settle(q *request) {
 	default:
 		s.internal(q.w, q.r, "settle", res.Err)
 	}
+}
+
+// MaxPeek bounds the messages one peek returns.
+const MaxPeek = 100
+
+// peekedMessage is one message of a peek: the batch format, with the
+// broker's properties filled in.
+type peekedMessage struct {
+	Body             *string                  `json:"Body,omitempty"`
+	BodyBase64       []byte                   `json:"BodyBase64,omitempty"`
+	ContentType      string                   `json:"ContentType,omitempty"`
+	BrokerProperties json.RawMessage          `json:"BrokerProperties"`
+	UserProperties   map[string]any           `json:"UserProperties,omitempty"`
+}
+
+// plainValue is a custom property as a plain JSON value, as the batch
+// format writes them: dates as RFC 1123 strings.
+func plainValue(v PropertyValue) any {
+	switch v.Kind {
+	case KindBool:
+		return v.Bool
+	case KindInt:
+		return v.Int
+	case KindDouble:
+		return v.Double
+	case KindTime:
+		return FormatTime(v.Time)
+	}
+	return v.Str
+}
+
+// peek lists messages without locking or changing them: GET
+// /{queue}[/$DeadLetterQueue]/messages?top=N&fromSequenceNumber=S. Service
+// Bus's REST API has no browse (its SDKs peek over AMQP); this is
+// tenantbridge's own addition, in the shape of the batch format, for the
+// CLI and for diagnostics, and needs the same right as a receive. A body
+// that is valid UTF-8 is given as Body, any other as BodyBase64.
+func (s *Service) peek(q *request) {
+	qs := q.r.URL.Query()
+	top, from := 1, int64(0)
+	if v := qs.Get("top"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPeek {
+			WriteError(q.w, http.StatusBadRequest, fmt.Sprintf("top must be a whole number from 1 to %d.", MaxPeek))
+			return
+		}
+		top = n
+	}
+	if v := qs.Get("fromSequenceNumber"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			WriteError(q.w, http.StatusBadRequest, "fromSequenceNumber must be a whole number.")
+			return
+		}
+		from = n
+	}
+	msgs, err := s.st.PeekQueueMessages(q.r.Context(), q.queue.res.ID, q.rt.deadLetter, from, top)
+	if err != nil {
+		s.internal(q.w, q.r, "peek", err)
+		return
+	}
+	out := make([]peekedMessage, 0, len(msgs))
+	for _, m := range msgs {
+		rc, err := receivedOf(m)
+		if err != nil {
+			s.log.ErrorContext(q.r.Context(), "servicebus: stored message", "queue", q.queue.res.ID, "seq", m.SequenceNumber, "err", err)
+		}
+		if m.ScheduledAt.After(s.broker.now()) {
+			rc.props.State = StateScheduled
+		}
+		pm := peekedMessage{ContentType: rc.contentType, BrokerProperties: json.RawMessage(rc.props.Header())}
+		if len(rc.user) > 0 {
+			pm.UserProperties = map[string]any{}
+			for k, v := range rc.user {
+				pm.UserProperties[k] = plainValue(v)
+			}
+		}
+		if utf8.Valid(m.Body) {
+			b := string(m.Body)
+			pm.Body = &b
+		} else {
+			pm.BodyBase64 = m.Body
+		}
+		out = append(out, pm)
+	}
+	q.w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(q.w).Encode(out)
 }
