@@ -12,6 +12,10 @@
 // action at its scope; every change is made in one transaction together
 // with its audit record, and every refusal is audited.
 //
+// Lists page as ARM pages them: at most MaxPageSize items (or $top, where
+// the operation takes it), then an absolute nextLink carrying a skip
+// token, which the SDKs' pagers follow.
+//
 // One endpoint is tenantbridge's own, read-only:
 //
 //	GET /providers/TenantBridge.Authorization/explain?principalId=…&action=…&scope=…[&dataAction=true]&api-version=…
@@ -23,15 +27,18 @@ package arm
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -69,7 +76,15 @@ type Config struct {
 	Audit  *audit.Log
 	Logger *slog.Logger     // default: discard
 	Now    func() time.Time // default: time.Now
+	// PageSize is how many items one page of a list holds before it
+	// continues at its nextLink; 0 or more than MaxPageSize means
+	// MaxPageSize. Tests set it small to page without a thousand items.
+	PageSize int
 }
+
+// MaxPageSize is the most items of one page of a list: ARM's page size
+// for resource and resource group lists ($top is capped at it).
+const MaxPageSize = 1000
 
 // Handler serves Resource Manager. It is safe for concurrent use.
 type Handler struct {
@@ -80,6 +95,7 @@ type Handler struct {
 	audit    *audit.Log
 	log      *slog.Logger
 	now      func() time.Time
+	pageSize int
 }
 
 // New returns the handler; a missing dependency panics at wiring time.
@@ -87,7 +103,10 @@ func New(cfg Config) *Handler {
 	if cfg.Directory == nil || cfg.Store == nil || cfg.RBAC == nil || cfg.Verifier == nil || cfg.Audit == nil {
 		panic("arm: Config needs Directory, Store, RBAC, Verifier and Audit")
 	}
-	h := &Handler{dir: cfg.Directory, st: cfg.Store, rbac: cfg.RBAC, verifier: cfg.Verifier, audit: cfg.Audit, log: cfg.Logger, now: cfg.Now}
+	h := &Handler{dir: cfg.Directory, st: cfg.Store, rbac: cfg.RBAC, verifier: cfg.Verifier, audit: cfg.Audit, log: cfg.Logger, now: cfg.Now, pageSize: cfg.PageSize}
+	if h.pageSize <= 0 || h.pageSize > MaxPageSize {
+		h.pageSize = MaxPageSize
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -515,7 +534,108 @@ func writeJSON(rq *request, status int, v any) error {
 	return nil
 }
 
-// list is ARM's collection shape.
+// list is ARM's collection shape: one page of it, and the absolute URL of
+// the next page when there is one (the SDKs' pagers follow nextLink until
+// it is absent).
 type list[T any] struct {
-	Value []T `json:"value"`
+	Value    []T    `json:"value"`
+	NextLink string `json:"nextLink,omitempty"`
+}
+
+// ---- paging ----
+
+// pageRequest is where one page of a list starts and how long it is.
+type pageRequest struct {
+	// after is the sort key of the last item of the previous page
+	// (decoded from the skip token); "" for the first page.
+	after string
+	size  int
+	// tokenName is the query parameter that carries the skip token:
+	// $skiptoken for Microsoft.Resources lists, $skipToken for
+	// Microsoft.Authorization's.
+	tokenName string
+}
+
+// pageOf reads the paging parameters of a list request: the skip token
+// (any letter case) and, where the operation takes one (top), $top, which
+// caps the page at 1..MaxPageSize items.
+func (h *Handler) pageOf(rq *request, tokenName string, top bool) (pageRequest, error) {
+	p := pageRequest{size: h.pageSize, tokenName: tokenName}
+	q := rq.r.URL.Query()
+	for k, vs := range q {
+		switch {
+		case strings.EqualFold(k, "$skiptoken") && len(vs) > 0 && vs[0] != "":
+			raw, err := base64.RawURLEncoding.DecodeString(vs[0])
+			if err != nil || !utf8.Valid(raw) || len(raw) > 2048 {
+				return p, newError(http.StatusBadRequest, "InvalidSkipToken", "The skip token '%s' is not valid.", safeText(vs[0]))
+			}
+			p.after = string(raw)
+		case top && strings.EqualFold(k, "$top") && len(vs) > 0:
+			n, err := strconv.Atoi(vs[0])
+			if err != nil || n < 1 {
+				return p, newError(http.StatusBadRequest, "InvalidQueryParameterValue", "The value '%s' of the query parameter '$top' is not valid: it must be a positive integer.", safeText(vs[0]))
+			}
+			p.size = min(n, MaxPageSize)
+		}
+	}
+	return p, nil
+}
+
+// page selects one page of items, which must be sorted by key, ascending
+// and unique: the items after p.after that keep accepts (nil accepts all),
+// at most p.size of them. next is the key of the page's last item when
+// another accepted item follows, else "".
+func page[T any](p pageRequest, items []T, key func(T) string, keep func(T) (bool, error)) (out []T, next string, err error) {
+	for _, it := range items {
+		if p.after != "" && key(it) <= p.after {
+			continue
+		}
+		if keep != nil {
+			ok, err := keep(it)
+			if err != nil {
+				return nil, "", err
+			}
+			if !ok {
+				continue
+			}
+		}
+		if len(out) == p.size {
+			return out, key(out[len(out)-1]), nil
+		}
+		out = append(out, it)
+	}
+	return out, "", nil
+}
+
+// nextLink is the absolute URL of the page after the one that ends at
+// key next ("" when there is none): this request's URL with the skip
+// token replaced, every other parameter ($filter, $top, api-version) kept.
+func nextLink(rq *request, p pageRequest, next string) string {
+	if next == "" {
+		return ""
+	}
+	base := httpx.InfoFrom(rq.ctx).BaseURL
+	if base == "" {
+		base = "https://" + rq.r.Host
+	}
+	q := rq.r.URL.Query()
+	for k := range q {
+		if strings.EqualFold(k, "$skiptoken") {
+			delete(q, k)
+		}
+	}
+	q.Set(p.tokenName, base64.RawURLEncoding.EncodeToString([]byte(next)))
+	return strings.TrimRight(base, "/") + rq.r.URL.EscapedPath() + "?" + q.Encode()
+}
+
+// writePage writes one page of views, sorted by key, with its nextLink.
+func writePage[V any](rq *request, p pageRequest, views []V, key func(V) string) error {
+	out, next, err := page(p, views, key, nil)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		out = []V{}
+	}
+	return writeJSON(rq, http.StatusOK, list[V]{Value: out, NextLink: nextLink(rq, p, next)})
 }

@@ -190,10 +190,13 @@ func TestReaderAndContributor(t *testing.T) {
 		e.want(e.call(admin, "PUT", rg+"/providers/Microsoft.Authorization/roleAssignments/not-a-guid", map[string]any{"properties": map[string]any{
 			"roleDefinitionId": rbac.RoleOwner, "principalId": reader.sp.ID}}), 400, "InvalidRoleAssignmentId")
 
-		// Reader: GET yes, PUT no (and the refusal is audited), nothing above the group.
+		// Reader: GET yes, PUT no (and the refusal is audited), nothing
+		// above the group but the subscription itself, which any
+		// assignment within it makes visible (TestSubscriptionVisibility).
 		e.want(e.call(tok, "GET", rg, nil), 200, "")
 		e.want(e.call(tok, "PUT", rg, map[string]any{"location": "westeurope"}), 403, "AuthorizationFailed")
-		e.want(e.call(tok, "GET", sub(e), nil), 403, "AuthorizationFailed")
+		e.want(e.call(tok, "GET", sub(e), nil), 200, "")
+		e.want(e.call(tok, "GET", sub(e)+"/resourceGroups/other", nil), 403, "AuthorizationFailed")
 		e.want(e.call(tok, "PUT", rg+"/providers/Microsoft.Authorization/roleAssignments/"+uuid.NewString(), map[string]any{"properties": map[string]any{
 			"roleDefinitionId": rbac.RoleOwner, "principalId": reader.sp.ID}}), 403, "AuthorizationFailed")
 		r = e.call(tok, "GET", sub(e)+"/resourceGroups", nil)

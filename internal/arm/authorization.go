@@ -192,6 +192,8 @@ func writeDeleted(rq *request, found bool, v any) error {
 	return writeJSON(rq, http.StatusOK, v)
 }
 
+// listRoleDefinitions lists the built-in roles and the tenant's custom
+// roles, by id, a page at a time ($skipToken, nextLink).
 func (h *Handler) listRoleDefinitions(rq *request) error {
 	tenantID, err := h.authorizedTenant(rq, actionRoleDefinitionRead)
 	if err != nil {
@@ -223,7 +225,12 @@ func (h *Handler) listRoleDefinitions(rq *request) error {
 	for _, d := range custom {
 		add(roleDefinitionOf(rq.path.sub, d, false))
 	}
-	return writeJSON(rq, http.StatusOK, list[roleDefinitionView]{Value: out})
+	p, err := h.pageOf(rq, "$skipToken", false)
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(out, func(a, b roleDefinitionView) int { return strings.Compare(a.Name, b.Name) })
+	return writePage(rq, p, out, func(v roleDefinitionView) string { return v.Name })
 }
 
 func roleDefinitionNotFound(id string) error {
@@ -327,6 +334,12 @@ func (h *Handler) putRoleDefinition(rq *request) error {
 			} else if len(ts) != 1 || !strings.EqualFold(ts[0], tenantID) {
 				return newError(http.StatusBadRequest, "InvalidAssignableScope", "The assignable scope '%s' is not in this directory.", safeText(s))
 			}
+		}
+		// As in Azure, the caller must be allowed to write role
+		// definitions at every scope the role is made assignable at, not
+		// only where the request is addressed.
+		if err := h.authorize(rq, actionRoleDefinitionWrite, sc.String()); err != nil {
+			return err
 		}
 		d.AssignableScopes = append(d.AssignableScopes, sc.String())
 	}
@@ -485,12 +498,19 @@ func (h *Handler) putRoleAssignment(rq *request) error {
 	var out store.RoleAssignment
 	status := http.StatusCreated
 	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
-		if _, _, err := h.roleDefinition(rq, tx, tenantID, roleID); err != nil {
+		role, builtIn, err := h.roleDefinition(rq, tx, tenantID, roleID)
+		if err != nil {
 			var ae *armError
 			if errors.As(err, &ae) && ae.status == http.StatusNotFound {
 				ae.status = http.StatusBadRequest
 			}
 			return err
+		}
+		// A custom role is assignable only at or below one of its
+		// assignable scopes; a built-in role's is "/", everywhere.
+		if !builtIn && !assignableAt(role, rq.path.scope) {
+			return newError(http.StatusBadRequest, "RoleAssignmentScopeNotAssignableToRoleDefinition",
+				"The role %s is not available for assignment at the requested scope.", safeText(role.Name))
 		}
 		kind, err := dir.ObjectKind(rq.ctx, tenantID, principalID)
 		pt, ok := principalTypes[kind]
@@ -522,6 +542,20 @@ func (h *Handler) putRoleAssignment(rq *request) error {
 		return err
 	}
 	return writeJSON(rq, status, roleAssignmentOf(out))
+}
+
+// assignableAt reports whether scope is at or below one of the role's
+// assignable scopes, compared case-insensitively on whole segments.
+func assignableAt(d store.RoleDefinition, scope rbac.Scope) bool {
+	for _, anc := range scope.Ancestors() {
+		k := strings.ToLower(anc)
+		for _, a := range d.AssignableScopes {
+			if scopeKey(a) == k {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // assignmentAt finds a role assignment by id at the request's scope.
@@ -588,17 +622,31 @@ func (h *Handler) deleteRoleAssignment(rq *request) error {
 type assignmentFilter struct {
 	atScope     bool
 	principalID string
+	// assignedTo is set by assignedTo('{id}'): principalID's assignments
+	// and those of the groups it belongs to, transitively.
+	assignedTo bool
 }
 
+// parseAssignmentFilter parses ARM's assignment filters: atScope() (at
+// the scope or above it, not below), principalId eq '{id}' and
+// assignedTo('{id}'), the last two exclusive, each combinable with
+// atScope() by "and".
 func parseAssignmentFilter(f string) (assignmentFilter, error) {
 	var af assignmentFilter
 	for _, term := range filterTerms(f) {
+		compact := strings.ReplaceAll(term, " ", "")
 		switch {
-		case strings.EqualFold(strings.ReplaceAll(term, " ", ""), "atScope()"):
+		case strings.EqualFold(compact, "atScope()"):
 			af.atScope = true
+		case len(compact) > len("assignedTo('')") && strings.EqualFold(compact[:len("assignedTo('")], "assignedTo('") && strings.HasSuffix(compact, "')"):
+			v := compact[len("assignedTo('") : len(compact)-2]
+			if !isGUID(v) || af.principalID != "" {
+				return af, badFilter(term)
+			}
+			af.principalID, af.assignedTo = strings.ToLower(v), true
 		default:
 			v, ok := filterValue(term, "principalId")
-			if !ok || !isGUID(v) {
+			if !ok || !isGUID(v) || af.principalID != "" {
 				return af, badFilter(term)
 			}
 			af.principalID = strings.ToLower(v)
@@ -607,6 +655,10 @@ func parseAssignmentFilter(f string) (assignmentFilter, error) {
 	return af, nil
 }
 
+// listRoleAssignments lists the assignments at, above and (unless
+// atScope()) below the scope, filtered by principal, by id, a page at a
+// time ($skipToken, nextLink): the store is asked for one page past the
+// cursor from each of its two queries.
 func (h *Handler) listRoleAssignments(rq *request) error {
 	tenantID, err := h.authorizedTenant(rq, actionRoleAssignmentRead)
 	if err != nil {
@@ -616,9 +668,20 @@ func (h *Handler) listRoleAssignments(rq *request) error {
 	if err != nil {
 		return err
 	}
-	q := store.RoleAssignmentQuery{TenantID: tenantID, Scopes: rq.path.scope.Ancestors()}
+	p, err := h.pageOf(rq, "$skipToken", false)
+	if err != nil {
+		return err
+	}
+	q := store.RoleAssignmentQuery{TenantID: tenantID, Scopes: rq.path.scope.Ancestors(), After: p.after, Limit: p.size + 1}
 	if f.principalID != "" {
 		q.PrincipalIDs = []string{f.principalID}
+		if f.assignedTo {
+			groups, err := h.dir.TransitiveMemberOf(rq.ctx, tenantID, f.principalID)
+			if err != nil {
+				return internalError(err)
+			}
+			q.PrincipalIDs = append(q.PrincipalIDs, groups...)
+		}
 	}
 	as, err := h.st.ListRoleAssignments(rq.ctx, q)
 	if err != nil {
@@ -634,11 +697,11 @@ func (h *Handler) listRoleAssignments(rq *request) error {
 	}
 	slices.SortFunc(as, func(a, b store.RoleAssignment) int { return strings.Compare(a.ID, b.ID) })
 	as = slices.CompactFunc(as, func(a, b store.RoleAssignment) bool { return a.ID == b.ID })
-	out := make([]roleAssignmentView, 0, len(as))
+	views := make([]roleAssignmentView, 0, len(as))
 	for _, a := range as {
-		out = append(out, roleAssignmentOf(a))
+		views = append(views, roleAssignmentOf(a))
 	}
-	return writeJSON(rq, http.StatusOK, list[roleAssignmentView]{Value: out})
+	return writePage(rq, p, views, func(v roleAssignmentView) string { return v.Name })
 }
 
 // ---- deny assignments (read only) ----
@@ -717,7 +780,11 @@ func (h *Handler) listDenyAssignments(rq *request) error {
 		}
 		out = append(out, denyAssignmentOf(d))
 	}
-	return writeJSON(rq, http.StatusOK, list[denyAssignmentView]{Value: out})
+	p, err := h.pageOf(rq, "$skipToken", false)
+	if err != nil {
+		return err
+	}
+	return writePage(rq, p, out, func(v denyAssignmentView) string { return v.Name })
 }
 
 func (h *Handler) getDenyAssignment(rq *request) error {

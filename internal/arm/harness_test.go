@@ -44,12 +44,19 @@ func forEachStore(t *testing.T, fn func(t *testing.T, e *env)) {
 	storetest.ForEach(t, func(t *testing.T, st store.Store) { fn(t, newEnv(t, st)) })
 }
 
-func newEnv(t *testing.T, st store.Store) *env {
+// forEachStorePaged is forEachStore with lists paged at pageSize items.
+func forEachStorePaged(t *testing.T, pageSize int, fn func(t *testing.T, e *env)) {
+	storetest.ForEach(t, func(t *testing.T, st store.Store) { fn(t, newPagedEnv(t, st, pageSize)) })
+}
+
+func newEnv(t *testing.T, st store.Store) *env { return newPagedEnv(t, st, 0) }
+
+func newPagedEnv(t *testing.T, st store.Store, pageSize int) *env {
 	t.Helper()
 	ctx := context.Background()
 	b := testenv.New(t, st, testenv.LoginHosts("login.microsoftonline.com"), testenv.LoginURL(loginBase))
 	e := &env{t: t, ctx: ctx, st: st, dir: b.Dir, srv: b.Server, client: b.Client(), base: b}
-	h := arm.New(arm.Config{Directory: e.dir, Store: st, RBAC: rbac.New(st, e.dir), Verifier: b.Verifier, Audit: b.Audit, Logger: b.Logger})
+	h := arm.New(arm.Config{Directory: e.dir, Store: st, RBAC: rbac.New(st, e.dir), Verifier: b.Verifier, Audit: b.Audit, Logger: b.Logger, PageSize: pageSize})
 	b.Route(func(r *http.Request) http.Handler {
 		if strings.HasPrefix(r.Host, "management.") {
 			return h

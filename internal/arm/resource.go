@@ -8,6 +8,7 @@ package arm
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
@@ -209,25 +210,35 @@ func (h *Handler) listTenant(rq *request, action string) (string, error) {
 	return tenantID, nil
 }
 
-// writeReadable writes the ARM list of the views of the items whose id
-// the caller may perform action on.
+// writeReadable writes one page of the ARM list of the views of the items
+// whose id the caller may perform action on, in the order of their ids
+// (case-insensitively), with $top and the skip token honoured and a
+// nextLink when more follow. Only the items the page needs are decided.
 func writeReadable[T, V any](h *Handler, rq *request, action string, items []T, idOf func(T) string, view func(T) (V, error)) error {
-	out := []V{}
-	for _, it := range items {
+	p, err := h.pageOf(rq, "$skiptoken", true)
+	if err != nil {
+		return err
+	}
+	key := func(it T) string { return strings.ToLower(idOf(it)) }
+	items = slices.Clone(items)
+	slices.SortFunc(items, func(a, b T) int { return strings.Compare(key(a), key(b)) })
+	items = slices.CompactFunc(items, func(a, b T) bool { return key(a) == key(b) })
+	readable, next, err := page(p, items, key, func(it T) (bool, error) {
 		d, err := h.decide(rq, action, idOf(it))
-		if err != nil {
-			return err
-		}
-		if !d.Allowed {
-			continue
-		}
+		return d.Allowed, err
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]V, 0, len(readable))
+	for _, it := range readable {
 		v, err := view(it)
 		if err != nil {
 			return err
 		}
 		out = append(out, v)
 	}
-	return writeJSON(rq, http.StatusOK, list[V]{Value: out})
+	return writeJSON(rq, http.StatusOK, list[V]{Value: out, NextLink: nextLink(rq, p, next)})
 }
 
 // errNothingToDo rolls back a change that found nothing to change.

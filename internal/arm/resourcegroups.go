@@ -2,7 +2,9 @@ package arm
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -39,7 +41,7 @@ func subscriptionOf(t store.Tenant) subscriptionView {
 }
 
 // listSubscriptions lists the token tenant's subscription if the caller
-// may read it.
+// can see it (subscriptionVisible).
 func (h *Handler) listSubscriptions(rq *request) error {
 	rq.action = actionSubscriptionRead
 	t, err := h.st.GetTenant(rq.ctx, rq.tenantID)
@@ -50,15 +52,49 @@ func (h *Handler) listSubscriptions(rq *request) error {
 	}
 	out := []subscriptionView{}
 	if t.SubscriptionID != "" {
-		d, err := h.decide(rq, actionSubscriptionRead, "/subscriptions/"+t.SubscriptionID)
+		visible, err := h.subscriptionVisible(rq, t.SubscriptionID)
 		if err != nil {
 			return err
 		}
-		if d.Allowed {
+		if visible {
 			out = append(out, subscriptionOf(t))
 		}
 	}
 	return writeJSON(rq, http.StatusOK, map[string]any{"count": map[string]any{"type": "Total", "value": len(out)}, "value": out})
+}
+
+// subscriptionVisible reports whether the caller sees subscription sub of
+// the token's tenant in GET /subscriptions and may GET it. As in Azure,
+// any role assignment of the caller (directly or through its groups) at
+// the subscription, above it or anywhere below it makes it visible: a
+// principal that holds Key Vault Secrets User on one vault, or Reader on
+// one resource group, lists the subscription (az login, az account list)
+// although it may not read the subscription's other resources. Otherwise
+// Microsoft.Resources/subscriptions/read must be granted there.
+func (h *Handler) subscriptionVisible(rq *request, sub string) (bool, error) {
+	scope := "/subscriptions/" + sub
+	d, err := h.decide(rq, actionSubscriptionRead, scope)
+	if err != nil || d.Allowed {
+		return d.Allowed, err
+	}
+	groups, err := h.dir.TransitiveMemberOf(rq.ctx, rq.tenantID, rq.oid)
+	if err != nil {
+		return false, internalError(fmt.Errorf("groups of %s: %w", rq.oid, err))
+	}
+	ids := append([]string{rq.oid}, groups...)
+	for _, q := range []store.RoleAssignmentQuery{
+		{TenantID: rq.tenantID, ScopePrefix: scope, PrincipalIDs: ids, Limit: 1},
+		{TenantID: rq.tenantID, Scopes: []string{"/"}, PrincipalIDs: ids, Limit: 1},
+	} {
+		as, err := h.st.ListRoleAssignments(rq.ctx, q)
+		if err != nil {
+			return false, internalError(err)
+		}
+		if len(as) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (h *Handler) getSubscription(rq *request) error {
@@ -66,9 +102,17 @@ func (h *Handler) getSubscription(rq *request) error {
 	if err != nil {
 		return err
 	}
-	if err := h.authorize(rq, actionSubscriptionRead, rq.path.scope.String()); err != nil {
+	visible, err := h.subscriptionVisible(rq, rq.path.sub)
+	if err != nil {
 		return err
 	}
+	if !visible {
+		// authorize refuses it with AuthorizationFailed and its explanation.
+		if err := h.authorize(rq, actionSubscriptionRead, rq.path.scope.String()); err != nil {
+			return err
+		}
+	}
+	rq.action = actionSubscriptionRead
 	t, err := h.st.GetTenant(rq.ctx, tenantID)
 	if err != nil {
 		return internalError(err)
@@ -95,27 +139,35 @@ func rgNotFound(name string) error {
 	return newError(http.StatusNotFound, "ResourceGroupNotFound", "Resource group '%s' could not be found.", safeText(name))
 }
 
-// listResourceGroups lists the groups the caller may read.
+// listResourceGroups lists the groups the caller may read, by name
+// (case-insensitively), a page at a time ($top, $skiptoken, nextLink).
 func (h *Handler) listResourceGroups(rq *request) error {
 	if _, err := h.scopeTenant(rq); err != nil {
 		return err
 	}
 	rq.action = actionGroupRead
+	p, err := h.pageOf(rq, "$skiptoken", true)
+	if err != nil {
+		return err
+	}
 	gs, err := h.st.ListResourceGroups(rq.ctx, rq.path.sub)
 	if err != nil {
 		return internalError(err)
 	}
-	out := []groupView{}
-	for _, g := range gs {
+	key := func(g store.ResourceGroup) string { return strings.ToLower(g.Name) }
+	slices.SortFunc(gs, func(a, b store.ResourceGroup) int { return strings.Compare(key(a), key(b)) })
+	readable, next, err := page(p, gs, key, func(g store.ResourceGroup) (bool, error) {
 		d, err := h.decide(rq, actionGroupRead, "/subscriptions/"+g.SubscriptionID+"/resourceGroups/"+g.Name)
-		if err != nil {
-			return err
-		}
-		if d.Allowed {
-			out = append(out, groupOf(g))
-		}
+		return d.Allowed, err
+	})
+	if err != nil {
+		return err
 	}
-	return writeJSON(rq, http.StatusOK, list[groupView]{Value: out})
+	out := make([]groupView, 0, len(readable))
+	for _, g := range readable {
+		out = append(out, groupOf(g))
+	}
+	return writeJSON(rq, http.StatusOK, list[groupView]{Value: out, NextLink: nextLink(rq, p, next)})
 }
 
 func (h *Handler) getResourceGroup(rq *request) error {

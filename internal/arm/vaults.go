@@ -13,9 +13,11 @@ package arm
 // Only the RBAC permission model exists: enableRbacAuthorization must be
 // true (or absent) and enableSoftDelete true (or absent). Vault-level soft
 // delete (deletedVaults) is not implemented: DELETE removes the vault and
-// its secrets for good. softDeleteRetentionInDays and
-// enablePurgeProtection are fixed at creation (the store cannot update a
-// vault); a PUT that would change them is refused.
+// its secrets for good. A PUT on an existing vault replaces its tags and
+// sku and follows Azure's rules for the soft-delete settings (package
+// vault: vault.UpdateVault): softDeleteRetentionInDays is set once, at
+// creation, and may only be restated; enablePurgeProtection may be turned
+// on at any time and never off (false is refused, as Azure refuses it).
 
 import (
 	"encoding/json"
@@ -283,14 +285,10 @@ func (h *Handler) putVault(rq *request) error {
 	if p.EnableSoftDelete != nil && !*p.EnableSoftDelete {
 		return badRequest("Soft delete cannot be disabled: enableSoftDelete must be true.")
 	}
-	days := 90
-	if p.SoftDeleteRetentionInDays != nil {
-		days = *p.SoftDeleteRetentionInDays
+	days, purge, err := vault.CreationSettings(p.SoftDeleteRetentionInDays, p.EnablePurgeProtection)
+	if err != nil {
+		return vaultRuleError(err)
 	}
-	if days < 7 || days > 90 {
-		return badRequest("The value of softDeleteRetentionInDays must be between 7 and 90, inclusive.")
-	}
-	purge := p.EnablePurgeProtection != nil && *p.EnablePurgeProtection
 	propsJSON, err := json.Marshal(vaultResourceProps{Sku: sku})
 	if err != nil {
 		return internalError(err)
@@ -329,14 +327,12 @@ func (h *Handler) putVault(rq *request) error {
 			if v.Location != location {
 				return newError(http.StatusBadRequest, "LocationNotAvailableForResourceType", "The vault '%s' exists in location '%s'; a vault cannot be moved to '%s'.", v.Name, v.Location, safeText(location))
 			}
-			if v.SoftDeleteRetentionDays != days && p.SoftDeleteRetentionInDays != nil {
-				return badRequest("The property softDeleteRetentionInDays cannot be changed after the vault was created (it is %d).", v.SoftDeleteRetentionDays)
-			}
-			if p.EnablePurgeProtection != nil && v.EnablePurgeProtection != purge {
-				if v.EnablePurgeProtection {
-					return badRequest("Purge protection cannot be disabled once it is enabled.")
-				}
-				return badRequest("Enabling purge protection on an existing vault is not supported by this service.")
+			// An update: the retention may only be restated, purge
+			// protection only turned on (vault.ApplyUpdate).
+			v, err = vault.UpdateVault(rq.ctx, tx, tenantID, v.Name, vault.VaultUpdate{
+				SoftDeleteRetentionDays: p.SoftDeleteRetentionInDays, EnablePurgeProtection: p.EnablePurgeProtection})
+			if err != nil {
+				return vaultRuleError(err)
 			}
 		}
 		res := store.Resource{TenantID: tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: v.ResourceID,
@@ -351,6 +347,16 @@ func (h *Handler) putVault(rq *request) error {
 		return err
 	}
 	return writeJSON(rq, status, h.vaultViewOf(rq, out, &outRes))
+}
+
+// vaultRuleError answers a refusal of the vault package's rules as Key
+// Vault's resource provider does: 400 BadRequest with Azure's message.
+func vaultRuleError(err error) error {
+	var re *vault.RuleError
+	if errors.As(err, &re) {
+		return badRequest("%s", re.Message)
+	}
+	return internalError(err)
 }
 
 func vaultExists(name string) error {

@@ -78,6 +78,12 @@ type RoleAssignmentQuery struct {
 	PrincipalIDs      []string
 	PrincipalTenantID string
 	RoleDefinitionID  string
+	// After is a cursor: only assignments whose ID sorts after it (IDs
+	// are lower-case GUIDs). Limit bounds the result (0: no limit).
+	// Together they page a list, and Limit 1 asks whether any
+	// assignment matches.
+	After string
+	Limit int
 }
 
 // DenyPrincipal names a principal in a deny assignment.

@@ -73,6 +73,14 @@ type Vaults interface {
 	GetVault(ctx context.Context, name string) (Vault, error)
 	// ListVaults lists a tenant's vaults ordered by lower-cased name.
 	ListVaults(ctx context.Context, tenantID string) ([]Vault, error)
+	// UpdateVault replaces the settings of an existing vault that may
+	// change after creation: SoftDeleteRetentionDays and
+	// EnablePurgeProtection. The vault is found by name,
+	// case-insensitively; its tenant, resource id, location and creation
+	// time stay. The store does not judge the change (whether purge
+	// protection may be turned off is the vault package's rule); it fails
+	// with ErrNotFound when there is no such vault.
+	UpdateVault(ctx context.Context, v Vault) error
 	// DeleteVault removes a vault and every secret in it.
 	DeleteVault(ctx context.Context, name string) error
 

@@ -163,6 +163,111 @@ type VaultSpec struct {
 	EnablePurgeProtection   bool
 }
 
+// RuleError is a refusal under one of Key Vault's rules for a vault's
+// settings. Message is what Azure's Key Vault resource provider answers,
+// word for word, so that the resource manager passes it on unchanged. It
+// matches ErrInvalid with errors.Is.
+type RuleError struct{ Message string }
+
+func (e *RuleError) Error() string { return "vault: " + e.Message }
+
+// Is makes a RuleError an ErrInvalid.
+func (e *RuleError) Is(target error) bool { return target == ErrInvalid }
+
+// The rules of a vault's soft-delete settings.
+var (
+	// ErrRetentionRange: softDeleteRetentionInDays is 7..90.
+	ErrRetentionRange error = &RuleError{"The value of softDeleteRetentionInDays must be between 7 and 90, inclusive."}
+	// ErrRetentionFixed: the retention is set once, when the vault is
+	// created, and never changes (Azure: "Once set, the retention policy
+	// interval cannot be changed").
+	ErrRetentionFixed error = &RuleError{`The property "softDeleteRetentionInDays" has been set already and it can't be modified.`}
+	// ErrPurgeProtectionIrreversible: enablePurgeProtection accepts only
+	// true. Azure refuses false outright, on creation as on update, so
+	// that a vault's purge protection, once on, can never be turned off.
+	ErrPurgeProtectionIrreversible error = &RuleError{`The property "enablePurgeProtection" cannot be set to false. Enabling the purge protection for a vault is an irreversible action.`}
+)
+
+// DefaultRetentionDays is the soft-delete retention of a vault created
+// without one, as in Azure.
+const DefaultRetentionDays = 90
+
+// CreationSettings checks the soft-delete settings of a vault about to be
+// created (nil: not given) and returns what the vault gets: the retention
+// (DefaultRetentionDays when not given) and whether purge protection is on.
+func CreationSettings(retentionDays *int, purgeProtection *bool) (int, bool, error) {
+	days := DefaultRetentionDays
+	if retentionDays != nil {
+		days = *retentionDays
+	}
+	if days < 7 || days > 90 {
+		return 0, false, ErrRetentionRange
+	}
+	if purgeProtection != nil && !*purgeProtection {
+		return 0, false, ErrPurgeProtectionIrreversible
+	}
+	return days, purgeProtection != nil, nil
+}
+
+// VaultUpdate is what a PUT on an existing vault asks of its soft-delete
+// settings; nil leaves a setting as it is.
+type VaultUpdate struct {
+	SoftDeleteRetentionDays *int
+	EnablePurgeProtection   *bool
+}
+
+// ApplyUpdate returns v with u applied under Azure's rules: the retention
+// may be restated but not changed, and purge protection may be turned on
+// (at any time) but never off.
+func ApplyUpdate(v store.Vault, u VaultUpdate) (store.Vault, error) {
+	if d := u.SoftDeleteRetentionDays; d != nil && *d != v.SoftDeleteRetentionDays {
+		if *d < 7 || *d > 90 {
+			return v, ErrRetentionRange
+		}
+		return v, ErrRetentionFixed
+	}
+	if p := u.EnablePurgeProtection; p != nil {
+		if !*p {
+			return v, ErrPurgeProtectionIrreversible
+		}
+		v.EnablePurgeProtection = true
+	}
+	return v, nil
+}
+
+// UpdateVault applies u to the tenant's vault name in st (the store, or a
+// transaction of it: the resource manager updates a vault in the
+// transaction that also writes its resource record and audit record). It
+// returns the vault as stored; ErrNotFound when the tenant has no such
+// vault.
+func UpdateVault(ctx context.Context, st store.Vaults, tenantID, name string, u VaultUpdate) (store.Vault, error) {
+	v, err := st.GetVault(ctx, name)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !strings.EqualFold(v.TenantID, tenantID)) {
+		return store.Vault{}, fmt.Errorf("%w: vault %s", ErrNotFound, name)
+	} else if err != nil {
+		return store.Vault{}, err
+	}
+	next, err := ApplyUpdate(v, u)
+	if err != nil {
+		return store.Vault{}, err
+	}
+	if next == v {
+		return v, nil
+	}
+	if err := st.UpdateVault(ctx, next); errors.Is(err, store.ErrNotFound) {
+		return store.Vault{}, fmt.Errorf("%w: vault %s", ErrNotFound, name)
+	} else if err != nil {
+		return store.Vault{}, err
+	}
+	return st.GetVault(ctx, name)
+}
+
+// UpdateVault changes the soft-delete settings of a tenant's vault (see
+// the package function UpdateVault).
+func (s *Service) UpdateVault(ctx context.Context, tenantID, name string, u VaultUpdate) (store.Vault, error) {
+	return UpdateVault(ctx, s.st, tenantID, name, u)
+}
+
 // CreateVault creates a vault in a tenant's default subscription. Vault
 // names are global. Soft delete of vaults themselves is not implemented:
 // DeleteVault removes a vault and its secrets at once.
@@ -172,10 +277,10 @@ func (s *Service) CreateVault(ctx context.Context, spec VaultSpec) (store.Vault,
 	}
 	days := spec.SoftDeleteRetentionDays
 	if days == 0 {
-		days = 90
+		days = DefaultRetentionDays
 	}
 	if days < 7 || days > 90 {
-		return store.Vault{}, fmt.Errorf("%w: softDeleteRetentionInDays must be between 7 and 90", ErrInvalid)
+		return store.Vault{}, ErrRetentionRange
 	}
 	rg := spec.ResourceGroup
 	if rg == "" {

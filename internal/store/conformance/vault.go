@@ -36,6 +36,26 @@ func testVaults(t *testing.T, st store.Store) {
 		t.Errorf("ListVaults = %+v", vs)
 	}
 
+	// UpdateVault changes the mutable settings only, found by any case.
+	gen := st.Generation()
+	vu := got
+	vu.Name, vu.SoftDeleteRetentionDays, vu.EnablePurgeProtection = strings.ToUpper(name), 30, false
+	vu.TenantID, vu.ResourceID, vu.Location = other.ID, "/elsewhere", "eastus"
+	must(t, st.UpdateVault(ctx, vu), "update vault")
+	if st.Generation() == gen {
+		t.Errorf("UpdateVault left the generation at %d: caches would serve the old vault", gen)
+	}
+	updated, err := st.GetVault(ctx, name)
+	must(t, err, "get updated vault")
+	if updated.SoftDeleteRetentionDays != 30 || updated.EnablePurgeProtection || updated.Name != name || updated.TenantID != tn.ID ||
+		updated.ResourceID != v.ResourceID || updated.Location != "westeurope" || !updated.Created.Equal(got.Created) {
+		t.Errorf("after UpdateVault: %+v, want retention 30, no purge protection, the rest unchanged (%+v)", updated, got)
+	}
+	vu.Name, vu.EnablePurgeProtection, vu.SoftDeleteRetentionDays = name, true, 7
+	must(t, st.UpdateVault(ctx, vu), "update vault back")
+	wantErr(t, st.UpdateVault(ctx, store.Vault{Name: "nosuchvault" + newVersion()[:6], SoftDeleteRetentionDays: 7}), store.ErrNotFound, "update a missing vault")
+	wantErr(t, st.UpdateVault(ctx, store.Vault{}), store.ErrNotFound, "update a vault with no name")
+
 	// Versions: the latest is the last one set, whatever the version ids.
 	nbf := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	v1, err := st.CreateSecretVersion(ctx, store.Secret{Vault: name, Name: "Db-Password", Version: "ff" + newVersion()[2:], Value: []byte("sealed1"),

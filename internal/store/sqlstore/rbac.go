@@ -366,7 +366,18 @@ func (s *Store) ListRoleAssignments(ctx context.Context, q store.RoleAssignmentQ
 		w.WriteString(` AND role_definition_id = ?`)
 		args = append(args, fold(q.RoleDefinitionID))
 	}
+	if q.After != "" {
+		if !textOK(q.After) {
+			return nil, nil
+		}
+		w.WriteString(` AND id > ?`)
+		args = append(args, q.After)
+	}
 	w.WriteString(` ORDER BY id`)
+	if q.Limit > 0 {
+		w.WriteString(` LIMIT ?`)
+		args = append(args, q.Limit)
+	}
 	return listRows(ctx, s, op, scanRoleAssignment, w.String(), args...)
 }
 

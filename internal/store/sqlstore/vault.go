@@ -85,6 +85,22 @@ func (s *Store) ListVaults(ctx context.Context, tenantID string) ([]store.Vault,
 	return vs, s.fail("list vaults", err)
 }
 
+// UpdateVault implements store.Vaults.
+func (s *Store) UpdateVault(ctx context.Context, v store.Vault) error {
+	if !textOK(v.Name) || v.Name == "" {
+		return notFound("update vault")
+	}
+	err := s.write(ctx, false, func(r runner) error {
+		res, err := r.exec(ctx, `UPDATE vaults SET retention_days = ?, purge_protection = ? WHERE name_key = ?`,
+			v.SoftDeleteRetentionDays, boolInt(v.EnablePurgeProtection), fold(v.Name))
+		if err != nil {
+			return err
+		}
+		return mustAffect(res)
+	})
+	return s.fail("update vault "+v.Name, err)
+}
+
 // DeleteVault implements store.Vaults. The secrets go with it (cascade).
 func (s *Store) DeleteVault(ctx context.Context, name string) error {
 	if !textOK(name) || name == "" {
