@@ -194,8 +194,13 @@ func (s *Server) buildRouter() *router {
 	if d := s.hosts.CustomDomain; d != "" {
 		miIssuer = "https://login." + d // a deployment with its own domain is its own cloud
 	}
+	var aliases map[string]string
+	if d := s.hosts.CustomDomain; d != "" {
+		// {vault}.vault.D challenges for the resource https://vault.D.
+		aliases = map[string]string{"https://vault." + d: directory.KeyVaultResource}
+	}
 	tokens := sts.New(sts.Config{Directory: s.dir, Keys: s.keys, Audit: s.audit, Logger: s.logger, IsLoginHost: isLogin,
-		FederationClient: federationClient(), ManagedIdentityIssuerBase: miIssuer})
+		FederationClient: federationClient(), ManagedIdentityIssuerBase: miIssuer, ResourceAliases: aliases})
 	verifier := sts.NewVerifier(s.keys, s.dir, isLogin, time.Now)
 	graphAPI := graph.New(graph.Config{Directory: s.dir, Verifier: verifier, Audit: s.audit, Logger: s.logger})
 	access := rbac.New(s.store, s.dir)

@@ -611,11 +611,11 @@ const MaxPeek = 100
 // peekedMessage is one message of a peek: the batch format, with the
 // broker's properties filled in.
 type peekedMessage struct {
-	Body             *string                  `json:"Body,omitempty"`
-	BodyBase64       []byte                   `json:"BodyBase64,omitempty"`
-	ContentType      string                   `json:"ContentType,omitempty"`
-	BrokerProperties json.RawMessage          `json:"BrokerProperties"`
-	UserProperties   map[string]any           `json:"UserProperties,omitempty"`
+	Body             *string         `json:"Body,omitempty"`
+	BodyBase64       []byte          `json:"BodyBase64,omitempty"`
+	ContentType      string          `json:"ContentType,omitempty"`
+	BrokerProperties json.RawMessage `json:"BrokerProperties"`
+	UserProperties   map[string]any  `json:"UserProperties,omitempty"`
 }
 
 // plainValue is a custom property as a plain JSON value, as the batch

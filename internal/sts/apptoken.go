@@ -3,6 +3,7 @@ package sts
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
@@ -27,7 +28,11 @@ type appTokenRequest struct {
 // roles the client's principal holds on it, and mints the token in the
 // version the resource accepts.
 func (s *Service) issueAppToken(ctx context.Context, r appTokenRequest) (*issuedToken, *Error) {
-	resource, err := s.dir.ServicePrincipalByName(ctx, r.tenant.ID, r.resourceName)
+	name := r.resourceName
+	if target, ok := s.aliases[strings.ToLower(strings.TrimRight(name, "/"))]; ok {
+		name = target
+	}
+	resource, err := s.dir.ServicePrincipalByName(ctx, r.tenant.ID, name)
 	if errors.Is(err, directory.ErrNotFound) {
 		return nil, aadError(codeResourceNotFound, clip(r.resourceName, 256), r.tenantName)
 	}

@@ -57,6 +57,13 @@ type Config struct {
 	// federated credential that trusts a managed identity names that
 	// issuer, wherever the workload reached the endpoint.
 	ManagedIdentityIssuerBase string
+	// ResourceAliases are other names of first-party resources, keyed by
+	// the alias (lower case, no trailing slash): with its own domain D a
+	// deployment serves Key Vault as {vault}.vault.D, whose 401 challenge
+	// names the resource https://vault.D, and azsecrets asks for a token
+	// for exactly that. A token asked for an alias is issued as for the
+	// resource it names, with the alias as its audience.
+	ResourceAliases map[string]string
 }
 
 // Service is the token service. It is an http.Handler for the paths Entra
@@ -73,6 +80,7 @@ type Service struct {
 	clientAuth  []clientAuthMethod
 	federation  *oidcfed.Verifier
 	miIssuer    string
+	aliases     map[string]string
 }
 
 // New returns the token service. Directory, Keys and Audit are required: a
@@ -89,6 +97,7 @@ func New(cfg Config) *Service {
 		log:         cfg.Logger,
 		now:         cfg.Now,
 		isLoginHost: cfg.IsLoginHost,
+		aliases:     cfg.ResourceAliases,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -60,11 +60,12 @@ type Env struct {
 }
 
 type config struct {
-	loginHosts []string
-	loginURL   string
-	cert       *tls.Certificate
-	roots      *x509.CertPool
-	federation bool
+	loginHosts      []string
+	loginURL        string
+	cert            *tls.Certificate
+	roots           *x509.CertPool
+	federation      bool
+	resourceAliases map[string]string
 }
 
 // Option changes how New wires the environment.
@@ -95,6 +96,13 @@ func Certificate(cert tls.Certificate, roots *x509.CertPool) Option {
 // httptest.NewTLSServer.
 func Federation() Option {
 	return func(c *config) { c.federation = true }
+}
+
+// ResourceAliases gives the token service other names of first-party
+// resources (sts.Config.ResourceAliases), as a server with its own domain
+// does.
+func ResourceAliases(aliases map[string]string) Option {
+	return func(c *config) { c.resourceAliases = aliases }
 }
 
 // New starts an environment over st. The listener is closed when the test
@@ -151,7 +159,7 @@ func New(t testing.TB, st store.Store, opts ...Option) *Env {
 	}
 
 	loginHosts := cfg.loginHosts
-	sc := sts.Config{Directory: e.Dir, Keys: e.Keys, Audit: e.Audit, Logger: e.Logger,
+	sc := sts.Config{Directory: e.Dir, Keys: e.Keys, Audit: e.Audit, Logger: e.Logger, ResourceAliases: cfg.resourceAliases,
 		IsLoginHost: func(h string) bool {
 			for _, l := range loginHosts {
 				if h == l {

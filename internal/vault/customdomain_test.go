@@ -47,8 +47,17 @@ func TestCustomDomainAudience(t *testing.T) {
 	must(t, err)
 
 	const vaultURL = "https://domvault.vault.contoso.test"
-	e.resourceApp(t, tid, "https://vault.contoso.test")
+	// https://vault.contoso.test is the server's alias of Key Vault (its
+	// custom domain); https://vault.fabrikam.test is some other
+	// application's resource.
 	e.resourceApp(t, tid, "https://vault.fabrikam.test")
+
+	// The unmodified azsecrets client follows the challenge to the custom
+	// domain's resource, gets a token for it, and reads.
+	got, err := e.secrets(t, vaultURL, e.credential(t, tid, owner)).GetSecret(ctx, "greeting", "", nil)
+	if err != nil || got.Value == nil || *got.Value != "hello" {
+		t.Fatalf("azsecrets through the custom domain: %v", err)
+	}
 
 	// The challenge names the custom domain's resource and the vault's tenant.
 	resp, err := e.client.Get(vaultURL + "/secrets/greeting?api-version=7.5")

@@ -62,7 +62,8 @@ type env struct {
 func newEnv(t testing.TB, st store.Store) *env {
 	t.Helper()
 	ctx := context.Background()
-	b := testenv.New(t, st, testenv.Certificate(testCert(t)))
+	b := testenv.New(t, st, testenv.Certificate(testCert(t)),
+		testenv.ResourceAliases(map[string]string{"https://vault.contoso.test": directory.KeyVaultResource}))
 	e := &env{ctx: ctx, st: st, dir: b.Dir, srv: b.Server, client: b.Client()}
 	if tt, ok := t.(*testing.T); ok {
 		e.t = tt
