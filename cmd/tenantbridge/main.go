@@ -101,6 +101,7 @@ Commands find the server and the CLI profiles in the data directory
 		c.benchCmd(),
 		c.roleCommand(),
 		c.keyvaultCommand(),
+		c.servicebusCommand(),
 		c.versionCommand(),
 	)
 	return root

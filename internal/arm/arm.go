@@ -80,6 +80,9 @@ type Config struct {
 	// continues at its nextLink; 0 or more than MaxPageSize means
 	// MaxPageSize. Tests set it small to page without a thousand items.
 	PageSize int
+	// KEK (32 bytes) seals the keys of Service Bus authorization rules;
+	// without it no rule is created and the rule operations are refused.
+	KEK []byte
 }
 
 // MaxPageSize is the most items of one page of a list: ARM's page size
@@ -96,6 +99,7 @@ type Handler struct {
 	log      *slog.Logger
 	now      func() time.Time
 	pageSize int
+	kek      []byte
 }
 
 // New returns the handler; a missing dependency panics at wiring time.
@@ -103,7 +107,11 @@ func New(cfg Config) *Handler {
 	if cfg.Directory == nil || cfg.Store == nil || cfg.RBAC == nil || cfg.Verifier == nil || cfg.Audit == nil {
 		panic("arm: Config needs Directory, Store, RBAC, Verifier and Audit")
 	}
-	h := &Handler{dir: cfg.Directory, st: cfg.Store, rbac: cfg.RBAC, verifier: cfg.Verifier, audit: cfg.Audit, log: cfg.Logger, now: cfg.Now, pageSize: cfg.PageSize}
+	if len(cfg.KEK) != 0 && len(cfg.KEK) != 32 {
+		panic("arm: Config.KEK must be 32 bytes")
+	}
+	h := &Handler{dir: cfg.Directory, st: cfg.Store, rbac: cfg.RBAC, verifier: cfg.Verifier, audit: cfg.Audit, log: cfg.Logger, now: cfg.Now, pageSize: cfg.PageSize,
+		kek: cfg.KEK}
 	if h.pageSize <= 0 || h.pageSize > MaxPageSize {
 		h.pageSize = MaxPageSize
 	}

@@ -37,6 +37,12 @@ type armPath struct {
 	// child is a child resource's name (a federated identity credential,
 	// a queue) below the resource called name; empty for a child list.
 	child string
+	// rules marks a Service Bus authorization rules path
+	// (servicebus_sas.go) below the namespace name or its queue child;
+	// rule is the rule's name (empty for the list) and ruleOp its POST
+	// operation (listKeys or regenerateKeys), if any.
+	rules        bool
+	rule, ruleOp string
 }
 
 // authorizationTypes maps the lower-cased Microsoft.Authorization resource

@@ -48,11 +48,17 @@ const (
 
 // serviceBusPath recognises the Microsoft.ServiceBus paths.
 func serviceBusPath(segs []string) (armPath, bool, error) {
+	if ap, ok, err := sbRulePath(segs); ok {
+		return ap, true, err
+	}
 	return typedPath(segs, sbNamespace, "namespaces", "queues", targetSBNamespaces, targetSBQueues)
 }
 
 // serviceBus serves the Microsoft.ServiceBus paths.
 func (h *Handler) serviceBus(rq *request) error {
+	if rq.path.rules {
+		return h.serveRules(rq)
+	}
 	if rq.path.target == targetSBQueues {
 		return h.serveType(rq, rq.path.child == "", typeHandlers{list: h.listQueues, get: h.getQueue, put: h.putQueue, del: h.deleteQueue})
 	}
@@ -530,7 +536,10 @@ func (h *Handler) putNamespace(rq *request) error {
 			return internalError(err)
 		}
 		out, err = writeRecord(rq, tx, res, existing, namespaceExists(name))
-		return err
+		if err != nil || existing != nil {
+			return err
+		}
+		return h.createDefaultRule(rq, tx, out)
 	})
 	if err != nil {
 		return err

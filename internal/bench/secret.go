@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -17,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/google/uuid"
 
@@ -129,7 +127,11 @@ func RunSecretGet(ctx context.Context, opts SecretGetOptions) (rep SecretGetRepo
 		return rep, err
 	}
 	rep.Tenant, rep.TenantID = ten.Name, ten.TenantID
-	s := &secretBench{bench: b, tenant: ten}
+	admin, err := newARMAdmin(ctx, b, ten)
+	if err != nil {
+		return rep, err
+	}
+	s := &secretBench{armAdmin: admin}
 	defer func() {
 		if opts.Keep {
 			b.logf("Keeping bench tenant %s (%s) and vault %s.", ten.Name, ten.TenantID, rep.Vault)
@@ -157,10 +159,7 @@ func RunSecretGet(ctx context.Context, opts SecretGetOptions) (rep SecretGetRepo
 
 // secretBench is one secret-get run's state.
 type secretBench struct {
-	*bench
-	tenant    *azclient.Tenant
-	kvCred    azcore.TokenCredential // the administrator's client-secret credential
-	principal string                 // the admin's service principal object id
+	*armAdmin
 	vaultName string
 	vaultID   string // ARM resource id
 	vaultURI  string // https://NAME.vault.azure.net
@@ -175,38 +174,6 @@ type secretBench struct {
 // and checks with one read that it is authorized.
 func (s *secretBench) setup(ctx context.Context, vaultName string) error {
 	ten := s.tenant
-	if ten.Admin == nil || ten.Admin.ClientID == "" || ten.Admin.ClientSecret == "" {
-		return errors.New("the operator API created the bench tenant without an administrator credential")
-	}
-	if ten.SubscriptionID == "" {
-		return errors.New("the operator API created the bench tenant without a subscription")
-	}
-	local, err := s.bench.cred.Local()
-	if err != nil {
-		return err
-	}
-	copts, err := local.ClientOptions()
-	if err != nil {
-		return err
-	}
-	cred, err := azclient.NewClientSecretCredential(s.authority, ten.TenantID, ten.Admin.ClientID, ten.Admin.ClientSecret, copts)
-	if err != nil {
-		return err
-	}
-	s.kvCred = cred
-	s.principal = ten.Admin.ServicePrincipalID
-	if s.principal == "" {
-		g, err := azclient.NewGraph(azclient.GraphEndpoint, cred, &copts)
-		if err != nil {
-			return err
-		}
-		sp, err := g.GetServicePrincipal(ctx, ten.Admin.ClientID)
-		if err != nil {
-			return fmt.Errorf("finding the administrator's service principal through Graph: %s", azclient.Describe(err))
-		}
-		s.principal = sp.ID
-	}
-
 	sub := "/subscriptions/" + ten.SubscriptionID
 	rg := sub + "/resourceGroups/" + benchResourceGroup
 	s.logf("Creating resource group %s and vault %s through Resource Manager...", benchResourceGroup, vaultName)
@@ -235,11 +202,11 @@ func (s *secretBench) setup(ctx context.Context, vaultName string) error {
 
 	// Key Vault Secrets Officer only to store the secret; the reads are
 	// authorized by Key Vault Secrets User alone.
-	officer, err := s.assign(ctx, sub, roleSecretsOfficer, "Key Vault Secrets Officer")
+	officer, err := s.assignRole(ctx, s.vaultID, roleSecretsOfficer, "Key Vault Secrets Officer")
 	if err != nil {
 		return err
 	}
-	if _, err := s.assign(ctx, sub, roleSecretsUser, "Key Vault Secrets User"); err != nil {
+	if _, err := s.assignRole(ctx, s.vaultID, roleSecretsUser, "Key Vault Secrets User"); err != nil {
 		return err
 	}
 	if err := s.fetchToken(ctx); err != nil {
@@ -266,22 +233,9 @@ func (s *secretBench) setup(ctx context.Context, vaultName string) error {
 	return nil
 }
 
-// assign gives the admin's service principal a role at the vault's scope
-// and returns the assignment's id.
-func (s *secretBench) assign(ctx context.Context, sub, role, roleName string) (string, error) {
-	id := s.vaultID + "/providers/Microsoft.Authorization/roleAssignments/" + uuid.NewString()
-	body := map[string]any{"properties": map[string]any{
-		"roleDefinitionId": sub + "/providers/Microsoft.Authorization/roleDefinitions/" + role,
-		"principalId":      s.principal, "principalType": "ServicePrincipal"}}
-	if _, err := s.arm(ctx, http.MethodPut, id, armRoleAPIVersion, body, nil); err != nil {
-		return "", fmt.Errorf("assigning %s on the vault: %w", roleName, err)
-	}
-	return id, nil
-}
-
 // fetchToken gets the admin's token for Key Vault (client credentials).
 func (s *secretBench) fetchToken(ctx context.Context) error {
-	tok, err := s.kvCred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{vaultScope}})
+	tok, err := s.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{vaultScope}})
 	if err != nil {
 		return fmt.Errorf("the administrator's token for Key Vault: %s", azclient.Describe(err))
 	}
@@ -313,57 +267,6 @@ func (s *secretBench) keepTokenFresh(ctx context.Context) {
 			s.refreshes++
 		}
 	}
-}
-
-// arm sends one Resource Manager request as the administrator; a non-2xx
-// answer is an error with ARM's code and message.
-func (s *secretBench) arm(ctx context.Context, method, path, apiVersion string, in, out any) (int, error) {
-	tok, err := s.kvCred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{armScope}})
-	if err != nil {
-		return 0, fmt.Errorf("the administrator's token for Resource Manager: %s", azclient.Describe(err))
-	}
-	u := armEndpoint + (&url.URL{Path: path}).EscapedPath() + "?api-version=" + apiVersion
-	status, raw, err := s.call(ctx, method, u, "Bearer "+tok.Token, in)
-	if err != nil {
-		return 0, errors.New(azclient.Describe(err))
-	}
-	if status/100 != 2 {
-		return status, fmt.Errorf("%s %s: %s", method, path, serviceError(status, raw))
-	}
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return status, fmt.Errorf("%s %s: malformed JSON: %w", method, path, err)
-		}
-	}
-	return status, nil
-}
-
-// call sends one JSON request over the setup client.
-func (s *secretBench) call(ctx context.Context, method, u, auth string, in any) (int, []byte, error) {
-	var rd io.Reader
-	if in != nil {
-		data, err := json.Marshal(in)
-		if err != nil {
-			return 0, nil, err
-		}
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", auth)
-	req.Header.Set("Accept", "application/json")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := s.setupHTTP.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, raw, err
 }
 
 var valueField = []byte(`"value"`)

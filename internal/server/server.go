@@ -209,9 +209,9 @@ func (s *Server) buildRouter() *router {
 		LoginBase: func(*http.Request) string { return miIssuer }})
 	s.broker = servicebus.NewBroker(s.store, nil, s.logger)
 	messaging := servicebus.New(servicebus.Config{Store: s.store, Broker: s.broker, Verifier: verifier,
-		Authorizer: busAuthorizer{access}, Limits: arm.QueueLimits, Audit: s.audit, Logger: s.logger})
+		Authorizer: busAuthorizer{access}, Limits: arm.QueueLimits, Audit: s.audit, Logger: s.logger, KEK: s.kek})
 	resources := arm.New(arm.Config{Directory: s.dir, Store: s.store, RBAC: access, Verifier: verifier,
-		Audit: s.audit, Logger: s.logger})
+		Audit: s.audit, Logger: s.logger, KEK: s.kek})
 	ops := operator.New(operator.Config{Directory: s.dir, Audit: s.audit, Key: s.operator.Key, Keys: s.keys,
 		MaxTokenLifetime: MaxTokenLifetime, Logger: s.logger})
 

@@ -84,6 +84,10 @@ type Config struct {
 	Limits func(store.Resource) (store.QueueLimits, error)
 	Audit  *audit.Log
 	Logger *slog.Logger
+	// KEK (32 bytes) opens the sealed keys of the authorization rules
+	// that SharedAccessSignature tokens are checked against; without it
+	// only Bearer tokens are accepted.
+	KEK []byte
 }
 
 // Service serves https://{namespace}.servicebus.windows.net (or
@@ -98,6 +102,8 @@ type Service struct {
 	log     *slog.Logger
 	byName  *gencache.Cache[string, store.Resource]
 	queueOf *gencache.Cache[string, queueInfo]
+	kek     []byte
+	rules   *gencache.Cache[string, sasRule] // sasauth.go
 }
 
 // queueInfo is a queue's record and the limits read from it.
@@ -112,10 +118,14 @@ func New(cfg Config) *Service {
 	if cfg.Store == nil || cfg.Broker == nil || cfg.Verifier == nil || cfg.Authorizer == nil || cfg.Limits == nil || cfg.Audit == nil {
 		panic("servicebus: Config needs Store, Broker, Verifier, Authorizer, Limits and Audit")
 	}
+	if len(cfg.KEK) != 0 && len(cfg.KEK) != 32 {
+		panic("servicebus: Config.KEK must be 32 bytes")
+	}
 	s := &Service{st: cfg.Store, broker: cfg.Broker, verify: cfg.Verifier, authz: cfg.Authorizer, limits: cfg.Limits,
 		audit: cfg.Audit, log: cfg.Logger,
 		byName:  gencache.New[string, store.Resource](cfg.Store, 10_000),
-		queueOf: gencache.New[string, queueInfo](cfg.Store, 10_000)}
+		queueOf: gencache.New[string, queueInfo](cfg.Store, 10_000),
+		kek:     cfg.KEK, rules: gencache.New[string, sasRule](cfg.Store, 10_000)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -281,14 +291,18 @@ func (s *Service) queueInfo(ctx context.Context, id string) (queueInfo, error) {
 }
 
 // authorize authenticates the caller and decides the data action at the
-// queue's scope. A refusal is answered 401, as Service Bus answers a
-// missing claim, and audited.
+// queue's scope: a Bearer token through RBAC, a SharedAccessSignature
+// against the authorization rules (authorizeSAS). A refusal is answered
+// 401, as Service Bus answers a missing claim, and audited.
 func (s *Service) authorize(q *request, action string) bool {
 	auth := q.r.Header.Get("Authorization")
 	scheme, raw, _ := strings.Cut(auth, " ")
 	entity := "sb://" + q.host + "/" + q.rt.queue
+	if strings.EqualFold(scheme, sasScheme) {
+		return s.authorizeSAS(q, action, auth)
+	}
 	if !strings.EqualFold(scheme, "Bearer") || raw == "" {
-		WriteError(q.w, http.StatusUnauthorized, "MissingToken: The request is missing a Bearer token. Resource: '"+entity+"'.")
+		WriteError(q.w, http.StatusUnauthorized, "MissingToken: The request is missing a Bearer token or a SharedAccessSignature. Resource: '"+entity+"'.")
 		return false
 	}
 	claims, err := s.verify.Verify(q.r.Context(), strings.TrimSpace(raw), Resource, AppID, "https://"+q.host, "https://"+q.host+"/")

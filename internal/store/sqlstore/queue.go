@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -81,12 +83,30 @@ func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 	}
 	slices.SortStableFunc(todo, func(a, b pending) int { return cmp.Compare(a.key, b.key) })
 
-	sqlTx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return failAll(fmt.Errorf("sqlstore: apply queue ops: begin: %w", err))
+	var qt *queueTx
+	var finish func(commit bool) error
+	if s.d.Name == "postgres" {
+		sqlTx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return failAll(fmt.Errorf("sqlstore: apply queue ops: begin: %w", err))
+		}
+		qt = &queueTx{s: s, ctx: ctx, tx: sqlTx, now: now}
+		finish = func(commit bool) error {
+			if !commit {
+				return sqlTx.Rollback()
+			}
+			return sqlTx.Commit()
+		}
+	} else {
+		w := s.queueWriter
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if err := w.begin(ctx, s.db); err != nil {
+			return failAll(fmt.Errorf("sqlstore: apply queue ops: begin: %w", err))
+		}
+		qt = &queueTx{s: s, ctx: ctx, w: w, now: now}
+		finish = w.end
 	}
-	qt := &queueTx{s: s, ctx: ctx, tx: sqlTx, now: now}
-	defer qt.close()
 	for start := 0; start < len(todo); {
 		end := start + 1
 		for end < len(todo) && todo[end].key == todo[start].key {
@@ -97,13 +117,12 @@ func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 			idx = append(idx, p.i)
 		}
 		if err := qt.applyQueue(todo[start].key, ops, idx, results); err != nil {
-			_ = sqlTx.Rollback()
+			_ = finish(false)
 			return failAll(fmt.Errorf("sqlstore: apply queue ops: %s: %w", s.d.Name, err))
 		}
 		start = end
 	}
-	qt.close() // statements first: a commit must not wait on open ones
-	if err := sqlTx.Commit(); err != nil {
+	if err := finish(true); err != nil {
 		return failAll(fmt.Errorf("sqlstore: apply queue ops: commit: %w", err))
 	}
 	return results
@@ -186,35 +205,101 @@ func queueOpName(k store.QueueOpKind) string {
 type queueTx struct {
 	s   *Store
 	ctx context.Context
-	tx  *sql.Tx
+	tx  *sql.Tx      // PostgreSQL: the batch's transaction
+	w   *queueWriter // SQLite: the connection the batch's transaction is open on
 	now time.Time
-	// stmts are prepared once per transaction and reused by its ops
-	// (SQLite only: pgx caches prepared statements per connection itself).
+}
+
+// queueWriter is the one SQLite connection that queue batches run on, with
+// its statements prepared once for the life of the store. A batch is one
+// BEGIN IMMEDIATE … COMMIT on it: database/sql would prepare a
+// transaction's statements anew for every transaction (Tx.StmtContext
+// re-prepares a statement that belongs to a connection), and preparing
+// cost more than a tenth of the broker's CPU. Batches take turns (mu);
+// only the broker's one commit loop calls ApplyQueueOps in practice.
+type queueWriter struct {
+	mu    sync.Mutex
+	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
 }
 
-func (q *queueTx) pg() bool { return q.s.d.Name == "postgres" }
+// begin opens the batch's transaction, taking SQLite's write lock at once.
+func (w *queueWriter) begin(ctx context.Context, db *sql.DB) error {
+	if w.conn == nil {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		w.conn, w.stmts = conn, map[string]*sql.Stmt{}
+	}
+	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		w.discard()
+		return err
+	}
+	return nil
+}
+
+// end commits or rolls back. The request that started the batch may be
+// gone: ending the transaction does not depend on its context. A
+// connection whose transaction could not be ended is discarded, never
+// reused with a transaction open.
+func (w *queueWriter) end(commit bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if commit {
+		_, err := w.conn.ExecContext(ctx, "COMMIT")
+		if err == nil {
+			return nil
+		}
+		if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
+			w.discard()
+		}
+		return err
+	}
+	_, err := w.conn.ExecContext(ctx, "ROLLBACK")
+	if err != nil {
+		w.discard()
+	}
+	return err
+}
+
+// discard closes the connection for good (its driver connection is marked
+// bad, so the pool does not get it back) and forgets its statements.
+func (w *queueWriter) discard() {
+	for _, st := range w.stmts {
+		st.Close()
+	}
+	_ = w.conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = w.conn.Close()
+	w.conn, w.stmts = nil, nil
+}
+
+// close releases the connection when the store closes.
+func (w *queueWriter) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.conn == nil {
+		return
+	}
+	for _, st := range w.stmts {
+		st.Close()
+	}
+	_ = w.conn.Close()
+	w.conn, w.stmts = nil, nil
+}
+
+func (q *queueTx) pg() bool { return q.tx != nil }
 
 func (q *queueTx) stmt(query string) (*sql.Stmt, error) {
-	if st, ok := q.stmts[query]; ok {
+	if st, ok := q.w.stmts[query]; ok {
 		return st, nil
 	}
-	st, err := q.tx.PrepareContext(q.ctx, q.s.d.rebind(query))
+	st, err := q.w.conn.PrepareContext(q.ctx, q.s.d.rebind(query))
 	if err != nil {
 		return nil, err
 	}
-	if q.stmts == nil {
-		q.stmts = map[string]*sql.Stmt{}
-	}
-	q.stmts[query] = st
+	q.w.stmts[query] = st
 	return st, nil
-}
-
-func (q *queueTx) close() {
-	for k, st := range q.stmts {
-		st.Close()
-		delete(q.stmts, k)
-	}
 }
 
 func (q *queueTx) exec(query string, args ...any) (sql.Result, error) {
@@ -236,7 +321,7 @@ func (q *queueTx) queryRow(query string, args ...any) *sql.Row {
 	}
 	st, err := q.stmt(query)
 	if err != nil {
-		return q.tx.QueryRowContext(q.ctx, q.s.d.rebind(query), args...)
+		return q.w.conn.QueryRowContext(q.ctx, q.s.d.rebind(query), args...)
 	}
 	return st.QueryRowContext(q.ctx, args...)
 }

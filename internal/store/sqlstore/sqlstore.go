@@ -67,6 +67,9 @@ type Store struct {
 
 	closersMu sync.Mutex
 	closers   []func()
+
+	// queueWriter runs the queue batches of a SQLite store (queue.go).
+	queueWriter *queueWriter
 }
 
 var _ store.Store = (*Store)(nil)
@@ -89,7 +92,7 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	if err := d.validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, d: &d, clock: &changeClock{}}
+	s := &Store{db: db, d: &d, clock: &changeClock{}, queueWriter: &queueWriter{}}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -113,6 +116,7 @@ func (s *Store) Close() error {
 	for _, fn := range closers {
 		fn()
 	}
+	s.queueWriter.close()
 	if s.stmts != nil {
 		s.stmts.close()
 	}

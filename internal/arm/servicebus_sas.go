@@ -1,0 +1,497 @@
+package arm
+
+// Shared access authorization rules of Service Bus namespaces and queues:
+//
+//	…/providers/Microsoft.ServiceBus/namespaces/{ns}/authorizationRules[/{rule}[/listKeys|/regenerateKeys]]
+//	…/providers/Microsoft.ServiceBus/namespaces/{ns}/queues/{q}/authorizationRules[/{rule}[/listKeys|/regenerateKeys]]
+//
+// A rule is a generic ARM resource below its parent, so deleting the
+// namespace or queue deletes its rules. Its keys (two, 256 random bits in
+// base64, as Azure's) are stored sealed under the KEK in the form package
+// servicebus owns and reads on the data plane; a GET returns only the
+// rights, listKeys the keys and connection strings. Every new namespace
+// gets RootManageSharedAccessKey (Listen, Send, Manage), as Azure's does.
+// Shapes from Azure/azure-rest-api-specs, servicebus stable/2021-11-01
+// examples (SBNameSpaceAuthorizationRuleGet, SBQueueAuthorizationRuleCreate,
+// SBQueueAuthorizationRuleRegenerateKey).
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/servicebus"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+// defaultRuleName is the rule every namespace is created with.
+const defaultRuleName = "RootManageSharedAccessKey"
+
+// ruleKind is what differs between namespace and queue rules.
+type ruleKind struct {
+	typ                                    string // the stored type
+	wireType                               string // the type as Azure writes it in responses
+	read, write, del, listKeys, regenerate string
+}
+
+var (
+	namespaceRules = ruleKind{typ: servicebus.NamespaceRuleType, wireType: "Microsoft.ServiceBus/Namespaces/AuthorizationRules",
+		read: sbNamespaceType + "/authorizationRules/read", write: sbNamespaceType + "/authorizationRules/write",
+		del: sbNamespaceType + "/authorizationRules/delete", listKeys: sbNamespaceType + "/authorizationRules/listKeys/action",
+		regenerate: sbNamespaceType + "/authorizationRules/regenerateKeys/action"}
+	queueRules = ruleKind{typ: servicebus.QueueRuleType, wireType: "Microsoft.ServiceBus/Namespaces/Queues/AuthorizationRules",
+		read: sbQueueType + "/authorizationRules/read", write: sbQueueType + "/authorizationRules/write",
+		del: sbQueueType + "/authorizationRules/delete", listKeys: sbQueueType + "/authorizationRules/listKeys/action",
+		regenerate: sbQueueType + "/authorizationRules/regenerateKeys/action"}
+)
+
+func (rq *request) ruleKind() ruleKind {
+	if rq.path.child != "" {
+		return queueRules
+	}
+	return namespaceRules
+}
+
+// sbRulePath recognises the authorization rule paths; ok is false for any
+// other path (a namespace or queue path is typedPath's).
+func sbRulePath(segs []string) (ap armPath, ok bool, err error) {
+	is := func(i int, s string) bool { return i < len(segs) && strings.EqualFold(segs[i], s) }
+	if len(segs) < 9 || !is(0, "subscriptions") || !is(2, "resourceGroups") || !is(4, "providers") ||
+		!is(5, sbNamespace) || !is(6, "namespaces") || segs[1] == "" || segs[3] == "" || segs[7] == "" {
+		return armPath{}, false, nil
+	}
+	ap = armPath{sub: segs[1], rg: segs[3], name: segs[7], rules: true}
+	scopeText := "/subscriptions/" + ap.sub + "/resourceGroups/" + ap.rg + "/providers/" + sbNamespaceType + "/" + ap.name
+	rest := segs[8:]
+	ap.target = targetSBNamespaces
+	if is(8, "queues") {
+		if len(rest) < 3 || rest[1] == "" {
+			return armPath{}, false, nil
+		}
+		ap.child, ap.target = rest[1], targetSBQueues
+		scopeText += "/queues/" + ap.child
+		rest = rest[2:]
+	}
+	if !strings.EqualFold(rest[0], "authorizationRules") {
+		return armPath{}, false, nil
+	}
+	rest = rest[1:]
+	switch len(rest) {
+	case 0:
+	case 1, 2:
+		if rest[0] == "" {
+			return armPath{}, true, badPath("the authorization rule name is empty")
+		}
+		ap.rule = rest[0]
+		scopeText += "/authorizationRules/" + ap.rule
+		if len(rest) == 2 {
+			switch {
+			case strings.EqualFold(rest[1], "listKeys"):
+				ap.ruleOp = "listKeys"
+			case strings.EqualFold(rest[1], "regenerateKeys"):
+				ap.ruleOp = "regenerateKeys"
+			default:
+				return armPath{}, true, badPath("'%s' is not an operation of an authorization rule", rest[1])
+			}
+		}
+	default:
+		return armPath{}, true, badPath("the resource id has too many segments")
+	}
+	sc, err := parseScopeText(scopeText)
+	if err != nil {
+		return armPath{}, true, err
+	}
+	ap.scope, ap.sub = sc, sc.SubscriptionID()
+	return ap, true, nil
+}
+
+// serveRules routes an authorization rules path.
+func (h *Handler) serveRules(rq *request) error {
+	if len(h.kek) == 0 {
+		return newError(http.StatusNotImplemented, "NotImplemented",
+			"Shared access authorization rules are not available: this server has no key-encryption key configured.")
+	}
+	m := rq.r.Method
+	switch {
+	case rq.path.rule == "":
+		return h.only(rq, m, http.MethodGet, h.listRules)
+	case rq.path.ruleOp == "listKeys":
+		return h.only(rq, m, http.MethodPost, h.listRuleKeys)
+	case rq.path.ruleOp == "regenerateKeys":
+		return h.only(rq, m, http.MethodPost, h.regenerateRuleKeys)
+	}
+	return h.serveType(rq, false, typeHandlers{get: h.getRule, put: h.putRule, del: h.deleteRule})
+}
+
+// ---- wire shapes ----
+
+type ruleProperties struct {
+	Rights []string `json:"rights"`
+}
+
+type ruleView struct {
+	ID         string         `json:"id"`
+	Name       string         `json:"name"`
+	Type       string         `json:"type"`
+	Properties ruleProperties `json:"properties"`
+}
+
+// accessKeys is the answer of listKeys and regenerateKeys.
+type accessKeys struct {
+	PrimaryConnectionString   string `json:"primaryConnectionString"`
+	SecondaryConnectionString string `json:"secondaryConnectionString"`
+	PrimaryKey                string `json:"primaryKey"`
+	SecondaryKey              string `json:"secondaryKey"`
+	KeyName                   string `json:"keyName"`
+}
+
+func ruleViewOf(k ruleKind, res store.Resource) (ruleView, error) {
+	var p servicebus.RuleProperties
+	if err := json.Unmarshal(res.Properties, &p); err != nil {
+		return ruleView{}, internalError(err)
+	}
+	if p.Rights == nil {
+		p.Rights = []string{}
+	}
+	return ruleView{ID: res.ID, Name: res.Name, Type: k.wireType, Properties: ruleProperties{Rights: p.Rights}}, nil
+}
+
+// validRuleName: 1 to 50 letters, digits, '.', '-' and '_', starting and
+// ending with a letter or digit (the ARM template reference's limits).
+func validRuleName(s string) bool {
+	return len(s) <= 50 && validQueueName(s)
+}
+
+// rightsOf validates a PUT's rights: each of Listen, Send and Manage (any
+// case) at most once, at least one, and Manage only with both others, as
+// Azure requires. They come back in their canonical spelling.
+func rightsOf(in []string) ([]string, error) {
+	if len(in) == 0 {
+		return nil, badRequest("The property properties.rights is required: it must hold one or more of 'Listen', 'Send' and 'Manage'.")
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range in {
+		var c string
+		for _, known := range []string{servicebus.RightListen, servicebus.RightSend, servicebus.RightManage} {
+			if strings.EqualFold(r, known) {
+				c = known
+			}
+		}
+		if c == "" {
+			return nil, badRequest("The value '%s' of properties.rights is not valid: each right must be 'Listen', 'Send' or 'Manage'.", safeText(r))
+		}
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	if seen[servicebus.RightManage] && (!seen[servicebus.RightSend] || !seen[servicebus.RightListen]) {
+		return nil, badRequest("Assigning 'Manage' to rights requires 'Listen' and 'Send' to be included with it, e.g. [\"Manage\",\"Listen\",\"Send\"].")
+	}
+	return out, nil
+}
+
+// ---- lookups ----
+
+// ruleParent returns the namespace and the id of the rule path's parent
+// (the namespace or the queue); a missing parent is ParentResourceNotFound.
+func ruleParent(rq *request, st store.Store, tenantID string) (store.Resource, string, error) {
+	if rq.path.child == "" {
+		ns, err := findParentNamespace(rq, st, tenantID)
+		return ns, ns.ID, err
+	}
+	ns, q, err := findQueue(rq, st, tenantID)
+	if err != nil {
+		return ns, "", asParent(err, sbQueueType, rq.path.name+"/"+rq.path.child)
+	}
+	return ns, q.ID, nil
+}
+
+// findRule returns the namespace, the rule's record and its kind, or
+// ResourceNotFound.
+func findRule(rq *request, st store.Store, tenantID string) (store.Resource, store.Resource, error) {
+	ns, parentID, err := ruleParent(rq, st, tenantID)
+	if err != nil {
+		return ns, store.Resource{}, err
+	}
+	k := rq.ruleKind()
+	res, err := findTyped(rq, st, tenantID, parentID+"/authorizationRules/"+rq.path.rule, k.typ)
+	if errors.Is(err, store.ErrNotFound) {
+		name := rq.path.name + "/" + rq.path.rule
+		if rq.path.child != "" {
+			name = rq.path.name + "/" + rq.path.child + "/" + rq.path.rule
+		}
+		return ns, store.Resource{}, resourceNotFound(k.typ, rq.path.rg, name)
+	} else if err != nil {
+		return ns, store.Resource{}, internalError(err)
+	}
+	return ns, res, nil
+}
+
+// ---- records ----
+
+// ruleRecord builds the stored record of a rule with the id, sealing its
+// keys under the KEK.
+func (h *Handler) ruleRecord(k ruleKind, ns store.Resource, id, name string, rights []string, primary, secondary string) (store.Resource, error) {
+	p := servicebus.RuleProperties{Rights: rights}
+	var err error
+	if p.PrimaryKeySealed, err = servicebus.SealRuleKey(h.kek, id, false, primary); err != nil {
+		return store.Resource{}, internalError(err)
+	}
+	if p.SecondaryKeySealed, err = servicebus.SealRuleKey(h.kek, id, true, secondary); err != nil {
+		return store.Resource{}, internalError(err)
+	}
+	props, err := json.Marshal(p)
+	if err != nil {
+		return store.Resource{}, internalError(err)
+	}
+	now := h.now().UTC()
+	return store.Resource{TenantID: ns.TenantID, SubscriptionID: ns.SubscriptionID, ResourceGroup: ns.ResourceGroup, ID: id, Type: k.typ,
+		Name: name, Location: ns.Location, Properties: props, Created: now, Updated: now}, nil
+}
+
+// createDefaultRule gives a namespace just created its
+// RootManageSharedAccessKey. Without a KEK there are no rules at all.
+func (h *Handler) createDefaultRule(rq *request, tx store.Store, ns store.Resource) error {
+	if len(h.kek) == 0 {
+		return nil
+	}
+	res, err := h.ruleRecord(namespaceRules, ns, ns.ID+"/authorizationRules/"+defaultRuleName, defaultRuleName,
+		[]string{servicebus.RightListen, servicebus.RightManage, servicebus.RightSend}, servicebus.NewRuleKey(), servicebus.NewRuleKey())
+	if err != nil {
+		return err
+	}
+	if err := tx.CreateResource(rq.ctx, res); err != nil {
+		return internalError(err)
+	}
+	return nil
+}
+
+// keysOf opens a rule's keys and writes its connection strings.
+func (h *Handler) keysOf(rq *request, ns, rule store.Resource) (accessKeys, error) {
+	_, primary, secondary, err := servicebus.OpenRule(h.kek, rule)
+	if err != nil {
+		return accessKeys{}, internalError(err)
+	}
+	conn := func(key string) string {
+		s := "Endpoint=sb://" + strings.ToLower(ns.Name) + ".servicebus.windows.net/;SharedAccessKeyName=" + rule.Name + ";SharedAccessKey=" + key
+		if rq.path.child != "" {
+			// The queue's stored name: the rule's id is {queue id}/authorizationRules/{rule}.
+			q := strings.TrimSuffix(rule.ID, "/authorizationRules/"+rule.Name)
+			s += ";EntityPath=" + q[strings.LastIndexByte(q, '/')+1:]
+		}
+		return s
+	}
+	return accessKeys{PrimaryConnectionString: conn(primary), SecondaryConnectionString: conn(secondary),
+		PrimaryKey: primary, SecondaryKey: secondary, KeyName: rule.Name}, nil
+}
+
+// ---- operations ----
+
+func (h *Handler) getRule(rq *request) error {
+	k := rq.ruleKind()
+	tenantID, err := h.authorizeAt(rq, k.read)
+	if err != nil {
+		return err
+	}
+	_, res, err := findRule(rq, h.st, tenantID)
+	if err != nil {
+		return err
+	}
+	v, err := ruleViewOf(k, res)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusOK, v)
+}
+
+func (h *Handler) listRules(rq *request) error {
+	k := rq.ruleKind()
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	rq.action = k.read
+	ns, parentID, err := ruleParent(rq, h.st, tenantID)
+	if err != nil {
+		return err
+	}
+	rs, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: ns.SubscriptionID, Type: k.typ, IDPrefix: parentID})
+	if err != nil {
+		return internalError(err)
+	}
+	return writeReadable(h, rq, k.read, rs, resourceID, func(res store.Resource) (ruleView, error) { return ruleViewOf(k, res) })
+}
+
+// putRule creates a rule with new keys, or sets an existing rule's
+// rights keeping its keys. Azure answers 200 either way.
+func (h *Handler) putRule(rq *request) error {
+	k := rq.ruleKind()
+	tenantID, err := h.authorizeAt(rq, k.write)
+	if err != nil {
+		return err
+	}
+	name := rq.path.rule
+	if !validRuleName(name) {
+		return badRequest("The authorization rule name '%s' is invalid. A rule name must be 1 to 50 letters, digits, '.', '-' or '_', and start and end with a letter or digit.",
+			safeText(name))
+	}
+	var body struct {
+		Properties *struct {
+			Rights []string `json:"rights"`
+		} `json:"properties"`
+	}
+	if err := readBody(rq, &body); err != nil {
+		return err
+	}
+	if body.Properties == nil {
+		return badRequest("The property properties.rights is required: it must hold one or more of 'Listen', 'Send' and 'Manage'.")
+	}
+	rights, err := rightsOf(body.Properties.Rights)
+	if err != nil {
+		return err
+	}
+	var out store.Resource
+	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		ns, parentID, err := ruleParent(rq, tx, tenantID)
+		if err != nil {
+			return err
+		}
+		id := parentID + "/authorizationRules/" + name
+		rq.target = id
+		primary, secondary := servicebus.NewRuleKey(), servicebus.NewRuleKey()
+		old, err := findTyped(rq, tx, tenantID, id, k.typ)
+		var existing *store.Resource
+		switch {
+		case err == nil:
+			if _, primary, secondary, err = servicebus.OpenRule(h.kek, old); err != nil {
+				return internalError(err)
+			}
+			existing, id = &old, old.ID
+		case errors.Is(err, store.ErrNotFound):
+		default:
+			return internalError(err)
+		}
+		res, err := h.ruleRecord(k, ns, id, name, rights, primary, secondary)
+		if err != nil {
+			return err
+		}
+		out, err = writeRecord(rq, tx, res, existing, newError(http.StatusConflict, "Conflict", "The resource id '%s' is taken by a resource of another type.", safeText(id)))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	v, err := ruleViewOf(k, out)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusOK, v)
+}
+
+func (h *Handler) deleteRule(rq *request) error {
+	k := rq.ruleKind()
+	tenantID, err := h.authorizeAt(rq, k.del)
+	if err != nil {
+		return err
+	}
+	return h.deleteAndWrite(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		_, res, err := findRule(rq, tx, tenantID)
+		if err != nil {
+			return nothingIfNotFound(err)
+		}
+		rq.target = res.ID
+		return deleteRecord(rq, tx, res.ID)
+	})
+}
+
+// listRuleKeys answers the rule's keys. Reading a secret is audited like
+// a change.
+func (h *Handler) listRuleKeys(rq *request) error {
+	k := rq.ruleKind()
+	tenantID, err := h.authorizeAt(rq, k.listKeys)
+	if err != nil {
+		return err
+	}
+	var keys accessKeys
+	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		ns, res, err := findRule(rq, tx, tenantID)
+		if err != nil {
+			return err
+		}
+		rq.target = res.ID
+		keys, err = h.keysOf(rq, ns, res)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusOK, keys)
+}
+
+// regenerateRuleKeys replaces the primary or the secondary key with a new
+// random key, or with the key the body gives (a base64 256-bit key).
+func (h *Handler) regenerateRuleKeys(rq *request) error {
+	k := rq.ruleKind()
+	tenantID, err := h.authorizeAt(rq, k.regenerate)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		KeyType string  `json:"keyType"`
+		Key     *string `json:"key"`
+	}
+	if err := readBody(rq, &body); err != nil {
+		return err
+	}
+	var secondary bool
+	switch {
+	case strings.EqualFold(body.KeyType, "PrimaryKey"):
+	case strings.EqualFold(body.KeyType, "SecondaryKey"):
+		secondary = true
+	default:
+		return badRequest("The value '%s' of keyType is not valid: it must be 'PrimaryKey' or 'SecondaryKey'.", safeText(body.KeyType))
+	}
+	newKey := servicebus.NewRuleKey()
+	if body.Key != nil && *body.Key != "" {
+		if raw, err := base64.StdEncoding.DecodeString(*body.Key); err != nil || len(raw) != 32 {
+			return badRequest("The key must be a base64-encoded 256-bit key (44 characters).")
+		}
+		newKey = *body.Key
+	}
+	var keys accessKeys
+	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		ns, res, err := findRule(rq, tx, tenantID)
+		if err != nil {
+			return err
+		}
+		rq.target = res.ID
+		rights, primary, second, err := servicebus.OpenRule(h.kek, res)
+		if err != nil {
+			return internalError(err)
+		}
+		if secondary {
+			second = newKey
+		} else {
+			primary = newKey
+		}
+		upd, err := h.ruleRecord(rq.ruleKind(), ns, res.ID, res.Name, rights, primary, second)
+		if err != nil {
+			return err
+		}
+		out, err := writeRecord(rq, tx, upd, &res, nil)
+		if err != nil {
+			return err
+		}
+		keys, err = h.keysOf(rq, ns, out)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusOK, keys)
+}
