@@ -181,7 +181,7 @@ func (s *Service) UpdateServicePrincipal(ctx context.Context, tenantID, id strin
 // its role assignments and memberships. For another tenant's application
 // this is how a customer revokes a provider's access.
 func (s *Service) DeleteServicePrincipal(ctx context.Context, tenantID, id string) error {
-	return s.st.DeleteObject(ctx, tenantID, store.KindServicePrincipal, id)
+	return s.deleteServicePrincipalAndGrants(ctx, tenantID, id)
 }
 
 // AddServicePrincipalPassword adds a client secret to a service principal.

@@ -200,7 +200,7 @@ func (s *Server) buildRouter() *router {
 		aliases = map[string]string{"https://vault." + d: directory.KeyVaultResource}
 	}
 	tokens := sts.New(sts.Config{Directory: s.dir, Keys: s.keys, Audit: s.audit, Logger: s.logger, IsLoginHost: isLogin,
-		FederationClient: federationClient(), ManagedIdentityIssuerBase: miIssuer, ResourceAliases: aliases})
+		FederationClient: federationClient(), ManagedIdentityIssuerBase: miIssuer, ResourceAliases: aliases, KEK: s.kek})
 	verifier := sts.NewVerifier(s.keys, s.dir, isLogin, time.Now)
 	graphAPI := graph.New(graph.Config{Directory: s.dir, Verifier: verifier, Audit: s.audit, Logger: s.logger})
 	access := rbac.New(s.store, s.dir)

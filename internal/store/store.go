@@ -39,6 +39,8 @@ type Store interface {
 	Vaults
 	ARM
 	Queues
+	RefreshTokens
+	DeviceCodes
 
 	// InTx runs fn with a Store whose every call is part of one transaction.
 	// If fn returns an error the transaction is rolled back and the error is

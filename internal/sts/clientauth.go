@@ -33,6 +33,17 @@ type client struct {
 	method string
 }
 
+// displayName is how error messages name the client.
+func (c *client) displayName() string {
+	if c.app != nil {
+		return c.app.DisplayName
+	}
+	if c.sp != nil {
+		return c.sp.DisplayName
+	}
+	return c.appID
+}
+
 // isManagedIdentity reports whether the client is a managed identity.
 func (c *client) isManagedIdentity() bool {
 	return c.app == nil && c.sp != nil && c.sp.IsManagedIdentity()

@@ -40,6 +40,7 @@ type env struct {
 	svc      *sts.Service
 	srv      *httptest.Server
 	verifier *sts.Verifier
+	kek      []byte // seals authorization codes
 
 	contoso, fabrikam store.Tenant
 	provider          *directory.Application
@@ -56,7 +57,7 @@ func newEnv(t testing.TB, st store.Store) *env {
 	t.Helper()
 	ctx := context.Background()
 	b := testenv.New(t, st, testenv.LoginHosts("127.0.0.1", "login.tenantbridge.test"), testenv.Federation())
-	e := &env{t: t, ctx: ctx, st: st, dir: b.Dir, keys: b.Keys, audit: b.Audit, svc: b.STS, srv: b.Server, verifier: b.Verifier}
+	e := &env{t: t, ctx: ctx, st: st, dir: b.Dir, keys: b.Keys, audit: b.Audit, svc: b.STS, srv: b.Server, verifier: b.Verifier, kek: b.KEK}
 
 	contoso, err := e.dir.CreateTenant(ctx, "contoso")
 	must(t, err)

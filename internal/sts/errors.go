@@ -63,6 +63,24 @@ const (
 	codeCredentialInvalid      = 70002
 	codeResourceNotFound       = 500011
 	codeBodyTooLarge           = 90015
+	// User grants.
+	codeAuthCodeInvalid   = 70000
+	codeAuthCodeRedeemed  = 54005
+	codeRedirectMismatch  = 500112
+	codePKCEMismatch      = 501481
+	codeConsentRequired   = 65001
+	codeMultipleResources = 28000
+	codeRefreshExpired    = 700082
+	codeRefreshRevoked    = 50173
+	codeRefreshMalformed  = 9002313
+	codeUserNotFound      = 50034
+	codeUserDisabled      = 50057
+	// The device code grant.
+	codeAuthorizationPending  = 70016
+	codeSlowDown              = 70017
+	codeAuthorizationDeclined = 70018
+	codeDeviceCodeExpired     = 70019
+	codeDeviceCodeInvalid     = 70020
 
 	// Client assertions: certificate credentials (clientauth_certificate.go)
 	// and federated identity credentials (clientauth_federated.go). See
@@ -114,7 +132,27 @@ var errorTable = map[int]errorSpec{
 	codeCredentialInvalid: {http.StatusUnauthorized, "invalid_client", "Error validating credentials. %s"},
 	codeResourceNotFound: {http.StatusBadRequest, "invalid_resource",
 		"The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."},
-	codeBodyTooLarge: {http.StatusRequestEntityTooLarge, "invalid_request", "The request body is too large: at most %d bytes are accepted."},
+	codeAuthCodeInvalid: {http.StatusBadRequest, "invalid_grant", "The provided value for the 'code' parameter is not valid."},
+	codeAuthCodeRedeemed: {http.StatusBadRequest, "invalid_grant",
+		"OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token."},
+	codeRedirectMismatch: {http.StatusBadRequest, "invalid_grant",
+		"The reply address '%s' does not match the reply address '%s' provided when requesting Authorization code."},
+	codePKCEMismatch: {http.StatusBadRequest, "invalid_grant", "The Code_Verifier does not match the code_challenge supplied in the authorization request."},
+	codeConsentRequired: {http.StatusBadRequest, "invalid_grant",
+		"The user or administrator has not consented to use the application with ID '%s' named '%s'. Send an interactive authorization request for this user and resource."},
+	codeMultipleResources: {http.StatusBadRequest, "invalid_scope",
+		"Provided value for the input parameter scope is not valid because it contains more than one resource. Scope %s is not valid."},
+	codeRefreshExpired:        {http.StatusBadRequest, "invalid_grant", "The refresh token has expired due to inactivity."},
+	codeRefreshRevoked:        {http.StatusBadRequest, "invalid_grant", "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password, or the grant was used twice."},
+	codeRefreshMalformed:      {http.StatusBadRequest, "invalid_grant", "Invalid request. Request is malformed or invalid. The refresh token is not valid."},
+	codeUserNotFound:          {http.StatusBadRequest, "invalid_grant", "The user account %s does not exist in the directory."},
+	codeUserDisabled:          {http.StatusBadRequest, "invalid_grant", "The user account is disabled."},
+	codeAuthorizationPending:  {http.StatusBadRequest, "authorization_pending", "OAuth 2.0 device flow error. Authorization is pending. Continue polling."},
+	codeSlowDown:              {http.StatusBadRequest, "slow_down", "OAuth 2.0 device flow error. Polling too fast: wait the interval between polls."},
+	codeAuthorizationDeclined: {http.StatusBadRequest, "authorization_declined", "OAuth 2.0 device flow error. The user declined the authorization."},
+	codeDeviceCodeExpired:     {http.StatusBadRequest, "expired_token", "Verification code expired."},
+	codeDeviceCodeInvalid:     {http.StatusBadRequest, "invalid_grant", "The provided device code is not valid, or was already redeemed."},
+	codeBodyTooLarge:          {http.StatusRequestEntityTooLarge, "invalid_request", "The request body is too large: at most %d bytes are accepted."},
 
 	// MSAL.NET's recorded responses (tests/.../MockHelpers.cs) and the
 	// error-code reference: a client_assertion that is not a JWT.

@@ -64,6 +64,12 @@ type Config struct {
 	// for exactly that. A token asked for an alias is issued as for the
 	// resource it names, with the alias as its audience.
 	ResourceAliases map[string]string
+	// KEK opens the authorization codes the sign-in pages seal (package
+	// userauth); without it (nil) no code can be redeemed.
+	KEK []byte
+	// RefreshTokenInactivity is how long a refresh token may go unused;
+	// DefaultRefreshTokenInactivity (90 days) when zero.
+	RefreshTokenInactivity time.Duration
 }
 
 // Service is the token service. It is an http.Handler for the paths Entra
@@ -81,6 +87,9 @@ type Service struct {
 	federation  *oidcfed.Verifier
 	miIssuer    string
 	aliases     map[string]string
+	kek         []byte
+	// refreshInactivity is the lifetime of an unused refresh token.
+	refreshInactivity time.Duration
 }
 
 // New returns the token service. Directory, Keys and Audit are required: a
@@ -98,6 +107,12 @@ func New(cfg Config) *Service {
 		now:         cfg.Now,
 		isLoginHost: cfg.IsLoginHost,
 		aliases:     cfg.ResourceAliases,
+		kek:         cfg.KEK,
+
+		refreshInactivity: cfg.RefreshTokenInactivity,
+	}
+	if s.refreshInactivity <= 0 {
+		s.refreshInactivity = DefaultRefreshTokenInactivity
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -115,6 +130,12 @@ func New(cfg Config) *Service {
 	s.grants = map[string]grant{
 		grantTypeClientCredentials: clientCredentialsGrant{s},
 	}
+	if len(cfg.KEK) == 32 {
+		s.grants[grantTypeAuthorizationCode] = authorizationCodeGrant{s}
+		s.grants[grantTypeRefreshToken] = refreshTokenGrant{s}
+	}
+	s.grants[grantTypeDeviceCode] = deviceCodeGrant{s}
+	s.grants[grantTypeDeviceCodeV1] = deviceCodeGrant{s}
 	s.clientAuth = []clientAuthMethod{
 		secretPost{},
 		secretBasic{},
@@ -135,6 +156,8 @@ func (s *Service) routes() {
 	// AADSTS900561 rather than the mux's plain 405.
 	m.HandleFunc("/{tenant}/oauth2/v2.0/token", s.handleToken(v2))
 	m.HandleFunc("/{tenant}/oauth2/token", s.handleToken(v1))
+	m.HandleFunc("/{tenant}/oauth2/v2.0/devicecode", s.handleDeviceCode(v2))
+	m.HandleFunc("/{tenant}/oauth2/devicecode", s.handleDeviceCode(v1))
 	// The managed identity endpoint (App Service's, which
 	// ManagedIdentityCredential uses through IDENTITY_ENDPOINT). It takes
 	// every method so that others get its own 405.

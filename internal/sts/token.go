@@ -11,6 +11,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/httpx"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/token"
+	"github.com/tenantbridge/tenantbridge/internal/userauth"
 )
 
 // grant turns a token request of one grant_type into a token, in the style of
@@ -44,6 +45,11 @@ type tokenRequest struct {
 	// resource is what the token is for, as the client named it: an
 	// identifier URI or appId (set by the grant's prepare).
 	resource string
+	// impliedTenant is the tenant a user grant's code or token names,
+	// when the path names none (common, organizations).
+	impliedTenant string
+	// code is the opened authorization code of that grant.
+	code *userauth.Code
 	// audit collects what the audit record says about the request.
 	audit struct {
 		clientID     string
@@ -66,6 +72,7 @@ func (req *tokenRequest) tenantDisplayName() string {
 type issuedToken struct {
 	accessToken string
 	claims      token.Claims
+	user        *userExtras // a user's tokens: id token, refresh token, scope, client_info
 }
 
 // tokenResponse is Entra's token response. v1 adds expires_on, not_before
@@ -78,7 +85,11 @@ type tokenResponse struct {
 	ExpiresOn    string `json:"expires_on,omitempty"`
 	NotBefore    string `json:"not_before,omitempty"`
 	Resource     string `json:"resource,omitempty"`
+	Scope        string `json:"scope,omitempty"`
 	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+	ClientInfo   string `json:"client_info,omitempty"`
 }
 
 // handleToken serves POST /{tenant}/oauth2[/v2.0]/token.
@@ -138,6 +149,11 @@ func (s *Service) token(r *http.Request, req *tokenRequest) (*issuedToken, *Erro
 	if e := g.prepare(req); e != nil {
 		return nil, e
 	}
+	if req.tenant.ID == "" && req.impliedTenant != "" {
+		if req.tenant, e = s.resolveTenant(ctx, req.impliedTenant); e != nil {
+			return nil, e
+		}
+	}
 	c, e := s.authenticateClient(ctx, req, g)
 	if e != nil {
 		return nil, e
@@ -167,6 +183,9 @@ func (s *Service) writeToken(w http.ResponseWriter, r *http.Request, req *tokenR
 		ExpiresIn:    expiresIn,
 		ExtExpiresIn: expiresIn,
 		AccessToken:  t.accessToken,
+	}
+	if u := t.user; u != nil {
+		resp.Scope, resp.RefreshToken, resp.IDToken, resp.ClientInfo = u.scope, u.refreshToken, u.idToken, u.clientInfo
 	}
 	if req.endpoint == v1 {
 		resp.ExpiresOn = strconv.FormatInt(t.claims.Expires, 10)

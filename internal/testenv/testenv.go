@@ -49,6 +49,9 @@ type Env struct {
 	Logger   *slog.Logger
 	STS      *sts.Service
 	Verifier *sts.Verifier
+	// KEK is the key-encryption key the token service opens
+	// authorization codes with (userauth).
+	KEK []byte
 	Server   *httptest.Server
 
 	// LoginURL is the base URL of the token endpoint Token calls; the
@@ -159,7 +162,8 @@ func New(t testing.TB, st store.Store, opts ...Option) *Env {
 	}
 
 	loginHosts := cfg.loginHosts
-	sc := sts.Config{Directory: e.Dir, Keys: e.Keys, Audit: e.Audit, Logger: e.Logger, ResourceAliases: cfg.resourceAliases,
+	e.KEK = RandomKey(t)
+	sc := sts.Config{Directory: e.Dir, Keys: e.Keys, Audit: e.Audit, Logger: e.Logger, ResourceAliases: cfg.resourceAliases, KEK: e.KEK,
 		IsLoginHost: func(h string) bool {
 			for _, l := range loginHosts {
 				if h == l {
