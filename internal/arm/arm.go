@@ -359,6 +359,12 @@ func (h *Handler) authenticate(rq *request, path armPath, pathOK bool) error {
 		switch {
 		case errors.Is(err, token.ErrExpired):
 			return fail("ExpiredAuthenticationToken", "The access token has expired.")
+		case errors.Is(err, token.ErrTrustRevoked):
+			e := fail("InvalidAuthenticationToken", "The access token was issued through a trust that has since been revoked: continuous access evaluation requires a new token.")
+			if ae, ok := e.(*armError); ok {
+				ae.authenticate = token.ClaimsChallenge(loginBase(rq.r)+"/common/oauth2/authorize", directory.ARMAppID, time.Now())
+			}
+			return e
 		case errors.Is(err, sts.ErrWrongAudience):
 			return fail("InvalidAuthenticationTokenAudience", "The access token has been obtained for wrong audience or resource. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.azure.com/'.")
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -53,6 +54,11 @@ func (h *Handler) authenticate(r *http.Request) (caller, *graphError) {
 	claims, err := h.verifier.Verify(r.Context(), raw, graphAudiences...)
 	if err != nil {
 		h.log.InfoContext(r.Context(), "graph: token refused", "err", err)
+		if errors.Is(err, token.ErrTrustRevoked) {
+			e := unauthenticated("Continuous access evaluation resulted in challenge with result: InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp")
+			e.challenge = token.ClaimsChallenge("https://login.microsoftonline.com/common/oauth2/authorize", directory.GraphAppID, time.Now())
+			return caller{}, e
+		}
 		return caller{}, unauthenticated(tokenFailureMessage(err))
 	}
 	if claims.TenantID == "" || claims.ObjectID == "" {

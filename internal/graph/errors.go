@@ -20,6 +20,9 @@ type graphError struct {
 	code    string
 	message string
 	cause   error // logged for 500s, never shown
+	// challenge replaces the 401's WWW-Authenticate (a continuous access
+	// evaluation claims challenge).
+	challenge string
 }
 
 func (e *graphError) Error() string { return e.code + ": " + e.message }
@@ -140,7 +143,11 @@ type innerError struct {
 // response headers by ServeHTTP; the body repeats them.
 func writeError(w http.ResponseWriter, r *http.Request, e *graphError) {
 	if e.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="", client_id="`+directory.GraphAppID+`"`)
+		challenge := e.challenge
+		if challenge == "" {
+			challenge = `Bearer realm="", client_id="` + directory.GraphAppID + `"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
 	}
 	body := errorBody{Error: errorDetail{Code: e.code, Message: e.message, InnerError: innerError{
 		Date:            time.Now().UTC().Format("2006-01-02T15:04:05"),

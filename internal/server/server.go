@@ -30,6 +30,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/proxy"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/servicebus"
+	"github.com/tenantbridge/tenantbridge/internal/signin"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/backends"
 	"github.com/tenantbridge/tenantbridge/internal/sts"
@@ -202,6 +203,9 @@ func (s *Server) buildRouter() *router {
 	tokens := sts.New(sts.Config{Directory: s.dir, Keys: s.keys, Audit: s.audit, Logger: s.logger, IsLoginHost: isLogin,
 		FederationClient: federationClient(), ManagedIdentityIssuerBase: miIssuer, ResourceAliases: aliases, KEK: s.kek})
 	verifier := sts.NewVerifier(s.keys, s.dir, isLogin, time.Now)
+	pages := signin.New(signin.Config{Directory: s.dir, Audit: s.audit, Logger: s.logger, KEK: s.kek,
+		Devices: deviceApprover{s.store}})
+	login := loginSurface{pages: pages, tokens: tokens}
 	graphAPI := graph.New(graph.Config{Directory: s.dir, Verifier: verifier, Audit: s.audit, Logger: s.logger})
 	access := rbac.New(s.store, s.dir)
 	s.vaults = vault.New(vault.Config{Store: s.store, KEK: s.kek, Verifier: verifier,
@@ -218,11 +222,11 @@ func (s *Server) buildRouter() *router {
 	bare := http.NewServeMux()
 	bare.Handle("/_operator/", ops)
 	bare.HandleFunc("GET /healthz", s.health)
-	bare.Handle("/", tokens)
+	bare.Handle("/", login)
 	r.bare = bare
 
 	for h := range loginHosts {
-		r.byHost[h] = tokens
+		r.byHost[h] = login
 	}
 	r.byHost["graph.microsoft.com"] = graphAPI
 	r.byHost["management.azure.com"] = resources

@@ -306,6 +306,11 @@ func (s *Service) authorize(q *request, action string) bool {
 		return false
 	}
 	claims, err := s.verify.Verify(q.r.Context(), strings.TrimSpace(raw), Resource, AppID, "https://"+q.host, "https://"+q.host+"/")
+	if errors.Is(err, token.ErrTrustRevoked) {
+		q.w.Header().Set("WWW-Authenticate", token.ClaimsChallenge("https://login.microsoftonline.com/common/oauth2/authorize", AppID, time.Now()))
+		WriteError(q.w, http.StatusUnauthorized, "InvalidToken: the token was issued through a trust that has been revoked (continuous access evaluation). Resource: '"+entity+"'.")
+		return false
+	}
 	if err != nil {
 		WriteError(q.w, http.StatusUnauthorized, "InvalidIssuer or InvalidAudience: the token is not valid for '"+entity+"'.")
 		return false

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/gencache"
 	"github.com/tenantbridge/tenantbridge/internal/token"
 )
 
@@ -29,6 +31,7 @@ var (
 type Verifier struct {
 	keys        token.KeyLookup
 	verified    *token.VerifiedCache
+	trust       *gencache.Cache[trustKey, trustResult]
 	dir         *directory.Service
 	isLoginHost func(string) bool
 	now         func() time.Time
@@ -41,7 +44,8 @@ func NewVerifier(keys token.KeyLookup, dir *directory.Service, isLoginHost func(
 	if now == nil {
 		now = time.Now
 	}
-	return &Verifier{keys: keys, verified: token.NewVerifiedCache(), dir: dir, isLoginHost: isLoginHost, now: now}
+	return &Verifier{keys: keys, verified: token.NewVerifiedCache(), dir: dir, isLoginHost: isLoginHost, now: now,
+		trust: gencache.New[trustKey, trustResult](dir.Store(), 20_000)}
 }
 
 // Verify checks raw and returns its claims if it is valid for one of the
@@ -69,7 +73,81 @@ func (v *Verifier) Verify(ctx context.Context, raw string, audiences ...string) 
 	if err != nil {
 		return token.Claims{}, fmt.Errorf("sts: verify: tenant lookup: %w", err)
 	}
+	if err := v.checkTrust(ctx, c); err != nil {
+		return token.Claims{}, err
+	}
 	return c, nil
+}
+
+// trustKey is what a trust check depends on, besides the directory.
+type trustKey struct{ tenant, client, user, audience, scope string }
+
+type trustResult struct{ err error }
+
+// checkTrust is continuous access evaluation: the trust a token was issued
+// through must still stand when it is presented. The client application
+// must still have an enabled service principal in the token's tenant (a
+// customer that deletes a provider's principal cuts off the tokens it
+// already has, not only new ones), and a user's token must still be
+// covered by the delegated grants of that client for its resource. The
+// answer is cached for the store's generation: any change to principals
+// or grants is seen on the next request.
+func (v *Verifier) checkTrust(ctx context.Context, c token.Claims) error {
+	client := c.AppID
+	if client == "" {
+		client = c.AZP
+	}
+	if client == "" {
+		return nil // not a token of ours for an application
+	}
+	k := trustKey{tenant: strings.ToLower(c.TenantID), client: strings.ToLower(client), audience: c.Audience}
+	if c.Scope != "" {
+		k.user, k.scope = c.ObjectID, c.Scope
+	}
+	r, err := v.trust.Get(k, func() (trustResult, error) {
+		err := v.trustStands(ctx, c.TenantID, client, k.user, c.Audience, k.scope)
+		if err != nil && !errors.Is(err, token.ErrTrustRevoked) {
+			return trustResult{}, err // a store failure: not cached, not a verdict
+		}
+		return trustResult{err}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("sts: verify: trust: %w", err)
+	}
+	return r.err
+}
+
+func (v *Verifier) trustStands(ctx context.Context, tenantID, client, user, audience, scope string) error {
+	sp, err := v.dir.ServicePrincipalByAppID(ctx, tenantID, client)
+	if errors.Is(err, directory.ErrNotFound) {
+		return fmt.Errorf("%w: client %s has no service principal in tenant %s", token.ErrTrustRevoked, client, tenantID)
+	}
+	if err != nil {
+		return err
+	}
+	if !sp.AccountEnabled {
+		return fmt.Errorf("%w: client %s is disabled in tenant %s", token.ErrTrustRevoked, client, tenantID)
+	}
+	if user == "" {
+		return nil
+	}
+	resource, err := v.dir.ServicePrincipalByName(ctx, tenantID, audience)
+	if errors.Is(err, directory.ErrNotFound) {
+		return fmt.Errorf("%w: resource %s is gone from tenant %s", token.ErrTrustRevoked, audience, tenantID)
+	}
+	if err != nil {
+		return err
+	}
+	consented, err := v.dir.ConsentedScopes(ctx, tenantID, sp.ID, user, resource.ID)
+	if err != nil {
+		return err
+	}
+	for _, s := range strings.Fields(scope) {
+		if !slices.ContainsFunc(consented, func(c string) bool { return strings.EqualFold(c, s) }) {
+			return fmt.Errorf("%w: scope %s is no longer granted", token.ErrTrustRevoked, s)
+		}
+	}
+	return nil
 }
 
 // trustedIssuer accepts Entra's two issuer forms, and https URLs on our

@@ -51,8 +51,8 @@ type Env struct {
 	Verifier *sts.Verifier
 	// KEK is the key-encryption key the token service opens
 	// authorization codes with (userauth).
-	KEK []byte
-	Server   *httptest.Server
+	KEK    []byte
+	Server *httptest.Server
 
 	// LoginURL is the base URL of the token endpoint Token calls; the
 	// server's own URL unless the LoginURL option says otherwise.

@@ -36,11 +36,11 @@ var (
 
 // Code is what an authorization code stands for.
 type Code struct {
-	ID          string    `json:"id"`  // random; the one-time-use key
-	TenantID    string    `json:"tid"` // the tenant the user signed in to (resolved from common/organizations)
-	ClientID    string    `json:"cid"` // the client's appId
-	RedirectURI string    `json:"ru"`  // as sent to authorize; the token request must repeat it exactly
-	UserID      string    `json:"oid"` // the signed-in user's object id
+	ID          string `json:"id"`  // random; the one-time-use key
+	TenantID    string `json:"tid"` // the tenant the user signed in to (resolved from common/organizations)
+	ClientID    string `json:"cid"` // the client's appId
+	RedirectURI string `json:"ru"`  // as sent to authorize; the token request must repeat it exactly
+	UserID      string `json:"oid"` // the signed-in user's object id
 	// Scopes are the scopes the client asked for, as it asked (v2:
 	// "https://graph.microsoft.com/User.Read", "openid", "offline_access";
 	// v1: empty, see Resource).

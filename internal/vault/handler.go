@@ -78,6 +78,13 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims, err := s.verifier.Verify(r.Context(), raw, Resource, AppID, resource)
+	if errors.Is(err, token.ErrTrustRevoked) {
+		// Continuous access evaluation: the client must get a new token,
+		// which the token service will refuse while the trust is gone.
+		w.Header().Set("WWW-Authenticate", token.ClaimsChallenge(strings.TrimRight(s.loginBase(r), "/")+"/"+v.TenantID+"/oauth2/authorize", AppID, s.now()))
+		writeError(w, http.StatusUnauthorized, "Unauthorized", "AKV10013: The token was issued through a trust that has been revoked (continuous access evaluation).", "")
+		return
+	}
 	if err != nil {
 		challenge()
 		writeError(w, http.StatusUnauthorized, "Unauthorized", "AKV10022: Invalid audience, issuer or token.", "")
