@@ -75,6 +75,8 @@ const (
 	codeRefreshMalformed  = 9002313
 	codeUserNotFound      = 50034
 	codeUserDisabled      = 50057
+	codeOBOAudience       = 500131
+	codeOBOAssertion      = 50013
 	// The device code grant.
 	codeAuthorizationPending  = 70016
 	codeSlowDown              = 70017
@@ -152,6 +154,8 @@ var errorTable = map[int]errorSpec{
 	codeAuthorizationDeclined: {http.StatusBadRequest, "authorization_declined", "OAuth 2.0 device flow error. The user declined the authorization."},
 	codeDeviceCodeExpired:     {http.StatusBadRequest, "expired_token", "Verification code expired."},
 	codeDeviceCodeInvalid:     {http.StatusBadRequest, "invalid_grant", "The provided device code is not valid, or was already redeemed."},
+	codeOBOAudience:           {http.StatusBadRequest, "invalid_grant", "Assertion audience does not match the Client app presenting the assertion. The audience in the assertion was not expected."},
+	codeOBOAssertion:          {http.StatusBadRequest, "invalid_grant", "Assertion failed signature validation, or is not a user's access token for this application."},
 	codeBodyTooLarge:          {http.StatusRequestEntityTooLarge, "invalid_request", "The request body is too large: at most %d bytes are accepted."},
 
 	// MSAL.NET's recorded responses (tests/.../MockHelpers.cs) and the

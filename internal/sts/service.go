@@ -134,6 +134,7 @@ func New(cfg Config) *Service {
 		s.grants[grantTypeAuthorizationCode] = authorizationCodeGrant{s}
 		s.grants[grantTypeRefreshToken] = refreshTokenGrant{s}
 	}
+	s.grants[grantTypeJWTBearer] = onBehalfOfGrant{s}
 	s.grants[grantTypeDeviceCode] = deviceCodeGrant{s}
 	s.grants[grantTypeDeviceCodeV1] = deviceCodeGrant{s}
 	s.clientAuth = []clientAuthMethod{

@@ -275,3 +275,57 @@ func TestMSALAuthCodeThenSilent(t *testing.T) {
 		t.Fatalf("refresh tokens after one silent refresh: %+v", tokens)
 	}
 }
+
+// On-behalf-of: the provider's client gets a user token for a middle-tier
+// API, which exchanges it for a Graph token as the same user.
+func TestOnBehalfOf(t *testing.T) {
+	e := newEnv(t, storetest.SQLite(t))
+	f := e.signedInUser(t)
+	mid, err := e.dir.CreateApplication(e.ctx, e.fabrikam.ID, directory.Application{DisplayName: "midtier",
+		IdentifierURIs: []string{"api://midtier.fabrikam.test"},
+		OAuth2PermissionScopes: []directory.PermissionScope{{ID: "7b8a3f10-4c6e-4b8e-9d2a-1f0e6c5b4a39", Value: "access_as_user", Type: "User",
+			AdminConsentDisplayName: "Access the API", UserConsentDisplayName: "Access the API", IsEnabled: true}}})
+	must(t, err)
+	midSP, err := e.dir.CreateServicePrincipal(e.ctx, e.fabrikam.ID, mid.AppID)
+	must(t, err)
+	cred, err := e.dir.AddApplicationPassword(e.ctx, e.fabrikam.ID, mid.ID, "obo", time.Time{}, time.Time{})
+	must(t, err)
+	graph, err := e.dir.ServicePrincipalByAppID(e.ctx, e.fabrikam.ID, directory.GraphAppID)
+	must(t, err)
+	for _, g := range []directory.OAuth2PermissionGrant{
+		{ClientID: e.providerSPOther.ID, ResourceID: midSP.ID, Scope: "access_as_user"},
+		{ClientID: midSP.ID, ResourceID: graph.ID, Scope: "User.Read"},
+	} {
+		g.ConsentType, g.PrincipalID = directory.ConsentPrincipal, f.user.ID
+		_, err := e.dir.CreateDelegatedGrant(e.ctx, e.fabrikam.ID, g)
+		must(t, err)
+	}
+	resp, doc := e.post(e.tokenURL(e.fabrikam.ID, true), url.Values{"grant_type": {"authorization_code"}, "client_id": {e.provider.AppID},
+		"client_secret": {e.providerSecret}, "redirect_uri": {f.redirect},
+		"code": {e.code(t, f.codeFor(e, "api://midtier.fabrikam.test/access_as_user"))}}, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("user token for the middle tier: %d %v", resp.StatusCode, doc)
+	}
+	userToken := doc["access_token"].(string)
+	obo := func(assertion, scope string) (*http.Response, map[string]any) {
+		return e.post(e.tokenURL(e.fabrikam.ID, true), url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"},
+			"client_id": {mid.AppID}, "client_secret": {cred.SecretText}, "assertion": {assertion}, "scope": {scope},
+			"requested_token_use": {"on_behalf_of"}}, nil)
+	}
+	resp, doc = obo(userToken, "https://graph.microsoft.com/User.Read")
+	if resp.StatusCode != 200 {
+		t.Fatalf("on-behalf-of: %d %v", resp.StatusCode, doc)
+	}
+	c := claimsOf(t, doc["access_token"].(string))
+	if c.ObjectID != f.user.ID || c.AppID != mid.AppID || c.Scope != "User.Read" || c.Audience != directory.GraphResource {
+		t.Fatalf("on-behalf-of token: %+v", c)
+	}
+	// Not consented for the middle tier: refused.
+	if resp, doc := obo(userToken, "https://graph.microsoft.com/User.ReadBasic.All"); resp.StatusCode != 400 || aadstsOf(doc) != 65001 {
+		t.Fatalf("unconsented scope: %d %v", resp.StatusCode, doc)
+	}
+	// A token for another audience, and an app-only token, are no assertion for it.
+	if resp, doc := obo(doc["access_token"].(string), "https://graph.microsoft.com/User.Read"); resp.StatusCode != 400 || aadstsOf(doc) != 500131 {
+		t.Fatalf("Graph token as assertion: %d %v", resp.StatusCode, doc)
+	}
+}
