@@ -56,6 +56,9 @@ type Config struct {
 	// tenantbridge serves end in this server, so that unmodified programs
 	// reach it with no change to DNS. Empty means no proxy.
 	ProxyListen string
+	// RefreshTokenLifetime is how long a refresh token may go unused
+	// before it expires; zero means Entra's 90 days.
+	RefreshTokenLifetime time.Duration
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -201,7 +204,7 @@ func (s *Server) buildRouter() *router {
 		aliases = map[string]string{"https://vault." + d: directory.KeyVaultResource}
 	}
 	tokens := sts.New(sts.Config{Directory: s.dir, Keys: s.keys, Audit: s.audit, Logger: s.logger, IsLoginHost: isLogin,
-		FederationClient: federationClient(), ManagedIdentityIssuerBase: miIssuer, ResourceAliases: aliases, KEK: s.kek})
+		FederationClient: federationClient(), ManagedIdentityIssuerBase: miIssuer, ResourceAliases: aliases, KEK: s.kek, RefreshTokenInactivity: s.cfg.RefreshTokenLifetime})
 	verifier := sts.NewVerifier(s.keys, s.dir, isLogin, time.Now)
 	pages := signin.New(signin.Config{Directory: s.dir, Audit: s.audit, Logger: s.logger, KEK: s.kek,
 		Devices: deviceApprover{s.store}})
