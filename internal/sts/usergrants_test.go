@@ -3,6 +3,7 @@ package sts_test
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -327,5 +328,22 @@ func TestOnBehalfOf(t *testing.T) {
 	// A token for another audience, and an app-only token, are no assertion for it.
 	if resp, doc := obo(doc["access_token"].(string), "https://graph.microsoft.com/User.Read"); resp.StatusCode != 400 || aadstsOf(doc) != 500131 {
 		t.Fatalf("Graph token as assertion: %d %v", resp.StatusCode, doc)
+	}
+}
+
+// A refresh token unused past its inactivity lifetime is refused with
+// Entra's AADSTS700082.
+func TestRefreshTokenInactivityExpiry(t *testing.T) {
+	e := newEnv(t, storetest.SQLite(t))
+	f := e.signedInUser(t)
+	const value = "1.an-old-refresh-token-that-nobody-used-for-ninety-days"
+	sum := sha256.Sum256([]byte(value))
+	must(t, e.st.CreateRefreshToken(e.ctx, store.RefreshToken{ID: hex.EncodeToString(sum[:]), FamilyID: "fam", TenantID: e.fabrikam.ID,
+		ClientID: e.provider.AppID, UserID: f.user.ID, Scope: "User.Read offline_access",
+		Created: time.Now().Add(-91 * 24 * time.Hour), Expires: time.Now().Add(-24 * time.Hour)}))
+	resp, doc := e.post(e.tokenURL(e.fabrikam.ID, true), url.Values{"grant_type": {"refresh_token"}, "client_id": {e.provider.AppID},
+		"client_secret": {e.providerSecret}, "refresh_token": {value}, "scope": {"User.Read"}}, nil)
+	if resp.StatusCode != 400 || aadstsOf(doc) != 700082 {
+		t.Fatalf("expired refresh token: %d %v", resp.StatusCode, doc)
 	}
 }
