@@ -82,3 +82,24 @@ func TestPKCE(t *testing.T) {
 		}
 	}
 }
+
+// FuzzOpen: no input opens as a code or a session except what was sealed,
+// and none panics.
+func FuzzOpen(f *testing.F) {
+	kek := make([]byte, 32)
+	good, _ := SealCode(kek, Code{UserID: "u", Expires: time.Now().Add(time.Hour)})
+	f.Add(good)
+	f.Add("")
+	f.Add("AAAA")
+	f.Fuzz(func(t *testing.T, s string) {
+		now := time.Now()
+		// Only what this key sealed opens (the seed); anything else is a
+		// forgery, which the AEAD refuses.
+		if c, err := OpenCode(kek, s, now); err == nil && c.UserID != "u" {
+			t.Fatalf("%q opened as a code: %+v", s, c)
+		}
+		if _, err := OpenSession(kek, s, now); err == nil {
+			t.Fatalf("%q opened as a session", s)
+		}
+	})
+}
