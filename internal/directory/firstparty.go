@@ -36,6 +36,8 @@ const (
 	PermApplicationReadWriteAll    = "Application.ReadWrite.All"
 	PermApplicationReadWriteOwned  = "Application.ReadWrite.OwnedBy"
 	PermAppRoleAssignmentReadWrite = "AppRoleAssignment.ReadWrite.All"
+	PermDelegatedGrantReadAll      = "DelegatedPermissionGrant.Read.All"
+	PermDelegatedGrantReadWriteAll = "DelegatedPermissionGrant.ReadWrite.All"
 	PermDirectoryReadAll           = "Directory.Read.All"
 	PermDirectoryReadWriteAll      = "Directory.ReadWrite.All"
 	PermGroupReadAll               = "Group.Read.All"
@@ -51,6 +53,8 @@ var graphAppRoles = []AppRole{
 	appPermission("1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9", PermApplicationReadWriteAll, "Read and write all applications"),
 	appPermission("18a4783c-866b-4cc7-a460-3d5e5662c884", PermApplicationReadWriteOwned, "Manage apps that this app creates or owns"),
 	appPermission("06b708a9-e830-4db3-a914-8e69da51d44f", PermAppRoleAssignmentReadWrite, "Manage app permission grants and app role assignments"),
+	appPermission("81b4724a-58aa-41c1-8a55-84ef97466587", PermDelegatedGrantReadAll, "Read all delegated permission grants"),
+	appPermission("8e8e4742-1d95-4f68-9d56-6ee75648c72a", PermDelegatedGrantReadWriteAll, "Manage all delegated permission grants"),
 	appPermission("7ab1d382-f21e-4acd-a863-ba3e13f7da61", PermDirectoryReadAll, "Read directory data"),
 	appPermission("19dbc75e-c2e2-444c-a770-ec69d8559fc7", PermDirectoryReadWriteAll, "Read and write directory data"),
 	appPermission("5b567255-7703-4780-807c-7be8301ae99b", PermGroupReadAll, "Read all groups"),

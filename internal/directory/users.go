@@ -124,9 +124,25 @@ func (s *Service) UpdateUser(ctx context.Context, tenantID, id string, c UserCha
 	})
 }
 
-// DeleteUser removes a user with their memberships and role assignments.
+// DeleteUser removes a user with their memberships and role assignments,
+// and, as Entra does, the delegated permission grants made for that user
+// alone (consentType Principal), all in one transaction: a grant never
+// outlives its principal.
 func (s *Service) DeleteUser(ctx context.Context, tenantID, id string) error {
-	return s.st.DeleteObject(ctx, tenantID, store.KindUser, id)
+	return s.inTx(ctx, func(tx *Service) error {
+		grants, err := list[OAuth2PermissionGrant](ctx, tx.st, store.ObjectQuery{TenantID: tenantID, Kind: store.KindOAuth2PermissionGrant})
+		if err != nil {
+			return err
+		}
+		for _, g := range grants {
+			if g.ConsentType == ConsentPrincipal && strings.EqualFold(g.PrincipalID, id) {
+				if err := tx.st.DeleteObject(ctx, tenantID, store.KindOAuth2PermissionGrant, g.ID); err != nil && !errors.Is(err, ErrNotFound) {
+					return err
+				}
+			}
+		}
+		return tx.st.DeleteObject(ctx, tenantID, store.KindUser, id)
+	})
 }
 
 // CheckUserPassword reports whether password is the user's, and the account is enabled.

@@ -118,6 +118,8 @@ const (
 	kindUserMemberships    resourceKind = "users/memberOf"
 	kindGroups             resourceKind = "groups"
 	kindGroupMembers       resourceKind = "groups/members"
+	// kindOAuth2PermissionGrants are delegated permission grants.
+	kindOAuth2PermissionGrants resourceKind = "oauth2PermissionGrants"
 )
 
 // verb is whether an endpoint reads or changes.
@@ -169,6 +171,15 @@ var (
 // counts when the token carries it: as an app role (roles claim) in an
 // app-only token, as a delegated scope (scp claim) in a delegated one.
 var permissionTable = map[resourceKind]map[verb][]grant{
+	// Graph's documented permissions for grants: reading takes
+	// Directory.Read.All (or DelegatedPermissionGrant.Read.All, or either
+	// write permission); changing takes DelegatedPermissionGrant.ReadWrite.All
+	// or Directory.ReadWrite.All.
+	kindOAuth2PermissionGrants: {
+		read: all(directory.PermDelegatedGrantReadAll, directory.PermDelegatedGrantReadWriteAll,
+			directory.PermDirectoryReadAll, directory.PermDirectoryReadWriteAll),
+		write: all(directory.PermDelegatedGrantReadWriteAll, directory.PermDirectoryReadWriteAll),
+	},
 	kindApplications:      {read: applicationRead, write: applicationWrite},
 	kindServicePrincipals: {read: applicationRead, write: applicationWrite},
 	kindAppRoleAssignments: {

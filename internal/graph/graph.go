@@ -119,6 +119,7 @@ func (h *Handler) routes() []route {
 		{"GET /v1.0/servicePrincipals/{id}/appRoleAssignedTo", kindAppRoleAssignments, read, "appRoleAssignment.list", h.listAssignments(byResource)},
 		{"POST /v1.0/servicePrincipals/{id}/appRoleAssignedTo", kindAppRoleAssignments, write, "appRoleAssignment.create", h.createAssignment(byResource)},
 		{"DELETE /v1.0/servicePrincipals/{id}/appRoleAssignedTo/{ref}", kindAppRoleAssignments, write, "appRoleAssignment.delete", h.deleteAssignment(byResource)},
+		{"GET /v1.0/servicePrincipals/{id}/oauth2PermissionGrants", kindOAuth2PermissionGrants, read, "oauth2PermissionGrant.list", h.listServicePrincipalGrants},
 
 		{"GET /v1.0/users", kindUsers, read, "user.list", h.listUsers},
 		{"POST /v1.0/users", kindUsers, write, "user.create", h.createUser},
@@ -127,6 +128,7 @@ func (h *Handler) routes() []route {
 		{"DELETE /v1.0/users/{id}", kindUsers, write, "user.delete", h.deleteUser},
 		{"GET /v1.0/users/{id}/appRoleAssignments", kindAppRoleAssignments, read, "appRoleAssignment.list", h.listUserAssignments},
 		{"GET /v1.0/users/{id}/memberOf", kindUserMemberships, read, "user.memberOf", h.listMemberOf},
+		{"GET /v1.0/users/{id}/oauth2PermissionGrants", kindOAuth2PermissionGrants, read, "oauth2PermissionGrant.list", h.listUserGrants},
 
 		{"GET /v1.0/groups", kindGroups, read, "group.list", h.listGroups},
 		{"POST /v1.0/groups", kindGroups, write, "group.create", h.createGroup},
@@ -140,6 +142,12 @@ func (h *Handler) routes() []route {
 		{"GET /v1.0/groups/{id}/owners", kindGroups, read, "group.owner.list", h.ownersOf(h.groupObject)},
 		{"POST /v1.0/groups/{id}/owners/$ref", kindGroups, write, "group.owner.add", h.addOwner(h.groupObject)},
 		{"DELETE /v1.0/groups/{id}/owners/{ref}/$ref", kindGroups, write, "group.owner.remove", h.removeOwner(h.groupObject)},
+
+		{"GET /v1.0/oauth2PermissionGrants", kindOAuth2PermissionGrants, read, "oauth2PermissionGrant.list", h.listGrants},
+		{"POST /v1.0/oauth2PermissionGrants", kindOAuth2PermissionGrants, write, "oauth2PermissionGrant.create", h.createGrant},
+		{"GET /v1.0/oauth2PermissionGrants/{id}", kindOAuth2PermissionGrants, read, "oauth2PermissionGrant.get", h.getGrant},
+		{"PATCH /v1.0/oauth2PermissionGrants/{id}", kindOAuth2PermissionGrants, write, "oauth2PermissionGrant.update", h.updateGrant},
+		{"DELETE /v1.0/oauth2PermissionGrants/{id}", kindOAuth2PermissionGrants, write, "oauth2PermissionGrant.delete", h.deleteGrant},
 	}
 }
 

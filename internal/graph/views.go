@@ -898,3 +898,40 @@ func hasNUL(body []byte) bool {
 		}
 	}
 }
+
+// ---- delegated permission grants ----
+
+// oauth2PermissionGrantView is Graph v1.0's oAuth2PermissionGrant:
+// principalId is null for an AllPrincipals grant.
+type oauth2PermissionGrantView struct {
+	ID          string  `json:"id"`
+	ClientID    string  `json:"clientId"`
+	ConsentType string  `json:"consentType"`
+	PrincipalID *string `json:"principalId"`
+	ResourceID  string  `json:"resourceId"`
+	Scope       string  `json:"scope"`
+}
+
+func grantToView(g *directory.OAuth2PermissionGrant) oauth2PermissionGrantView {
+	return oauth2PermissionGrantView{ID: g.ID, ClientID: g.ClientID, ConsentType: g.ConsentType,
+		PrincipalID: nullable(g.PrincipalID), ResourceID: g.ResourceID, Scope: g.Scope}
+}
+
+// oauth2PermissionGrantInput is the body of a create or update; nil is
+// absent. An update may carry scope only.
+type oauth2PermissionGrantInput struct {
+	ODataType   string  `json:"@odata.type"`
+	ClientID    *string `json:"clientId"`
+	ConsentType *string `json:"consentType"`
+	PrincipalID *string `json:"principalId"`
+	ResourceID  *string `json:"resourceId"`
+	Scope       *string `json:"scope"`
+}
+
+var (
+	oauth2PermissionGrantReadOnly = []string{"id"}
+	// oauth2PermissionGrantFixed are the properties a grant is created
+	// with and never changes; PATCH refuses them, as Graph does.
+	oauth2PermissionGrantFixed      = []string{"id", "clientId", "consentType", "principalId", "resourceId"}
+	oauth2PermissionGrantProperties = propertiesOf(oauth2PermissionGrantView{})
+)
