@@ -120,11 +120,11 @@ func (c *cli) tenantDeleteCommand() *cobra.Command {
 }
 
 func (c *cli) auditCommand() *cobra.Command {
-	var tenant string
+	var tenant, byTenant string
 	var after int64
 	var limit int
 	cmd := &cobra.Command{
-		Use:   "audit --tenant T",
+		Use:   "audit --tenant T [--by-tenant OTHER]",
 		Short: "Show the audit log of a tenant: what was done in it and what it did elsewhere (operator)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -132,7 +132,7 @@ func (c *cli) auditCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			recs, err := op.Audit(cmd.Context(), azclient.AuditQuery{Tenant: tenant, After: after, Limit: limit})
+			recs, err := op.Audit(cmd.Context(), azclient.AuditQuery{Tenant: tenant, ByTenant: byTenant, After: after, Limit: limit})
 			if err != nil {
 				return err
 			}
@@ -152,6 +152,7 @@ func (c *cli) auditCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant name, domain or id (required)")
+	cmd.Flags().StringVar(&byTenant, "by-tenant", "", "only what principals of this other tenant did in --tenant: what crossed the boundary")
 	cmd.Flags().Int64Var(&after, "after", 0, "only records with a sequence number above N")
 	cmd.Flags().IntVar(&limit, "limit", 0, "at most N records (default: the server's limit)")
 	_ = cmd.MarkFlagRequired("tenant")

@@ -151,8 +151,11 @@ type AuditRecord struct {
 // for the server's default).
 type AuditQuery struct {
 	Tenant string
-	After  int64
-	Limit  int
+	// ByTenant narrows the records to what principals of this other
+	// tenant did in Tenant.
+	ByTenant string
+	After    int64
+	Limit    int
 }
 
 // CreateTenant creates a tenant with its bootstrap administrator.
@@ -191,6 +194,9 @@ func (o *Operator) Audit(ctx context.Context, q AuditQuery) ([]AuditRecord, erro
 	v := url.Values{}
 	if q.Tenant != "" {
 		v.Set("tenant", q.Tenant)
+	}
+	if q.ByTenant != "" {
+		v.Set("byTenant", q.ByTenant)
 	}
 	if q.After > 0 {
 		v.Set("after", strconv.FormatInt(q.After, 10))

@@ -309,6 +309,18 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		q.TenantID = t.ID
 	}
+	if ref := r.URL.Query().Get("byTenant"); ref != "" {
+		if q.TenantID == "" {
+			writeError(w, http.StatusBadRequest, "InvalidParameter", "byTenant needs tenant: the tenant the actions were taken in")
+			return
+		}
+		t, err := a.dir.Tenant(r.Context(), ref)
+		if err != nil {
+			a.fail(w, r, "", ref, err)
+			return
+		}
+		q.ByTenantID = t.ID
+	}
 	if v := r.URL.Query().Get("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {

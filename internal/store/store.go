@@ -240,8 +240,12 @@ type AuditRecord struct {
 type AuditQuery struct {
 	// TenantID selects records whose actor or target tenant is this tenant.
 	TenantID string
-	AfterSeq int64
-	Limit    int // 0 means no limit
+	// ByTenantID, with TenantID, narrows them to what principals of this
+	// (other) tenant did in TenantID: actor tenant ByTenantID and target
+	// tenant TenantID. What crossed a boundary, seen from either side.
+	ByTenantID string
+	AfterSeq   int64
+	Limit      int // 0 means no limit
 }
 
 // Audit stores the audit log. Records are never updated or deleted, except

@@ -165,6 +165,25 @@ func testAuditBatch(t *testing.T, st store.Store) {
 	if !(got[0].Seq < got[1].Seq && got[1].Seq < got[2].Seq) {
 		t.Fatalf("sequence not increasing: %d %d %d", got[0].Seq, got[1].Seq, got[2].Seq)
 	}
+	// What one tenant's principals did in another.
+	customer, publisher := newID(), newID()
+	crossed := []store.AuditRecord{
+		{Actor: "p1", ActorTenant: publisher, TargetTenant: customer, Action: "secret.get", Result: "success"},
+		{Actor: "c1", ActorTenant: customer, TargetTenant: customer, Action: "secret.set", Result: "success"},
+		{Actor: "p2", ActorTenant: publisher, TargetTenant: publisher, Action: "token.issue", Result: "success"},
+		{Actor: "c2", ActorTenant: customer, TargetTenant: publisher, Action: "token.issue", Result: "success"},
+	}
+	if err := st.AppendAudits(ctx, crossed); err != nil {
+		t.Fatal(err)
+	}
+	by, err := st.ListAudit(ctx, store.AuditQuery{TenantID: customer, ByTenantID: publisher})
+	if err != nil || len(by) != 1 || by[0].Actor != "p1" {
+		t.Fatalf("publisher's actions in the customer tenant: %+v, %v", by, err)
+	}
+	if _, err := st.ListAudit(ctx, store.AuditQuery{ByTenantID: publisher}); err == nil {
+		t.Fatal("ByTenantID without TenantID accepted")
+	}
+
 	// A batch larger than one INSERT statement carries keeps its order.
 	big := make([]store.AuditRecord, 150)
 	bigTenant := newID()

@@ -90,8 +90,11 @@ func (s *Store) ListAudit(ctx context.Context, q store.AuditQuery) ([]store.Audi
 	if q.Limit < 0 {
 		return nil, fmt.Errorf("sqlstore: %s: negative limit %d", op, q.Limit)
 	}
-	if !textOK(q.TenantID) {
+	if !textOK(q.TenantID, q.ByTenantID) {
 		return nil, nil
+	}
+	if q.ByTenantID != "" && q.TenantID == "" {
+		return nil, fmt.Errorf("sqlstore: %s: ByTenantID needs TenantID", op)
 	}
 	var (
 		w    strings.Builder
@@ -99,7 +102,11 @@ func (s *Store) ListAudit(ctx context.Context, q store.AuditQuery) ([]store.Audi
 	)
 	w.WriteString(`SELECT ` + auditCols + ` FROM audit WHERE seq > ?`)
 	args = append(args, q.AfterSeq)
-	if q.TenantID != "" {
+	switch {
+	case q.ByTenantID != "":
+		w.WriteString(` AND actor_tenant = ? AND target_tenant = ?`)
+		args = append(args, q.ByTenantID, q.TenantID)
+	case q.TenantID != "":
 		w.WriteString(` AND (actor_tenant = ? OR target_tenant = ?)`)
 		args = append(args, q.TenantID, q.TenantID)
 	}
