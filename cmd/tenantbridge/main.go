@@ -102,6 +102,7 @@ Commands find the server and the CLI profiles in the data directory
 		c.roleCommand(),
 		c.keyvaultCommand(),
 		c.servicebusCommand(),
+		c.brokerCommand(),
 		c.versionCommand(),
 	)
 	return root

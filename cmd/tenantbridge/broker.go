@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/spf13/cobra"
+
+	"github.com/tenantbridge/tenantbridge/internal/broker/partner"
+)
+
+// brokerFlags configure the broker's partner custody. Each has an
+// environment variable, so that a deployed broker is configured without
+// a command line; a flag wins over its variable. The application's secret
+// is read only from the environment (never a flag, which other users of
+// the machine could see).
+type brokerFlags struct {
+	authority, tenant, clientID, certificate string
+	redirectURL, vaultURL, vaultName, secret string
+	scopes                                   []string
+	warnAfter, inactivity                    time.Duration
+	azure                                    bool
+	logLevel                                 string
+}
+
+// Environment variables of the broker.
+const (
+	envBrokerAuthority   = "TENANTBRIDGE_BROKER_AUTHORITY"
+	envBrokerTenant      = "TENANTBRIDGE_BROKER_TENANT"
+	envBrokerClientID    = "TENANTBRIDGE_BROKER_CLIENT_ID"
+	envBrokerSecret      = "TENANTBRIDGE_BROKER_CLIENT_SECRET"
+	envBrokerCertificate = "TENANTBRIDGE_BROKER_CLIENT_CERTIFICATE"
+	envBrokerRedirect    = "TENANTBRIDGE_BROKER_REDIRECT_URL"
+	envBrokerScopes      = "TENANTBRIDGE_BROKER_SCOPES"
+	envBrokerVaultURL    = "TENANTBRIDGE_BROKER_VAULT_URL"
+	envBrokerSecretName  = "TENANTBRIDGE_BROKER_SECRET_NAME"
+	envBrokerWarnAfter   = "TENANTBRIDGE_BROKER_WARN_AFTER"
+	envBrokerInactivity  = "TENANTBRIDGE_BROKER_INACTIVITY"
+	envBrokerAzure       = "TENANTBRIDGE_BROKER_AZURE"
+)
+
+// brokerCommand is the provider's side of the seed scenarios; today the
+// partner custody of the Secure Application Model (seed 003).
+func (c *cli) brokerCommand() *cobra.Command {
+	f := &brokerFlags{}
+	cmd := &cobra.Command{
+		Use:   "broker",
+		Short: "Run the provider's broker: the partner-consent page and the partner's delegated access (Secure Application Model)",
+		Long: `The broker is the provider's side of tenantbridge's scenarios. It is a client of the
+wire APIs only (OAuth 2.0, Key Vault), so it runs against Entra ID and Azure as against
+a tenantbridge: against the tenantbridge of --data when its operator.json is there,
+against Azure with --azure (or when there is none).
+
+It authenticates to the vault with its own managed identity (IDENTITY_ENDPOINT and
+IDENTITY_HEADER, AZURE_CLIENT_ID for a user-assigned one; see tenantbridge env --identity),
+and to the token service as its application with, in order of preference: a federated
+credential trusting that managed identity (the default: no secret at all), a certificate
+(--client-certificate), or a secret ($` + envBrokerSecret + `).`,
+	}
+	e := c.getenv
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.authority, "authority", envOr(e(envBrokerAuthority), partner.DefaultAuthorityHost), "token service host (env "+envBrokerAuthority+")")
+	pf.StringVar(&f.tenant, "partner-tenant", envOr(e(envBrokerTenant), partner.DefaultTenant), "the partner's tenant id, or organizations (env "+envBrokerTenant+")")
+	pf.StringVar(&f.clientID, "client-id", e(envBrokerClientID), "the broker's application (client) id (env "+envBrokerClientID+")")
+	pf.StringVar(&f.certificate, "client-certificate", e(envBrokerCertificate), "PEM file with the application's certificate and RSA key (env "+envBrokerCertificate+")")
+	pf.StringVar(&f.redirectURL, "redirect-url", e(envBrokerRedirect), "the consent callback registered on the application (env "+envBrokerRedirect+"; default http://LISTEN/callback)")
+	pf.StringSliceVar(&f.scopes, "consent-scope", envList(e(envBrokerScopes), "https://graph.microsoft.com/User.Read"), "delegated permissions asked at consent (env "+envBrokerScopes+", space-separated)")
+	pf.StringVar(&f.vaultURL, "vault-url", e(envBrokerVaultURL), "the vault holding the refresh token, e.g. https://NAME.vault.azure.net (env "+envBrokerVaultURL+")")
+	pf.StringVar(&f.vaultName, "vault-name", "", "the vault by name: https://NAME.vault.azure.net")
+	pf.StringVar(&f.secret, "secret-name", envOr(e(envBrokerSecretName), partner.DefaultSecretName), "the vault secret holding the refresh token (env "+envBrokerSecretName+")")
+	pf.DurationVar(&f.warnAfter, "warn-after", envDuration(e(envBrokerWarnAfter), partner.DefaultWarnAfter), "warn when the refresh token has gone unused this long (env "+envBrokerWarnAfter+")")
+	pf.DurationVar(&f.inactivity, "inactivity", envDuration(e(envBrokerInactivity), partner.DefaultInactivity), "how long an unused refresh token lives (env "+envBrokerInactivity+")")
+	pf.BoolVar(&f.azure, "azure", envBool(e(envBrokerAzure)), "reach Azure with the system's network settings, not the tenantbridge of --data (env "+envBrokerAzure+")")
+	pf.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn or error (default info for serve, error otherwise)")
+
+	p := &cobra.Command{Use: "partner", Short: "The partner's delegated access: access tokens, status, refresh"}
+	p.AddCommand(c.brokerPartnerToken(f), c.brokerPartnerStatus(f), c.brokerPartnerRefresh(f))
+	cmd.AddCommand(c.brokerServe(f), p)
+	return cmd
+}
+
+func envOr(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}
+
+func envList(v, def string) []string {
+	if v = strings.TrimSpace(v); v != "" {
+		return strings.Fields(strings.ReplaceAll(v, ",", " "))
+	}
+	return []string{def}
+}
+
+func envDuration(v string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
+func envBool(v string) bool {
+	b, _ := strconv.ParseBool(v)
+	return b
+}
+
+// brokerHTTP returns the client the broker reaches the cloud with: the
+// tenantbridge of --data (by Azure's names, trusting only its CA), or, with
+// --azure or without a local server, the system's.
+func (c *cli) brokerHTTP(f *brokerFlags) (*http.Client, error) {
+	if _, err := os.Stat(filepath.Join(c.dataDir, operatorFile)); f.azure || errors.Is(err, os.ErrNotExist) {
+		return &http.Client{Timeout: time.Minute}, nil
+	}
+	cred, err := c.serverInfo()
+	if err != nil {
+		return nil, err
+	}
+	local, err := cred.Local()
+	if err != nil {
+		return nil, err
+	}
+	t, err := local.Transport()
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: t, Timeout: time.Minute}, nil
+}
+
+// custodian builds the partner custody from the flags; redirect is the
+// consent callback (needed by serve only).
+func (c *cli) custodian(f *brokerFlags, redirect string, logger *slog.Logger) (*partner.Custodian, error) {
+	if f.clientID == "" {
+		return nil, fmt.Errorf("the broker's application is not configured: pass --client-id or set %s", envBrokerClientID)
+	}
+	vaultURL := f.vaultURL
+	if f.vaultName != "" {
+		if vaultURL != "" {
+			return nil, errors.New("choose one of --vault-url and --vault-name")
+		}
+		vaultURL = "https://" + f.vaultName + ".vault.azure.net"
+	}
+	if vaultURL == "" {
+		return nil, fmt.Errorf("the vault is not configured: pass --vault-name or --vault-url, or set %s", envBrokerVaultURL)
+	}
+	hc, err := c.brokerHTTP(f)
+	if err != nil {
+		return nil, err
+	}
+	opts := azcore.ClientOptions{Transport: hc}
+	opts.Retry.MaxRetries = 2
+	miOpts := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts}
+	if id := c.getenv("AZURE_CLIENT_ID"); id != "" {
+		miOpts.ID = azidentity.ClientID(id)
+	}
+	mi, err := azidentity.NewManagedIdentityCredential(miOpts)
+	if err != nil {
+		return nil, fmt.Errorf("the broker's managed identity: %w", err)
+	}
+	secrets, err := azsecrets.NewClient(vaultURL, mi, &azsecrets.ClientOptions{ClientOptions: opts})
+	if err != nil {
+		return nil, fmt.Errorf("vault %s: %w", vaultURL, err)
+	}
+	var cred partner.ClientCredential
+	switch secret := c.getenv(envBrokerSecret); {
+	case f.certificate != "" && secret != "":
+		return nil, fmt.Errorf("choose one application credential: --client-certificate or %s", envBrokerSecret)
+	case f.certificate != "":
+		if cred, err = partner.LoadClientCertificate(f.clientID, f.certificate); err != nil {
+			return nil, err
+		}
+	case secret != "":
+		cred = partner.ClientSecret(secret)
+	default:
+		cred = partner.ManagedIdentityAssertion(mi)
+	}
+	return partner.New(partner.Config{AuthorityHost: f.authority, Tenant: f.tenant, ClientID: f.clientID, Credential: cred,
+		RedirectURL: redirect, Scopes: f.scopes, Secrets: secrets, SecretName: f.secret, HTTPClient: hc, Logger: logger,
+		WarnAfter: f.warnAfter, Inactivity: f.inactivity})
+}
+
+func (c *cli) brokerLogger(f *brokerFlags, def string) (*slog.Logger, error) {
+	return newLogger(c.stderr, envOr(f.logLevel, def))
+}
+
+func (c *cli) brokerServe(f *brokerFlags) *cobra.Command {
+	var listen string
+	var check time.Duration
+	cmd := &cobra.Command{
+		Use:   "serve [--listen ADDR]",
+		Short: "Serve the partner-consent page, and keep the partner's refresh token alive",
+		Long: `Serve the partner-consent page: "Connect partner" sends the partner's administrator to
+sign in (with multi-factor authentication) and consent; the refresh token lands in the vault.
+The page is plain HTTP: put it behind your TLS front end, and register its /callback
+(--redirect-url) on the application exactly. Every --check-interval the broker checks the
+stored token and redeems it when it has gone unused longer than --warn-after.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := c.brokerLogger(f, "info")
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			defer ln.Close()
+			redirect := f.redirectURL
+			if redirect == "" {
+				redirect = "http://" + ln.Addr().String() + "/callback"
+			}
+			cust, err := c.custodian(f, redirect, logger)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			if check > 0 {
+				go cust.KeepAlive(ctx, check)
+			}
+			srv := &http.Server{Handler: cust.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
+				ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(ln) }()
+			c.notef("Partner consent page: http://%s/ (callback %s)", ln.Addr(), redirect)
+			select {
+			case err := <-done:
+				return err
+			case <-ctx.Done():
+			}
+			shut, stop := context.WithTimeout(context.Background(), 5*time.Second)
+			defer stop()
+			return srv.Shutdown(shut)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8500", "HTTP listen address of the consent page (port 0 picks a free port)")
+	cmd.Flags().DurationVar(&check, "check-interval", time.Hour, "how often to check the stored token and keep it alive (0: never)")
+	return cmd
+}
+
+// brokerAccessToken is what partner token prints with -o json.
+type brokerAccessToken struct {
+	AccessToken string `json:"accessToken"`
+	ExpiresOn   string `json:"expiresOn"`
+	ExpiresOnTS int64  `json:"expires_on"`
+	Tenant      string `json:"tenant"`
+	TokenType   string `json:"tokenType"`
+	Scope       string `json:"scope"`
+	User        string `json:"user"`
+}
+
+func (c *cli) brokerPartnerToken(f *brokerFlags) *cobra.Command {
+	var audience string
+	var scopes []string
+	cmd := &cobra.Command{
+		Use:   "token (--audience URL | --scope SCOPE...)",
+		Short: "Mint an access token from the partner's refresh token, writing the rotated refresh token back first",
+		Long: `Redeem the partner's refresh token for an access token for an audience (e.g.
+https://graph.microsoft.com, https://api.partnercenter.microsoft.com) or for scopes, write the
+rotated refresh token to the vault as a new version, and print the access token (or, with
+-o json, the token and its expiry, as az account get-access-token).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ask := scopes
+			switch {
+			case audience != "" && len(scopes) > 0:
+				return errors.New("choose one of --audience and --scope")
+			case audience != "":
+				ask = partner.AudienceScopes(audience)
+			case len(scopes) == 0:
+				return errors.New("say what the token is for: --audience URL or --scope SCOPE")
+			}
+			logger, err := c.brokerLogger(f, "error")
+			if err != nil {
+				return err
+			}
+			cust, err := c.custodian(f, f.redirectURL, logger)
+			if err != nil {
+				return err
+			}
+			at, err := cust.Token(cmd.Context(), ask)
+			if err != nil {
+				return err
+			}
+			if c.format(cmd) != outputJSON {
+				_, err := fmt.Fprintln(c.stdout, at.Token)
+				return err
+			}
+			return writeJSON(c.stdout, brokerAccessToken{AccessToken: at.Token, ExpiresOn: at.ExpiresOn.Local().Format("2006-01-02 15:04:05.000000"),
+				ExpiresOnTS: at.ExpiresOn.Unix(), Tenant: at.TenantID, TokenType: at.TokenType, Scope: at.Scope, User: at.User})
+		},
+	}
+	cmd.Flags().StringVar(&audience, "audience", "", "the resource the token is for, e.g. https://graph.microsoft.com")
+	cmd.Flags().StringSliceVar(&scopes, "scope", nil, "scopes instead of an audience")
+	return cmd
+}
+
+// renderPartnerStatus prints st, and returns the warning as the command's
+// error so that the exit status is non-zero (for monitoring).
+func (c *cli) renderPartnerStatus(cmd *cobra.Command, st *partner.Status) error {
+	err := c.render(cmd, st, func() table {
+		return fields("SECRET", st.Secret, "VERSION", st.Version, "USER", st.User, "TENANT", st.TenantID, "SCOPES", st.Scopes,
+			"CONSENTED", fmtTime(st.ConsentedAt), "LAST USED", fmtTime(st.LastUsed), "EXPIRES IF UNUSED", fmtTime(st.ExpiresAt),
+			"WARNING", st.Warning)
+	})
+	if err != nil {
+		return err
+	}
+	if st.Warning != "" {
+		return errors.New("warning: " + st.Warning)
+	}
+	return nil
+}
+
+func (c *cli) brokerPartnerStatus(f *brokerFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the stored refresh token's custody (never the token); exit non-zero with a warning when it nears its inactivity expiry",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := c.brokerLogger(f, "error")
+			if err != nil {
+				return err
+			}
+			cust, err := c.custodian(f, f.redirectURL, logger)
+			if err != nil {
+				return err
+			}
+			st, err := cust.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return c.renderPartnerStatus(cmd, st)
+		},
+	}
+}
+
+func (c *cli) brokerPartnerRefresh(f *brokerFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "refresh",
+		Short: "Redeem the stored refresh token to keep it alive, writing its successor back",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := c.brokerLogger(f, "error")
+			if err != nil {
+				return err
+			}
+			cust, err := c.custodian(f, f.redirectURL, logger)
+			if err != nil {
+				return err
+			}
+			st, err := cust.Refresh(cmd.Context())
+			if err != nil {
+				return err
+			}
+			c.notef("Refreshed: the vault holds version %s of %s.", st.Version, st.Secret)
+			return c.renderPartnerStatus(cmd, st)
+		},
+	}
+}

@@ -1,0 +1,356 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"html"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/google/uuid"
+
+	"github.com/tenantbridge/tenantbridge/internal/azclient"
+	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
+	"github.com/tenantbridge/tenantbridge/internal/server"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/vault"
+)
+
+const brokerTestPassword = "Partner-Admin-Pass-9"
+
+// TestBrokerPartnerCommands runs the broker as an operator would: broker
+// serve for the consent page, then broker partner token, status and
+// refresh, configured by the environment, with the broker's managed
+// identity as its only credential (for the vault, and as the federated
+// credential of its application).
+func TestBrokerPartnerCommands(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	srv, err := server.New(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cred, err := azclient.ReadOperatorCredential(srv.OperatorFile())
+	must(err)
+	local, err := cred.Local()
+	must(err)
+	transport, err := local.Transport()
+	must(err)
+	hc := &http.Client{Transport: transport, Timeout: time.Minute}
+	op, err := azclient.NewOperatorFromCredential(cred)
+	must(err)
+	ten, err := op.CreateTenant(ctx, "csp")
+	must(err)
+	tid := ten.TenantID
+
+	// Cloud-side setup: the partner admin, the broker's app, identity and vault.
+	d := srv.Directory()
+	admin, err := d.CreateUser(ctx, tid, directory.NewUser{UserPrincipalName: "admin@csp.onmicrosoft.com", DisplayName: "CSP admin",
+		Password: brokerTestPassword, AccountEnabled: true})
+	must(err)
+	must(d.AssignDirectoryRole(ctx, tid, admin.ID, directory.RoleGlobalAdministrator))
+	_, totp, err := d.EnrollTOTP(ctx, tid, admin.ID)
+	must(err)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	brokerAddr := free.Addr().String()
+	free.Close()
+	app, err := d.CreateApplication(ctx, tid, directory.Application{DisplayName: "CSP Broker", SignInAudience: directory.AudienceMultipleOrgs,
+		WebRedirectURIs: []string{"http://" + brokerAddr + "/callback"},
+		RequiredResourceAccess: []directory.RequiredResourceAccess{{ResourceAppID: directory.GraphAppID, ResourceAccess: []directory.ResourceAccess{
+			{ID: "e1fe6dd8-ba31-4d61-89e7-88639da4683d", Type: "Scope"}}}}})
+	must(err)
+	_, err = d.CreateServicePrincipal(ctx, tid, app.AppID)
+	must(err)
+	mi, err := d.CreateUserAssignedIdentity(ctx, tid, "broker", "broker")
+	must(err)
+	_, header, err := d.CreateWorkload(ctx, tid, "broker", "broker", false, []string{mi.ID})
+	must(err)
+	endpoint, err := cred.IdentityEndpoint(tid)
+	must(err)
+	t.Setenv("IDENTITY_ENDPOINT", endpoint) // azidentity reads these from the process environment
+	t.Setenv("IDENTITY_HEADER", header)
+	miCred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
+		ClientOptions: azcore.ClientOptions{Transport: hc}, ID: azidentity.ClientID(mi.AppID)})
+	must(err)
+	xt, err := miCred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{directory.TokenExchangeAudience + "/.default"}})
+	must(err)
+	claims := claimsOf(t, xt.Token)
+	_, err = d.AddFederatedCredential(ctx, tid, app.ID, directory.FederatedIdentityCredential{Name: "broker", Issuer: claims["iss"].(string),
+		Subject: mi.ID, Audiences: []string{directory.TokenExchangeAudience}})
+	must(err)
+	v, err := srv.Vaults().CreateVault(ctx, vault.VaultSpec{TenantID: tid, Name: "csp-broker-kv", ResourceGroup: "broker"})
+	must(err)
+	for principal, role := range map[string]string{mi.ID: rbac.RoleKeyVaultSecretsOfficer, ten.Admin.ServicePrincipalID: rbac.RoleKeyVaultSecretsUser} {
+		must(srv.Store().CreateRoleAssignment(ctx, store.RoleAssignment{TenantID: tid, ID: uuid.NewString(), Scope: v.ResourceID,
+			RoleDefinitionID: role, PrincipalID: principal, PrincipalType: store.PrincipalServicePrincipal, CreatedOn: time.Now()}))
+	}
+	adminCred, err := azidentity.NewClientSecretCredential(tid, ten.Admin.ClientID, ten.Admin.ClientSecret,
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: policy.ClientOptions{Transport: hc}})
+	must(err)
+	kv, err := azsecrets.NewClient("https://csp-broker-kv.vault.azure.net", adminCred, &azsecrets.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: hc}})
+	must(err)
+	stored := func() (value, version string) {
+		t.Helper()
+		s, err := kv.GetSecret(ctx, "partner-refresh-token", "", nil)
+		must(err)
+		return *s.Value, s.ID.Version()
+	}
+
+	env := map[string]string{envBrokerClientID: app.AppID, envBrokerTenant: tid, envBrokerVaultURL: "https://csp-broker-kv.vault.azure.net",
+		"AZURE_CLIENT_ID": mi.AppID}
+	var outputs []string
+	broker := func(args ...string) result {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		code := run(cctx, append([]string{"--data", dir, "broker"}, args...), &out, &errOut, func(k string) string { return env[k] })
+		r := result{out.String(), errOut.String(), code}
+		outputs = append(outputs, r.stdout, r.stderr)
+		return r
+	}
+
+	// Before consent: a clear refusal.
+	if r := broker("partner", "token", "--audience", "https://graph.microsoft.com"); r.code == 0 || !strings.Contains(r.stderr, "no partner is connected") {
+		t.Fatalf("token before consent: %d %s", r.code, r.stderr)
+	}
+	if r := broker("partner", "token"); r.code == 0 || !strings.Contains(r.stderr, "--audience") {
+		t.Fatalf("token without an audience: %d %s", r.code, r.stderr)
+	}
+
+	// broker serve, and the partner admin connects through it.
+	serveCtx, stopServe := context.WithCancel(ctx)
+	var serveOut, serveErr lockedBuffer
+	served := make(chan int, 1)
+	go func() {
+		served <- run(serveCtx, []string{"--data", dir, "broker", "serve", "--listen", brokerAddr, "--check-interval", "0"}, &serveOut, &serveErr,
+			func(k string) string { return env[k] })
+	}()
+	defer func() {
+		stopServe()
+		if code := <-served; code != 0 {
+			t.Errorf("broker serve exited %d: %s", code, serveErr.String())
+		}
+	}()
+	base := "http://" + brokerAddr
+	for i := 0; ; i++ {
+		resp, err := http.Get(base + "/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatalf("broker serve is not listening: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	jar, _ := cookiejar.New(nil)
+	b := &cliBrowser{t: t, c: &http.Client{Transport: transport, Jar: jar, Timeout: time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	p := b.get(base + "/connect")
+	if strings.Contains(p.body, `name="username"`) {
+		p = b.submit(p, url.Values{"username": {admin.UserPrincipalName}})
+	}
+	p = b.submit(p, url.Values{"password": {brokerTestPassword}})
+	code, err := directory.TOTPCode(totp, time.Now())
+	must(err)
+	p = b.submit(p, url.Values{"otc": {code}})
+	if strings.Contains(p.body, "Permissions requested") {
+		p = b.submit(p, url.Values{"decision": {"accept"}})
+	}
+	if p.status != http.StatusOK || !strings.Contains(p.body, "Partner connected") {
+		t.Fatalf("consent through broker serve: %d at %s\n%s", p.status, p.url, p.body)
+	}
+	rt0, v0 := stored()
+
+	// token --audience, twice: a JWT for Graph, and a new version each time.
+	prevRT, prevV := rt0, v0
+	for i := range 2 {
+		r := broker("partner", "token", "--audience", "https://graph.microsoft.com")
+		if r.code != 0 {
+			t.Fatalf("token %d: exit %d %s", i, r.code, r.stderr)
+		}
+		if c := claimsOf(t, strings.TrimSpace(r.stdout)); c["aud"] != "https://graph.microsoft.com" || c["upn"] != admin.UserPrincipalName {
+			t.Fatalf("token %d claims %v", i, c)
+		}
+		rt, ver := stored()
+		if rt == prevRT || ver == prevV {
+			t.Fatalf("token %d: the rotated refresh token was not written back", i)
+		}
+		prevRT, prevV = rt, ver
+	}
+	var tok brokerAccessToken
+	if r := broker("partner", "token", "--scope", "https://graph.microsoft.com/User.Read", "-o", "json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &tok) != nil ||
+		tok.AccessToken == "" || tok.ExpiresOnTS <= time.Now().Unix() || tok.Tenant != tid || tok.User != admin.UserPrincipalName {
+		t.Fatalf("token -o json: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+
+	// status: fresh, then a warning (and a non-zero exit) once the token has
+	// gone unused longer than --warn-after.
+	var st struct {
+		User, TenantID, Version, Warning string
+		Expired                          bool
+	}
+	r := broker("partner", "status", "-o", "json")
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil || st.User != admin.UserPrincipalName || st.TenantID != tid || st.Warning != "" {
+		t.Fatalf("status: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	r = broker("partner", "status", "--warn-after", "1s")
+	if r.code == 0 || !strings.Contains(r.stderr, "warning: the refresh token has gone unused") || !strings.Contains(r.stdout, admin.UserPrincipalName) {
+		t.Fatalf("status of an idle token: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// refresh keeps it alive: a new version.
+	_, before := stored()
+	if r := broker("partner", "refresh"); r.code != 0 || !strings.Contains(r.stderr, "Refreshed") {
+		t.Fatalf("refresh: %d %s", r.code, r.stderr)
+	}
+	if _, after := stored(); after == before {
+		t.Fatal("refresh did not write a new version")
+	}
+
+	// The first refresh token is spent: the cloud refuses it with invalid_grant.
+	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {app.AppID}, "refresh_token": {rt0}, "scope": {"https://graph.microsoft.com/User.Read"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {xt.Token}}
+	resp, err := hc.PostForm("https://login.microsoftonline.com/"+tid+"/oauth2/v2.0/token", form)
+	must(err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "invalid_grant") {
+		t.Fatalf("spent refresh token: %d %s", resp.StatusCode, body)
+	}
+	// The broker then says clearly that the family is revoked.
+	if r := broker("partner", "token", "--audience", "https://graph.microsoft.com"); r.code == 0 || !strings.Contains(r.stderr, "AADSTS50173") ||
+		!strings.Contains(r.stderr, "consent again") {
+		t.Fatalf("token after reuse: %d %s", r.code, r.stderr)
+	}
+
+	// No refresh token in any output or log of the broker.
+	current, _ := stored()
+	outputs = append(outputs, serveOut.String(), serveErr.String())
+	for _, o := range outputs {
+		for _, rt := range []string{rt0, current} {
+			if strings.Contains(o, rt) {
+				t.Fatalf("a refresh token was printed: %s", o)
+			}
+		}
+	}
+}
+
+// cliBrowser drives pages over HTTP with a cookie jar, following redirects.
+type cliBrowser struct {
+	t *testing.T
+	c *http.Client
+}
+
+type cliPage struct {
+	url    *url.URL
+	status int
+	body   string
+}
+
+func (b *cliBrowser) do(req *http.Request) cliPage {
+	b.t.Helper()
+	for range 10 {
+		resp, err := b.c.Do(req)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
+			return cliPage{url: req.URL, status: resp.StatusCode, body: string(body)}
+		}
+		next, err := req.URL.Parse(resp.Header.Get("Location"))
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		req, _ = http.NewRequest(http.MethodGet, next.String(), nil)
+	}
+	b.t.Fatal("too many redirects")
+	return cliPage{}
+}
+
+func (b *cliBrowser) get(u string) cliPage {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.do(req)
+}
+
+var (
+	cliActionRE = regexp.MustCompile(`<form method="post"[^>]* action="([^"]+)"`)
+	cliHiddenRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+)
+
+func (b *cliBrowser) submit(p cliPage, fields url.Values) cliPage {
+	b.t.Helper()
+	m := cliActionRE.FindStringSubmatch(p.body)
+	if m == nil {
+		b.t.Fatalf("no form on %s (%d): %s", p.url, p.status, p.body)
+	}
+	form := url.Values{}
+	for _, h := range cliHiddenRE.FindAllStringSubmatch(p.body, -1) {
+		form.Set(h[1], html.UnescapeString(h[2]))
+	}
+	for k, v := range fields {
+		form[k] = v
+	}
+	action, err := p.url.Parse(html.UnescapeString(m[1]))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, action.String(), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// lockedBuffer is a bytes.Buffer safe for the goroutines of a server.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
