@@ -83,6 +83,16 @@ type Config struct {
 	// KEK (32 bytes) seals the keys of Service Bus authorization rules;
 	// without it no rule is created and the rule operations are refused.
 	KEK []byte
+	// TokenMinter mints the managed identity tokens of a managed
+	// application's listTokens (*sts.Service); without it listTokens
+	// answers 501.
+	TokenMinter TokenMinter
+	// Notify, if not nil, is called after a commit that enqueued lifecycle
+	// notifications in the outbox, so that the deliverer wakes.
+	Notify func()
+	// NotificationDeadline is how long a lifecycle notification is
+	// retried; DefaultNotificationDeadline (10 hours, as Azure) when zero.
+	NotificationDeadline time.Duration
 }
 
 // MaxPageSize is the most items of one page of a list: ARM's page size
@@ -100,6 +110,10 @@ type Handler struct {
 	now      func() time.Time
 	pageSize int
 	kek      []byte
+	minter   TokenMinter
+	notify   func()
+	// notifyDeadline bounds the retries of a lifecycle notification.
+	notifyDeadline time.Duration
 }
 
 // New returns the handler; a missing dependency panics at wiring time.
@@ -111,7 +125,10 @@ func New(cfg Config) *Handler {
 		panic("arm: Config.KEK must be 32 bytes")
 	}
 	h := &Handler{dir: cfg.Directory, st: cfg.Store, rbac: cfg.RBAC, verifier: cfg.Verifier, audit: cfg.Audit, log: cfg.Logger, now: cfg.Now, pageSize: cfg.PageSize,
-		kek: cfg.KEK}
+		kek: cfg.KEK, minter: cfg.TokenMinter, notify: cfg.Notify, notifyDeadline: cfg.NotificationDeadline}
+	if h.notifyDeadline <= 0 {
+		h.notifyDeadline = DefaultNotificationDeadline
+	}
 	if h.pageSize <= 0 || h.pageSize > MaxPageSize {
 		h.pageSize = MaxPageSize
 	}
@@ -186,6 +203,10 @@ type request struct {
 	// tenantID is the token's tenant (tid), the tenant acted in;
 	// oid the caller's object id there; home its home tenant (idp).
 	tenantID, oid, home string
+	// crossTenant is the tenant that owns the scope when it is not the
+	// token's: a publisher's principal acting in a managed resource group
+	// of its customer through a cross-tenant role assignment.
+	crossTenant string
 	// action and target name the operation for the audit record.
 	action, target, detail string
 }
@@ -298,6 +319,8 @@ func (h *Handler) serve(rq *request) error {
 		return h.identities(rq)
 	case targetSBNamespaces, targetSBQueues:
 		return h.serviceBus(rq)
+	case targetAppDefinitions, targetAppDefNotifications, targetApplications, targetAppListTokens:
+		return h.solutions(rq) // managedapps.go
 	case targetResource:
 		return h.resource(rq)
 	}
@@ -419,12 +442,55 @@ func (h *Handler) scopeTenant(rq *request) (string, error) {
 		return "", newError(http.StatusNotFound, "SubscriptionNotFound", "The subscription '%s' could not be found.", safeText(sub))
 	}
 	if !strings.EqualFold(ts[0], rq.tenantID) {
+		// A principal of another tenant that the scope's tenant has
+		// granted a role (a managed application's publisher) may act
+		// with a token of its own tenant, as in Azure.
+		if ok, err := h.grantedAcross(rq, ts[0]); err != nil {
+			return "", err
+		} else if ok {
+			rq.crossTenant = ts[0]
+			return ts[0], nil
+		}
 		return "", &armError{status: http.StatusUnauthorized, code: "InvalidAuthenticationTokenTenant",
 			message: fmt.Sprintf("The access token is from the wrong issuer 'https://sts.windows.net/%s/'. It must match the tenant 'https://sts.windows.net/%s/' associated with this subscription. Please use the authority (URL) '%s/%s' to get the token.",
 				rq.tenantID, ts[0], loginBase(rq.r), ts[0]),
 			authenticate: fmt.Sprintf(`Bearer authorization_uri="%s/%s", error="invalid_token", error_description="The access token is from the wrong issuer."`, loginBase(rq.r), ts[0])}
 	}
 	return ts[0], nil
+}
+
+// grantedAcross reports whether the tenant that owns the scope holds a
+// role assignment for a principal of the token's tenant: the caller or a
+// group of its tenant that it is a member of.
+func (h *Handler) grantedAcross(rq *request, owner string) (bool, error) {
+	ids := []string{strings.ToLower(rq.oid)}
+	groups, err := h.dir.TransitiveMemberOf(rq.ctx, rq.tenantID, rq.oid)
+	if err != nil && !errors.Is(err, directory.ErrNotFound) {
+		return false, internalError(err)
+	}
+	for _, g := range groups {
+		ids = append(ids, strings.ToLower(g))
+	}
+	as, err := h.st.ListRoleAssignments(rq.ctx, store.RoleAssignmentQuery{TenantID: owner, PrincipalIDs: ids, PrincipalTenantID: rq.tenantID})
+	if err != nil {
+		return false, internalError(err)
+	}
+	// Only a delegation (a managed application's authorizations) lets
+	// another tenant's token in; a stray assignment naming a foreign
+	// principal grants nothing.
+	for _, a := range as {
+		if a.IsDelegation() {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // ---- authorization ----
@@ -435,7 +501,7 @@ func (h *Handler) decide(rq *request, action, scope string) (rbac.Decision, erro
 		// The principal (oid) lives in the token's tenant, which owns the
 		// scope: a provider's service principal provisioned into the
 		// customer tenant is a principal of that tenant.
-		PrincipalID: rq.oid, PrincipalTenantID: rq.tenantID, TenantID: rq.tenantID, Action: action, Scope: scope,
+		PrincipalID: rq.oid, PrincipalTenantID: rq.tenantID, TenantID: cmpOr(rq.crossTenant, rq.tenantID), Action: action, Scope: scope,
 	})
 	switch {
 	case errors.Is(err, rbac.ErrInvalidScope):

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,8 @@ type env struct {
 	base   *testenv.Env
 
 	contoso, fabrikam *directory.TenantBootstrap
+	// notified counts the calls of Config.Notify.
+	notified *atomic.Int64
 }
 
 const (
@@ -55,8 +58,9 @@ func newPagedEnv(t *testing.T, st store.Store, pageSize int) *env {
 	t.Helper()
 	ctx := context.Background()
 	b := testenv.New(t, st, testenv.LoginHosts("login.microsoftonline.com"), testenv.LoginURL(loginBase))
-	e := &env{t: t, ctx: ctx, st: st, dir: b.Dir, srv: b.Server, client: b.Client(), base: b}
-	h := arm.New(arm.Config{Directory: e.dir, Store: st, RBAC: rbac.New(st, e.dir), Verifier: b.Verifier, Audit: b.Audit, Logger: b.Logger, PageSize: pageSize})
+	e := &env{t: t, ctx: ctx, st: st, dir: b.Dir, srv: b.Server, client: b.Client(), base: b, notified: new(atomic.Int64)}
+	h := arm.New(arm.Config{Directory: e.dir, Store: st, RBAC: rbac.New(st, e.dir), Verifier: b.Verifier, Audit: b.Audit, Logger: b.Logger, PageSize: pageSize,
+		TokenMinter: b.STS, Notify: func() { e.notified.Add(1) }})
 	b.Route(func(r *http.Request) http.Handler {
 		if strings.HasPrefix(r.Host, "management.") {
 			return h

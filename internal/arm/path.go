@@ -120,6 +120,13 @@ func parsePath(p string) (armPath, error) {
 	if ap, ok, err := serviceBusPath(segs); ok {
 		return ap, err
 	}
+	// Microsoft.Solutions (managedapps.go).
+	if ap, ok, err := appDefinitionPath(segs); ok {
+		return ap, err
+	}
+	if ap, ok, err := applicationPath(segs); ok {
+		return ap, err
+	}
 	// /subscriptions/{sub}/resourceGroups is a collection, not a scope.
 	if n == 3 && strings.EqualFold(segs[0], "subscriptions") && strings.EqualFold(segs[2], "resourceGroups") {
 		sc, err := rbac.ParseScope("/subscriptions/" + segs[1])

@@ -26,6 +26,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/graph"
 	"github.com/tenantbridge/tenantbridge/internal/operator"
+	"github.com/tenantbridge/tenantbridge/internal/outbox"
 	"github.com/tenantbridge/tenantbridge/internal/pki"
 	"github.com/tenantbridge/tenantbridge/internal/proxy"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
@@ -101,8 +102,11 @@ type Server struct {
 	kek      []byte
 	vaults   *vault.Service
 	broker   *servicebus.Broker
-	routes   *router
-	proxyLn  net.Listener // set by Listen when cfg.ProxyListen is
+	// notifications delivers the outbox (managed applications' lifecycle
+	// notifications to their publishers).
+	notifications *outbox.Deliverer
+	routes        *router
+	proxyLn       net.Listener // set by Listen when cfg.ProxyListen is
 }
 
 // New prepares the data directory and every component. On first start it
@@ -167,6 +171,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store.Close()
 		return nil, err
 	}
+	if s.notifications, err = outbox.New(outbox.Config{Store: s.store, Client: notificationClient(), Logger: s.logger}); err != nil {
+		s.audit.Close()
+		s.store.Close()
+		return nil, err
+	}
 	s.routes = s.buildRouter()
 	return s, nil
 }
@@ -218,7 +227,7 @@ func (s *Server) buildRouter() *router {
 	messaging := servicebus.New(servicebus.Config{Store: s.store, Broker: s.broker, Verifier: verifier,
 		Authorizer: busAuthorizer{access}, Limits: arm.QueueLimits, Audit: s.audit, Logger: s.logger, KEK: s.kek})
 	resources := arm.New(arm.Config{Directory: s.dir, Store: s.store, RBAC: access, Verifier: verifier,
-		Audit: s.audit, Logger: s.logger, KEK: s.kek})
+		Audit: s.audit, Logger: s.logger, KEK: s.kek, TokenMinter: tokens, Notify: s.notifications.Notify})
 	ops := operator.New(operator.Config{Directory: s.dir, Audit: s.audit, Key: s.operator.Key, Keys: s.keys,
 		MaxTokenLifetime: MaxTokenLifetime, Logger: s.logger})
 
@@ -242,6 +251,15 @@ func (s *Server) buildRouter() *router {
 		r.byParent["servicebus."+d] = messaging
 	}
 	return r
+}
+
+// notificationClient posts managed applications' lifecycle notifications
+// to their publishers' endpoints: the system's roots and the environment's
+// proxy settings, as any webhook sender on this host would use; it follows
+// no redirect (a notification goes where the publisher registered it).
+func notificationClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // federationClient fetches the discovery documents and JWK Sets of the
@@ -350,6 +368,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.maintainKeys(runCtx) })
 	wg.Go(func() { s.pruneDuplicateIDs(runCtx) })
+	wg.Go(func() {
+		if err := s.notifications.Run(runCtx); err != nil && runCtx.Err() == nil {
+			s.logger.ErrorContext(runCtx, "notification deliverer stopped", "err", err)
+		}
+	})
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()

@@ -25,8 +25,10 @@ type OutboxMessage struct {
 	ID       string // GUID, set by the caller
 	TenantID string // the tenant that reads the delivery log (the publisher's); the message goes with it
 	// Topic groups messages for reading (e.g. the application definition's
-	// resource id); Key orders them: messages with one Key are delivered
-	// one at a time in Seq order (e.g. one managed application's events).
+	// resource id); Key orders them: a tenant's messages with one Key are
+	// delivered one at a time in Seq order (e.g. one managed application's
+	// events). An empty Key orders the message with no other: the store
+	// sets it to ID.
 	Topic       string
 	Key         string
 	Seq         int64 // assigned by the store, increasing
@@ -34,8 +36,8 @@ type OutboxMessage struct {
 	ContentType string
 	Body        []byte
 	Created     time.Time
-	NextAttempt time.Time // not before
-	Deadline    time.Time // no attempt after
+	NextAttempt time.Time // not before; while a deliverer holds the message (DueOutbox), when its claim runs out
+	Deadline    time.Time // no attempt after; zero: the deliverer's default age limit applies
 	Attempts    int
 	State       OutboxState
 	LastStatus  int    // the last attempt's HTTP status; 0 when it got none
@@ -71,13 +73,31 @@ type Outbox interface {
 	// DueOutbox returns up to limit pending messages whose NextAttempt is
 	// at or before now and which are the oldest pending message of their
 	// Key (so one key's messages go in order), oldest first.
+	//
+	// It claims what it returns: in the same atomic step it moves their
+	// NextAttempt to now + a lease of two minutes, longer than any
+	// attempt may take, and returns them so. Until the attempt is
+	// recorded or the lease runs out, no DueOutbox (in this process or
+	// another sharing the database) returns them, nor the next message of
+	// their Key; so a message is never delivered by two deliverers at
+	// once, and one whose deliverer died mid-attempt is due again when
+	// the lease ends.
 	DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxMessage, error)
 	// RecordOutboxAttempt logs an attempt and moves the message: to
 	// delivered, to failed, or pending again with next as NextAttempt.
-	// ErrNotFound when the message does not exist or is no longer pending.
+	// It counts the attempt in Attempts and keeps its Status and Error
+	// as LastStatus and LastError. A zero a.At means now.
+	// ErrNotFound when the message does not exist or is no longer pending;
+	// then nothing is logged.
 	RecordOutboxAttempt(ctx context.Context, a OutboxAttempt, state OutboxState, next time.Time) error
-	// NextOutboxDue is the earliest NextAttempt of a pending message.
+	// NextOutboxDue is the earliest NextAttempt of a message that
+	// DueOutbox could return: the oldest pending message of each Key.
+	// The bool is false when nothing is pending.
 	NextOutboxDue(ctx context.Context) (time.Time, bool, error)
+	// ListOutbox reads a tenant's messages, newest first: the delivery
+	// log's summary.
 	ListOutbox(ctx context.Context, q OutboxQuery) ([]OutboxMessage, error)
+	// ListOutboxAttempts reads a message's attempts, oldest first; none
+	// for an unknown message.
 	ListOutboxAttempts(ctx context.Context, messageID string) ([]OutboxAttempt, error)
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -63,6 +64,19 @@ type RoleAssignment struct {
 	PrincipalTenantID string
 	CreatedOn         time.Time
 	CreatedBy         string
+}
+
+// DelegationCreator begins the CreatedBy of the role assignments through
+// which a tenant delegates a scope to principals of another tenant (a
+// managed application's publisher authorizations): the only assignments
+// that let a token of another tenant into the resource manager at all.
+// Any other assignment naming a foreign principal (left by a bug or a
+// hostile import) lets no one in.
+const DelegationCreator = "delegation:"
+
+// IsDelegation reports whether a is a delegation the platform made.
+func (a RoleAssignment) IsDelegation() bool {
+	return strings.HasPrefix(a.CreatedBy, DelegationCreator)
 }
 
 // RoleAssignmentQuery selects role assignments of one tenant. Empty fields

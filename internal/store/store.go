@@ -41,6 +41,7 @@ type Store interface {
 	Queues
 	RefreshTokens
 	DeviceCodes
+	Outbox
 
 	// InTx runs fn with a Store whose every call is part of one transaction.
 	// If fn returns an error the transaction is rolled back and the error is

@@ -1,0 +1,1241 @@
+package arm
+
+// Microsoft.Solutions: managed application definitions (the publisher's
+// side), managed applications (the customer's), listTokens and the
+// lifecycle notifications. docs/managed-applications.md describes the
+// behaviour, the deployment spec (managedapps_spec.go) and where
+// tenantbridge differs from Azure.
+//
+// Both are generic ARM resources (type Microsoft.Solutions/…) whose JSON
+// properties hold their state. Installing an application makes, in one
+// transaction, the application (provisioningState Accepted), its managed
+// resource group, the deny assignment that locks it, the publisher's
+// cross-tenant role assignments on it, the application's system-assigned
+// identity and the Accepted notification; a second transaction deploys the
+// spec and sets Succeeded (or, when it fails, a third sets Failed with the
+// error), each with its notification in the outbox. The deployment runs
+// synchronously: PUT answers 201 with the final state.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+// TokenMinter mints managed identity tokens for listTokens;
+// *sts.Service implements it.
+type TokenMinter interface {
+	ManagedIdentityToken(ctx context.Context, tenantID, identityObjectID, audience string) (token string, expires time.Time, err error)
+}
+
+// DefaultNotificationDeadline is how long a lifecycle notification is
+// retried when Config.NotificationDeadline is zero: Azure's 10 hours.
+const DefaultNotificationDeadline = 10 * time.Hour
+
+const (
+	targetAppDefinitions      target = 130
+	targetAppDefNotifications target = 131
+	targetApplications        target = 132
+	targetAppListTokens       target = 133
+)
+
+const (
+	solutionsNamespace = "Microsoft.Solutions"
+	appDefType         = "Microsoft.Solutions/applicationDefinitions"
+	applicationType    = "Microsoft.Solutions/applications"
+
+	actionAppDefRead   = appDefType + "/read"
+	actionAppDefWrite  = appDefType + "/write"
+	actionAppDefDelete = appDefType + "/delete"
+	actionAppRead      = applicationType + "/read"
+	actionAppWrite     = applicationType + "/write"
+	actionAppDelete    = applicationType + "/delete"
+	actionListTokens   = applicationType + "/listTokens/action"
+)
+
+func appDefinitionPath(segs []string) (armPath, bool, error) {
+	return typedPath(segs, solutionsNamespace, "applicationDefinitions", "notifications", targetAppDefinitions, targetAppDefNotifications)
+}
+
+func applicationPath(segs []string) (armPath, bool, error) {
+	return typedPath(segs, solutionsNamespace, "applications", "listTokens", targetApplications, targetAppListTokens)
+}
+
+// solutions serves the Microsoft.Solutions paths.
+func (h *Handler) solutions(rq *request) error {
+	m := rq.r.Method
+	switch rq.path.target {
+	case targetAppDefNotifications:
+		if rq.path.child != "" {
+			return newError(http.StatusNotFound, "NotFound", "The notification log has no items by name.")
+		}
+		return h.only(rq, m, http.MethodGet, h.listNotifications)
+	case targetAppListTokens:
+		if rq.path.child != "" {
+			return methodNotAllowed(m)
+		}
+		return h.only(rq, m, http.MethodPost, h.listTokens)
+	case targetAppDefinitions:
+		return h.serveType(rq, rq.path.name == "", typeHandlers{list: h.listAppDefinitions, get: h.getAppDefinition, put: h.putAppDefinition, del: h.deleteAppDefinition})
+	}
+	return h.serveType(rq, rq.path.name == "", typeHandlers{list: h.listApplications, get: h.getApplication, put: h.putApplication, del: h.deleteApplication})
+}
+
+// ---- definitions ----
+
+type appAuthorization struct {
+	PrincipalID      string `json:"principalId"`
+	RoleDefinitionID string `json:"roleDefinitionId"`
+}
+
+type notificationEndpoint struct {
+	URI string `json:"uri"`
+}
+
+type notificationPolicy struct {
+	NotificationEndpoints []notificationEndpoint `json:"notificationEndpoints"`
+}
+
+// appDefProps is a definition's properties, as stored and as shown.
+type appDefProps struct {
+	LockLevel                string              `json:"lockLevel"`
+	DisplayName              string              `json:"displayName,omitempty"`
+	Description              string              `json:"description,omitempty"`
+	IsEnabled                bool                `json:"isEnabled"`
+	Authorizations           []appAuthorization  `json:"authorizations"`
+	NotificationPolicy       *notificationPolicy `json:"notificationPolicy,omitempty"`
+	IsPublishedToMarketplace bool                `json:"isPublishedToMarketplace"`
+	DeploymentSpec           json.RawMessage     `json:"deploymentSpec,omitempty"`
+	ProvisioningState        string              `json:"provisioningState"`
+}
+
+type appDefView struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Type       string            `json:"type"`
+	Location   string            `json:"location"`
+	Tags       map[string]string `json:"tags"`
+	Properties appDefProps       `json:"properties"`
+}
+
+func appDefViewOf(res store.Resource) (appDefView, error) {
+	var p appDefProps
+	if err := json.Unmarshal(res.Properties, &p); err != nil {
+		return appDefView{}, internalError(fmt.Errorf("definition %s: %w", res.ID, err))
+	}
+	tags := res.Tags
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	if p.Authorizations == nil {
+		p.Authorizations = []appAuthorization{}
+	}
+	return appDefView{ID: res.ID, Name: res.Name, Type: appDefType, Location: res.Location, Tags: tags, Properties: p}, nil
+}
+
+func (rq *request) typedID(g store.ResourceGroup, typ string) string {
+	return "/subscriptions/" + g.SubscriptionID + "/resourceGroups/" + g.Name + "/providers/" + typ + "/" + rq.path.name
+}
+
+func findTypedAt(rq *request, st store.Store, tenantID, typ string) (store.Resource, error) {
+	g, err := pathGroup(rq, st)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	res, err := findTyped(rq, st, tenantID, rq.typedID(g, typ), typ)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Resource{}, resourceNotFound(typ, rq.path.rg, rq.path.name)
+	} else if err != nil {
+		return store.Resource{}, internalError(err)
+	}
+	return res, nil
+}
+
+func (h *Handler) getAppDefinition(rq *request) error {
+	tenantID, err := h.authorizeAt(rq, actionAppDefRead)
+	if err != nil {
+		return err
+	}
+	res, err := findTypedAt(rq, h.st, tenantID, appDefType)
+	if err != nil {
+		return err
+	}
+	v, err := appDefViewOf(res)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusOK, v)
+}
+
+func (h *Handler) listAppDefinitions(rq *request) error {
+	tenantID, err := h.listTenant(rq, actionAppDefRead)
+	if err != nil {
+		return err
+	}
+	rs, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: rq.path.sub, ResourceGroup: rq.path.rg, Type: appDefType})
+	if err != nil {
+		return internalError(err)
+	}
+	rs = slices.DeleteFunc(rs, func(res store.Resource) bool { return !strings.EqualFold(res.TenantID, tenantID) })
+	return writeReadable(h, rq, actionAppDefRead, rs, resourceID, appDefViewOf)
+}
+
+var validLockLevels = map[string]string{"none": "None", "cannotdelete": "CanNotDelete", "readonly": "ReadOnly"}
+
+func (h *Handler) putAppDefinition(rq *request) error {
+	tenantID, err := h.authorizeAt(rq, actionAppDefWrite)
+	if err != nil {
+		return err
+	}
+	if n := rq.path.name; len(n) < 3 || len(n) > 64 || !identityNameRE.MatchString(n) {
+		return badRequest("The application definition name '%s' is invalid: 3 to 64 letters, digits, '.', '_', '-', '(' or ')'.", safeText(n))
+	}
+	var body struct {
+		Location   string            `json:"location"`
+		Tags       map[string]string `json:"tags"`
+		Properties *struct {
+			LockLevel                string              `json:"lockLevel"`
+			DisplayName              string              `json:"displayName"`
+			Description              string              `json:"description"`
+			IsEnabled                *bool               `json:"isEnabled"`
+			Authorizations           []appAuthorization  `json:"authorizations"`
+			NotificationPolicy       *notificationPolicy `json:"notificationPolicy"`
+			IsPublishedToMarketplace bool                `json:"isPublishedToMarketplace"`
+			DeploymentSpec           json.RawMessage     `json:"deploymentSpec"`
+		} `json:"properties"`
+	}
+	if err := readBody(rq, &body); err != nil {
+		return err
+	}
+	location, err := checkLocation(body.Location, appDefType)
+	if err != nil {
+		return err
+	}
+	if err := checkTags(body.Tags); err != nil {
+		return err
+	}
+	p := body.Properties
+	if p == nil {
+		return badRequest("The parameter properties is required.")
+	}
+	lock, ok := validLockLevels[strings.ToLower(p.LockLevel)]
+	if !ok {
+		return badRequest("The value '%s' of properties.lockLevel is not valid: it must be 'None', 'CanNotDelete' or 'ReadOnly'.", safeText(p.LockLevel))
+	}
+	if len(p.DisplayName) > 60 || len(p.Description) > 200 {
+		return badRequest("properties.displayName is at most 60 characters, properties.description at most 200.")
+	}
+	out := appDefProps{LockLevel: lock, DisplayName: p.DisplayName, Description: p.Description, IsEnabled: p.IsEnabled == nil || *p.IsEnabled,
+		IsPublishedToMarketplace: p.IsPublishedToMarketplace, ProvisioningState: "Succeeded"}
+	kindOf := func(id string) (store.PrincipalType, error) {
+		kind, err := h.dir.ObjectKind(rq.ctx, tenantID, id)
+		pt, ok := principalTypes[kind]
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !ok) {
+			return "", newError(http.StatusBadRequest, "PrincipalNotFound", "Principal %s does not exist in the directory %s.", id, tenantID)
+		} else if err != nil {
+			return "", internalError(err)
+		}
+		return pt, nil
+	}
+	if len(p.Authorizations) > 100 {
+		return badRequest("properties.authorizations: at most 100 authorizations.")
+	}
+	for i, a := range p.Authorizations {
+		if !isGUID(a.PrincipalID) {
+			return badRequest("properties.authorizations[%d].principalId must be the object id (a GUID) of a principal of the publisher tenant.", i)
+		}
+		role, ok := builtInRole(a.RoleDefinitionID)
+		if !ok {
+			return newError(http.StatusBadRequest, "InvalidRoleDefinitionId", "properties.authorizations[%d].roleDefinitionId '%s' is not a built-in role id: a managed application's authorizations are granted in the customer's tenant, where only built-in roles are common.", i, safeText(a.RoleDefinitionID))
+		}
+		if _, err := kindOf(strings.ToLower(a.PrincipalID)); err != nil {
+			return err
+		}
+		out.Authorizations = append(out.Authorizations, appAuthorization{PrincipalID: strings.ToLower(a.PrincipalID), RoleDefinitionID: role.ID})
+	}
+	if np := p.NotificationPolicy; np != nil {
+		if len(np.NotificationEndpoints) > 1 {
+			return badRequest("properties.notificationPolicy.notificationEndpoints: only one endpoint is allowed.")
+		}
+		for i, e := range np.NotificationEndpoints {
+			u, err := url.Parse(e.URI)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" || len(e.URI) > 2048 {
+				return badRequest("properties.notificationPolicy.notificationEndpoints[%d].uri must be an absolute http(s) URL without user information or fragment.", i)
+			}
+		}
+		out.NotificationPolicy = np
+	}
+	if _, err := parseSpec(p.DeploymentSpec, kindOf); err != nil {
+		return err
+	}
+	if len(p.DeploymentSpec) > 0 && string(p.DeploymentSpec) != "null" {
+		out.DeploymentSpec = p.DeploymentSpec
+	}
+	propsJSON, err := json.Marshal(out)
+	if err != nil {
+		return internalError(err)
+	}
+	status := http.StatusOK
+	var saved store.Resource
+	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		now := h.now().UTC()
+		g, err := pathGroup(rq, tx)
+		if err != nil {
+			return err
+		}
+		id := rq.typedID(g, appDefType)
+		rq.target = id
+		res := store.Resource{TenantID: tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: id, Type: appDefType,
+			Name: rq.path.name, Location: location, Tags: body.Tags, Properties: propsJSON, Created: now, Updated: now}
+		old, err := findTyped(rq, tx, tenantID, id, appDefType)
+		var existing *store.Resource
+		switch {
+		case err == nil:
+			if old.Location != location {
+				return locationMoved(old.Name, old.Location, g.Name, location)
+			}
+			existing = &old
+		case errors.Is(err, store.ErrNotFound):
+			status = http.StatusCreated
+		default:
+			return internalError(err)
+		}
+		saved, err = writeRecord(rq, tx, res, existing, newError(http.StatusConflict, "Conflict", "The resource id '%s' is taken by a resource of another type.", safeText(id)))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	v, err := appDefViewOf(saved)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, status, v)
+}
+
+func (h *Handler) deleteAppDefinition(rq *request) error {
+	tenantID, err := h.authorizeAt(rq, actionAppDefDelete)
+	if err != nil {
+		return err
+	}
+	return h.deleteAndWrite(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		res, err := findTypedAt(rq, tx, tenantID, appDefType)
+		if err != nil {
+			return nothingIfNotFound(err)
+		}
+		rq.target = res.ID
+		return deleteRecord(rq, tx, res.ID)
+	})
+}
+
+// ---- the delivery log ----
+
+type notificationAttemptView struct {
+	At         string `json:"at"`
+	Status     int    `json:"status,omitempty"`
+	Error      string `json:"error,omitempty"`
+	DurationMs int64  `json:"durationMs"`
+}
+
+type notificationView struct {
+	ID            string                    `json:"id"`
+	ApplicationID string                    `json:"applicationId"`
+	Endpoint      string                    `json:"endpoint"`
+	Payload       json.RawMessage           `json:"payload"`
+	State         string                    `json:"state"`
+	Attempts      int                       `json:"attempts"`
+	LastStatus    int                       `json:"lastStatus,omitempty"`
+	LastError     string                    `json:"lastError,omitempty"`
+	Created       string                    `json:"createdAt"`
+	NextAttempt   string                    `json:"nextAttemptAt,omitempty"`
+	Deadline      string                    `json:"deadline"`
+	DeliveredAt   string                    `json:"deliveredAt,omitempty"`
+	History       []notificationAttemptView `json:"attemptLog"`
+}
+
+// redactURL drops the query (which carries the publisher's sig secret).
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "…"
+	}
+	return u.String()
+}
+
+// listNotifications serves GET {definition}/notifications: the delivery
+// log of the definition's lifecycle notifications, newest first.
+func (h *Handler) listNotifications(rq *request) error {
+	tenantID, err := h.authorizeAt(rq, actionAppDefRead)
+	if err != nil {
+		return err
+	}
+	// The scope is the definition's id (the parent of the child path).
+	res, err := findTypedAt(rq, h.st, tenantID, appDefType)
+	if err != nil {
+		return asParent(err, appDefType, rq.path.name)
+	}
+	ob := h.st
+	limit := 100
+	if v := rq.r.URL.Query().Get("$top"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return newError(http.StatusBadRequest, "InvalidQueryParameterValue", "The value '%s' of the query parameter '$top' is not valid.", safeText(v))
+		}
+		limit = min(n, MaxPageSize)
+	}
+	msgs, err := ob.ListOutbox(rq.ctx, store.OutboxQuery{TenantID: tenantID, Topic: res.ID, Limit: limit})
+	if err != nil {
+		return internalError(err)
+	}
+	out := make([]notificationView, 0, len(msgs))
+	for _, m := range msgs {
+		v := notificationView{ID: m.ID, ApplicationID: m.Key, Endpoint: redactURL(m.URL), Payload: json.RawMessage(m.Body), State: string(m.State),
+			Attempts: m.Attempts, LastStatus: m.LastStatus, LastError: m.LastError, Created: stamp(m.Created), Deadline: stamp(m.Deadline),
+			DeliveredAt: stamp(m.DeliveredAt), History: []notificationAttemptView{}}
+		if m.State == store.OutboxPending {
+			v.NextAttempt = stamp(m.NextAttempt)
+		}
+		if !json.Valid(m.Body) {
+			v.Payload = json.RawMessage("null")
+		}
+		atts, err := ob.ListOutboxAttempts(rq.ctx, m.ID)
+		if err != nil {
+			return internalError(err)
+		}
+		for _, a := range atts {
+			v.History = append(v.History, notificationAttemptView{At: stamp(a.At), Status: a.Status, Error: a.Error, DurationMs: a.Duration.Milliseconds()})
+		}
+		out = append(out, v)
+	}
+	return writeJSON(rq, http.StatusOK, list[notificationView]{Value: out})
+}
+
+// ---- applications ----
+
+type appPlan struct {
+	Name          string `json:"name"`
+	Publisher     string `json:"publisher"`
+	Product       string `json:"product"`
+	Version       string `json:"version"`
+	PromotionCode string `json:"promotionCode,omitempty"`
+}
+
+type appError struct {
+	Code    string        `json:"code"`
+	Message string        `json:"message"`
+	Details []deployError `json:"details,omitempty"`
+}
+
+// appState is an application's stored properties.
+type appState struct {
+	Kind                    string             `json:"kind"`
+	Plan                    *appPlan           `json:"plan,omitempty"`
+	ManagedResourceGroupID  string             `json:"managedResourceGroupId"`
+	ApplicationDefinitionID string             `json:"applicationDefinitionId,omitempty"` // as given (service catalog)
+	DefinitionID            string             `json:"definitionId"`                      // the definition's id as stored
+	PublisherTenantID       string             `json:"publisherTenantId"`
+	Parameters              json.RawMessage    `json:"parameters,omitempty"`
+	ProvisioningState       string             `json:"provisioningState"`
+	Error                   *appError          `json:"error,omitempty"`
+	LockLevel               string             `json:"lockLevel"`
+	Authorizations          []appAuthorization `json:"authorizations"`
+	IdentityType            string             `json:"identityType,omitempty"`
+	IdentityPrincipalID     string             `json:"identityPrincipalId,omitempty"`
+	DenyAssignmentID        string             `json:"denyAssignmentId,omitempty"`
+	PublisherAssignmentIDs  []string           `json:"publisherAssignmentIds,omitempty"`
+	Endpoints               []string           `json:"endpoints,omitempty"` // the definition's at install time
+	ResourceUsageID         string             `json:"resourceUsageId,omitempty"`
+	Registration            *specRegistration  `json:"registration,omitempty"`
+	CreatedBy               string             `json:"createdBy,omitempty"`
+}
+
+type appIdentityView struct {
+	Type        string `json:"type"`
+	PrincipalID string `json:"principalId,omitempty"`
+	TenantID    string `json:"tenantId,omitempty"`
+}
+
+type appViewProps struct {
+	ManagedResourceGroupID  string             `json:"managedResourceGroupId"`
+	ApplicationDefinitionID string             `json:"applicationDefinitionId,omitempty"`
+	Parameters              json.RawMessage    `json:"parameters,omitempty"`
+	ProvisioningState       string             `json:"provisioningState"`
+	PublisherTenantID       string             `json:"publisherTenantId"`
+	Authorizations          []appAuthorization `json:"authorizations"`
+	ManagementMode          string             `json:"managementMode"`
+	BillingDetails          *billingDetails    `json:"billingDetails,omitempty"`
+	Error                   *appError          `json:"error,omitempty"`
+	Registration            *specRegistration  `json:"registration,omitempty"`
+	CreatedBy               *appCreatedBy      `json:"createdBy,omitempty"`
+}
+
+type appCreatedBy struct {
+	ObjectID string `json:"oid"`
+}
+
+type billingDetails struct {
+	ResourceUsageID string `json:"resourceUsageId"`
+}
+
+type appView struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Type       string            `json:"type"`
+	Location   string            `json:"location"`
+	Kind       string            `json:"kind"`
+	ManagedBy  string            `json:"managedBy,omitempty"`
+	Plan       *appPlan          `json:"plan,omitempty"`
+	Identity   *appIdentityView  `json:"identity,omitempty"`
+	Tags       map[string]string `json:"tags"`
+	Properties appViewProps      `json:"properties"`
+}
+
+func stateOf(res store.Resource) (appState, error) {
+	var s appState
+	if err := json.Unmarshal(res.Properties, &s); err != nil {
+		return s, internalError(fmt.Errorf("application %s: %w", res.ID, err))
+	}
+	return s, nil
+}
+
+func appViewOf(res store.Resource) (appView, error) {
+	s, err := stateOf(res)
+	if err != nil {
+		return appView{}, err
+	}
+	tags := res.Tags
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	auth := s.Authorizations
+	if auth == nil {
+		auth = []appAuthorization{}
+	}
+	v := appView{ID: res.ID, Name: res.Name, Type: applicationType, Location: res.Location, Kind: s.Kind, Plan: s.Plan, Tags: tags,
+		Properties: appViewProps{ManagedResourceGroupID: s.ManagedResourceGroupID, ApplicationDefinitionID: s.ApplicationDefinitionID,
+			Parameters: s.Parameters, ProvisioningState: s.ProvisioningState, PublisherTenantID: s.PublisherTenantID,
+			Authorizations: auth, ManagementMode: "Managed", Error: s.Error, Registration: s.Registration}}
+	if s.CreatedBy != "" {
+		v.Properties.CreatedBy = &appCreatedBy{ObjectID: s.CreatedBy}
+	}
+	if s.ResourceUsageID != "" {
+		v.Properties.BillingDetails = &billingDetails{ResourceUsageID: s.ResourceUsageID}
+	}
+	if s.IdentityType != "" {
+		v.Identity = &appIdentityView{Type: s.IdentityType, PrincipalID: s.IdentityPrincipalID, TenantID: res.TenantID}
+	}
+	return v, nil
+}
+
+func (h *Handler) getApplication(rq *request) error {
+	tenantID, err := h.authorizeAt(rq, actionAppRead)
+	if err != nil {
+		return err
+	}
+	res, err := findTypedAt(rq, h.st, tenantID, applicationType)
+	if err != nil {
+		return err
+	}
+	v, err := appViewOf(res)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusOK, v)
+}
+
+func (h *Handler) listApplications(rq *request) error {
+	tenantID, err := h.listTenant(rq, actionAppRead)
+	if err != nil {
+		return err
+	}
+	rs, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: rq.path.sub, ResourceGroup: rq.path.rg, Type: applicationType})
+	if err != nil {
+		return internalError(err)
+	}
+	rs = slices.DeleteFunc(rs, func(res store.Resource) bool { return !strings.EqualFold(res.TenantID, tenantID) })
+	return writeReadable(h, rq, actionAppRead, rs, resourceID, appViewOf)
+}
+
+// resolvedDefinition is the definition an application installs.
+type resolvedDefinition struct {
+	res   store.Resource
+	props appDefProps
+	spec  *deploymentSpec
+}
+
+// resolveServiceCatalog finds the definition an applicationDefinitionId
+// names: a definition of the customer's own tenant that the caller may
+// read (service catalog: same directory, as in Azure), or a marketplace
+// definition of any tenant.
+func (h *Handler) resolveServiceCatalog(rq *request, tenantID, ref string) (resolvedDefinition, error) {
+	var rd resolvedDefinition
+	notFound := newError(http.StatusNotFound, "ApplicationDefinitionNotFound", "The application definition '%s' could not be found.", safeText(ref))
+	sc, err := rbac.ParseScope(ref)
+	if err != nil {
+		return rd, badRequest("properties.applicationDefinitionId '%s' is not a resource id.", safeText(ref))
+	}
+	res, err := h.st.GetResource(rq.ctx, sc.String())
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !strings.EqualFold(res.Type, appDefType)) {
+		return rd, notFound
+	} else if err != nil {
+		return rd, internalError(err)
+	}
+	if !strings.EqualFold(res.TenantID, tenantID) {
+		return rd, notFound
+	}
+	d, err := h.decide(rq, actionAppDefRead, res.ID)
+	if err != nil {
+		return rd, err
+	}
+	if !d.Allowed {
+		return rd, newError(http.StatusForbidden, "LinkedAuthorizationFailed", "The client '%s' with object id '%s' has permission to perform action '%s' on scope '%s'; however, it does not have permission to perform action '%s' on the linked scope '%s'.",
+			safeText(rq.who()), rq.oid, actionAppWrite, safeText(rq.path.scope.String()), actionAppDefRead, safeText(res.ID))
+	}
+	rd.res = res
+	return rd, nil
+}
+
+// resolveMarketplace finds the published definition a plan names: product
+// is the definition's name, publisher its tenant's domain (or name or id).
+func (h *Handler) resolveMarketplace(rq *request, plan *appPlan) (resolvedDefinition, error) {
+	var rd resolvedDefinition
+	rs, err := h.st.ResourcesNamed(rq.ctx, appDefType, plan.Product)
+	if err != nil {
+		return rd, internalError(err)
+	}
+	for _, res := range rs {
+		var p appDefProps
+		if json.Unmarshal(res.Properties, &p) != nil || !p.IsPublishedToMarketplace {
+			continue
+		}
+		t, err := h.st.GetTenant(rq.ctx, res.TenantID)
+		if err != nil {
+			continue
+		}
+		if strings.EqualFold(t.Domain, plan.Publisher) || strings.EqualFold(t.Name, plan.Publisher) || strings.EqualFold(t.ID, plan.Publisher) {
+			rd.res = res
+			return rd, nil
+		}
+	}
+	return rd, newError(http.StatusNotFound, "MarketplaceOfferNotFound", "No marketplace offer '%s' of publisher '%s' exists.", safeText(plan.Product), safeText(plan.Publisher))
+}
+
+func (h *Handler) putApplication(rq *request) error {
+	tenantID, err := h.authorizeAt(rq, actionAppWrite)
+	if err != nil {
+		return err
+	}
+	if n := rq.path.name; len(n) < 3 || len(n) > 64 || !identityNameRE.MatchString(n) {
+		return badRequest("The application name '%s' is invalid: 3 to 64 letters, digits, '.', '_', '-', '(' or ')'.", safeText(n))
+	}
+	var body struct {
+		Location string            `json:"location"`
+		Kind     string            `json:"kind"`
+		Tags     map[string]string `json:"tags"`
+		Plan     *appPlan          `json:"plan"`
+		Identity *struct {
+			Type string `json:"type"`
+		} `json:"identity"`
+		Properties *struct {
+			ApplicationDefinitionID string          `json:"applicationDefinitionId"`
+			ManagedResourceGroupID  string          `json:"managedResourceGroupId"`
+			Parameters              json.RawMessage `json:"parameters"`
+		} `json:"properties"`
+	}
+	if err := readBody(rq, &body); err != nil {
+		return err
+	}
+	location, err := checkLocation(body.Location, applicationType)
+	if err != nil {
+		return err
+	}
+	if err := checkTags(body.Tags); err != nil {
+		return err
+	}
+	p := body.Properties
+	if p == nil {
+		return badRequest("The parameter properties is required.")
+	}
+	var kind string
+	switch strings.ToLower(body.Kind) {
+	case "servicecatalog":
+		kind = "ServiceCatalog"
+		if p.ApplicationDefinitionID == "" {
+			return badRequest("properties.applicationDefinitionId is required for kind 'ServiceCatalog'.")
+		}
+	case "marketplace":
+		kind = "MarketPlace"
+		if body.Plan == nil || body.Plan.Publisher == "" || body.Plan.Product == "" || body.Plan.Name == "" || body.Plan.Version == "" {
+			return badRequest("plan {name, publisher, product, version} is required for kind 'MarketPlace'.")
+		}
+	default:
+		return badRequest("The kind '%s' is not valid: it must be 'ServiceCatalog' or 'MarketPlace'.", safeText(body.Kind))
+	}
+	identityType := ""
+	if body.Identity != nil {
+		switch strings.ToLower(strings.ReplaceAll(body.Identity.Type, " ", "")) {
+		case "systemassigned":
+			identityType = "SystemAssigned"
+		case "", "none":
+		default:
+			return badRequest("identity.type '%s' is not supported: use 'SystemAssigned' or 'None'.", safeText(body.Identity.Type))
+		}
+	}
+	mrg, err := rbac.ParseScope(p.ManagedResourceGroupID)
+	segs := strings.Split(strings.TrimPrefix(mrg.String(), "/"), "/")
+	if err != nil || len(segs) != 4 || !strings.EqualFold(segs[2], "resourceGroups") {
+		return badRequest("properties.managedResourceGroupId '%s' is not a resource group id.", safeText(p.ManagedResourceGroupID))
+	}
+	if !strings.EqualFold(mrg.SubscriptionID(), rq.path.sub) {
+		return badRequest("properties.managedResourceGroupId must be in the application's subscription '%s'.", rq.path.sub)
+	}
+	if strings.EqualFold(segs[3], rq.path.rg) {
+		return badRequest("The managed resource group must not be the application's own resource group.")
+	}
+	var rd resolvedDefinition
+	if kind == "ServiceCatalog" {
+		rd, err = h.resolveServiceCatalog(rq, tenantID, p.ApplicationDefinitionID)
+	} else {
+		rd, err = h.resolveMarketplace(rq, body.Plan)
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(rd.res.Properties, &rd.props); err != nil {
+		return internalError(err)
+	}
+	if !rd.props.IsEnabled {
+		return badRequest("The application definition '%s' is disabled.", rd.res.ID)
+	}
+	publisher := rd.res.TenantID
+	rd.spec, err = parseSpec(rd.props.DeploymentSpec, nil)
+	if err != nil {
+		return internalError(fmt.Errorf("stored spec of %s: %w", rd.res.ID, err))
+	}
+	for _, ra := range rd.spec.RoleAssignments {
+		if strings.EqualFold(ra.Principal, "applicationIdentity") && identityType == "" {
+			return badRequest("The application definition assigns roles to the application's identity: identity.type must be 'SystemAssigned'.")
+		}
+	}
+	// The publisher's principals, typed in the publisher's directory.
+	publishers := map[string]store.PrincipalType{}
+	lookup := func(id string) error {
+		kind, err := h.dir.ObjectKind(rq.ctx, publisher, id)
+		pt, ok := principalTypes[kind]
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !ok) {
+			return newError(http.StatusConflict, "PrincipalNotFound", "The publisher's principal %s no longer exists in the directory %s.", id, publisher)
+		} else if err != nil {
+			return internalError(err)
+		}
+		publishers[id] = pt
+		return nil
+	}
+	for _, a := range rd.props.Authorizations {
+		if err := lookup(a.PrincipalID); err != nil {
+			return err
+		}
+	}
+	for _, ra := range rd.spec.RoleAssignments {
+		if k, ref, _ := strings.Cut(ra.Principal, ":"); strings.EqualFold(k, "publisher") {
+			if err := lookup(strings.ToLower(ref)); err != nil {
+				return err
+			}
+		}
+	}
+
+	// Install: Accepted, with everything but the spec's resources.
+	var app store.Resource
+	var st appState
+	existed := false
+	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
+		now := h.now().UTC()
+		g, err := pathGroup(rq, tx)
+		if err != nil {
+			return err
+		}
+		id := rq.typedID(g, applicationType)
+		rq.target = id
+		if old, err := findTyped(rq, tx, tenantID, id, applicationType); err == nil {
+			os, err := stateOf(old)
+			if err != nil {
+				return err
+			}
+			if !strings.EqualFold(os.DefinitionID, rd.res.ID) || scopeKey(os.ManagedResourceGroupID) != mrg.Key() {
+				return newError(http.StatusConflict, "ApplicationUpdateNotSupported", "The application '%s' exists with another definition or managed resource group; delete it first.", rq.path.name)
+			}
+			app, st, existed = old, os, true
+			return errNothingToDo
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return internalError(err)
+		}
+		if _, err := tx.GetResourceGroup(rq.ctx, mrg.SubscriptionID(), segs[3]); err == nil {
+			return newError(http.StatusConflict, "ManagedResourceGroupAlreadyExists", "The managed resource group '%s' already exists: it must be new.", safeText(segs[3]))
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return internalError(err)
+		}
+		group := store.ResourceGroup{TenantID: tenantID, SubscriptionID: mrg.SubscriptionID(), Name: segs[3], Location: location, Created: now, Updated: now}
+		if err := tx.CreateResourceGroup(rq.ctx, group); errors.Is(err, store.ErrConflict) {
+			return newError(http.StatusConflict, "ManagedResourceGroupAlreadyExists", "The managed resource group '%s' already exists: it must be new.", safeText(segs[3]))
+		} else if err != nil {
+			return internalError(err)
+		}
+		mrgID := "/subscriptions/" + group.SubscriptionID + "/resourceGroups/" + group.Name
+		st = appState{Kind: kind, Plan: body.Plan, ManagedResourceGroupID: mrgID, DefinitionID: rd.res.ID, PublisherTenantID: publisher,
+			Parameters: p.Parameters, ProvisioningState: "Accepted", LockLevel: rd.props.LockLevel, Authorizations: rd.props.Authorizations,
+			IdentityType: identityType, Registration: rd.spec.Registration, CreatedBy: rq.oid}
+		if kind == "ServiceCatalog" {
+			st.ApplicationDefinitionID = rd.res.ID
+		} else {
+			st.ResourceUsageID = uuid.NewString()
+		}
+		if rd.props.NotificationPolicy != nil {
+			for _, e := range rd.props.NotificationPolicy.NotificationEndpoints {
+				st.Endpoints = append(st.Endpoints, e.URI)
+			}
+		}
+		exclude := []store.DenyPrincipal{}
+		if identityType != "" {
+			sp, err := dir.CreateSystemAssignedIdentity(rq.ctx, tenantID, id, rq.path.name)
+			if err != nil {
+				return directoryError(err)
+			}
+			st.IdentityPrincipalID = sp.ID
+			exclude = append(exclude, store.DenyPrincipal{ID: sp.ID, Type: store.PrincipalServicePrincipal})
+		}
+		for i, a := range rd.props.Authorizations {
+			ra := store.RoleAssignment{TenantID: tenantID, Scope: mrgID, RoleDefinitionID: a.RoleDefinitionID, PrincipalID: a.PrincipalID,
+				PrincipalType: publishers[a.PrincipalID], PrincipalTenantID: publisher, CreatedOn: now,
+				CreatedBy: store.DelegationCreator + strings.ToLower(id),
+				ID:        uuid.NewSHA1(uuid.NameSpaceURL, fmt.Appendf(nil, "%s/authorizations/%d", strings.ToLower(id), i)).String()}
+			if err := tx.CreateRoleAssignment(rq.ctx, ra); errors.Is(err, store.ErrConflict) {
+				continue
+			} else if err != nil {
+				return internalError(err)
+			}
+			st.PublisherAssignmentIDs = append(st.PublisherAssignmentIDs, ra.ID)
+			if !slices.ContainsFunc(exclude, func(d store.DenyPrincipal) bool { return d.ID == a.PrincipalID }) {
+				exclude = append(exclude, store.DenyPrincipal{ID: a.PrincipalID, Type: publishers[a.PrincipalID]})
+			}
+		}
+		if perms := lockPermissions(rd.props.LockLevel); perms != nil {
+			da := store.DenyAssignment{TenantID: tenantID, ID: uuid.NewString(), Name: "Deny assignment of managed application " + rq.path.name,
+				Description: "Created by the managed application " + id + " (lock level " + rd.props.LockLevel + ").",
+				Scope:       mrgID, Permissions: perms, Principals: []store.DenyPrincipal{{ID: store.EveryonePrincipalID, Type: store.PrincipalSystemDefined}},
+				ExcludePrincipals: exclude, IsSystemProtected: true, CreatedOn: now, CreatedBy: applicationType}
+			if err := tx.CreateDenyAssignment(rq.ctx, da); err != nil {
+				return internalError(err)
+			}
+			st.DenyAssignmentID = da.ID
+		}
+		props, err := json.Marshal(st)
+		if err != nil {
+			return internalError(err)
+		}
+		app = store.Resource{TenantID: tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: id, Type: applicationType,
+			Name: rq.path.name, Location: location, Tags: body.Tags, Properties: props, Created: now, Updated: now}
+		if err := tx.CreateResource(rq.ctx, app); err != nil {
+			return internalError(err)
+		}
+		return h.notifyTx(rq.ctx, tx, app, st, "PUT")
+	})
+	if existed {
+		v, err := appViewOf(app)
+		if err != nil {
+			return err
+		}
+		return writeJSON(rq, http.StatusOK, v)
+	}
+	if err != nil {
+		return err
+	}
+	h.wake()
+
+	// Deploy the spec: Succeeded, or Failed with the error.
+	var appSP *directory.ServicePrincipal
+	if st.IdentityPrincipalID != "" {
+		if appSP, err = h.dir.GetServicePrincipal(rq.ctx, tenantID, st.IdentityPrincipalID); err != nil {
+			return internalError(err)
+		}
+	}
+	mrgScope, _ := rbac.ParseScope(st.ManagedResourceGroupID)
+	mrgSegs := strings.Split(strings.TrimPrefix(mrgScope.String(), "/"), "/")
+	rq.action = actionAppWrite
+	var deployErr *deployError
+	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
+		group, err := tx.GetResourceGroup(rq.ctx, mrgScope.SubscriptionID(), mrgSegs[3])
+		if err != nil {
+			return internalError(err)
+		}
+		err = h.deploySpec(rq.ctx, tx, dir, installation{tenantID: tenantID, appID: app.ID, location: location, group: group, appSP: appSP,
+			publisher: publisher, suffix: uniqueSuffix(app.ID), spec: rd.spec, createdBy: rq.oid, publishers: publishers})
+		if err != nil {
+			if !errors.As(err, &deployErr) {
+				deployErr = &deployError{Code: "InternalServerError", Message: "The deployment failed with an internal error."}
+				h.log.ErrorContext(rq.ctx, "arm: managed application deployment failed", "application", app.ID, "err", err)
+			}
+			return err
+		}
+		st.ProvisioningState = "Succeeded"
+		app, err = h.saveState(rq.ctx, tx, app, st)
+		if err != nil {
+			return err
+		}
+		return h.notifyTx(rq.ctx, tx, app, st, "PUT")
+	})
+	if err != nil && deployErr == nil {
+		return err
+	}
+	if deployErr != nil {
+		rq.detail = "deployment failed: " + deployErr.Code
+		st.ProvisioningState = "Failed"
+		st.Error = &appError{Code: "DeploymentFailed", Message: "At least one resource deployment operation failed.", Details: []deployError{*deployErr}}
+		err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+			var err error
+			if app, err = h.saveState(rq.ctx, tx, app, st); err != nil {
+				return err
+			}
+			return h.notifyTx(rq.ctx, tx, app, st, "PUT")
+		})
+		if err != nil {
+			return err
+		}
+	}
+	h.wake()
+	v, err := appViewOf(app)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusCreated, v)
+}
+
+// lockPermissions are the deny assignment's permissions for a lock level:
+// none for None, deletes for CanNotDelete, everything but reads for
+// ReadOnly. Data actions are not denied.
+func lockPermissions(level string) []store.Permission {
+	switch level {
+	case "CanNotDelete":
+		return []store.Permission{{Actions: []string{"*/delete"}}}
+	case "ReadOnly":
+		return []store.Permission{{Actions: []string{"*"}, NotActions: []string{"*/read"}}}
+	}
+	return nil
+}
+
+// saveState writes the application's state and returns the record.
+func (h *Handler) saveState(ctx context.Context, tx store.Store, app store.Resource, st appState) (store.Resource, error) {
+	props, err := json.Marshal(st)
+	if err != nil {
+		return app, internalError(err)
+	}
+	app.Properties, app.Updated = props, h.now().UTC()
+	if err := tx.UpdateResource(ctx, app); err != nil {
+		return app, internalError(err)
+	}
+	return app, nil
+}
+
+func (h *Handler) wake() {
+	if h.notify != nil {
+		h.notify()
+	}
+}
+
+// notification is the lifecycle notification's payload, as Azure sends it
+// (learn.microsoft.com/azure/azure-resource-manager/managed-applications/publish-notifications).
+type notification struct {
+	EventType               string          `json:"eventType"`
+	ApplicationID           string          `json:"applicationId"`
+	EventTime               string          `json:"eventTime"`
+	ProvisioningState       string          `json:"provisioningState"`
+	ApplicationDefinitionID string          `json:"applicationDefinitionId,omitempty"`
+	BillingDetails          *billingDetails `json:"billingDetails,omitempty"`
+	Plan                    *appPlan        `json:"plan,omitempty"`
+	Error                   *appError       `json:"error,omitempty"`
+}
+
+// notificationURL is {endpoint}/resource?{endpoint's query}.
+func notificationURL(endpoint string) (string, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "", err
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/resource"
+	u.RawPath = ""
+	return u.String(), nil
+}
+
+// notifyTx enqueues, in tx, the notification of the application's current
+// state to each endpoint of its definition (the definition's current
+// endpoints, or those it had at install time once it is gone).
+func (h *Handler) notifyTx(ctx context.Context, tx store.Store, app store.Resource, st appState, eventType string) error {
+	endpoints := st.Endpoints
+	if def, err := tx.GetResource(ctx, st.DefinitionID); err == nil {
+		var p appDefProps
+		if json.Unmarshal(def.Properties, &p) == nil {
+			endpoints = nil
+			if p.NotificationPolicy != nil {
+				for _, e := range p.NotificationPolicy.NotificationEndpoints {
+					endpoints = append(endpoints, e.URI)
+				}
+			}
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return internalError(err)
+	}
+	if len(endpoints) == 0 {
+		return nil
+	}
+	now := h.now().UTC()
+	n := notification{EventType: eventType, ApplicationID: app.ID, EventTime: now.Format("2006-01-02T15:04:05.0000000Z"),
+		ProvisioningState: st.ProvisioningState, Error: st.Error}
+	if st.Kind == "MarketPlace" {
+		n.Plan, n.BillingDetails = st.Plan, &billingDetails{ResourceUsageID: st.ResourceUsageID}
+	} else {
+		n.ApplicationDefinitionID = st.DefinitionID
+	}
+	if st.ProvisioningState != "Failed" {
+		n.Error = nil
+	}
+	body, err := json.Marshal(n)
+	if err != nil {
+		return internalError(err)
+	}
+	for _, e := range endpoints {
+		u, err := notificationURL(e)
+		if err != nil {
+			continue // validated when the definition was written
+		}
+		m := store.OutboxMessage{ID: uuid.NewString(), TenantID: st.PublisherTenantID, Topic: st.DefinitionID, Key: strings.ToLower(app.ID),
+			URL: u, ContentType: "application/json", Body: body, NextAttempt: now, Deadline: now.Add(h.notifyDeadline)}
+		if _, err := tx.EnqueueOutbox(ctx, m); err != nil {
+			return internalError(fmt.Errorf("enqueue notification: %w", err))
+		}
+	}
+	return nil
+}
+
+func (h *Handler) deleteApplication(rq *request) error {
+	tenantID, err := h.authorizeAt(rq, actionAppDelete)
+	if err != nil {
+		return err
+	}
+	res, err := findTypedAt(rq, h.st, tenantID, applicationType)
+	if isResourceNotFound(err) {
+		rq.w.WriteHeader(http.StatusNoContent)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	st, err := stateOf(res)
+	if err != nil {
+		return err
+	}
+	rq.target = res.ID
+	if st.ProvisioningState != "Deleting" {
+		st.ProvisioningState, st.Error = "Deleting", nil
+		err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+			var err error
+			if res, err = h.saveState(rq.ctx, tx, res, st); err != nil {
+				return err
+			}
+			return h.notifyTx(rq.ctx, tx, res, st, "DELETE")
+		})
+		if err != nil {
+			return err
+		}
+		h.wake()
+	}
+	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
+		mrg, err := rbac.ParseScope(st.ManagedResourceGroupID)
+		if err != nil {
+			return internalError(err)
+		}
+		segs := strings.Split(strings.TrimPrefix(mrg.String(), "/"), "/")
+		g, err := tx.GetResourceGroup(rq.ctx, mrg.SubscriptionID(), segs[3])
+		if err == nil {
+			if err := deleteGroupVaults(rq, tx, g); err != nil {
+				return err
+			}
+			if err := deleteGroupIdentities(rq, dir, g); err != nil {
+				return err
+			}
+			// Its resources, role and deny assignments go with it.
+			if err := tx.DeleteResourceGroup(rq.ctx, g.SubscriptionID, g.Name); err != nil {
+				return internalError(err)
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return internalError(err)
+		}
+		if st.DenyAssignmentID != "" {
+			if err := tx.DeleteDenyAssignment(rq.ctx, tenantID, st.DenyAssignmentID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return internalError(err)
+			}
+		}
+		for _, id := range st.PublisherAssignmentIDs {
+			if err := tx.DeleteRoleAssignment(rq.ctx, tenantID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return internalError(err)
+			}
+		}
+		if st.IdentityPrincipalID != "" {
+			if err := dir.DeleteManagedIdentity(rq.ctx, tenantID, st.IdentityPrincipalID); err != nil && !errors.Is(err, directory.ErrNotFound) {
+				return internalError(err)
+			}
+		}
+		if err := deleteRecord(rq, tx, res.ID); err != nil {
+			return err
+		}
+		st.ProvisioningState = "Deleted"
+		return h.notifyTx(rq.ctx, tx, res, st, "DELETE")
+	})
+	if err != nil {
+		return err
+	}
+	h.wake()
+	rq.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// ---- listTokens ----
+
+type listTokenView struct {
+	AccessToken           string `json:"access_token"`
+	ExpiresIn             string `json:"expires_in"`
+	ExpiresOn             string `json:"expires_on"`
+	NotBefore             string `json:"not_before"`
+	AuthorizationAudience string `json:"authorizationAudience"`
+	ResourceID            string `json:"resourceId"`
+	TokenType             string `json:"token_type"`
+}
+
+// listTokens serves POST {application}/listTokens: tokens of the
+// application's system-assigned identity, or of user-assigned identities
+// of its managed resource group, for principals of the publisher tenant
+// that the definition's authorizations name (directly or through a group)
+// with a role that permits Microsoft.Solutions/applications/listTokens/action.
+func (h *Handler) listTokens(rq *request) error {
+	tenantID, err := h.scopeTenant(rq)
+	if err != nil {
+		return err
+	}
+	rq.action = actionListTokens
+	// The application's id is the parent of the listTokens path.
+	res, err := findTypedAt(rq, h.st, tenantID, applicationType)
+	if err != nil {
+		return err
+	}
+	rq.target = res.ID
+	st, err := stateOf(res)
+	if err != nil {
+		return err
+	}
+	if ok, err := h.publisherAuthorized(rq, st); err != nil {
+		return err
+	} else if !ok {
+		return newError(http.StatusForbidden, "AuthorizationFailed",
+			"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s': only the publisher's authorized principals may list the application's tokens.",
+			safeText(rq.who()), rq.oid, actionListTokens, safeText(res.ID))
+	}
+	var body struct {
+		AuthorizationAudience  string   `json:"authorizationAudience"`
+		UserAssignedIdentities []string `json:"userAssignedIdentities"`
+	}
+	if rq.r.ContentLength != 0 {
+		if err := readBody(rq, &body); err != nil {
+			return err
+		}
+	}
+	audience := body.AuthorizationAudience
+	if audience == "" {
+		audience = "https://management.azure.com/"
+	}
+	if len(body.UserAssignedIdentities) > 20 {
+		return badRequest("userAssignedIdentities: at most 20 identities.")
+	}
+	type target struct{ objectID, resourceID string }
+	var targets []target
+	for i, ref := range body.UserAssignedIdentities {
+		sp, err := h.dir.ManagedIdentityByResourceID(rq.ctx, tenantID, ref)
+		if errors.Is(err, directory.ErrNotFound) || (err == nil && (!sp.IsUserAssigned() || scopeKey(groupIDOf(sp.ManagedIdentityResourceID())) != scopeKey(st.ManagedResourceGroupID))) {
+			return badRequest("userAssignedIdentities[%d] '%s' is not a user-assigned identity of the managed resource group.", i, safeText(ref))
+		} else if err != nil {
+			return internalError(err)
+		}
+		targets = append(targets, target{sp.ID, sp.ManagedIdentityResourceID()})
+	}
+	if len(targets) == 0 {
+		if st.IdentityPrincipalID == "" {
+			return badRequest("The application has no system-assigned identity: name userAssignedIdentities of its managed resource group.")
+		}
+		targets = append(targets, target{st.IdentityPrincipalID, res.ID})
+	}
+	if h.minter == nil {
+		return newError(http.StatusNotImplemented, "FeatureNotSupported", "This server mints no managed identity tokens.")
+	}
+	now := h.now()
+	out := []listTokenView{}
+	for _, t := range targets {
+		tok, exp, err := h.minter.ManagedIdentityToken(rq.ctx, tenantID, t.objectID, audience)
+		if err != nil {
+			if strings.Contains(err.Error(), "audience") {
+				return badRequest("The authorizationAudience '%s' is not a resource this tenant knows.", safeText(audience))
+			}
+			return internalError(err)
+		}
+		out = append(out, listTokenView{AccessToken: tok, ExpiresIn: strconv.FormatInt(int64(exp.Sub(now).Seconds()), 10),
+			ExpiresOn: strconv.FormatInt(exp.Unix(), 10), NotBefore: strconv.FormatInt(now.Unix(), 10),
+			AuthorizationAudience: audience, ResourceID: t.resourceID, TokenType: "Bearer"})
+	}
+	_ = h.audit.Record(rq.ctx, h.auditRecord(rq, tenantID, "success"))
+	return writeJSON(rq, http.StatusOK, map[string]any{"value": out})
+}
+
+// groupIDOf is the resource group id a resource id lies in.
+func groupIDOf(id string) string {
+	segs := strings.Split(strings.TrimPrefix(id, "/"), "/")
+	if len(segs) < 4 {
+		return ""
+	}
+	return "/" + strings.Join(segs[:4], "/")
+}
+
+// publisherAuthorized reports whether the caller is a principal of the
+// publisher tenant named by the application's authorizations (directly or
+// through a group it is a member of) with a role permitting listTokens.
+func (h *Handler) publisherAuthorized(rq *request, st appState) (bool, error) {
+	if !strings.EqualFold(rq.tenantID, st.PublisherTenantID) {
+		return false, nil
+	}
+	ids := map[string]bool{strings.ToLower(rq.oid): true}
+	groups, err := h.dir.TransitiveMemberOf(rq.ctx, st.PublisherTenantID, rq.oid)
+	if err != nil && !errors.Is(err, directory.ErrNotFound) {
+		return false, internalError(err)
+	}
+	for _, g := range groups {
+		ids[strings.ToLower(g)] = true
+	}
+	for _, a := range st.Authorizations {
+		if !ids[strings.ToLower(a.PrincipalID)] {
+			continue
+		}
+		if role, ok := builtInRole(a.RoleDefinitionID); ok && rbac.Permits(role.Permissions, actionListTokens, false) {
+			return true, nil
+		}
+	}
+	return false, nil
+}

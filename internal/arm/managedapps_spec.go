@@ -1,0 +1,499 @@
+package arm
+
+// The deployment spec of a managed application definition
+// (properties.deploymentSpec): tenantbridge's own JSON, in place of an ARM
+// template, listing what an installation creates in its managed resource
+// group. docs/managed-applications.md documents it; validateSpec checks it
+// when the definition is written, naming the path of a bad field, and
+// deploySpec creates it, in the customer's tenant, when an application is
+// installed.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/vault"
+)
+
+// placeholderSuffix is replaced, in every name of a spec, by the
+// installation's unique suffix (uniqueSuffix).
+const placeholderSuffix = "{uniqueSuffix}"
+
+// uniqueSuffix is a short, stable hash of an application's resource id
+// (lower-cased): 12 lower-case hex digits, unique per installation, so
+// that globally named resources (vaults, namespaces) of two installations
+// of one definition do not collide.
+func uniqueSuffix(appID string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(appID)))
+	return hex.EncodeToString(sum[:])[:12]
+}
+
+// expand substitutes the placeholders of a name.
+func expand(name, suffix string) string {
+	return strings.ReplaceAll(name, placeholderSuffix, suffix)
+}
+
+type deploymentSpec struct {
+	Vaults                 []specVault          `json:"vaults,omitempty"`
+	ServiceBusNamespaces   []specNamespace      `json:"serviceBusNamespaces,omitempty"`
+	UserAssignedIdentities []specIdentity       `json:"userAssignedIdentities,omitempty"`
+	RoleAssignments        []specRoleAssignment `json:"roleAssignments,omitempty"`
+	Registration           *specRegistration    `json:"registration,omitempty"`
+}
+
+type specVault struct {
+	Name                      string `json:"name"`
+	Sku                       string `json:"sku,omitempty"`
+	SoftDeleteRetentionInDays *int   `json:"softDeleteRetentionInDays,omitempty"`
+	EnablePurgeProtection     *bool  `json:"enablePurgeProtection,omitempty"`
+}
+
+type specNamespace struct {
+	Name   string      `json:"name"`
+	Sku    string      `json:"sku,omitempty"`
+	Queues []specQueue `json:"queues,omitempty"`
+}
+
+type specQueue struct {
+	Name       string          `json:"name"`
+	Properties *queueBodyProps `json:"properties,omitempty"`
+}
+
+type specIdentity struct {
+	Name                 string    `json:"name"`
+	FederatedCredentials []specFIC `json:"federatedCredentials,omitempty"`
+}
+
+type specFIC struct {
+	Name      string   `json:"name"`
+	Issuer    string   `json:"issuer"`
+	Subject   string   `json:"subject"`
+	Audiences []string `json:"audiences,omitempty"`
+}
+
+type specRoleAssignment struct {
+	// Role is a built-in role's name or id (GUID or roleDefinitions id).
+	Role string `json:"role"`
+	// Principal is "applicationIdentity", "identity:{spec identity name}"
+	// or "publisher:{object id in the publisher tenant}".
+	Principal string `json:"principal"`
+	// Scope is "managedResourceGroup" (the default), "vault:{name}",
+	// "namespace:{name}", "queue:{namespace}/{queue}" or
+	// "identity:{name}", names as written in the spec.
+	Scope string `json:"scope,omitempty"`
+}
+
+type specRegistration struct {
+	Endpoint       string `json:"endpoint"`
+	CredentialMode string `json:"credentialMode"`
+	// Vault names the spec's vault the credential is delivered to.
+	Vault string `json:"vault,omitempty"`
+}
+
+// specError is a validation failure at a path of the spec.
+func specError(path, format string, args ...any) error {
+	return newError(http.StatusBadRequest, "InvalidDeploymentSpec", "properties.deploymentSpec%s: %s", path, fmt.Sprintf(format, args...))
+}
+
+var identityNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._()-]{0,89}$`)
+
+// sampleSuffix stands for the unique suffix when a spec is validated.
+const sampleSuffix = "0123456789ab"
+
+// parseSpec decodes and validates a spec. raw may be empty (nothing to
+// deploy). publisherKind looks up a publisher principal (nil skips it).
+func parseSpec(raw json.RawMessage, publisherKind func(id string) (store.PrincipalType, error)) (*deploymentSpec, error) {
+	spec := &deploymentSpec{}
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return spec, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(spec); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, specError("."+te.Field, "must be a JSON %s", te.Type.Kind())
+		}
+		return nil, specError("", "%s", safeText(err.Error()))
+	}
+	return spec, spec.validate(publisherKind)
+}
+
+func (s *deploymentSpec) validate(publisherKind func(id string) (store.PrincipalType, error)) error {
+	vaults, namespaces, queues, identities := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for i, v := range s.Vaults {
+		p := fmt.Sprintf(".vaults[%d]", i)
+		if v.Name == "" {
+			return specError(p+".name", "is required")
+		}
+		if !vault.ValidName(expand(v.Name, sampleSuffix)) {
+			return specError(p+".name", "'%s' is not a valid vault name: 3 to 24 letters, digits and hyphens once %s is replaced by 12 characters, starting with a letter", safeText(v.Name), placeholderSuffix)
+		}
+		if vaults[strings.ToLower(v.Name)] {
+			return specError(p+".name", "'%s' is listed twice", safeText(v.Name))
+		}
+		vaults[strings.ToLower(v.Name)] = true
+		if sku := strings.ToLower(v.Sku); sku != "" && sku != "standard" && sku != "premium" {
+			return specError(p+".sku", "must be 'standard' or 'premium'")
+		}
+		if _, _, err := vault.CreationSettings(v.SoftDeleteRetentionInDays, v.EnablePurgeProtection); err != nil {
+			return specError(p, "%s", safeText(err.Error()))
+		}
+	}
+	for i, n := range s.ServiceBusNamespaces {
+		p := fmt.Sprintf(".serviceBusNamespaces[%d]", i)
+		if n.Name == "" {
+			return specError(p+".name", "is required")
+		}
+		if !validNamespaceName(expand(n.Name, sampleSuffix)) {
+			return specError(p+".name", "'%s' is not a valid namespace name: 6 to 50 letters, digits and hyphens once %s is replaced by 12 characters, starting with a letter", safeText(n.Name), placeholderSuffix)
+		}
+		if namespaces[strings.ToLower(n.Name)] {
+			return specError(p+".name", "'%s' is listed twice", safeText(n.Name))
+		}
+		namespaces[strings.ToLower(n.Name)] = true
+		switch strings.ToLower(n.Sku) {
+		case "", "basic", "standard", "premium":
+		default:
+			return specError(p+".sku", "must be 'Basic', 'Standard' or 'Premium'")
+		}
+		for j, q := range n.Queues {
+			qp := fmt.Sprintf("%s.queues[%d]", p, j)
+			if !validQueueName(q.Name) {
+				return specError(qp+".name", "'%s' is not a valid queue name", safeText(q.Name))
+			}
+			key := strings.ToLower(n.Name + "/" + q.Name)
+			if queues[key] {
+				return specError(qp+".name", "'%s' is listed twice", safeText(q.Name))
+			}
+			queues[key] = true
+			if _, err := queueSettingsOf(q.Properties); err != nil {
+				var ae *armError
+				if errors.As(err, &ae) {
+					return specError(qp, "%s", ae.message)
+				}
+				return err
+			}
+		}
+	}
+	for i, id := range s.UserAssignedIdentities {
+		p := fmt.Sprintf(".userAssignedIdentities[%d]", i)
+		if !identityNameRE.MatchString(expand(id.Name, sampleSuffix)) || strings.HasSuffix(id.Name, ".") {
+			return specError(p+".name", "'%s' is not a valid identity name: 1 to 90 letters, digits, '.', '_', '-', '(' or ')'", safeText(id.Name))
+		}
+		if identities[strings.ToLower(id.Name)] {
+			return specError(p+".name", "'%s' is listed twice", safeText(id.Name))
+		}
+		identities[strings.ToLower(id.Name)] = true
+		names := map[string]bool{}
+		for j, f := range id.FederatedCredentials {
+			fp := fmt.Sprintf("%s.federatedCredentials[%d]", p, j)
+			if n := len(f.Name); n < 3 || n > 120 || strings.IndexFunc(f.Name, func(r rune) bool {
+				return !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+			}) >= 0 {
+				return specError(fp+".name", "must be 3 to 120 letters, digits, '-' or '_'")
+			}
+			if names[strings.ToLower(f.Name)] {
+				return specError(fp+".name", "'%s' is listed twice", safeText(f.Name))
+			}
+			names[strings.ToLower(f.Name)] = true
+			if u, err := url.Parse(f.Issuer); err != nil || u.Scheme != "https" || u.Host == "" || len(f.Issuer) > 600 {
+				return specError(fp+".issuer", "must be an https URL")
+			}
+			if f.Subject == "" || len(f.Subject) > 600 {
+				return specError(fp+".subject", "is required (at most 600 characters)")
+			}
+			if len(f.Audiences) > 1 || (len(f.Audiences) == 1 && (f.Audiences[0] == "" || len(f.Audiences[0]) > 600)) {
+				return specError(fp+".audiences", "must hold exactly one audience (default api://AzureADTokenExchange)")
+			}
+		}
+		if len(id.FederatedCredentials) > 20 {
+			return specError(p+".federatedCredentials", "at most 20 federated credentials")
+		}
+	}
+	for i, ra := range s.RoleAssignments {
+		p := fmt.Sprintf(".roleAssignments[%d]", i)
+		if _, ok := builtInRole(ra.Role); !ok {
+			return specError(p+".role", "'%s' is not a built-in role name or id", safeText(ra.Role))
+		}
+		kind, ref, _ := strings.Cut(ra.Principal, ":")
+		switch strings.ToLower(kind) {
+		case "applicationidentity":
+			if ref != "" {
+				return specError(p+".principal", "'applicationIdentity' takes no name")
+			}
+		case "identity":
+			if !identities[strings.ToLower(ref)] {
+				return specError(p+".principal", "'%s' names no identity of userAssignedIdentities", safeText(ref))
+			}
+		case "publisher":
+			if !isGUID(ref) {
+				return specError(p+".principal", "'publisher:' must be followed by the object id of a principal of the publisher tenant")
+			}
+			if publisherKind != nil {
+				if _, err := publisherKind(strings.ToLower(ref)); err != nil {
+					return err
+				}
+			}
+		default:
+			return specError(p+".principal", "must be 'applicationIdentity', 'identity:{name}' or 'publisher:{object id}'")
+		}
+		skind, sref, _ := strings.Cut(ra.Scope, ":")
+		switch strings.ToLower(skind) {
+		case "", "managedresourcegroup":
+			if sref != "" {
+				return specError(p+".scope", "'managedResourceGroup' takes no name")
+			}
+		case "vault":
+			if !vaults[strings.ToLower(sref)] {
+				return specError(p+".scope", "'%s' names no vault of vaults", safeText(sref))
+			}
+		case "namespace":
+			if !namespaces[strings.ToLower(sref)] {
+				return specError(p+".scope", "'%s' names no namespace of serviceBusNamespaces", safeText(sref))
+			}
+		case "queue":
+			if !queues[strings.ToLower(sref)] {
+				return specError(p+".scope", "'%s' names no queue ({namespace}/{queue}) of serviceBusNamespaces", safeText(sref))
+			}
+		case "identity":
+			if !identities[strings.ToLower(sref)] {
+				return specError(p+".scope", "'%s' names no identity of userAssignedIdentities", safeText(sref))
+			}
+		default:
+			return specError(p+".scope", "must be 'managedResourceGroup', 'vault:{name}', 'namespace:{name}', 'queue:{namespace}/{queue}' or 'identity:{name}'")
+		}
+	}
+	if r := s.Registration; r != nil {
+		u, err := url.Parse(r.Endpoint)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(r.Endpoint) > 2048 {
+			return specError(".registration.endpoint", "must be an absolute http(s) URL")
+		}
+		if r.CredentialMode != "secret" && r.CredentialMode != "federated" {
+			return specError(".registration.credentialMode", "must be 'secret' or 'federated'")
+		}
+		if r.Vault != "" && !vaults[strings.ToLower(r.Vault)] {
+			return specError(".registration.vault", "'%s' names no vault of vaults", safeText(r.Vault))
+		}
+		if r.CredentialMode == "secret" && r.Vault == "" {
+			return specError(".registration.vault", "is required with credentialMode 'secret': the credential is delivered into that vault")
+		}
+	}
+	return nil
+}
+
+// builtInRole resolves a built-in role by name, GUID or roleDefinitions id.
+func builtInRole(ref string) (store.RoleDefinition, bool) {
+	if i := strings.LastIndex(strings.ToLower(ref), "/roledefinitions/"); i >= 0 {
+		ref = ref[i+len("/roledefinitions/"):]
+	}
+	if ref == "" {
+		return store.RoleDefinition{}, false
+	}
+	return rbac.BuiltInRole(ref)
+}
+
+// deployError is a failure of one resource of a deployment: the
+// application goes Failed with it.
+type deployError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *deployError) Error() string { return e.Code + ": " + e.Message }
+
+func deployFailed(code, format string, args ...any) error {
+	return &deployError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// installation is what deploySpec needs to know of the application.
+type installation struct {
+	tenantID   string // the customer's
+	appID      string
+	location   string
+	group      store.ResourceGroup // the managed resource group
+	appSP      *directory.ServicePrincipal
+	publisher  string // the publisher's tenant id
+	suffix     string
+	spec       *deploymentSpec
+	createdBy  string
+	publishers map[string]store.PrincipalType // publisher principals named by the spec
+}
+
+// deploySpec creates the spec's resources in the managed resource group,
+// inside the caller's transaction. A deployError says which resource
+// failed and why.
+func (h *Handler) deploySpec(ctx context.Context, tx store.Store, dir *directory.Service, in installation) error {
+	rq := &request{ctx: ctx}
+	g := in.group
+	now := h.now().UTC()
+	base := "/subscriptions/" + g.SubscriptionID + "/resourceGroups/" + g.Name + "/providers/"
+	scopes := map[string]string{"": base[:len(base)-len("/providers/")], "managedresourcegroup": base[:len(base)-len("/providers/")]}
+	identities := map[string]*directory.ServicePrincipal{}
+
+	for _, v := range in.spec.Vaults {
+		name := expand(v.Name, in.suffix)
+		if _, err := tx.GetVault(ctx, name); err == nil {
+			return deployFailed("VaultAlreadyExists", "The vault name '%s' is already in use. Vault names are globally unique so it is possible that the name is already taken.", name)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		days, purge, err := vault.CreationSettings(v.SoftDeleteRetentionInDays, v.EnablePurgeProtection)
+		if err != nil {
+			return deployFailed("BadRequest", "%s", err.Error())
+		}
+		id := base + vaultType + "/" + name
+		sv := store.Vault{TenantID: in.tenantID, Name: name, ResourceID: id, Location: in.location,
+			SoftDeleteRetentionDays: days, EnablePurgeProtection: purge, EnableSoftDelete: true, Created: now}
+		if err := tx.CreateVault(ctx, sv); errors.Is(err, store.ErrConflict) {
+			return deployFailed("VaultAlreadyExists", "The vault name '%s' is already in use.", name)
+		} else if err != nil {
+			return err
+		}
+		sku := strings.ToLower(v.Sku)
+		if sku == "" {
+			sku = "standard"
+		}
+		props, _ := json.Marshal(vaultResourceProps{Sku: vaultSku{Family: "A", Name: sku}})
+		res := store.Resource{TenantID: in.tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: id, Type: vaultType,
+			Name: name, Location: in.location, Properties: props, Created: now, Updated: now}
+		if err := tx.CreateResource(ctx, res); err != nil {
+			return err
+		}
+		scopes["vault:"+strings.ToLower(v.Name)] = id
+	}
+	for _, n := range in.spec.ServiceBusNamespaces {
+		name := expand(n.Name, in.suffix)
+		taken, err := namespaceNameTaken(rq, tx, name)
+		if err != nil {
+			return err
+		}
+		if taken {
+			return deployFailed("Conflict", "The namespace name '%s' is already in use. Namespace names are globally unique, so it is possible that the name is already taken.", name)
+		}
+		sku := sbSku{Name: "Standard", Tier: "Standard"}
+		switch strings.ToLower(n.Sku) {
+		case "basic":
+			sku = sbSku{Name: "Basic", Tier: "Basic"}
+		case "premium":
+			sku = sbSku{Name: "Premium", Tier: "Premium"}
+		}
+		props, _ := json.Marshal(namespaceResourceProps{Sku: sku})
+		id := base + sbNamespaceType + "/" + name
+		ns := store.Resource{TenantID: in.tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: id, Type: sbNamespaceType,
+			Name: name, Location: in.location, Properties: props, Created: now, Updated: now}
+		if err := tx.CreateResource(ctx, ns); errors.Is(err, store.ErrConflict) {
+			return deployFailed("Conflict", "The namespace name '%s' is already in use.", name)
+		} else if err != nil {
+			return err
+		}
+		if err := h.createDefaultRule(rq, tx, ns); err != nil {
+			return err
+		}
+		scopes["namespace:"+strings.ToLower(n.Name)] = id
+		for _, q := range n.Queues {
+			settings, err := queueSettingsOf(q.Properties)
+			if err != nil {
+				return deployFailed("BadRequest", "%s", err.Error())
+			}
+			qprops, _ := json.Marshal(settings)
+			qid := id + "/queues/" + q.Name
+			if err := tx.CreateResource(ctx, store.Resource{TenantID: in.tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name,
+				ID: qid, Type: sbQueueType, Name: q.Name, Location: in.location, Properties: qprops, Created: now, Updated: now}); err != nil {
+				return err
+			}
+			scopes["queue:"+strings.ToLower(n.Name+"/"+q.Name)] = qid
+		}
+	}
+	if len(in.spec.UserAssignedIdentities) > 0 {
+		t, err := tx.GetTenant(ctx, in.tenantID)
+		if err != nil {
+			return err
+		}
+		if !strings.EqualFold(t.SubscriptionID, g.SubscriptionID) {
+			return deployFailed("BadRequest", "User-assigned identities can be created only in the tenant's default subscription '%s'.", t.SubscriptionID)
+		}
+	}
+	for _, ui := range in.spec.UserAssignedIdentities {
+		name := expand(ui.Name, in.suffix)
+		sp, err := dir.CreateUserAssignedIdentity(ctx, in.tenantID, g.Name, name)
+		if err != nil {
+			if msg, ok := directory.IsInvalid(err); ok {
+				return deployFailed("BadRequest", "%s", msg)
+			}
+			if msg, ok := directory.ConflictMessage(err); ok {
+				return deployFailed("Conflict", "%s", msg)
+			}
+			return err
+		}
+		id := sp.ManagedIdentityResourceID()
+		if err := tx.CreateResource(ctx, store.Resource{TenantID: in.tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name,
+			ID: id, Type: identityType, Name: name, Location: in.location, Created: now, Updated: now}); err != nil {
+			return err
+		}
+		for _, f := range ui.FederatedCredentials {
+			aud := f.Audiences
+			if len(aud) == 0 {
+				aud = []string{"api://AzureADTokenExchange"}
+			}
+			if _, err := dir.AddIdentityFederatedCredential(ctx, in.tenantID, sp.ID, directory.FederatedIdentityCredential{
+				Name: f.Name, Issuer: expand(f.Issuer, in.suffix), Subject: expand(f.Subject, in.suffix), Audiences: aud}); err != nil {
+				if msg, ok := directory.IsInvalid(err); ok {
+					return deployFailed("BadRequest", "%s", msg)
+				}
+				return err
+			}
+		}
+		identities[strings.ToLower(ui.Name)] = sp
+		scopes["identity:"+strings.ToLower(ui.Name)] = id
+	}
+	for i, ra := range in.spec.RoleAssignments {
+		role, _ := builtInRole(ra.Role)
+		a := store.RoleAssignment{TenantID: in.tenantID, RoleDefinitionID: role.ID, CreatedOn: now, CreatedBy: in.createdBy,
+			ID: uuid.NewSHA1(uuid.NameSpaceURL, fmt.Appendf(nil, "%s/roleAssignments/%d", strings.ToLower(in.appID), i)).String()}
+		kind, ref, _ := strings.Cut(ra.Principal, ":")
+		switch strings.ToLower(kind) {
+		case "applicationidentity":
+			if in.appSP == nil {
+				return deployFailed("BadRequest", "roleAssignments[%d]: the application has no system-assigned identity (identity.type SystemAssigned).", i)
+			}
+			a.PrincipalID, a.PrincipalType, a.PrincipalTenantID = in.appSP.ID, store.PrincipalServicePrincipal, in.tenantID
+		case "identity":
+			sp := identities[strings.ToLower(ref)]
+			a.PrincipalID, a.PrincipalType, a.PrincipalTenantID = sp.ID, store.PrincipalServicePrincipal, in.tenantID
+		case "publisher":
+			ref = strings.ToLower(ref)
+			pt, ok := in.publishers[ref]
+			if !ok {
+				return deployFailed("PrincipalNotFound", "Principal %s does not exist in the publisher's directory %s.", ref, in.publisher)
+			}
+			a.PrincipalID, a.PrincipalType, a.PrincipalTenantID = ref, pt, in.publisher
+		}
+		skind, sref, _ := strings.Cut(ra.Scope, ":")
+		key := strings.ToLower(skind)
+		if sref != "" {
+			key += ":" + strings.ToLower(sref)
+		}
+		a.Scope = scopes[key]
+		if err := tx.CreateRoleAssignment(ctx, a); errors.Is(err, store.ErrConflict) {
+			continue // the same grant twice in the spec
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
