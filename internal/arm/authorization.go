@@ -88,9 +88,10 @@ type roleDefinitionView struct {
 	Properties roleDefinitionProps `json:"properties"`
 }
 
-func nonNil(s []string) []string {
+// nonNil is s, or an empty slice for nil: a JSON [] rather than null.
+func nonNil[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
 }
@@ -455,6 +456,21 @@ var principalTypes = map[store.ObjectKind]store.PrincipalType{
 	store.KindUser: store.PrincipalUser, store.KindGroup: store.PrincipalGroup, store.KindServicePrincipal: store.PrincipalServicePrincipal,
 }
 
+// principalTypeOf is the role assignment principal type of object id of
+// tenantID's directory. When it is no user, group or service principal the
+// error is PrincipalNotFound with status and message, a format of the id
+// and the tenant id.
+func principalTypeOf(rq *request, dir *directory.Service, tenantID, id string, status int, message string) (store.PrincipalType, error) {
+	kind, err := dir.ObjectKind(rq.ctx, tenantID, id)
+	pt, ok := principalTypes[kind]
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !ok) {
+		return "", newError(status, "PrincipalNotFound", message, id, tenantID)
+	} else if err != nil {
+		return "", internalError(err)
+	}
+	return pt, nil
+}
+
 func (h *Handler) putRoleAssignment(rq *request) error {
 	tenantID, err := h.authorizedTenant(rq, actionRoleAssignmentWrite)
 	if err != nil {
@@ -512,13 +528,10 @@ func (h *Handler) putRoleAssignment(rq *request) error {
 			return newError(http.StatusBadRequest, "RoleAssignmentScopeNotAssignableToRoleDefinition",
 				"The role %s is not available for assignment at the requested scope.", safeText(role.Name))
 		}
-		kind, err := dir.ObjectKind(rq.ctx, tenantID, principalID)
-		pt, ok := principalTypes[kind]
-		if errors.Is(err, store.ErrNotFound) || (err == nil && !ok) {
-			return newError(http.StatusBadRequest, "PrincipalNotFound",
-				"Principal %s does not exist in the directory %s. Check that you have the correct principal ID.", principalID, tenantID)
-		} else if err != nil {
-			return internalError(err)
+		pt, err := principalTypeOf(rq, dir, tenantID, principalID, http.StatusBadRequest,
+			"Principal %s does not exist in the directory %s. Check that you have the correct principal ID.")
+		if err != nil {
+			return err
 		}
 		if p.PrincipalType != "" && !strings.EqualFold(p.PrincipalType, string(pt)) {
 			return newError(http.StatusBadRequest, "UnmatchedPrincipalType", "The PrincipalType in the request doesn't match the type of the principal: it is a %s.", pt)

@@ -122,6 +122,17 @@ type appDefProps struct {
 	ProvisioningState        string              `json:"provisioningState"`
 }
 
+// endpoints are the URIs of the definition's notification endpoints.
+func (p appDefProps) endpoints() []string {
+	var out []string
+	if p.NotificationPolicy != nil {
+		for _, e := range p.NotificationPolicy.NotificationEndpoints {
+			out = append(out, e.URI)
+		}
+	}
+	return out
+}
+
 type appDefView struct {
 	ID         string            `json:"id"`
 	Name       string            `json:"name"`
@@ -136,14 +147,16 @@ func appDefViewOf(res store.Resource) (appDefView, error) {
 	if err := json.Unmarshal(res.Properties, &p); err != nil {
 		return appDefView{}, internalError(fmt.Errorf("definition %s: %w", res.ID, err))
 	}
-	tags := res.Tags
-	if tags == nil {
-		tags = map[string]string{}
+	p.Authorizations = nonNil(p.Authorizations)
+	return appDefView{ID: res.ID, Name: res.Name, Type: appDefType, Location: res.Location, Tags: tagsOf(res), Properties: p}, nil
+}
+
+// tagsOf is the resource's tags, empty rather than nil.
+func tagsOf(res store.Resource) map[string]string {
+	if res.Tags == nil {
+		return map[string]string{}
 	}
-	if p.Authorizations == nil {
-		p.Authorizations = []appAuthorization{}
-	}
-	return appDefView{ID: res.ID, Name: res.Name, Type: appDefType, Location: res.Location, Tags: tags, Properties: p}, nil
+	return res.Tags
 }
 
 func (rq *request) typedID(g store.ResourceGroup, typ string) string {
@@ -164,33 +177,66 @@ func findTypedAt(rq *request, st store.Store, tenantID, typ string) (store.Resou
 	return res, nil
 }
 
-func (h *Handler) getAppDefinition(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionAppDefRead)
+// checkPut checks what a PUT body of a resource of type typ carries besides
+// its properties' own fields: a location (returned normalized), at most 50
+// tags and the properties.
+func checkPut[P any](typ, location string, tags map[string]string, props *P) (string, error) {
+	location, err := checkLocation(location, typ)
 	if err != nil {
-		return err
+		return "", err
 	}
-	res, err := findTypedAt(rq, h.st, tenantID, appDefType)
-	if err != nil {
-		return err
+	if err := checkTags(tags); err != nil {
+		return "", err
 	}
-	v, err := appDefViewOf(res)
-	if err != nil {
-		return err
+	if props == nil {
+		return "", badRequest("The parameter properties is required.")
 	}
-	return writeJSON(rq, http.StatusOK, v)
+	return location, nil
 }
 
-func (h *Handler) listAppDefinitions(rq *request) error {
-	tenantID, err := h.listTenant(rq, actionAppDefRead)
+// writeView answers with res as view shows it.
+func writeView[V any](rq *request, status int, res store.Resource, view func(store.Resource) (V, error)) error {
+	v, err := view(res)
 	if err != nil {
 		return err
 	}
-	rs, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: rq.path.sub, ResourceGroup: rq.path.rg, Type: appDefType})
+	return writeJSON(rq, status, v)
+}
+
+// getTypedAt serves GET of the resource of type typ the path names.
+func getTypedAt[V any](h *Handler, rq *request, action, typ string, view func(store.Resource) (V, error)) error {
+	tenantID, err := h.authorizeAt(rq, action)
+	if err != nil {
+		return err
+	}
+	res, err := findTypedAt(rq, h.st, tenantID, typ)
+	if err != nil {
+		return err
+	}
+	return writeView(rq, http.StatusOK, res, view)
+}
+
+// listTyped lists the caller's tenant's resources of type typ in the
+// path's subscription or group that the caller may read.
+func listTyped[V any](h *Handler, rq *request, action, typ string, view func(store.Resource) (V, error)) error {
+	tenantID, err := h.listTenant(rq, action)
+	if err != nil {
+		return err
+	}
+	rs, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: rq.path.sub, ResourceGroup: rq.path.rg, Type: typ})
 	if err != nil {
 		return internalError(err)
 	}
 	rs = slices.DeleteFunc(rs, func(res store.Resource) bool { return !strings.EqualFold(res.TenantID, tenantID) })
-	return writeReadable(h, rq, actionAppDefRead, rs, resourceID, appDefViewOf)
+	return writeReadable(h, rq, action, rs, resourceID, view)
+}
+
+func (h *Handler) getAppDefinition(rq *request) error {
+	return getTypedAt(h, rq, actionAppDefRead, appDefType, appDefViewOf)
+}
+
+func (h *Handler) listAppDefinitions(rq *request) error {
+	return listTyped(h, rq, actionAppDefRead, appDefType, appDefViewOf)
 }
 
 var validLockLevels = map[string]string{"none": "None", "cannotdelete": "CanNotDelete", "readonly": "ReadOnly"}
@@ -220,17 +266,11 @@ func (h *Handler) putAppDefinition(rq *request) error {
 	if err := readBody(rq, &body); err != nil {
 		return err
 	}
-	location, err := checkLocation(body.Location, appDefType)
+	location, err := checkPut(appDefType, body.Location, body.Tags, body.Properties)
 	if err != nil {
 		return err
 	}
-	if err := checkTags(body.Tags); err != nil {
-		return err
-	}
 	p := body.Properties
-	if p == nil {
-		return badRequest("The parameter properties is required.")
-	}
 	lock, ok := validLockLevels[strings.ToLower(p.LockLevel)]
 	if !ok {
 		return badRequest("The value '%s' of properties.lockLevel is not valid: it must be 'None', 'CanNotDelete' or 'ReadOnly'.", safeText(p.LockLevel))
@@ -241,14 +281,7 @@ func (h *Handler) putAppDefinition(rq *request) error {
 	out := appDefProps{LockLevel: lock, DisplayName: p.DisplayName, Description: p.Description, IsEnabled: p.IsEnabled == nil || *p.IsEnabled,
 		IsPublishedToMarketplace: p.IsPublishedToMarketplace, ProvisioningState: "Succeeded"}
 	kindOf := func(id string) (store.PrincipalType, error) {
-		kind, err := h.dir.ObjectKind(rq.ctx, tenantID, id)
-		pt, ok := principalTypes[kind]
-		if errors.Is(err, store.ErrNotFound) || (err == nil && !ok) {
-			return "", newError(http.StatusBadRequest, "PrincipalNotFound", "Principal %s does not exist in the directory %s.", id, tenantID)
-		} else if err != nil {
-			return "", internalError(err)
-		}
-		return pt, nil
+		return principalTypeOf(rq, h.dir, tenantID, id, http.StatusBadRequest, "Principal %s does not exist in the directory %s.")
 	}
 	if len(p.Authorizations) > 100 {
 		return badRequest("properties.authorizations: at most 100 authorizations.")
@@ -319,11 +352,7 @@ func (h *Handler) putAppDefinition(rq *request) error {
 	if err != nil {
 		return err
 	}
-	v, err := appDefViewOf(saved)
-	if err != nil {
-		return err
-	}
-	return writeJSON(rq, status, v)
+	return writeView(rq, status, saved, appDefViewOf)
 }
 
 func (h *Handler) deleteAppDefinition(rq *request) error {
@@ -519,18 +548,10 @@ func appViewOf(res store.Resource) (appView, error) {
 	if err != nil {
 		return appView{}, err
 	}
-	tags := res.Tags
-	if tags == nil {
-		tags = map[string]string{}
-	}
-	auth := s.Authorizations
-	if auth == nil {
-		auth = []appAuthorization{}
-	}
-	v := appView{ID: res.ID, Name: res.Name, Type: applicationType, Location: res.Location, Kind: s.Kind, Plan: s.Plan, Tags: tags,
+	v := appView{ID: res.ID, Name: res.Name, Type: applicationType, Location: res.Location, Kind: s.Kind, Plan: s.Plan, Tags: tagsOf(res),
 		Properties: appViewProps{ManagedResourceGroupID: s.ManagedResourceGroupID, ApplicationDefinitionID: s.ApplicationDefinitionID,
 			Parameters: s.Parameters, ProvisioningState: s.ProvisioningState, PublisherTenantID: s.PublisherTenantID,
-			Authorizations: auth, ManagementMode: "Managed", Error: s.Error, Registration: s.Registration}}
+			Authorizations: nonNil(s.Authorizations), ManagementMode: "Managed", Error: s.Error, Registration: s.Registration}}
 	if s.CreatedBy != "" {
 		v.Properties.CreatedBy = &appCreatedBy{ObjectID: s.CreatedBy}
 	}
@@ -544,32 +565,11 @@ func appViewOf(res store.Resource) (appView, error) {
 }
 
 func (h *Handler) getApplication(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionAppRead)
-	if err != nil {
-		return err
-	}
-	res, err := findTypedAt(rq, h.st, tenantID, applicationType)
-	if err != nil {
-		return err
-	}
-	v, err := appViewOf(res)
-	if err != nil {
-		return err
-	}
-	return writeJSON(rq, http.StatusOK, v)
+	return getTypedAt(h, rq, actionAppRead, applicationType, appViewOf)
 }
 
 func (h *Handler) listApplications(rq *request) error {
-	tenantID, err := h.listTenant(rq, actionAppRead)
-	if err != nil {
-		return err
-	}
-	rs, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: rq.path.sub, ResourceGroup: rq.path.rg, Type: applicationType})
-	if err != nil {
-		return internalError(err)
-	}
-	rs = slices.DeleteFunc(rs, func(res store.Resource) bool { return !strings.EqualFold(res.TenantID, tenantID) })
-	return writeReadable(h, rq, actionAppRead, rs, resourceID, appViewOf)
+	return listTyped(h, rq, actionAppRead, applicationType, appViewOf)
 }
 
 // resolvedDefinition is the definition an application installs.
@@ -661,17 +661,11 @@ func (h *Handler) putApplication(rq *request) error {
 	if err := readBody(rq, &body); err != nil {
 		return err
 	}
-	location, err := checkLocation(body.Location, applicationType)
+	location, err := checkPut(applicationType, body.Location, body.Tags, body.Properties)
 	if err != nil {
 		return err
 	}
-	if err := checkTags(body.Tags); err != nil {
-		return err
-	}
 	p := body.Properties
-	if p == nil {
-		return badRequest("The parameter properties is required.")
-	}
 	var kind string
 	switch strings.ToLower(body.Kind) {
 	case "servicecatalog":
@@ -736,12 +730,9 @@ func (h *Handler) putApplication(rq *request) error {
 	// The publisher's principals, typed in the publisher's directory.
 	publishers := map[string]store.PrincipalType{}
 	lookup := func(id string) error {
-		kind, err := h.dir.ObjectKind(rq.ctx, publisher, id)
-		pt, ok := principalTypes[kind]
-		if errors.Is(err, store.ErrNotFound) || (err == nil && !ok) {
-			return newError(http.StatusConflict, "PrincipalNotFound", "The publisher's principal %s no longer exists in the directory %s.", id, publisher)
-		} else if err != nil {
-			return internalError(err)
+		pt, err := principalTypeOf(rq, h.dir, publisher, id, http.StatusConflict, "The publisher's principal %s no longer exists in the directory %s.")
+		if err != nil {
+			return err
 		}
 		publishers[id] = pt
 		return nil
@@ -784,14 +775,15 @@ func (h *Handler) putApplication(rq *request) error {
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return internalError(err)
 		}
+		mrgExists := newError(http.StatusConflict, "ManagedResourceGroupAlreadyExists", "The managed resource group '%s' already exists: it must be new.", safeText(segs[3]))
 		if _, err := tx.GetResourceGroup(rq.ctx, mrg.SubscriptionID(), segs[3]); err == nil {
-			return newError(http.StatusConflict, "ManagedResourceGroupAlreadyExists", "The managed resource group '%s' already exists: it must be new.", safeText(segs[3]))
+			return mrgExists
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return internalError(err)
 		}
 		group := store.ResourceGroup{TenantID: tenantID, SubscriptionID: mrg.SubscriptionID(), Name: segs[3], Location: location, Created: now, Updated: now}
 		if err := tx.CreateResourceGroup(rq.ctx, group); errors.Is(err, store.ErrConflict) {
-			return newError(http.StatusConflict, "ManagedResourceGroupAlreadyExists", "The managed resource group '%s' already exists: it must be new.", safeText(segs[3]))
+			return mrgExists
 		} else if err != nil {
 			return internalError(err)
 		}
@@ -804,11 +796,7 @@ func (h *Handler) putApplication(rq *request) error {
 		} else {
 			st.ResourceUsageID = uuid.NewString()
 		}
-		if rd.props.NotificationPolicy != nil {
-			for _, e := range rd.props.NotificationPolicy.NotificationEndpoints {
-				st.Endpoints = append(st.Endpoints, e.URI)
-			}
-		}
+		st.Endpoints = rd.props.endpoints()
 		exclude := []store.DenyPrincipal{}
 		if identityType != "" {
 			sp, err := dir.CreateSystemAssignedIdentity(rq.ctx, tenantID, id, rq.path.name)
@@ -855,11 +843,7 @@ func (h *Handler) putApplication(rq *request) error {
 		return h.notifyTx(rq.ctx, tx, app, st, "PUT")
 	})
 	if existed {
-		v, err := appViewOf(app)
-		if err != nil {
-			return err
-		}
-		return writeJSON(rq, http.StatusOK, v)
+		return writeView(rq, http.StatusOK, app, appViewOf)
 	}
 	if err != nil {
 		return err
@@ -873,12 +857,10 @@ func (h *Handler) putApplication(rq *request) error {
 			return internalError(err)
 		}
 	}
-	mrgScope, _ := rbac.ParseScope(st.ManagedResourceGroupID)
-	mrgSegs := strings.Split(strings.TrimPrefix(mrgScope.String(), "/"), "/")
 	rq.action = actionAppWrite
 	var deployErr *deployError
 	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
-		group, err := tx.GetResourceGroup(rq.ctx, mrgScope.SubscriptionID(), mrgSegs[3])
+		group, err := managedGroup(rq.ctx, tx, st)
 		if err != nil {
 			return internalError(err)
 		}
@@ -892,11 +874,8 @@ func (h *Handler) putApplication(rq *request) error {
 			return err
 		}
 		st.ProvisioningState = "Succeeded"
-		app, err = h.saveState(rq.ctx, tx, app, st)
-		if err != nil {
-			return err
-		}
-		return h.notifyTx(rq.ctx, tx, app, st, "PUT")
+		app, err = h.saveState(rq.ctx, tx, app, st, "PUT")
+		return err
 	})
 	if err != nil && deployErr == nil {
 		return err
@@ -905,23 +884,22 @@ func (h *Handler) putApplication(rq *request) error {
 		rq.detail = "deployment failed: " + deployErr.Code
 		st.ProvisioningState = "Failed"
 		st.Error = &appError{Code: "DeploymentFailed", Message: "At least one resource deployment operation failed.", Details: []deployError{*deployErr}}
-		err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
-			var err error
-			if app, err = h.saveState(rq.ctx, tx, app, st); err != nil {
-				return err
-			}
-			return h.notifyTx(rq.ctx, tx, app, st, "PUT")
-		})
-		if err != nil {
+		if err := h.changeState(rq, tenantID, &app, st, "PUT"); err != nil {
 			return err
 		}
 	}
 	h.wake()
-	v, err := appViewOf(app)
+	return writeView(rq, http.StatusCreated, app, appViewOf)
+}
+
+// managedGroup gets the application's managed resource group.
+func managedGroup(ctx context.Context, tx store.Store, st appState) (store.ResourceGroup, error) {
+	mrg, err := rbac.ParseScope(st.ManagedResourceGroupID)
 	if err != nil {
-		return err
+		return store.ResourceGroup{}, err
 	}
-	return writeJSON(rq, http.StatusCreated, v)
+	segs := strings.Split(strings.TrimPrefix(mrg.String(), "/"), "/")
+	return tx.GetResourceGroup(ctx, mrg.SubscriptionID(), segs[3])
 }
 
 // lockPermissions are the deny assignment's permissions for a lock level:
@@ -937,8 +915,9 @@ func lockPermissions(level string) []store.Permission {
 	return nil
 }
 
-// saveState writes the application's state and returns the record.
-func (h *Handler) saveState(ctx context.Context, tx store.Store, app store.Resource, st appState) (store.Resource, error) {
+// saveState writes the application's state and enqueues the notification
+// of it (eventType), in tx, and returns the record.
+func (h *Handler) saveState(ctx context.Context, tx store.Store, app store.Resource, st appState, eventType string) (store.Resource, error) {
 	props, err := json.Marshal(st)
 	if err != nil {
 		return app, internalError(err)
@@ -947,7 +926,17 @@ func (h *Handler) saveState(ctx context.Context, tx store.Store, app store.Resou
 	if err := tx.UpdateResource(ctx, app); err != nil {
 		return app, internalError(err)
 	}
-	return app, nil
+	return app, h.notifyTx(ctx, tx, app, st, eventType)
+}
+
+// changeState saves the application's state, with its notification, in a
+// transaction of its own.
+func (h *Handler) changeState(rq *request, tenantID string, app *store.Resource, st appState, eventType string) error {
+	return h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+		var err error
+		*app, err = h.saveState(rq.ctx, tx, *app, st, eventType)
+		return err
+	})
 }
 
 func (h *Handler) wake() {
@@ -988,12 +977,7 @@ func (h *Handler) notifyTx(ctx context.Context, tx store.Store, app store.Resour
 	if def, err := tx.GetResource(ctx, st.DefinitionID); err == nil {
 		var p appDefProps
 		if json.Unmarshal(def.Properties, &p) == nil {
-			endpoints = nil
-			if p.NotificationPolicy != nil {
-				for _, e := range p.NotificationPolicy.NotificationEndpoints {
-					endpoints = append(endpoints, e.URI)
-				}
-			}
+			endpoints = p.endpoints()
 		}
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return internalError(err)
@@ -1049,25 +1033,13 @@ func (h *Handler) deleteApplication(rq *request) error {
 	rq.target = res.ID
 	if st.ProvisioningState != "Deleting" {
 		st.ProvisioningState, st.Error = "Deleting", nil
-		err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
-			var err error
-			if res, err = h.saveState(rq.ctx, tx, res, st); err != nil {
-				return err
-			}
-			return h.notifyTx(rq.ctx, tx, res, st, "DELETE")
-		})
-		if err != nil {
+		if err := h.changeState(rq, tenantID, &res, st, "DELETE"); err != nil {
 			return err
 		}
 		h.wake()
 	}
 	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
-		mrg, err := rbac.ParseScope(st.ManagedResourceGroupID)
-		if err != nil {
-			return internalError(err)
-		}
-		segs := strings.Split(strings.TrimPrefix(mrg.String(), "/"), "/")
-		g, err := tx.GetResourceGroup(rq.ctx, mrg.SubscriptionID(), segs[3])
+		g, err := managedGroup(rq.ctx, tx, st)
 		if err == nil {
 			if err := deleteGroupVaults(rq, tx, g); err != nil {
 				return err

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -143,10 +144,9 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 		if !vault.ValidName(expand(v.Name, sampleSuffix)) {
 			return specError(p+".name", "'%s' is not a valid vault name: 3 to 24 letters, digits and hyphens once %s is replaced by 12 characters, starting with a letter", safeText(v.Name), placeholderSuffix)
 		}
-		if vaults[strings.ToLower(v.Name)] {
-			return specError(p+".name", "'%s' is listed twice", safeText(v.Name))
+		if err := listOnce(vaults, strings.ToLower(v.Name), p, v.Name); err != nil {
+			return err
 		}
-		vaults[strings.ToLower(v.Name)] = true
 		if sku := strings.ToLower(v.Sku); sku != "" && sku != "standard" && sku != "premium" {
 			return specError(p+".sku", "must be 'standard' or 'premium'")
 		}
@@ -162,10 +162,9 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 		if !validNamespaceName(expand(n.Name, sampleSuffix)) {
 			return specError(p+".name", "'%s' is not a valid namespace name: 6 to 50 letters, digits and hyphens once %s is replaced by 12 characters, starting with a letter", safeText(n.Name), placeholderSuffix)
 		}
-		if namespaces[strings.ToLower(n.Name)] {
-			return specError(p+".name", "'%s' is listed twice", safeText(n.Name))
+		if err := listOnce(namespaces, strings.ToLower(n.Name), p, n.Name); err != nil {
+			return err
 		}
-		namespaces[strings.ToLower(n.Name)] = true
 		switch strings.ToLower(n.Sku) {
 		case "", "basic", "standard", "premium":
 		default:
@@ -176,11 +175,9 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 			if !validQueueName(q.Name) {
 				return specError(qp+".name", "'%s' is not a valid queue name", safeText(q.Name))
 			}
-			key := strings.ToLower(n.Name + "/" + q.Name)
-			if queues[key] {
-				return specError(qp+".name", "'%s' is listed twice", safeText(q.Name))
+			if err := listOnce(queues, strings.ToLower(n.Name+"/"+q.Name), qp, q.Name); err != nil {
+				return err
 			}
-			queues[key] = true
 			if _, err := queueSettingsOf(q.Properties); err != nil {
 				var ae *armError
 				if errors.As(err, &ae) {
@@ -195,10 +192,9 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 		if !identityNameRE.MatchString(expand(id.Name, sampleSuffix)) || strings.HasSuffix(id.Name, ".") {
 			return specError(p+".name", "'%s' is not a valid identity name: 1 to 90 letters, digits, '.', '_', '-', '(' or ')'", safeText(id.Name))
 		}
-		if identities[strings.ToLower(id.Name)] {
-			return specError(p+".name", "'%s' is listed twice", safeText(id.Name))
+		if err := listOnce(identities, strings.ToLower(id.Name), p, id.Name); err != nil {
+			return err
 		}
-		identities[strings.ToLower(id.Name)] = true
 		names := map[string]bool{}
 		for j, f := range id.FederatedCredentials {
 			fp := fmt.Sprintf("%s.federatedCredentials[%d]", p, j)
@@ -207,10 +203,9 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 			}) >= 0 {
 				return specError(fp+".name", "must be 3 to 120 letters, digits, '-' or '_'")
 			}
-			if names[strings.ToLower(f.Name)] {
-				return specError(fp+".name", "'%s' is listed twice", safeText(f.Name))
+			if err := listOnce(names, strings.ToLower(f.Name), fp, f.Name); err != nil {
+				return err
 			}
-			names[strings.ToLower(f.Name)] = true
 			if u, err := url.Parse(f.Issuer); err != nil || u.Scheme != "https" || u.Host == "" || len(f.Issuer) > 600 {
 				return specError(fp+".issuer", "must be an https URL")
 			}
@@ -225,6 +220,23 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 			return specError(p+".federatedCredentials", "at most 20 federated credentials")
 		}
 	}
+	// named is, for each kind a role assignment may refer to, the spec's
+	// names of that kind (lower-cased) and how an error calls one.
+	named := map[string]struct {
+		names map[string]bool
+		what  string
+	}{
+		"vault":     {vaults, "vault of vaults"},
+		"namespace": {namespaces, "namespace of serviceBusNamespaces"},
+		"queue":     {queues, "queue ({namespace}/{queue}) of serviceBusNamespaces"},
+		"identity":  {identities, "identity of userAssignedIdentities"},
+	}
+	refer := func(path, kind, ref string) error {
+		if n := named[kind]; !n.names[strings.ToLower(ref)] {
+			return specError(path, "'%s' names no %s", safeText(ref), n.what)
+		}
+		return nil
+	}
 	for i, ra := range s.RoleAssignments {
 		p := fmt.Sprintf(".roleAssignments[%d]", i)
 		if _, ok := builtInRole(ra.Role); !ok {
@@ -237,8 +249,8 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 				return specError(p+".principal", "'applicationIdentity' takes no name")
 			}
 		case "identity":
-			if !identities[strings.ToLower(ref)] {
-				return specError(p+".principal", "'%s' names no identity of userAssignedIdentities", safeText(ref))
+			if err := refer(p+".principal", "identity", ref); err != nil {
+				return err
 			}
 		case "publisher":
 			if !isGUID(ref) {
@@ -253,26 +265,14 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 			return specError(p+".principal", "must be 'applicationIdentity', 'identity:{name}' or 'publisher:{object id}'")
 		}
 		skind, sref, _ := strings.Cut(ra.Scope, ":")
-		switch strings.ToLower(skind) {
+		switch skind = strings.ToLower(skind); skind {
 		case "", "managedresourcegroup":
 			if sref != "" {
 				return specError(p+".scope", "'managedResourceGroup' takes no name")
 			}
-		case "vault":
-			if !vaults[strings.ToLower(sref)] {
-				return specError(p+".scope", "'%s' names no vault of vaults", safeText(sref))
-			}
-		case "namespace":
-			if !namespaces[strings.ToLower(sref)] {
-				return specError(p+".scope", "'%s' names no namespace of serviceBusNamespaces", safeText(sref))
-			}
-		case "queue":
-			if !queues[strings.ToLower(sref)] {
-				return specError(p+".scope", "'%s' names no queue ({namespace}/{queue}) of serviceBusNamespaces", safeText(sref))
-			}
-		case "identity":
-			if !identities[strings.ToLower(sref)] {
-				return specError(p+".scope", "'%s' names no identity of userAssignedIdentities", safeText(sref))
+		case "vault", "namespace", "queue", "identity":
+			if err := refer(p+".scope", skind, sref); err != nil {
+				return err
 			}
 		default:
 			return specError(p+".scope", "must be 'managedResourceGroup', 'vault:{name}', 'namespace:{name}', 'queue:{namespace}/{queue}' or 'identity:{name}'")
@@ -286,13 +286,25 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 		if r.CredentialMode != "secret" && r.CredentialMode != "federated" {
 			return specError(".registration.credentialMode", "must be 'secret' or 'federated'")
 		}
-		if r.Vault != "" && !vaults[strings.ToLower(r.Vault)] {
-			return specError(".registration.vault", "'%s' names no vault of vaults", safeText(r.Vault))
+		if r.Vault != "" {
+			if err := refer(".registration.vault", "vault", r.Vault); err != nil {
+				return err
+			}
 		}
 		if r.CredentialMode == "secret" && r.Vault == "" {
 			return specError(".registration.vault", "is required with credentialMode 'secret': the credential is delivered into that vault")
 		}
 	}
+	return nil
+}
+
+// listOnce records key in seen, or fails when it is there already: the
+// spec lists the name at path (key lower-cased) twice.
+func listOnce(seen map[string]bool, key, path, name string) error {
+	if seen[key] {
+		return specError(path+".name", "'%s' is listed twice", safeText(name))
+	}
+	seen[key] = true
 	return nil
 }
 
@@ -334,6 +346,13 @@ type installation struct {
 	publishers map[string]store.PrincipalType // publisher principals named by the spec
 }
 
+// resource is the generic record of a resource of the installation's
+// managed resource group.
+func (in installation) resource(id, typ, name string, props []byte, now time.Time) store.Resource {
+	return store.Resource{TenantID: in.tenantID, SubscriptionID: in.group.SubscriptionID, ResourceGroup: in.group.Name, ID: id, Type: typ,
+		Name: name, Location: in.location, Properties: props, Created: now, Updated: now}
+}
+
 // deploySpec creates the spec's resources in the managed resource group,
 // inside the caller's transaction. A deployError says which resource
 // failed and why.
@@ -369,9 +388,7 @@ func (h *Handler) deploySpec(ctx context.Context, tx store.Store, dir *directory
 			sku = "standard"
 		}
 		props, _ := json.Marshal(vaultResourceProps{Sku: vaultSku{Family: "A", Name: sku}})
-		res := store.Resource{TenantID: in.tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: id, Type: vaultType,
-			Name: name, Location: in.location, Properties: props, Created: now, Updated: now}
-		if err := tx.CreateResource(ctx, res); err != nil {
+		if err := tx.CreateResource(ctx, in.resource(id, vaultType, name, props, now)); err != nil {
 			return err
 		}
 		scopes["vault:"+strings.ToLower(v.Name)] = id
@@ -394,8 +411,7 @@ func (h *Handler) deploySpec(ctx context.Context, tx store.Store, dir *directory
 		}
 		props, _ := json.Marshal(namespaceResourceProps{Sku: sku})
 		id := base + sbNamespaceType + "/" + name
-		ns := store.Resource{TenantID: in.tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: id, Type: sbNamespaceType,
-			Name: name, Location: in.location, Properties: props, Created: now, Updated: now}
+		ns := in.resource(id, sbNamespaceType, name, props, now)
 		if err := tx.CreateResource(ctx, ns); errors.Is(err, store.ErrConflict) {
 			return deployFailed("Conflict", "The namespace name '%s' is already in use.", name)
 		} else if err != nil {
@@ -412,8 +428,7 @@ func (h *Handler) deploySpec(ctx context.Context, tx store.Store, dir *directory
 			}
 			qprops, _ := json.Marshal(settings)
 			qid := id + "/queues/" + q.Name
-			if err := tx.CreateResource(ctx, store.Resource{TenantID: in.tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name,
-				ID: qid, Type: sbQueueType, Name: q.Name, Location: in.location, Properties: qprops, Created: now, Updated: now}); err != nil {
+			if err := tx.CreateResource(ctx, in.resource(qid, sbQueueType, q.Name, qprops, now)); err != nil {
 				return err
 			}
 			scopes["queue:"+strings.ToLower(n.Name+"/"+q.Name)] = qid
@@ -441,8 +456,7 @@ func (h *Handler) deploySpec(ctx context.Context, tx store.Store, dir *directory
 			return err
 		}
 		id := sp.ManagedIdentityResourceID()
-		if err := tx.CreateResource(ctx, store.Resource{TenantID: in.tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name,
-			ID: id, Type: identityType, Name: name, Location: in.location, Created: now, Updated: now}); err != nil {
+		if err := tx.CreateResource(ctx, in.resource(id, identityType, name, nil, now)); err != nil {
 			return err
 		}
 		for _, f := range ui.FederatedCredentials {

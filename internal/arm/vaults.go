@@ -255,17 +255,11 @@ func (h *Handler) putVault(rq *request) error {
 	if err := readBody(rq, &body); err != nil {
 		return err
 	}
-	location, err := checkLocation(body.Location, vaultType)
+	location, err := checkPut(vaultType, body.Location, body.Tags, body.Properties)
 	if err != nil {
 		return err
 	}
-	if err := checkTags(body.Tags); err != nil {
-		return err
-	}
 	p := body.Properties
-	if p == nil {
-		return badRequest("The parameter properties is required.")
-	}
 	if p.TenantID == "" {
 		return badRequest("The parameter properties.tenantId is required.")
 	}

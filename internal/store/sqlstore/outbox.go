@@ -103,6 +103,24 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', 0, '', NULL) RETURNING seq`,
 	return m, nil
 }
 
+// queryOutbox runs a query of outboxCols and appends the messages it
+// returns to out.
+func queryOutbox(ctx context.Context, r runner, out []store.OutboxMessage, query string, args ...any) ([]store.OutboxMessage, error) {
+	rows, err := r.query(ctx, query, args...)
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, err := scanOutboxMessage(rows)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
 // DueOutbox implements store.Outbox: it claims the messages it returns
 // until now + OutboxLease (their NextAttempt, as returned).
 func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]store.OutboxMessage, error) {
@@ -118,23 +136,12 @@ func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]stor
 	}
 	var out []store.OutboxMessage
 	err := s.appendLog(ctx, false, func(r runner) error {
-		out = out[:0]
-		rows, err := r.query(ctx, `UPDATE outbox_messages SET next_attempt = ? WHERE seq IN (
+		var err error
+		out, err = queryOutbox(ctx, r, out[:0], `UPDATE outbox_messages SET next_attempt = ? WHERE seq IN (
 SELECT m.seq FROM outbox_messages m WHERE m.state = 'pending' AND m.next_attempt <= ? AND `+outboxHead+`
 ORDER BY m.seq LIMIT ?`+lock+`)
 RETURNING `+outboxCols, s.d.BindTime(at.Add(OutboxLease)), s.d.BindTime(at), limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			m, err := scanOutboxMessage(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
-		}
-		return rows.Err()
+		return err
 	})
 	if err != nil {
 		return nil, s.fail(op, err)
@@ -231,20 +238,10 @@ func (s *Store) ListOutbox(ctx context.Context, q store.OutboxQuery) ([]store.Ou
 	args = append(args, min(limit, outboxListMax))
 	var out []store.OutboxMessage
 	err := s.read(func(r runner) error {
-		rows, err := r.query(ctx, `SELECT `+outboxCols+` FROM outbox_messages WHERE `+strings.Join(conds, " AND ")+
+		var err error
+		out, err = queryOutbox(ctx, r, out, `SELECT `+outboxCols+` FROM outbox_messages WHERE `+strings.Join(conds, " AND ")+
 			` ORDER BY seq DESC LIMIT ?`, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			m, err := scanOutboxMessage(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
-		}
-		return rows.Err()
+		return err
 	})
 	if err != nil {
 		return nil, s.fail(op, err)
