@@ -18,7 +18,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/spf13/cobra"
 
+	"github.com/tenantbridge/tenantbridge/internal/azclient"
 	"github.com/tenantbridge/tenantbridge/internal/broker/partner"
+	"github.com/tenantbridge/tenantbridge/internal/broker/publisher"
 )
 
 // brokerFlags configure the broker's partner custody. Each has an
@@ -33,6 +35,16 @@ type brokerFlags struct {
 	warnAfter, inactivity                    time.Duration
 	azure                                    bool
 	logLevel                                 string
+	pub                                      publisherFlags
+}
+
+// publisherFlags configure the publisher's broker for managed
+// applications (seed 000); it runs in broker serve when --publisher-tenant
+// is set.
+type publisherFlags struct {
+	tenant, group, state, path, vaultURL, sigName string
+	subscriptions                                 []string
+	rotate                                        time.Duration
 }
 
 // Environment variables of the broker.
@@ -49,6 +61,19 @@ const (
 	envBrokerWarnAfter   = "TENANTBRIDGE_BROKER_WARN_AFTER"
 	envBrokerInactivity  = "TENANTBRIDGE_BROKER_INACTIVITY"
 	envBrokerAzure       = "TENANTBRIDGE_BROKER_AZURE"
+
+	envPublisherTenant        = "TENANTBRIDGE_PUBLISHER_TENANT"
+	envPublisherGroup         = "TENANTBRIDGE_PUBLISHER_GROUP"
+	envPublisherState         = "TENANTBRIDGE_PUBLISHER_STATE"
+	envPublisherSubscriptions = "TENANTBRIDGE_PUBLISHER_SUBSCRIPTIONS"
+	envPublisherVaultURL      = "TENANTBRIDGE_PUBLISHER_VAULT_URL"
+	// The notification sig: this variable, else the secret
+	// --notification-secret-name of the publisher's vault.
+	envPublisherSig = "TENANTBRIDGE_PUBLISHER_NOTIFICATION_SECRET"
+	// The broker's identity in the publisher tenant: its managed identity,
+	// or an application with a secret (both variables).
+	envPublisherClientID     = "TENANTBRIDGE_PUBLISHER_CLIENT_ID"
+	envPublisherClientSecret = "TENANTBRIDGE_PUBLISHER_CLIENT_SECRET"
 )
 
 // brokerCommand is the provider's side of the seed scenarios; today the
@@ -84,6 +109,15 @@ credential trusting that managed identity (the default: no secret at all), a cer
 	pf.DurationVar(&f.inactivity, "inactivity", envDuration(e(envBrokerInactivity), partner.DefaultInactivity), "how long an unused refresh token lives (env "+envBrokerInactivity+")")
 	pf.BoolVar(&f.azure, "azure", envBool(e(envBrokerAzure)), "reach Azure with the system's network settings, not the tenantbridge of --data (env "+envBrokerAzure+")")
 	pf.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn or error (default info for serve, error otherwise)")
+
+	pf.StringVar(&f.pub.tenant, "publisher-tenant", e(envPublisherTenant), "serve the publisher's managed-application broker for this tenant (env "+envPublisherTenant+")")
+	pf.StringVar(&f.pub.group, "publisher-group", e(envPublisherGroup), "the group holding the roles on the shared publisher resources (env "+envPublisherGroup+")")
+	pf.StringVar(&f.pub.state, "publisher-state", e(envPublisherState), "installation state: a JSON file (default DATA/publisher-state.json), or \"vault\" for the publisher's vault (env "+envPublisherState+")")
+	pf.StringSliceVar(&f.pub.subscriptions, "publisher-subscription", envList(e(envPublisherSubscriptions), ""), "the publisher's subscriptions, where marketplace offers' definitions are (env "+envPublisherSubscriptions+")")
+	pf.StringVar(&f.pub.vaultURL, "publisher-vault-url", e(envPublisherVaultURL), "the publisher's vault: the notification secret, and the state with --publisher-state vault (env "+envPublisherVaultURL+")")
+	pf.StringVar(&f.pub.sigName, "notification-secret-name", "NotificationSecret", "the publisher vault's secret holding the notification sig (unless $"+envPublisherSig+" is set)")
+	pf.StringVar(&f.pub.path, "notification-path", "/managedapp", "the notification endpoint's path: register http(s)://HOST{path}?sig=SECRET on the definition")
+	pf.DurationVar(&f.pub.rotate, "rotate-interval", time.Hour, "how often to rotate the installations' client secrets (0: never)")
 
 	p := &cobra.Command{Use: "partner", Short: "The partner's delegated access: access tokens, status, refresh"}
 	p.AddCommand(c.brokerPartnerToken(f), c.brokerPartnerStatus(f), c.brokerPartnerRefresh(f))
@@ -191,6 +225,80 @@ func (c *cli) custodian(f *brokerFlags, redirect string, logger *slog.Logger) (*
 		WarnAfter: f.warnAfter, Inactivity: f.inactivity})
 }
 
+// publisherBroker builds the publisher's broker from the flags, or nil
+// when --publisher-tenant is not set.
+func (c *cli) publisherBroker(ctx context.Context, f *brokerFlags, logger *slog.Logger) (*publisher.Broker, error) {
+	pf := f.pub
+	if pf.tenant == "" {
+		return nil, nil
+	}
+	hc, err := c.brokerHTTP(f)
+	if err != nil {
+		return nil, err
+	}
+	opts := azcore.ClientOptions{Transport: hc}
+	opts.Retry.MaxRetries = 2
+	var cred azcore.TokenCredential
+	if id, secret := c.getenv(envPublisherClientID), c.getenv(envPublisherClientSecret); id != "" && secret != "" {
+		authority := f.authority
+		if authority == partner.DefaultAuthorityHost {
+			authority = ""
+		}
+		cred, err = azclient.NewClientSecretCredential(authority, pf.tenant, id, secret, opts)
+	} else {
+		miOpts := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts}
+		if id := c.getenv("AZURE_CLIENT_ID"); id != "" {
+			miOpts.ID = azidentity.ClientID(id)
+		}
+		cred, err = azidentity.NewManagedIdentityCredential(miOpts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the publisher broker's credential: %w", err)
+	}
+	var vault *azsecrets.Client
+	if pf.vaultURL != "" {
+		if vault, err = azsecrets.NewClient(pf.vaultURL, cred, &azsecrets.ClientOptions{ClientOptions: opts}); err != nil {
+			return nil, fmt.Errorf("vault %s: %w", pf.vaultURL, err)
+		}
+	}
+	sig := c.getenv(envPublisherSig)
+	if sig == "" && vault != nil {
+		resp, err := vault.GetSecret(ctx, pf.sigName, "", nil)
+		if err != nil {
+			return nil, fmt.Errorf("the notification secret %s of %s: %w", pf.sigName, pf.vaultURL, err)
+		}
+		if resp.Value != nil {
+			sig = *resp.Value
+		}
+	}
+	if sig == "" {
+		return nil, fmt.Errorf("the notification secret is not configured: set %s, or keep it in --publisher-vault-url as --notification-secret-name", envPublisherSig)
+	}
+	var st publisher.Store
+	switch {
+	case pf.state == "vault" && vault == nil:
+		return nil, errors.New("--publisher-state vault needs --publisher-vault-url")
+	case pf.state == "vault":
+		st = publisher.NewVaultStore(vault)
+	default:
+		file := pf.state
+		if file == "" {
+			file = filepath.Join(c.dataDir, "publisher-state.json")
+		}
+		if st, err = publisher.NewFileStore(file); err != nil {
+			return nil, err
+		}
+	}
+	var subs []string
+	for _, s := range pf.subscriptions {
+		if s != "" {
+			subs = append(subs, s)
+		}
+	}
+	return publisher.New(publisher.Config{TenantID: pf.tenant, Credential: cred, ClientOptions: opts, GroupID: pf.group,
+		NotificationSecret: sig, Subscriptions: subs, State: st, Logger: logger})
+}
+
 func (c *cli) brokerLogger(f *brokerFlags, def string) (*slog.Logger, error) {
 	return newLogger(c.stderr, envOr(f.logLevel, def))
 }
@@ -200,12 +308,18 @@ func (c *cli) brokerServe(f *brokerFlags) *cobra.Command {
 	var check time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve [--listen ADDR]",
-		Short: "Serve the partner-consent page, and keep the partner's refresh token alive",
+		Short: "Serve the partner-consent page and keep the partner's refresh token alive; with --publisher-tenant, the managed-application broker",
 		Long: `Serve the partner-consent page: "Connect partner" sends the partner's administrator to
 sign in (with multi-factor authentication) and consent; the refresh token lands in the vault.
 The page is plain HTTP: put it behind your TLS front end, and register its /callback
 (--redirect-url) on the application exactly. Every --check-interval the broker checks the
-stored token and redeems it when it has gone unused longer than --warn-after.`,
+stored token and redeems it when it has gone unused longer than --warn-after.
+
+With --publisher-tenant it also serves the publisher's managed-application broker (seed 000):
+lifecycle notifications at POST {--notification-path}/resource?sig=SECRET register each
+installation (application, service principal, group membership, credential in the managed
+application's vault) and remove it on deletion; client secrets are rotated every
+--rotate-interval. Without --client-id it serves only that.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := c.brokerLogger(f, "info")
@@ -221,20 +335,37 @@ stored token and redeems it when it has gone unused longer than --warn-after.`,
 			if redirect == "" {
 				redirect = "http://" + ln.Addr().String() + "/callback"
 			}
-			cust, err := c.custodian(f, redirect, logger)
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			pub, err := c.publisherBroker(ctx, f, logger)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			if check > 0 {
-				go cust.KeepAlive(ctx, check)
+			mux := http.NewServeMux()
+			if pub == nil || f.clientID != "" {
+				cust, err := c.custodian(f, redirect, logger)
+				if err != nil {
+					return err
+				}
+				if check > 0 {
+					go cust.KeepAlive(ctx, check)
+				}
+				mux.Handle("/", cust.Handler())
 			}
-			srv := &http.Server{Handler: cust.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
+			if pub != nil {
+				mux.Handle(strings.TrimRight(f.pub.path, "/")+"/resource", pub.Handler())
+				if f.pub.rotate > 0 {
+					go pub.RunRotation(ctx, f.pub.rotate)
+				}
+				c.notef("Managed-application notifications: http://%s%s?sig=… (register it on the definition)", ln.Addr(), strings.TrimRight(f.pub.path, "/"))
+			}
+			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
 				ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 			done := make(chan error, 1)
 			go func() { done <- srv.Serve(ln) }()
-			c.notef("Partner consent page: http://%s/ (callback %s)", ln.Addr(), redirect)
+			if pub == nil || f.clientID != "" {
+				c.notef("Partner consent page: http://%s/ (callback %s)", ln.Addr(), redirect)
+			}
 			select {
 			case err := <-done:
 				return err

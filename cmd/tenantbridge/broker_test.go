@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tenantbridge/tenantbridge/internal/azclient"
+	"github.com/tenantbridge/tenantbridge/internal/broker/publisher"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/server"
@@ -353,4 +355,164 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestBrokerServePublisher runs broker serve as the publisher's
+// managed-application broker only (no partner custody), configured by the
+// environment: a customer installs the publisher's marketplace offer, the
+// cloud's notifications reach broker serve, and the installation is
+// registered (its record in the state file); a notification without the
+// sig is refused; deleting the application deprovisions it.
+func TestBrokerServePublisher(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	srv, err := server.New(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cred, err := azclient.ReadOperatorCredential(srv.OperatorFile())
+	must(err)
+	local, err := cred.Local()
+	must(err)
+	opts, err := local.ClientOptions()
+	must(err)
+	hc := opts.Transport.(*http.Client)
+	authority, err := cred.AuthorityURL()
+	must(err)
+	op, err := azclient.NewOperatorFromCredential(cred)
+	must(err)
+	pub, err := op.CreateTenant(ctx, "publisher")
+	must(err)
+	cust, err := op.CreateTenant(ctx, "customer")
+	must(err)
+	pubCred, err := azclient.NewClientSecretCredential(authority, pub.TenantID, pub.Admin.ClientID, pub.Admin.ClientSecret, opts)
+	must(err)
+	custCred, err := azclient.NewClientSecretCredential(authority, cust.TenantID, cust.Admin.ClientID, cust.Admin.ClientSecret, opts)
+	must(err)
+	graph, err := azclient.NewGraph(azclient.GraphEndpoint, pubCred, &opts)
+	must(err)
+	group, err := graph.CreateGroup(ctx, azclient.Group{DisplayName: "shared", MailNickname: "shared", SecurityEnabled: true})
+	must(err)
+	armCall := func(c azcore.TokenCredential, method, path string, body any) (int, string) {
+		t.Helper()
+		tok, err := c.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}})
+		must(err)
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, "https://management.azure.com"+path+"?api-version=2021-07-01", bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		must(err)
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	brokerAddr := free.Addr().String()
+	free.Close()
+	const sig = "cli-n0tif-s3cret"
+	state := filepath.Join(t.TempDir(), "publisher.json")
+	env := map[string]string{envPublisherTenant: pub.TenantID, envPublisherGroup: group.ID, envPublisherSig: sig,
+		envPublisherClientID: pub.Admin.ClientID, envPublisherClientSecret: pub.Admin.ClientSecret,
+		envPublisherSubscriptions: pub.SubscriptionID, envPublisherState: state}
+	serveCtx, stopServe := context.WithCancel(ctx)
+	var serveOut, serveErr lockedBuffer
+	served := make(chan int, 1)
+	go func() {
+		served <- run(serveCtx, []string{"--data", dir, "broker", "serve", "--listen", brokerAddr, "--log-level", "debug"}, &serveOut, &serveErr,
+			func(k string) string { return env[k] })
+	}()
+	defer func() {
+		stopServe()
+		if code := <-served; code != 0 {
+			t.Errorf("broker serve exited %d: %s", code, serveErr.String())
+		}
+	}()
+	hook := "http://" + brokerAddr + "/managedapp"
+	for i := 0; ; i++ {
+		resp, err := http.Post(hook+"/resource", "application/json", strings.NewReader("{}"))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("no sig: %d", resp.StatusCode)
+			}
+			break
+		}
+		if i > 200 {
+			t.Fatalf("broker serve is not listening: %v %s", err, serveErr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The publisher's offer, its notifications to broker serve.
+	sub := "/subscriptions/" + pub.SubscriptionID
+	if c, body := armCall(pubCred, "PUT", sub+"/resourceGroups/offers", map[string]any{"location": "westeurope"}); c/100 != 2 {
+		t.Fatalf("%d %s", c, body)
+	}
+	def := sub + "/resourceGroups/offers/providers/Microsoft.Solutions/applicationDefinitions/srb"
+	if c, body := armCall(pubCred, "PUT", def, map[string]any{"location": "westeurope", "properties": map[string]any{
+		"lockLevel": "ReadOnly", "isPublishedToMarketplace": true,
+		"authorizations":     []any{map[string]any{"principalId": pub.Admin.ServicePrincipalID, "roleDefinitionId": "b24988ac-6180-42a0-ab88-20f7382dd24c"}},
+		"notificationPolicy": map[string]any{"notificationEndpoints": []any{map[string]any{"uri": hook + "?sig=" + sig}}},
+		"deploymentSpec": map[string]any{"vaults": []any{map[string]any{"name": "kv{uniqueSuffix}"}},
+			"roleAssignments": []any{map[string]any{"role": "Key Vault Secrets Officer", "principal": "applicationIdentity", "scope": "vault:kv{uniqueSuffix}"}},
+			"registration":    map[string]any{"endpoint": hook, "credentialMode": "federated", "vault": "kv{uniqueSuffix}"}}}}); c/100 != 2 {
+		t.Fatalf("definition %d %s", c, body)
+	}
+	csub := "/subscriptions/" + cust.SubscriptionID
+	armCall(custCred, "PUT", csub+"/resourceGroups/apps", map[string]any{"location": "westeurope"})
+	appID := csub + "/resourceGroups/apps/providers/Microsoft.Solutions/applications/srb1"
+	if c, body := armCall(custCred, "PUT", appID, map[string]any{"location": "westeurope", "kind": "MarketPlace",
+		"plan":       map[string]any{"name": "standard", "publisher": pub.Domain, "product": "srb", "version": "1"},
+		"identity":   map[string]any{"type": "SystemAssigned"},
+		"properties": map[string]any{"managedResourceGroupId": csub + "/resourceGroups/mrg-srb1"}}); c/100 != 2 {
+		t.Fatalf("install %d %s", c, body)
+	}
+	store, err := publisher.NewFileStore(state)
+	must(err)
+	waitStatus := func(want string) *publisher.Installation {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			in, err := store.Get(ctx, publisher.NormalizeID(appID))
+			must(err)
+			if in != nil && in.Status == want {
+				return in
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("installation not %s: %+v\n%s", want, in, serveErr.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	in := waitStatus("registered")
+	if in.FederatedCredID == "" || in.CustomerTenantID != cust.TenantID {
+		t.Errorf("registered %+v", in)
+	}
+	if resp, err := http.Post(hook+"/resource?sig=wrong", "application/json", strings.NewReader("{}")); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("wrong sig: %v %v", resp, err)
+	}
+	if c, body := armCall(custCred, "DELETE", appID, nil); c != 200 {
+		t.Fatalf("delete %d %s", c, body)
+	}
+	waitStatus("deleted")
+	if _, err := graph.GetApplication(ctx, in.AppObjectID); !azclient.IsNotFound(err) {
+		t.Errorf("the installation's application survived: %v", err)
+	}
 }
