@@ -103,6 +103,7 @@ Commands find the server and the CLI profiles in the data directory
 		c.keyvaultCommand(),
 		c.servicebusCommand(),
 		c.brokerCommand(),
+		c.workerCommand(),
 		c.versionCommand(),
 	)
 	return root

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"errors"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tenantbridge/tenantbridge/internal/bench"
+)
+
+func (c *cli) benchFanoutCmd() *cobra.Command {
+	var opts bench.FanoutOptions
+	cmd := &cobra.Command{
+		Use:   "fanout --customers N [--rounds R] [--workers W] [--setup-concurrency S] [--keep]",
+		Short: "Measure cross-tenant command → reply round trips from a provider to N customer tenants (seed 004)",
+		Long: `fanout measures the provider's fleet messaging against the running server (the server of --data).
+
+Setup (timed separately): through the operator API, a provider tenant and N
+customer tenants (bench<digits>p, bench<digits>c0000…); the provider's
+administrator registers a multi-tenant application with a client secret
+(Graph); each customer's administrator provisions the application's service
+principal (Graph, what admin consent does), creates a resource group, a
+namespace and the queues "commands" and "status", and grants the provider's
+service principal Azure Service Bus Data Sender on commands and Data
+Receiver on status, and itself Data Owner for the simulated worker (Resource
+Manager). --setup-concurrency customers are set up at once.
+
+Then one simulated worker per customer (the customer administrator's
+credential) long-polls its command queue and answers "ping" on the status
+queue, and the provider's messenger (internal/broker/fanout) listens to every
+status queue with one 60-second long-poll each, with tokens issued in each
+customer tenant. After one uncounted warm-up round, --rounds times, a ping
+goes to every customer (--workers concurrent sends over kept-alive HTTP/2)
+and the round ends when every reply came back, matched by CorrelationId.
+
+It reports the setup time, replies per second, and the p50/p90/p99/max of
+the round trip: from the start of a command's send to its reply's arrival at
+the provider. The client runs both the provider and every worker.
+
+Every tenant is deleted at the end (unless --keep).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Customers < 1 || opts.Customers > 10_000 {
+				return errors.New("--customers must be from 1 to 10000")
+			}
+			if opts.Rounds < 1 {
+				return errors.New("--rounds must be at least 1")
+			}
+			var err error
+			if opts.Server, err = c.serverInfo(); err != nil {
+				return err
+			}
+			if opts.Server.Key == "" {
+				return errors.New("the operator credential in " + c.dataDir + " has no key")
+			}
+			opts.Log = c.stderr
+			report, runErr := bench.RunFanout(cmd.Context(), opts)
+			if report.Provider != "" {
+				if err := bench.PrintFanout(c.stdout, report, c.format(cmd)); err != nil {
+					return err
+				}
+			}
+			return runErr
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&opts.Customers, "customers", 10, "customer tenants")
+	f.IntVar(&opts.Rounds, "rounds", 5, "commands sent to every customer (after one warm-up round)")
+	f.IntVar(&opts.Workers, "workers", 64, "concurrent sends of the provider's messenger")
+	f.IntVar(&opts.SetupConcurrency, "setup-concurrency", bench.DefaultSetupConcurrency, "customer tenants set up at once")
+	f.DurationVar(&opts.RoundTimeout, "round-timeout", time.Minute, "how long a round waits for its replies")
+	f.BoolVar(&opts.Keep, "keep", false, "keep the tenants instead of deleting them")
+	return cmd
+}
