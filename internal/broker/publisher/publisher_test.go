@@ -25,7 +25,7 @@ import (
 
 const sig = "n0tif-s3cret"
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	ctx := context.Background()
 	srv, err := server.New(ctx, server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
@@ -125,7 +125,7 @@ func newWorld(t *testing.T) *world {
 
 // broker builds the publisher's broker as it runs (its own credential,
 // the state file) and serves it behind the hook.
-func (w *world) broker(t *testing.T, now func() time.Time) *publisher.Broker {
+func (w *world) broker(t testing.TB, now func() time.Time) *publisher.Broker {
 	t.Helper()
 	st, err := publisher.NewFileStore(w.statePath)
 	must(t, err)
@@ -141,7 +141,7 @@ func (w *world) broker(t *testing.T, now func() time.Time) *publisher.Broker {
 }
 
 // arm calls Resource Manager with cred's token.
-func (w *world) arm(t *testing.T, cred azcore.TokenCredential, method, path string, body any) (int, map[string]any) {
+func (w *world) arm(t testing.TB, cred azcore.TokenCredential, method, path string, body any) (int, map[string]any) {
 	t.Helper()
 	tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}})
 	must(t, err)
@@ -168,7 +168,7 @@ func (w *world) arm(t *testing.T, cred azcore.TokenCredential, method, path stri
 // publish writes the publisher's marketplace definition (named name) whose
 // spec has a vault, the application identity as its Secrets Officer, and
 // the registration in mode.
-func (w *world) publish(t *testing.T, name, mode string) {
+func (w *world) publish(t testing.TB, name, mode string) {
 	t.Helper()
 	sub := "/subscriptions/" + w.pub.SubscriptionID
 	if c, _ := w.arm(t, w.pubCred, "PUT", sub+"/resourceGroups/offers", map[string]any{"location": "westeurope"}); c/100 != 2 {
@@ -193,7 +193,7 @@ func (w *world) publish(t *testing.T, name, mode string) {
 }
 
 // install installs the offer in the customer's subscription.
-func (w *world) install(t *testing.T, product, name string) (appID string, status int) {
+func (w *world) install(t testing.TB, product, name string) (appID string, status int) {
 	t.Helper()
 	sub := "/subscriptions/" + w.cust.SubscriptionID
 	w.arm(t, w.custCred, "PUT", sub+"/resourceGroups/apps", map[string]any{"location": "westeurope"})
@@ -212,7 +212,7 @@ func (w *world) install(t *testing.T, product, name string) (appID string, statu
 }
 
 // waitFor polls cond for up to 30 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -223,7 +223,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (w *world) installation(t *testing.T, b *publisher.Broker, appID string) *publisher.Installation {
+func (w *world) installation(t testing.TB, b *publisher.Broker, appID string) *publisher.Installation {
 	t.Helper()
 	in, err := b.Installation(context.Background(), appID)
 	must(t, err)
@@ -233,7 +233,7 @@ func (w *world) installation(t *testing.T, b *publisher.Broker, appID string) *p
 // managedVault reads the managed application's vault as the publisher's
 // authorized principal can: with a listTokens token of the application's
 // identity.
-func (w *world) managedVault(t *testing.T, appID string) *azsecrets.Client {
+func (w *world) managedVault(t testing.TB, appID string) *azsecrets.Client {
 	t.Helper()
 	c, doc := w.arm(t, w.pubCred, "POST", appID+"/listTokens", map[string]any{"authorizationAudience": "https://vault.azure.net"})
 	if c != 200 {
@@ -252,7 +252,7 @@ func (s staticCred) GetToken(context.Context, policy.TokenRequestOptions) (azcor
 	return azcore.AccessToken{Token: string(s), ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
-func (w *world) vaultSecrets(t *testing.T, appID string) map[string]string {
+func (w *world) vaultSecrets(t testing.TB, appID string) map[string]string {
 	t.Helper()
 	kv := w.managedVault(t, appID)
 	out := map[string]string{}
@@ -269,7 +269,7 @@ func (w *world) vaultSecrets(t *testing.T, appID string) map[string]string {
 	return out
 }
 
-func (w *world) isMember(t *testing.T, spID string) bool {
+func (w *world) isMember(t testing.TB, spID string) bool {
 	t.Helper()
 	tok, err := w.pubCred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{azclient.GraphScope}})
 	must(t, err)
@@ -293,7 +293,7 @@ func (w *world) isMember(t *testing.T, spID string) bool {
 }
 
 // post sends a notification to the hook.
-func (w *world) post(t *testing.T, query string, body any) (int, string) {
+func (w *world) post(t testing.TB, query string, body any) (int, string) {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	resp, err := http.Post(w.hook.URL+"/hooks/resource"+query, "application/json", bytes.NewReader(b))
