@@ -1,0 +1,116 @@
+package publisher_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/tenantbridge/tenantbridge/internal/azclient"
+	"github.com/tenantbridge/tenantbridge/internal/broker/publisher"
+)
+
+// TestUsageEventsReachThePublisher is the seed's "emit usage data to the
+// publisher": the installed application, with the credential the broker
+// delivered into its vault (secret mode) or with its own managed identity
+// federated to the per-installation application (secretless mode), sends
+// usage events to a queue in the publisher's tenant, which the shared
+// group (where the broker put the installation's principal) may send to.
+func TestUsageEventsReachThePublisher(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	b := w.broker(t, nil)
+
+	// The publisher's usage queue; the shared-resources group sends to it.
+	sub := "/subscriptions/" + w.pub.SubscriptionID
+	ns := sub + "/resourceGroups/usage/providers/Microsoft.ServiceBus/namespaces/usage-" + strings.ToLower(w.pub.Name)
+	for _, put := range []struct {
+		path string
+		body any
+	}{
+		{sub + "/resourceGroups/usage", map[string]any{"location": "westeurope"}},
+		{ns, map[string]any{"location": "westeurope"}},
+		{ns + "/queues/events", map[string]any{"properties": map[string]any{}}},
+		{ns + "/queues/events/providers/Microsoft.Authorization/roleAssignments/3f1c2b8a-0d4e-4a7b-9c6d-2e5f8a1b3c4d", map[string]any{"properties": map[string]any{
+			"roleDefinitionId": sub + "/providers/Microsoft.Authorization/roleDefinitions/69a216fc-b8fb-44d8-bc22-1f3c2cd27a39", // Data Sender
+			"principalId":      w.groupID, "principalType": "Group"}}},
+		{ns + "/providers/Microsoft.Authorization/roleAssignments/8d2e4f6a-1b3c-4d5e-8f7a-9b0c1d2e3f4a", map[string]any{"properties": map[string]any{
+			"roleDefinitionId": sub + "/providers/Microsoft.Authorization/roleDefinitions/090c5cfd-751d-490a-894a-3ce6f1109419", // Data Owner
+			"principalId":      w.pub.Admin.ServicePrincipalID, "principalType": "ServicePrincipal"}}},
+	} {
+		if c, doc := w.arm(t, w.pubCred, "PUT", put.path, put.body); c/100 != 2 {
+			t.Fatalf("PUT %s: %d %v", put.path, c, doc)
+		}
+	}
+	queue := "https://usage-" + strings.ToLower(w.pub.Name) + ".servicebus.windows.net/events/messages"
+	send := func(cred azcore.TokenCredential, body string) int {
+		t.Helper()
+		tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://servicebus.azure.net/.default"}})
+		must(t, err)
+		req, _ := http.NewRequest(http.MethodPost, queue, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		resp, err := w.hc.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	received := func() string {
+		t.Helper()
+		tok, err := w.pubCred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://servicebus.azure.net/.default"}})
+		must(t, err)
+		req, _ := http.NewRequest(http.MethodDelete, queue+"/head?timeout=5", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		resp, err := w.hc.Do(req)
+		must(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+
+	for _, mode := range []string{publisher.ModeSecret, publisher.ModeFederated} {
+		w.publish(t, "usage-"+mode, mode)
+		appID, _ := w.install(t, "usage-"+mode, "u"+mode)
+		waitFor(t, "registration", func() bool {
+			in := w.installation(t, b, appID)
+			return in != nil && in.Status == "registered"
+		})
+		secrets := w.vaultSecrets(t, appID)
+		var cfg publisher.VaultConfig
+		must(t, json.Unmarshal([]byte(secrets[publisher.DefaultConfigName]), &cfg))
+		var cred azcore.TokenCredential
+		var err error
+		if mode == publisher.ModeSecret {
+			cred, err = azclient.NewClientSecretCredential(w.authority, cfg.TenantID, cfg.ClientID, secrets[cfg.SecretName], w.opts)
+			must(t, err)
+		} else {
+			// The application's own managed identity token (what the
+			// installed application gets from its identity endpoint; the
+			// test takes it through listTokens) is the assertion.
+			c, doc := w.arm(t, w.pubCred, "POST", appID+"/listTokens", map[string]any{"authorizationAudience": publisher.TokenExchangeAudience})
+			if c != 200 {
+				t.Fatalf("listTokens: %d %v", c, doc)
+			}
+			assertion := doc["value"].([]any)[0].(map[string]any)["access_token"].(string)
+			cred, err = azidentity.NewClientAssertionCredential(cfg.TenantID, cfg.ClientID,
+				func(context.Context) (string, error) { return assertion, nil },
+				&azidentity.ClientAssertionCredentialOptions{ClientOptions: policy.ClientOptions{Transport: w.hc,
+					Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: w.authority}}, DisableInstanceDiscovery: true})
+			must(t, err)
+		}
+		event := fmt.Sprintf(`{"installation":%q,"meter":"api-calls","quantity":42}`, appID)
+		if status := send(cred, event); status != http.StatusCreated {
+			t.Fatalf("%s mode: usage event refused: %d", mode, status)
+		}
+		if got := received(); got != event {
+			t.Fatalf("%s mode: the publisher received %q", mode, got)
+		}
+	}
+}
