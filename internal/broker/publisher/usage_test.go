@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/tenantbridge/tenantbridge/internal/azclient"
 	"github.com/tenantbridge/tenantbridge/internal/broker/publisher"
@@ -113,4 +114,83 @@ func TestUsageEventsReachThePublisher(t *testing.T) {
 			t.Fatalf("%s mode: the publisher received %q", mode, got)
 		}
 	}
+}
+
+// TestPublisherReadsManagedVaultThroughFederatedIdentity is seed 001's
+// second path into the customer's data plane: the deployment spec puts a
+// user-assigned identity in the managed resource group whose federated
+// credential trusts the publisher tenant as issuer (subject: the broker's
+// own principal), and grants it Key Vault Secrets User on the managed
+// vault. The broker exchanges a token of its own tenant for that
+// identity's token in the customer tenant and reads the vault: no secret,
+// and no listTokens.
+func TestPublisherReadsManagedVaultThroughFederatedIdentity(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	sub := "/subscriptions/" + w.pub.SubscriptionID
+	if c, _ := w.arm(t, w.pubCred, "PUT", sub+"/resourceGroups/offers", map[string]any{"location": "westeurope"}); c/100 != 2 {
+		t.Fatal("offers group")
+	}
+	// The issuer of the broker's own tokens: its tenant's v2 issuer at
+	// the authority it signs in through (here the server's listen address;
+	// https://login.microsoftonline.com in a deployment reached by Azure's
+	// names).
+	issuer := strings.TrimRight(w.authority, "/") + "/" + w.pub.TenantID + "/v2.0"
+	spec := map[string]any{
+		"vaults": []any{map[string]any{"name": "kv{uniqueSuffix}"}},
+		"userAssignedIdentities": []any{map[string]any{"name": "publisher-reader", "federatedCredentials": []any{map[string]any{
+			"name": "publisher", "issuer": issuer, "subject": w.pub.Admin.ServicePrincipalID, "audiences": []any{publisher.TokenExchangeAudience}}}}},
+		"roleAssignments": []any{
+			map[string]any{"role": "Key Vault Secrets User", "principal": "identity:publisher-reader", "scope": "vault:kv{uniqueSuffix}"},
+			map[string]any{"role": "Key Vault Secrets Officer", "principal": "applicationIdentity", "scope": "vault:kv{uniqueSuffix}"},
+		},
+	}
+	def := sub + "/resourceGroups/offers/providers/Microsoft.Solutions/applicationDefinitions/reader"
+	if c, doc := w.arm(t, w.pubCred, "PUT", def, map[string]any{"location": "westeurope", "properties": map[string]any{
+		"lockLevel": "ReadOnly", "isPublishedToMarketplace": true,
+		"authorizations": []any{map[string]any{"principalId": w.pub.Admin.ServicePrincipalID, "roleDefinitionId": "b24988ac-6180-42a0-ab88-20f7382dd24c"}},
+		"deploymentSpec": spec}}); c/100 != 2 {
+		t.Fatalf("definition: %d %v", c, doc)
+	}
+	appID, _ := w.install(t, "reader", "fedreader")
+	suffix := publisher.UniqueSuffix(appID)
+
+	// The application writes something into its vault (with its own
+	// identity, as the installed software would).
+	kv := w.managedVault(t, appID)
+	if _, err := kv.SetSecret(ctx, "app-setting", azsecretsSetParams("blue"), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// The identity's client id, read through ARM by the publisher (its
+	// delegated role on the managed resource group).
+	mrg := "/subscriptions/" + w.cust.SubscriptionID + "/resourceGroups/mrg-fedreader"
+	c, doc := w.arm(t, w.pubCred, "GET", mrg+"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/publisher-reader", nil)
+	if c != 200 {
+		t.Fatalf("identity: %d %v", c, doc)
+	}
+	clientID := doc["properties"].(map[string]any)["clientId"].(string)
+
+	// The broker's own token for the exchange audience, from its tenant.
+	own, err := w.pubCred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{publisher.TokenExchangeAudience + "/.default"}})
+	must(t, err)
+	cred, err := azidentity.NewClientAssertionCredential(w.cust.TenantID, clientID,
+		func(context.Context) (string, error) { return own.Token, nil },
+		&azidentity.ClientAssertionCredentialOptions{ClientOptions: policy.ClientOptions{Transport: w.hc,
+			Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: w.authority}}, DisableInstanceDiscovery: true})
+	must(t, err)
+	reader, err := azsecretsClient("https://kv"+suffix+".vault.azure.net", cred, w.opts)
+	must(t, err)
+	got, err := reader.GetSecret(ctx, "app-setting", "", nil)
+	if err != nil || *got.Value != "blue" {
+		t.Fatalf("the publisher's federated read of the managed vault: %v", err)
+	}
+}
+
+func azsecretsSetParams(v string) azsecrets.SetSecretParameters {
+	return azsecrets.SetSecretParameters{Value: &v}
+}
+
+func azsecretsClient(url string, cred azcore.TokenCredential, opts policy.ClientOptions) (*azsecrets.Client, error) {
+	return azsecrets.NewClient(url, cred, &azsecrets.ClientOptions{ClientOptions: opts})
 }
