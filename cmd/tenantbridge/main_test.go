@@ -464,35 +464,6 @@ func TestProfilesFile(t *testing.T) {
 	}
 }
 
-func TestDemo(t *testing.T) {
-	dir := t.TempDir()
-	r := tb(t, dir, "demo", "--exit", "--listen", "127.0.0.1:0")
-	if r.code != 0 {
-		t.Fatalf("demo --exit: exit %d\nstderr: %s\nstdout: %s", r.code, r.stderr, r.stdout)
-	}
-	for _, want := range []string{
-		"provider", "customer", "fabrikam", "contoso", "northwind",
-		"AzureADMultipleOrgs", "POST https://graph.microsoft.com/v1.0/servicePrincipals",
-		"tid", "oid", "appid", "idp",
-		"AADSTS700016", "DELETE https://graph.microsoft.com/v1.0/servicePrincipals/",
-		"audit log", "token.issue",
-	} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("demo output lacks %q", want)
-		}
-	}
-	if strings.Count(r.stdout, "refused") < 2 {
-		t.Errorf("demo output shows fewer than two refusals")
-	}
-	if t.Failed() {
-		t.Logf("demo output:\n%s", r.stdout)
-	}
-	// The demo's tenants stay usable with the CLI.
-	if _, err := os.Stat(filepath.Join(dir, "profiles.json")); err != nil {
-		t.Errorf("demo saved no profiles: %v", err)
-	}
-}
-
 func TestVersion(t *testing.T) {
 	out := ok(t, t.TempDir(), "version")
 	if !strings.HasPrefix(out, "tenantbridge ") {

@@ -1,0 +1,396 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/tenantbridge/tenantbridge/internal/azclient"
+	"github.com/tenantbridge/tenantbridge/internal/broker/publisher"
+)
+
+// s1State is what S1 leaves for S2: the publisher's broker and contoso's
+// installation.
+type s1State struct {
+	broker      *publisher.Broker
+	sig         string
+	usageNS     string // the publisher's shared namespace (name)
+	identityIss string // the publisher admin app's token-exchange issuer and subject
+	identitySub string
+	offers      map[string]string // mode -> definition id
+	contosoApp  string            // contoso's application id (secret mode)
+	secretApp   *publisher.Installation
+}
+
+const busScope = "https://servicebus.azure.net/.default"
+
+func (d *scenarioDemo) runS1(ctx context.Context) error {
+	pub, contoso, northwind := d.pub, d.cust[0], d.cust[1]
+	st := &d.s1
+
+	d.step("%s prepares its shared resource and the group that may use it", pub.Name)
+	g, err := pub.graph.CreateGroup(ctx, azclient.Group{DisplayName: "managed-app installations", MailNickname: "installations", SecurityEnabled: true})
+	if err != nil {
+		return fmt.Errorf("creating the group: %s", azclient.Describe(err))
+	}
+	rg, err := d.createGroup(ctx, pub, "shared")
+	if err != nil {
+		return err
+	}
+	st.usageNS = "fabrikam-usage-" + d.w.suffix
+	ns := rg + "/providers/Microsoft.ServiceBus/namespaces/" + st.usageNS
+	if _, err := d.arm(ctx, pub.cred, http.MethodPut, ns, demoBusAPIVersion, map[string]any{"location": demoLocation}, nil); err != nil {
+		return fmt.Errorf("creating the usage namespace: %w", err)
+	}
+	if _, err := d.arm(ctx, pub.cred, http.MethodPut, ns+"/queues/usage", demoBusAPIVersion, map[string]any{"properties": map[string]any{}}, nil); err != nil {
+		return fmt.Errorf("creating the usage queue: %w", err)
+	}
+	if err := d.assignAs(ctx, pub.cred, pub.sub(), ns+"/queues/usage", roleBusSender, g.ID, "Group"); err != nil {
+		return err
+	}
+	if err := d.assign(ctx, pub.cred, pub.sub(), ns, roleBusOwner, pub.Admin.ServicePrincipalID); err != nil {
+		return err
+	}
+	d.note("queue %s/usage; group %q holds only Azure Service Bus Data Sender on it", st.usageNS, g.DisplayName)
+
+	d.step("%s runs its broker behind a notification endpoint that checks sig", pub.Name)
+	hook := &swapHandler{}
+	base, err := d.localServer(hook)
+	if err != nil {
+		return err
+	}
+	st.sig = d.newSecret("sig-")
+	state, err := publisher.NewFileStore(filepath.Join(d.c.dataDir, "demo-publisher-state.json"))
+	if err != nil {
+		return err
+	}
+	st.broker, err = publisher.New(publisher.Config{TenantID: pub.TenantID, Credential: pub.cred, ClientOptions: d.w.opts,
+		GroupID: g.ID, NotificationSecret: st.sig, Subscriptions: []string{pub.SubscriptionID}, State: state,
+		GroupBackoff: 20 * time.Millisecond, GroupAttempts: 5, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	hook.set(st.broker.Handler())
+	d.note("endpoint %s/hooks?sig=(the publisher's secret; never shown)", base)
+	d.note("the broker is a wire client: Graph, Resource Manager and Key Vault with %s's own app credential", pub.Name)
+
+	d.step("%s publishes two marketplace offers: \"srb\" (client secret) and \"srb-secretless\" (federated)", pub.Name)
+	ex, err := pub.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{tokenExchangeScope}})
+	if err != nil {
+		return fmt.Errorf("%s's token-exchange token: %s", pub.Name, azclient.Describe(err))
+	}
+	d.secret(ex.Token)
+	c := tokenClaims(ex.Token)
+	st.identityIss, st.identitySub = claim(c, "iss"), claim(c, "sub")
+	if _, err := d.createGroup(ctx, pub, "offers"); err != nil {
+		return err
+	}
+	st.offers = map[string]string{}
+	for _, o := range []struct{ name, mode string }{{"srb", publisher.ModeSecret}, {"srb-secretless", publisher.ModeFederated}} {
+		spec := map[string]any{
+			"vaults": []any{map[string]any{"name": "kv{uniqueSuffix}"}},
+			"userAssignedIdentities": []any{map[string]any{"name": "publisher-access", "federatedCredentials": []any{
+				map[string]any{"name": "publisher", "issuer": st.identityIss, "subject": st.identitySub, "audiences": []string{azclient.TokenExchangeAudience}}}}},
+			"roleAssignments": []any{
+				map[string]any{"role": "Key Vault Secrets Officer", "principal": "applicationIdentity", "scope": "vault:kv{uniqueSuffix}"},
+				map[string]any{"role": "Key Vault Secrets User", "principal": "identity:publisher-access", "scope": "vault:kv{uniqueSuffix}"},
+			},
+			"registration": map[string]any{"endpoint": base + "/register", "credentialMode": o.mode, "vault": "kv{uniqueSuffix}"},
+		}
+		id := pub.sub() + "/resourceGroups/offers/providers/Microsoft.Solutions/applicationDefinitions/" + o.name
+		body := map[string]any{"location": demoLocation, "properties": map[string]any{
+			"lockLevel": "ReadOnly", "displayName": "Shared resource broker (" + o.mode + ")", "isPublishedToMarketplace": true,
+			"authorizations":     []any{map[string]any{"principalId": pub.Admin.ServicePrincipalID, "roleDefinitionId": roleContributor}},
+			"notificationPolicy": map[string]any{"notificationEndpoints": []any{map[string]any{"uri": base + "/hooks?sig=" + st.sig}}},
+			"deploymentSpec":     spec}}
+		if _, err := d.arm(ctx, pub.cred, http.MethodPut, id, demoManagedAppAPIVer, body, nil); err != nil {
+			return fmt.Errorf("publishing %s: %w", o.name, err)
+		}
+		st.offers[o.mode] = id
+	}
+	d.note("each installation gets a vault, the app's identity as its Secrets Officer, and %s's admin app as Contributor", pub.Name)
+	d.note("on its managed resource group (the definition's authorization)")
+
+	install := func(a *actor, product, name string) (string, int, error) {
+		if _, err := d.createGroup(ctx, a, "apps"); err != nil {
+			return "", 0, err
+		}
+		id := a.sub() + "/resourceGroups/apps/providers/Microsoft.Solutions/applications/" + name
+		var doc struct {
+			Properties struct {
+				ProvisioningState string `json:"provisioningState"`
+			} `json:"properties"`
+		}
+		code, err := d.arm(ctx, a.cred, http.MethodPut, id, demoManagedAppAPIVer, map[string]any{"location": demoLocation, "kind": "MarketPlace",
+			"plan":       map[string]any{"name": "standard", "publisher": pub.Domain, "product": product, "version": "1.0.0"},
+			"identity":   map[string]any{"type": "SystemAssigned"},
+			"properties": map[string]any{"managedResourceGroupId": a.sub() + "/resourceGroups/mrg-" + name}}, &doc)
+		if err != nil {
+			return id, code, fmt.Errorf("installing %s in %s: %w", product, a.Name, err)
+		}
+		if doc.Properties.ProvisioningState != "Succeeded" {
+			return id, code, fmt.Errorf("installing %s in %s: provisioningState %s", product, a.Name, doc.Properties.ProvisioningState)
+		}
+		return id, code, nil
+	}
+	registered := func(appID string) (*publisher.Installation, error) {
+		var in *publisher.Installation
+		err := waitUntil(ctx, "the broker's registration", func() (bool, error) {
+			var err error
+			in, err = st.broker.Installation(ctx, appID)
+			return err == nil && in != nil && in.Status == "registered", nil
+		})
+		return in, err
+	}
+
+	d.step("%s's admin installs \"srb\" in %s's subscription", contoso.Name, contoso.Name)
+	st.contosoApp, _, err = install(contoso, "srb", "srb")
+	if err != nil {
+		return err
+	}
+	d.note("provisioningState Succeeded: managed group mrg-srb with a deny assignment for everyone but the publisher,")
+	d.note("the app's system-assigned identity, the vault, and %s's Contributor role there (a cross-tenant assignment)", pub.Name)
+
+	d.step("The cloud notifies %s's broker; the broker registers the installation", pub.Name)
+	in, err := registered(st.contosoApp)
+	if err != nil {
+		return err
+	}
+	st.secretApp = in
+	d.names[in.SPObjectID] = in.DisplayName
+	d.crossed(contoso.Name+" (the cloud, for the installation)", pub.Name+"'s notification endpoint",
+		"the sig in the endpoint's query, compared in constant time", pub.Name+" published the endpoint in its definition")
+	d.note("in %s: application %q (client id %s), its service principal added to the group", pub.Name, in.DisplayName, in.ClientID)
+	d.crossed(pub.Name+"'s broker", contoso.Name+"'s managed vault "+in.Vault,
+		"listTokens: a Key Vault token of the installation's own identity, asked with "+pub.Name+"'s admin app token",
+		contoso.Name+" accepted the offer's authorization (Contributor on mrg-srb); the spec made the identity Secrets Officer")
+	if err := d.deliveryLog(ctx, st.offers[publisher.ModeSecret]); err != nil {
+		return err
+	}
+
+	d.step("The installation reads its credential and sends usage to %s's queue", pub.Name)
+	cfg, secret, names, err := d.readManagedVault(ctx, st.contosoApp, in.Vault)
+	if err != nil {
+		return err
+	}
+	d.note("vault %s holds %s; the client secret's value is not shown", in.Vault, strings.Join(names, ", "))
+	if cfg.CredentialMode != publisher.ModeSecret || secret == "" {
+		return fmt.Errorf("the vault holds mode %q and %d bytes of secret", cfg.CredentialMode, len(secret))
+	}
+	instCred, err := azclient.NewClientSecretCredential(d.w.authority, cfg.TenantID, cfg.ClientID, secret, d.w.opts)
+	if err != nil {
+		return err
+	}
+	if err := d.sendUsage(ctx, instCred, contoso.Name); err != nil {
+		return err
+	}
+	d.crossed(contoso.Name+" (the installation)", pub.Name+"'s queue "+st.usageNS+"/usage",
+		"a "+pub.Name+" token for the per-installation app, from the client secret in the managed vault",
+		pub.Name+"'s group grants Data Sender on that queue only")
+	if err := d.receiveUsage(ctx, contoso.Name); err != nil {
+		return err
+	}
+
+	d.step("%s's admin installs \"srb-secretless\": federated, nothing secret anywhere", northwind.Name)
+	fedApp, _, err := install(northwind, "srb-secretless", "srb")
+	if err != nil {
+		return err
+	}
+	fin, err := registered(fedApp)
+	if err != nil {
+		return err
+	}
+	app, err := pub.graph.GetApplication(ctx, fin.AppObjectID)
+	if err != nil {
+		return fmt.Errorf("reading the per-installation application: %s", azclient.Describe(err))
+	}
+	fics, err := pub.graph.ListFederatedCredentials(ctx, fin.AppObjectID)
+	if err != nil {
+		return fmt.Errorf("reading its federated credentials: %s", azclient.Describe(err))
+	}
+	if len(app.PasswordCredentials) != 0 || len(fics) != 1 {
+		return fmt.Errorf("the secretless application has %d passwords and %d federated credentials", len(app.PasswordCredentials), len(fics))
+	}
+	d.note("application %q: 0 client secrets; 1 federated credential trusting %s", app.DisplayName, fics[0].Issuer)
+	d.note("  subject %s (the installation's identity in %s)", fics[0].Subject, northwind.Name)
+	fcfg, fsecret, fnames, err := d.readManagedVault(ctx, fedApp, fin.Vault)
+	if err != nil {
+		return err
+	}
+	if fsecret != "" || len(fnames) != 1 {
+		return fmt.Errorf("the secretless vault holds %v", fnames)
+	}
+	d.note("vault %s holds only %s (tenant and client id; no secret)", fin.Vault, strings.Join(fnames, ", "))
+	var listed listTokensResult
+	if _, err := d.arm(ctx, pub.cred, http.MethodPost, fedApp+"/listTokens", demoManagedAppAPIVer,
+		map[string]any{"authorizationAudience": azclient.TokenExchangeAudience}, &listed); err != nil || len(listed.Value) != 1 {
+		return fmt.Errorf("listTokens for the token exchange: %v", err)
+	}
+	assertion := listed.Value[0].AccessToken
+	d.secret(assertion)
+	fedCred, err := azidentity.NewClientAssertionCredential(fcfg.TenantID, fcfg.ClientID,
+		func(context.Context) (string, error) { return assertion, nil },
+		&azidentity.ClientAssertionCredentialOptions{ClientOptions: d.w.opts})
+	if err != nil {
+		return err
+	}
+	if err := d.sendUsage(ctx, fedCred, northwind.Name); err != nil {
+		return err
+	}
+	d.crossed(northwind.Name+" (the installation)", pub.Name+"'s queue "+st.usageNS+"/usage",
+		"its identity's token (issued by "+northwind.Name+") as a client assertion for the per-installation app",
+		pub.Name+"'s federated credential trusts exactly that issuer and subject")
+	if err := d.receiveUsage(ctx, northwind.Name); err != nil {
+		return err
+	}
+
+	d.step("Installing \"srb\" again in %s changes nothing", contoso.Name)
+	if _, code, err := install(contoso, "srb", "srb"); err != nil {
+		return err
+	} else if code != http.StatusOK {
+		return fmt.Errorf("the second install answered %d, want 200", code)
+	}
+	apps, err := pub.graph.ListApplications(ctx, "displayName eq "+azclient.ODataString(in.DisplayName))
+	if err != nil {
+		return errors.New(azclient.Describe(err))
+	}
+	if again, _ := st.broker.Installation(ctx, st.contosoApp); len(apps) != 1 || again.ClientID != in.ClientID {
+		return fmt.Errorf("not idempotent: %d applications named %q", len(apps), in.DisplayName)
+	}
+	d.note("200, no new notification; still one application %q in %s", in.DisplayName, pub.Name)
+
+	d.step("%s uninstalls; the broker removes everything it created for that installation", northwind.Name)
+	if _, err := d.arm(ctx, northwind.cred, http.MethodDelete, fedApp, demoManagedAppAPIVer, nil, nil); err != nil {
+		return fmt.Errorf("uninstalling: %w", err)
+	}
+	if err := waitUntil(ctx, "deprovisioning", func() (bool, error) {
+		in, err := st.broker.Installation(ctx, fedApp)
+		return err == nil && in != nil && in.Status == "deleted", nil
+	}); err != nil {
+		return err
+	}
+	if _, err := pub.graph.GetApplication(ctx, fin.AppObjectID); !azclient.IsNotFound(err) {
+		return fmt.Errorf("the per-installation application survived: %v", err)
+	}
+	if _, err := pub.graph.GetServicePrincipal(ctx, fin.SPObjectID); !azclient.IsNotFound(err) {
+		return fmt.Errorf("its service principal survived: %v", err)
+	}
+	d.note("DELETE/Deleting, DELETE/Deleted reached the broker: application, service principal and group membership gone;")
+	d.note("the managed group (vault, identity) went with the installation in %s", northwind.Name)
+	return nil
+}
+
+type listTokensResult struct {
+	Value []struct {
+		AccessToken string `json:"access_token"`
+		ResourceID  string `json:"resourceId"`
+	} `json:"value"`
+}
+
+// listTokens asks for a token of the installation's identity (or of a
+// user-assigned identity of its managed group), as the publisher.
+func (d *scenarioDemo) listTokens(ctx context.Context, appID, audience string, uamis ...string) (string, error) {
+	body := map[string]any{"authorizationAudience": audience}
+	if len(uamis) > 0 {
+		body["userAssignedIdentities"] = uamis
+	}
+	var out listTokensResult
+	if _, err := d.arm(ctx, d.pub.cred, http.MethodPost, appID+"/listTokens", demoManagedAppAPIVer, body, &out); err != nil {
+		return "", err
+	}
+	if len(out.Value) != 1 || out.Value[0].AccessToken == "" {
+		return "", errors.New("listTokens returned no token")
+	}
+	d.secret(out.Value[0].AccessToken)
+	return out.Value[0].AccessToken, nil
+}
+
+// readManagedVault reads the broker's delivery from an installation's
+// vault with the installation identity's token.
+func (d *scenarioDemo) readManagedVault(ctx context.Context, appID, vaultName string) (cfg publisher.VaultConfig, secret string, names []string, err error) {
+	tok, err := d.listTokens(ctx, appID, "https://vault.azure.net")
+	if err != nil {
+		return cfg, "", nil, fmt.Errorf("listTokens: %w", err)
+	}
+	kv, err := d.vaultClient(vaultName, staticToken(tok))
+	if err != nil {
+		return cfg, "", nil, err
+	}
+	if names, err = secretNames(ctx, kv); err != nil {
+		return cfg, "", nil, fmt.Errorf("listing the managed vault: %s", azclient.Describe(err))
+	}
+	r, err := kv.GetSecret(ctx, publisher.DefaultConfigName, "", nil)
+	if err != nil {
+		return cfg, "", nil, fmt.Errorf("reading %s: %s", publisher.DefaultConfigName, azclient.Describe(err))
+	}
+	if err := json.Unmarshal([]byte(*r.Value), &cfg); err != nil {
+		return cfg, "", nil, err
+	}
+	if cfg.SecretName != "" {
+		s, err := kv.GetSecret(ctx, cfg.SecretName, "", nil)
+		if err != nil {
+			return cfg, "", nil, fmt.Errorf("reading %s: %s", cfg.SecretName, azclient.Describe(err))
+		}
+		secret = *s.Value
+		d.secret(secret)
+	}
+	return cfg, secret, names, nil
+}
+
+// sendUsage sends a usage event to the publisher's queue as cred.
+func (d *scenarioDemo) sendUsage(ctx context.Context, cred azcore.TokenCredential, from string) error {
+	u := "https://" + d.s1.usageNS + ".servicebus.windows.net/usage/messages"
+	if _, err := d.call(ctx, cred, busScope, http.MethodPost, u, map[string]any{"customer": from, "meter": "api-calls", "quantity": 42}, nil); err != nil {
+		return fmt.Errorf("sending usage: %w", err)
+	}
+	return nil
+}
+
+// receiveUsage takes the usage event off the queue as the publisher.
+func (d *scenarioDemo) receiveUsage(ctx context.Context, from string) error {
+	u := "https://" + d.s1.usageNS + ".servicebus.windows.net/usage/messages/head?timeout=5"
+	var ev map[string]any
+	code, err := d.call(ctx, d.pub.cred, busScope, http.MethodDelete, u, nil, &ev)
+	if err != nil {
+		return fmt.Errorf("receiving usage: %w", err)
+	}
+	if code != http.StatusOK || ev["customer"] != from {
+		return fmt.Errorf("the usage queue answered %d %v", code, ev)
+	}
+	d.note("%s received the usage event from %s's installation: %v api-calls", d.pub.Name, from, ev["quantity"])
+	return nil
+}
+
+// deliveryLog shows the definition's notification deliveries.
+func (d *scenarioDemo) deliveryLog(ctx context.Context, definition string) error {
+	var log struct {
+		Value []struct {
+			Payload struct {
+				EventType         string `json:"eventType"`
+				ProvisioningState string `json:"provisioningState"`
+			} `json:"payload"`
+			State    string `json:"state"`
+			Attempts int    `json:"attempts"`
+		} `json:"value"`
+	}
+	if _, err := d.arm(ctx, d.pub.cred, http.MethodGet, definition+"/notifications", demoManagedAppAPIVer, nil, &log); err != nil {
+		return fmt.Errorf("reading the delivery log: %w", err)
+	}
+	var parts []string
+	for i := len(log.Value) - 1; i >= 0; i-- {
+		v := log.Value[i]
+		parts = append(parts, fmt.Sprintf("%s/%s %s", v.Payload.EventType, v.Payload.ProvisioningState, v.State))
+	}
+	d.note("delivery log of the definition: %s", strings.Join(parts, "; "))
+	return nil
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/tenantbridge/tenantbridge/internal/azclient"
+)
+
+func (d *scenarioDemo) runS2(ctx context.Context) error {
+	pub, contoso := d.pub, d.cust[0]
+	st := &d.s1
+	appID, in := st.contosoApp, st.secretApp
+
+	d.step("%s asks listTokens for a Key Vault token of the installation's identity in %s", pub.Name, contoso.Name)
+	tok, err := d.listTokens(ctx, appID, "https://vault.azure.net")
+	if err != nil {
+		return err
+	}
+	c := tokenClaims(tok)
+	if claim(c, "tid") != contoso.TenantID {
+		return fmt.Errorf("the listTokens token is of tenant %s, want %s", claim(c, "tid"), contoso.TenantID)
+	}
+	d.note("token: tid %s (%s), xms_mirid …%s", claim(c, "tid"), contoso.Name, lastSegments(claim(c, "xms_mirid"), 3))
+	kv, err := d.vaultClient(in.Vault, staticToken(tok))
+	if err != nil {
+		return err
+	}
+	names, err := secretNames(ctx, kv)
+	if err != nil {
+		return fmt.Errorf("reading the managed vault: %s", azclient.Describe(err))
+	}
+	d.note("with it, %s lists the managed vault %s: %s", pub.Name, in.Vault, strings.Join(names, ", "))
+	d.crossed(pub.Name+"'s admin app", contoso.Name+"'s Resource Manager, then its Key Vault",
+		pub.Name+"'s own token; the cloud mints the identity's token in "+contoso.Name,
+		"the definition's authorization, accepted by "+contoso.Name+" at install (Contributor on mrg-srb)")
+
+	d.step("%s's own Owner may not call listTokens: only the publisher may", contoso.Name)
+	var out listTokensResult
+	_, err = d.arm(ctx, contoso.cred, http.MethodPost, appID+"/listTokens", demoManagedAppAPIVer, map[string]any{}, &out)
+	if statusOf(err) != http.StatusForbidden {
+		return fmt.Errorf("the customer's listTokens answered %v, want 403", err)
+	}
+	d.note("refused: %s", brief(err))
+
+	d.step("%s signs in as the managed group's identity publisher-access, trusting %s as issuer", pub.Name, pub.Name)
+	uamiID := contoso.sub() + "/resourceGroups/mrg-srb/providers/Microsoft.ManagedIdentity/userAssignedIdentities/publisher-access"
+	var uami struct {
+		Properties struct {
+			ClientID    string `json:"clientId"`
+			PrincipalID string `json:"principalId"`
+			TenantID    string `json:"tenantId"`
+		} `json:"properties"`
+	}
+	if _, err := d.arm(ctx, pub.cred, http.MethodGet, uamiID, demoIdentityAPIVersion, nil, &uami); err != nil {
+		return fmt.Errorf("reading the identity: %w", err)
+	}
+	d.note("GET %s (as %s's admin app, Contributor there): client id %s", lastSegments(uamiID, 4), pub.Name, uami.Properties.ClientID)
+	fedCred, err := azidentity.NewClientAssertionCredential(contoso.TenantID, uami.Properties.ClientID,
+		func(ctx context.Context) (string, error) {
+			t, err := pub.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{tokenExchangeScope}})
+			d.secret(t.Token)
+			return t.Token, err
+		}, &azidentity.ClientAssertionCredentialOptions{ClientOptions: d.w.opts})
+	if err != nil {
+		return err
+	}
+	ukv, err := d.vaultClient(in.Vault, fedCred)
+	if err != nil {
+		return err
+	}
+	unames, err := secretNames(ctx, ukv)
+	if err != nil {
+		return fmt.Errorf("reading the vault as publisher-access: %s", azclient.Describe(err))
+	}
+	d.note("the vault, read as publisher-access: %s", strings.Join(unames, ", "))
+	d.crossed(pub.Name+"'s admin app", contoso.Name+"'s token service, then its Key Vault",
+		"a "+pub.Name+" token for api://AzureADTokenExchange as the client assertion; the new token is issued by "+contoso.Name,
+		"the identity's federated credential (issuer "+pub.Name+", subject its admin app) and its Secrets User role, both in "+contoso.Name)
+
+	d.step("%s uninstalls \"srb\": the publisher's way in closes", contoso.Name)
+	if _, err := d.arm(ctx, contoso.cred, http.MethodDelete, appID, demoManagedAppAPIVer, nil, nil); err != nil {
+		return fmt.Errorf("uninstalling: %w", err)
+	}
+	if err := waitUntil(ctx, "deprovisioning", func() (bool, error) {
+		in, err := st.broker.Installation(ctx, appID)
+		return err == nil && in != nil && in.Status == "deleted", nil
+	}); err != nil {
+		return err
+	}
+	if _, lerr := d.listTokens(ctx, appID, "https://vault.azure.net"); lerr == nil {
+		return fmt.Errorf("SECURITY: listTokens still answers after the uninstall")
+	} else if s := statusOf(lerr); s != http.StatusNotFound && s != http.StatusUnauthorized {
+		return fmt.Errorf("listTokens after uninstall: %v, want 401 or 404", lerr)
+	} else {
+		d.note("listTokens now: %s", brief(lerr))
+		d.note("  (the cross-tenant role assignment went with the managed group)")
+	}
+	if _, err := pub.graph.GetApplication(ctx, in.AppObjectID); !azclient.IsNotFound(err) {
+		return fmt.Errorf("the per-installation application survived: %v", err)
+	}
+	d.note("the broker heard DELETE/Deleted and removed application %q, its service principal and client secret", in.DisplayName)
+	again, err := azidentity.NewClientAssertionCredential(contoso.TenantID, uami.Properties.ClientID,
+		func(ctx context.Context) (string, error) {
+			t, err := pub.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{tokenExchangeScope}})
+			return t.Token, err
+		}, &azidentity.ClientAssertionCredentialOptions{ClientOptions: d.w.opts})
+	if err != nil {
+		return err
+	}
+	if _, err := again.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}}); err == nil {
+		return fmt.Errorf("SECURITY: %s still issues tokens for the deleted identity", contoso.Name)
+	} else {
+		d.note("signing in as publisher-access: refused (%s)", tokenRefusal(err))
+	}
+	return nil
+}
+
+// brief is a wire error's status, code and last clause.
+func brief(err error) string {
+	var we *wireError
+	if !errors.As(err, &we) {
+		return oneLineText(err.Error())
+	}
+	msg := strings.Join(strings.Fields(we.Message), " ")
+	if i := strings.Index(msg, ". "); i > 0 {
+		msg = msg[:i+1]
+	}
+	if i := strings.LastIndex(msg, ": "); len(msg) > 140 && i > 0 {
+		msg = msg[i+2:]
+	}
+	return fmt.Sprintf("HTTP %d %s: %s", we.Status, we.Code, oneLineText(msg))
+}
+
+// tokenRefusal is the AADSTS code and first sentence of a refused token request.
+func tokenRefusal(err error) string {
+	te, ok := azclient.AsTokenError(err)
+	if !ok {
+		return oneLineText(azclient.Describe(err))
+	}
+	desc := te.Description
+	if i := strings.Index(desc, ". "); i > 0 {
+		desc = desc[:i+1]
+	}
+	if te.Code != "" && !strings.Contains(desc, te.Code) {
+		desc = te.Code + ": " + desc
+	}
+	return fmt.Sprintf("HTTP %d %s: %s", te.StatusCode, te.OAuthError, desc)
+}
+
+// lastSegments is the last n segments of a resource id.
+func lastSegments(id string, n int) string {
+	parts := strings.Split(strings.Trim(id, "/"), "/")
+	if len(parts) > n {
+		parts = parts[len(parts)-n:]
+	}
+	return strings.Join(parts, "/")
+}
