@@ -19,7 +19,7 @@ import (
 
 func (c *cli) serveCommand() *cobra.Command {
 	var listen, proxyListen, store, domain, logLevel string
-	var refreshLifetime time.Duration
+	var refreshLifetime, notifyFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the tenantbridge cloud: token service, Graph and the operator API on one HTTPS address",
@@ -30,7 +30,8 @@ func (c *cli) serveCommand() *cobra.Command {
 				return err
 			}
 			srv, err := server.New(cmd.Context(), server.Config{DataDir: c.dataDir, Listen: listen, ProxyListen: proxyListen,
-				StoreURL: store, CustomDomain: domain, RefreshTokenLifetime: refreshLifetime, Logger: logger})
+				StoreURL: store, CustomDomain: domain, RefreshTokenLifetime: refreshLifetime,
+				NotificationRetryFor: notifyFor, Logger: logger})
 			if err != nil {
 				return err
 			}
@@ -52,6 +53,7 @@ func (c *cli) serveCommand() *cobra.Command {
 	cmd.Flags().StringVar(&store, "store", "", "store URL: sqlite://PATH or postgres://... (default: the embedded store in the data directory)")
 	cmd.Flags().StringVar(&domain, "domain", "", "also answer as login.D, graph.D, management.D, *.vault.D and *.servicebus.D")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().DurationVar(&notifyFor, "notification-retry-for", 0, "how long a managed application's lifecycle notification is retried (default 10h, as Azure)")
 	cmd.Flags().DurationVar(&refreshLifetime, "refresh-token-lifetime", 0, "how long a refresh token may go unused before it expires (default 2160h, Entra's 90 days)")
 	return cmd
 }

@@ -60,6 +60,10 @@ type Config struct {
 	// RefreshTokenLifetime is how long a refresh token may go unused
 	// before it expires; zero means Entra's 90 days.
 	RefreshTokenLifetime time.Duration
+	// NotificationRetryFor is how long a managed application's lifecycle
+	// notification is retried before it is given up; zero means 10 hours,
+	// as Azure.
+	NotificationRetryFor time.Duration
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -227,7 +231,8 @@ func (s *Server) buildRouter() *router {
 	messaging := servicebus.New(servicebus.Config{Store: s.store, Broker: s.broker, Verifier: verifier,
 		Authorizer: busAuthorizer{access}, Limits: arm.QueueLimits, Audit: s.audit, Logger: s.logger, KEK: s.kek})
 	resources := arm.New(arm.Config{Directory: s.dir, Store: s.store, RBAC: access, Verifier: verifier,
-		Audit: s.audit, Logger: s.logger, KEK: s.kek, TokenMinter: tokens, Notify: s.notifications.Notify})
+		Audit: s.audit, Logger: s.logger, KEK: s.kek, TokenMinter: tokens, Notify: s.notifications.Notify,
+		NotificationDeadline: s.cfg.NotificationRetryFor})
 	ops := operator.New(operator.Config{Directory: s.dir, Audit: s.audit, Key: s.operator.Key, Keys: s.keys,
 		MaxTokenLifetime: MaxTokenLifetime, Logger: s.logger})
 
