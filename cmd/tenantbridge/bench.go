@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tenantbridge/tenantbridge/internal/azclient"
 	"github.com/tenantbridge/tenantbridge/internal/bench"
 )
 
@@ -17,6 +20,28 @@ func (c *cli) benchCmd() *cobra.Command {
 	}
 	cmd.AddCommand(c.benchTokenCmd(), c.benchSecretGetCmd(), c.benchQueueCmd(), c.benchFanoutCmd())
 	return cmd
+}
+
+// runBench points a bench run at the running server (server) with progress
+// on stderr (log), runs it, and prints its report when the run got far
+// enough to have one (ran), before returning the run's error.
+func runBench[R any](c *cli, cmd *cobra.Command, server *azclient.OperatorCredential, log *io.Writer,
+	run func(context.Context) (R, error), ran func(R) bool, print func(io.Writer, R, string) error) error {
+	var err error
+	if *server, err = c.serverInfo(); err != nil {
+		return err
+	}
+	if server.Key == "" {
+		return errors.New("the operator credential in " + c.dataDir + " has no key")
+	}
+	*log = c.stderr
+	report, runErr := run(cmd.Context())
+	if ran(report) {
+		if err := print(c.stdout, report, c.format(cmd)); err != nil {
+			return err
+		}
+	}
+	return runErr
 }
 
 func (c *cli) benchTokenCmd() *cobra.Command {
@@ -65,20 +90,9 @@ stops the load early and reports what was measured.`,
 			if opts.Duration <= 0 {
 				return errors.New("--duration must be positive")
 			}
-			if opts.Server, err = c.serverInfo(); err != nil {
-				return err
-			}
-			if opts.Server.Key == "" {
-				return errors.New("the operator credential in " + c.dataDir + " has no key")
-			}
-			opts.Log = c.stderr
-			report, runErr := bench.RunToken(cmd.Context(), opts)
-			if report.Tenant != "" || len(report.Results) > 0 {
-				if err := bench.Print(c.stdout, report, c.format(cmd)); err != nil {
-					return err
-				}
-			}
-			return runErr
+			return runBench(c, cmd, &opts.Server, &opts.Log, func(ctx context.Context) (bench.TokenReport, error) {
+				return bench.RunToken(ctx, opts)
+			}, func(r bench.TokenReport) bool { return r.Tenant != "" || len(r.Results) > 0 }, bench.Print)
 		},
 	}
 	f := cmd.Flags()
@@ -130,21 +144,9 @@ Ctrl-C, which stops the load early and reports what was measured.`,
 			if opts.Duration <= 0 {
 				return errors.New("--duration must be positive")
 			}
-			var err error
-			if opts.Server, err = c.serverInfo(); err != nil {
-				return err
-			}
-			if opts.Server.Key == "" {
-				return errors.New("the operator credential in " + c.dataDir + " has no key")
-			}
-			opts.Log = c.stderr
-			report, runErr := bench.RunSecretGet(cmd.Context(), opts)
-			if report.Tenant != "" {
-				if err := bench.PrintSecretGet(c.stdout, report, c.format(cmd)); err != nil {
-					return err
-				}
-			}
-			return runErr
+			return runBench(c, cmd, &opts.Server, &opts.Log, func(ctx context.Context) (bench.SecretGetReport, error) {
+				return bench.RunSecretGet(ctx, opts)
+			}, func(r bench.SecretGetReport) bool { return r.Tenant != "" }, bench.PrintSecretGet)
 		},
 	}
 	f := cmd.Flags()
@@ -192,21 +194,9 @@ The tenant and its namespace are deleted at the end (unless --keep).`,
 			if opts.MessageBytes < 1 || opts.MessageBytes > 200_000 {
 				return errors.New("--size must be from 1 to 200000 bytes")
 			}
-			var err error
-			if opts.Server, err = c.serverInfo(); err != nil {
-				return err
-			}
-			if opts.Server.Key == "" {
-				return errors.New("the operator credential in " + c.dataDir + " has no key")
-			}
-			opts.Log = c.stderr
-			report, runErr := bench.RunQueue(cmd.Context(), opts)
-			if report.Tenant != "" {
-				if err := bench.PrintQueue(c.stdout, report, c.format(cmd)); err != nil {
-					return err
-				}
-			}
-			return runErr
+			return runBench(c, cmd, &opts.Server, &opts.Log, func(ctx context.Context) (bench.QueueReport, error) {
+				return bench.RunQueue(ctx, opts)
+			}, func(r bench.QueueReport) bool { return r.Tenant != "" }, bench.PrintQueue)
 		},
 	}
 	f := cmd.Flags()

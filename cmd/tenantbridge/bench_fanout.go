@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -47,21 +48,9 @@ Every tenant is deleted at the end (unless --keep).`,
 			if opts.Rounds < 1 {
 				return errors.New("--rounds must be at least 1")
 			}
-			var err error
-			if opts.Server, err = c.serverInfo(); err != nil {
-				return err
-			}
-			if opts.Server.Key == "" {
-				return errors.New("the operator credential in " + c.dataDir + " has no key")
-			}
-			opts.Log = c.stderr
-			report, runErr := bench.RunFanout(cmd.Context(), opts)
-			if report.Provider != "" {
-				if err := bench.PrintFanout(c.stdout, report, c.format(cmd)); err != nil {
-					return err
-				}
-			}
-			return runErr
+			return runBench(c, cmd, &opts.Server, &opts.Log, func(ctx context.Context) (bench.FanoutReport, error) {
+				return bench.RunFanout(ctx, opts)
+			}, func(r bench.FanoutReport) bool { return r.Provider != "" }, bench.PrintFanout)
 		},
 	}
 	f := cmd.Flags()

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -12,7 +10,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 )
 
@@ -50,12 +47,12 @@ type keyVault struct {
 	} `json:"properties"`
 }
 
+func (v keyVault) resourceName() string { return v.Name }
+func (v keyVault) resourceID() string   { return v.ID }
+
 // withGroup fills ResourceGroup from the id.
 func (v keyVault) withGroup() keyVault {
-	segs := strings.Split(v.ID, "/")
-	if len(segs) > 4 {
-		v.ResourceGroup = segs[4]
-	}
+	v.ResourceGroup = groupOf(v.ID)
 	return v
 }
 
@@ -85,195 +82,51 @@ func isARMCode(err error, code string) bool {
 }
 
 func (c *cli) keyvaultCreate(sess roleSessionFunc) *cobra.Command {
-	var name, group, location string
 	var days int
 	var purgeProtection bool
-	cmd := &cobra.Command{
+	cmd := resourceCreate(c, sess, &cobra.Command{
 		Use:   "create --name NAME --resource-group RG [--location L] [--retention-days D] [--enable-purge-protection]",
 		Short: "Create a vault (and its resource group if missing), and make the caller Key Vault Secrets Officer on it",
 		Long: "Create a vault with the Azure RBAC permission model. The resource group is created when it does not exist.\n" +
 			"Owner of the subscription holds no data actions (as in Azure), so the caller is also assigned the\n" +
 			"Key Vault Secrets Officer role on the new vault, as the Azure portal offers.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			r, err := sess()
-			if err != nil {
-				return err
-			}
-			sub, err := r.defaultScope(ctx)
-			if err != nil {
-				return err
-			}
-			rg := sub + "/resourceGroups/" + group
-			var g struct {
-				Location string `json:"location"`
-			}
-			switch err := r.arm.do(ctx, http.MethodGet, rg, nil, nil, &g); {
-			case isARMCode(err, "ResourceGroupNotFound"):
-				loc := location
-				if loc == "" {
-					loc = defaultLocation
-				}
-				if err := r.arm.do(ctx, http.MethodPut, rg, nil, map[string]any{"location": loc}, &g); err != nil {
-					return fmt.Errorf("create resource group %s: %w", group, err)
-				}
-				c.notef("Created resource group %s in %s.", group, g.Location)
-			case err != nil:
-				return err
-			}
-			if location == "" {
-				location = g.Location
-			}
+	}, createSpec[keyVault]{kind: "vault", provider: keyVaultProvider,
+		nameHelp: "vault name: 3-24 letters, digits and dashes, globally unique (required)",
+		roleID:   keyVaultSecretsOfficer, roleName: keyVaultSecretsOfficerName, header: keyVaultHeader, row: keyVaultRow,
+		body: func(r *roleCtx, location string) map[string]any {
 			props := map[string]any{"tenantId": r.s.profile.TenantID, "sku": map[string]string{"family": "A", "name": "standard"},
 				"enableRbacAuthorization": true, "softDeleteRetentionInDays": days}
 			if purgeProtection {
 				props["enablePurgeProtection"] = true
 			}
-			var v keyVault
-			if err := r.arm.do(ctx, http.MethodPut, rg+keyVaultProvider+"/"+name, nil, map[string]any{"location": location, "properties": props}, &v); err != nil {
-				return err
-			}
-			principal, err := r.principal(ctx, r.s.profile.ClientID)
-			if err != nil {
-				return fmt.Errorf("vault %s created, but the caller's service principal was not found: %w", v.Name, err)
-			}
-			body := map[string]any{"properties": map[string]any{
-				"roleDefinitionId": sub + authorizationProvider + "roleDefinitions/" + keyVaultSecretsOfficer,
-				"principalId":      principal, "principalType": "ServicePrincipal"}}
-			err = r.arm.do(ctx, http.MethodPut, v.ID+authorizationProvider+"roleAssignments/"+uuid.NewString(), nil, body, nil)
-			switch {
-			case isARMCode(err, "RoleAssignmentExists"):
-			case err != nil:
-				return fmt.Errorf("vault %s created, but assigning %s failed: %w", v.Name, keyVaultSecretsOfficerName, err)
-			default:
-				c.notef("Assigned %s on vault %s to this profile's service principal %s (Owner has no data actions).", keyVaultSecretsOfficerName, v.Name, principal)
-			}
-			v = v.withGroup()
-			return c.render(cmd, v, func() table { return table{header: keyVaultHeader, rows: [][]string{keyVaultRow(v)}} })
-		},
-	}
-	requiredFlag(cmd, &name, "name", "n", "vault name: 3-24 letters, digits and dashes, globally unique (required)")
-	requiredFlag(cmd, &group, "resource-group", "g", "resource group; created when missing (required)")
-	cmd.Flags().StringVarP(&location, "location", "l", "", "location (default: the resource group's, or "+defaultLocation+")")
+			return map[string]any{"location": location, "properties": props}
+		}})
 	cmd.Flags().IntVar(&days, "retention-days", 90, "soft-delete retention of secrets in days, 7-90")
 	cmd.Flags().BoolVar(&purgeProtection, "enable-purge-protection", false, "refuse purging deleted secrets before their retention ends")
 	return cmd
 }
 
-// listVaults lists the vaults of a group, or of the subscription.
-func (r *roleCtx) listVaults(ctx context.Context, group string) ([]keyVault, error) {
-	sub, err := r.defaultScope(ctx)
-	if err != nil {
-		return nil, err
-	}
-	path := sub + keyVaultProvider
-	if group != "" {
-		path = sub + "/resourceGroups/" + group + keyVaultProvider
-	}
-	var out struct{ Value []keyVault }
-	if err := r.arm.do(ctx, http.MethodGet, path, nil, nil, &out); err != nil {
-		return nil, err
-	}
-	vs := make([]keyVault, 0, len(out.Value))
-	for _, v := range out.Value {
-		vs = append(vs, v.withGroup())
-	}
-	return vs, nil
-}
-
-// findVault finds a vault by name, in a group or anywhere in the subscription.
-func (r *roleCtx) findVault(ctx context.Context, name, group string) (keyVault, error) {
-	if group != "" {
-		sub, err := r.defaultScope(ctx)
-		if err != nil {
-			return keyVault{}, err
-		}
-		var v keyVault
-		if err := r.arm.do(ctx, http.MethodGet, sub+"/resourceGroups/"+group+keyVaultProvider+"/"+name, nil, nil, &v); err != nil {
-			return keyVault{}, err
-		}
-		return v.withGroup(), nil
-	}
-	vs, err := r.listVaults(ctx, "")
-	if err != nil {
-		return keyVault{}, err
-	}
-	for _, v := range vs {
-		if strings.EqualFold(v.Name, name) {
-			return v, nil
-		}
-	}
-	return keyVault{}, fmt.Errorf("vault %s not found in the subscription", name)
-}
-
 func (c *cli) keyvaultList(sess roleSessionFunc) *cobra.Command {
-	var group string
-	cmd := listCommand(c, "List the vaults of a resource group or of the subscription",
-		func(cmd *cobra.Command, _ []string) ([]keyVault, error) {
-			r, err := sess()
-			if err != nil {
-				return nil, err
-			}
-			return r.listVaults(cmd.Context(), group)
-		}, keyVaultHeader, keyVaultRow)
-	cmd.Flags().StringVarP(&group, "resource-group", "g", "", "resource group (default: the whole subscription)")
-	return cmd
+	return resourceList(c, sess, "List the vaults of a resource group or of the subscription", keyVaultProvider,
+		keyVaultHeader, keyVaultRow)
 }
 
 func (c *cli) keyvaultShow(sess roleSessionFunc) *cobra.Command {
-	var name, group string
-	cmd := &cobra.Command{
-		Use:   "show --name NAME [--resource-group RG]",
-		Short: "Show a vault",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := sess()
-			if err != nil {
-				return err
-			}
-			v, err := r.findVault(cmd.Context(), name, group)
-			if err != nil {
-				return err
-			}
+	return resourceCommand(sess, "show", "Show a vault", keyVaultProvider, "vault",
+		func(cmd *cobra.Command, _ *roleCtx, v keyVault) error {
 			return c.render(cmd, v, func() table {
 				return fields("Name", v.Name, "ResourceGroup", v.ResourceGroup, "Location", v.Location, "VaultUri", v.Properties.VaultURI,
 					"TenantId", v.Properties.TenantID, "SoftDeleteRetentionInDays", strconv.Itoa(v.Properties.SoftDeleteRetentionInDays),
 					"EnablePurgeProtection", strconv.FormatBool(v.Properties.EnablePurgeProtection), "Id", v.ID)
 			})
-		},
-	}
-	requiredFlag(cmd, &name, "name", "n", "vault name (required)")
-	cmd.Flags().StringVarP(&group, "resource-group", "g", "", "resource group (default: look the vault up in the subscription)")
-	return cmd
+		})
 }
 
 func (c *cli) keyvaultDelete(sess roleSessionFunc) *cobra.Command {
-	var name, group string
-	cmd := &cobra.Command{
-		Use:   "delete --name NAME [--resource-group RG]",
-		Short: "Delete a vault and all its secrets (vault soft delete is not implemented: this is final)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			r, err := sess()
-			if err != nil {
-				return err
-			}
-			v, err := r.findVault(ctx, name, group)
-			if err != nil {
-				return err
-			}
-			if err := r.arm.do(ctx, http.MethodDelete, v.ID, nil, nil, nil); err != nil {
-				return err
-			}
-			c.notef("Deleted vault %s and its secrets.", v.Name)
-			return nil
-		},
-	}
-	requiredFlag(cmd, &name, "name", "n", "vault name (required)")
-	cmd.Flags().StringVarP(&group, "resource-group", "g", "", "resource group (default: look the vault up in the subscription)")
-	return cmd
+	return resourceCommand(sess, "delete", "Delete a vault and all its secrets (vault soft delete is not implemented: this is final)",
+		keyVaultProvider, "vault", func(cmd *cobra.Command, r *roleCtx, v keyVault) error {
+			return c.resourceDelete(cmd, r, "vault", v.Name, v.ID, "secrets")
+		})
 }
 
 // ---- secrets ----

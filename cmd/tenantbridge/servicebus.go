@@ -152,14 +152,10 @@ func (c *cli) servicebusCommand() *cobra.Command {
 	return cmd
 }
 
-// ensureGroup returns the resource group's id, creating the group in
-// location (or defaultLocation) when it does not exist, as keyvault create
-// does, and the location to create a resource in.
-func (c *cli) ensureGroup(ctx context.Context, r *roleCtx, group, location string) (string, string, error) {
-	sub, err := r.defaultScope(ctx)
-	if err != nil {
-		return "", "", err
-	}
+// ensureGroup returns the id of the resource group of subscription sub,
+// creating the group in location (or defaultLocation) when it does not
+// exist, and the location to create a resource in.
+func (c *cli) ensureGroup(ctx context.Context, r *roleCtx, sub, group, location string) (string, string, error) {
 	rg := sub + "/resourceGroups/" + group
 	var g struct {
 		Location string `json:"location"`
@@ -184,54 +180,79 @@ func (c *cli) ensureGroup(ctx context.Context, r *roleCtx, group, location strin
 }
 
 func (c *cli) sbNamespaceCreate(sess roleSessionFunc) *cobra.Command {
-	var name, group, location, sku string
-	cmd := &cobra.Command{
+	var sku string
+	cmd := resourceCreate(c, sess, &cobra.Command{
 		Use:   "create --name NAME --resource-group RG [--location L] [--sku Basic|Standard|Premium]",
 		Short: "Create a namespace (and its resource group if missing), and make the caller Azure Service Bus Data Owner on it",
 		Long: "Create a Service Bus namespace. The resource group is created when it does not exist. Namespace names are\n" +
 			"global: 6-50 letters, digits and hyphens, starting with a letter. Owner of the subscription holds no data\n" +
 			"actions (as in Azure), so the caller is also assigned Azure Service Bus Data Owner on the new namespace,\n" +
 			"to send and receive with `servicebus message`.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			r, err := sess()
-			if err != nil {
-				return err
-			}
-			rg, loc, err := c.ensureGroup(ctx, r, group, location)
-			if err != nil {
-				return err
-			}
-			body := map[string]any{"location": loc}
+	}, createSpec[sbNamespace]{kind: "namespace", provider: serviceBusProvider,
+		nameHelp: "namespace name: 6-50 letters, digits and hyphens, globally unique (required)",
+		roleID:   serviceBusDataOwner, roleName: serviceBusDataOwnerName, header: sbNamespaceHeader, row: sbNamespaceRow,
+		body: func(_ *roleCtx, location string) map[string]any {
+			body := map[string]any{"location": location}
 			if sku != "" {
 				body["sku"] = map[string]string{"name": sku, "tier": sku}
 			}
-			var n sbNamespace
-			if err := r.arm.do(ctx, http.MethodPut, rg+serviceBusProvider+"/"+name, nil, body, &n); err != nil {
-				return err
-			}
-			n.ResourceGroup = groupOf(n.ID)
-			if err := c.assignDataRole(ctx, r, n.ID, serviceBusDataOwner, serviceBusDataOwnerName, "namespace "+n.Name); err != nil {
-				return err
-			}
-			return c.render(cmd, n, func() table { return table{header: sbNamespaceHeader, rows: [][]string{sbNamespaceRow(n)}} })
-		},
-	}
-	requiredFlag(cmd, &name, "name", "n", "namespace name: 6-50 letters, digits and hyphens, globally unique (required)")
-	requiredFlag(cmd, &group, "resource-group", "g", "resource group; created when missing (required)")
-	cmd.Flags().StringVarP(&location, "location", "l", "", "location (default: the resource group's, or "+defaultLocation+")")
+			return body
+		}})
 	cmd.Flags().StringVar(&sku, "sku", "", "Basic, Standard or Premium (default Standard)")
 	return cmd
 }
 
-// assignDataRole assigns role to the profile's service principal at scope,
-// as keyvault create does; an existing assignment is fine.
-func (c *cli) assignDataRole(ctx context.Context, r *roleCtx, scope, roleID, roleName, what string) error {
-	sub, err := r.defaultScope(ctx)
-	if err != nil {
-		return err
+// createSpec is what the create command of a kind of resource needs: its
+// provider, the help of its --name, the data role its creator gets on it,
+// its table, and its PUT body in a location.
+type createSpec[T any] struct {
+	kind, provider, nameHelp string
+	roleID, roleName         string
+	header                   []string
+	row                      func(T) []string
+	body                     func(r *roleCtx, location string) map[string]any
+}
+
+// resourceCreate makes cmd the create command of a resource in a resource
+// group it creates when missing; the caller gets s.roleName on the new
+// resource, since Owner of the subscription holds no data actions.
+func resourceCreate[T armResource[T]](c *cli, sess roleSessionFunc, cmd *cobra.Command, s createSpec[T]) *cobra.Command {
+	var name, group, location string
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		r, err := sess()
+		if err != nil {
+			return err
+		}
+		sub, err := r.defaultScope(ctx)
+		if err != nil {
+			return err
+		}
+		rg, loc, err := c.ensureGroup(ctx, r, sub, group, location)
+		if err != nil {
+			return err
+		}
+		var res T
+		if err := r.arm.do(ctx, http.MethodPut, rg+s.provider+"/"+name, nil, s.body(r, loc), &res); err != nil {
+			return err
+		}
+		res = res.withGroup()
+		if err := c.assignDataRole(ctx, r, sub, res.resourceID(), s.roleID, s.roleName, s.kind+" "+res.resourceName()); err != nil {
+			return err
+		}
+		return c.render(cmd, res, func() table { return table{header: s.header, rows: [][]string{s.row(res)}} })
 	}
+	requiredFlag(cmd, &name, "name", "n", s.nameHelp)
+	requiredFlag(cmd, &group, "resource-group", "g", "resource group; created when missing (required)")
+	cmd.Flags().StringVarP(&location, "location", "l", "", "location (default: the resource group's, or "+defaultLocation+")")
+	return cmd
+}
+
+// assignDataRole assigns role (of subscription sub) to the profile's
+// service principal at scope, the id of what was just created; an existing
+// assignment is fine.
+func (c *cli) assignDataRole(ctx context.Context, r *roleCtx, sub, scope, roleID, roleName, what string) error {
 	principal, err := r.principal(ctx, r.s.profile.ClientID)
 	if err != nil {
 		return fmt.Errorf("%s created, but the caller's service principal was not found: %w", what, err)
@@ -250,122 +271,150 @@ func (c *cli) assignDataRole(ctx context.Context, r *roleCtx, scope, roleID, rol
 	return nil
 }
 
-// listNamespaces lists the namespaces of a group, or of the subscription.
-func (r *roleCtx) listNamespaces(ctx context.Context, group string) ([]sbNamespace, error) {
+// armResource is a Resource Manager resource the CLI finds by name: its
+// name and id, and itself with its resource group filled from its id.
+type armResource[T any] interface {
+	resourceName() string
+	resourceID() string
+	withGroup() T
+}
+
+func (n sbNamespace) resourceName() string { return n.Name }
+func (n sbNamespace) resourceID() string   { return n.ID }
+
+func (n sbNamespace) withGroup() sbNamespace {
+	n.ResourceGroup = groupOf(n.ID)
+	return n
+}
+
+// listResources lists the resources of provider in a group, or in the
+// subscription.
+func listResources[T armResource[T]](ctx context.Context, r *roleCtx, provider, group string) ([]T, error) {
 	sub, err := r.defaultScope(ctx)
 	if err != nil {
 		return nil, err
 	}
-	path := sub + serviceBusProvider
+	path := sub + provider
 	if group != "" {
-		path = sub + "/resourceGroups/" + group + serviceBusProvider
+		path = sub + "/resourceGroups/" + group + provider
 	}
-	var out struct{ Value []sbNamespace }
+	var out struct{ Value []T }
 	if err := r.arm.do(ctx, http.MethodGet, path, nil, nil, &out); err != nil {
 		return nil, err
 	}
-	ns := make([]sbNamespace, 0, len(out.Value))
-	for _, n := range out.Value {
-		n.ResourceGroup = groupOf(n.ID)
-		ns = append(ns, n)
+	rs := make([]T, 0, len(out.Value))
+	for _, res := range out.Value {
+		rs = append(rs, res.withGroup())
 	}
-	return ns, nil
+	return rs, nil
+}
+
+// findResource finds a resource of provider (a kind, such as vault) by
+// name, in a group or anywhere in the subscription.
+func findResource[T armResource[T]](ctx context.Context, r *roleCtx, provider, kind, name, group string) (T, error) {
+	var zero T
+	if group != "" {
+		sub, err := r.defaultScope(ctx)
+		if err != nil {
+			return zero, err
+		}
+		var res T
+		if err := r.arm.do(ctx, http.MethodGet, sub+"/resourceGroups/"+group+provider+"/"+name, nil, nil, &res); err != nil {
+			return zero, err
+		}
+		return res.withGroup(), nil
+	}
+	rs, err := listResources[T](ctx, r, provider, "")
+	if err != nil {
+		return zero, err
+	}
+	for _, res := range rs {
+		if strings.EqualFold(res.resourceName(), name) {
+			return res, nil
+		}
+	}
+	return zero, fmt.Errorf("%s %s not found in the subscription", kind, name)
 }
 
 // findNamespace finds a namespace by name, in a group or anywhere in the
 // subscription.
 func (r *roleCtx) findNamespace(ctx context.Context, name, group string) (sbNamespace, error) {
-	if group != "" {
-		sub, err := r.defaultScope(ctx)
-		if err != nil {
-			return sbNamespace{}, err
-		}
-		var n sbNamespace
-		if err := r.arm.do(ctx, http.MethodGet, sub+"/resourceGroups/"+group+serviceBusProvider+"/"+name, nil, nil, &n); err != nil {
-			return sbNamespace{}, err
-		}
-		n.ResourceGroup = groupOf(n.ID)
-		return n, nil
+	return findResource[sbNamespace](ctx, r, serviceBusProvider, "namespace", name, group)
+}
+
+// resourceCommand is a command on the resource of provider (a kind, such
+// as vault) that --name and an optional --resource-group name.
+func resourceCommand[T armResource[T]](sess roleSessionFunc, verb, short, provider, kind string,
+	run func(cmd *cobra.Command, r *roleCtx, res T) error) *cobra.Command {
+	var name, group string
+	cmd := &cobra.Command{
+		Use:   verb + " --name NAME [--resource-group RG]",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := sess()
+			if err != nil {
+				return err
+			}
+			res, err := findResource[T](cmd.Context(), r, provider, kind, name, group)
+			if err != nil {
+				return err
+			}
+			return run(cmd, r, res)
+		},
 	}
-	ns, err := r.listNamespaces(ctx, "")
-	if err != nil {
-		return sbNamespace{}, err
+	requiredFlag(cmd, &name, "name", "n", kind+" name (required)")
+	cmd.Flags().StringVarP(&group, "resource-group", "g", "", "resource group (default: look the "+kind+" up in the subscription)")
+	return cmd
+}
+
+// resourceDelete deletes the resource (id) a resourceCommand found, and
+// says what went with it.
+func (c *cli) resourceDelete(cmd *cobra.Command, r *roleCtx, kind, name, id, contents string) error {
+	if err := r.arm.do(cmd.Context(), http.MethodDelete, id, nil, nil, nil); err != nil {
+		return err
 	}
-	for _, n := range ns {
-		if strings.EqualFold(n.Name, name) {
-			return n, nil
-		}
-	}
-	return sbNamespace{}, fmt.Errorf("namespace %s not found in the subscription", name)
+	c.notef("Deleted %s %s and its %s.", kind, name, contents)
+	return nil
 }
 
 func (c *cli) sbNamespaceList(sess roleSessionFunc) *cobra.Command {
+	return resourceList(c, sess, "List the namespaces of a resource group or of the subscription", serviceBusProvider,
+		sbNamespaceHeader, sbNamespaceRow)
+}
+
+// resourceList is the list command of the resources of provider in a
+// group, or in the subscription.
+func resourceList[T armResource[T]](c *cli, sess roleSessionFunc, short, provider string, header []string, row func(T) []string) *cobra.Command {
 	var group string
-	cmd := listCommand(c, "List the namespaces of a resource group or of the subscription",
-		func(cmd *cobra.Command, _ []string) ([]sbNamespace, error) {
+	cmd := listCommand(c, short,
+		func(cmd *cobra.Command, _ []string) ([]T, error) {
 			r, err := sess()
 			if err != nil {
 				return nil, err
 			}
-			return r.listNamespaces(cmd.Context(), group)
-		}, sbNamespaceHeader, sbNamespaceRow)
+			return listResources[T](cmd.Context(), r, provider, group)
+		}, header, row)
 	cmd.Flags().StringVarP(&group, "resource-group", "g", "", "resource group (default: the whole subscription)")
 	return cmd
 }
 
 func (c *cli) sbNamespaceShow(sess roleSessionFunc) *cobra.Command {
-	var name, group string
-	cmd := &cobra.Command{
-		Use:   "show --name NAME [--resource-group RG]",
-		Short: "Show a namespace",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := sess()
-			if err != nil {
-				return err
-			}
-			n, err := r.findNamespace(cmd.Context(), name, group)
-			if err != nil {
-				return err
-			}
+	return resourceCommand(sess, "show", "Show a namespace", serviceBusProvider, "namespace",
+		func(cmd *cobra.Command, _ *roleCtx, n sbNamespace) error {
 			return c.render(cmd, n, func() table {
 				return fields("Name", n.Name, "ResourceGroup", n.ResourceGroup, "Location", n.Location, "Sku", n.Sku.Name,
 					"ServiceBusEndpoint", n.Properties.ServiceBusEndpoint, "Status", n.Properties.Status,
 					"CreatedAt", fmtTime(n.Properties.CreatedAt), "Id", n.ID)
 			})
-		},
-	}
-	requiredFlag(cmd, &name, "name", "n", "namespace name (required)")
-	cmd.Flags().StringVarP(&group, "resource-group", "g", "", "resource group (default: look the namespace up in the subscription)")
-	return cmd
+		})
 }
 
 func (c *cli) sbNamespaceDelete(sess roleSessionFunc) *cobra.Command {
-	var name, group string
-	cmd := &cobra.Command{
-		Use:   "delete --name NAME [--resource-group RG]",
-		Short: "Delete a namespace with its queues and their messages",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			r, err := sess()
-			if err != nil {
-				return err
-			}
-			n, err := r.findNamespace(ctx, name, group)
-			if err != nil {
-				return err
-			}
-			if err := r.arm.do(ctx, http.MethodDelete, n.ID, nil, nil, nil); err != nil {
-				return err
-			}
-			c.notef("Deleted namespace %s and its queues.", n.Name)
-			return nil
-		},
-	}
-	requiredFlag(cmd, &name, "name", "n", "namespace name (required)")
-	cmd.Flags().StringVarP(&group, "resource-group", "g", "", "resource group (default: look the namespace up in the subscription)")
-	return cmd
+	return resourceCommand(sess, "delete", "Delete a namespace with its queues and their messages", serviceBusProvider, "namespace",
+		func(cmd *cobra.Command, r *roleCtx, n sbNamespace) error {
+			return c.resourceDelete(cmd, r, "namespace", n.Name, n.ID, "queues")
+		})
 }
 
 // ---- queues ----
@@ -385,13 +434,48 @@ func (f *queueFlags) add(cmd *cobra.Command, nameFlag string) {
 	cmd.Flags().StringVarP(&f.group, "resource-group", "g", "", "resource group (default: look the namespace up in the subscription)")
 }
 
-// queueID is the id of the queue the flags name.
-func (f *queueFlags) queueID(ctx context.Context, r *roleCtx) (string, error) {
+// resolve signs in and finds the id of the queue the flags name.
+func (f *queueFlags) resolve(ctx context.Context, sess roleSessionFunc) (*roleCtx, string, error) {
+	r, err := sess()
+	if err != nil {
+		return nil, "", err
+	}
 	n, err := r.findNamespace(ctx, f.namespace, f.group)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	return n.ID + "/queues/" + f.name, nil
+	return r, n.ID + "/queues/" + f.name, nil
+}
+
+// queueCommand is a queue command on the queue the flags name: run gets
+// its id.
+func queueCommand(sess roleSessionFunc, use, short string, run func(cmd *cobra.Command, f *queueFlags, r *roleCtx, id string) error) *cobra.Command {
+	var f queueFlags
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, id, err := f.resolve(cmd.Context(), sess)
+			if err != nil {
+				return err
+			}
+			return run(cmd, &f, r, id)
+		},
+	}
+	f.add(cmd, "name")
+	return cmd
+}
+
+// queueCall sends method (with body) to the queue id and prints the queue
+// Resource Manager answers.
+func (c *cli) queueCall(cmd *cobra.Command, r *roleCtx, method, id string, body any) error {
+	var q sbQueue
+	if err := r.arm.do(cmd.Context(), method, id, nil, body, &q); err != nil {
+		return err
+	}
+	q.ResourceGroup = groupOf(q.ID)
+	return c.renderQueue(cmd, q)
 }
 
 func (c *cli) sbQueueCreate(sess roleSessionFunc) *cobra.Command {
@@ -433,20 +517,11 @@ func (c *cli) sbQueueCreate(sess roleSessionFunc) *cobra.Command {
 			if cmd.Flags().Changed("enable-dead-lettering-on-message-expiration") {
 				props["deadLetteringOnMessageExpiration"] = deadLetterOnExpiry
 			}
-			r, err := sess()
+			r, id, err := f.resolve(ctx, sess)
 			if err != nil {
 				return err
 			}
-			id, err := f.queueID(ctx, r)
-			if err != nil {
-				return err
-			}
-			var q sbQueue
-			if err := r.arm.do(ctx, http.MethodPut, id, nil, map[string]any{"properties": props}, &q); err != nil {
-				return err
-			}
-			q.ResourceGroup = groupOf(q.ID)
-			return c.renderQueue(cmd, q)
+			return c.queueCall(cmd, r, http.MethodPut, id, map[string]any{"properties": props})
 		},
 	}
 	f.add(cmd, "name")
@@ -480,31 +555,10 @@ func (c *cli) renderQueue(cmd *cobra.Command, q sbQueue) error {
 }
 
 func (c *cli) sbQueueShow(sess roleSessionFunc) *cobra.Command {
-	var f queueFlags
-	cmd := &cobra.Command{
-		Use:   "show --namespace-name NS --name NAME",
-		Short: "Show a queue: its properties and its message counts",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			r, err := sess()
-			if err != nil {
-				return err
-			}
-			id, err := f.queueID(ctx, r)
-			if err != nil {
-				return err
-			}
-			var q sbQueue
-			if err := r.arm.do(ctx, http.MethodGet, id, nil, nil, &q); err != nil {
-				return err
-			}
-			q.ResourceGroup = groupOf(q.ID)
-			return c.renderQueue(cmd, q)
-		},
-	}
-	f.add(cmd, "name")
-	return cmd
+	return queueCommand(sess, "show --namespace-name NS --name NAME", "Show a queue: its properties and its message counts",
+		func(cmd *cobra.Command, _ *queueFlags, r *roleCtx, id string) error {
+			return c.queueCall(cmd, r, http.MethodGet, id, nil)
+		})
 }
 
 func (c *cli) sbQueueList(sess roleSessionFunc) *cobra.Command {
@@ -536,21 +590,9 @@ func (c *cli) sbQueueList(sess roleSessionFunc) *cobra.Command {
 }
 
 func (c *cli) sbQueueDelete(sess roleSessionFunc) *cobra.Command {
-	var f queueFlags
-	cmd := &cobra.Command{
-		Use:   "delete --namespace-name NS --name NAME",
-		Short: "Delete a queue and its messages",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+	return queueCommand(sess, "delete --namespace-name NS --name NAME", "Delete a queue and its messages",
+		func(cmd *cobra.Command, f *queueFlags, r *roleCtx, id string) error {
 			ctx := cmd.Context()
-			r, err := sess()
-			if err != nil {
-				return err
-			}
-			id, err := f.queueID(ctx, r)
-			if err != nil {
-				return err
-			}
 			// ARM answers a DELETE of nothing with 204; say so instead of
 			// reporting a deletion that did not happen.
 			if err := r.arm.do(ctx, http.MethodGet, id, nil, nil, nil); err != nil {
@@ -561,10 +603,7 @@ func (c *cli) sbQueueDelete(sess roleSessionFunc) *cobra.Command {
 			}
 			c.notef("Deleted queue %s of namespace %s and its messages.", f.name, f.namespace)
 			return nil
-		},
-	}
-	f.add(cmd, "name")
-	return cmd
+		})
 }
 
 // ---- durations ----

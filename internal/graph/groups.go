@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -47,24 +48,59 @@ func (h *Handler) listGroups(rq *request) error {
 }
 
 func (h *Handler) getGroup(rq *request) error {
-	opts, err := parseQuery(rq.r.URL.RawQuery, groupGetQuery)
-	if err != nil {
-		return err
-	}
-	g, err := h.loadGroup(rq, h.dir)
-	if err != nil {
-		return err
-	}
-	return h.writeEntity(rq, http.StatusOK, "groups", opts.sel, groupToView(g))
+	return getEntity(h, rq, groupGetQuery, "groups", h.loadGroup, groupToView)
 }
 
-func (h *Handler) createGroup(rq *request) error {
+// getEntity handles GET of one entity of set: the query, the entity the
+// path names (load), and its view.
+func getEntity[T any, V any](h *Handler, rq *request, q querySpec, set string,
+	load func(*request, *directory.Service) (T, error), view func(T) V) error {
+	opts, err := parseQuery(rq.r.URL.RawQuery, q)
+	if err != nil {
+		return err
+	}
+	e, err := load(rq, h.dir)
+	if err != nil {
+		return err
+	}
+	return h.writeEntity(rq, http.StatusOK, set, opts.sel, view(e))
+}
+
+// readInput reads the request body into in, refusing the readOnly
+// properties.
+func readInput(rq *request, in any, readOnly []string) error {
 	body, err := readBody(rq, false)
 	if err != nil {
 		return err
 	}
+	return decodeBody(body, in, readOnly)
+}
+
+// changeEntity loads the object the path names with tx, changes it with
+// fn (id is its id, the audit target) and answers 204.
+func changeEntity[T any](h *Handler, rq *request, load func(*request, *directory.Service) (T, error), id func(T) string,
+	fn func(tx *directory.Service, e T) error) error {
+	err := h.change(rq, func(tx *directory.Service) (string, error) {
+		e, err := load(rq, tx)
+		if err != nil {
+			return "", err
+		}
+		return id(e), fn(tx, e)
+	})
+	if err != nil {
+		return err
+	}
+	return noContent(rq)
+}
+
+// changeGroup is changeEntity on the group the path names.
+func (h *Handler) changeGroup(rq *request, fn func(tx *directory.Service, g *directory.Group) error) error {
+	return changeEntity(h, rq, h.loadGroup, func(g *directory.Group) string { return g.ID }, fn)
+}
+
+func (h *Handler) createGroup(rq *request) error {
 	var in groupInput
-	if err := decodeBody(body, &in, groupCreateReadOnly); err != nil {
+	if err := readInput(rq, &in, groupCreateReadOnly); err != nil {
 		return err
 	}
 	g, err := in.newGroup()
@@ -87,40 +123,20 @@ func (h *Handler) createGroup(rq *request) error {
 }
 
 func (h *Handler) updateGroup(rq *request) error {
-	body, err := readBody(rq, false)
-	if err != nil {
-		return err
-	}
 	var in groupInput
-	if err := decodeBody(body, &in, groupUpdateReadOnly); err != nil {
+	if err := readInput(rq, &in, groupUpdateReadOnly); err != nil {
 		return err
 	}
-	err = h.change(rq, func(tx *directory.Service) (string, error) {
-		g, err := h.loadGroup(rq, tx)
-		if err != nil {
-			return "", err
-		}
-		_, err = tx.UpdateGroup(rq.ctx, rq.tenant(), g.ID, in.DisplayName, in.Description)
-		return g.ID, err
+	return h.changeGroup(rq, func(tx *directory.Service, g *directory.Group) error {
+		_, err := tx.UpdateGroup(rq.ctx, rq.tenant(), g.ID, in.DisplayName, in.Description)
+		return err
 	})
-	if err != nil {
-		return err
-	}
-	return noContent(rq)
 }
 
 func (h *Handler) deleteGroup(rq *request) error {
-	err := h.change(rq, func(tx *directory.Service) (string, error) {
-		g, err := h.loadGroup(rq, tx)
-		if err != nil {
-			return "", err
-		}
-		return g.ID, tx.DeleteGroup(rq.ctx, rq.tenant(), g.ID)
+	return h.changeGroup(rq, func(tx *directory.Service, g *directory.Group) error {
+		return tx.DeleteGroup(rq.ctx, rq.tenant(), g.ID)
 	})
-	if err != nil {
-		return err
-	}
-	return noContent(rq)
 }
 
 // listMembers handles /members (direct) and /transitiveMembers (direct,
@@ -165,41 +181,24 @@ func (h *Handler) addMember(rq *request) error {
 	if err != nil {
 		return err
 	}
-	rq.detail = "member=" + memberID
-	err = h.change(rq, func(tx *directory.Service) (string, error) {
-		g, err := h.loadGroup(rq, tx)
-		if err != nil {
-			return "", err
-		}
-		err = tx.AddMember(rq.ctx, rq.tenant(), g.ID, memberID)
-		if errors.Is(err, directory.ErrNotFound) {
-			return "", notFound(memberID)
-		}
-		return g.ID, err
-	})
-	if err != nil {
-		return err
-	}
-	return noContent(rq)
+	return h.changeMember(rq, memberID, (*directory.Service).AddMember)
 }
 
 // removeMember handles DELETE /groups/{id}/members/{memberId}/$ref.
 func (h *Handler) removeMember(rq *request) error {
-	memberID := normalizeID(rq.pathID("ref"))
+	return h.changeMember(rq, normalizeID(rq.pathID("ref")), (*directory.Service).RemoveMember)
+}
+
+// changeMember adds or removes memberID of the group the path names; an
+// unknown member is not found.
+func (h *Handler) changeMember(rq *request, memberID string,
+	op func(tx *directory.Service, ctx context.Context, tenant, groupID, memberID string) error) error {
 	rq.detail = "member=" + memberID
-	err := h.change(rq, func(tx *directory.Service) (string, error) {
-		g, err := h.loadGroup(rq, tx)
-		if err != nil {
-			return "", err
-		}
-		err = tx.RemoveMember(rq.ctx, rq.tenant(), g.ID, memberID)
+	return h.changeGroup(rq, func(tx *directory.Service, g *directory.Group) error {
+		err := op(tx, rq.ctx, rq.tenant(), g.ID, memberID)
 		if errors.Is(err, directory.ErrNotFound) {
-			return "", notFound(memberID)
+			return notFound(memberID)
 		}
-		return g.ID, err
-	})
-	if err != nil {
 		return err
-	}
-	return noContent(rq)
+	})
 }

@@ -153,38 +153,39 @@ func (h *Handler) listGrants(rq *request) error {
 // /servicePrincipals/{id}/oauth2PermissionGrants: the grants the service
 // principal is the client of.
 func (h *Handler) listServicePrincipalGrants(rq *request) error {
-	opts, f, none, err := parseGrantQuery(rq.r.URL.RawQuery)
-	if err != nil {
-		return err
-	}
-	sp, err := h.loadServicePrincipal(rq, h.dir)
-	if err != nil {
-		return err
-	}
-	set := "servicePrincipals('" + sp.ID + "')/oauth2PermissionGrants"
-	if none || (f.ClientID != "" && f.ClientID != sp.ID) {
-		return h.writeCollection(rq, set, opts, page{})
-	}
-	f.ClientID = sp.ID
-	return h.writeGrants(rq, set, opts, f)
+	return h.listGrantsOf(rq, "servicePrincipals", h.servicePrincipalObject,
+		func(f *directory.GrantFilter) *string { return &f.ClientID })
 }
 
 // listUserGrants handles GET /users/{id}/oauth2PermissionGrants: the
 // grants made for the user alone.
 func (h *Handler) listUserGrants(rq *request) error {
+	return h.listGrantsOf(rq, "users", func(rq *request, dir *directory.Service) (string, error) {
+		u, err := h.loadUser(rq, dir)
+		if err != nil {
+			return "", err
+		}
+		return u.ID, nil
+	}, func(f *directory.GrantFilter) *string { return &f.PrincipalID })
+}
+
+// listGrantsOf lists the grants of the object the path names in set (load
+// finds its id): those whose field (of the filter) is that id.
+func (h *Handler) listGrantsOf(rq *request, set string, load func(*request, *directory.Service) (string, error),
+	field func(*directory.GrantFilter) *string) error {
 	opts, f, none, err := parseGrantQuery(rq.r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
-	u, err := h.loadUser(rq, h.dir)
+	id, err := load(rq, h.dir)
 	if err != nil {
 		return err
 	}
-	set := "users('" + u.ID + "')/oauth2PermissionGrants"
-	if none || (f.PrincipalID != "" && f.PrincipalID != u.ID) {
+	set += "('" + id + "')/oauth2PermissionGrants"
+	if v := field(&f); none || (*v != "" && *v != id) {
 		return h.writeCollection(rq, set, opts, page{})
 	}
-	f.PrincipalID = u.ID
+	*field(&f) = id
 	return h.writeGrants(rq, set, opts, f)
 }
 
@@ -215,26 +216,14 @@ func grantDetail(g *directory.OAuth2PermissionGrant) string {
 
 // getGrant handles GET /oauth2PermissionGrants/{id}.
 func (h *Handler) getGrant(rq *request) error {
-	opts, err := parseQuery(rq.r.URL.RawQuery, grantGetQuery)
-	if err != nil {
-		return err
-	}
-	g, err := h.loadGrant(rq, h.dir)
-	if err != nil {
-		return err
-	}
-	return h.writeEntity(rq, http.StatusOK, "oauth2PermissionGrants", opts.sel, grantToView(g))
+	return getEntity(h, rq, grantGetQuery, "oauth2PermissionGrants", h.loadGrant, grantToView)
 }
 
 // createGrant handles POST /oauth2PermissionGrants. A second grant for the
 // same client, resource and principal is Graph's 409.
 func (h *Handler) createGrant(rq *request) error {
-	body, err := readBody(rq, false)
-	if err != nil {
-		return err
-	}
 	var in oauth2PermissionGrantInput
-	if err := decodeBody(body, &in, oauth2PermissionGrantReadOnly); err != nil {
+	if err := readInput(rq, &in, oauth2PermissionGrantReadOnly); err != nil {
 		return err
 	}
 	for _, req := range []struct {
@@ -252,7 +241,7 @@ func (h *Handler) createGrant(rq *request) error {
 		PrincipalID: normalizeID(deref(in.PrincipalID)), ResourceID: normalizeID(*in.ResourceID), Scope: deref(in.Scope)}
 	rq.detail = grantDetail(&g)
 	var created *directory.OAuth2PermissionGrant
-	err = h.change(rq, func(tx *directory.Service) (string, error) {
+	err := h.change(rq, func(tx *directory.Service) (string, error) {
 		c, err := tx.CreateDelegatedGrant(rq.ctx, rq.tenant(), g)
 		if err != nil {
 			return "", err
@@ -290,38 +279,28 @@ func (h *Handler) updateGrant(rq *request) error {
 	if err := decodeBody(body, &in, nil); err != nil {
 		return err
 	}
-	err = h.change(rq, func(tx *directory.Service) (string, error) {
-		g, err := h.loadGrant(rq, tx)
-		if err != nil {
-			return "", err
-		}
+	return h.changeGrant(rq, func(tx *directory.Service, g *directory.OAuth2PermissionGrant) error {
 		if in.Scope != nil {
+			var err error
 			if g, err = tx.UpdateDelegatedGrantScope(rq.ctx, rq.tenant(), g.ID, *in.Scope); err != nil {
-				return "", err
+				return err
 			}
 		}
 		rq.detail = grantDetail(g)
-		return g.ID, nil
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return noContent(rq)
 }
 
 // deleteGrant handles DELETE /oauth2PermissionGrants/{id}: the client can
 // no longer get tokens with the grant's scopes.
 func (h *Handler) deleteGrant(rq *request) error {
-	err := h.change(rq, func(tx *directory.Service) (string, error) {
-		g, err := h.loadGrant(rq, tx)
-		if err != nil {
-			return "", err
-		}
+	return h.changeGrant(rq, func(tx *directory.Service, g *directory.OAuth2PermissionGrant) error {
 		rq.detail = grantDetail(g)
-		return g.ID, tx.DeleteDelegatedGrant(rq.ctx, rq.tenant(), g.ID)
+		return tx.DeleteDelegatedGrant(rq.ctx, rq.tenant(), g.ID)
 	})
-	if err != nil {
-		return err
-	}
-	return noContent(rq)
+}
+
+// changeGrant is changeEntity on the grant the path names.
+func (h *Handler) changeGrant(rq *request, fn func(tx *directory.Service, g *directory.OAuth2PermissionGrant) error) error {
+	return changeEntity(h, rq, h.loadGrant, func(g *directory.OAuth2PermissionGrant) string { return g.ID }, fn)
 }
