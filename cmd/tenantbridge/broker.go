@@ -79,6 +79,14 @@ const (
 // brokerCommand is the provider's side of the seed scenarios; today the
 // partner custody of the Secure Application Model (seed 003).
 func (c *cli) brokerCommand() *cobra.Command {
+	cmd, _ := c.newBrokerCommand()
+	return cmd
+}
+
+// newBrokerCommand builds the broker command and returns its flags, which
+// hold their defaults (from the environment) as soon as they are defined:
+// serve --broker-listen runs the broker with them.
+func (c *cli) newBrokerCommand() (*cobra.Command, *brokerFlags) {
 	f := &brokerFlags{}
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -122,7 +130,7 @@ credential trusting that managed identity (the default: no secret at all), a cer
 	p := &cobra.Command{Use: "partner", Short: "The partner's delegated access: access tokens, status, refresh"}
 	p.AddCommand(c.brokerPartnerToken(f), c.brokerPartnerStatus(f), c.brokerPartnerRefresh(f))
 	cmd.AddCommand(c.brokerServe(f), p)
-	return cmd
+	return cmd, f
 }
 
 func envOr(v, def string) string {
@@ -322,63 +330,70 @@ application's vault) and remove it on deletion; client secrets are rotated every
 --rotate-interval. Without --client-id it serves only that.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := c.brokerLogger(f, "info")
-			if err != nil {
-				return err
-			}
-			ln, err := net.Listen("tcp", listen)
-			if err != nil {
-				return err
-			}
-			defer ln.Close()
-			redirect := f.redirectURL
-			if redirect == "" {
-				redirect = "http://" + ln.Addr().String() + "/callback"
-			}
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			pub, err := c.publisherBroker(ctx, f, logger)
-			if err != nil {
-				return err
-			}
-			mux := http.NewServeMux()
-			if pub == nil || f.clientID != "" {
-				cust, err := c.custodian(f, redirect, logger)
-				if err != nil {
-					return err
-				}
-				if check > 0 {
-					go cust.KeepAlive(ctx, check)
-				}
-				mux.Handle("/", cust.Handler())
-			}
-			if pub != nil {
-				mux.Handle(strings.TrimRight(f.pub.path, "/")+"/resource", pub.Handler())
-				if f.pub.rotate > 0 {
-					go pub.RunRotation(ctx, f.pub.rotate)
-				}
-				c.notef("Managed-application notifications: http://%s%s?sig=… (register it on the definition)", ln.Addr(), strings.TrimRight(f.pub.path, "/"))
-			}
-			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
-				ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-			done := make(chan error, 1)
-			go func() { done <- srv.Serve(ln) }()
-			if pub == nil || f.clientID != "" {
-				c.notef("Partner consent page: http://%s/ (callback %s)", ln.Addr(), redirect)
-			}
-			select {
-			case err := <-done:
-				return err
-			case <-ctx.Done():
-			}
-			shut, stop := context.WithTimeout(context.Background(), 5*time.Second)
-			defer stop()
-			return srv.Shutdown(shut)
+			return c.runBroker(cmd.Context(), f, listen, check)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8500", "HTTP listen address of the consent page (port 0 picks a free port)")
 	cmd.Flags().DurationVar(&check, "check-interval", time.Hour, "how often to check the stored token and keep it alive (0: never)")
 	return cmd
+}
+
+// runBroker serves the broker on listen until ctx ends: the partner-consent
+// page (with --client-id) and, with --publisher-tenant, the publisher's
+// managed-application broker.
+func (c *cli) runBroker(ctx context.Context, f *brokerFlags, listen string, check time.Duration) error {
+	logger, err := c.brokerLogger(f, "info")
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	redirect := f.redirectURL
+	if redirect == "" {
+		redirect = "http://" + ln.Addr().String() + "/callback"
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pub, err := c.publisherBroker(ctx, f, logger)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	if pub == nil || f.clientID != "" {
+		cust, err := c.custodian(f, redirect, logger)
+		if err != nil {
+			return err
+		}
+		if check > 0 {
+			go cust.KeepAlive(ctx, check)
+		}
+		mux.Handle("/", cust.Handler())
+	}
+	if pub != nil {
+		mux.Handle(strings.TrimRight(f.pub.path, "/")+"/resource", pub.Handler())
+		if f.pub.rotate > 0 {
+			go pub.RunRotation(ctx, f.pub.rotate)
+		}
+		c.notef("Managed-application notifications: http://%s%s?sig=… (register it on the definition)", ln.Addr(), strings.TrimRight(f.pub.path, "/"))
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	if pub == nil || f.clientID != "" {
+		c.notef("Partner consent page: http://%s/ (callback %s)", ln.Addr(), redirect)
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	shut, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	return srv.Shutdown(shut)
 }
 
 // brokerAccessToken is what partner token prints with -o json.

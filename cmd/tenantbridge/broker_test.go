@@ -516,3 +516,76 @@ func TestBrokerServePublisher(t *testing.T) {
 		t.Errorf("the installation's application survived: %v", err)
 	}
 }
+
+// TestServeRunsTheBroker: serve --broker-listen runs the cloud and the
+// publisher's broker in one process; the broker reaches the cloud through
+// the wire APIs and answers notifications at its own address.
+func TestServeRunsTheBroker(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	// The publisher tenant and its shared-resources group exist before.
+	srv, err := server.New(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, ln) }()
+	cred, err := azclient.ReadOperatorCredential(srv.OperatorFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := azclient.NewOperatorFromCredential(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := op.CreateTenant(ctx, "publisher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokerAddr := free.Addr().String()
+	free.Close()
+	env := map[string]string{envPublisherTenant: pub.TenantID, envPublisherGroup: "00000000-0000-0000-0000-000000000001",
+		envPublisherSig: "serve-s3cret", envPublisherClientID: pub.Admin.ClientID, envPublisherClientSecret: pub.Admin.ClientSecret,
+		envPublisherSubscriptions: pub.SubscriptionID, envPublisherState: filepath.Join(t.TempDir(), "state.json")}
+	serveCtx, stopServe := context.WithCancel(ctx)
+	var out, errOut lockedBuffer
+	served := make(chan int, 1)
+	go func() {
+		served <- run(serveCtx, []string{"--data", dir, "serve", "--listen", "127.0.0.1:0", "--broker-listen", brokerAddr, "--log-level", "error"},
+			&out, &errOut, func(k string) string { return env[k] })
+	}()
+	hook := "http://" + brokerAddr + "/managedapp/resource"
+	for i := 0; ; i++ {
+		resp, err := http.Post(hook+"?sig=wrong", "application/json", strings.NewReader("{}"))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("wrong sig: %d", resp.StatusCode)
+			}
+			break
+		}
+		if i > 300 {
+			t.Fatalf("the broker is not listening: %v %s", err, errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "tenantbridge is serving on") {
+		t.Fatalf("serve output: %s", out.String())
+	}
+	stopServe()
+	if code := <-served; code != 0 {
+		t.Fatalf("serve exited %d: %s", code, errOut.String())
+	}
+}

@@ -18,7 +18,7 @@ import (
 )
 
 func (c *cli) serveCommand() *cobra.Command {
-	var listen, proxyListen, store, domain, logLevel string
+	var listen, proxyListen, store, domain, logLevel, brokerListen string
 	var refreshLifetime, notifyFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -40,7 +40,27 @@ func (c *cli) serveCommand() *cobra.Command {
 				return fmt.Errorf("listen on %s: %w", listen, err)
 			}
 			c.printServing(srv, ln, domain)
-			err = srv.Serve(cmd.Context(), ln)
+			ctx, stop := context.WithCancel(cmd.Context())
+			defer stop()
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(ctx, ln) }()
+			brokered := make(chan error, 1)
+			if brokerListen != "" {
+				// The broker in the same process, configured as broker
+				// serve is (its TENANTBRIDGE_BROKER_* and
+				// TENANTBRIDGE_PUBLISHER_* variables), reaching this server
+				// through the wire APIs as it would reach Azure.
+				_, f := c.newBrokerCommand()
+				go func() { brokered <- c.runBroker(ctx, f, brokerListen, time.Hour) }()
+			}
+			select {
+			case err = <-served:
+			case err = <-brokered:
+				stop() // a broker that cannot run takes the server down with it
+				if serr := <-served; err == nil {
+					err = serr
+				}
+			}
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
@@ -53,6 +73,7 @@ func (c *cli) serveCommand() *cobra.Command {
 	cmd.Flags().StringVar(&store, "store", "", "store URL: sqlite://PATH or postgres://... (default: the embedded store in the data directory)")
 	cmd.Flags().StringVar(&domain, "domain", "", "also answer as login.D, graph.D, management.D, *.vault.D and *.servicebus.D")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&brokerListen, "broker-listen", "", "also run the broker here (HTTP, e.g. 127.0.0.1:8500), configured by its environment variables as tenantbridge broker serve")
 	cmd.Flags().DurationVar(&notifyFor, "notification-retry-for", 0, "how long a managed application's lifecycle notification is retried (default 10h, as Azure)")
 	cmd.Flags().DurationVar(&refreshLifetime, "refresh-token-lifetime", 0, "how long a refresh token may go unused before it expires (default 2160h, Entra's 90 days)")
 	return cmd
