@@ -43,6 +43,7 @@ type brokerFlags struct {
 // is set.
 type publisherFlags struct {
 	tenant, group, state, path, vaultURL, sigName string
+	bootstrapName                                 string
 	subscriptions                                 []string
 	rotate                                        time.Duration
 }
@@ -70,6 +71,10 @@ const (
 	// The notification sig: this variable, else the secret
 	// --notification-secret-name of the publisher's vault.
 	envPublisherSig = "TENANTBRIDGE_PUBLISHER_NOTIFICATION_SECRET"
+	// The registration endpoint's bootstrap secret: this variable, else
+	// the secret --bootstrap-secret-name of the publisher's vault; with
+	// neither, the registration endpoint refuses every call.
+	envPublisherBootstrap = "TENANTBRIDGE_PUBLISHER_BOOTSTRAP_SECRET"
 	// The broker's identity in the publisher tenant: its managed identity,
 	// or an application with a secret (both variables).
 	envPublisherClientID     = "TENANTBRIDGE_PUBLISHER_CLIENT_ID"
@@ -124,6 +129,7 @@ credential trusting that managed identity (the default: no secret at all), a cer
 	pf.StringSliceVar(&f.pub.subscriptions, "publisher-subscription", envList(e(envPublisherSubscriptions), ""), "the publisher's subscriptions, where marketplace offers' definitions are (env "+envPublisherSubscriptions+")")
 	pf.StringVar(&f.pub.vaultURL, "publisher-vault-url", e(envPublisherVaultURL), "the publisher's vault: the notification secret, and the state with --publisher-state vault (env "+envPublisherVaultURL+")")
 	pf.StringVar(&f.pub.sigName, "notification-secret-name", "NotificationSecret", "the publisher vault's secret holding the notification sig (unless $"+envPublisherSig+" is set)")
+	pf.StringVar(&f.pub.bootstrapName, "bootstrap-secret-name", "BootstrapSecret", "the publisher vault's secret authenticating the registration endpoint {notification-path}/register (unless $"+envPublisherBootstrap+" is set; with neither, that endpoint refuses every call)")
 	pf.StringVar(&f.pub.path, "notification-path", "/managedapp", "the notification endpoint's path: register http(s)://HOST{path}?sig=SECRET on the definition")
 	pf.DurationVar(&f.pub.rotate, "rotate-interval", time.Hour, "how often to rotate the installations' client secrets (0: never)")
 
@@ -282,6 +288,22 @@ func (c *cli) publisherBroker(ctx context.Context, f *brokerFlags, logger *slog.
 	if sig == "" {
 		return nil, fmt.Errorf("the notification secret is not configured: set %s, or keep it in --publisher-vault-url as --notification-secret-name", envPublisherSig)
 	}
+	bootstrap := c.getenv(envPublisherBootstrap)
+	if bootstrap == "" && vault != nil {
+		resp, err := vault.GetSecret(ctx, pf.bootstrapName, "", nil)
+		var re *azcore.ResponseError
+		switch {
+		case errors.As(err, &re) && re.StatusCode == http.StatusNotFound:
+		case err != nil:
+			return nil, fmt.Errorf("the bootstrap secret %s of %s: %w", pf.bootstrapName, pf.vaultURL, err)
+		case resp.Value != nil:
+			bootstrap = *resp.Value
+		}
+	}
+	if bootstrap == "" {
+		logger.Warn("no bootstrap secret: the registration endpoint refuses every call (registration by notification only)",
+			"env", envPublisherBootstrap, "vaultSecret", pf.bootstrapName)
+	}
 	var st publisher.Store
 	switch {
 	case pf.state == "vault" && vault == nil:
@@ -304,7 +326,7 @@ func (c *cli) publisherBroker(ctx context.Context, f *brokerFlags, logger *slog.
 		}
 	}
 	return publisher.New(publisher.Config{TenantID: pf.tenant, Credential: cred, ClientOptions: opts, GroupID: pf.group,
-		NotificationSecret: sig, Subscriptions: subs, State: st, Logger: logger})
+		NotificationSecret: sig, BootstrapSecret: bootstrap, Subscriptions: subs, State: st, Logger: logger})
 }
 
 func (c *cli) brokerLogger(f *brokerFlags, def string) (*slog.Logger, error) {
@@ -326,7 +348,10 @@ stored token and redeems it when it has gone unused longer than --warn-after.
 With --publisher-tenant it also serves the publisher's managed-application broker (seed 000):
 lifecycle notifications at POST {--notification-path}/resource?sig=SECRET register each
 installation (application, service principal, group membership, credential in the managed
-application's vault) and remove it on deletion; client secrets are rotated every
+application's vault) and remove it on deletion; the cloud's registration call at POST
+{--notification-path}/register (Authorization: Bootstrap SECRET, the secret from
+$TENANTBRIDGE_PUBLISHER_BOOTSTRAP_SECRET or the vault's --bootstrap-secret-name; without one the endpoint
+refuses every call with 503) registers the same way, idempotently; client secrets are rotated every
 --rotate-interval. Without --client-id it serves only that.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -374,6 +399,7 @@ func (c *cli) runBroker(ctx context.Context, f *brokerFlags, listen string, chec
 	}
 	if pub != nil {
 		mux.Handle(strings.TrimRight(f.pub.path, "/")+"/resource", pub.Handler())
+		mux.Handle(strings.TrimRight(f.pub.path, "/")+"/register", pub.Handler())
 		if f.pub.rotate > 0 {
 			go pub.RunRotation(ctx, f.pub.rotate)
 		}

@@ -430,7 +430,7 @@ func TestBrokerServePublisher(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "publisher.json")
 	env := map[string]string{envPublisherTenant: pub.TenantID, envPublisherGroup: group.ID, envPublisherSig: sig,
 		envPublisherClientID: pub.Admin.ClientID, envPublisherClientSecret: pub.Admin.ClientSecret,
-		envPublisherSubscriptions: pub.SubscriptionID, envPublisherState: state}
+		envPublisherSubscriptions: pub.SubscriptionID, envPublisherState: state, envPublisherBootstrap: "cli-b00tstrap"}
 	serveCtx, stopServe := context.WithCancel(ctx)
 	var serveOut, serveErr lockedBuffer
 	served := make(chan int, 1)
@@ -465,6 +465,22 @@ func TestBrokerServePublisher(t *testing.T) {
 	if c, body := armCall(pubCred, "PUT", sub+"/resourceGroups/offers", map[string]any{"location": "westeurope"}); c/100 != 2 {
 		t.Fatalf("%d %s", c, body)
 	}
+	// The registration call's bootstrap secret, in a vault of the publisher.
+	kvID := sub + "/resourceGroups/offers/providers/Microsoft.KeyVault/vaults/pubboot"
+	if c, body := armCall(pubCred, "PUT", kvID, map[string]any{"location": "westeurope", "properties": map[string]any{
+		"tenantId": pub.TenantID, "sku": map[string]any{"family": "A", "name": "standard"}}}); c/100 != 2 {
+		t.Fatalf("vault %d %s", c, body)
+	}
+	if c, body := armCall(pubCred, "PUT", kvID+"/providers/Microsoft.Authorization/roleAssignments/"+uuid.NewString(), map[string]any{
+		"properties": map[string]any{"roleDefinitionId": sub + "/providers/Microsoft.Authorization/roleDefinitions/b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+			"principalId": pub.Admin.ServicePrincipalID, "principalType": "ServicePrincipal"}}); c/100 != 2 {
+		t.Fatalf("role %d %s", c, body)
+	}
+	kv, err := azsecrets.NewClient("https://pubboot.vault.azure.net", pubCred, &azsecrets.ClientOptions{ClientOptions: opts})
+	must(err)
+	bootstrap := env[envPublisherBootstrap]
+	_, err = kv.SetSecret(ctx, "BootstrapSecret", azsecrets.SetSecretParameters{Value: &bootstrap}, nil)
+	must(err)
 	def := sub + "/resourceGroups/offers/providers/Microsoft.Solutions/applicationDefinitions/srb"
 	if c, body := armCall(pubCred, "PUT", def, map[string]any{"location": "westeurope", "properties": map[string]any{
 		"lockLevel": "ReadOnly", "isPublishedToMarketplace": true,
@@ -472,7 +488,8 @@ func TestBrokerServePublisher(t *testing.T) {
 		"notificationPolicy": map[string]any{"notificationEndpoints": []any{map[string]any{"uri": hook + "?sig=" + sig}}},
 		"deploymentSpec": map[string]any{"vaults": []any{map[string]any{"name": "kv{uniqueSuffix}"}},
 			"roleAssignments": []any{map[string]any{"role": "Key Vault Secrets Officer", "principal": "applicationIdentity", "scope": "vault:kv{uniqueSuffix}"}},
-			"registration":    map[string]any{"endpoint": hook, "credentialMode": "federated", "vault": "kv{uniqueSuffix}"}}}}); c/100 != 2 {
+			"registration": map[string]any{"endpoint": hook + "/register", "credentialMode": "federated", "vault": "kv{uniqueSuffix}",
+				"bootstrapSecret": "https://pubboot.vault.azure.net/secrets/BootstrapSecret"}}}}); c/100 != 2 {
 		t.Fatalf("definition %d %s", c, body)
 	}
 	csub := "/subscriptions/" + cust.SubscriptionID
@@ -507,6 +524,24 @@ func TestBrokerServePublisher(t *testing.T) {
 	}
 	if resp, err := http.Post(hook+"/resource?sig=wrong", "application/json", strings.NewReader("{}")); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("wrong sig: %v %v", resp, err)
+	}
+	// The registration endpoint: the bootstrap secret from the environment.
+	register := func(secret string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, hook+"/register", strings.NewReader(`{"applicationId":"`+appID+`","plan":{"name":"standard","publisher":"`+pub.Domain+`","product":"srb","version":"1"}}`))
+		req.Header.Set("Authorization", "Bootstrap "+secret)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		must(err)
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	if c, body := register("wrong"); c != http.StatusUnauthorized {
+		t.Errorf("wrong bootstrap secret: %d %s", c, body)
+	}
+	if c, body := register("cli-b00tstrap"); c != http.StatusOK || !strings.Contains(body, `"clientId":"`+in.ClientID+`"`) {
+		t.Errorf("registration call: %d %s", c, body)
 	}
 	if c, body := armCall(custCred, "DELETE", appID, nil); c != 200 {
 		t.Fatalf("delete %d %s", c, body)

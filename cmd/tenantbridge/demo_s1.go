@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/tenantbridge/tenantbridge/internal/azclient"
 	"github.com/tenantbridge/tenantbridge/internal/broker/publisher"
@@ -70,12 +71,28 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 		return err
 	}
 	st.sig = d.newSecret("sig-")
+	// The bootstrap secret that authenticates the cloud's registration
+	// call, kept in the publisher's own vault: the definitions name it,
+	// and the cloud reads it from there at each call.
+	bootstrap := d.newSecret("boot-")
+	bootVault := "fabrikam-boot-" + d.w.suffix
+	if _, err := d.createVault(ctx, pub, rg, bootVault); err != nil {
+		return err
+	}
+	bkv, err := d.vaultClient(bootVault, pub.cred)
+	if err != nil {
+		return err
+	}
+	if _, err := bkv.SetSecret(ctx, "BootstrapSecret", azsecrets.SetSecretParameters{Value: &bootstrap}, nil); err != nil {
+		return fmt.Errorf("storing the bootstrap secret: %s", azclient.Describe(err))
+	}
+	bootstrapRef := "https://" + bootVault + ".vault.azure.net/secrets/BootstrapSecret"
 	state, err := publisher.NewFileStore(filepath.Join(d.c.dataDir, "demo-publisher-state.json"))
 	if err != nil {
 		return err
 	}
 	st.broker, err = publisher.New(publisher.Config{TenantID: pub.TenantID, Credential: pub.cred, ClientOptions: d.w.opts,
-		GroupID: g.ID, NotificationSecret: st.sig, Subscriptions: []string{pub.SubscriptionID}, State: state,
+		GroupID: g.ID, NotificationSecret: st.sig, BootstrapSecret: bootstrap, Subscriptions: []string{pub.SubscriptionID}, State: state,
 		GroupBackoff: 20 * time.Millisecond, GroupAttempts: 5, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
@@ -105,7 +122,8 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 				map[string]any{"role": "Key Vault Secrets Officer", "principal": "applicationIdentity", "scope": "vault:kv{uniqueSuffix}"},
 				map[string]any{"role": "Key Vault Secrets User", "principal": "identity:publisher-access", "scope": "vault:kv{uniqueSuffix}"},
 			},
-			"registration": map[string]any{"endpoint": base + "/register", "credentialMode": o.mode, "vault": "kv{uniqueSuffix}"},
+			"registration": map[string]any{"endpoint": base + "/register", "credentialMode": o.mode, "vault": "kv{uniqueSuffix}",
+				"bootstrapSecret": bootstrapRef},
 		}
 		id := pub.sub() + "/resourceGroups/offers/providers/Microsoft.Solutions/applicationDefinitions/" + o.name
 		body := map[string]any{"location": demoLocation, "properties": map[string]any{

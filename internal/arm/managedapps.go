@@ -551,7 +551,14 @@ func appViewOf(res store.Resource) (appView, error) {
 	v := appView{ID: res.ID, Name: res.Name, Type: applicationType, Location: res.Location, Kind: s.Kind, Plan: s.Plan, Tags: tagsOf(res),
 		Properties: appViewProps{ManagedResourceGroupID: s.ManagedResourceGroupID, ApplicationDefinitionID: s.ApplicationDefinitionID,
 			Parameters: s.Parameters, ProvisioningState: s.ProvisioningState, PublisherTenantID: s.PublisherTenantID,
-			Authorizations: nonNil(s.Authorizations), ManagementMode: "Managed", Error: s.Error, Registration: s.Registration}}
+			Authorizations: nonNil(s.Authorizations), ManagementMode: "Managed", Error: s.Error}}
+	if s.Registration != nil {
+		// The customer sees the registration but not where the publisher
+		// keeps its bootstrap secret.
+		r := *s.Registration
+		r.BootstrapSecret = ""
+		v.Properties.Registration = &r
+	}
 	if s.CreatedBy != "" {
 		v.Properties.CreatedBy = &appCreatedBy{ObjectID: s.CreatedBy}
 	}
@@ -874,8 +881,10 @@ func (h *Handler) putApplication(rq *request) error {
 			return err
 		}
 		st.ProvisioningState = "Succeeded"
-		app, err = h.saveState(rq.ctx, tx, app, st, "PUT")
-		return err
+		if app, err = h.saveState(rq.ctx, tx, app, st, "PUT"); err != nil {
+			return err
+		}
+		return h.registerTx(rq.ctx, tx, app, st)
 	})
 	if err != nil && deployErr == nil {
 		return err
@@ -1210,4 +1219,63 @@ func (h *Handler) publisherAuthorized(rq *request, st appState) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// registration is the body of the registration call (the spec's
+// registration.endpoint), sent once an installation Succeeded.
+type registration struct {
+	ApplicationID           string   `json:"applicationId"`
+	ApplicationDefinitionID string   `json:"applicationDefinitionId,omitempty"` // service catalog
+	Plan                    *appPlan `json:"plan,omitempty"`                    // marketplace
+	CustomerTenantID        string   `json:"customerTenantId"`
+	ManagedResourceGroupID  string   `json:"managedResourceGroupId"`
+	IdentityPrincipalID     string   `json:"identityPrincipalId,omitempty"`
+	EventTime               string   `json:"eventTime"`
+}
+
+// RegistrationAuthRef is the outbox AuthRef of a registration call: the
+// publisher's tenant id and the bootstrap secret's URI, separated by a
+// space (a tenant id has none). The deliverer's Authorize (the server's)
+// resolves it with ParseRegistrationAuthRef and the vault service's
+// ResolveReference into "Bootstrap {secret}".
+func RegistrationAuthRef(publisherTenantID, secretURI string) string {
+	return publisherTenantID + " " + secretURI
+}
+
+// ParseRegistrationAuthRef splits a RegistrationAuthRef.
+func ParseRegistrationAuthRef(ref string) (publisherTenantID, secretURI string, ok bool) {
+	publisherTenantID, secretURI, ok = strings.Cut(ref, " ")
+	return publisherTenantID, secretURI, ok && publisherTenantID != "" && secretURI != ""
+}
+
+// registerTx enqueues, in tx (the one that sets Succeeded), the
+// registration call of the application when its spec has
+// registration.endpoint: to the publisher's tenant, with the definition
+// as topic and the application as key (after its Accepted and Succeeded
+// notifications), and the bootstrap secret as a reference that the
+// deliverer resolves at send time, never its value.
+func (h *Handler) registerTx(ctx context.Context, tx store.Store, app store.Resource, st appState) error {
+	r := st.Registration
+	if r == nil || r.Endpoint == "" {
+		return nil
+	}
+	now := h.now().UTC()
+	b := registration{ApplicationID: app.ID, CustomerTenantID: app.TenantID, ManagedResourceGroupID: st.ManagedResourceGroupID,
+		IdentityPrincipalID: st.IdentityPrincipalID, EventTime: now.Format("2006-01-02T15:04:05.0000000Z")}
+	if st.Kind == "MarketPlace" {
+		b.Plan = st.Plan
+	} else {
+		b.ApplicationDefinitionID = st.DefinitionID
+	}
+	body, err := json.Marshal(b)
+	if err != nil {
+		return internalError(err)
+	}
+	m := store.OutboxMessage{ID: uuid.NewString(), TenantID: st.PublisherTenantID, Topic: st.DefinitionID, Key: strings.ToLower(app.ID),
+		URL: r.Endpoint, ContentType: "application/json", Body: body, AuthRef: RegistrationAuthRef(st.PublisherTenantID, r.BootstrapSecret),
+		NextAttempt: now, Deadline: now.Add(h.notifyDeadline)}
+	if _, err := tx.EnqueueOutbox(ctx, m); err != nil {
+		return internalError(fmt.Errorf("enqueue registration: %w", err))
+	}
+	return nil
 }

@@ -18,6 +18,7 @@ func FuzzParseSpec(f *testing.F) {
 		`{"userAssignedIdentities":[{"name":"id","federatedCredentials":[{"name":"f","issuer":"https://x/","subject":"s","audiences":["api://AzureADTokenExchange"]}]}]}`,
 		`{"roleAssignments":[{"role":"Reader","principal":"applicationIdentity","scope":"managedResourceGroup"}]}`,
 		`{"registration":{"endpoint":"https://p.example/register","credentialMode":"secret","vault":"kv"}}`,
+		`{"vaults":[{"name":"kv{uniqueSuffix}"}],"registration":{"endpoint":"https://p.example/register","credentialMode":"secret","vault":"kv{uniqueSuffix}","bootstrapSecret":"https://pubkv.vault.azure.net/secrets/boot/0123456789abcdef0123456789ABCDEF"}}`,
 		`{"vaults":[{"name":"a"},{"name":"a"}]}`, `{"unknown":1}`,
 	} {
 		f.Add(s)

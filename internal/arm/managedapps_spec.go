@@ -103,6 +103,13 @@ type specRegistration struct {
 	CredentialMode string `json:"credentialMode"`
 	// Vault names the spec's vault the credential is delivered to.
 	Vault string `json:"vault,omitempty"`
+	// BootstrapSecret is a Key Vault secret URI,
+	// https://{vault}.vault.azure.net/secrets/{name}[/{version}], of a
+	// vault of the publisher's tenant: the secret the registration call
+	// carries as "Authorization: Bootstrap {secret}". Only the reference
+	// is stored (with the application and in the outbox); the value is
+	// read when the call is sent.
+	BootstrapSecret string `json:"bootstrapSecret,omitempty"`
 }
 
 // specError is a validation failure at a path of the spec.
@@ -294,6 +301,12 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 		if r.CredentialMode == "secret" && r.Vault == "" {
 			return specError(".registration.vault", "is required with credentialMode 'secret': the credential is delivered into that vault")
 		}
+		if r.BootstrapSecret == "" {
+			return specError(".registration.bootstrapSecret", "is required with an endpoint: the URI of a secret in a vault of the publisher's tenant, https://{vault}.vault.azure.net/secrets/{name}")
+		}
+		if _, err := vault.ParseSecretReference(r.BootstrapSecret); err != nil {
+			return specError(".registration.bootstrapSecret", "'%s' is not a Key Vault secret URI: https://{vault}.vault.azure.net/secrets/{name}[/{version}]", safeText(r.BootstrapSecret))
+		}
 	}
 	return nil
 }
@@ -357,6 +370,9 @@ func (in installation) resource(id, typ, name string, props []byte, now time.Tim
 // inside the caller's transaction. A deployError says which resource
 // failed and why.
 func (h *Handler) deploySpec(ctx context.Context, tx store.Store, dir *directory.Service, in installation) error {
+	if err := checkBootstrapSecret(ctx, tx, in); err != nil {
+		return err
+	}
 	rq := &request{ctx: ctx}
 	g := in.group
 	now := h.now().UTC()
@@ -508,6 +524,31 @@ func (h *Handler) deploySpec(ctx context.Context, tx store.Store, dir *directory
 		} else if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkBootstrapSecret fails the installation when the registration's
+// bootstrap secret is not in a vault of the publisher's tenant (the
+// definition's): the deliverer reads it as the publisher's, and a
+// reference to any other tenant's vault must never be followed. A vault
+// that does not exist gets the same answer, so that the error does not
+// reveal whether another tenant has a vault of that name. The secret
+// itself is not required yet: it is read when the registration is sent.
+func checkBootstrapSecret(ctx context.Context, tx store.Store, in installation) error {
+	r := in.spec.Registration
+	if r == nil || r.Endpoint == "" {
+		return nil
+	}
+	ref, err := vault.ParseSecretReference(r.BootstrapSecret)
+	if err != nil {
+		return deployFailed("InvalidBootstrapSecret", "The registration's bootstrapSecret '%s' is not a Key Vault secret URI.", safeText(r.BootstrapSecret))
+	}
+	v, err := tx.GetVault(ctx, ref.Vault)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !strings.EqualFold(v.TenantID, in.publisher)) {
+		return deployFailed("InvalidBootstrapSecret", "The registration's bootstrapSecret refers to the vault '%s', which is not a vault of the publisher's tenant %s: the bootstrap secret must be kept in the publisher's own vault.", safeText(ref.Vault), in.publisher)
+	} else if err != nil {
+		return err
 	}
 	return nil
 }

@@ -2,10 +2,13 @@ package arm_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tenantbridge/tenantbridge/internal/arm"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -26,7 +29,8 @@ func maSpec(publisherPrincipal string) map[string]any {
 			map[string]any{"role": rbac.RoleServiceBusDataSender, "principal": "identity:publisher-access", "scope": "queue:sb-{uniqueSuffix}/commands"},
 			map[string]any{"role": "Key Vault Secrets User", "principal": "publisher:" + publisherPrincipal, "scope": "vault:kv{uniqueSuffix}"},
 		},
-		"registration": map[string]any{"endpoint": "https://broker.example/register", "credentialMode": "federated", "vault": "kv{uniqueSuffix}"},
+		"registration": map[string]any{"endpoint": "https://broker.example/register", "credentialMode": "federated", "vault": "kv{uniqueSuffix}",
+			"bootstrapSecret": "https://pubkv.vault.azure.net/secrets/bootstrap"},
 	}
 }
 
@@ -58,11 +62,18 @@ type notif struct {
 	} `json:"error"`
 }
 
-// outbox lists the publisher's messages for a definition, oldest first.
+// outbox lists the publisher's lifecycle notifications for a definition,
+// oldest first (not the registration calls: see registrations).
 func (e *env) outbox(publisher, defID string) ([]store.OutboxMessage, []notif) {
 	e.t.Helper()
-	ms, err := e.st.ListOutbox(e.ctx, store.OutboxQuery{TenantID: publisher, Topic: defID})
+	all, err := e.st.ListOutbox(e.ctx, store.OutboxQuery{TenantID: publisher, Topic: defID})
 	must(e.t, err)
+	var ms []store.OutboxMessage
+	for _, m := range all {
+		if m.AuthRef == "" {
+			ms = append(ms, m)
+		}
+	}
 	var ns []notif
 	for i := len(ms) - 1; i >= 0; i-- {
 		var n notif
@@ -74,6 +85,28 @@ func (e *env) outbox(publisher, defID string) ([]store.OutboxMessage, []notif) {
 		out = append(out, ms[i])
 	}
 	return out, ns
+}
+
+// registrations lists the publisher's registration calls for a
+// definition (the messages with an AuthRef), oldest first.
+func (e *env) registrations(publisher, defID string) []store.OutboxMessage {
+	e.t.Helper()
+	all, err := e.st.ListOutbox(e.ctx, store.OutboxQuery{TenantID: publisher, Topic: defID})
+	must(e.t, err)
+	var out []store.OutboxMessage
+	for i := len(all) - 1; i >= 0; i-- {
+		if all[i].AuthRef != "" {
+			out = append(out, all[i])
+		}
+	}
+	return out
+}
+
+// createVault makes a vault of a tenant directly in the store.
+func (e *env) createVault(tenantID, name string) {
+	e.t.Helper()
+	must(e.t, e.st.CreateVault(e.ctx, store.Vault{TenantID: tenantID, Name: name, Location: "westeurope", SoftDeleteRetentionDays: 90,
+		EnableSoftDelete: true, ResourceID: "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/kv/providers/Microsoft.KeyVault/vaults/" + name}))
 }
 
 func states(ns []notif) string {
@@ -128,6 +161,11 @@ func TestAppDefinitionsCRUDAndValidation(t *testing.T) {
 			{"scope", defBody("None", auths, "", map[string]any{"roleAssignments": []any{map[string]any{"role": "Reader", "principal": "applicationIdentity", "scope": "vault:missing"}}}, false), "roleAssignments[0].scope"},
 			{"ra principal", defBody("None", auths, "", map[string]any{"roleAssignments": []any{map[string]any{"role": "Reader", "principal": "identity:ghost"}}}, false), "roleAssignments[0].principal"},
 			{"registration", defBody("None", auths, "", map[string]any{"registration": map[string]any{"endpoint": "https://x/r", "credentialMode": "password"}}, false), "registration.credentialMode"},
+			{"no bootstrap secret", defBody("None", auths, "", map[string]any{"registration": map[string]any{"endpoint": "https://x/r", "credentialMode": "federated"}}, false), "registration.bootstrapSecret"},
+			{"bootstrap secret URI", defBody("None", auths, "", map[string]any{"registration": map[string]any{"endpoint": "https://x/r", "credentialMode": "federated",
+				"bootstrapSecret": "https://pubkv.example.com/keys/bootstrap"}}, false), "registration.bootstrapSecret"},
+			{"bootstrap secret query", defBody("None", auths, "", map[string]any{"registration": map[string]any{"endpoint": "https://x/r", "credentialMode": "federated",
+				"bootstrapSecret": "https://pubkv.vault.azure.net/secrets/bootstrap?x=1"}}, false), "registration.bootstrapSecret"},
 			{"fic", defBody("None", auths, "", map[string]any{"userAssignedIdentities": []any{map[string]any{"name": "id", "federatedCredentials": []any{map[string]any{"name": "fic1", "issuer": "http://insecure", "subject": "s"}}}}}, false), "federatedCredentials[0].issuer"},
 		}
 		for _, c := range bad {
@@ -167,6 +205,7 @@ func TestManagedApplicationServiceCatalog(t *testing.T) {
 		mrg := sub(e) + "/resourceGroups/mrg-broker1"
 		body := map[string]any{"location": "westeurope", "kind": "ServiceCatalog", "identity": map[string]any{"type": "SystemAssigned"},
 			"properties": map[string]any{"applicationDefinitionId": def, "managedResourceGroupId": mrg, "parameters": map[string]any{"x": map[string]any{"value": 1}}}}
+		e.createVault(tid, "pubkv") // the publisher's vault of the registration's bootstrap secret
 		before := e.notified.Load()
 		r := e.call(admin, "PUT", appID, body)
 		e.want(r, 201, "")
@@ -243,7 +282,7 @@ func TestManagedApplicationServiceCatalog(t *testing.T) {
 		}
 		log := e.call(admin, "GET", def+"/notifications", nil)
 		e.want(log, 200, "")
-		if v, _ := log.doc["value"].([]any); len(v) != 2 || strings.Contains(string(log.raw), "s3cret") {
+		if v, _ := log.doc["value"].([]any); len(v) != 3 || strings.Contains(string(log.raw), "s3cret") { // + the registration call
 			t.Errorf("delivery log %s", log.raw)
 		}
 
@@ -406,6 +445,99 @@ func TestManagedApplicationMarketplace(t *testing.T) {
 		_, ns = e.outbox(ptid, def)
 		if states(ns) != "PUT/Accepted,PUT/Succeeded,DELETE/Deleting,DELETE/Deleted" {
 			t.Errorf("notifications %s", states(ns))
+		}
+	})
+}
+
+// TestManagedApplicationRegistration: a marketplace install whose spec has
+// registration.endpoint enqueues, in the Succeeded transaction, the
+// registration call after the Accepted and Succeeded notifications, with
+// the bootstrap secret as a reference (AuthRef), never in the body; a
+// bootstrap secret outside the publisher's tenant fails the install.
+func TestManagedApplicationRegistration(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ptid, ctid := e.contoso.Tenant.ID, e.fabrikam.Tenant.ID
+		padmin, cadmin := e.adminToken(e.contoso), e.adminToken(e.fabrikam)
+		e.createVault(ptid, "pubboot")
+		e.createVault(ctid, "custkv")
+		defRG := sub(e) + "/resourceGroups/offers"
+		e.want(e.call(padmin, "PUT", defRG, map[string]any{"location": "westeurope"}), 201, "")
+		publish := func(name, secretURI string) string {
+			def := defRG + "/providers/Microsoft.Solutions/applicationDefinitions/" + name
+			spec := map[string]any{"vaults": []any{map[string]any{"name": "kv{uniqueSuffix}"}},
+				"registration": map[string]any{"endpoint": "https://broker.example/register?x=1", "credentialMode": "secret", "vault": "kv{uniqueSuffix}",
+					"bootstrapSecret": secretURI}}
+			e.want(e.call(padmin, "PUT", def, defBody("None", nil, "https://hooks.example/m", spec, true)), 201, "")
+			return def
+		}
+		csub := "/subscriptions/" + e.fabrikam.Tenant.SubscriptionID
+		e.want(e.call(cadmin, "PUT", csub+"/resourceGroups/apps", map[string]any{"location": "westeurope"}), 201, "")
+		install := func(product, name string) (string, response) {
+			appID := csub + "/resourceGroups/apps/providers/Microsoft.Solutions/applications/" + name
+			plan := map[string]any{"name": "standard", "publisher": e.contoso.Tenant.Domain, "product": product, "version": "1.0.0"}
+			return appID, e.call(cadmin, "PUT", appID, map[string]any{"location": "westeurope", "kind": "MarketPlace", "plan": plan,
+				"identity": map[string]any{"type": "SystemAssigned"}, "properties": map[string]any{"managedResourceGroupId": csub + "/resourceGroups/mrg-" + name}})
+		}
+
+		const secretURI = "https://pubboot.vault.azure.net/secrets/bootstrap"
+		def := publish("reg-offer", secretURI)
+		appID, r := install("reg-offer", "reg1")
+		e.want(r, 201, "")
+		props, _ := r.doc["properties"].(map[string]any)
+		ident, _ := r.doc["identity"].(map[string]any)
+		if props["provisioningState"] != "Succeeded" {
+			t.Fatalf("installed %s", r.raw)
+		}
+		if strings.Contains(string(r.raw), "pubboot") {
+			t.Errorf("the customer's view shows the publisher's bootstrap secret reference: %s", r.raw)
+		}
+		all, err := e.st.ListOutbox(e.ctx, store.OutboxQuery{TenantID: ptid, Topic: def})
+		must(t, err)
+		if len(all) != 3 || all[0].AuthRef == "" || all[1].AuthRef != "" || all[2].AuthRef != "" {
+			t.Fatalf("messages (newest first) %+v: want the registration after Accepted and Succeeded", all)
+		}
+		m := all[0]
+		if m.URL != "https://broker.example/register?x=1" || m.TenantID != ptid || m.Topic != def || m.Key != strings.ToLower(appID) || m.Key != all[1].Key ||
+			m.ContentType != "application/json" || m.Deadline.IsZero() || m.Seq <= all[1].Seq {
+			t.Errorf("registration message %+v", m)
+		}
+		if tn, uri, ok := arm.ParseRegistrationAuthRef(m.AuthRef); !ok || tn != ptid || uri != secretURI {
+			t.Errorf("AuthRef %q: want the publisher's tenant and %s", m.AuthRef, secretURI)
+		}
+		var body map[string]any
+		must(t, json.Unmarshal(m.Body, &body))
+		plan, _ := body["plan"].(map[string]any)
+		if body["applicationId"] != appID || body["customerTenantId"] != ctid || body["managedResourceGroupId"] != csub+"/resourceGroups/mrg-reg1" ||
+			body["identityPrincipalId"] != ident["principalId"] || body["identityPrincipalId"] == nil || plan["product"] != "reg-offer" ||
+			body["applicationDefinitionId"] != nil || body["eventTime"] == nil {
+			t.Errorf("registration body %s", m.Body)
+		}
+		if _, err := time.Parse(time.RFC3339, body["eventTime"].(string)); err != nil {
+			t.Errorf("eventTime: %v", err)
+		}
+		for _, leak := range []string{"pubboot", "bootstrap", "Bootstrap", "secret"} {
+			if strings.Contains(string(m.Body), leak) {
+				t.Errorf("the registration body mentions %q: %s", leak, m.Body)
+			}
+		}
+
+		// A bootstrap secret in the customer's vault, or in no vault: Failed,
+		// no registration.
+		for i, uri := range []string{"https://custkv.vault.azure.net/secrets/bootstrap", "https://nosuchvault.vault.azure.net/secrets/bootstrap"} {
+			product := fmt.Sprintf("bad-offer%d", i)
+			def := publish(product, uri)
+			_, r := install(product, fmt.Sprintf("bad%d", i))
+			e.want(r, 201, "")
+			props, _ := r.doc["properties"].(map[string]any)
+			if props["provisioningState"] != "Failed" || !strings.Contains(string(r.raw), "InvalidBootstrapSecret") || !strings.Contains(string(r.raw), "publisher") {
+				t.Errorf("install with bootstrap secret %s: %s", uri, r.raw)
+			}
+			if regs := e.registrations(ptid, def); len(regs) != 0 {
+				t.Errorf("registration enqueued for a failed install: %+v", regs)
+			}
+			if _, ns := e.outbox(ptid, def); states(ns) != "PUT/Accepted,PUT/Failed" {
+				t.Errorf("notifications %s", states(ns))
+			}
 		}
 	})
 }

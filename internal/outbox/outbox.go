@@ -19,6 +19,16 @@
 // once. Every attempt is recorded in the delivery log with its status,
 // error and duration; errors never carry a URL's query string, which may
 // hold a signature.
+//
+// Credentials: a message with an AuthRef (store.OutboxMessage) carries a
+// reference, never a secret. Before each attempt the deliverer resolves it
+// with Config.Authorize into the request's Authorization header. A failure
+// to resolve is transient (the secret's vault may be briefly unreachable,
+// or the secret not yet set): the attempt is recorded as failed without a
+// status and retried with backoff until the deadline, like an unreachable
+// endpoint; neither the log nor the delivery log ever holds the resolved
+// value. A message with an AuthRef and no Config.Authorize fails at once:
+// nothing could ever resolve it.
 package outbox
 
 import (
@@ -82,6 +92,13 @@ type Config struct {
 	// Concurrency is how many messages are in flight at once; 0:
 	// DefaultConcurrency.
 	Concurrency int
+	// Authorize resolves a message's AuthRef into the value of its
+	// Authorization header, at send time (the message stores only the
+	// reference). An error is a transient failure: the attempt is retried
+	// with backoff until the deadline; the error text goes into the
+	// delivery log, so it must not carry the secret. Nil: a message with
+	// an AuthRef fails at once (messages without one are unaffected).
+	Authorize func(ctx context.Context, ref string) (string, error)
 }
 
 // Deliverer sends the outbox's messages. Create it with New and start it
@@ -94,6 +111,7 @@ type Deliverer struct {
 	maxAge  time.Duration
 	backoff func(int) time.Duration
 	slots   int
+	authz   func(context.Context, string) (string, error)
 
 	wake chan struct{}
 
@@ -107,7 +125,7 @@ func New(cfg Config) (*Deliverer, error) {
 		return nil, errors.New("outbox: a store is required")
 	}
 	d := &Deliverer{st: cfg.Store, client: cfg.Client, log: cfg.Logger, now: cfg.Now, maxAge: cfg.MaxAge,
-		backoff: cfg.Backoff, slots: cfg.Concurrency, wake: make(chan struct{}, 1), inflight: map[string]bool{}}
+		backoff: cfg.Backoff, slots: cfg.Concurrency, authz: cfg.Authorize, wake: make(chan struct{}, 1), inflight: map[string]bool{}}
 	if d.client == nil {
 		d.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
@@ -275,6 +293,9 @@ func (d *Deliverer) deliver(ctx context.Context, m store.OutboxMessage) {
 	case errors.As(err, new(*badURLError)):
 		log.WarnContext(ctx, "outbox: message failed: its URL cannot be sent to", "err", a.Error)
 		d.record(ctx, log, a, store.OutboxFailed, time.Time{})
+	case errors.Is(err, errNoAuthorizer):
+		log.WarnContext(ctx, "outbox: message failed: it has an AuthRef and the deliverer no Authorize", "err", a.Error)
+		d.record(ctx, log, a, store.OutboxFailed, time.Time{})
 	case ctx.Err() != nil:
 		// Stopped mid-attempt: not the endpoint's fault; due again at
 		// once for the next Run.
@@ -315,6 +336,16 @@ func (d *Deliverer) post(ctx context.Context, m store.OutboxMessage) (int, time.
 		ct = "application/json"
 	}
 	req.Header.Set("Content-Type", ct)
+	if m.AuthRef != "" {
+		if d.authz == nil {
+			return 0, 0, errNoAuthorizer
+		}
+		v, err := d.authz(ctx, m.AuthRef)
+		if err != nil {
+			return 0, 0, &authError{err}
+		}
+		req.Header.Set("Authorization", v)
+	}
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return 0, 0, err
@@ -323,6 +354,18 @@ func (d *Deliverer) post(ctx context.Context, m store.OutboxMessage) (int, time.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
 	return resp.StatusCode, retryAfter(resp.Header.Get("Retry-After"), d.now()), nil
 }
+
+// errNoAuthorizer fails a message with an AuthRef when Config.Authorize
+// is nil.
+var errNoAuthorizer = errors.New("the message has an AuthRef but the deliverer has no Authorize to resolve it")
+
+// authError is a failure to resolve a message's AuthRef: transient.
+type authError struct{ err error }
+
+func (e *authError) Error() string {
+	return "resolving the message's credential failed: " + e.err.Error()
+}
+func (e *authError) Unwrap() error { return e.err }
 
 // badURLError is a message that no attempt can send.
 type badURLError struct{ err error }

@@ -3,8 +3,10 @@ package outbox
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -618,4 +620,116 @@ func TestScrub(t *testing.T) {
 	if got := redactURL("https://u:p@p.example/resource?sig=abc#f"); got != "https://p.example/resource" {
 		t.Errorf("redactURL: %q", got)
 	}
+}
+
+// TestAuthorize: a message's AuthRef is resolved at send time into the
+// Authorization header; a failure to resolve is retried with backoff;
+// without Authorize such a message fails at once; the secret never
+// reaches the delivery log or the logger.
+func TestAuthorize(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st store.Store) {
+		const secret = "Bootstrap TOPSECRET-value"
+		w := newWorld(t, st)
+		e := newEndpoint(t, nil)
+		var (
+			mu    sync.Mutex
+			auths []string
+			refs  []string
+			calls int
+		)
+		e.setRespond(func(_ int, _ http.ResponseWriter, r *http.Request) bool {
+			mu.Lock()
+			auths = append(auths, r.Header.Get("Authorization"))
+			mu.Unlock()
+			return false
+		})
+		var logs strings.Builder
+		var logMu sync.Mutex
+		logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		d := w.deliverer(Config{Logger: logger, Backoff: func(int) time.Duration { return time.Minute },
+			Authorize: func(_ context.Context, ref string) (string, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				calls++
+				refs = append(refs, ref)
+				if calls == 1 {
+					return "", errors.New("vault kv1 is unreachable")
+				}
+				return secret, nil
+			}})
+		run(t, d)
+		plain := w.enqueue(e.srv.URL+"/plain", "plain", 0)
+		authed := w.enqueue(e.srv.URL+"/register", "reg", 0, func(m *store.OutboxMessage) { m.AuthRef = "tenant-1 https://kv1.vault.azure.net/secrets/boot" })
+		d.Notify()
+		waitFor(t, "the first attempts", func() bool { return w.message(authed.ID).Attempts >= 1 && w.message(plain.ID).Attempts >= 1 })
+		m := w.message(authed.ID)
+		if m.State != store.OutboxPending || m.LastStatus != 0 || !strings.Contains(m.LastError, "unreachable") {
+			t.Fatalf("after a failed Authorize: state %s status %d error %q; want pending, no status, the error", m.State, m.LastStatus, m.LastError)
+		}
+		w.advanceUntil(d, time.Minute, 5, "delivered", func() bool { return w.message(authed.ID).State == store.OutboxDelivered })
+		if m := w.message(authed.ID); m.Attempts != 2 {
+			t.Errorf("attempts %d, want 2", m.Attempts)
+		}
+		mu.Lock()
+		gotAuths, gotRefs := slices.Clone(auths), slices.Clone(refs)
+		mu.Unlock()
+		// The plain message has no Authorization header; the other has the resolved value.
+		if len(gotAuths) != 2 || !slices.Contains(gotAuths, "") || !slices.Contains(gotAuths, secret) {
+			t.Errorf("Authorization headers received %q, want one empty and one %q", gotAuths, secret)
+		}
+		if len(gotRefs) != 2 || gotRefs[0] != authed.AuthRef || gotRefs[1] != authed.AuthRef {
+			t.Errorf("Authorize called with %q, want the AuthRef twice", gotRefs)
+		}
+		as, err := st.ListOutboxAttempts(t.Context(), authed.ID)
+		if err != nil || len(as) != 2 || as[1].Status != 204 {
+			t.Errorf("attempts: %+v %v", as, err)
+		}
+		for _, a := range as {
+			if strings.Contains(a.Error, "TOPSECRET") {
+				t.Errorf("the delivery log carries the secret: %q", a.Error)
+			}
+		}
+		logMu.Lock()
+		out := logs.String()
+		logMu.Unlock()
+		if strings.Contains(out, "TOPSECRET") {
+			t.Errorf("the log carries the secret:\n%s", out)
+		}
+	})
+}
+
+// TestAuthRefWithoutAuthorize: with no Config.Authorize, a message with an
+// AuthRef fails at once, without being sent; others are delivered.
+func TestAuthRefWithoutAuthorize(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st store.Store) {
+		w := newWorld(t, st)
+		e := newEndpoint(t, nil)
+		d := w.deliverer(Config{})
+		run(t, d)
+		authed := w.enqueue(e.srv.URL+"/register", "reg", 0, func(m *store.OutboxMessage) { m.AuthRef = "ref" })
+		plain := w.enqueue(e.srv.URL+"/plain", "plain", 0)
+		d.Notify()
+		waitFor(t, "settled", w.settled)
+		if m := w.message(authed.ID); m.State != store.OutboxFailed || m.Attempts != 1 || m.LastStatus != 0 || !strings.Contains(m.LastError, "Authorize") {
+			t.Errorf("message with an AuthRef: state %s attempts %d status %d error %q; want failed at once", m.State, m.Attempts, m.LastStatus, m.LastError)
+		}
+		if m := w.message(plain.ID); m.State != store.OutboxDelivered {
+			t.Errorf("plain message: %s, want delivered", m.State)
+		}
+		if got := e.received("reg"); len(got) != 0 {
+			t.Errorf("the endpoint received %q", got)
+		}
+	})
+}
+
+// lockedWriter serialises writes to a strings.Builder.
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
 }

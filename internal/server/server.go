@@ -175,7 +175,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store.Close()
 		return nil, err
 	}
-	if s.notifications, err = outbox.New(outbox.Config{Store: s.store, Client: notificationClient(), Logger: s.logger}); err != nil {
+	// Authorize resolves a registration call's AuthRef
+	// (arm.RegistrationAuthRef: "{publisher tenant id} {secret URI}") at
+	// send time: the bootstrap secret is read from the publisher's vault
+	// as the platform, so the outbox never holds it.
+	authorize := func(ctx context.Context, ref string) (string, error) {
+		tenantID, uri, ok := arm.ParseRegistrationAuthRef(ref)
+		if !ok {
+			return "", errors.New("the message's AuthRef is not a registration reference")
+		}
+		v, err := s.vaults.ResolveReference(ctx, tenantID, uri)
+		if err != nil {
+			return "", err
+		}
+		return "Bootstrap " + v, nil
+	}
+	if s.notifications, err = outbox.New(outbox.Config{Store: s.store, Client: notificationClient(), Logger: s.logger, Authorize: authorize}); err != nil {
 		s.audit.Close()
 		s.store.Close()
 		return nil, err

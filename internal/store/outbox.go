@@ -35,6 +35,11 @@ type OutboxMessage struct {
 	URL         string
 	ContentType string
 	Body        []byte
+	// AuthRef is an opaque reference that the deliverer resolves, at send
+	// time, into the request's Authorization header (outbox.Config's
+	// Authorize): the secret itself is never stored with the message.
+	// Empty: no Authorization header.
+	AuthRef     string
 	Created     time.Time
 	NextAttempt time.Time // not before; while a deliverer holds the message (DueOutbox), when its claim runs out
 	Deadline    time.Time // no attempt after; zero: the deliverer's default age limit applies

@@ -147,9 +147,14 @@ func (b *Broker) Handle(ctx context.Context, n *Notification, at time.Time) (Out
 // (the cloud appends /resource to the registered endpoint). The sig is
 // compared in constant time; a missing one is 401, a wrong one 403.
 // A malformed body is 400; a transient failure is 503, so that the sender
-// retries; otherwise 200.
+// retries; otherwise 200. It also serves the registration endpoint,
+// POST …/register (see RegistrationRequest).
 func (b *Broker) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/register") {
+			b.serveRegister(w, r)
+			return
+		}
 		if !strings.HasSuffix(r.URL.Path, "/resource") {
 			writeJSON(w, http.StatusNotFound, "NotFound", "not a notification endpoint")
 			return

@@ -109,6 +109,11 @@ type Config struct {
 	GroupID string
 	// NotificationSecret is the sig the notification endpoint requires.
 	NotificationSecret string
+	// BootstrapSecret authenticates the registration endpoint
+	// (Authorization: Bootstrap SECRET), kept in the publisher's vault.
+	// Optional: when it is empty the registration endpoint refuses every
+	// call (503) and only the notification path registers.
+	BootstrapSecret string
 	// Subscriptions are the publisher's subscriptions, searched for a
 	// marketplace offer's definition (by plan.product).
 	Subscriptions []string
@@ -253,6 +258,10 @@ type Ref struct {
 	ApplicationID string
 	DefinitionID  string // service catalog
 	Product       string // marketplace plan.product
+	// CustomerTenantID and IdentityObjectID, when both are set (the
+	// registration call names them), are the managed application's
+	// system-assigned identity; otherwise a listTokens token tells them.
+	CustomerTenantID, IdentityObjectID string
 }
 
 func (b *Broker) save(ctx context.Context, in *Installation) error {
@@ -314,6 +323,12 @@ func (b *Broker) register(ctx context.Context, key string, ref Ref) (*Installati
 		}
 	}
 	// 2. The managed application's identity, from a token of it.
+	if in.IdentityObjectID == "" && ref.CustomerTenantID != "" && ref.IdentityObjectID != "" {
+		in.CustomerTenantID, in.IdentityObjectID = ref.CustomerTenantID, ref.IdentityObjectID
+		if err := b.save(ctx, in); err != nil {
+			return nil, err
+		}
+	}
 	if in.IdentityObjectID == "" {
 		tok, err := b.arm.listToken(ctx, in.ApplicationID, DefaultARMEndpoint+"/")
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/google/uuid"
 
 	"github.com/tenantbridge/tenantbridge/internal/azclient"
 	"github.com/tenantbridge/tenantbridge/internal/broker/publisher"
@@ -38,20 +39,21 @@ func must(t testing.TB, err error) {
 // the cloud up through the wire APIs (operator, Resource Manager, Graph)
 // as the publisher and the customer would.
 type world struct {
-	hc         *http.Client
-	opts       policy.ClientOptions
-	authority  string
-	pub, cust  *azclient.Tenant
-	pubCred    azcore.TokenCredential
-	custCred   azcore.TokenCredential
-	graph      *azclient.Graph
-	groupID    string
-	hook       *httptest.Server
-	handler    http.Handler
-	mu         sync.Mutex
-	statePath  string
-	logs       *syncBuffer
-	definition string
+	hc           *http.Client
+	opts         policy.ClientOptions
+	authority    string
+	pub, cust    *azclient.Tenant
+	pubCred      azcore.TokenCredential
+	custCred     azcore.TokenCredential
+	graph        *azclient.Graph
+	groupID      string
+	hook         *httptest.Server
+	handler      http.Handler
+	mu           sync.Mutex
+	statePath    string
+	logs         *syncBuffer
+	definition   string
+	bootstrapped bool
 }
 
 type syncBuffer struct {
@@ -130,7 +132,7 @@ func (w *world) broker(t testing.TB, now func() time.Time) *publisher.Broker {
 	st, err := publisher.NewFileStore(w.statePath)
 	must(t, err)
 	b, err := publisher.New(publisher.Config{TenantID: w.pub.TenantID, Credential: w.pubCred, ClientOptions: w.opts,
-		GroupID: w.groupID, NotificationSecret: sig, Subscriptions: []string{w.pub.SubscriptionID}, State: st,
+		GroupID: w.groupID, NotificationSecret: sig, BootstrapSecret: bootstrap, Subscriptions: []string{w.pub.SubscriptionID}, State: st,
 		GroupBackoff: 10 * time.Millisecond, GroupAttempts: 2, Now: now,
 		Logger: slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	must(t, err)
@@ -165,6 +167,39 @@ func (w *world) arm(t testing.TB, cred azcore.TokenCredential, method, path stri
 	return resp.StatusCode, doc
 }
 
+// bootstrapSecret keeps the registration call's bootstrap secret in a
+// vault of the publisher (created once) and returns its URI, as the
+// definition's registration.bootstrapSecret names it.
+func (w *world) bootstrapSecret(t testing.TB) string {
+	t.Helper()
+	const uri = "https://pubboot.vault.azure.net/secrets/BootstrapSecret"
+	w.mu.Lock()
+	done := w.bootstrapped
+	w.bootstrapped = true
+	w.mu.Unlock()
+	if done {
+		return uri
+	}
+	sub := "/subscriptions/" + w.pub.SubscriptionID
+	w.arm(t, w.pubCred, "PUT", sub+"/resourceGroups/broker", map[string]any{"location": "westeurope"})
+	vault := sub + "/resourceGroups/broker/providers/Microsoft.KeyVault/vaults/pubboot"
+	if c, doc := w.arm(t, w.pubCred, "PUT", vault, map[string]any{"location": "westeurope", "properties": map[string]any{
+		"tenantId": w.pub.TenantID, "sku": map[string]any{"family": "A", "name": "standard"}}}); c/100 != 2 {
+		t.Fatalf("vault %d %v", c, doc)
+	}
+	if c, doc := w.arm(t, w.pubCred, "PUT", vault+"/providers/Microsoft.Authorization/roleAssignments/"+uuid.NewString(), map[string]any{
+		"properties": map[string]any{"roleDefinitionId": sub + "/providers/Microsoft.Authorization/roleDefinitions/b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+			"principalId": w.pub.Admin.ServicePrincipalID, "principalType": "ServicePrincipal"}}); c/100 != 2 {
+		t.Fatalf("role %d %v", c, doc)
+	}
+	kv, err := azsecrets.NewClient("https://pubboot.vault.azure.net", w.pubCred, &azsecrets.ClientOptions{ClientOptions: w.opts})
+	must(t, err)
+	v := bootstrap
+	_, err = kv.SetSecret(context.Background(), "BootstrapSecret", azsecrets.SetSecretParameters{Value: &v}, nil)
+	must(t, err)
+	return uri
+}
+
 // publish writes the publisher's marketplace definition (named name) whose
 // spec has a vault, the application identity as its Secrets Officer, and
 // the registration in mode.
@@ -179,7 +214,8 @@ func (w *world) publish(t testing.TB, name, mode string) {
 		"roleAssignments": []any{
 			map[string]any{"role": "Key Vault Secrets Officer", "principal": "applicationIdentity", "scope": "vault:kv{uniqueSuffix}"},
 		},
-		"registration": map[string]any{"endpoint": w.hook.URL + "/register", "credentialMode": mode, "vault": "kv{uniqueSuffix}"},
+		"registration": map[string]any{"endpoint": w.hook.URL + "/register", "credentialMode": mode, "vault": "kv{uniqueSuffix}",
+			"bootstrapSecret": w.bootstrapSecret(t)},
 	}
 	w.definition = sub + "/resourceGroups/offers/providers/Microsoft.Solutions/applicationDefinitions/" + name
 	c, doc := w.arm(t, w.pubCred, "PUT", w.definition, map[string]any{"location": "westeurope", "properties": map[string]any{

@@ -99,7 +99,8 @@ func testOutboxEnqueue(t *testing.T, st store.Store) {
 	f := newOutboxFixture(t, st)
 	created := time.Date(2025, 1, 2, 3, 4, 5, 678912345, time.FixedZone("UTC+2", 2*3600))
 	in := store.OutboxMessage{ID: newID(), TenantID: f.tn.ID, Topic: "definition-1", Key: "app-1", URL: "https://p.example/resource?sig=x",
-		ContentType: "application/json", Body: []byte("{\"a\":\"\x00\xff\"}"), Created: created, Deadline: created.Add(10 * time.Hour)}
+		ContentType: "application/json", Body: []byte("{\"a\":\"\x00\xff\"}"), Created: created, Deadline: created.Add(10 * time.Hour),
+		AuthRef: "tenant-1 https://kv1.vault.azure.net/secrets/bootstrap"}
 	got, err := st.EnqueueOutbox(f.ctx, in)
 	must(t, err, "enqueue")
 	if got.Seq <= 0 || got.State != store.OutboxPending || got.Attempts != 0 {
@@ -107,6 +108,10 @@ func testOutboxEnqueue(t *testing.T, st store.Store) {
 	}
 	checkTime(t, "Created", got.Created, stored(created))
 	checkTime(t, "NextAttempt defaults to Created", got.NextAttempt, stored(created))
+	if got.AuthRef != in.AuthRef {
+		t.Errorf("enqueued: AuthRef %q, want %q", got.AuthRef, in.AuthRef)
+	}
+	// The round trip, AuthRef included: checkOutboxMessage compares every field.
 	listed := f.get(in.ID)
 	want := in
 	want.Seq, want.State = got.Seq, store.OutboxPending
@@ -124,6 +129,24 @@ func testOutboxEnqueue(t *testing.T, st store.Store) {
 	}
 	l2 := f.get(m2.ID)
 	checkOutboxMessage(t, l2, m2)
+	if l2.AuthRef != "" {
+		t.Errorf("a message enqueued without AuthRef reads back with %q", l2.AuthRef)
+	}
+	// DueOutbox returns AuthRef too.
+	due, err := st.DueOutbox(f.ctx, created.Add(time.Hour), 1000)
+	must(t, err, "due")
+	found := false
+	for _, m := range due {
+		if m.ID == in.ID {
+			found = true
+			if m.AuthRef != in.AuthRef {
+				t.Errorf("due: AuthRef %q, want %q", m.AuthRef, in.AuthRef)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("due: message %s not returned", in.ID)
+	}
 
 	_, err = st.EnqueueOutbox(f.ctx, store.OutboxMessage{ID: in.ID, TenantID: f.tn.ID, URL: "https://p.example/"})
 	wantErr(t, err, store.ErrConflict, "enqueue with a taken id")
@@ -134,6 +157,7 @@ func testOutboxEnqueue(t *testing.T, st store.Store) {
 		"no tenant": {ID: newID(), URL: "https://p.example/"},
 		"no url":    {ID: newID(), TenantID: f.tn.ID},
 		"NUL topic": {ID: newID(), TenantID: f.tn.ID, URL: "https://p.example/", Topic: "a\x00b"},
+		"NUL auth":  {ID: newID(), TenantID: f.tn.ID, URL: "https://p.example/", AuthRef: "a\x00b"},
 		"bad UTF-8": {ID: newID(), TenantID: f.tn.ID, URL: "https://p.example/\xff"},
 	} {
 		_, err := st.EnqueueOutbox(f.ctx, m)

@@ -40,7 +40,7 @@ const (
 	outboxDueMax = 1000
 )
 
-const outboxCols = `seq, id, tenant_id, topic, order_key, url, content_type, body, created, next_attempt, deadline,
+const outboxCols = `seq, id, tenant_id, topic, order_key, url, content_type, body, auth_ref, created, next_attempt, deadline,
 attempts, state, last_status, last_error, delivered_at`
 
 func scanOutboxMessage(sc interface{ Scan(...any) error }) (store.OutboxMessage, error) {
@@ -48,7 +48,7 @@ func scanOutboxMessage(sc interface{ Scan(...any) error }) (store.OutboxMessage,
 		m     store.OutboxMessage
 		state string
 	)
-	err := sc.Scan(&m.Seq, &m.ID, &m.TenantID, &m.Topic, &m.Key, &m.URL, &m.ContentType, &m.Body, timeCol{&m.Created},
+	err := sc.Scan(&m.Seq, &m.ID, &m.TenantID, &m.Topic, &m.Key, &m.URL, &m.ContentType, &m.Body, &m.AuthRef, timeCol{&m.Created},
 		timeCol{&m.NextAttempt}, nullTimeCol{&m.Deadline}, &m.Attempts, &state, &m.LastStatus, &m.LastError, nullTimeCol{&m.DeliveredAt})
 	m.State = store.OutboxState(state)
 	if len(m.Body) == 0 {
@@ -68,7 +68,7 @@ func (s *Store) EnqueueOutbox(ctx context.Context, m store.OutboxMessage) (store
 	if err := required(op, [2]string{"id", m.ID}, [2]string{"tenant id", m.TenantID}, [2]string{"url", m.URL}); err != nil {
 		return store.OutboxMessage{}, err
 	}
-	if err := checkText(op, m.ID, m.TenantID, m.Topic, m.Key, m.URL, m.ContentType); err != nil {
+	if err := checkText(op, m.ID, m.TenantID, m.Topic, m.Key, m.URL, m.ContentType, m.AuthRef); err != nil {
 		return store.OutboxMessage{}, err
 	}
 	at := now()
@@ -91,10 +91,10 @@ func (s *Store) EnqueueOutbox(ctx context.Context, m store.OutboxMessage) (store
 		m.Body = nil
 	}
 	err := s.appendLog(ctx, false, func(r runner) error {
-		return r.queryRow(ctx, `INSERT INTO outbox_messages (id, tenant_id, topic, order_key, url, content_type, body,
+		return r.queryRow(ctx, `INSERT INTO outbox_messages (id, tenant_id, topic, order_key, url, content_type, body, auth_ref,
 created, next_attempt, deadline, attempts, state, last_status, last_error, delivered_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', 0, '', NULL) RETURNING seq`,
-			m.ID, m.TenantID, m.Topic, m.Key, m.URL, m.ContentType, nonNil(m.Body),
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', 0, '', NULL) RETURNING seq`,
+			m.ID, m.TenantID, m.Topic, m.Key, m.URL, m.ContentType, nonNil(m.Body), m.AuthRef,
 			s.d.BindTime(m.Created), s.d.BindTime(m.NextAttempt), s.nullTime(m.Deadline)).Scan(&m.Seq)
 	})
 	if err != nil {
