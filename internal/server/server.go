@@ -233,7 +233,7 @@ func (s *Server) buildRouter() *router {
 	}
 	tokens := sts.New(sts.Config{Directory: s.dir, Keys: s.keys, Audit: s.audit, Logger: s.logger, IsLoginHost: isLogin,
 		FederationClient: federationClient(), ManagedIdentityIssuerBase: miIssuer, ResourceAliases: aliases, KEK: s.kek, RefreshTokenInactivity: s.cfg.RefreshTokenLifetime})
-	verifier := sts.NewVerifier(s.keys, s.dir, isLogin, time.Now)
+	verifier := tokens.Verifier()
 	pages := signin.New(signin.Config{Directory: s.dir, Audit: s.audit, Logger: s.logger, KEK: s.kek,
 		Devices: deviceApprover{s.store}})
 	login := loginSurface{pages: pages, tokens: tokens}

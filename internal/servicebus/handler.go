@@ -16,6 +16,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
+
 	"github.com/tenantbridge/tenantbridge/internal/audit"
 	"github.com/tenantbridge/tenantbridge/internal/gencache"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -499,7 +501,7 @@ func (s *Service) receive(q *request) {
 	}
 	op := store.QueueOp{Kind: store.QueueReceiveAndDelete, QueueID: q.queue.res.ID, DeadLetter: q.rt.deadLetter, Limits: q.queue.limits}
 	if q.rt.op == opPeekLock {
-		op.Kind, op.LockToken = store.QueueLock, newLockToken()
+		op.Kind, op.LockToken = store.QueueLock, uuid.NewString() // Service Bus's lock tokens are GUIDs
 	}
 	m, err := s.broker.Receive(q.r.Context(), op, timeout)
 	switch {
@@ -524,16 +526,6 @@ func (s *Service) receive(q *request) {
 	if err := writeMessage(q.w, status, m); err != nil {
 		s.log.ErrorContext(q.r.Context(), "servicebus: stored message", "queue", q.queue.res.ID, "seq", m.SequenceNumber, "err", err)
 	}
-}
-
-// newLockToken returns a random GUID, the form of Service Bus's lock tokens.
-func newLockToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // received is a stored message as a receiver sees it.

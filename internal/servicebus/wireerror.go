@@ -2,12 +2,13 @@ package servicebus
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/xml"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Service Bus REST answers an error with a small XML document, not JSON:
@@ -34,7 +35,7 @@ const ErrorContentType = "application/xml; charset=utf-8"
 // detail as the service does, so a client's log line looks familiar and
 // can be matched with ours.
 func WriteError(w http.ResponseWriter, status int, detail string) {
-	body := ErrorBody(status, FormatErrorDetail(detail, newTrackingID(), time.Now()))
+	body := ErrorBody(status, FormatErrorDetail(detail, uuid.NewString(), time.Now())) // TrackingIds are GUIDs
 	h := w.Header()
 	h.Set("Content-Type", ErrorContentType)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
@@ -59,14 +60,4 @@ func ErrorBody(status int, detail string) []byte {
 	_ = xml.EscapeText(&b, []byte(detail)) // writes to a bytes.Buffer: cannot fail
 	b.WriteString("</Detail></Error>")
 	return b.Bytes()
-}
-
-// newTrackingID is a random version-4 GUID, the form of Service Bus's
-// TrackingId.
-func newTrackingID() string {
-	var u [16]byte
-	_, _ = rand.Read(u[:]) // crypto/rand.Read never fails (Go 1.24+)
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }

@@ -88,6 +88,7 @@ type Service struct {
 	miIssuer    string
 	aliases     map[string]string
 	kek         []byte
+	verifier    *Verifier // built once; see Verifier
 	// refreshInactivity is the lifetime of an unused refresh token.
 	refreshInactivity time.Duration
 }
@@ -121,6 +122,7 @@ func New(cfg Config) *Service {
 		s.now = time.Now
 	}
 	s.federation = s.newFederationVerifier(cfg.FederationClient)
+	s.verifier = NewVerifier(s.keys, s.dir, s.isLoginHost, s.now)
 	s.miIssuer = strings.TrimSuffix(cfg.ManagedIdentityIssuerBase, "/")
 	if s.miIssuer == "" {
 		s.miIssuer = "https://login.microsoftonline.com"
@@ -169,10 +171,10 @@ func (s *Service) routes() {
 // ServeHTTP routes a request to the token service's endpoints.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Verifier returns a verifier of this service's tokens for resource surfaces.
-func (s *Service) Verifier() *Verifier {
-	return NewVerifier(s.keys, s.dir, s.isLoginHost, s.now)
-}
+// Verifier returns the verifier of this service's tokens for resource
+// surfaces: one per service, so that every surface (and the on-behalf-of
+// grant) shares its caches of checked signatures and trusts.
+func (s *Service) Verifier() *Verifier { return s.verifier }
 
 // endpointVersion tells the v1 endpoints (/oauth2/token, resource=) from the
 // v2 endpoints (/oauth2/v2.0/token, scope=). Note that it does not decide the
