@@ -167,12 +167,8 @@ func (g deviceCodeGrant) issue(ctx context.Context, req *tokenRequest, c *client
 	if req.tenant.ID != "" && !strings.EqualFold(req.tenant.ID, tenantID) {
 		return nil, aadError(codeDeviceCodeInvalid)
 	}
-	if c.sp == nil || !strings.EqualFold(c.sp.TenantID, tenantID) {
-		c.sp = nil
-		if sp, err := g.s.dir.ServicePrincipalByAppID(ctx, tenantID, c.appID); err == nil {
-			c.sp = sp
-		}
-	}
+	// c.sp is the client's principal in that tenant (the request named
+	// it) or nil (common, organizations): issueUserTokens finds it then.
 	u := userSignIn{tenantID: tenantID, userID: d.UserID, authTime: d.AuthTime, amr: d.AMR, offline: true}
 	if req.endpoint == v1 {
 		u.resource = d.Scope

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/token"
 )
 
@@ -61,14 +62,20 @@ func (g onBehalfOfGrant) issue(ctx context.Context, req *tokenRequest, c *client
 		return nil, aadError(codeOBOAssertion)
 	}
 	if req.tenant.ID == "" {
-		if req.tenant, _ = g.s.resolveTenant(ctx, claims.TenantID); req.tenant.ID == "" {
-			return nil, aadError(codeOBOAssertion)
+		// The verifier found the tenant; a failure here is the store's
+		// (retryable), or the tenant deleted since, as resolveTenant says.
+		var e *Error
+		if req.tenant, e = g.s.resolveTenant(ctx, claims.TenantID); e != nil {
+			return nil, e
 		}
 	}
 	if c.sp == nil || !strings.EqualFold(c.sp.TenantID, claims.TenantID) {
 		sp, err := g.s.dir.ServicePrincipalByAppID(ctx, claims.TenantID, c.appID)
-		if err != nil {
+		if errors.Is(err, directory.ErrNotFound) {
 			return nil, aadError(codeConsentRequired, c.appID, c.displayName())
+		}
+		if err != nil {
+			return nil, serverError(err)
 		}
 		c.sp = sp
 	}

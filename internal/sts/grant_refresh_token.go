@@ -55,12 +55,8 @@ func (g refreshTokenGrant) issue(ctx context.Context, req *tokenRequest, c *clie
 		_, _ = g.s.dir.Store().RevokeRefreshTokens(ctx, store.RefreshTokenQuery{TenantID: rec.TenantID, FamilyID: rec.FamilyID}, req.now)
 		return nil, aadError(codeRefreshRevoked)
 	}
-	if c.sp == nil {
-		sp, err := g.s.dir.ServicePrincipalByAppID(ctx, rec.TenantID, c.appID)
-		if err == nil {
-			c.sp = sp
-		}
-	}
+	// c.sp is the client's principal in rec's tenant, or nil (a request to
+	// common): issueUserTokens finds it then.
 	scopes := strings.Fields(req.form.get("scope"))
 	if len(scopes) == 0 {
 		scopes = strings.Fields(rec.Scope)
