@@ -125,3 +125,64 @@ func (a *armAdmin) assignRole(ctx context.Context, scope, role, roleName string)
 	}
 	return id, nil
 }
+
+// armBench is a data plane benchmark set up by a bench tenant's
+// administrator.
+type armBench interface {
+	// setup makes what the benchmark needs, name naming its resource.
+	setup(ctx context.Context, name string) error
+	// global is the resource whose name is global, "" id until made.
+	global() (kind, name, id, apiVersion string)
+}
+
+// tenantRun is what a data plane benchmark reports of its server and
+// throwaway tenant.
+type tenantRun struct {
+	Server, Tenant, TenantID, Protocol, MemoryNote, CleanupError string
+	MemoryAtRest, MemoryAfter                                    *ServerMemory
+	TenantDeleted                                                bool
+}
+
+// runInTenant creates a throwaway tenant, signs in as its administrator,
+// has newBench's benchmark set up (its resource named after the tenant and
+// suffix) and then measure, and deletes the tenant, freeing the global
+// resource first (unless keep; kept names what is left besides the tenant).
+func runInTenant(ctx context.Context, topts TokenOptions, tenantName string, keep bool, suffix string, run *tenantRun,
+	newBench func(*armAdmin) armBench, kept func() string, measure func(context.Context)) error {
+	b, err := openBench(topts)
+	if err != nil {
+		return err
+	}
+	run.Server = b.authority
+	run.MemoryAtRest, run.MemoryNote = b.serverMemory(ctx)
+	ten, name, err := b.createTenant(ctx, tenantName)
+	if err != nil {
+		return err
+	}
+	run.Tenant, run.TenantID = ten.Name, ten.TenantID
+	admin, err := newARMAdmin(ctx, b, ten)
+	if err != nil {
+		return err
+	}
+	bm := newBench(admin)
+	defer func() {
+		kind, gname, id, apiVersion := bm.global()
+		if keep {
+			b.logf("Keeping bench tenant %s (%s) and %s %s.", ten.Name, ten.TenantID, kind, kept())
+			return
+		}
+		run.TenantDeleted, run.CleanupError = b.deleteTenant(ctx, ten, func(cctx context.Context) {
+			if id != "" { // the name is global: free it even if deleting the tenant would not
+				if _, err := admin.arm(cctx, http.MethodDelete, id, apiVersion, nil, nil); err != nil {
+					b.logf("Could not delete bench %s %s: %s", kind, gname, err)
+				}
+			}
+		})
+	}()
+	if err := bm.setup(ctx, name+suffix); err != nil {
+		return interrupted(ctx, err)
+	}
+	measure(ctx)
+	run.Protocol, run.MemoryAfter = b.finish(ctx, run.MemoryAtRest)
+	return nil
+}

@@ -88,9 +88,25 @@ func (t *target) post(ctx context.Context, body []byte, buf *bytes.Buffer) (fail
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
 	req.Header.Set("Accept", "application/json")
+	resp, failure := t.exchange(req, buf)
+	switch {
+	case failure != "":
+		return failure
+	case resp.StatusCode != http.StatusOK:
+		return responseFailure(resp.StatusCode, buf.Bytes())
+	case !bytes.Contains(buf.Bytes(), accessTokenField):
+		return "HTTP 200 without access_token"
+	}
+	return ""
+}
+
+// exchange sends req over the load transport, noting the protocol of the
+// first response, and reads the response's body (up to maxResponse) into
+// buf; failure is a transport failure.
+func (t *target) exchange(req *http.Request, buf *bytes.Buffer) (resp *http.Response, failure string) {
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return transportFailure(err)
+		return nil, transportFailure(err)
 	}
 	if t.proto.Load() == nil {
 		p := resp.Proto
@@ -100,15 +116,10 @@ func (t *target) post(ctx context.Context, body []byte, buf *bytes.Buffer) (fail
 	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxResponse))
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	switch {
-	case err != nil:
-		return transportFailure(err)
-	case resp.StatusCode != http.StatusOK:
-		return responseFailure(resp.StatusCode, buf.Bytes())
-	case !bytes.Contains(buf.Bytes(), accessTokenField):
-		return "HTTP 200 without access_token"
+	if err != nil {
+		return nil, transportFailure(err)
 	}
-	return ""
+	return resp, ""
 }
 
 var aadstsCode = regexp.MustCompile(`AADSTS\d+`)
@@ -178,6 +189,12 @@ type worker struct {
 // The phase ends early when ctx does (requests cut short by it do not
 // count) or when the source runs out.
 func (t *target) run(ctx context.Context, n int, d time.Duration, src bodySource, capHint int) phase {
+	return t.runWith(ctx, n, d, src, capHint, t.post)
+}
+
+// runWith is run with send making each request.
+func (t *target) runWith(ctx context.Context, n int, d time.Duration, src bodySource, capHint int,
+	send func(ctx context.Context, body []byte, buf *bytes.Buffer) (failure string)) phase {
 	workers := make([]*worker, n)
 	nexts := make([]func() ([]byte, error), n)
 	for i := range workers {
@@ -204,7 +221,7 @@ func (t *target) run(ctx context.Context, n int, d time.Duration, src bodySource
 					return
 				}
 				t0 := time.Now()
-				failure := t.post(ctx, body, &w.body)
+				failure := send(ctx, body, &w.body)
 				lat := time.Since(t0)
 				if ctx.Err() != nil {
 					return // cut short: neither a token nor a refusal
@@ -226,15 +243,20 @@ func (t *target) run(ctx context.Context, n int, d time.Duration, src bodySource
 	p.samples = make([]time.Duration, 0, total)
 	for _, w := range workers {
 		p.samples = append(p.samples, w.samples...)
-		p.failed += w.failed
-		for k, v := range w.errors {
-			if p.errors == nil {
-				p.errors = map[string]int{}
-			}
-			p.errors[k] += v
-		}
+		countFailures(&p.failed, &p.errors, w)
 	}
 	return p
+}
+
+// countFailures adds w's failures to a phase's.
+func countFailures(failed *int, errs *map[string]int, w *worker) {
+	*failed += w.failed
+	for k, v := range w.errors {
+		if *errs == nil {
+			*errs = map[string]int{}
+		}
+		(*errs)[k] += v
+	}
 }
 
 func (w *worker) fail(key string) {

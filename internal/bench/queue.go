@@ -104,42 +104,23 @@ func RunQueue(ctx context.Context, opts QueueOptions) (rep QueueReport, err erro
 		Duration: opts.Duration, Warmup: opts.Warmup, Log: opts.Log}.withDefaults()
 	rep = QueueReport{Senders: opts.Senders, Receivers: opts.Receivers, MessageBytes: opts.MessageBytes,
 		Duration: topts.Duration, Warmup: topts.Warmup, ClientCPUs: runtime.GOMAXPROCS(0)}
-	b, err := openBench(topts)
-	if err != nil {
-		return rep, err
-	}
-	rep.Server = b.authority
-	rep.MemoryAtRest, rep.MemoryNote = b.serverMemory(ctx)
-	ten, name, err := b.createTenant(ctx, opts.TenantName)
-	if err != nil {
-		return rep, err
-	}
-	rep.Tenant, rep.TenantID = ten.Name, ten.TenantID
-	admin, err := newARMAdmin(ctx, b, ten)
-	if err != nil {
-		return rep, err
-	}
-	q := &queueBench{armAdmin: admin, opts: opts}
-	defer func() {
-		if opts.Keep {
-			b.logf("Keeping bench tenant %s (%s) and namespace %s.", ten.Name, ten.TenantID, q.nsName)
-			return
-		}
-		rep.TenantDeleted, rep.CleanupError = b.deleteTenant(ctx, ten, func(cctx context.Context) {
-			if q.nsID != "" { // the namespace's name is global: free it
-				if _, err := q.arm(cctx, http.MethodDelete, q.nsID, armBusAPIVersion, nil, nil); err != nil {
-					b.logf("Could not delete bench namespace %s: %s", q.nsName, err)
-				}
-			}
-		})
-	}()
-	if err := q.setup(ctx, name+"-sb"); err != nil {
-		return rep, interrupted(ctx, err)
-	}
-	rep.Queue = q.queueURL
-	q.measure(ctx, &rep)
-	rep.Protocol, rep.MemoryAfter = b.finish(ctx, rep.MemoryAtRest)
-	return rep, nil
+	var run tenantRun
+	var q *queueBench
+	err = runInTenant(ctx, topts, opts.TenantName, opts.Keep, "-sb", &run, func(a *armAdmin) armBench {
+		q = &queueBench{armAdmin: a, opts: opts}
+		return q
+	}, func() string { return q.nsName }, func(ctx context.Context) {
+		rep.Queue = q.queueURL
+		q.measure(ctx, &rep)
+	})
+	rep.Server, rep.Tenant, rep.TenantID, rep.Protocol, rep.MemoryNote, rep.CleanupError = run.Server, run.Tenant, run.TenantID, run.Protocol, run.MemoryNote, run.CleanupError
+	rep.MemoryAtRest, rep.MemoryAfter, rep.TenantDeleted = run.MemoryAtRest, run.MemoryAfter, run.TenantDeleted
+	return rep, err
+}
+
+// global is the namespace: its name is global.
+func (q *queueBench) global() (kind, name, id, apiVersion string) {
+	return "namespace", q.nsName, q.nsID, armBusAPIVersion
 }
 
 // queueBench is one queue run's state.
@@ -253,20 +234,9 @@ func (q *queueBench) do(ctx context.Context, method, u string, body []byte, buf 
 	if body != nil {
 		req.Header["Content-Type"] = []string{"text/plain"}
 	}
-	resp, err := q.load.client.Do(req)
-	if err != nil {
-		return 0, transportFailure(err)
-	}
-	if q.load.proto.Load() == nil {
-		p := resp.Proto
-		q.load.proto.CompareAndSwap(nil, &p)
-	}
-	buf.Reset()
-	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxResponse))
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return 0, transportFailure(err)
+	resp, failure := q.load.exchange(req, buf)
+	if failure != "" {
+		return 0, failure
 	}
 	if location != nil {
 		*location = resp.Header.Get("Location")
@@ -294,13 +264,7 @@ func (q *queueBench) run(ctx context.Context, d time.Duration, capHint int) queu
 	p := queuePhase{}
 	fail := func(w *worker) {
 		mu.Lock()
-		p.failed += w.failed
-		for k, v := range w.errors {
-			if p.errors == nil {
-				p.errors = map[string]int{}
-			}
-			p.errors[k] += v
-		}
+		countFailures(&p.failed, &p.errors, w)
 		mu.Unlock()
 	}
 	var wg sync.WaitGroup

@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -115,46 +114,23 @@ func RunSecretGet(ctx context.Context, opts SecretGetOptions) (rep SecretGetRepo
 		Warmup: opts.Warmup, Log: opts.Log}.withDefaults()
 	rep = SecretGetReport{Concurrency: topts.Concurrency, Duration: topts.Duration, Warmup: topts.Warmup, ClientCPUs: runtime.GOMAXPROCS(0),
 		Secret: benchSecretName}
-	b, err := openBench(topts)
-	if err != nil {
-		return rep, err
-	}
-	rep.Server = b.authority
-	rep.MemoryAtRest, rep.MemoryNote = b.serverMemory(ctx)
+	var run tenantRun
+	var sb *secretBench
+	err = runInTenant(ctx, topts, opts.TenantName, opts.Keep, "-kv", &run, func(a *armAdmin) armBench {
+		sb = &secretBench{armAdmin: a}
+		return sb
+	}, func() string { return rep.Vault }, func(ctx context.Context) {
+		rep.Vault = sb.vaultURI
+		sb.measure(ctx, &rep)
+	})
+	rep.Server, rep.Tenant, rep.TenantID, rep.Protocol, rep.MemoryNote, rep.CleanupError = run.Server, run.Tenant, run.TenantID, run.Protocol, run.MemoryNote, run.CleanupError
+	rep.MemoryAtRest, rep.MemoryAfter, rep.TenantDeleted = run.MemoryAtRest, run.MemoryAfter, run.TenantDeleted
+	return rep, err
+}
 
-	ten, name, err := b.createTenant(ctx, opts.TenantName)
-	if err != nil {
-		return rep, err
-	}
-	rep.Tenant, rep.TenantID = ten.Name, ten.TenantID
-	admin, err := newARMAdmin(ctx, b, ten)
-	if err != nil {
-		return rep, err
-	}
-	s := &secretBench{armAdmin: admin}
-	defer func() {
-		if opts.Keep {
-			b.logf("Keeping bench tenant %s (%s) and vault %s.", ten.Name, ten.TenantID, rep.Vault)
-			return
-		}
-		rep.TenantDeleted, rep.CleanupError = b.deleteTenant(ctx, ten, func(cctx context.Context) {
-			if s.vaultID != "" {
-				// The vault's name is global: free it even if deleting the
-				// tenant would not.
-				if _, err := s.arm(cctx, http.MethodDelete, s.vaultID, armVaultAPIVersion, nil, nil); err != nil {
-					b.logf("Could not delete bench vault %s: %s", s.vaultName, err)
-				}
-			}
-		})
-	}()
-
-	if err := s.setup(ctx, name+"-kv"); err != nil {
-		return rep, interrupted(ctx, err)
-	}
-	rep.Vault = s.vaultURI
-	s.measure(ctx, &rep)
-	rep.Protocol, rep.MemoryAfter = b.finish(ctx, rep.MemoryAtRest)
-	return rep, nil
+// global is the vault: its name is global.
+func (s *secretBench) global() (kind, name, id, apiVersion string) {
+	return "vault", s.vaultName, s.vaultID, armVaultAPIVersion
 }
 
 // secretBench is one secret-get run's state.
@@ -280,21 +256,10 @@ func (s *secretBench) get(ctx context.Context, buf *bytes.Buffer) (failure strin
 	}
 	req.Header["Authorization"] = []string{*s.auth.Load()}
 	req.Header["Accept"] = []string{"application/json"}
-	resp, err := s.load.client.Do(req)
-	if err != nil {
-		return transportFailure(err)
-	}
-	if s.load.proto.Load() == nil {
-		p := resp.Proto
-		s.load.proto.CompareAndSwap(nil, &p)
-	}
-	buf.Reset()
-	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxResponse))
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	resp, failure := s.load.exchange(req, buf)
 	switch {
-	case err != nil:
-		return transportFailure(err)
+	case failure != "":
+		return failure
 	case resp.StatusCode != http.StatusOK:
 		return serviceError(resp.StatusCode, buf.Bytes())
 	case !bytes.Contains(buf.Bytes(), valueField):
@@ -305,50 +270,9 @@ func (s *secretBench) get(ctx context.Context, buf *bytes.Buffer) (failure strin
 
 // run has n workers read back to back for d (see target.run).
 func (s *secretBench) run(ctx context.Context, n int, d time.Duration, capHint int) phase {
-	workers := make([]*worker, n)
-	for i := range workers {
-		workers[i] = &worker{samples: make([]time.Duration, 0, capHint)}
-		workers[i].body.Grow(4 << 10)
-	}
-	dials0 := s.load.dials.Load()
-	start := time.Now()
-	deadline := start.Add(d)
-	var wg sync.WaitGroup
-	for _, w := range workers {
-		wg.Go(func() {
-			for ctx.Err() == nil && time.Now().Before(deadline) {
-				t0 := time.Now()
-				failure := s.get(ctx, &w.body)
-				lat := time.Since(t0)
-				if ctx.Err() != nil {
-					return
-				}
-				if failure != "" {
-					w.fail(failure)
-					continue
-				}
-				w.samples = append(w.samples, lat)
-			}
-		})
-	}
-	wg.Wait()
-	p := phase{elapsed: time.Since(start), interrupted: ctx.Err() != nil, dials: s.load.dials.Load() - dials0}
-	total := 0
-	for _, w := range workers {
-		total += len(w.samples)
-	}
-	p.samples = make([]time.Duration, 0, total)
-	for _, w := range workers {
-		p.samples = append(p.samples, w.samples...)
-		p.failed += w.failed
-		for k, v := range w.errors {
-			if p.errors == nil {
-				p.errors = map[string]int{}
-			}
-			p.errors[k] += v
-		}
-	}
-	return p
+	return s.load.runWith(ctx, n, d, staticBody(nil), capHint, func(ctx context.Context, _ []byte, buf *bytes.Buffer) string {
+		return s.get(ctx, buf)
+	})
 }
 
 // measure runs the warm-up and the window, keeping the token fresh.

@@ -54,17 +54,8 @@ func (s *Service) handleDeviceCode(ver endpointVersion) http.HandlerFunc {
 
 func (s *Service) deviceCode(r *http.Request, req *tokenRequest) (*deviceCodeResponse, *Error) {
 	ctx := r.Context()
-	body, e := readTokenBody(r)
-	if e != nil {
+	if e := s.readForm(r, req); e != nil {
 		return nil, e
-	}
-	if req.form, e = parseTokenRequest(r.Header.Get("Content-Type"), body); e != nil {
-		return nil, e
-	}
-	if !isMultiTenantAlias(req.tenantRef) {
-		if req.tenant, e = s.resolveTenant(ctx, req.tenantRef); e != nil {
-			return nil, e
-		}
 	}
 	clientID := req.form.get("client_id")
 	if clientID == "" {

@@ -123,20 +123,12 @@ func (s *Service) handleToken(ver endpointVersion) http.HandlerFunc {
 // parameters, client authentication, issue.
 func (s *Service) token(r *http.Request, req *tokenRequest) (*issuedToken, *Error) {
 	ctx := r.Context()
-	body, e := readTokenBody(r)
-	if e != nil {
+	if e := s.readForm(r, req); e != nil {
 		return nil, e
 	}
-	if req.form, e = parseTokenRequest(r.Header.Get("Content-Type"), body); e != nil {
-		return nil, e
-	}
+	var e *Error
 	if req.basic, e = parseBasicAuth(r.Header.Get("Authorization")); e != nil {
 		return nil, e
-	}
-	if !isMultiTenantAlias(req.tenantRef) {
-		if req.tenant, e = s.resolveTenant(ctx, req.tenantRef); e != nil {
-			return nil, e
-		}
 	}
 	grantType := req.form.get("grant_type")
 	if grantType == "" {
@@ -160,6 +152,25 @@ func (s *Service) token(r *http.Request, req *tokenRequest) (*issuedToken, *Erro
 	}
 	req.audit.method = c.method
 	return g.issue(ctx, req, c)
+}
+
+// readForm reads the form of a POST to the token service's endpoints
+// (/token, /devicecode) and resolves the tenant its path names, if it
+// names one (not common or organizations).
+func (s *Service) readForm(r *http.Request, req *tokenRequest) *Error {
+	body, e := readTokenBody(r)
+	if e != nil {
+		return e
+	}
+	if req.form, e = parseTokenRequest(r.Header.Get("Content-Type"), body); e != nil {
+		return e
+	}
+	if !isMultiTenantAlias(req.tenantRef) {
+		if req.tenant, e = s.resolveTenant(r.Context(), req.tenantRef); e != nil {
+			return e
+		}
+	}
+	return nil
 }
 
 // readTokenBody reads at most maxTokenBody+1 bytes, so that the parser can
