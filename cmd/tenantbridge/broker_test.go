@@ -35,14 +35,18 @@ import (
 
 const brokerTestPassword = "Partner-Admin-Pass-9"
 
-// TestBrokerPartnerCommands runs the broker as an operator would: broker
-// serve for the consent page, then broker partner token, status and
-// refresh, configured by the environment, with the broker's managed
-// identity as its only credential (for the vault, and as the federated
-// credential of its application).
-func TestBrokerPartnerCommands(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
+// testCloud is a cloud served in-process on a data directory, with its
+// operator credential read.
+type testCloud struct {
+	srv  *server.Server
+	cred azclient.OperatorCredential
+	op   *azclient.Operator
+	stop func() // stops the server; also at the test's end
+}
+
+// startCloud serves a cloud on dir in-process and creates the tenants named.
+func startCloud(t *testing.T, ctx context.Context, dir string, tenants ...string) (*testCloud, []*azclient.Tenant) {
+	t.Helper()
 	srv, err := server.New(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -54,24 +58,57 @@ func TestBrokerPartnerCommands(t *testing.T) {
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(sctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
+	c := &testCloud{srv: srv, stop: sync.OnceFunc(func() { cancel(); <-done })}
+	t.Cleanup(c.stop)
+	if c.cred, err = azclient.ReadOperatorCredential(srv.OperatorFile()); err != nil {
+		t.Fatal(err)
+	}
+	if c.op, err = azclient.NewOperatorFromCredential(c.cred); err != nil {
+		t.Fatal(err)
+	}
+	var created []*azclient.Tenant
+	for _, name := range tenants {
+		ten, err := c.op.CreateTenant(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		created = append(created, ten)
+	}
+	return c, created
+}
+
+// freeAddr is a local address no one listens on, for broker serve.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer free.Close()
+	return free.Addr().String()
+}
+
+// TestBrokerPartnerCommands runs the broker as an operator would: broker
+// serve for the consent page, then broker partner token, status and
+// refresh, configured by the environment, with the broker's managed
+// identity as its only credential (for the vault, and as the federated
+// credential of its application).
+func TestBrokerPartnerCommands(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cloud, tenants := startCloud(t, ctx, dir, "csp")
+	srv, cred, ten := cloud.srv, cloud.cred, tenants[0]
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	cred, err := azclient.ReadOperatorCredential(srv.OperatorFile())
-	must(err)
 	local, err := cred.Local()
 	must(err)
 	transport, err := local.Transport()
 	must(err)
 	hc := &http.Client{Transport: transport, Timeout: time.Minute}
-	op, err := azclient.NewOperatorFromCredential(cred)
-	must(err)
-	ten, err := op.CreateTenant(ctx, "csp")
-	must(err)
 	tid := ten.TenantID
 
 	// Cloud-side setup: the partner admin, the broker's app, identity and vault.
@@ -82,10 +119,7 @@ func TestBrokerPartnerCommands(t *testing.T) {
 	must(d.AssignDirectoryRole(ctx, tid, admin.ID, directory.RoleGlobalAdministrator))
 	_, totp, err := d.EnrollTOTP(ctx, tid, admin.ID)
 	must(err)
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	brokerAddr := free.Addr().String()
-	free.Close()
+	brokerAddr := freeAddr(t)
 	app, err := d.CreateApplication(ctx, tid, directory.Application{DisplayName: "CSP Broker", SignInAudience: directory.AudienceMultipleOrgs,
 		WebRedirectURIs: []string{"http://" + brokerAddr + "/callback"},
 		RequiredResourceAccess: []directory.RequiredResourceAccess{{ResourceAppID: directory.GraphAppID, ResourceAccess: []directory.ResourceAccess{
@@ -366,38 +400,20 @@ func (l *lockedBuffer) String() string {
 func TestBrokerServePublisher(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	srv, err := server.New(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := srv.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
+	cloud, tenants := startCloud(t, ctx, dir, "publisher", "customer")
+	cred, pub, cust := cloud.cred, tenants[0], tenants[1]
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	cred, err := azclient.ReadOperatorCredential(srv.OperatorFile())
-	must(err)
 	local, err := cred.Local()
 	must(err)
 	opts, err := local.ClientOptions()
 	must(err)
 	hc := opts.Transport.(*http.Client)
 	authority, err := cred.AuthorityURL()
-	must(err)
-	op, err := azclient.NewOperatorFromCredential(cred)
-	must(err)
-	pub, err := op.CreateTenant(ctx, "publisher")
-	must(err)
-	cust, err := op.CreateTenant(ctx, "customer")
 	must(err)
 	pubCred, err := azclient.NewClientSecretCredential(authority, pub.TenantID, pub.Admin.ClientID, pub.Admin.ClientSecret, opts)
 	must(err)
@@ -422,10 +438,7 @@ func TestBrokerServePublisher(t *testing.T) {
 		return resp.StatusCode, string(raw)
 	}
 
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	brokerAddr := free.Addr().String()
-	free.Close()
+	brokerAddr := freeAddr(t)
 	const sig = "cli-n0tif-s3cret"
 	state := filepath.Join(t.TempDir(), "publisher.json")
 	env := map[string]string{envPublisherTenant: pub.TenantID, envPublisherGroup: group.ID, envPublisherSig: sig,
@@ -559,38 +572,11 @@ func TestServeRunsTheBroker(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	// The publisher tenant and its shared-resources group exist before.
-	srv, err := server.New(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := srv.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, ln) }()
-	cred, err := azclient.ReadOperatorCredential(srv.OperatorFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, err := azclient.NewOperatorFromCredential(cred)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := op.CreateTenant(ctx, "publisher")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	<-done
+	cloud, tenants := startCloud(t, ctx, dir, "publisher")
+	pub := tenants[0]
+	cloud.stop()
 
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokerAddr := free.Addr().String()
-	free.Close()
+	brokerAddr := freeAddr(t)
 	env := map[string]string{envPublisherTenant: pub.TenantID, envPublisherGroup: "00000000-0000-0000-0000-000000000001",
 		envPublisherSig: "serve-s3cret", envPublisherClientID: pub.Admin.ClientID, envPublisherClientSecret: pub.Admin.ClientSecret,
 		envPublisherSubscriptions: pub.SubscriptionID, envPublisherState: filepath.Join(t.TempDir(), "state.json")}
