@@ -42,6 +42,7 @@ type Store interface {
 	RefreshTokens
 	DeviceCodes
 	Outbox
+	Lockouts
 
 	// InTx runs fn with a Store whose every call is part of one transaction.
 	// If fn returns an error the transaction is rolled back and the error is
@@ -290,4 +291,45 @@ type OneTimeUse interface {
 	// at or before now) and returns how many. Expired records do no harm
 	// (UseOnce replaces them); pruning only reclaims space.
 	PruneUsed(ctx context.Context, now time.Time) (int64, error)
+}
+
+// Lockout is the smart-lockout state of one user account: how many wrong
+// passwords were counted, how often the account was locked in a row and
+// until when. The directory owns the policy; the store only keeps the
+// state, shared by every server over one database, and refuses a write
+// based on a state that is no longer current, so that concurrent failed
+// sign-ins are never lost.
+type Lockout struct {
+	TenantID string
+	UserID   string // the user's object id
+	// Failures counts the wrong passwords since the last successful
+	// sign-in or lockout.
+	Failures int
+	// Lockouts counts the lockouts in a row; each lasts twice as long as
+	// the one before.
+	Lockouts    int
+	LockedUntil time.Time // zero: never locked
+	LastFailure time.Time // zero: no failure
+	// Recent are digests of the last wrong passwords (keyed hashes, never
+	// the passwords), opaque to the store: each is non-empty text without
+	// spaces.
+	Recent []string
+	// Version is 0 for an account with no stored state, and moves with
+	// every PutLockout.
+	Version int64
+}
+
+// Lockouts stores users' smart-lockout state. Writes do not move the
+// generation: nothing caches the state, and a sign-in must always see the
+// latest.
+type Lockouts interface {
+	// GetLockout returns the account's state, a Lockout with Version 0 when
+	// none is stored.
+	GetLockout(ctx context.Context, tenantID, userID string) (Lockout, error)
+	// PutLockout stores l if the stored state is still at l.Version (0: none
+	// stored) and returns it with its new version. It fails with
+	// ErrPrecondition if another write came first (read again and retry),
+	// and ErrNotFound if the user does not exist. The state goes with its
+	// user and tenant.
+	PutLockout(ctx context.Context, l Lockout) (Lockout, error)
 }
