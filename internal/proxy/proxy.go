@@ -41,6 +41,14 @@ type Config struct {
 	Handler http.Handler
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
+	// BodyTimeout is how long a request inside a tunnel may take to send
+	// its body (after its headers); zero means DefaultBodyTimeout. The
+	// front door's handler sets the same deadline per request; this one
+	// is the inner server's backstop, as ReadTimeout is the front door's.
+	BodyTimeout time.Duration
+	// MaxTunnelsPerClient caps the tunnels one client address may hold
+	// open at once; zero means DefaultMaxTunnelsPerClient.
+	MaxTunnelsPerClient int
 }
 
 // Limits, the same as the front door's where both have one.
@@ -48,6 +56,17 @@ const (
 	// DefaultMaxTunnels caps the tunnels open at once; a CONNECT beyond it
 	// is answered 503.
 	DefaultMaxTunnels = 1024
+	// DefaultMaxTunnelsPerClient caps the tunnels one client (one source
+	// IP address) may hold open at once, so that a single program cannot
+	// take every tunnel and leave the others with 503; a CONNECT beyond it
+	// is answered 429. An SDK client needs one tunnel per host name and a
+	// few more under concurrency (Go's transport opens one connection per
+	// request in flight): 64 is far above that, and 16 clients can still
+	// use the whole pool.
+	DefaultMaxTunnelsPerClient = 64
+	// DefaultBodyTimeout is the front door's body deadline (see
+	// server.DefaultBodyTimeout).
+	DefaultBodyTimeout = 30 * time.Second
 
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 2 * time.Minute
@@ -77,12 +96,17 @@ type Proxy struct {
 
 	// Settable by tests in this package.
 	maxTunnels        int
+	maxPerClient      int
 	readHeaderTimeout time.Duration
+	bodyTimeout       time.Duration
 	idleTimeout       time.Duration
 	shutdownTimeout   time.Duration
 
 	once  sync.Once
 	slots chan struct{} // one token per open tunnel
+
+	mu       sync.Mutex
+	byClient map[string]int // open tunnels per client IP; no entry at zero
 }
 
 // New returns a proxy for cfg. It does not listen; see Serve.
@@ -91,9 +115,18 @@ func New(cfg Config) *Proxy {
 		cfg:               cfg,
 		logger:            cfg.Logger,
 		maxTunnels:        DefaultMaxTunnels,
+		maxPerClient:      cfg.MaxTunnelsPerClient,
 		readHeaderTimeout: readHeaderTimeout,
+		bodyTimeout:       cfg.BodyTimeout,
 		idleTimeout:       idleTimeout,
 		shutdownTimeout:   shutdownTimeout,
+		byClient:          map[string]int{},
+	}
+	if p.maxPerClient <= 0 {
+		p.maxPerClient = DefaultMaxTunnelsPerClient
+	}
+	if p.bodyTimeout <= 0 {
+		p.bodyTimeout = DefaultBodyTimeout
 	}
 	if p.logger == nil {
 		p.logger = slog.Default()
@@ -135,11 +168,15 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	tunnels := newTunnelListener(ln.Addr())
 
 	// inner serves the requests inside every tunnel. One server for all
-	// tunnels, fed by tunnels, so that its Shutdown drains them all.
+	// tunnels, fed by tunnels, so that its Shutdown drains them all. Its
+	// timeouts are the front door's: ReadTimeout bounds headers and body
+	// (net/http clears it once the body is in, so long polls run on), and
+	// there is no WriteTimeout, which would cut them.
 	inner := &http.Server{
 		Handler:           p.sameOrigin(p.cfg.Handler),
 		ReadHeaderTimeout: p.readHeaderTimeout, // also bounds the TLS handshake
-		IdleTimeout:       p.idleTimeout,       // closes idle tunnels
+		ReadTimeout:       p.readHeaderTimeout + p.bodyTimeout,
+		IdleTimeout:       p.idleTimeout, // closes idle tunnels
 		MaxHeaderBytes:    maxHeaderBytes,
 		// A non-nil, empty map turns HTTP/2 off.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
@@ -227,20 +264,31 @@ func (p *Proxy) serveProxy(w http.ResponseWriter, r *http.Request, tunnels *tunn
 		p.refuse(w, r, http.StatusForbidden, "tenantbridge proxy: CONNECT to "+authority+" refused: "+servedMessage)
 		return
 	}
+	client := clientIP(r.RemoteAddr)
+	if !p.acquireClient(client) {
+		p.refuse(w, r, http.StatusTooManyRequests, "tenantbridge proxy: CONNECT to "+authority+" refused: this client has "+
+			strconv.Itoa(p.maxPerClient)+" tunnels open, the most one client may; close some or try again later")
+		return
+	}
 	select {
 	case p.slots <- struct{}{}:
 	default:
+		p.releaseClient(client)
 		p.refuse(w, r, http.StatusServiceUnavailable, "tenantbridge proxy: CONNECT to "+authority+" refused: too many open tunnels, try again later")
 		return
 	}
+	release := func() {
+		<-p.slots
+		p.releaseClient(client)
+	}
 	conn, bufrw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		<-p.slots
+		release()
 		p.logger.ErrorContext(r.Context(), "proxy: cannot take over the connection", "err", err)
 		http.Error(w, "tenantbridge proxy: internal error", http.StatusInternalServerError)
 		return
 	}
-	t := &tunnelConn{Conn: conn, host: host, port: port, release: func() { <-p.slots }}
+	t := &tunnelConn{Conn: conn, host: host, port: port, release: release}
 	if n := bufrw.Reader.Buffered(); n > 0 {
 		// A client that sent its ClientHello without waiting for our
 		// answer: those bytes belong to the tunnel.
@@ -262,6 +310,38 @@ func (p *Proxy) serveProxy(w http.ResponseWriter, r *http.Request, tunnels *tunn
 	}
 }
 
+// clientIP is the client part of a remote address: tunnels are counted
+// per IP address, whatever the source port.
+func clientIP(remoteAddr string) string {
+	if h, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		return h
+	}
+	return remoteAddr
+}
+
+// acquireClient counts one more tunnel for client, unless it already holds
+// maxPerClient.
+func (p *Proxy) acquireClient(client string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.byClient[client] >= p.maxPerClient {
+		return false
+	}
+	p.byClient[client]++
+	return true
+}
+
+// releaseClient counts one tunnel of client closed.
+func (p *Proxy) releaseClient(client string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.byClient[client] <= 1 {
+		delete(p.byClient, client) // the map holds only clients with tunnels open
+		return
+	}
+	p.byClient[client]--
+}
+
 // refuse answers a CONNECT that will not be tunnelled and closes the
 // connection. The explanation goes into the reason phrase as well as the
 // body, because most clients show only the status line of a failed CONNECT:
@@ -281,7 +361,7 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, code int, msg str
 	defer conn.Close()
 	_ = conn.SetWriteDeadline(time.Now().Add(p.readHeaderTimeout))
 	extra := ""
-	if code == http.StatusServiceUnavailable {
+	if code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests {
 		extra = "Retry-After: 1\r\n"
 	}
 	fmt.Fprintf(bufrw, "HTTP/1.1 %d %s (%s)\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%sConnection: close\r\n\r\n%s",
