@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1"
@@ -9,8 +10,10 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/big"
+	"runtime"
 	"strings"
 	"time"
 	"unicode"
@@ -113,7 +116,80 @@ const (
 	argonKeyLen  = 32
 )
 
-// hashPassword returns the argon2id hash of a user's password in the PHC string format.
+// Password hashing is bounded: each argon2id call takes argonMemory (19
+// MiB) for as long as it runs, so unbounded concurrency (a burst of wrong
+// passwords) would grow the process by 19 MiB per request and starve every
+// other request of CPU. At most one hash per core runs at a time, which
+// keeps the CPU busy and memory flat; the others queue, each until its
+// request's deadline or DefaultHashWait, whichever comes first, and then
+// give up with ErrPasswordBusy, which the surfaces answer as a retryable
+// "try again" (the token endpoint: Entra's temporarily_unavailable).
+const DefaultHashWait = 5 * time.Second
+
+// ErrPasswordBusy means a password could not be hashed in time because
+// every hashing slot stayed busy: the caller may retry. Nothing was
+// counted against the account.
+var ErrPasswordBusy = errors.New("directory: too many password checks at once; try again")
+
+// hashLimiter is a counting semaphore over password hashing.
+type hashLimiter struct {
+	slots chan struct{}
+	wait  time.Duration
+}
+
+// newHashLimiter allows slots hashes at once (runtime.GOMAXPROCS when 0)
+// and makes a caller wait at most wait for one (DefaultHashWait when 0).
+func newHashLimiter(slots int, wait time.Duration) *hashLimiter {
+	if slots <= 0 {
+		slots = runtime.GOMAXPROCS(0)
+	}
+	if wait <= 0 {
+		wait = DefaultHashWait
+	}
+	return &hashLimiter{slots: make(chan struct{}, slots), wait: wait}
+}
+
+// WithPasswordHashing sets how many password hashes run at once (0: one
+// per core) and how long a caller waits for a slot (0: DefaultHashWait).
+func WithPasswordHashing(slots int, wait time.Duration) Option {
+	return func(s *Service) { s.hashing = newHashLimiter(slots, wait) }
+}
+
+// do runs fn in a slot, waiting for one until ctx ends or the limiter's
+// wait passes.
+func (h *hashLimiter) do(ctx context.Context, fn func()) error {
+	select {
+	case h.slots <- struct{}{}: // a free slot: no timer needed
+	default:
+		ctx, cancel := context.WithTimeout(ctx, h.wait)
+		defer cancel()
+		select {
+		case h.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ErrPasswordBusy
+		}
+	}
+	defer func() { <-h.slots }()
+	fn()
+	return nil
+}
+
+// verifyPassword checks a password against its stored hash in a hashing slot.
+func (s *Service) verifyPassword(ctx context.Context, encoded, password string) (bool, error) {
+	var ok bool
+	err := s.hashing.do(ctx, func() { ok = checkPassword(encoded, password) })
+	return ok, err
+}
+
+// newPasswordHash hashes a new password in a hashing slot.
+func (s *Service) newPasswordHash(ctx context.Context, password string) (string, error) {
+	var h string
+	err := s.hashing.do(ctx, func() { h = hashPassword(password) })
+	return h, err
+}
+
+// hashPassword returns the argon2id hash of a user's password in the PHC
+// string format. Call it through newPasswordHash, which bounds how many run.
 func hashPassword(password string) string {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
@@ -124,7 +200,8 @@ func hashPassword(password string) string {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
 
-// checkPassword verifies a password against a PHC argon2id hash in constant time.
+// checkPassword verifies a password against a PHC argon2id hash in
+// constant time. Call it through verifyPassword, which bounds how many run.
 func checkPassword(encoded, password string) bool {
 	parts := strings.Split(encoded, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {

@@ -84,6 +84,7 @@ type Service struct {
 	hashKey []byte       // keys the HMAC of client secrets
 	kek     []byte       // seals TOTP secrets
 	now     func() time.Time
+	hashing *hashLimiter // bounds concurrent password hashing (secrets.go)
 }
 
 // Option configures a Service.
@@ -98,7 +99,7 @@ func New(st store.Store, hashKey, kek []byte, opts ...Option) (*Service, error) 
 	if len(hashKey) != 32 || len(kek) != 32 {
 		return nil, errors.New("directory: hash key and KEK must be 32 bytes")
 	}
-	s := &Service{st: st, hashKey: hashKey, kek: kek, now: time.Now}
+	s := &Service{st: st, hashKey: hashKey, kek: kek, now: time.Now, hashing: newHashLimiter(0, 0)}
 	for _, o := range opts {
 		o(s)
 	}

@@ -46,10 +46,14 @@ func (s *Service) CreateUser(ctx context.Context, tenantID string, nu NewUser) (
 	if err := checkPasswordPolicy(nu.Password); err != nil {
 		return nil, err
 	}
+	hash, err := s.newPasswordHash(ctx, nu.Password)
+	if err != nil {
+		return nil, err
+	}
 	u := &User{
 		ID: newID(), UserPrincipalName: local + "@" + strings.ToLower(domain), DisplayName: strings.TrimSpace(nu.DisplayName),
 		GivenName: nu.GivenName, Surname: nu.Surname, MailNickname: nu.MailNickname, AccountEnabled: nu.AccountEnabled,
-		PasswordHash: hashPassword(nu.Password), CreatedDateTime: s.Now(),
+		PasswordHash: hash, CreatedDateTime: s.Now(),
 	}
 	if u.MailNickname == "" {
 		u.MailNickname = local
@@ -94,14 +98,22 @@ type UserChanges struct {
 	Password       *string
 }
 
-// UpdateUser changes a user's profile or password.
+// UpdateUser changes a user's profile or password. A new password is
+// hashed once, before the update (which may start over), and clears the
+// account's smart-lockout history: Entra resets the lockout duration when
+// the password is changed or reset.
 func (s *Service) UpdateUser(ctx context.Context, tenantID, id string, c UserChanges) (*User, error) {
+	var hash string
 	if c.Password != nil {
 		if err := checkPasswordPolicy(*c.Password); err != nil {
 			return nil, err
 		}
+		var err error
+		if hash, err = s.newPasswordHash(ctx, *c.Password); err != nil {
+			return nil, err
+		}
 	}
-	return update[User](ctx, s.st, tenantID, store.KindUser, id, func(u *User) error {
+	u, err := update[User](ctx, s.st, tenantID, store.KindUser, id, func(u *User) error {
 		if c.DisplayName != nil {
 			if strings.TrimSpace(*c.DisplayName) == "" {
 				return invalidf("Property 'displayName' is required.")
@@ -118,10 +130,19 @@ func (s *Service) UpdateUser(ctx context.Context, tenantID, id string, c UserCha
 			u.AccountEnabled = *c.AccountEnabled
 		}
 		if c.Password != nil {
-			u.PasswordHash = hashPassword(*c.Password)
+			u.PasswordHash = hash
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	if c.Password != nil {
+		if err := s.clearLockout(ctx, u); err != nil {
+			return nil, err
+		}
+	}
+	return u, nil
 }
 
 // DeleteUser removes a user with their memberships and role assignments,
@@ -145,9 +166,16 @@ func (s *Service) DeleteUser(ctx context.Context, tenantID, id string) error {
 	})
 }
 
-// CheckUserPassword reports whether password is the user's, and the account is enabled.
+// CheckUserPassword reports whether password is the user's, and the
+// account is enabled. It neither consults nor counts towards smart lockout:
+// sign-ins use CheckPasswordSignIn. It hashes in a slot like every password
+// check, and reports false when none frees up in time.
 func (s *Service) CheckUserPassword(u *User, password string) bool {
-	return u.AccountEnabled && checkPassword(u.PasswordHash, password)
+	if !u.AccountEnabled || len(password) > maxPasswordLength {
+		return false
+	}
+	ok, err := s.verifyPassword(context.Background(), u.PasswordHash, password)
+	return err == nil && ok
 }
 
 // EnrollTOTP gives the user a new authenticator secret, sealed at rest, and

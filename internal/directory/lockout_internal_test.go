@@ -1,0 +1,95 @@
+package directory
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
+)
+
+func testKey(t *testing.T) []byte {
+	t.Helper()
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// With every hashing slot taken, a password check waits for its deadline
+// and gives up with ErrPasswordBusy, counting nothing; a locked account is
+// refused without waiting for a slot at all, because its password is
+// never hashed.
+func TestPasswordHashingBounded(t *testing.T) {
+	st := storetest.SQLite(t)
+	now := time.Now()
+	d, err := New(st, testKey(t), testKey(t), WithPasswordHashing(1, 20*time.Millisecond), WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := d.EnsureFirstParty(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := d.CreateTenant(ctx, "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := d.CreateUser(ctx, b.Tenant.ID, NewUser{UserPrincipalName: "ada@" + b.Tenant.Domain, DisplayName: "Ada",
+		Password: "Correct-Horse-9", AccountEnabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	d.hashing.slots <- struct{}{} // every slot busy
+	if err := d.CheckPasswordSignIn(ctx, u, "Correct-Horse-9"); !errors.Is(err, ErrPasswordBusy) {
+		t.Fatalf("sign-in with no free slot: %v", err)
+	}
+	if err := d.CheckPasswordSignIn(ctx, u, "wrong"); !errors.Is(err, ErrPasswordBusy) {
+		t.Fatalf("wrong password with no free slot: %v", err)
+	}
+	if l, err := st.GetLockout(ctx, u.TenantID, u.ID); err != nil || l.Version != 0 {
+		t.Fatalf("a check that never ran was counted: %+v %v", l, err)
+	}
+	if _, err := d.CreateUser(ctx, b.Tenant.ID, NewUser{UserPrincipalName: "bob@" + b.Tenant.Domain, DisplayName: "Bob",
+		Password: "Correct-Horse-9", AccountEnabled: true}); !errors.Is(err, ErrPasswordBusy) {
+		t.Fatalf("create user with no free slot: %v", err)
+	}
+	pw := "Battery-Staple-7"
+	if _, err := d.UpdateUser(ctx, b.Tenant.ID, u.ID, UserChanges{Password: &pw}); !errors.Is(err, ErrPasswordBusy) {
+		t.Fatalf("password change with no free slot: %v", err)
+	}
+	<-d.hashing.slots
+
+	// A request's own deadline ends its wait before the limiter's does.
+	d.hashing = newHashLimiter(1, time.Hour)
+	d.hashing.slots <- struct{}{}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := d.CheckPasswordSignIn(short, u, "Correct-Horse-9"); !errors.Is(err, ErrPasswordBusy) {
+		t.Fatalf("request deadline while queued: %v", err)
+	}
+	<-d.hashing.slots
+
+	for i := range LockoutThreshold {
+		if err := d.CheckPasswordSignIn(ctx, u, "wrong-"+string(rune('a'+i))); !errors.Is(err, ErrBadPassword) {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+	}
+	d.hashing.slots <- struct{}{}
+	if err := d.CheckPasswordSignIn(ctx, u, "Correct-Horse-9"); !errors.Is(err, ErrAccountLocked) {
+		t.Fatalf("locked account with no free slot: %v", err)
+	}
+	<-d.hashing.slots
+}
+
+func TestLockoutDurations(t *testing.T) {
+	for n, want := range map[int]time.Duration{1: time.Minute, 2: 2 * time.Minute, 3: 4 * time.Minute, 7: time.Hour, 100: time.Hour} {
+		if got := lockoutFor(n); got != want {
+			t.Errorf("lockout %d lasts %v, want %v", n, got, want)
+		}
+	}
+}
