@@ -150,11 +150,13 @@ func New(cfg Config) *Service {
 
 func (s *Service) routes() {
 	m := http.NewServeMux()
-	m.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.handleOpenIDConfiguration(v2))
-	m.HandleFunc("GET /{tenant}/.well-known/openid-configuration", s.handleOpenIDConfiguration(v1))
-	m.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.handleKeys)
-	m.HandleFunc("GET /{tenant}/discovery/keys", s.handleKeys)
-	m.HandleFunc("GET /common/discovery/instance", s.handleInstanceDiscovery)
+	// Every pattern takes every method, and "/" takes every other path, so
+	// that no request reaches the mux's plain-text 404 or 405 (routing.go).
+	m.HandleFunc("/{tenant}/v2.0/.well-known/openid-configuration", s.getOnly(s.handleOpenIDConfiguration(v2)))
+	m.HandleFunc("/{tenant}/.well-known/openid-configuration", s.getOnly(s.handleOpenIDConfiguration(v1)))
+	m.HandleFunc("/{tenant}/discovery/v2.0/keys", s.getOnly(s.handleKeys))
+	m.HandleFunc("/{tenant}/discovery/keys", s.getOnly(s.handleKeys))
+	m.HandleFunc("/common/discovery/instance", s.getOnly(s.handleInstanceDiscovery))
 	// The token endpoints take every method so that a GET gets Entra's
 	// AADSTS900561 rather than the mux's plain 405.
 	m.HandleFunc("/{tenant}/oauth2/v2.0/token", s.handleToken(v2))
@@ -165,6 +167,7 @@ func (s *Service) routes() {
 	// ManagedIdentityCredential uses through IDENTITY_ENDPOINT). It takes
 	// every method so that others get its own 405.
 	m.HandleFunc("/{tenant}/msi/token", s.handleManagedIdentity)
+	m.HandleFunc("/", s.handleNotFound)
 	s.mux = m
 }
 
