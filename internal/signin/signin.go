@@ -17,10 +17,15 @@ import (
 	"context"
 	"crypto/subtle"
 	"html/template"
+	"io/fs"
 	"log/slog"
+	"mime"
 	"net/http"
+	"path"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tenantbridge/tenantbridge/internal/audit"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
@@ -74,7 +79,7 @@ type Handler struct {
 	now      func() time.Time
 	pages    map[string]*template.Template
 	formPost *template.Template
-	static   http.Handler
+	static   fs.FS // web/static, served under /_signin/static/
 }
 
 // Cookie names.
@@ -106,7 +111,7 @@ func New(cfg Config) *Handler {
 		h.pages[p] = template.Must(template.ParseFS(tfs, "layout.html", p+".html"))
 	}
 	h.formPost = template.Must(template.ParseFS(tfs, "formpost.html"))
-	h.static = http.StripPrefix("/_signin/static/", http.FileServerFS(web.Static()))
+	h.static = web.Static()
 	return h
 }
 
@@ -142,13 +147,8 @@ func splitTenant(path string) (tenant, rest string, ok bool) {
 // ServeHTTP routes a request of the sign-in surface.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w)
-	if strings.HasPrefix(r.URL.Path, "/_signin/static/") {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		h.static.ServeHTTP(w, r)
+	if name, ok := strings.CutPrefix(r.URL.Path, "/_signin/static/"); ok {
+		h.serveStatic(w, r, name)
 		return
 	}
 	if r.URL.Path == "/common/oauth2/deviceauth" {
@@ -178,6 +178,41 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// serveStatic serves one of the pages' static files (a stylesheet). It is
+// not http.FileServer on purpose: that answers a name the file system
+// refuses (invalid UTF-8, "%ff") with a text/plain 500, a missing file with
+// a text/plain 404, and a bad Range header with a 416; here every refusal
+// is the sign-in surface's own error page, and a name that is not a file
+// is a 404, never a 500. The files are small and embedded, so there are no
+// ranges, no directory listings and no modification times to honour.
+func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request, name string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		h.errorPage(w, r, http.StatusMethodNotAllowed, codeInvalidRequest, "The request method is not supported by this endpoint.")
+		return
+	}
+	var data []byte
+	err := fs.ErrNotExist
+	if utf8.ValidString(name) && fs.ValidPath(name) && name != "." {
+		data, err = fs.ReadFile(h.static, name) // a directory is an error too
+	}
+	if err != nil {
+		h.errorPage(w, r, http.StatusNotFound, codeInvalidRequest, "The requested page was not found.")
+		return
+	}
+	ct := mime.TypeByExtension(path.Ext(name))
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write(data)
 }
 
 // securityHeaders forbid framing (clickjacking), caching and referrers on
