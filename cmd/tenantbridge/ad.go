@@ -133,7 +133,7 @@ func (c *cli) adAppCreate(sess sessionFunc) *cobra.Command {
 		}), appFields)
 	cmd.Flags().StringVar(&displayName, "display-name", "", "display name (required)")
 	cmd.Flags().StringVar(&audience, "sign-in-audience", "AzureADMyOrg", "AzureADMyOrg (this tenant only) or AzureADMultipleOrgs (any tenant that provisions it)")
-	cmd.Flags().StringSliceVar(&uris, "identifier-uris", nil, "application ID URIs, e.g. api://contoso-api")
+	cmd.Flags().StringSliceVar(&uris, "identifier-uris", nil, "application ID URIs, e.g. api://contoso.onmicrosoft.com/orders (Entra's formats: api://{appId}, api://{tenantId}/name, https://{tenant}.onmicrosoft.com/name)")
 	cmd.Flags().StringVar(&description, "description", "", "description")
 	_ = cmd.MarkFlagRequired("display-name")
 	return cmd

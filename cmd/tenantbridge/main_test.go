@@ -242,7 +242,7 @@ func TestAdCommands(t *testing.T) {
 
 	// Applications.
 	var app azclient.Application
-	okJSON(t, dir, &app, "ad", "app", "create", "--display-name", "Contoso API", "--identifier-uris", "api://contoso-api")
+	okJSON(t, dir, &app, "ad", "app", "create", "--display-name", "Contoso API", "--identifier-uris", "api://contoso.onmicrosoft.com/contoso-api")
 	if app.AppID == "" || app.ID == "" || app.DisplayName != "Contoso API" || app.SignInAudience != "AzureADMyOrg" {
 		t.Fatalf("ad app create: %+v", app)
 	}

@@ -150,7 +150,7 @@ func TestGraph(t *testing.T) {
 	ten, g := e.tenant(t, "contoso")
 
 	app, err := g.CreateApplication(ctx, azclient.Application{DisplayName: "Contoso API", SignInAudience: "AzureADMultipleOrgs",
-		IdentifierURIs: []string{"api://contoso-api"}})
+		IdentifierURIs: []string{"api://contoso.onmicrosoft.com/contoso-api"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func (s *Service) CreateApplication(ctx context.Context, tenantID string, app Ap
 	if app.SignInAudience == "" {
 		app.SignInAudience = AudienceMyOrg
 	}
-	if err := validateApplication(&app); err != nil {
+	if err := s.validateApplication(&app, t, nil); err != nil {
 		return nil, err
 	}
 	if err := create(ctx, s.st, tenantID, &app); err != nil {
@@ -66,8 +66,14 @@ func identifierConflict(err error) error {
 	return err
 }
 
-// validateApplication applies Entra's rules to the editable properties.
-func validateApplication(a *Application) error {
+// validateApplication applies Entra's rules to the editable properties of
+// an application whose home tenant is owner. Identifier URIs are checked
+// when they are new (not in before): Entra validates "new applications or
+// when an existing application updates identifier URIs or adds a new one"
+// (https://learn.microsoft.com/entra/identity-platform/reference-breaking-changes,
+// "AppId Uri in single tenant applications will require use of default
+// scheme or verified domains"), so an old value does not block other edits.
+func (s *Service) validateApplication(a *Application, owner store.Tenant, before []string) error {
 	a.DisplayName = strings.TrimSpace(a.DisplayName)
 	if a.DisplayName == "" {
 		return invalidf("Property 'displayName' is required.")
@@ -78,13 +84,21 @@ func validateApplication(a *Application) error {
 	if a.SignInAudience != AudienceMyOrg && a.SignInAudience != AudienceMultipleOrgs {
 		return invalidf("Property 'signInAudience' must be %s or %s.", AudienceMyOrg, AudienceMultipleOrgs)
 	}
+	if len(a.IdentifierURIs) > maxIdentifierURIs {
+		return invalidf("An application may have at most %d identifierUris.", maxIdentifierURIs)
+	}
 	for _, u := range a.IdentifierURIs {
-		p, err := url.Parse(u)
-		if err != nil || p.Scheme == "" || (p.Host == "" && p.Opaque == "") || p.Fragment != "" || strings.Contains(u, "*") || len(u) > 255 {
-			return invalidf("Values of identifierUris property must be absolute URIs without wildcards or fragments: %q.", u)
+		if slices.Contains(before, u) {
+			continue
+		}
+		if err := CheckIdentifierURI(u, owner, a.AppID, s.reservedHosts); err != nil {
+			return err
 		}
 	}
-	if dup := duplicate(a.IdentifierURIs, strings.ToLower); dup != "" {
+	// A trailing slash does not make another resource name: token
+	// requests find "https://x/y" and "https://x/y/" alike, so one
+	// application may not hold both.
+	if dup := duplicate(a.IdentifierURIs, func(u string) string { return strings.ToLower(strings.TrimRight(u, "/")) }); dup != "" {
 		return invalidf("identifierUris contains %q twice.", dup)
 	}
 	roleIDs, values := map[string]bool{}, map[string]bool{}
@@ -141,23 +155,18 @@ func validateApplication(a *Application) error {
 	if v := a.AccessTokenAcceptedVersion; v != nil && *v != 1 && *v != 2 {
 		return invalidf("Property 'requestedAccessTokenVersion' must be 1 or 2.")
 	}
-	for _, u := range append(slices.Clone(a.WebRedirectURIs), a.PublicClientRedirectURIs...) {
-		if err := checkRedirectURI(u); err != nil {
+	if len(a.WebRedirectURIs)+len(a.PublicClientRedirectURIs) > maxRedirectURIs {
+		return invalidf("An application may have at most %d redirect URIs.", maxRedirectURIs)
+	}
+	for _, u := range a.WebRedirectURIs {
+		if err := CheckRedirectURI(u, false); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// checkRedirectURI accepts what Entra accepts: https anywhere, http only for
-// the loopback host, and custom schemes for native clients.
-func checkRedirectURI(u string) error {
-	p, err := url.Parse(u)
-	if err != nil || p.Scheme == "" || p.Fragment != "" || len(u) > 256 {
-		return invalidf("Redirect URI %q is not a valid absolute URI.", u)
-	}
-	if p.Scheme == "http" && p.Hostname() != "localhost" && p.Hostname() != "127.0.0.1" && p.Hostname() != "::1" {
-		return invalidf("Redirect URI %q must use https unless its host is localhost.", u)
+	for _, u := range a.PublicClientRedirectURIs {
+		if err := CheckRedirectURI(u, true); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -209,13 +218,17 @@ func (s *Service) ListApplications(ctx context.Context, tenantID string, q Query
 func (s *Service) UpdateApplication(ctx context.Context, tenantID, id string, mutate func(*Application) error) (*Application, error) {
 	var out *Application
 	err := s.inTx(ctx, func(tx *Service) error {
+		owner, err := tx.st.GetTenant(ctx, tenantID)
+		if err != nil {
+			return err
+		}
 		app, err := update[Application](ctx, tx.st, tenantID, store.KindApplication, id, func(a *Application) error {
 			keep := *a
 			if err := mutate(a); err != nil {
 				return err
 			}
 			a.ID, a.AppID, a.TenantID, a.PublisherDomain, a.CreatedDateTime = keep.ID, keep.AppID, keep.TenantID, keep.PublisherDomain, keep.CreatedDateTime
-			return validateApplication(a)
+			return tx.validateApplication(a, owner, keep.IdentifierURIs)
 		})
 		if err != nil {
 			return identifierConflict(err)

@@ -813,7 +813,19 @@ func (s *Service) grantConsent(ctx context.Context, req ConsentRequest) (*Servic
 		if g, ok := byApp[appID]; ok {
 			return g, nil
 		}
-		sp, err := s.ensureResourceSP(ctx, req.TenantID, appID)
+		var sp *ServicePrincipal
+		var err error
+		if strings.EqualFold(appID, app.AppID) {
+			// The client asks for its own API's scopes (api://{its appId}/…):
+			// consenting provisions its service principal, which is also the
+			// resource, as in Entra.
+			sp, err = s.ServicePrincipalByAppID(ctx, req.TenantID, app.AppID)
+			if errors.Is(err, ErrNotFound) {
+				sp, err = s.createServicePrincipal(ctx, req.TenantID, app)
+			}
+		} else {
+			sp, err = s.ensureResourceSP(ctx, req.TenantID, appID)
+		}
 		if err != nil {
 			return nil, err
 		}

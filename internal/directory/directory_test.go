@@ -139,8 +139,14 @@ func TestApplicationValidation(t *testing.T) {
 		"no name":          {},
 		"audience":         {DisplayName: "a", SignInAudience: "PersonalMicrosoftAccount"},
 		"relative uri":     {DisplayName: "a", IdentifierURIs: []string{"not-a-uri"}},
-		"wildcard uri":     {DisplayName: "a", IdentifierURIs: []string{"api://x/*"}},
-		"dup uri":          {DisplayName: "a", IdentifierURIs: []string{"api://x", "API://X"}},
+		"wildcard uri":     {DisplayName: "a", IdentifierURIs: []string{"api://fabrikam.onmicrosoft.com/*"}},
+		"dup uri":          {DisplayName: "a", IdentifierURIs: []string{"api://fabrikam.onmicrosoft.com/x", "API://FABRIKAM.onmicrosoft.com/X"}},
+		"slash dup uri":    {DisplayName: "a", IdentifierURIs: []string{"https://fabrikam.onmicrosoft.com/x", "https://fabrikam.onmicrosoft.com/x/"}},
+		"foreign uri":      {DisplayName: "a", IdentifierURIs: []string{"api://orders"}},
+		"graph uri":        {DisplayName: "a", IdentifierURIs: []string{"https://graph.microsoft.com/"}},
+		"js redirect":      {DisplayName: "a", WebRedirectURIs: []string{"javascript:alert(1)"}},
+		"data redirect":    {DisplayName: "a", PublicClientRedirectURIs: []string{"data:text/html,x"}},
+		"custom web":       {DisplayName: "a", WebRedirectURIs: []string{"myapp://auth"}},
 		"role id":          {DisplayName: "a", AppRoles: []directory.AppRole{{ID: "nope", AllowedMemberTypes: []string{"Application"}, Value: "r"}}},
 		"role member type": {DisplayName: "a", AppRoles: []directory.AppRole{{ID: "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30", AllowedMemberTypes: []string{"Robot"}, Value: "r"}}},
 		"role value space": {DisplayName: "a", AppRoles: []directory.AppRole{{ID: "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30", AllowedMemberTypes: []string{"User"}, Value: "r r"}}},
@@ -156,15 +162,15 @@ func TestApplicationValidation(t *testing.T) {
 			}
 		})
 	}
-	ok, err := d.CreateApplication(ctx, tid, directory.Application{DisplayName: "api", IdentifierURIs: []string{"api://orders"},
-		WebRedirectURIs: []string{"https://app.example/cb", "http://localhost:5000/cb"}})
+	ok, err := d.CreateApplication(ctx, tid, directory.Application{DisplayName: "api", IdentifierURIs: []string{"api://fabrikam.onmicrosoft.com/orders"},
+		WebRedirectURIs: []string{"https://app.example/cb", "http://localhost:5000/cb"}, PublicClientRedirectURIs: []string{"msalapp://auth"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ok.SignInAudience != directory.AudienceMyOrg || ok.PublisherDomain != "fabrikam.onmicrosoft.com" || ok.AppID == "" {
 		t.Fatalf("defaults: %+v", ok)
 	}
-	if _, err := d.CreateApplication(ctx, tid, directory.Application{DisplayName: "other", IdentifierURIs: []string{"API://orders"}}); !errors.Is(err, directory.ErrConflict) {
+	if _, err := d.CreateApplication(ctx, tid, directory.Application{DisplayName: "other", IdentifierURIs: []string{"API://Fabrikam.onmicrosoft.com/orders"}}); !errors.Is(err, directory.ErrConflict) {
 		t.Fatalf("identifier URI reuse: %v", err)
 	}
 }
@@ -184,7 +190,7 @@ func TestMultiTenantServicePrincipals(t *testing.T) {
 			t.Fatal("a single-tenant app's service principal was created in another tenant")
 		}
 		multi, err := d.CreateApplication(ctx, provider, directory.Application{DisplayName: "saas", SignInAudience: directory.AudienceMultipleOrgs,
-			IdentifierURIs: []string{"api://saas"},
+			IdentifierURIs: []string{"api://provider.onmicrosoft.com/saas"},
 			AppRoles:       []directory.AppRole{{ID: "2a7d6f1c-7e3b-4b8e-9a35-1c7e2f0d9b11", AllowedMemberTypes: []string{"Application"}, Value: "Orders.Read", IsEnabled: true}}})
 		if err != nil {
 			t.Fatal(err)
@@ -205,18 +211,18 @@ func TestMultiTenantServicePrincipals(t *testing.T) {
 		}
 		// Changing the application reaches its service principal in every tenant.
 		_, err = d.UpdateApplication(ctx, provider, multi.ID, func(a *directory.Application) error {
-			a.IdentifierURIs = []string{"api://saas-v2"}
+			a.IdentifierURIs = []string{"api://provider.onmicrosoft.com/saas-v2"}
 			a.AppRoles[0].Value = "Orders.ReadAll"
 			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := d.ServicePrincipalByName(ctx, customer, "api://saas-v2")
+		got, err := d.ServicePrincipalByName(ctx, customer, "api://provider.onmicrosoft.com/saas-v2")
 		if err != nil || got.ID != foreign.ID {
 			t.Fatalf("customer sp by new uri: %v, %v", got, err)
 		}
-		if _, err := d.ServicePrincipalByName(ctx, customer, "api://saas"); !errors.Is(err, directory.ErrNotFound) {
+		if _, err := d.ServicePrincipalByName(ctx, customer, "api://provider.onmicrosoft.com/saas"); !errors.Is(err, directory.ErrNotFound) {
 			t.Fatalf("old uri still resolves: %v", err)
 		}
 		if got.AppRoles[0].Value != "Orders.ReadAll" {

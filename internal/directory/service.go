@@ -32,8 +32,12 @@ var (
 
 // InvalidError is a request the directory refuses because of what it asks
 // for: a missing field, a malformed value, a limit. Its message is safe to
-// show to the caller.
-type InvalidError struct{ Msg string }
+// show to the caller. Code, when set, is the error code Graph answers with
+// (e.g. HostNameNotOnVerifiedDomain); empty means Request_BadRequest.
+type InvalidError struct {
+	Code string
+	Msg  string
+}
 
 func (e *InvalidError) Error() string { return e.Msg }
 
@@ -77,6 +81,16 @@ func IsInvalid(err error) (string, bool) {
 	return "", false
 }
 
+// InvalidCode returns the Graph error code of an InvalidError that names
+// one, or "".
+func InvalidCode(err error) string {
+	var ie *InvalidError
+	if errors.As(err, &ie) {
+		return ie.Code
+	}
+	return ""
+}
+
 // Service is the directory. It is safe for concurrent use.
 type Service struct {
 	st      store.Store
@@ -85,10 +99,19 @@ type Service struct {
 	kek     []byte       // seals TOTP secrets
 	now     func() time.Time
 	hashing *hashLimiter // bounds concurrent password hashing (secrets.go)
+	// reservedHosts names the hosts the server serves besides Azure's
+	// own (its custom domain's), which no identifier URI may use.
+	reservedHosts func(host string) bool
 }
 
 // Option configures a Service.
 type Option func(*Service)
+
+// WithReservedHosts names further hosts no application may use in an
+// identifier URI: the server's own, under its custom domain.
+func WithReservedHosts(reserved func(host string) bool) Option {
+	return func(s *Service) { s.reservedHosts = reserved }
+}
 
 // WithClock replaces time.Now, for tests of expiry.
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }

@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -125,28 +126,99 @@ func (s *Service) ServicePrincipalByAppID(ctx context.Context, tenantID, appID s
 // application's identifier URIs). A trailing slash is not significant, so
 // "https://management.azure.com" finds ARM as its registered
 // "https://management.azure.com/" does.
+//
+// A resource name grants whatever a token for it grants, so the answer is
+// exactly one principal or none, never a guess:
+//   - a name that two principals answer to (one with, one without the
+//     slash) is ErrAmbiguousResource;
+//   - a name counts only if the principal's application may own it: a
+//     first-party name (Graph, ARM, Key Vault, Service Bus, the token
+//     exchange audience) only for Microsoft's own application, any other
+//     identifier URI only if it follows Entra's rules for the application's
+//     home tenant (CheckIdentifierURI). A name registered before those
+//     rules, or written around them, resolves to nothing.
 func (s *Service) ServicePrincipalByName(ctx context.Context, tenantID, name string) (*ServicePrincipal, error) {
-	if name == "" {
+	if name == "" || len(name) > 2*maxIdentifierURILength {
 		return nil, ErrNotFound
 	}
 	return cached(s, lookupKey{"spByName", tenantID, strings.ToLower(name)}, func() (*ServicePrincipal, error) {
+		if _, err := uuid.Parse(name); err == nil && len(name) == 36 {
+			return s.ServicePrincipalByAppID(ctx, tenantID, name)
+		}
 		candidates := []string{name}
-		if strings.HasSuffix(name, "/") {
-			candidates = append(candidates, strings.TrimRight(name, "/"))
+		if trimmed := strings.TrimSuffix(name, "/"); trimmed != name {
+			candidates = append(candidates, trimmed)
 		} else {
 			candidates = append(candidates, name+"/")
 		}
+		var found *ServicePrincipal
 		for _, n := range candidates {
-			sps, err := list[ServicePrincipal](ctx, s.st, store.ObjectQuery{TenantID: tenantID, Kind: store.KindServicePrincipal, Name: n, Limit: 1})
+			sps, err := list[ServicePrincipal](ctx, s.st, store.ObjectQuery{TenantID: tenantID, Kind: store.KindServicePrincipal, Name: n, Limit: 2})
 			if err != nil {
 				return nil, err
 			}
-			if len(sps) == 1 {
-				return sps[0], nil
+			for _, sp := range sps {
+				ok, err := s.answersTo(ctx, sp, n)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					continue
+				}
+				if found != nil && found.ID != sp.ID {
+					return nil, fmt.Errorf("%w: %q names more than one service principal in tenant %s", ErrAmbiguousResource, name, tenantID)
+				}
+				found = sp
 			}
 		}
-		return nil, ErrNotFound
+		if found == nil {
+			return nil, ErrNotFound
+		}
+		return found, nil
 	})
+}
+
+// ErrAmbiguousResource is a resource name that more than one service
+// principal answers to. It is an ErrNotFound: callers refuse it as they
+// refuse an unknown resource (AADSTS500011).
+var ErrAmbiguousResource = fmt.Errorf("directory: ambiguous resource name: %w", ErrNotFound)
+
+// answersTo reports whether sp may be found by name, one of its
+// servicePrincipalNames (compared without case): its own appId, a
+// first-party name of Microsoft's own application, or an identifier URI
+// its application's home tenant may own under Entra's rules.
+func (s *Service) answersTo(ctx context.Context, sp *ServicePrincipal, name string) (bool, error) {
+	if strings.EqualFold(name, sp.AppID) {
+		return true, nil
+	}
+	if sp.IsManagedIdentity() {
+		return false, nil // a managed identity is no resource
+	}
+	if owner := firstPartyURIOwner(name); owner != "" {
+		return strings.EqualFold(owner, sp.AppID) && strings.EqualFold(sp.AppOwnerOrganizationID, MicrosoftTenantID), nil
+	}
+	if isFirstPartyApp(sp.AppID) {
+		return false, nil // Microsoft's applications answer to their own names only
+	}
+	home, err := s.Tenant(ctx, sp.AppOwnerOrganizationID)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return CheckIdentifierURI(name, home, sp.AppID, s.reservedHosts) == nil, nil
+}
+
+// isFirstPartyApp reports whether appID is one of Microsoft's first-party
+// applications.
+func isFirstPartyApp(appID string) bool {
+	for _, a := range firstPartyApps() {
+		if strings.EqualFold(a.AppID, appID) {
+			return true
+		}
+	}
+	return false
 }
 
 // ListServicePrincipals lists the tenant's service principals.

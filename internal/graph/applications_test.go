@@ -46,7 +46,7 @@ func TestApplicationLifecycle(t *testing.T) {
 			"@odata.type":    "#microsoft.graph.application",
 			"displayName":    "orders",
 			"signInAudience": "AzureADMultipleOrgs",
-			"identifierUris": []string{"api://orders.contoso.test"},
+			"identifierUris": []string{"api://contoso.onmicrosoft.com/orders"},
 			"appRoles": []map[string]any{{"id": roleID, "value": "Orders.Read", "displayName": "Read orders",
 				"description": "Read orders.", "allowedMemberTypes": []string{"Application"}}},
 			"api":                    map[string]any{"requestedAccessTokenVersion": 2},
@@ -102,7 +102,7 @@ func TestApplicationLifecycle(t *testing.T) {
 		}
 		e.call(tok, "PATCH", "/v1.0/applications/"+id, map[string]any{"appId": uuid.NewString()}).expect(t, 400, "Request_BadRequest")
 		// A second application may not claim the same identifier URI.
-		dup := e.call(tok, "POST", "/v1.0/applications", map[string]any{"displayName": "dup", "identifierUris": []string{"api://orders.contoso.test"}}).expect(t, 400, "Request_BadRequest")
+		dup := e.call(tok, "POST", "/v1.0/applications", map[string]any{"displayName": "dup", "identifierUris": []string{"api://contoso.onmicrosoft.com/orders"}}).expect(t, 400, "Request_BadRequest")
 		if dup.errorMessage() != "Another object with the same value for property identifierUris already exists." {
 			t.Errorf("duplicate message %q", dup.errorMessage())
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -224,4 +225,83 @@ func holds(c token.Claims, permission string) bool {
 		return c.HasScope(permission)
 	}
 	return c.HasRole(permission)
+}
+
+// A delegated token acts for a signed-in user, so it can do no more than
+// that user could: Graph "evaluates delegated permissions together with the
+// signed-in user's privileges; the app can't do more than the user"
+// (https://learn.microsoft.com/graph/permissions-overview, "Delegated
+// permissions"; https://learn.microsoft.com/entra/identity-platform/permissions-consent-overview,
+// "the effective permissions ... are the intersection of the delegated
+// permissions the app has been granted and the privileges of the currently
+// signed-in user"). userCeiling is the most a user may do at an endpoint,
+// from the user's directory roles
+// (https://learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference)
+// and Entra's default user permissions for members
+// (https://learn.microsoft.com/entra/fundamentals/users-default-permissions):
+//
+//   - Global Administrator: everything;
+//   - Global Reader: every read, no write;
+//   - Application Administrator and Cloud Application Administrator:
+//     every read; applications and service principals, their app role
+//     assignments and delegated permission grants;
+//   - Privileged Role Administrator: every read; app role assignments and
+//     delegated permission grants; applications and service principals as
+//     a member;
+//   - a member without a role: every read; applications and service
+//     principals the user owns (members may register applications and
+//     manage those they own); nothing else.
+//
+// Owned-only access exists only where the handlers check ownership
+// (applications and service principals); everywhere else the ceiling is
+// full or denied.
+func userCeiling(roles []string, kind resourceKind, v verb) access {
+	has := func(r string) bool { return slices.Contains(roles, r) }
+	if has(directory.RoleGlobalAdministrator) {
+		return full
+	}
+	if v == read {
+		return full
+	}
+	appAdmin := has(directory.RoleApplicationAdministrator) || has(directory.RoleCloudApplicationAdministrator)
+	switch kind {
+	case kindApplications, kindServicePrincipals:
+		if appAdmin {
+			return full
+		}
+		if has(directory.RoleGlobalReader) {
+			return denied
+		}
+		return ownedOnly
+	case kindAppRoleAssignments, kindOAuth2PermissionGrants:
+		if appAdmin || has(directory.RolePrivilegedRoleAdministrator) {
+			return full
+		}
+	}
+	return denied
+}
+
+// capByUser lowers the access a delegated token's scopes give to what its
+// signed-in user may do. An app-only token is returned unchanged. A user
+// token whose user is not (or no longer) an enabled user of the tenant is
+// denied.
+func (h *Handler) capByUser(ctx context.Context, c caller, kind resourceKind, v verb, scoped access) (access, error) {
+	if c.claims.IsAppOnly() || scoped == denied {
+		return scoped, nil
+	}
+	u, err := h.dir.GetUser(ctx, c.tenantID, c.objectID)
+	if errors.Is(err, directory.ErrNotFound) {
+		return denied, nil
+	}
+	if err != nil {
+		return denied, err
+	}
+	if !u.AccountEnabled {
+		return denied, nil
+	}
+	roles, err := h.dir.DirectoryRolesOf(ctx, c.tenantID, u.ID)
+	if err != nil {
+		return denied, err
+	}
+	return min(scoped, userCeiling(roles, kind, v)), nil
 }

@@ -99,7 +99,11 @@ func toGraphError(err error, id string) *graphError {
 		return ge
 	}
 	if msg, ok := directory.IsInvalid(err); ok {
-		return badRequest("%s", msg)
+		e := badRequest("%s", msg)
+		if code := directory.InvalidCode(err); code != "" {
+			e.code = code
+		}
+		return e
 	}
 	switch {
 	case errors.Is(err, directory.ErrNotFound):

@@ -263,9 +263,11 @@ func (h *Handler) endpoint(rt route) http.Handler {
 		rd, _ := r.Context().Value(routedKey{}).(routed)
 		rq := &request{w: w, r: r, ctx: r.Context(), caller: c, action: rt.action, path: rd.path,
 			originalPath: rd.original, target: r.PathValue("id")}
-		rq.access = decide(c.claims, rt.kind, rt.verb)
 		var err error
-		if rq.access == denied {
+		rq.access, err = h.capByUser(r.Context(), c, rt.kind, rt.verb, decide(c.claims, rt.kind, rt.verb))
+		if err != nil {
+			rq.access = denied
+		} else if rq.access == denied {
 			err = errDenied
 		} else {
 			err = rt.serve(rq)

@@ -23,7 +23,7 @@ func TestServicePrincipalLifecycle(t *testing.T) {
 		tok := e.adminToken(e.contoso)
 		roleID := uuid.NewString()
 		app := e.call(tok, "POST", "/v1.0/applications", map[string]any{"displayName": "api",
-			"identifierUris": []string{"api://api.contoso.test"},
+			"identifierUris": []string{"api://contoso.onmicrosoft.com/api"},
 			"appRoles": []map[string]any{{"id": roleID, "value": "Data.Read", "allowedMemberTypes": []string{"Application"},
 				"displayName": "Read", "description": "Read."}}}).expect(t, 201)
 		appID := app.str("appId")

@@ -29,7 +29,7 @@ type appTokenRequest struct {
 // version the resource accepts.
 func (s *Service) issueAppToken(ctx context.Context, r appTokenRequest) (*issuedToken, *Error) {
 	name := r.resourceName
-	if target, ok := s.aliases[strings.ToLower(strings.TrimRight(name, "/"))]; ok {
+	if target, ok := s.aliases[strings.ToLower(strings.TrimSuffix(name, "/"))]; ok {
 		name = target
 	}
 	resource, err := s.dir.ServicePrincipalByName(ctx, r.tenant.ID, name)

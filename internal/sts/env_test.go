@@ -51,7 +51,7 @@ type env struct {
 	ordersSP          *directory.ServicePrincipal
 }
 
-const ordersURI = "api://orders.fabrikam.test"
+const ordersURI = "api://fabrikam.onmicrosoft.com/orders"
 
 func newEnv(t testing.TB, st store.Store) *env {
 	t.Helper()

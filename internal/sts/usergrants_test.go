@@ -283,7 +283,7 @@ func TestOnBehalfOf(t *testing.T) {
 	e := newEnv(t, storetest.SQLite(t))
 	f := e.signedInUser(t)
 	mid, err := e.dir.CreateApplication(e.ctx, e.fabrikam.ID, directory.Application{DisplayName: "midtier",
-		IdentifierURIs: []string{"api://midtier.fabrikam.test"},
+		IdentifierURIs: []string{"api://fabrikam.onmicrosoft.com/midtier"},
 		OAuth2PermissionScopes: []directory.PermissionScope{{ID: "7b8a3f10-4c6e-4b8e-9d2a-1f0e6c5b4a39", Value: "access_as_user", Type: "User",
 			AdminConsentDisplayName: "Access the API", UserConsentDisplayName: "Access the API", IsEnabled: true}}})
 	must(t, err)
@@ -303,7 +303,7 @@ func TestOnBehalfOf(t *testing.T) {
 	}
 	resp, doc := e.post(e.tokenURL(e.fabrikam.ID, true), url.Values{"grant_type": {"authorization_code"}, "client_id": {e.provider.AppID},
 		"client_secret": {e.providerSecret}, "redirect_uri": {f.redirect},
-		"code": {e.code(t, f.codeFor(e, "api://midtier.fabrikam.test/access_as_user"))}}, nil)
+		"code": {e.code(t, f.codeFor(e, "api://fabrikam.onmicrosoft.com/midtier/access_as_user"))}}, nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("user token for the middle tier: %d %v", resp.StatusCode, doc)
 	}

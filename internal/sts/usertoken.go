@@ -149,7 +149,7 @@ func (s *Service) issueUserTokens(ctx context.Context, req *tokenRequest, c *cli
 		}
 	}
 	resourceName := us.resource
-	if target, ok := s.aliases[strings.ToLower(strings.TrimRight(resourceName, "/"))]; ok {
+	if target, ok := s.aliases[strings.ToLower(strings.TrimSuffix(resourceName, "/"))]; ok {
 		resourceName = target
 	}
 	resource, err := s.dir.ServicePrincipalByName(ctx, u.tenantID, resourceName)

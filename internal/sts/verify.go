@@ -49,9 +49,10 @@ func NewVerifier(keys token.KeyLookup, dir *directory.Service, isLoginHost func(
 }
 
 // Verify checks raw and returns its claims if it is valid for one of the
-// audiences (compared case-insensitively, a trailing slash ignored, since
+// audiences (compared case-insensitively, one trailing slash ignored, since
 // clients ask for "https://management.azure.com" and
-// "https://management.azure.com/" alike). With no audiences it accepts none.
+// "https://management.azure.com/" alike; see audienceMatches). With no
+// audiences it accepts none.
 func (v *Verifier) Verify(ctx context.Context, raw string, audiences ...string) (token.Claims, error) {
 	c, err := v.verified.Verify(v.keys, raw, v.now())
 	if err != nil {
@@ -183,15 +184,21 @@ func (v *Verifier) trustedIssuer(iss, tid, ver string) bool {
 	return false
 }
 
-// audienceMatches compares an aud claim with the accepted audiences.
+// audienceMatches compares an aud claim with the accepted audiences:
+// equal without regard to case, or differing by one trailing slash
+// ("https://management.azure.com" and "https://management.azure.com/" are
+// both ARM, as in Entra). Nothing else is normalised: "https://x//" is not
+// "https://x", so a name that differs from a resource's own by any other
+// spelling never passes for it.
 func audienceMatches(aud string, audiences []string) bool {
-	norm := func(s string) string { return strings.ToLower(strings.TrimRight(s, "/")) }
-	a := norm(aud)
-	if a == "" {
+	if aud == "" {
 		return false
 	}
 	for _, want := range audiences {
-		if norm(want) == a {
+		if want == "" {
+			continue
+		}
+		if strings.EqualFold(aud, want) || strings.EqualFold(aud, want+"/") || strings.EqualFold(aud+"/", want) {
 			return true
 		}
 	}

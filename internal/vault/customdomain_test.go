@@ -48,9 +48,9 @@ func TestCustomDomainAudience(t *testing.T) {
 
 	const vaultURL = "https://domvault.vault.contoso.test"
 	// https://vault.contoso.test is the server's alias of Key Vault (its
-	// custom domain); https://vault.fabrikam.test is some other
+	// custom domain); https://contoso.onmicrosoft.com/vault is some other
 	// application's resource.
-	e.resourceApp(t, tid, "https://vault.fabrikam.test")
+	e.resourceApp(t, tid, "https://contoso.onmicrosoft.com/vault")
 
 	// The unmodified azsecrets client follows the challenge to the custom
 	// domain's resource, gets a token for it, and reads.
@@ -96,7 +96,7 @@ func TestCustomDomainAudience(t *testing.T) {
 		t.Errorf("Key Vault token: %d %s", status, body)
 	}
 	// Another domain's vault resource, and another resource: 401 with the challenge.
-	for _, scope := range []string{"https://vault.fabrikam.test/.default", "https://graph.microsoft.com/.default"} {
+	for _, scope := range []string{"https://contoso.onmicrosoft.com/vault/.default", "https://graph.microsoft.com/.default"} {
 		status, hdr, body := read(token(scope))
 		if status != http.StatusUnauthorized || hdr.Get("WWW-Authenticate") != want || !strings.Contains(body, "AKV10022") {
 			t.Errorf("token for %s: %d %q %s, want 401 AKV10022 with %q", scope, status, hdr.Get("WWW-Authenticate"), body, want)
