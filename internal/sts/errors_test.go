@@ -100,7 +100,7 @@ func TestTokenErrors(t *testing.T) {
 			status: 400, oauth: "invalid_request", code: 50059, audited: true},
 		{name: "no grant_type", form: url.Values{"client_id": {pid}, "client_secret": {psecret}, "scope": {graphScope}},
 			status: 400, oauth: "invalid_request", code: 900144, audited: true},
-		{name: "unsupported grant", form: url.Values{"grant_type": {"password"}, "client_id": {pid}, "username": {"u"}, "password": {"p"}},
+		{name: "unsupported grant", form: url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:saml1_1-bearer"}, "client_id": {pid}, "assertion": {"a"}},
 			status: 400, oauth: "unsupported_grant_type", code: 70003, audited: true},
 		{name: "no client_id", form: cc("client_secret", psecret, "scope", graphScope),
 			status: 400, oauth: "invalid_request", code: 900144, audited: true},

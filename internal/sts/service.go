@@ -139,6 +139,7 @@ func New(cfg Config) *Service {
 	s.grants[grantTypeJWTBearer] = onBehalfOfGrant{s}
 	s.grants[grantTypeDeviceCode] = deviceCodeGrant{s}
 	s.grants[grantTypeDeviceCodeV1] = deviceCodeGrant{s}
+	s.grants[grantTypePassword] = passwordGrant{s}
 	s.clientAuth = []clientAuthMethod{
 		secretPost{},
 		secretBasic{},
@@ -157,6 +158,7 @@ func (s *Service) routes() {
 	m.HandleFunc("/{tenant}/discovery/v2.0/keys", s.getOnly(s.handleKeys))
 	m.HandleFunc("/{tenant}/discovery/keys", s.getOnly(s.handleKeys))
 	m.HandleFunc("/common/discovery/instance", s.getOnly(s.handleInstanceDiscovery))
+	m.HandleFunc("/common/UserRealm/{name}", s.getOnly(s.handleUserRealm)) // MSAL asks before a password grant
 	// The token endpoints take every method so that a GET gets Entra's
 	// AADSTS900561 rather than the mux's plain 405.
 	m.HandleFunc("/{tenant}/oauth2/v2.0/token", s.handleToken(v2))
