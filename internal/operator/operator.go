@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -133,12 +132,10 @@ func New(cfg Config) *API {
 	m.HandleFunc("GET /_operator/v1/audit", a.listAudit)
 	m.HandleFunc("GET /_operator/v1/stats", a.stats)
 	// Go's profiler, behind the operator key: how an operator finds out
-	// where a loaded server spends its time.
-	m.HandleFunc("GET /_operator/v1/debug/pprof/profile", pprof.Profile)
-	m.HandleFunc("GET /_operator/v1/debug/pprof/trace", pprof.Trace)
-	m.HandleFunc("GET /_operator/v1/debug/pprof/{name}", func(w http.ResponseWriter, r *http.Request) {
-		pprof.Handler(r.PathValue("name")).ServeHTTP(w, r) // heap, goroutine, allocs, …
-	})
+	// where a loaded server spends its time (pprof.go).
+	m.HandleFunc("GET /_operator/v1/debug/pprof/profile", a.cpuProfile)
+	m.HandleFunc("GET /_operator/v1/debug/pprof/trace", a.trace)
+	m.HandleFunc("GET /_operator/v1/debug/pprof/{name}", a.namedProfile) // heap, goroutine, allocs, …
 
 	m.HandleFunc("GET /_operator/v1/keys", a.listKeys)
 	m.HandleFunc("POST /_operator/v1/keys/rotate", a.rotateKeys)
