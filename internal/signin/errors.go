@@ -23,6 +23,8 @@ const (
 	codeMFARequired          = 50076
 	codeMFAEnrollment        = 50079
 	codeBadPassword          = 50126
+	codeAccountLocked        = 50053 // smart lockout (IdsLocked)
+	codeTransient            = 90033 // try again: every password-hashing slot was busy
 	codeUserNotFound         = 50034
 	codeBadTOTP              = 500121
 	codeAdminConsentRequired = 90094

@@ -301,15 +301,38 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request, tenant, step
 			h.serverError(w, r, err)
 			return
 		}
-		password := r.PostForm.Get("password")
-		if user == nil || len(password) > 256 || !h.dir.CheckUserPassword(user, password) {
-			actor := "anonymous"
-			if user != nil {
-				actor = user.ID
-			}
+		// Smart lockout decides first: a locked account is refused before
+		// its password is hashed; a password that cannot be checked in time
+		// (every hashing slot busy) is a "try again", counted against no one.
+		err = directory.ErrBadPassword
+		if user != nil && user.AccountEnabled {
+			err = h.dir.CheckPasswordSignIn(ctx, user, r.PostForm.Get("password"))
+		}
+		actor := "anonymous"
+		if user != nil {
+			actor = user.ID
+		}
+		switch {
+		case errors.Is(err, directory.ErrAccountLocked):
+			// The message Entra shows while smart lockout holds the account
+			// (learn.microsoft.com/entra/identity/authentication/howto-password-smart-lockout).
+			h.record(ctx, actor, f.TenantID, f.TenantID, "signin.password", f.Req.ClientID, fmt.Sprintf("AADSTS%d", codeAccountLocked), "account locked by smart lockout")
+			h.page(w, r, f, nil, http.StatusOK, "password", pageData{Restart: h.restartURL(f),
+				Error: "Your account is temporarily locked to prevent unauthorized use. Try again later, and if you still have trouble, contact your admin."})
+			return
+		case errors.Is(err, directory.ErrPasswordBusy):
+			h.record(ctx, actor, f.TenantID, f.TenantID, "signin.password", f.Req.ClientID, fmt.Sprintf("AADSTS%d", codeTransient), "password check busy")
+			w.Header().Set("Retry-After", "1")
+			h.page(w, r, f, nil, http.StatusServiceUnavailable, "password", pageData{Restart: h.restartURL(f),
+				Error: "We couldn't check your password right now because the service is busy. Please try again in a moment."})
+			return
+		case errors.Is(err, directory.ErrBadPassword):
 			h.record(ctx, actor, f.TenantID, f.TenantID, "signin.password", f.Req.ClientID, fmt.Sprintf("AADSTS%d", codeBadPassword), "invalid username or password")
 			h.page(w, r, f, nil, http.StatusOK, "password", pageData{Restart: h.restartURL(f),
 				Error: "Your account or password is incorrect. If you don't remember your password, contact your admin."})
+			return
+		case err != nil:
+			h.serverError(w, r, err)
 			return
 		}
 		f.UserID, f.Username, f.AuthTime, f.AMR, f.FreshAuth = user.ID, user.UserPrincipalName, h.now().UTC(), []string{"pwd"}, true
