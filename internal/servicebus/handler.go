@@ -231,6 +231,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, fmt.Sprintf("The request path %s is not a queue messages path.", r.URL.Path))
 		return
 	}
+	if !validEntityName(rt.queue) {
+		s.refuseEntityName(w, r, ns, host, rt)
+		return
+	}
 	q := &request{w: w, r: r, rt: rt, ns: ns, host: host}
 	action := ActionReceive
 	if rt.op == opSend {

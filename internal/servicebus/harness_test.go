@@ -50,6 +50,9 @@ type env struct {
 	client *http.Client
 	base   *testenv.Env
 	offset atomic.Int64 // nanoseconds added to the broker's clock
+	// hungUp, when set, cancels each data-plane request's context before
+	// the handler sees it, as net/http does when the client hangs up.
+	hungUp atomic.Bool
 
 	contoso, fabrikam *directory.TenantBootstrap
 }
@@ -73,6 +76,12 @@ func newEnv(t *testing.T, st store.Store) *env {
 		switch {
 		case strings.HasPrefix(r.Host, "management."):
 			return resources
+		case strings.Contains(r.Host, ".servicebus.") && e.hungUp.Load():
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ctx, cancel := context.WithCancel(r.Context())
+				cancel()
+				bus.ServeHTTP(w, r.WithContext(ctx))
+			})
 		case strings.Contains(r.Host, ".servicebus."):
 			return bus
 		}
