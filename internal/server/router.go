@@ -101,12 +101,37 @@ func quoteHost(h string) string {
 }
 
 // statusRecorder remembers the status a handler wrote, for the access log.
+// When the request's body timed out (body.expired), whatever the handler
+// tries to answer is replaced by the front door's 408: the handler saw a
+// read error, not a client's mistake, and must not turn it into a 400 or
+// a 500 of its own.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status  int
+	body    *timedBody    // nil when the request has no body deadline
+	timeout time.Duration // the body deadline, for the 408's message
+	cut     bool          // the 408 was sent: drop what the handler writes
+}
+
+// takeOver sends the 408 instead of the handler's answer, if the body timed
+// out and nothing was sent yet; it reports whether the handler's output
+// must be dropped.
+func (s *statusRecorder) takeOver() bool {
+	if s.cut {
+		return true
+	}
+	if s.status != 0 || s.body == nil || !s.body.expired.Load() {
+		return false
+	}
+	s.cut, s.status = true, http.StatusRequestTimeout
+	writeBodyTimeout(s.ResponseWriter, s.timeout)
+	return true
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
+	if s.takeOver() {
+		return
+	}
 	if s.status == 0 {
 		s.status = code
 	}
@@ -114,6 +139,9 @@ func (s *statusRecorder) WriteHeader(code int) {
 }
 
 func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.takeOver() {
+		return len(b), nil
+	}
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
@@ -131,8 +159,9 @@ func (s *statusRecorder) Flush() {
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // middleware gives each request an id, its client address and public base
-// URL, a body limit, panic containment and one access-log line. The log line
-// has the path but never the query string, which may carry a signature.
+// URL, a body limit and a body deadline (see timedBody), panic containment
+// and one access-log line. The log line has the path but never the query
+// string, which may carry a signature.
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -143,8 +172,11 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}
 		info := httpx.Info{RequestID: id, ClientAddr: client, BaseURL: "https://" + strings.ToLower(r.Host)}
 		r = r.WithContext(httpx.WithInfo(r.Context(), info))
+		rec := &statusRecorder{ResponseWriter: w, timeout: s.bodyTimeout}
+		if b := limitBody(w, r, s.bodyTimeout); b != nil {
+			rec.body, r.Body = b, b
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-		rec := &statusRecorder{ResponseWriter: w}
 		rec.Header().Set("x-ms-request-id", id)
 		defer func() {
 			if p := recover(); p != nil {
@@ -152,7 +184,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					panic(p)
 				}
 				s.logger.ErrorContext(r.Context(), "handler panic", "request_id", id, "panic", p, "stack", string(debug.Stack()))
-				if rec.status == 0 {
+				if rec.status == 0 && !rec.takeOver() {
 					httpx.WriteJSON(rec, http.StatusInternalServerError, map[string]any{"error": map[string]string{
 						"code": "InternalServerError", "message": "The server failed to process the request; request id " + id + "."}})
 				}
@@ -163,5 +195,6 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				slog.Duration("duration", time.Since(start)))
 		}()
 		next.ServeHTTP(rec, r)
+		rec.takeOver() // a handler that answered nothing after the body timed out
 	})
 }

@@ -60,6 +60,13 @@ type Config struct {
 	// RefreshTokenLifetime is how long a refresh token may go unused
 	// before it expires; zero means Entra's 90 days.
 	RefreshTokenLifetime time.Duration
+	// BodyTimeout is how long a client has to send a request's body, from
+	// the moment the request reaches the front door (on the listen address
+	// and inside proxy tunnels alike); zero means DefaultBodyTimeout (30 s).
+	// A request whose body is late is answered 408 and its connection
+	// closed. It does not bound how long a request may take once its body
+	// is in: long polls (Service Bus receives) wait minutes after it.
+	BodyTimeout time.Duration
 	// NotificationRetryFor is how long a managed application's lifecycle
 	// notification is retried before it is given up; zero means 10 hours,
 	// as Azure.
@@ -78,6 +85,15 @@ const (
 const (
 	maxHeaderBytes = 64 << 10
 	maxBodyBytes   = 8 << 20
+
+	// readHeaderTimeout bounds the TLS handshake and the request line and
+	// headers; the body has BodyTimeout more.
+	readHeaderTimeout = 10 * time.Second
+	// idleTimeout closes a keep-alive connection with no request in
+	// flight. It never applies while a handler runs, so it does not cut a
+	// long poll; it only decides how long an idle client keeps a
+	// connection (and the goroutine serving it).
+	idleTimeout = 2 * time.Minute
 )
 
 // MaxTokenLifetime is the longest lifetime of any token the server signs;
@@ -111,6 +127,8 @@ type Server struct {
 	notifications *outbox.Deliverer
 	routes        *router
 	proxyLn       net.Listener // set by Listen when cfg.ProxyListen is
+	// bodyTimeout is Config.BodyTimeout, or DefaultBodyTimeout.
+	bodyTimeout time.Duration
 }
 
 // New prepares the data directory and every component. On first start it
@@ -138,7 +156,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen address %q: %w", cfg.Listen, err)
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger}
+	s := &Server{cfg: cfg, logger: cfg.Logger, bodyTimeout: cfg.BodyTimeout}
+	if s.bodyTimeout <= 0 {
+		s.bodyTimeout = DefaultBodyTimeout
+	}
 	s.hosts = pki.Hosts{CustomDomain: strings.ToLower(cfg.CustomDomain), ListenHosts: listenHosts(listenHost)}
 	if s.ca, err = pki.LoadOrCreateCA(cfg.DataDir, s.hosts); err != nil {
 		return nil, err
@@ -373,15 +394,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	tlsConfig := func() *tls.Config {
 		return &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12}
 	}
-	hs := &http.Server{
-		Handler:           s.Handler(),
-		TLSConfig:         tlsConfig(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	hs := s.httpServer(ctx, s.Handler(), tlsConfig())
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 
@@ -400,7 +413,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	proxyErr := make(chan error, 1)
 	if pln := s.proxyLn; pln != nil {
 		s.proxyLn = nil // a listener serves once
-		p := proxy.New(proxy.Config{Allowed: s.proxyAllows, TLS: tlsConfig(), Handler: s.Handler(), Logger: s.logger})
+		p := proxy.New(proxy.Config{Allowed: s.proxyAllows, TLS: tlsConfig(), Handler: s.Handler(), Logger: s.logger,
+			BodyTimeout: s.bodyTimeout})
 		go func() {
 			err := p.Serve(runCtx, pln)
 			if err != nil {
@@ -440,6 +454,30 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = cerr
 	}
 	return err
+}
+
+// httpServer is the front door's http.Server for handler h.
+//
+// Its timeouts bound what a client can hold without ever cutting a long
+// poll. ReadHeaderTimeout bounds the handshake and the headers; the
+// middleware's body deadline (BodyTimeout) bounds the body, and
+// ReadTimeout repeats the two as a backstop for a connection the
+// middleware cannot set a deadline on. None of them runs once the body is
+// in: net/http clears the read deadline when the body reaches its end (or
+// at once, for a request without one). There is no WriteTimeout: it would
+// run from the end of the headers and cut a Service Bus receive that
+// rightly waits up to MaxReceiveTimeout (5 minutes) for a message.
+func (s *Server) httpServer(ctx context.Context, h http.Handler, tlsConfig *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readHeaderTimeout + s.bodyTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
 }
 
 // proxyAllows is the proxy's Allowed: the Azure names the router sends to
