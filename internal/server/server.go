@@ -182,7 +182,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.store, err = backends.Open(ctx, storeURL); err != nil {
 		return nil, err
 	}
-	if s.dir, err = directory.New(s.store, secrets.HashKey, secrets.KEK); err != nil {
+	if s.dir, err = directory.New(s.store, secrets.HashKey, secrets.KEK, directory.WithReservedHosts(s.servesUnderCustomDomain)); err != nil {
 		s.store.Close()
 		return nil, err
 	}
@@ -564,6 +564,15 @@ func (s *Server) Keys() *pki.KeySet { return s.keys }
 // besides the listen address's own names: what the server answers as.
 func (s *Server) ServedHosts() []string {
 	return s.routes.hosts()
+}
+
+// servesUnderCustomDomain reports whether host is the custom domain or a
+// name under it: tenantbridge answers there (login., graph., management.,
+// vault., servicebus.), so no application may put such a name in an
+// identifier URI.
+func (s *Server) servesUnderCustomDomain(host string) bool {
+	d := s.hosts.CustomDomain
+	return d != "" && (host == d || strings.HasSuffix(host, "."+d))
 }
 
 // ProxiedHosts lists, sorted, the names the proxy tunnels (see ProxyAllows).
