@@ -18,7 +18,7 @@ func (c *cli) benchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure a running server under load, through its public APIs",
 	}
-	cmd.AddCommand(c.benchTokenCmd(), c.benchSecretGetCmd(), c.benchQueueCmd(), c.benchFanoutCmd())
+	cmd.AddCommand(c.benchTokenCmd(), c.benchSecretGetCmd(), c.benchQueueCmd(), c.benchFanoutCmd(), c.benchPasswordGuessCmd())
 	return cmd
 }
 

@@ -119,8 +119,12 @@ const (
 // Password hashing is bounded: each argon2id call takes argonMemory (19
 // MiB) for as long as it runs, so unbounded concurrency (a burst of wrong
 // passwords) would grow the process by 19 MiB per request and starve every
-// other request of CPU. At most one hash per core runs at a time, which
-// keeps the CPU busy and memory flat; the others queue, each until its
+// other request of CPU. At most one hash per core but one runs at a time
+// (at least one), which keeps memory flat and leaves a core to everything
+// else: on two cores, one slot instead of two kept the token endpoint's
+// p99 at 43 ms instead of 98 ms under 64 parallel wrong passwords, for
+// about the same guesses per second (docs/benchmarks.md). The others
+// queue, each until its
 // request's deadline or DefaultHashWait, whichever comes first, and then
 // give up with ErrPasswordBusy, which the surfaces answer as a retryable
 // "try again" (the token endpoint: Entra's temporarily_unavailable).
@@ -137,11 +141,12 @@ type hashLimiter struct {
 	wait  time.Duration
 }
 
-// newHashLimiter allows slots hashes at once (runtime.GOMAXPROCS when 0)
-// and makes a caller wait at most wait for one (DefaultHashWait when 0).
+// newHashLimiter allows slots hashes at once (runtime.GOMAXPROCS less one,
+// at least one, when 0) and makes a caller wait at most wait for one
+// (DefaultHashWait when 0).
 func newHashLimiter(slots int, wait time.Duration) *hashLimiter {
 	if slots <= 0 {
-		slots = runtime.GOMAXPROCS(0)
+		slots = max(1, runtime.GOMAXPROCS(0)-1)
 	}
 	if wait <= 0 {
 		wait = DefaultHashWait
@@ -150,7 +155,7 @@ func newHashLimiter(slots int, wait time.Duration) *hashLimiter {
 }
 
 // WithPasswordHashing sets how many password hashes run at once (0: one
-// per core) and how long a caller waits for a slot (0: DefaultHashWait).
+// per core but one) and how long a caller waits for a slot (0: DefaultHashWait).
 func WithPasswordHashing(slots int, wait time.Duration) Option {
 	return func(s *Service) { s.hashing = newHashLimiter(slots, wait) }
 }
