@@ -100,7 +100,9 @@ func TestReservedHostsRefused(t *testing.T) {
 	if err := CheckIdentifierURI(uri, fuzzOwner, fuzzAppID, nil); err != nil {
 		t.Fatalf("%s refused without reservation: %v", uri, err)
 	}
-	served := func(h string) bool { return h == "contoso.onmicrosoft.com" || strings.HasSuffix(h, ".contoso.onmicrosoft.com") }
+	served := func(h string) bool {
+		return h == "contoso.onmicrosoft.com" || strings.HasSuffix(h, ".contoso.onmicrosoft.com")
+	}
 	for _, u := range []string{uri, "api://contoso.onmicrosoft.com/api", "api://graph.contoso.onmicrosoft.com/api"} {
 		if err := CheckIdentifierURI(u, fuzzOwner, fuzzAppID, served); InvalidCode(err) != CodeHostNameNotOnVerifiedDomain {
 			t.Errorf("%s under a served domain: %v, want %s", u, err, CodeHostNameNotOnVerifiedDomain)

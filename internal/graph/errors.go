@@ -40,6 +40,9 @@ const (
 	codeInvalidToken        = "InvalidAuthenticationToken"
 	codeUnknownSegment      = "BadRequest"
 	codeInternalServerError = "InternalServerError"
+	// codeServiceNotAvailable is Graph's 503, sent with Retry-After
+	// (https://learn.microsoft.com/graph/errors).
+	codeServiceNotAvailable = "serviceNotAvailable"
 )
 
 func badRequest(format string, args ...any) *graphError {
@@ -106,6 +109,11 @@ func toGraphError(err error, id string) *graphError {
 		return e
 	}
 	switch {
+	case errors.Is(err, directory.ErrPasswordBusy):
+		// Every password-hashing slot stayed busy: nothing was changed,
+		// and the client should retry after a moment.
+		return &graphError{status: http.StatusServiceUnavailable, code: codeServiceNotAvailable,
+			message: "The service is temporarily unavailable. Please retry the request after a few seconds.", cause: err}
 	case errors.Is(err, directory.ErrNotFound):
 		return notFound(id)
 	case errors.Is(err, directory.ErrConflict):
@@ -152,6 +160,9 @@ func writeError(w http.ResponseWriter, r *http.Request, e *graphError) {
 			challenge = `Bearer realm="", client_id="` + directory.GraphAppID + `"`
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	if e.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "2")
 	}
 	body := errorBody{Error: errorDetail{Code: e.code, Message: e.message, InnerError: innerError{
 		Date:            time.Now().UTC().Format("2006-01-02T15:04:05"),

@@ -2,6 +2,9 @@ package graph
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -204,5 +207,20 @@ func TestPermissionTable(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPasswordBusyIsRetryable: a password that could not be hashed in
+// time (every slot busy) is Graph's 503 serviceNotAvailable with
+// Retry-After, never a 500.
+func TestPasswordBusyIsRetryable(t *testing.T) {
+	e := toGraphError(fmt.Errorf("create user: %w", directory.ErrPasswordBusy), "")
+	if e.status != http.StatusServiceUnavailable || e.code != codeServiceNotAvailable {
+		t.Fatalf("busy password hashing: %d %s", e.status, e.code)
+	}
+	w := httptest.NewRecorder()
+	writeError(w, httptest.NewRequest("POST", "/v1.0/users", nil), e)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("written: %d %v", w.Code, w.Header())
 	}
 }

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 UsernamePasswordCredential (ROPC) is deprecated by Azure, and it is what is under test here.
+
 package sts_test
 
 import (
@@ -156,7 +158,6 @@ func (e *ropcEnv) userForm(client *directory.Application, username, password str
 // force.
 func TestPasswordGrantAzidentity(t *testing.T) {
 	e := newROPCEnv(t, storetest.SQLite(t))
-	//lint:ignore SA1019 ROPC is what is under test.
 	cred, err := azidentity.NewUsernamePasswordCredential(e.tenant.ID, e.cli.AppID, e.ada.UserPrincipalName, ropcPassword,
 		&azidentity.UsernamePasswordCredentialOptions{
 			ClientOptions:            azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: e.srv.URL}, Transport: e.srv.Client()},
@@ -174,7 +175,6 @@ func TestPasswordGrantAzidentity(t *testing.T) {
 	}
 
 	// A wrong password reaches azidentity as Entra's error.
-	//lint:ignore SA1019 ROPC is what is under test.
 	bad, err := azidentity.NewUsernamePasswordCredential(e.tenant.ID, e.cli.AppID, e.ada.UserPrincipalName, "not-it",
 		&azidentity.UsernamePasswordCredentialOptions{
 			ClientOptions:            azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: e.srv.URL}, Transport: e.srv.Client()},
