@@ -90,7 +90,17 @@ func (s *Service) CheckPasswordSignIn(ctx context.Context, u *User, password str
 		}
 	}
 	if ok {
-		return s.signInSucceeded(ctx, u, l)
+		// Guesses that were already waiting for a hashing slot when the
+		// account locked must not get through: a right password found
+		// while the account is locked is refused like any other attempt.
+		current, err := s.st.GetLockout(ctx, u.TenantID, u.ID)
+		if err != nil {
+			return err
+		}
+		if s.now().Before(current.LockedUntil) {
+			return ErrAccountLocked
+		}
+		return s.signInSucceeded(ctx, u, current)
 	}
 	return s.signInFailed(ctx, u, password)
 }

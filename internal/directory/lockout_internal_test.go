@@ -93,3 +93,45 @@ func TestLockoutDurations(t *testing.T) {
 		}
 	}
 }
+
+// A right password that was waiting for a hashing slot when the account
+// locked is refused: guesses in flight at the lock cannot get through it.
+func TestLockedWhileWaitingForHash(t *testing.T) {
+	st := storetest.SQLite(t)
+	d, err := New(st, testKey(t), testKey(t), WithPasswordHashing(1, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := d.EnsureFirstParty(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := d.CreateTenant(ctx, "inflight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := d.CreateUser(ctx, b.Tenant.ID, NewUser{UserPrincipalName: "ada@" + b.Tenant.Domain, DisplayName: "Ada",
+		Password: "Correct-Horse-9", AccountEnabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.hashing.slots <- struct{}{} // the one slot is busy
+	done := make(chan error, 1)
+	go func() { done <- d.CheckPasswordSignIn(ctx, u, "Correct-Horse-9") }()
+	// Give the check time to read the (unlocked) state and queue for the
+	// slot (were it later, it would see the lock at once: the answer is
+	// the same), then lock the account as ten other guesses would.
+	time.Sleep(100 * time.Millisecond)
+	l, err := st.GetLockout(ctx, u.TenantID, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.TenantID, l.UserID, l.Lockouts, l.LockedUntil = u.TenantID, u.ID, 1, time.Now().Add(time.Minute)
+	if _, err := st.PutLockout(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	<-d.hashing.slots // the slot frees
+	if err := <-done; !errors.Is(err, ErrAccountLocked) {
+		t.Fatalf("right password finished hashing after the lock: %v, want ErrAccountLocked", err)
+	}
+}
