@@ -46,7 +46,15 @@ It needs a server started with --proxy-listen. It sets:
                                 the application whose federated credential matches the
                                 token's issuer and subject
 
-and unsets the variables that would send DefaultAzureCredential elsewhere.`,
+and unsets the variables that would send DefaultAzureCredential elsewhere.
+
+In a container, a program can reach tenantbridge by DNS instead of the proxy
+(the convention LocalStack uses): serve with --listen ADDR:443 and
+--dns-listen ADDR:53 (--dns-answer IP when ADDR is 0.0.0.0), and give the
+container that resolver, e.g. docker run --dns IP. The Azure names
+tenantbridge serves resolve to it and every other name is refused (list a
+second resolver for them); SSL_CERT_FILE and the credential variables above
+still apply, HTTPS_PROXY is then not needed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			modes := 0

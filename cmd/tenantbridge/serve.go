@@ -18,7 +18,7 @@ import (
 )
 
 func (c *cli) serveCommand() *cobra.Command {
-	var listen, proxyListen, store, domain, logLevel, brokerListen string
+	var listen, proxyListen, dnsListen, dnsAnswer, store, domain, logLevel, brokerListen string
 	var refreshLifetime, notifyFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -30,7 +30,7 @@ func (c *cli) serveCommand() *cobra.Command {
 				return err
 			}
 			srv, err := server.New(cmd.Context(), server.Config{DataDir: c.dataDir, Listen: listen, ProxyListen: proxyListen,
-				StoreURL: store, CustomDomain: domain, RefreshTokenLifetime: refreshLifetime,
+				DNSListen: dnsListen, DNSAnswer: dnsAnswer, StoreURL: store, CustomDomain: domain, RefreshTokenLifetime: refreshLifetime,
 				NotificationRetryFor: notifyFor, Logger: logger})
 			if err != nil {
 				return err
@@ -70,6 +70,8 @@ func (c *cli) serveCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "HTTPS listen address (port 0 picks a free port)")
 	cmd.Flags().StringVar(&proxyListen, "proxy-listen", "", "also run an HTTPS proxy here (e.g. 127.0.0.1:8444) whose tunnels to Azure's names end in tenantbridge, for unmodified programs (HTTPS_PROXY; see tenantbridge env)")
+	cmd.Flags().StringVar(&dnsListen, "dns-listen", "", "also answer DNS here (UDP and TCP, e.g. 0.0.0.0:53) for the Azure names tenantbridge serves, refusing every other name: the resolver of containers whose programs are unmodified (see tenantbridge env --help)")
+	cmd.Flags().StringVar(&dnsAnswer, "dns-answer", "", "the address DNS answers give, where clients reach --listen (default: --dns-listen's address; required when that is 0.0.0.0 or ::)")
 	cmd.Flags().StringVar(&store, "store", "", "store URL: sqlite://PATH or postgres://... (default: the embedded store in the data directory)")
 	cmd.Flags().StringVar(&domain, "domain", "", "also answer as login.D, graph.D, management.D, *.vault.D and *.servicebus.D")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -101,6 +103,12 @@ func (c *cli) printServing(srv *server.Server, ln net.Listener, domain string) {
 	fmt.Fprintf(w, "  answers as           %s (at %s)\n", strings.Join(srv.ServedHosts(), ", "), ln.Addr())
 	if p := srv.ProxyURL(); p != "" {
 		fmt.Fprintf(w, "  proxy                %s   (HTTPS_PROXY; tunnels to %s end here)\n", p, strings.Join(srv.ProxiedHosts(), ", "))
+	}
+	if a := srv.DNSAddr(); a != "" {
+		fmt.Fprintf(w, "  DNS                  %s   (UDP and TCP; answers %s, refuses other names)\n", a, strings.Join(srv.ProxiedHosts(), ", "))
+		if _, port, _ := net.SplitHostPort(ln.Addr().String()); port != "443" {
+			fmt.Fprintf(w, "                       clients resolving by it connect to port 443: serve with --listen ADDR:443 (or forward 443 to %s)\n", port)
+		}
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Next, in another terminal:\n")

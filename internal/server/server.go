@@ -24,6 +24,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/arm"
 	"github.com/tenantbridge/tenantbridge/internal/audit"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/dnsserve"
 	"github.com/tenantbridge/tenantbridge/internal/graph"
 	"github.com/tenantbridge/tenantbridge/internal/operator"
 	"github.com/tenantbridge/tenantbridge/internal/outbox"
@@ -57,6 +58,16 @@ type Config struct {
 	// tenantbridge serves end in this server, so that unmodified programs
 	// reach it with no change to DNS. Empty means no proxy.
 	ProxyListen string
+	// DNSListen, if set, is the address (UDP and TCP) of a DNS responder
+	// that answers the names the proxy tunnels with DNSAnswer and refuses
+	// every other name: what a container is given as its resolver so that
+	// unmodified programs in it reach tenantbridge by Azure's names. Empty
+	// means no DNS.
+	DNSListen string
+	// DNSAnswer is the address the DNS responder gives: the one clients
+	// reach this server's HTTPS listener at. Empty means DNSListen's IP,
+	// which must then be a specific address, not 0.0.0.0 or ::.
+	DNSAnswer string
 	// RefreshTokenLifetime is how long a refresh token may go unused
 	// before it expires; zero means Entra's 90 days.
 	RefreshTokenLifetime time.Duration
@@ -127,6 +138,12 @@ type Server struct {
 	notifications *outbox.Deliverer
 	routes        *router
 	proxyLn       net.Listener // set by Listen when cfg.ProxyListen is
+	// dns answers the served names when cfg.DNSListen is set; dnsPC and
+	// dnsLn are its sockets, opened by Listen.
+	dns     *dnsserve.Server
+	dnsPC   net.PacketConn
+	dnsLn   net.Listener
+	dnsAddr string
 	// bodyTimeout is Config.BodyTimeout, or DefaultBodyTimeout.
 	bodyTimeout time.Duration
 }
@@ -217,7 +234,34 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.routes = s.buildRouter()
+	if cfg.DNSListen != "" {
+		if s.dns, err = s.newDNS(); err != nil {
+			s.audit.Close()
+			s.store.Close()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// newDNS prepares the DNS responder of Config.DNSListen. It answers
+// exactly the names the proxy tunnels (proxyAllows: served by the router
+// and vouched for by the certificate), since a name that resolved here but
+// failed TLS or got 421 would only be a worse error than REFUSED.
+func (s *Server) newDNS() (*dnsserve.Server, error) {
+	answer := s.cfg.DNSAnswer
+	if answer == "" {
+		host, _, err := net.SplitHostPort(s.cfg.DNSListen)
+		if err != nil {
+			return nil, fmt.Errorf("DNS listen address %q: %w", s.cfg.DNSListen, err)
+		}
+		answer = host
+	}
+	ip := net.ParseIP(answer)
+	if ip == nil || ip.IsUnspecified() {
+		return nil, fmt.Errorf("DNS answer %q is not an address clients can reach: give the server's address with --dns-answer", answer)
+	}
+	return dnsserve.New(dnsserve.Config{Serves: s.proxyAllows, Answer: ip, Logger: s.logger})
 }
 
 // listenHosts are the names the bare listener answers to.
@@ -351,17 +395,43 @@ func (s *Server) Listen() (net.Listener, error) {
 		s.proxyLn = pln
 		proxyURL = "http://" + dialable(pln.Addr())
 	}
-	url := "https://" + ln.Addr().String()
-	if s.operator, err = operator.LoadOrCreateCredential(s.cfg.DataDir, url, s.ca.CertFile(), proxyURL); err != nil {
+	closeAll := func() {
 		ln.Close()
 		if s.proxyLn != nil {
 			s.proxyLn.Close()
 			s.proxyLn = nil
 		}
+	}
+	if s.dns != nil {
+		pc, dln, err := dnsserve.Listen(s.cfg.DNSListen)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("DNS listener: %w", err)
+		}
+		s.closeDNS()
+		s.dnsPC, s.dnsLn, s.dnsAddr = pc, dln, dln.Addr().String()
+	}
+	url := "https://" + ln.Addr().String()
+	if s.operator, err = operator.LoadOrCreateCredential(s.cfg.DataDir, url, s.ca.CertFile(), proxyURL); err != nil {
+		closeAll()
+		s.closeDNS()
 		return nil, err
 	}
 	return ln, nil
 }
+
+// closeDNS closes the DNS sockets Listen opened and Serve did not take.
+func (s *Server) closeDNS() {
+	if s.dnsPC != nil {
+		s.dnsPC.Close()
+		s.dnsLn.Close()
+		s.dnsPC, s.dnsLn = nil, nil
+	}
+}
+
+// DNSAddr is the DNS responder's address (UDP and TCP) once Listen has
+// opened it; "" without one.
+func (s *Server) DNSAddr() string { return s.dnsAddr }
 
 // dialable is a listener's address as a client dials it: an unspecified
 // address (0.0.0.0, ::) is reached on loopback.
@@ -385,9 +455,9 @@ func (s *Server) ProxyURL() string { return s.operator.ProxyURL }
 
 // Serve answers HTTPS on ln, and proxy tunnels on the proxy listener Listen
 // opened, until ctx is done, while keeping the signing keys current. Then it
-// shuts down gracefully: both listeners stop accepting, requests in flight
-// finish (up to 15 seconds), and the store is closed. If either listener
-// fails, both stop.
+// shuts down gracefully: the listeners (and the DNS responder) stop
+// accepting, requests in flight finish (up to 15 seconds), and the store is
+// closed. If any listener fails, all stop.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Each server its own TLS config: net/http adds its protocols to the
 	// one it is given.
@@ -426,6 +496,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	} else {
 		proxyErr <- nil
 	}
+	dnsErr := make(chan error, 1)
+	if s.dnsPC != nil {
+		pc, dln := s.dnsPC, s.dnsLn
+		s.dnsPC, s.dnsLn = nil, nil // sockets serve once
+		go func() {
+			err := s.dns.Serve(runCtx, pc, dln)
+			if err != nil {
+				err = fmt.Errorf("dns: %w", err)
+			}
+			dnsErr <- err
+			stop() // a failed responder takes the server down with it
+		}()
+	} else {
+		dnsErr <- nil
+	}
 
 	var err error
 	select {
@@ -445,6 +530,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	if e := <-proxyErr; err == nil {
+		err = e
+	}
+	if e := <-dnsErr; err == nil {
 		err = e
 	}
 	wg.Wait()
