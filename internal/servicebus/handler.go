@@ -311,44 +311,30 @@ func (s *Service) authorize(q *request, action string) bool {
 		WriteError(q.w, http.StatusUnauthorized, "MissingToken: The request is missing a Bearer token or a SharedAccessSignature. Resource: '"+entity+"'.")
 		return false
 	}
-	claims, err := s.verify.Verify(q.r.Context(), strings.TrimSpace(raw), Resource, AppID, "https://"+q.host, "https://"+q.host+"/")
-	if errors.Is(err, token.ErrTrustRevoked) {
-		q.w.Header().Set("WWW-Authenticate", token.ClaimsChallenge("https://login.microsoftonline.com/common/oauth2/authorize", AppID, time.Now()))
-		WriteError(q.w, http.StatusUnauthorized, "InvalidToken: the token was issued through a trust that has been revoked (continuous access evaluation). Resource: '"+entity+"'.")
-		return false
-	}
-	if err != nil {
-		WriteError(q.w, http.StatusUnauthorized, "InvalidIssuer or InvalidAudience: the token is not valid for '"+entity+"'.")
-		return false
-	}
-	q.actor, q.tenant = claims.ObjectID, claims.TenantID
-	if !strings.EqualFold(claims.TenantID, q.ns.TenantID) {
-		s.refuse(q, action, "the token's tenant does not own the namespace")
-		return false
-	}
-	allowed, reason, err := s.authz.Authorize(q.r.Context(), Access{PrincipalID: claims.ObjectID, PrincipalTenantID: claims.TenantID,
-		TenantID: q.ns.TenantID, DataAction: action, Scope: q.ns.ID + "/queues/" + q.rt.queue})
+	who, d, err := s.checkBearer(q.r.Context(), q.ns, q.host, q.rt.queue, raw, action)
+	q.actor, q.tenant = who.actor, who.tenant
 	if err != nil {
 		s.internal(q.w, q.r, "authorize", err)
 		return false
 	}
-	if !allowed {
-		s.refuse(q, action, reason)
+	if d != nil {
+		s.writeDenial(q, action, d)
 		return false
 	}
 	return true
 }
 
-// refuse audits a refused request and answers it as Service Bus does.
-func (s *Service) refuse(q *request, action, reason string) {
-	claim := "Listen"
-	if action == ActionSend {
-		claim = "Send"
+// writeDenial answers a refused credential with 401 and Service Bus's
+// message, auditing it when it is a refusal of who the caller is or what
+// it may do; a revoked trust gets the claims challenge azcore follows.
+func (s *Service) writeDenial(q *request, action string, d *denial) {
+	if d.audited {
+		s.auditDenial(q.r.Context(), q.ns, q.rt.queue, action, caller{actor: q.actor, tenant: q.tenant}, d)
 	}
-	_ = s.audit.Record(q.r.Context(), store.AuditRecord{Actor: q.actor, ActorTenant: q.tenant, TargetTenant: q.ns.TenantID,
-		Action: "servicebus." + strings.ToLower(claim), Target: q.ns.Name + "/" + q.rt.queue, Result: "Unauthorized", Detail: reason})
-	WriteError(q.w, http.StatusUnauthorized, fmt.Sprintf("Unauthorized access. '%s' claim(s) are required to perform this operation. Resource: 'sb://%s/%s'.",
-		claim, q.host, q.rt.queue))
+	if d.revoked {
+		q.w.Header().Set("WWW-Authenticate", token.ClaimsChallenge("https://login.microsoftonline.com/common/oauth2/authorize", AppID, time.Now()))
+	}
+	WriteError(q.w, http.StatusUnauthorized, d.message)
 }
 
 func (s *Service) internal(w http.ResponseWriter, r *http.Request, what string, err error) {

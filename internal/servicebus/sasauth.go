@@ -12,14 +12,13 @@ package servicebus
 // form; Resource Manager writes it through SealRuleKey and RuleProperties.
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
-	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/sealed"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -109,9 +108,9 @@ type sasRule struct {
 // rule returns the rule with the id (of the type), through the cache that
 // the store's generation invalidates: a regenerated key or a deleted rule
 // takes effect on the next request.
-func (s *Service) rule(r *http.Request, id, typ string) (sasRule, error) {
+func (s *Service) rule(ctx context.Context, id, typ string) (sasRule, error) {
 	return s.rules.Get(strings.ToLower(id), func() (sasRule, error) {
-		res, err := s.st.GetResource(r.Context(), id)
+		res, err := s.st.GetResource(ctx, id)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && !strings.EqualFold(res.Type, typ)) {
 			return sasRule{}, nil
 		}
@@ -137,86 +136,29 @@ func (s *Service) rule(r *http.Request, id, typ string) (sasRule, error) {
 	})
 }
 
-// authorizeSAS checks a SharedAccessSignature header: the rule named by
-// skn on the queue, else on the namespace; the signature by either of its
-// keys; the expiry; that sr covers the request; and the rule's right for
-// action (Send to send, Listen to receive, peek and settle; Manage implies
-// both). Every refusal is a 401 with Service Bus's error body, audited.
+// authorizeSAS checks a SharedAccessSignature header (checkSAS, with the
+// request's URI as the resource the token must cover). Every refusal is a
+// 401 with Service Bus's error body, audited.
 func (s *Service) authorizeSAS(q *request, action, header string) bool {
-	entity := "sb://" + q.host + "/" + q.rt.queue
 	q.tenant = q.ns.TenantID
-	if len(s.kek) == 0 {
-		s.refuseSAS(q, action, "no key-encryption key is configured: SAS is unavailable",
-			"InvalidSignature: Shared Access Signature authorization is not available on this service. Resource: '"+entity+"'.")
-		return false
-	}
 	tok, err := ParseSAS(header)
 	if err != nil {
-		s.refuseSAS(q, action, err.Error(), "MalformedToken: "+err.Error()+". Resource: '"+entity+"'.")
+		q.actor = "sas:"
+		s.writeDenial(q, action, &denial{audited: true, reason: err.Error(),
+			message: "MalformedToken: " + err.Error() + ". Resource: 'sb://" + q.host + "/" + q.rt.queue + "'."})
 		return false
 	}
-	q.actor = "sas:" + tok.KeyName
-	var rl sasRule
-	if !strings.Contains(tok.KeyName, "/") && tok.KeyName != "." && tok.KeyName != ".." {
-		for _, c := range []struct{ id, typ string }{
-			{q.ns.ID + "/queues/" + q.rt.queue + "/authorizationRules/" + tok.KeyName, QueueRuleType},
-			{q.ns.ID + "/authorizationRules/" + tok.KeyName, NamespaceRuleType},
-		} {
-			if rl, err = s.rule(q.r, c.id, c.typ); err != nil {
-				s.internal(q.w, q.r, "authorization rule lookup", err)
-				return false
-			}
-			if rl.found {
-				break
-			}
-		}
-	}
-	// An unknown rule reads as a bad signature, so that the answer tells
-	// no one which rule names exist.
-	badSig := "InvalidSignature: The token has an invalid signature. Resource: '" + entity + "'."
-	if !rl.found {
-		s.refuseSAS(q, action, "no authorization rule named "+tok.KeyName, badSig)
+	who, d, err := s.checkSAS(q.r.Context(), q.ns, q.host, q.rt.queue, tok, "https://"+q.host+q.r.URL.Path, action)
+	q.actor, q.tenant = who.actor, who.tenant
+	if err != nil {
+		s.internal(q.w, q.r, "authorization rule lookup", err)
 		return false
 	}
-	q.actor = "sas:" + rl.id
-	requestURI := "https://" + q.host + q.r.URL.Path
-	now := s.broker.now()
-	err = tok.Verify(rl.primary, requestURI, now)
-	if errors.Is(err, ErrSASSignature) {
-		err = tok.Verify(rl.secondary, requestURI, now)
-	}
-	switch {
-	case errors.Is(err, ErrSASSignature):
-		s.refuseSAS(q, action, "signature matches neither key of "+rl.id, badSig)
-		return false
-	case errors.Is(err, ErrSASExpired):
-		s.refuseSAS(q, action, "token expired at "+tok.Expiry.Format(time.RFC3339),
-			fmt.Sprintf("ExpiredToken: The token is expired. Expiration time: '%s'. Resource: '%s'.", tok.Expiry.UTC().Format("2006-01-02 15:04:05Z"), entity))
-		return false
-	case errors.Is(err, ErrSASScope):
-		s.refuseSAS(q, action, "token resource "+tok.Resource+" does not cover "+requestURI,
-			fmt.Sprintf("InvalidAudience: The token's resource '%s' does not cover the resource '%s'.", clip(tok.Resource, 300), entity))
-		return false
-	case err != nil:
-		s.refuseSAS(q, action, err.Error(), badSig)
-		return false
-	}
-	if (action == ActionSend && !rl.send) || (action != ActionSend && !rl.listen) {
-		s.refuse(q, action, "authorization rule "+rl.id+" lacks the right")
+	if d != nil {
+		s.writeDenial(q, action, d)
 		return false
 	}
 	return true
-}
-
-// refuseSAS audits a refused SAS and answers 401 with detail.
-func (s *Service) refuseSAS(q *request, action, reason, detail string) {
-	claim := "listen"
-	if action == ActionSend {
-		claim = "send"
-	}
-	_ = s.audit.Record(q.r.Context(), store.AuditRecord{Actor: q.actor, ActorTenant: q.tenant, TargetTenant: q.ns.TenantID,
-		Action: "servicebus." + claim, Target: q.ns.Name + "/" + q.rt.queue, Result: "Unauthorized", Detail: clip(reason, 1000)})
-	WriteError(q.w, http.StatusUnauthorized, detail)
 }
 
 func clip(s string, n int) string {
