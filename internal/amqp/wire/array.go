@@ -99,14 +99,30 @@ func arrayOf(v any) (code byte, n int, elem func(int) any, ok bool) {
 	case []Map:
 		return TypeMap32, len(s), func(i int) any { return s[i] }, true
 	case Array:
-		return s.Code, len(s.Values), func(i int) any { return s.Values[i] }, true
+		return widen(s.Code), len(s.Values), func(i int) any { return s.Values[i] }, true
 	case *Array:
 		if s == nil {
 			return 0, 0, nil, false
 		}
-		return s.Code, len(s.Values), func(i int) any { return s.Values[i] }, true
+		return widen(s.Code), len(s.Values), func(i int) any { return s.Values[i] }, true
 	}
 	return 0, 0, nil, false
+}
+
+// widen turns the 8-bit compound element codes into their 32-bit forms.
+// An Array's elements are re-encoded by this package, which may choose
+// different (if equal-valued) inner encodings than the peer did, so the
+// element size is not known to fit in 8 bits any more.
+func widen(code byte) byte {
+	switch code {
+	case TypeList8:
+		return TypeList32
+	case TypeMap8:
+		return TypeMap32
+	case TypeArray8:
+		return TypeArray32
+	}
+	return code
 }
 
 // writeArray writes a whole array (constructor included), in the 8-bit
@@ -147,7 +163,7 @@ func arrayDescriptorOf(v any) any {
 // arrayBody writes size, count, element constructor and elements, with
 // size and count of the given width (1 or 4 bytes).
 func (b *Buffer) arrayBody(width int, descriptor any, code byte, n int, elem func(int) any, depth int) error {
-	if depth > MaxDepth {
+	if depth > maxEncodeDepth {
 		return &EncodeError{What: "value nested too deeply"}
 	}
 	start := len(b.buf)

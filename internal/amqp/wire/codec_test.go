@@ -214,7 +214,7 @@ func TestEncodeErrors(t *testing.T) {
 	}
 	// Too deep.
 	var v any = "x"
-	for i := 0; i < MaxDepth+2; i++ {
+	for i := 0; i < maxEncodeDepth+2; i++ {
 		v = []any{v}
 	}
 	var b Buffer

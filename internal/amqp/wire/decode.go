@@ -7,11 +7,17 @@ import (
 	"time"
 )
 
+// MaxZeroWidthElements bounds the elements of zero-width arrays (arrays of
+// null, true, false, uint0, ulong0 or list0, whose elements occupy no
+// bytes, so their declared count cannot be checked against the bytes
+// present) that one decoding call accepts in total. It is a constant, not
+// a multiple of the input size, so that a value's re-encoding (which may
+// be shorter than what the peer sent) always decodes again.
+const MaxZeroWidthElements = 1 << 16
+
 // decoder reads AMQP values from data. Offsets in errors are relative to
-// data. budget is shared by every sub-decoder of one call and bounds the
-// elements of zero-width arrays (an array of nulls or of uint0 occupies
-// no bytes per element, so its declared count cannot be checked against
-// the bytes present).
+// data. budget is shared by every sub-decoder of one call and counts down
+// from MaxZeroWidthElements.
 type decoder struct {
 	data   []byte
 	off    int
@@ -20,7 +26,7 @@ type decoder struct {
 }
 
 func newDecoder(data []byte) *decoder {
-	budget := len(data)
+	budget := MaxZeroWidthElements
 	return &decoder{data: data, budget: &budget}
 }
 
@@ -255,6 +261,24 @@ func (d *decoder) size(small bool) (int, error) {
 	return int(v), nil
 }
 
+// count reads a 1- or 4-byte element count. Unlike a size it may exceed
+// the bytes present (zero-width array elements); callers check it against
+// the body or the zero-width budget before allocating.
+func (d *decoder) count(small bool) (int, error) {
+	if small {
+		return d.size(true)
+	}
+	p, err := d.next(4)
+	if err != nil {
+		return 0, err
+	}
+	v := binary.BigEndian.Uint32(p)
+	if v > math.MaxInt32 {
+		return 0, d.errorf(d.off-4, "count %d too large", v)
+	}
+	return int(v), nil
+}
+
 // sized reads the size and count of a compound or array and returns a
 // sub-decoder limited to its body (after the count).
 func (d *decoder) sized(small bool) (sub *decoder, count int, err error) {
@@ -275,7 +299,7 @@ func (d *decoder) sized(small bool) (sub *decoder, count int, err error) {
 		return nil, 0, d.errorf(start, "size %d smaller than its count field", size)
 	}
 	sub = &decoder{data: d.data[:end], off: d.off, depth: d.depth, budget: d.budget}
-	count, err = sub.size(small)
+	count, err = sub.count(small)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -179,8 +179,13 @@ func Encode(b *Buffer, v any) error {
 	return b.encode(v, 0)
 }
 
+// maxEncodeDepth bounds recursion when encoding (a []any can contain
+// itself). It is well above MaxDepth so that whatever decodes re-encodes,
+// whichever way each side counts arrays and descriptors.
+const maxEncodeDepth = 4 * MaxDepth
+
 func (b *Buffer) encode(v any, depth int) error {
-	if depth > MaxDepth {
+	if depth > maxEncodeDepth {
 		return &EncodeError{What: "value nested too deeply"}
 	}
 	switch v := v.(type) {

@@ -293,8 +293,15 @@ func sectionOrder(code uint64) int {
 // A message without a body is accepted (some peers send only properties
 // on management replies).
 func DecodeMessage(data []byte) (*Message, error) {
+	budget := MaxZeroWidthElements
+	return decodeMessage(data, &budget)
+}
+
+// decodeMessage is DecodeMessage with a zero-width element budget shared
+// with the caller (DecodeBatch shares one across the whole batch).
+func decodeMessage(data []byte, budget *int) (*Message, error) {
 	m := &Message{}
-	d := newDecoder(data)
+	d := &decoder{data: data, budget: budget}
 	last, lastBody := -1, uint64(0)
 	bodyStart := -1
 	for d.off < len(data) {
@@ -387,7 +394,8 @@ func DecodeMessage(data []byte) (*Message, error) {
 // message. The outer message's other sections (the SDKs copy the first
 // message's properties there) are not returned.
 func DecodeBatch(data []byte) ([]*Message, error) {
-	outer, err := DecodeMessage(data)
+	budget := MaxZeroWidthElements
+	outer, err := decodeMessage(data, &budget)
 	if err != nil {
 		return nil, err
 	}
@@ -396,7 +404,7 @@ func DecodeBatch(data []byte) ([]*Message, error) {
 	}
 	msgs := make([]*Message, 0, len(outer.Data))
 	for _, p := range outer.Data {
-		m, err := DecodeMessage(p)
+		m, err := decodeMessage(p, &budget)
 		if err != nil {
 			return nil, err
 		}
