@@ -358,6 +358,9 @@ type storedProps struct {
 	TimeToLive              float64         `json:"ttl,omitempty"`
 	ScheduledEnqueueTimeUtc *time.Time      `json:"scheduled,omitempty"`
 	User                    json.RawMessage `json:"user,omitempty"`
+	// AMQP holds, for a message sent over AMQP, its application-properties,
+	// body and footer sections as the sender encoded them (amqpmsg.go).
+	AMQP []byte `json:"amqp,omitempty"`
 }
 
 // newMessage builds the stored form of one message.
