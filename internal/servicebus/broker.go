@@ -170,7 +170,7 @@ func (b *Broker) wakeAfter(ops []store.QueueOp, results []store.QueueResult, now
 				}
 			}
 			b.wake(keyOf(op.QueueID, false), n)
-		case store.QueueAbandon:
+		case store.QueueAbandon, store.QueueDeadLetter:
 			b.wake(keyOf(op.QueueID, op.DeadLetter || r.DeadLettered), 1)
 		case store.QueueLock, store.QueueReceiveAndDelete:
 			// On its way to a message, a receive may have moved expired

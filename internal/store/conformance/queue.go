@@ -21,6 +21,7 @@ var QueueTests = []struct {
 	{"QueueSendLockComplete", testQueueSendLockComplete},
 	{"QueueLockExpiry", testQueueLockExpiry},
 	{"QueueAbandonRenew", testQueueAbandonRenew},
+	{"QueueDeadLetter", testQueueDeadLetter},
 	{"QueueMaxDeliveryCount", testQueueMaxDeliveryCount},
 	{"QueueTTL", testQueueTTL},
 	{"QueueDuplicates", testQueueDuplicates},
@@ -253,6 +254,36 @@ func testQueueAbandonRenew(t *testing.T, st store.Store) {
 	if m.DeliveryCount != 2 {
 		t.Errorf("DeliveryCount after abandon and lock: %d, want 2", m.DeliveryCount)
 	}
+}
+
+// A receiver dead-letters the message it holds, with its reason: the
+// message leaves the queue for the dead-letter queue at once, unlocked,
+// keeping its sequence number; a wrong lock or a dead-lettered message
+// cannot be dead-lettered.
+func testQueueDeadLetter(t *testing.T, st store.Store) {
+	f := newQueueFixture(t, st)
+	seq := f.send(t0, f.q, queueLimits, msg("a", "one"))[0].SequenceNumber
+	f.mustLock(t0, f.q, false, queueLimits, "a", seq)
+	dl := func(now time.Time, dlq bool, token string) store.QueueResult {
+		return f.one(now, store.QueueOp{Kind: store.QueueDeadLetter, QueueID: f.q, DeadLetter: dlq, Limits: queueLimits,
+			SequenceNumber: seq, LockToken: token, DeadLetterReason: "BadOrder", DeadLetterDescription: "no such product"})
+	}
+	wantErr(t, dl(at(time.Second), false, "b").Err, store.ErrLockLost, "dead-letter with a wrong token")
+	r := dl(at(time.Second), false, "a")
+	must(t, r.Err, "dead-letter")
+	if !r.DeadLettered {
+		t.Error("DeadLettered not reported")
+	}
+	if ms := f.peek(f.q, false); len(ms) != 0 {
+		t.Errorf("queue after dead-letter: %+v", ms)
+	}
+	m := f.mustLock(at(2*time.Second), f.q, true, queueLimits, "c", seq)
+	if m.DeadLetterReason != "BadOrder" || m.DeadLetterDescription != "no such product" {
+		t.Errorf("dead-lettered message: %+v", m)
+	}
+	wantErr(t, f.one(at(3*time.Second), store.QueueOp{Kind: store.QueueDeadLetter, QueueID: f.q, DeadLetter: true, Limits: queueLimits,
+		SequenceNumber: seq, LockToken: "c"}).Err, store.ErrNotFound, "dead-letter a dead-lettered message")
+	wantErr(t, dl(at(3*time.Second), false, "a").Err, store.ErrLockLost, "dead-letter again with the lock it no longer has")
 }
 
 func testQueueMaxDeliveryCount(t *testing.T, st store.Store) {

@@ -179,6 +179,13 @@ func checkQueueOp(op store.QueueOp) error {
 		if op.Limits.LockDuration <= 0 {
 			return bad("LockDuration must be positive")
 		}
+	case store.QueueDeadLetter:
+		if op.DeadLetter {
+			return fmt.Errorf("sqlstore: queue %s %s: a dead-lettered message cannot be dead-lettered again: %w", what, op.QueueID, store.ErrNotFound)
+		}
+		if !textOK(op.DeadLetterReason, op.DeadLetterDescription) || len(op.DeadLetterReason) > 4096 || len(op.DeadLetterDescription) > 4096 {
+			return bad("the dead-letter reason and description must be text of at most 4096 bytes")
+		}
 	}
 	return nil
 }
@@ -197,6 +204,8 @@ func queueOpName(k store.QueueOpKind) string {
 		return "abandon"
 	case store.QueueRenew:
 		return "renew"
+	case store.QueueDeadLetter:
+		return "dead-letter"
 	}
 	return ""
 }
@@ -392,6 +401,8 @@ func (q *queueTx) applyQueue(key string, ops []store.QueueOp, idx []int, results
 			r, err = q.abandon(op)
 		case store.QueueRenew:
 			r, err = q.renew(op)
+		case store.QueueDeadLetter:
+			r, err = q.deadLetterHeld(op)
 		}
 		if err != nil {
 			return err
@@ -659,6 +670,25 @@ WHERE `+cond+` RETURNING dead_letter`,
 		return store.QueueResult{}, err
 	}
 	return store.QueueResult{DeadLettered: dl != 0 && !op.DeadLetter}, nil
+}
+
+// deadLetterHeld moves the message the op holds to the dead-letter queue
+// with the receiver's reason.
+func (q *queueTx) deadLetterHeld(op store.QueueOp) (store.QueueResult, error) {
+	cond, args := q.held(op)
+	res, err := q.exec(`UPDATE queue_messages SET dead_letter = 1, lock_token = NULL, locked_until = NULL, visible = ?, dl_reason = ?, dl_description = ? WHERE `+cond,
+		append([]any{q.time(q.now), op.DeadLetterReason, op.DeadLetterDescription}, args...)...)
+	if err != nil {
+		return store.QueueResult{}, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return store.QueueResult{}, err
+	}
+	if n == 0 {
+		return q.lost(op)
+	}
+	return store.QueueResult{DeadLettered: true}, nil
 }
 
 func (q *queueTx) renew(op store.QueueOp) (store.QueueResult, error) {
