@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"reflect"
 	"time"
 )
 
@@ -257,6 +258,11 @@ func (b *Buffer) encode(v any, depth int) error {
 		}
 		return b.writeDescribed(*v, depth)
 	case Marshaler:
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+			// A typed nil (*Error)(nil) is absent, not a panic.
+			b.writeNull()
+			return nil
+		}
 		return v.MarshalAMQP(b)
 	default:
 		code, n, elem, ok := arrayOf(v)

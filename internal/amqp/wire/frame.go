@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 )
 
 // Protocol headers (part 2.2 and 5.2): the 8 bytes each side sends before
@@ -137,8 +138,8 @@ func AppendFrame(dst []byte, f Frame) ([]byte, error) {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 2, f.Type, byte(f.Channel>>8), byte(f.Channel))
 	if f.Body != nil {
-		if _, ok := f.Body.(Marshaler); !ok {
-			return dst[:start], &EncodeError{What: fmt.Sprintf("frame body %T is not a performative", f.Body)}
+		if _, ok := f.Body.(Marshaler); !ok || !isPerformative(f.Type, f.Body) || reflect.ValueOf(f.Body).IsNil() {
+			return dst[:start], &EncodeError{What: fmt.Sprintf("frame body %T is not a performative of frame type %d", f.Body, f.Type)}
 		}
 		b := Buffer{buf: dst}
 		if err := Encode(&b, f.Body); err != nil {

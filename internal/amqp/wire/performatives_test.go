@@ -355,6 +355,24 @@ func TestFrameErrors(t *testing.T) {
 	}
 }
 
+func TestAppendFrameErrors(t *testing.T) {
+	for _, f := range []Frame{
+		{Body: (*Open)(nil)},
+		{Body: "not a performative"},
+		{Type: FrameSASL, Body: &Open{}},
+		{Type: FrameAMQP, Body: &SASLInit{}},
+	} {
+		if _, err := AppendFrame(nil, f); err == nil {
+			t.Errorf("AppendFrame(%#v) succeeded", f)
+		}
+	}
+	// A typed nil inside a performative is absent.
+	var e *Error
+	if b := enc(t, &Detach{Handle: 1, Error: e}); !bytes.Equal(b, unhex("00 53 16 c0 03 01 52 01")) {
+		t.Errorf("detach with typed nil error % x", b)
+	}
+}
+
 func TestErrorInterface(t *testing.T) {
 	var err error = &Error{Condition: ErrMessageLockLost, Description: "lock lost"}
 	if err.Error() != "com.microsoft:message-lock-lost: lock lost" {
