@@ -1,0 +1,383 @@
+package amqp
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/tenantbridge/tenantbridge/internal/amqp/wire"
+)
+
+// Conn is one AMQP connection, as the application sees it: who the peer
+// is, and a way to close it (when the trust it was admitted under is
+// revoked, say). Its exported fields are set before Server.Connect is
+// called and never change after.
+type Conn struct {
+	RemoteAddr  net.Addr
+	TLS         *tls.ConnectionState // nil unless the transport is TLS
+	Mechanism   wire.Symbol          // the SASL mechanism, empty without SASL
+	Identity    string               // what Server.Authenticate returned
+	Hostname    string               // the SASL hostname, or else the open's
+	ContainerID string               // the peer's container-id
+	PeerOpen    *wire.Open           // the peer's open, read only
+
+	srv     *Server
+	nc      net.Conn
+	handler Handler
+
+	calls chan func()   // work for the loop, from other goroutines
+	done  chan struct{} // closed when the loop has stopped
+	wg    sync.WaitGroup
+
+	// Everything below is owned by the loop goroutine.
+	out           []byte // frames encoded and not yet written
+	outFrameSize  uint32 // the largest frame we may send
+	channelMax    uint16
+	sessions      map[uint16]*session
+	closeSent     bool
+	closeDeadline <-chan time.Time
+	finished      bool // the loop stops after this iteration
+	err           error
+	buffered      int64 // bytes of incoming messages held (reassembly and handlers)
+}
+
+// maxConnBuffer bounds the bytes of incoming messages one connection holds
+// at once: messages being reassembled plus those the application has not
+// returned from OnDelivery yet. Beyond it the connection is closed with
+// amqp:resource-limit-exceeded; a peer only gets there by sending faster
+// than the application takes, with more credit than it should have.
+func (s *Server) maxConnBuffer() int64 {
+	return max(64<<20, 4*int64(s.maxMessageSize()))
+}
+
+// Done is closed when the connection has ended.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Close closes the connection with the error e (nil for a clean close):
+// the peer gets it in our close frame. It does not wait.
+func (c *Conn) Close(e *wire.Error) {
+	c.call(func() { c.closeWith(e) })
+}
+
+// call runs f on the connection's loop, which owns all state. It returns
+// false, without running f, when the connection has ended.
+func (c *Conn) call(f func()) bool {
+	select {
+	case c.calls <- f:
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+// serve answers the peer's open and runs the connection until it ends.
+func (c *Conn) serve(ctx context.Context, br *bufio.Reader, open *wire.Open) error {
+	s := c.srv
+	c.calls = make(chan func())
+	c.done = make(chan struct{})
+	c.sessions = make(map[uint16]*session)
+	c.PeerOpen = open
+	c.ContainerID = open.ContainerID
+	if c.Hostname == "" {
+		c.Hostname = open.Hostname
+	}
+
+	// Negotiate (part 2.7.1). We send frames no larger than the peer
+	// takes, nor than we take ourselves (a bound on our own buffers).
+	c.outFrameSize = s.maxFrameSize()
+	if open.MaxFrameSize != 0 {
+		c.outFrameSize = min(c.outFrameSize, open.MaxFrameSize)
+	}
+	c.channelMax = min(open.ChannelMax, s.maxSessions()-1)
+	ours := &wire.Open{
+		ContainerID:  s.containerID(),
+		MaxFrameSize: s.maxFrameSize(),
+		ChannelMax:   c.channelMax,
+		IdleTimeOut:  durationMillis(s.idleTimeout() / 2),
+	}
+	c.writeFrame(0, ours, nil)
+	if open.MaxFrameSize != 0 && open.MaxFrameSize < 512 {
+		c.closeWith(&wire.Error{Condition: wire.ErrInvalidField, Description: "max-frame-size below 512"})
+	}
+	if !c.closeSent {
+		h, err := c.connect(ctx)
+		if err != nil {
+			c.closeWith(asWireError(err, wire.ErrUnauthorizedAccess))
+		}
+		c.handler = h
+	}
+	c.flush()
+
+	// The reader turns bytes into frames; the loop below owns the state.
+	// The reader's deadline is our idle timeout: a peer that sends nothing
+	// for that long (not even an empty frame) is cut.
+	frames := make(chan wire.Frame)
+	readErr := make(chan error, 1)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for {
+			_ = c.nc.SetReadDeadline(time.Now().Add(s.idleTimeout()))
+			fr, err := wire.ReadFrame(br, s.maxFrameSize())
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case frames <- fr:
+			case <-c.done:
+				return
+			}
+		}
+	}()
+
+	// Heartbeats: the peer wants a frame at least every IdleTimeout it
+	// advertised; we send an empty one at half that, as go-amqp does (8
+	// bytes; skipping it when other frames went out could leave a gap of
+	// almost the whole timeout). A tiny timeout is raised to 100 ms, so
+	// that a peer cannot make us spin.
+	var tick <-chan time.Time
+	if peerIdle := time.Duration(open.IdleTimeOut) * time.Millisecond; peerIdle > 0 {
+		t := time.NewTicker(max(peerIdle/2, 100*time.Millisecond))
+		defer t.Stop()
+		tick = t.C
+	}
+
+	ctxDone := ctx.Done()
+	for !c.finished {
+		select {
+		case fr := <-frames:
+			c.handleFrame(fr)
+		case err := <-readErr:
+			c.readFailed(err)
+		case f := <-c.calls:
+			f()
+		case <-tick:
+			c.writeFrame(0, nil, nil)
+		case <-ctxDone:
+			ctxDone = nil
+			c.closeWith(&wire.Error{Condition: wire.ErrConnectionForced, Description: "the server is shutting down"})
+		case <-c.closeDeadline:
+			c.finish(nil)
+		}
+		c.flush()
+	}
+
+	// Tear down: every link and session ends (their contexts are
+	// cancelled, waiting Sends fail), the transport closes so that the
+	// reader returns, and we wait for every goroutine we started.
+	for _, s := range c.sessions {
+		s.endAll(c.errOrClosed())
+	}
+	close(c.done)
+	_ = c.nc.Close()
+	c.wg.Wait()
+	if c.err != nil {
+		s.logger().Debug("amqp connection ended", "remote", c.RemoteAddr, "err", c.err)
+	}
+	return c.err
+}
+
+// connect asks the application for the connection's handler. Without
+// Server.Connect every link is refused.
+func (c *Conn) connect(ctx context.Context) (Handler, error) {
+	if c.srv.Connect == nil {
+		return HandlerFunc(func(context.Context, *Link) (*Accept, error) {
+			return nil, &wire.Error{Condition: wire.ErrNotFound, Description: "no such node"}
+		}), nil
+	}
+	h, err := c.srv.Connect(ctx, c)
+	if err == nil && h == nil {
+		err = errors.New("amqp: Connect returned no handler")
+	}
+	return h, err
+}
+
+// readFailed ends the connection after the reader's error: a silent peer
+// past our idle timeout gets a close saying so, a malformed frame a close
+// with the decoder's complaint.
+func (c *Conn) readFailed(err error) {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if !c.closeSent {
+			c.closeWith(&wire.Error{Condition: wire.ErrResourceLimitExceeded, Description: "idle timeout: the peer sent nothing"})
+		}
+		c.finish(err)
+	case c.closeSent:
+		c.finish(nil) // the peer hung up after our close: expected
+	default:
+		var we *wire.Error
+		if !errors.As(err, &we) {
+			we = &wire.Error{Condition: wire.ErrorCondition(err), Description: err.Error()}
+		}
+		if !isEOF(err) {
+			c.closeWith(we)
+		}
+		c.finish(err)
+	}
+}
+
+func isEOF(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// finish marks the loop to stop after this iteration, keeping the first
+// error.
+func (c *Conn) finish(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+	c.finished = true
+}
+
+// errOrClosed is the error links see when the connection takes them down.
+func (c *Conn) errOrClosed() error {
+	if c.err != nil {
+		return c.err
+	}
+	return ErrConnClosed
+}
+
+// ErrConnClosed is the error of a link whose connection ended cleanly.
+var ErrConnClosed = errors.New("amqp: connection closed")
+
+// closeWith sends our close (once) and gives the peer a moment to answer
+// with its own before we hang up.
+func (c *Conn) closeWith(e *wire.Error) {
+	if c.closeSent {
+		return
+	}
+	c.writeFrame(0, &wire.Close{Error: e}, nil)
+	c.closeSent = true
+	if e != nil && c.err == nil {
+		c.err = e
+	}
+	c.closeDeadline = time.After(2 * time.Second)
+	for _, s := range c.sessions {
+		s.endAll(c.errOrClosed())
+	}
+}
+
+// handleFrame dispatches one frame from the peer.
+func (c *Conn) handleFrame(fr wire.Frame) {
+	if fr.Body == nil {
+		return // an empty frame: the peer's heartbeat
+	}
+	if fr.Type != wire.FrameAMQP {
+		c.closeWith(&wire.Error{Condition: wire.ErrConnectionFraming, Description: "SASL frame after SASL"})
+		c.finish(nil)
+		return
+	}
+	if c.closeSent {
+		// After our close only the peer's close matters (part 2.4.3).
+		if _, ok := fr.Body.(*wire.Close); ok {
+			c.finish(nil)
+		}
+		return
+	}
+	switch b := fr.Body.(type) {
+	case *wire.Open:
+		c.closeWith(&wire.Error{Condition: wire.ErrIllegalState, Description: "second open"})
+	case *wire.Close:
+		if b.Error != nil && c.err == nil {
+			c.err = b.Error
+		}
+		c.writeFrame(0, &wire.Close{}, nil)
+		c.closeSent = true
+		c.finish(nil)
+	case *wire.Begin:
+		c.begin(fr.Channel, b)
+	default:
+		s := c.sessions[fr.Channel]
+		if s == nil {
+			c.closeWith(&wire.Error{Condition: wire.ErrNotFound, Description: fmt.Sprintf("no session on channel %d", fr.Channel)})
+			return
+		}
+		s.handle(fr.Body, fr.Payload)
+	}
+}
+
+// begin starts a session the peer began (part 2.5.1). We use the peer's
+// channel number as ours: both are below channel-max and unique.
+func (c *Conn) begin(ch uint16, b *wire.Begin) {
+	switch {
+	case ch > c.channelMax:
+		c.closeWith(&wire.Error{Condition: wire.ErrConnectionFraming, Description: fmt.Sprintf("channel %d above channel-max %d", ch, c.channelMax)})
+		return
+	case c.sessions[ch] != nil:
+		c.closeWith(&wire.Error{Condition: wire.ErrConnectionFraming, Description: fmt.Sprintf("channel %d already in use", ch)})
+		return
+	case b.RemoteChannel != nil:
+		c.closeWith(&wire.Error{Condition: wire.ErrNotAllowed, Description: "begin answers a begin we never sent"})
+		return
+	}
+	s := newSession(c, ch, b)
+	c.sessions[ch] = s
+	remote := ch
+	c.writeFrame(ch, &wire.Begin{
+		RemoteChannel:  &remote,
+		NextOutgoingID: s.nextOutgoingID,
+		IncomingWindow: s.incomingWindow,
+		OutgoingWindow: s.outgoingWindow,
+		HandleMax:      s.handleMax,
+	}, nil)
+}
+
+// writeFrame encodes one frame into the output buffer, written at the end
+// of the loop's iteration (or earlier when it grows large). A body nil is
+// an empty frame.
+func (c *Conn) writeFrame(ch uint16, body any, payload []byte) {
+	if c.finished {
+		return
+	}
+	b, err := wire.AppendFrame(c.out, wire.Frame{Type: wire.FrameAMQP, Channel: ch, Body: body, Payload: payload})
+	if err != nil {
+		// Only our own values are encoded here; one that does not encode
+		// is a bug or an application value wire cannot carry.
+		c.finish(fmt.Errorf("amqp: encoding %T: %w", body, err))
+		return
+	}
+	c.out = b
+	if len(c.out) >= 256<<10 {
+		c.flush()
+	}
+}
+
+// flush writes the output buffer. A peer that does not read for the idle
+// timeout loses the connection.
+func (c *Conn) flush() {
+	if len(c.out) == 0 {
+		return
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.idleTimeout()))
+	_, err := c.nc.Write(c.out)
+	c.out = c.out[:0]
+	if cap(c.out) > 1<<20 {
+		c.out = nil // do not keep a large buffer for an idle connection
+	}
+	if err != nil {
+		c.finish(err)
+	}
+}
+
+// durationMillis converts d to the milliseconds the open carries.
+func durationMillis(d time.Duration) uint32 {
+	return uint32(min(d.Milliseconds(), 1<<32-1))
+}
+
+// asWireError turns an application's error into the AMQP error sent to
+// the peer: a *wire.Error as it is, anything else under cond.
+func asWireError(err error, cond wire.Symbol) *wire.Error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we
+	}
+	return &wire.Error{Condition: cond, Description: err.Error()}
+}

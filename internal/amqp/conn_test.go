@@ -1,0 +1,296 @@
+package amqp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	goamqp "github.com/Azure/go-amqp"
+
+	"github.com/tenantbridge/tenantbridge/internal/amqp/wire"
+)
+
+// sendRecv sends n messages through the queue app and receives them back,
+// accepting each.
+func sendRecv(t *testing.T, c *goamqp.Conn, n int, settled bool) {
+	t.Helper()
+	s := openSession(t, c)
+	mode := goamqp.SenderSettleModeUnsettled
+	if settled {
+		mode = goamqp.SenderSettleModeSettled
+	}
+	snd, err := s.NewSender(ctxT(t), "q", &goamqp.SenderOptions{SettlementMode: &mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := snd.Send(ctxT(t), goamqp.NewMessage(fmt.Appendf(nil, "m%d", i)), nil); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	rcv, err := s.NewReceiver(ctxT(t), "q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		m, err := rcv.Receive(ctxT(t), nil)
+		if err != nil {
+			t.Fatalf("receive %d: %v", i, err)
+		}
+		if got, want := string(m.GetData()), fmt.Sprintf("m%d", i); got != want {
+			t.Fatalf("message %d is %q, want %q", i, got, want)
+		}
+		if err := rcv.AcceptMessage(ctxT(t), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := snd.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSendReceive(t *testing.T) {
+	app := newQueueApp()
+	ts := startServer(t, app.server(), nil)
+	c := dial(t, ts, nil)
+	t.Run("unsettled", func(t *testing.T) { sendRecv(t, c, 20, false) })
+	t.Run("settled", func(t *testing.T) { sendRecv(t, c, 20, true) })
+}
+
+func TestTLS(t *testing.T) {
+	srvCfg, cliCfg := testTLS(t)
+	app := newQueueApp()
+	ts := startServer(t, app.server(), srvCfg)
+	c := dial(t, ts, &goamqp.ConnOptions{TLSConfig: cliCfg})
+	sendRecv(t, c, 5, false)
+}
+
+// TestDispositions: the outcomes a receiver gives reach the application,
+// in both receiver settle modes.
+func TestDispositions(t *testing.T) {
+	for _, mode := range []goamqp.ReceiverSettleMode{goamqp.ReceiverSettleModeFirst, goamqp.ReceiverSettleModeSecond} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			app := newQueueApp()
+			ts := startServer(t, app.server(), nil)
+			s := openSession(t, dial(t, ts, nil))
+			for i := range 4 {
+				app.msgs <- encodeMessage(t, fmt.Sprint(i))
+			}
+			rcv, err := s.NewReceiver(ctxT(t), "q", &goamqp.ReceiverOptions{SettlementMode: &mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := ctxT(t)
+			settle := []func(m *goamqp.Message) error{
+				func(m *goamqp.Message) error { return rcv.AcceptMessage(ctx, m) },
+				func(m *goamqp.Message) error {
+					return rcv.RejectMessage(ctx, m, &goamqp.Error{Condition: "test:bad", Description: "no"})
+				},
+				func(m *goamqp.Message) error { return rcv.ReleaseMessage(ctx, m) },
+				func(m *goamqp.Message) error {
+					return rcv.ModifyMessage(ctx, m, &goamqp.ModifyMessageOptions{DeliveryFailed: true, UndeliverableHere: true})
+				},
+			}
+			var ids []uint32
+			for i, f := range settle {
+				m, err := rcv.Receive(ctx, nil)
+				if err != nil {
+					t.Fatalf("receive %d: %v", i, err)
+				}
+				if err := f(m); err != nil {
+					t.Fatalf("settling %d: %v", i, err)
+				}
+				d := <-app.dispositions
+				ids = append(ids, d.ID)
+				if !d.Settled && mode == goamqp.ReceiverSettleModeFirst {
+					t.Errorf("disposition %d not settled in mode first", i)
+				}
+				switch st := d.State.(type) {
+				case *wire.Accepted:
+					if i != 0 {
+						t.Errorf("%d: accepted", i)
+					}
+				case *wire.Rejected:
+					if i != 1 || st.Error == nil || st.Error.Condition != "test:bad" {
+						t.Errorf("%d: rejected %+v", i, st.Error)
+					}
+				case *wire.Released:
+					if i != 2 {
+						t.Errorf("%d: released", i)
+					}
+				case *wire.Modified:
+					if i != 3 || !st.DeliveryFailed || !st.UndeliverableHere {
+						t.Errorf("%d: modified %+v", i, st)
+					}
+				default:
+					t.Errorf("%d: state %T", i, d.State)
+				}
+			}
+			if ids[0] == ids[1] || ids[1] == ids[2] {
+				t.Errorf("delivery ids %v", ids)
+			}
+		})
+	}
+}
+
+func encodeMessage(t testing.TB, body string) []byte {
+	b, err := (&wire.Message{Data: [][]byte{[]byte(body)}}).Encoded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestLargeMessage: a 1 MiB message both ways with 512-byte frames.
+func TestLargeMessage(t *testing.T) {
+	app := newQueueApp()
+	srv := app.server()
+	srv.MaxFrameSize = 512
+	srv.MaxMessageSize = 2 << 20
+	ts := startServer(t, srv, nil)
+	c := dial(t, ts, &goamqp.ConnOptions{MaxFrameSize: 512})
+	s := openSession(t, c)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+	snd, err := s.NewSender(ctxT(t), "q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snd.MaxMessageSize() != 2<<20 {
+		t.Errorf("max message size %d", snd.MaxMessageSize())
+	}
+	if err := snd.Send(ctxT(t), goamqp.NewMessage(body), nil); err != nil {
+		t.Fatal(err)
+	}
+	rcv, err := s.NewReceiver(ctxT(t), "q", &goamqp.ReceiverOptions{MaxMessageSize: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rcv.Receive(ctxT(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(m.GetData(), body) {
+		t.Fatalf("got %d bytes back", len(m.GetData()))
+	}
+	if err := rcv.AcceptMessage(ctxT(t), m); err != nil {
+		t.Fatal(err)
+	}
+
+}
+
+// TestCredit: the server sends no more than the credit the receiver
+// gave, and answers a drain.
+func TestCredit(t *testing.T) {
+	app := newQueueApp()
+	app.settled = true
+	ts := startServer(t, app.server(), nil)
+	s := openSession(t, dial(t, ts, nil))
+	for i := range 10 {
+		app.msgs <- encodeMessage(t, fmt.Sprint(i))
+	}
+	rcv, err := s.NewReceiver(ctxT(t), "q", &goamqp.ReceiverOptions{Credit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := <-app.links
+	if err := rcv.IssueCredit(3); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := rcv.Receive(ctxT(t), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nothing more comes: the app's Send waits for credit.
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if m, err := rcv.Receive(short, nil); err == nil {
+		t.Fatalf("received %q beyond credit", m.GetData())
+	}
+	if got := l.Credit(); got != 0 {
+		t.Errorf("credit %d after 3 of 3", got)
+	}
+	// A drain with credit left and nothing waiting... first give 2, take
+	// them, then drain what is left of a new grant while the queue is
+	// empty.
+	if err := rcv.IssueCredit(2); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := rcv.Receive(ctxT(t), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for len(app.msgs) > 0 { // empty the queue, as the feeder holds one
+		<-app.msgs
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := rcv.IssueCredit(5); err != nil {
+		t.Fatal(err)
+	}
+	// The feeder goroutine holds one message waiting in Send; it goes
+	// out with the new credit.
+	if _, err := rcv.Receive(ctxT(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.DrainCredit(ctxT(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Credit(); got != 0 {
+		t.Errorf("credit %d after drain", got)
+	}
+}
+
+// TestServerDetach: the application detaches a link with an error; the
+// client sees exactly that error.
+func TestServerDetach(t *testing.T) {
+	app := newQueueApp()
+	ts := startServer(t, app.server(), nil)
+	c := dial(t, ts, nil)
+	s := openSession(t, c)
+	rcv, err := s.NewReceiver(ctxT(t), "q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := <-app.links
+	l.Detach(&wire.Error{Condition: wire.ErrUnauthorizedAccess, Description: "token expired"})
+	_, err = rcv.Receive(ctxT(t), nil)
+	var le *goamqp.LinkError
+	if !errors.As(err, &le) || le.RemoteErr == nil || le.RemoteErr.Condition != goamqp.ErrCondUnauthorizedAccess || le.RemoteErr.Description != "token expired" {
+		t.Fatalf("receive after detach: %v", err)
+	}
+	select {
+	case <-l.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("link not done")
+	}
+	// The connection stays usable.
+	sendRecv(t, c, 1, true)
+}
+
+// TestRefusedAttach: the application refuses; the client's attach fails
+// with the application's error.
+func TestRefusedAttach(t *testing.T) {
+	app := newQueueApp()
+	app.refuse = &wire.Error{Condition: wire.ErrNotFound, Description: "no queue q"}
+	ts := startServer(t, app.server(), nil)
+	s := openSession(t, dial(t, ts, nil))
+	_, err := s.NewSender(ctxT(t), "q", nil)
+	var ae *goamqp.Error
+	if !errors.As(err, &ae) || ae.Condition != goamqp.ErrCondNotFound || ae.Description != "no queue q" {
+		t.Fatalf("sender attach: %v", err)
+	}
+	_, err = s.NewReceiver(ctxT(t), "q", nil)
+	if !errors.As(err, &ae) || ae.Condition != goamqp.ErrCondNotFound {
+		t.Fatalf("receiver attach: %v", err)
+	}
+}
