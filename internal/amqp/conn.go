@@ -46,6 +46,7 @@ type Conn struct {
 	finished      bool // the loop stops after this iteration
 	err           error
 	buffered      int64 // bytes of incoming messages held (reassembly and handlers)
+	links         int   // links in all sessions
 }
 
 // maxConnBuffer bounds the bytes of incoming messages one connection holds
@@ -334,8 +335,8 @@ func (c *Conn) begin(ch uint16, b *wire.Begin) {
 // of the loop's iteration (or earlier when it grows large). A body nil is
 // an empty frame.
 func (c *Conn) writeFrame(ch uint16, body any, payload []byte) {
-	if c.finished {
-		return
+	if c.finished || c.closeSent {
+		return // nothing follows our close (part 2.4.3)
 	}
 	b, err := wire.AppendFrame(c.out, wire.Frame{Type: wire.FrameAMQP, Channel: ch, Body: body, Payload: payload})
 	if err != nil {

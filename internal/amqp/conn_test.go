@@ -294,3 +294,24 @@ func TestRefusedAttach(t *testing.T) {
 		t.Fatalf("receiver attach: %v", err)
 	}
 }
+
+// TestReceiverSettleSecond: a sender asking us to settle second gets our
+// outcome unsettled, settles, and gets our final settlement.
+func TestReceiverSettleSecond(t *testing.T) {
+	app := newQueueApp()
+	ts := startServer(t, app.server(), nil)
+	s := openSession(t, dial(t, ts, nil))
+	second := goamqp.ReceiverSettleModeSecond
+	snd, err := s.NewSender(ctxT(t), "q", &goamqp.SenderOptions{RequestedReceiverSettleMode: &second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := snd.Send(ctxT(t), goamqp.NewMessage([]byte{byte(i)}), nil); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if len(app.msgs) != 3 {
+		t.Fatalf("%d queued", len(app.msgs))
+	}
+}

@@ -53,7 +53,8 @@ type Accept struct {
 	// link's own goroutine (deliveries of one link never overlap). A
 	// non-nil state settles the delivery with it; nil leaves it
 	// unsettled, to be settled later with Delivery.Settle (or never,
-	// when the peer settled it already: d.Settled).
+	// when the peer settled it already: d.Settled). Without OnDelivery
+	// every delivery is rejected with amqp:not-implemented.
 	OnDelivery func(ctx context.Context, d *Delivery) wire.DeliveryState
 
 	// For links on which we send (!l.PeerSends()):

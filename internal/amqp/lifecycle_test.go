@@ -176,3 +176,74 @@ func TestRequestResponse(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestLinkLimit: an attach beyond Server.MaxLinks is refused with
+// amqp:resource-limit-exceeded; a detach makes room again.
+func TestLinkLimit(t *testing.T) {
+	app := newQueueApp()
+	srv := app.server()
+	srv.MaxLinks = 2
+	ts := startServer(t, srv, nil)
+	s := openSession(t, dial(t, ts, nil))
+	a, err := s.NewSender(ctxT(t), "q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.NewSender(ctxT(t), "q", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.NewSender(ctxT(t), "q", nil)
+	var ae *goamqp.Error
+	if !errors.As(err, &ae) || ae.Condition != goamqp.ErrCondResourceLimitExceeded {
+		t.Fatalf("third attach: %v", err)
+	}
+	if err := a.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.NewSender(ctxT(t), "q", nil); err != nil {
+		t.Fatalf("attach after a detach: %v", err)
+	}
+}
+
+// TestSettleLater: OnDelivery leaves deliveries unsettled and the
+// application settles them later, from another goroutine, out of order;
+// each client Send completes with its own outcome.
+func TestSettleLater(t *testing.T) {
+	got := make(chan *Delivery, 10)
+	srv := &Server{Connect: func(context.Context, *Conn) (Handler, error) {
+		return HandlerFunc(func(ctx context.Context, l *Link) (*Accept, error) {
+			return &Accept{OnDelivery: func(ctx context.Context, d *Delivery) wire.DeliveryState {
+				got <- d
+				return nil
+			}}, nil
+		}), nil
+	}}
+	ts := startServer(t, srv, nil)
+	s := openSession(t, dial(t, ts, nil))
+	snd, err := s.NewSender(ctxT(t), "q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() { errs <- snd.Send(ctxT(t), goamqp.NewMessage([]byte{byte(i)}), nil) }()
+	}
+	d1, d2 := <-got, <-got
+	d2.Settle(&wire.Rejected{Error: &wire.Error{Condition: "test:no"}})
+	d1.Settle(&wire.Accepted{})
+	var accepted, rejected int
+	for range 2 {
+		var ae *goamqp.Error
+		switch err := <-errs; {
+		case err == nil:
+			accepted++
+		case errors.As(err, &ae) && ae.Condition == "test:no":
+			rejected++
+		default:
+			t.Fatal(err)
+		}
+	}
+	if accepted != 1 || rejected != 1 {
+		t.Fatalf("accepted %d, rejected %d", accepted, rejected)
+	}
+}

@@ -35,9 +35,9 @@ type Link struct {
 	peerSends bool
 	state     linkState
 	acc       *Accept
-	events    chan func() // work for the link's goroutine (application callbacks)
-	rcvSecond bool        // receiver settle mode second (we or the peer settle last)
-	sndMode   uint8       // the sender settle mode agreed
+	callbacks callbacks // the application's callbacks, run in order
+	rcvSecond bool      // receiver settle mode second (we or the peer settle last)
+	sndMode   uint8     // the sender settle mode agreed
 
 	// When the peer sends:
 	deliveryCount uint32 // the sender's delivery-count as we know it
@@ -262,6 +262,9 @@ func (l *Link) withdraw(m *outMsg, err error) {
 // pump sends what is pending while credit, the unsettled limit and the
 // session window allow (loop).
 func (l *Link) pump() {
+	if l.state != linkAttached {
+		return // Sends made while attaching wait; ended links have none
+	}
 	s := l.s
 	c := s.c
 	for len(l.pending) > 0 && l.state == linkAttached && !c.finished {
@@ -482,7 +485,7 @@ func (l *Link) transfer(t *wire.Transfer, payload []byte) {
 	onDelivery := l.acc.OnDelivery
 	ctx := l.ctx
 	l.post(func() {
-		var state wire.DeliveryState
+		state := wire.DeliveryState(&wire.Rejected{Error: &wire.Error{Condition: wire.ErrNotImplemented, Description: "this link takes no messages"}})
 		if onDelivery != nil {
 			state = callOnDelivery(ctx, onDelivery, d)
 		}
@@ -583,15 +586,55 @@ func (l *Link) reportDisposition(d Disposition) {
 	}
 }
 
-// post queues a callback for the link's goroutine. The queue's capacity
-// is what the protocol allows in flight (credit, unsettled limit), so a
-// full queue means a broken count: the link is detached rather than the
-// loop blocked.
+// post queues a callback for the link's goroutine. What the protocol
+// allows in flight (credit, the unsettled limit) bounds the queue, so a
+// longer one means a broken count: the link is detached.
 func (l *Link) post(f func()) {
-	select {
-	case l.events <- f:
-	default:
+	if n := l.callbacks.push(f, &l.s.c.wg); n > int(l.window)+l.s.c.srv.maxUnsettled()+1 {
 		l.detach(&wire.Error{Condition: wire.ErrResourceLimitExceeded, Description: "too many deliveries in flight"})
+	}
+}
+
+// callbacks runs a link's application callbacks in order, on at most one
+// goroutine at a time, started when there is work and gone when there is
+// none: an idle link costs no goroutine, and a queue costs only what is
+// in it.
+type callbacks struct {
+	mu      sync.Mutex
+	queue   []func()
+	running bool
+}
+
+// push queues f and returns the queue's length.
+func (q *callbacks) push(f func(), wg *sync.WaitGroup) int {
+	q.mu.Lock()
+	q.queue = append(q.queue, f)
+	n := len(q.queue)
+	start := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if start {
+		wg.Add(1)
+		go q.run(wg)
+	}
+	return n
+}
+
+func (q *callbacks) run(wg *sync.WaitGroup) {
+	defer wg.Done()
+	for {
+		q.mu.Lock()
+		if len(q.queue) == 0 {
+			q.running = false
+			q.queue = nil
+			q.mu.Unlock()
+			return
+		}
+		f := q.queue[0]
+		q.queue[0] = nil
+		q.queue = q.queue[1:]
+		q.mu.Unlock()
+		f()
 	}
 }
 
@@ -638,24 +681,12 @@ func (l *Link) attached(acc *Accept, err error) {
 			l.deliveryCount = *a.InitialDeliveryCount
 		}
 		l.window = or(acc.Credit, DefaultCredit)
-		l.events = make(chan func(), l.window+1)
 	} else {
 		zero := uint32(0)
 		resp.InitialDeliveryCount = &zero
-		l.events = make(chan func(), l.s.c.srv.maxUnsettled()+1)
 	}
 	l.s.c.writeFrame(l.s.ch, resp, nil)
 	l.state = linkAttached
-
-	// The link's goroutine runs the application's callbacks in order.
-	events := l.events
-	l.s.c.wg.Add(1)
-	go func() {
-		defer l.s.c.wg.Done()
-		for f := range events {
-			f()
-		}
-	}()
 	if l.peerSends {
 		l.topUpCredit()
 	} else {
@@ -694,6 +725,7 @@ func (l *Link) peerDetach(d *wire.Detach) {
 	}
 	l.state = linkEnded
 	delete(l.s.links, l.handle)
+	l.s.c.links--
 }
 
 // peerError is the peer's error, or def when it sent none.
@@ -704,8 +736,8 @@ func peerError(e *wire.Error, def error) error {
 	return def
 }
 
-// end ends the link for the application: its context is cancelled, its
-// goroutine finishes the callbacks queued and exits, waiting Sends fail,
+// end ends the link for the application: its context is cancelled (the
+// callbacks queued still run, with it), waiting Sends fail,
 // and its unsettled deliveries are forgotten (loop).
 func (l *Link) end(err error) {
 	if l.state == linkEnded || l.state == linkDetachSent {
@@ -716,9 +748,6 @@ func (l *Link) end(err error) {
 	l.err = err
 	l.mu.Unlock()
 	l.cancel()
-	if l.events != nil {
-		close(l.events)
-	}
 	for _, m := range l.pending {
 		m.result <- sendResult{err: err}
 	}

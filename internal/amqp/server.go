@@ -7,10 +7,10 @@
 // credit the peer grants.
 //
 // The engine is built for untrusted peers: every table it keeps
-// (sessions, links, unsettled deliveries, a message being reassembled) has a
-// limit, each connection runs a fixed number of goroutines (plus one per
-// link that has callbacks and one per pending attach), and a silent peer is
-// cut at the idle timeout.
+// (sessions, links, unsettled deliveries, messages being reassembled) has
+// a limit; each connection runs two goroutines, plus one per link while
+// it has application callbacks to run and one per pending attach; and a
+// silent peer is cut at the idle timeout.
 package amqp
 
 import (
@@ -39,6 +39,10 @@ type Server struct {
 	MaxSessions uint16
 	// MaxLinksPerSession bounds the links of one session (0: 256).
 	MaxLinksPerSession uint32
+	// MaxLinks bounds the links of one connection, all sessions together
+	// (0: 1024); an attach beyond it is refused with
+	// amqp:resource-limit-exceeded.
+	MaxLinks int
 	// MaxMessageSize bounds one message the peer sends, all frames
 	// together (0: 1 MiB). Larger ones detach the link with
 	// amqp:link:message-size-exceeded.
@@ -106,6 +110,7 @@ func (s *Server) maxFrameSize() uint32 {
 }
 func (s *Server) maxSessions() uint16        { return or(s.MaxSessions, 64) }
 func (s *Server) maxLinks() uint32           { return or(s.MaxLinksPerSession, 256) }
+func (s *Server) maxConnLinks() int          { return or(s.MaxLinks, 1024) }
 func (s *Server) maxMessageSize() uint64     { return or(s.MaxMessageSize, 1<<20) }
 func (s *Server) maxUnsettled() int          { return or(s.MaxUnsettled, 5000) }
 func (s *Server) idleTimeout() time.Duration { return or(s.IdleTimeout, 60*time.Second) }

@@ -117,6 +117,7 @@ func (s *session) endAll(err error) {
 	for h, l := range s.links {
 		l.end(err)
 		delete(s.links, h)
+		s.c.links--
 	}
 }
 
@@ -134,6 +135,11 @@ func (s *session) attach(a *wire.Attach) {
 	l := newLink(s, a)
 	s.links[a.Handle] = l
 	c := s.c
+	c.links++
+	if c.links > c.srv.maxConnLinks() {
+		l.attached(nil, &wire.Error{Condition: wire.ErrResourceLimitExceeded, Description: "too many links on this connection"})
+		return
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
