@@ -584,7 +584,7 @@ func TestServeRunsTheBroker(t *testing.T) {
 	var out, errOut lockedBuffer
 	served := make(chan int, 1)
 	go func() {
-		served <- run(serveCtx, []string{"--data", dir, "serve", "--listen", "127.0.0.1:0", "--broker-listen", brokerAddr, "--log-level", "error"},
+		served <- run(serveCtx, []string{"--data", dir, "serve", "--listen", "127.0.0.1:0", "--amqp-listen", "127.0.0.1:0", "--broker-listen", brokerAddr, "--log-level", "error"},
 			&out, &errOut, func(k string) string { return env[k] })
 	}()
 	hook := "http://" + brokerAddr + "/managedapp/resource"

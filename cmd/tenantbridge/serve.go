@@ -18,7 +18,7 @@ import (
 )
 
 func (c *cli) serveCommand() *cobra.Command {
-	var listen, proxyListen, dnsListen, dnsAnswer, store, domain, logLevel, brokerListen string
+	var listen, proxyListen, amqpListen, dnsListen, dnsAnswer, store, domain, logLevel, brokerListen string
 	var refreshLifetime, notifyFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -29,7 +29,7 @@ func (c *cli) serveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv, err := server.New(cmd.Context(), server.Config{DataDir: c.dataDir, Listen: listen, ProxyListen: proxyListen,
+			srv, err := server.New(cmd.Context(), server.Config{DataDir: c.dataDir, Listen: listen, ProxyListen: proxyListen, AMQPListen: amqpListen,
 				DNSListen: dnsListen, DNSAnswer: dnsAnswer, StoreURL: store, CustomDomain: domain, RefreshTokenLifetime: refreshLifetime,
 				NotificationRetryFor: notifyFor, Logger: logger})
 			if err != nil {
@@ -70,6 +70,7 @@ func (c *cli) serveCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "HTTPS listen address (port 0 picks a free port)")
 	cmd.Flags().StringVar(&proxyListen, "proxy-listen", "", "also run an HTTPS proxy here (e.g. 127.0.0.1:8444) whose tunnels to Azure's names end in tenantbridge, for unmodified programs (HTTPS_PROXY; see tenantbridge env)")
+	cmd.Flags().StringVar(&amqpListen, "amqp-listen", "127.0.0.1:5671", "the Service Bus AMQPS listener (AMQP 1.0 over TLS, what every Service Bus SDK speaks; \"\" for none); AMQP over WebSockets is served on --listen")
 	cmd.Flags().StringVar(&dnsListen, "dns-listen", "", "also answer DNS here (UDP and TCP, e.g. 0.0.0.0:53) for the Azure names tenantbridge serves, refusing every other name: the resolver of containers whose programs are unmodified (see tenantbridge env --help)")
 	cmd.Flags().StringVar(&dnsAnswer, "dns-answer", "", "the address DNS answers give, where clients reach --listen (default: --dns-listen's address; required when that is 0.0.0.0 or ::)")
 	cmd.Flags().StringVar(&store, "store", "", "store URL: sqlite://PATH or postgres://... (default: the embedded store in the data directory)")
@@ -103,6 +104,9 @@ func (c *cli) printServing(srv *server.Server, ln net.Listener, domain string) {
 	fmt.Fprintf(w, "  answers as           %s (at %s)\n", strings.Join(srv.ServedHosts(), ", "), ln.Addr())
 	if p := srv.ProxyURL(); p != "" {
 		fmt.Fprintf(w, "  proxy                %s   (HTTPS_PROXY; tunnels to %s end here)\n", p, strings.Join(srv.ProxiedHosts(), ", "))
+	}
+	if a := srv.AMQPAddr(); a != "" {
+		fmt.Fprintf(w, "  Service Bus AMQPS    %s   (SNI or open hostname {namespace}.servicebus.windows.net; WebSockets at wss://{namespace}.servicebus.windows.net/$servicebus/websocket)\n", a)
 	}
 	if a := srv.DNSAddr(); a != "" {
 		fmt.Fprintf(w, "  DNS                  %s   (UDP and TCP; answers %s, refuses other names)\n", a, strings.Join(srv.ProxiedHosts(), ", "))

@@ -110,16 +110,16 @@ func advCanonical(name string) bool {
 type advUser struct{ id, upn string }
 
 type advApp struct {
-	label                   string
-	obj, appID, secret, sp  string
-	impostor                string // the identifier URI it tried to take, for impostors
-	impKind                 string // what the impostor pretends to be: a surface, "exchange" or "victim"
-	registered              bool   // the impostor URI was accepted
-	marker                  string // in its scope and role display names
-	home                    int
-	spIn                    map[int]bool // model: tenants holding its service principal
-	v2                      bool         // requestedAccessTokenVersion 2
-	roleID, scopeID, apiURI string
+	label                  string
+	obj, appID, secret, sp string
+	impostor               string // the identifier URI it tried to take, for impostors
+	impKind                string // what the impostor pretends to be: a surface, "exchange" or "victim"
+	registered             bool   // the impostor URI was accepted
+	marker                 string // in its scope and role display names
+	home                   int
+	spIn                   map[int]bool // model: tenants holding its service principal
+	v2                     bool         // requestedAccessTokenVersion 2
+	roleID, apiURI         string
 }
 
 type advTenant struct {

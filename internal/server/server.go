@@ -58,6 +58,12 @@ type Config struct {
 	// tenantbridge serves end in this server, so that unmodified programs
 	// reach it with no change to DNS. Empty means no proxy.
 	ProxyListen string
+	// AMQPListen, if set, is the address of the Service Bus AMQPS
+	// listener (AMQP 1.0 over TLS, Service Bus's port 5671): the protocol
+	// every Service Bus SDK speaks. The connection's hostname (SNI, SASL
+	// or open) names the namespace. Empty means none; AMQP over
+	// WebSockets is always served on the HTTPS listener.
+	AMQPListen string
 	// DNSListen, if set, is the address (UDP and TCP) of a DNS responder
 	// that answers the names the proxy tunnels with DNSAnswer and refuses
 	// every other name: what a container is given as its resolver so that
@@ -138,6 +144,9 @@ type Server struct {
 	notifications *outbox.Deliverer
 	routes        *router
 	proxyLn       net.Listener // set by Listen when cfg.ProxyListen is
+	amqpLn        net.Listener // set by Listen when cfg.AMQPListen is
+	amqpAddr      string
+	messaging     *servicebus.Service
 	// dns answers the served names when cfg.DNSListen is set; dnsPC and
 	// dnsLn are its sockets, opened by Listen.
 	dns     *dnsserve.Server
@@ -308,7 +317,7 @@ func (s *Server) buildRouter() *router {
 		Authorizer: vaultAuthorizer{access}, Audit: s.audit, Logger: s.logger,
 		LoginBase: func(*http.Request) string { return miIssuer }})
 	s.broker = servicebus.NewBroker(s.store, nil, s.logger)
-	messaging := servicebus.New(servicebus.Config{Store: s.store, Broker: s.broker, Verifier: verifier,
+	s.messaging = servicebus.New(servicebus.Config{Store: s.store, Broker: s.broker, Verifier: verifier,
 		Authorizer: busAuthorizer{access}, Limits: arm.QueueLimits, Audit: s.audit, Logger: s.logger, KEK: s.kek})
 	resources := arm.New(arm.Config{Directory: s.dir, Store: s.store, RBAC: access, Verifier: verifier,
 		Audit: s.audit, Logger: s.logger, KEK: s.kek, TokenMinter: tokens, Notify: s.notifications.Notify,
@@ -328,12 +337,12 @@ func (s *Server) buildRouter() *router {
 	r.byHost["graph.microsoft.com"] = graphAPI
 	r.byHost["management.azure.com"] = resources
 	r.byParent["vault.azure.net"] = s.vaults
-	r.byParent["servicebus.windows.net"] = messaging
+	r.byParent["servicebus.windows.net"] = s.messaging
 	if d := s.hosts.CustomDomain; d != "" {
 		r.byHost["graph."+d] = graphAPI
 		r.byHost["management."+d] = resources
 		r.byParent["vault."+d] = s.vaults
-		r.byParent["servicebus."+d] = messaging
+		r.byParent["servicebus."+d] = s.messaging
 	}
 	return r
 }
@@ -401,6 +410,21 @@ func (s *Server) Listen() (net.Listener, error) {
 			s.proxyLn.Close()
 			s.proxyLn = nil
 		}
+		if s.amqpLn != nil {
+			s.amqpLn.Close()
+			s.amqpLn = nil
+		}
+	}
+	if s.cfg.AMQPListen != "" {
+		aln, err := net.Listen("tcp", s.cfg.AMQPListen)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("AMQP listener: %w", err)
+		}
+		if s.amqpLn != nil {
+			s.amqpLn.Close()
+		}
+		s.amqpLn, s.amqpAddr = aln, dialable(aln.Addr())
 	}
 	if s.dns != nil {
 		pc, dln, err := dnsserve.Listen(s.cfg.DNSListen)
@@ -428,6 +452,10 @@ func (s *Server) closeDNS() {
 		s.dnsPC, s.dnsLn = nil, nil
 	}
 }
+
+// AMQPAddr is the AMQPS listener's address once Listen has opened it;
+// "" without one.
+func (s *Server) AMQPAddr() string { return s.amqpAddr }
 
 // DNSAddr is the DNS responder's address (UDP and TCP) once Listen has
 // opened it; "" without one.
@@ -496,6 +524,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	} else {
 		proxyErr <- nil
 	}
+	amqpErr := make(chan error, 1)
+	if aln := s.amqpLn; aln != nil {
+		s.amqpLn = nil // a listener serves once
+		go func() {
+			err := s.serveAMQP(runCtx, tls.NewListener(aln, tlsConfig()))
+			if err != nil {
+				err = fmt.Errorf("amqp: %w", err)
+			}
+			amqpErr <- err
+			stop()
+		}()
+	} else {
+		amqpErr <- nil
+	}
 	dnsErr := make(chan error, 1)
 	if s.dnsPC != nil {
 		pc, dln := s.dnsPC, s.dnsLn
@@ -535,6 +577,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if e := <-dnsErr; err == nil {
 		err = e
 	}
+	if e := <-amqpErr; err == nil {
+		err = e
+	}
 	wg.Wait()
 	s.broker.Close() // after the last request: nothing submits any more
 	s.audit.Close()  // commits the records of requests that finished
@@ -542,6 +587,47 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = cerr
 	}
 	return err
+}
+
+// maxAMQPConns bounds the AMQPS connections served at once; beyond it a
+// new connection waits in the listen backlog.
+const maxAMQPConns = 10_000
+
+// serveAMQP accepts AMQPS connections on ln until ctx ends, and serves each
+// with the Service Bus front-end's AMQP server. Connections still open
+// when ctx ends are closed by the engine (amqp:connection:forced); it
+// returns once they all have ended.
+func (s *Server) serveAMQP(ctx context.Context, ln net.Listener) error {
+	context.AfterFunc(ctx, func() { ln.Close() })
+	slots := make(chan struct{}, maxAMQPConns)
+	var conns sync.WaitGroup
+	defer conns.Wait()
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		nc, err := ln.Accept()
+		if err != nil {
+			<-slots
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		conns.Go(func() {
+			defer func() { <-slots }()
+			defer nc.Close()
+			if err := s.messaging.AMQP().ServeConn(ctx, nc); err != nil && ctx.Err() == nil {
+				s.logger.DebugContext(ctx, "amqp connection ended", "remote", nc.RemoteAddr().String(), "err", err)
+			}
+		})
+	}
 }
 
 // httpServer is the front door's http.Server for handler h.

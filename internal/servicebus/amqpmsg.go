@@ -243,7 +243,7 @@ func messageToAMQP(m store.QueueMessage, f deliveryFacts) ([]byte, error) {
 	var ap wire.Map
 	if sent != nil {
 		ap = sent.ApplicationProperties
-	} else {
+	} else if len(p.User) > 0 {
 		user, err := UnmarshalUserProperties(p.User)
 		if err != nil {
 			return nil, fmt.Errorf("servicebus: custom properties of message %d: %w", m.SequenceNumber, err)

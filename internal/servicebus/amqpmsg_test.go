@@ -106,6 +106,27 @@ func TestAMQPMessageRoundTrip(t *testing.T) {
 	}
 }
 
+// A message with nothing but a body (no custom properties) encodes.
+func TestPlainMessageToAMQP(t *testing.T) {
+	for _, body := range [][]byte{[]byte("x"), nil} {
+		q, err := newMessage(body, "", BrokerProperties{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := messageToAMQP(stored(t, q, 1), deliveryFacts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := wire.DecodeMessage(got); err != nil || len(out.Data) != 1 || string(out.Data[0]) != string(body) {
+			t.Fatalf("plain message: %+v %v", out, err)
+		}
+		dec, _ := wire.DecodeMessage(got)
+		if q2, err := messageFromAMQP(dec); err != nil || string(q2.Body) != string(body) {
+			t.Fatalf("back: %+v %v", q2, err)
+		}
+	}
+}
+
 // A message sent over REST reaches an AMQP receiver with its custom
 // properties as application properties and its body as one data
 // section; a dead-lettered one carries the reason.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tenantbridge/tenantbridge/internal/amqp"
 	"github.com/tenantbridge/tenantbridge/internal/audit"
 	"github.com/tenantbridge/tenantbridge/internal/gencache"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -106,6 +107,9 @@ type Service struct {
 	queueOf *gencache.Cache[string, queueInfo]
 	kek     []byte
 	rules   *gencache.Cache[string, sasRule] // sasauth.go
+	// amqp serves the AMQP 1.0 front-end (amqpfront.go) on the
+	// connections the server hands it: AMQPS, and WebSockets here.
+	amqp *amqp.Server
 }
 
 // queueInfo is a queue's record and the limits read from it.
@@ -131,8 +135,13 @@ func New(cfg Config) *Service {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.amqp = &amqp.Server{Connect: s.ConnectAMQP, MaxMessageSize: MaxMessageBytes + 64<<10, Logger: s.log}
 	return s
 }
+
+// AMQP is the AMQP 1.0 server of the queues, for the listener that accepts
+// AMQPS connections (port 5671).
+func (s *Service) AMQP() *amqp.Server { return s.amqp }
 
 // route is a parsed data-plane path.
 type route struct {
@@ -211,6 +220,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	host := strings.ToLower(r.Host)
 	if h, _, ok := strings.Cut(host, ":"); ok {
 		host = h
+	}
+	if r.URL.Path == webSocketPath {
+		s.serveWebSocket(w, r)
+		return
 	}
 	name, _, _ := strings.Cut(host, ".")
 	ns, err := s.namespace(r.Context(), name)

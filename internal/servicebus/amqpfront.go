@@ -1,0 +1,720 @@
+package servicebus
+
+// The AMQP 1.0 front-end of the queues: what every Service Bus SDK speaks.
+// It is a second front door to the same Broker and the same stored
+// messages as REST, and decides access with the same checks (access.go):
+// a connection puts tokens on its $cbs node (an Entra token for
+// https://servicebus.azure.net, or a Shared Access Signature), and each
+// link to a queue is allowed by the token that covers it, checked again
+// for every message it carries, so that an expired token or a revoked
+// trust stops the link (it is detached with amqp:unauthorized-access).
+//
+// Sources for the wire conventions: Microsoft's "AMQP 1.0 in Azure Service
+// Bus: request-response-based operations" and "AMQP 1.0 protocol guide"
+// (CBS put-token, the $management node, message annotations), and the Go
+// SDK's internal/cbs.go, internal/rpc.go and message.go (what a reply must
+// carry: an int32 status-code and the request's message-id as a string
+// correlation-id).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tenantbridge/tenantbridge/internal/amqp"
+	"github.com/tenantbridge/tenantbridge/internal/amqp/wire"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+)
+
+// The CBS token types (service-bus-amqp-request-response, "put-token").
+const (
+	cbsTypeJWT = "jwt"
+	cbsTypeSAS = "servicebus.windows.net:sastoken"
+)
+
+// amqpReceiveWait bounds one wait of a receiving link for a message, so
+// that the link's credential is checked again at least this often.
+const amqpReceiveWait = 30 * time.Second
+
+// ConnectAMQP is the amqp.Server's Connect: it finds the namespace the
+// connection is for (the SASL or open hostname, {namespace}.servicebus.…)
+// and returns the handler of the connection's links.
+func (s *Service) ConnectAMQP(ctx context.Context, c *amqp.Conn) (amqp.Handler, error) {
+	host := strings.ToLower(strings.TrimSuffix(c.Hostname, "."))
+	if h, _, ok := strings.Cut(host, ":"); ok {
+		host = h
+	}
+	if host == "" && c.TLS != nil {
+		host = strings.ToLower(c.TLS.ServerName)
+	}
+	name, _, _ := strings.Cut(host, ".")
+	if name == "" {
+		return nil, &wire.Error{Condition: wire.ErrNotFound, Description: "The connection names no messaging namespace: set the open's hostname to {namespace}.servicebus.windows.net."}
+	}
+	ns, err := s.namespace(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &wire.Error{Condition: wire.ErrNotFound, Description: fmt.Sprintf("The messaging namespace '%s' could not be found.", name)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &amqpConn{s: s, ns: ns, host: host, tokens: map[string]cbsToken{}}, nil
+}
+
+// amqpConn is one connection's state: its namespace, and the tokens put
+// on its $cbs node, which live and die with it.
+type amqpConn struct {
+	s    *Service
+	ns   store.Resource
+	host string
+
+	mu     sync.Mutex
+	tokens map[string]cbsToken // by audience, lower-cased
+
+	cbsReplies  amqp.Replies
+	mgmtReplies amqp.Replies
+
+	// held are the messages this connection's receivers hold locks on,
+	// by lock token, so that $management's renew-lock can name them by
+	// token alone, as the SDKs do.
+	heldMu sync.Mutex
+	held   map[string]heldLock
+}
+
+// heldLock is a message a receiver of the connection locked.
+type heldLock struct {
+	info       queueInfo
+	deadLetter bool
+	seq        int64
+}
+
+// maxHeldLocks bounds the locks one connection remembers for renew-lock.
+const maxHeldLocks = 100_000
+
+func (c *amqpConn) hold(token string, h heldLock) {
+	c.heldMu.Lock()
+	defer c.heldMu.Unlock()
+	if c.held == nil {
+		c.held = map[string]heldLock{}
+	}
+	if len(c.held) < maxHeldLocks {
+		c.held[token] = h
+	}
+}
+
+func (c *amqpConn) release(token string) {
+	c.heldMu.Lock()
+	delete(c.held, token)
+	c.heldMu.Unlock()
+}
+
+func (c *amqpConn) heldBy(token string) (heldLock, bool) {
+	c.heldMu.Lock()
+	defer c.heldMu.Unlock()
+	h, ok := c.held[token]
+	return h, ok
+}
+
+// cbsToken is a credential put on $cbs for an audience.
+type cbsToken struct {
+	typ     string
+	raw     string
+	expires time.Time
+}
+
+// Attach routes a link by its address: $cbs, or a queue (or its
+// dead-letter queue) to send to or receive from.
+func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, error) {
+	a := l.PeerAttach
+	var addr string
+	if l.PeerSends() {
+		if a.Target != nil {
+			addr = a.Target.Address
+		}
+	} else if a.Source != nil {
+		addr = a.Source.Address
+	}
+	path := c.entityPath(addr)
+	switch {
+	case path == "$cbs":
+		if l.PeerSends() {
+			return &amqp.Accept{OnDelivery: c.putToken}, nil
+		}
+		c.cbsReplies.Add(l)
+		return &amqp.Accept{}, nil
+	case strings.HasSuffix(strings.ToLower(path), "/$management"):
+		entity := path[:len(path)-len("/$management")]
+		if l.PeerSends() {
+			return &amqp.Accept{OnDelivery: func(ctx context.Context, d *amqp.Delivery) wire.DeliveryState {
+				return c.management(ctx, entity, d)
+			}}, nil
+		}
+		c.mgmtReplies.Add(l)
+		return &amqp.Accept{}, nil
+	}
+	queue, deadLetter := path, false
+	if q, sub, ok := strings.Cut(path, "/"); ok {
+		if !strings.EqualFold(sub, "$DeadLetterQueue") {
+			return nil, &wire.Error{Condition: wire.ErrNotFound, Description: fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, path)}
+		}
+		queue, deadLetter = q, true
+	}
+	if !validEntityName(queue) {
+		return nil, &wire.Error{Condition: wire.ErrInvalidField, Description: fmt.Sprintf("The entity name '%s' is not valid: 1 to 260 letters, digits, periods, hyphens and underscores.", clip(queue, 300))}
+	}
+	action := ActionReceive
+	if l.PeerSends() {
+		action = ActionSend
+		if deadLetter {
+			return nil, &wire.Error{Condition: wire.ErrNotAllowed, Description: "Messages cannot be sent to a dead-letter queue."}
+		}
+	}
+	if err := c.allowed(ctx, queue, action); err != nil {
+		return nil, err
+	}
+	info, err := c.s.queueInfo(ctx, c.ns.ID+"/queues/"+queue)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &wire.Error{Condition: wire.ErrNotFound, Description: fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, queue)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if l.PeerSends() {
+		sl := &sendLink{c: c, l: l, queue: queue, info: info}
+		return &amqp.Accept{OnDelivery: sl.deliver, MaxMessageSize: MaxMessageBytes}, nil
+	}
+	rl := &receiveLink{c: c, l: l, queue: queue, deadLetter: deadLetter, info: info, locks: map[string]int64{}}
+	// A sender settle mode of "settled" is receive-and-delete; anything
+	// else is peek-lock (the SDKs send "unsettled" for peek-lock).
+	rl.receiveAndDelete = a.SndSettleMode != nil && *a.SndSettleMode == 1
+	go rl.run()
+	return &amqp.Accept{OnDisposition: rl.disposition, ManualDrain: true}, nil
+}
+
+// entityPath is a link address without its scheme and host:
+// "amqps://ns.servicebus.windows.net/orders" and "orders" are both
+// "orders".
+func (c *amqpConn) entityPath(addr string) string {
+	if i := strings.Index(addr, "://"); i >= 0 {
+		rest := addr[i+3:]
+		_, p, _ := strings.Cut(rest, "/")
+		addr = p
+	}
+	return strings.Trim(addr, "/")
+}
+
+// allowed checks the token that covers queue for action, and says why not
+// as an AMQP error (audited as REST's refusals are).
+func (c *amqpConn) allowed(ctx context.Context, queue, action string) error {
+	tok, ok := c.tokenFor(queue)
+	entity := "sb://" + c.host + "/" + queue
+	if !ok {
+		return &wire.Error{Condition: wire.ErrUnauthorizedAccess, Description: fmt.Sprintf(
+			"Unauthorized access. '%s' claim(s) are required to perform this operation. No token covering '%s' was put on $cbs.", claimOf(action), entity)}
+	}
+	var who caller
+	var d *denial
+	var err error
+	switch tok.typ {
+	case cbsTypeJWT:
+		who, d, err = c.s.checkBearer(ctx, c.ns, c.host, queue, tok.raw, action)
+	default:
+		sas, perr := ParseSAS(tok.raw)
+		if perr != nil {
+			d = &denial{audited: true, reason: perr.Error(), message: "MalformedToken: " + perr.Error() + "."}
+			who = caller{actor: "sas:", tenant: c.ns.TenantID}
+		} else {
+			who, d, err = c.s.checkSAS(ctx, c.ns, c.host, queue, sas, "https://"+c.host+"/"+queue, action)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if d != nil {
+		if d.audited {
+			c.s.auditDenial(ctx, c.ns, queue, action, who, d)
+		}
+		return &wire.Error{Condition: wire.ErrUnauthorizedAccess, Description: d.message}
+	}
+	return nil
+}
+
+// tokenFor is the unexpired token put for the queue's audience, or else
+// for the namespace's ("amqps://{host}/{queue}", "sb://…", with or
+// without the scheme; Service Bus accepts a namespace-wide token for
+// every entity).
+func (c *amqpConn) tokenFor(queue string) (cbsToken, bool) {
+	now := c.s.broker.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, aud := range []string{c.host + "/" + queue, c.host} {
+		if t, ok := c.tokens[strings.ToLower(aud)]; ok && now.Before(t.expires) {
+			return t, true
+		}
+	}
+	return cbsToken{}, false
+}
+
+// audienceKey is a put-token name without its scheme and trailing slash.
+func audienceKey(name string) string {
+	if i := strings.Index(name, "://"); i >= 0 {
+		name = name[i+3:]
+	}
+	return strings.ToLower(strings.TrimRight(name, "/"))
+}
+
+// putToken answers a request on $cbs. The token is not judged here
+// beyond its form and its own expiry: a token is judged per entity and
+// action when a link uses it, as Service Bus does.
+func (c *amqpConn) putToken(ctx context.Context, d *amqp.Delivery) wire.DeliveryState {
+	req, err := wire.DecodeMessage(d.Payload)
+	if err != nil {
+		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrDecodeError, Description: err.Error()}}
+	}
+	status, desc := int32(202), "Accepted"
+	op, _ := req.ApplicationProperties.Get("operation")
+	typ, _ := req.ApplicationProperties.Get("type")
+	name, _ := req.ApplicationProperties.Get("name")
+	raw, _ := req.Value.(string)
+	typS, _ := typ.(string)
+	nameS, _ := name.(string)
+	switch {
+	case op != "put-token":
+		status, desc = 400, fmt.Sprintf("The operation '%v' is not supported on $cbs; only put-token is.", op)
+	case typS != cbsTypeJWT && typS != cbsTypeSAS:
+		status, desc = 400, fmt.Sprintf("The token type '%v' is not supported: use jwt or servicebus.windows.net:sastoken.", typ)
+	case nameS == "" || raw == "":
+		status, desc = 400, "A put-token request needs a name (the audience) and the token as its body."
+	default:
+		expires, ok := c.tokenExpiry(ctx, typS, raw)
+		if !ok {
+			status, desc = 401, "The token is not valid: it is malformed, expired or not for Service Bus."
+			break
+		}
+		c.mu.Lock()
+		if len(c.tokens) >= 1000 {
+			c.mu.Unlock()
+			status, desc = 403, "Too many tokens on one connection."
+			break
+		}
+		c.tokens[audienceKey(nameS)] = cbsToken{typ: typS, raw: raw, expires: expires}
+		c.mu.Unlock()
+	}
+	c.reply(ctx, &c.cbsReplies, req, "status-code", status, desc, nil)
+	return &wire.Accepted{}
+}
+
+// tokenExpiry reads when a token lapses, refusing one that cannot be a
+// token of this service or has lapsed already.
+func (c *amqpConn) tokenExpiry(ctx context.Context, typ, raw string) (time.Time, bool) {
+	if typ == cbsTypeSAS {
+		sas, err := ParseSAS(raw)
+		if err != nil || !c.s.broker.now().Before(sas.Expiry) {
+			return time.Time{}, false
+		}
+		return sas.Expiry, true
+	}
+	claims, err := c.s.verify.Verify(ctx, raw, Resource, AppID, "https://"+c.host, "https://"+c.host+"/")
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(claims.Expires, 0), true
+}
+
+// reply sends a request/response node's answer: the status under key
+// (status-code on $cbs, statusCode on $management), as an int32, and the
+// request's message-id as a string correlation-id.
+func (c *amqpConn) reply(ctx context.Context, to *amqp.Replies, req *wire.Message, key string, status int32, desc string, body any) {
+	if req.Properties == nil || req.Properties.ReplyTo == "" {
+		return
+	}
+	ap := wire.Map{}
+	ap.Set(key, status)
+	descKey := "status-description"
+	if key == "statusCode" {
+		descKey = "statusDescription"
+	}
+	ap.Set(descKey, desc)
+	out := &wire.Message{Properties: &wire.Properties{CorrelationID: idString(req.Properties.MessageID)}, ApplicationProperties: ap}
+	if body != nil {
+		out.Value = body
+	}
+	_, _ = to.Send(ctx, req.Properties.ReplyTo, out)
+}
+
+// sendLink is a link on which the peer sends to a queue.
+type sendLink struct {
+	c     *amqpConn
+	l     *amqp.Link
+	queue string
+	info  queueInfo
+}
+
+// deliver stores one transfer (a message, or a Service Bus batch) and
+// answers accepted once it is durable.
+func (sl *sendLink) deliver(ctx context.Context, d *amqp.Delivery) wire.DeliveryState {
+	if err := sl.c.allowed(ctx, sl.queue, ActionSend); err != nil {
+		sl.l.Detach(asError(err))
+		return &wire.Rejected{Error: asError(err)}
+	}
+	var msgs []*wire.Message
+	var err error
+	if d.Format == wire.MessageFormatBatch {
+		msgs, err = wire.DecodeBatch(d.Payload)
+	} else {
+		var m *wire.Message
+		m, err = wire.DecodeMessage(d.Payload)
+		msgs = []*wire.Message{m}
+	}
+	if err != nil {
+		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrDecodeError, Description: err.Error()}}
+	}
+	stored := make([]store.QueueMessage, 0, len(msgs))
+	total := 0
+	for _, m := range msgs {
+		q, err := messageFromAMQP(m)
+		if err != nil {
+			return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrInvalidField, Description: err.Error()}}
+		}
+		total += len(q.Body) + len(q.Properties)
+		stored = append(stored, q)
+	}
+	if total > MaxMessageBytes {
+		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrLinkMessageSizeExceeded, Description: fmt.Sprintf(
+			"The message size (%d bytes with its properties) exceeds the limit of %d bytes for entity 'sb://%s/%s'.", total, MaxMessageBytes, sl.c.host, sl.queue)}}
+	}
+	res := sl.c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueSend, QueueID: sl.info.res.ID, Limits: sl.info.limits, Messages: stored})
+	switch {
+	case res.Err == nil:
+		return &wire.Accepted{}
+	case errors.Is(res.Err, store.ErrQuotaExceeded):
+		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrResourceLimitExceeded, Description: fmt.Sprintf("QuotaExceeded: the entity 'sb://%s/%s' has reached its maximum size.", sl.c.host, sl.queue)}}
+	case errors.Is(res.Err, store.ErrNotFound):
+		err := &wire.Error{Condition: wire.ErrNotFound, Description: fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", sl.c.host, sl.queue)}
+		sl.l.Detach(err)
+		return &wire.Rejected{Error: err}
+	default:
+		sl.c.s.log.ErrorContext(ctx, "servicebus: amqp send", "queue", sl.info.res.ID, "err", res.Err)
+		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrInternalError, Description: "The server could not store the message; retry."}}
+	}
+}
+
+// asError is err as an AMQP error.
+func asError(err error) *wire.Error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we
+	}
+	return &wire.Error{Condition: wire.ErrInternalError, Description: "internal error"}
+}
+
+// receiveLink is a link on which we deliver a queue's messages.
+type receiveLink struct {
+	c                *amqpConn
+	l                *amqp.Link
+	queue            string
+	deadLetter       bool
+	info             queueInfo
+	receiveAndDelete bool
+
+	mu    sync.Mutex
+	locks map[string]int64 // delivery tag → sequence number, for messages locked and not settled
+}
+
+// run delivers messages while the peer gives credit, one broker receive
+// per credit, and answers drains once nothing is at hand.
+func (rl *receiveLink) run() {
+	ctx := rl.l.Context()
+	for ctx.Err() == nil {
+		if rl.l.Credit() == 0 {
+			if rl.l.Draining() {
+				rl.l.DrainDone()
+			}
+			select {
+			case <-rl.l.CreditChanged():
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		if err := rl.c.allowed(ctx, rl.queue, ActionReceive); err != nil {
+			rl.l.Detach(asError(err))
+			return
+		}
+		m, err := rl.receive(ctx)
+		switch {
+		case errors.Is(err, ErrNoMessage):
+			if rl.l.Draining() {
+				rl.l.DrainDone()
+			}
+			continue
+		case err != nil:
+			if ctx.Err() == nil {
+				rl.c.s.log.ErrorContext(ctx, "servicebus: amqp receive", "queue", rl.info.res.ID, "err", err)
+				rl.l.Detach(&wire.Error{Condition: wire.ErrInternalError, Description: "The server could not read the queue; attach again."})
+			}
+			return
+		}
+		if err := rl.deliver(ctx, m); err != nil {
+			return // the link ended; a locked message's lock lapses and it is delivered again
+		}
+	}
+}
+
+// receive takes one message from the broker, waiting while no message is
+// there, until the peer drains its credit, the link ends, or
+// amqpReceiveWait passes.
+func (rl *receiveLink) receive(ctx context.Context) (store.QueueMessage, error) {
+	wait := amqpReceiveWait
+	if rl.l.Draining() {
+		wait = 0
+	}
+	// A drain that arrives while we wait ends the wait; only the wait:
+	// the broker reports a message it took even when ctx ends.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case <-rl.l.CreditChanged():
+				if rl.l.Draining() {
+					cancel()
+					return
+				}
+			case <-wctx.Done():
+				return
+			}
+		}
+	}()
+	op := store.QueueOp{Kind: store.QueueReceiveAndDelete, QueueID: rl.info.res.ID, DeadLetter: rl.deadLetter, Limits: rl.info.limits}
+	if !rl.receiveAndDelete {
+		op.Kind, op.LockToken = store.QueueLock, uuid.NewString()
+	}
+	m, err := rl.c.s.broker.Receive(wctx, op, wait)
+	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
+		return m, ErrNoMessage // the drain ended the wait
+	}
+	return m, err
+}
+
+// deliver sends one received message. Its delivery tag is its lock
+// token in .NET's GUID byte order, which is how the SDKs read lock
+// tokens (azservicebus message.go: the tag's bytes reordered into an RFC
+// UUID).
+func (rl *receiveLink) deliver(ctx context.Context, m store.QueueMessage) error {
+	f := deliveryFacts{deadLetter: rl.deadLetter, queue: rl.queue}
+	var tag []byte
+	if m.LockToken != "" {
+		f.lockToken, f.lockedUntil = m.LockToken, m.LockedUntil
+		u, err := uuid.Parse(m.LockToken)
+		if err != nil {
+			return err
+		}
+		tag = dotNetGUIDBytes(u)
+	} else {
+		u := uuid.New()
+		tag = u[:]
+	}
+	payload, err := messageToAMQP(m, f)
+	if err != nil {
+		rl.c.s.log.ErrorContext(ctx, "servicebus: amqp encode", "queue", rl.info.res.ID, "seq", m.SequenceNumber, "err", err)
+		return nil // skipped; a locked message comes back after its lock
+	}
+	if m.LockToken != "" {
+		rl.mu.Lock()
+		rl.locks[string(tag)] = m.SequenceNumber
+		rl.mu.Unlock()
+		rl.c.hold(m.LockToken, heldLock{info: rl.info, deadLetter: rl.deadLetter, seq: m.SequenceNumber})
+	}
+	_, err = rl.l.Send(ctx, tag, 0, payload, rl.receiveAndDelete)
+	return err
+}
+
+// dotNetGUIDBytes writes a UUID as .NET's Guid.ToByteArray does: the first
+// three groups little-endian.
+func dotNetGUIDBytes(u uuid.UUID) []byte {
+	b := make([]byte, 16)
+	copy(b, u[:])
+	b[0], b[1], b[2], b[3] = u[3], u[2], u[1], u[0]
+	b[4], b[5] = u[5], u[4]
+	b[6], b[7] = u[7], u[6]
+	return b
+}
+
+// lockTokenOf is the lock token a .NET-ordered delivery tag carries.
+func lockTokenOf(tag []byte) string {
+	if len(tag) != 16 {
+		return ""
+	}
+	var u uuid.UUID
+	copy(u[:], tag)
+	u[0], u[1], u[2], u[3] = tag[3], tag[2], tag[1], tag[0]
+	u[4], u[5] = tag[5], tag[4]
+	u[6], u[7] = tag[7], tag[6]
+	return u.String()
+}
+
+// disposition settles a peek-locked message as the receiver decided:
+// accepted completes it; released, or modified without
+// undeliverable-here, abandons it (its delivery count was counted when it
+// was locked, as Service Bus counts it); rejected dead-letters it with the
+// reason the SDKs put in the error's info (DeadLetterReason,
+// DeadLetterErrorDescription). Modified with undeliverable-here is a
+// deferral, which this front-end does not serve yet: the link is detached
+// with amqp:not-implemented and the message's lock lapses.
+func (rl *receiveLink) disposition(d amqp.Disposition) {
+	if rl.receiveAndDelete {
+		return
+	}
+	rl.mu.Lock()
+	seq, ok := rl.locks[string(d.Tag)]
+	if ok && d.State != nil {
+		delete(rl.locks, string(d.Tag))
+	}
+	rl.mu.Unlock()
+	if !ok || d.State == nil {
+		return
+	}
+	op := store.QueueOp{QueueID: rl.info.res.ID, DeadLetter: rl.deadLetter, Limits: rl.info.limits,
+		SequenceNumber: seq, LockToken: lockTokenOf(d.Tag)}
+	rl.c.release(op.LockToken)
+	switch st := d.State.(type) {
+	case *wire.Accepted:
+		op.Kind = store.QueueComplete
+	case *wire.Released:
+		op.Kind = store.QueueAbandon
+	case *wire.Modified:
+		if st.UndeliverableHere {
+			rl.l.Detach(&wire.Error{Condition: wire.ErrNotImplemented, Description: "Deferring messages is not served over AMQP yet; the message's lock will lapse."})
+			return
+		}
+		op.Kind = store.QueueAbandon
+	case *wire.Rejected:
+		op.Kind = store.QueueDeadLetter
+		if st.Error != nil {
+			if v, ok := st.Error.Info.Get("DeadLetterReason"); ok {
+				op.DeadLetterReason, _ = v.(string)
+			}
+			if v, ok := st.Error.Info.Get("DeadLetterErrorDescription"); ok {
+				op.DeadLetterDescription, _ = v.(string)
+			}
+		}
+		op.DeadLetterReason, op.DeadLetterDescription = clip(op.DeadLetterReason, 4096), clip(op.DeadLetterDescription, 4096)
+	default:
+		return
+	}
+	res := rl.c.s.broker.Do(rl.l.Context(), op)
+	if res.Err != nil && !errors.Is(res.Err, store.ErrLockLost) && !errors.Is(res.Err, store.ErrNotFound) {
+		rl.c.s.log.ErrorContext(rl.l.Context(), "servicebus: amqp settle", "queue", rl.info.res.ID, "seq", seq, "err", res.Err)
+	}
+}
+
+// The $management operations served (service-bus-amqp-request-response);
+// every other one is answered 501, never left without a reply.
+const (
+	opRenewLock   = "com.microsoft:renew-lock"
+	opPeekMessage = "com.microsoft:peek-message"
+)
+
+// management answers one request on {entity}/$management.
+func (c *amqpConn) management(ctx context.Context, entity string, d *amqp.Delivery) wire.DeliveryState {
+	req, err := wire.DecodeMessage(d.Payload)
+	if err != nil {
+		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrDecodeError, Description: err.Error()}}
+	}
+	op, _ := req.ApplicationProperties.Get("operation")
+	opS, _ := op.(string)
+	if s, ok := op.(wire.Symbol); ok {
+		opS = string(s)
+	}
+	status, desc, body := c.manage(ctx, entity, opS, req)
+	c.reply(ctx, &c.mgmtReplies, req, "statusCode", status, desc, body)
+	return &wire.Accepted{}
+}
+
+// manage runs one management operation and returns the reply's status,
+// description and body.
+func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Message) (int32, string, any) {
+	queue, deadLetter := entity, false
+	if q, sub, ok := strings.Cut(entity, "/"); ok {
+		if !strings.EqualFold(sub, "$DeadLetterQueue") {
+			return 404, fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, entity), nil
+		}
+		queue, deadLetter = q, true
+	}
+	if !validEntityName(queue) {
+		return 400, "The entity name is not valid.", nil
+	}
+	args, _ := req.Value.(wire.Map)
+	switch op {
+	case opRenewLock:
+		if err := c.allowed(ctx, queue, ActionReceive); err != nil {
+			return 401, asError(err).Description, nil
+		}
+		tokens, _ := mapGet(args, "lock-tokens").([]wire.UUID)
+		if len(tokens) == 0 || len(tokens) > 5000 {
+			return 400, "renew-lock needs lock-tokens: an array of 1 to 5000 lock tokens.", nil
+		}
+		expirations := make([]time.Time, 0, len(tokens))
+		for _, tok := range tokens {
+			token := uuid.UUID(tok).String()
+			h, ok := c.heldBy(token)
+			if !ok {
+				return 410, fmt.Sprintf("The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue. Reference: %s.", token), nil
+			}
+			res := c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueRenew, QueueID: h.info.res.ID, DeadLetter: h.deadLetter,
+				Limits: h.info.limits, SequenceNumber: h.seq, LockToken: token})
+			if res.Err != nil {
+				c.release(token)
+				return 410, fmt.Sprintf("The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue. Reference: %s.", token), nil
+			}
+			expirations = append(expirations, res.LockedUntil.UTC())
+		}
+		return 200, "OK", wire.Map{{Key: "expirations", Value: expirations}}
+	case opPeekMessage:
+		if err := c.allowed(ctx, queue, ActionReceive); err != nil {
+			return 401, asError(err).Description, nil
+		}
+		from, _ := mapGet(args, "from-sequence-number").(int64)
+		count, _ := mapGet(args, "message-count").(int32)
+		if count <= 0 {
+			count = 1
+		}
+		count = min(count, MaxPeek)
+		info, err := c.s.queueInfo(ctx, c.ns.ID+"/queues/"+queue)
+		if errors.Is(err, store.ErrNotFound) {
+			return 404, fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, queue), nil
+		}
+		if err != nil {
+			return 500, "The server could not read the queue.", nil
+		}
+		msgs, err := c.s.st.PeekQueueMessages(ctx, info.res.ID, deadLetter, from, int(count))
+		if err != nil {
+			return 500, "The server could not read the queue.", nil
+		}
+		if len(msgs) == 0 {
+			return 204, "No messages", nil
+		}
+		list := make([]wire.Map, 0, len(msgs))
+		for _, m := range msgs {
+			enc, err := messageToAMQP(m, deliveryFacts{deadLetter: deadLetter, queue: queue})
+			if err != nil {
+				continue
+			}
+			list = append(list, wire.Map{{Key: "message", Value: enc}})
+		}
+		return 200, "OK", wire.Map{{Key: "messages", Value: list}}
+	}
+	return 501, fmt.Sprintf("The operation '%s' is not served by this Service Bus yet.", clip(op, 200)), nil
+}
+
+// mapGet reads a request argument by its string key.
+func mapGet(m wire.Map, key string) any {
+	v, _ := m.Get(key)
+	return v
+}

@@ -1,0 +1,58 @@
+package servicebus
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/coder/websocket"
+)
+
+// AMQP over WebSockets: what the SDKs use on port 443 and through an
+// HTTPS proxy ("AMQP WebSockets Binding", subprotocol AMQPWSB10, at
+// wss://{namespace}.servicebus.windows.net/$servicebus/websocket; the Go
+// SDK's ClientOptions.NewWebSocketConn, the JavaScript SDK's
+// webSocketOptions). Each binary WebSocket message carries AMQP bytes; the
+// connection is then served like an AMQPS one.
+
+const (
+	webSocketPath        = "/$servicebus/websocket"
+	webSocketSubprotocol = "AMQPWSB10"
+)
+
+// serveWebSocket upgrades the request and serves AMQP on it until the
+// connection ends. A request that is no AMQP WebSocket upgrade is answered
+// 400 in Service Bus's error format.
+func (s *Service) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet || !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		WriteError(w, http.StatusBadRequest, "The request to "+webSocketPath+" is not a WebSocket upgrade.")
+		return
+	}
+	if !headerHasToken(r.Header, "Sec-WebSocket-Protocol", webSocketSubprotocol) {
+		WriteError(w, http.StatusBadRequest, "The WebSocket subprotocol must be "+webSocketSubprotocol+".")
+		return
+	}
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{webSocketSubprotocol}})
+	if err != nil {
+		return // Accept has answered
+	}
+	// Frames are bounded by the AMQP engine; a message no larger than the
+	// biggest frame it accepts plus headroom.
+	c.SetReadLimit(1 << 20)
+	ctx := r.Context()
+	nc := websocket.NetConn(ctx, c, websocket.MessageBinary)
+	defer nc.Close()
+	_ = s.amqp.ServeConn(ctx, nc)
+}
+
+// headerHasToken reports whether a comma-separated header holds token,
+// without regard to case.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
