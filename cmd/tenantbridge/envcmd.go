@@ -54,7 +54,21 @@ In a container, a program can reach tenantbridge by DNS instead of the proxy
 container that resolver, e.g. docker run --dns IP. The Azure names
 tenantbridge serves resolve to it and every other name is refused (list a
 second resolver for them); SSL_CERT_FILE and the credential variables above
-still apply, HTTPS_PROXY is then not needed.`,
+still apply, HTTPS_PROXY is then not needed.
+
+Service Bus SDKs speak AMQP, which HTTPS_PROXY does not carry: over the
+proxy, configure the SDK for AMQP over WebSockets (Go: ClientOptions
+NewWebSocketConn; JavaScript: webSocketOptions; .NET:
+TransportType.AmqpWebSockets), which reaches
+wss://{namespace}.servicebus.windows.net/$servicebus/websocket. On the host
+without the proxy, point the SDK's custom endpoint at serve's AMQPS listener
+(--amqp-listen, default 127.0.0.1:5671) and keep the namespace's name for
+TLS: Go ClientOptions.CustomEndpoint "127.0.0.1:5671" with
+TLSConfig.ServerName "{namespace}.servicebus.windows.net"; JavaScript
+customEndpointAddress "amqps://127.0.0.1:5671"; .NET
+ServiceBusClientOptions.CustomEndpointAddress. Behind the DNS responder,
+port 5671 of the answered address is the AMQPS listener: serve with
+--amqp-listen ADDR:5671. Connection strings from listKeys work unchanged.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			modes := 0
