@@ -160,7 +160,7 @@ Ctrl-C, which stops the load early and reports what was measured.`,
 func (c *cli) benchQueueCmd() *cobra.Command {
 	var opts bench.QueueOptions
 	cmd := &cobra.Command{
-		Use:   "queue [--senders N] [--receivers N] [--duration D] [--warmup D] [--size BYTES] [--keep]",
+		Use:   "queue [--protocol rest|amqp] [--senders N] [--receivers N] [--duration D] [--warmup D] [--size BYTES] [--keep]",
 		Short: "Load a Service Bus queue with send → peek-lock → complete and report messages/s end to end",
 		Long: `queue measures the running server's Service Bus data plane (the server of --data).
 
@@ -176,6 +176,16 @@ https://{namespace}.servicebus.windows.net/bench/messages back to back (each
 to back, all with one bearer token over kept-alive HTTP/1.1 connections
 dialing the listen address: first for --warmup, uncounted, then for
 --duration.
+
+With --protocol amqp the same load goes over AMQP 1.0 instead, through the
+real Service Bus SDK (azservicebus) to the server's AMQPS listener (--amqp,
+serve's --amqp-listen; TLS trusting the data directory's CA, the namespace's
+name for SNI) with the administrator's Entra credential: each sender calls
+SendMessage back to back (or, with --batch N, SendMessageBatch with N
+messages), each receiver has a peek-lock receiver taking one message at a
+time (ReceiveMessages with a 5 s limit) and calls CompleteMessage; every
+sender and receiver is a link of its own, spread over --connections AMQP
+connections.
 
 It reports messages completed per second (end to end), sends per second, the
 errors, the send latency and the end-to-end latency (from a message's send to
@@ -194,6 +204,15 @@ The tenant and its namespace are deleted at the end (unless --keep).`,
 			if opts.MessageBytes < 1 || opts.MessageBytes > 200_000 {
 				return errors.New("--size must be from 1 to 200000 bytes")
 			}
+			if opts.Transport != bench.TransportREST && opts.Transport != bench.TransportAMQP {
+				return errors.New("--protocol must be rest or amqp")
+			}
+			if opts.Batch < 1 || opts.Connections < 1 {
+				return errors.New("--batch and --connections must be at least 1")
+			}
+			if opts.Transport == bench.TransportREST && (opts.Batch > 1 || cmd.Flags().Changed("connections") || cmd.Flags().Changed("amqp")) {
+				return errors.New("--batch, --connections and --amqp are for --protocol amqp")
+			}
 			return runBench(c, cmd, &opts.Server, &opts.Log, func(ctx context.Context) (bench.QueueReport, error) {
 				return bench.RunQueue(ctx, opts)
 			}, func(r bench.QueueReport) bool { return r.Tenant != "" }, bench.PrintQueue)
@@ -205,6 +224,10 @@ The tenant and its namespace are deleted at the end (unless --keep).`,
 	f.DurationVarP(&opts.Duration, "duration", "d", bench.DefaultDuration, "measured window")
 	f.DurationVar(&opts.Warmup, "warmup", 2*time.Second, "uncounted load before the window")
 	f.IntVar(&opts.MessageBytes, "size", 256, "message body size in bytes")
+	f.StringVar(&opts.Transport, "protocol", bench.TransportREST, "the data plane's wire protocol: rest (HTTPS) or amqp (AMQP 1.0 through azservicebus)")
+	f.StringVar(&opts.AMQPAddr, "amqp", bench.DefaultAMQPAddr, "with --protocol amqp: the server's AMQPS address (serve's --amqp-listen)")
+	f.IntVar(&opts.Batch, "batch", 1, "with --protocol amqp: messages per send (SendMessageBatch when above 1)")
+	f.IntVar(&opts.Connections, "connections", 1, "with --protocol amqp: AMQP connections (azservicebus clients) the senders' and receivers' links share")
 	f.BoolVar(&opts.Keep, "keep", false, "keep the bench tenant and its namespace instead of deleting them")
 	return cmd
 }

@@ -2,8 +2,10 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -43,9 +45,20 @@ type QueueOptions struct {
 	Warmup time.Duration
 	// MessageBytes is each message's body size; 0 means 256.
 	MessageBytes int
-	Keep         bool
-	TenantName   string
-	Log          io.Writer
+	// Transport is TransportREST (the default, "") or TransportAMQP.
+	Transport string
+	// AMQPAddr is the server's AMQPS listener for TransportAMQP; ""
+	// means DefaultAMQPAddr.
+	AMQPAddr string
+	// Batch is the messages of each send over AMQP (a message batch when
+	// above 1); 0 means 1.
+	Batch int
+	// Connections is how many AMQP connections (azservicebus clients) the
+	// senders and receivers share, round robin; 0 means 1.
+	Connections int
+	Keep        bool
+	TenantName  string
+	Log         io.Writer
 }
 
 // QueueReport is the result of RunQueue.
@@ -56,14 +69,17 @@ type QueueReport struct {
 	MessageBytes             int
 	Duration, Warmup         time.Duration
 	Protocol                 string
+	Transport                string // TransportREST or TransportAMQP
+	Batch                    int    // messages per send
+	AMQPConnections          int    // AMQP connections shared by the workers
 	ClientCPUs               int
 	MemoryAtRest             *ServerMemory
 	MemoryAfter              *ServerMemory
 	MemoryNote               string
 
-	// Window is the measured time. Sent counts 201s, Completed the
-	// messages peek-locked and completed (200) in it: the end-to-end
-	// count. Rate is Completed per second.
+	// Window is the measured time. Sent counts the messages sent (201s,
+	// or settled sends over AMQP), Completed the messages peek-locked and
+	// completed in it: the end-to-end count. Rate is Completed per second.
 	Window    time.Duration
 	Sent      int
 	Completed int
@@ -71,7 +87,8 @@ type QueueReport struct {
 	Errors    map[string]int
 	Rate      float64
 	SendRate  float64
-	// Send is the latency of a send (to its 201); EndToEnd from a
+	// Send is the latency of a send (to its 201, or to the settlement of
+	// its transfer: of a whole batch with Batch > 1); EndToEnd from a
 	// message's send to its completion (by the time in its body).
 	Send        Latency
 	EndToEnd    Latency
@@ -100,10 +117,25 @@ func RunQueue(ctx context.Context, opts QueueOptions) (rep QueueReport, err erro
 	if opts.MessageBytes <= 0 {
 		opts.MessageBytes = 256
 	}
+	switch opts.Transport {
+	case "", TransportREST:
+		opts.Transport = TransportREST
+		if opts.Batch > 1 {
+			return QueueReport{}, errors.New("batches are sent over AMQP only")
+		}
+	case TransportAMQP:
+		if opts.AMQPAddr == "" {
+			opts.AMQPAddr = DefaultAMQPAddr
+		}
+		opts.Connections = max(opts.Connections, 1)
+	default:
+		return QueueReport{}, fmt.Errorf("queue transport %q is not known: use rest or amqp", opts.Transport)
+	}
+	opts.Batch = max(opts.Batch, 1)
 	topts := TokenOptions{Server: opts.Server, Kinds: []Kind{KindSecret}, Concurrency: opts.Senders + opts.Receivers,
 		Duration: opts.Duration, Warmup: opts.Warmup, Log: opts.Log}.withDefaults()
 	rep = QueueReport{Senders: opts.Senders, Receivers: opts.Receivers, MessageBytes: opts.MessageBytes,
-		Duration: topts.Duration, Warmup: topts.Warmup, ClientCPUs: runtime.GOMAXPROCS(0)}
+		Duration: topts.Duration, Warmup: topts.Warmup, ClientCPUs: runtime.GOMAXPROCS(0), Transport: opts.Transport, Batch: opts.Batch}
 	var run tenantRun
 	var q *queueBench
 	err = runInTenant(ctx, topts, opts.TenantName, opts.Keep, "-sb", &run, func(a *armAdmin) armBench {
@@ -115,6 +147,9 @@ func RunQueue(ctx context.Context, opts QueueOptions) (rep QueueReport, err erro
 	})
 	rep.Server, rep.Tenant, rep.TenantID, rep.Protocol, rep.MemoryNote, rep.CleanupError = run.Server, run.Tenant, run.TenantID, run.Protocol, run.MemoryNote, run.CleanupError
 	rep.MemoryAtRest, rep.MemoryAfter, rep.TenantDeleted = run.MemoryAtRest, run.MemoryAfter, run.TenantDeleted
+	if opts.Transport == TransportAMQP {
+		rep.Protocol, rep.AMQPConnections = "AMQP 1.0 over TLS to "+opts.AMQPAddr+", azservicebus", opts.Connections
+	}
 	return rep, err
 }
 
@@ -132,6 +167,98 @@ type queueBench struct {
 	queueURL string // https://NS.servicebus.windows.net/bench
 	auth     string // "Bearer …" for Service Bus
 	padding  []byte
+	// The transport, and one send or receive function per worker, made
+	// before the clock starts.
+	transport queueTransport
+	sends     []sendFunc
+	receives  []receiveFunc
+}
+
+// Transports of the queue benchmark.
+const (
+	TransportREST = "rest"
+	TransportAMQP = "amqp"
+)
+
+// DefaultAMQPAddr is serve's default --amqp-listen.
+const DefaultAMQPAddr = "127.0.0.1:5671"
+
+// sendFunc sends one message (a batch of Batch over AMQP); failure is ""
+// once the queue holds them durably.
+type sendFunc func(ctx context.Context) (failure string)
+
+// receiveFunc peek-locks one message and completes it; it returns when the
+// message was sent (from its body), or a failure. No message within the
+// long-poll is not a failure: the zero time.
+type receiveFunc func(ctx context.Context) (sent time.Time, failure string)
+
+// queueTransport is how the workers reach the queue: REST or AMQP. Each
+// worker gets its own function (its own buffers, or its own AMQP link).
+type queueTransport interface {
+	newSender() (sendFunc, error)
+	newReceiver() (receiveFunc, error)
+	close(ctx context.Context)
+}
+
+// restQueue is the REST transport: HTTPS requests over the load transport.
+type restQueue struct{ q *queueBench }
+
+func (r restQueue) newSender() (sendFunc, error) {
+	buf := new(bytes.Buffer)
+	return func(ctx context.Context) string { return r.q.send(ctx, buf) }, nil
+}
+
+func (r restQueue) newReceiver() (receiveFunc, error) {
+	buf := new(bytes.Buffer)
+	return func(ctx context.Context) (time.Time, string) { return r.q.receive(ctx, buf) }, nil
+}
+
+func (restQueue) close(context.Context) {}
+
+// makeWorkers opens the transport and makes each worker's function.
+func (q *queueBench) makeWorkers(ctx context.Context) error {
+	if q.opts.Transport == TransportAMQP {
+		a, err := newAMQPQueue(ctx, q)
+		if err != nil {
+			return err
+		}
+		q.transport = a
+	} else {
+		q.transport = restQueue{q}
+	}
+	for range q.opts.Senders {
+		f, err := q.transport.newSender()
+		if err != nil {
+			return err
+		}
+		q.sends = append(q.sends, f)
+	}
+	for range q.opts.Receivers {
+		f, err := q.transport.newReceiver()
+		if err != nil {
+			return err
+		}
+		q.receives = append(q.receives, f)
+	}
+	return nil
+}
+
+// body is a message body: its send time, then padding to the size asked.
+func (q *queueBench) body() []byte {
+	body := make([]byte, 0, 24+len(q.padding))
+	body = strconv.AppendInt(body, time.Now().UnixNano(), 10)
+	body = append(body, ' ')
+	return append(body, q.padding[:max(0, len(q.padding)-len(body))]...)
+}
+
+// sentTime is the send time a body starts with, or the zero time.
+func sentTime(body []byte) time.Time {
+	if ts, _, ok := bytes.Cut(body, []byte{' '}); ok {
+		if n, err := strconv.ParseInt(string(ts), 10, 64); err == nil {
+			return time.Unix(0, n)
+		}
+	}
+	return time.Time{}
 }
 
 func (q *queueBench) setup(ctx context.Context, nsName string) error {
@@ -160,24 +287,38 @@ func (q *queueBench) setup(ctx context.Context, nsName string) error {
 	q.auth = "Bearer " + tok.Token
 	q.queueURL = "https://" + strings.ToLower(nsName) + ".servicebus.windows.net/" + benchQueueName
 	q.padding = bytes.Repeat([]byte{'x'}, q.opts.MessageBytes)
-	// One message through, to prove the path before the clock starts.
-	if f := q.send(ctx, new(bytes.Buffer)); f != "" {
-		return fmt.Errorf("sending the first message: %s", f)
+	if err := q.makeWorkers(ctx); err != nil {
+		q.closeTransport(ctx)
+		return err
 	}
-	if _, f := q.receive(ctx, new(bytes.Buffer)); f != "" {
-		return fmt.Errorf("receiving the first message: %s", f)
+	// One send (a batch) through and back, to prove the path before the
+	// clock starts.
+	if f := q.sends[0](ctx); f != "" {
+		q.closeTransport(ctx)
+		return fmt.Errorf("sending the first message over %s: %s", q.opts.Transport, f)
 	}
-	q.logf("The administrator %s sends to and receives from %s as Azure Service Bus Data Owner.", q.principal, q.queueURL)
+	for range q.opts.Batch {
+		if sent, f := q.receives[0](ctx); f != "" || sent.IsZero() {
+			q.closeTransport(ctx)
+			return fmt.Errorf("receiving the first message over %s: %s", q.opts.Transport, cmp.Or(f, "none within the long-poll"))
+		}
+	}
+	q.logf("The administrator %s sends to and receives from %s as Azure Service Bus Data Owner, over %s.", q.principal, q.queueURL, q.opts.Transport)
 	return nil
+}
+
+// closeTransport closes the AMQP connections, if any, even after ctx ended.
+func (q *queueBench) closeTransport(ctx context.Context) {
+	if q.transport != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		q.transport.close(cctx)
+		cancel()
+	}
 }
 
 // send sends one message whose body starts with its send time.
 func (q *queueBench) send(ctx context.Context, buf *bytes.Buffer) (failure string) {
-	body := make([]byte, 0, 24+len(q.padding))
-	body = strconv.AppendInt(body, time.Now().UnixNano(), 10)
-	body = append(body, ' ')
-	body = append(body, q.padding[:max(0, len(q.padding)-len(body))]...)
-	status, f := q.do(ctx, http.MethodPost, q.queueURL+"/messages", body, buf, nil)
+	status, f := q.do(ctx, http.MethodPost, q.queueURL+"/messages", q.body(), buf, nil)
 	if f != "" {
 		return f
 	}
@@ -203,11 +344,7 @@ func (q *queueBench) receive(ctx context.Context, buf *bytes.Buffer) (sent time.
 	default:
 		return sent, serviceError(status, buf.Bytes())
 	}
-	if ts, _, ok := bytes.Cut(buf.Bytes(), []byte{' '}); ok {
-		if n, err := strconv.ParseInt(string(ts), 10, 64); err == nil {
-			sent = time.Unix(0, n)
-		}
-	}
+	sent = sentTime(buf.Bytes())
 	if loc == "" {
 		return time.Time{}, "HTTP 201 without a Location"
 	}
@@ -248,6 +385,7 @@ func (q *queueBench) do(ctx context.Context, method, u string, body []byte, buf 
 type queuePhase struct {
 	elapsed     time.Duration
 	send, e2e   []time.Duration
+	sent        int // messages: len(send) × Batch
 	failed      int
 	errors      map[string]int
 	dials       int64
@@ -269,12 +407,12 @@ func (q *queueBench) run(ctx context.Context, d time.Duration, capHint int) queu
 	}
 	var wg sync.WaitGroup
 	var stopped atomic.Bool
-	for range q.opts.Senders {
+	for _, send := range q.sends {
 		wg.Go(func() {
 			w := &worker{samples: make([]time.Duration, 0, capHint)}
 			for ctx.Err() == nil && time.Now().Before(deadline) {
 				t0 := time.Now()
-				if f := q.send(ctx, &w.body); f != "" {
+				if f := send(ctx); f != "" {
 					if ctx.Err() == nil {
 						w.fail(f)
 					}
@@ -284,15 +422,16 @@ func (q *queueBench) run(ctx context.Context, d time.Duration, capHint int) queu
 			}
 			mu.Lock()
 			p.send = append(p.send, w.samples...)
+			p.sent += len(w.samples) * q.opts.Batch
 			mu.Unlock()
 			fail(w)
 		})
 	}
-	for range q.opts.Receivers {
+	for _, receive := range q.receives {
 		wg.Go(func() {
 			w := &worker{samples: make([]time.Duration, 0, capHint)}
 			for ctx.Err() == nil && !stopped.Load() {
-				sent, f := q.receive(ctx, &w.body)
+				sent, f := receive(ctx)
 				now := time.Now()
 				switch {
 				case f != "":
@@ -323,6 +462,7 @@ func (q *queueBench) run(ctx context.Context, d time.Duration, capHint int) queu
 }
 
 func (q *queueBench) measure(ctx context.Context, rep *QueueReport) {
+	defer q.closeTransport(ctx)
 	if q.opts.Warmup > 0 {
 		q.logf("queue: warming up for %s...", q.opts.Warmup)
 		q.run(ctx, q.opts.Warmup, 1024)
@@ -339,10 +479,10 @@ func (q *queueBench) measure(ctx context.Context, rep *QueueReport) {
 	if cpu1, ok := processCPU(); ok && cpuOK {
 		rep.ClientCPU = cpu1 - cpu0
 	}
-	rep.Window, rep.Sent, rep.Completed, rep.Failed, rep.Errors, rep.Connections = p.elapsed, len(p.send), len(p.e2e), p.failed, p.errors, p.dials
+	rep.Window, rep.Sent, rep.Completed, rep.Failed, rep.Errors, rep.Connections = p.elapsed, p.sent, len(p.e2e), p.failed, p.errors, p.dials
 	if p.elapsed > 0 {
 		rep.Rate = float64(len(p.e2e)) / p.elapsed.Seconds()
-		rep.SendRate = float64(len(p.send)) / p.elapsed.Seconds()
+		rep.SendRate = float64(p.sent) / p.elapsed.Seconds()
 	}
 	rep.Send, rep.EndToEnd = summarize(p.send), summarize(p.e2e)
 	if p.interrupted {
@@ -357,7 +497,9 @@ func (q *queueBench) measure(ctx context.Context, rep *QueueReport) {
 func (r QueueReport) MarshalJSON() ([]byte, error) {
 	type alias struct {
 		Server, Tenant, TenantID, Queue, Protocol    string
+		Transport                                    string
 		Senders, Receivers, MessageBytes, ClientCPUs int
+		Batch, AMQPConnections                       int `json:",omitempty"`
 		DurationMs, WarmupMs, WindowMs               float64
 		MemoryAtRest                                 *ServerMemory `json:",omitempty"`
 		MemoryAfter                                  *ServerMemory `json:",omitempty"`
@@ -373,7 +515,7 @@ func (r QueueReport) MarshalJSON() ([]byte, error) {
 		CleanupError                                 string `json:",omitempty"`
 	}
 	return json.Marshal(alias{Server: r.Server, Tenant: r.Tenant, TenantID: r.TenantID, Queue: r.Queue, Protocol: r.Protocol,
-		Senders: r.Senders, Receivers: r.Receivers, MessageBytes: r.MessageBytes, ClientCPUs: r.ClientCPUs,
+		Transport: r.Transport, Batch: r.Batch, AMQPConnections: r.AMQPConnections, Senders: r.Senders, Receivers: r.Receivers, MessageBytes: r.MessageBytes, ClientCPUs: r.ClientCPUs,
 		DurationMs: ms(r.Duration), WarmupMs: ms(r.Warmup), WindowMs: ms(r.Window), MemoryAtRest: r.MemoryAtRest,
 		MemoryAfter: r.MemoryAfter, MemoryNote: r.MemoryNote, Sent: r.Sent, Completed: r.Completed, Errors: r.Failed,
 		ErrorsBy: r.Errors, MessagesPerSecond: round1(r.Rate), SendsPerSecond: round1(r.SendRate), Send: r.Send,
@@ -389,7 +531,14 @@ func PrintQueue(w io.Writer, r QueueReport, format string) error {
 			TenantDeleted: r.TenantDeleted, Interrupted: r.Interrupted, Concurrency: r.Senders + r.Receivers, ClientCPUs: r.ClientCPUs,
 			Warmup: r.Warmup, Duration: r.Duration, MemoryAtRest: r.MemoryAtRest, MemoryAfter: r.MemoryAfter, MemoryNote: r.MemoryNote}
 		if r.Queue != "" {
-			head.Subject = []string{"queue", fmt.Sprintf("%s (%d senders, %d receivers, %d-byte bodies)", r.Queue, r.Senders, r.Receivers, r.MessageBytes)}
+			how := fmt.Sprintf("%d senders, %d receivers, %d-byte bodies", r.Senders, r.Receivers, r.MessageBytes)
+			if r.Batch > 1 {
+				how += fmt.Sprintf(", batches of %d", r.Batch)
+			}
+			if r.AMQPConnections > 0 {
+				how += fmt.Sprintf(", %d AMQP connection(s)", r.AMQPConnections)
+			}
+			head.Subject = []string{"queue", fmt.Sprintf("%s over %s (%s)", r.Queue, cmp.Or(r.Transport, TransportREST), how)}
 		}
 		head.write(line)
 		line("MSGS/S", "SENDS/S", "COMPLETED", "ERRORS", "SEND P50", "SEND P99", "E2E P50", "E2E P99", "E2E MAX", "CLIENT CPU")
