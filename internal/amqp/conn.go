@@ -49,12 +49,11 @@ type Conn struct {
 	links         int   // links in all sessions
 }
 
-// maxConnBuffer bounds the bytes of incoming messages one connection holds
-// at once: messages being reassembled plus those the application has not
-// returned from OnDelivery yet. Beyond it the connection is closed with
-// amqp:resource-limit-exceeded; a peer only gets there by sending faster
-// than the application takes, with more credit than it should have.
+// maxConnBuffer is Server.MaxBufferedBytes with its default.
 func (s *Server) maxConnBuffer() int64 {
+	if s.MaxBufferedBytes > 0 {
+		return s.MaxBufferedBytes
+	}
 	return max(64<<20, 4*int64(s.maxMessageSize()))
 }
 

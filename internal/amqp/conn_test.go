@@ -69,9 +69,26 @@ func TestSendReceive(t *testing.T) {
 func TestTLS(t *testing.T) {
 	srvCfg, cliCfg := testTLS(t)
 	app := newQueueApp()
-	ts := startServer(t, app.server(), srvCfg)
+	srv := app.server()
+	sni := make(chan string, 1)
+	srv.Connect = func(_ context.Context, c *Conn) (Handler, error) {
+		if c.TLS != nil {
+			sni <- c.TLS.ServerName
+		}
+		return app, nil
+	}
+	ts := startServer(t, srv, srvCfg)
+	cliCfg.ServerName = "ns1.servicebus.windows.net"
 	c := dial(t, ts, &goamqp.ConnOptions{TLSConfig: cliCfg})
 	sendRecv(t, c, 5, false)
+	select {
+	case name := <-sni:
+		if name != "ns1.servicebus.windows.net" {
+			t.Errorf("SNI %q", name)
+		}
+	default:
+		t.Error("Connect saw no TLS state")
+	}
 }
 
 // TestDispositions: the outcomes a receiver gives reach the application,
@@ -219,9 +236,7 @@ func TestCredit(t *testing.T) {
 	if got := l.Credit(); got != 0 {
 		t.Errorf("credit %d after 3 of 3", got)
 	}
-	// A drain with credit left and nothing waiting... first give 2, take
-	// them, then drain what is left of a new grant while the queue is
-	// empty.
+	// More credit, then a drain with credit left and the queue empty.
 	if err := rcv.IssueCredit(2); err != nil {
 		t.Fatal(err)
 	}
@@ -230,15 +245,13 @@ func TestCredit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for len(app.msgs) > 0 { // empty the queue, as the feeder holds one
+	for len(app.msgs) > 0 { // empty the queue (the feeder may hold one more)
 		<-app.msgs
 	}
-	time.Sleep(50 * time.Millisecond)
 	if err := rcv.IssueCredit(5); err != nil {
 		t.Fatal(err)
 	}
-	// The feeder goroutine holds one message waiting in Send; it goes
-	// out with the new credit.
+	app.msgs <- encodeMessage(t, "last")
 	if _, err := rcv.Receive(ctxT(t), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -313,5 +326,45 @@ func TestReceiverSettleSecond(t *testing.T) {
 	}
 	if len(app.msgs) != 3 {
 		t.Fatalf("%d queued", len(app.msgs))
+	}
+}
+
+// TestManualDrain: with Accept.ManualDrain the peer's drain is answered
+// when the application says so.
+func TestManualDrain(t *testing.T) {
+	app := newQueueApp()
+	app.manualDrain = true
+	ts := startServer(t, app.server(), nil)
+	s := openSession(t, dial(t, ts, nil))
+	rcv, err := s.NewReceiver(ctxT(t), "q", &goamqp.ReceiverOptions{Credit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := <-app.links
+	if err := rcv.IssueCredit(5); err != nil {
+		t.Fatal(err)
+	}
+	drained := make(chan error, 1)
+	go func() { drained <- rcv.DrainCredit(ctxT(t), nil) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !l.Draining() {
+		if time.Now().After(deadline) {
+			t.Fatal("no drain seen")
+		}
+		<-l.CreditChanged()
+	}
+	select {
+	case err := <-drained:
+		t.Fatalf("drain answered before DrainDone: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// go-amqp's drain flow carries link-credit 0 (other clients keep
+	// theirs, and the application may still use it here).
+	l.DrainDone()
+	if err := <-drained; err != nil {
+		t.Fatal(err)
+	}
+	if l.Credit() != 0 {
+		t.Errorf("credit %d after drain", l.Credit())
 	}
 }

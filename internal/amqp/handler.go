@@ -67,7 +67,8 @@ type Accept struct {
 	// asks to drain its credit, so that the application can first send
 	// what it has at hand (Service Bus sends the messages that are
 	// available, then answers the drain). Without it the engine answers a
-	// drain at once when no Send is waiting.
+	// drain at once when no Send is waiting. (go-amqp's drain flow itself
+	// sets the credit to 0, so with it there is nothing left to send.)
 	ManualDrain bool
 }
 

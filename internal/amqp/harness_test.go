@@ -207,7 +207,8 @@ func waitGoroutines(t *testing.T, n int) {
 }
 
 // testTLS returns a server config with a fresh self-signed certificate
-// for 127.0.0.1, and a client config trusting it.
+// for 127.0.0.1 and ns1.servicebus.windows.net, and a client config
+// trusting it.
 func testTLS(t *testing.T) (server, client *tls.Config) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -220,6 +221,7 @@ func testTLS(t *testing.T) (server, client *tls.Config) {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:     []string{"ns1.servicebus.windows.net"},
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}

@@ -154,7 +154,7 @@ func (l *Link) SetAvailable(n uint32) {
 // drain is in progress.
 func (l *Link) DrainDone() {
 	l.Conn.call(func() {
-		if l.drain && l.state == linkAttached && len(l.pending) == 0 {
+		if l.state == linkAttached && l.drainable() {
 			l.finishDrain()
 		}
 	})
@@ -295,9 +295,15 @@ func (l *Link) pump() {
 		l.pending = nil // let a long queue's array go
 	}
 	l.publishCredit()
-	if l.drain && len(l.pending) == 0 && (l.acc == nil || !l.acc.ManualDrain) {
+	if l.drainable() && (l.acc == nil || !l.acc.ManualDrain) {
 		l.finishDrain()
 	}
+}
+
+// drainable reports whether a drain the peer asked for can be answered:
+// nothing waits that the credit left could carry (loop).
+func (l *Link) drainable() bool {
+	return l.drain && (len(l.pending) == 0 || (l.peerCredit == 0 && !l.pending[0].started))
 }
 
 // sendFrames writes m's transfer frames while the session window is open.

@@ -278,3 +278,28 @@ func TestProtocolErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestBufferLimit: messages in flight on several links together may not
+// hold more than MaxBufferedBytes; the connection is closed beyond it.
+func TestBufferLimit(t *testing.T) {
+	app := newQueueApp()
+	srv := app.server()
+	srv.MaxMessageSize = 8000
+	srv.MaxBufferedBytes = 10000
+	ts := startServer(t, srv, nil)
+	p := rawDial(t, ts.addr)
+	p.open(0)
+	p.beginAttachSender()
+	zero := uint32(0)
+	p.send(0, &wire.Attach{Name: "s2", Handle: 1, Target: &wire.Target{Address: "q"}, Source: &wire.Source{}, InitialDeliveryCount: &zero}, nil)
+	p.next() // attach
+	p.next() // flow
+	format := uint32(0)
+	for h := range uint32(2) {
+		id := h
+		p.send(0, &wire.Transfer{Handle: h, DeliveryID: &id, DeliveryTag: []byte{1}, MessageFormat: &format, More: true}, make([]byte, 6000))
+	}
+	if c, ok := p.next().Body.(*wire.Close); !ok || c.Error == nil || c.Error.Condition != wire.ErrResourceLimitExceeded {
+		t.Fatalf("close %+v", c)
+	}
+}

@@ -47,6 +47,14 @@ type Server struct {
 	// together (0: 1 MiB). Larger ones detach the link with
 	// amqp:link:message-size-exceeded.
 	MaxMessageSize uint64
+	// MaxBufferedBytes bounds the bytes of incoming messages one
+	// connection holds at once: messages being reassembled plus those
+	// OnDelivery has not returned from (0: 64 MiB, and at least four
+	// messages of MaxMessageSize). Beyond it the connection is closed
+	// with amqp:resource-limit-exceeded; a peer only gets there with more
+	// credit than the application takes messages, so give a link the
+	// credit its messages' size allows.
+	MaxBufferedBytes int64
 	// MaxUnsettled bounds the unsettled deliveries of one link in each
 	// direction (0: 5000). Send waits while our side is at the limit.
 	MaxUnsettled int
@@ -152,10 +160,6 @@ var errHeader = errors.New("amqp: unsupported protocol header")
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	defer nc.Close()
 	c := &Conn{srv: s, nc: nc, RemoteAddr: nc.RemoteAddr()}
-	if tc, ok := nc.(*tls.Conn); ok {
-		st := tc.ConnectionState()
-		c.TLS = &st
-	}
 	br := bufio.NewReaderSize(nc, 4096)
 
 	// The handshake has one deadline for all of it, so that a peer
@@ -177,6 +181,15 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 // handshake exchanges the protocol headers, runs SASL when it is
 // required, and reads the peer's open.
 func (s *Server) handshake(ctx context.Context, c *Conn, br *bufio.Reader) (*wire.Open, error) {
+	// A TLS transport finishes its handshake first, so that SASL
+	// EXTERNAL and the application see the client certificate and SNI.
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("amqp: tls handshake: %w", err)
+		}
+		st := tc.ConnectionState()
+		c.TLS = &st
+	}
 	hdr, err := wire.ReadProtoHeader(br)
 	if err != nil {
 		return nil, fmt.Errorf("amqp: reading protocol header: %w", err)
