@@ -29,7 +29,7 @@ type testServer struct {
 	cancel context.CancelFunc
 }
 
-func startServer(t *testing.T, srv *Server, cfg *tls.Config) *testServer {
+func startServer(t testing.TB, srv *Server, cfg *tls.Config) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -69,7 +69,7 @@ func startServer(t *testing.T, srv *Server, cfg *tls.Config) *testServer {
 }
 
 // dial connects the real go-amqp client with SASL ANONYMOUS.
-func dial(t *testing.T, ts *testServer, opts *goamqp.ConnOptions) *goamqp.Conn {
+func dial(t testing.TB, ts *testServer, opts *goamqp.ConnOptions) *goamqp.Conn {
 	t.Helper()
 	if opts == nil {
 		opts = &goamqp.ConnOptions{}
@@ -91,7 +91,7 @@ func dial(t *testing.T, ts *testServer, opts *goamqp.ConnOptions) *goamqp.Conn {
 	return c
 }
 
-func openSession(t *testing.T, c *goamqp.Conn) *goamqp.Session {
+func openSession(t testing.TB, c *goamqp.Conn) *goamqp.Session {
 	t.Helper()
 	s, err := c.NewSession(ctxT(t), nil)
 	if err != nil {
@@ -101,7 +101,7 @@ func openSession(t *testing.T, c *goamqp.Conn) *goamqp.Session {
 }
 
 // ctxT is a context for one step of a test.
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx

@@ -84,13 +84,24 @@ func TestCleanup(t *testing.T) {
 		for i := range 40 {
 			app.msgs <- encodeMessage(t, fmt.Sprint(i))
 		}
-		for i, c := range conns {
-			if round == 0 || i%2 == 0 {
-				c.Close()
-			} else {
-				// A peer that vanishes without a close.
-				c.Close()
-			}
+		// Peers that vanish without a close, mid-message, with links
+		// both ways.
+		var raws []*rawPeer
+		for range 2 * round {
+			p := rawDial(t, ts.addr)
+			p.open(0)
+			p.beginAttachSender()
+			id, format := uint32(0), uint32(0)
+			p.send(0, &wire.Transfer{Handle: 0, DeliveryID: &id, DeliveryTag: []byte{1}, MessageFormat: &format, More: true}, []byte("partial"))
+			p.send(0, &wire.Attach{Name: "r", Handle: 1, Role: true, Source: &wire.Source{Address: "q"}, Target: &wire.Target{}}, nil)
+			p.next()
+			raws = append(raws, p)
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		for _, p := range raws {
+			p.nc.Close()
 		}
 		waitGoroutines(t, base)
 		for len(app.msgs) > 0 {
