@@ -184,8 +184,9 @@ name for SNI) with the administrator's Entra credential: each sender calls
 SendMessage back to back (or, with --batch N, SendMessageBatch with N
 messages), each receiver has a peek-lock receiver taking one message at a
 time (ReceiveMessages with a 5 s limit) and calls CompleteMessage; every
-sender and receiver is a link of its own, spread over --connections AMQP
-connections.
+sender and receiver is a link (and a session) of its own, spread over
+--connections AMQP connections (by default one per 32 of them: the server
+grants 64 sessions per connection).
 
 It reports messages completed per second (end to end), sends per second, the
 errors, the send latency and the end-to-end latency (from a message's send to
@@ -207,8 +208,8 @@ The tenant and its namespace are deleted at the end (unless --keep).`,
 			if opts.Transport != bench.TransportREST && opts.Transport != bench.TransportAMQP {
 				return errors.New("--protocol must be rest or amqp")
 			}
-			if opts.Batch < 1 || opts.Connections < 1 {
-				return errors.New("--batch and --connections must be at least 1")
+			if opts.Batch < 1 || opts.Connections < 0 {
+				return errors.New("--batch must be at least 1, --connections at least 0")
 			}
 			if opts.Transport == bench.TransportREST && (opts.Batch > 1 || cmd.Flags().Changed("connections") || cmd.Flags().Changed("amqp")) {
 				return errors.New("--batch, --connections and --amqp are for --protocol amqp")
@@ -227,7 +228,7 @@ The tenant and its namespace are deleted at the end (unless --keep).`,
 	f.StringVar(&opts.Transport, "protocol", bench.TransportREST, "the data plane's wire protocol: rest (HTTPS) or amqp (AMQP 1.0 through azservicebus)")
 	f.StringVar(&opts.AMQPAddr, "amqp", bench.DefaultAMQPAddr, "with --protocol amqp: the server's AMQPS address (serve's --amqp-listen)")
 	f.IntVar(&opts.Batch, "batch", 1, "with --protocol amqp: messages per send (SendMessageBatch when above 1)")
-	f.IntVar(&opts.Connections, "connections", 1, "with --protocol amqp: AMQP connections (azservicebus clients) the senders' and receivers' links share")
+	f.IntVar(&opts.Connections, "connections", 0, "with --protocol amqp: AMQP connections (azservicebus clients) the senders' and receivers' links share (0: one per 32 links)")
 	f.BoolVar(&opts.Keep, "keep", false, "keep the bench tenant and its namespace instead of deleting them")
 	return cmd
 }

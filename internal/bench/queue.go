@@ -54,7 +54,8 @@ type QueueOptions struct {
 	// above 1); 0 means 1.
 	Batch int
 	// Connections is how many AMQP connections (azservicebus clients) the
-	// senders and receivers share, round robin; 0 means 1.
+	// senders and receivers share, round robin; 0 means one per
+	// LinksPerConnection of them.
 	Connections int
 	Keep        bool
 	TenantName  string
@@ -127,7 +128,9 @@ func RunQueue(ctx context.Context, opts QueueOptions) (rep QueueReport, err erro
 		if opts.AMQPAddr == "" {
 			opts.AMQPAddr = DefaultAMQPAddr
 		}
-		opts.Connections = max(opts.Connections, 1)
+		if opts.Connections <= 0 {
+			opts.Connections = (opts.Senders + opts.Receivers + LinksPerConnection - 1) / LinksPerConnection
+		}
 	default:
 		return QueueReport{}, fmt.Errorf("queue transport %q is not known: use rest or amqp", opts.Transport)
 	}
@@ -182,6 +185,28 @@ const (
 
 // DefaultAMQPAddr is serve's default --amqp-listen.
 const DefaultAMQPAddr = "127.0.0.1:5671"
+
+// LinksPerConnection is how many senders and receivers share an AMQP
+// connection by default. azservicebus opens a session for each sender and
+// receiver besides its $cbs session, and the server grants at most 64
+// sessions per connection: a connection with 64 workers is refused its
+// 65th session and lost.
+const LinksPerConnection = 32
+
+// failurePause is how long a worker waits after a failure before trying
+// again, so that a lost connection (which the SDK reports at once, call
+// after call) is not retried in a busy loop.
+const failurePause = 50 * time.Millisecond
+
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
 
 // sendFunc sends one message (a batch of Batch over AMQP); failure is ""
 // once the queue holds them durably.
@@ -415,6 +440,7 @@ func (q *queueBench) run(ctx context.Context, d time.Duration, capHint int) queu
 				if f := send(ctx); f != "" {
 					if ctx.Err() == nil {
 						w.fail(f)
+						pause(ctx, failurePause)
 					}
 					continue
 				}
@@ -437,6 +463,7 @@ func (q *queueBench) run(ctx context.Context, d time.Duration, capHint int) queu
 				case f != "":
 					if ctx.Err() == nil {
 						w.fail(f)
+						pause(ctx, failurePause)
 					}
 				case sent.IsZero():
 					if now.After(deadline) {
