@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 )
 
@@ -26,23 +27,8 @@ func testKey(t *testing.T) []byte {
 func TestPasswordHashingBounded(t *testing.T) {
 	st := storetest.SQLite(t)
 	now := time.Now()
-	d, err := New(st, testKey(t), testKey(t), WithPasswordHashing(1, 20*time.Millisecond), WithClock(func() time.Time { return now }))
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, u := oneSlotUser(t, st, 20*time.Millisecond, WithClock(func() time.Time { return now }))
 	ctx := context.Background()
-	if err := d.EnsureFirstParty(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b, err := d.CreateTenant(ctx, "busy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := d.CreateUser(ctx, b.Tenant.ID, NewUser{UserPrincipalName: "ada@" + b.Tenant.Domain, DisplayName: "Ada",
-		Password: "Correct-Horse-9", AccountEnabled: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	d.hashing.slots <- struct{}{} // every slot busy
 	if err := d.CheckPasswordSignIn(ctx, u, "Correct-Horse-9"); !errors.Is(err, ErrPasswordBusy) {
@@ -54,12 +40,12 @@ func TestPasswordHashingBounded(t *testing.T) {
 	if l, err := st.GetLockout(ctx, u.TenantID, u.ID); err != nil || l.Version != 0 {
 		t.Fatalf("a check that never ran was counted: %+v %v", l, err)
 	}
-	if _, err := d.CreateUser(ctx, b.Tenant.ID, NewUser{UserPrincipalName: "bob@" + b.Tenant.Domain, DisplayName: "Bob",
+	if _, err := d.CreateUser(ctx, u.TenantID, NewUser{UserPrincipalName: "bob@busy.onmicrosoft.com", DisplayName: "Bob",
 		Password: "Correct-Horse-9", AccountEnabled: true}); !errors.Is(err, ErrPasswordBusy) {
 		t.Fatalf("create user with no free slot: %v", err)
 	}
 	pw := "Battery-Staple-7"
-	if _, err := d.UpdateUser(ctx, b.Tenant.ID, u.ID, UserChanges{Password: &pw}); !errors.Is(err, ErrPasswordBusy) {
+	if _, err := d.UpdateUser(ctx, u.TenantID, u.ID, UserChanges{Password: &pw}); !errors.Is(err, ErrPasswordBusy) {
 		t.Fatalf("password change with no free slot: %v", err)
 	}
 	<-d.hashing.slots
@@ -98,23 +84,8 @@ func TestLockoutDurations(t *testing.T) {
 // locked is refused: guesses in flight at the lock cannot get through it.
 func TestLockedWhileWaitingForHash(t *testing.T) {
 	st := storetest.SQLite(t)
-	d, err := New(st, testKey(t), testKey(t), WithPasswordHashing(1, 10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, u := oneSlotUser(t, st, 10*time.Second)
 	ctx := context.Background()
-	if err := d.EnsureFirstParty(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b, err := d.CreateTenant(ctx, "inflight")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := d.CreateUser(ctx, b.Tenant.ID, NewUser{UserPrincipalName: "ada@" + b.Tenant.Domain, DisplayName: "Ada",
-		Password: "Correct-Horse-9", AccountEnabled: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	d.hashing.slots <- struct{}{} // the one slot is busy
 	done := make(chan error, 1)
 	go func() { done <- d.CheckPasswordSignIn(ctx, u, "Correct-Horse-9") }()
@@ -134,4 +105,29 @@ func TestLockedWhileWaitingForHash(t *testing.T) {
 	if err := <-done; !errors.Is(err, ErrAccountLocked) {
 		t.Fatalf("right password finished hashing after the lock: %v, want ErrAccountLocked", err)
 	}
+}
+
+// oneSlotUser is a directory with one password-hashing slot (callers wait
+// at most wait for it) and a user of a fresh tenant whose password is
+// Correct-Horse-9.
+func oneSlotUser(t *testing.T, st store.Store, wait time.Duration, opts ...Option) (*Service, *User) {
+	t.Helper()
+	d, err := New(st, testKey(t), testKey(t), append([]Option{WithPasswordHashing(1, wait)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := d.EnsureFirstParty(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := d.CreateTenant(ctx, "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := d.CreateUser(ctx, b.Tenant.ID, NewUser{UserPrincipalName: "ada@" + b.Tenant.Domain, DisplayName: "Ada",
+		Password: "Correct-Horse-9", AccountEnabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, u
 }
