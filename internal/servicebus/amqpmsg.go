@@ -91,10 +91,11 @@ func messageFromAMQP(m *wire.Message) (store.QueueMessage, error) {
 	for _, d := range m.Data {
 		q.Body = append(q.Body, d...)
 	}
-	// A data body is kept once, as Body; another kind of body (an
-	// amqp-value or amqp-sequence) only in its encoded form.
+	// A body of one data section is kept once, as Body; another body (an
+	// amqp-value, amqp-sequence, or several data sections, whose
+	// boundaries the receiver must get back) also in its encoded form.
 	raw := append([]byte(nil), m.Raw.ApplicationProperties...)
-	if len(m.Data) == 0 {
+	if len(m.Data) != 1 {
 		raw = append(raw, m.Raw.Body...)
 	}
 	raw = append(raw, m.Raw.Footer...)
