@@ -193,7 +193,11 @@ func messageToAMQP(m store.QueueMessage, f deliveryFacts) ([]byte, error) {
 			return nil, fmt.Errorf("servicebus: stored properties of message %d: %w", m.SequenceNumber, err)
 		}
 	}
-	out := &wire.Message{Header: &wire.Header{Durable: true, DeliveryCount: uint32(max(m.DeliveryCount-1, 0))}}
+	// The delivery count is always on the wire, 0 included: the JavaScript
+	// SDK reports the header's field as is (@azure/service-bus 7.9
+	// dist/index.js: deliveryCount: rheaMessage.delivery_count), so an
+	// absent field would be undefined rather than 0.
+	out := &wire.Message{Header: &wire.Header{Durable: true, DeliveryCount: uint32(max(m.DeliveryCount-1, 0)), Present: wire.HeaderDeliveryCount}}
 	if !m.ExpiresAt.IsZero() {
 		start := m.EnqueuedAt
 		if m.ScheduledAt.After(start) {
