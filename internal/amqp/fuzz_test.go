@@ -91,7 +91,7 @@ func FuzzServeConn(f *testing.F) {
 						}
 					}
 				}()
-				return &Accept{OnDisposition: func(Disposition) {}}, nil
+				return &Accept{OnDisposition: func(Disposition) wire.DeliveryState { return nil }}, nil
 			}), nil
 		},
 	}

@@ -62,7 +62,17 @@ type Accept struct {
 	// OnDisposition is called, on the link's own goroutine, once per
 	// unsettled delivery we sent when the peer settles it or gives it an
 	// outcome. It may be nil.
-	OnDisposition func(d Disposition)
+	//
+	// When the peer gives an outcome without settling (receiver settle
+	// mode second), it waits for our settlement: the engine sends it only
+	// once OnDisposition has returned, so that the peer learns of the
+	// outcome only after the application acted on it (a Service Bus
+	// complete is durable first). What OnDisposition returns is the state
+	// we settle with: nil confirms the peer's outcome; another state (a
+	// Rejected carrying com.microsoft:message-lock-lost, say) tells the
+	// peer its outcome did not take effect. For a delivery the peer
+	// settled itself, the result is ignored.
+	OnDisposition func(d Disposition) wire.DeliveryState
 	// ManualDrain makes the engine wait for Link.DrainDone when the peer
 	// asks to drain its credit, so that the application can first send
 	// what it has at hand (Service Bus sends the messages that are

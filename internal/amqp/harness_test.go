@@ -183,7 +183,7 @@ func (a *queueApp) Attach(ctx context.Context, l *Link) (*Accept, error) {
 		}
 	}()
 	return &Accept{
-		OnDisposition: func(d Disposition) { a.dispositions <- d },
+		OnDisposition: func(d Disposition) wire.DeliveryState { a.dispositions <- d; return nil },
 		ManualDrain:   a.manualDrain,
 	}, nil
 }

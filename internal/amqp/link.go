@@ -592,6 +592,32 @@ func (l *Link) reportDisposition(d Disposition) {
 	}
 }
 
+// settleAfterReport reports an outcome the receiver has not settled
+// (receiver settle mode second) and settles the delivery once the
+// application's OnDisposition has returned, with the state it chose (or
+// the receiver's). Without OnDisposition it settles at once.
+func (l *Link) settleAfterReport(d Disposition) {
+	settle := func(state wire.DeliveryState) {
+		l.s.c.writeFrame(l.s.ch, &wire.Disposition{Role: false, First: d.ID, Settled: true, State: state}, nil)
+	}
+	if l.acc == nil || l.acc.OnDisposition == nil || l.state != linkAttached {
+		settle(confirmed(d.State))
+		return
+	}
+	f := l.acc.OnDisposition
+	l.post(func() {
+		state := f(d)
+		if state == nil {
+			state = confirmed(d.State)
+		}
+		l.Conn.call(func() {
+			if !l.s.ended() {
+				settle(state)
+			}
+		})
+	})
+}
+
 // post queues a callback for the link's goroutine. What the protocol
 // allows in flight (credit, the unsettled limit) bounds the queue, so a
 // longer one means a broken count: the link is detached.

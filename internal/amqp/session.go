@@ -100,6 +100,12 @@ func (s *session) handle(body any, payload []byte) {
 	}
 }
 
+// ended reports whether the session is over (loop): we sent our end, or
+// the connection no longer holds it.
+func (s *session) ended() bool {
+	return s.endSent || s.c.sessions[s.ch] != s
+}
+
 // end ends the session with an error (part 2.5.5): every link ends, and
 // we ignore the peer's frames until its end arrives.
 func (s *session) end(e *wire.Error) {
@@ -282,12 +288,17 @@ func (s *session) disposition(d *wire.Disposition) {
 			if !d.Settled && !isTerminal(d.State) {
 				return // e.g. received: progress, not an outcome
 			}
-			if !od.reported {
+			switch {
+			case od.reported:
+				echo = echo || !d.Settled
+			case d.Settled:
 				od.reported = true
-				od.link.reportDisposition(Disposition{ID: id, Tag: od.tag, State: d.State, Settled: d.Settled})
-			}
-			if !d.Settled {
-				echo = true // receiver settle mode second: the sender settles first
+				od.link.reportDisposition(Disposition{ID: id, Tag: od.tag, State: d.State, Settled: true})
+			default:
+				// Receiver settle mode second: the receiver waits for our
+				// settlement, which follows the application's action.
+				od.reported = true
+				od.link.settleAfterReport(Disposition{ID: id, Tag: od.tag, State: d.State})
 			}
 			delete(s.outgoing, id)
 			od.link.unsettledOut--
@@ -297,14 +308,7 @@ func (s *session) disposition(d *wire.Disposition) {
 			}
 		})
 		if echo {
-			// We settle with the receiver's outcome. A rejection's error
-			// is the receiver's reason, not ours: go-amqp would report it
-			// as a failure of the settlement, so it is not repeated.
-			state := d.State
-			if _, ok := state.(*wire.Rejected); ok {
-				state = &wire.Rejected{}
-			}
-			s.c.writeFrame(s.ch, &wire.Disposition{Role: false, First: d.First, Last: d.Last, Settled: true, State: state}, nil)
+			s.c.writeFrame(s.ch, &wire.Disposition{Role: false, First: d.First, Last: d.Last, Settled: true, State: confirmed(d.State)}, nil)
 		}
 		for l := range touched {
 			l.pump() // room for more unsettled deliveries
@@ -357,4 +361,14 @@ func isTerminal(st wire.DeliveryState) bool {
 		return false
 	}
 	return true
+}
+
+// confirmed is the state we settle with to confirm a receiver's outcome.
+// A rejection's error is the receiver's reason, not ours: go-amqp would
+// report it as a failure of the settlement, so it is not repeated.
+func confirmed(state wire.DeliveryState) wire.DeliveryState {
+	if _, ok := state.(*wire.Rejected); ok {
+		return &wire.Rejected{}
+	}
+	return state
 }

@@ -313,9 +313,6 @@ type crashLedger struct {
 	// completedBy is the front-end ("REST", "AMQP") whose complete was
 	// acknowledged, for the failures' messages.
 	completedBy map[string]string
-	// inFlightAMQPCompletes counts AMQP completes as in flight at the
-	// kill whatever CompleteMessage returned (see crashTestAMQP).
-	inFlightAMQPCompletes bool
 	// per front-end counts, to know the load runs on both before the kill
 	restAcked, amqpAcked, restCompleted, amqpCompleted int
 	progress                                           chan struct{} // signalled after every count
@@ -468,14 +465,6 @@ func crashTestAMQP(t *testing.T, storeURL string) {
 	queue := "https://" + crashFQDN + "/work"
 
 	l := newCrashLedger()
-	// The AMQP engine confirms a peek-lock receiver's disposition (receiver
-	// settle mode second) as soon as it reads it, before the broker has
-	// completed the message, so CompleteMessage returning nil does not yet
-	// mean the complete is durable (nor that it succeeded). Until the
-	// engine confirms after the broker's commit, AMQP completes count as
-	// in flight at the kill (delivered at most once more);
-	// TENANTBRIDGE_CRASH_AMQP_STRICT=1 holds them to REST's standard.
-	l.inFlightAMQPCompletes = os.Getenv("TENANTBRIDGE_CRASH_AMQP_STRICT") == ""
 	var stop atomic.Bool
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -598,11 +587,13 @@ func amqpReceiver(ctx context.Context, l *crashLedger, stop *atomic.Bool, client
 			l.record(func() { l.delivered[id]++ })
 			if err := receiver.CompleteMessage(ctx, m, nil); err == nil {
 				l.record(func() {
+					// The engine settles a peek-lock receiver's
+					// disposition only once the broker has committed
+					// the complete: a nil here is as durable as
+					// REST's 200.
 					l.amqpCompleted++
-					if !l.inFlightAMQPCompletes {
-						l.completed[id] = true
-						l.completedBy[id] = "AMQP"
-					}
+					l.completed[id] = true
+					l.completedBy[id] = "AMQP"
 				})
 			}
 		}

@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -43,23 +42,15 @@ const (
 const amqpReceiveWait = 30 * time.Second
 
 // ConnectAMQP is the amqp.Server's Connect: it finds the namespace the
-// connection is for (the open's hostname, {namespace}.servicebus.…, or
-// else the SASL hostname or the TLS server name) and returns the handler
-// of the connection's links.
+// connection is for (the SASL or open hostname, {namespace}.servicebus.…)
+// and returns the handler of the connection's links.
 func (s *Service) ConnectAMQP(ctx context.Context, c *amqp.Conn) (amqp.Handler, error) {
-	var names []string
-	if c.PeerOpen != nil {
-		names = append(names, c.PeerOpen.Hostname)
+	host := strings.ToLower(strings.TrimSuffix(c.Hostname, "."))
+	if h, _, ok := strings.Cut(host, ":"); ok {
+		host = h
 	}
-	names = append(names, c.Hostname)
-	if c.TLS != nil {
-		names = append(names, c.TLS.ServerName)
-	}
-	host := ""
-	for _, n := range names {
-		if host = namespaceHost(n); host != "" {
-			break
-		}
+	if host == "" && c.TLS != nil {
+		host = strings.ToLower(c.TLS.ServerName)
 	}
 	name, _, _ := strings.Cut(host, ".")
 	if name == "" {
@@ -75,27 +66,6 @@ func (s *Service) ConnectAMQP(ctx context.Context, c *amqp.Conn) (amqp.Handler, 
 	return &amqpConn{s: s, ns: ns, host: host, tokens: map[string]cbsToken{}}, nil
 }
 
-// namespaceHost is name (a host name, perhaps with a port) lower-cased,
-// or "" when it cannot name a namespace: empty, an IP address, localhost.
-// The JavaScript SDK with customEndpointAddress amqps://127.0.0.1:5671
-// sends no SNI and 127.0.0.1 as its SASL hostname, and the namespace only
-// in the open (@azure/service-bus 7.9 dist/index.js
-// setCustomEndpointAddress: amqpHostname = the namespace, host = the
-// endpoint's; @azure/core-amqp 4.4 ConnectionContextBase.js: hostname:
-// amqpHostname ?? host; rhea 3.0 connection.js: the SASL hostname is
-// servername || host).
-func namespaceHost(name string) string {
-	host := strings.ToLower(strings.TrimSuffix(name, "."))
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
-	if host == "" || host == "localhost" || net.ParseIP(host) != nil {
-		return ""
-	}
-	return host
-}
-
 // amqpConn is one connection's state: its namespace, and the tokens put
 // on its $cbs node, which live and die with it.
 type amqpConn struct {
@@ -106,8 +76,8 @@ type amqpConn struct {
 	mu     sync.Mutex
 	tokens map[string]cbsToken // by audience, lower-cased
 
-	cbsReplies  replyLinks
-	mgmtReplies replyLinks
+	cbsReplies  amqp.Replies
+	mgmtReplies amqp.Replies
 
 	// held are the messages this connection's receivers hold locks on,
 	// by lock token, so that $management's renew-lock can name them by
@@ -148,60 +118,6 @@ func (c *amqpConn) heldBy(token string) (heldLock, bool) {
 	defer c.heldMu.Unlock()
 	h, ok := c.held[token]
 	return h, ok
-}
-
-// replyLinks are the links on which a request/response node ($cbs,
-// $management) answers, found by a request's reply-to: the link's target
-// address (azservicebus: "$cbs$$cbs-reply-to-<uuid>"; the JavaScript SDK's
-// $management link, whose target is its name), or else the link's name:
-// the JavaScript SDK's $cbs reply link has no target, and its requests'
-// reply-to is that link's name (@azure/core-amqp 4.4, dist/commonjs/cbs.js:
-// createReceiver({source: {address: "$cbs"}, name: this.replyTo}) and
-// reply_to: this.replyTo).
-type replyLinks struct {
-	byAddr amqp.Replies
-
-	mu     sync.Mutex
-	byName map[string]*amqp.Link
-}
-
-// Add registers l, a link on which we send, until it ends.
-func (r *replyLinks) Add(l *amqp.Link) {
-	r.byAddr.Add(l)
-	name := l.PeerAttach.Name
-	r.mu.Lock()
-	if r.byName == nil {
-		r.byName = map[string]*amqp.Link{}
-	}
-	r.byName[name] = l
-	r.mu.Unlock()
-	context.AfterFunc(l.Context(), func() {
-		r.mu.Lock()
-		if r.byName[name] == l {
-			delete(r.byName, name)
-		}
-		r.mu.Unlock()
-	})
-}
-
-// Send sends reply, settled, on the link replyTo names; a reply to no
-// link is dropped, as Service Bus does.
-func (r *replyLinks) Send(ctx context.Context, replyTo string, reply *wire.Message) error {
-	if ok, err := r.byAddr.Send(ctx, replyTo, reply); ok {
-		return err
-	}
-	r.mu.Lock()
-	l := r.byName[replyTo]
-	r.mu.Unlock()
-	if l == nil {
-		return nil
-	}
-	payload, err := reply.Encoded()
-	if err != nil {
-		return err
-	}
-	_, err = l.Send(ctx, nil, 0, payload, true)
-	return err
 }
 
 // cbsToken is a credential put on $cbs for an audience.
@@ -413,7 +329,7 @@ func (c *amqpConn) tokenExpiry(ctx context.Context, typ, raw string) (time.Time,
 // reply sends a request/response node's answer: the status under key
 // (status-code on $cbs, statusCode on $management), as an int32, and the
 // request's message-id as a string correlation-id.
-func (c *amqpConn) reply(ctx context.Context, to *replyLinks, req *wire.Message, key string, status int32, desc string, body any) {
+func (c *amqpConn) reply(ctx context.Context, to *amqp.Replies, req *wire.Message, key string, status int32, desc string, body any) {
 	if req.Properties == nil || req.Properties.ReplyTo == "" {
 		return
 	}
@@ -428,7 +344,7 @@ func (c *amqpConn) reply(ctx context.Context, to *replyLinks, req *wire.Message,
 	if body != nil {
 		out.Value = body
 	}
-	_ = to.Send(ctx, req.Properties.ReplyTo, out)
+	_, _ = to.Send(ctx, req.Properties.ReplyTo, out)
 }
 
 // sendLink is a link on which the peer sends to a queue.
@@ -651,9 +567,14 @@ func lockTokenOf(tag []byte) string {
 // DeadLetterErrorDescription). Modified with undeliverable-here is a
 // deferral, which this front-end does not serve yet: the link is detached
 // with amqp:not-implemented and the message's lock lapses.
-func (rl *receiveLink) disposition(d amqp.Disposition) {
+//
+// The receiver (settle mode second) learns the outcome only from our
+// settlement, which the engine sends after this returns: a complete is
+// durable before CompleteMessage returns, and a lock that was lost is
+// answered com.microsoft:message-lock-lost, as Service Bus does.
+func (rl *receiveLink) disposition(d amqp.Disposition) wire.DeliveryState {
 	if rl.receiveAndDelete {
-		return
+		return nil
 	}
 	rl.mu.Lock()
 	seq, ok := rl.locks[string(d.Tag)]
@@ -662,7 +583,7 @@ func (rl *receiveLink) disposition(d amqp.Disposition) {
 	}
 	rl.mu.Unlock()
 	if !ok || d.State == nil {
-		return
+		return lockLost(lockTokenOf(d.Tag))
 	}
 	op := store.QueueOp{QueueID: rl.info.res.ID, DeadLetter: rl.deadLetter, Limits: rl.info.limits,
 		SequenceNumber: seq, LockToken: lockTokenOf(d.Tag)}
@@ -675,7 +596,7 @@ func (rl *receiveLink) disposition(d amqp.Disposition) {
 	case *wire.Modified:
 		if st.UndeliverableHere {
 			rl.l.Detach(&wire.Error{Condition: wire.ErrNotImplemented, Description: "Deferring messages is not served over AMQP yet; the message's lock will lapse."})
-			return
+			return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrNotImplemented, Description: "Deferring messages is not served over AMQP yet."}}
 		}
 		op.Kind = store.QueueAbandon
 	case *wire.Rejected:
@@ -690,12 +611,25 @@ func (rl *receiveLink) disposition(d amqp.Disposition) {
 		}
 		op.DeadLetterReason, op.DeadLetterDescription = clip(op.DeadLetterReason, 4096), clip(op.DeadLetterDescription, 4096)
 	default:
-		return
+		return nil
 	}
 	res := rl.c.s.broker.Do(rl.l.Context(), op)
-	if res.Err != nil && !errors.Is(res.Err, store.ErrLockLost) && !errors.Is(res.Err, store.ErrNotFound) {
+	switch {
+	case res.Err == nil:
+		return nil
+	case errors.Is(res.Err, store.ErrLockLost), errors.Is(res.Err, store.ErrNotFound):
+		return lockLost(op.LockToken)
+	default:
 		rl.c.s.log.ErrorContext(rl.l.Context(), "servicebus: amqp settle", "queue", rl.info.res.ID, "seq", seq, "err", res.Err)
+		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrInternalError, Description: "The server could not settle the message; it will be delivered again when its lock lapses."}}
 	}
+}
+
+// lockLost is Service Bus's answer to a settlement whose lock is gone:
+// it expired, or the message was settled already.
+func lockLost(token string) wire.DeliveryState {
+	return &wire.Rejected{Error: &wire.Error{Condition: "com.microsoft:message-lock-lost",
+		Description: "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue. Reference: " + token + "."}}
 }
 
 // The $management operations served (service-bus-amqp-request-response);
