@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -42,15 +43,23 @@ const (
 const amqpReceiveWait = 30 * time.Second
 
 // ConnectAMQP is the amqp.Server's Connect: it finds the namespace the
-// connection is for (the SASL or open hostname, {namespace}.servicebus.…)
-// and returns the handler of the connection's links.
+// connection is for (the open's hostname, {namespace}.servicebus.…, or
+// else the SASL hostname or the TLS server name) and returns the handler
+// of the connection's links.
 func (s *Service) ConnectAMQP(ctx context.Context, c *amqp.Conn) (amqp.Handler, error) {
-	host := strings.ToLower(strings.TrimSuffix(c.Hostname, "."))
-	if h, _, ok := strings.Cut(host, ":"); ok {
-		host = h
+	var names []string
+	if c.PeerOpen != nil {
+		names = append(names, c.PeerOpen.Hostname)
 	}
-	if host == "" && c.TLS != nil {
-		host = strings.ToLower(c.TLS.ServerName)
+	names = append(names, c.Hostname)
+	if c.TLS != nil {
+		names = append(names, c.TLS.ServerName)
+	}
+	host := ""
+	for _, n := range names {
+		if host = namespaceHost(n); host != "" {
+			break
+		}
 	}
 	name, _, _ := strings.Cut(host, ".")
 	if name == "" {
@@ -66,6 +75,27 @@ func (s *Service) ConnectAMQP(ctx context.Context, c *amqp.Conn) (amqp.Handler, 
 	return &amqpConn{s: s, ns: ns, host: host, tokens: map[string]cbsToken{}}, nil
 }
 
+// namespaceHost is name (a host name, perhaps with a port) lower-cased,
+// or "" when it cannot name a namespace: empty, an IP address, localhost.
+// The JavaScript SDK with customEndpointAddress amqps://127.0.0.1:5671
+// sends no SNI and 127.0.0.1 as its SASL hostname, and the namespace only
+// in the open (@azure/service-bus 7.9 dist/index.js
+// setCustomEndpointAddress: amqpHostname = the namespace, host = the
+// endpoint's; @azure/core-amqp 4.4 ConnectionContextBase.js: hostname:
+// amqpHostname ?? host; rhea 3.0 connection.js: the SASL hostname is
+// servername || host).
+func namespaceHost(name string) string {
+	host := strings.ToLower(strings.TrimSuffix(name, "."))
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if host == "" || host == "localhost" || net.ParseIP(host) != nil {
+		return ""
+	}
+	return host
+}
+
 // amqpConn is one connection's state: its namespace, and the tokens put
 // on its $cbs node, which live and die with it.
 type amqpConn struct {
@@ -76,8 +106,8 @@ type amqpConn struct {
 	mu     sync.Mutex
 	tokens map[string]cbsToken // by audience, lower-cased
 
-	cbsReplies  amqp.Replies
-	mgmtReplies amqp.Replies
+	cbsReplies  replyLinks
+	mgmtReplies replyLinks
 
 	// held are the messages this connection's receivers hold locks on,
 	// by lock token, so that $management's renew-lock can name them by
@@ -118,6 +148,60 @@ func (c *amqpConn) heldBy(token string) (heldLock, bool) {
 	defer c.heldMu.Unlock()
 	h, ok := c.held[token]
 	return h, ok
+}
+
+// replyLinks are the links on which a request/response node ($cbs,
+// $management) answers, found by a request's reply-to: the link's target
+// address (azservicebus: "$cbs$$cbs-reply-to-<uuid>"; the JavaScript SDK's
+// $management link, whose target is its name), or else the link's name:
+// the JavaScript SDK's $cbs reply link has no target, and its requests'
+// reply-to is that link's name (@azure/core-amqp 4.4, dist/commonjs/cbs.js:
+// createReceiver({source: {address: "$cbs"}, name: this.replyTo}) and
+// reply_to: this.replyTo).
+type replyLinks struct {
+	byAddr amqp.Replies
+
+	mu     sync.Mutex
+	byName map[string]*amqp.Link
+}
+
+// Add registers l, a link on which we send, until it ends.
+func (r *replyLinks) Add(l *amqp.Link) {
+	r.byAddr.Add(l)
+	name := l.PeerAttach.Name
+	r.mu.Lock()
+	if r.byName == nil {
+		r.byName = map[string]*amqp.Link{}
+	}
+	r.byName[name] = l
+	r.mu.Unlock()
+	context.AfterFunc(l.Context(), func() {
+		r.mu.Lock()
+		if r.byName[name] == l {
+			delete(r.byName, name)
+		}
+		r.mu.Unlock()
+	})
+}
+
+// Send sends reply, settled, on the link replyTo names; a reply to no
+// link is dropped, as Service Bus does.
+func (r *replyLinks) Send(ctx context.Context, replyTo string, reply *wire.Message) error {
+	if ok, err := r.byAddr.Send(ctx, replyTo, reply); ok {
+		return err
+	}
+	r.mu.Lock()
+	l := r.byName[replyTo]
+	r.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	payload, err := reply.Encoded()
+	if err != nil {
+		return err
+	}
+	_, err = l.Send(ctx, nil, 0, payload, true)
+	return err
 }
 
 // cbsToken is a credential put on $cbs for an audience.
@@ -329,7 +413,7 @@ func (c *amqpConn) tokenExpiry(ctx context.Context, typ, raw string) (time.Time,
 // reply sends a request/response node's answer: the status under key
 // (status-code on $cbs, statusCode on $management), as an int32, and the
 // request's message-id as a string correlation-id.
-func (c *amqpConn) reply(ctx context.Context, to *amqp.Replies, req *wire.Message, key string, status int32, desc string, body any) {
+func (c *amqpConn) reply(ctx context.Context, to *replyLinks, req *wire.Message, key string, status int32, desc string, body any) {
 	if req.Properties == nil || req.Properties.ReplyTo == "" {
 		return
 	}
@@ -344,7 +428,7 @@ func (c *amqpConn) reply(ctx context.Context, to *amqp.Replies, req *wire.Messag
 	if body != nil {
 		out.Value = body
 	}
-	_, _ = to.Send(ctx, req.Properties.ReplyTo, out)
+	_ = to.Send(ctx, req.Properties.ReplyTo, out)
 }
 
 // sendLink is a link on which the peer sends to a queue.
