@@ -41,7 +41,13 @@ const busDataOwner = "090c5cfd-751d-490a-894a-3ce6f1109419"
 
 func newBusWorld(t *testing.T) *busWorld {
 	t.Helper()
-	w := &busWorld{r: start(t, server.Config{AMQPListen: "127.0.0.1:0"}), fqdn: "orders-bus.servicebus.windows.net"}
+	return newBusWorldConfig(t, server.Config{AMQPListen: "127.0.0.1:0"})
+}
+
+// newBusWorldConfig is newBusWorld on a server started with cfg.
+func newBusWorldConfig(t *testing.T, cfg server.Config) *busWorld {
+	t.Helper()
+	w := &busWorld{r: start(t, cfg), fqdn: "orders-bus.servicebus.windows.net"}
 	w.tc = w.r.createTenant(t, "busco")
 	ns := w.namespaceID()
 	w.arm(t, "PUT", "/subscriptions/"+w.tc.SubscriptionID+"/resourceGroups/rg", `{"location":"westeurope"}`)
