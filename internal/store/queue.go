@@ -140,6 +140,11 @@ const (
 	// message already in the dead-letter queue cannot be dead-lettered
 	// again: ErrNotFound, as for any message the op does not hold.
 	QueueDeadLetter
+	// QueueCancelScheduled deletes the message SequenceNumber if it is
+	// still scheduled (not yet deliverable): Service Bus's
+	// cancel-scheduled-message. ErrNotFound when there is no such
+	// scheduled message.
+	QueueCancelScheduled
 )
 
 // QueueOp is one operation of ApplyQueueOps.

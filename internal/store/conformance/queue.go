@@ -22,6 +22,7 @@ var QueueTests = []struct {
 	{"QueueLockExpiry", testQueueLockExpiry},
 	{"QueueAbandonRenew", testQueueAbandonRenew},
 	{"QueueDeadLetter", testQueueDeadLetter},
+	{"QueueCancelScheduled", testQueueCancelScheduled},
 	{"QueueMaxDeliveryCount", testQueueMaxDeliveryCount},
 	{"QueueTTL", testQueueTTL},
 	{"QueueDuplicates", testQueueDuplicates},
@@ -284,6 +285,32 @@ func testQueueDeadLetter(t *testing.T, st store.Store) {
 	wantErr(t, f.one(at(3*time.Second), store.QueueOp{Kind: store.QueueDeadLetter, QueueID: f.q, DeadLetter: true, Limits: queueLimits,
 		SequenceNumber: seq, LockToken: "c"}).Err, store.ErrNotFound, "dead-letter a dead-lettered message")
 	wantErr(t, dl(at(3*time.Second), false, "a").Err, store.ErrLockLost, "dead-letter again with the lock it no longer has")
+}
+
+// A scheduled message can be cancelled until it is due; a due one, an
+// unknown one or one of another queue cannot.
+func testQueueCancelScheduled(t *testing.T, st store.Store) {
+	f := newQueueFixture(t, st)
+	later := msg("later", "scheduled")
+	later.ScheduledAt = at(time.Hour)
+	soon := msg("soon", "scheduled soon")
+	soon.ScheduledAt = at(time.Minute)
+	sent := f.send(t0, f.q, queueLimits, later, soon, msg("now", "at once"))
+	cancel := func(now time.Time, q string, seq int64) error {
+		return f.one(now, store.QueueOp{Kind: store.QueueCancelScheduled, QueueID: q, Limits: queueLimits, SequenceNumber: seq}).Err
+	}
+	must(t, cancel(at(time.Second), f.q, sent[0].SequenceNumber), "cancel a scheduled message")
+	wantErr(t, cancel(at(time.Second), f.q, sent[0].SequenceNumber), store.ErrNotFound, "cancel it again")
+	wantErr(t, cancel(at(time.Second), f.q, sent[2].SequenceNumber), store.ErrNotFound, "cancel a message that was never scheduled")
+	wantErr(t, cancel(at(2*time.Minute), f.q, sent[1].SequenceNumber), store.ErrNotFound, "cancel a message already due")
+	other := f.queue("other")
+	wantErr(t, cancel(at(time.Second), other, sent[1].SequenceNumber), store.ErrNotFound, "cancel through another queue")
+	if ms := f.peek(f.q, false); len(ms) != 2 {
+		t.Errorf("after cancelling one of three: %d messages", len(ms))
+	}
+	if s := f.stats(f.q, at(time.Second)); s.SizeBytes != sent[1].Size+sent[2].Size {
+		t.Errorf("size after the cancel: %d, want %d", s.SizeBytes, sent[1].Size+sent[2].Size)
+	}
 }
 
 func testQueueMaxDeliveryCount(t *testing.T, st store.Store) {

@@ -179,6 +179,10 @@ func checkQueueOp(op store.QueueOp) error {
 		if op.Limits.LockDuration <= 0 {
 			return bad("LockDuration must be positive")
 		}
+	case store.QueueCancelScheduled:
+		if op.DeadLetter || op.SequenceNumber <= 0 {
+			return bad("a scheduled message of the queue itself, by its sequence number, is required")
+		}
 	case store.QueueDeadLetter:
 		if op.DeadLetter {
 			return fmt.Errorf("sqlstore: queue %s %s: a dead-lettered message cannot be dead-lettered again: %w", what, op.QueueID, store.ErrNotFound)
@@ -206,6 +210,8 @@ func queueOpName(k store.QueueOpKind) string {
 		return "renew"
 	case store.QueueDeadLetter:
 		return "dead-letter"
+	case store.QueueCancelScheduled:
+		return "cancel scheduled"
 	}
 	return ""
 }
@@ -403,6 +409,8 @@ func (q *queueTx) applyQueue(key string, ops []store.QueueOp, idx []int, results
 			r, err = q.renew(op)
 		case store.QueueDeadLetter:
 			r, err = q.deadLetterHeld(op)
+		case store.QueueCancelScheduled:
+			r, err = q.cancelScheduled(g, op)
 		}
 		if err != nil {
 			return err
@@ -670,6 +678,21 @@ WHERE `+cond+` RETURNING dead_letter`,
 		return store.QueueResult{}, err
 	}
 	return store.QueueResult{DeadLettered: dl != 0 && !op.DeadLetter}, nil
+}
+
+// cancelScheduled deletes a message that is scheduled and not yet due.
+func (q *queueTx) cancelScheduled(g *queueGroup, op store.QueueOp) (store.QueueResult, error) {
+	var size int64
+	err := q.queryRow(`DELETE FROM queue_messages WHERE seq = ? AND queue_key = ? AND dead_letter = 0 AND scheduled IS NOT NULL AND scheduled > ? AND lock_token IS NULL RETURNING size`,
+		op.SequenceNumber, fold(op.QueueID), q.time(q.now)).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return opErr(op, store.ErrNotFound), nil
+	}
+	if err != nil {
+		return store.QueueResult{}, err
+	}
+	g.delta -= size
+	return store.QueueResult{}, nil
 }
 
 // deadLetterHeld moves the message the op holds to the dead-letter queue
