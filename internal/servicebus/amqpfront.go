@@ -268,9 +268,10 @@ func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 	if err != nil {
 		return nil, err
 	}
+	go c.detachOnExpiry(l, queue)
 	if l.PeerSends() {
 		sl := &sendLink{c: c, l: l, queue: queue, info: info}
-		return &amqp.Accept{OnDelivery: sl.deliver, MaxMessageSize: MaxMessageBytes}, nil
+		return &amqp.Accept{OnDelivery: sl.deliver, MaxMessageSize: MaxMessageBytes, Credit: sendLinkCredit}, nil
 	}
 	rl := &receiveLink{c: c, l: l, queue: queue, deadLetter: deadLetter, info: info, locks: map[string]int64{}}
 	// A sender settle mode of "settled" is receive-and-delete; anything
@@ -278,6 +279,34 @@ func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 	rl.receiveAndDelete = a.SndSettleMode != nil && *a.SndSettleMode == 1
 	go rl.run()
 	return &amqp.Accept{OnDisposition: rl.disposition, ManualDrain: true}, nil
+}
+
+// sendLinkCredit is how many messages a sender may have in flight on one
+// link: enough to keep a busy sender's pipe full, small enough that a
+// connection's links cannot hold more message bytes than the engine lets
+// a connection hold (its limit closes the connection).
+const sendLinkCredit = 32
+
+// detachOnExpiry detaches l once no unexpired token on $cbs covers its
+// queue: a link whose token lapses without renewal stops, as Service Bus
+// stops it; a token put again in time (the SDKs renew before expiry)
+// keeps it going.
+func (c *amqpConn) detachOnExpiry(l *amqp.Link, queue string) {
+	for {
+		tok, ok := c.tokenFor(queue)
+		if !ok {
+			l.Detach(&wire.Error{Condition: wire.ErrUnauthorizedAccess, Description: fmt.Sprintf(
+				"The token for 'sb://%s/%s' has expired. Put a new token on $cbs before the old one expires.", c.host, queue)})
+			return
+		}
+		t := time.NewTimer(tok.expires.Sub(c.s.broker.now()) + 10*time.Millisecond)
+		select {
+		case <-t.C:
+		case <-l.Done():
+			t.Stop()
+			return
+		}
+	}
 }
 
 // entityPath is a link address without its scheme and host:
@@ -719,9 +748,14 @@ func lockLost(token string) wire.DeliveryState {
 // The $management operations served (service-bus-amqp-request-response);
 // every other one is answered 501, never left without a reply.
 const (
-	opRenewLock   = "com.microsoft:renew-lock"
-	opPeekMessage = "com.microsoft:peek-message"
+	opRenewLock       = "com.microsoft:renew-lock"
+	opPeekMessage     = "com.microsoft:peek-message"
+	opSchedule        = "com.microsoft:schedule-message"
+	opCancelScheduled = "com.microsoft:cancel-scheduled-message"
 )
+
+// maxScheduleBatch bounds the messages of one schedule or cancel request.
+const maxScheduleBatch = 4500
 
 // management answers one request on {entity}/$management.
 func (c *amqpConn) management(ctx context.Context, entity string, d *amqp.Delivery) wire.DeliveryState {
@@ -802,7 +836,8 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 		if len(msgs) == 0 {
 			return 204, "No messages", nil
 		}
-		list := make([]wire.Map, 0, len(msgs))
+		// A list (not an array) of maps: the Go SDK reads []any.
+		list := make([]any, 0, len(msgs))
 		for _, m := range msgs {
 			enc, err := messageToAMQP(m, deliveryFacts{deadLetter: deadLetter, queue: queue})
 			if err != nil {
@@ -811,8 +846,117 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 			list = append(list, wire.Map{{Key: "message", Value: enc}})
 		}
 		return 200, "OK", wire.Map{{Key: "messages", Value: list}}
+	case opSchedule:
+		return c.schedule(ctx, queue, deadLetter, args)
+	case opCancelScheduled:
+		return c.cancelScheduled(ctx, queue, deadLetter, args)
 	}
 	return 501, fmt.Sprintf("The operation '%s' is not served by this Service Bus yet.", clip(op, 200)), nil
+}
+
+// schedule stores messages to be delivered at their
+// x-opt-scheduled-enqueue-time, and answers their sequence numbers, by
+// which they can be cancelled.
+func (c *amqpConn) schedule(ctx context.Context, queue string, deadLetter bool, args wire.Map) (int32, string, any) {
+	if deadLetter {
+		return 400, "Messages cannot be scheduled on a dead-letter queue.", nil
+	}
+	if err := c.allowed(ctx, queue, ActionSend); err != nil {
+		return 401, asError(err).Description, nil
+	}
+	var entries []wire.Map
+	switch v := mapGet(args, "messages").(type) {
+	case []wire.Map:
+		entries = v
+	case []any:
+		for _, e := range v {
+			m, ok := e.(wire.Map)
+			if !ok {
+				return 400, "schedule-message: each entry of messages must be a map.", nil
+			}
+			entries = append(entries, m)
+		}
+	}
+	if len(entries) == 0 || len(entries) > maxScheduleBatch {
+		return 400, fmt.Sprintf("schedule-message needs messages: 1 to %d entries, each with its encoded message.", maxScheduleBatch), nil
+	}
+	msgs := make([]store.QueueMessage, 0, len(entries))
+	total := 0
+	for _, e := range entries {
+		raw, _ := mapGet(e, "message").([]byte)
+		m, err := wire.DecodeMessage(raw)
+		if err != nil || len(raw) == 0 {
+			return 400, "schedule-message: an entry's message is not an encoded AMQP message.", nil
+		}
+		q, err := messageFromAMQP(m)
+		if err != nil {
+			return 400, "schedule-message: " + err.Error(), nil
+		}
+		if q.ScheduledAt.IsZero() {
+			return 400, "schedule-message: a message has no x-opt-scheduled-enqueue-time annotation.", nil
+		}
+		total += len(q.Body) + len(q.Properties)
+		msgs = append(msgs, q)
+	}
+	if total > MaxMessageBytes {
+		return 413, fmt.Sprintf("The messages' size (%d bytes) exceeds the limit of %d bytes.", total, MaxMessageBytes), nil
+	}
+	info, err := c.s.queueInfo(ctx, c.ns.ID+"/queues/"+queue)
+	if errors.Is(err, store.ErrNotFound) {
+		return 404, fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, queue), nil
+	}
+	if err != nil {
+		return 500, "The server could not read the queue.", nil
+	}
+	res := c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueSend, QueueID: info.res.ID, Limits: info.limits, Messages: msgs})
+	switch {
+	case errors.Is(res.Err, store.ErrQuotaExceeded):
+		return 507, fmt.Sprintf("QuotaExceeded: the entity 'sb://%s/%s' has reached its maximum size.", c.host, queue), nil
+	case res.Err != nil:
+		return 500, "The server could not store the messages; retry.", nil
+	}
+	seqs := make([]int64, len(res.Messages))
+	for i, m := range res.Messages {
+		seqs[i] = m.SequenceNumber
+	}
+	return 200, "OK", wire.Map{{Key: "sequence-numbers", Value: seqs}}
+}
+
+// cancelScheduled cancels scheduled messages by sequence number; one that
+// is due already, or unknown, is answered 404 after the others are
+// cancelled.
+func (c *amqpConn) cancelScheduled(ctx context.Context, queue string, deadLetter bool, args wire.Map) (int32, string, any) {
+	if deadLetter {
+		return 400, "A dead-letter queue has no scheduled messages.", nil
+	}
+	if err := c.allowed(ctx, queue, ActionSend); err != nil {
+		return 401, asError(err).Description, nil
+	}
+	seqs, _ := mapGet(args, "sequence-numbers").([]int64)
+	if len(seqs) == 0 || len(seqs) > maxScheduleBatch {
+		return 400, fmt.Sprintf("cancel-scheduled-message needs sequence-numbers: 1 to %d of them.", maxScheduleBatch), nil
+	}
+	info, err := c.s.queueInfo(ctx, c.ns.ID+"/queues/"+queue)
+	if errors.Is(err, store.ErrNotFound) {
+		return 404, fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, queue), nil
+	}
+	if err != nil {
+		return 500, "The server could not read the queue.", nil
+	}
+	var missing []int64
+	for _, seq := range seqs {
+		res := c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueCancelScheduled, QueueID: info.res.ID, Limits: info.limits, SequenceNumber: seq})
+		switch {
+		case errors.Is(res.Err, store.ErrNotFound):
+			missing = append(missing, seq)
+		case res.Err != nil:
+			return 500, "The server could not cancel the messages; retry.", nil
+		}
+	}
+	if len(missing) > 0 {
+		return 404, fmt.Sprintf("No scheduled message with the sequence number(s) %v is in 'sb://%s/%s'.", missing, c.host, queue), nil
+	}
+	return 200, "OK", nil
 }
 
 // mapGet reads a request argument by its string key.

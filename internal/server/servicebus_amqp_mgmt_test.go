@@ -1,0 +1,107 @@
+package server_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/Azure/go-amqp"
+
+	"github.com/tenantbridge/tenantbridge/internal/servicebus"
+)
+
+// The $management operations the SDK calls through its sender and
+// receiver: schedule and cancel, peek (which sees scheduled messages),
+// and lock renewal.
+func TestAzservicebusManagement(t *testing.T) {
+	w := newBusWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client, err := azservicebus.NewClient(w.fqdn, w.adminCredential(t), w.amqpsOptions())
+	mustBus(t, err)
+	defer client.Close(ctx)
+	sender, err := client.NewSender("orders", nil)
+	mustBus(t, err)
+	receiver, err := client.NewReceiverForQueue("orders", nil)
+	mustBus(t, err)
+
+	at := time.Now().Add(2 * time.Second)
+	seqs, err := sender.ScheduleMessages(ctx, []*azservicebus.Message{{Body: []byte("keep")}, {Body: []byte("cancel me")}}, at, nil)
+	mustBus(t, err)
+	if len(seqs) != 2 || seqs[0] == seqs[1] {
+		t.Fatalf("sequence numbers %v", seqs)
+	}
+	mustBus(t, sender.CancelScheduledMessages(ctx, seqs[1:], nil))
+	if err := sender.CancelScheduledMessages(ctx, seqs[1:], nil); err == nil {
+		t.Fatal("a cancelled message was cancelled again")
+	}
+	peeked, err := receiver.PeekMessages(ctx, 10, nil)
+	mustBus(t, err)
+	if len(peeked) != 1 || string(peeked[0].Body) != "keep" || peeked[0].ScheduledEnqueueTime == nil {
+		t.Fatalf("peek: %d messages %+v", len(peeked), peeked)
+	}
+	// The scheduled message arrives at its time, not before.
+	got := receiveN(t, ctx, receiver, 1)[0]
+	if string(got.Body) != "keep" || time.Now().Before(at.Add(-500*time.Millisecond)) {
+		t.Fatalf("received %q at %v, scheduled for %v", got.Body, time.Now(), at)
+	}
+	before := *got.LockedUntil
+	time.Sleep(1100 * time.Millisecond)
+	mustBus(t, receiver.RenewMessageLock(ctx, got, nil))
+	if !got.LockedUntil.After(before) {
+		t.Fatalf("renewed lock until %v, was %v", got.LockedUntil, before)
+	}
+	mustBus(t, receiver.CompleteMessage(ctx, got, nil))
+	if err := receiver.RenewMessageLock(ctx, got, nil); err == nil {
+		t.Fatal("the lock of a completed message was renewed")
+	}
+}
+
+// A link whose token lapses, with no new token put on $cbs, is detached
+// with amqp:unauthorized-access; the raw go-amqp client shows what the
+// SDKs hide behind their token renewal.
+func TestAMQPLinkDetachedWhenTokenExpires(t *testing.T) {
+	w := newBusWorld(t)
+	rule := w.namespaceID() + "/authorizationRules/short"
+	w.arm(t, "PUT", rule, `{"properties":{"rights":["Listen","Send"]}}`)
+	keys := w.arm(t, "POST", rule+"/listKeys", ``)
+	key, _ := keys["primaryKey"].(string)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	conn, err := amqp.Dial(ctx, "amqps://"+w.r.srv.AMQPAddr(), &amqp.ConnOptions{
+		HostName: w.fqdn, SASLType: amqp.SASLTypeAnonymous(),
+		TLSConfig: &tls.Config{RootCAs: w.r.srv.CA().Pool(), ServerName: w.fqdn}})
+	mustBus(t, err)
+	defer conn.Close()
+	session, err := conn.NewSession(ctx, nil)
+	mustBus(t, err)
+	cbsOut, err := session.NewSender(ctx, "$cbs", nil)
+	mustBus(t, err)
+	cbsIn, err := session.NewReceiver(ctx, "$cbs", &amqp.ReceiverOptions{TargetAddress: "cbs-replies"})
+	mustBus(t, err)
+	audience := "amqps://" + w.fqdn + "/orders"
+	sas := servicebus.SignSAS(audience, "short", []byte(key), time.Now().Add(2*time.Second))
+	messageID := "put-1"
+	mustBus(t, cbsOut.Send(ctx, &amqp.Message{
+		Properties: &amqp.MessageProperties{MessageID: messageID, ReplyTo: &[]string{"cbs-replies"}[0]},
+		ApplicationProperties: map[string]any{"operation": "put-token", "type": "servicebus.windows.net:sastoken",
+			"name": audience, "expiration": time.Now().Add(2 * time.Second).Unix()},
+		Value: sas}, nil))
+	reply, err := cbsIn.Receive(ctx, nil)
+	mustBus(t, err)
+	if reply.ApplicationProperties["status-code"] != int32(202) || reply.Properties.CorrelationID != messageID {
+		t.Fatalf("put-token reply: %v %+v", reply.ApplicationProperties, reply.Properties)
+	}
+
+	receiver, err := session.NewReceiver(ctx, "orders", nil)
+	mustBus(t, err)
+	_, err = receiver.Receive(ctx, nil) // no message comes; the token lapses meanwhile
+	var linkErr *amqp.LinkError
+	if !errors.As(err, &linkErr) || linkErr.RemoteErr == nil || linkErr.RemoteErr.Condition != amqp.ErrCondUnauthorizedAccess {
+		t.Fatalf("receive past the token's expiry: %v, want the link detached with amqp:unauthorized-access", err)
+	}
+}
