@@ -223,6 +223,10 @@ func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 	} else if a.Source != nil {
 		addr = a.Source.Address
 	}
+	if a.OtherTarget != nil {
+		// A transaction coordinator (the SDKs' transactions): not served.
+		return nil, &wire.Error{Condition: wire.ErrNotImplemented, Description: "Transactions are not supported by this Service Bus."}
+	}
 	path := c.entityPath(addr)
 	switch {
 	case path == "$cbs":

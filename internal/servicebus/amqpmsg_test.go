@@ -2,9 +2,11 @@ package servicebus
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/tenantbridge/tenantbridge/internal/amqp"
 	"github.com/tenantbridge/tenantbridge/internal/amqp/wire"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
@@ -156,5 +158,17 @@ func TestRESTMessageToAMQP(t *testing.T) {
 	}
 	if v, _ := out.MessageAnnotations.Get(annDeadLetterSource); v != "orders" {
 		t.Errorf("dead-letter source %v", v)
+	}
+}
+
+// Attaching a transaction coordinator is answered amqp:not-implemented:
+// the SDKs' transactions are not served, and say so.
+func TestAMQPTransactionsRefused(t *testing.T) {
+	c := &amqpConn{host: "ns.servicebus.windows.net"}
+	l := &amqp.Link{PeerAttach: &wire.Attach{Name: "txn", Role: true, OtherTarget: wire.Described{Descriptor: uint64(0x30), Value: []any{}}}}
+	_, err := c.Attach(t.Context(), l)
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Condition != wire.ErrNotImplemented {
+		t.Fatalf("coordinator attach: %v, want amqp:not-implemented", err)
 	}
 }
