@@ -23,6 +23,9 @@ var QueueTests = []struct {
 	{"QueueAbandonRenew", testQueueAbandonRenew},
 	{"QueueDeadLetter", testQueueDeadLetter},
 	{"QueueCancelScheduled", testQueueCancelScheduled},
+	{"QueueDefer", testQueueDefer},
+	{"QueueDeferSettle", testQueueDeferSettle},
+	{"QueueDeferTTL", testQueueDeferTTL},
 	{"QueueMaxDeliveryCount", testQueueMaxDeliveryCount},
 	{"QueueTTL", testQueueTTL},
 	{"QueueDuplicates", testQueueDuplicates},
@@ -310,6 +313,205 @@ func testQueueCancelScheduled(t *testing.T, st store.Store) {
 	}
 	if s := f.stats(f.q, at(time.Second)); s.SizeBytes != sent[1].Size+sent[2].Size {
 		t.Errorf("size after the cancel: %d, want %d", s.SizeBytes, sent[1].Size+sent[2].Size)
+	}
+}
+
+func (f *queueFixture) lockDeferred(now time.Time, q string, dl bool, lim store.QueueLimits, seq int64, token string) store.QueueResult {
+	f.t.Helper()
+	return f.one(now, store.QueueOp{Kind: store.QueueLockDeferred, QueueID: q, DeadLetter: dl, Limits: lim, SequenceNumber: seq, LockToken: token})
+}
+
+// lockAndDefer locks the head of q, which must be seq, and defers it.
+func (f *queueFixture) lockAndDefer(now time.Time, q string, dl bool, lim store.QueueLimits, seq int64) {
+	f.t.Helper()
+	tok := newID()
+	f.mustLock(now, q, dl, lim, tok, seq)
+	must(f.t, f.settle(now, store.QueueDefer, q, dl, lim, seq, tok).Err, "defer")
+}
+
+// A peek-locked message is deferred by its lock: it stays in the queue,
+// counted as active and shown by peek, but no ordinary receive delivers
+// it again; it is locked only by its sequence number, and that lock is
+// renewed, abandoned (deferred again, unlocked), lost at its expiry (still
+// deferred) and completed like any lock.
+func testQueueDefer(t *testing.T, st store.Store) {
+	f := newQueueFixture(t, st)
+	sent := f.send(t0, f.q, queueLimits, msg("a", "one"), msg("b", "two"), msg("c", "three"))
+	a, b, c := sent[0].SequenceNumber, sent[1].SequenceNumber, sent[2].SequenceNumber
+	f.mustLock(t0, f.q, false, queueLimits, "tok-a", a)
+	wantErr(t, f.settle(at(time.Second), store.QueueDefer, f.q, false, queueLimits, a, "tok-x").Err, store.ErrLockLost, "defer with a wrong token")
+	wantErr(t, f.settle(at(time.Second), store.QueueDefer, f.q, false, queueLimits, b, "").Err, store.ErrLockLost, "defer an unlocked message")
+	must(t, f.settle(at(time.Second), store.QueueDefer, f.q, false, queueLimits, a, "tok-a").Err, "defer")
+	wantErr(t, f.settle(at(time.Second), store.QueueComplete, f.q, false, queueLimits, a, "tok-a").Err, store.ErrLockLost, "complete with the lock the deferral released")
+	// Ordinary receives pass it by.
+	f.mustLock(at(2*time.Second), f.q, false, queueLimits, "tok-b", b)
+	must(t, f.settle(at(2*time.Second), store.QueueComplete, f.q, false, queueLimits, b, "tok-b").Err, "complete b")
+	r := f.one(at(2*time.Second), store.QueueOp{Kind: store.QueueReceiveAndDelete, QueueID: f.q, Limits: queueLimits})
+	must(t, r.Err, "receive and delete c")
+	if len(r.Messages) != 1 || r.Messages[0].SequenceNumber != c {
+		t.Fatalf("receive and delete took %s, want %d", seqs(r.Messages), c)
+	}
+	f.noLock(at(2*time.Second), f.q, false, queueLimits, "only a deferred message left")
+	if _, ok, err := f.qs.NextQueueEvent(f.ctx, f.q, false); err != nil || ok {
+		t.Errorf("next event with only a deferred message: %v %v", ok, err)
+	}
+	ms := f.peek(f.q, false)
+	if len(ms) != 1 || ms[0].SequenceNumber != a || !ms[0].Deferred || ms[0].LockToken != "" || !ms[0].LockedUntil.IsZero() || ms[0].DeliveryCount != 1 {
+		t.Fatalf("peek of the deferred message: %+v", ms)
+	}
+	if s := f.stats(f.q, at(2*time.Second)); s.ActiveCount != 1 || s.DeadLetterCount != 0 || s.SizeBytes != sent[0].Size {
+		t.Errorf("stats with a deferred message: %+v (it counts as active)", s)
+	}
+
+	// Only a deferred message is locked by sequence number.
+	wantErr(t, f.lockDeferred(at(3*time.Second), f.q, false, queueLimits, b, "d0").Err, store.ErrNotFound, "lock a completed message by sequence number")
+	d := f.send(at(3*time.Second), f.q, queueLimits, msg("d", "not deferred"))[0].SequenceNumber
+	wantErr(t, f.lockDeferred(at(3*time.Second), f.q, false, queueLimits, d, "d0").Err, store.ErrNotFound, "lock a message that is not deferred by sequence number")
+	wantErr(t, f.lockDeferred(at(3*time.Second), f.q, true, queueLimits, a, "d0").Err, store.ErrNotFound, "lock it through the dead-letter queue")
+	other := f.queue("other")
+	wantErr(t, f.lockDeferred(at(3*time.Second), other, false, queueLimits, a, "d0").Err, store.ErrNotFound, "lock it through another queue")
+	if r := f.one(at(3*time.Second), store.QueueOp{Kind: store.QueueLockDeferred, QueueID: f.q, Limits: queueLimits, SequenceNumber: a}); r.Err == nil {
+		t.Error("lock deferred without a lock token succeeded")
+	}
+	r = f.lockDeferred(at(3*time.Second), f.q, false, queueLimits, a, "d1")
+	must(t, r.Err, "lock deferred")
+	if len(r.Messages) != 1 || r.Messages[0].SequenceNumber != a || !r.Messages[0].Deferred || r.Messages[0].LockToken != "d1" || r.Messages[0].DeliveryCount != 2 || string(r.Messages[0].Body) != "one" {
+		t.Fatalf("locked deferred: %+v", r.Messages)
+	}
+	checkTime(t, "LockedUntil of the deferred lock", r.LockedUntil, at(63*time.Second))
+	wantErr(t, f.lockDeferred(at(4*time.Second), f.q, false, queueLimits, a, "d2").Err, store.ErrLockLost, "lock a locked deferred message")
+	f.mustLock(at(4*time.Second), f.q, false, queueLimits, "tok-d", d) // the ordinary receive takes d, never a
+	must(t, f.settle(at(4*time.Second), store.QueueComplete, f.q, false, queueLimits, d, "tok-d").Err, "complete d")
+	rr := f.settle(at(50*time.Second), store.QueueRenew, f.q, false, queueLimits, a, "d1")
+	must(t, rr.Err, "renew the deferred lock")
+	checkTime(t, "renewed LockedUntil", rr.LockedUntil, at(110*time.Second))
+	wantErr(t, f.lockDeferred(at(70*time.Second), f.q, false, queueLimits, a, "d2").Err, store.ErrLockLost, "lock a renewed deferred message")
+	ab := f.settle(at(80*time.Second), store.QueueAbandon, f.q, false, queueLimits, a, "d1")
+	must(t, ab.Err, "abandon the deferred lock")
+	if ab.DeadLettered {
+		t.Error("abandon dead-lettered below MaxDeliveryCount")
+	}
+	f.noLock(at(80*time.Second), f.q, false, queueLimits, "abandoned deferred message")
+	if ms := f.peek(f.q, false); len(ms) != 1 || !ms[0].Deferred || ms[0].LockToken != "" {
+		t.Fatalf("after abandoning the deferred lock: %+v", ms)
+	}
+	// Its lock lapses: deferred still, and locked again by its number.
+	r = f.lockDeferred(at(90*time.Second), f.q, false, queueLimits, a, "d3")
+	must(t, r.Err, "lock deferred again")
+	if r.Messages[0].DeliveryCount != 3 {
+		t.Errorf("DeliveryCount after abandon and lock by sequence number: %d, want 3", r.Messages[0].DeliveryCount)
+	}
+	f.noLock(at(200*time.Second), f.q, false, queueLimits, "deferred message after its lock lapsed")
+	if _, ok, err := f.qs.NextQueueEvent(f.ctx, f.q, false); err != nil || ok {
+		t.Errorf("next event with a locked deferred message: %v %v", ok, err)
+	}
+	wantErr(t, f.settle(at(200*time.Second), store.QueueComplete, f.q, false, queueLimits, a, "d3").Err, store.ErrLockLost, "complete with the lapsed lock")
+	must(t, f.lockDeferred(at(200*time.Second), f.q, false, queueLimits, a, "d4").Err, "lock deferred after the lapse")
+	must(t, f.settle(at(201*time.Second), store.QueueComplete, f.q, false, queueLimits, a, "d4").Err, "complete the deferred message")
+	if ms := f.peek(f.q, false); len(ms) != 0 {
+		t.Errorf("after completing: %+v", ms)
+	}
+	if s := f.stats(f.q, at(201*time.Second)); s.ActiveCount != 0 || s.SizeBytes != 0 {
+		t.Errorf("stats after completing: %+v", s)
+	}
+	wantErr(t, f.lockDeferred(at(202*time.Second), f.q, false, queueLimits, a, "d5").Err, store.ErrNotFound, "lock a completed deferred message")
+}
+
+// A deferred message locked by its sequence number is dead-lettered (no
+// longer deferred there), deferred again, or dead-lettered by an abandon
+// at MaxDeliveryCount; a dead-lettered message can be deferred in the
+// dead-letter queue and locked there by its number.
+func testQueueDeferSettle(t *testing.T, st store.Store) {
+	f := newQueueFixture(t, st)
+	lim := queueLimits
+	lim.MaxDeliveryCount = 2
+	sent := f.send(t0, f.q, lim, msg("a", "one"), msg("b", "two"), msg("c", "three"))
+	a, b, c := sent[0].SequenceNumber, sent[1].SequenceNumber, sent[2].SequenceNumber
+	f.lockAndDefer(t0, f.q, false, lim, a)
+	f.lockAndDefer(t0, f.q, false, lim, b)
+	f.lockAndDefer(t0, f.q, false, lim, c)
+
+	must(t, f.lockDeferred(at(time.Second), f.q, false, lim, a, "a1").Err, "lock a")
+	r := f.one(at(time.Second), store.QueueOp{Kind: store.QueueDeadLetter, QueueID: f.q, Limits: lim, SequenceNumber: a, LockToken: "a1",
+		DeadLetterReason: "Unprocessable", DeadLetterDescription: "deferred, then refused"})
+	must(t, r.Err, "dead-letter the deferred message")
+	m := f.mustLock(at(2*time.Second), f.q, true, lim, "dl-a", a)
+	if m.Deferred || m.DeadLetterReason != "Unprocessable" || m.DeadLetterDescription != "deferred, then refused" {
+		t.Errorf("dead-lettered deferred message: %+v", m)
+	}
+
+	must(t, f.lockDeferred(at(time.Second), f.q, false, lim, b, "b1").Err, "lock b")
+	must(t, f.settle(at(time.Second), store.QueueDefer, f.q, false, lim, b, "b1").Err, "defer b again")
+	if ms := f.peek(f.q, false); len(ms) != 2 || ms[0].SequenceNumber != b || !ms[0].Deferred || ms[0].LockToken != "" {
+		t.Errorf("after deferring again: %+v", ms)
+	}
+	must(t, f.lockDeferred(at(2*time.Second), f.q, false, lim, b, "b2").Err, "lock b after deferring it again")
+
+	// c was delivered once; locked by number it reaches MaxDeliveryCount 2,
+	// and an abandon dead-letters it.
+	must(t, f.lockDeferred(at(time.Second), f.q, false, lim, c, "c1").Err, "lock c")
+	r = f.settle(at(time.Second), store.QueueAbandon, f.q, false, lim, c, "c1")
+	must(t, r.Err, "abandon c")
+	if !r.DeadLettered {
+		t.Error("abandon at MaxDeliveryCount did not dead-letter the deferred message")
+	}
+	ms := f.peek(f.q, true)
+	if len(ms) != 2 || ms[1].SequenceNumber != c || ms[1].Deferred || ms[1].DeadLetterReason != store.DeadLetterMaxDeliveryCount {
+		t.Errorf("dead-letter queue: %+v", ms)
+	}
+	if s := f.stats(f.q, at(time.Second)); s.ActiveCount != 1 || s.DeadLetterCount != 2 {
+		t.Errorf("stats: %+v", s)
+	}
+
+	// In the dead-letter queue: deferred there, locked there by number.
+	must(t, f.settle(at(3*time.Second), store.QueueDefer, f.q, true, lim, a, "dl-a").Err, "defer in the dead-letter queue")
+	f.mustLock(at(3*time.Second), f.q, true, lim, "dl-c", c)
+	f.noLock(at(3*time.Second), f.q, true, lim, "deferred in the dead-letter queue")
+	wantErr(t, f.lockDeferred(at(3*time.Second), f.q, false, lim, a, "x").Err, store.ErrNotFound, "lock a dead-letter queue's deferred message through the queue")
+	r = f.lockDeferred(at(3*time.Second), f.q, true, lim, a, "dl-a2")
+	must(t, r.Err, "lock deferred in the dead-letter queue")
+	must(t, f.settle(at(4*time.Second), store.QueueComplete, f.q, true, lim, a, "dl-a2").Err, "complete it")
+}
+
+// Deferred messages do not expire while set aside: an ordinary receive
+// leaves them in the queue past their expiry; a lock by sequence number
+// finds them expired and dead-letters or drops them, as the queue says.
+func testQueueDeferTTL(t *testing.T, st store.Store) {
+	f := newQueueFixture(t, st)
+	lim := queueLimits
+	lim.DefaultTimeToLive = time.Minute
+	sent := f.send(t0, f.q, lim, msg("a", "one"), msg("b", "two"), msg("c", "three"))
+	a, b := sent[0].SequenceNumber, sent[1].SequenceNumber
+	f.lockAndDefer(t0, f.q, false, lim, a)
+	f.lockAndDefer(t0, f.q, false, lim, b)
+	f.noLock(at(2*time.Minute), f.q, false, lim, "only expired messages") // sweeps c, leaves a and b
+	if ms := f.peek(f.q, false); len(seqs(ms)) != 2 || ms[0].SequenceNumber != a || ms[1].SequenceNumber != b {
+		t.Fatalf("after the sweep: %s, want the deferred %d and %d", seqs(ms), a, b)
+	}
+	if s := f.stats(f.q, at(2*time.Minute)); s.ActiveCount != 2 || s.SizeBytes != sent[0].Size+sent[1].Size {
+		t.Errorf("stats with expired deferred messages: %+v", s)
+	}
+	dlLim := lim
+	dlLim.DeadLetterOnExpiration = true
+	r := f.lockDeferred(at(2*time.Minute), f.q, false, dlLim, a, "a1")
+	wantErr(t, r.Err, store.ErrNotFound, "lock an expired deferred message")
+	if !r.DeadLettered {
+		t.Error("the expired deferred message was not reported dead-lettered")
+	}
+	m := f.mustLock(at(2*time.Minute), f.q, true, lim, "dl", a)
+	if m.Deferred || m.DeadLetterReason != store.DeadLetterTTLExpired {
+		t.Errorf("expired deferred message in the dead-letter queue: %+v", m)
+	}
+	r = f.lockDeferred(at(2*time.Minute), f.q, false, lim, b, "b1")
+	wantErr(t, r.Err, store.ErrNotFound, "lock an expired deferred message (dropped)")
+	if r.DeadLettered {
+		t.Error("dropped, yet reported dead-lettered")
+	}
+	if ms := f.peek(f.q, false); len(ms) != 0 {
+		t.Errorf("queue after both expired: %+v", ms)
+	}
+	if s := f.stats(f.q, at(2*time.Minute)); s.SizeBytes != sent[0].Size {
+		t.Errorf("size after the drop: %d, want %d (the dead-lettered one)", s.SizeBytes, sent[0].Size)
 	}
 }
 

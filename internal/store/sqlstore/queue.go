@@ -37,18 +37,23 @@ import (
 var queueType = fold(store.QueueResourceType)
 
 // queueMessageCols are read by scanQueueMessage, in its order.
-const queueMessageCols = `seq, dead_letter, message_id, body, properties, size, enqueued, scheduled, expires, delivery_count, lock_token, locked_until, dl_reason, dl_description`
+const queueMessageCols = `seq, dead_letter, message_id, body, properties, size, enqueued, scheduled, expires, delivery_count, lock_token, locked_until, dl_reason, dl_description, deferred`
+
+// deferredVisible is the visible time of a deferred message, locked or
+// not (migration 0012): never reached, so that the receive path skips it
+// on the index and NextQueueEvent leaves it out.
+var deferredVisible = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 
 func scanQueueMessage(sc interface{ Scan(...any) error }, queueID string) (store.QueueMessage, error) {
 	var (
-		m     store.QueueMessage
-		dl    int64
-		token sql.NullString
+		m       store.QueueMessage
+		dl, def int64
+		token   sql.NullString
 	)
 	err := sc.Scan(&m.SequenceNumber, &dl, &m.MessageID, &m.Body, &m.Properties, &m.Size, timeCol{&m.EnqueuedAt},
 		nullTimeCol{&m.ScheduledAt}, nullTimeCol{&m.ExpiresAt}, &m.DeliveryCount, &token, nullTimeCol{&m.LockedUntil},
-		&m.DeadLetterReason, &m.DeadLetterDescription)
-	m.QueueID, m.DeadLetter, m.LockToken = queueID, dl != 0, token.String
+		&m.DeadLetterReason, &m.DeadLetterDescription, &def)
+	m.QueueID, m.DeadLetter, m.LockToken, m.Deferred = queueID, dl != 0, token.String, def != 0
 	return m, err
 }
 
@@ -179,6 +184,16 @@ func checkQueueOp(op store.QueueOp) error {
 		if op.Limits.LockDuration <= 0 {
 			return bad("LockDuration must be positive")
 		}
+	case store.QueueLockDeferred:
+		if op.LockToken == "" || !textOK(op.LockToken) {
+			return bad("a lock token is required")
+		}
+		if op.Limits.LockDuration <= 0 {
+			return bad("LockDuration must be positive")
+		}
+		if op.SequenceNumber <= 0 {
+			return bad("a deferred message's sequence number is required")
+		}
 	case store.QueueCancelScheduled:
 		if op.DeadLetter || op.SequenceNumber <= 0 {
 			return bad("a scheduled message of the queue itself, by its sequence number, is required")
@@ -212,6 +227,10 @@ func queueOpName(k store.QueueOpKind) string {
 		return "dead-letter"
 	case store.QueueCancelScheduled:
 		return "cancel scheduled"
+	case store.QueueDefer:
+		return "defer"
+	case store.QueueLockDeferred:
+		return "lock deferred"
 	}
 	return ""
 }
@@ -411,6 +430,10 @@ func (q *queueTx) applyQueue(key string, ops []store.QueueOp, idx []int, results
 			r, err = q.deadLetterHeld(op)
 		case store.QueueCancelScheduled:
 			r, err = q.cancelScheduled(g, op)
+		case store.QueueDefer:
+			r, err = q.deferHeld(op)
+		case store.QueueLockDeferred:
+			r, err = q.lockDeferred(g, op)
 		}
 		if err != nil {
 			return err
@@ -600,10 +623,10 @@ func (q *queueTx) receive(g *queueGroup, op store.QueueOp) (store.QueueResult, e
 	}
 }
 
-// deadLetter moves a message to its queue's dead-letter queue, unlocked and
-// deliverable there at once, keeping its sequence number.
+// deadLetter moves a message to its queue's dead-letter queue, unlocked,
+// not deferred and deliverable there at once, keeping its sequence number.
 func (q *queueTx) deadLetter(seq int64, reason, description string) error {
-	_, err := q.exec(`UPDATE queue_messages SET dead_letter = 1, lock_token = NULL, locked_until = NULL, visible = ?, dl_reason = ?, dl_description = ? WHERE seq = ?`,
+	_, err := q.exec(`UPDATE queue_messages SET dead_letter = 1, deferred = 0, lock_token = NULL, locked_until = NULL, visible = ?, dl_reason = ?, dl_description = ? WHERE seq = ?`,
 		q.time(q.now), reason, description, seq)
 	return err
 }
@@ -656,18 +679,25 @@ func (q *queueTx) complete(g *queueGroup, op store.QueueOp) (store.QueueResult, 
 	return store.QueueResult{}, nil
 }
 
+// abandon unlocks the held message: deliverable again, or, if it was
+// deferred, deferred again; or dead-lettered, deferred or not, once its
+// delivery count has reached MaxDeliveryCount. A deferred message keeps
+// its visible (deferredVisible) while locked, so it keeps it here too.
 func (q *queueTx) abandon(op store.QueueOp) (store.QueueResult, error) {
 	cond, args := q.held(op)
 	// SET expressions all see the row as it was.
 	over := `dead_letter = 0 AND delivery_count >= ?`
 	maxDC := op.Limits.MaxDeliveryCount
 	var dl int64
-	err := q.queryRow(`UPDATE queue_messages SET lock_token = NULL, locked_until = NULL, visible = ?,
+	err := q.queryRow(`UPDATE queue_messages SET lock_token = NULL, locked_until = NULL,
+ visible = CASE WHEN deferred = 1 AND NOT (`+over+`) THEN visible ELSE ? END,
+ deferred = CASE WHEN `+over+` THEN 0 ELSE deferred END,
  dl_reason = CASE WHEN `+over+` THEN ? ELSE dl_reason END,
  dl_description = CASE WHEN `+over+` THEN ? ELSE dl_description END,
  dead_letter = CASE WHEN `+over+` THEN 1 ELSE dead_letter END
 WHERE `+cond+` RETURNING dead_letter`,
-		append([]any{q.time(q.now),
+		append([]any{maxDC, q.time(q.now),
+			maxDC,
 			maxDC, store.DeadLetterMaxDeliveryCount,
 			maxDC, fmt.Sprintf("Message could not be consumed after %d delivery attempts.", maxDC),
 			maxDC}, args...)...).Scan(&dl)
@@ -683,7 +713,7 @@ WHERE `+cond+` RETURNING dead_letter`,
 // cancelScheduled deletes a message that is scheduled and not yet due.
 func (q *queueTx) cancelScheduled(g *queueGroup, op store.QueueOp) (store.QueueResult, error) {
 	var size int64
-	err := q.queryRow(`DELETE FROM queue_messages WHERE seq = ? AND queue_key = ? AND dead_letter = 0 AND scheduled IS NOT NULL AND scheduled > ? AND lock_token IS NULL RETURNING size`,
+	err := q.queryRow(`DELETE FROM queue_messages WHERE seq = ? AND queue_key = ? AND dead_letter = 0 AND deferred = 0 AND scheduled IS NOT NULL AND scheduled > ? AND lock_token IS NULL RETURNING size`,
 		op.SequenceNumber, fold(op.QueueID), q.time(q.now)).Scan(&size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return opErr(op, store.ErrNotFound), nil
@@ -699,7 +729,7 @@ func (q *queueTx) cancelScheduled(g *queueGroup, op store.QueueOp) (store.QueueR
 // with the receiver's reason.
 func (q *queueTx) deadLetterHeld(op store.QueueOp) (store.QueueResult, error) {
 	cond, args := q.held(op)
-	res, err := q.exec(`UPDATE queue_messages SET dead_letter = 1, lock_token = NULL, locked_until = NULL, visible = ?, dl_reason = ?, dl_description = ? WHERE `+cond,
+	res, err := q.exec(`UPDATE queue_messages SET dead_letter = 1, deferred = 0, lock_token = NULL, locked_until = NULL, visible = ?, dl_reason = ?, dl_description = ? WHERE `+cond,
 		append([]any{q.time(q.now), op.DeadLetterReason, op.DeadLetterDescription}, args...)...)
 	if err != nil {
 		return store.QueueResult{}, err
@@ -714,10 +744,70 @@ func (q *queueTx) deadLetterHeld(op store.QueueOp) (store.QueueResult, error) {
 	return store.QueueResult{DeadLettered: true}, nil
 }
 
+// deferHeld sets aside the message the op holds: deferred and unlocked,
+// out of the receive path's reach.
+func (q *queueTx) deferHeld(op store.QueueOp) (store.QueueResult, error) {
+	cond, args := q.held(op)
+	res, err := q.exec(`UPDATE queue_messages SET deferred = 1, lock_token = NULL, locked_until = NULL, visible = ? WHERE `+cond,
+		append([]any{q.time(deferredVisible)}, args...)...)
+	if err != nil {
+		return store.QueueResult{}, err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return store.QueueResult{}, err
+	} else if n == 0 {
+		return q.lost(op)
+	}
+	return store.QueueResult{}, nil
+}
+
+// lockDeferred locks a deferred message by its sequence number, after
+// checking its expiry (the one time a deferred message is checked for it).
+func (q *queueTx) lockDeferred(g *queueGroup, op store.QueueOp) (store.QueueResult, error) {
+	query := `SELECT ` + queueMessageCols + ` FROM queue_messages WHERE seq = ? AND queue_key = ? AND dead_letter = ? AND deferred = 1`
+	if q.pg() {
+		query += ` FOR UPDATE`
+	}
+	m, err := scanQueueMessage(q.queryRow(query, op.SequenceNumber, g.key, boolInt(op.DeadLetter)), op.QueueID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return opErr(op, store.ErrNotFound), nil
+	}
+	if err != nil {
+		return store.QueueResult{}, err
+	}
+	if m.LockToken != "" && m.LockedUntil.After(q.now) {
+		return opErr(op, store.ErrLockLost), nil
+	}
+	lim := op.Limits
+	if !op.DeadLetter && !m.ExpiresAt.IsZero() && !m.ExpiresAt.After(q.now) {
+		if lim.DeadLetterOnExpiration {
+			if err := q.deadLetter(m.SequenceNumber, store.DeadLetterTTLExpired, "The message expired and was dead lettered."); err != nil {
+				return store.QueueResult{}, err
+			}
+			r := opErr(op, store.ErrNotFound)
+			r.DeadLettered = true
+			return r, nil
+		}
+		if err := q.drop(g, m); err != nil {
+			return store.QueueResult{}, err
+		}
+		return opErr(op, store.ErrNotFound), nil
+	}
+	m.DeliveryCount++
+	m.LockToken, m.LockedUntil = op.LockToken, normTime(q.now.Add(lim.LockDuration))
+	if _, err := q.exec(`UPDATE queue_messages SET delivery_count = delivery_count + 1, lock_token = ?, locked_until = ? WHERE seq = ?`,
+		m.LockToken, q.time(m.LockedUntil), m.SequenceNumber); err != nil {
+		return store.QueueResult{}, err
+	}
+	return store.QueueResult{Messages: []store.QueueMessage{m}, LockedUntil: m.LockedUntil}, nil
+}
+
 func (q *queueTx) renew(op store.QueueOp) (store.QueueResult, error) {
 	cond, args := q.held(op)
 	until := normTime(q.now.Add(op.Limits.LockDuration))
-	res, err := q.exec(`UPDATE queue_messages SET locked_until = ?, visible = ? WHERE `+cond,
+	// A deferred message keeps its visible (deferredVisible): when the
+	// lock ends it is deferred again, not deliverable.
+	res, err := q.exec(`UPDATE queue_messages SET locked_until = ?, visible = CASE WHEN deferred = 1 THEN visible ELSE ? END WHERE `+cond,
 		append([]any{q.time(until), q.time(until)}, args...)...)
 	if err != nil {
 		return store.QueueResult{}, err
@@ -795,8 +885,8 @@ func (s *Store) NextQueueEvent(ctx context.Context, queueID string, deadLetter b
 		return at, false, nil
 	}
 	err := s.read(func(r runner) error {
-		return r.queryRow(ctx, `SELECT MIN(visible) FROM queue_messages WHERE queue_key = ? AND dead_letter = ?`,
-			fold(queueID), boolInt(deadLetter)).Scan(nullTimeCol{&at})
+		return r.queryRow(ctx, `SELECT MIN(visible) FROM queue_messages WHERE queue_key = ? AND dead_letter = ? AND visible < ?`,
+			fold(queueID), boolInt(deadLetter), s.d.BindTime(deferredVisible)).Scan(nullTimeCol{&at})
 	})
 	if err != nil {
 		return time.Time{}, false, s.fail("next queue event "+queueID, err)
