@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -148,6 +149,17 @@ func (c *amqpConn) heldBy(token string) (heldLock, bool) {
 	defer c.heldMu.Unlock()
 	h, ok := c.held[token]
 	return h, ok
+}
+
+// heldIn is the lock token's message if this connection holds it in the
+// queue (or dead-letter queue) a $management node names: a node settles
+// and renews only its own entity's locks, as a link does.
+func (c *amqpConn) heldIn(token, queue string, deadLetter bool) (heldLock, bool) {
+	h, ok := c.heldBy(token)
+	if !ok || h.deadLetter != deadLetter || !strings.EqualFold(h.info.res.ID, c.ns.ID+"/queues/"+queue) {
+		return heldLock{}, false
+	}
+	return h, true
 }
 
 // replyLinks are the links on which a request/response node ($cbs,
@@ -679,11 +691,13 @@ func lockTokenOf(tag []byte) string {
 // disposition settles a peek-locked message as the receiver decided:
 // accepted completes it; released, or modified without
 // undeliverable-here, abandons it (its delivery count was counted when it
-// was locked, as Service Bus counts it); rejected dead-letters it with the
-// reason the SDKs put in the error's info (DeadLetterReason,
-// DeadLetterErrorDescription). Modified with undeliverable-here is a
-// deferral, which this front-end does not serve yet: the link is detached
-// with amqp:not-implemented and the message's lock lapses.
+// was locked, as Service Bus counts it); modified with undeliverable-here
+// defers it (azservicebus messageSettler.go DeferMessage: ModifyMessage
+// with UndeliverableHere true; AbandonMessage sends it false); rejected
+// dead-letters it with the reason the SDKs put in the error's info
+// (DeadLetterReason, DeadLetterErrorDescription). A deferred message is
+// received again only by sequence number ($management
+// receive-by-sequence-number).
 //
 // The receiver (settle mode second) learns the outcome only from our
 // settlement, which the engine sends after this returns: a complete is
@@ -711,11 +725,10 @@ func (rl *receiveLink) disposition(d amqp.Disposition) wire.DeliveryState {
 	case *wire.Released:
 		op.Kind = store.QueueAbandon
 	case *wire.Modified:
-		if st.UndeliverableHere {
-			rl.l.Detach(&wire.Error{Condition: wire.ErrNotImplemented, Description: "Deferring messages is not served over AMQP yet; the message's lock will lapse."})
-			return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrNotImplemented, Description: "Deferring messages is not served over AMQP yet."}}
-		}
 		op.Kind = store.QueueAbandon
+		if st.UndeliverableHere {
+			op.Kind = store.QueueDefer
+		}
 	case *wire.Rejected:
 		op.Kind = store.QueueDeadLetter
 		if st.Error != nil {
@@ -756,7 +769,13 @@ const (
 	opPeekMessage     = "com.microsoft:peek-message"
 	opSchedule        = "com.microsoft:schedule-message"
 	opCancelScheduled = "com.microsoft:cancel-scheduled-message"
+	opReceiveBySeq    = "com.microsoft:receive-by-sequence-number"
+	opDisposition     = "com.microsoft:update-disposition"
 )
+
+// maxDeferredBatch bounds the messages of one receive-by-sequence-number
+// request, as MaxPeek bounds a peek: the reply carries them all.
+const maxDeferredBatch = MaxPeek
 
 // maxScheduleBatch bounds the messages of one schedule or cancel request.
 const maxScheduleBatch = 4500
@@ -803,7 +822,7 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 		expirations := make([]time.Time, 0, len(tokens))
 		for _, tok := range tokens {
 			token := uuid.UUID(tok).String()
-			h, ok := c.heldBy(token)
+			h, ok := c.heldIn(token, queue, deadLetter)
 			if !ok {
 				return 410, fmt.Sprintf("The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue. Reference: %s.", token), nil
 			}
@@ -854,6 +873,10 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 		return c.schedule(ctx, queue, deadLetter, args)
 	case opCancelScheduled:
 		return c.cancelScheduled(ctx, queue, deadLetter, args)
+	case opReceiveBySeq:
+		return c.receiveBySequence(ctx, queue, deadLetter, args)
+	case opDisposition:
+		return c.updateDisposition(ctx, queue, deadLetter, args)
 	}
 	return 501, fmt.Sprintf("The operation '%s' is not served by this Service Bus yet.", clip(op, 200)), nil
 }
@@ -967,4 +990,210 @@ func (c *amqpConn) cancelScheduled(ctx context.Context, queue string, deadLetter
 func mapGet(m wire.Map, key string) any {
 	v, _ := m.Get(key)
 	return v
+}
+
+// receiveBySequence receives deferred messages by their sequence numbers
+// (service-bus-amqp-request-response, "Receive by sequence number":
+// sequence-numbers, an array of long, and receiver-settle-mode, 0 to
+// receive and delete, 1 for peek-lock: azservicebus internal/mgmt.go
+// ReceiveDeferred sends uint32 1 for ReceiveModePeekLock, else 0). Only a
+// deferred message is received so ("message deferral": received "using
+// an API and the sequence number"); an unknown or undeferred one, or one
+// locked already, is answered 404 before anything is locked. The reply's
+// messages are a list of maps, each with the encoded message and, in
+// peek-lock, its lock-token (uuid), which the JavaScript SDK reads; the
+// Go SDK reads the lock token from the message's x-opt-lock-token
+// delivery annotation (azservicebus message.go newReceivedMessage:
+// amqpMsg.DeliveryAnnotations["x-opt-lock-token"] as a UUID), so it is
+// there too. The locks are held by the connection for renew-lock and
+// update-disposition: such a message has no delivery on a link, and the
+// SDKs settle it on $management (azservicebus receiver.go
+// ReceiveDeferredMessages sets settleOnMgmtLink).
+func (c *amqpConn) receiveBySequence(ctx context.Context, queue string, deadLetter bool, args wire.Map) (int32, string, any) {
+	if err := c.allowed(ctx, queue, ActionReceive); err != nil {
+		return 401, asError(err).Description, nil
+	}
+	seqs, _ := mapGet(args, "sequence-numbers").([]int64)
+	if len(seqs) == 0 || len(seqs) > maxDeferredBatch {
+		return 400, fmt.Sprintf("receive-by-sequence-number needs sequence-numbers: 1 to %d of them.", maxDeferredBatch), nil
+	}
+	mode, ok := settleMode(mapGet(args, "receiver-settle-mode"))
+	if !ok {
+		return 400, "receive-by-sequence-number needs receiver-settle-mode: 0 (receive and delete) or 1 (peek-lock).", nil
+	}
+	info, err := c.s.queueInfo(ctx, c.ns.ID+"/queues/"+queue)
+	if errors.Is(err, store.ErrNotFound) {
+		return 404, fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, queue), nil
+	}
+	if err != nil {
+		return 500, "The server could not read the queue.", nil
+	}
+	now := c.s.broker.now()
+	for i, seq := range seqs {
+		if slices.Contains(seqs[:i], seq) {
+			return 400, fmt.Sprintf("The sequence number %d is named twice.", seq), nil
+		}
+		ms, err := c.s.st.PeekQueueMessages(ctx, info.res.ID, deadLetter, seq, 1)
+		if err != nil {
+			return 500, "The server could not read the queue.", nil
+		}
+		if len(ms) == 0 || ms[0].SequenceNumber != seq || !ms[0].Deferred || (ms[0].LockToken != "" && ms[0].LockedUntil.After(now)) {
+			return 404, deferredNotFound(seq, c.host, queue), nil
+		}
+	}
+	list := make([]any, 0, len(seqs))
+	for _, seq := range seqs {
+		token := uuid.New()
+		res := c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueLockDeferred, QueueID: info.res.ID, DeadLetter: deadLetter,
+			Limits: info.limits, SequenceNumber: seq, LockToken: token.String()})
+		switch {
+		case errors.Is(res.Err, store.ErrNotFound), errors.Is(res.Err, store.ErrLockLost):
+			// Taken meanwhile, or found expired: the locks already
+			// taken lapse and leave their messages deferred.
+			return 404, deferredNotFound(seq, c.host, queue), nil
+		case res.Err != nil:
+			return 500, "The server could not lock the messages; retry.", nil
+		}
+		m := res.Messages[0]
+		entry := wire.Map{}
+		facts := deliveryFacts{deadLetter: deadLetter, queue: queue}
+		if mode == 0 {
+			// Receive and delete: delivered once it is gone.
+			done := c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueComplete, QueueID: info.res.ID, DeadLetter: deadLetter,
+				Limits: info.limits, SequenceNumber: seq, LockToken: m.LockToken})
+			if done.Err != nil {
+				return 500, "The server could not remove the messages; retry.", nil
+			}
+			m.LockToken, m.LockedUntil = "", time.Time{}
+		} else {
+			facts.lockToken, facts.lockedUntil = m.LockToken, m.LockedUntil
+		}
+		enc, err := messageToAMQP(m, facts)
+		if err == nil && mode != 0 {
+			enc, err = withLockToken(enc, token)
+		}
+		if err != nil {
+			c.s.log.ErrorContext(ctx, "servicebus: amqp encode", "queue", info.res.ID, "seq", seq, "err", err)
+			return 500, "The server could not encode a message.", nil
+		}
+		if mode != 0 {
+			c.hold(m.LockToken, heldLock{info: info, deadLetter: deadLetter, seq: seq})
+			entry.Set("lock-token", wire.UUID(token))
+		}
+		entry.Set("message", enc)
+		list = append(list, entry)
+	}
+	// A list (not an array) of maps, as for peek: the Go SDK reads []any.
+	return 200, "OK", wire.Map{{Key: "messages", Value: list}}
+}
+
+func deferredNotFound(seq int64, host, queue string) string {
+	return fmt.Sprintf("MessageNotFound: no deferred message with the sequence number %d is available in 'sb://%s/%s'.", seq, host, queue)
+}
+
+// settleMode reads receiver-settle-mode, an unsigned integer of any width
+// (the Go SDK sends uint32): 0 or 1.
+func settleMode(v any) (uint64, bool) {
+	var n uint64
+	switch x := v.(type) {
+	case uint8:
+		n = uint64(x)
+	case uint16:
+		n = uint64(x)
+	case uint32:
+		n = uint64(x)
+	case uint64:
+		n = x
+	default:
+		return 0, false
+	}
+	return n, n <= 1
+}
+
+// withLockToken adds the x-opt-lock-token delivery annotation to an
+// encoded message: its section follows the header, which messageToAMQP
+// always writes first.
+func withLockToken(enc []byte, token uuid.UUID) ([]byte, error) {
+	m, err := wire.DecodeMessage(enc)
+	if err != nil {
+		return nil, err
+	}
+	if m.Raw.DeliveryAnnotations != nil {
+		return nil, errors.New("servicebus: the encoded message has delivery annotations already")
+	}
+	da, err := (&wire.Message{DeliveryAnnotations: wire.Map{{Key: annLockToken, Value: wire.UUID(token)}}}).Encoded()
+	if err != nil {
+		return nil, err
+	}
+	n := len(m.Raw.Header)
+	out := make([]byte, 0, len(enc)+len(da))
+	out = append(append(append(out, enc[:n]...), da...), enc[n:]...)
+	return out, nil
+}
+
+// updateDisposition settles messages by lock token on $management
+// (service-bus-amqp-request-response, "Update disposition status":
+// disposition-status completed, abandoned, suspended (dead-letter, with
+// deadletter-reason and deadletter-description) or defered, as Service
+// Bus spells it (azservicebus internal/mgmt.go DeferredDisposition);
+// lock-tokens, an array of uuid). It settles the locks this connection
+// holds on the node's entity: those of receive-by-sequence-number, which
+// the SDKs always settle here (azservicebus messageSettler.go
+// shouldSettleOnMgmtLink), and those of its receive links. A lock that is
+// not held, or lost, is answered 410 like renew-lock, after the ones
+// before it were settled. properties-to-modify is not applied.
+func (c *amqpConn) updateDisposition(ctx context.Context, queue string, deadLetter bool, args wire.Map) (int32, string, any) {
+	if err := c.allowed(ctx, queue, ActionReceive); err != nil {
+		return 401, asError(err).Description, nil
+	}
+	status, _ := mapGet(args, "disposition-status").(string)
+	if s, ok := mapGet(args, "disposition-status").(wire.Symbol); ok {
+		status = string(s)
+	}
+	var kind store.QueueOpKind
+	switch status {
+	case "completed":
+		kind = store.QueueComplete
+	case "abandoned":
+		kind = store.QueueAbandon
+	case "suspended":
+		kind = store.QueueDeadLetter
+		if deadLetter {
+			return 400, "A message of a dead-letter queue cannot be dead-lettered.", nil
+		}
+	case "defered":
+		kind = store.QueueDefer
+	default:
+		return 400, fmt.Sprintf("update-disposition: the disposition-status '%s' is not one of completed, abandoned, suspended and defered.", clip(status, 100)), nil
+	}
+	tokens, _ := mapGet(args, "lock-tokens").([]wire.UUID)
+	if len(tokens) == 0 || len(tokens) > 5000 {
+		return 400, "update-disposition needs lock-tokens: an array of 1 to 5000 lock tokens.", nil
+	}
+	reason, _ := mapGet(args, "deadletter-reason").(string)
+	description, _ := mapGet(args, "deadletter-description").(string)
+	for _, tok := range tokens {
+		token := uuid.UUID(tok).String()
+		h, ok := c.heldIn(token, queue, deadLetter)
+		if !ok {
+			return 410, fmt.Sprintf("The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue. Reference: %s.", token), nil
+		}
+		op := store.QueueOp{Kind: kind, QueueID: h.info.res.ID, DeadLetter: h.deadLetter, Limits: h.info.limits,
+			SequenceNumber: h.seq, LockToken: token}
+		if kind == store.QueueDeadLetter {
+			op.DeadLetterReason, op.DeadLetterDescription = clip(reason, 4096), clip(description, 4096)
+		}
+		res := c.s.broker.Do(ctx, op)
+		switch {
+		case res.Err == nil:
+			c.release(token)
+		case errors.Is(res.Err, store.ErrLockLost), errors.Is(res.Err, store.ErrNotFound):
+			c.release(token)
+			return 410, fmt.Sprintf("The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue. Reference: %s.", token), nil
+		default:
+			c.s.log.ErrorContext(ctx, "servicebus: amqp update-disposition", "queue", h.info.res.ID, "seq", h.seq, "err", res.Err)
+			return 500, "The server could not settle the message; retry.", nil
+		}
+	}
+	return 200, "OK", nil
 }
