@@ -53,8 +53,8 @@ func TestAzservicebusDeferral(t *testing.T) {
 	// They are still in the queue: peek shows both.
 	peeked, err := receiver.PeekMessages(ctx, 10, nil)
 	mustBus(t, err)
-	if len(peeked) != 2 {
-		t.Fatalf("peek: %d messages, want the 2 deferred", len(peeked))
+	if len(peeked) != 2 || peeked[0].State != azservicebus.MessageStateDeferred || peeked[1].State != azservicebus.MessageStateDeferred {
+		t.Fatalf("peek: %d messages, want the 2 deferred, in state deferred", len(peeked))
 	}
 
 	// Received by sequence number, with a lock; completed on $management.

@@ -40,7 +40,7 @@ func TestAzservicebusManagement(t *testing.T) {
 	}
 	peeked, err := receiver.PeekMessages(ctx, 10, nil)
 	mustBus(t, err)
-	if len(peeked) != 1 || string(peeked[0].Body) != "keep" || peeked[0].ScheduledEnqueueTime == nil {
+	if len(peeked) != 1 || string(peeked[0].Body) != "keep" || peeked[0].ScheduledEnqueueTime == nil || peeked[0].State != azservicebus.MessageStateScheduled {
 		t.Fatalf("peek: %d messages %+v", len(peeked), peeked)
 	}
 	// The scheduled message arrives at its time, not before.

@@ -862,7 +862,7 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 		// A list (not an array) of maps: the Go SDK reads []any.
 		list := make([]any, 0, len(msgs))
 		for _, m := range msgs {
-			enc, err := messageToAMQP(m, deliveryFacts{deadLetter: deadLetter, queue: queue})
+			enc, err := messageToAMQP(m, deliveryFacts{deadLetter: deadLetter, queue: queue, now: c.s.broker.now()})
 			if err != nil {
 				continue
 			}

@@ -40,6 +40,14 @@ const (
 	annViaPartitionKey  = wire.Symbol("x-opt-via-partition-key")
 	annDeadLetterSource = wire.Symbol("x-opt-deadletter-source")
 	annLockToken        = wire.Symbol("x-opt-lock-token")
+	annMessageState     = wire.Symbol("x-opt-message-state")
+)
+
+// The message states of x-opt-message-state (azservicebus MessageState:
+// active 0, deferred 1, scheduled 2).
+const (
+	stateDeferred  = int64(1)
+	stateScheduled = int64(2)
 )
 
 // messageFromAMQP is the stored form of a message a sender transferred.
@@ -180,6 +188,9 @@ type deliveryFacts struct {
 	lockedUntil time.Time
 	deadLetter  bool   // read from the dead-letter sub-queue
 	queue       string // the queue's name, for x-opt-deadletter-source
+	// now, when set, tells a message that is still scheduled (a peek)
+	// from one that is due.
+	now time.Time
 }
 
 // messageToAMQP encodes a stored message for an AMQP receiver: header,
@@ -208,6 +219,12 @@ func messageToAMQP(m store.QueueMessage, f deliveryFacts) ([]byte, error) {
 		}
 	}
 	ann := wire.Map{}
+	switch {
+	case m.Deferred:
+		ann.Set(annMessageState, stateDeferred)
+	case !f.now.IsZero() && m.ScheduledAt.After(f.now):
+		ann.Set(annMessageState, stateScheduled)
+	}
 	ann.Set(annSequenceNumber, m.SequenceNumber)
 	ann.Set(annEnqueuedTime, m.EnqueuedAt.UTC())
 	if f.lockToken != "" {
