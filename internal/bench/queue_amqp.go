@@ -23,6 +23,11 @@ type amqpQueue struct {
 	next    int // the client of the next link
 }
 
+// amqpCallTimeout bounds a send or a complete, as the REST transport's
+// client timeout bounds a request: a call whose answer never comes (a
+// lost connection the SDK has not noticed) is a failure, not a hang.
+const amqpCallTimeout = time.Minute
+
 // newAMQPQueue makes the clients; they connect with their first link.
 func newAMQPQueue(ctx context.Context, q *queueBench) (*amqpQueue, error) {
 	local, err := q.bench.cred.Local()
@@ -67,6 +72,8 @@ func (a *amqpQueue) newSender() (sendFunc, error) {
 	}
 	n := a.q.opts.Batch
 	return func(ctx context.Context) string {
+		ctx, cancel := context.WithTimeout(ctx, amqpCallTimeout)
+		defer cancel()
 		if n == 1 {
 			if err := s.SendMessage(ctx, &azservicebus.Message{Body: a.q.body()}, nil); err != nil {
 				return amqpFailure(err)
@@ -108,7 +115,10 @@ func (a *amqpQueue) newReceiver() (receiveFunc, error) {
 			return time.Time{}, ""
 		}
 		sent := sentTime(msgs[0].Body)
-		if err := r.CompleteMessage(ctx, msgs[0], nil); err != nil {
+		cctx, cancel := context.WithTimeout(ctx, amqpCallTimeout)
+		err = r.CompleteMessage(cctx, msgs[0], nil)
+		cancel()
+		if err != nil {
 			return time.Time{}, "complete: " + amqpFailure(err)
 		}
 		if sent.IsZero() {
