@@ -135,7 +135,12 @@ func New(cfg Config) *Service {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.amqp = &amqp.Server{Connect: s.ConnectAMQP, MaxMessageSize: MaxMessageBytes + 64<<10, Logger: s.log}
+	// The SDKs open a session for every sender and receiver of a client
+	// (azservicebus asks for up to 65535), so a connection may carry as
+	// many sessions as links: a client with more than 64 of them must
+	// not lose its connection here when it keeps it on Azure.
+	s.amqp = &amqp.Server{Connect: s.ConnectAMQP, MaxMessageSize: MaxMessageBytes + 64<<10, Logger: s.log,
+		MaxSessions: 1024, MaxLinks: 1024}
 	return s
 }
 
