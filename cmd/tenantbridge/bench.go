@@ -184,8 +184,8 @@ name for SNI) with the administrator's Entra credential: each sender calls
 SendMessage back to back (or, with --batch N, SendMessageBatch with N
 messages), each receiver has a peek-lock receiver taking one message at a
 time (ReceiveMessages with a 5 s limit) and calls CompleteMessage; every
-sender and receiver is a link (and a session) of its own, spread over
---connections AMQP connections (by default one per 32 of them: the server
+sender and receiver is a link (and two sessions) of its own, spread over
+--connections AMQP connections (by default one per 24 of them: the server
 grants 64 sessions per connection).
 
 It reports messages completed per second (end to end), sends per second, the
@@ -228,7 +228,7 @@ The tenant and its namespace are deleted at the end (unless --keep).`,
 	f.StringVar(&opts.Transport, "protocol", bench.TransportREST, "the data plane's wire protocol: rest (HTTPS) or amqp (AMQP 1.0 through azservicebus)")
 	f.StringVar(&opts.AMQPAddr, "amqp", bench.DefaultAMQPAddr, "with --protocol amqp: the server's AMQPS address (serve's --amqp-listen)")
 	f.IntVar(&opts.Batch, "batch", 1, "with --protocol amqp: messages per send (SendMessageBatch when above 1)")
-	f.IntVar(&opts.Connections, "connections", 0, "with --protocol amqp: AMQP connections (azservicebus clients) the senders' and receivers' links share (0: one per 32 links)")
+	f.IntVar(&opts.Connections, "connections", 0, "with --protocol amqp: AMQP connections (azservicebus clients) the senders' and receivers' links share (0: one per 24 senders and receivers)")
 	f.BoolVar(&opts.Keep, "keep", false, "keep the bench tenant and its namespace instead of deleting them")
 	return cmd
 }

@@ -187,11 +187,11 @@ const (
 const DefaultAMQPAddr = "127.0.0.1:5671"
 
 // LinksPerConnection is how many senders and receivers share an AMQP
-// connection by default. azservicebus opens a session for each sender and
-// receiver besides its $cbs session, and the server grants at most 64
-// sessions per connection: a connection with 64 workers is refused its
-// 65th session and lost.
-const LinksPerConnection = 32
+// connection by default. azservicebus opens two sessions for each sender
+// and receiver (its link's and its $management link's) and one for each
+// $cbs put-token, and the server grants at most 64 sessions per
+// connection: a connection with 40 workers was lost at once.
+const LinksPerConnection = 24
 
 // failurePause is how long a worker waits after a failure before trying
 // again, so that a lost connection (which the SDK reports at once, call
