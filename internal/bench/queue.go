@@ -189,8 +189,8 @@ const DefaultAMQPAddr = "127.0.0.1:5671"
 // LinksPerConnection is how many senders and receivers share an AMQP
 // connection by default. azservicebus opens two sessions for each sender
 // and receiver (its link's and its $management link's) and one for each
-// $cbs put-token, and the server grants at most 64 sessions per
-// connection: a connection with 40 workers was lost at once.
+// $cbs put-token; servers before 073cbb2 granted 64 sessions per
+// connection, and a connection with 40 workers was lost at once there.
 const LinksPerConnection = 24
 
 // failurePause is how long a worker waits after a failure before trying
