@@ -373,6 +373,33 @@ func (c *amqpConn) allowed(ctx context.Context, queue, action string) error {
 	return nil
 }
 
+// linkGrant remembers, for one link, that its token was allowed under a
+// store generation. While neither the generation nor the token changes
+// (and the token has not expired: tokenFor drops it), the decision stands,
+// exactly as the verifier's and RBAC's caches would give it again, so a
+// message costs no check; any committed change to principals, roles or
+// rules moves the generation and the next message is checked afresh.
+type linkGrant struct {
+	gen uint64
+	raw string // the token allowed; "" for none
+}
+
+// allowedFor is allowed, remembered in g (owned by one link's goroutine).
+func (c *amqpConn) allowedFor(ctx context.Context, g *linkGrant, queue, action string) error {
+	gen := c.s.st.Generation() // before the check: a change during it invalidates
+	if tok, ok := c.tokenFor(queue); ok && g.raw != "" && g.raw == tok.raw && g.gen == gen {
+		return nil
+	}
+	g.raw = ""
+	if err := c.allowed(ctx, queue, action); err != nil {
+		return err
+	}
+	if tok, ok := c.tokenFor(queue); ok {
+		g.gen, g.raw = gen, tok.raw
+	}
+	return nil
+}
+
 // tokenFor is the unexpired token put for the queue's audience, or else
 // for the namespace's ("amqps://{host}/{queue}", "sb://…", with or
 // without the scheme; Service Bus accepts a namespace-wide token for
@@ -482,12 +509,13 @@ type sendLink struct {
 	l     *amqp.Link
 	queue string
 	info  queueInfo
+	grant linkGrant
 }
 
 // deliver stores one transfer (a message, or a Service Bus batch) and
 // answers accepted once it is durable.
 func (sl *sendLink) deliver(ctx context.Context, d *amqp.Delivery) wire.DeliveryState {
-	if err := sl.c.allowed(ctx, sl.queue, ActionSend); err != nil {
+	if err := sl.c.allowedFor(ctx, &sl.grant, sl.queue, ActionSend); err != nil {
 		sl.l.Detach(asError(err))
 		return &wire.Rejected{Error: asError(err)}
 	}
@@ -550,6 +578,7 @@ type receiveLink struct {
 	deadLetter       bool
 	info             queueInfo
 	receiveAndDelete bool
+	grant            linkGrant
 
 	mu    sync.Mutex
 	locks map[string]int64 // delivery tag → sequence number, for messages locked and not settled
@@ -571,7 +600,7 @@ func (rl *receiveLink) run() {
 			}
 			continue
 		}
-		if err := rl.c.allowed(ctx, rl.queue, ActionReceive); err != nil {
+		if err := rl.c.allowedFor(ctx, &rl.grant, rl.queue, ActionReceive); err != nil {
 			rl.l.Detach(asError(err))
 			return
 		}
