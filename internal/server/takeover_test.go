@@ -355,8 +355,6 @@ func TestDelegatedGraphCappedByUser(t *testing.T) {
 	if status != http.StatusCreated {
 		t.Fatalf("client sp: %d %v", status, doc)
 	}
-	clientSP := doc["id"].(string)
-	_ = clientSP
 	// B's Global Administrator consents for everyone (the admin consent
 	// page does the same).
 	admin, err := dir.CreateUser(ctx, w.b.TenantID, directory.NewUser{UserPrincipalName: "admin@fabrikam.onmicrosoft.com",
