@@ -79,19 +79,26 @@ func isReservedHost(host string, extra func(string) bool) bool {
 	return extra != nil && extra(host)
 }
 
+// firstPartyURIOwners maps each first-party identifier URI (lower case,
+// without trailing slashes) to the appId of the application that owns it,
+// and firstPartyAppIDs holds those appIds (lower case). Both are built once:
+// they are consulted on every resource lookup and identifier URI check.
+var firstPartyURIOwners, firstPartyAppIDs = func() (map[string]string, map[string]bool) {
+	owners, ids := map[string]string{}, map[string]bool{}
+	for _, a := range firstPartyApps() {
+		ids[strings.ToLower(a.AppID)] = true
+		for _, u := range a.IdentifierURIs {
+			owners[strings.ToLower(strings.TrimRight(u, "/"))] = a.AppID
+		}
+	}
+	return owners, ids
+}()
+
 // firstPartyURIOwner returns the appId of the first-party application that
 // owns name (an identifier URI compared without case and trailing
 // slashes), or "" when name is no first-party identifier URI.
 func firstPartyURIOwner(name string) string {
-	key := strings.ToLower(strings.TrimRight(name, "/"))
-	for _, a := range firstPartyApps() {
-		for _, u := range a.IdentifierURIs {
-			if strings.ToLower(strings.TrimRight(u, "/")) == key {
-				return a.AppID
-			}
-		}
-	}
-	return ""
+	return firstPartyURIOwners[strings.ToLower(strings.TrimRight(name, "/"))]
 }
 
 // CheckIdentifierURI reports whether uri may be an identifier URI of the

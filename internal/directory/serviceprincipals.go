@@ -213,12 +213,7 @@ func (s *Service) answersTo(ctx context.Context, sp *ServicePrincipal, name stri
 // isFirstPartyApp reports whether appID is one of Microsoft's first-party
 // applications.
 func isFirstPartyApp(appID string) bool {
-	for _, a := range firstPartyApps() {
-		if strings.EqualFold(a.AppID, appID) {
-			return true
-		}
-	}
-	return false
+	return firstPartyAppIDs[strings.ToLower(appID)]
 }
 
 // ListServicePrincipals lists the tenant's service principals.
