@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,25 +17,7 @@ import (
 // loopback ports and returns its operator credential and AMQPS address.
 func startBusServer(t *testing.T) (azclient.OperatorCredential, string) {
 	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0", AMQPListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := srv.Listen()
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	cred, err := azclient.ReadOperatorCredential(filepath.Join(dir, "operator.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cred, srv := startServerConfig(t, server.Config{AMQPListen: "127.0.0.1:0"})
 	if srv.AMQPAddr() == "" {
 		t.Fatal("the server has no AMQPS address")
 	}

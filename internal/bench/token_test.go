@@ -20,9 +20,18 @@ import (
 // operator credential.
 func startServer(t *testing.T) azclient.OperatorCredential {
 	t.Helper()
+	cred, _ := startServerConfig(t, server.Config{})
+	return cred
+}
+
+// startServerConfig is startServer with cfg (its data directory, listen
+// address and logger set here); it returns the server too.
+func startServerConfig(t *testing.T, cfg server.Config) (azclient.OperatorCredential, *server.Server) {
+	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	cfg.DataDir, cfg.Listen, cfg.Logger = dir, "127.0.0.1:0", slog.New(slog.DiscardHandler)
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -39,7 +48,7 @@ func startServer(t *testing.T) azclient.OperatorCredential {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cred
+	return cred, srv
 }
 
 // checkGone fails unless the bench tenant was deleted.
