@@ -474,7 +474,13 @@ func (l *Link) transfer(t *wire.Transfer, payload []byte) {
 		return
 	}
 	c.buffered += int64(len(payload))
-	d.Payload = append(d.Payload, payload...)
+	if d.Payload == nil && !t.More {
+		// A one-frame message: the frame's buffer is ours (ReadFrame
+		// allocates one per frame), so it needs no copy.
+		d.Payload = payload
+	} else {
+		d.Payload = append(d.Payload, payload...)
+	}
 	if t.More {
 		return
 	}
