@@ -38,6 +38,7 @@ type Conn struct {
 
 	// Everything below is owned by the loop goroutine.
 	out           []byte // frames encoded and not yet written
+	scratch       []byte // reused to measure a transfer's header
 	outFrameSize  uint32 // the largest frame we may send
 	channelMax    uint16
 	sessions      map[uint16]*session

@@ -331,11 +331,12 @@ func (l *Link) sendFrames(m *outMsg, first bool) bool {
 		}
 		// The room left for payload is the frame size less the frame
 		// header and performative, measured with More set (the longest).
-		head, err := wire.AppendFrame(nil, wire.Frame{Type: wire.FrameAMQP, Channel: s.ch, Body: t})
+		head, err := wire.AppendFrame(c.scratch[:0], wire.Frame{Type: wire.FrameAMQP, Channel: s.ch, Body: t})
 		if err != nil {
 			c.finish(fmt.Errorf("amqp: encoding transfer: %w", err))
 			return false
 		}
+		c.scratch = head
 		room := int(c.outFrameSize) - len(head)
 		if room <= 0 {
 			c.closeWith(&wire.Error{Condition: wire.ErrFrameSizeTooSmall, Description: "transfer does not fit the peer's frame size"})
