@@ -370,6 +370,30 @@ func (s *Service) DirectoryRolesOf(ctx context.Context, tenantID, userID string)
 	return out, nil
 }
 
+// EnabledUserRoles returns the directory roles of userID, an enabled user
+// of the tenant, and ErrNotFound when there is no such user or the account
+// is disabled. Graph asks it on every request of a delegated token (what
+// the signed-in user may do caps what the token may), so the answer is
+// cached until the store's generation moves: a disabled user or a removed
+// role counts from the very next request.
+func (s *Service) EnabledUserRoles(ctx context.Context, tenantID, userID string) ([]string, error) {
+	r, err := cached(s, lookupKey{"enabledUserRoles", tenantID, userID}, func() (*grantedRoles, error) {
+		u, err := s.GetUser(ctx, tenantID, userID)
+		if err != nil {
+			return nil, err
+		}
+		if !u.AccountEnabled {
+			return nil, ErrNotFound
+		}
+		roles, err := s.DirectoryRolesOf(ctx, tenantID, u.ID)
+		return &grantedRoles{roles}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(r.values), nil
+}
+
 // CanConsentForOrganization reports whether holders of the roles may grant
 // tenant-wide (admin) consent: Global Administrator, Privileged Role
 // Administrator, Cloud Application Administrator or Application

@@ -289,17 +289,10 @@ func (h *Handler) capByUser(ctx context.Context, c caller, kind resourceKind, v 
 	if c.claims.IsAppOnly() || scoped == denied {
 		return scoped, nil
 	}
-	u, err := h.dir.GetUser(ctx, c.tenantID, c.objectID)
+	roles, err := h.dir.EnabledUserRoles(ctx, c.tenantID, c.objectID)
 	if errors.Is(err, directory.ErrNotFound) {
 		return denied, nil
 	}
-	if err != nil {
-		return denied, err
-	}
-	if !u.AccountEnabled {
-		return denied, nil
-	}
-	roles, err := h.dir.DirectoryRolesOf(ctx, c.tenantID, u.ID)
 	if err != nil {
 		return denied, err
 	}
