@@ -149,7 +149,10 @@ func CheckIdentifierURI(uri string, owner store.Tenant, appID string, reserved f
 		case sameID(path, appID):
 			return nil // api://<string>/<appId>
 		case (isOwnDomain(host) || underOwnDomain(host)) && path != "":
-			return nil // api://<string>.<verifiedCustomDomainOrInitialDomain>/<string>
+			// api://<string>.<verifiedCustomDomainOrInitialDomain>/<string>;
+			// the domain itself counts as well: the doc's own example of
+			// this form is api://contoso.com/productsapi.
+			return nil
 		}
 	case "https":
 		// https://<tenantInitialDomain>.onmicrosoft.com/<string>. The
