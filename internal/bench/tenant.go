@@ -48,6 +48,16 @@ func (b *bench) deleteTenant(ctx context.Context, ten *azclient.Tenant, first fu
 	return true, ""
 }
 
+// releaseTenant ends a run in the bench tenant: it keeps the tenant,
+// saying so, when keep, and otherwise deletes it (deleteTenant).
+func (b *bench) releaseTenant(ctx context.Context, ten *azclient.Tenant, keep bool) (deleted bool, cleanupErr string) {
+	if keep {
+		b.logf("Keeping bench tenant %s (%s).", ten.Name, ten.TenantID)
+		return false, ""
+	}
+	return b.deleteTenant(ctx, ten, nil)
+}
+
 // finish returns the protocol the transport negotiated and, when the
 // server reported its memory at rest, its memory after the load.
 func (b *bench) finish(ctx context.Context, atRest *ServerMemory) (protocol string, after *ServerMemory) {

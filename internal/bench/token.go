@@ -213,13 +213,7 @@ func RunToken(ctx context.Context, opts TokenOptions) (rep TokenReport, err erro
 		return rep, err
 	}
 	rep.Tenant, rep.TenantID = ten.Name, ten.TenantID
-	defer func() {
-		if opts.Keep {
-			b.logf("Keeping bench tenant %s (%s).", ten.Name, ten.TenantID)
-			return
-		}
-		rep.TenantDeleted, rep.CleanupError = b.deleteTenant(ctx, ten, nil)
-	}()
+	defer func() { rep.TenantDeleted, rep.CleanupError = b.releaseTenant(ctx, ten, opts.Keep) }()
 
 	if err := b.setupTenant(ctx, ten); err != nil {
 		return rep, interrupted(ctx, err)
