@@ -48,6 +48,7 @@ type Conn struct {
 	err           error
 	buffered      int64 // bytes of incoming messages held (reassembly and handlers)
 	links         int   // links in all sessions
+	attaching     int   // Handler.Attach calls running
 }
 
 // maxConnBuffer is Server.MaxBufferedBytes with its default.

@@ -303,3 +303,43 @@ func TestBufferLimit(t *testing.T) {
 		t.Fatalf("close %+v", c)
 	}
 }
+
+// TestAttachChurnBounded: Attach calls still running for links the peer
+// detached count against Server.MaxLinks, so a peer that attaches and
+// detaches again and again cannot pile up goroutines in a slow Attach.
+func TestAttachChurnBounded(t *testing.T) {
+	release := make(chan struct{})
+	srv := &Server{MaxLinks: 2, Connect: func(context.Context, *Conn) (Handler, error) {
+		return HandlerFunc(func(context.Context, *Link) (*Accept, error) {
+			<-release // ignores its context, as a slow application might
+			return &Accept{}, nil
+		}), nil
+	}}
+	ts := startServer(t, srv, nil)
+	t.Cleanup(func() { close(release) }) // before the server waits for Attach
+	p := rawDial(t, ts.addr)
+	p.open(0)
+	p.send(0, &wire.Begin{IncomingWindow: 100, OutgoingWindow: 100, HandleMax: 10}, nil)
+	if _, ok := p.next().Body.(*wire.Begin); !ok {
+		t.Fatal("no begin")
+	}
+	zero := uint32(0)
+	attach := &wire.Attach{Name: "s", Handle: 0, Target: &wire.Target{Address: "q"}, Source: &wire.Source{}, InitialDeliveryCount: &zero}
+	for range 2 {
+		p.send(0, attach, nil)
+		p.send(0, &wire.Detach{Handle: 0, Closed: true}, nil)
+		if a, ok := p.next().Body.(*wire.Attach); !ok || a.Target != nil {
+			t.Fatalf("attach answer %+v", a)
+		}
+		if d, ok := p.next().Body.(*wire.Detach); !ok || d.Error != nil {
+			t.Fatalf("detach answer %+v", d)
+		}
+	}
+	p.send(0, attach, nil)
+	if a, ok := p.next().Body.(*wire.Attach); !ok || a.Target != nil {
+		t.Fatalf("third attach answer %+v", a)
+	}
+	if d, ok := p.next().Body.(*wire.Detach); !ok || d.Error == nil || d.Error.Condition != wire.ErrResourceLimitExceeded {
+		t.Fatalf("third attach: detach %+v", d)
+	}
+}

@@ -142,15 +142,21 @@ func (s *session) attach(a *wire.Attach) {
 	s.links[a.Handle] = l
 	c := s.c
 	c.links++
-	if c.links > c.srv.maxConnLinks() {
+	// Attach calls of links the peer detached meanwhile count too, until
+	// they return: attaching and detaching again cannot pile them up.
+	if c.links > c.srv.maxConnLinks() || c.attaching >= c.srv.maxConnLinks() {
 		l.attached(nil, &wire.Error{Condition: wire.ErrResourceLimitExceeded, Description: "too many links on this connection"})
 		return
 	}
+	c.attaching++
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		acc, err := callAttach(l.ctx, c.handler, l)
-		c.call(func() { l.attached(acc, err) })
+		c.call(func() {
+			c.attaching--
+			l.attached(acc, err)
+		})
 	}()
 }
 
