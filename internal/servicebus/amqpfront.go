@@ -632,32 +632,13 @@ func (rl *receiveLink) receive(ctx context.Context) (store.QueueMessage, error) 
 	if rl.l.Draining() {
 		wait = 0
 	}
-	// A drain that arrives while we wait ends the wait; only the wait:
-	// the broker reports a message it took even when ctx ends.
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		for {
-			select {
-			case <-rl.l.CreditChanged():
-				if rl.l.Draining() {
-					cancel()
-					return
-				}
-			case <-wctx.Done():
-				return
-			}
-		}
-	}()
 	op := store.QueueOp{Kind: store.QueueReceiveAndDelete, QueueID: rl.info.res.ID, DeadLetter: rl.deadLetter, Limits: rl.info.limits}
 	if !rl.receiveAndDelete {
 		op.Kind, op.LockToken = store.QueueLock, uuid.NewString()
 	}
-	m, err := rl.c.s.broker.Receive(wctx, op, wait)
-	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
-		return m, ErrNoMessage // the drain ended the wait
-	}
-	return m, err
+	// A drain that arrives while we wait ends the wait (ErrNoMessage);
+	// only the wait: a message the broker took is delivered.
+	return rl.c.s.broker.receiveUntil(ctx, op, wait, rl.l.CreditChanged(), rl.l.Draining)
 }
 
 // deliver sends one received message. Its delivery tag is its lock

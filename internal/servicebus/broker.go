@@ -252,6 +252,14 @@ func (b *Broker) wake(k waitKey, n int) {
 // op.LockToken), receive-and-delete when store.QueueReceiveAndDelete. It
 // waits up to timeout for one to arrive; ErrNoMessage when none did.
 func (b *Broker) Receive(ctx context.Context, op store.QueueOp, timeout time.Duration) (store.QueueMessage, error) {
+	return b.receiveUntil(ctx, op, timeout, nil, nil)
+}
+
+// receiveUntil is Receive whose wait also ends, with ErrNoMessage, when a
+// signal on interrupt finds stop true (an AMQP receiver's drain): a
+// signal that does not stop it leaves the wait as it was. Only the wait
+// ends so, never a store operation in progress.
+func (b *Broker) receiveUntil(ctx context.Context, op store.QueueOp, timeout time.Duration, interrupt <-chan struct{}, stop func() bool) (store.QueueMessage, error) {
 	k := keyOf(op.QueueID, op.DeadLetter)
 	deadline := time.Now().Add(timeout)
 	for {
@@ -283,15 +291,30 @@ func (b *Broker) Receive(ctx context.Context, op store.QueueOp, timeout time.Dur
 			wait = min(wait, max(next.Sub(b.now()), time.Millisecond))
 		}
 		timer := time.NewTimer(wait)
-		select {
-		case <-ch:
+		woken := false
+	waiting:
+		for {
+			select {
+			case <-ch:
+				woken = true // a message: it is ours to try for; ch is spent
+				break waiting
+			case <-timer.C:
+				break waiting
+			case <-ctx.Done():
+				timer.Stop()
+				b.unlisten(k, ch)
+				return store.QueueMessage{}, ctx.Err()
+			case <-interrupt:
+				if stop() {
+					timer.Stop()
+					b.unlisten(k, ch)
+					return store.QueueMessage{}, ErrNoMessage
+				}
+			}
+		}
+		if woken {
 			timer.Stop()
-			continue // woken for a message: it is ours to try for; ch is spent
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			b.unlisten(k, ch)
-			return store.QueueMessage{}, ctx.Err()
+			continue
 		}
 		b.unlisten(k, ch)
 	}
