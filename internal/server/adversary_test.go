@@ -21,14 +21,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -839,11 +837,6 @@ type advPage struct {
 	body, location string
 }
 
-var (
-	advActionRE = regexp.MustCompile(`<form method="post"[^>]* action="([^"]+)"`)
-	advHiddenRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
-)
-
 func (a *adv) browser() *advBrowser {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
@@ -874,20 +867,10 @@ func (b *advBrowser) do(method, u string, f url.Values) advPage {
 }
 
 func (b *advBrowser) submit(p advPage, fields url.Values) advPage {
-	m := advActionRE.FindStringSubmatch(p.body)
-	if m == nil {
+	base, _ := url.Parse(advLogin)
+	action, f, ok := pageForm(p.body, base, fields)
+	if !ok {
 		return advPage{status: -1, body: "no form: " + clip(p.body, 300)}
-	}
-	f := url.Values{}
-	for _, h := range advHiddenRE.FindAllStringSubmatch(p.body, -1) {
-		f.Set(h[1], html.UnescapeString(h[2]))
-	}
-	for k, v := range fields {
-		f[k] = v
-	}
-	action := html.UnescapeString(m[1])
-	if strings.HasPrefix(action, "/") {
-		action = advLogin + action
 	}
 	return b.do("POST", action, f)
 }

@@ -46,23 +46,42 @@ func (p pageUser) fetch(req *http.Request) (string, string) {
 
 func (p pageUser) submit(body, base string, fields url.Values) string {
 	p.t.Helper()
-	m := formActionRE.FindStringSubmatch(body)
-	if m == nil {
+	u, _ := url.Parse(base)
+	action, form, ok := pageForm(body, u, fields)
+	if !ok {
 		p.t.Fatalf("no form on the page: %s", body)
 	}
-	form := url.Values{}
+	out, _ := p.fetch(formPost(action, form))
+	return out
+}
+
+// pageForm reads the form on a sign-in page: its action, resolved against
+// base (the page's URL), and its hidden fields with fields set over them.
+// ok is false when the page has no form.
+func pageForm(body string, base *url.URL, fields url.Values) (action string, form url.Values, ok bool) {
+	m := formActionRE.FindStringSubmatch(body)
+	if m == nil {
+		return "", nil, false
+	}
+	form = url.Values{}
 	for _, h := range formHiddenRE.FindAllStringSubmatch(body, -1) {
 		form.Set(h[1], html.UnescapeString(h[2]))
 	}
 	for k, v := range fields {
 		form[k] = v
 	}
-	u, _ := url.Parse(base)
-	action, _ := u.Parse(html.UnescapeString(m[1]))
-	req, _ := http.NewRequest(http.MethodPost, action.String(), strings.NewReader(form.Encode()))
+	u, err := base.Parse(html.UnescapeString(m[1]))
+	if err != nil {
+		return "", nil, false
+	}
+	return u.String(), form, true
+}
+
+// formPost is the browser's POST of form to action.
+func formPost(action string, form url.Values) *http.Request {
+	req, _ := http.NewRequest(http.MethodPost, action, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	out, _ := p.fetch(req)
-	return out
+	return req
 }
 
 // TestDeviceCodeCredential: azidentity's DeviceCodeCredential, unmodified,

@@ -16,7 +16,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -201,21 +200,11 @@ func takeoverFetch(t *testing.T, c *http.Client, req *http.Request) (string, *ur
 
 func takeoverSubmit(t *testing.T, c *http.Client, body string, base *url.URL, fields url.Values) (string, *url.URL) {
 	t.Helper()
-	m := formActionRE.FindStringSubmatch(body)
-	if m == nil {
+	action, form, ok := pageForm(body, base, fields)
+	if !ok {
 		t.Fatalf("no form on the page: %s", body)
 	}
-	form := url.Values{}
-	for _, h := range formHiddenRE.FindAllStringSubmatch(body, -1) {
-		form.Set(h[1], html.UnescapeString(h[2]))
-	}
-	for k, v := range fields {
-		form[k] = v
-	}
-	action, _ := base.Parse(html.UnescapeString(m[1]))
-	req, _ := http.NewRequest(http.MethodPost, action.String(), strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return takeoverFetch(t, c, req)
+	return takeoverFetch(t, c, formPost(action, form))
 }
 
 // forceIdentifierURIs writes identifier URIs into an application's stored
