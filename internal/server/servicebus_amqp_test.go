@@ -35,6 +35,9 @@ type busWorld struct {
 	r    *running
 	tc   tenantCreated
 	fqdn string
+	// armCred is arm's credential, made on first use: it keeps the token
+	// for the calls after.
+	armCred azcore.TokenCredential
 }
 
 const busDataOwner = "090c5cfd-751d-490a-894a-3ce6f1109419"
@@ -70,8 +73,10 @@ func (w *busWorld) grant(t *testing.T, principalID, assignmentID string) {
 // arm calls Resource Manager as the tenant's administrator.
 func (w *busWorld) arm(t *testing.T, method, path, body string) map[string]any {
 	t.Helper()
-	cred := w.adminCredential(t)
-	tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}})
+	if w.armCred == nil {
+		w.armCred = w.adminCredential(t)
+	}
+	tok, err := w.armCred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,8 +316,8 @@ func TestAzservicebusCrossTenantGrant(t *testing.T) {
 }
 
 // provision creates, in the namespace's tenant, the service principal of
-// another tenant's multi-tenant application, through Graph as the
-// tenant's administrator.
+// another tenant's multi-tenant application, in the directory directly
+// (as the tenant administrator's admin consent would).
 func (w *busWorld) provision(t *testing.T, appID string) string {
 	t.Helper()
 	sp, err := w.r.srv.Directory().CreateServicePrincipal(context.Background(), w.tc.TenantID, appID)
