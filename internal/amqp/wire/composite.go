@@ -18,10 +18,12 @@ type listWriter struct {
 	err   error
 }
 
-func (b *Buffer) beginComposite(code uint64) *listWriter {
+// beginComposite returns the writer by value, so that it stays on the
+// caller's stack: composites are encoded for every frame.
+func (b *Buffer) beginComposite(code uint64) listWriter {
 	b.writeDescriptor(code)
 	c := b.beginCompound()
-	return &listWriter{b: b, c: c, end: len(b.buf)}
+	return listWriter{b: b, c: c, end: len(b.buf)}
 }
 
 func (l *listWriter) skip() {

@@ -175,10 +175,16 @@ func decodeReceived(f *fields) any {
 }
 
 // MarshalAMQP implements Marshaler.
-func (*Accepted) MarshalAMQP(b *Buffer) error { return b.beginComposite(DescAccepted).finish() }
+func (*Accepted) MarshalAMQP(b *Buffer) error {
+	l := b.beginComposite(DescAccepted)
+	return l.finish()
+}
 
 // MarshalAMQP implements Marshaler.
-func (*Released) MarshalAMQP(b *Buffer) error { return b.beginComposite(DescReleased).finish() }
+func (*Released) MarshalAMQP(b *Buffer) error {
+	l := b.beginComposite(DescReleased)
+	return l.finish()
+}
 
 // MarshalAMQP implements Marshaler.
 func (s *Rejected) MarshalAMQP(b *Buffer) error {
