@@ -843,10 +843,7 @@ func (s *Service) grantConsent(ctx context.Context, req ConsentRequest) (*Servic
 			// The client asks for its own API's scopes (api://{its appId}/…):
 			// consenting provisions its service principal, which is also the
 			// resource, as in Entra.
-			sp, err = s.ServicePrincipalByAppID(ctx, req.TenantID, app.AppID)
-			if errors.Is(err, ErrNotFound) {
-				sp, err = s.createServicePrincipal(ctx, req.TenantID, app)
-			}
+			sp, err = s.ensureClientSP(ctx, req.TenantID, app)
 		} else {
 			sp, err = s.ensureResourceSP(ctx, req.TenantID, appID)
 		}
@@ -901,10 +898,7 @@ func (s *Service) grantConsent(ctx context.Context, req ConsentRequest) (*Servic
 		}
 	}
 
-	client, err := s.ServicePrincipalByAppID(ctx, req.TenantID, app.AppID)
-	if errors.Is(err, ErrNotFound) {
-		client, err = s.createServicePrincipal(ctx, req.TenantID, app)
-	}
+	client, err := s.ensureClientSP(ctx, req.TenantID, app)
 	if err != nil {
 		return nil, err
 	}
@@ -929,6 +923,16 @@ func (s *Service) grantConsent(ctx context.Context, req ConsentRequest) (*Servic
 func needAdmin(app *Application) error {
 	return &ConsentError{Code: CodeAdminConsentNeeded, Msg: fmt.Sprintf(
 		"'%s' needs permission to access resources in your organization that only an admin can grant. Please ask an admin to grant permission to this app before you can use it.", app.DisplayName)}
+}
+
+// ensureClientSP returns the tenant's service principal of the consented
+// application, provisioning it: consent is what creates it in a tenant.
+func (s *Service) ensureClientSP(ctx context.Context, tenantID string, app *Application) (*ServicePrincipal, error) {
+	sp, err := s.ServicePrincipalByAppID(ctx, tenantID, app.AppID)
+	if errors.Is(err, ErrNotFound) {
+		return s.createServicePrincipal(ctx, tenantID, app)
+	}
+	return sp, err
 }
 
 // ensureResourceSP returns the tenant's service principal of a resource,
