@@ -19,13 +19,7 @@ func TestAzservicebusDeferral(t *testing.T) {
 	w := newBusWorld(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	client, err := azservicebus.NewClient(w.fqdn, w.adminCredential(t), w.amqpsOptions())
-	mustBus(t, err)
-	defer client.Close(ctx)
-	sender, err := client.NewSender("orders", nil)
-	mustBus(t, err)
-	receiver, err := client.NewReceiverForQueue("orders", nil)
-	mustBus(t, err)
+	client, sender, receiver := w.ordersClient(t)
 
 	for _, body := range []string{"later", "refused"} {
 		mustBus(t, sender.SendMessage(ctx, &azservicebus.Message{Body: []byte(body)}, nil))

@@ -107,6 +107,21 @@ func (w *busWorld) adminCredential(t *testing.T) azcore.TokenCredential {
 	return cred
 }
 
+// ordersClient is an azservicebus client over AMQPS as the tenant's
+// administrator, with a sender and a peek-lock receiver on "orders"; the
+// client is closed when the test ends.
+func (w *busWorld) ordersClient(t *testing.T) (*azservicebus.Client, *azservicebus.Sender, *azservicebus.Receiver) {
+	t.Helper()
+	client, err := azservicebus.NewClient(w.fqdn, w.adminCredential(t), w.amqpsOptions())
+	mustBus(t, err)
+	t.Cleanup(func() { client.Close(context.Background()) })
+	sender, err := client.NewSender("orders", nil)
+	mustBus(t, err)
+	receiver, err := client.NewReceiverForQueue("orders", nil)
+	mustBus(t, err)
+	return client, sender, receiver
+}
+
 // amqpsOptions reach the AMQPS listener as a program on the host does:
 // CustomEndpoint, with the namespace's name for TLS.
 func (w *busWorld) amqpsOptions() *azservicebus.ClientOptions {
