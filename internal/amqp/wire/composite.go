@@ -197,6 +197,19 @@ func (l *listWriter) value(v any) {
 	l.kept()
 }
 
+// optional writes the composite p, or null when p is nil (which value
+// cannot tell: a nil pointer in an interface is not a nil interface).
+func optional[T any, P interface {
+	*T
+	Marshaler
+}](l *listWriter, p P) {
+	if p == nil {
+		l.skip()
+		return
+	}
+	l.value(p)
+}
+
 // fields reads the field list of a decoded composite. The first type
 // error is kept in err, so conversion functions read every field and
 // check once.

@@ -202,11 +202,7 @@ func (o *Attach) MarshalAMQP(b *Buffer) error {
 	l.boolean(o.Role, true)
 	l.ubytep(o.SndSettleMode)
 	l.ubytep(o.RcvSettleMode)
-	if o.Source != nil {
-		l.value(o.Source)
-	} else {
-		l.skip()
-	}
+	optional(&l, o.Source)
 	switch {
 	case o.Target != nil:
 		l.value(o.Target)
@@ -336,11 +332,7 @@ func (o *Transfer) MarshalAMQP(b *Buffer) error {
 	l.boolp(o.Settled)
 	l.boolean(o.More, o.More)
 	l.ubytep(o.RcvSettleMode)
-	if o.State != nil {
-		l.value(o.State)
-	} else {
-		l.skip()
-	}
+	l.value(o.State)
 	l.boolean(o.Resume, o.Resume)
 	l.boolean(o.Aborted, o.Aborted)
 	l.boolean(o.Batchable, o.Batchable)
@@ -383,11 +375,7 @@ func (o *Disposition) MarshalAMQP(b *Buffer) error {
 	l.uint(o.First, true)
 	l.uintp(o.Last)
 	l.boolean(o.Settled, o.Settled)
-	if o.State != nil {
-		l.value(o.State)
-	} else {
-		l.skip()
-	}
+	l.value(o.State)
 	l.boolean(o.Batchable, o.Batchable)
 	return l.finish()
 }
@@ -418,11 +406,7 @@ func (o *Detach) MarshalAMQP(b *Buffer) error {
 	l := b.beginComposite(DescDetach)
 	l.uint(o.Handle, true)
 	l.boolean(o.Closed, o.Closed)
-	if o.Error != nil {
-		l.value(o.Error)
-	} else {
-		l.skip()
-	}
+	optional(&l, o.Error)
 	return l.finish()
 }
 
@@ -464,11 +448,7 @@ func decodeClose(f *fields) any {
 
 func marshalErrorOnly(b *Buffer, code uint64, e *Error) error {
 	l := b.beginComposite(code)
-	if e != nil {
-		l.value(e)
-	} else {
-		l.skip()
-	}
+	optional(&l, e)
 	return l.finish()
 }
 
