@@ -115,6 +115,8 @@ type amqpConn struct {
 	// token alone, as the SDKs do.
 	heldMu sync.Mutex
 	held   map[string]heldLock
+	// heldSweep is when a full held may next have a lapsed lock to drop.
+	heldSweep time.Time
 }
 
 // heldLock is a message a receiver of the connection locked.
@@ -122,9 +124,14 @@ type heldLock struct {
 	info       queueInfo
 	deadLetter bool
 	seq        int64
+	until      time.Time // the lock's expiry, as last locked or renewed
 }
 
 // maxHeldLocks bounds the locks one connection remembers for renew-lock.
+// A full connection drops the locks that have lapsed (a receiver that
+// lets its locks lapse rather than settling them must not lose renew-lock
+// for good), at most once per lapse, so that a full map of live locks
+// costs no sweep per message.
 const maxHeldLocks = 100_000
 
 func (c *amqpConn) hold(token string, h heldLock) {
@@ -133,9 +140,30 @@ func (c *amqpConn) hold(token string, h heldLock) {
 	if c.held == nil {
 		c.held = map[string]heldLock{}
 	}
-	if len(c.held) < maxHeldLocks {
+	if now := c.s.broker.now(); len(c.held) >= maxHeldLocks && !now.Before(c.heldSweep) {
+		var next time.Time
+		for t, o := range c.held {
+			if !now.Before(o.until) {
+				delete(c.held, t)
+			} else if next.IsZero() || o.until.Before(next) {
+				next = o.until
+			}
+		}
+		c.heldSweep = next
+	}
+	if _, ok := c.held[token]; ok || len(c.held) < maxHeldLocks {
 		c.held[token] = h
 	}
+}
+
+// renewed records a held lock's new expiry.
+func (c *amqpConn) renewed(token string, until time.Time) {
+	c.heldMu.Lock()
+	if h, ok := c.held[token]; ok {
+		h.until = until
+		c.held[token] = h
+	}
+	c.heldMu.Unlock()
 }
 
 func (c *amqpConn) release(token string) {
@@ -668,7 +696,7 @@ func (rl *receiveLink) deliver(ctx context.Context, m store.QueueMessage) error 
 		rl.mu.Lock()
 		rl.locks[string(tag)] = m.SequenceNumber
 		rl.mu.Unlock()
-		rl.c.hold(m.LockToken, heldLock{info: rl.info, deadLetter: rl.deadLetter, seq: m.SequenceNumber})
+		rl.c.hold(m.LockToken, heldLock{info: rl.info, deadLetter: rl.deadLetter, seq: m.SequenceNumber, until: m.LockedUntil})
 	}
 	_, err = rl.l.Send(ctx, tag, 0, payload, rl.receiveAndDelete)
 	return err
@@ -718,17 +746,21 @@ func (rl *receiveLink) disposition(d amqp.Disposition) wire.DeliveryState {
 		return nil
 	}
 	rl.mu.Lock()
+	// Any disposition ends the delivery (the engine settles it after
+	// this returns), so its entry goes, an outcome-less one's included:
+	// otherwise the map would outgrow the engine's unsettled limit.
 	seq, ok := rl.locks[string(d.Tag)]
-	if ok && d.State != nil {
-		delete(rl.locks, string(d.Tag))
-	}
+	delete(rl.locks, string(d.Tag))
 	rl.mu.Unlock()
+	token := lockTokenOf(d.Tag)
+	if ok {
+		rl.c.release(token)
+	}
 	if !ok || d.State == nil {
-		return lockLost(lockTokenOf(d.Tag))
+		return lockLost(token)
 	}
 	op := store.QueueOp{QueueID: rl.info.res.ID, DeadLetter: rl.deadLetter, Limits: rl.info.limits,
-		SequenceNumber: seq, LockToken: lockTokenOf(d.Tag)}
-	rl.c.release(op.LockToken)
+		SequenceNumber: seq, LockToken: token}
 	switch st := d.State.(type) {
 	case *wire.Accepted:
 		op.Kind = store.QueueComplete
@@ -842,6 +874,7 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 				c.release(token)
 				return 410, fmt.Sprintf("The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue. Reference: %s.", token), nil
 			}
+			c.renewed(token, res.LockedUntil)
 			expirations = append(expirations, res.LockedUntil.UTC())
 		}
 		return 200, "OK", wire.Map{{Key: "expirations", Value: expirations}}
@@ -1087,7 +1120,7 @@ func (c *amqpConn) receiveBySequence(ctx context.Context, queue string, deadLett
 			return 500, "The server could not encode a message.", nil
 		}
 		if mode != 0 {
-			c.hold(m.LockToken, heldLock{info: info, deadLetter: deadLetter, seq: seq})
+			c.hold(m.LockToken, heldLock{info: info, deadLetter: deadLetter, seq: seq, until: m.LockedUntil})
 			entry.Set("lock-token", wire.UUID(token))
 		}
 		entry.Set("message", enc)
