@@ -281,14 +281,14 @@ func (d *decoder) count(small bool) (int, error) {
 
 // sized reads the size and count of a compound or array and returns a
 // sub-decoder limited to its body (after the count).
-func (d *decoder) sized(small bool) (sub *decoder, count int, err error) {
+func (d *decoder) sized(small bool) (sub decoder, count int, err error) {
 	start := d.off - 1
 	size, err := d.size(small)
 	if err != nil {
-		return nil, 0, err
+		return decoder{}, 0, err
 	}
 	if err := d.need(size); err != nil {
-		return nil, 0, d.errorf(start, "declared size %d beyond the %d bytes present", size, len(d.data)-d.off)
+		return decoder{}, 0, d.errorf(start, "declared size %d beyond the %d bytes present", size, len(d.data)-d.off)
 	}
 	end := d.off + size
 	width := 4
@@ -296,12 +296,12 @@ func (d *decoder) sized(small bool) (sub *decoder, count int, err error) {
 		width = 1
 	}
 	if size < width {
-		return nil, 0, d.errorf(start, "size %d smaller than its count field", size)
+		return decoder{}, 0, d.errorf(start, "size %d smaller than its count field", size)
 	}
-	sub = &decoder{data: d.data[:end], off: d.off, depth: d.depth, budget: d.budget}
+	sub = decoder{data: d.data[:end], off: d.off, depth: d.depth, budget: d.budget}
 	count, err = sub.count(small)
 	if err != nil {
-		return nil, 0, err
+		return decoder{}, 0, err
 	}
 	d.off = end
 	return sub, count, nil
