@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -36,13 +35,7 @@ func TestNodeServiceBusSDK(t *testing.T) {
 	}
 
 	w := newBusWorldConfig(t, server.Config{AMQPListen: "127.0.0.1:0", ProxyListen: "127.0.0.1:0"})
-	rule := w.namespaceID() + "/authorizationRules/app"
-	w.arm(t, "PUT", rule, `{"properties":{"rights":["Listen","Send"]}}`)
-	keys := w.arm(t, "POST", rule+"/listKeys", ``)
-	cs, _ := keys["primaryConnectionString"].(string)
-	if !strings.Contains(cs, "Endpoint=sb://"+w.fqdn) {
-		t.Fatalf("listKeys: %v", keys)
-	}
+	cs := w.listenSendKeys(t, "app")["primaryConnectionString"].(string)
 
 	// The CA bundle the program trusts, as `tenantbridge env` writes it.
 	ca := filepath.Join(t.TempDir(), "ca.pem")

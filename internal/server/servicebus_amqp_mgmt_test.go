@@ -59,10 +59,7 @@ func TestAzservicebusManagement(t *testing.T) {
 // SDKs hide behind their token renewal.
 func TestAMQPLinkDetachedWhenTokenExpires(t *testing.T) {
 	w := newBusWorld(t)
-	rule := w.namespaceID() + "/authorizationRules/short"
-	w.arm(t, "PUT", rule, `{"properties":{"rights":["Listen","Send"]}}`)
-	keys := w.arm(t, "POST", rule+"/listKeys", ``)
-	key, _ := keys["primaryKey"].(string)
+	key, _ := w.listenSendKeys(t, "short")["primaryKey"].(string)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

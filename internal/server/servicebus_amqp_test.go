@@ -252,13 +252,7 @@ func TestAzservicebusOverWebSockets(t *testing.T) {
 // A connection string from listKeys works unchanged (SAS on $cbs).
 func TestAzservicebusConnectionString(t *testing.T) {
 	w := newBusWorld(t)
-	rule := w.namespaceID() + "/authorizationRules/app"
-	w.arm(t, "PUT", rule, `{"properties":{"rights":["Listen","Send"]}}`)
-	keys := w.arm(t, "POST", rule+"/listKeys", ``)
-	cs, _ := keys["primaryConnectionString"].(string)
-	if !strings.Contains(cs, "Endpoint=sb://"+w.fqdn) {
-		t.Fatalf("listKeys: %v", keys)
-	}
+	cs := w.listenSendKeys(t, "app")["primaryConnectionString"].(string)
 	client, err := azservicebus.NewClientFromConnectionString(cs, w.amqpsOptions())
 	mustBus(t, err)
 	defer client.Close(context.Background())
@@ -328,6 +322,20 @@ func TestAzservicebusCrossTenantGrant(t *testing.T) {
 	sender, err = client.NewSender("orders", nil)
 	mustBus(t, err)
 	mustBus(t, sender.SendMessage(ctx, &azservicebus.Message{Body: []byte("from the provider")}, nil))
+}
+
+// listenSendKeys creates the namespace's authorization rule name with
+// Listen and Send and returns its keys (listKeys), which must hold a
+// connection string to the namespace.
+func (w *busWorld) listenSendKeys(t *testing.T, name string) map[string]any {
+	t.Helper()
+	rule := w.namespaceID() + "/authorizationRules/" + name
+	w.arm(t, "PUT", rule, `{"properties":{"rights":["Listen","Send"]}}`)
+	keys := w.arm(t, "POST", rule+"/listKeys", ``)
+	if cs, _ := keys["primaryConnectionString"].(string); !strings.Contains(cs, "Endpoint=sb://"+w.fqdn) {
+		t.Fatalf("listKeys: %v", keys)
+	}
+	return keys
 }
 
 // provision creates, in the namespace's tenant, the service principal of
