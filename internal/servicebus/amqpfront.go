@@ -288,7 +288,7 @@ func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 	queue, deadLetter := path, false
 	if q, sub, ok := strings.Cut(path, "/"); ok {
 		if !strings.EqualFold(sub, "$DeadLetterQueue") {
-			return nil, &wire.Error{Condition: wire.ErrNotFound, Description: fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, path)}
+			return nil, c.notFound(path)
 		}
 		queue, deadLetter = q, true
 	}
@@ -305,10 +305,7 @@ func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 	if err := c.allowed(ctx, queue, action); err != nil {
 		return nil, err
 	}
-	info, err := c.s.queueInfo(ctx, c.ns.ID+"/queues/"+queue)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, &wire.Error{Condition: wire.ErrNotFound, Description: fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, queue)}
-	}
+	info, err := c.queueOf(ctx, queue)
 	if err != nil {
 		return nil, err
 	}
@@ -351,6 +348,35 @@ func (c *amqpConn) detachOnExpiry(l *amqp.Link, queue string) {
 			return
 		}
 	}
+}
+
+// queueOf is the queue's record, or amqp:not-found naming it.
+func (c *amqpConn) queueOf(ctx context.Context, queue string) (queueInfo, error) {
+	info, err := c.s.queueInfo(ctx, c.ns.ID+"/queues/"+queue)
+	if errors.Is(err, store.ErrNotFound) {
+		return info, c.notFound(queue)
+	}
+	return info, err
+}
+
+// mgmtQueue is queueOf for a $management operation: status 0 and the
+// queue's record, or the reply's status and description.
+func (c *amqpConn) mgmtQueue(ctx context.Context, queue string) (queueInfo, int32, string) {
+	info, err := c.queueOf(ctx, queue)
+	var we *wire.Error
+	switch {
+	case err == nil:
+		return info, 0, ""
+	case errors.As(err, &we):
+		return info, 404, we.Description
+	}
+	return info, 500, "The server could not read the queue."
+}
+
+// notFound is Service Bus's answer for an entity path of the namespace
+// that names no entity.
+func (c *amqpConn) notFound(path string) *wire.Error {
+	return &wire.Error{Condition: wire.ErrNotFound, Description: fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, path)}
 }
 
 // entityPath is a link address without its scheme and host:
@@ -580,7 +606,7 @@ func (sl *sendLink) deliver(ctx context.Context, d *amqp.Delivery) wire.Delivery
 	case errors.Is(res.Err, store.ErrQuotaExceeded):
 		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrResourceLimitExceeded, Description: fmt.Sprintf("QuotaExceeded: the entity 'sb://%s/%s' has reached its maximum size.", sl.c.host, sl.queue)}}
 	case errors.Is(res.Err, store.ErrNotFound):
-		err := &wire.Error{Condition: wire.ErrNotFound, Description: fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", sl.c.host, sl.queue)}
+		err := sl.c.notFound(sl.queue)
 		sl.l.Detach(err)
 		return &wire.Rejected{Error: err}
 	default:
@@ -774,14 +800,8 @@ func (rl *receiveLink) disposition(d amqp.Disposition) wire.DeliveryState {
 	case *wire.Rejected:
 		op.Kind = store.QueueDeadLetter
 		if st.Error != nil {
-			if v, ok := st.Error.Info.Get("DeadLetterReason"); ok {
-				op.DeadLetterReason, _ = v.(string)
-			}
-			if v, ok := st.Error.Info.Get("DeadLetterErrorDescription"); ok {
-				op.DeadLetterDescription, _ = v.(string)
-			}
+			setDeadLetter(&op, mapGet(st.Error.Info, "DeadLetterReason"), mapGet(st.Error.Info, "DeadLetterErrorDescription"))
 		}
-		op.DeadLetterReason, op.DeadLetterDescription = clip(op.DeadLetterReason, 4096), clip(op.DeadLetterDescription, 4096)
 	default:
 		return nil
 	}
@@ -797,11 +817,25 @@ func (rl *receiveLink) disposition(d amqp.Disposition) wire.DeliveryState {
 	}
 }
 
+// setDeadLetter sets a dead-letter settlement's reason and description,
+// as a link's rejected outcome (its error's info) or update-disposition
+// carries them: strings, anything else ignored, kept to 4096 characters.
+func setDeadLetter(op *store.QueueOp, reason, description any) {
+	r, _ := reason.(string)
+	d, _ := description.(string)
+	op.DeadLetterReason, op.DeadLetterDescription = clip(r, 4096), clip(d, 4096)
+}
+
 // lockLost is Service Bus's answer to a settlement whose lock is gone:
 // it expired, or the message was settled already.
 func lockLost(token string) wire.DeliveryState {
-	return &wire.Rejected{Error: &wire.Error{Condition: "com.microsoft:message-lock-lost",
-		Description: "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue. Reference: " + token + "."}}
+	return &wire.Rejected{Error: &wire.Error{Condition: "com.microsoft:message-lock-lost", Description: lockLostText(token)}}
+}
+
+// lockLostText is Service Bus's description of a lost lock, on a link
+// and on $management (410).
+func lockLostText(token string) string {
+	return "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue. Reference: " + token + "."
 }
 
 // The $management operations served (service-bus-amqp-request-response);
@@ -844,7 +878,7 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 	queue, deadLetter := entity, false
 	if q, sub, ok := strings.Cut(entity, "/"); ok {
 		if !strings.EqualFold(sub, "$DeadLetterQueue") {
-			return 404, fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, entity), nil
+			return 404, c.notFound(entity).Description, nil
 		}
 		queue, deadLetter = q, true
 	}
@@ -866,13 +900,13 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 			token := uuid.UUID(tok).String()
 			h, ok := c.heldIn(token, queue, deadLetter)
 			if !ok {
-				return 410, fmt.Sprintf("The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue. Reference: %s.", token), nil
+				return 410, lockLostText(token), nil
 			}
 			res := c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueRenew, QueueID: h.info.res.ID, DeadLetter: h.deadLetter,
 				Limits: h.info.limits, SequenceNumber: h.seq, LockToken: token})
 			if res.Err != nil {
 				c.release(token)
-				return 410, fmt.Sprintf("The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue. Reference: %s.", token), nil
+				return 410, lockLostText(token), nil
 			}
 			c.renewed(token, res.LockedUntil)
 			expirations = append(expirations, res.LockedUntil.UTC())
@@ -888,12 +922,9 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 			count = 1
 		}
 		count = min(count, MaxPeek)
-		info, err := c.s.queueInfo(ctx, c.ns.ID+"/queues/"+queue)
-		if errors.Is(err, store.ErrNotFound) {
-			return 404, fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, queue), nil
-		}
-		if err != nil {
-			return 500, "The server could not read the queue.", nil
+		info, status, desc := c.mgmtQueue(ctx, queue)
+		if status != 0 {
+			return status, desc, nil
 		}
 		msgs, err := c.s.st.PeekQueueMessages(ctx, info.res.ID, deadLetter, from, int(count))
 		if err != nil {
@@ -971,12 +1002,9 @@ func (c *amqpConn) schedule(ctx context.Context, queue string, deadLetter bool, 
 	if total > MaxMessageBytes {
 		return 413, fmt.Sprintf("The messages' size (%d bytes) exceeds the limit of %d bytes.", total, MaxMessageBytes), nil
 	}
-	info, err := c.s.queueInfo(ctx, c.ns.ID+"/queues/"+queue)
-	if errors.Is(err, store.ErrNotFound) {
-		return 404, fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, queue), nil
-	}
-	if err != nil {
-		return 500, "The server could not read the queue.", nil
+	info, status, desc := c.mgmtQueue(ctx, queue)
+	if status != 0 {
+		return status, desc, nil
 	}
 	res := c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueSend, QueueID: info.res.ID, Limits: info.limits, Messages: msgs})
 	switch {
@@ -1006,12 +1034,9 @@ func (c *amqpConn) cancelScheduled(ctx context.Context, queue string, deadLetter
 	if len(seqs) == 0 || len(seqs) > maxScheduleBatch {
 		return 400, fmt.Sprintf("cancel-scheduled-message needs sequence-numbers: 1 to %d of them.", maxScheduleBatch), nil
 	}
-	info, err := c.s.queueInfo(ctx, c.ns.ID+"/queues/"+queue)
-	if errors.Is(err, store.ErrNotFound) {
-		return 404, fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, queue), nil
-	}
-	if err != nil {
-		return 500, "The server could not read the queue.", nil
+	info, status, desc := c.mgmtQueue(ctx, queue)
+	if status != 0 {
+		return status, desc, nil
 	}
 	var missing []int64
 	for _, seq := range seqs {
@@ -1064,12 +1089,9 @@ func (c *amqpConn) receiveBySequence(ctx context.Context, queue string, deadLett
 	if !ok {
 		return 400, "receive-by-sequence-number needs receiver-settle-mode: 0 (receive and delete) or 1 (peek-lock).", nil
 	}
-	info, err := c.s.queueInfo(ctx, c.ns.ID+"/queues/"+queue)
-	if errors.Is(err, store.ErrNotFound) {
-		return 404, fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.host, queue), nil
-	}
-	if err != nil {
-		return 500, "The server could not read the queue.", nil
+	info, status, desc := c.mgmtQueue(ctx, queue)
+	if status != 0 {
+		return status, desc, nil
 	}
 	now := c.s.broker.now()
 	for i, seq := range seqs {
@@ -1213,18 +1235,16 @@ func (c *amqpConn) updateDisposition(ctx context.Context, queue string, deadLett
 	if len(tokens) == 0 || len(tokens) > 5000 {
 		return 400, "update-disposition needs lock-tokens: an array of 1 to 5000 lock tokens.", nil
 	}
-	reason, _ := mapGet(args, "deadletter-reason").(string)
-	description, _ := mapGet(args, "deadletter-description").(string)
 	for _, tok := range tokens {
 		token := uuid.UUID(tok).String()
 		h, ok := c.heldIn(token, queue, deadLetter)
 		if !ok {
-			return 410, fmt.Sprintf("The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue. Reference: %s.", token), nil
+			return 410, lockLostText(token), nil
 		}
 		op := store.QueueOp{Kind: kind, QueueID: h.info.res.ID, DeadLetter: h.deadLetter, Limits: h.info.limits,
 			SequenceNumber: h.seq, LockToken: token}
 		if kind == store.QueueDeadLetter {
-			op.DeadLetterReason, op.DeadLetterDescription = clip(reason, 4096), clip(description, 4096)
+			setDeadLetter(&op, mapGet(args, "deadletter-reason"), mapGet(args, "deadletter-description"))
 		}
 		res := c.s.broker.Do(ctx, op)
 		switch {
@@ -1232,7 +1252,7 @@ func (c *amqpConn) updateDisposition(ctx context.Context, queue string, deadLett
 			c.release(token)
 		case errors.Is(res.Err, store.ErrLockLost), errors.Is(res.Err, store.ErrNotFound):
 			c.release(token)
-			return 410, fmt.Sprintf("The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue. Reference: %s.", token), nil
+			return 410, lockLostText(token), nil
 		default:
 			c.s.log.ErrorContext(ctx, "servicebus: amqp update-disposition", "queue", h.info.res.ID, "seq", h.seq, "err", res.Err)
 			return 500, "The server could not settle the message; retry.", nil
