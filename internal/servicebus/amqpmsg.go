@@ -22,15 +22,10 @@ import (
 // so that an AMQP receiver gets every AMQP type back unchanged, while a
 // REST receiver sees the properties REST can express and the body's data.
 //
-// The message annotations a receiver reads are Service Bus's
-// (service-bus-amqp-protocol-guide, "Message annotations"; the SDKs'
-// message.go): x-opt-sequence-number, x-opt-enqueued-time,
-// x-opt-locked-until, x-opt-scheduled-enqueue-time, x-opt-partition-key,
-// x-opt-via-partition-key, x-opt-deadletter-source, and the dead-letter
-// reason and description as application properties DeadLetterReason and
-// DeadLetterErrorDescription.
-
-// The annotation keys.
+// The message annotations are Service Bus's (service-bus-amqp-protocol-guide,
+// "Message annotations"; the SDKs' message.go); a dead-lettered message's
+// reason and description travel as the application properties
+// DeadLetterReason and DeadLetterErrorDescription.
 const (
 	annSequenceNumber   = wire.Symbol("x-opt-sequence-number")
 	annEnqueuedTime     = wire.Symbol("x-opt-enqueued-time")
@@ -315,17 +310,11 @@ func messageToAMQP(m store.QueueMessage, f deliveryFacts) ([]byte, error) {
 	return append(enc, sent.Raw.Footer...), nil
 }
 
-// amqpValueOf is a custom property as an AMQP value.
+// amqpValueOf is a custom property as an AMQP value: plainValue's, but a
+// time stays an AMQP timestamp.
 func amqpValueOf(v PropertyValue) any {
-	switch v.Kind {
-	case KindBool:
-		return v.Bool
-	case KindInt:
-		return v.Int
-	case KindDouble:
-		return v.Double
-	case KindTime:
+	if v.Kind == KindTime {
 		return v.Time.UTC()
 	}
-	return v.Str
+	return plainValue(v)
 }
