@@ -506,18 +506,32 @@ func (c *amqpConn) putToken(ctx context.Context, d *amqp.Delivery) wire.Delivery
 			status, desc = 401, "The token is not valid: it is malformed, expired or not for Service Bus."
 			break
 		}
+		key := audienceKey(nameS)
 		c.mu.Lock()
-		if len(c.tokens) >= 1000 {
+		if _, renewal := c.tokens[key]; !renewal && len(c.tokens) >= maxConnTokens {
+			// Full: the lapsed tokens go first (they cover nothing).
+			now := c.s.broker.now()
+			for k, t := range c.tokens {
+				if !now.Before(t.expires) {
+					delete(c.tokens, k)
+				}
+			}
+		}
+		if _, renewal := c.tokens[key]; !renewal && len(c.tokens) >= maxConnTokens {
 			c.mu.Unlock()
 			status, desc = 403, "Too many tokens on one connection."
 			break
 		}
-		c.tokens[audienceKey(nameS)] = cbsToken{typ: typS, raw: raw, expires: expires}
+		c.tokens[key] = cbsToken{typ: typS, raw: raw, expires: expires}
 		c.mu.Unlock()
 	}
 	c.reply(ctx, &c.cbsReplies, req, "status-code", status, desc, nil)
 	return &wire.Accepted{}
 }
+
+// maxConnTokens bounds the audiences one connection holds unexpired
+// tokens for.
+const maxConnTokens = 1000
 
 // tokenExpiry reads when a token lapses, refusing one that cannot be a
 // token of this service or has lapsed already.
@@ -938,6 +952,7 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 		for _, m := range msgs {
 			enc, err := messageToAMQP(m, deliveryFacts{deadLetter: deadLetter, queue: queue, now: c.s.broker.now()})
 			if err != nil {
+				c.s.log.ErrorContext(ctx, "servicebus: amqp encode", "queue", info.res.ID, "seq", m.SequenceNumber, "err", err)
 				continue
 			}
 			list = append(list, wire.Map{{Key: "message", Value: enc}})
