@@ -58,9 +58,16 @@ type QueueLimits struct {
 	DeadLetterOnExpiration bool
 	// MaxSizeBytes is the queue's quota: the sum of QueueMessage.Size over
 	// every stored message, active, scheduled and dead-lettered alike
-	// (Azure counts the dead-letter queue against its entity's size).
-	// Zero is unlimited.
+	// (Azure counts the dead-letter queue against its entity's size), and
+	// of every session's state. Zero is unlimited.
 	MaxSizeBytes int64
+	// RequiresSession: the queue's messages are received only by
+	// accepting their session (Lock and ReceiveAndDelete on the queue
+	// proper need a SessionID and its session lock; the dead-letter
+	// queue has no sessions). Service Bus, "Message sessions": "When
+	// Sessions are enabled on a queue or a subscription, the client
+	// applications can no longer send/receive regular messages."
+	RequiresSession bool
 }
 
 // Dead-letter reasons the store sets (Azure's system reasons).
@@ -82,6 +89,10 @@ type QueueMessage struct {
 	// dead-letter queue.
 	SequenceNumber int64
 	MessageID      string // the duplicate detection key; may be empty (never a duplicate)
+	// SessionID is the message's session (AMQP group-id), "" for none.
+	// The store only files messages by it; whether a queue needs it is
+	// the caller's rule.
+	SessionID string
 	Body           []byte
 	// Properties is opaque JSON owned by package servicebus (broker and
 	// user properties).
@@ -182,6 +193,45 @@ const (
 	// Limits.DeadLetterOnExpiration says, and fails with ErrNotFound; this
 	// is the one failure that has an effect, reported by DeadLettered.
 	QueueLockDeferred
+
+	// QueueLockSession accepts a session of a RequiresSession queue:
+	// the session SessionID, or, when SessionID is "", the session of
+	// the first deliverable message (lowest sequence number) whose
+	// session no one holds. It locks the session with LockToken for
+	// Limits.LockDuration; the result names the session and its
+	// LockedUntil. A named session need not have messages (Service Bus
+	// lets a receiver accept any session id). It fails with ErrLockLost
+	// when another lock on the session is valid, and with ErrNotFound
+	// when no session is available (next available) or the queue does
+	// not exist. While held, only Lock, ReceiveAndDelete and LockDeferred
+	// ops carrying the session's SessionID and SessionLockToken deliver
+	// its messages, and a message locked so is locked until the
+	// session's lock ends ("The session lock held by the session
+	// receiver is an umbrella for the message locks").
+	QueueLockSession
+	// QueueRenewSession extends the session SessionID held with
+	// SessionLockToken, and the locks of its messages, to
+	// now+Limits.LockDuration. ErrLockLost when the lock is not held.
+	QueueRenewSession
+	// QueueReleaseSession ends the session lock SessionID held with
+	// SessionLockToken (the receiver closed): the session is free, and
+	// its messages locked under it are unlocked without counting that
+	// delivery ("Message sessions", delivery count: a session closed
+	// with messages locked and not completed does not increment their
+	// delivery count; a session lock that expires does). ErrLockLost when
+	// the lock is not held.
+	QueueReleaseSession
+	// QueueGetSessionState returns the state of the session SessionID
+	// held with SessionLockToken, in QueueResult.SessionState (nil when
+	// none was set). ErrLockLost when the lock is not held.
+	QueueGetSessionState
+	// QueueSetSessionState sets the state of the session SessionID held
+	// with SessionLockToken to SessionState (nil clears it). The state
+	// counts against the queue's MaxSizeBytes ("Message sessions": "The
+	// session state held in a queue or in a subscription counts towards
+	// that entity's storage quota"): ErrQuotaExceeded when it would not
+	// fit. ErrLockLost when the lock is not held.
+	QueueSetSessionState
 )
 
 // QueueOp is one operation of ApplyQueueOps.
@@ -206,6 +256,13 @@ type QueueOp struct {
 	// records.
 	DeadLetterReason      string
 	DeadLetterDescription string
+	// SessionID names the session of the session ops, and, for Lock,
+	// ReceiveAndDelete and LockDeferred on a RequiresSession queue, the
+	// session whose messages they take, held with SessionLockToken.
+	SessionID        string
+	SessionLockToken string
+	// SessionState is what SetSessionState stores.
+	SessionState []byte
 }
 
 // QueueResult is the outcome of one QueueOp.
@@ -227,6 +284,10 @@ type QueueResult struct {
 	Duplicates []int
 	// LockedUntil is the lock's new expiry after Lock or Renew.
 	LockedUntil time.Time
+	// SessionID is the session LockSession accepted.
+	SessionID string
+	// SessionState is what GetSessionState read (nil: none set).
+	SessionState []byte
 	// DeadLettered reports that Abandon moved the message to the
 	// dead-letter queue (MaxDeliveryCountExceeded) instead of unlocking
 	// it, that DeadLetter moved it, or that LockDeferred found it expired
@@ -283,8 +344,25 @@ type Queues interface {
 	// or before now means a Lock may succeed at once. ok is false when
 	// there are no messages.
 	NextQueueEvent(ctx context.Context, queueID string, deadLetter bool) (at time.Time, ok bool, err error)
+	// PeekQueueSession is PeekQueueMessages for the messages of one
+	// session of the queue proper.
+	PeekQueueSession(ctx context.Context, queueID, sessionID string, fromSequence int64, limit int) ([]QueueMessage, error)
+	// NextSessionEvent is NextQueueEvent for a session receiver of the
+	// queue proper: for the session sessionID, the earliest time one of
+	// its messages is or becomes deliverable; for sessionID "" (a
+	// receiver waiting to accept the next available session), the
+	// earliest time a message is or becomes deliverable in a session no
+	// one holds, or a held session's lock ends.
+	NextSessionEvent(ctx context.Context, queueID, sessionID string) (at time.Time, ok bool, err error)
+	// ListQueueSessions returns, in session id order from skip, up to top
+	// sessions of the queue proper: when updatedAfter is zero, those with
+	// messages that are not dead-lettered and those with a state set;
+	// otherwise those whose state was set after updatedAfter (Service
+	// Bus's get-message-sessions).
+	ListQueueSessions(ctx context.Context, queueID string, updatedAfter time.Time, skip, top int) ([]string, error)
 	// PruneDuplicateIDs deletes the duplicate detection entries that have
-	// expired by now and returns how many.
+	// expired by now and returns how many. It also forgets the sessions
+	// whose lock has lapsed and that have no state (nothing to keep).
 	PruneDuplicateIDs(ctx context.Context, now time.Time) (int64, error)
 }
 

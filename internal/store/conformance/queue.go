@@ -36,6 +36,7 @@ var QueueTests = []struct {
 	{"QueuePeekStats", testQueuePeekStats},
 	{"QueueLockConcurrent", testQueueLockConcurrent},
 	{"QueueCascade", testQueueCascade},
+	{"QueueSessions", testQueueSessions},
 }
 
 // t0 is the tests' clock: every queue operation gets an explicit now.

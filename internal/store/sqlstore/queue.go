@@ -37,7 +37,7 @@ import (
 var queueType = fold(store.QueueResourceType)
 
 // queueMessageCols are read by scanQueueMessage, in its order.
-const queueMessageCols = `seq, dead_letter, message_id, body, properties, size, enqueued, scheduled, expires, delivery_count, lock_token, locked_until, dl_reason, dl_description, deferred`
+const queueMessageCols = `seq, dead_letter, message_id, body, properties, size, enqueued, scheduled, expires, delivery_count, lock_token, locked_until, dl_reason, dl_description, deferred, session_id`
 
 // deferredVisible is the visible time of a deferred message, locked or
 // not (migration 0012): never reached, so that the receive path skips it
@@ -52,7 +52,7 @@ func scanQueueMessage(sc interface{ Scan(...any) error }, queueID string) (store
 	)
 	err := sc.Scan(&m.SequenceNumber, &dl, &m.MessageID, &m.Body, &m.Properties, &m.Size, timeCol{&m.EnqueuedAt},
 		nullTimeCol{&m.ScheduledAt}, nullTimeCol{&m.ExpiresAt}, &m.DeliveryCount, &token, nullTimeCol{&m.LockedUntil},
-		&m.DeadLetterReason, &m.DeadLetterDescription, &def)
+		&m.DeadLetterReason, &m.DeadLetterDescription, &def, &m.SessionID)
 	m.QueueID, m.DeadLetter, m.LockToken, m.Deferred = queueID, dl != 0, token.String, def != 0
 	return m, err
 }
@@ -145,6 +145,19 @@ func checkQueueOp(op store.QueueOp) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("sqlstore: queue %s %s: "+format, append([]any{what, op.QueueID}, args...)...)
 	}
+	// On a session queue, only a session's holder receives, and only that
+	// session's messages; elsewhere there are no sessions to name.
+	needSession := func() error {
+		switch {
+		case op.Limits.RequiresSession && !op.DeadLetter && (op.SessionID == "" || op.SessionLockToken == ""):
+			return bad("the queue requires sessions: a held session is required")
+		case (!op.Limits.RequiresSession || op.DeadLetter) && op.SessionID != "":
+			return bad("the queue (or its dead-letter queue) has no sessions")
+		case !textOK(op.SessionID, op.SessionLockToken):
+			return bad("session id and lock token must be valid UTF-8 without NUL")
+		}
+		return nil
+	}
 	needDelivery := func() error {
 		if !op.DeadLetter && op.Limits.MaxDeliveryCount < 1 {
 			return bad("MaxDeliveryCount %d is not at least 1", op.Limits.MaxDeliveryCount)
@@ -160,8 +173,8 @@ func checkQueueOp(op store.QueueOp) error {
 			return bad("no messages")
 		}
 		for _, m := range op.Messages {
-			if !textOK(m.MessageID) {
-				return bad("message id is not valid UTF-8 or contains NUL")
+			if !textOK(m.MessageID, m.SessionID) {
+				return bad("message and session ids must be valid UTF-8 without NUL")
 			}
 			if m.TimeToLive < 0 {
 				return bad("negative time to live")
@@ -177,9 +190,37 @@ func checkQueueOp(op store.QueueOp) error {
 		if op.Limits.LockDuration <= 0 {
 			return bad("LockDuration must be positive")
 		}
+		if err := needSession(); err != nil {
+			return err
+		}
 		return needDelivery()
-	case store.QueueReceiveAndDelete, store.QueueAbandon:
+	case store.QueueReceiveAndDelete:
+		if err := needSession(); err != nil {
+			return err
+		}
 		return needDelivery()
+	case store.QueueAbandon:
+		return needDelivery()
+	case store.QueueLockSession:
+		if !op.Limits.RequiresSession || op.DeadLetter {
+			return bad("sessions are accepted only on a queue that requires them, not on its dead-letter queue")
+		}
+		if op.LockToken == "" || !textOK(op.LockToken, op.SessionID) {
+			return bad("a lock token is required")
+		}
+		if op.Limits.LockDuration <= 0 {
+			return bad("LockDuration must be positive")
+		}
+	case store.QueueRenewSession, store.QueueReleaseSession, store.QueueGetSessionState, store.QueueSetSessionState:
+		if op.DeadLetter || op.SessionID == "" || op.SessionLockToken == "" || !textOK(op.SessionID, op.SessionLockToken) {
+			return bad("a held session (its id and lock token) is required")
+		}
+		if op.Kind == store.QueueRenewSession && op.Limits.LockDuration <= 0 {
+			return bad("LockDuration must be positive")
+		}
+		if op.Limits.MaxSizeBytes < 0 {
+			return bad("negative limit")
+		}
 	case store.QueueRenew:
 		if op.Limits.LockDuration <= 0 {
 			return bad("LockDuration must be positive")
@@ -193,6 +234,9 @@ func checkQueueOp(op store.QueueOp) error {
 		}
 		if op.SequenceNumber <= 0 {
 			return bad("a deferred message's sequence number is required")
+		}
+		if err := needSession(); err != nil {
+			return err
 		}
 	case store.QueueCancelScheduled:
 		if op.DeadLetter || op.SequenceNumber <= 0 {
@@ -231,6 +275,16 @@ func queueOpName(k store.QueueOpKind) string {
 		return "defer"
 	case store.QueueLockDeferred:
 		return "lock deferred"
+	case store.QueueLockSession:
+		return "lock session"
+	case store.QueueRenewSession:
+		return "renew session"
+	case store.QueueReleaseSession:
+		return "release session"
+	case store.QueueGetSessionState:
+		return "get session state"
+	case store.QueueSetSessionState:
+		return "set session state"
 	}
 	return ""
 }
@@ -376,9 +430,14 @@ type queueGroup struct {
 // to results.
 func (q *queueTx) applyQueue(key string, ops []store.QueueOp, idx []int, results []store.QueueResult) error {
 	g := &queueGroup{key: key}
+	// Ops that create rows of the queue (messages, sessions) first make
+	// sure it exists.
 	hasSend := false
 	for _, i := range idx {
-		hasSend = hasSend || ops[i].Kind == store.QueueSend
+		switch ops[i].Kind {
+		case store.QueueSend, store.QueueLockSession, store.QueueSetSessionState:
+			hasSend = true
+		}
 	}
 	stateQuery := `SELECT size_bytes FROM queue_state WHERE queue_key = ?`
 	if q.pg() {
@@ -434,6 +493,16 @@ func (q *queueTx) applyQueue(key string, ops []store.QueueOp, idx []int, results
 			r, err = q.deferHeld(op)
 		case store.QueueLockDeferred:
 			r, err = q.lockDeferred(g, op)
+		case store.QueueLockSession:
+			r, err = q.lockSession(g, op)
+		case store.QueueRenewSession:
+			r, err = q.renewSession(op)
+		case store.QueueReleaseSession:
+			r, err = q.releaseSession(op)
+		case store.QueueGetSessionState:
+			r, err = q.getSessionState(op)
+		case store.QueueSetSessionState:
+			r, err = q.setSessionState(g, op)
 		}
 		if err != nil {
 			return err
@@ -527,10 +596,10 @@ func (q *queueTx) send(g *queueGroup, op store.QueueOp) (store.QueueResult, erro
 		}
 		m.TimeToLive, m.DeliveryCount, m.LockToken, m.LockedUntil = 0, 0, "", time.Time{}
 		m.DeadLetterReason, m.DeadLetterDescription = "", ""
-		err := q.queryRow(`INSERT INTO queue_messages (queue_key, dead_letter, visible, message_id, body, properties, size, enqueued, scheduled, expires, delivery_count, lock_token, locked_until, dl_reason, dl_description)
-VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, '', '') RETURNING seq`,
+		err := q.queryRow(`INSERT INTO queue_messages (queue_key, dead_letter, visible, message_id, body, properties, size, enqueued, scheduled, expires, delivery_count, lock_token, locked_until, dl_reason, dl_description, session_id)
+VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, '', '', ?) RETURNING seq`,
 			g.key, q.time(active), m.MessageID, m.Body, m.Properties, m.Size, q.time(m.EnqueuedAt),
-			q.s.nullTime(m.ScheduledAt), q.s.nullTime(m.ExpiresAt)).Scan(&m.SequenceNumber)
+			q.s.nullTime(m.ScheduledAt), q.s.nullTime(m.ExpiresAt), m.SessionID).Scan(&m.SequenceNumber)
 		if err != nil {
 			return store.QueueResult{}, err
 		}
@@ -569,16 +638,34 @@ func (q *queueTx) receive(g *queueGroup, op store.QueueOp) (store.QueueResult, e
 		// and sort the whole queue.
 		head += ` INDEXED BY queue_messages_head`
 	}
-	head += ` WHERE queue_key = ? AND dead_letter = ? AND visible <= ? ORDER BY seq LIMIT 1`
+	args := []any{g.key, boolInt(op.DeadLetter), q.time(q.now)}
+	lim := op.Limits
+	// A session's holder takes its session's messages, each locked for as
+	// long as the session is.
+	var sessionUntil time.Time
+	if op.SessionID != "" {
+		var err error
+		if sessionUntil, err = q.sessionHeld(op); err != nil || sessionUntil.IsZero() {
+			return opErrIf(op, store.ErrLockLost, err)
+		}
+		head = `SELECT ` + queueMessageCols + ` FROM queue_messages`
+		if !q.pg() {
+			head += ` INDEXED BY queue_messages_session`
+		}
+		head += ` WHERE queue_key = ? AND dead_letter = ? AND visible <= ? AND session_id = ?`
+		args = append(args, op.SessionID)
+	} else {
+		head += ` WHERE queue_key = ? AND dead_letter = ? AND visible <= ?`
+	}
+	head += ` ORDER BY seq LIMIT 1`
 	if q.pg() {
 		head += ` FOR UPDATE SKIP LOCKED`
 	}
-	lim := op.Limits
 	for swept := 0; ; swept++ {
 		if swept >= store.QueueSweepLimit {
 			return opErr(op, store.ErrNotFound), nil
 		}
-		m, err := scanQueueMessage(q.queryRow(head, g.key, boolInt(op.DeadLetter), q.time(q.now)), op.QueueID)
+		m, err := scanQueueMessage(q.queryRow(head, args...), op.QueueID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return opErr(op, store.ErrNotFound), nil
 		}
@@ -614,6 +701,9 @@ func (q *queueTx) receive(g *queueGroup, op store.QueueOp) (store.QueueResult, e
 			return store.QueueResult{Messages: []store.QueueMessage{m}}, nil
 		}
 		m.LockToken, m.LockedUntil = op.LockToken, normTime(q.now.Add(lim.LockDuration))
+		if !sessionUntil.IsZero() {
+			m.LockedUntil = sessionUntil
+		}
 		until := q.time(m.LockedUntil)
 		if _, err := q.exec(`UPDATE queue_messages SET delivery_count = delivery_count + 1, lock_token = ?, locked_until = ?, visible = ? WHERE seq = ?`,
 			m.LockToken, until, until, m.SequenceNumber); err != nil {
@@ -775,6 +865,17 @@ func (q *queueTx) lockDeferred(g *queueGroup, op store.QueueOp) (store.QueueResu
 	if err != nil {
 		return store.QueueResult{}, err
 	}
+	// On a session queue, a session's holder receives only its own
+	// session's deferred messages, locked for as long as the session is.
+	var sessionUntil time.Time
+	if op.SessionID != "" {
+		if m.SessionID != op.SessionID {
+			return opErr(op, store.ErrNotFound), nil
+		}
+		if sessionUntil, err = q.sessionHeld(op); err != nil || sessionUntil.IsZero() {
+			return opErrIf(op, store.ErrLockLost, err)
+		}
+	}
 	if m.LockToken != "" && m.LockedUntil.After(q.now) {
 		return opErr(op, store.ErrLockLost), nil
 	}
@@ -795,6 +896,9 @@ func (q *queueTx) lockDeferred(g *queueGroup, op store.QueueOp) (store.QueueResu
 	}
 	m.DeliveryCount++
 	m.LockToken, m.LockedUntil = op.LockToken, normTime(q.now.Add(lim.LockDuration))
+	if !sessionUntil.IsZero() {
+		m.LockedUntil = sessionUntil
+	}
 	if _, err := q.exec(`UPDATE queue_messages SET delivery_count = delivery_count + 1, lock_token = ?, locked_until = ? WHERE seq = ?`,
 		m.LockToken, q.time(m.LockedUntil), m.SequenceNumber); err != nil {
 		return store.QueueResult{}, err
@@ -903,7 +1007,12 @@ func (s *Store) PruneDuplicateIDs(ctx context.Context, now time.Time) (int64, er
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		// Sessions accepted and left to lapse, with no state to keep, are
+		// bookkeeping only: a later accept creates them again.
+		_, err = r.exec(ctx, `DELETE FROM queue_sessions WHERE state IS NULL AND (locked_until IS NULL OR locked_until <= ?)`, s.d.BindTime(normTime(now)))
 		return err
 	})
 	return n, s.fail("prune duplicate ids", err)
