@@ -93,7 +93,7 @@ type QueueMessage struct {
 	// The store only files messages by it; whether a queue needs it is
 	// the caller's rule.
 	SessionID string
-	Body           []byte
+	Body      []byte
 	// Properties is opaque JSON owned by package servicebus (broker and
 	// user properties).
 	Properties []byte
