@@ -13,7 +13,7 @@ import (
 func (c *cli) benchFanoutCmd() *cobra.Command {
 	var opts bench.FanoutOptions
 	cmd := &cobra.Command{
-		Use:   "fanout --customers N [--rounds R] [--workers W] [--setup-concurrency S] [--keep]",
+		Use:   "fanout --customers N [--rounds R] [--workers W] [--setup-concurrency S] [--amqp ADDR] [--keep]",
 		Short: "Measure cross-tenant command → reply round trips from a provider to N customer tenants (seed 004)",
 		Long: `fanout measures the provider's fleet messaging against the running server (the server of --data).
 
@@ -28,12 +28,16 @@ Receiver on status, and itself Data Owner for the simulated worker (Resource
 Manager). --setup-concurrency customers are set up at once.
 
 Then one simulated worker per customer (the customer administrator's
-credential) long-polls its command queue and answers "ping" on the status
+credential) waits on its command queue and answers "ping" on the status
 queue, and the provider's messenger (internal/broker/fanout) listens to every
-status queue with one 60-second long-poll each, with tokens issued in each
-customer tenant. After one uncounted warm-up round, --rounds times, a ping
-goes to every customer (--workers concurrent sends over kept-alive HTTP/2)
-and the round ends when every reply came back, matched by CorrelationId.
+status queue with one peek-lock receiver each, with tokens issued in each
+customer tenant. Both speak AMQP 1.0 through the real Service Bus SDK
+(azservicebus), one connection per namespace on each side: over WebSockets on
+the server's HTTPS listener (wss://NS.servicebus.windows.net/$servicebus/websocket,
+what tenantbridge worker does), or with --amqp ADDR over AMQPS to serve's
+--amqp-listen. After one uncounted warm-up round, --rounds times, a ping goes
+to every customer (--workers concurrent sends) and the round ends when every
+reply came back, matched by CorrelationId.
 
 It reports the setup time, replies per second, and the p50/p90/p99/max of
 the round trip: from the start of a command's send to its reply's arrival at
@@ -59,6 +63,7 @@ Every tenant is deleted at the end (unless --keep).`,
 	f.IntVar(&opts.Workers, "workers", 64, "concurrent sends of the provider's messenger")
 	f.IntVar(&opts.SetupConcurrency, "setup-concurrency", bench.DefaultSetupConcurrency, "customer tenants set up at once")
 	f.DurationVar(&opts.RoundTimeout, "round-timeout", time.Minute, "how long a round waits for its replies")
+	f.StringVar(&opts.AMQPAddr, "amqp", "", "the server's AMQPS address (serve's --amqp-listen) to use instead of AMQP over WebSockets on its HTTPS listener")
 	f.BoolVar(&opts.Keep, "keep", false, "keep the tenants instead of deleting them")
 	return cmd
 }

@@ -14,9 +14,11 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/tenantbridge/tenantbridge/internal/azclient"
+	"github.com/tenantbridge/tenantbridge/internal/broker/fanout"
 	"github.com/tenantbridge/tenantbridge/internal/broker/publisher"
 )
 
@@ -32,8 +34,6 @@ type s1State struct {
 	contosoApp  string            // contoso's application id (secret mode)
 	secretApp   *publisher.Installation
 }
-
-const busScope = "https://servicebus.azure.net/.default"
 
 func (d *scenarioDemo) runS1(ctx context.Context) error {
 	pub, contoso, northwind := d.pub, d.cust[0], d.cust[1]
@@ -365,48 +365,106 @@ func (d *scenarioDemo) readManagedVault(ctx context.Context, appID, vaultName st
 	return cfg, secret, names, nil
 }
 
+// usageClient is a Service Bus client (azservicebus, AMQP 1.0 over
+// WebSockets on the server's HTTPS listener) of the publisher's usage
+// namespace, as cred; the caller closes it.
+func (d *scenarioDemo) usageClient(cred azcore.TokenCredential) (*azservicebus.Client, error) {
+	host := d.s1.usageNS + ".servicebus.windows.net"
+	return azservicebus.NewClient(host, cred, fanout.WebSockets(d.w.tr)(host))
+}
+
 // sendUsage sends a usage event to the publisher's queue as cred.
 func (d *scenarioDemo) sendUsage(ctx context.Context, cred azcore.TokenCredential, from string) error {
-	u := "https://" + d.s1.usageNS + ".servicebus.windows.net/usage/messages"
-	if _, err := d.call(ctx, cred, busScope, http.MethodPost, u, map[string]any{"customer": from, "meter": "api-calls", "quantity": 42}, nil); err != nil {
+	ctx, cancel := context.WithTimeout(ctx, demoStepTimeout)
+	defer cancel()
+	client, err := d.usageClient(cred)
+	if err != nil {
+		return err
+	}
+	defer client.Close(context.WithoutCancel(ctx))
+	sender, err := client.NewSender("usage", nil)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(map[string]any{"customer": from, "meter": "api-calls", "quantity": 42})
+	if err != nil {
+		return err
+	}
+	if err := sender.SendMessage(ctx, &azservicebus.Message{Body: body, ContentType: new("application/json"), Subject: new("usage")}, nil); err != nil {
 		return fmt.Errorf("sending usage: %w", err)
 	}
 	return nil
 }
 
-// receiveUsage takes the usage event off the queue as the publisher.
+// receiveUsage takes the usage event off the queue as the publisher:
+// peek-lock, then complete.
 func (d *scenarioDemo) receiveUsage(ctx context.Context, from string) error {
-	u := "https://" + d.s1.usageNS + ".servicebus.windows.net/usage/messages/head?timeout=5"
-	var ev map[string]any
-	code, err := d.call(ctx, d.pub.cred, busScope, http.MethodDelete, u, nil, &ev)
+	ctx, cancel := context.WithTimeout(ctx, demoStepTimeout)
+	defer cancel()
+	client, err := d.usageClient(d.pub.cred)
+	if err != nil {
+		return err
+	}
+	defer client.Close(context.WithoutCancel(ctx))
+	receiver, err := client.NewReceiverForQueue("usage", nil)
+	if err != nil {
+		return err
+	}
+	msgs, err := receiver.ReceiveMessages(ctx, 1, nil)
 	if err != nil {
 		return fmt.Errorf("receiving usage: %w", err)
 	}
-	if code != http.StatusOK || ev["customer"] != from {
-		return fmt.Errorf("the usage queue answered %d %v", code, ev)
+	if len(msgs) != 1 {
+		return fmt.Errorf("the usage queue gave %d messages", len(msgs))
 	}
-	d.note("%s received the usage event from %s's installation: %v api-calls", d.pub.Name, from, ev["quantity"])
+	var ev map[string]any
+	if err := json.Unmarshal(msgs[0].Body, &ev); err != nil || ev["customer"] != from {
+		return fmt.Errorf("the usage queue gave %q (%v)", msgs[0].Body, err)
+	}
+	if err := receiver.CompleteMessage(ctx, msgs[0], nil); err != nil {
+		return fmt.Errorf("completing the usage event: %w", err)
+	}
+	d.note("%s received the usage event from %s's installation over AMQP (azservicebus, peek-lock + complete): %v api-calls",
+		d.pub.Name, from, ev["quantity"])
 	return nil
 }
 
-// deliveryLog shows the definition's notification deliveries.
+// deliveryLog shows the definition's notification deliveries, once none
+// is pending (the outbox delivers in the background: the broker may have
+// answered a notification before its delivery is recorded).
 func (d *scenarioDemo) deliveryLog(ctx context.Context, definition string) error {
-	var log struct {
-		Value []struct {
-			Payload struct {
-				EventType         string `json:"eventType"`
-				ProvisioningState string `json:"provisioningState"`
-			} `json:"payload"`
-			State    string `json:"state"`
-			Attempts int    `json:"attempts"`
-		} `json:"value"`
+	type entry struct {
+		Payload struct {
+			EventType         string `json:"eventType"`
+			ProvisioningState string `json:"provisioningState"`
+		} `json:"payload"`
+		State    string `json:"state"`
+		Attempts int    `json:"attempts"`
 	}
-	if _, err := d.arm(ctx, d.pub.cred, http.MethodGet, definition+"/notifications", demoManagedAppAPIVer, nil, &log); err != nil {
-		return fmt.Errorf("reading the delivery log: %w", err)
+	var entries []entry
+	read := func() (bool, error) {
+		var log struct {
+			Value []entry `json:"value"`
+		}
+		if _, err := d.arm(ctx, d.pub.cred, http.MethodGet, definition+"/notifications", demoManagedAppAPIVer, nil, &log); err != nil {
+			return false, fmt.Errorf("reading the delivery log: %w", err)
+		}
+		entries = log.Value
+		for _, v := range entries {
+			if v.State == "pending" {
+				return false, nil
+			}
+		}
+		return true, nil
 	}
+	if err := waitUntil(ctx, "the notifications' delivery", read); err != nil && ctx.Err() != nil {
+		return err
+	} else if err != nil && len(entries) == 0 {
+		return err
+	} // else: show what is there, pending or not
 	var parts []string
-	for i := len(log.Value) - 1; i >= 0; i-- {
-		v := log.Value[i]
+	for i := len(entries) - 1; i >= 0; i-- {
+		v := entries[i]
 		parts = append(parts, fmt.Sprintf("%s/%s %s", v.Payload.EventType, v.Payload.ProvisioningState, v.State))
 	}
 	d.note("delivery log of the definition: %s", strings.Join(parts, "; "))

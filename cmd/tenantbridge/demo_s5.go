@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -82,16 +83,20 @@ func (d *scenarioDemo) runS5(ctx context.Context) error {
 	}
 
 	d.step("Each customer's worker starts, as its own managed identity")
+	// Service Bus over AMQP 1.0 (azservicebus), over WebSockets on the
+	// server's HTTPS listener, reached by the namespaces' Azure names.
+	copts := fanout.WebSockets(d.w.tr)
 	wctx, stop := context.WithCancel(ctx)
-	d.onClose(stop)
+	var running sync.WaitGroup
+	d.onClose(func() { stop(); running.Wait() }) // the workers close their connections
 	for i, ws := range workers {
 		w, err := fanout.NewWorker(fanout.WorkerConfig{Credential: ws.cred, CommandQueue: ws.command, StatusQueue: ws.status,
-			Transport: d.w.tr, ReceiveTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+			ClientOptions: copts, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			return err
 		}
-		go func() { _ = w.Run(wctx) }()
-		d.note("%-10s worker long-polls %s (identity ops-worker of %s)", d.cust[i].Name, lastSegments(ws.command, 2), d.cust[i].Name)
+		running.Go(func() { _ = w.Run(wctx) })
+		d.note("%-10s worker waits on %s over AMQP (identity ops-worker of %s)", d.cust[i].Name, lastSegments(ws.command, 2), d.cust[i].Name)
 	}
 
 	d.step("%s sends \"ping\" to every customer and collects every reply", pub.Name)
@@ -99,12 +104,12 @@ func (d *scenarioDemo) runS5(ctx context.Context) error {
 		Credential: func(tenantID string) (azcore.TokenCredential, error) {
 			return azclient.NewClientSecretCredential(d.w.authority, tenantID, app.AppID, app.secret, d.w.opts)
 		},
-		Transport: d.w.tr, ReceiveTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+		ClientOptions: copts, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}
 	tracker := fanout.NewTracker()
-	go func() { _ = m.Listen(wctx, customers, tracker.Deliver, nil) }()
+	running.Go(func() { _ = m.Listen(wctx, customers, tracker.Deliver, nil); m.Close() })
 	cmdID := "ping-" + randomHex(8)
 	var tids []string
 	for _, c := range customers {
@@ -118,7 +123,7 @@ func (d *scenarioDemo) runS5(ctx context.Context) error {
 			return fmt.Errorf("sending to %s: %w", r.Customer.Name, r.Err)
 		}
 	}
-	d.note("sent %s to %d command queues (MessageId %s:{tenant}, CorrelationId %s)", cmdID, len(customers), cmdID, cmdID)
+	d.note("sent %s to %d command queues over AMQP (MessageId %s:{tenant}, CorrelationId %s)", cmdID, len(customers), cmdID, cmdID)
 	timeout := time.After(demoStepTimeout)
 	for range customers {
 		select {

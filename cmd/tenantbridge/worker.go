@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/spf13/cobra"
 
 	"github.com/tenantbridge/tenantbridge/internal/broker/fanout"
@@ -37,23 +39,29 @@ func (c *cli) workerCommand() *cobra.Command {
 It runs under its managed identity (ManagedIdentityCredential: IDENTITY_ENDPOINT
 and IDENTITY_HEADER, and AZURE_CLIENT_ID for a user-assigned identity; see
 tenantbridge env --identity), which needs Azure Service Bus Data Receiver on
-the command queue and Data Sender on the status queue. It long-polls the
-command queue (peek-lock, --receive-timeout), executes each command by its
-Label:
+the command queue and Data Sender on the status queue. It takes commands
+from the command queue with the Service Bus SDK (azservicebus, AMQP 1.0, one
+peek-lock receiver waiting for the next command), executes each by its
+Subject (Label):
 
   ping   replies {"status":"ok","result":{"pong":"<the host's UTC time>"}}
   echo   replies the command's JSON body
   other  replies {"status":"error","error":"unknown command ..."}
 
-sends the reply to the status queue with the command's CorrelationId (Label
+sends the reply to the status queue with the command's CorrelationId (Subject
 "ok" or "error"), then completes the command. A command whose MessageId was
 already answered (a redelivery or a duplicate send) is completed without
 running again. Without --status-queue the reply goes to the command's
 ReplyTo, only if that is a queue of the command queue's namespace.
 
 With a server's data directory (--data) the queues' names are reached at that
-server; --azure uses the network as it is (HTTPS_PROXY and SSL_CERT_FILE, as
-tenantbridge env sets them). It runs until interrupted.`,
+server, with AMQP over WebSockets on its HTTPS listener
+(wss://NS.servicebus.windows.net/$servicebus/websocket). --azure (or no
+server in the data directory) uses the network as it is: the SDK's AMQPS on
+port 5671 of the namespace, or, when HTTPS_PROXY applies to the namespace,
+AMQP over WebSockets through that proxy (the SDKs' way through proxies; so
+with the variables tenantbridge env sets, through tenantbridge's proxy; the
+CA from SSL_CERT_FILE). It runs until interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			commandQueue = envOr(commandQueue, c.getenv(envWorkerCommandQueue))
@@ -65,7 +73,7 @@ tenantbridge env sets them). It runs until interrupted.`,
 			if err != nil {
 				return err
 			}
-			rt, hc, err := c.workerTransport(azure)
+			copts, hc, err := c.workerTransport(azure)
 			if err != nil {
 				return err
 			}
@@ -78,7 +86,7 @@ tenantbridge env sets them). It runs until interrupted.`,
 				return fmt.Errorf("the worker's managed identity: %w", err)
 			}
 			w, err := fanout.NewWorker(fanout.WorkerConfig{Credential: mi, CommandQueue: commandQueue, StatusQueue: statusQueue,
-				Transport: rt, ReceiveTimeout: timeout, Logger: logger})
+				ClientOptions: copts, Logger: logger})
 			if err != nil {
 				return err
 			}
@@ -94,18 +102,22 @@ tenantbridge env sets them). It runs until interrupted.`,
 	f := cmd.Flags()
 	f.StringVar(&commandQueue, "command-queue", "", "command queue URL, https://NS.servicebus.windows.net/QUEUE (env "+envWorkerCommandQueue+")")
 	f.StringVar(&statusQueue, "status-queue", "", "status queue URL (env "+envWorkerStatusQueue+"); default: the command's ReplyTo in the same namespace")
-	f.DurationVar(&timeout, "receive-timeout", fanout.DefaultReceiveTimeout, "long-poll of each receive")
+	f.DurationVar(&timeout, "receive-timeout", time.Minute, "ignored: over AMQP a receive waits for the next command")
+	_ = f.MarkDeprecated("receive-timeout", "over AMQP a receive waits for the next command with no timeout")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&azure, "azure", false, "ignore the data directory's server: reach the queues' real names")
 	return cmd
 }
 
-// workerTransport reaches the data directory's server when there is one
-// (and not --azure), with no response-header timeout shorter than a
-// long-poll; hc is for the managed-identity endpoint.
-func (c *cli) workerTransport(azure bool) (http.RoundTripper, *http.Client, error) {
+// workerTransport says how the worker reaches its namespace: the data
+// directory's server when there is one (and not --azure), over WebSockets
+// through the transport that dials it for Azure's names and trusts its CA;
+// otherwise the SDK's defaults, but over WebSockets through the proxy for a
+// namespace HTTPS_PROXY applies to. hc is for the managed-identity
+// endpoint.
+func (c *cli) workerTransport(azure bool) (fanout.ClientOptionsFunc, *http.Client, error) {
 	if _, err := os.Stat(filepath.Join(c.dataDir, operatorFile)); azure || errors.Is(err, os.ErrNotExist) {
-		return http.DefaultTransport, &http.Client{Timeout: time.Minute}, nil
+		return viaProxy(http.DefaultTransport), &http.Client{Timeout: time.Minute}, nil
 	}
 	cred, err := c.serverInfo()
 	if err != nil {
@@ -120,5 +132,18 @@ func (c *cli) workerTransport(azure bool) (http.RoundTripper, *http.Client, erro
 		return nil, nil, err
 	}
 	t.ResponseHeaderTimeout = 0
-	return t, &http.Client{Transport: t, Timeout: time.Minute}, nil
+	return fanout.WebSockets(t), &http.Client{Transport: t, Timeout: time.Minute}, nil
+}
+
+// viaProxy is AMQP over WebSockets through rt for a namespace the
+// environment's HTTPS_PROXY applies to (AMQPS cannot cross an HTTP proxy),
+// and the SDK's defaults, untouched, for any other.
+func viaProxy(rt http.RoundTripper) fanout.ClientOptionsFunc {
+	ws := fanout.WebSockets(rt)
+	return func(host string) *azservicebus.ClientOptions {
+		if p, err := http.ProxyFromEnvironment(&http.Request{URL: &url.URL{Scheme: "https", Host: host}}); err == nil && p != nil {
+			return ws(host)
+		}
+		return nil
+	}
 }

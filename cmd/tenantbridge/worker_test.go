@@ -70,14 +70,15 @@ func TestWorkerCommand(t *testing.T) {
 			&out, &errOut, func(k string) string { return env[k] })
 	}()
 
-	tr, err := f.Transport()
+	copts, _, err := f.ClientOptions("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := fanout.New(fanout.Config{Credential: f.ProviderCredential, Transport: tr})
+	m, err := fanout.New(fanout.Config{Credential: f.ProviderCredential, ClientOptions: copts})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer m.Close()
 	replies := m.Replies(wctx, f.List(), func(_ fanout.Customer, err error) { t.Log(err) })
 	for _, cmd := range []fanout.Command{{ID: "c1", Name: "ping"}, {ID: "c2", Name: "format-disk"}} {
 		if res := m.Send(ctx, f.List(), cmd); res[0].Err != nil {

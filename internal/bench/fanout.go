@@ -108,10 +108,9 @@ func (f *Fleet) List() []fanout.Customer {
 	return out
 }
 
-// Transport returns a transport for the messenger or the workers:
-// kept-alive HTTP/2 (one connection per namespace host, multiplexing its
-// sends and long-polls), dialing the server, with no response-header
-// timeout shorter than a long-poll.
+// Transport returns a transport that reaches the server by Azure's names
+// (trusting its CA), kept alive, with no response-header timeout shorter
+// than a long-poll: what WebSockets carries AMQP over.
 func (f *Fleet) Transport() (*http.Transport, error) {
 	local, err := f.b.cred.Local()
 	if err != nil {
@@ -125,10 +124,23 @@ func (f *Fleet) Transport() (*http.Transport, error) {
 	tr.MaxIdleConns = 0
 	tr.MaxIdleConnsPerHost = 64
 	tr.IdleConnTimeout = 5 * time.Minute
-	tr.Protocols = new(http.Protocols)
-	tr.Protocols.SetHTTP2(true)
-	tr.Protocols.SetHTTP1(true)
 	return tr, nil
+}
+
+// ClientOptions returns how the messenger and the workers reach the
+// server's Service Bus: AMQP 1.0 over WebSockets through Transport when
+// amqpAddr is empty (the HTTPS listener's wss://{ns}/$servicebus/websocket,
+// what the CLI does), or AMQPS at amqpAddr (serve's --amqp-listen) with
+// the namespace's name for TLS. It also names the route, for reports.
+func (f *Fleet) ClientOptions(amqpAddr string) (fanout.ClientOptionsFunc, string, error) {
+	tr, err := f.Transport()
+	if err != nil {
+		return nil, "", err
+	}
+	if amqpAddr == "" {
+		return fanout.WebSockets(tr), "AMQP 1.0 over WebSockets (wss://NS.servicebus.windows.net/$servicebus/websocket), azservicebus", nil
+	}
+	return fanout.AMQPS(amqpAddr, tr.TLSClientConfig.RootCAs), "AMQP 1.0 over TLS to " + amqpAddr + ", azservicebus", nil
 }
 
 // NewFleet builds a fleet. On error, what was built is returned with it,
@@ -353,8 +365,12 @@ type FanoutOptions struct {
 	SetupConcurrency int
 	// RoundTimeout bounds the wait for a round's replies; default 60 s.
 	RoundTimeout time.Duration
-	Keep         bool
-	Log          io.Writer
+	// AMQPAddr, when set, is the server's AMQPS listener (serve's
+	// --amqp-listen); otherwise AMQP goes over WebSockets on its HTTPS
+	// listener.
+	AMQPAddr string
+	Keep     bool
+	Log      io.Writer
 }
 
 // FanoutReport is the result of RunFanout.
@@ -441,26 +457,24 @@ func RunFanout(ctx context.Context, opts FanoutOptions) (rep FanoutReport, err e
 }
 
 func (f *Fleet) measure(ctx context.Context, opts FanoutOptions, rep *FanoutReport, logf func(string, ...any)) error {
-	ptr, err := f.Transport()
+	copts, route, err := f.ClientOptions(opts.AMQPAddr)
 	if err != nil {
 		return err
 	}
-	wtr, err := f.Transport()
+	rep.Protocol = route
+	m, err := fanout.New(fanout.Config{Credential: f.ProviderCredential, ClientOptions: copts, Workers: opts.Workers,
+		MaxIdleClients: len(f.Customers)})
 	if err != nil {
 		return err
 	}
-	var proto atomic.Pointer[string]
-	m, err := fanout.New(fanout.Config{Credential: f.ProviderCredential, Transport: protoRecorder{ptr, &proto}, Workers: opts.Workers})
-	if err != nil {
-		return err
-	}
+	defer m.Close()
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
 	for _, c := range f.Customers {
-		w, err := fanout.NewWorker(fanout.WorkerConfig{Credential: c.Admin, CommandQueue: c.CommandQueue, StatusQueue: c.StatusQueue, Transport: wtr})
+		w, err := fanout.NewWorker(fanout.WorkerConfig{Credential: c.Admin, CommandQueue: c.CommandQueue, StatusQueue: c.StatusQueue, ClientOptions: copts})
 		if err != nil {
 			return err
 		}
@@ -519,7 +533,7 @@ func (f *Fleet) measure(ctx context.Context, opts FanoutOptions, rep *FanoutRepo
 		}
 		return nil
 	}
-	logf("fanout: warm-up round (tokens, connections, long-polls)...")
+	logf("fanout: warm-up round (tokens, connections, links)...")
 	w0 := time.Now()
 	if err := round(false); err != nil {
 		return fmt.Errorf("warm-up round: %w", err)
@@ -545,9 +559,6 @@ func (f *Fleet) measure(ctx context.Context, opts FanoutOptions, rep *FanoutRepo
 		rep.Throughput = float64(rep.Replies) / rep.Window.Seconds()
 	}
 	rep.RoundTrip, rep.Send = summarize(rtt), summarize(sendLat)
-	if p := proto.Load(); p != nil {
-		rep.Protocol = *p
-	}
 	if n := listenErrs.Load(); n > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d status-queue receive failures (retried)", n))
 	}
@@ -565,24 +576,12 @@ func (f *Fleet) measure(ctx context.Context, opts FanoutOptions, rep *FanoutRepo
 func errorKey(err error) string {
 	var fe *fanout.Error
 	if errors.As(err, &fe) {
-		return fmt.Sprintf("%s %d", fe.Op, fe.Status)
+		if fe.Code == "" {
+			return fe.Op + " refused by the token service"
+		}
+		return fmt.Sprintf("%s %s", fe.Op, fe.Code)
 	}
 	return oneLine(err.Error())
-}
-
-// protoRecorder notes the protocol of the first response.
-type protoRecorder struct {
-	rt    http.RoundTripper
-	proto *atomic.Pointer[string]
-}
-
-func (p protoRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := p.rt.RoundTrip(r)
-	if err == nil && p.proto.Load() == nil {
-		s := resp.Proto
-		p.proto.CompareAndSwap(nil, &s)
-	}
-	return resp, err
 }
 
 // MarshalJSON writes the report with durations in milliseconds.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/tenantbridge/tenantbridge/internal/azclient"
 	"github.com/tenantbridge/tenantbridge/internal/bench"
@@ -27,14 +29,21 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// newFleet starts a real server and builds, through its public APIs, a
-// provider with a multi-tenant application and three customers that
-// consented to it (its service principal provisioned in each, Data Sender
-// on the command queue and Data Receiver on the status queue).
-func newFleet(t *testing.T) *bench.Fleet {
+// fleet is a running server and a fleet built on it.
+type fleet struct {
+	*bench.Fleet
+	srv *server.Server
+}
+
+// newFleet starts a real server (with its AMQPS listener) and builds,
+// through its public APIs, a provider with a multi-tenant application and
+// three customers that consented to it (its service principal provisioned
+// in each, Data Sender on the command queue and Data Receiver on the
+// status queue).
+func newFleet(t *testing.T) fleet {
 	t.Helper()
 	ctx := context.Background()
-	srv, err := server.New(ctx, server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	srv, err := server.New(ctx, server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AMQPListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	must(t, err)
 	ln, err := srv.Listen()
 	must(t, err)
@@ -46,49 +55,43 @@ func newFleet(t *testing.T) *bench.Fleet {
 	must(t, err)
 	f, err := bench.NewFleet(ctx, bench.FleetOptions{Server: cred, Customers: 3, Name: "fleet"})
 	must(t, err)
-	return f
+	return fleet{f, srv}
 }
 
-// countingTransport counts requests by method and path suffix.
-type countingTransport struct {
-	rt       http.RoundTripper
-	mu       sync.Mutex
-	receives map[string]int // host → peek-locks
-}
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/messages/head") {
-		c.mu.Lock()
-		c.receives[r.URL.Host]++
-		c.mu.Unlock()
-	}
-	return c.rt.RoundTrip(r)
-}
-
-func messenger(t *testing.T, f *bench.Fleet, timeout time.Duration, wrap func(http.RoundTripper) http.RoundTripper) *fanout.Messenger {
+// webSockets reaches the server's HTTPS listener over AMQP over
+// WebSockets, as the CLI does.
+func (f fleet) webSockets(t *testing.T) fanout.ClientOptionsFunc {
 	t.Helper()
 	tr, err := f.Transport()
 	must(t, err)
-	var rt http.RoundTripper = tr
-	if wrap != nil {
-		rt = wrap(tr)
-	}
-	m, err := fanout.New(fanout.Config{Credential: f.ProviderCredential, Transport: rt, ReceiveTimeout: timeout})
+	return fanout.WebSockets(tr)
+}
+
+// amqps reaches the server's AMQPS listener, as a program on the host
+// does.
+func (f fleet) amqps() fanout.ClientOptionsFunc {
+	return fanout.AMQPS(f.srv.AMQPAddr(), f.srv.CA().Pool())
+}
+
+func messenger(t *testing.T, f fleet, copts fanout.ClientOptionsFunc) *fanout.Messenger {
+	t.Helper()
+	m, err := fanout.New(fanout.Config{Credential: f.ProviderCredential, ClientOptions: copts})
 	must(t, err)
+	t.Cleanup(m.Close)
 	return m
 }
 
-// startWorkers runs one worker per customer, as its administrator.
-func startWorkers(t *testing.T, f *bench.Fleet) []*fanout.Worker {
+// startWorkers runs one worker per customer, as its administrator, over
+// WebSockets.
+func startWorkers(t *testing.T, f fleet) []*fanout.Worker {
 	t.Helper()
-	tr, err := f.Transport()
-	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	var ws []*fanout.Worker
 	for _, c := range f.Customers {
-		w, err := fanout.NewWorker(fanout.WorkerConfig{Credential: c.Admin, CommandQueue: c.CommandQueue, StatusQueue: c.StatusQueue, Transport: tr})
+		w, err := fanout.NewWorker(fanout.WorkerConfig{Credential: c.Admin, CommandQueue: c.CommandQueue, StatusQueue: c.StatusQueue,
+			ClientOptions: f.webSockets(t)})
 		must(t, err)
 		ws = append(ws, w)
 		wg.Go(func() { _ = w.Run(ctx) })
@@ -140,7 +143,7 @@ func TestFleet(t *testing.T) {
 	ctx := context.Background()
 	f := newFleet(t)
 	ws := startWorkers(t, f)
-	m := messenger(t, f, 0, nil)
+	m := messenger(t, f, f.amqps())
 	tr := fanout.NewTracker()
 	listen(t, m, f.List(), tr.Deliver)
 	all := f.List()
@@ -189,8 +192,8 @@ func TestFleet(t *testing.T) {
 	call = tr.Expect("cmd-4", tids)
 	res := m.Send(ctx, all, fanout.Command{ID: "cmd-4", Name: "ping"})
 	var fe *fanout.Error
-	if err := res[1].Err; !errors.Is(err, fanout.ErrRefused) || !errors.As(err, &fe) || fe.Status != http.StatusUnauthorized || fe.TenantID != tids[1] {
-		t.Errorf("without the Sender role: %v, want a 401 refusal from %s", err, tids[1])
+	if err := res[1].Err; !errors.Is(err, fanout.ErrRefused) || !errors.As(err, &fe) || fe.Code != azservicebus.CodeUnauthorizedAccess || fe.TenantID != tids[1] {
+		t.Errorf("without the Sender role: %v, want an unauthorized-access refusal from %s", err, tids[1])
 	}
 	must(t, res[0].Err)
 	must(t, res[2].Err)
@@ -198,7 +201,7 @@ func TestFleet(t *testing.T) {
 
 	// Customer 2 revokes consent: it deletes the provider's service principal.
 	c2 := f.Customers[2]
-	g, err := c2.Graph(f)
+	g, err := c2.Graph(f.Fleet)
 	must(t, err)
 	must(t, g.DeleteServicePrincipal(ctx, c2.ProviderSP))
 	res = m.Send(ctx, all[2:], fanout.Command{ID: "cmd-5", Name: "ping"})
@@ -206,7 +209,7 @@ func TestFleet(t *testing.T) {
 		t.Errorf("after revocation: %v, want a refusal", err)
 	}
 	// A fresh messenger (no cached token) is refused a token at all.
-	res = messenger(t, f, 0, nil).Send(ctx, all[2:], fanout.Command{ID: "cmd-6", Name: "ping"})
+	res = messenger(t, f, f.webSockets(t)).Send(ctx, all[2:], fanout.Command{ID: "cmd-6", Name: "ping"})
 	if err := res[0].Err; !errors.As(err, &fe) || fe.Op != "token" {
 		t.Errorf("after revocation, a new token: %v, want the token service's refusal", err)
 	}
@@ -215,35 +218,112 @@ func TestFleet(t *testing.T) {
 	}
 }
 
-// TestIdleFleetCost: with nothing to receive, each customer's status queue
-// costs one request per long-poll, and no more.
+// countingConn counts what goes through one AMQP connection: every
+// write (go-amqp writes a frame per Write; a heartbeat is an empty frame
+// of 8 bytes) and the bytes read.
+type countingConn struct {
+	net.Conn
+	writes, heartbeats, read atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	if len(p) == 8 {
+		c.heartbeats.Add(1)
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// TestIdleFleetCost: with nothing to receive, a status queue's receiver
+// costs nothing on the wire: no flow, no transfer, no request from the
+// provider and nothing from the server, only the connection's heartbeats
+// (an empty frame each way at half the peer's idle timeout: every 15 s
+// with tenantbridge's 60 s and go-amqp's 60 s, so 4 frames of 8 bytes each
+// way per customer per minute), where the REST messenger cost a long-poll
+// request per customer per minute.
 func TestIdleFleetCost(t *testing.T) {
 	f := newFleet(t)
-	ct := &countingTransport{receives: map[string]int{}}
-	m := messenger(t, f, time.Second, func(rt http.RoundTripper) http.RoundTripper { ct.rt = rt; return ct })
-	window := 3500 * time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), window)
-	defer cancel()
-	_ = m.Listen(ctx, f.List(), func(context.Context, fanout.Reply) error { return nil }, func(c fanout.Customer, err error) { t.Error(err) })
-	ct.mu.Lock()
-	defer ct.mu.Unlock()
-	if len(ct.receives) != 3 {
-		t.Fatalf("receives on %d status queues, want 3: %v", len(ct.receives), ct.receives)
-	}
-	// 3.5 long-polls of 1 s: the 4th is still waiting when the window ends.
-	for host, n := range ct.receives {
-		if n < 3 || n > 4 {
-			t.Errorf("%s: %d receive requests in %s with a 1 s long-poll, want 3 or 4", host, n, window)
+	var mu sync.Mutex
+	var conns []*countingConn
+	ws := f.webSockets(t)
+	m := messenger(t, f, func(host string) *azservicebus.ClientOptions {
+		opts := ws(host)
+		dial := opts.NewWebSocketConn
+		opts.NewWebSocketConn = func(ctx context.Context, args azservicebus.NewWebSocketConnArgs) (net.Conn, error) {
+			c, err := dial(ctx, args)
+			if err != nil {
+				return nil, err
+			}
+			cc := &countingConn{Conn: c}
+			mu.Lock()
+			conns = append(conns, cc)
+			mu.Unlock()
+			return cc, nil
 		}
+		return opts
+	})
+	got := make(chan fanout.Reply, 3)
+	errs := listen(t, m, f.List(), func(_ context.Context, r fanout.Reply) error { got <- r; return nil })
+	// One status message per customer, as its administrator: every
+	// receiver is attached, has handled one and waits again.
+	for _, c := range f.Customers {
+		cust, err := fanout.New(fanout.Config{Credential: func(string) (azcore.TokenCredential, error) { return c.Admin, nil }, ClientOptions: f.amqps()})
+		must(t, err)
+		status := c.Customer
+		status.CommandQueue = status.StatusQueue
+		must(t, cust.SendOne(context.Background(), status, fanout.Command{ID: "warm", Name: "ok"}))
+		cust.Close()
+	}
+	for range 3 {
+		select {
+		case <-got:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the status receivers did not start; errors: %v", errs())
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the completes and the next credit went out
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) != 3 {
+		t.Fatalf("%d connections for 3 customers, want one per namespace", len(conns))
+	}
+	type counts struct{ writes, heartbeats, read int64 }
+	snap := func() []counts {
+		out := make([]counts, len(conns))
+		for i, c := range conns {
+			out[i] = counts{c.writes.Load(), c.heartbeats.Load(), c.read.Load()}
+		}
+		return out
+	}
+	window := 3 * time.Second
+	before := snap()
+	time.Sleep(window)
+	after := snap()
+	for i := range after {
+		w, hb, rd := after[i].writes-before[i].writes, after[i].heartbeats-before[i].heartbeats, after[i].read-before[i].read
+		// At most one heartbeat each way fits in the window (15 s apart).
+		if w != hb || hb > 1 || rd%8 != 0 || rd > 8 {
+			t.Errorf("connection %d, idle for %s: %d frames written (%d heartbeats), %d bytes read; want heartbeats only", i, window, w, hb, rd)
+		}
+		t.Logf("connection %d idle for %s: %d heartbeat(s) written, %d bytes read", i, window, hb, rd)
+	}
+	if e := errs(); len(e) != 0 {
+		t.Errorf("listen errors: %v", e)
 	}
 }
 
-// TestReplyWithoutPollingDelay: a reply sent while the provider's 60 s
-// long-poll is waiting reaches it at once.
+// TestReplyWithoutPollingDelay: a reply sent while the provider's
+// receiver waits (no deadline, no timer) reaches it at once.
 func TestReplyWithoutPollingDelay(t *testing.T) {
 	f := newFleet(t)
 	ctx := context.Background()
-	m := messenger(t, f, 0, nil)
+	m := messenger(t, f, f.amqps())
 	got := make(chan time.Time, 1)
 	var n atomic.Int32
 	errs := listen(t, m, f.List(), func(_ context.Context, r fanout.Reply) error {
@@ -252,24 +332,23 @@ func TestReplyWithoutPollingDelay(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(300 * time.Millisecond) // the long-polls are waiting
+	time.Sleep(time.Second) // the receivers are waiting
 	// The customer's side sends a status message as its administrator.
 	c := f.Customers[1]
-	tr, err := f.Transport()
+	cust, err := fanout.New(fanout.Config{Credential: func(string) (azcore.TokenCredential, error) { return c.Admin, nil }, ClientOptions: f.webSockets(t)})
 	must(t, err)
-	cust, err := fanout.New(fanout.Config{Credential: func(string) (azcore.TokenCredential, error) { return c.Admin, nil }, Transport: tr})
-	must(t, err)
+	defer cust.Close()
 	status := c.Customer
 	status.CommandQueue = status.StatusQueue
 	t0 := time.Now()
 	must(t, cust.SendOne(ctx, status, fanout.Command{ID: "status-1", Name: "ok", Body: []byte(`{}`)}))
 	select {
 	case at := <-got:
-		if d := at.Sub(t0); d >= time.Second {
+		if d := at.Sub(t0); d >= 3*time.Second {
 			t.Errorf("the reply took %s", d)
 		}
 		t.Logf("reply received %s after its send", at.Sub(t0))
-	case <-time.After(5 * time.Second):
-		t.Fatalf("no reply within 5 s (long-poll is 60 s); errors: %v", errs())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no reply within 10 s; errors: %v", errs())
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 )
 
 // The labels of a reply.
@@ -59,12 +59,14 @@ func DefaultExecutor(_ context.Context, name string, body []byte) (map[string]an
 type WorkerConfig struct {
 	Credential azcore.TokenCredential
 	// CommandQueue and StatusQueue are queue URLs. Without StatusQueue, a
-	// command's ReplyTo is used if it is a queue on the command queue's
-	// host; the worker never sends elsewhere because a message asked it.
+	// command's ReplyTo is used if it is a queue of the command queue's
+	// namespace (its URL, or its bare name); the worker never sends
+	// elsewhere because a message asked it.
 	CommandQueue, StatusQueue string
-	Transport                 http.RoundTripper
-	ReceiveTimeout            time.Duration
-	Execute                   Executor // default DefaultExecutor
+	// ClientOptions says how the namespace is reached (see
+	// ClientOptionsFunc); nil is Azure.
+	ClientOptions ClientOptionsFunc
+	Execute       Executor // default DefaultExecutor
 	// Remember is how many recent MessageIds are kept to drop
 	// redelivered and duplicate commands; default 10,000.
 	Remember int
@@ -72,11 +74,13 @@ type WorkerConfig struct {
 }
 
 // Worker executes the commands of one command queue and replies on the
-// status queue, with the command's CorrelationId.
+// status queue, with the command's CorrelationId. It holds one
+// azservicebus.Client (one AMQP connection) to its namespace, with a
+// peek-lock receiver on the command queue and a sender on the status
+// queue, until Run returns.
 type Worker struct {
 	cfg      WorkerConfig
 	m        *Messenger
-	self     Customer
 	host     string
 	mu       sync.Mutex
 	seen     map[string]bool
@@ -91,6 +95,14 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.Credential == nil || cfg.CommandQueue == "" {
 		return nil, errors.New("fanout: WorkerConfig needs Credential and CommandQueue")
 	}
+	if _, _, err := queueRef(cfg.CommandQueue); err != nil {
+		return nil, err
+	}
+	if cfg.StatusQueue != "" {
+		if _, _, err := queueRef(cfg.StatusQueue); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Execute == nil {
 		cfg.Execute = DefaultExecutor
 	}
@@ -98,14 +110,14 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		cfg.Remember = 10_000
 	}
 	cred := cfg.Credential
-	m, err := New(Config{Credential: func(string) (azcore.TokenCredential, error) { return cred, nil }, Transport: cfg.Transport,
-		ReceiveTimeout: cfg.ReceiveTimeout, Logger: cfg.Logger})
+	// The tenant is the credential's own (a managed identity's): "".
+	m, err := New(Config{Credential: func(string) (azcore.TokenCredential, error) { return cred, nil },
+		ClientOptions: cfg.ClientOptions, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	return &Worker{cfg: cfg, m: m, self: Customer{CommandQueue: cfg.CommandQueue, StatusQueue: cfg.StatusQueue}, host: host,
-		seen: map[string]bool{}, ring: make([]string, cfg.Remember)}, nil
+	return &Worker{cfg: cfg, m: m, host: host, seen: map[string]bool{}, ring: make([]string, cfg.Remember)}, nil
 }
 
 // Executed and Dropped count the commands executed and the duplicates
@@ -140,50 +152,50 @@ func (w *Worker) replyQueue(replyTo string) (string, error) {
 	if w.cfg.StatusQueue != "" {
 		return w.cfg.StatusQueue, nil
 	}
-	cq, err1 := url.Parse(w.cfg.CommandQueue)
-	rq, err2 := url.Parse(replyTo)
-	if replyTo == "" || err1 != nil || err2 != nil || rq.Scheme != "https" || !strings.EqualFold(cq.Host, rq.Host) {
+	cq, err := url.Parse(w.cfg.CommandQueue)
+	if err != nil {
+		return "", err
+	}
+	if replyTo != "" && !strings.ContainsAny(replyTo, ":/?#") {
+		return "https://" + cq.Host + "/" + replyTo, nil // a queue's name: of this namespace
+	}
+	rq, err := url.Parse(replyTo)
+	if replyTo == "" || err != nil || rq.Scheme != "https" || !strings.EqualFold(cq.Host, rq.Host) {
 		return "", fmt.Errorf("the command's ReplyTo %q is not a queue of the command queue's namespace", replyTo)
+	}
+	if _, _, err := queueRef(replyTo); err != nil {
+		return "", err
 	}
 	return replyTo, nil
 }
 
-// Run long-polls the command queue until ctx ends, one command at a time.
-// Failures are logged and retried with a backoff up to the long-poll.
+// Run takes the command queue's commands until ctx ends, one at a time:
+// its receiver waits in ReceiveMessages for the next command, with no
+// timer. Failures are logged and retried with a backoff of 1 s doubling
+// up to a minute. Run closes the worker's connection when it returns.
 func (w *Worker) Run(ctx context.Context) error {
-	backoff := time.Duration(0)
-	for ctx.Err() == nil {
-		err := w.Once(ctx)
-		if err == nil {
-			backoff = 0
-			continue
+	defer w.m.Close()
+	b := backoff{ctx: ctx}
+	w.m.receiveLoop(ctx, "", w.cfg.CommandQueue, func(ctx context.Context, r *azservicebus.Receiver, msg *azservicebus.ReceivedMessage) {
+		b.reset()
+		if err := w.handle(ctx, r, msg); err != nil {
+			w.m.log.WarnContext(ctx, "fanout worker", "queue", w.cfg.CommandQueue, "err", err)
 		}
-		if ctx.Err() != nil {
-			break
-		}
+	}, func(err error) {
 		w.m.log.WarnContext(ctx, "fanout worker", "queue", w.cfg.CommandQueue, "err", err)
-		backoff = min(max(2*backoff, time.Second), w.m.cfg.ReceiveTimeout)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
-	}
+		b.wait()
+	})
 	return ctx.Err()
 }
 
-// Once takes at most one command (waiting up to the long-poll), executes
-// it unless its MessageId was already answered, replies, and completes it.
-func (w *Worker) Once(ctx context.Context) error {
-	cmd, settle, ok, err := w.m.receive(ctx, w.self, w.cfg.CommandQueue)
-	if err != nil || !ok {
-		return err
-	}
-	sctx := context.WithoutCancel(ctx)
+// handle executes one command unless its MessageId was already answered,
+// replies, and completes it; a reply that cannot be sent abandons it, so
+// that it comes back.
+func (w *Worker) handle(ctx context.Context, r *azservicebus.Receiver, msg *azservicebus.ReceivedMessage) error {
+	cmd := replyOf(Customer{}, msg)
 	if cmd.MessageID != "" && w.remembered(cmd.MessageID) {
 		w.dropped.Add(1)
-		return settle(sctx, nil)
+		return settle(r, "", msg, nil)
 	}
 	result, xerr := w.cfg.Execute(ctx, cmd.Label, cmd.Body)
 	rb := ReplyBody{Status: LabelOK, Result: result, Host: w.host}
@@ -192,20 +204,24 @@ func (w *Worker) Once(ctx context.Context) error {
 	}
 	body, err := json.Marshal(rb)
 	if err != nil {
-		return errors.Join(err, settle(sctx, err))
+		return errors.Join(err, settle(r, "", msg, err))
 	}
 	to, err := w.replyQueue(cmd.ReplyTo)
 	if err != nil {
 		// Nowhere to reply: complete, so that it is not redelivered forever.
-		return errors.Join(err, settle(sctx, nil))
+		return errors.Join(err, settle(r, "", msg, nil))
 	}
-	rp := brokerProperties{MessageId: "reply:" + cmd.MessageID, CorrelationId: cmd.CorrelationID, Label: rb.Status}
-	if err := w.m.send(ctx, "", to, rp, "application/json", body); err != nil {
-		return errors.Join(err, settle(sctx, err)) // abandon: it comes back
+	reply := &azservicebus.Message{MessageID: new("reply:" + cmd.MessageID), CorrelationID: new(cmd.CorrelationID),
+		Subject: new(rb.Status), ContentType: new("application/json"), Body: body}
+	// Executed: the reply goes out even if Run is stopping meanwhile.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	if err := w.m.send(sctx, "", to, reply); err != nil {
+		return errors.Join(err, settle(r, "", msg, err)) // abandon: it comes back
 	}
 	w.executed.Add(1)
 	if cmd.MessageID != "" {
 		w.remember(cmd.MessageID)
 	}
-	return settle(sctx, nil)
+	return settle(r, "", msg, nil)
 }
