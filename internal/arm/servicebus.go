@@ -663,6 +663,7 @@ func QueueLimits(res store.Resource) (store.QueueLimits, error) {
 	lim.MaxDeliveryCount = int(s.MaxDeliveryCount)
 	lim.DuplicateDetection = s.RequiresDuplicateDetection
 	lim.DeadLetterOnExpiration = s.DeadLetteringOnMessageExpiration
+	lim.RequiresSession = s.RequiresSession
 	lim.MaxSizeBytes = s.MaxSizeInMegabytes << 20
 	return lim, nil
 }
@@ -728,8 +729,8 @@ func queueSettingsOf(p *queueBodyProps) (queueSettings, error) {
 		}
 		s.MaxSizeInMegabytes = *p.MaxSizeInMegabytes
 	}
-	if p.RequiresSession != nil && *p.RequiresSession {
-		return s, newError(http.StatusBadRequest, "SessionsNotSupported", "Sessions are not supported by this service: properties.requiresSession must be false.")
+	if p.RequiresSession != nil {
+		s.RequiresSession = *p.RequiresSession
 	}
 	if p.RequiresDuplicateDetection != nil {
 		s.RequiresDuplicateDetection = *p.RequiresDuplicateDetection
@@ -798,6 +799,12 @@ func (h *Handler) putQueue(rq *request) error {
 			prev := prevView.Properties
 			if prev.RequiresDuplicateDetection != settings.RequiresDuplicateDetection {
 				return badRequest("The property requiresDuplicateDetection cannot be changed after the queue was created (it is %t).", prev.RequiresDuplicateDetection)
+			}
+			// Nor can requiresSession ("Message sessions": sessions are
+			// enabled "while creating an entity"; the queue's
+			// RequiresSession is documented as settable at creation only).
+			if prev.RequiresSession != settings.RequiresSession {
+				return badRequest("The property requiresSession cannot be changed after the queue was created (it is %t).", prev.RequiresSession)
 			}
 			existing = &old
 		case errors.Is(err, store.ErrNotFound):

@@ -149,6 +149,20 @@ func TestServiceBusQueues(t *testing.T) {
 		if p, _ := r.doc["properties"].(map[string]any); p["requiresDuplicateDetection"] != true || p["duplicateDetectionHistoryTimeWindow"] != "P7D" {
 			t.Errorf("dedup queue %s", r.raw)
 		}
+		// So are sessions: set at creation, never changed.
+		e.want(e.call(admin, "PUT", qid, map[string]any{"properties": map[string]any{"requiresSession": true}}), 400, "BadRequest")
+		sq := nid + "/queues/orders-fifo"
+		r = e.call(admin, "PUT", sq, map[string]any{"properties": map[string]any{"requiresSession": true}})
+		e.want(r, 201, "")
+		if p, _ := r.doc["properties"].(map[string]any); p["requiresSession"] != true {
+			t.Errorf("session queue %s", r.raw)
+		}
+		r = e.call(admin, "PUT", sq, map[string]any{"properties": map[string]any{"requiresSession": false}})
+		e.want(r, 400, "BadRequest")
+		if !strings.Contains(r.message(), "requiresSession cannot be changed") {
+			t.Errorf("turning sessions off: %s", r.raw)
+		}
+		e.want(e.call(admin, "DELETE", sq, nil), 200, "")
 
 		// Validation: 400s with clear messages, never 500.
 		for _, c := range []struct {
@@ -169,7 +183,7 @@ func TestServiceBusQueues(t *testing.T) {
 			{map[string]any{"duplicateDetectionHistoryTimeWindow": "P7DT1S"}, "BadRequest", "duplicateDetectionHistoryTimeWindow"},
 			{map[string]any{"maxSizeInMegabytes": 1023}, "BadRequest", "maxSizeInMegabytes"},
 			{map[string]any{"maxSizeInMegabytes": 5121}, "BadRequest", "maxSizeInMegabytes"},
-			{map[string]any{"requiresSession": true}, "SessionsNotSupported", "Sessions are not supported"},
+			{map[string]any{"requiresSession": "yes"}, "InvalidRequestContent", ""},
 		} {
 			r := e.call(admin, "PUT", nid+"/queues/bad", map[string]any{"properties": c.props})
 			e.want(r, 400, c.code)

@@ -115,6 +115,10 @@ type amqpConn struct {
 	// token alone, as the SDKs do.
 	heldMu sync.Mutex
 	held   map[string]heldLock
+	// sessions are the sessions this connection's receivers hold, so
+	// that $management's session operations (which name a session, not
+	// its lock) find their lock.
+	sessions map[sessionRef]heldSession
 	// heldSweep is when a full held may next have a lapsed lock to drop.
 	heldSweep time.Time
 }
@@ -125,6 +129,7 @@ type heldLock struct {
 	deadLetter bool
 	seq        int64
 	until      time.Time // the lock's expiry, as last locked or renewed
+	session    string    // the session it was locked under, "" for none
 }
 
 // maxHeldLocks bounds the locks one connection remembers for renew-lock.
@@ -318,8 +323,25 @@ func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 	// A sender settle mode of "settled" is receive-and-delete; anything
 	// else is peek-lock (the SDKs send "unsettled" for peek-lock).
 	rl.receiveAndDelete = a.SndSettleMode != nil && *a.SndSettleMode == 1
+	acc := &amqp.Accept{ManualDrain: true}
+	wantSession, session, err := sessionFilterOf(a.Source)
+	switch {
+	case err != nil:
+		return nil, err
+	case wantSession && (deadLetter || !info.limits.RequiresSession):
+		// Service Bus's words (its InvalidOperationException).
+		return nil, &wire.Error{Condition: wire.ErrNotAllowed, Description: "A sessionful message receiver cannot be created on an entity that does not require sessions. Ensure RequiresSession is set to true when creating a Queue or Subscription to enable sessionful behavior."}
+	case !wantSession && !deadLetter && info.limits.RequiresSession:
+		return nil, &wire.Error{Condition: wire.ErrNotAllowed, Description: "It is not possible for an entity that requires sessions to create a non-sessionful message receiver."}
+	case wantSession:
+		if acc, err = c.acceptSession(ctx, rl, session); err != nil {
+			return nil, err
+		}
+		go rl.watchSession()
+	}
+	acc.OnDisposition = rl.disposition
 	go rl.run()
-	return &amqp.Accept{OnDisposition: rl.disposition, ManualDrain: true}, nil
+	return acc, nil
 }
 
 // sendLinkCredit is how many messages a sender may have in flight on one
@@ -609,6 +631,9 @@ func (sl *sendLink) deliver(ctx context.Context, d *amqp.Delivery) wire.Delivery
 		total += len(q.Body) + len(q.Properties)
 		stored = append(stored, q)
 	}
+	if msg := sessionMissing(sl.info, stored); msg != "" {
+		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrNotAllowed, Description: msg}}
+	}
 	if total > MaxMessageBytes {
 		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrLinkMessageSizeExceeded, Description: fmt.Sprintf(
 			"The message size (%d bytes with its properties) exceeds the limit of %d bytes for entity 'sb://%s/%s'.", total, MaxMessageBytes, sl.c.host, sl.queue)}}
@@ -647,6 +672,9 @@ type receiveLink struct {
 	info             queueInfo
 	receiveAndDelete bool
 	grant            linkGrant
+	// session and sessionToken name the session the link holds, "" for
+	// a link of a queue without sessions (set before run starts).
+	session, sessionToken string
 
 	mu    sync.Mutex
 	locks map[string]int64 // delivery tag → sequence number, for messages locked and not settled
@@ -655,6 +683,7 @@ type receiveLink struct {
 // run delivers messages while the peer gives credit, one broker receive
 // per credit, and answers drains once nothing is at hand.
 func (rl *receiveLink) run() {
+	defer rl.endSession()
 	ctx := rl.l.Context()
 	for ctx.Err() == nil {
 		if rl.l.Credit() == 0 {
@@ -679,6 +708,9 @@ func (rl *receiveLink) run() {
 				rl.l.DrainDone()
 			}
 			continue
+		case errors.Is(err, store.ErrLockLost) && rl.session != "":
+			rl.l.Detach(sessionLost(rl.session))
+			return
 		case err != nil:
 			if ctx.Err() == nil {
 				rl.c.s.log.ErrorContext(ctx, "servicebus: amqp receive", "queue", rl.info.res.ID, "err", err)
@@ -700,7 +732,8 @@ func (rl *receiveLink) receive(ctx context.Context) (store.QueueMessage, error) 
 	if rl.l.Draining() {
 		wait = 0
 	}
-	op := store.QueueOp{Kind: store.QueueReceiveAndDelete, QueueID: rl.info.res.ID, DeadLetter: rl.deadLetter, Limits: rl.info.limits}
+	op := store.QueueOp{Kind: store.QueueReceiveAndDelete, QueueID: rl.info.res.ID, DeadLetter: rl.deadLetter, Limits: rl.info.limits,
+		SessionID: rl.session, SessionLockToken: rl.sessionToken}
 	if !rl.receiveAndDelete {
 		op.Kind, op.LockToken = store.QueueLock, uuid.NewString()
 	}
@@ -736,7 +769,7 @@ func (rl *receiveLink) deliver(ctx context.Context, m store.QueueMessage) error 
 		rl.mu.Lock()
 		rl.locks[string(tag)] = m.SequenceNumber
 		rl.mu.Unlock()
-		rl.c.hold(m.LockToken, heldLock{info: rl.info, deadLetter: rl.deadLetter, seq: m.SequenceNumber, until: m.LockedUntil})
+		rl.c.hold(m.LockToken, heldLock{info: rl.info, deadLetter: rl.deadLetter, seq: m.SequenceNumber, until: m.LockedUntil, session: rl.session})
 	}
 	_, err = rl.l.Send(ctx, tag, 0, payload, rl.receiveAndDelete)
 	return err
@@ -797,10 +830,10 @@ func (rl *receiveLink) disposition(d amqp.Disposition) wire.DeliveryState {
 		rl.c.release(token)
 	}
 	if !ok || d.State == nil {
-		return lockLost(token)
+		return rl.lostState(token)
 	}
 	op := store.QueueOp{QueueID: rl.info.res.ID, DeadLetter: rl.deadLetter, Limits: rl.info.limits,
-		SequenceNumber: seq, LockToken: token}
+		SequenceNumber: seq, LockToken: token, SessionID: rl.session}
 	switch st := d.State.(type) {
 	case *wire.Accepted:
 		op.Kind = store.QueueComplete
@@ -824,7 +857,7 @@ func (rl *receiveLink) disposition(d amqp.Disposition) wire.DeliveryState {
 	case res.Err == nil:
 		return nil
 	case errors.Is(res.Err, store.ErrLockLost), errors.Is(res.Err, store.ErrNotFound):
-		return lockLost(op.LockToken)
+		return rl.lostState(op.LockToken)
 	default:
 		rl.c.s.log.ErrorContext(rl.l.Context(), "servicebus: amqp settle", "queue", rl.info.res.ID, "seq", seq, "err", res.Err)
 		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrInternalError, Description: "The server could not settle the message; it will be delivered again when its lock lapses."}}
@@ -916,6 +949,14 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 			if !ok {
 				return 410, lockLostText(token), nil
 			}
+			if h.session != "" {
+				// A session's messages are locked by its lock (Message
+				// sessions: "The session lock held by the session receiver
+				// is an umbrella for the message locks"); the SDKs renew
+				// that one, and .NET refuses a message lock renewal on a
+				// session receiver.
+				return 400, "The lock of a message received from a session is the session's lock: renew it with renew-session-lock.", nil
+			}
 			res := c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueRenew, QueueID: h.info.res.ID, DeadLetter: h.deadLetter,
 				Limits: h.info.limits, SequenceNumber: h.seq, LockToken: token})
 			if res.Err != nil {
@@ -940,7 +981,13 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 		if status != 0 {
 			return status, desc, nil
 		}
-		msgs, err := c.s.st.PeekQueueMessages(ctx, info.res.ID, deadLetter, from, int(count))
+		var msgs []store.QueueMessage
+		var err error
+		if session, _ := mapGet(args, "session-id").(string); session != "" && !deadLetter {
+			msgs, err = c.s.st.PeekQueueSession(ctx, info.res.ID, session, from, int(count))
+		} else {
+			msgs, err = c.s.st.PeekQueueMessages(ctx, info.res.ID, deadLetter, from, int(count))
+		}
 		if err != nil {
 			return 500, "The server could not read the queue.", nil
 		}
@@ -963,9 +1010,11 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 	case opCancelScheduled:
 		return c.cancelScheduled(ctx, queue, deadLetter, args)
 	case opReceiveBySeq:
-		return c.receiveBySequence(ctx, queue, deadLetter, args)
+		return c.receiveBySequence(ctx, queue, deadLetter, req, args)
 	case opDisposition:
 		return c.updateDisposition(ctx, queue, deadLetter, args)
+	case opRenewSessionLock, opGetSessionState, opSetSessionState, opGetSessions:
+		return c.manageSession(ctx, queue, deadLetter, op, req, args)
 	}
 	return 501, fmt.Sprintf("The operation '%s' is not served by this Service Bus yet.", clip(op, 200)), nil
 }
@@ -1020,6 +1069,9 @@ func (c *amqpConn) schedule(ctx context.Context, queue string, deadLetter bool, 
 	info, status, desc := c.mgmtQueue(ctx, queue)
 	if status != 0 {
 		return status, desc, nil
+	}
+	if msg := sessionMissing(info, msgs); msg != "" {
+		return 400, msg, nil
 	}
 	res := c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueSend, QueueID: info.res.ID, Limits: info.limits, Messages: msgs})
 	switch {
@@ -1092,7 +1144,7 @@ func mapGet(m wire.Map, key string) any {
 // update-disposition: such a message has no delivery on a link, and the
 // SDKs settle it on $management (azservicebus receiver.go
 // ReceiveDeferredMessages sets settleOnMgmtLink).
-func (c *amqpConn) receiveBySequence(ctx context.Context, queue string, deadLetter bool, args wire.Map) (int32, string, any) {
+func (c *amqpConn) receiveBySequence(ctx context.Context, queue string, deadLetter bool, req *wire.Message, args wire.Map) (int32, string, any) {
 	if err := c.allowed(ctx, queue, ActionReceive); err != nil {
 		return 401, asError(err).Description, nil
 	}
@@ -1108,6 +1160,16 @@ func (c *amqpConn) receiveBySequence(ctx context.Context, queue string, deadLett
 	if status != 0 {
 		return status, desc, nil
 	}
+	// On a queue that requires sessions, the deferred messages of the
+	// session this connection holds (named by session-id, or by the
+	// receiver link the request is associated with).
+	var session string
+	var held heldSession
+	if info.limits.RequiresSession && !deadLetter {
+		if session, held, status, desc = c.mgmtSession(info, req, args); status != 0 {
+			return status, desc, nil
+		}
+	}
 	now := c.s.broker.now()
 	for i, seq := range seqs {
 		if slices.Contains(seqs[:i], seq) {
@@ -1117,7 +1179,8 @@ func (c *amqpConn) receiveBySequence(ctx context.Context, queue string, deadLett
 		if err != nil {
 			return 500, "The server could not read the queue.", nil
 		}
-		if len(ms) == 0 || ms[0].SequenceNumber != seq || !ms[0].Deferred || (ms[0].LockToken != "" && ms[0].LockedUntil.After(now)) {
+		if len(ms) == 0 || ms[0].SequenceNumber != seq || !ms[0].Deferred || ms[0].SessionID != session && session != "" ||
+			(ms[0].LockToken != "" && ms[0].LockedUntil.After(now)) {
 			return 404, deferredNotFound(seq, c.host, queue), nil
 		}
 	}
@@ -1125,7 +1188,7 @@ func (c *amqpConn) receiveBySequence(ctx context.Context, queue string, deadLett
 	for _, seq := range seqs {
 		token := uuid.New()
 		res := c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueLockDeferred, QueueID: info.res.ID, DeadLetter: deadLetter,
-			Limits: info.limits, SequenceNumber: seq, LockToken: token.String()})
+			Limits: info.limits, SequenceNumber: seq, LockToken: token.String(), SessionID: session, SessionLockToken: held.token})
 		switch {
 		case errors.Is(res.Err, store.ErrNotFound), errors.Is(res.Err, store.ErrLockLost):
 			// Taken meanwhile, or found expired: the locks already
@@ -1157,7 +1220,7 @@ func (c *amqpConn) receiveBySequence(ctx context.Context, queue string, deadLett
 			return 500, "The server could not encode a message.", nil
 		}
 		if mode != 0 {
-			c.hold(m.LockToken, heldLock{info: info, deadLetter: deadLetter, seq: seq, until: m.LockedUntil})
+			c.hold(m.LockToken, heldLock{info: info, deadLetter: deadLetter, seq: seq, until: m.LockedUntil, session: session})
 			entry.Set("lock-token", wire.UUID(token))
 		}
 		entry.Set("message", enc)
@@ -1257,7 +1320,7 @@ func (c *amqpConn) updateDisposition(ctx context.Context, queue string, deadLett
 			return 410, lockLostText(token), nil
 		}
 		op := store.QueueOp{Kind: kind, QueueID: h.info.res.ID, DeadLetter: h.deadLetter, Limits: h.info.limits,
-			SequenceNumber: h.seq, LockToken: token}
+			SequenceNumber: h.seq, LockToken: token, SessionID: h.session}
 		if kind == store.QueueDeadLetter {
 			setDeadLetter(&op, mapGet(args, "deadletter-reason"), mapGet(args, "deadletter-description"))
 		}

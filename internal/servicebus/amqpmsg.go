@@ -63,6 +63,7 @@ func messageFromAMQP(m *wire.Message) (store.QueueMessage, error) {
 	if len(q.MessageID) > 128 || len(p.SessionID) > 128 {
 		return q, fmt.Errorf("the message id and session id may be at most 128 characters")
 	}
+	q.SessionID = p.SessionID
 	if q.MessageID == "" {
 		var b [16]byte
 		_, _ = rand.Read(b[:])

@@ -55,14 +55,28 @@ type pending struct {
 	res chan store.QueueResult
 }
 
-// waitKey names a queue or its dead-letter queue.
+// waitKey names what a receiver waits for: a queue or its dead-letter
+// queue; on a queue that requires sessions, one session's messages, or
+// (nextSession) a message in a session no one holds.
 type waitKey struct {
-	queue      string // lower-cased resource id
-	deadLetter bool
+	queue       string // lower-cased resource id
+	deadLetter  bool
+	session     string
+	nextSession bool
 }
 
 func keyOf(queueID string, deadLetter bool) waitKey {
-	return waitKey{strings.ToLower(queueID), deadLetter}
+	return waitKey{queue: strings.ToLower(queueID), deadLetter: deadLetter}
+}
+
+// sessionKey is the key of a session's receiver.
+func sessionKey(queueID, session string) waitKey {
+	return waitKey{queue: strings.ToLower(queueID), session: session}
+}
+
+// nextSessionKey is the key of receivers waiting to accept a session.
+func nextSessionKey(queueID string) waitKey {
+	return waitKey{queue: strings.ToLower(queueID), nextSession: true}
 }
 
 // NewBroker starts a broker over st; Close stops it. now is the clock the
@@ -165,13 +179,27 @@ func (b *Broker) wakeAfter(ops []store.QueueOp, results []store.QueueResult, now
 		case store.QueueSend:
 			n := 0
 			for j, m := range op.Messages {
-				if !isDuplicate(r.Duplicates, j) && !m.ScheduledAt.After(now) {
-					n++
+				if isDuplicate(r.Duplicates, j) || m.ScheduledAt.After(now) {
+					continue
 				}
+				if m.SessionID != "" && op.Limits.RequiresSession {
+					// Its session's holder, or else someone to accept it.
+					b.wake(sessionKey(op.QueueID, m.SessionID), 1)
+					b.wake(nextSessionKey(op.QueueID), 1)
+					continue
+				}
+				n++
 			}
 			b.wake(keyOf(op.QueueID, false), n)
 		case store.QueueAbandon, store.QueueDeadLetter:
-			b.wake(keyOf(op.QueueID, op.DeadLetter || r.DeadLettered), 1)
+			dl := op.DeadLetter || r.DeadLettered
+			if op.SessionID != "" && !dl {
+				b.wake(sessionKey(op.QueueID, op.SessionID), 1)
+			} else {
+				b.wake(keyOf(op.QueueID, dl), 1)
+			}
+		case store.QueueReleaseSession:
+			b.wake(nextSessionKey(op.QueueID), 1)
 		case store.QueueLock, store.QueueReceiveAndDelete:
 			// On its way to a message, a receive may have moved expired
 			// or exhausted messages to the dead-letter queue.
@@ -261,6 +289,39 @@ func (b *Broker) Receive(ctx context.Context, op store.QueueOp, timeout time.Dur
 // ends so, never a store operation in progress.
 func (b *Broker) receiveUntil(ctx context.Context, op store.QueueOp, timeout time.Duration, interrupt <-chan struct{}, stop func() bool) (store.QueueMessage, error) {
 	k := keyOf(op.QueueID, op.DeadLetter)
+	next := func() (time.Time, bool, error) { return b.st.NextQueueEvent(ctx, op.QueueID, op.DeadLetter) }
+	if op.SessionID != "" {
+		k = sessionKey(op.QueueID, op.SessionID)
+		next = func() (time.Time, bool, error) { return b.st.NextSessionEvent(ctx, op.QueueID, op.SessionID) }
+	}
+	r, err := b.await(ctx, op, k, next, timeout, interrupt, stop)
+	if err != nil {
+		return store.QueueMessage{}, err
+	}
+	return r.Messages[0], nil
+}
+
+// AcceptSession runs a store.QueueLockSession op: the named session at
+// once, or the next available one, waiting up to timeout for a session to
+// become available (ErrNoMessage when none did). A named session held by
+// another receiver fails with store.ErrLockLost, without waiting, as
+// Service Bus refuses it (com.microsoft:session-cannot-be-locked).
+func (b *Broker) AcceptSession(ctx context.Context, op store.QueueOp, timeout time.Duration) (store.QueueResult, error) {
+	if op.SessionID != "" {
+		r := b.Do(ctx, op)
+		return r, r.Err
+	}
+	next := func() (time.Time, bool, error) { return b.st.NextSessionEvent(ctx, op.QueueID, "") }
+	return b.await(ctx, op, nextSessionKey(op.QueueID), next, timeout, nil, nil)
+}
+
+// await runs op until it finds what it takes: it tries, and while op
+// fails with store.ErrNotFound waits on k for a commit that may give it
+// something, or for the time next reports, up to timeout (ErrNoMessage).
+// Its wait also ends, with ErrNoMessage, when a signal on interrupt finds
+// stop true.
+func (b *Broker) await(ctx context.Context, op store.QueueOp, k waitKey, next func() (time.Time, bool, error), timeout time.Duration,
+	interrupt <-chan struct{}, stop func() bool) (store.QueueResult, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		// Listen before trying, so that a send committed between the
@@ -269,26 +330,26 @@ func (b *Broker) receiveUntil(ctx context.Context, op store.QueueOp, timeout tim
 		r := b.Do(ctx, op)
 		if r.Err == nil {
 			b.unlisten(k, ch)
-			return r.Messages[0], nil
+			return r, nil
 		}
 		if !errors.Is(r.Err, store.ErrNotFound) {
 			b.unlisten(k, ch)
-			return store.QueueMessage{}, r.Err
+			return r, r.Err
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 {
 			b.unlisten(k, ch)
-			return store.QueueMessage{}, ErrNoMessage
+			return r, ErrNoMessage
 		}
-		next, ok, err := b.st.NextQueueEvent(ctx, op.QueueID, op.DeadLetter)
+		at, ok, err := next()
 		if err != nil {
 			b.unlisten(k, ch)
-			return store.QueueMessage{}, err
+			return r, err
 		}
 		if ok {
 			// A time already come means the store stopped at its sweep
 			// limit: try again soon, not in a tight loop.
-			wait = min(wait, max(next.Sub(b.now()), time.Millisecond))
+			wait = min(wait, max(at.Sub(b.now()), time.Millisecond))
 		}
 		timer := time.NewTimer(wait)
 		woken := false
@@ -303,12 +364,12 @@ func (b *Broker) receiveUntil(ctx context.Context, op store.QueueOp, timeout tim
 			case <-ctx.Done():
 				timer.Stop()
 				b.unlisten(k, ch)
-				return store.QueueMessage{}, ctx.Err()
+				return r, ctx.Err()
 			case <-interrupt:
 				if stop() {
 					timer.Stop()
 					b.unlisten(k, ch)
-					return store.QueueMessage{}, ErrNoMessage
+					return r, ErrNoMessage
 				}
 			}
 		}

@@ -386,7 +386,7 @@ func newMessage(body []byte, contentType string, bp BrokerProperties, user map[s
 	p := storedProps{ContentType: contentType, CorrelationID: bp.CorrelationId, Label: bp.Label, ReplyTo: bp.ReplyTo,
 		ReplyToSessionID: bp.ReplyToSessionId, SessionID: bp.SessionId, PartitionKey: bp.PartitionKey, ViaPartitionKey: bp.ViaPartitionKey,
 		To: bp.To, ForcePersistence: bp.ForcePersistence, TimeToLive: bp.TimeToLive}
-	m := store.QueueMessage{MessageID: bp.MessageId, Body: body}
+	m := store.QueueMessage{MessageID: bp.MessageId, SessionID: bp.SessionId, Body: body}
 	if m.MessageID == "" {
 		// Service Bus gives a message without a MessageId a new GUID,
 		// written without dashes.
@@ -468,6 +468,10 @@ func (s *Service) send(q *request) {
 		}
 		msgs = append(msgs, m)
 	}
+	if msg := sessionMissing(q.queue, msgs); msg != "" {
+		WriteError(q.w, http.StatusBadRequest, msg)
+		return
+	}
 	total := 0
 	for _, m := range msgs {
 		total += len(m.Body) + len(m.Properties)
@@ -508,6 +512,10 @@ func (s *Service) receive(q *request) {
 	timeout, err := receiveTimeout(q.r)
 	if err != nil {
 		WriteError(q.w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if q.queue.limits.RequiresSession && !q.rt.deadLetter {
+		WriteError(q.w, http.StatusBadRequest, fmt.Sprintf("The queue 'sb://%s/%s' requires sessions, which are received over AMQP: accept a session with a Service Bus SDK. Its $DeadLetterQueue can be received here.", q.host, q.rt.queue))
 		return
 	}
 	op := store.QueueOp{Kind: store.QueueReceiveAndDelete, QueueID: q.queue.res.ID, DeadLetter: q.rt.deadLetter, Limits: q.queue.limits}
