@@ -36,6 +36,7 @@ func TestNodeServiceBusSDK(t *testing.T) {
 
 	w := newBusWorldConfig(t, server.Config{AMQPListen: "127.0.0.1:0", ProxyListen: "127.0.0.1:0"})
 	cs := w.listenSendKeys(t, "app")["primaryConnectionString"].(string)
+	w.arm(t, "PUT", w.namespaceID()+"/queues/fifo", `{"properties":{"requiresSession":true}}`)
 
 	// The CA bundle the program trusts, as `tenantbridge env` writes it.
 	ca := filepath.Join(t.TempDir(), "ca.pem")
@@ -58,6 +59,7 @@ func TestNodeServiceBusSDK(t *testing.T) {
 		"HTTPS_PROXY=" + w.r.srv.Operator().ProxyURL,
 		"TB_SB_FQDN=" + w.fqdn,
 		"TB_SB_QUEUE=orders",
+		"TB_SB_SESSION_QUEUE=fifo",
 		"TB_SB_CONNECTION_STRING=" + cs,
 		"TB_SB_AMQPS=" + w.r.srv.AMQPAddr(),
 		"TB_TENANT_ID=" + w.tc.TenantID,

@@ -4,6 +4,7 @@
 //
 //   TB_SB_FQDN               the namespace's name, e.g. orders-bus.servicebus.windows.net
 //   TB_SB_QUEUE              a queue in it
+//   TB_SB_SESSION_QUEUE      a queue in it that requires sessions
 //   TB_SB_CONNECTION_STRING  a connection string from ARM's listKeys
 //   TB_SB_AMQPS              the AMQPS listener, host:port
 //   TB_TENANT_ID, TB_CLIENT_ID, TB_CLIENT_SECRET
@@ -15,7 +16,8 @@
 // through the HTTPS proxy (webSocketOptions with an HTTPS proxy agent), and
 // AMQPS to the listener with customEndpointAddress. Each with the
 // connection string (SAS on $cbs) and with an Entra credential (a JWT on
-// $cbs). Sessions are not served by the front-end yet, so not tested here.
+// $cbs). Each way also accepts sessions: named and next available, in
+// order, with session state and lock renewal.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -34,6 +36,7 @@ function env(name) {
 
 const fqdn = env("TB_SB_FQDN");
 const queue = env("TB_SB_QUEUE");
+const sessionQueue = env("TB_SB_SESSION_QUEUE");
 const retryOptions = { maxRetries: 1, retryDelayInMs: 100, timeoutInMs: 20000 };
 
 function webSocketOptions() {
@@ -135,6 +138,52 @@ for (const [name, newClient] of Object.entries(ways)) {
       assert.deepEqual(await receiver.peekMessages(1), []);
       assert.deepEqual(await receiver.receiveMessages(1, { maxWaitTimeInMs: 1000 }), []);
       await receiver.close();
+      await sender.close();
+    } finally {
+      await client.close();
+    }
+  });
+
+  test(`${name}: sessions`, { timeout: 120000 }, async () => {
+    const tag = name.toLowerCase().replace(/[^a-z]+/g, "-");
+    const client = newClient();
+    try {
+      const sender = client.createSender(sessionQueue);
+      // A queue that requires sessions refuses a message without one.
+      await assert.rejects(sender.sendMessages({ body: "no session" }));
+      for (let i = 0; i < 3; i++) {
+        await sender.sendMessages({ body: `${tag} a${i}`, sessionId: `${tag}-a` });
+        await sender.sendMessages({ body: `${tag} b${i}`, sessionId: `${tag}-b` });
+      }
+
+      // Named: its messages only, in order.
+      const a = await client.acceptSession(sessionQueue, `${tag}-a`);
+      assert.equal(a.sessionId, `${tag}-a`);
+      assert.ok(a.sessionLockedUntilUtc instanceof Date, "sessionLockedUntilUtc");
+      const got = await receiveN(a, 3);
+      assert.deepEqual(got.map((m) => m.body), [`${tag} a0`, `${tag} a1`, `${tag} a2`]);
+      for (const m of got) {
+        assert.equal(m.sessionId, `${tag}-a`);
+        await a.completeMessage(m);
+      }
+      await a.setSessionState(`done with ${tag}`);
+      assert.equal(String(await a.getSessionState()), `done with ${tag}`);
+      const before = a.sessionLockedUntilUtc.getTime();
+      await new Promise((r) => setTimeout(r, 20));
+      await a.renewSessionLock();
+      assert.ok(a.sessionLockedUntilUtc.getTime() > before, "the renewal moved the session lock");
+      await a.setSessionState(null);
+      await a.close();
+
+      // Next available: the other session, whose messages remain.
+      const b = await client.acceptNextSession(sessionQueue, { maxAutoLockRenewalDurationInMs: 0 });
+      assert.equal(b.sessionId, `${tag}-b`);
+      const rest = await receiveN(b, 3);
+      assert.deepEqual(rest.map((m) => m.body), [`${tag} b0`, `${tag} b1`, `${tag} b2`]);
+      for (const m of rest) {
+        await b.completeMessage(m);
+      }
+      await b.close();
       await sender.close();
     } finally {
       await client.close();
