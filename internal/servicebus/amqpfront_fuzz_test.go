@@ -66,8 +66,9 @@ type frontFuzz struct {
 
 // fuzzQueueLimits stands in for arm.QueueLimits (arm imports this
 // package): a lock long enough to outlast a fuzzing run.
-func fuzzQueueLimits(store.Resource) (store.QueueLimits, error) {
-	return store.QueueLimits{LockDuration: 10 * time.Minute, MaxDeliveryCount: 10, MaxSizeBytes: 1 << 30}, nil
+// The queue "fifo" requires sessions.
+func fuzzQueueLimits(res store.Resource) (store.QueueLimits, error) {
+	return store.QueueLimits{LockDuration: 10 * time.Minute, MaxDeliveryCount: 10, MaxSizeBytes: 1 << 30, RequiresSession: res.Name == "fifo"}, nil
 }
 
 func newFrontFuzz(tb testing.TB) *frontFuzz {
@@ -89,6 +90,8 @@ func newFrontFuzz(tb testing.TB) *frontFuzz {
 		Name: "fuzz-bus", Location: "westeurope"}))
 	must(st.CreateResource(ctx, store.Resource{TenantID: tenant, SubscriptionID: sub, ResourceGroup: "rg", ID: nsID + "/queues/work",
 		Type: QueueType, Name: "work", Location: "westeurope"}))
+	must(st.CreateResource(ctx, store.Resource{TenantID: tenant, SubscriptionID: sub, ResourceGroup: "rg", ID: nsID + "/queues/fifo",
+		Type: QueueType, Name: "fifo", Location: "westeurope"}))
 	must(st.CreateRoleAssignment(ctx, store.RoleAssignment{TenantID: tenant, ID: uuid.NewString(), Scope: nsID,
 		RoleDefinitionID: rbac.RoleServiceBusDataOwner, PrincipalID: contoso.AdminSP.ID, PrincipalType: store.PrincipalServicePrincipal}))
 
@@ -321,6 +324,8 @@ func FuzzManagementRequest(f *testing.F) {
 		{0, "work", opRenewLock}, {8, "work", opRenewLock}, {0, "work", opPeekMessage}, {16, "work/$DeadLetterQueue", opPeekMessage},
 		{4, "work", "com.microsoft:schedule-message"}, {0, "nope", opPeekMessage}, {0, "work/$Transfer", opRenewLock},
 		{0, "", ""}, {32, "WORK", opPeekMessage},
+		{0, "fifo", opRenewSessionLock}, {0, "fifo", opGetSessionState}, {4, "fifo", opSetSessionState}, {0, "fifo", opGetSessions},
+		{0, "fifo", opPeekMessage}, {0, "fifo", opReceiveBySeq}, {0, "work", opGetSessions},
 	} {
 		f.Add(s.mode, s.entity, s.op, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, int64(1), int32(3), []byte(nil))
 	}
@@ -347,6 +352,14 @@ func FuzzManagementRequest(f *testing.F) {
 			args := wire.Map{}
 			args.Set("lock-tokens", locks)
 			args.Set("from-sequence-number", from)
+			// Session operations' arguments, from the same inputs.
+			args.Set("session-id", string(tail))
+			args.Set("session-state", tail)
+			args.Set("skip", count)
+			args.Set("top", count)
+			args.Set("last-updated-time", time.UnixMilli(from))
+			args.Set("sequence-numbers", []int64{from})
+			args.Set("receiver-settle-mode", uint32(count))
 			if mode&16 != 0 {
 				args.Set("message-count", int64(count)) // the wrong type
 			} else {
@@ -365,6 +378,9 @@ func FuzzManagementRequest(f *testing.F) {
 		}
 		if mode&32 != 0 {
 			entity = "work"
+			if mode&128 != 0 {
+				entity = "fifo"
+			}
 		}
 		st := h.c.management(context.Background(), entity, &amqp.Delivery{Payload: payload})
 		reply := h.answer(t, st, payload, fuzzMgmtReplyTo, h.mgmtRx, "statusCode")
@@ -377,6 +393,9 @@ func FuzzManagementRequest(f *testing.F) {
 		body, _ := reply.Value.(map[string]any)
 		if msgs, ok := body["messages"].([]any); ok && len(msgs) > MaxPeek {
 			t.Fatalf("a peek answered %d messages, more than %d", len(msgs), MaxPeek)
+		}
+		if ids, ok := body["sessions-ids"].([]string); ok && len(ids) > maxSessionPage {
+			t.Fatalf("get-message-sessions answered %d sessions", len(ids))
 		}
 		if exp, ok := body["expirations"].([]time.Time); ok && len(exp) > 5000 {
 			t.Fatalf("renew-lock renewed %d locks", len(exp))
