@@ -51,3 +51,51 @@ func BenchmarkTransferFrameDecode(b *testing.B) {
 		}
 	}
 }
+
+// benchFrames are the frames of a message's round trip besides the
+// transfer: a link flow and a receiver's disposition.
+func benchFrames() []Frame {
+	next, h, count, credit := uint32(70000), uint32(3), uint32(69990), uint32(100)
+	last := uint32(70001)
+	return []Frame{
+		{Channel: 1, Body: &Flow{NextIncomingID: &next, IncomingWindow: 2048, NextOutgoingID: 71000, OutgoingWindow: 2048, Handle: &h, DeliveryCount: &count, LinkCredit: &credit}},
+		{Channel: 1, Body: &Disposition{Role: true, First: 70000, Last: &last, Settled: true, State: &Accepted{}}},
+	}
+}
+
+// BenchmarkFrameEncode: a flow and a disposition into one kept Buffer,
+// as the engine writes them.
+func BenchmarkFrameEncode(b *testing.B) {
+	frames := benchFrames()
+	var out Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		out.Reset()
+		for _, f := range frames {
+			if err := out.AppendFrame(f); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkFrameDecode: reading a flow and a disposition, as the
+// engine's reader does.
+func BenchmarkFrameDecode(b *testing.B) {
+	var data []byte
+	for _, f := range benchFrames() {
+		data, _ = AppendFrame(data, f)
+	}
+	r := bytes.NewReader(data)
+	br := bufio.NewReader(r)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(data)
+		br.Reset(r)
+		for range 2 {
+			if _, err := ReadFrame(br, 1<<20); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -216,7 +216,7 @@ func optional[T any, P interface {
 type fields struct {
 	v    []any
 	off  int
-	name string
+	code uint64 // the composite's descriptor
 	err  error
 }
 
@@ -229,14 +229,14 @@ func (f *fields) get(i int) any {
 
 func (f *fields) fail(i int, want string) {
 	if f.err == nil {
-		f.err = &DecodeError{What: fmt.Sprintf("%s field %d: want %s, got %s", f.name, i, want, typeName(f.get(i))), Offset: f.off}
+		f.err = &DecodeError{What: fmt.Sprintf("%s field %d: want %s, got %s", compositeName(f.code), i, want, typeName(f.get(i))), Offset: f.off}
 	}
 }
 
 // mandatory records an error when field i is absent.
 func (f *fields) mandatory(i int) {
 	if f.get(i) == nil && f.err == nil {
-		f.err = &DecodeError{What: fmt.Sprintf("%s field %d is mandatory", f.name, i), Offset: f.off}
+		f.err = &DecodeError{What: fmt.Sprintf("%s field %d is mandatory", compositeName(f.code), i), Offset: f.off}
 	}
 }
 
@@ -264,11 +264,22 @@ func fieldPtr[T any](f *fields, i int, want string) *T {
 	return &v
 }
 
+// fieldTo is fieldPtr into *p: the pointer fields of the performatives
+// of every message (transfer, flow, disposition) point into one
+// allocation with their struct, not one each.
+func fieldTo[T any](f *fields, i int, want string, p *T) *T {
+	v, ok := field[T](f, i, want)
+	if !ok {
+		return nil
+	}
+	*p = v
+	return p
+}
+
 func (f *fields) str(i int) string          { v, _ := field[string](f, i, "string"); return v }
 func (f *fields) sym(i int) Symbol          { v, _ := field[Symbol](f, i, "symbol"); return v }
 func (f *fields) bin(i int) []byte          { v, _ := field[[]byte](f, i, "binary"); return v }
 func (f *fields) boolean(i int) bool        { v, _ := field[bool](f, i, "boolean"); return v }
-func (f *fields) boolp(i int) *bool         { return fieldPtr[bool](f, i, "boolean") }
 func (f *fields) ubytep(i int) *uint8       { return fieldPtr[uint8](f, i, "ubyte") }
 func (f *fields) ushortp(i int) *uint16     { return fieldPtr[uint16](f, i, "ushort") }
 func (f *fields) uintp(i int) *uint32       { return fieldPtr[uint32](f, i, "uint") }

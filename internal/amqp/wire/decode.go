@@ -25,17 +25,13 @@ type decoder struct {
 	budget *int
 }
 
-func newDecoder(data []byte) *decoder {
-	budget := MaxZeroWidthElements
-	return &decoder{data: data, budget: &budget}
-}
-
 // Decode decodes one AMQP value from the start of data and returns it with
 // the number of bytes it occupied. Described values with a descriptor this
 // package knows decode to their struct (*Open, *Attach, *Source,
 // *Accepted, *Header, *Properties, ...); others decode to Described.
 func Decode(data []byte) (v any, n int, err error) {
-	d := newDecoder(data)
+	budget := MaxZeroWidthElements
+	d := decoder{data: data, budget: &budget}
 	v, err = d.value()
 	if err != nil {
 		return nil, d.off, err
@@ -95,23 +91,30 @@ func (d *decoder) described(start int) (any, error) {
 		return nil, err
 	}
 	valStart := d.off
-	val, err := d.value()
-	if err != nil {
-		return nil, err
-	}
-	if code, ok := descriptorCode(desc); ok {
-		if conv := composites[code]; conv != nil {
-			list, ok := val.([]any)
-			if !ok {
-				return nil, d.errorf(valStart, "descriptor 0x%02x needs a list, got %s", code, typeName(val))
+	if code, ok := descriptorCode(desc); ok && isComposite(code) && d.off < len(d.data) {
+		switch c := d.data[d.off]; c {
+		case TypeList0, TypeList8, TypeList32:
+			d.off++
+			list, err := d.list(c)
+			if err != nil {
+				return nil, err
 			}
-			f := &fields{v: list, off: start}
-			out := conv(f)
+			f := fields{v: list, off: start}
+			out := convertComposite(code, &f)
 			if f.err != nil {
 				return nil, f.err
 			}
 			return out, nil
 		}
+		val, err := d.value()
+		if err != nil {
+			return nil, err
+		}
+		return nil, d.errorf(valStart, "descriptor 0x%02x needs a list, got %s", code, typeName(val))
+	}
+	val, err := d.value()
+	if err != nil {
+		return nil, err
 	}
 	return Described{Descriptor: desc, Value: val}, nil
 }
@@ -130,8 +133,6 @@ func (d *decoder) body(code byte) (any, error) {
 		return uint32(0), nil
 	case TypeUlong0:
 		return uint64(0), nil
-	case TypeList0:
-		return []any{}, nil
 	}
 	switch code {
 	case TypeBoolean, TypeUbyte, TypeSmallUint, TypeSmallUlong, TypeByte, TypeSmallInt, TypeSmallLong:
@@ -231,7 +232,9 @@ func (d *decoder) body(code byte) (any, error) {
 		default:
 			return Symbol(p), nil
 		}
-	case TypeList8, TypeList32, TypeMap8, TypeMap32:
+	case TypeList0, TypeList8, TypeList32:
+		return d.list(code)
+	case TypeMap8, TypeMap32:
 		return d.compound(code)
 	case TypeArray8, TypeArray32:
 		return d.array(code == TypeArray8)
@@ -307,13 +310,64 @@ func (d *decoder) sized(small bool) (sub decoder, count int, err error) {
 	return sub, count, nil
 }
 
+// list decodes a list (its constructor code read).
+func (d *decoder) list(code byte) ([]any, error) {
+	if code == TypeList0 {
+		return []any{}, nil
+	}
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	defer func() { d.depth-- }()
+	sub, count, err := d.listBody(code)
+	if err != nil {
+		return nil, err
+	}
+	l := make([]any, count)
+	if err := sub.elements(l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// listBody reads a list's size and count (code list8 or list32) and
+// returns a decoder of its elements.
+func (d *decoder) listBody(code byte) (sub decoder, count int, err error) {
+	start := d.off - 1
+	sub, count, err = d.sized(code == TypeList8)
+	if err != nil {
+		return decoder{}, 0, err
+	}
+	// Every element takes at least one byte.
+	if count > len(sub.data)-sub.off {
+		return decoder{}, 0, d.errorf(start, "count %d beyond the %d bytes of the body", count, len(sub.data)-sub.off)
+	}
+	return sub, count, nil
+}
+
+// elements decodes the len(l) elements of a list into l, which must use
+// up the list's body.
+func (d *decoder) elements(l []any) error {
+	var err error
+	for i := range l {
+		if l[i], err = d.value(); err != nil {
+			return err
+		}
+	}
+	if d.off != len(d.data) {
+		return d.errorf(d.off, "%d bytes left over in a compound value", len(d.data)-d.off)
+	}
+	return nil
+}
+
+// compound decodes a map (its constructor code read).
 func (d *decoder) compound(code byte) (any, error) {
 	start := d.off - 1
 	if err := d.enter(); err != nil {
 		return nil, err
 	}
 	defer func() { d.depth-- }()
-	sub, count, err := d.sized(code == TypeList8 || code == TypeMap8)
+	sub, count, err := d.sized(code == TypeMap8)
 	if err != nil {
 		return nil, err
 	}
@@ -321,34 +375,22 @@ func (d *decoder) compound(code byte) (any, error) {
 	if count > len(sub.data)-sub.off {
 		return nil, d.errorf(start, "count %d beyond the %d bytes of the body", count, len(sub.data)-sub.off)
 	}
-	var out any
-	if code == TypeList8 || code == TypeList32 {
-		l := make([]any, count)
-		for i := range l {
-			if l[i], err = sub.value(); err != nil {
-				return nil, err
-			}
+	if count%2 != 0 {
+		return nil, d.errorf(start, "map with an odd count %d", count)
+	}
+	m := make(Map, count/2)
+	for i := range m {
+		if m[i].Key, err = sub.value(); err != nil {
+			return nil, err
 		}
-		out = l
-	} else {
-		if count%2 != 0 {
-			return nil, d.errorf(start, "map with an odd count %d", count)
+		if m[i].Value, err = sub.value(); err != nil {
+			return nil, err
 		}
-		m := make(Map, count/2)
-		for i := range m {
-			if m[i].Key, err = sub.value(); err != nil {
-				return nil, err
-			}
-			if m[i].Value, err = sub.value(); err != nil {
-				return nil, err
-			}
-		}
-		out = m
 	}
 	if sub.off != len(sub.data) {
 		return nil, d.errorf(sub.off, "%d bytes left over in a compound value", len(sub.data)-sub.off)
 	}
-	return out, nil
+	return m, nil
 }
 
 // elementWidth is the minimum encoded width of one array element of code

@@ -26,6 +26,13 @@ func (b *Buffer) Len() int { return len(b.buf) }
 // Reset empties the buffer, keeping its capacity.
 func (b *Buffer) Reset() { b.buf = b.buf[:0] }
 
+// Truncate cuts the buffer to its first n bytes (n at most Len).
+func (b *Buffer) Truncate(n int) { b.buf = b.buf[:n] }
+
+// SetBytes makes p the buffer's contents, to be appended to: a connection
+// hands its encoded bytes to a writer and goes on in another array.
+func (b *Buffer) SetBytes(p []byte) { b.buf = p }
+
 // Write appends raw bytes (already encoded AMQP, such as a kept message
 // section). It never fails; the error is there to satisfy io.Writer.
 func (b *Buffer) Write(p []byte) (int, error) {

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -56,9 +57,16 @@ func ReadProtoHeader(r io.Reader) (string, error) {
 // bytes are. A malformed or oversized header is a *FrameError, a body that
 // does not decode a *DecodeError; a connection that ends between frames
 // gives io.EOF and one that ends inside a frame io.ErrUnexpectedEOF.
+//
+// A frame that fits r's buffer is decoded where it lies, and only a
+// transfer's payload is copied out: the frames of a message's round trip
+// (transfer, flow, disposition) cost no buffer of their own.
 func ReadFrame(r *bufio.Reader, maxFrameSize uint32) (Frame, error) {
-	var h [frameHeaderSize]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
+	h, err := r.Peek(frameHeaderSize)
+	if err != nil {
+		if len(h) > 0 && err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
 		return Frame{}, err
 	}
 	size := binary.BigEndian.Uint32(h[0:4])
@@ -76,15 +84,35 @@ func ReadFrame(r *bufio.Reader, maxFrameSize uint32) (Frame, error) {
 	case f.Type != FrameAMQP && f.Type != FrameSASL:
 		return Frame{}, &FrameError{What: fmt.Sprintf("unknown frame type %d", f.Type), Size: size, Condition: ErrConnectionFraming}
 	}
-	rest := make([]byte, size-frameHeaderSize)
+	_, _ = r.Discard(frameHeaderSize)
+	n := int(size - frameHeaderSize)
+	if n <= r.Size() {
+		rest, err := r.Peek(n)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return Frame{}, err
+		}
+		err = decodeFrameBody(&f, rest[doff*4-frameHeaderSize:])
+		_, _ = r.Discard(n)
+		if err != nil {
+			return Frame{}, err
+		}
+		if f.Payload != nil {
+			f.Payload = bytes.Clone(f.Payload) // rest is r's buffer
+		}
+		return f, nil
+	}
+	rest := make([]byte, n)
 	if _, err := io.ReadFull(r, rest); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return Frame{}, err
 	}
-	body := rest[doff*4-frameHeaderSize:]
-	if err := decodeFrameBody(&f, body); err != nil {
+	// The payload keeps rest: a large transfer is not copied again.
+	if err := decodeFrameBody(&f, rest[doff*4-frameHeaderSize:]); err != nil {
 		return Frame{}, err
 	}
 	return f, nil
@@ -135,23 +163,33 @@ func isPerformative(frameType uint8, v any) bool {
 // not check the agreed max-frame-size: the engine splits transfers before
 // they get here and can compare len of the result.
 func AppendFrame(dst []byte, f Frame) ([]byte, error) {
-	start := len(dst)
-	dst = append(dst, 0, 0, 0, 0, 2, f.Type, byte(f.Channel>>8), byte(f.Channel))
+	b := Buffer{buf: dst}
+	err := b.AppendFrame(f)
+	return b.buf, err
+}
+
+// AppendFrame appends the encoding of f to b, like the function
+// AppendFrame; on an error b is left as it was. A Buffer kept for a
+// connection encodes its frames without allocating.
+func (b *Buffer) AppendFrame(f Frame) error {
+	start := len(b.buf)
+	b.buf = append(b.buf, 0, 0, 0, 0, 2, f.Type, byte(f.Channel>>8), byte(f.Channel))
 	if f.Body != nil {
 		if _, ok := f.Body.(Marshaler); !ok || !isPerformative(f.Type, f.Body) || reflect.ValueOf(f.Body).IsNil() {
-			return dst[:start], &EncodeError{What: fmt.Sprintf("frame body %T is not a performative of frame type %d", f.Body, f.Type)}
+			b.buf = b.buf[:start]
+			return &EncodeError{What: fmt.Sprintf("frame body %T is not a performative of frame type %d", f.Body, f.Type)}
 		}
-		b := Buffer{buf: dst}
-		if err := Encode(&b, f.Body); err != nil {
-			return dst[:start], err
+		if err := Encode(b, f.Body); err != nil {
+			b.buf = b.buf[:start]
+			return err
 		}
-		dst = b.buf
 	}
-	dst = append(dst, f.Payload...)
-	size := len(dst) - start
+	b.buf = append(b.buf, f.Payload...)
+	size := len(b.buf) - start
 	if uint64(size) > math.MaxUint32 {
-		return dst[:start], &EncodeError{What: "frame larger than 4 GiB"}
+		b.buf = b.buf[:start]
+		return &EncodeError{What: "frame larger than 4 GiB"}
 	}
-	binary.BigEndian.PutUint32(dst[start:], uint32(size))
-	return dst, nil
+	binary.BigEndian.PutUint32(b.buf[start:], uint32(size))
+	return nil
 }

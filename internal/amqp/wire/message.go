@@ -50,7 +50,6 @@ func (h *Header) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeHeader(f *fields) any {
-	f.name = "header"
 	h := &Header{Priority: DefaultPriority}
 	h.Durable = f.boolean(0)
 	if p, ok := field[uint8](f, 1, "ubyte"); ok {
@@ -136,7 +135,6 @@ func (p *Properties) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeProperties(f *fields) any {
-	f.name = "properties"
 	p := &Properties{
 		MessageID:          f.get(0),
 		UserID:             f.bin(1),
@@ -301,7 +299,7 @@ func DecodeMessage(data []byte) (*Message, error) {
 // with the caller (DecodeBatch shares one across the whole batch).
 func decodeMessage(data []byte, budget *int) (*Message, error) {
 	m := &Message{}
-	d := &decoder{data: data, budget: budget}
+	d := decoder{data: data, budget: budget}
 	last, lastBody := -1, uint64(0)
 	bodyStart := -1
 	for d.off < len(data) {

@@ -1,39 +1,129 @@
 package wire
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
-// composites maps the descriptor codes this package decodes to structs to
-// their conversion from a decoded field list. Filled in init so that the
-// decoder and the conversions may refer to each other.
-var composites map[uint64]func(*fields) any
-
-func init() {
-	composites = map[uint64]func(*fields) any{
-		DescOpen:           decodeOpen,
-		DescBegin:          decodeBegin,
-		DescAttach:         decodeAttach,
-		DescFlow:           decodeFlow,
-		DescTransfer:       decodeTransfer,
-		DescDisposition:    decodeDisposition,
-		DescDetach:         decodeDetach,
-		DescEnd:            decodeEnd,
-		DescClose:          decodeClose,
-		DescError:          decodeError,
-		DescReceived:       decodeReceived,
-		DescAccepted:       func(f *fields) any { return &Accepted{} },
-		DescRejected:       decodeRejected,
-		DescReleased:       func(f *fields) any { return &Released{} },
-		DescModified:       decodeModified,
-		DescSource:         decodeSource,
-		DescTarget:         decodeTarget,
-		DescSASLMechanisms: decodeSASLMechanisms,
-		DescSASLInit:       decodeSASLInit,
-		DescSASLChallenge:  decodeSASLChallenge,
-		DescSASLResponse:   decodeSASLResponse,
-		DescSASLOutcome:    decodeSASLOutcome,
-		DescHeader:         decodeHeader,
-		DescProperties:     decodeProperties,
+// isComposite reports whether convertComposite knows code.
+func isComposite(code uint64) bool {
+	switch code {
+	case DescOpen, DescBegin, DescAttach, DescFlow, DescTransfer, DescDisposition, DescDetach, DescEnd, DescClose,
+		DescError, DescReceived, DescAccepted, DescRejected, DescReleased, DescModified, DescSource, DescTarget,
+		DescSASLMechanisms, DescSASLInit, DescSASLChallenge, DescSASLResponse, DescSASLOutcome,
+		DescHeader, DescProperties:
+		return true
 	}
+	return false
+}
+
+// compositeName names a composite in decoding errors.
+func compositeName(code uint64) string {
+	switch code {
+	case DescOpen:
+		return "open"
+	case DescBegin:
+		return "begin"
+	case DescAttach:
+		return "attach"
+	case DescFlow:
+		return "flow"
+	case DescTransfer:
+		return "transfer"
+	case DescDisposition:
+		return "disposition"
+	case DescDetach:
+		return "detach"
+	case DescEnd:
+		return "end"
+	case DescClose:
+		return "close"
+	case DescError:
+		return "error"
+	case DescReceived:
+		return "received"
+	case DescRejected:
+		return "rejected"
+	case DescModified:
+		return "modified"
+	case DescSource:
+		return "source"
+	case DescTarget:
+		return "target"
+	case DescSASLMechanisms:
+		return "sasl-mechanisms"
+	case DescSASLInit:
+		return "sasl-init"
+	case DescSASLChallenge:
+		return "sasl-challenge"
+	case DescSASLResponse:
+		return "sasl-response"
+	case DescSASLOutcome:
+		return "sasl-outcome"
+	case DescHeader:
+		return "header"
+	case DescProperties:
+		return "properties"
+	}
+	return fmt.Sprintf("0x%02x", code)
+}
+
+// convertComposite turns the decoded field list of a composite this
+// package decodes to a struct into it. A switch, not a table of
+// functions, so that f stays on the decoder's stack.
+func convertComposite(code uint64, f *fields) any {
+	f.code = code
+	switch code {
+	case DescOpen:
+		return decodeOpen(f)
+	case DescBegin:
+		return decodeBegin(f)
+	case DescAttach:
+		return decodeAttach(f)
+	case DescFlow:
+		return decodeFlow(f)
+	case DescTransfer:
+		return decodeTransfer(f)
+	case DescDisposition:
+		return decodeDisposition(f)
+	case DescDetach:
+		return decodeDetach(f)
+	case DescEnd:
+		return decodeEnd(f)
+	case DescClose:
+		return decodeClose(f)
+	case DescError:
+		return decodeError(f)
+	case DescReceived:
+		return decodeReceived(f)
+	case DescAccepted:
+		return &Accepted{}
+	case DescRejected:
+		return decodeRejected(f)
+	case DescReleased:
+		return &Released{}
+	case DescModified:
+		return decodeModified(f)
+	case DescSource:
+		return decodeSource(f)
+	case DescTarget:
+		return decodeTarget(f)
+	case DescSASLMechanisms:
+		return decodeSASLMechanisms(f)
+	case DescSASLInit:
+		return decodeSASLInit(f)
+	case DescSASLChallenge:
+		return decodeSASLChallenge(f)
+	case DescSASLResponse:
+		return decodeSASLResponse(f)
+	case DescSASLOutcome:
+		return decodeSASLOutcome(f)
+	case DescHeader:
+		return decodeHeader(f)
+	case DescProperties:
+		return decodeProperties(f)
+	}
+	panic("wire: convertComposite of an unknown code") // isComposite said yes
 }
 
 // Link roles (attach and disposition "role").
@@ -96,7 +186,6 @@ func (o *Open) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeOpen(f *fields) any {
-	f.name = "open"
 	f.mandatory(0)
 	return &Open{
 		ContainerID:         f.str(0),
@@ -140,7 +229,6 @@ func (o *Begin) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeBegin(f *fields) any {
-	f.name = "begin"
 	f.mandatory(1)
 	f.mandatory(2)
 	f.mandatory(3)
@@ -222,7 +310,6 @@ func (o *Attach) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeAttach(f *fields) any {
-	f.name = "attach"
 	f.mandatory(0)
 	f.mandatory(1)
 	f.mandatory(2)
@@ -287,23 +374,27 @@ func (o *Flow) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeFlow(f *fields) any {
-	f.name = "flow"
 	f.mandatory(1)
 	f.mandatory(2)
 	f.mandatory(3)
-	return &Flow{
-		NextIncomingID: f.uintp(0),
+	a := new(struct {
+		Flow
+		v [5]uint32
+	})
+	a.Flow = Flow{
+		NextIncomingID: fieldTo(f, 0, "uint", &a.v[0]),
 		IncomingWindow: f.uint(1, 0),
 		NextOutgoingID: f.uint(2, 0),
 		OutgoingWindow: f.uint(3, 0),
-		Handle:         f.uintp(4),
-		DeliveryCount:  f.uintp(5),
-		LinkCredit:     f.uintp(6),
-		Available:      f.uintp(7),
+		Handle:         fieldTo(f, 4, "uint", &a.v[1]),
+		DeliveryCount:  fieldTo(f, 5, "uint", &a.v[2]),
+		LinkCredit:     fieldTo(f, 6, "uint", &a.v[3]),
+		Available:      fieldTo(f, 7, "uint", &a.v[4]),
 		Drain:          f.boolean(8),
 		Echo:           f.boolean(9),
 		Properties:     f.mapField(10),
 	}
+	return &a.Flow
 }
 
 // Transfer (0x14) carries (part of) a message; the message bytes follow
@@ -340,21 +431,27 @@ func (o *Transfer) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeTransfer(f *fields) any {
-	f.name = "transfer"
 	f.mandatory(0)
-	return &Transfer{
+	a := new(struct {
+		Transfer
+		id, format    uint32
+		settled       bool
+		rcvSettleMode uint8
+	})
+	a.Transfer = Transfer{
 		Handle:        f.uint(0, 0),
-		DeliveryID:    f.uintp(1),
+		DeliveryID:    fieldTo(f, 1, "uint", &a.id),
 		DeliveryTag:   f.bin(2),
-		MessageFormat: f.uintp(3),
-		Settled:       f.boolp(4),
+		MessageFormat: fieldTo(f, 3, "uint", &a.format),
+		Settled:       fieldTo(f, 4, "boolean", &a.settled),
 		More:          f.boolean(5),
-		RcvSettleMode: f.ubytep(6),
+		RcvSettleMode: fieldTo(f, 6, "ubyte", &a.rcvSettleMode),
 		State:         f.state(7),
 		Resume:        f.boolean(8),
 		Aborted:       f.boolean(9),
 		Batchable:     f.boolean(10),
 	}
+	return &a.Transfer
 }
 
 // Disposition (0x15) settles or updates the state of deliveries First to
@@ -381,17 +478,21 @@ func (o *Disposition) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeDisposition(f *fields) any {
-	f.name = "disposition"
 	f.mandatory(0)
 	f.mandatory(1)
-	return &Disposition{
+	a := new(struct {
+		Disposition
+		last uint32
+	})
+	a.Disposition = Disposition{
 		Role:      f.boolean(0),
 		First:     f.uint(1, 0),
-		Last:      f.uintp(2),
+		Last:      fieldTo(f, 2, "uint", &a.last),
 		Settled:   f.boolean(3),
 		State:     f.state(4),
 		Batchable: f.boolean(5),
 	}
+	return &a.Disposition
 }
 
 // Detach (0x16) detaches a link; Closed also closes it.
@@ -411,7 +512,6 @@ func (o *Detach) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeDetach(f *fields) any {
-	f.name = "detach"
 	f.mandatory(0)
 	return &Detach{Handle: f.uint(0, 0), Closed: f.boolean(1), Error: f.errorField(2)}
 }
@@ -427,7 +527,6 @@ func (o *End) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeEnd(f *fields) any {
-	f.name = "end"
 	return &End{Error: f.errorField(0)}
 }
 
@@ -442,7 +541,6 @@ func (o *Close) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeClose(f *fields) any {
-	f.name = "close"
 	return &Close{Error: f.errorField(0)}
 }
 
@@ -478,7 +576,6 @@ func (e *Error) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeError(f *fields) any {
-	f.name = "error"
 	f.mandatory(0)
 	return &Error{Condition: f.sym(0), Description: f.str(1), Info: f.mapField(2)}
 }

@@ -34,7 +34,6 @@ func (s *SASLMechanisms) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeSASLMechanisms(f *fields) any {
-	f.name = "sasl-mechanisms"
 	f.mandatory(0)
 	return &SASLMechanisms{Mechanisms: f.symbols(0)}
 }
@@ -56,7 +55,6 @@ func (s *SASLInit) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeSASLInit(f *fields) any {
-	f.name = "sasl-init"
 	f.mandatory(0)
 	return &SASLInit{Mechanism: f.sym(0), InitialResponse: f.bin(1), Hostname: f.str(2)}
 }
@@ -72,7 +70,6 @@ func (s *SASLChallenge) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeSASLChallenge(f *fields) any {
-	f.name = "sasl-challenge"
 	f.mandatory(0)
 	return &SASLChallenge{Challenge: f.bin(0)}
 }
@@ -88,7 +85,6 @@ func (s *SASLResponse) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeSASLResponse(f *fields) any {
-	f.name = "sasl-response"
 	f.mandatory(0)
 	return &SASLResponse{Response: f.bin(0)}
 }
@@ -119,7 +115,6 @@ func (s *SASLOutcome) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeSASLOutcome(f *fields) any {
-	f.name = "sasl-outcome"
 	f.mandatory(0)
 	code, _ := field[uint8](f, 0, "ubyte")
 	return &SASLOutcome{Code: code, AdditionalData: f.bin(1)}

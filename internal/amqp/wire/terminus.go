@@ -52,7 +52,6 @@ func (s *Source) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeSource(f *fields) any {
-	f.name = "source"
 	s := &Source{
 		Address:               f.str(0),
 		Durable:               f.uint(1, 0),
@@ -98,7 +97,6 @@ func (t *Target) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeTarget(f *fields) any {
-	f.name = "target"
 	t := &Target{
 		Address:               f.str(0),
 		Durable:               f.uint(1, 0),
@@ -167,7 +165,6 @@ func (s *Received) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeReceived(f *fields) any {
-	f.name = "received"
 	f.mandatory(0)
 	f.mandatory(1)
 	off, _ := field[uint64](f, 1, "ulong")
@@ -192,7 +189,6 @@ func (s *Rejected) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeRejected(f *fields) any {
-	f.name = "rejected"
 	return &Rejected{Error: f.errorField(0)}
 }
 
@@ -206,7 +202,6 @@ func (s *Modified) MarshalAMQP(b *Buffer) error {
 }
 
 func decodeModified(f *fields) any {
-	f.name = "modified"
 	return &Modified{
 		DeliveryFailed:     f.boolean(0),
 		UndeliverableHere:  f.boolean(1),
