@@ -30,6 +30,7 @@ type Conn struct {
 
 	srv     *Server
 	nc      net.Conn
+	w       *writer
 	handler Handler
 
 	calls chan func()   // work for the loop, from other goroutines
@@ -37,9 +38,8 @@ type Conn struct {
 	wg    sync.WaitGroup
 
 	// Everything below is owned by the loop goroutine.
-	out           []byte // frames encoded and not yet written
-	scratch       []byte // reused to measure a transfer's header
-	outFrameSize  uint32 // the largest frame we may send
+	out           wire.Buffer // frames encoded and not yet handed to the writer
+	outFrameSize  uint32      // the largest frame we may send
 	channelMax    uint16
 	sessions      map[uint16]*session
 	closeSent     bool
@@ -49,6 +49,32 @@ type Conn struct {
 	buffered      int64 // bytes of incoming messages held (reassembly and handlers)
 	links         int   // links in all sessions
 	attaching     int   // Handler.Attach calls running
+
+	// The performatives of a message's round trip, reused frame after
+	// frame (encoding keeps nothing of them), and the values their
+	// pointer fields point to.
+	transfer                   wire.Transfer
+	transferID, transferFormat uint32
+	flow                       wire.Flow
+	flowVals                   [5]uint32 // next-incoming-id, handle, delivery-count, link-credit, available
+	disposition                wire.Disposition
+}
+
+// settledTrue is what a settled transfer's Settled points to.
+var settledTrue = true
+
+func (c *Conn) transferSettled(settled bool) *bool {
+	if settled {
+		return &settledTrue
+	}
+	return nil
+}
+
+// writeDisposition writes a disposition of the deliveries first to last
+// (last nil: first only).
+func (c *Conn) writeDisposition(ch uint16, role bool, first uint32, last *uint32, settled bool, state wire.DeliveryState) {
+	c.disposition = wire.Disposition{Role: role, First: first, Last: last, Settled: settled, State: state}
+	c.writeFrame(ch, &c.disposition, nil)
 }
 
 // maxConnBuffer is Server.MaxBufferedBytes with its default.
@@ -85,6 +111,8 @@ func (c *Conn) serve(ctx context.Context, br *bufio.Reader, open *wire.Open) err
 	c.calls = make(chan func())
 	c.done = make(chan struct{})
 	c.sessions = make(map[uint16]*session)
+	c.w = newWriter(c.nc, s.idleTimeout())
+	go c.w.run()
 	c.PeerOpen = open
 	c.ContainerID = open.ContainerID
 	if c.Hostname == "" {
@@ -120,7 +148,7 @@ func (c *Conn) serve(ctx context.Context, br *bufio.Reader, open *wire.Open) err
 	// The reader turns bytes into frames; the loop below owns the state.
 	// The reader's deadline is our idle timeout: a peer that sends nothing
 	// for that long (not even an empty frame) is cut.
-	frames := make(chan wire.Frame)
+	frames := make(chan wire.Frame, 8)
 	readErr := make(chan error, 1)
 	c.wg.Add(1)
 	go func() {
@@ -168,17 +196,36 @@ func (c *Conn) serve(ctx context.Context, br *bufio.Reader, open *wire.Open) err
 			c.closeWith(&wire.Error{Condition: wire.ErrConnectionForced, Description: "the server is shutting down"})
 		case <-c.closeDeadline:
 			c.finish(nil)
+		case <-c.w.failed:
+			c.finish(c.w.error())
+		}
+		// Frames and calls ready too are handled before what we wrote
+		// goes to the writer, so that it shares a write. Only what is
+		// ready: nothing waits for more.
+	more:
+		for n := 0; n < 64 && !c.finished; n++ {
+			select {
+			case fr := <-frames:
+				c.handleFrame(fr)
+			case f := <-c.calls:
+				f()
+			default:
+				break more
+			}
 		}
 		c.flush()
 	}
 
 	// Tear down: every link and session ends (their contexts are
-	// cancelled, waiting Sends fail), the transport closes so that the
-	// reader returns, and we wait for every goroutine we started.
+	// cancelled, waiting Sends fail), the writer writes what is left (our
+	// close), the transport closes so that the reader returns, and we
+	// wait for every goroutine we started.
 	for _, s := range c.sessions {
 		s.endAll(c.errOrClosed())
 	}
 	close(c.done)
+	c.w.close()
+	<-c.w.done
 	_ = c.nc.Close()
 	c.wg.Wait()
 	if c.err != nil {
@@ -332,38 +379,76 @@ func (c *Conn) begin(ch uint16, b *wire.Begin) {
 	}, nil)
 }
 
-// writeFrame encodes one frame into the output buffer, written at the end
-// of the loop's iteration (or earlier when it grows large). A body nil is
-// an empty frame.
+// writeFrame encodes one frame into the output buffer, handed to the
+// writer at the end of the loop's iteration (or earlier when it grows
+// large). A body nil is an empty frame.
 func (c *Conn) writeFrame(ch uint16, body any, payload []byte) {
 	if c.finished || c.closeSent {
 		return // nothing follows our close (part 2.4.3)
 	}
-	b, err := wire.AppendFrame(c.out, wire.Frame{Type: wire.FrameAMQP, Channel: ch, Body: body, Payload: payload})
-	if err != nil {
+	if err := c.out.AppendFrame(wire.Frame{Type: wire.FrameAMQP, Channel: ch, Body: body, Payload: payload}); err != nil {
 		// Only our own values are encoded here; one that does not encode
 		// is a bug or an application value wire cannot carry.
 		c.finish(fmt.Errorf("amqp: encoding %T: %w", body, err))
 		return
 	}
-	c.out = b
-	if len(c.out) >= 256<<10 {
+	if c.out.Len() >= maxQueuedBytes {
 		c.flush()
 	}
 }
 
-// flush writes the output buffer. A peer that does not read for the idle
-// timeout loses the connection.
+// writeTransfer encodes one transfer frame carrying as much of payload as
+// fits the peer's frame size, and returns how much that is; t.More is set
+// when that is not all of it. It returns -1 when the connection failed.
+// The performative is encoded once when the payload fits, as it mostly
+// does, and again with more set (its longest form) to find the room left
+// when it does not.
+func (c *Conn) writeTransfer(ch uint16, t *wire.Transfer, payload []byte) int {
+	if c.finished || c.closeSent {
+		return len(payload) // nothing follows our close (part 2.4.3)
+	}
+	start := c.out.Len()
+	t.More = false
+	fr := wire.Frame{Type: wire.FrameAMQP, Channel: ch, Body: t, Payload: payload}
+	err := c.out.AppendFrame(fr)
+	n := len(payload)
+	if err == nil && c.out.Len()-start > int(c.outFrameSize) {
+		c.out.Truncate(start)
+		t.More = true
+		fr.Payload = nil
+		err = c.out.AppendFrame(fr)
+		n = int(c.outFrameSize) - (c.out.Len() - start)
+		c.out.Truncate(start)
+		if err == nil && n <= 0 {
+			c.closeWith(&wire.Error{Condition: wire.ErrFrameSizeTooSmall, Description: "transfer does not fit the peer's frame size"})
+			return -1
+		}
+		if err == nil {
+			fr.Payload = payload[:n]
+			err = c.out.AppendFrame(fr)
+		}
+	}
+	if err != nil {
+		c.finish(fmt.Errorf("amqp: encoding transfer: %w", err))
+		return -1
+	}
+	if c.out.Len() >= maxQueuedBytes {
+		c.flush()
+	}
+	return n
+}
+
+// flush hands the output buffer to the writer. A peer that does not read
+// for the idle timeout loses the connection.
 func (c *Conn) flush() {
-	if len(c.out) == 0 {
+	if c.out.Len() == 0 {
 		return
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.idleTimeout()))
-	_, err := c.nc.Write(c.out)
-	c.out = c.out[:0]
-	if cap(c.out) > 1<<20 {
-		c.out = nil // do not keep a large buffer for an idle connection
+	out, err := c.w.hand(c.out.Bytes())
+	if cap(out) > 1<<20 {
+		out = nil // do not keep a large buffer for an idle connection
 	}
+	c.out.SetBytes(out)
 	if err != nil {
 		c.finish(err)
 	}

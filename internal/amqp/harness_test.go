@@ -209,7 +209,7 @@ func waitGoroutines(t *testing.T, n int) {
 // testTLS returns a server config with a fresh self-signed certificate
 // for 127.0.0.1 and ns1.servicebus.windows.net, and a client config
 // trusting it.
-func testTLS(t *testing.T) (server, client *tls.Config) {
+func testTLS(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -247,7 +247,7 @@ func (l *Link) withdraw(m *outMsg, err error) {
 			if l.s.remoteIncomingWindow > 0 {
 				l.s.remoteIncomingWindow--
 			}
-			if od := l.s.outgoing[m.id]; od != nil {
+			if _, ok := l.s.outgoing[m.id]; ok {
 				delete(l.s.outgoing, m.id)
 				l.unsettledOut--
 			}
@@ -279,7 +279,7 @@ func (l *Link) pump() {
 			l.sendCount++
 			l.peerCredit--
 			if !m.settled {
-				s.outgoing[m.id] = &outDelivery{link: l, tag: m.tag}
+				s.outgoing[m.id] = outDelivery{link: l, tag: m.tag}
 				l.unsettledOut++
 			}
 			if !l.sendFrames(m, true) {
@@ -288,10 +288,15 @@ func (l *Link) pump() {
 		} else if !l.sendFrames(m, false) {
 			break
 		}
-		l.pending = l.pending[1:]
+		l.pending[0] = nil
+		if len(l.pending) == 1 {
+			l.pending = l.pending[:0] // the next Send uses the array again
+		} else {
+			l.pending = l.pending[1:]
+		}
 		m.result <- sendResult{id: m.id}
 	}
-	if len(l.pending) == 0 {
+	if len(l.pending) == 0 && cap(l.pending) > 64 {
 		l.pending = nil // let a long queue's array go
 	}
 	l.publishCredit()
@@ -315,37 +320,24 @@ func (l *Link) sendFrames(m *outMsg, first bool) bool {
 		if s.remoteIncomingWindow == 0 {
 			return false
 		}
-		t := &wire.Transfer{Handle: l.handle, More: true}
-		if m.settled {
-			settled := true
-			t.Settled = &settled
-		}
+		// The performative is the connection's, reused frame after frame
+		// (encoding does not keep it).
+		t := &c.transfer
+		*t = wire.Transfer{Handle: l.handle, Settled: c.transferSettled(m.settled)}
 		if first {
-			id, format := m.id, m.format
-			t.DeliveryID = &id
+			c.transferID, c.transferFormat = m.id, m.format
+			t.DeliveryID = &c.transferID
 			t.DeliveryTag = m.tag
 			if t.DeliveryTag == nil {
 				t.DeliveryTag = []byte{}
 			}
-			t.MessageFormat = &format
+			t.MessageFormat = &c.transferFormat
 		}
-		// The room left for payload is the frame size less the frame
-		// header and performative, measured with More set (the longest).
-		head, err := wire.AppendFrame(c.scratch[:0], wire.Frame{Type: wire.FrameAMQP, Channel: s.ch, Body: t})
-		if err != nil {
-			c.finish(fmt.Errorf("amqp: encoding transfer: %w", err))
+		n := c.writeTransfer(s.ch, t, m.payload[m.off:])
+		if n < 0 {
 			return false
 		}
-		c.scratch = head
-		room := int(c.outFrameSize) - len(head)
-		if room <= 0 {
-			c.closeWith(&wire.Error{Condition: wire.ErrFrameSizeTooSmall, Description: "transfer does not fit the peer's frame size"})
-			return false
-		}
-		end := min(m.off+room, len(m.payload))
-		t.More = end < len(m.payload)
-		c.writeFrame(s.ch, t, m.payload[m.off:end])
-		m.off = end
+		m.off += n
 		first = false
 		s.nextOutgoingID++
 		s.remoteIncomingWindow--
@@ -487,20 +479,22 @@ func (l *Link) transfer(t *wire.Transfer, payload []byte) {
 	}
 	l.cur = nil
 	if !d.Settled {
-		if l.s.incoming[d.ID] != nil {
+		if _, ok := l.s.incoming[d.ID]; ok {
 			l.s.end(&wire.Error{Condition: wire.ErrNotAllowed, Description: fmt.Sprintf("delivery-id %d reused while unsettled", d.ID)})
 			return
 		}
-		l.s.incoming[d.ID] = &inDelivery{link: l}
+		l.s.incoming[d.ID] = inDelivery{link: l}
 		l.unsettledIn++
 	}
 	size := int64(len(d.Payload))
 	onDelivery := l.acc.OnDelivery
 	ctx := l.ctx
 	l.post(func() {
-		state := wire.DeliveryState(&wire.Rejected{Error: &wire.Error{Condition: wire.ErrNotImplemented, Description: "this link takes no messages"}})
+		var state wire.DeliveryState
 		if onDelivery != nil {
 			state = callOnDelivery(ctx, onDelivery, d)
+		} else {
+			state = &wire.Rejected{Error: &wire.Error{Condition: wire.ErrNotImplemented, Description: "this link takes no messages"}}
 		}
 		c.call(func() {
 			c.buffered -= size
@@ -536,10 +530,11 @@ func (l *Link) delivered(d *Delivery, state wire.DeliveryState) {
 	}
 	if d.Settled {
 		l.held--
-	} else if in := l.s.incoming[d.ID]; in == nil || in.link != l {
+	} else if in, ok := l.s.incoming[d.ID]; !ok || in.link != l {
 		l.held-- // settled meanwhile
 	} else {
 		in.handled = true
+		l.s.incoming[d.ID] = in
 		if state != nil {
 			l.settleIncoming(d.ID, state)
 		}
@@ -551,16 +546,17 @@ func (l *Link) delivered(d *Delivery, state wire.DeliveryState) {
 // In receiver settle mode first we settle at once; in mode second we send
 // the outcome unsettled and settle when the peer has (part 2.6.12).
 func (l *Link) settleIncoming(id uint32, state wire.DeliveryState) {
-	in := l.s.incoming[id]
-	if in == nil || in.link != l || in.stateSent != nil || l.state != linkAttached {
+	in, ok := l.s.incoming[id]
+	if !ok || in.link != l || in.stateSent != nil || l.state != linkAttached {
 		return
 	}
 	if l.rcvSecond {
 		in.stateSent = state
-		l.s.c.writeFrame(l.s.ch, &wire.Disposition{Role: true, First: id, Settled: false, State: state}, nil)
+		l.s.incoming[id] = in
+		l.s.c.writeDisposition(l.s.ch, true, id, nil, false, state)
 		return
 	}
-	l.s.c.writeFrame(l.s.ch, &wire.Disposition{Role: true, First: id, Settled: true, State: state}, nil)
+	l.s.c.writeDisposition(l.s.ch, true, id, nil, true, state)
 	delete(l.s.incoming, id)
 	l.unsettledIn--
 	if in.handled {
@@ -605,7 +601,7 @@ func (l *Link) reportDisposition(d Disposition) {
 // the receiver's). Without OnDisposition it settles at once.
 func (l *Link) settleAfterReport(d Disposition) {
 	settle := func(state wire.DeliveryState) {
-		l.s.c.writeFrame(l.s.ch, &wire.Disposition{Role: false, First: d.ID, Settled: true, State: state}, nil)
+		l.s.c.writeDisposition(l.s.ch, false, d.ID, nil, true, state)
 	}
 	if l.acc == nil || l.acc.OnDisposition == nil || l.state != linkAttached {
 		settle(confirmed(d.State))
@@ -637,16 +633,22 @@ func (l *Link) post(f func()) {
 // callbacks runs a link's application callbacks in order, on at most one
 // goroutine at a time, started when there is work and gone when there is
 // none: an idle link costs no goroutine, and a queue costs only what is
-// in it.
+// in it. The goroutine takes the queue a batch at a time, and the arrays
+// of small batches are used again.
 type callbacks struct {
 	mu      sync.Mutex
 	queue   []func()
+	spare   []func() // an empty array for the next queue
 	running bool
 }
 
-// push queues f and returns the queue's length.
+// push queues f and returns the queue's length (what the goroutine has
+// not taken yet).
 func (q *callbacks) push(f func(), wg *sync.WaitGroup) int {
 	q.mu.Lock()
+	if q.queue == nil {
+		q.queue, q.spare = q.spare, nil
+	}
 	q.queue = append(q.queue, f)
 	n := len(q.queue)
 	start := !q.running
@@ -661,19 +663,26 @@ func (q *callbacks) push(f func(), wg *sync.WaitGroup) int {
 
 func (q *callbacks) run(wg *sync.WaitGroup) {
 	defer wg.Done()
+	var batch []func()
 	for {
 		q.mu.Lock()
+		if cap(batch) <= 64 && q.spare == nil {
+			q.spare = batch[:0]
+		}
 		if len(q.queue) == 0 {
 			q.running = false
-			q.queue = nil
+			if cap(q.queue) > 64 {
+				q.queue = nil // let a long queue's array go
+			}
 			q.mu.Unlock()
 			return
 		}
-		f := q.queue[0]
-		q.queue[0] = nil
-		q.queue = q.queue[1:]
+		batch, q.queue, q.spare = q.queue, q.spare, nil
 		q.mu.Unlock()
-		f()
+		for i, f := range batch {
+			batch[i] = nil
+			f()
+		}
 	}
 }
 

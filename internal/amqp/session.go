@@ -31,8 +31,14 @@ type session struct {
 
 	// Unsettled deliveries, by delivery-id: the peer's (we receive) and
 	// ours (we send). Dispositions name them by id, for the whole session.
-	incoming map[uint32]*inDelivery
-	outgoing map[uint32]*outDelivery
+	// Held by value: a delivery costs no allocation of its own.
+	incoming map[uint32]inDelivery
+	outgoing map[uint32]outDelivery
+
+	// Reused by disposition: the ids of a range found in a table, and
+	// the links they touched.
+	ids     []uint32
+	touched []*Link
 }
 
 // inDelivery is an unsettled delivery the peer sent us.
@@ -44,9 +50,8 @@ type inDelivery struct {
 
 // outDelivery is an unsettled delivery we sent.
 type outDelivery struct {
-	link     *Link
-	tag      []byte
-	reported bool // the application was told its outcome
+	link *Link
+	tag  []byte
 }
 
 func newSession(c *Conn, ch uint16, b *wire.Begin) *session {
@@ -61,8 +66,8 @@ func newSession(c *Conn, ch uint16, b *wire.Begin) *session {
 		fullIncomingWindow:   w,
 		outgoingWindow:       w,
 		remoteIncomingWindow: b.IncomingWindow,
-		incoming:             make(map[uint32]*inDelivery),
-		outgoing:             make(map[uint32]*outDelivery),
+		incoming:             make(map[uint32]inDelivery),
+		outgoing:             make(map[uint32]outDelivery),
 	}
 }
 
@@ -213,28 +218,29 @@ func (s *session) pumpAll() {
 }
 
 // flowFrame is a flow carrying the session's state, and the link's when l
-// is not nil.
+// is not nil. It is the connection's, valid until the next flowFrame.
 func (s *session) flowFrame(l *Link) *wire.Flow {
-	next := s.nextIncomingID
-	f := &wire.Flow{
-		NextIncomingID: &next,
+	c := s.c
+	v := &c.flowVals
+	v[0] = s.nextIncomingID
+	f := &c.flow
+	*f = wire.Flow{
+		NextIncomingID: &v[0],
 		IncomingWindow: s.incomingWindow,
 		NextOutgoingID: s.nextOutgoingID,
 		OutgoingWindow: s.outgoingWindow,
 	}
 	if l != nil {
-		h := l.handle
-		f.Handle = &h
-		var count, credit uint32
+		v[1] = l.handle
+		f.Handle = &v[1]
 		if l.peerSends {
-			count, credit = l.deliveryCount, l.linkCredit
+			v[2], v[3] = l.deliveryCount, l.linkCredit
 		} else {
-			count, credit = l.sendCount, l.peerCredit
-			avail := l.available
-			f.Available = &avail
+			v[2], v[3], v[4] = l.sendCount, l.peerCredit, l.available
+			f.Available = &v[4]
 		}
-		f.DeliveryCount = &count
-		f.LinkCredit = &credit
+		f.DeliveryCount = &v[2]
+		f.LinkCredit = &v[3]
 	}
 	return f
 }
@@ -268,55 +274,35 @@ func (s *session) disposition(d *wire.Disposition) {
 		last = *d.Last
 	}
 	span := uint64(last-first) + 1 // serial arithmetic: last may wrap
-	ids := func(n int, each func(id uint32), table func(func(id uint32))) {
-		if span <= uint64(n) {
-			for i := uint64(0); i < span; i++ {
-				each(first + uint32(i))
-			}
-			return
-		}
-		table(func(id uint32) {
-			if uint64(id-first) < span {
-				each(id)
-			}
-		})
-	}
+	s.touched = s.touched[:0]
 
 	if d.Role { // from the receiver: about deliveries we sent
-		var echo bool
-		touched := map[*Link]bool{}
-		ids(len(s.outgoing), func(id uint32) {
-			od := s.outgoing[id]
-			if od == nil {
-				return
+		if !d.Settled && !isTerminal(d.State) {
+			// e.g. received: progress, not an outcome; the links may
+			// still send more.
+			for _, id := range rangeIDs(s, first, span, s.outgoing) {
+				s.touch(s.outgoing[id].link)
 			}
-			touched[od.link] = true
-			if !d.Settled && !isTerminal(d.State) {
-				return // e.g. received: progress, not an outcome
+		} else {
+			for _, id := range rangeIDs(s, first, span, s.outgoing) {
+				od, ok := s.outgoing[id]
+				if !ok {
+					continue // its link ended meanwhile (a callback queue overflowed)
+				}
+				s.touch(od.link)
+				delete(s.outgoing, id)
+				od.link.unsettledOut--
+				if d.Settled {
+					od.link.reportDisposition(Disposition{ID: id, Tag: od.tag, State: d.State, Settled: true})
+				} else {
+					// Receiver settle mode second: the receiver waits for
+					// our settlement, which follows the application's
+					// action.
+					od.link.settleAfterReport(Disposition{ID: id, Tag: od.tag, State: d.State})
+				}
 			}
-			switch {
-			case od.reported:
-				echo = echo || !d.Settled
-			case d.Settled:
-				od.reported = true
-				od.link.reportDisposition(Disposition{ID: id, Tag: od.tag, State: d.State, Settled: true})
-			default:
-				// Receiver settle mode second: the receiver waits for our
-				// settlement, which follows the application's action.
-				od.reported = true
-				od.link.settleAfterReport(Disposition{ID: id, Tag: od.tag, State: d.State})
-			}
-			delete(s.outgoing, id)
-			od.link.unsettledOut--
-		}, func(each func(uint32)) {
-			for id := range s.outgoing {
-				each(id)
-			}
-		})
-		if echo {
-			s.c.writeFrame(s.ch, &wire.Disposition{Role: false, First: d.First, Last: d.Last, Settled: true, State: confirmed(d.State)}, nil)
 		}
-		for l := range touched {
+		for _, l := range s.touched {
 			l.pump() // room for more unsettled deliveries
 		}
 		return
@@ -330,11 +316,10 @@ func (s *session) disposition(d *wire.Disposition) {
 	}
 	var confirm bool
 	var state wire.DeliveryState
-	touched := map[*Link]bool{}
-	ids(len(s.incoming), func(id uint32) {
-		in := s.incoming[id]
-		if in == nil {
-			return
+	for _, id := range rangeIDs(s, first, span, s.incoming) {
+		in, ok := s.incoming[id]
+		if !ok {
+			continue
 		}
 		if in.stateSent != nil {
 			confirm = true
@@ -345,18 +330,47 @@ func (s *session) disposition(d *wire.Disposition) {
 		if in.handled {
 			in.link.held--
 		}
-		touched[in.link] = true
-	}, func(each func(uint32)) {
-		for id := range s.incoming {
-			each(id)
-		}
-	})
-	if confirm {
-		s.c.writeFrame(s.ch, &wire.Disposition{Role: true, First: d.First, Last: d.Last, Settled: true, State: state}, nil)
+		s.touch(in.link)
 	}
-	for l := range touched {
+	if confirm {
+		s.c.writeDisposition(s.ch, true, d.First, d.Last, true, state)
+	}
+	for _, l := range s.touched {
 		l.topUpCredit()
 	}
+}
+
+// rangeIDs returns the ids of the span deliveries from first that are in
+// table, in s.ids: the range walked when it is no longer than the table,
+// the table otherwise.
+func rangeIDs[V any](s *session, first uint32, span uint64, table map[uint32]V) []uint32 {
+	ids := s.ids[:0]
+	if span <= uint64(len(table)) {
+		for i := uint64(0); i < span; i++ {
+			if _, ok := table[first+uint32(i)]; ok {
+				ids = append(ids, first+uint32(i))
+			}
+		}
+	} else {
+		for id := range table {
+			if uint64(id-first) < span {
+				ids = append(ids, id)
+			}
+		}
+	}
+	s.ids = ids
+	return ids
+}
+
+// touch adds l to s.touched once. A disposition names few links, mostly
+// one.
+func (s *session) touch(l *Link) {
+	for _, t := range s.touched {
+		if t == l {
+			return
+		}
+	}
+	s.touched = append(s.touched, l)
 }
 
 // isTerminal reports whether a delivery state is an outcome (part 3.4):

@@ -1,0 +1,136 @@
+package amqp
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// maxQueuedBytes bounds the encoded frames a connection holds for the
+// network: the loop waits while the writer has this much queued behind
+// the write under way (a peer that does not read stalls its own
+// connection, not the process's memory).
+const maxQueuedBytes = 256 << 10
+
+// writer writes a connection's frames on a goroutine of its own. The loop
+// hands over what it encoded after each wake-up and goes on; whatever was
+// handed over while a write was under way goes out together in the next
+// write, so that under load many frames share one TLS record (up to its
+// maximum size) and one system call, and the loop never waits for the
+// network. Nothing is held back for more to come: an idle writer writes
+// what it is handed at once.
+//
+// BenchmarkLoopback (8 senders, 8 receivers with credit 1 in settle mode
+// second, one connection; three frames of ours per message): 3.0 server
+// writes per message when the loop wrote after each event it handled,
+// 1.9-2.1 with the writer.
+type writer struct {
+	nc      net.Conn
+	timeout time.Duration // write deadline: a peer that does not read for this long is cut
+
+	mu      sync.Mutex
+	room    sync.Cond // signalled when the writer takes what is queued, or fails
+	queued  []byte    // handed over, not yet taken
+	closing bool      // write what is queued, then stop
+	err     error     // the write error that stopped the writer
+
+	wake   chan struct{} // one token: there is something to do
+	failed chan struct{} // closed when a write fails
+	done   chan struct{} // closed when run has returned
+}
+
+func newWriter(nc net.Conn, timeout time.Duration) *writer {
+	w := &writer{
+		nc:      nc,
+		timeout: timeout,
+		wake:    make(chan struct{}, 1),
+		failed:  make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	w.room.L = &w.mu
+	return w
+}
+
+// hand queues the frames in out for writing and returns an empty buffer
+// for the loop to encode the next ones into (the one the writer was done
+// with, when it can). It waits while too much is queued already. After a
+// write error it drops out and returns the error.
+func (w *writer) hand(out []byte) ([]byte, error) {
+	w.mu.Lock()
+	for len(w.queued) >= maxQueuedBytes && w.err == nil {
+		w.room.Wait()
+	}
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return out[:0], err
+	}
+	if len(w.queued) == 0 {
+		out, w.queued = w.queued[:0], out
+	} else {
+		w.queued = append(w.queued, out...)
+		out = out[:0]
+	}
+	w.mu.Unlock()
+	w.signal()
+	return out, nil
+}
+
+func (w *writer) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close makes the writer stop once it has written what is queued (or a
+// write failed); done is closed then.
+func (w *writer) close() {
+	w.mu.Lock()
+	w.closing = true
+	w.mu.Unlock()
+	w.signal()
+}
+
+// error is the write error that stopped the writer, once failed is closed.
+func (w *writer) error() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// run writes what is handed over until close, or a write fails.
+func (w *writer) run() {
+	defer close(w.done)
+	var buf []byte
+	for range w.wake {
+		for {
+			w.mu.Lock()
+			if len(w.queued) == 0 {
+				closing := w.closing
+				w.mu.Unlock()
+				if closing {
+					return
+				}
+				break
+			}
+			buf, w.queued = w.queued, buf[:0]
+			w.room.Signal()
+			w.mu.Unlock()
+
+			_ = w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+			if _, err := w.nc.Write(buf); err != nil {
+				w.mu.Lock()
+				w.err = err
+				w.queued = nil
+				w.room.Broadcast()
+				w.mu.Unlock()
+				close(w.failed)
+				return
+			}
+			if cap(buf) > 1<<20 {
+				buf = nil // do not keep a large buffer for an idle connection
+			}
+		}
+	}
+}
