@@ -265,6 +265,9 @@ type queueSettings struct {
 	DeadLetteringOnMessageExpiration    bool   `json:"deadLetteringOnMessageExpiration"`
 	MaxSizeInMegabytes                  int64  `json:"maxSizeInMegabytes"`
 	RequiresSession                     bool   `json:"requiresSession"`
+	// MaxMessageSizeInKilobytes is set from the namespace's tier when the
+	// queue is written (0 in records older than it: the Standard tier's).
+	MaxMessageSizeInKilobytes int64 `json:"maxMessageSizeInKilobytes"`
 }
 
 type queueCountDetails struct {
@@ -375,6 +378,9 @@ func queueViewOf(res store.Resource) (queueView, error) {
 		if err := json.Unmarshal(res.Properties, &s); err != nil {
 			return queueView{}, internalError(fmt.Errorf("queue %s: stored properties: %w", res.ID, err))
 		}
+	}
+	if s.MaxMessageSizeInKilobytes <= 0 {
+		s.MaxMessageSizeInKilobytes = standardMessageKB // written before the field was
 	}
 	return queueView{ID: res.ID, Name: res.Name, Type: sbQueueType, Location: res.Location,
 		Properties: queueProperties{queueSettings: s, Status: "Active", CreatedAt: res.Created.UTC(), UpdatedAt: res.Updated.UTC()}}, nil
@@ -629,6 +635,58 @@ func (h *Handler) queueViewWithCounts(rq *request, res store.Resource) (queueVie
 	return v, nil
 }
 
+// Message sizes by tier (Service Bus quotas, "Message size for a queue,
+// topic, or subscription entity": Standard 256 KB; Premium up to 100 MB,
+// set per entity with maxMessageSizeInKilobytes, 1024 by default). This
+// Service Bus serves messages up to 1 MB, so a Premium queue takes 1024
+// and no more.
+const (
+	standardMessageKB = 256
+	premiumMessageKB  = 1024
+)
+
+// forTier applies the namespace's tier to a queue's settings: the
+// message size (Premium: maxMessageSizeInKilobytes; Basic and Standard:
+// 256 KB, not settable) and sessions, which the Basic tier does not have
+// ("Message sessions": "The basic tier of Service Bus doesn't support
+// sessions").
+func (s *queueSettings) forTier(ns store.Resource, p *queueBodyProps) error {
+	nv, err := namespaceViewOf(ns)
+	if err != nil {
+		return err
+	}
+	var asked *int64
+	if p != nil {
+		asked = p.MaxMessageSizeInKilobytes
+	}
+	switch nv.Sku.Tier {
+	case "Premium":
+		s.MaxMessageSizeInKilobytes = premiumMessageKB
+		if asked != nil && *asked != premiumMessageKB {
+			return badRequest("The value %d of properties.maxMessageSizeInKilobytes is out of range: this Service Bus serves messages up to %d KB.", *asked, premiumMessageKB)
+		}
+	default:
+		s.MaxMessageSizeInKilobytes = standardMessageKB
+		if asked != nil && *asked != standardMessageKB {
+			return badRequest("properties.maxMessageSizeInKilobytes can be set only on queues of a Premium namespace; the %s tier's messages are at most %d KB.", nv.Sku.Tier, standardMessageKB)
+		}
+		if nv.Sku.Tier == "Basic" && s.RequiresSession {
+			return badRequest("Sessions are not supported in the Basic tier: properties.requiresSession must be false.")
+		}
+	}
+	return nil
+}
+
+// QueueMaxMessageBytes is the largest message a queue takes, body and
+// properties: its maxMessageSizeInKilobytes.
+func QueueMaxMessageBytes(res store.Resource) (int, error) {
+	v, err := queueViewOf(res)
+	if err != nil {
+		return 0, err
+	}
+	return int(v.Properties.MaxMessageSizeInKilobytes) << 10, nil
+}
+
 // QueueLimits reads the settings of a queue's resource record as the
 // message store applies them: the data plane's view of what a queue PUT
 // set. A record that does not decode is an error, never the defaults.
@@ -750,6 +808,7 @@ type queueBodyProps struct {
 	DeadLetteringOnMessageExpiration    *bool   `json:"deadLetteringOnMessageExpiration"`
 	MaxSizeInMegabytes                  *int64  `json:"maxSizeInMegabytes"`
 	RequiresSession                     *bool   `json:"requiresSession"`
+	MaxMessageSizeInKilobytes           *int64  `json:"maxMessageSizeInKilobytes"`
 }
 
 func (h *Handler) putQueue(rq *request) error {
@@ -772,10 +831,6 @@ func (h *Handler) putQueue(rq *request) error {
 	if err != nil {
 		return err
 	}
-	propsJSON, err := json.Marshal(settings)
-	if err != nil {
-		return internalError(err)
-	}
 	status := http.StatusOK
 	var out store.Resource
 	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
@@ -783,6 +838,14 @@ func (h *Handler) putQueue(rq *request) error {
 		ns, err := findParentNamespace(rq, tx, tenantID)
 		if err != nil {
 			return err
+		}
+		settings := settings
+		if err := settings.forTier(ns, body.Properties); err != nil {
+			return err
+		}
+		propsJSON, err := json.Marshal(settings)
+		if err != nil {
+			return internalError(err)
 		}
 		id := ns.ID + "/queues/" + name
 		rq.target = id

@@ -163,6 +163,15 @@ func TestServiceBusQueues(t *testing.T) {
 			t.Errorf("turning sessions off: %s", r.raw)
 		}
 		e.want(e.call(admin, "DELETE", sq, nil), 200, "")
+		// The Basic tier has no sessions.
+		basic := rg + "/providers/Microsoft.ServiceBus/namespaces/sb-basic"
+		e.want(e.call(admin, "PUT", basic, map[string]any{"location": "westeurope", "sku": map[string]any{"name": "Basic"}}), 201, "")
+		r = e.call(admin, "PUT", basic+"/queues/fifo", map[string]any{"properties": map[string]any{"requiresSession": true}})
+		e.want(r, 400, "BadRequest")
+		if !strings.Contains(r.message(), "Basic tier") {
+			t.Errorf("sessions on Basic: %s", r.raw)
+		}
+		e.want(e.call(admin, "DELETE", basic, nil), 200, "")
 
 		// Validation: 400s with clear messages, never 500.
 		for _, c := range []struct {
@@ -184,6 +193,7 @@ func TestServiceBusQueues(t *testing.T) {
 			{map[string]any{"maxSizeInMegabytes": 1023}, "BadRequest", "maxSizeInMegabytes"},
 			{map[string]any{"maxSizeInMegabytes": 5121}, "BadRequest", "maxSizeInMegabytes"},
 			{map[string]any{"requiresSession": "yes"}, "InvalidRequestContent", ""},
+			{map[string]any{"maxMessageSizeInKilobytes": 1024}, "BadRequest", "only on queues of a Premium namespace"},
 		} {
 			r := e.call(admin, "PUT", nid+"/queues/bad", map[string]any{"properties": c.props})
 			e.want(r, 400, c.code)

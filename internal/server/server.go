@@ -318,7 +318,7 @@ func (s *Server) buildRouter() *router {
 		LoginBase: func(*http.Request) string { return miIssuer }})
 	s.broker = servicebus.NewBroker(s.store, nil, s.logger)
 	s.messaging = servicebus.New(servicebus.Config{Store: s.store, Broker: s.broker, Verifier: verifier,
-		Authorizer: busAuthorizer{access}, Limits: arm.QueueLimits, Audit: s.audit, Logger: s.logger, KEK: s.kek})
+		Authorizer: busAuthorizer{access}, Limits: arm.QueueLimits, MessageLimit: arm.QueueMaxMessageBytes, Audit: s.audit, Logger: s.logger, KEK: s.kek})
 	resources := arm.New(arm.Config{Directory: s.dir, Store: s.store, RBAC: access, Verifier: verifier,
 		Audit: s.audit, Logger: s.logger, KEK: s.kek, TokenMinter: tokens, Notify: s.notifications.Notify,
 		NotificationDeadline: s.cfg.NotificationRetryFor})

@@ -317,7 +317,7 @@ func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 	go c.detachOnExpiry(l, queue)
 	if l.PeerSends() {
 		sl := &sendLink{c: c, l: l, queue: queue, info: info}
-		return &amqp.Accept{OnDelivery: sl.deliver, MaxMessageSize: MaxMessageBytes, Credit: sendLinkCredit}, nil
+		return &amqp.Accept{OnDelivery: sl.deliver, MaxMessageSize: uint64(info.maxMessage), Credit: sendCredit(info.maxMessage)}, nil
 	}
 	rl := &receiveLink{c: c, l: l, queue: queue, deadLetter: deadLetter, info: info, locks: map[string]int64{}}
 	// A sender settle mode of "settled" is receive-and-delete; anything
@@ -347,8 +347,19 @@ func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 // sendLinkCredit is how many messages a sender may have in flight on one
 // link: enough to keep a busy sender's pipe full, small enough that a
 // connection's links cannot hold more message bytes than the engine lets
-// a connection hold (its limit closes the connection).
-const sendLinkCredit = 32
+// a connection hold (its limit closes the connection). Queues that take
+// larger messages get less (sendCredit), so that a link's credit never
+// covers more than sendLinkBytes.
+const (
+	sendLinkCredit = 32
+	sendLinkBytes  = sendLinkCredit * MaxMessageBytes
+)
+
+// sendCredit is the credit of a sender link to a queue whose messages
+// are at most maxMessage bytes.
+func sendCredit(maxMessage int) uint32 {
+	return uint32(min(sendLinkCredit, max(1, sendLinkBytes/max(maxMessage, 1))))
+}
 
 // detachOnExpiry detaches l once no unexpired token on $cbs covers its
 // queue: a link whose token lapses without renewal stops, as Service Bus
@@ -634,9 +645,9 @@ func (sl *sendLink) deliver(ctx context.Context, d *amqp.Delivery) wire.Delivery
 	if msg := sessionMissing(sl.info, stored); msg != "" {
 		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrNotAllowed, Description: msg}}
 	}
-	if total > MaxMessageBytes {
+	if total > sl.info.maxMessage {
 		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrLinkMessageSizeExceeded, Description: fmt.Sprintf(
-			"The message size (%d bytes with its properties) exceeds the limit of %d bytes for entity 'sb://%s/%s'.", total, MaxMessageBytes, sl.c.host, sl.queue)}}
+			"The message size (%d bytes with its properties) exceeds the limit of %d bytes for entity 'sb://%s/%s'.", total, sl.info.maxMessage, sl.c.host, sl.queue)}}
 	}
 	res := sl.c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueSend, QueueID: sl.info.res.ID, Limits: sl.info.limits, Messages: stored})
 	switch {
@@ -1063,12 +1074,12 @@ func (c *amqpConn) schedule(ctx context.Context, queue string, deadLetter bool, 
 		total += len(q.Body) + len(q.Properties)
 		msgs = append(msgs, q)
 	}
-	if total > MaxMessageBytes {
-		return 413, fmt.Sprintf("The messages' size (%d bytes) exceeds the limit of %d bytes.", total, MaxMessageBytes), nil
-	}
 	info, status, desc := c.mgmtQueue(ctx, queue)
 	if status != 0 {
 		return status, desc, nil
+	}
+	if total > info.maxMessage {
+		return 413, fmt.Sprintf("The messages' size (%d bytes) exceeds the limit of %d bytes.", total, info.maxMessage), nil
 	}
 	if msg := sessionMissing(info, msgs); msg != "" {
 		return 400, msg, nil

@@ -379,8 +379,8 @@ func (c *amqpConn) manageSession(ctx context.Context, queue string, deadLetter b
 		case []byte:
 			// "the message session state is an opaque binary object that
 			// can hold data of the size of one message" (Message sessions).
-			if len(st) > MaxMessageBytes {
-				return 400, fmt.Sprintf("The session state (%d bytes) exceeds the limit of %d bytes, the size of one message.", len(st), MaxMessageBytes), nil
+			if len(st) > info.maxMessage {
+				return 400, fmt.Sprintf("The session state (%d bytes) exceeds the limit of %d bytes, the size of one message.", len(st), info.maxMessage), nil
 			}
 			sop.SessionState = st
 		default:

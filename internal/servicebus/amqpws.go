@@ -13,11 +13,15 @@ import (
 // SDK's ClientOptions.NewWebSocketConn, the JavaScript SDK's
 // webSocketOptions). Each binary WebSocket message carries AMQP bytes; the
 // connection is then served like an AMQPS one.
+//
+// The subprotocol is AMQPWSB10 (what the JavaScript, .NET and Python SDKs
+// send) or amqp (what azservicebus's own WebSocket example dials with,
+// example_websockets_and_proxies_test.go); the one the client offered is
+// echoed, AMQPWSB10 first when it offers both.
 
-const (
-	webSocketPath        = "/$servicebus/websocket"
-	webSocketSubprotocol = "AMQPWSB10"
-)
+const webSocketPath = "/$servicebus/websocket"
+
+var webSocketSubprotocols = []string{"AMQPWSB10", "amqp"}
 
 // serveWebSocket upgrades the request and serves AMQP on it until the
 // connection ends. A request that is no AMQP WebSocket upgrade is answered
@@ -27,17 +31,21 @@ func (s *Service) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, "The request to "+webSocketPath+" is not a WebSocket upgrade.")
 		return
 	}
-	if !headerHasToken(r.Header, "Sec-WebSocket-Protocol", webSocketSubprotocol) {
-		WriteError(w, http.StatusBadRequest, "The WebSocket subprotocol must be "+webSocketSubprotocol+".")
+	offered := false
+	for _, p := range webSocketSubprotocols {
+		offered = offered || headerHasToken(r.Header, "Sec-WebSocket-Protocol", p)
+	}
+	if !offered {
+		WriteError(w, http.StatusBadRequest, "The WebSocket subprotocol must be AMQPWSB10 or amqp.")
 		return
 	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{webSocketSubprotocol}})
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: webSocketSubprotocols})
 	if err != nil {
 		return // Accept has answered
 	}
 	// Frames are bounded by the AMQP engine; a message no larger than the
 	// biggest frame it accepts plus headroom.
-	c.SetReadLimit(1 << 20)
+	c.SetReadLimit(LargestMessageBytes + 64<<10)
 	ctx := r.Context()
 	nc := websocket.NetConn(ctx, c, websocket.MessageBinary)
 	defer nc.Close()

@@ -44,11 +44,14 @@ const (
 	QueueType     = store.QueueResourceType
 )
 
-// Limits of the Standard tier.
+// Limits.
 const (
-	// MaxMessageBytes is the largest message (body and properties) and
-	// the largest batch: 256 KiB.
+	// MaxMessageBytes is the Standard tier's largest message (body and
+	// properties) and largest batch: 256 KiB. A queue of a Premium
+	// namespace takes up to LargestMessageBytes (Config.MessageLimit).
 	MaxMessageBytes = 256 << 10
+	// LargestMessageBytes is the largest message any queue takes: 1 MiB.
+	LargestMessageBytes = 1 << 20
 	// DefaultReceiveTimeout is the long-poll of a receive without a
 	// timeout parameter; MaxReceiveTimeout caps the parameter.
 	DefaultReceiveTimeout = 60 * time.Second
@@ -85,8 +88,12 @@ type Config struct {
 	// TTL, duplicate detection, size) from its ARM resource; the resource
 	// manager owns that format (arm.QueueLimits).
 	Limits func(store.Resource) (store.QueueLimits, error)
-	Audit  *audit.Log
-	Logger *slog.Logger
+	// MessageLimit reads the largest message a queue takes
+	// (arm.QueueMaxMessageBytes, from its namespace's tier); at most
+	// LargestMessageBytes. Nil: MaxMessageBytes for every queue.
+	MessageLimit func(store.Resource) (int, error)
+	Audit        *audit.Log
+	Logger       *slog.Logger
 	// KEK (32 bytes) opens the sealed keys of the authorization rules
 	// that SharedAccessSignature tokens are checked against; without it
 	// only Bearer tokens are accepted.
@@ -96,17 +103,18 @@ type Config struct {
 // Service serves https://{namespace}.servicebus.windows.net (or
 // {namespace}.servicebus.{custom domain}): the queues' REST data plane.
 type Service struct {
-	st      store.Store
-	broker  *Broker
-	verify  Verifier
-	authz   Authorizer
-	limits  func(store.Resource) (store.QueueLimits, error)
-	audit   *audit.Log
-	log     *slog.Logger
-	byName  *gencache.Cache[string, store.Resource]
-	queueOf *gencache.Cache[string, queueInfo]
-	kek     []byte
-	rules   *gencache.Cache[string, sasRule] // sasauth.go
+	st           store.Store
+	broker       *Broker
+	verify       Verifier
+	authz        Authorizer
+	limits       func(store.Resource) (store.QueueLimits, error)
+	messageLimit func(store.Resource) (int, error)
+	audit        *audit.Log
+	log          *slog.Logger
+	byName       *gencache.Cache[string, store.Resource]
+	queueOf      *gencache.Cache[string, queueInfo]
+	kek          []byte
+	rules        *gencache.Cache[string, sasRule] // sasauth.go
 	// amqp serves the AMQP 1.0 front-end (amqpfront.go) on the
 	// connections the server hands it: AMQPS, and WebSockets here.
 	amqp *amqp.Server
@@ -116,6 +124,8 @@ type Service struct {
 type queueInfo struct {
 	res    store.Resource
 	limits store.QueueLimits
+	// maxMessage is the largest message (or batch) the queue takes.
+	maxMessage int
 }
 
 // New returns a Service. It panics when a dependency is missing: that is a
@@ -127,7 +137,7 @@ func New(cfg Config) *Service {
 	if len(cfg.KEK) != 0 && len(cfg.KEK) != 32 {
 		panic("servicebus: Config.KEK must be 32 bytes")
 	}
-	s := &Service{st: cfg.Store, broker: cfg.Broker, verify: cfg.Verifier, authz: cfg.Authorizer, limits: cfg.Limits,
+	s := &Service{st: cfg.Store, broker: cfg.Broker, verify: cfg.Verifier, authz: cfg.Authorizer, limits: cfg.Limits, messageLimit: cfg.MessageLimit,
 		audit: cfg.Audit, log: cfg.Logger,
 		byName:  gencache.New[string, store.Resource](cfg.Store, 10_000),
 		queueOf: gencache.New[string, queueInfo](cfg.Store, 10_000),
@@ -139,7 +149,7 @@ func New(cfg Config) *Service {
 	// (azservicebus asks for up to 65535), so a connection may carry as
 	// many sessions as links: a client with more than 64 of them must
 	// not lose its connection here when it keeps it on Azure.
-	s.amqp = &amqp.Server{Connect: s.ConnectAMQP, MaxMessageSize: MaxMessageBytes + 64<<10, Logger: s.log,
+	s.amqp = &amqp.Server{Connect: s.ConnectAMQP, MaxMessageSize: LargestMessageBytes + 64<<10, Logger: s.log,
 		MaxSessions: 1024, MaxLinks: 1024}
 	return s
 }
@@ -310,7 +320,14 @@ func (s *Service) queueInfo(ctx context.Context, id string) (queueInfo, error) {
 		if err != nil {
 			return queueInfo{}, err
 		}
-		return queueInfo{res: res, limits: lim}, nil
+		info := queueInfo{res: res, limits: lim, maxMessage: MaxMessageBytes}
+		if s.messageLimit != nil {
+			if info.maxMessage, err = s.messageLimit(res); err != nil {
+				return queueInfo{}, err
+			}
+			info.maxMessage = min(max(info.maxMessage, 1), LargestMessageBytes)
+		}
+		return info, nil
 	})
 }
 
@@ -424,10 +441,11 @@ func newMessage(body []byte, contentType string, bp BrokerProperties, user map[s
 // application/vnd.microsoft.servicebus.json), and answers 201 once it is
 // durable.
 func (s *Service) send(q *request) {
-	body, err := io.ReadAll(http.MaxBytesReader(q.w, q.r.Body, MaxMessageBytes))
+	limit := q.queue.maxMessage
+	body, err := io.ReadAll(http.MaxBytesReader(q.w, q.r.Body, int64(limit)))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		WriteError(q.w, http.StatusForbidden, fmt.Sprintf("The message size exceeds the limit of %d bytes for entity 'sb://%s/%s'.", MaxMessageBytes, q.host, q.rt.queue))
+		WriteError(q.w, http.StatusForbidden, fmt.Sprintf("The message size exceeds the limit of %d bytes for entity 'sb://%s/%s'.", limit, q.host, q.rt.queue))
 		return
 	}
 	if err != nil {
@@ -476,8 +494,8 @@ func (s *Service) send(q *request) {
 	for _, m := range msgs {
 		total += len(m.Body) + len(m.Properties)
 	}
-	if total > MaxMessageBytes {
-		WriteError(q.w, http.StatusForbidden, fmt.Sprintf("The message size (%d bytes with its properties) exceeds the limit of %d bytes for entity 'sb://%s/%s'.", total, MaxMessageBytes, q.host, q.rt.queue))
+	if total > limit {
+		WriteError(q.w, http.StatusForbidden, fmt.Sprintf("The message size (%d bytes with its properties) exceeds the limit of %d bytes for entity 'sb://%s/%s'.", total, limit, q.host, q.rt.queue))
 		return
 	}
 	res := s.broker.Do(q.r.Context(), store.QueueOp{Kind: store.QueueSend, QueueID: q.queue.res.ID, Limits: q.queue.limits, Messages: msgs})
