@@ -64,8 +64,10 @@ type SecretQuery struct {
 	Limit int // 0: no limit
 }
 
-// Vaults stores vaults and their secrets.
+// Vaults stores vaults, their secrets and (Keys) their keys.
 type Vaults interface {
+	Keys
+
 	// CreateVault fails with ErrConflict when the name is taken (in any
 	// tenant) and ErrNotFound when the tenant does not exist.
 	CreateVault(ctx context.Context, v Vault) error

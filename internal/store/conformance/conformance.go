@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OneTimeUseInTx", testOneTimeUseInTx},
 		{"PruneUsed", testPruneUsed},
 		{"Vaults", testVaults},
+		{"Keys", testKeys},
 		{"RoleDefinitions", testRoleDefinitions}, {"RoleAssignments", testRoleAssignments}, {"DenyAssignments", testDenyAssignments}, {"DeleteTenantRemovesRBAC", testDeleteTenantRemovesRBAC}, {"TenantsBySubscription", testTenantsBySubscription},
 		{"ARM", testARM},
 		{"Generation", testGeneration},
