@@ -9,22 +9,30 @@ import (
 
 // Ids of the built-in roles, as in Azure.
 const (
-	RoleOwner                      = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
-	RoleContributor                = "b24988ac-6180-42a0-ab88-20f7382dd24c"
-	RoleReader                     = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
-	RoleUserAccessAdministrator    = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
-	RoleKeyVaultAdministrator      = "00482a5a-887f-4fb3-b363-3b7fe8e74483"
-	RoleKeyVaultSecretsOfficer     = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
-	RoleKeyVaultSecretsUser        = "4633458b-17de-408a-b874-0445c86b69e6"
-	RoleServiceBusDataOwner        = "090c5cfd-751d-490a-894a-3ce6f1109419"
-	RoleServiceBusDataSender       = "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39"
-	RoleServiceBusDataReceiver     = "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0"
-	RoleManagedIdentityOperator    = "f1a07417-d97a-45cb-824c-7a7467783830"
-	RoleManagedApplicationOperator = "c7393b34-138c-406f-901b-d8cf2b17e6ae"
+	RoleOwner                   = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+	RoleContributor             = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+	RoleReader                  = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+	RoleUserAccessAdministrator = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
+	RoleKeyVaultAdministrator   = "00482a5a-887f-4fb3-b363-3b7fe8e74483"
+	RoleKeyVaultSecretsOfficer  = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+	RoleKeyVaultSecretsUser     = "4633458b-17de-408a-b874-0445c86b69e6"
+	RoleKeyVaultReader          = "21090545-7ca7-4776-b22c-e363652d74d2"
+	RoleKeyVaultCryptoOfficer   = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"
+	RoleKeyVaultCryptoUser      = "12338af0-0e69-4776-bea7-57ae8d297424"
+	// RoleKeyVaultCryptoServiceEncryptionUser is the role Azure services
+	// (and a provider's customer-managed-key pattern) are given to wrap and
+	// unwrap with a customer's key.
+	RoleKeyVaultCryptoServiceEncryptionUser = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
+	RoleServiceBusDataOwner                 = "090c5cfd-751d-490a-894a-3ce6f1109419"
+	RoleServiceBusDataSender                = "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39"
+	RoleServiceBusDataReceiver              = "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0"
+	RoleManagedIdentityOperator             = "f1a07417-d97a-45cb-824c-7a7467783830"
+	RoleManagedApplicationOperator          = "c7393b34-138c-406f-901b-d8cf2b17e6ae"
 )
 
 // keyVaultReadActions are the control-plane actions the Key Vault data
-// roles that carry any share (Administrator, Secrets Officer).
+// roles that carry any share (Administrator, Secrets Officer, Crypto
+// Officer, Reader).
 var keyVaultReadActions = []string{
 	"Microsoft.Authorization/*/read",
 	"Microsoft.Insights/alertRules/*",
@@ -78,6 +86,48 @@ var builtIns = []store.RoleDefinition{
 		Description: "Read secret contents. Only works for key vaults that use the 'Azure role-based access control' permission model.",
 		Permissions: []store.Permission{{DataActions: []string{
 			"Microsoft.KeyVault/vaults/secrets/getSecret/action",
+			"Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+		}}}},
+	// The key roles, as learn.microsoft.com/azure/role-based-access-control/built-in-roles/security
+	// lists them (Key Vault Crypto Officer, Crypto User, Crypto Service
+	// Encryption User, Reader); Key Vault Administrator's
+	// Microsoft.KeyVault/vaults/* covers keys too.
+	{ID: RoleKeyVaultCryptoOfficer, Name: "Key Vault Crypto Officer",
+		Description: "Perform any action on the keys of a key vault, except manage permissions. Only works for key vaults that use the 'Azure role-based access control' permission model.",
+		Permissions: []store.Permission{{Actions: keyVaultReadActions, DataActions: []string{
+			"Microsoft.KeyVault/vaults/keys/*",
+			"Microsoft.KeyVault/vaults/keyrotationpolicies/*",
+		}}}},
+	{ID: RoleKeyVaultCryptoUser, Name: "Key Vault Crypto User",
+		Description: "Perform cryptographic operations using keys. Only works for key vaults that use the 'Azure role-based access control' permission model.",
+		Permissions: []store.Permission{{DataActions: []string{
+			"Microsoft.KeyVault/vaults/keys/read",
+			"Microsoft.KeyVault/vaults/keys/update/action",
+			"Microsoft.KeyVault/vaults/keys/backup/action",
+			"Microsoft.KeyVault/vaults/keys/encrypt/action",
+			"Microsoft.KeyVault/vaults/keys/decrypt/action",
+			"Microsoft.KeyVault/vaults/keys/wrap/action",
+			"Microsoft.KeyVault/vaults/keys/unwrap/action",
+			"Microsoft.KeyVault/vaults/keys/sign/action",
+			"Microsoft.KeyVault/vaults/keys/verify/action",
+		}}}},
+	{ID: RoleKeyVaultCryptoServiceEncryptionUser, Name: "Key Vault Crypto Service Encryption User",
+		Description: "Read metadata of keys and perform wrap/unwrap operations. Only works for key vaults that use the 'Azure role-based access control' permission model.",
+		Permissions: []store.Permission{{
+			Actions: []string{
+				"Microsoft.EventGrid/eventSubscriptions/write",
+				"Microsoft.EventGrid/eventSubscriptions/read",
+				"Microsoft.EventGrid/eventSubscriptions/delete",
+			},
+			DataActions: []string{
+				"Microsoft.KeyVault/vaults/keys/read",
+				"Microsoft.KeyVault/vaults/keys/wrap/action",
+				"Microsoft.KeyVault/vaults/keys/unwrap/action",
+			}}}},
+	{ID: RoleKeyVaultReader, Name: "Key Vault Reader",
+		Description: "Read metadata of key vaults and its certificates, keys, and secrets. Cannot read sensitive values such as secret contents or key material. Only works for key vaults that use the 'Azure role-based access control' permission model.",
+		Permissions: []store.Permission{{Actions: keyVaultReadActions, DataActions: []string{
+			"Microsoft.KeyVault/vaults/*/read",
 			"Microsoft.KeyVault/vaults/secrets/readMetadata/action",
 		}}}},
 	{ID: RoleServiceBusDataOwner, Name: "Azure Service Bus Data Owner",
