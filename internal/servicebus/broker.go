@@ -118,9 +118,19 @@ func (b *Broker) Do(ctx context.Context, op store.QueueOp) store.QueueResult {
 // commitLoop takes whatever operations are waiting, up to maxBatchOps,
 // commits them together, and answers each. Operations that arrive during
 // a commit form the next batch: no timer, no linger.
+//
+// The light operations of a batch (locks, renewals, abandons:
+// store.QueueOpKind.Light) commit first, on their own, and are answered
+// before the rest: their commit does not wait for the disk, so a receiver
+// gets its message without waiting for the fsync that the batch's sends
+// and completes need. The operations of one batch were submitted
+// concurrently, so running the light ones first breaks no order a client
+// could see.
 func (b *Broker) commitLoop() {
 	defer close(b.done)
 	batch := make([]*pending, 0, maxBatchOps)
+	light := make([]*pending, 0, maxBatchOps)
+	durable := make([]*pending, 0, maxBatchOps)
 	ops := make([]store.QueueOp, 0, maxBatchOps)
 	for {
 		select {
@@ -139,20 +149,43 @@ func (b *Broker) commitLoop() {
 				break gather
 			}
 		}
-		ops = ops[:0]
+		light, durable = light[:0], durable[:0]
 		for _, p := range batch {
-			ops = append(ops, p.op)
+			if p.op.Kind.Light() {
+				light = append(light, p)
+			} else {
+				durable = append(durable, p)
+			}
 		}
-		now := b.now()
-		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-		results := b.st.ApplyQueueOps(ctx, now, ops)
-		cancel()
-		for i, p := range batch {
-			p.res <- results[i]
-		}
-		b.wakeAfter(ops, results, now)
+		ops = b.commit(light, ops)
+		ops = b.commit(durable, ops)
 		clear(batch)
+		clear(light)
+		clear(durable)
 	}
+}
+
+// commit applies the operations of batch in one ApplyQueueOps call,
+// answers each and wakes the receivers they gave something to. ops is
+// scratch space, returned for reuse.
+func (b *Broker) commit(batch []*pending, ops []store.QueueOp) []store.QueueOp {
+	if len(batch) == 0 {
+		return ops
+	}
+	ops = ops[:0]
+	for _, p := range batch {
+		ops = append(ops, p.op)
+	}
+	now := b.now()
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	results := b.st.ApplyQueueOps(ctx, now, ops)
+	cancel()
+	for i, p := range batch {
+		p.res <- results[i]
+	}
+	b.wakeAfter(ops, results, now)
+	clear(ops)
+	return ops
 }
 
 // drain answers what was submitted before Close.

@@ -234,6 +234,33 @@ const (
 	QueueSetSessionState
 )
 
+// Light reports whether an op of kind k holds nothing that a client must
+// find durable: ApplyQueueOps may commit a batch made only of light ops
+// without waiting for the disk (SQLite synchronous=NORMAL, PostgreSQL
+// synchronous_commit off), so that it survives a crash of the process but
+// perhaps not a power cut; the next durable commit makes it durable too.
+//
+// Light are the ops that take, extend or give up a lock — a message's
+// (Lock, LockDeferred, Renew, Abandon) or a session's (LockSession,
+// RenewSession, ReleaseSession) — and GetSessionState, which writes
+// nothing. Losing one to a power cut loses a lock, an extension or a
+// release: the message is delivered again once the lock last made
+// durable ends, its DeliveryCount perhaps one lower, and a settlement
+// under the lost lock fails with ErrLockLost. At-least-once delivery
+// holds. The expired and over-delivered messages a Lock sweeps on its way
+// are swept again. Everything else is what a client is told is kept and
+// commits durably, with any batch it is in: a send, a complete, a
+// dead-letter, a deferral, a receive-and-delete (at-most-once: its message
+// must never come back), a cancelled schedule, a session's state.
+func (k QueueOpKind) Light() bool {
+	switch k {
+	case QueueLock, QueueLockSession, QueueLockDeferred, QueueRenew, QueueRenewSession,
+		QueueAbandon, QueueReleaseSession, QueueGetSessionState:
+		return true
+	}
+	return false
+}
+
 // QueueOp is one operation of ApplyQueueOps.
 type QueueOp struct {
 	Kind    QueueOpKind
@@ -323,7 +350,8 @@ type QueueStats struct {
 // has come, so the caller tries again.
 type Queues interface {
 	// ApplyQueueOps runs ops in one database transaction (one durable
-	// commit for many requests) and returns one result per op, in order.
+	// commit for many requests, or a light one when every op is
+	// QueueOpKind.Light) and returns one result per op, in order.
 	// Each op takes full effect or none; one failing op does not fail the
 	// others. Ops on one queue run in the given order. If the transaction
 	// itself fails, every result carries that error and nothing took

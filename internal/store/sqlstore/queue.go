@@ -88,12 +88,23 @@ func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 	}
 	slices.SortStableFunc(todo, func(a, b pending) int { return cmp.Compare(a.key, b.key) })
 
+	light := true
+	for _, p := range todo {
+		light = light && ops[p.i].Kind.Light()
+	}
 	var qt *queueTx
 	var finish func(commit bool) error
 	if s.d.Name == "postgres" {
 		sqlTx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return failAll(fmt.Errorf("sqlstore: apply queue ops: begin: %w", err))
+		}
+		if light {
+			// Only this transaction: the session keeps its setting.
+			if _, err := sqlTx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+				_ = sqlTx.Rollback()
+				return failAll(fmt.Errorf("sqlstore: apply queue ops: begin: %w", err))
+			}
 		}
 		qt = &queueTx{s: s, ctx: ctx, tx: sqlTx, now: now}
 		finish = func(commit bool) error {
@@ -106,7 +117,7 @@ func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 		w := s.queueWriter
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if err := w.begin(ctx, s.db); err != nil {
+		if err := w.begin(ctx, s.db, light); err != nil {
 			return failAll(fmt.Errorf("sqlstore: apply queue ops: begin: %w", err))
 		}
 		qt = &queueTx{s: s, ctx: ctx, w: w, now: now}
@@ -132,6 +143,26 @@ func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 	}
 	return results
 }
+
+// Light batches. A batch whose ops are all light (store.QueueOpKind.Light)
+// commits without waiting for the disk.
+//
+// SQLite: in WAL mode a commit with synchronous=NORMAL appends the
+// transaction's frames to the WAL without an fsync; it survives a crash
+// of the process (the frames are in the operating system's cache), and
+// only a power loss or an operating system crash can roll it back
+// (https://www.sqlite.org/pragma.html#pragma_synchronous: "WAL mode is
+// always consistent with synchronous=NORMAL, but WAL mode does lose
+// durability. A transaction committed in WAL mode with synchronous=NORMAL
+// might roll back following a power loss or system crash."). The WAL is
+// appended in order, and a synchronous=FULL commit fsyncs the WAL file
+// (https://www.sqlite.org/wal.html), so the next durable commit makes
+// every earlier light commit durable too: a power cut can lose only a
+// trailing run of light commits, never a durable one nor anything before
+// it. PostgreSQL: SET LOCAL synchronous_commit = off is the same trade for
+// one transaction ("the most recent transactions … may be lost", but the
+// database stays consistent and later commits flush the WAL in order:
+// https://www.postgresql.org/docs/current/wal-async-commit.html).
 
 // checkQueueOp rejects an op that cannot succeed, before the transaction.
 func checkQueueOp(op store.QueueOp) error {
@@ -305,20 +336,32 @@ type queueTx struct {
 // re-prepares a statement that belongs to a connection), and preparing
 // cost more than a tenth of the broker's CPU. Batches take turns (mu);
 // only the broker's one commit loop calls ApplyQueueOps in practice.
+//
+// A light batch commits with synchronous=NORMAL; the
+// connection is back at synchronous=FULL, the pool's setting (package
+// sqlite's connParams), as soon as it ends.
 type queueWriter struct {
 	mu    sync.Mutex
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
+	light bool // the open transaction commits with synchronous=NORMAL
 }
 
 // begin opens the batch's transaction, taking SQLite's write lock at once.
-func (w *queueWriter) begin(ctx context.Context, db *sql.DB) error {
+func (w *queueWriter) begin(ctx context.Context, db *sql.DB, light bool) error {
 	if w.conn == nil {
 		conn, err := db.Conn(ctx)
 		if err != nil {
 			return err
 		}
 		w.conn, w.stmts = conn, map[string]*sql.Stmt{}
+	}
+	if light {
+		if _, err := w.conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+			w.discard()
+			return err
+		}
+		w.light = true
 	}
 	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		w.discard()
@@ -334,19 +377,25 @@ func (w *queueWriter) begin(ctx context.Context, db *sql.DB) error {
 func (w *queueWriter) end(commit bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	var err error
 	if commit {
-		_, err := w.conn.ExecContext(ctx, "COMMIT")
-		if err == nil {
-			return nil
+		if _, err = w.conn.ExecContext(ctx, "COMMIT"); err != nil {
+			if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
+				w.discard()
+				return err
+			}
 		}
-		if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
-			w.discard()
-		}
+	} else if _, err = w.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		w.discard()
 		return err
 	}
-	_, err := w.conn.ExecContext(ctx, "ROLLBACK")
-	if err != nil {
-		w.discard()
+	if w.light {
+		// A connection that might still commit without syncing is never
+		// used again.
+		if _, serr := w.conn.ExecContext(ctx, "PRAGMA synchronous = FULL"); serr != nil {
+			w.discard()
+		}
+		w.light = false
 	}
 	return err
 }
@@ -359,7 +408,7 @@ func (w *queueWriter) discard() {
 	}
 	_ = w.conn.Raw(func(any) error { return driver.ErrBadConn })
 	_ = w.conn.Close()
-	w.conn, w.stmts = nil, nil
+	w.conn, w.stmts, w.light = nil, nil, false
 }
 
 // close releases the connection when the store closes.

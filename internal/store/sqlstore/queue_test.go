@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/store/sqlstore"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 )
 
@@ -22,14 +23,78 @@ func BenchmarkApplyQueueOps(b *testing.B) {
 	}
 }
 
-func benchApplyQueueOps(b *testing.B, st store.Store, size int) {
-	ctx := b.Context()
+// TestLightBatchSynchronous: a batch of locks (light) commits with
+// synchronous=NORMAL, and the queue connection is back at FULL after it,
+// so that the next batch of sends is durable at its commit.
+func TestLightBatchSynchronous(t *testing.T) {
+	ctx := t.Context()
+	st := storetest.SQLite(t)
+	q := benchQueue(t, st)
+	qs := st.(store.Queues)
+	lim := store.QueueLimits{LockDuration: time.Minute, MaxDeliveryCount: 10}
+	now := time.Now()
+	level := func() int {
+		t.Helper()
+		n, err := sqlstore.WriterSynchronous(ctx, st.(*sqlstore.Store))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	send := store.QueueOp{Kind: store.QueueSend, QueueID: q, Limits: lim, Messages: []store.QueueMessage{{Body: []byte("a")}, {Body: []byte("b")}}}
+	if r := qs.ApplyQueueOps(ctx, now, []store.QueueOp{send}); r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
+	if n := level(); n != 2 {
+		t.Fatalf("synchronous after a send = %d, want 2 (FULL)", n)
+	}
+	rs := qs.ApplyQueueOps(ctx, now, []store.QueueOp{
+		{Kind: store.QueueLock, QueueID: q, Limits: lim, LockToken: "t1"},
+		{Kind: store.QueueLock, QueueID: q, Limits: lim, LockToken: "t2"},
+	})
+	for _, r := range rs {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if n := level(); n != 2 {
+		t.Fatalf("synchronous after a light batch = %d, want 2 (FULL)", n)
+	}
+	// A failed light batch (nothing to lock) leaves it FULL too.
+	if r := qs.ApplyQueueOps(ctx, now, []store.QueueOp{{Kind: store.QueueLock, QueueID: q, Limits: lim, LockToken: "t3"}}); r[0].Err == nil {
+		t.Fatal("locked a third message of two")
+	}
+	if n := level(); n != 2 {
+		t.Fatalf("synchronous after an empty light batch = %d, want 2 (FULL)", n)
+	}
+	if n, err := sqlstore.LightSynchronous(ctx, st.(*sqlstore.Store)); err != nil || n != 1 {
+		t.Fatalf("synchronous inside a light batch = %d, %v; want 1 (NORMAL)", n, err)
+	}
+	if n := level(); n != 2 {
+		t.Fatalf("synchronous after a light batch rolled back = %d, want 2 (FULL)", n)
+	}
+	// The locks took effect: the messages complete under them.
+	rs = qs.ApplyQueueOps(ctx, now, []store.QueueOp{
+		{Kind: store.QueueComplete, QueueID: q, Limits: lim, SequenceNumber: rs[0].Messages[0].SequenceNumber, LockToken: "t1"},
+		{Kind: store.QueueComplete, QueueID: q, Limits: lim, SequenceNumber: rs[1].Messages[0].SequenceNumber, LockToken: "t2"},
+	})
+	for _, r := range rs {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+}
+
+// benchQueue creates a tenant, a namespace and a queue in st and returns
+// the queue's id.
+func benchQueue(tb testing.TB, st store.Store) string {
+	ctx := tb.Context()
 	tn := store.Tenant{ID: "11111111-1111-4111-8111-111111111111", Name: "bench", Domain: "bench.example", SubscriptionID: "sub"}
 	if err := st.CreateTenant(ctx, tn); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := st.CreateResourceGroup(ctx, store.ResourceGroup{TenantID: tn.ID, SubscriptionID: "sub", Name: "rg", Location: "x"}); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	q := "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ServiceBus/namespaces/ns/queues/q"
 	for _, r := range []store.Resource{
@@ -37,9 +102,15 @@ func benchApplyQueueOps(b *testing.B, st store.Store, size int) {
 		{TenantID: tn.ID, ID: q, Type: store.QueueResourceType, Name: "q"},
 	} {
 		if err := st.CreateResource(ctx, r); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
+	return q
+}
+
+func benchApplyQueueOps(b *testing.B, st store.Store, size int) {
+	ctx := b.Context()
+	q := benchQueue(b, st)
 	qs := st.(store.Queues)
 	lim := store.QueueLimits{LockDuration: time.Minute, MaxDeliveryCount: 10, DuplicateDetection: true, DuplicateWindow: 10 * time.Minute, MaxSizeBytes: 1 << 30}
 	body := make([]byte, 256)
