@@ -100,6 +100,12 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "BadParameter", "The request is missing the api-version query parameter.", "")
 		return
 	}
+	if isKeyPath(r.URL.Path) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		s.serveKeys(&request{r: r, w: w, vault: v, base: "https://" + host, claims: claims,
+			actor: claims.ObjectID, home: homeTenant(claims)})
+		return
+	}
 	rt := parsePath(r.Method, r.URL.Path)
 	switch {
 	case rt.badMethod:

@@ -101,6 +101,7 @@ type Service struct {
 	// stored, sealed.
 	vaultByName *gencache.Cache[string, store.Vault]
 	secretByKey *gencache.Cache[secretKey, store.Secret]
+	keyByKey    *gencache.Cache[secretKey, store.Key]
 }
 
 // secretKey names one cached secret read: version "" is the latest.
@@ -122,7 +123,8 @@ func New(cfg Config) *Service {
 	s := &Service{st: cfg.Store, kek: cfg.KEK, verifier: cfg.Verifier, authz: cfg.Authorizer, audit: cfg.Audit,
 		log: cfg.Logger, now: cfg.Now, loginBase: cfg.LoginBase,
 		vaultByName: gencache.New[string, store.Vault](cfg.Store, maxCachedVaults),
-		secretByKey: gencache.New[secretKey, store.Secret](cfg.Store, maxCachedSecrets)}
+		secretByKey: gencache.New[secretKey, store.Secret](cfg.Store, maxCachedSecrets),
+		keyByKey:    gencache.New[secretKey, store.Key](cfg.Store, maxCachedSecrets)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
