@@ -76,12 +76,15 @@ type issuedToken struct {
 }
 
 // tokenResponse is Entra's token response. v1 adds expires_on, not_before
-// and resource. scope is never sent for app tokens: MSAL would compare it
-// with the requested scopes and fail on the difference.
+// and resource, and writes every time as a string: expires_in and
+// ext_expires_in are numbers on v2 and strings on v1 (seed 003's recorded
+// v1 response: "expires_in": "4549"; MSAL and ADAL read both). scope is
+// never sent for app tokens: MSAL would compare it with the requested
+// scopes and fail on the difference.
 type tokenResponse struct {
 	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in"`
-	ExtExpiresIn int64  `json:"ext_expires_in"`
+	ExpiresIn    any    `json:"expires_in"`     // int64 (v2) or string (v1)
+	ExtExpiresIn any    `json:"ext_expires_in"` // likewise
 	ExpiresOn    string `json:"expires_on,omitempty"`
 	NotBefore    string `json:"not_before,omitempty"`
 	Resource     string `json:"resource,omitempty"`
@@ -199,6 +202,8 @@ func (s *Service) writeToken(w http.ResponseWriter, r *http.Request, req *tokenR
 		resp.Scope, resp.RefreshToken, resp.IDToken, resp.ClientInfo = u.scope, u.refreshToken, u.idToken, u.clientInfo
 	}
 	if req.endpoint == v1 {
+		resp.ExpiresIn = strconv.FormatInt(expiresIn, 10)
+		resp.ExtExpiresIn = resp.ExpiresIn
 		resp.ExpiresOn = strconv.FormatInt(t.claims.Expires, 10)
 		resp.NotBefore = strconv.FormatInt(t.claims.NotBefore, 10)
 		resp.Resource = req.resource
