@@ -221,7 +221,10 @@ func TestAzkeysOperations(t *testing.T) {
 			t.Fatalf("sign %s: %v", tc.alg, err)
 		}
 		n := len(sig.Result) / 2
-		epub := &ecdsa.PublicKey{Curve: tc.c, X: new(big.Int).SetBytes(k.Key.X), Y: new(big.Int).SetBytes(k.Key.Y)}
+		epub, err := ecdsa.ParseUncompressedPublicKey(tc.c, append(append([]byte{4}, k.Key.X...), k.Key.Y...))
+		if err != nil {
+			t.Fatalf("%s public key: %v", tc.name, err)
+		}
 		if !ecdsa.Verify(epub, d, new(big.Int).SetBytes(sig.Result[:n]), new(big.Int).SetBytes(sig.Result[n:])) {
 			t.Fatalf("%s signature does not verify locally", tc.alg)
 		}
