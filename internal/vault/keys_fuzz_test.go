@@ -107,4 +107,3 @@ func BenchmarkSign(b *testing.B) {
 		})
 	}
 }
-
