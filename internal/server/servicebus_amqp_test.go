@@ -27,6 +27,7 @@ import (
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/server"
+	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
 // busWorld is a tenant with a namespace "orders-bus", a queue "orders"
@@ -322,6 +323,23 @@ func TestAzservicebusCrossTenantGrant(t *testing.T) {
 	sender, err = client.NewSender("orders", nil)
 	mustBus(t, err)
 	mustBus(t, sender.SendMessage(ctx, &azservicebus.Message{Body: []byte("from the provider")}, nil))
+
+	// The cross-tenant act is in both tenants' audit views: the refused
+	// attach and the granted one, with the provider as the actor's tenant.
+	for _, q := range []store.AuditQuery{{TenantID: other.TenantID}, {TenantID: w.tc.TenantID, ByTenantID: other.TenantID}} {
+		recs, err := w.r.srv.Store().ListAudit(ctx, q)
+		mustBus(t, err)
+		var refused, granted bool
+		for _, r := range recs {
+			if r.Action == "servicebus.send" && r.ActorTenant == other.TenantID && r.TargetTenant == w.tc.TenantID && r.Actor == sp {
+				refused = refused || r.Result == "Unauthorized"
+				granted = granted || (r.Result == "Success" && r.Detail == "AMQP link attach")
+			}
+		}
+		if !refused || !granted {
+			t.Errorf("audit view %+v: refused %v, granted %v in %+v", q, refused, granted, recs)
+		}
+	}
 }
 
 // listenSendKeys creates the namespace's authorization rule name with

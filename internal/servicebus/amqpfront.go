@@ -307,7 +307,7 @@ func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 			return nil, &wire.Error{Condition: wire.ErrNotAllowed, Description: "Messages cannot be sent to a dead-letter queue."}
 		}
 	}
-	if err := c.allowed(ctx, queue, action); err != nil {
+	if err := c.allowedCrossTenant(ctx, queue, action, "link attach"); err != nil {
 		return nil, err
 	}
 	info, err := c.queueOf(ctx, queue)
@@ -427,10 +427,28 @@ func (c *amqpConn) entityPath(addr string) string {
 // allowed checks the token that covers queue for action, and says why not
 // as an AMQP error (audited as REST's refusals are).
 func (c *amqpConn) allowed(ctx context.Context, queue, action string) error {
+	_, err := c.allowedAs(ctx, queue, action)
+	return err
+}
+
+// allowedCrossTenant is allowed for an act that is audited when the
+// caller is a principal of another tenant (auditCrossTenant): a link's
+// attach, or a $management operation that sends or reads messages without
+// a link.
+func (c *amqpConn) allowedCrossTenant(ctx context.Context, queue, action, what string) error {
+	who, err := c.allowedAs(ctx, queue, action)
+	if err != nil {
+		return err
+	}
+	return c.s.auditCrossTenant(ctx, c.ns, queue, action, who, "AMQP "+what)
+}
+
+// allowedAs is allowed, and who the token names.
+func (c *amqpConn) allowedAs(ctx context.Context, queue, action string) (caller, error) {
 	tok, ok := c.tokenFor(queue)
 	entity := "sb://" + c.host + "/" + queue
 	if !ok {
-		return &wire.Error{Condition: wire.ErrUnauthorizedAccess, Description: fmt.Sprintf(
+		return caller{}, &wire.Error{Condition: wire.ErrUnauthorizedAccess, Description: fmt.Sprintf(
 			"Unauthorized access. '%s' claim(s) are required to perform this operation. No token covering '%s' was put on $cbs.", claimOf(action), entity)}
 	}
 	var who caller
@@ -449,15 +467,15 @@ func (c *amqpConn) allowed(ctx context.Context, queue, action string) error {
 		}
 	}
 	if err != nil {
-		return err
+		return who, err
 	}
 	if d != nil {
 		if d.audited {
 			c.s.auditDenial(ctx, c.ns, queue, action, who, d)
 		}
-		return &wire.Error{Condition: wire.ErrUnauthorizedAccess, Description: d.message}
+		return who, &wire.Error{Condition: wire.ErrUnauthorizedAccess, Description: d.message}
 	}
-	return nil
+	return who, nil
 }
 
 // linkGrant remembers, for one link, that its token was allowed under a
@@ -979,7 +997,7 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 		}
 		return 200, "OK", wire.Map{{Key: "expirations", Value: expirations}}
 	case opPeekMessage:
-		if err := c.allowed(ctx, queue, ActionReceive); err != nil {
+		if err := c.allowedCrossTenant(ctx, queue, ActionReceive, "peek-message"); err != nil {
 			return 401, asError(err).Description, nil
 		}
 		from, _ := mapGet(args, "from-sequence-number").(int64)
@@ -1037,7 +1055,7 @@ func (c *amqpConn) schedule(ctx context.Context, queue string, deadLetter bool, 
 	if deadLetter {
 		return 400, "Messages cannot be scheduled on a dead-letter queue.", nil
 	}
-	if err := c.allowed(ctx, queue, ActionSend); err != nil {
+	if err := c.allowedCrossTenant(ctx, queue, ActionSend, "schedule-message"); err != nil {
 		return 401, asError(err).Description, nil
 	}
 	var entries []wire.Map

@@ -356,6 +356,10 @@ func (s *Service) authorize(q *request, action string) bool {
 		s.writeDenial(q, action, d)
 		return false
 	}
+	if err := s.auditCrossTenant(q.r.Context(), q.ns, q.rt.queue, action, who, "REST "+q.r.Method); err != nil {
+		s.internal(q.w, q.r, "audit", err)
+		return false
+	}
 	return true
 }
 

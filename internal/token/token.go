@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/google/uuid"
 
 	"github.com/tenantbridge/tenantbridge/internal/pki"
 )
@@ -85,6 +86,22 @@ func (c Claims) HasScope(scope string) bool {
 
 // IsAppOnly reports whether the token was issued to an application acting as itself.
 func (c Claims) IsAppOnly() bool { return c.IdentType == "app" }
+
+// HomeTenant is the caller's home tenant: the tenant id in the idp claim's
+// issuer URL (https://sts.windows.net/{tid}/ or
+// https://login.microsoftonline.com/{tid}/v2.0), which Entra sets when the
+// subject comes from another tenant, else tid. Audit records name it as the
+// actor's tenant, so that a tenant sees what its principals did elsewhere.
+func (c Claims) HomeTenant() string {
+	for _, seg := range strings.Split(c.IDP, "/") {
+		if len(seg) == 36 {
+			if id, err := uuid.Parse(seg); err == nil {
+				return id.String()
+			}
+		}
+	}
+	return c.TenantID
+}
 
 // ClientID returns the calling application's id, from appid (v1) or azp (v2).
 func (c Claims) ClientID() string {
