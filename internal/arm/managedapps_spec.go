@@ -185,7 +185,11 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 			if err := listOnce(queues, strings.ToLower(n.Name+"/"+q.Name), qp, q.Name); err != nil {
 				return err
 			}
-			if _, err := queueSettingsOf(q.Properties); err != nil {
+			settings, err := queueSettingsOf(q.Properties)
+			if err == nil {
+				err = settings.forTier(skuTier(n.Sku), q.Properties)
+			}
+			if err != nil {
 				var ae *armError
 				if errors.As(err, &ae) {
 					return specError(qp, "%s", ae.message)
@@ -418,14 +422,8 @@ func (h *Handler) deploySpec(ctx context.Context, tx store.Store, dir *directory
 		if taken {
 			return deployFailed("Conflict", "The namespace name '%s' is already in use. Namespace names are globally unique, so it is possible that the name is already taken.", name)
 		}
-		sku := sbSku{Name: "Standard", Tier: "Standard"}
-		switch strings.ToLower(n.Sku) {
-		case "basic":
-			sku = sbSku{Name: "Basic", Tier: "Basic"}
-		case "premium":
-			sku = sbSku{Name: "Premium", Tier: "Premium"}
-		}
-		props, _ := json.Marshal(namespaceResourceProps{Sku: sku})
+		tier := skuTier(n.Sku)
+		props, _ := json.Marshal(namespaceResourceProps{Sku: sbSku{Name: tier, Tier: tier}})
 		id := base + sbNamespaceType + "/" + name
 		ns := in.resource(id, sbNamespaceType, name, props, now)
 		if err := tx.CreateResource(ctx, ns); errors.Is(err, store.ErrConflict) {
@@ -439,6 +437,9 @@ func (h *Handler) deploySpec(ctx context.Context, tx store.Store, dir *directory
 		scopes["namespace:"+strings.ToLower(n.Name)] = id
 		for _, q := range n.Queues {
 			settings, err := queueSettingsOf(q.Properties)
+			if err == nil {
+				err = settings.forTier(tier, q.Properties)
+			}
 			if err != nil {
 				return deployFailed("BadRequest", "%s", err.Error())
 			}

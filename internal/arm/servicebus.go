@@ -10,7 +10,8 @@ package arm
 // extends its namespace's, so deleting the namespace (DeleteResource
 // removes the ids below it) deletes its queues, and deleting the group
 // deletes both. A queue PUT replaces the queue's properties: what the
-// body leaves out takes its default. Sessions are not supported.
+// body leaves out takes its default. A queue's requiresSession is fixed at
+// creation; its message size follows its namespace's tier (forTier).
 
 import (
 	"encoding/json"
@@ -645,21 +646,28 @@ const (
 	premiumMessageKB  = 1024
 )
 
+// skuTier is a namespace sku name's tier ("" is Standard's).
+func skuTier(name string) string {
+	switch strings.ToLower(name) {
+	case "basic":
+		return "Basic"
+	case "premium":
+		return "Premium"
+	}
+	return "Standard"
+}
+
 // forTier applies the namespace's tier to a queue's settings: the
 // message size (Premium: maxMessageSizeInKilobytes; Basic and Standard:
 // 256 KB, not settable) and sessions, which the Basic tier does not have
 // ("Message sessions": "The basic tier of Service Bus doesn't support
 // sessions").
-func (s *queueSettings) forTier(ns store.Resource, p *queueBodyProps) error {
-	nv, err := namespaceViewOf(ns)
-	if err != nil {
-		return err
-	}
+func (s *queueSettings) forTier(tier string, p *queueBodyProps) error {
 	var asked *int64
 	if p != nil {
 		asked = p.MaxMessageSizeInKilobytes
 	}
-	switch nv.Sku.Tier {
+	switch tier {
 	case "Premium":
 		s.MaxMessageSizeInKilobytes = premiumMessageKB
 		if asked != nil && *asked != premiumMessageKB {
@@ -668,9 +676,9 @@ func (s *queueSettings) forTier(ns store.Resource, p *queueBodyProps) error {
 	default:
 		s.MaxMessageSizeInKilobytes = standardMessageKB
 		if asked != nil && *asked != standardMessageKB {
-			return badRequest("properties.maxMessageSizeInKilobytes can be set only on queues of a Premium namespace; the %s tier's messages are at most %d KB.", nv.Sku.Tier, standardMessageKB)
+			return badRequest("properties.maxMessageSizeInKilobytes can be set only on queues of a Premium namespace; the %s tier's messages are at most %d KB.", tier, standardMessageKB)
 		}
-		if nv.Sku.Tier == "Basic" && s.RequiresSession {
+		if tier == "Basic" && s.RequiresSession {
 			return badRequest("Sessions are not supported in the Basic tier: properties.requiresSession must be false.")
 		}
 	}
@@ -839,8 +847,12 @@ func (h *Handler) putQueue(rq *request) error {
 		if err != nil {
 			return err
 		}
+		nv, err := namespaceViewOf(ns)
+		if err != nil {
+			return err
+		}
 		settings := settings
-		if err := settings.forTier(ns, body.Properties); err != nil {
+		if err := settings.forTier(nv.Sku.Tier, body.Properties); err != nil {
 			return err
 		}
 		propsJSON, err := json.Marshal(settings)
