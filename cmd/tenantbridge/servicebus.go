@@ -88,6 +88,7 @@ type sbQueue struct {
 		DeadLetteringOnMessageExpiration    bool      `json:"deadLetteringOnMessageExpiration"`
 		MaxSizeInMegabytes                  int64     `json:"maxSizeInMegabytes"`
 		RequiresSession                     bool      `json:"requiresSession"`
+		MaxMessageSizeInKilobytes           int64     `json:"maxMessageSizeInKilobytes"`
 		Status                              string    `json:"status"`
 		MessageCount                        int64     `json:"messageCount"`
 		SizeInBytes                         int64     `json:"sizeInBytes"`
@@ -481,14 +482,14 @@ func (c *cli) queueCall(cmd *cobra.Command, r *roleCtx, method, id string, body 
 func (c *cli) sbQueueCreate(sess roleSessionFunc) *cobra.Command {
 	var f queueFlags
 	var lock, ttl, dupWindow string
-	var maxDelivery, maxSize int64
-	var dupDetection, deadLetterOnExpiry bool
+	var maxDelivery, maxSize, maxMessage int64
+	var dupDetection, deadLetterOnExpiry, session bool
 	cmd := &cobra.Command{
 		Use:   "create --namespace-name NS --name NAME [--lock-duration D] [--max-delivery-count N] [--default-message-time-to-live D] ...",
 		Short: "Create a queue, or replace the properties of an existing one",
 		Long: "Create a queue in a namespace. Durations are Go durations (30s, 1h30m) or ISO 8601 (PT30S, P14D).\n" +
 			"As in Resource Manager, a PUT replaces the queue's properties: on an existing queue, a property not given\n" +
-			"takes its default. Duplicate detection cannot change after the queue was created.",
+			"takes its default. Duplicate detection and sessions cannot change after the queue was created.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -517,6 +518,12 @@ func (c *cli) sbQueueCreate(sess roleSessionFunc) *cobra.Command {
 			if cmd.Flags().Changed("enable-dead-lettering-on-message-expiration") {
 				props["deadLetteringOnMessageExpiration"] = deadLetterOnExpiry
 			}
+			if cmd.Flags().Changed("enable-session") {
+				props["requiresSession"] = session
+			}
+			if cmd.Flags().Changed("max-message-size") {
+				props["maxMessageSizeInKilobytes"] = maxMessage
+			}
 			r, id, err := f.resolve(ctx, sess)
 			if err != nil {
 				return err
@@ -533,6 +540,8 @@ func (c *cli) sbQueueCreate(sess roleSessionFunc) *cobra.Command {
 	fl.StringVar(&dupWindow, "duplicate-detection-history-time-window", "", "how long MessageIds are remembered, 20s-7d (default 10m)")
 	fl.BoolVar(&deadLetterOnExpiry, "enable-dead-lettering-on-message-expiration", false, "move expired messages to the dead-letter queue instead of dropping them")
 	fl.Int64Var(&maxSize, "max-size", 0, "maximum size of the queue in megabytes (default 1024)")
+	fl.BoolVar(&session, "enable-session", false, "messages need a SessionId and are received by accepting their session (not on Basic)")
+	fl.Int64Var(&maxMessage, "max-message-size", 0, "largest message in kilobytes: Premium namespaces only, 1024 (Standard and Basic: 256)")
 	return cmd
 }
 
@@ -546,6 +555,8 @@ func (c *cli) renderQueue(cmd *cobra.Command, q sbQueue) error {
 			"DuplicateDetectionHistoryTimeWindow", p.DuplicateDetectionHistoryTimeWindow,
 			"DeadLetteringOnMessageExpiration", strconv.FormatBool(p.DeadLetteringOnMessageExpiration),
 			"MaxSizeInMegabytes", strconv.FormatInt(p.MaxSizeInMegabytes, 10),
+			"RequiresSession", strconv.FormatBool(p.RequiresSession),
+			"MaxMessageSizeInKilobytes", strconv.FormatInt(p.MaxMessageSizeInKilobytes, 10),
 			"MessageCount", strconv.FormatInt(p.MessageCount, 10),
 			"ActiveMessageCount", strconv.FormatInt(p.CountDetails.ActiveMessageCount, 10),
 			"DeadLetterMessageCount", strconv.FormatInt(p.CountDetails.DeadLetterMessageCount, 10),

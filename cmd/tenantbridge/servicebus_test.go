@@ -34,6 +34,8 @@ type sbQueueJSON struct {
 		DuplicateDetectionHistoryTimeWindow string `json:"duplicateDetectionHistoryTimeWindow"`
 		DeadLetteringOnMessageExpiration    bool   `json:"deadLetteringOnMessageExpiration"`
 		MaxSizeInMegabytes                  int64  `json:"maxSizeInMegabytes"`
+		RequiresSession                     bool   `json:"requiresSession"`
+		MaxMessageSizeInKilobytes           int64  `json:"maxMessageSizeInKilobytes"`
 		MessageCount                        int64  `json:"messageCount"`
 		CountDetails                        struct {
 			ActiveMessageCount     int64 `json:"activeMessageCount"`
@@ -126,6 +128,13 @@ func TestServiceBusCommandsAgainstServer(t *testing.T) {
 		p.MaxSizeInMegabytes != 2048 {
 		t.Errorf("created queue %+v", qu)
 	}
+	// Sessions are set at creation; a Standard namespace takes no message size.
+	okJSON(t, dir, &qu, "servicebus", "queue", "create", "--namespace-name", ns, "--name", "fifo", "--enable-session")
+	if !qu.Properties.RequiresSession || qu.Properties.MaxMessageSizeInKilobytes != 256 {
+		t.Errorf("session queue %+v", qu)
+	}
+	fails(t, dir, "requiresSession cannot be changed", "servicebus", "queue", "create", "--namespace-name", ns, "--name", "fifo")
+	fails(t, dir, "Premium namespace", "servicebus", "queue", "create", "--namespace-name", ns, "--name", "big", "--max-message-size", "1024")
 	fails(t, dir, "lockDuration", "servicebus", "queue", "create", "--namespace-name", ns, "--name", "bad", "--lock-duration", "1h")
 	fails(t, dir, "not a duration", "servicebus", "queue", "create", "--namespace-name", ns, "--name", "bad", "--lock-duration", "soon")
 
@@ -228,7 +237,7 @@ func TestServiceBusCommandsAgainstServer(t *testing.T) {
 
 	var qs []sbQueueJSON
 	okJSON(t, dir, &qs, "servicebus", "queue", "list", "--namespace-name", ns)
-	if len(qs) != 2 {
+	if len(qs) != 3 { // the two above, and fifo
 		t.Errorf("queue list %+v", qs)
 	}
 
