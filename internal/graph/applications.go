@@ -15,7 +15,7 @@ import (
 
 var (
 	applicationListQuery = querySpec{collection: true, resource: "Application",
-		filterable: []string{"appId", "displayName", "id"}, selectable: applicationProperties}
+		filterable: applicationFilter, selectable: applicationProperties, advanced: true, searchable: applicationSearch}
 	applicationGetQuery = querySpec{resource: "Application", selectable: applicationProperties}
 )
 

@@ -356,20 +356,19 @@ func TestApplicationQueries(t *testing.T) {
 
 		// Refusals, each a 400 in Graph's terms.
 		for q, code := range map[string]string{
-			"$filter=" + url.QueryEscape("signInAudience eq 'x'"):                    "Request_UnsupportedQuery",
-			"$filter=" + url.QueryEscape("displayName eq 'a' or displayName eq 'b'"): "Request_UnsupportedQuery",
-			"$filter=" + url.QueryEscape("displayName ne 'a'"):                       "Request_UnsupportedQuery",
-			"$filter=" + url.QueryEscape("displayName eq 'unterminated"):             "Request_UnsupportedQuery",
-			"$filter=" + url.QueryEscape("startswith(appId,'a')"):                    "Request_UnsupportedQuery",
-			"$select=displayName,passwordHash":                                       "Request_BadRequest",
-			"$top=0":                                                                 "Request_BadRequest",
-			"$top=1000":                                                              "Request_BadRequest",
-			"$top=ten":                                                               "Request_BadRequest",
-			"$skiptoken=not-a-token":                                                 "Request_BadRequest",
-			"$orderby=displayName":                                                   "Request_UnsupportedQuery",
-			"$expand=owners":                                                         "Request_UnsupportedQuery",
-			"$top=1&$top=2":                                                          "Request_BadRequest",
-			"$filter=%zz":                                                            "Request_BadRequest",
+			"$filter=" + url.QueryEscape("isFallbackPublicClient eq true"): "Request_UnsupportedQuery",
+			"$filter=" + url.QueryEscape("displayName ne 'a'"):             "Request_UnsupportedQuery",
+			"$filter=" + url.QueryEscape("displayName eq 'unterminated"):   "BadRequest",
+			"$filter=" + url.QueryEscape("startswith(id,'a')"):             "Request_UnsupportedQuery",
+			"$select=displayName,passwordHash":                             "Request_BadRequest",
+			"$top=0":                                                       "Request_BadRequest",
+			"$top=1000":                                                    "Request_BadRequest",
+			"$top=ten":                                                     "Request_BadRequest",
+			"$skiptoken=not-a-token":                                       "Request_BadRequest",
+			"$orderby=displayName":                                         "Request_UnsupportedQuery",
+			"$expand=owners":                                               "Request_UnsupportedQuery",
+			"$top=1&$top=2":                                                "Request_BadRequest",
+			"$filter=%zz":                                                  "Request_BadRequest",
 			"$filter=" + url.QueryEscape("displayName eq '") + "%00" + url.QueryEscape("'"): "Request_BadRequest",
 		} {
 			e.call(tok, "GET", "/v1.0/applications?"+q, nil).expect(t, 400, code)

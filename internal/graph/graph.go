@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -86,6 +87,7 @@ type route struct {
 func (h *Handler) routes() []route {
 	return []route{
 		{"GET /v1.0/applications", kindApplications, read, "application.list", h.listApplications},
+		{"GET /v1.0/applications/$count", kindApplications, read, "application.count", h.listApplications},
 		{"POST /v1.0/applications", kindApplications, write, "application.create", h.createApplication},
 		{"GET /v1.0/applications/{id}", kindApplications, read, "application.get", h.getApplication},
 		{"PATCH /v1.0/applications/{id}", kindApplications, write, "application.update", h.updateApplication},
@@ -104,6 +106,7 @@ func (h *Handler) routes() []route {
 		{"DELETE /v1.0/applications/{id}/owners/{ref}/$ref", kindApplications, write, "application.owner.remove", h.removeOwner(h.applicationObject)},
 
 		{"GET /v1.0/servicePrincipals", kindServicePrincipals, read, "servicePrincipal.list", h.listServicePrincipals},
+		{"GET /v1.0/servicePrincipals/$count", kindServicePrincipals, read, "servicePrincipal.count", h.listServicePrincipals},
 		{"POST /v1.0/servicePrincipals", kindServicePrincipals, write, "servicePrincipal.create", h.createServicePrincipal},
 		{"GET /v1.0/servicePrincipals/{id}", kindServicePrincipals, read, "servicePrincipal.get", h.getServicePrincipal},
 		{"PATCH /v1.0/servicePrincipals/{id}", kindServicePrincipals, write, "servicePrincipal.update", h.updateServicePrincipal},
@@ -122,6 +125,7 @@ func (h *Handler) routes() []route {
 		{"GET /v1.0/servicePrincipals/{id}/oauth2PermissionGrants", kindOAuth2PermissionGrants, read, "oauth2PermissionGrant.list", h.listServicePrincipalGrants},
 
 		{"GET /v1.0/users", kindUsers, read, "user.list", h.listUsers},
+		{"GET /v1.0/users/$count", kindUsers, read, "user.count", h.listUsers},
 		{"POST /v1.0/users", kindUsers, write, "user.create", h.createUser},
 		{"GET /v1.0/users/{id}", kindUsers, read, "user.get", h.getUser},
 		{"PATCH /v1.0/users/{id}", kindUsers, write, "user.update", h.updateUser},
@@ -131,6 +135,7 @@ func (h *Handler) routes() []route {
 		{"GET /v1.0/users/{id}/oauth2PermissionGrants", kindOAuth2PermissionGrants, read, "oauth2PermissionGrant.list", h.listUserGrants},
 
 		{"GET /v1.0/groups", kindGroups, read, "group.list", h.listGroups},
+		{"GET /v1.0/groups/$count", kindGroups, read, "group.count", h.listGroups},
 		{"POST /v1.0/groups", kindGroups, write, "group.create", h.createGroup},
 		{"GET /v1.0/groups/{id}", kindGroups, read, "group.get", h.getGroup},
 		{"PATCH /v1.0/groups/{id}", kindGroups, write, "group.update", h.updateGroup},
@@ -167,13 +172,20 @@ func (h *Handler) buildMux(routes []route) *http.ServeMux {
 		}
 		allowed[path] = append(allowed[path], method)
 	}
+	// The 405s are registered per method (not method-less), so that a
+	// literal path such as /applications/$count may sit beside
+	// /applications/{id}; ServeHTTP answers methods outside knownMethods.
 	for _, path := range paths {
 		methods := strings.Join(allowed[path], ", ")
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", methods)
-			writeError(w, r, &graphError{status: http.StatusMethodNotAllowed, code: codeBadRequest,
-				message: "Specified HTTP method is not allowed for the request uri."})
-		})
+		for _, m := range knownMethods {
+			if slices.Contains(allowed[path], m) || (m == http.MethodHead && slices.Contains(allowed[path], http.MethodGet)) {
+				continue
+			}
+			mux.HandleFunc(m+" "+path, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Allow", methods)
+				writeError(w, r, errMethodNotAllowed)
+			})
+		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		segs := strings.Split(r.URL.Path, "/")
@@ -182,6 +194,13 @@ func (h *Handler) buildMux(routes []route) *http.ServeMux {
 	})
 	return mux
 }
+
+// knownMethods are the methods routed; any other gets Graph's 405 before routing.
+var knownMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions, http.MethodTrace, http.MethodConnect}
+
+var errMethodNotAllowed = &graphError{status: http.StatusMethodNotAllowed, code: codeBadRequest,
+	message: "Specified HTTP method is not allowed for the request uri."}
 
 // routedKey carries what ServeHTTP parsed to the endpoint.
 type routedKey struct{}
@@ -214,6 +233,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	if !slices.Contains(knownMethods, r.Method) {
+		writeError(w, r.WithContext(ctx), errMethodNotAllowed)
+		return
+	}
 	original := r.URL.EscapedPath()
 	p, err := parsePath(original)
 	if err != nil {
@@ -368,6 +391,7 @@ type page struct {
 	items []entity
 	more  bool
 	last  string
+	count *int // @odata.count, when asked for
 }
 
 func (p *page) add(id string, view any) error {
@@ -383,6 +407,7 @@ func (p *page) add(id string, view any) error {
 // collectionBody is Graph's collection response.
 type collectionBody struct {
 	Context  string   `json:"@odata.context"`
+	Count    *int     `json:"@odata.count,omitempty"`
 	NextLink string   `json:"@odata.nextLink,omitempty"`
 	Value    []entity `json:"value"`
 }
@@ -390,7 +415,7 @@ type collectionBody struct {
 // writeCollection sends a page, with @odata.nextLink when more follow: an
 // absolute URL of the same request with the cursor of the next page.
 func (h *Handler) writeCollection(rq *request, set string, opts queryOptions, p page) error {
-	body := collectionBody{Context: contextURL(rq, set, opts.sel, false), Value: []entity{}}
+	body := collectionBody{Context: contextURL(rq, set, opts.sel, false), Count: p.count, Value: []entity{}}
 	for _, e := range p.items {
 		body.Value = append(body.Value, e.project(opts.sel))
 	}
@@ -424,43 +449,152 @@ func readBody(rq *request, allowEmpty bool) ([]byte, error) {
 	return raw, nil
 }
 
-// trimPage cuts a store result fetched with Limit top+1 down to top and
-// reports whether there was more.
 // listCollection answers a collection GET the same way for every object
-// type: the query options, the filter, for an owned-only caller (ownedOnly
-// and Application.ReadWrite.OwnedBy) just the objects it owns, one item more
-// than the page to know whether another follows, and the collection with
-// its nextLink.
+// type: the query options and Graph's rules on advanced queries, for an
+// owned-only caller (Application.ReadWrite.OwnedBy) just the objects it
+// owns, the filter and search evaluated on each object's Graph view, one
+// item more than the page to know whether another follows, @odata.count
+// when asked for, and the collection with its nextLink.
 func listCollection[T any](h *Handler, rq *request, name string, spec querySpec, ownedOnly bool,
 	list func(directory.Query) ([]T, error), view func(T) (id string, v any)) error {
+	if segs := rq.path.segments; len(segs) > 0 && segs[len(segs)-1] == "$count" {
+		return countCollection(h, rq, spec, ownedOnly, list, view)
+	}
 	opts, err := parseQuery(rq.r.URL.RawQuery, spec)
 	if err != nil {
 		return err
 	}
-	q := directory.Query{After: opts.after, Limit: opts.top + 1}
-	var p page
-	ok := opts.filter.apply(&q)
-	if ok && ownedOnly {
-		if ok, err = h.ownedIDs(rq, &q); err != nil {
-			return err
-		}
+	if err := opts.applyAdvanced(rq.r.Header); err != nil {
+		return err
 	}
-	if ok {
-		items, err := list(q)
+	var p page
+	err = scanCollection(h, rq, opts, opts.after, ownedOnly, list, view, func(id string, e entity) bool {
+		if len(p.items) == opts.top {
+			p.more = true
+			return false
+		}
+		p.items = append(p.items, e)
+		p.last = id
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if opts.count {
+		total := 0
+		err = scanCollection(h, rq, opts, "", ownedOnly, list, view, func(string, entity) bool { total++; return true })
 		if err != nil {
 			return err
 		}
-		items, p.more = trimPage(items, opts.top)
-		for _, it := range items {
-			id, v := view(it)
-			if err := p.add(id, v); err != nil {
-				return err
-			}
-		}
+		p.count = &total
 	}
 	return h.writeCollection(rq, name, opts, p)
 }
 
+// countCollection answers GET /{collection}/$count: the number of objects
+// as text/plain. Counting directory objects is "only supported using the
+// advanced queries parameters. If the ConsistencyLevel=eventual header is
+// not specified, the request returns an error when the $count URL segment
+// is used": 400 Request_BadRequest "$count is not currently supported."
+// (https://learn.microsoft.com/graph/aad-advanced-queries).
+func countCollection[T any](h *Handler, rq *request, spec querySpec, ownedOnly bool,
+	list func(directory.Query) ([]T, error), view func(T) (id string, v any)) error {
+	if !eventual(rq.r.Header) {
+		return badRequest("$count is not currently supported.")
+	}
+	opts, err := parseQuery(rq.r.URL.RawQuery, spec)
+	if err != nil {
+		return err
+	}
+	if opts.rawTop != "" || opts.after != "" || opts.rawSelect != "" || opts.rawCount != "" {
+		return badRequest("Query options $top, $skiptoken, $select and $count do not apply to a $count segment.")
+	}
+	opts.count = true // the segment stands for $count=true
+	if err := opts.applyAdvanced(rq.r.Header); err != nil {
+		return err
+	}
+	n := 0
+	if err := scanCollection(h, rq, opts, "", ownedOnly, list, view, func(string, entity) bool { n++; return true }); err != nil {
+		return err
+	}
+	rq.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	rq.w.WriteHeader(http.StatusOK)
+	_, _ = rq.w.Write([]byte(strconv.Itoa(n)))
+	return nil
+}
+
+// scanBatch is how many objects one store read takes while scanning a
+// filtered or counted collection.
+const scanBatch = 200
+
+// scanCollection visits, in id order after the cursor, every object the
+// options match (visit returns false to stop). The store is asked for what
+// the filter's conjuncts let it narrow by; the whole filter and search are
+// evaluated on each object's Graph view, so the answer is the same either
+// way.
+func scanCollection[T any](h *Handler, rq *request, opts queryOptions, after string, ownedOnly bool,
+	list func(directory.Query) ([]T, error), view func(T) (id string, v any), visit func(id string, e entity) bool) error {
+	q := directory.Query{After: after}
+	if !opts.filter.pushDown(&q) {
+		return nil
+	}
+	if ownedOnly {
+		ok, err := h.ownedIDs(rq, &q)
+		if err != nil || !ok {
+			return err
+		}
+	}
+	filtered := opts.filter != nil || opts.search != nil
+	q.Limit = opts.top + 1
+	if filtered || opts.count {
+		q.Limit = max(q.Limit, scanBatch)
+	}
+	for {
+		items, err := list(q)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			id, v := view(it)
+			e, err := toMap(v)
+			if err != nil {
+				return internalError(err)
+			}
+			if filtered {
+				obj, err := decodeEntity(e)
+				if err != nil {
+					return internalError(err)
+				}
+				if !opts.matches(obj) {
+					continue
+				}
+			}
+			if !visit(id, e) {
+				return nil
+			}
+		}
+		if len(items) < q.Limit {
+			return nil
+		}
+		q.After, _ = view(items[len(items)-1])
+	}
+}
+
+// decodeEntity reads a view's properties into plain values for the filter.
+func decodeEntity(e entity) (map[string]any, error) {
+	out := make(map[string]any, len(e))
+	for k, raw := range e {
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// trimPage cuts a store result fetched with Limit top+1 down to top and
+// reports whether there was more.
 func trimPage[T any](items []T, top int) ([]T, bool) {
 	if len(items) > top {
 		return items[:top], true

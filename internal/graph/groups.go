@@ -11,7 +11,7 @@ import (
 
 var (
 	groupListQuery = querySpec{collection: true, resource: "Group",
-		filterable: []string{"displayName", "id"}, selectable: groupProperties}
+		filterable: groupFilter, selectable: groupProperties, advanced: true, searchable: groupSearch}
 	groupGetQuery = querySpec{resource: "Group", selectable: groupProperties}
 )
 

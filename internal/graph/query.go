@@ -2,6 +2,7 @@ package graph
 
 import (
 	"encoding/base64"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -9,14 +10,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-
-	"github.com/tenantbridge/tenantbridge/internal/directory"
 )
 
-// OData query options on collections: $filter (one clause of the forms
-// Graph's directory supports best), $select, $top and $skiptoken. Anything
-// else that starts with '$' is refused rather than ignored, so that a
-// client never mistakes an unfiltered answer for a filtered one.
+// OData query options on collections: $filter (an expression, see
+// filter.go), $search, $count, $select, $top and $skiptoken. Anything else
+// that starts with '$' is refused rather than ignored, so that a client
+// never mistakes an unfiltered answer for a filtered one.
 
 const (
 	defaultTop     = 100
@@ -26,21 +25,31 @@ const (
 
 // queryOptions are the parsed options of one request.
 type queryOptions struct {
-	filter *filter
-	sel    []string // canonical property names, in the order given
-	top    int
-	after  string // decoded $skiptoken: the last id of the previous page
+	filter *filterNode
+	// advanced is the first operator of the filter that Graph serves only
+	// in advanced queries ("" when none does).
+	advanced string
+	terms    int
+	search   *searchExpr
+	count    bool     // $count=true
+	sel      []string // canonical property names, in the order given
+	top      int
+	after    string // decoded $skiptoken: the last id of the previous page
 
 	// The options as given, to carry into @odata.nextLink.
-	rawFilter, rawSelect, rawTop string
+	rawFilter, rawSelect, rawTop, rawCount, rawSearch string
 }
 
 // querySpec is what one endpoint accepts.
 type querySpec struct {
-	collection bool     // $top and $skiptoken apply
-	resource   string   // Graph's type name, for messages, e.g. "Application"
-	filterable []string // properties $filter may test; empty: $filter refused
-	selectable []string // properties $select may name
+	collection bool         // $top and $skiptoken apply
+	resource   string       // Graph's type name, for messages, e.g. "Application"
+	filterable []filterProp // properties $filter may test; empty: $filter refused
+	selectable []string     // properties $select may name
+	// advanced: the collection takes Graph's advanced query parameters
+	// ($count, $search with ConsistencyLevel: eventual).
+	advanced   bool
+	searchable []string // properties $search may name
 }
 
 // parseQuery reads the options of a request's raw query string against
@@ -70,14 +79,29 @@ func parseQuery(rawQuery string, spec querySpec) (queryOptions, error) {
 			}
 		case name == "$filter" && spec.collection && len(spec.filterable) > 0:
 			opts.rawFilter = v
-			f, err := parseFilter(v)
+			n, err := parseFilterExpr(v)
 			if err != nil {
-				return opts, unsupportedQuery("Unsupported or invalid query filter clause specified: %s.", err.Error())
+				return opts, err
 			}
-			if !slices.Contains(spec.filterable, f.property) {
-				return opts, unsupportedQuery("Unsupported or invalid query filter clause specified for property '%s' of resource '%s'.", f.property, spec.resource)
+			c, err := checkFilter(n, spec.resource, spec.filterable)
+			if err != nil {
+				return opts, err
 			}
-			opts.filter = &f
+			opts.filter, opts.advanced, opts.terms = n, c.advanced, c.terms
+		case name == "$count" && spec.collection && spec.advanced:
+			opts.rawCount = v
+			switch strings.ToLower(v) {
+			case "true":
+				opts.count = true
+			case "false":
+			default:
+				return opts, badRequest("Invalid value '%s' for query option '$count': expected true or false.", safeText(v))
+			}
+		case name == "$search" && spec.collection && len(spec.searchable) > 0:
+			opts.rawSearch = v
+			if opts.search, err = parseSearch(v, spec); err != nil {
+				return opts, err
+			}
 		case name == "$top" && spec.collection:
 			opts.rawTop = v
 			n, err := strconv.Atoi(v)
@@ -96,6 +120,55 @@ func parseQuery(rawQuery string, spec querySpec) (queryOptions, error) {
 		}
 	}
 	return opts, nil
+}
+
+// eventual reports whether the request carries ConsistencyLevel: eventual.
+func eventual(h http.Header) bool {
+	return strings.EqualFold(strings.TrimSpace(h.Get("ConsistencyLevel")), "eventual")
+}
+
+// applyAdvanced holds the options to Graph's rules on advanced query
+// parameters (https://learn.microsoft.com/graph/aad-advanced-queries,
+// "Error handling for advanced queries on directory objects"):
+//
+//   - $count=true without ConsistencyLevel: eventual is "silently
+//     ignored": no @odata.count;
+//   - $search without the header is Request_UnsupportedQuery "Request with
+//     $search query parameter only works through MSGraph with a special
+//     request header: 'ConsistencyLevel: eventual'";
+//   - a filter with an operator that is "supported only in advanced
+//     queries" needs both the header and $count=true, or is
+//     Request_UnsupportedQuery "Operator 'endsWith' is not supported
+//     because the required parameters might be missing. …";
+//   - without them, at most 15 expressions (known issues).
+func (o *queryOptions) applyAdvanced(h http.Header) error {
+	ev := eventual(h)
+	if o.search != nil && !ev {
+		return unsupportedQuery("Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'")
+	}
+	if !ev {
+		o.count = false
+	}
+	advanced := ev && o.count
+	if o.advanced != "" && !advanced {
+		return unsupportedQuery("Operator '%s' is not supported because the required parameters might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual header. Refer to https://aka.ms/graph-docs/advanced-queries for more information", o.advanced)
+	}
+	if o.terms > defaultFilterTerms && !advanced {
+		return unsupportedQuery("The filter has %d expressions; at most %d are supported without advanced query parameters ($count=true and ConsistencyLevel:eventual).", o.terms, defaultFilterTerms)
+	}
+	return nil
+}
+
+// matches reports whether an object, as its decoded Graph view, passes
+// the filter and the search.
+func (o *queryOptions) matches(obj map[string]any) bool {
+	if o.filter != nil && !o.filter.matches(obj) {
+		return false
+	}
+	if o.search != nil && !o.search.matches(obj) {
+		return false
+	}
+	return true
 }
 
 // safeText shortens client text quoted in an error message.
@@ -158,81 +231,12 @@ func (o queryOptions) nextLinkQuery(lastID string) string {
 		}
 	}
 	add("$filter", o.rawFilter)
+	add("$search", o.rawSearch)
+	add("$count", o.rawCount)
 	add("$select", o.rawSelect)
 	add("$top", o.rawTop)
 	add("$skiptoken", encodeSkipToken(lastID))
 	return strings.Join(parts, "&")
-}
-
-// filter is one $filter clause.
-type filter struct {
-	property string // canonical name: appId, displayName or id
-	op       string // "eq" or "startswith"
-	value    string
-}
-
-// filterProperties are the properties a clause may test, by their
-// canonical spelling; matching is case-insensitive, as Graph's is.
-var filterProperties = []string{"appId", "displayName", "id"}
-
-// filterError says what is wrong with a $filter, for the 400 message.
-type filterError string
-
-func (e filterError) Error() string { return string(e) }
-
-// parseFilter reads one clause of these forms (whitespace between tokens
-// is free, keywords and property names are case-insensitive):
-//
-//	PROPERTY eq 'literal'
-//	startswith(PROPERTY, 'literal')
-//
-// Literals follow OData: single quotes, with ” for a quote inside.
-func parseFilter(s string) (filter, error) {
-	var f filter
-	in := strings.TrimSpace(s)
-	if rest, ok := cutPrefixFold(in, "startswith"); ok {
-		rest = strings.TrimLeft(rest, " ")
-		if !strings.HasPrefix(rest, "(") {
-			return f, filterError("expected '(' after startswith")
-		}
-		prop, rest := cutIdentifier(strings.TrimLeft(rest[1:], " "))
-		rest = strings.TrimLeft(rest, " ")
-		if !strings.HasPrefix(rest, ",") {
-			return f, filterError("expected startswith(property, 'value')")
-		}
-		value, rest, ok := parseStringLiteral(strings.TrimLeft(rest[1:], " "))
-		if !ok {
-			return f, filterError("expected a string literal in single quotes")
-		}
-		if strings.TrimSpace(rest) != ")" {
-			return f, filterError("expected ')' to end startswith")
-		}
-		f.op, f.value = "startswith", value
-		if f.property = canonicalProperty(prop); f.property != "displayName" {
-			return f, filterError("startswith is supported on displayName only")
-		}
-		return f, nil
-	}
-	prop, rest := cutIdentifier(in)
-	if prop == "" {
-		return f, filterError("expected a property name")
-	}
-	op, rest := cutIdentifier(strings.TrimLeft(rest, " "))
-	if !strings.EqualFold(op, "eq") {
-		return f, filterError("only the eq operator and the startswith function are supported")
-	}
-	value, rest, ok := parseStringLiteral(strings.TrimLeft(rest, " "))
-	if !ok {
-		return f, filterError("expected a string literal in single quotes")
-	}
-	if strings.TrimSpace(rest) != "" {
-		return f, filterError("only a single clause is supported")
-	}
-	f.op, f.value = "eq", value
-	if f.property = canonicalProperty(prop); f.property == "" {
-		return f, filterError("property '" + safeText(prop) + "' cannot be filtered on")
-	}
-	return f, nil
 }
 
 // cutIdentifier splits a leading run of letters and digits off s.
@@ -242,15 +246,6 @@ func cutIdentifier(s string) (ident, rest string) {
 		i++
 	}
 	return s[:i], s[i:]
-}
-
-func canonicalProperty(p string) string {
-	for _, c := range filterProperties {
-		if strings.EqualFold(c, p) {
-			return c
-		}
-	}
-	return ""
 }
 
 // parseStringLiteral reads an OData string literal at the start of s and
@@ -274,28 +269,4 @@ func parseStringLiteral(s string) (value, rest string, ok bool) {
 		return b.String(), s[i+1:], true
 	}
 	return "", s, false
-}
-
-// apply narrows a directory query by the filter. It reports false when the
-// filter can match nothing (an empty value for eq: every id, appId and
-// display name is non-empty), which the caller answers with an empty page
-// instead of a query that would match everything.
-func (f *filter) apply(q *directory.Query) bool {
-	if f == nil {
-		return true
-	}
-	if f.op == "eq" && f.value == "" {
-		return false
-	}
-	switch {
-	case f.property == "appId":
-		q.AppID = strings.ToLower(f.value)
-	case f.property == "id":
-		q.IDs = []string{strings.ToLower(f.value)}
-	case f.op == "startswith":
-		q.DisplayNamePrefix = f.value
-	default:
-		q.DisplayName = f.value
-	}
-	return true
 }

@@ -10,7 +10,7 @@ import (
 
 var (
 	servicePrincipalListQuery = querySpec{collection: true, resource: "ServicePrincipal",
-		filterable: []string{"appId", "displayName", "id"}, selectable: servicePrincipalProperties}
+		filterable: servicePrincipalFilter, selectable: servicePrincipalProperties, advanced: true, searchable: servicePrincipalSearch}
 	servicePrincipalGetQuery = querySpec{resource: "ServicePrincipal", selectable: servicePrincipalProperties}
 )
 

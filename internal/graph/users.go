@@ -11,7 +11,7 @@ import (
 
 var (
 	userListQuery = querySpec{collection: true, resource: "User",
-		filterable: []string{"displayName", "id"}, selectable: userProperties}
+		filterable: userFilter, selectable: userProperties, advanced: true, searchable: userSearch}
 	userGetQuery = querySpec{resource: "User", selectable: userProperties}
 	// memberOfQuery: a user's groups, shown as directory objects.
 	memberOfQuery = querySpec{collection: true, resource: "DirectoryObject", selectable: directoryObjectProperties}
