@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -204,7 +205,7 @@ func (ca *CA) Pool() *x509.CertPool {
 // of as a TLS failure in some client later.
 func (ca *CA) permitsHosts(h Hosts) error {
 	for _, name := range h.DNSNames() {
-		if !permitsDNS(ca.Cert, name) {
+		if !permitsDNS(ca.Cert, name) && !slices.Contains(LegacyLoginHosts, name) {
 			return ca.notPermitted(fmt.Sprintf("DNS name %q", name))
 		}
 	}
@@ -214,6 +215,15 @@ func (ca *CA) permitsHosts(h Hosts) error {
 		}
 	}
 	return nil
+}
+
+// DNSNames are the DNS names of hosts that the server certificate
+// carries: all of them, but the legacy login hosts that an older CA's
+// constraints do not permit.
+func (ca *CA) DNSNames(h Hosts) []string {
+	return slices.DeleteFunc(h.DNSNames(), func(name string) bool {
+		return slices.Contains(LegacyLoginHosts, name) && !permitsDNS(ca.Cert, name)
+	})
 }
 
 func (ca *CA) notPermitted(what string) error {

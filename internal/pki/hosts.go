@@ -31,14 +31,25 @@ func azureHosts() (sans, constraints []string) {
 			"management.azure.com",
 			"*.vault.azure.net",
 			"*.servicebus.windows.net",
+			"login.windows.net",
+			"sts.windows.net",
 		}, []string{
 			"login.microsoftonline.com",
 			"graph.microsoft.com",
 			"management.azure.com",
 			"vault.azure.net",
 			"servicebus.windows.net",
+			"login.windows.net",
+			"sts.windows.net",
 		}
 }
+
+// LegacyLoginHosts are Entra's older names for its login host, which MSAL
+// and ADAL-era clients still use as authorities (MSAL's known aliases of
+// login.microsoftonline.com; sts.windows.net is the v1 issuer's host). A CA
+// created before they were served does not permit them: the server then
+// answers without them rather than not at all (CA.DNSNames).
+var LegacyLoginHosts = []string{"login.windows.net", "sts.windows.net"}
 
 // DNSNames returns every DNS SAN the server certificate needs:
 // login.microsoftonline.com, graph.microsoft.com, management.azure.com,

@@ -44,6 +44,7 @@ func TestHostsNames(t *testing.T) {
 	h := Hosts{CustomDomain: " TenantBridge.Test. ", ListenHosts: []string{"127.0.0.1", "LOCALHOST", "0.0.0.0", "::", "[::1]", "", "myhost", "::ffff:10.1.2.3", "10.1.2.3"}}
 	wantDNS := []string{
 		"login.microsoftonline.com", "graph.microsoft.com", "management.azure.com", "*.vault.azure.net", "*.servicebus.windows.net",
+		"login.windows.net", "sts.windows.net",
 		"login.tenantbridge.test", "graph.tenantbridge.test", "management.tenantbridge.test", "*.vault.tenantbridge.test", "*.servicebus.tenantbridge.test",
 		"localhost", "myhost",
 	}
@@ -62,7 +63,7 @@ func TestHostsNames(t *testing.T) {
 	}
 	// No custom domain, no listen hosts: the Azure names, localhost and loopback.
 	var empty Hosts
-	if got := empty.DNSNames(); len(got) != 6 || got[5] != "localhost" {
+	if got := empty.DNSNames(); len(got) != 8 || got[7] != "localhost" {
 		t.Errorf("empty Hosts DNSNames = %q", got)
 	}
 	if got := empty.IPs(); len(got) != 2 {
@@ -121,7 +122,7 @@ func TestCAIsNameConstrained(t *testing.T) {
 		t.Fatalf("NameConstraints extension present=%v critical=%v", ok, ext.Critical)
 	}
 	wantDNS := []string{"login.microsoftonline.com", "graph.microsoft.com", "management.azure.com", "vault.azure.net",
-		"servicebus.windows.net", customDomain, "localhost", "devbox.lan"}
+		"servicebus.windows.net", "login.windows.net", "sts.windows.net", customDomain, "localhost", "devbox.lan"}
 	if !slices.Equal(c.PermittedDNSDomains, wantDNS) {
 		t.Errorf("PermittedDNSDomains =\n %q\nwant\n %q", c.PermittedDNSDomains, wantDNS)
 	}
@@ -727,6 +728,73 @@ func TestFileModes(t *testing.T) {
 	for p, m := range want {
 		if got := mode(t, p); got != m {
 			t.Errorf("after reload %s: mode %v, want %v", p, got, m)
+		}
+	}
+}
+
+// TestCAWithoutLegacyLoginHosts: a data directory whose CA was created
+// before login.windows.net and sts.windows.net were served keeps working:
+// its CA still loads, and the server certificate leaves out the names the
+// CA does not permit instead of failing to start.
+func TestCAWithoutLegacyLoginHosts(t *testing.T) {
+	dir := t.TempDir()
+	hosts := Hosts{ListenHosts: []string{"127.0.0.1"}}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := slices.DeleteFunc(hosts.permittedDNSDomains(), func(n string) bool { return slices.Contains(LegacyLoginHosts, n) })
+	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: "tenantbridge local CA old"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
+		MaxPathLenZero: true, PermittedDNSDomainsCritical: true, PermittedDNSDomains: old, PermittedIPRanges: hosts.permittedIPRanges()}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := marshalPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, caKeyFile), keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, caCertFile), certPEM(der), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := LoadOrCreateCA(dir, hosts)
+	if err != nil {
+		t.Fatalf("an older CA no longer loads: %v", err)
+	}
+	cert, err := LoadOrCreateServerCert(dir, ca, hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range LegacyLoginHosts {
+		if slices.Contains(leaf.DNSNames, n) {
+			t.Errorf("the certificate names %s, which its CA does not permit", n)
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "login.microsoftonline.com"}); err != nil {
+		t.Errorf("login.microsoftonline.com: %v", err)
+	}
+	// A new CA permits them, and its certificate carries them.
+	fresh := t.TempDir()
+	ca2, err := LoadOrCreateCA(fresh, hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert2, err := LoadOrCreateServerCert(fresh, ca2, hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf2, _ := x509.ParseCertificate(cert2.Certificate[0])
+	for _, n := range LegacyLoginHosts {
+		if _, err := leaf2.Verify(x509.VerifyOptions{Roots: ca2.Pool(), DNSName: n}); err != nil {
+			t.Errorf("%s: %v", n, err)
 		}
 	}
 }

@@ -118,11 +118,11 @@ func serverCertFits(leaf *x509.Certificate, ca *CA, hosts Hosts, now time.Time) 
 	}); err != nil {
 		return false
 	}
-	return sameSANs(leaf, hosts)
+	return sameSANs(leaf, ca, hosts)
 }
 
-func sameSANs(leaf *x509.Certificate, hosts Hosts) bool {
-	want := hosts.DNSNames()
+func sameSANs(leaf *x509.Certificate, ca *CA, hosts Hosts) bool {
+	want := ca.DNSNames(hosts)
 	got := make([]string, len(leaf.DNSNames))
 	for i, n := range leaf.DNSNames {
 		got[i] = normalizeName(n)
@@ -163,7 +163,7 @@ func issueServerCert(certPath, keyPath string, ca *CA, hosts Hosts) (tls.Certifi
 			// would apply the CA's DNS constraints to a host-like CN.
 			CommonName: "tenantbridge server",
 		},
-		DNSNames:              hosts.DNSNames(),
+		DNSNames:              ca.DNSNames(hosts),
 		IPAddresses:           hosts.IPs(),
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              notAfter,

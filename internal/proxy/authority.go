@@ -118,8 +118,8 @@ func quote(s string) string {
 }
 
 // ServedHosts returns an Allowed function for the names the server
-// certificate from internal/pki carries: login.microsoftonline.com,
-// graph.microsoft.com, management.azure.com, {vault}.vault.azure.net and
+// certificate from internal/pki carries: login.microsoftonline.com (and
+// its older names login.windows.net and sts.windows.net), graph.microsoft.com, management.azure.com, {vault}.vault.azure.net and
 // {ns}.servicebus.windows.net, and with a custom domain D also login.D,
 // graph.D, management.D, {vault}.vault.D and {ns}.servicebus.D. As with the
 // certificate's wildcards, {vault} and {ns} are exactly one label. Tunnelling
@@ -127,6 +127,8 @@ func quote(s string) string {
 func ServedHosts(customDomain string) func(host string) bool {
 	exact := map[string]bool{
 		"login.microsoftonline.com": true,
+		"login.windows.net":         true,
+		"sts.windows.net":           true,
 		"graph.microsoft.com":       true,
 		"management.azure.com":      true,
 	}

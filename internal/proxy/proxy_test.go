@@ -266,7 +266,8 @@ func TestConnectRefused(t *testing.T) {
 		{"https://graph.microsoft.com:80/x", "CONNECT to graph.microsoft.com:80 refused: tenantbridge serves HTTPS on port 443 only"},
 		{"https://graph.microsoft.com:8443/x", "CONNECT to graph.microsoft.com:8443 refused"},
 		{"https://a.b.vault.azure.net/x", "CONNECT to a.b.vault.azure.net:443 refused"},
-		{"https://sts.windows.net/x", "CONNECT to sts.windows.net:443 refused"},
+		{"https://windows.net/x", "CONNECT to windows.net:443 refused"},
+		{"https://sts.windows.net.evil.example/x", "CONNECT to sts.windows.net.evil.example:443 refused"},
 	} {
 		c, connects, status := e.client()
 		res, err := c.Get(tc.url)

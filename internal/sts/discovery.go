@@ -3,6 +3,7 @@ package sts
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/tenantbridge/tenantbridge/internal/httpx"
@@ -191,10 +192,24 @@ func (s *Service) handleInstanceDiscovery(w http.ResponseWriter, r *http.Request
 		tenant = seg
 	}
 	host := strings.ToLower(self.Host)
+	meta := instanceMetadata{PreferredNetwork: host, PreferredCache: host, Aliases: []string{host}}
+	if slices.Contains(entraAliases, host) {
+		// Reached as Entra: its public cloud's entry, which MSAL uses to
+		// share one token cache across the aliases (preferred_cache) and
+		// to send requests to one host (preferred_network).
+		meta = instanceMetadata{PreferredNetwork: entraHost, PreferredCache: "login.windows.net", Aliases: entraAliases}
+	}
 	setDiscoveryCaching(w)
 	httpx.WriteJSON(w, http.StatusOK, instanceDiscovery{
 		TenantDiscoveryEndpoint: base + "/" + tenant + "/v2.0/.well-known/openid-configuration",
 		APIVersion:              "1.1",
-		Metadata:                []instanceMetadata{{PreferredNetwork: host, PreferredCache: host, Aliases: []string{host}}},
+		Metadata:                []instanceMetadata{meta},
 	})
 }
+
+// entraAliases are the names of Entra's public cloud in its instance
+// discovery answer (login.microsoftonline.com/common/discovery/instance:
+// preferred_network login.microsoftonline.com, preferred_cache
+// login.windows.net; MSAL Go's internal/oauth/ops/authority knows the same
+// set: apps/internal/oauth/ops/authority/known_metadata.go).
+var entraAliases = []string{"login.microsoftonline.com", "login.windows.net", "login.microsoft.com", "sts.windows.net"}

@@ -2,6 +2,7 @@ package sts_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -172,6 +173,28 @@ func TestInstanceDiscovery(t *testing.T) {
 	m := meta[0].(map[string]any)
 	if m["preferred_network"] != host || m["preferred_cache"] != host || len(m["aliases"].([]any)) != 1 || m["aliases"].([]any)[0] != host {
 		t.Errorf("metadata %v, want host %s", m, host)
+	}
+
+	// Reached by one of Entra's names, Entra's public cloud entry: its
+	// aliases, one cache for them all, requests to login.microsoftonline.com
+	// (what MSAL knows: known_metadata.go).
+	for _, entra := range []string{"login.windows.net", "login.microsoftonline.com", "sts.windows.net"} {
+		req, err := http.NewRequest(http.MethodGet, e.srv.URL+"/common/discovery/instance?"+url.Values{"api-version": {"1.1"},
+			"authorization_endpoint": {"https://" + entra + "/contoso.onmicrosoft.com/oauth2/v2.0/authorize"}}.Encode(), nil)
+		must(t, err)
+		req.Host = entra
+		resp, doc := e.do(req)
+		meta, _ := doc["metadata"].([]any)
+		if resp.StatusCode != 200 || len(meta) != 1 {
+			t.Fatalf("%s: %d %v", entra, resp.StatusCode, doc)
+		}
+		m := meta[0].(map[string]any)
+		aliases := fmt.Sprint(m["aliases"])
+		if m["preferred_network"] != "login.microsoftonline.com" || m["preferred_cache"] != "login.windows.net" ||
+			aliases != "[login.microsoftonline.com login.windows.net login.microsoft.com sts.windows.net]" ||
+			doc["tenant_discovery_endpoint"] != "https://"+entra+"/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration" {
+			t.Errorf("%s: %v", entra, doc)
+		}
 	}
 
 	for _, ae := range []string{
