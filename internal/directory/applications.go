@@ -155,10 +155,15 @@ func (s *Service) validateApplication(a *Application, owner store.Tenant, before
 	if v := a.AccessTokenAcceptedVersion; v != nil && *v != 1 && *v != 2 {
 		return invalidf("Property 'requestedAccessTokenVersion' must be 1 or 2.")
 	}
-	if len(a.WebRedirectURIs)+len(a.PublicClientRedirectURIs) > maxRedirectURIs {
+	if len(a.WebRedirectURIs)+len(a.PublicClientRedirectURIs)+len(a.SPARedirectURIs) > maxRedirectURIs {
 		return invalidf("An application may have at most %d redirect URIs.", maxRedirectURIs)
 	}
 	for _, u := range a.WebRedirectURIs {
+		if err := CheckRedirectURI(u, false); err != nil {
+			return err
+		}
+	}
+	for _, u := range a.SPARedirectURIs { // held to the web rules: https, or http on localhost
 		if err := CheckRedirectURI(u, false); err != nil {
 			return err
 		}

@@ -34,6 +34,7 @@ type Application struct {
 	AccessTokenAcceptedVersion *int                          `json:"accessTokenAcceptedVersion,omitempty"`
 	WebRedirectURIs            []string                      `json:"webRedirectUris,omitempty"`
 	PublicClientRedirectURIs   []string                      `json:"publicClientRedirectUris,omitempty"`
+	SPARedirectURIs            []string                      `json:"spaRedirectUris,omitempty"` // single-page apps (Graph's spa)
 	IsFallbackPublicClient     bool                          `json:"isFallbackPublicClient,omitempty"`
 	PublisherDomain            string                        `json:"publisherDomain,omitempty"`
 	Tags                       []string                      `json:"tags,omitempty"`

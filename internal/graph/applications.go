@@ -3,6 +3,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"net/http"
@@ -42,6 +43,9 @@ func (h *Handler) loadApplication(rq *request, dir *directory.Service) (*directo
 		return nil, err
 	}
 	rq.target = app.ID
+	if rq.access == selfOnly && !strings.EqualFold(app.AppID, rq.caller.claims.ClientID()) {
+		return nil, errDenied
+	}
 	if err := h.checkOwned(rq, dir, app.ID); err != nil {
 		return nil, err
 	}
@@ -125,11 +129,29 @@ func (h *Handler) createApplication(rq *request) error {
 	if err != nil {
 		return err
 	}
+	var raw applicationInput
+	if err := decodeBody(body, &raw, applicationReadOnly); err != nil {
+		return err
+	}
+	keys, err := h.keyCredentialsFrom(raw.KeyCredentials, nil)
+	if err != nil {
+		return err
+	}
 	var created *directory.Application
 	err = h.change(rq, func(tx *directory.Service) (string, error) {
 		app, err := tx.CreateApplication(rq.ctx, rq.tenant(), in)
 		if err != nil {
 			return "", err
+		}
+		for _, k := range keys {
+			if _, err := tx.AddApplicationKey(rq.ctx, rq.tenant(), app.ID, k); err != nil {
+				return "", err
+			}
+		}
+		if len(keys) > 0 {
+			if app, err = tx.GetApplication(rq.ctx, rq.tenant(), app.ID); err != nil {
+				return "", err
+			}
 		}
 		if rq.access == ownedOnly {
 			if err := tx.AddOwner(rq.ctx, rq.tenant(), app.ID, rq.caller.objectID); err != nil {
@@ -159,7 +181,16 @@ func (h *Handler) updateApplication(rq *request) error {
 		if err != nil {
 			return "", err
 		}
-		_, err = tx.UpdateApplication(rq.ctx, rq.tenant(), app.ID, in.applyTo)
+		keys, err := h.keyCredentialsFrom(in.KeyCredentials, app.KeyCredentials)
+		if err != nil {
+			return "", err
+		}
+		_, err = tx.UpdateApplication(rq.ctx, rq.tenant(), app.ID, func(a *directory.Application) error {
+			if in.KeyCredentials != nil {
+				a.KeyCredentials = keys
+			}
+			return in.applyTo(a)
+		})
 		return app.ID, err
 	})
 	if err != nil {
@@ -255,6 +286,36 @@ func readKeyID(rq *request) (string, error) {
 	return strings.ToLower(in.KeyID), nil
 }
 
+// removeApplicationKey removes a certificate on the proof of possession of
+// a valid one (verifyProof), as Graph's removeKey demands.
+func (h *Handler) removeApplicationKey(rq *request) error {
+	body, err := readBody(rq, false)
+	if err != nil {
+		return err
+	}
+	var in removeCredentialInput
+	if err := decodeBody(body, &in, nil); err != nil {
+		return err
+	}
+	if !validID(in.KeyID) {
+		return badRequest("Property 'keyId' must be a GUID.")
+	}
+	err = h.change(rq, func(tx *directory.Service) (string, error) {
+		app, err := h.loadApplication(rq, tx)
+		if err != nil {
+			return "", err
+		}
+		if err := verifyProof(in.Proof, app, h.dir.Now()); err != nil {
+			return "", err
+		}
+		return app.ID, tx.RemoveApplicationKey(rq.ctx, rq.tenant(), app.ID, strings.ToLower(in.KeyID))
+	})
+	if err != nil {
+		return err
+	}
+	return noContent(rq)
+}
+
 // removeApplicationCredential answers removePassword and removeKey, which
 // differ only in which kind of credential the keyId names.
 func (h *Handler) removeApplicationCredential(remove func(tx *directory.Service, ctx context.Context, tenantID, appID, keyID string) error) func(*request) error {
@@ -278,9 +339,9 @@ func (h *Handler) removeApplicationCredential(remove func(tx *directory.Service,
 }
 
 // addApplicationKey adds a certificate the application may sign client
-// assertions with. Graph demands a proof-of-possession token signed by an
-// existing key; this slice accepts the request without checking it, but
-// the certificate itself must parse and must not have expired.
+// assertions with, on the proof of possession of a certificate it already
+// has (verifyProof); the certificate itself must parse and must not have
+// expired.
 func (h *Handler) addApplicationKey(rq *request) error {
 	body, err := readBody(rq, false)
 	if err != nil {
@@ -297,6 +358,9 @@ func (h *Handler) addApplicationKey(rq *request) error {
 	err = h.change(rq, func(tx *directory.Service) (string, error) {
 		app, err := h.loadApplication(rq, tx)
 		if err != nil {
+			return "", err
+		}
+		if err := verifyProof(in.Proof, app, h.dir.Now()); err != nil {
 			return "", err
 		}
 		kc, err = tx.AddApplicationKey(rq.ctx, rq.tenant(), app.ID, kc)
@@ -349,6 +413,58 @@ func (h *Handler) newKeyCredential(in addKeyInput) (directory.KeyCredential, err
 		return kc, badRequest("Key credential endDateTime must be later than startDateTime.")
 	}
 	return kc, nil
+}
+
+// maxKeyCredentials is the most certificates an application holds.
+const maxKeyCredentials = 100
+
+// keyCredentialsFrom reads the keyCredentials of a POST or PATCH body
+// (nil: absent, nothing changes) into the collection that replaces
+// existing. An item that names an existing keyId without a key keeps that
+// credential (a client sends back what it read, where key is null); every
+// other item is a certificate, checked as addKey checks one. The same
+// certificate twice is a 400.
+func (h *Handler) keyCredentialsFrom(in *[]keyCredentialInput, existing []directory.KeyCredential) ([]directory.KeyCredential, error) {
+	if in == nil {
+		return nil, nil
+	}
+	if len(*in) > maxKeyCredentials {
+		return nil, badRequest("An application may hold at most %d key credentials.", maxKeyCredentials)
+	}
+	out := []directory.KeyCredential{}
+	seen := map[string]bool{}
+	for i, k := range *in {
+		var keyID string
+		if len(k.KeyID) > 0 && string(k.KeyID) != "null" {
+			if err := json.Unmarshal(k.KeyID, &keyID); err != nil || !validID(keyID) {
+				return nil, badRequest("Property 'keyCredentials[%d].keyId' must be a GUID.", i)
+			}
+			keyID = strings.ToLower(keyID)
+		}
+		var kc directory.KeyCredential
+		if len(k.Key) == 0 && keyID != "" {
+			j := slices.IndexFunc(existing, func(e directory.KeyCredential) bool { return strings.EqualFold(e.KeyID, keyID) })
+			if j < 0 {
+				return nil, badRequest("Property 'keyCredentials[%d].key' is required: no key credential has keyId %s.", i, keyID)
+			}
+			kc = existing[j]
+		} else {
+			k := k
+			var err error
+			if kc, err = h.newKeyCredential(addKeyInput{KeyCredential: &k}); err != nil {
+				return nil, err
+			}
+			if keyID != "" {
+				kc.KeyID = keyID
+			}
+		}
+		if seen[kc.KeyID] || seen[kc.CustomKeyIdentifier] {
+			return nil, badRequest("keyCredentials holds the same key credential twice.")
+		}
+		seen[kc.KeyID], seen[kc.CustomKeyIdentifier] = true, true
+		out = append(out, kc)
+	}
+	return out, nil
 }
 
 // ---- federated identity credentials ----

@@ -1,13 +1,6 @@
 package graph_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
-	"math/big"
 	"net/url"
 	"slices"
 	"strings"
@@ -17,14 +10,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
-	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 )
 
 // applicationKeys are exactly the properties of Graph's application that
 // this surface serves; a missing or extra key (a leaked storage field)
 // fails the test.
 var applicationKeys = []string{"id", "appId", "displayName", "description", "signInAudience", "identifierUris",
-	"appRoles", "api", "requiredResourceAccess", "passwordCredentials", "keyCredentials", "web", "publicClient",
+	"appRoles", "api", "requiredResourceAccess", "passwordCredentials", "keyCredentials", "web", "spa", "publicClient",
 	"isFallbackPublicClient", "publisherDomain", "createdDateTime", "tags"}
 
 func sameKeys(t *testing.T, what string, m map[string]any, want []string, extra ...string) {
@@ -168,61 +160,6 @@ func TestApplicationPasswords(t *testing.T) {
 		e.call(tok, "POST", "/v1.0/applications/"+id+"/addPassword", map[string]any{"passwordCredential": map[string]any{
 			"startDateTime": "2030-01-01T00:00:00Z", "endDateTime": "2029-01-01T00:00:00Z"}}).expect(t, 400, "Request_BadRequest")
 	})
-}
-
-// selfSigned returns a DER certificate valid from notBefore to notAfter.
-func selfSigned(t *testing.T, notBefore, notAfter time.Time) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "graph-test"},
-		NotBefore: notBefore, NotAfter: notAfter}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	must(t, err)
-	return der
-}
-
-func TestApplicationKeys(t *testing.T) {
-	e := newEnv(t, storetest.SQLite(t))
-	tok := e.adminToken(e.contoso)
-	id := e.call(tok, "POST", "/v1.0/applications", map[string]any{"displayName": "certs"}).expect(t, 201).str("id")
-	der := selfSigned(t, time.Now().Add(-time.Hour), time.Now().Add(365*24*time.Hour))
-	body := func(key []byte) map[string]any {
-		return map[string]any{"keyCredential": map[string]any{"type": "AsymmetricX509Cert", "usage": "Verify",
-			"key": base64.StdEncoding.EncodeToString(key)}, "passwordCredential": nil, "proof": "not-checked-in-this-slice"}
-	}
-	added := e.call(tok, "POST", "/v1.0/applications/"+id+"/addKey", body(der)).expect(t, 200)
-	sameKeys(t, "keyCredential", added.doc, []string{"customKeyIdentifier", "displayName", "endDateTime", "key", "keyId",
-		"startDateTime", "type", "usage"}, "@odata.context")
-	if added.doc["key"] != nil || added.str("type") != "AsymmetricX509Cert" || added.str("usage") != "Verify" || added.str("displayName") != "CN=graph-test" {
-		t.Fatalf("addKey: %s", added.raw)
-	}
-	if thumb, err := base64.StdEncoding.DecodeString(added.str("customKeyIdentifier")); err != nil || len(thumb) != 20 {
-		t.Errorf("customKeyIdentifier %q is not a base64 SHA-1 thumbprint", added.str("customKeyIdentifier"))
-	}
-	// The same certificate twice is refused; so are non-certificates,
-	// expired certificates, signing keys and other usages.
-	e.call(tok, "POST", "/v1.0/applications/"+id+"/addKey", body(der)).expect(t, 400, "Request_BadRequest")
-	e.call(tok, "POST", "/v1.0/applications/"+id+"/addKey", body([]byte("not a certificate"))).expect(t, 400, "Request_BadRequest")
-	expired := selfSigned(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
-	e.call(tok, "POST", "/v1.0/applications/"+id+"/addKey", body(expired)).expect(t, 400, "Request_BadRequest")
-	sign := body(selfSigned(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour)))
-	sign["keyCredential"].(map[string]any)["usage"] = "Sign"
-	e.call(tok, "POST", "/v1.0/applications/"+id+"/addKey", sign).expect(t, 400, "Request_BadRequest")
-	withPassword := body(selfSigned(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour)))
-	withPassword["passwordCredential"] = map[string]any{"secretText": "x"}
-	e.call(tok, "POST", "/v1.0/applications/"+id+"/addKey", withPassword).expect(t, 400, "Request_BadRequest")
-	e.call(tok, "POST", "/v1.0/applications/"+id+"/addKey", `{"keyCredential":{"type":"AsymmetricX509Cert","usage":"Verify","key":"!!!"}}`).expect(t, 400, "Request_BadRequest")
-
-	got := e.call(tok, "GET", "/v1.0/applications/"+id, nil).expect(t, 200)
-	keys := got.doc["keyCredentials"].([]any)
-	if len(keys) != 1 || keys[0].(map[string]any)["key"] != nil {
-		t.Fatalf("keyCredentials = %v", keys)
-	}
-	e.call(tok, "POST", "/v1.0/applications/"+id+"/removeKey", map[string]any{"keyId": added.str("keyId"), "proof": "x"}).expect(t, 204)
-	if n := len(e.call(tok, "GET", "/v1.0/applications/"+id, nil).doc["keyCredentials"].([]any)); n != 0 {
-		t.Fatalf("%d key credentials after removeKey", n)
-	}
 }
 
 func TestFederatedIdentityCredentials(t *testing.T) {

@@ -141,6 +141,9 @@ const (
 	// the caller creates, it owns.
 	ownedOnly
 	full
+	// selfOnly: an app-only caller without permission acting on its own
+	// application (selfService actions); never the result of decide.
+	selfOnly
 )
 
 // grant is one permission that opens an endpoint, and how far.

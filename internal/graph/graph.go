@@ -95,7 +95,7 @@ func (h *Handler) routes() []route {
 		{"POST /v1.0/applications/{id}/addPassword", kindApplications, write, "application.addPassword", h.addApplicationPassword},
 		{"POST /v1.0/applications/{id}/removePassword", kindApplications, write, "application.removePassword", h.removeApplicationCredential((*directory.Service).RemoveApplicationPassword)},
 		{"POST /v1.0/applications/{id}/addKey", kindApplications, write, "application.addKey", h.addApplicationKey},
-		{"POST /v1.0/applications/{id}/removeKey", kindApplications, write, "application.removeKey", h.removeApplicationCredential((*directory.Service).RemoveApplicationKey)},
+		{"POST /v1.0/applications/{id}/removeKey", kindApplications, write, "application.removeKey", h.removeApplicationKey},
 		{"GET /v1.0/applications/{id}/federatedIdentityCredentials", kindApplications, read, "application.federatedIdentityCredential.list", h.listFederatedCredentials},
 		{"POST /v1.0/applications/{id}/federatedIdentityCredentials", kindApplications, write, "application.federatedIdentityCredential.create", h.createFederatedCredential},
 		{"GET /v1.0/applications/{id}/federatedIdentityCredentials/{ref}", kindApplications, read, "application.federatedIdentityCredential.get", h.getFederatedCredential},
@@ -202,6 +202,10 @@ var knownMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, ht
 var errMethodNotAllowed = &graphError{status: http.StatusMethodNotAllowed, code: codeBadRequest,
 	message: "Specified HTTP method is not allowed for the request uri."}
 
+// selfService are the actions an application may take on its own
+// registration without any Graph permission.
+var selfService = map[string]bool{"application.addKey": true, "application.removeKey": true}
+
 // routedKey carries what ServeHTTP parsed to the endpoint.
 type routedKey struct{}
 
@@ -288,6 +292,11 @@ func (h *Handler) endpoint(rt route) http.Handler {
 			originalPath: rd.original, target: r.PathValue("id")}
 		var err error
 		rq.access, err = h.capByUser(r.Context(), c, rt.kind, rt.verb, decide(c.claims, rt.kind, rt.verb))
+		if err == nil && rq.access == denied && selfService[rt.action] && c.claims.IsAppOnly() {
+			// "An application does not need any specific permission to
+			// roll its own keys." (application-addkey, application-removekey)
+			rq.access = selfOnly
+		}
 		if err != nil {
 			rq.access = denied
 		} else if rq.access == denied {

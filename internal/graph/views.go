@@ -67,6 +67,7 @@ type applicationView struct {
 	PasswordCredentials    []passwordCredentialView     `json:"passwordCredentials"`
 	KeyCredentials         []keyCredentialView          `json:"keyCredentials"`
 	Web                    redirectsView                `json:"web"`
+	Spa                    redirectsView                `json:"spa"`
 	PublicClient           redirectsView                `json:"publicClient"`
 	IsFallbackPublicClient bool                         `json:"isFallbackPublicClient"`
 	PublisherDomain        string                       `json:"publisherDomain"`
@@ -167,6 +168,7 @@ func applicationToView(a *directory.Application) applicationView {
 		PasswordCredentials:    passwordsToView(a.PasswordCredentials),
 		KeyCredentials:         keysToView(a.KeyCredentials),
 		Web:                    redirectsView{RedirectURIs: list(a.WebRedirectURIs)},
+		Spa:                    redirectsView{RedirectURIs: list(a.SPARedirectURIs)},
 		PublicClient:           redirectsView{RedirectURIs: list(a.PublicClientRedirectURIs)},
 		IsFallbackPublicClient: a.IsFallbackPublicClient,
 		PublisherDomain:        a.PublisherDomain,
@@ -269,9 +271,16 @@ type applicationInput struct {
 	API                    *apiInput                     `json:"api"`
 	RequiredResourceAccess *[]requiredResourceAccessView `json:"requiredResourceAccess"`
 	Web                    *redirectsInput               `json:"web"`
+	Spa                    *redirectsInput               `json:"spa"`
 	PublicClient           *redirectsInput               `json:"publicClient"`
-	IsFallbackPublicClient *bool                         `json:"isFallbackPublicClient"`
-	Tags                   *[]string                     `json:"tags"`
+	// KeyCredentials replaces the application's certificates: "Create
+	// application and Update application operations can continue to be
+	// used to add and update key credentials", and Update is how the first
+	// one is added (https://learn.microsoft.com/graph/api/application-addkey).
+	// The handlers apply it (keyCredentialsFrom); applyTo does not.
+	KeyCredentials         *[]keyCredentialInput `json:"keyCredentials"`
+	IsFallbackPublicClient *bool                 `json:"isFallbackPublicClient"`
+	Tags                   *[]string             `json:"tags"`
 }
 
 type apiInput struct {
@@ -289,10 +298,16 @@ type redirectsInput struct {
 
 // applicationReadOnly are the properties a client may read but not set;
 // naming one in a body is a 400 with Graph's message, not a silent no-op.
-// Credentials have their own actions (addPassword, addKey,
-// federatedIdentityCredentials).
+// Secrets and federated credentials have their own actions (addPassword,
+// federatedIdentityCredentials); keyCredentials may be set here.
+//
+// passwordCredentials: "You can no longer use a PATCH operation on the
+// application or servicePrincipal objects to update passwordCredentials";
+// use addPassword and removePassword
+// (https://devblogs.microsoft.com/microsoft365dev/breaking-changes-application-and-serviceprincipal-api-updates-in-microsoft-graph-beta,
+// and the passwordCredential resource page).
 var applicationReadOnly = []string{"id", "appId", "publisherDomain", "createdDateTime",
-	"passwordCredentials", "keyCredentials", "federatedIdentityCredentials"}
+	"passwordCredentials", "federatedIdentityCredentials"}
 
 // decodeApplication decodes a POST /applications body into the directory
 // application it asks for. It is the whole of the request's translation,
@@ -369,6 +384,9 @@ func (in *applicationInput) applyTo(a *directory.Application) error {
 	if in.Web != nil && in.Web.RedirectURIs != nil {
 		a.WebRedirectURIs = slices.Clone(*in.Web.RedirectURIs)
 	}
+	if in.Spa != nil && in.Spa.RedirectURIs != nil {
+		a.SPARedirectURIs = slices.Clone(*in.Spa.RedirectURIs)
+	}
 	if in.PublicClient != nil && in.PublicClient.RedirectURIs != nil {
 		a.PublicClientRedirectURIs = slices.Clone(*in.PublicClient.RedirectURIs)
 	}
@@ -403,8 +421,8 @@ type passwordCredentialInput struct {
 // removeCredentialInput is the body of removePassword and removeKey.
 type removeCredentialInput struct {
 	KeyID string `json:"keyId"`
-	// Proof is the proof-of-possession token removeKey takes; this slice
-	// does not check it (see addKey).
+	// Proof is the proof-of-possession token removeKey takes (see
+	// keyproof.go); removePassword has none.
 	Proof *string `json:"proof"`
 }
 
