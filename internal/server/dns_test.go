@@ -52,12 +52,12 @@ func TestDNSResponder(t *testing.T) {
 		"myvault.vault.azure.net.", "MyVault.Vault.Azure.Net.", "ns-1.servicebus.windows.net.",
 		"login.tenantbridge.test.", "graph.tenantbridge.test.", "management.tenantbridge.test.",
 		"kv.vault.tenantbridge.test.", "ns.servicebus.tenantbridge.test.",
+		"login.windows.net.", "sts.windows.net.", // Entra's older names, in the certificate since 01fe211
 	}
 	refused := []string{
 		"example.com.", "microsoftonline.com.", "vault.azure.net.", "servicebus.windows.net.",
 		"a.b.vault.azure.net.", "x.ns.servicebus.windows.net.", "a.kv.vault.tenantbridge.test.",
-		"sts.windows.net.", // an issuer string only: the certificate does not carry it
-		"login.windows.net.", "login.microsoftonline.com.evil.example.", "evil-login.microsoftonline.com.",
+		"windows.net.", "login.microsoftonline.com.evil.example.", "evil-login.microsoftonline.com.",
 		"_dmarc.vault.azure.net.", `a\.b.vault.azure.net.`, `my\000vault.vault.azure.net.`,
 		"localhost.", "tenantbridge.test.", "management.core.windows.net.", ".",
 	}

@@ -213,7 +213,7 @@ func TestProxy(t *testing.T) {
 	// Anything else is refused at CONNECT: names no surface serves
 	// (though the certificate has them), names the certificate lacks
 	// (though the router knows them), other sites, the listen address.
-	for _, host := range []string{"management.core.windows.net", "a.b.vault.azure.net", "vault.azure.net", "sts.windows.net", "example.com", "127.0.0.1", "localhost"} {
+	for _, host := range []string{"management.core.windows.net", "a.b.vault.azure.net", "vault.azure.net", "windows.net", "example.com", "127.0.0.1", "localhost"} {
 		if r.srv.ProxyAllows(host) {
 			t.Errorf("ProxyAllows(%q) = true", host)
 		}
@@ -227,7 +227,7 @@ func TestProxy(t *testing.T) {
 			t.Errorf("CONNECT %s: %v; want 403 Forbidden", host, err)
 		}
 	}
-	if got := strings.Join(r.srv.ProxiedHosts(), " "); got != "*.servicebus.windows.net *.vault.azure.net graph.microsoft.com login.microsoftonline.com management.azure.com" {
+	if got := strings.Join(r.srv.ProxiedHosts(), " "); got != "*.servicebus.windows.net *.vault.azure.net graph.microsoft.com login.microsoftonline.com login.windows.net management.azure.com sts.windows.net" {
 		t.Errorf("ProxiedHosts = %s", got)
 	}
 	// A vault's host is tunnelled, and the vault surface answers it.

@@ -287,7 +287,8 @@ func (s *Server) buildRouter() *router {
 	for _, h := range s.hosts.ListenHosts {
 		r.bareHosts[h] = true
 	}
-	loginHosts := map[string]bool{"login.microsoftonline.com": true, "sts.windows.net": true}
+	// Entra's login host and its older names (pki.LegacyLoginHosts).
+	loginHosts := map[string]bool{"login.microsoftonline.com": true, "login.windows.net": true, "sts.windows.net": true}
 	if d := s.hosts.CustomDomain; d != "" {
 		loginHosts["login."+d] = true
 	}

@@ -10,13 +10,19 @@ import (
 // issuer URLs, so that code with Entra's issuers hard-coded works unchanged.
 const entraHost = "login.microsoftonline.com"
 
-// isEntraBase reports whether a base URL is https://login.microsoftonline.com.
+// isEntraBase reports whether a base URL is Entra's login host, by its
+// name or an older one (login.windows.net, sts.windows.net): Entra answers
+// under each with the same issuers, login.microsoftonline.com's.
 func isEntraBase(base string) bool {
 	u, err := url.Parse(base)
 	if err != nil {
 		return false
 	}
-	return strings.EqualFold(u.Hostname(), entraHost) && (u.Port() == "" || u.Port() == "443")
+	switch strings.ToLower(u.Hostname()) {
+	case entraHost, "login.windows.net", "sts.windows.net":
+		return u.Port() == "" || u.Port() == "443"
+	}
+	return false
 }
 
 // issuerV2 is the issuer of v2 tokens for a tenant. On any other host it
