@@ -46,6 +46,9 @@ const (
 	PermGroupMemberReadWriteAll    = "GroupMember.ReadWrite.All"
 	PermUserReadAll                = "User.Read.All"
 	PermUserReadWriteAll           = "User.ReadWrite.All"
+	PermRoleManagementRead         = "RoleManagement.Read.Directory"
+	PermRoleManagementReadWrite    = "RoleManagement.ReadWrite.Directory"
+	PermAuthMethodReadAll          = "UserAuthenticationMethod.Read.All"
 )
 
 var graphAppRoles = []AppRole{
@@ -63,6 +66,9 @@ var graphAppRoles = []AppRole{
 	appPermission("dbaae8cf-10b5-4b86-a4a1-f871c94c6695", PermGroupMemberReadWriteAll, "Read and write all group memberships"),
 	appPermission("df021288-bdef-4463-88db-98f22de89214", PermUserReadAll, "Read all users' full profiles"),
 	appPermission("741f803b-c850-494e-b5df-cde7c675a1ca", PermUserReadWriteAll, "Read and write all users' full profiles"),
+	appPermission("483bed4a-2ad3-4361-a73b-c83ccdbdc53c", PermRoleManagementRead, "Read all directory RBAC settings"),
+	appPermission("9e3f62cf-ca93-4989-b6ce-bf83c28f9fe8", PermRoleManagementReadWrite, "Read and write all directory RBAC settings"),
+	appPermission("38d9df27-64da-44fd-b7c5-a6fbac20248f", PermAuthMethodReadAll, "Read all users' authentication methods"),
 }
 
 var graphScopes = []PermissionScope{
@@ -77,6 +83,9 @@ var graphScopes = []PermissionScope{
 	delegatedScope("c79f8feb-a9db-4090-85f9-90d820caa0eb", "Application.Read.All", "Admin", "Read applications"),
 	delegatedScope("bdfbf15f-ee85-4955-8675-146e8e5296b5", "Application.ReadWrite.All", "Admin", "Read and write all applications"),
 	delegatedScope("0e263e50-5827-48a4-b97c-d940288653c7", "Directory.AccessAsUser.All", "Admin", "Access directory as the signed in user"),
+	delegatedScope("741c54c3-0c1e-44a1-818b-3f97ab4e8c83", PermRoleManagementRead, "Admin", "Read your company's directory RBAC settings"),
+	delegatedScope("d01b97e9-cbc0-49fe-810a-750afd5527a3", PermRoleManagementReadWrite, "Admin", "Read and write directory RBAC settings"),
+	delegatedScope("aec28ec7-4d02-4e8c-b864-50163aea77eb", PermAuthMethodReadAll, "Admin", "Read all users' authentication methods"),
 }
 
 func appPermission(id, value, name string) AppRole {

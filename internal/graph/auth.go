@@ -121,6 +121,11 @@ const (
 	kindGroupMembers       resourceKind = "groups/members"
 	// kindOAuth2PermissionGrants are delegated permission grants.
 	kindOAuth2PermissionGrants resourceKind = "oauth2PermissionGrants"
+	kindMe                     resourceKind = "me"
+	kindDirectoryObjects       resourceKind = "directoryObjects"
+	// kindDirectoryRoles: directoryRoles and roleManagement/directory.
+	kindDirectoryRoles resourceKind = "directoryRoles"
+	kindAuthMethods    resourceKind = "users/authentication/methods"
 )
 
 // verb is whether an endpoint reads or changes.
@@ -202,6 +207,25 @@ var permissionTable = map[resourceKind]map[verb][]grant{
 		read:  groupRead,
 		write: all(directory.PermGroupReadWriteAll, directory.PermDirectoryReadWriteAll),
 	},
+	// GET /me: User.Read or any permission that reads users
+	// (https://learn.microsoft.com/graph/api/user-get).
+	kindMe: {read: all("User.Read", "User.ReadWrite", "User.ReadBasic.All", directory.PermUserReadAll,
+		directory.PermUserReadWriteAll, directory.PermDirectoryReadAll, directory.PermDirectoryReadWriteAll, "Directory.AccessAsUser.All")},
+	// getByIds: Directory.Read.All is the least privileged
+	// (https://learn.microsoft.com/graph/api/directoryobject-getbyids).
+	kindDirectoryObjects: {read: all(directory.PermDirectoryReadAll, directory.PermDirectoryReadWriteAll)},
+	// Directory roles and role management: RoleManagement.Read.Directory
+	// to read, RoleManagement.ReadWrite.Directory to change
+	// (https://learn.microsoft.com/graph/api/directoryrole-post-members,
+	// rbacapplication-post-roleassignments).
+	kindDirectoryRoles: {
+		read: all(directory.PermRoleManagementRead, directory.PermRoleManagementReadWrite,
+			directory.PermDirectoryReadAll, directory.PermDirectoryReadWriteAll),
+		write: all(directory.PermRoleManagementReadWrite),
+	},
+	// UserAuthenticationMethod.Read.All
+	// (https://learn.microsoft.com/graph/api/authentication-list-methods).
+	kindAuthMethods: {read: all(directory.PermAuthMethodReadAll)},
 	kindGroupMembers: {
 		read:  groupRead,
 		write: all(directory.PermGroupReadWriteAll, directory.PermDirectoryReadWriteAll, directory.PermGroupMemberReadWriteAll),
@@ -278,6 +302,13 @@ func userCeiling(roles []string, kind resourceKind, v verb) access {
 		return ownedOnly
 	case kindAppRoleAssignments, kindOAuth2PermissionGrants:
 		if appAdmin || has(directory.RolePrivilegedRoleAdministrator) {
+			return full
+		}
+	case kindDirectoryRoles:
+		// "Privileged Role Administrator is the least privileged role
+		// supported for this operation" (directoryrole-post-members,
+		// rbacapplication-post-roleassignments).
+		if has(directory.RolePrivilegedRoleAdministrator) {
 			return full
 		}
 	}

@@ -148,6 +148,23 @@ func (h *Handler) routes() []route {
 		{"POST /v1.0/groups/{id}/owners/$ref", kindGroups, write, "group.owner.add", h.addOwner(h.groupObject)},
 		{"DELETE /v1.0/groups/{id}/owners/{ref}/$ref", kindGroups, write, "group.owner.remove", h.removeOwner(h.groupObject)},
 
+		{"GET /v1.0/me", kindMe, read, "user.me", h.getMe},
+		{"POST /v1.0/directoryObjects/getByIds", kindDirectoryObjects, read, "directoryObject.getByIds", h.getByIDs},
+		{"GET /v1.0/users/{id}/authentication/methods", kindAuthMethods, read, "user.authenticationMethod.list", h.listAuthMethods},
+
+		{"GET /v1.0/directoryRoles", kindDirectoryRoles, read, "directoryRole.list", h.listDirectoryRoles},
+		{"POST /v1.0/directoryRoles", kindDirectoryRoles, write, "directoryRole.activate", h.activateDirectoryRole},
+		{"GET /v1.0/directoryRoles/{id}", kindDirectoryRoles, read, "directoryRole.get", h.getDirectoryRole},
+		{"GET /v1.0/directoryRoles/{id}/members", kindDirectoryRoles, read, "directoryRole.member.list", h.listDirectoryRoleMembers},
+		{"POST /v1.0/directoryRoles/{id}/members/$ref", kindDirectoryRoles, write, "directoryRole.member.add", h.addDirectoryRoleMember},
+		{"DELETE /v1.0/directoryRoles/{id}/members/{ref}/$ref", kindDirectoryRoles, write, "directoryRole.member.remove", h.removeDirectoryRoleMember},
+		{"GET /v1.0/roleManagement/directory/roleDefinitions", kindDirectoryRoles, read, "roleDefinition.list", h.listRoleDefinitions},
+		{"GET /v1.0/roleManagement/directory/roleDefinitions/{id}", kindDirectoryRoles, read, "roleDefinition.get", h.getRoleDefinition},
+		{"GET /v1.0/roleManagement/directory/roleAssignments", kindDirectoryRoles, read, "roleAssignment.list", h.listRoleAssignments},
+		{"POST /v1.0/roleManagement/directory/roleAssignments", kindDirectoryRoles, write, "roleAssignment.create", h.createRoleAssignment},
+		{"GET /v1.0/roleManagement/directory/roleAssignments/{id}", kindDirectoryRoles, read, "roleAssignment.get", h.getRoleAssignment},
+		{"DELETE /v1.0/roleManagement/directory/roleAssignments/{id}", kindDirectoryRoles, write, "roleAssignment.delete", h.deleteRoleAssignment},
+
 		{"GET /v1.0/oauth2PermissionGrants", kindOAuth2PermissionGrants, read, "oauth2PermissionGrant.list", h.listGrants},
 		{"POST /v1.0/oauth2PermissionGrants", kindOAuth2PermissionGrants, write, "oauth2PermissionGrant.create", h.createGrant},
 		{"GET /v1.0/oauth2PermissionGrants/{id}", kindOAuth2PermissionGrants, read, "oauth2PermissionGrant.get", h.getGrant},
