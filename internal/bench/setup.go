@@ -186,22 +186,24 @@ func tokenRefusal(status int, oauthErr, desc string) string {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// addKey registers the certificate on the application with Graph's
-// addKey, which azclient does not wrap.
+// addKey registers the application's first certificate with Graph's
+// Update application (PATCH keyCredentials), which azclient does not wrap:
+// Graph's addKey needs a proof signed by a certificate the application
+// already has, so the first one is added by update, as Graph's addKey page
+// says.
 func (b *bench) addKey(ctx context.Context, der []byte) error {
 	body := map[string]any{
-		"keyCredential": map[string]any{
+		"keyCredentials": []any{map[string]any{
 			"type": "AsymmetricX509Cert", "usage": "Verify", "key": base64.StdEncoding.EncodeToString(der), "displayName": "bench",
-		},
-		"passwordCredential": nil,
+		}},
 	}
-	u := azclient.GraphEndpoint + "/applications/" + url.PathEscape(b.app.ID) + "/addKey"
-	status, msg, err := b.graphCall(ctx, http.MethodPost, u, body)
+	u := azclient.GraphEndpoint + "/applications/" + url.PathEscape(b.app.ID)
+	status, msg, err := b.graphCall(ctx, http.MethodPatch, u, body)
 	switch {
 	case err != nil:
 		return fmt.Errorf("adding a certificate through Graph: %s", azclient.Describe(err))
 	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
-		return unsupported(KindCertificate, "Graph has no addKey: %s", msg)
+		return unsupported(KindCertificate, "Graph cannot add a certificate: %s", msg)
 	case status/100 != 2:
 		return fmt.Errorf("adding a certificate through Graph: %s", msg)
 	}
