@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,6 +45,7 @@ type brokerFlags struct {
 type publisherFlags struct {
 	tenant, group, state, path, vaultURL, sigName string
 	bootstrapName                                 string
+	issuerURL, issuerKey, installationIdentity    string
 	subscriptions                                 []string
 	rotate                                        time.Duration
 }
@@ -75,6 +77,12 @@ const (
 	// the secret --bootstrap-secret-name of the publisher's vault; with
 	// neither, the registration endpoint refuses every call.
 	envPublisherBootstrap = "TENANTBRIDGE_PUBLISHER_BOOTSTRAP_SECRET"
+	// The broker's OpenID issuer (secretless federation): its public
+	// https URL, the key of --publisher-vault-url that signs, and the
+	// managed group's identity the installed software runs as.
+	envPublisherIssuerURL            = "TENANTBRIDGE_PUBLISHER_ISSUER_URL"
+	envPublisherIssuerKey            = "TENANTBRIDGE_PUBLISHER_ISSUER_KEY"
+	envPublisherInstallationIdentity = "TENANTBRIDGE_PUBLISHER_INSTALLATION_IDENTITY"
 	// The broker's identity in the publisher tenant: its managed identity,
 	// or an application with a secret (both variables).
 	envPublisherClientID     = "TENANTBRIDGE_PUBLISHER_CLIENT_ID"
@@ -132,6 +140,9 @@ credential trusting that managed identity (the default: no secret at all), a cer
 	pf.StringVar(&f.pub.bootstrapName, "bootstrap-secret-name", "BootstrapSecret", "the publisher vault's secret authenticating the registration endpoint {notification-path}/register (unless $"+envPublisherBootstrap+" is set; with neither, that endpoint refuses every call)")
 	pf.StringVar(&f.pub.path, "notification-path", "/managedapp", "the notification endpoint's path: register http(s)://HOST{path}?sig=SECRET on the definition")
 	pf.DurationVar(&f.pub.rotate, "rotate-interval", time.Hour, "how often to rotate the installations' client secrets (0: never)")
+	pf.StringVar(&f.pub.issuerURL, "issuer-url", e(envPublisherIssuerURL), "the broker's OpenID issuer for secretless installations: the public https URL (behind your TLS front end) at which this listener's path is reached (env "+envPublisherIssuerURL+")")
+	pf.StringVar(&f.pub.issuerKey, "issuer-key", envOr(e(envPublisherIssuerKey), "broker-issuer"), "the RSA key of --publisher-vault-url that signs the issuer's assertions through Key Vault's sign; created when missing (env "+envPublisherIssuerKey+")")
+	pf.StringVar(&f.pub.installationIdentity, "installation-identity", e(envPublisherInstallationIdentity), "the user-assigned identity of each managed resource group that the installed software runs as (default: the application's system-assigned identity) (env "+envPublisherInstallationIdentity+")")
 
 	p := &cobra.Command{Use: "partner", Short: "The partner's delegated access: access tokens, status, refresh"}
 	p.AddCommand(c.brokerPartnerToken(f), c.brokerPartnerStatus(f), c.brokerPartnerRefresh(f))
@@ -325,8 +336,20 @@ func (c *cli) publisherBroker(ctx context.Context, f *brokerFlags, logger *slog.
 			subs = append(subs, s)
 		}
 	}
+	var signer publisher.Signer
+	if pf.issuerURL != "" {
+		if pf.vaultURL == "" {
+			return nil, errors.New("--issuer-url needs --publisher-vault-url: the issuer's key is in the publisher's vault")
+		}
+		vs, err := publisher.NewVaultSigner(ctx, pf.vaultURL, pf.issuerKey, cred, &publisher.VaultSignerOptions{ClientOptions: opts, Create: true})
+		if err != nil {
+			return nil, err
+		}
+		signer = vs
+	}
 	return publisher.New(publisher.Config{TenantID: pf.tenant, Credential: cred, ClientOptions: opts, GroupID: pf.group,
-		NotificationSecret: sig, BootstrapSecret: bootstrap, Subscriptions: subs, State: st, Logger: logger})
+		NotificationSecret: sig, BootstrapSecret: bootstrap, Subscriptions: subs, State: st, Logger: logger,
+		IssuerURL: pf.issuerURL, Signer: signer, InstallationIdentity: pf.installationIdentity})
 }
 
 func (c *cli) brokerLogger(f *brokerFlags, def string) (*slog.Logger, error) {
@@ -352,7 +375,10 @@ application's vault) and remove it on deletion; the cloud's registration call at
 {--notification-path}/register (Authorization: Bootstrap SECRET, the secret from
 $TENANTBRIDGE_PUBLISHER_BOOTSTRAP_SECRET or the vault's --bootstrap-secret-name; without one the endpoint
 refuses every call with 503) registers the same way, idempotently; client secrets are rotated every
---rotate-interval. Without --client-id it serves only that.`,
+--rotate-interval. With --issuer-url (and --publisher-vault-url, whose key --issuer-key signs through
+Key Vault) the broker is an OpenID issuer: secretless installations trade their managed identity's
+token for its assertion, which their per-installation application's federated credential trusts.
+Without --client-id it serves only that.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.runBroker(cmd.Context(), f, listen, check)
@@ -402,6 +428,14 @@ func (c *cli) runBroker(ctx context.Context, f *brokerFlags, listen string, chec
 		mux.Handle(strings.TrimRight(f.pub.path, "/")+"/register", pub.Handler())
 		if f.pub.rotate > 0 {
 			go pub.RunRotation(ctx, f.pub.rotate)
+		}
+		if iss := pub.IssuerURL(); iss != "" {
+			u, err := url.Parse(iss)
+			if err != nil {
+				return err
+			}
+			mux.Handle(strings.TrimRight(u.Path, "/")+"/", pub.Handler())
+			c.notef("OpenID issuer %s (discovery, JWKS and the installations' exchange), served at this listener's path %s", iss, u.Path)
 		}
 		c.notef("Managed-application notifications: http://%s%s?sig=… (register it on the definition)", ln.Addr(), strings.TrimRight(f.pub.path, "/"))
 	}

@@ -438,12 +438,36 @@ func TestBrokerServePublisher(t *testing.T) {
 		return resp.StatusCode, string(raw)
 	}
 
+	// The publisher's vault: the registration call's bootstrap secret and
+	// the broker's issuer key (Secrets Officer, Crypto Officer).
+	sub := "/subscriptions/" + pub.SubscriptionID
+	if c, body := armCall(pubCred, "PUT", sub+"/resourceGroups/offers", map[string]any{"location": "westeurope"}); c/100 != 2 {
+		t.Fatalf("%d %s", c, body)
+	}
+	kvID := sub + "/resourceGroups/offers/providers/Microsoft.KeyVault/vaults/pubboot"
+	if c, body := armCall(pubCred, "PUT", kvID, map[string]any{"location": "westeurope", "properties": map[string]any{
+		"tenantId": pub.TenantID, "sku": map[string]any{"family": "A", "name": "standard"}}}); c/100 != 2 {
+		t.Fatalf("vault %d %s", c, body)
+	}
+	if c, body := armCall(pubCred, "PUT", kvID+"/providers/Microsoft.Authorization/roleAssignments/"+uuid.NewString(), map[string]any{
+		"properties": map[string]any{"roleDefinitionId": sub + "/providers/Microsoft.Authorization/roleDefinitions/b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+			"principalId": pub.Admin.ServicePrincipalID, "principalType": "ServicePrincipal"}}); c/100 != 2 {
+		t.Fatalf("role %d %s", c, body)
+	}
+	if c, body := armCall(pubCred, "PUT", kvID+"/providers/Microsoft.Authorization/roleAssignments/"+uuid.NewString(), map[string]any{
+		"properties": map[string]any{"roleDefinitionId": sub + "/providers/Microsoft.Authorization/roleDefinitions/" + roleCryptoOfficer,
+			"principalId": pub.Admin.ServicePrincipalID, "principalType": "ServicePrincipal"}}); c/100 != 2 {
+		t.Fatalf("role %d %s", c, body)
+	}
+
 	brokerAddr := freeAddr(t)
 	const sig = "cli-n0tif-s3cret"
 	state := filepath.Join(t.TempDir(), "publisher.json")
 	env := map[string]string{envPublisherTenant: pub.TenantID, envPublisherGroup: group.ID, envPublisherSig: sig,
 		envPublisherClientID: pub.Admin.ClientID, envPublisherClientSecret: pub.Admin.ClientSecret,
-		envPublisherSubscriptions: pub.SubscriptionID, envPublisherState: state, envPublisherBootstrap: "cli-b00tstrap"}
+		envPublisherSubscriptions: pub.SubscriptionID, envPublisherState: state, envPublisherBootstrap: "cli-b00tstrap",
+		// The issuer's public URL: in production behind a TLS front end.
+		envPublisherVaultURL: "https://pubboot.vault.azure.net", envPublisherIssuerURL: "https://" + brokerAddr + "/oidc"}
 	serveCtx, stopServe := context.WithCancel(ctx)
 	var serveOut, serveErr lockedBuffer
 	served := make(chan int, 1)
@@ -473,22 +497,19 @@ func TestBrokerServePublisher(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	// The broker's issuer, on its listener (the front end adds TLS).
+	if resp, err := http.Get("http://" + brokerAddr + "/oidc/.well-known/openid-configuration"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the issuer's discovery: %v %v", resp, err)
+	} else {
+		var doc map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if doc["issuer"] != env[envPublisherIssuerURL] || doc["jwks_uri"] != env[envPublisherIssuerURL]+"/keys" {
+			t.Errorf("discovery %v", doc)
+		}
+	}
+
 	// The publisher's offer, its notifications to broker serve.
-	sub := "/subscriptions/" + pub.SubscriptionID
-	if c, body := armCall(pubCred, "PUT", sub+"/resourceGroups/offers", map[string]any{"location": "westeurope"}); c/100 != 2 {
-		t.Fatalf("%d %s", c, body)
-	}
-	// The registration call's bootstrap secret, in a vault of the publisher.
-	kvID := sub + "/resourceGroups/offers/providers/Microsoft.KeyVault/vaults/pubboot"
-	if c, body := armCall(pubCred, "PUT", kvID, map[string]any{"location": "westeurope", "properties": map[string]any{
-		"tenantId": pub.TenantID, "sku": map[string]any{"family": "A", "name": "standard"}}}); c/100 != 2 {
-		t.Fatalf("vault %d %s", c, body)
-	}
-	if c, body := armCall(pubCred, "PUT", kvID+"/providers/Microsoft.Authorization/roleAssignments/"+uuid.NewString(), map[string]any{
-		"properties": map[string]any{"roleDefinitionId": sub + "/providers/Microsoft.Authorization/roleDefinitions/b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
-			"principalId": pub.Admin.ServicePrincipalID, "principalType": "ServicePrincipal"}}); c/100 != 2 {
-		t.Fatalf("role %d %s", c, body)
-	}
 	kv, err := azsecrets.NewClient("https://pubboot.vault.azure.net", pubCred, &azsecrets.ClientOptions{ClientOptions: opts})
 	must(err)
 	bootstrap := env[envPublisherBootstrap]
@@ -534,6 +555,9 @@ func TestBrokerServePublisher(t *testing.T) {
 	in := waitStatus("registered")
 	if in.FederatedCredID == "" || in.CustomerTenantID != cust.TenantID {
 		t.Errorf("registered %+v", in)
+	}
+	if fics, err := graph.ListFederatedCredentials(ctx, in.AppObjectID); err != nil || len(fics) != 1 || fics[0].Issuer != env[envPublisherIssuerURL] {
+		t.Errorf("federated credentials %+v %v", fics, err)
 	}
 	if resp, err := http.Post(hook+"/resource?sig=wrong", "application/json", strings.NewReader("{}")); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("wrong sig: %v %v", resp, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -58,7 +59,12 @@ With --keep the server keeps running afterwards, for the CLI to explore.`,
 				c.dataDir, created = dir, true
 			}
 			ctx := cmd.Context()
-			srv, err := server.New(ctx, server.Config{DataDir: c.dataDir, Listen: listen, Logger: logger})
+			bt, err := newDemoBrokerTLS()
+			if err != nil {
+				return err
+			}
+			srv, err := server.New(ctx, server.Config{DataDir: c.dataDir, Listen: listen, Logger: logger,
+				FederationRoots: []*x509.Certificate{bt.ca}})
 			if err != nil {
 				return err
 			}
@@ -68,7 +74,7 @@ With --keep the server keeps running afterwards, for the CLI to explore.`,
 			}
 			stop := serveInBackground(ctx, srv, ln)
 			rec := &bytes.Buffer{}
-			d := &scenarioDemo{c: c, out: io.MultiWriter(c.stdout, rec), rec: rec}
+			d := &scenarioDemo{c: c, out: io.MultiWriter(c.stdout, rec), rec: rec, brokerTLS: bt}
 			runErr := d.runScenarios(ctx, srv)
 			if keep {
 				d.printExplore(srv)

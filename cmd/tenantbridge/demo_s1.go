@@ -64,11 +64,31 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 	}
 	d.note("queue %s/usage; group %q holds only Azure Service Bus Data Sender on it", st.usageNS, g.DisplayName)
 
-	d.step("%s runs its broker behind a notification endpoint that checks sig", pub.Name)
+	d.step("%s runs its broker behind a notification endpoint that checks sig, and as an OpenID issuer", pub.Name)
 	hook := &swapHandler{}
 	base, err := d.localServer(hook)
 	if err != nil {
 		return err
+	}
+	// The broker's issuer: HTTPS (the cloud fetches its discovery and
+	// JWKS as Entra would), its signing key an RSA key created in
+	// fabrikam's vault and used only through Key Vault's sign.
+	secure, err := d.localTLSServer(hook)
+	if err != nil {
+		return err
+	}
+	keyVault := "fabrikam-keys-" + d.w.suffix
+	kvID, err := d.createVault(ctx, pub, rg, keyVault)
+	if err != nil {
+		return err
+	}
+	if err := d.assign(ctx, pub.cred, pub.sub(), kvID, roleCryptoOfficer, pub.Admin.ServicePrincipalID); err != nil {
+		return err
+	}
+	signer, err := publisher.NewVaultSigner(ctx, "https://"+keyVault+".vault.azure.net", "broker-issuer", pub.cred,
+		&publisher.VaultSignerOptions{ClientOptions: d.w.opts, Create: true})
+	if err != nil {
+		return fmt.Errorf("the broker's signing key: %s", azclient.Describe(err))
 	}
 	st.sig = d.newSecret("sig-")
 	// The bootstrap secret that authenticates the cloud's registration
@@ -92,6 +112,7 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 		return err
 	}
 	st.broker, err = publisher.New(publisher.Config{TenantID: pub.TenantID, Credential: pub.cred, ClientOptions: d.w.opts,
+		IssuerURL: secure + "/oidc", Signer: signer, InstallationIdentity: installationIdentity,
 		GroupID: g.ID, NotificationSecret: st.sig, BootstrapSecret: bootstrap, Subscriptions: []string{pub.SubscriptionID}, State: state,
 		GroupBackoff: 20 * time.Millisecond, GroupAttempts: 5, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -100,6 +121,8 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 	hook.set(st.broker.Handler())
 	d.note("endpoint %s/hooks?sig=(the publisher's secret; never shown)", base)
 	d.note("the broker is a wire client: Graph, Resource Manager and Key Vault with %s's own app credential", pub.Name)
+	d.note("its OpenID issuer %s: discovery and JWKS; the signing key %s/broker-issuer (kid %s)", st.broker.IssuerURL(), keyVault, signer.PublicKeys()[0].KeyID)
+	d.note("  is an RSA key in %s's vault: the broker asks Key Vault to sign, the private key never leaves it", pub.Name)
 
 	d.step("%s publishes two marketplace offers: \"srb\" (client secret) and \"srb-secretless\" (federated)", pub.Name)
 	ex, err := pub.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{tokenExchangeScope}})
@@ -116,11 +139,22 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 	for _, o := range []struct{ name, mode string }{{"srb", publisher.ModeSecret}, {"srb-secretless", publisher.ModeFederated}} {
 		spec := map[string]any{
 			"vaults": []any{map[string]any{"name": "kv{uniqueSuffix}"}},
-			"userAssignedIdentities": []any{map[string]any{"name": "publisher-access", "federatedCredentials": []any{
-				map[string]any{"name": "publisher", "issuer": st.identityIss, "subject": st.identitySub, "audiences": []string{azclient.TokenExchangeAudience}}}}},
+			"userAssignedIdentities": []any{
+				// S2: the publisher's way into the data plane trusts the
+				// broker's issuer (a non-Entra issuer: allowed)...
+				map[string]any{"name": "publisher-access", "federatedCredentials": []any{
+					map[string]any{"name": "publisher", "issuer": st.broker.IssuerURL(), "subject": publisher.AccessSubjectTemplate, "audiences": []string{azclient.TokenExchangeAudience}}}},
+				// ...not fabrikam's Entra tenant, which Entra refuses
+				// (AADSTS700236): kept to show the refusal.
+				map[string]any{"name": "old-design", "federatedCredentials": []any{
+					map[string]any{"name": "publisher", "issuer": st.identityIss, "subject": st.identitySub, "audiences": []string{azclient.TokenExchangeAudience}}}},
+				// S1 secretless: what the installed software runs as.
+				map[string]any{"name": installationIdentity},
+			},
 			"roleAssignments": []any{
 				map[string]any{"role": "Key Vault Secrets Officer", "principal": "applicationIdentity", "scope": "vault:kv{uniqueSuffix}"},
 				map[string]any{"role": "Key Vault Secrets User", "principal": "identity:publisher-access", "scope": "vault:kv{uniqueSuffix}"},
+				map[string]any{"role": "Key Vault Secrets User", "principal": "identity:old-design", "scope": "vault:kv{uniqueSuffix}"},
 			},
 			"registration": map[string]any{"endpoint": base + "/register", "credentialMode": o.mode, "vault": "kv{uniqueSuffix}",
 				"bootstrapSecret": bootstrapRef},
@@ -239,38 +273,68 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 	if len(app.PasswordCredentials) != 0 || len(fics) != 1 {
 		return fmt.Errorf("the secretless application has %d passwords and %d federated credentials", len(app.PasswordCredentials), len(fics))
 	}
-	d.note("application %q: 0 client secrets; 1 federated credential trusting %s", app.DisplayName, fics[0].Issuer)
-	d.note("  subject %s (the installation's identity in %s)", fics[0].Subject, northwind.Name)
+	if fics[0].Issuer != st.broker.IssuerURL() || fics[0].Subject != publisher.InstallationSubject(fedApp) {
+		return fmt.Errorf("the federated credential trusts %s / %s", fics[0].Issuer, fics[0].Subject)
+	}
+	d.note("application %q: 0 client secrets; 1 federated credential trusting %s's broker %s", app.DisplayName, pub.Name, fics[0].Issuer)
+	d.note("  subject installation:…/%s (this installation only)", lastSegments(fics[0].Subject, 2))
 	fcfg, fsecret, fnames, err := d.readManagedVault(ctx, fedApp, fin.Vault)
 	if err != nil {
 		return err
 	}
-	if fsecret != "" || len(fnames) != 1 {
-		return fmt.Errorf("the secretless vault holds %v", fnames)
+	if fsecret != "" || len(fnames) != 1 || fcfg.ExchangeEndpoint != st.broker.ExchangeURL() {
+		return fmt.Errorf("the secretless vault holds %v (exchange %q)", fnames, fcfg.ExchangeEndpoint)
 	}
-	d.note("vault %s holds only %s (tenant and client id; no secret)", fin.Vault, strings.Join(fnames, ", "))
-	var listed listTokensResult
-	if _, err := d.arm(ctx, pub.cred, http.MethodPost, fedApp+"/listTokens", demoManagedAppAPIVer,
-		map[string]any{"authorizationAudience": azclient.TokenExchangeAudience}, &listed); err != nil || len(listed.Value) != 1 {
-		return fmt.Errorf("listTokens for the token exchange: %v", err)
+	d.note("vault %s holds only %s (tenant, client id and the broker's exchange endpoint; no secret)", fin.Vault, strings.Join(fnames, ", "))
+
+	d.step("The installed software in %s signs in to %s with its managed identity: no secret", northwind.Name, pub.Name)
+	software, err := d.installedSoftware(ctx, northwind, "mrg-srb", "srb-software")
+	if err != nil {
+		return err
 	}
-	assertion := listed.Value[0].AccessToken
-	d.secret(assertion)
-	fedCred, err := azidentity.NewClientAssertionCredential(fcfg.TenantID, fcfg.ClientID,
-		func(context.Context) (string, error) { return assertion, nil },
-		&azidentity.ClientAssertionCredentialOptions{ClientOptions: d.w.opts})
+	fedCred, err := publisher.InstallationCredential(fcfg, software,
+		&publisher.InstallationCredentialOptions{ClientOptions: d.w.opts, ExchangeClient: d.brokerTLS.client})
 	if err != nil {
 		return err
 	}
 	if err := d.sendUsage(ctx, fedCred, northwind.Name); err != nil {
 		return err
 	}
-	d.crossed(northwind.Name+" (the installation)", pub.Name+"'s queue "+st.usageNS+"/usage",
-		"its identity's token (issued by "+northwind.Name+") as a client assertion for the per-installation app",
-		pub.Name+"'s federated credential trusts exactly that issuer and subject")
+	d.crossed(northwind.Name+" (the installed software)", pub.Name+"'s broker "+lastSegments(st.broker.ExchangeURL(), 2),
+		"its managed identity's token for api://AzureADTokenExchange, issued by "+northwind.Name,
+		"the broker checked it against "+northwind.Name+"'s OpenID keys and the identity it registered for this installation")
+	d.crossed(northwind.Name+" (the installed software)", pub.Name+"'s queue "+st.usageNS+"/usage",
+		"the broker's assertion (signed in "+pub.Name+"'s Key Vault) as the client assertion for the per-installation app",
+		pub.Name+"'s federated credential trusts exactly the broker's issuer and this installation's subject")
 	if err := d.receiveUsage(ctx, northwind.Name); err != nil {
 		return err
 	}
+
+	d.step("The old design: %s's app trusting %s's Entra issuer directly is refused", pub.Name, northwind.Name)
+	raw, err := software.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{tokenExchangeScope}})
+	if err != nil {
+		return fmt.Errorf("the installation's token: %s", azclient.Describe(err))
+	}
+	nwIssuer := claim(tokenClaims(raw.Token), "iss")
+	if _, err := pub.graph.AddFederatedCredential(ctx, fin.AppObjectID, azclient.FederatedCredential{Name: "old-design",
+		Issuer: nwIssuer, Subject: claim(tokenClaims(raw.Token), "sub"), Audiences: []string{azclient.TokenExchangeAudience}}); err != nil {
+		return fmt.Errorf("adding the old design's credential: %s", azclient.Describe(err))
+	}
+	d.note("a credential trusting %s (%s's tenant) and the installation's identity: created, as Entra creates it", nwIssuer, northwind.Name)
+	direct, err := azidentity.NewClientAssertionCredential(fcfg.TenantID, fcfg.ClientID,
+		func(context.Context) (string, error) { return raw.Token, nil }, &azidentity.ClientAssertionCredentialOptions{ClientOptions: d.w.opts})
+	if err != nil {
+		return err
+	}
+	if _, err := direct.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://servicebus.azure.net/.default"}}); err == nil {
+		return errors.New("SECURITY: another tenant's Entra token signed in as a federated credential")
+	} else if te, ok := azclient.AsTokenError(err); !ok || !strings.Contains(te.Code+te.Description, "700236") {
+		return fmt.Errorf("the old design answered %v, want AADSTS700236", err)
+	} else {
+		d.note("the exchange: %s", tokenRefusal(err))
+	}
+	d.note("Entra's rule: an Entra issuer only for the credential owner's own tenant and a user-assigned identity there")
+	d.note("  (learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity; Q&A 2139753)")
 
 	d.step("Installing \"srb\" again in %s changes nothing", contoso.Name)
 	if _, code, err := install(contoso, "srb", "srb"); err != nil {
@@ -469,4 +533,41 @@ func (d *scenarioDemo) deliveryLog(ctx context.Context, definition string) error
 	}
 	d.note("delivery log of the definition: %s", strings.Join(parts, "; "))
 	return nil
+}
+
+const (
+	// roleCryptoOfficer is Key Vault Crypto Officer (Azure's id): the
+	// broker creates and signs with its issuer key.
+	roleCryptoOfficer = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"
+	// installationIdentity is the user-assigned identity of the managed
+	// group that the installed software runs as (the offers create it).
+	installationIdentity = "installation"
+)
+
+// installedSoftware is the installed application's managed identity: a
+// workload of a's tenant running as the user-assigned identity
+// "installation" of the managed group mrg.
+func (d *scenarioDemo) installedSoftware(ctx context.Context, a *actor, mrg, name string) (azcore.TokenCredential, error) {
+	id := a.sub() + "/resourceGroups/" + mrg + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + installationIdentity
+	var uami struct {
+		Properties struct {
+			ClientID    string `json:"clientId"`
+			PrincipalID string `json:"principalId"`
+		} `json:"properties"`
+	}
+	if _, err := d.arm(ctx, a.cred, http.MethodGet, id, demoIdentityAPIVersion, nil, &uami); err != nil {
+		return nil, fmt.Errorf("reading the installation's identity: %w", err)
+	}
+	wl, err := d.w.op.CreateWorkload(ctx, a.TenantID, azclient.NewWorkload{Name: name, Identities: []string{uami.Properties.PrincipalID}})
+	if err != nil {
+		return nil, fmt.Errorf("creating workload %s in %s: %w", name, a.Name, err)
+	}
+	d.secret(wl.IdentityHeader)
+	endpoint, err := d.w.opcred.IdentityEndpoint(a.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	d.names[uami.Properties.PrincipalID] = "the installation's identity (" + a.Name + ")"
+	d.note("the software runs as %s's managed identity %s/%s (a workload of %s)", a.Name, mrg, installationIdentity, a.Name)
+	return &identityCredential{d: d, endpoint: endpoint, header: wl.IdentityHeader, clientID: uami.Properties.ClientID}, nil
 }

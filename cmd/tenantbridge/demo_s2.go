@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/tenantbridge/tenantbridge/internal/azclient"
+	"github.com/tenantbridge/tenantbridge/internal/broker/publisher"
 )
 
 func (d *scenarioDemo) runS2(ctx context.Context) error {
@@ -49,25 +50,31 @@ func (d *scenarioDemo) runS2(ctx context.Context) error {
 	}
 	d.note("refused: %s", brief(err))
 
-	d.step("%s signs in as the managed group's identity publisher-access, trusting %s as issuer", pub.Name, pub.Name)
+	d.step("%s signs in as the managed group's identity publisher-access, which trusts %s's broker as issuer", pub.Name, pub.Name)
 	uamiID := contoso.sub() + "/resourceGroups/mrg-srb/providers/Microsoft.ManagedIdentity/userAssignedIdentities/publisher-access"
-	var uami struct {
-		Properties struct {
-			ClientID    string `json:"clientId"`
-			PrincipalID string `json:"principalId"`
-			TenantID    string `json:"tenantId"`
-		} `json:"properties"`
+	uamiClientID := func(id string) (string, error) {
+		var uami struct {
+			Properties struct {
+				ClientID string `json:"clientId"`
+			} `json:"properties"`
+		}
+		if _, err := d.arm(ctx, pub.cred, http.MethodGet, id, demoIdentityAPIVersion, nil, &uami); err != nil {
+			return "", fmt.Errorf("reading the identity: %w", err)
+		}
+		return uami.Properties.ClientID, nil
 	}
-	if _, err := d.arm(ctx, pub.cred, http.MethodGet, uamiID, demoIdentityAPIVersion, nil, &uami); err != nil {
-		return fmt.Errorf("reading the identity: %w", err)
+	clientID, err := uamiClientID(uamiID)
+	if err != nil {
+		return err
 	}
-	d.note("GET %s (as %s's admin app, Contributor there): client id %s", lastSegments(uamiID, 4), pub.Name, uami.Properties.ClientID)
-	fedCred, err := azidentity.NewClientAssertionCredential(contoso.TenantID, uami.Properties.ClientID,
-		func(ctx context.Context) (string, error) {
-			t, err := pub.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{tokenExchangeScope}})
-			d.secret(t.Token)
-			return t.Token, err
-		}, &azidentity.ClientAssertionCredentialOptions{ClientOptions: d.w.opts})
+	d.note("GET %s (as %s's admin app, Contributor there): client id %s", lastSegments(uamiID, 4), pub.Name, clientID)
+	brokerAssertion := func(ctx context.Context) (string, error) {
+		a, err := st.broker.AccessAssertion(ctx, appID)
+		d.secret(a)
+		return a, err
+	}
+	fedCred, err := azidentity.NewClientAssertionCredential(contoso.TenantID, clientID, brokerAssertion,
+		&azidentity.ClientAssertionCredentialOptions{ClientOptions: d.w.opts})
 	if err != nil {
 		return err
 	}
@@ -80,9 +87,33 @@ func (d *scenarioDemo) runS2(ctx context.Context) error {
 		return fmt.Errorf("reading the vault as publisher-access: %s", azclient.Describe(err))
 	}
 	d.note("the vault, read as publisher-access: %s", strings.Join(unames, ", "))
-	d.crossed(pub.Name+"'s admin app", contoso.Name+"'s token service, then its Key Vault",
-		"a "+pub.Name+" token for api://AzureADTokenExchange as the client assertion; the new token is issued by "+contoso.Name,
-		"the identity's federated credential (issuer "+pub.Name+", subject its admin app) and its Secrets User role, both in "+contoso.Name)
+	d.crossed(pub.Name+"'s broker", contoso.Name+"'s token service, then its Key Vault",
+		"the broker's own assertion (issuer "+st.broker.IssuerURL()+", signed by Key Vault) as the client assertion; the new token is issued by "+contoso.Name,
+		"the identity's federated credential (issuer: the broker, subject "+publisher.AccessSubjectTemplate+") and its Secrets User role, both in "+contoso.Name)
+
+	d.step("The old design: an identity trusting %s's Entra tenant as issuer is refused", pub.Name)
+	oldID, err := uamiClientID(contoso.sub() + "/resourceGroups/mrg-srb/providers/Microsoft.ManagedIdentity/userAssignedIdentities/old-design")
+	if err != nil {
+		return err
+	}
+	oldCred, err := azidentity.NewClientAssertionCredential(contoso.TenantID, oldID,
+		func(ctx context.Context) (string, error) {
+			t, err := pub.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{tokenExchangeScope}})
+			d.secret(t.Token)
+			return t.Token, err
+		}, &azidentity.ClientAssertionCredentialOptions{ClientOptions: d.w.opts})
+	if err != nil {
+		return err
+	}
+	if _, err := oldCred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}}); err == nil {
+		return errors.New("SECURITY: another tenant's Entra token signed in as the customer's identity")
+	} else if te, ok := azclient.AsTokenError(err); !ok || !strings.Contains(te.Code+te.Description, "700236") {
+		return fmt.Errorf("the old design answered %v, want AADSTS700236", err)
+	} else {
+		d.note("identity old-design (issuer %s, created as Entra creates it): %s", st.identityIss, tokenRefusal(err))
+	}
+	d.note("Entra accepts an Entra issuer only for the identity's own tenant; a publisher uses its own issuer (this broker)")
+	d.note("  or a multi-tenant app whose service principal the customer provisioned (S3)")
 
 	d.step("%s uninstalls \"srb\": the publisher's way in closes", contoso.Name)
 	if _, err := d.arm(ctx, contoso.cred, http.MethodDelete, appID, demoManagedAppAPIVer, nil, nil); err != nil {
@@ -106,11 +137,8 @@ func (d *scenarioDemo) runS2(ctx context.Context) error {
 		return fmt.Errorf("the per-installation application survived: %v", err)
 	}
 	d.note("the broker heard DELETE/Deleted and removed application %q, its service principal and client secret", in.DisplayName)
-	again, err := azidentity.NewClientAssertionCredential(contoso.TenantID, uami.Properties.ClientID,
-		func(ctx context.Context) (string, error) {
-			t, err := pub.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{tokenExchangeScope}})
-			return t.Token, err
-		}, &azidentity.ClientAssertionCredentialOptions{ClientOptions: d.w.opts})
+	again, err := azidentity.NewClientAssertionCredential(contoso.TenantID, clientID, brokerAssertion,
+		&azidentity.ClientAssertionCredentialOptions{ClientOptions: d.w.opts})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ type scenarioDemo struct {
 	closers []func()
 
 	localHosts []string
+	brokerTLS  *demoBrokerTLS
 
 	results []*scenarioResult
 	cur     *scenarioResult

@@ -114,6 +114,9 @@ type Handler struct {
 	notify   func()
 	// notifyDeadline bounds the retries of a lifecycle notification.
 	notifyDeadline time.Duration
+	// ficWrites are the user-assigned identities whose federated
+	// credentials are being written (identities.go, oneFICWriter).
+	ficWrites inFlight
 }
 
 // New returns the handler; a missing dependency panics at wiring time.

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -359,11 +360,60 @@ func (h *Handler) listIdentityCredentials(rq *request) error {
 	return writeJSON(rq, http.StatusOK, list[ficView]{Value: out})
 }
 
+// inFlight is a set of keys with an operation under way, taken without
+// waiting.
+type inFlight struct {
+	mu   sync.Mutex
+	keys map[string]struct{}
+}
+
+// begin takes key, or reports false when it is taken.
+func (f *inFlight) begin(key string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.keys[key]; ok {
+		return false
+	}
+	if f.keys == nil {
+		f.keys = map[string]struct{}{}
+	}
+	f.keys[key] = struct{}{}
+	return true
+}
+
+func (f *inFlight) end(key string) {
+	f.mu.Lock()
+	delete(f.keys, key)
+	f.mu.Unlock()
+}
+
+// oneFICWriter lets one federated-credential write (PUT or DELETE) under
+// a user-assigned identity run at a time and refuses the others as
+// Managed Identity does, with 409
+// ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity
+// (Azure/bicep-registry-modules#1447, hashicorp/terraform-provider-azurerm
+// #19968: recorded responses; templates must write them with batchSize 1).
+// The refusal names the identity's id in lower case, as Azure's does. It
+// returns the function that ends the write.
+func (h *Handler) oneFICWriter(rq *request) (func(), error) {
+	id := strings.ToLower("/subscriptions/" + rq.path.sub + "/resourceGroups/" + rq.path.rg + "/providers/" + identityNamespace + "/userAssignedIdentities/" + rq.path.name)
+	if !h.ficWrites.begin(id) {
+		return nil, newError(http.StatusConflict, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
+			"Too many Federated Identity Credentials are written concurrently for the managed identity '%s'. Concurrent Federated Identity Credentials writes under the same managed identity are not supported.", safeText(id))
+	}
+	return func() { h.ficWrites.end(id) }, nil
+}
+
 func (h *Handler) putIdentityCredential(rq *request) error {
 	tenantID, err := h.authorizeAt(rq, actionFICWrite)
 	if err != nil {
 		return err
 	}
+	done, err := h.oneFICWriter(rq)
+	if err != nil {
+		return err
+	}
+	defer done()
 	var body struct {
 		Properties *struct {
 			Issuer    string   `json:"issuer"`
@@ -413,6 +463,11 @@ func (h *Handler) deleteIdentityCredential(rq *request) error {
 	if err != nil {
 		return err
 	}
+	done, err := h.oneFICWriter(rq)
+	if err != nil {
+		return err
+	}
+	defer done()
 	return h.deleteAndWrite(rq, tenantID, func(_ store.Store, dir *directory.Service) error {
 		sp, err := findParentIdentity(rq, dir, tenantID)
 		if err != nil {

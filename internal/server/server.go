@@ -88,6 +88,15 @@ type Config struct {
 	// notification is retried before it is given up; zero means 10 hours,
 	// as Azure.
 	NotificationRetryFor time.Duration
+	// FederationRoots are certificate authorities trusted, besides the
+	// system's roots, when fetching the OpenID discovery documents and JWK
+	// Sets of the external issuers that federated credentials trust: the
+	// private PKI of a self-hosted issuer (a publisher's broker, a
+	// Kubernetes cluster's service-account issuer). The system's roots
+	// already honour SSL_CERT_FILE and SSL_CERT_DIR; this adds authorities
+	// for this server's fetches only. tenantbridge's own CA is never among
+	// them: it vouches only for names this server answers as.
+	FederationRoots []*x509.Certificate
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -307,7 +316,7 @@ func (s *Server) buildRouter() *router {
 		aliases = map[string]string{"https://vault." + d: directory.KeyVaultResource}
 	}
 	tokens := sts.New(sts.Config{Directory: s.dir, Keys: s.keys, Audit: s.audit, Logger: s.logger, IsLoginHost: isLogin,
-		FederationClient: federationClient(), ManagedIdentityIssuerBase: miIssuer, ResourceAliases: aliases, KEK: s.kek, RefreshTokenInactivity: s.cfg.RefreshTokenLifetime})
+		FederationClient: federationClient(s.cfg.FederationRoots), ManagedIdentityIssuerBase: miIssuer, ResourceAliases: aliases, KEK: s.kek, RefreshTokenInactivity: s.cfg.RefreshTokenLifetime})
 	verifier := tokens.Verifier()
 	pages := signin.New(signin.Config{Directory: s.dir, Audit: s.audit, Logger: s.logger, KEK: s.kek,
 		Devices: deviceApprover{s.store}})
@@ -359,13 +368,24 @@ func notificationClient() *http.Client {
 
 // federationClient fetches the discovery documents and JWK Sets of the
 // external issuers that federated credentials trust (a Kubernetes
-// service-account issuer, a CI system's): the system's roots and the
-// environment's proxy settings, as any relying party on this host would
-// use, and never tenantbridge's own CA, which vouches only for names this
-// server answers as (its own issuers are resolved in process).
-func federationClient() *http.Client {
+// service-account issuer, a CI system's, a publisher's broker): the
+// system's roots (plus Config.FederationRoots) and the environment's proxy
+// settings, as any relying party on this host would use, and never
+// tenantbridge's own CA, which vouches only for names this server answers
+// as (its own issuers are resolved in process).
+func federationClient(extra []*x509.Certificate) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if len(extra) > 0 {
+		roots, err := x509.SystemCertPool()
+		if err != nil || roots == nil {
+			roots = x509.NewCertPool()
+		}
+		for _, c := range extra {
+			roots.AddCert(c)
+		}
+		t.TLSClientConfig.RootCAs = roots
+	}
 	t.ResponseHeaderTimeout = 10 * time.Second
 	return &http.Client{Transport: t, Timeout: 15 * time.Second}
 }

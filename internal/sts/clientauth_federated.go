@@ -7,6 +7,7 @@ import (
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/oidcfed"
+	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
 // Federated identity credentials (workload identity federation): the
@@ -35,7 +36,8 @@ func (s *Service) authenticateFederated(ctx context.Context, req *tokenRequest, 
 		return "", e
 	}
 	own := false
-	if tid, ok := s.ownIssuerTenant(fic.Issuer); ok {
+	tid, isEntra := s.ownIssuerTenant(fic.Issuer)
+	if isEntra {
 		// Another tenant of this server: it must still exist.
 		t, err := s.dir.Tenant(ctx, tid)
 		switch {
@@ -61,8 +63,68 @@ func (s *Service) authenticateFederated(ctx context.Context, req *tokenRequest, 
 		// its own issuers as federated credentials.
 		return "", aadError(codeForbiddenTokenType)
 	}
+	if own {
+		if e := s.checkEntraAssertion(ctx, req, c, tid, fic.Issuer, verified.Subject); e != nil {
+			return "", e
+		}
+	}
 	req.audit.credential = "federated:" + fic.Name
 	return "2", nil
+}
+
+// checkEntraAssertion applies Entra's rule for assertions that Entra
+// itself issued ("Configure an application to trust a managed identity",
+// learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity):
+// the issuer is the tenant the credential's owner is registered in ("Both
+// the Microsoft Entra app and managed identity must belong to the same
+// tenant"), and the assertion is a token of a user-assigned managed
+// identity of that tenant ("Only user-assigned managed identities can be
+// used as a federated credential for apps. system-assigned identities
+// aren't supported"). Anything else is refused with AADSTS700236 (Q&A
+// 2139753: a system-assigned identity of tenant A presented to an app of
+// tenant B), and the refusal is also recorded in the view of the tenant
+// whose token was presented. Reaching another tenant without a secret is
+// a multi-tenant application, registered in the identity's tenant and
+// provisioned in the other.
+func (s *Service) checkEntraAssertion(ctx context.Context, req *tokenRequest, c *client, issuerTenant, issuer, subject string) *Error {
+	reason := ""
+	switch {
+	case !strings.EqualFold(issuerTenant, c.homeTenant):
+		reason = "issuer tenant is not the credential owner's tenant"
+	default:
+		sp, err := s.dir.GetServicePrincipal(ctx, issuerTenant, subject)
+		switch {
+		case errors.Is(err, directory.ErrNotFound):
+			reason = "subject is not a managed identity of the tenant"
+		case err != nil:
+			return serverError(err)
+		case !sp.IsManagedIdentity():
+			reason = "subject is not a managed identity of the tenant"
+		case !sp.IsUserAssigned():
+			reason = "subject is a system-assigned managed identity"
+		}
+	}
+	if reason == "" {
+		return nil
+	}
+	e := aadError(codeEntraIssuerNotAllowed, clip(issuer, 256))
+	if !strings.EqualFold(issuerTenant, c.homeTenant) && !strings.EqualFold(issuerTenant, req.tenant.ID) {
+		// The presented identity's tenant sees its token refused too.
+		err := s.audit.Record(ctx, store.AuditRecord{
+			Actor:        safeName(subject),
+			ActorTenant:  issuerTenant,
+			TargetTenant: c.homeTenant,
+			Action:       "token.federated-credential",
+			Target:       c.appID,
+			Result:       e.Result(),
+			Detail:       "a token of this tenant was presented as a federated credential of another tenant's client: " + reason,
+		})
+		if err != nil {
+			return serverError(err)
+		}
+	}
+	req.audit.credential = "federated-refused:" + reason
+	return e
 }
 
 // federationError maps a verification failure to Entra's answer.

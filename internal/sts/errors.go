@@ -98,6 +98,7 @@ const (
 	codeFederatedAudience     = 700212
 	codeFederatedSubject      = 700213
 	codeForbiddenTokenType    = 700229
+	codeEntraIssuerNotAllowed = 700236
 	codeExternalOIDCEndpoint  = 50166
 )
 
@@ -192,6 +193,12 @@ var errorTable = map[int]errorSpec{
 	// reference-error-codes.md: ForbiddenTokenType.
 	codeForbiddenTokenType: {http.StatusUnauthorized, "invalid_client",
 		"Only app-only tokens can be used as Federated Identity Credentials for Microsoft Entra issuer. Use an app-only access token (generated during a client credentials flow) instead of a user-delegated access token."},
+	// Microsoft Q&A 2139753 (2025-01, recorded response; the code is not
+	// in the error reference). Entra's "Configure an application to trust
+	// a managed identity": the issuer is the tenant's own, and both the
+	// application and the user-assigned managed identity belong to it.
+	codeEntraIssuerNotAllowed: {http.StatusUnauthorized, "invalid_client",
+		"Entra ID tokens issued by issuer '%s' may not be used for federated identity credential flows for applications or managed identities registered in this tenant."},
 	// Azure/azure-workload-identity#642 (recorded response).
 	codeExternalOIDCEndpoint: {http.StatusBadRequest, "invalid_request", "Request to External OIDC endpoint failed."},
 }

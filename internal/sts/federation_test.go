@@ -22,7 +22,9 @@ import (
 func (e *env) exchangeToken(t *testing.T, m *miWorkload) string {
 	t.Helper()
 	m.use(t)
-	tok, err := e.miCredential(nil).GetToken(e.ctx, policy.TokenRequestOptions{Scopes: []string{directory.TokenExchangeAudience + "/.default"}, Claims: noCache})
+	// The workload's user-assigned identity: only those may be an app's
+	// federated credential.
+	tok, err := e.miCredential(azidentity.ClientID(m.worker.AppID)).GetToken(e.ctx, policy.TokenRequestOptions{Scopes: []string{directory.TokenExchangeAudience + "/.default"}, Claims: noCache})
 	must(t, err)
 	return tok.Token
 }
@@ -40,9 +42,9 @@ func TestCrossTenantManagedIdentityFederation(t *testing.T) {
 		e := newEnv(t, st)
 		m := e.newWorkload(e.contoso.ID, "bridge")
 		contosoIssuer := "https://login.microsoftonline.com/" + e.contoso.ID + "/v2.0" // managed identity tokens carry Entra's issuer
-		e.addFIC(e.contoso.ID, e.provider.ID, "contoso-bridge", contosoIssuer, m.system.ID, directory.TokenExchangeAudience)
+		e.addFIC(e.contoso.ID, e.provider.ID, "contoso-bridge", contosoIssuer, m.worker.ID, directory.TokenExchangeAudience)
 		m.use(t)
-		mi := e.miCredential(nil)
+		mi := e.miCredential(azidentity.ClientID(m.worker.AppID))
 
 		cred, err := azidentity.NewClientAssertionCredential(e.fabrikam.ID, e.provider.AppID, func(ctx context.Context) (string, error) {
 			tok, err := mi.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{directory.TokenExchangeAudience + "/.default"}, Claims: noCache})
@@ -83,7 +85,7 @@ func TestFederationErrors(t *testing.T) {
 	is := newTestIssuer(t)
 	m := e.newWorkload(e.contoso.ID, "bridge")
 	contosoIssuer := "https://login.microsoftonline.com/" + e.contoso.ID + "/v2.0" // managed identity tokens carry Entra's issuer
-	e.addFIC(e.contoso.ID, e.provider.ID, "contoso-bridge", contosoIssuer, m.system.ID, directory.TokenExchangeAudience)
+	e.addFIC(e.contoso.ID, e.provider.ID, "contoso-bridge", contosoIssuer, m.worker.ID, directory.TokenExchangeAudience)
 	e.addFIC(e.contoso.ID, e.provider.ID, "payments", is.url, workloadSubject, directory.TokenExchangeAudience)
 	miToken := e.exchangeToken(t, m)
 
@@ -100,11 +102,11 @@ func TestFederationErrors(t *testing.T) {
 	wrongSubject := app("wrong-subject", true)
 	e.addFIC(e.contoso.ID, wrongSubject.ID, "someone-else", contosoIssuer, "00000000-0000-0000-0000-000000000001", directory.TokenExchangeAudience)
 	caseSubject := app("case-subject", true)
-	e.addFIC(e.contoso.ID, caseSubject.ID, "upper", contosoIssuer, strings.ToUpper(m.system.ID), directory.TokenExchangeAudience)
+	e.addFIC(e.contoso.ID, caseSubject.ID, "upper", contosoIssuer, strings.ToUpper(m.worker.ID), directory.TokenExchangeAudience)
 	wrongAudience := app("wrong-audience", true)
-	e.addFIC(e.contoso.ID, wrongAudience.ID, "audience", contosoIssuer, m.system.ID, "api://somewhere-else")
+	e.addFIC(e.contoso.ID, wrongAudience.ID, "audience", contosoIssuer, m.worker.ID, "api://somewhere-else")
 	noSP := app("no-sp-in-fabrikam", false)
-	e.addFIC(e.contoso.ID, noSP.ID, "bridge", contosoIssuer, m.system.ID, directory.TokenExchangeAudience)
+	e.addFIC(e.contoso.ID, noSP.ID, "bridge", contosoIssuer, m.worker.ID, directory.TokenExchangeAudience)
 	noFIC := app("no-fic", true)
 	unreachable := app("unreachable", true)
 	e.addFIC(e.contoso.ID, unreachable.ID, "gone", "https://127.0.0.1:1/gone", workloadSubject, directory.TokenExchangeAudience)
@@ -130,10 +132,26 @@ func TestFederationErrors(t *testing.T) {
 	doomedToken := mint(e.keys, doomedIssuer, doomed.Tenant.ID, "doomed-subject", "app")
 	_, err = e.dir.DeleteTenant(e.ctx, doomed.Tenant.ID)
 	must(t, err)
-	userToken := mint(e.keys, contosoIssuer, e.contoso.ID, m.system.ID, "")
+	userToken := mint(e.keys, contosoIssuer, e.contoso.ID, m.worker.ID, "")
 	foreignKeys, err := pki.LoadOrCreateKeySet(t.TempDir())
 	must(t, err)
-	forged := mint(foreignKeys, contosoIssuer, e.contoso.ID, m.system.ID, "app")
+	forged := mint(foreignKeys, contosoIssuer, e.contoso.ID, m.worker.ID, "app")
+
+	// Entra's own issuers: the owner's tenant and a user-assigned identity
+	// only (AADSTS700236). The provider app (homed in contoso) trusts
+	// contoso's system-assigned identity, and northwind's worker; an app
+	// homed in northwind trusts contoso's worker.
+	e.addFIC(e.contoso.ID, e.provider.ID, "contoso-system", contosoIssuer, m.system.ID, directory.TokenExchangeAudience)
+	m.use(t)
+	systemTok, err := e.miCredential(nil).GetToken(e.ctx, policy.TokenRequestOptions{Scopes: []string{directory.TokenExchangeAudience + "/.default"}, Claims: noCache})
+	must(t, err)
+	northwindIssuer := "https://login.microsoftonline.com/" + northwind.Tenant.ID + "/v2.0"
+	e.addFIC(e.contoso.ID, e.provider.ID, "northwind-worker", northwindIssuer, nw.worker.ID, directory.TokenExchangeAudience)
+	nwApp, err := e.dir.CreateApplication(e.ctx, northwind.Tenant.ID, directory.Application{DisplayName: "northwind-app", SignInAudience: directory.AudienceMultipleOrgs})
+	must(t, err)
+	_, err = e.dir.CreateServicePrincipal(e.ctx, e.fabrikam.ID, nwApp.AppID)
+	must(t, err)
+	e.addFIC(northwind.Tenant.ID, nwApp.ID, "contoso-worker", contosoIssuer, m.worker.ID, directory.TokenExchangeAudience)
 
 	graph := "https://graph.microsoft.com/.default"
 	cases := []struct {
@@ -147,16 +165,19 @@ func TestFederationErrors(t *testing.T) {
 		contains  string
 	}{
 		{name: "no federated credential", clientID: noFIC.AppID, assertion: miToken, status: 400, oauth: "invalid_request", code: 70021,
-			contains: "Assertion Issuer: '" + contosoIssuer + "'. Assertion Subject: '" + m.system.ID + "'"},
-		{name: "another tenant's token", assertion: northwindToken, status: 401, oauth: "invalid_client", code: 700211,
-			contains: "assertion issuer 'https://login.microsoftonline.com/" + northwind.Tenant.ID + "/v2.0'"},
+			contains: "Assertion Issuer: '" + contosoIssuer + "'. Assertion Subject: '" + m.worker.ID + "'"},
+		{name: "another tenant's identity trusted by the app", assertion: northwindToken, status: 401, oauth: "invalid_client", code: 700236,
+			contains: "issued by issuer '" + northwindIssuer + "' may not be used for federated identity credential flows"},
+		{name: "the identity's tenant, another tenant's app", clientID: nwApp.AppID, assertion: miToken, status: 401, oauth: "invalid_client", code: 700236,
+			contains: contosoIssuer},
+		{name: "a system-assigned identity", assertion: systemTok.Token, status: 401, oauth: "invalid_client", code: 700236},
 		{name: "an issuer nobody trusts", assertion: signJWT(t, "RS256", is.key, map[string]any{"kid": is.kid},
 			map[string]any{"iss": "https://evil.example/oidc", "sub": workloadSubject, "aud": directory.TokenExchangeAudience, "exp": now.Add(time.Hour).Unix()}),
 			status: 401, oauth: "invalid_client", code: 700211},
 		{name: "audience", clientID: wrongAudience.AppID, assertion: miToken, status: 401, oauth: "invalid_client", code: 700212,
 			contains: "assertion audience '" + directory.TokenExchangeAppID + "'"},
 		{name: "subject", clientID: wrongSubject.AppID, assertion: miToken, status: 401, oauth: "invalid_client", code: 700213,
-			contains: "assertion subject '" + m.system.ID + "'. Please note that the matching is done using a case-sensitive comparison."},
+			contains: "assertion subject '" + m.worker.ID + "'. Please note that the matching is done using a case-sensitive comparison."},
 		{name: "subject in another case", clientID: caseSubject.AppID, assertion: miToken, status: 401, oauth: "invalid_client", code: 700213},
 		{name: "foreign issuer, wrong subject", assertion: is.token(t, "system:serviceaccount:payments:other", directory.TokenExchangeAudience, nil),
 			status: 401, oauth: "invalid_client", code: 700213},

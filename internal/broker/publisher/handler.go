@@ -110,6 +110,8 @@ func (b *Broker) Handle(ctx context.Context, n *Notification, at time.Time) (Out
 		if _, err := b.register(ctx, key, ref); errors.Is(err, ErrNoRegistration) {
 			b.log.Info("no registration for the application", "application", n.ApplicationID, "reason", err.Error())
 			out = OutcomeIgnored
+		} else if errors.Is(err, errAwaitCall) {
+			b.log.Info("the registration call will finish the registration", "application", n.ApplicationID)
 		} else if err != nil {
 			return "", err
 		} else {
@@ -148,9 +150,14 @@ func (b *Broker) Handle(ctx context.Context, n *Notification, at time.Time) (Out
 // compared in constant time; a missing one is 401, a wrong one 403.
 // A malformed body is 400; a transient failure is 503, so that the sender
 // retries; otherwise 200. It also serves the registration endpoint,
-// POST …/register (see RegistrationRequest).
+// POST …/register (see RegistrationRequest), and, with an issuer, the
+// issuer's discovery document, JWKS and exchange under the issuer URL's
+// path (issuer.go, exchange.go): serve it over HTTPS at that URL.
 func (b *Broker) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b.serveIssuer(w, r) {
+			return
+		}
 		if strings.HasSuffix(r.URL.Path, "/register") {
 			b.serveRegister(w, r)
 			return

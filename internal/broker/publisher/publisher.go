@@ -18,10 +18,22 @@
 //     days), written to the customer's vault; Rotate adds its successor and
 //     writes it to the vault RotateBefore the old one expires, and removes
 //     the old one after Grace.
-//   - "federated": a federated identity credential on the per-installation
-//     application that trusts the managed application's system-assigned
-//     identity in the customer's tenant, so nothing secret exists at all;
-//     only the (non-secret) client id and tenant are written to the vault.
+//   - "federated": nothing secret exists at all. The broker is an OpenID
+//     Connect issuer (issuer.go: discovery and JWKS at Config.IssuerURL,
+//     its signing key a Key Vault key used through Key Vault's sign
+//     operation), and the per-installation application's federated
+//     credential trusts that issuer and the installation's subject
+//     (InstallationSubject). The installation exchanges its managed
+//     identity's token (issued by the customer tenant, audience
+//     api://AzureADTokenExchange) at the broker's exchange endpoint
+//     (exchange.go), which verifies it against the customer tenant's
+//     OpenID metadata and answers the broker's assertion; only the
+//     (non-secret) client id, tenant and exchange endpoint are written to
+//     the vault. The credential cannot trust the customer tenant's Entra
+//     issuer directly: Entra accepts an Entra issuer only for the
+//     credential owner's own tenant and a user-assigned identity there
+//     (AADSTS700236; learn.microsoft.com/entra/workload-id/
+//     workload-identity-federation-config-app-trust-managed-identity).
 //
 // The broker reaches the customer's vault as the cloud allows a publisher
 // to: the broker's identity is one of the definition's authorizations, so
@@ -49,6 +61,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -127,8 +140,28 @@ type Config struct {
 	GroupBackoff  time.Duration
 	// SecretName and ConfigName are the customer vault's secrets.
 	SecretName, ConfigName string
-	Logger                 *slog.Logger
-	Now                    func() time.Time
+	// IssuerURL is the broker's OpenID Connect issuer: an https URL at
+	// which this broker's Handler is reachable (the discovery document at
+	// IssuerURL/.well-known/openid-configuration). Signer signs its
+	// assertions (a VaultSigner: a Key Vault key, used through sign).
+	// Both are needed for the federated mode; without them a federated
+	// registration fails with ErrNoIssuer.
+	IssuerURL string
+	Signer    Signer
+	// AssertionLifetime is how long the broker's assertions are valid
+	// (default DefaultAssertionLifetime).
+	AssertionLifetime time.Duration
+	// InstallationIdentity names the user-assigned identity of the
+	// managed resource group that the installed software runs as (its
+	// deployment spec creates it); the exchange accepts that identity's
+	// tokens. Empty: the managed application's system-assigned identity.
+	// The broker reads it through Resource Manager in the managed resource
+	// group that the registration call names (a publisher may read its
+	// managed groups, not the customer's application resource), so an
+	// offer using it needs the registration call.
+	InstallationIdentity string
+	Logger               *slog.Logger
+	Now                  func() time.Time
 }
 
 // Broker is the publisher's broker. It is safe for concurrent use;
@@ -139,6 +172,10 @@ type Broker struct {
 	graph *azclient.Graph
 	graw  *rest
 	arm   *rest
+	// iss is the broker's issuer (nil without Config.IssuerURL), remote
+	// the customer tenants' keys.
+	iss    *issuer
+	remote *remoteKeys
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -149,6 +186,10 @@ var (
 	// ErrNoRegistration: the definition has no registration section, so
 	// there is nothing to register.
 	ErrNoRegistration = errors.New("the application's definition has no registration section")
+	// errAwaitCall: the installation's identity is in its managed group,
+	// which only the registration call names; the notification leaves the
+	// registration to the call (which the cloud sends after it, in order).
+	errAwaitCall = errors.New("the managed resource group is not known until the registration call names it")
 	// ErrGroup: the service principal could not be added to the group.
 	ErrGroup = errors.New("adding the installation's service principal to the group failed")
 )
@@ -204,15 +245,32 @@ func New(cfg Config) (*Broker, error) {
 	case cfg.Grace >= cfg.RotateBefore:
 		return nil, errors.New("publisher broker: the grace period must end before the old secret expires (Grace < RotateBefore)")
 	}
+	var iss *issuer
+	switch {
+	case cfg.IssuerURL == "" && cfg.Signer == nil:
+	case cfg.IssuerURL == "" || cfg.Signer == nil:
+		return nil, errors.New("publisher broker: the issuer needs both its URL and its signer (a Key Vault key)")
+	default:
+		u, err := checkIssuerURL(cfg.IssuerURL)
+		if err != nil {
+			return nil, fmt.Errorf("publisher broker: %w", err)
+		}
+		if cfg.AssertionLifetime <= 0 {
+			cfg.AssertionLifetime = DefaultAssertionLifetime
+		}
+		iss = &issuer{url: cfg.IssuerURL, path: strings.TrimRight(u.EscapedPath(), "/"), signer: cfg.Signer, lifetime: cfg.AssertionLifetime, now: cfg.Now}
+	}
 	opts := cfg.ClientOptions
 	g, err := azclient.NewGraph(cfg.GraphEndpoint, cfg.Credential, &opts)
 	if err != nil {
 		return nil, err
 	}
 	return &Broker{cfg: cfg, log: cfg.Logger.With("component", "broker.publisher"), graph: g,
-		graw:  newREST(cfg.GraphEndpoint, cfg.Credential, azclient.GraphScope, opts),
-		arm:   newREST(cfg.ARMEndpoint, cfg.Credential, strings.TrimRight(DefaultARMEndpoint, "/")+"/.default", opts),
-		locks: map[string]*sync.Mutex{}}, nil
+		graw:   newREST(cfg.GraphEndpoint, cfg.Credential, azclient.GraphScope, opts),
+		arm:    newREST(cfg.ARMEndpoint, cfg.Credential, strings.TrimRight(DefaultARMEndpoint, "/")+"/.default", opts),
+		iss:    iss,
+		remote: newRemoteKeys(opts.Transport, cfg.Now),
+		locks:  map[string]*sync.Mutex{}}, nil
 }
 
 // NormalizeID is the key of an application: lower-cased, with a leading "/".
@@ -262,6 +320,8 @@ type Ref struct {
 	// registration call names them), are the managed application's
 	// system-assigned identity; otherwise a listTokens token tells them.
 	CustomerTenantID, IdentityObjectID string
+	// ManagedResourceGroupID, named by the registration call.
+	ManagedResourceGroupID string
 }
 
 func (b *Broker) save(ctx context.Context, in *Installation) error {
@@ -316,6 +376,9 @@ func (b *Broker) register(ctx context.Context, key string, ref Ref) (*Installati
 		if reg.CredentialMode == ModeSecret && reg.Vault == "" {
 			return nil, fmt.Errorf("%w: the secret mode needs a vault", ErrNoRegistration)
 		}
+		if reg.CredentialMode == ModeFederated && b.iss == nil {
+			return nil, ErrNoIssuer
+		}
 		in.DefinitionID, in.CredentialMode = defID, reg.CredentialMode
 		in.Vault = strings.ReplaceAll(reg.Vault, "{uniqueSuffix}", UniqueSuffix(key))
 		if err := b.save(ctx, in); err != nil {
@@ -344,6 +407,30 @@ func (b *Broker) register(ctx context.Context, key string, ref Ref) (*Installati
 			return nil, errors.New("listTokens: the token names no tenant (tid) or object (oid)")
 		}
 		in.CustomerTenantID, in.IdentityObjectID = tid, oid
+		if err := b.save(ctx, in); err != nil {
+			return nil, err
+		}
+	}
+	if in.ManagedResourceGroupID == "" && ref.ManagedResourceGroupID != "" {
+		if !sameSubscriptionGroup(in.ApplicationID, ref.ManagedResourceGroupID) {
+			return nil, fmt.Errorf("%w: managedResourceGroupId %q is not a resource group of the application's subscription", ErrNoRegistration, ref.ManagedResourceGroupID)
+		}
+		in.ManagedResourceGroupID = ref.ManagedResourceGroupID
+		if err := b.save(ctx, in); err != nil {
+			return nil, err
+		}
+	}
+	// 2b. In federated mode, the identity the installed software runs
+	// as, when it is a user-assigned identity of the managed group.
+	if in.CredentialMode == ModeFederated && b.cfg.InstallationIdentity != "" && in.WorkloadObjectID == "" {
+		if in.ManagedResourceGroupID == "" {
+			return nil, errAwaitCall
+		}
+		oid, err := b.arm.installationIdentity(ctx, in.ManagedResourceGroupID, b.cfg.InstallationIdentity)
+		if err != nil {
+			return nil, fmt.Errorf("the installation's identity %s: %w", b.cfg.InstallationIdentity, err)
+		}
+		in.WorkloadObjectID = oid
 		if err := b.save(ctx, in); err != nil {
 			return nil, err
 		}
@@ -432,6 +519,14 @@ func (b *Broker) register(ctx context.Context, key string, ref Ref) (*Installati
 	return in, nil
 }
 
+// sameSubscriptionGroup reports whether group is a resource group id in
+// the subscription of the application appID.
+func sameSubscriptionGroup(appID, group string) bool {
+	a := strings.Split(strings.TrimPrefix(NormalizeID(appID), "/"), "/")
+	g := strings.Split(strings.TrimPrefix(NormalizeID(group), "/"), "/")
+	return len(g) == 4 && g[0] == "subscriptions" && g[2] == "resourcegroups" && g[3] != "" && len(a) > 2 && a[1] == g[1]
+}
+
 // displayName names the per-installation application after the
 // installation: its name and unique suffix.
 func displayName(appID string) string {
@@ -485,26 +580,46 @@ func (b *Broker) addToGroup(ctx context.Context, member string) error {
 	return fmt.Errorf("%w after %d attempts: %w", ErrGroup, b.cfg.GroupAttempts, err)
 }
 
-// federate adds (or finds) the federated credential trusting the managed
-// application's system-assigned identity.
+// federate adds (or finds) the federated credential trusting the
+// broker's issuer and the installation's subject: a non-Entra issuer,
+// which Entra allows for any application (Entra issuers only for the
+// application's own tenant: AADSTS700236). A credential of that name
+// that trusts anything else (an earlier design) is replaced.
 func (b *Broker) federate(ctx context.Context, in *Installation) (string, error) {
-	issuer := b.cfg.AuthorityHost + "/" + in.CustomerTenantID + "/v2.0"
+	if b.iss == nil {
+		return "", ErrNoIssuer
+	}
+	issuer, subject := b.iss.url, InstallationSubject(in.ApplicationID)
 	fics, err := b.graph.ListFederatedCredentials(ctx, in.AppObjectID)
 	if err != nil {
 		return "", fmt.Errorf("list the federated credentials: %w", err)
 	}
 	for _, f := range fics {
-		if f.Name == FederatedCredentialName {
+		if f.Name != FederatedCredentialName {
+			continue
+		}
+		if f.Issuer == issuer && f.Subject == subject {
 			return f.ID, nil
+		}
+		if err := b.removeFederatedCredential(ctx, in.AppObjectID, f.ID); err != nil {
+			return "", err
 		}
 	}
 	f, err := b.graph.AddFederatedCredential(ctx, in.AppObjectID, azclient.FederatedCredential{Name: FederatedCredentialName,
-		Issuer: issuer, Subject: in.IdentityObjectID, Audiences: []string{TokenExchangeAudience},
-		Description: "The managed application " + in.ApplicationID})
+		Issuer: issuer, Subject: subject, Audiences: []string{TokenExchangeAudience},
+		Description: "The managed application " + in.ApplicationID + ", through the publisher's broker"})
 	if err != nil {
 		return "", fmt.Errorf("add the federated credential: %w", err)
 	}
 	return f.ID, nil
+}
+
+func (b *Broker) removeFederatedCredential(ctx context.Context, appObjectID, id string) error {
+	err := b.graw.do(ctx, "DELETE", "/applications/"+url.PathEscape(appObjectID)+"/federatedIdentityCredentials/"+url.PathEscape(id), nil, nil, nil)
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("remove the federated credential: %w", err)
+	}
+	return nil
 }
 
 // vault returns a client of the managed application's vault, with a
@@ -573,6 +688,11 @@ type VaultConfig struct {
 	// SecretName is the vault secret holding the client secret (secret mode).
 	SecretName string `json:"secretName,omitempty"`
 	Authority  string `json:"authority"`
+	// ExchangeEndpoint (federated mode) is the broker's exchange, where
+	// the installation trades its managed identity's token for the
+	// broker's assertion; Installation is the id to name there.
+	ExchangeEndpoint string `json:"exchangeEndpoint,omitempty"`
+	Installation     string `json:"installation,omitempty"`
 }
 
 func (b *Broker) writeConfig(ctx context.Context, in *Installation) error {
@@ -581,8 +701,11 @@ func (b *Broker) writeConfig(ctx context.Context, in *Installation) error {
 		return err
 	}
 	c := VaultConfig{TenantID: b.cfg.TenantID, ClientID: in.ClientID, CredentialMode: in.CredentialMode, Authority: b.cfg.AuthorityHost}
-	if in.CredentialMode == ModeSecret {
+	switch in.CredentialMode {
+	case ModeSecret:
 		c.SecretName = b.cfg.SecretName
+	case ModeFederated:
+		c.ExchangeEndpoint, c.Installation = b.ExchangeURL(), in.ApplicationID
 	}
 	v, _ := json.Marshal(c)
 	value, ct := string(v), "application/json"
@@ -610,6 +733,18 @@ func (b *Broker) deprovision(ctx context.Context, key string) error {
 	}
 	log := b.log.With("application", in.ApplicationID)
 	b.removeVaultSecrets(ctx, in)
+	if in.FederatedCredID != "" && in.AppObjectID != "" {
+		// First the trust itself: from here on no assertion of the
+		// broker signs the installation in (and the exchange refuses it
+		// once the record is a tombstone).
+		if err := b.removeFederatedCredential(ctx, in.AppObjectID, in.FederatedCredID); err != nil {
+			return err
+		}
+		in.FederatedCredID = ""
+		if err := b.save(ctx, in); err != nil {
+			return err
+		}
+	}
 	if in.SPObjectID != "" {
 		group := in.GroupID
 		if group == "" {

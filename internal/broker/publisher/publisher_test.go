@@ -3,6 +3,7 @@ package publisher_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -39,15 +40,23 @@ func must(t testing.TB, err error) {
 // the cloud up through the wire APIs (operator, Resource Manager, Graph)
 // as the publisher and the customer would.
 type world struct {
-	hc           *http.Client
-	opts         policy.ClientOptions
-	authority    string
-	pub, cust    *azclient.Tenant
-	pubCred      azcore.TokenCredential
-	custCred     azcore.TokenCredential
-	graph        *azclient.Graph
-	groupID      string
-	hook         *httptest.Server
+	hc        *http.Client
+	opts      policy.ClientOptions
+	authority string
+	pub, cust *azclient.Tenant
+	pubCred   azcore.TokenCredential
+	custCred  azcore.TokenCredential
+	graph     *azclient.Graph
+	groupID   string
+	hook      *httptest.Server
+	// issuerSrv serves the broker over HTTPS: its issuer (discovery,
+	// JWKS) and exchange, at issuer.
+	issuerSrv    *httptest.Server
+	issuer       string
+	signer       *publisher.VaultSigner
+	op           *azclient.Operator
+	workloads    map[string]string // principal id -> identity header
+	opcred       azclient.OperatorCredential
 	handler      http.Handler
 	mu           sync.Mutex
 	statePath    string
@@ -76,7 +85,16 @@ func (s *syncBuffer) String() string {
 func newWorld(t testing.TB) *world {
 	t.Helper()
 	ctx := context.Background()
-	srv, err := server.New(ctx, server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	w := &world{statePath: filepath.Join(t.TempDir(), "state.json"), logs: &syncBuffer{}}
+	// The broker's HTTPS endpoint, whose certificate's authority the
+	// cloud trusts for federation fetches (as a deployment trusts a
+	// broker's public certificate through the system's roots).
+	w.issuerSrv = httptest.NewUnstartedServer(http.HandlerFunc(w.serve))
+	w.issuerSrv.StartTLS()
+	t.Cleanup(w.issuerSrv.Close)
+	w.issuer = w.issuerSrv.URL + "/oidc"
+	srv, err := server.New(ctx, server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+		FederationRoots: []*x509.Certificate{w.issuerSrv.Certificate()}})
 	must(t, err)
 	ln, err := srv.Listen()
 	must(t, err)
@@ -89,7 +107,7 @@ func newWorld(t testing.TB) *world {
 	must(t, err)
 	local, err := cred.Local()
 	must(t, err)
-	w := &world{statePath: filepath.Join(t.TempDir(), "state.json"), logs: &syncBuffer{}}
+	w.opcred = cred
 	w.opts, err = local.ClientOptions()
 	must(t, err)
 	w.hc = w.opts.Transport.(*http.Client)
@@ -97,6 +115,7 @@ func newWorld(t testing.TB) *world {
 	must(t, err)
 	op, err := azclient.NewOperatorFromCredential(cred)
 	must(t, err)
+	w.op = op
 	w.pub, err = op.CreateTenant(ctx, "publisher")
 	must(t, err)
 	w.cust, err = op.CreateTenant(ctx, "customer")
@@ -111,19 +130,61 @@ func newWorld(t testing.TB) *world {
 	must(t, err)
 	w.groupID = g.ID
 
-	w.hook = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		w.mu.Lock()
-		h := w.handler
-		w.mu.Unlock()
-		if h == nil {
-			http.Error(rw, "not yet", http.StatusServiceUnavailable)
-			return
-		}
-		h.ServeHTTP(rw, r)
-	}))
+	w.hook = httptest.NewServer(http.HandlerFunc(w.serve))
 	t.Cleanup(w.hook.Close)
 	return w
 }
+
+// serve hands a request to the current broker.
+func (w *world) serve(rw http.ResponseWriter, r *http.Request) {
+	w.mu.Lock()
+	h := w.handler
+	w.mu.Unlock()
+	if h == nil {
+		http.Error(rw, "not yet", http.StatusServiceUnavailable)
+		return
+	}
+	h.ServeHTTP(rw, r)
+}
+
+// issuerKey is the broker's signing key: an RSA key created in the
+// publisher's vault (Key Vault Crypto Officer for the broker's identity),
+// used only through Key Vault's sign.
+func (w *world) issuerKey(t testing.TB) *publisher.VaultSigner {
+	t.Helper()
+	w.mu.Lock()
+	s := w.signer
+	w.mu.Unlock()
+	if s != nil {
+		return s
+	}
+	sub := "/subscriptions/" + w.pub.SubscriptionID
+	w.arm(t, w.pubCred, "PUT", sub+"/resourceGroups/broker", map[string]any{"location": "westeurope"})
+	vault := sub + "/resourceGroups/broker/providers/Microsoft.KeyVault/vaults/pubkeys"
+	if c, doc := w.arm(t, w.pubCred, "PUT", vault, map[string]any{"location": "westeurope", "properties": map[string]any{
+		"tenantId": w.pub.TenantID, "sku": map[string]any{"family": "A", "name": "standard"}}}); c/100 != 2 {
+		t.Fatalf("vault %d %v", c, doc)
+	}
+	if c, doc := w.arm(t, w.pubCred, "PUT", vault+"/providers/Microsoft.Authorization/roleAssignments/"+uuid.NewString(), map[string]any{
+		"properties": map[string]any{"roleDefinitionId": sub + "/providers/Microsoft.Authorization/roleDefinitions/" + roleCryptoOfficer,
+			"principalId": w.pub.Admin.ServicePrincipalID, "principalType": "ServicePrincipal"}}); c/100 != 2 {
+		t.Fatalf("role %d %v", c, doc)
+	}
+	s, err := publisher.NewVaultSigner(context.Background(), "https://pubkeys.vault.azure.net", "broker-issuer", w.pubCred,
+		&publisher.VaultSignerOptions{ClientOptions: w.opts, Create: true})
+	must(t, err)
+	w.mu.Lock()
+	w.signer = s
+	w.mu.Unlock()
+	return s
+}
+
+// Key Vault Crypto Officer, Azure's built-in role.
+const roleCryptoOfficer = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"
+
+// installationIdentity is the user-assigned identity of the federated
+// offers' managed groups that the installed software runs as.
+const installationIdentity = "installation"
 
 // broker builds the publisher's broker as it runs (its own credential,
 // the state file) and serves it behind the hook.
@@ -132,6 +193,7 @@ func (w *world) broker(t testing.TB, now func() time.Time) *publisher.Broker {
 	st, err := publisher.NewFileStore(w.statePath)
 	must(t, err)
 	b, err := publisher.New(publisher.Config{TenantID: w.pub.TenantID, Credential: w.pubCred, ClientOptions: w.opts,
+		IssuerURL: w.issuer, Signer: w.issuerKey(t), InstallationIdentity: installationIdentity,
 		GroupID: w.groupID, NotificationSecret: sig, BootstrapSecret: bootstrap, Subscriptions: []string{w.pub.SubscriptionID}, State: st,
 		GroupBackoff: 10 * time.Millisecond, GroupAttempts: 2, Now: now,
 		Logger: slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -202,8 +264,16 @@ func (w *world) bootstrapSecret(t testing.TB) string {
 
 // publish writes the publisher's marketplace definition (named name) whose
 // spec has a vault, the application identity as its Secrets Officer, and
-// the registration in mode.
+// the registration in mode (federated: with the user-assigned identity the
+// installed software runs as).
 func (w *world) publish(t testing.TB, name, mode string) {
+	t.Helper()
+	w.publishWith(t, name, mode, true)
+}
+
+// publishWith is publish; without the registration call (withCall false)
+// the notification alone registers, and no bootstrap secret exists.
+func (w *world) publishWith(t testing.TB, name, mode string, withCall bool) {
 	t.Helper()
 	sub := "/subscriptions/" + w.pub.SubscriptionID
 	if c, _ := w.arm(t, w.pubCred, "PUT", sub+"/resourceGroups/offers", map[string]any{"location": "westeurope"}); c/100 != 2 {
@@ -214,8 +284,14 @@ func (w *world) publish(t testing.TB, name, mode string) {
 		"roleAssignments": []any{
 			map[string]any{"role": "Key Vault Secrets Officer", "principal": "applicationIdentity", "scope": "vault:kv{uniqueSuffix}"},
 		},
-		"registration": map[string]any{"endpoint": w.hook.URL + "/register", "credentialMode": mode, "vault": "kv{uniqueSuffix}",
-			"bootstrapSecret": w.bootstrapSecret(t)},
+		"registration": map[string]any{"credentialMode": mode, "vault": "kv{uniqueSuffix}"},
+	}
+	if withCall {
+		reg := spec["registration"].(map[string]any)
+		reg["endpoint"], reg["bootstrapSecret"] = w.hook.URL+"/register", w.bootstrapSecret(t)
+	}
+	if mode == publisher.ModeFederated {
+		spec["userAssignedIdentities"] = []any{map[string]any{"name": installationIdentity}}
 	}
 	w.definition = sub + "/resourceGroups/offers/providers/Microsoft.Solutions/applicationDefinitions/" + name
 	c, doc := w.arm(t, w.pubCred, "PUT", w.definition, map[string]any{"location": "westeurope", "properties": map[string]any{
@@ -512,49 +588,6 @@ func TestSecretModeLifecycle(t *testing.T) {
 	}
 	if w.installation(t, b, appID).Status != "deleted" {
 		t.Error("revived")
-	}
-}
-
-// TestFederatedMode: the per-installation application trusts the managed
-// application's identity; no secret exists anywhere: the application has
-// no password, and the customer's vault holds only the non-secret
-// configuration.
-func TestFederatedMode(t *testing.T) {
-	ctx := context.Background()
-	w := newWorld(t)
-	b := w.broker(t, nil)
-	w.publish(t, "secretless", publisher.ModeFederated)
-	appID, _ := w.install(t, "secretless", "fed1")
-	waitFor(t, "registration", func() bool {
-		in := w.installation(t, b, appID)
-		return in != nil && in.Status == "registered"
-	})
-	in := w.installation(t, b, appID)
-	app, err := w.graph.GetApplication(ctx, in.AppObjectID)
-	must(t, err)
-	if len(app.PasswordCredentials) != 0 {
-		t.Errorf("passwords %+v", app.PasswordCredentials)
-	}
-	fics, err := w.graph.ListFederatedCredentials(ctx, in.AppObjectID)
-	must(t, err)
-	if len(fics) != 1 || fics[0].Issuer != "https://login.microsoftonline.com/"+w.cust.TenantID+"/v2.0" ||
-		fics[0].Subject != in.IdentityObjectID || fics[0].Audiences[0] != publisher.TokenExchangeAudience {
-		t.Fatalf("federated credentials %+v", fics)
-	}
-	secrets := w.vaultSecrets(t, appID)
-	if len(secrets) != 1 {
-		t.Fatalf("vault secrets %v", secrets)
-	}
-	var cfg publisher.VaultConfig
-	must(t, json.Unmarshal([]byte(secrets[publisher.DefaultConfigName]), &cfg))
-	if cfg.CredentialMode != publisher.ModeFederated || cfg.ClientID != in.ClientID || cfg.SecretName != "" {
-		t.Errorf("config %+v", cfg)
-	}
-	if strings.Contains(w.logs.String(), "secretText") {
-		t.Error("a secret in the logs")
-	}
-	if !w.isMember(t, in.SPObjectID) {
-		t.Error("not in the group")
 	}
 }
 

@@ -154,7 +154,7 @@ func (b *Broker) RegisterCall(ctx context.Context, r *RegistrationRequest, at ti
 		return nil, OutcomeStale, ErrDeleted
 	}
 	ref := Ref{ApplicationID: r.ApplicationID, DefinitionID: r.ApplicationDefinitionID,
-		CustomerTenantID: r.CustomerTenantID, IdentityObjectID: r.IdentityPrincipalID}
+		CustomerTenantID: r.CustomerTenantID, IdentityObjectID: r.IdentityPrincipalID, ManagedResourceGroupID: r.ManagedResourceGroupID}
 	if r.Plan != nil && ref.DefinitionID == "" {
 		ref.Product = r.Plan.Product
 	}

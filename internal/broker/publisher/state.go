@@ -41,6 +41,13 @@ type Installation struct {
 	// system-assigned identity (read from a listTokens token).
 	CustomerTenantID string `json:"customerTenantId,omitempty"`
 	IdentityObjectID string `json:"identityObjectId,omitempty"`
+	// ManagedResourceGroupID is the installation's managed resource
+	// group, as the registration call names it.
+	ManagedResourceGroupID string `json:"managedResourceGroupId,omitempty"`
+	// WorkloadObjectID is the user-assigned identity of the managed
+	// resource group the installed software runs as
+	// (Config.InstallationIdentity), when there is one.
+	WorkloadObjectID string `json:"workloadObjectId,omitempty"`
 
 	// The per-installation application and service principal in the
 	// publisher tenant.
@@ -67,6 +74,15 @@ type Password struct {
 	SecretVersion string `json:"secretVersion,omitempty"`
 	// RetireAt, once set, is when the superseded secret is removed.
 	RetireAt time.Time `json:"retireAt,omitzero"`
+}
+
+// exchangeIdentity is the identity whose token the exchange accepts for
+// the installation.
+func (in *Installation) exchangeIdentity() string {
+	if in.WorkloadObjectID != "" {
+		return in.WorkloadObjectID
+	}
+	return in.IdentityObjectID
 }
 
 // current is the delivered password that expires last.

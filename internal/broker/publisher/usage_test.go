@@ -22,9 +22,12 @@ import (
 // TestUsageEventsReachThePublisher is the seed's "emit usage data to the
 // publisher": the installed application, with the credential the broker
 // delivered into its vault (secret mode) or with its own managed identity
-// federated to the per-installation application (secretless mode), sends
-// usage events to a queue in the publisher's tenant, which the shared
-// group (where the broker put the installation's principal) may send to.
+// (secretless mode: the real ManagedIdentityCredential, its token traded
+// at the broker's exchange for the broker's assertion, which the
+// per-installation application's federated credential trusts; the real
+// ClientAssertionCredential), sends usage events to a queue in the
+// publisher's tenant, which the shared group (where the broker put the
+// installation's principal) may send to.
 func TestUsageEventsReachThePublisher(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
@@ -92,18 +95,13 @@ func TestUsageEventsReachThePublisher(t *testing.T) {
 			cred, err = azclient.NewClientSecretCredential(w.authority, cfg.TenantID, cfg.ClientID, secrets[cfg.SecretName], w.opts)
 			must(t, err)
 		} else {
-			// The application's own managed identity token (what the
-			// installed application gets from its identity endpoint; the
-			// test takes it through listTokens) is the assertion.
-			c, doc := w.arm(t, w.pubCred, "POST", appID+"/listTokens", map[string]any{"authorizationAudience": publisher.TokenExchangeAudience})
-			if c != 200 {
-				t.Fatalf("listTokens: %d %v", c, doc)
+			// The installed software runs as the managed group's
+			// user-assigned identity (a workload of the customer's tenant).
+			if cfg.ExchangeEndpoint != w.issuer+"/exchange" || cfg.Installation != appID {
+				t.Fatalf("federated configuration %+v", cfg)
 			}
-			assertion := doc["value"].([]any)[0].(map[string]any)["access_token"].(string)
-			cred, err = azidentity.NewClientAssertionCredential(cfg.TenantID, cfg.ClientID,
-				func(context.Context) (string, error) { return assertion, nil },
-				&azidentity.ClientAssertionCredentialOptions{ClientOptions: policy.ClientOptions{Transport: w.hc,
-					Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: w.authority}}, DisableInstanceDiscovery: true})
+			cred, err = publisher.InstallationCredential(cfg, w.installedSoftware(t, appID),
+				&publisher.InstallationCredentialOptions{ClientOptions: w.opts, ExchangeClient: w.issuerSrv.Client()})
 			must(t, err)
 		}
 		event := fmt.Sprintf(`{"installation":%q,"meter":"api-calls","quantity":42}`, appID)
@@ -119,29 +117,38 @@ func TestUsageEventsReachThePublisher(t *testing.T) {
 // TestPublisherReadsManagedVaultThroughFederatedIdentity is seed 001's
 // second path into the customer's data plane: the deployment spec puts a
 // user-assigned identity in the managed resource group whose federated
-// credential trusts the publisher tenant as issuer (subject: the broker's
-// own principal), and grants it Key Vault Secrets User on the managed
-// vault. The broker exchanges a token of its own tenant for that
-// identity's token in the customer tenant and reads the vault: no secret,
-// and no listTokens.
+// credential trusts the publisher's broker as issuer (a non-Entra OpenID
+// issuer, which Entra allows; subject AccessSubject of the installation),
+// and grants it Key Vault Secrets User on the managed vault. The broker
+// presents its own assertion (signed through Key Vault) as the client
+// assertion and reads the vault: no secret, and no listTokens. The old
+// design, an identity trusting the publisher tenant's Entra issuer, is
+// refused as Entra refuses it (AADSTS700236).
 func TestPublisherReadsManagedVaultThroughFederatedIdentity(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
+	b := w.broker(t, nil)
 	sub := "/subscriptions/" + w.pub.SubscriptionID
 	if c, _ := w.arm(t, w.pubCred, "PUT", sub+"/resourceGroups/offers", map[string]any{"location": "westeurope"}); c/100 != 2 {
 		t.Fatal("offers group")
 	}
-	// The issuer of the broker's own tokens: its tenant's v2 issuer at
-	// the authority it signs in through (here the server's listen address;
-	// https://login.microsoftonline.com in a deployment reached by Azure's
-	// names).
-	issuer := strings.TrimRight(w.authority, "/") + "/" + w.pub.TenantID + "/v2.0"
+	// The issuer of the publisher tenant's own tokens, as an earlier
+	// design trusted it (its tenant's v2 issuer at the authority it signs
+	// in through).
+	entraIssuer := strings.TrimRight(w.authority, "/") + "/" + w.pub.TenantID + "/v2.0"
+	fic := func(name, issuer, subject string) map[string]any {
+		return map[string]any{"name": name, "federatedCredentials": []any{map[string]any{
+			"name": "publisher", "issuer": issuer, "subject": subject, "audiences": []any{publisher.TokenExchangeAudience}}}}
+	}
 	spec := map[string]any{
 		"vaults": []any{map[string]any{"name": "kv{uniqueSuffix}"}},
-		"userAssignedIdentities": []any{map[string]any{"name": "publisher-reader", "federatedCredentials": []any{map[string]any{
-			"name": "publisher", "issuer": issuer, "subject": w.pub.Admin.ServicePrincipalID, "audiences": []any{publisher.TokenExchangeAudience}}}}},
+		"userAssignedIdentities": []any{
+			fic("publisher-reader", b.IssuerURL(), publisher.AccessSubjectTemplate),
+			fic("old-design", entraIssuer, w.pub.Admin.ServicePrincipalID),
+		},
 		"roleAssignments": []any{
 			map[string]any{"role": "Key Vault Secrets User", "principal": "identity:publisher-reader", "scope": "vault:kv{uniqueSuffix}"},
+			map[string]any{"role": "Key Vault Secrets User", "principal": "identity:old-design", "scope": "vault:kv{uniqueSuffix}"},
 			map[string]any{"role": "Key Vault Secrets Officer", "principal": "applicationIdentity", "scope": "vault:kv{uniqueSuffix}"},
 		},
 	}
@@ -162,28 +169,48 @@ func TestPublisherReadsManagedVaultThroughFederatedIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The identity's client id, read through ARM by the publisher (its
+	// The identities' client ids, read through ARM by the publisher (its
 	// delegated role on the managed resource group).
 	mrg := "/subscriptions/" + w.cust.SubscriptionID + "/resourceGroups/mrg-fedreader"
-	c, doc := w.arm(t, w.pubCred, "GET", mrg+"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/publisher-reader", nil)
-	if c != 200 {
-		t.Fatalf("identity: %d %v", c, doc)
+	clientID := func(name string) string {
+		c, doc := w.arm(t, w.pubCred, "GET", mrg+"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"+name, nil)
+		if c != 200 {
+			t.Fatalf("identity %s: %d %v", name, c, doc)
+		}
+		return doc["properties"].(map[string]any)["clientId"].(string)
 	}
-	clientID := doc["properties"].(map[string]any)["clientId"].(string)
+	credOpts := &azidentity.ClientAssertionCredentialOptions{ClientOptions: policy.ClientOptions{Transport: w.hc,
+		Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: w.authority}}, DisableInstanceDiscovery: true}
 
-	// The broker's own token for the exchange audience, from its tenant.
-	own, err := w.pubCred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{publisher.TokenExchangeAudience + "/.default"}})
-	must(t, err)
-	cred, err := azidentity.NewClientAssertionCredential(w.cust.TenantID, clientID,
-		func(context.Context) (string, error) { return own.Token, nil },
-		&azidentity.ClientAssertionCredentialOptions{ClientOptions: policy.ClientOptions{Transport: w.hc,
-			Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: w.authority}}, DisableInstanceDiscovery: true})
+	// The broker's own assertion, for this installation's identity.
+	cred, err := azidentity.NewClientAssertionCredential(w.cust.TenantID, clientID("publisher-reader"),
+		func(ctx context.Context) (string, error) { return b.AccessAssertion(ctx, appID) }, credOpts)
 	must(t, err)
 	reader, err := azsecretsClient("https://kv"+suffix+".vault.azure.net", cred, w.opts)
 	must(t, err)
 	got, err := reader.GetSecret(ctx, "app-setting", "", nil)
 	if err != nil || *got.Value != "blue" {
 		t.Fatalf("the publisher's federated read of the managed vault: %v", err)
+	}
+	// Another installation's subject does not fit this identity.
+	other, err := azidentity.NewClientAssertionCredential(w.cust.TenantID, clientID("publisher-reader"),
+		func(ctx context.Context) (string, error) {
+			return b.AccessAssertion(ctx, strings.Replace(appID, "fedreader", "other", 1))
+		}, credOpts)
+	must(t, err)
+	if _, err := other.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}}); !strings.Contains(fmt.Sprint(err), "AADSTS700213") {
+		t.Errorf("another installation's assertion: %v", err)
+	}
+
+	// The old design: the identity trusts the publisher tenant's Entra
+	// issuer. Created as Entra creates it, refused at the exchange.
+	own, err := w.pubCred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{publisher.TokenExchangeAudience + "/.default"}})
+	must(t, err)
+	old, err := azidentity.NewClientAssertionCredential(w.cust.TenantID, clientID("old-design"),
+		func(context.Context) (string, error) { return own.Token, nil }, credOpts)
+	must(t, err)
+	if _, err := old.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}}); !strings.Contains(fmt.Sprint(err), "AADSTS700236") {
+		t.Errorf("the publisher tenant's Entra issuer on the customer's identity: %v, want AADSTS700236", err)
 	}
 }
 
@@ -193,4 +220,19 @@ func azsecretsSetParams(v string) azsecrets.SetSecretParameters {
 
 func azsecretsClient(url string, cred azcore.TokenCredential, opts policy.ClientOptions) (*azsecrets.Client, error) {
 	return azsecrets.NewClient(url, cred, &azsecrets.ClientOptions{ClientOptions: opts})
+}
+
+// installedSoftware is the installed application's managed identity: a
+// workload of the customer's tenant running as the managed group's
+// user-assigned identity, through the real ManagedIdentityCredential (App
+// Service's identity endpoint protocol).
+func (w *world) installedSoftware(t testing.TB, appID string) azcore.TokenCredential {
+	t.Helper()
+	mrg := "/subscriptions/" + w.cust.SubscriptionID + "/resourceGroups/mrg-" + appID[strings.LastIndex(appID, "/")+1:]
+	c, doc := w.arm(t, w.custCred, "GET", mrg+"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"+installationIdentity, nil)
+	if c != 200 {
+		t.Fatalf("the installation's identity: %d %v", c, doc)
+	}
+	props := doc["properties"].(map[string]any)
+	return w.workloadAs(t, props["principalId"].(string), props["clientId"].(string))
 }

@@ -230,3 +230,23 @@ func (c *rest) removeGroupMember(ctx context.Context, groupID, memberID string) 
 	}
 	return err
 }
+
+const identityAPIVersion = "2023-01-31"
+
+// installationIdentity reads the principal id of the user-assigned
+// identity name in the managed resource group mrg.
+func (c *rest) installationIdentity(ctx context.Context, mrg, name string) (string, error) {
+	var id struct {
+		Properties struct {
+			PrincipalID string `json:"principalId"`
+		} `json:"properties"`
+	}
+	if err := c.do(ctx, http.MethodGet, strings.TrimRight(mrg, "/")+"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"+url.PathEscape(name),
+		url.Values{"api-version": {identityAPIVersion}}, nil, &id); err != nil {
+		return "", err
+	}
+	if id.Properties.PrincipalID == "" {
+		return "", errors.New("the identity has no principal id")
+	}
+	return id.Properties.PrincipalID, nil
+}
