@@ -47,6 +47,47 @@ type Broker struct {
 
 	mu      sync.Mutex
 	waiting map[waitKey][]chan struct{}
+	next    map[waitKey]*nextEvent // queue and dead-letter keys only; one small entry per queue received from, kept
+}
+
+// emptyTTL bounds how long receivers trust that a queue is empty without
+// asking the store (nextEvent.empty): within this process every commit
+// that may give the queue a message ends it at once, but a message sent
+// through another server sharing a PostgreSQL store can wait this long
+// for a receiver that arrived meanwhile.
+const emptyTTL = 200 * time.Millisecond
+
+// nextEventTTL bounds how long a receiver trusts a NextQueueEvent answer
+// that the broker remembers: long enough that receivers finding an empty
+// queue do not each read the store, short enough that a change this
+// broker did not make (another server on a shared PostgreSQL store) is
+// seen about as soon as a waiting receiver's timer would see it.
+const nextEventTTL = time.Second
+
+// nextEvent is a remembered store.Queues.NextQueueEvent answer for a
+// queue (or its dead-letter queue): the earliest time one of its
+// messages is or becomes deliverable, a lower bound for as long as no
+// commit lowers it. Commits that may make a message deliverable sooner
+// than at (a scheduled send, an abandon, a renewal, a dead-letter, a
+// session's release) forget it and move gen, so that an answer read
+// from the store while such a commit ran is not kept. Commits that only
+// take messages away or lock them (sends due at once, locks, completes)
+// leave it, and sends wake the waiting receivers themselves. A lock taken
+// after the answer was read ends after readAt plus the lock duration, so
+// an answer is used only when at is no later than that, and only when
+// there were messages (ok).
+type nextEvent struct {
+	// empty: the last commit that could tell found no deliverable
+	// message (a Lock or ReceiveAndDelete failed with store.ErrNotFound),
+	// at emptyAt (wall clock), and no commit since could have given it one.
+	empty   bool
+	emptyAt time.Time
+
+	gen    uint64
+	set    bool
+	at     time.Time
+	readAt time.Time // the broker's clock (now) when it was read
+	read   time.Time // the wall clock when it was read
 }
 
 // pending is one operation waiting for its commit.
@@ -89,7 +130,8 @@ func NewBroker(st store.Queues, now func() time.Time, log *slog.Logger) *Broker 
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := &Broker{st: st, now: now, log: log, submit: make(chan *pending, maxBatchOps),
-		stop: make(chan struct{}), done: make(chan struct{}), waiting: map[waitKey][]chan struct{}{}}
+		stop: make(chan struct{}), done: make(chan struct{}), waiting: map[waitKey][]chan struct{}{},
+		next: map[waitKey]*nextEvent{}}
 	go b.commitLoop()
 	return b
 }
@@ -126,6 +168,12 @@ func (b *Broker) Do(ctx context.Context, op store.QueueOp) store.QueueResult {
 // and completes need. The operations of one batch were submitted
 // concurrently, so running the light ones first breaks no order a client
 // could see.
+//
+// (Committing the rest without waiting for the disk either, and answering
+// it after an fsync of the WAL run beside the loop, was measured and did
+// not pay: the loop then commits smaller batches, and on a machine short of
+// CPU the statements and WAL writes per message cost more than the fsync
+// wait it saved. See docs/benchmarks.md.)
 func (b *Broker) commitLoop() {
 	defer close(b.done)
 	batch := make([]*pending, 0, maxBatchOps)
@@ -205,6 +253,8 @@ func (b *Broker) drain() {
 func (b *Broker) wakeAfter(ops []store.QueueOp, results []store.QueueResult, now time.Time) {
 	for i, op := range ops {
 		r := results[i]
+		b.noteEmpty(op, r)
+		b.forgetNext(op, r, now)
 		if r.Err != nil {
 			continue
 		}
@@ -241,6 +291,134 @@ func (b *Broker) wakeAfter(ops []store.QueueOp, results []store.QueueResult, now
 			}
 		}
 	}
+}
+
+// noteEmpty records, after op's commit, whether its queue and dead-letter
+// queue are known to have no deliverable message (nextEvent.empty): a
+// receive that found none says so; anything else that took effect, but a
+// complete, a deferral or a cancelled schedule (which only take messages
+// away), may have given them one.
+func (b *Broker) noteEmpty(op store.QueueOp, r store.QueueResult) {
+	receive := (op.Kind == store.QueueLock || op.Kind == store.QueueReceiveAndDelete) && op.SessionID == ""
+	switch {
+	case receive && errors.Is(r.Err, store.ErrNotFound):
+		b.mu.Lock()
+		k := keyOf(op.QueueID, op.DeadLetter)
+		e := b.next[k]
+		if e == nil {
+			e = &nextEvent{}
+			b.next[k] = e
+		}
+		e.empty, e.emptyAt = true, time.Now()
+		if !op.DeadLetter {
+			// On its way it may have dead-lettered messages.
+			b.forgetEmptyLocked(keyOf(op.QueueID, true))
+		}
+		b.mu.Unlock()
+	case r.Err != nil && !r.DeadLettered:
+	case op.Kind == store.QueueComplete, op.Kind == store.QueueDefer, op.Kind == store.QueueCancelScheduled:
+	default:
+		b.mu.Lock()
+		b.forgetEmptyLocked(keyOf(op.QueueID, false))
+		b.forgetEmptyLocked(keyOf(op.QueueID, true))
+		b.mu.Unlock()
+	}
+}
+
+// knownEmpty reports whether k's queue is known to be empty
+// (nextEvent.empty), and for how much longer that may be trusted.
+func (b *Broker) knownEmpty(k waitKey) (bool, time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.next[k]
+	if e == nil || !e.empty {
+		return false, 0
+	}
+	left := emptyTTL - time.Since(e.emptyAt)
+	return left > 0, left
+}
+
+func (b *Broker) forgetEmpty(k waitKey) {
+	b.mu.Lock()
+	b.forgetEmptyLocked(k)
+	b.mu.Unlock()
+}
+
+func (b *Broker) forgetEmptyLocked(k waitKey) {
+	if e := b.next[k]; e != nil {
+		e.empty = false
+	}
+}
+
+// forgetNext forgets the remembered next events that op's commit may
+// have made too late (see nextEvent).
+func (b *Broker) forgetNext(op store.QueueOp, r store.QueueResult, now time.Time) {
+	if r.Err != nil && !r.DeadLettered {
+		return // it took no effect
+	}
+	queue, dl := true, true
+	switch op.Kind {
+	case store.QueueLock, store.QueueReceiveAndDelete:
+		// Locks and deletes only move its own queue's times later, but
+		// on its way the receive may have dead-lettered messages.
+		queue, dl = false, !op.DeadLetter
+	case store.QueueComplete, store.QueueDefer, store.QueueCancelScheduled, store.QueueGetSessionState:
+		return
+	case store.QueueSend:
+		scheduled := false
+		for _, m := range op.Messages {
+			scheduled = scheduled || m.ScheduledAt.After(now)
+		}
+		if !scheduled {
+			return
+		}
+		dl = false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if queue {
+		b.forgetNextLocked(keyOf(op.QueueID, false))
+	}
+	if dl {
+		b.forgetNextLocked(keyOf(op.QueueID, true))
+	}
+}
+
+func (b *Broker) forgetNextLocked(k waitKey) {
+	if e := b.next[k]; e != nil {
+		e.gen++
+		e.set = false
+	}
+}
+
+// nextQueueEvent is store.Queues.NextQueueEvent for the queue of k,
+// answered from memory when a recent answer is remembered and still in
+// the future (an answer already come means: try the store again).
+func (b *Broker) nextQueueEvent(ctx context.Context, k waitKey, op store.QueueOp) (time.Time, bool, error) {
+	b.mu.Lock()
+	e := b.next[k]
+	if e == nil {
+		e = &nextEvent{}
+		b.next[k] = e
+	}
+	if e.set && time.Since(e.read) < nextEventTTL && e.at.After(b.now()) && !e.at.After(e.readAt.Add(op.Limits.LockDuration)) {
+		at := e.at
+		b.mu.Unlock()
+		return at, true, nil
+	}
+	gen := e.gen
+	b.mu.Unlock()
+	read, readAt := time.Now(), b.now()
+	at, ok, err := b.st.NextQueueEvent(ctx, op.QueueID, op.DeadLetter)
+	if err != nil || !ok {
+		return at, ok, err
+	}
+	b.mu.Lock()
+	if e.gen == gen {
+		e.set, e.at, e.readAt, e.read = true, at, readAt, read
+	}
+	b.mu.Unlock()
+	return at, ok, nil
 }
 
 func isDuplicate(dups []int, i int) bool {
@@ -322,7 +500,7 @@ func (b *Broker) Receive(ctx context.Context, op store.QueueOp, timeout time.Dur
 // ends so, never a store operation in progress.
 func (b *Broker) receiveUntil(ctx context.Context, op store.QueueOp, timeout time.Duration, interrupt <-chan struct{}, stop func() bool) (store.QueueMessage, error) {
 	k := keyOf(op.QueueID, op.DeadLetter)
-	next := func() (time.Time, bool, error) { return b.st.NextQueueEvent(ctx, op.QueueID, op.DeadLetter) }
+	next := func() (time.Time, bool, error) { return b.nextQueueEvent(ctx, k, op) }
 	if op.SessionID != "" {
 		k = sessionKey(op.QueueID, op.SessionID)
 		next = func() (time.Time, bool, error) { return b.st.NextSessionEvent(ctx, op.QueueID, op.SessionID) }
@@ -360,7 +538,14 @@ func (b *Broker) await(ctx context.Context, op store.QueueOp, k waitKey, next fu
 		// Listen before trying, so that a send committed between the
 		// try and the wait still wakes this receiver.
 		ch := b.listen(k)
-		r := b.Do(ctx, op)
+		// A queue the last commit found empty, with no commit since that
+		// could have given it a message, is not asked again: this
+		// receiver waits as if it had asked (see emptyTTL).
+		empty, emptyFor := b.knownEmpty(k)
+		r := store.QueueResult{Err: store.ErrNotFound}
+		if !empty {
+			r = b.Do(ctx, op)
+		}
 		if r.Err == nil {
 			b.unlisten(k, ch)
 			return r, nil
@@ -380,9 +565,19 @@ func (b *Broker) await(ctx context.Context, op store.QueueOp, k waitKey, next fu
 			return r, err
 		}
 		if ok {
+			if empty && !at.After(b.now()) {
+				// A lock has ended or a scheduled message is due since:
+				// ask the store.
+				b.unlisten(k, ch)
+				b.forgetEmpty(k)
+				continue
+			}
 			// A time already come means the store stopped at its sweep
 			// limit: try again soon, not in a tight loop.
 			wait = min(wait, max(at.Sub(b.now()), time.Millisecond))
+		}
+		if empty {
+			wait = min(wait, emptyFor)
 		}
 		timer := time.NewTimer(wait)
 		woken := false
