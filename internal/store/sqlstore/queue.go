@@ -978,10 +978,17 @@ func (s *Store) PeekQueueMessages(ctx context.Context, queueID string, deadLette
 	if !textOK(queueID) || limit <= 0 {
 		return nil, nil
 	}
+	return s.peekQueue(ctx, "peek queue messages "+queueID, queueID,
+		`SELECT `+queueMessageCols+` FROM queue_messages WHERE queue_key = ? AND dead_letter = ? AND seq >= ? ORDER BY seq LIMIT ?`,
+		fold(queueID), boolInt(deadLetter), fromSequence, limit)
+}
+
+// peekQueue reads the messages query selects (queueMessageCols) of the
+// queue queueID; what names the read in errors.
+func (s *Store) peekQueue(ctx context.Context, what, queueID, query string, args ...any) ([]store.QueueMessage, error) {
 	var out []store.QueueMessage
 	err := s.read(func(r runner) error {
-		rows, err := r.query(ctx, `SELECT `+queueMessageCols+` FROM queue_messages WHERE queue_key = ? AND dead_letter = ? AND seq >= ? ORDER BY seq LIMIT ?`,
-			fold(queueID), boolInt(deadLetter), fromSequence, limit)
+		rows, err := r.query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -995,7 +1002,7 @@ func (s *Store) PeekQueueMessages(ctx context.Context, queueID string, deadLette
 		}
 		return rows.Err()
 	})
-	return out, s.fail("peek queue messages "+queueID, err)
+	return out, s.fail(what, err)
 }
 
 // QueueStats implements store.Queues.

@@ -182,24 +182,9 @@ func (s *Store) PeekQueueSession(ctx context.Context, queueID, sessionID string,
 	if !textOK(queueID, sessionID) || limit <= 0 {
 		return nil, nil
 	}
-	var out []store.QueueMessage
-	err := s.read(func(r runner) error {
-		rows, err := r.query(ctx, `SELECT `+queueMessageCols+` FROM queue_messages WHERE queue_key = ? AND dead_letter = 0 AND session_id = ? AND seq >= ? ORDER BY seq LIMIT ?`,
-			fold(queueID), sessionID, fromSequence, limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			m, err := scanQueueMessage(rows, queueID)
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
-		}
-		return rows.Err()
-	})
-	return out, s.fail("peek queue session "+queueID, err)
+	return s.peekQueue(ctx, "peek queue session "+queueID, queueID,
+		`SELECT `+queueMessageCols+` FROM queue_messages WHERE queue_key = ? AND dead_letter = 0 AND session_id = ? AND seq >= ? ORDER BY seq LIMIT ?`,
+		fold(queueID), sessionID, fromSequence, limit)
 }
 
 // NextSessionEvent implements store.Queues.
