@@ -399,7 +399,7 @@ func (h *Handler) authenticate(rq *request, path armPath, pathOK bool) error {
 	if claims.TenantID == "" || claims.ObjectID == "" {
 		return fail("InvalidAuthenticationToken", "The access token is invalid.")
 	}
-	rq.claims, rq.tenantID, rq.oid, rq.home = claims, claims.TenantID, claims.ObjectID, homeTenant(claims)
+	rq.claims, rq.tenantID, rq.oid, rq.home = claims, claims.TenantID, claims.ObjectID, claims.HomeTenant()
 	return nil
 }
 
@@ -414,18 +414,6 @@ func loginBase(r *http.Request) string {
 		return "https://login." + d
 	}
 	return "https://login.microsoftonline.com"
-}
-
-// homeTenant is the tenant named in the idp claim, else tid.
-func homeTenant(c token.Claims) string {
-	for _, seg := range strings.Split(c.IDP, "/") {
-		if len(seg) == 36 {
-			if _, err := uuid.Parse(seg); err == nil {
-				return strings.ToLower(seg)
-			}
-		}
-	}
-	return c.TenantID
 }
 
 // scopeTenant finds the tenant that owns the request's scope and checks

@@ -66,7 +66,7 @@ func (h *Handler) authenticate(r *http.Request) (caller, *graphError) {
 		return caller{}, unauthenticated("Access token validation failure.")
 	}
 	return caller{claims: claims, tenantID: claims.TenantID, objectID: claims.ObjectID,
-		homeTenant: homeTenant(claims)}, nil
+		homeTenant: claims.HomeTenant()}, nil
 }
 
 // tokenFailureMessage is Graph's message for a refused token. It knows the
@@ -84,18 +84,6 @@ func tokenFailureMessage(err error) string {
 		return "IDX14100: JWT is not well formed."
 	}
 	return "Access token validation failure."
-}
-
-// homeTenant finds the caller's home tenant: the tenant id in the idp
-// claim's issuer URL (https://sts.windows.net/{tid}/ or
-// https://login.microsoftonline.com/{tid}/v2.0) when there is one, else tid.
-func homeTenant(c token.Claims) string {
-	for _, seg := range strings.Split(c.IDP, "/") {
-		if validID(seg) {
-			return strings.ToLower(seg)
-		}
-	}
-	return c.TenantID
 }
 
 // validID reports whether s is an object id: a GUID in its canonical
