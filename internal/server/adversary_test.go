@@ -1377,7 +1377,12 @@ func (a *adv) tokenService() {
 		}
 	}
 	// Federated: A's managed identity's exchange token against the
-	// victims' apps; the bridge (if any) is the one legit use.
+	// victims' apps. The bridge (if any), a victim's app whose federated
+	// credential trusts A's managed identity, is refused too, as Entra
+	// refuses an Entra issuer of another tenant (AADSTS700236, Microsoft
+	// Q&A 2139753; "Both the Microsoft Entra app and managed identity must
+	// belong to the same tenant", learn.microsoft.com/entra/workload-id/
+	// workload-identity-federation-config-app-trust-managed-identity).
 	assertion := func(tenant, client, tok string) (string, int, string, string) {
 		f := url.Values{"grant_type": {"client_credentials"}, "client_id": {client}, "scope": {advARM + "/.default"},
 			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {tok}}
@@ -1409,9 +1414,6 @@ func (a *adv) tokenService() {
 				for _, ti := range []int{vi, 0} {
 					tok, status, body, req := assertion(a.ts[ti].id(), client, e.tok)
 					want := advRefused
-					if a.bridge != nil && client == a.bridge.appID && ti == vi && vi == a.bridgeT && e.tok == A.miIssue {
-						want = advGranted
-					}
 					got := tok != ""
 					a.record(&advAttempt{class: "sts", label: fmt.Sprintf("%s's exchange token as client %s in t%d", e.label, client, ti), cross: true,
 						want: want, got: got, hint: "(b) federated credential matching", request: req, status: status, body: body})
