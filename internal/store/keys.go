@@ -36,16 +36,8 @@ type Key struct {
 }
 
 // KeyQuery selects keys (the latest version of each name) or the versions
-// of one name in a vault, as SecretQuery does for secrets.
-type KeyQuery struct {
-	Vault string // required
-	// Name selects the versions of one key (ListKeyVersions).
-	Name string
-	// After is a cursor: names (lower-cased) or, for versions, version ids
-	// that sort after it. Results are ordered by it.
-	After string
-	Limit int // 0: no limit
-}
+// of one name (Name) in a vault, as it selects secrets.
+type KeyQuery = SecretQuery
 
 // Keys stores the keys of vaults. A vault's keys go with the vault. The
 // rules are those of the secrets in Vaults, one for one.

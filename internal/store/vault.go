@@ -56,7 +56,8 @@ type SecretDeletion struct {
 // versions of one name in a vault.
 type SecretQuery struct {
 	Vault string // required
-	// Name selects the versions of one secret (ListSecretVersions).
+	// Name selects the versions of one secret or key (ListSecretVersions,
+	// ListKeyVersions).
 	Name string
 	// After is a cursor: names (lower-cased) or, for versions, version ids
 	// that sort after it. Results are ordered by it.

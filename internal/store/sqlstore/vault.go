@@ -191,28 +191,20 @@ func checkSecret(op string, sec store.Secret) error {
 // insertSecret inserts one version with the next seq of its name; the
 // caller has checked it.
 func (s *Store) insertSecret(ctx context.Context, r runner, sec store.Secret, tags string, at time.Time) (store.Secret, error) {
-	var maxSeq sql.NullInt64
-	if err := r.queryRow(ctx, `SELECT MAX(seq) FROM vault_secrets WHERE vault_key = ? AND name_key = ?`,
-		fold(sec.Vault), fold(sec.Name)).Scan(&maxSeq); err != nil {
+	var err error
+	if sec.Seq, err = secretRows.nextSeq(ctx, r, sec.Vault, sec.Name); err != nil {
 		return sec, err
 	}
-	sec.Seq = maxSeq.Int64 + 1
-	if sec.Created.IsZero() {
-		sec.Created = at
-	}
-	if sec.Updated.IsZero() {
-		sec.Updated = sec.Created
-	}
-	sec.Created, sec.Updated = normTime(sec.Created), normTime(sec.Updated)
-	sec.NotBefore, sec.Expires = normZero(sec.NotBefore), normZero(sec.Expires)
+	stampVersion(at, &sec.Created, &sec.Updated, &sec.NotBefore, &sec.Expires)
 	if sec.Value == nil {
 		sec.Value = []byte{}
 	}
-	_, err := r.exec(ctx, `INSERT INTO vault_secrets (vault_key, name_key, name, version, seq, value, content_type, tags, enabled, nbf, exp, created, updated)
+	_, err = r.exec(ctx, `INSERT INTO vault_secrets (vault_key, name_key, name, version, seq, value, content_type, tags, enabled, nbf, exp, created, updated)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		fold(sec.Vault), fold(sec.Name), sec.Name, sec.Version, sec.Seq, sec.Value, sec.ContentType, tags, boolInt(sec.Enabled),
 		s.nullTime(sec.NotBefore), s.nullTime(sec.Expires), s.d.BindTime(sec.Created), s.d.BindTime(sec.Updated))
 	sec.Deleted = nil
+	sec.Vault = fold(sec.Vault)
 	return sec, err
 }
 
@@ -221,6 +213,19 @@ func normZero(t time.Time) time.Time {
 		return t
 	}
 	return normTime(t)
+}
+
+// stampVersion sets the times of a version about to be inserted: created
+// at when zero, updated when created when zero, all normalized.
+func stampVersion(at time.Time, created, updated, nbf, exp *time.Time) {
+	if created.IsZero() {
+		*created = at
+	}
+	if updated.IsZero() {
+		*updated = *created
+	}
+	*created, *updated = normTime(*created), normTime(*updated)
+	*nbf, *exp = normZero(*nbf), normZero(*exp)
 }
 
 // CreateSecretVersion implements store.Vaults. The stored name keeps the
@@ -236,25 +241,11 @@ func (s *Store) CreateSecretVersion(ctx context.Context, sec store.Secret) (stor
 	}
 	var out store.Secret
 	err = s.write(ctx, true, func(r runner) error {
-		var vaultName string
-		if err := r.queryRow(ctx, `SELECT name FROM vaults WHERE name_key = ?`, fold(sec.Vault)).Scan(&vaultName); err != nil {
+		var err error
+		if sec.Name, err = secretRows.nameForVersion(ctx, r, sec.Vault, sec.Name); err != nil {
 			return err
-		}
-		var name string
-		var deleted int64
-		err := r.queryRow(ctx, `SELECT name, CASE WHEN recovery_id IS NULL THEN 0 ELSE 1 END FROM vault_secrets
-WHERE vault_key = ? AND name_key = ? ORDER BY seq DESC LIMIT 1`, fold(sec.Vault), fold(sec.Name)).Scan(&name, &deleted)
-		switch {
-		case err == sql.ErrNoRows:
-		case err != nil:
-			return err
-		case deleted != 0:
-			return fmt.Errorf("secret is deleted: %w", store.ErrConflict)
-		default:
-			sec.Name = name
 		}
 		out, err = s.insertSecret(ctx, r, sec, tags, now())
-		out.Vault = fold(sec.Vault)
 		return err
 	})
 	return out, s.fail(op+" "+sec.Name, err)
@@ -262,35 +253,12 @@ WHERE vault_key = ? AND name_key = ? ORDER BY seq DESC LIMIT 1`, fold(sec.Vault)
 
 // GetSecret implements store.Vaults.
 func (s *Store) GetSecret(ctx context.Context, vault, name, version string) (store.Secret, error) {
-	return s.getSecret(ctx, "get secret", vault, name, version, false)
+	return secretRows.get(ctx, s, "get secret", vault, name, version, false)
 }
 
 // GetDeletedSecret implements store.Vaults.
 func (s *Store) GetDeletedSecret(ctx context.Context, vault, name string) (store.Secret, error) {
-	return s.getSecret(ctx, "get deleted secret", vault, name, "", true)
-}
-
-func (s *Store) getSecret(ctx context.Context, op, vault, name, version string, deleted bool) (store.Secret, error) {
-	var sec store.Secret
-	if !textOK(vault, name, version) || vault == "" || name == "" {
-		return sec, notFound(op)
-	}
-	cond := `recovery_id IS NULL`
-	if deleted {
-		cond = `recovery_id IS NOT NULL`
-	}
-	err := s.read(func(r runner) error {
-		var err error
-		if version == "" {
-			sec, err = scanSecret(r.queryRow(ctx, `SELECT `+secretCols+` FROM vault_secrets
-WHERE vault_key = ? AND name_key = ? AND `+cond+` ORDER BY seq DESC LIMIT 1`, fold(vault), fold(name)))
-		} else {
-			sec, err = scanSecret(r.queryRow(ctx, `SELECT `+secretCols+` FROM vault_secrets
-WHERE vault_key = ? AND name_key = ? AND version = ? AND `+cond, fold(vault), fold(name), version))
-		}
-		return err
-	})
-	return sec, s.fail(op+" "+name, err)
+	return secretRows.get(ctx, s, "get deleted secret", vault, name, "", true)
 }
 
 // UpdateSecret implements store.Vaults.
@@ -303,44 +271,23 @@ func (s *Store) UpdateSecret(ctx context.Context, sec store.Secret) (store.Secre
 	if err != nil {
 		return sec, fmt.Errorf("sqlstore: %s: %w", op, err)
 	}
-	var out store.Secret
-	err = s.write(ctx, true, func(r runner) error {
-		res, err := r.exec(ctx, `UPDATE vault_secrets SET content_type = ?, tags = ?, enabled = ?, nbf = ?, exp = ?, updated = ?
-WHERE vault_key = ? AND name_key = ? AND version = ? AND recovery_id IS NULL`,
-			sec.ContentType, tags, boolInt(sec.Enabled), s.nullTime(sec.NotBefore), s.nullTime(sec.Expires), s.bindTime(sec.Updated, now()),
-			fold(sec.Vault), fold(sec.Name), sec.Version)
-		if err != nil {
-			return err
-		}
-		if err := mustAffect(res); err != nil {
-			return err
-		}
-		out, err = scanSecret(r.queryRow(ctx, `SELECT `+secretCols+` FROM vault_secrets WHERE vault_key = ? AND name_key = ? AND version = ?`,
-			fold(sec.Vault), fold(sec.Name), sec.Version))
-		return err
-	})
-	return out, s.fail(op+" "+sec.Name, err)
+	return secretRows.update(ctx, s, op, sec.Vault, sec.Name, sec.Version, `content_type = ?, tags = ?, enabled = ?, nbf = ?, exp = ?, updated = ?`,
+		sec.ContentType, tags, boolInt(sec.Enabled), s.nullTime(sec.NotBefore), s.nullTime(sec.Expires), s.bindTime(sec.Updated, now()))
 }
-
-// latestWhere selects the latest version of each name in a vault.
-const latestWhere = `s.vault_key = ? AND s.name_key > ? AND s.seq = (SELECT MAX(seq) FROM vault_secrets m WHERE m.vault_key = s.vault_key AND m.name_key = s.name_key)`
 
 // ListSecrets implements store.Vaults.
 func (s *Store) ListSecrets(ctx context.Context, q store.SecretQuery) ([]store.Secret, error) {
-	return s.listSecrets(ctx, "list secrets", `SELECT `+prefixed(secretCols)+` FROM vault_secrets s WHERE `+latestWhere+
-		` AND s.recovery_id IS NULL ORDER BY s.name_key`, q, fold(q.Vault), fold(q.After))
+	return secretRows.listLatest(ctx, s, "list secrets", q, false)
 }
 
 // ListDeletedSecrets implements store.Vaults.
 func (s *Store) ListDeletedSecrets(ctx context.Context, q store.SecretQuery) ([]store.Secret, error) {
-	return s.listSecrets(ctx, "list deleted secrets", `SELECT `+prefixed(secretCols)+` FROM vault_secrets s WHERE `+latestWhere+
-		` AND s.recovery_id IS NOT NULL ORDER BY s.name_key`, q, fold(q.Vault), fold(q.After))
+	return secretRows.listLatest(ctx, s, "list deleted secrets", q, true)
 }
 
 // ListSecretVersions implements store.Vaults.
 func (s *Store) ListSecretVersions(ctx context.Context, q store.SecretQuery) ([]store.Secret, error) {
-	return s.listSecrets(ctx, "list secret versions", `SELECT `+prefixed(secretCols)+` FROM vault_secrets s
-WHERE s.vault_key = ? AND s.name_key = ? AND s.version > ? AND s.recovery_id IS NULL ORDER BY s.version`, q, fold(q.Vault), fold(q.Name), q.After)
+	return secretRows.listVersions(ctx, s, "list secret versions", q)
 }
 
 func prefixed(cols string) string {
@@ -354,96 +301,19 @@ func prefixed(cols string) string {
 	return out
 }
 
-func (s *Store) listSecrets(ctx context.Context, op, query string, q store.SecretQuery, args ...string) ([]store.Secret, error) {
-	if !textOK(args...) || q.Vault == "" {
-		return nil, nil
-	}
-	if q.Limit > 0 {
-		query += fmt.Sprintf(" LIMIT %d", q.Limit)
-	}
-	var out []store.Secret
-	err := s.read(func(r runner) error {
-		rows, err := r.query(ctx, query, anys(args)...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			sec, err := scanSecret(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, sec)
-		}
-		return rows.Err()
-	})
-	return out, s.fail(op, err)
-}
-
 // DeleteSecret implements store.Vaults.
 func (s *Store) DeleteSecret(ctx context.Context, vault, name string, d store.SecretDeletion) (store.Secret, error) {
-	const op = "delete secret"
-	var out store.Secret
-	if !textOK(vault, name, d.RecoveryID) || vault == "" || name == "" {
-		return out, notFound(op)
-	}
-	if d.RecoveryID == "" {
-		return out, fmt.Errorf("sqlstore: %s: recovery id is required", op)
-	}
-	err := s.write(ctx, true, func(r runner) error {
-		res, err := r.exec(ctx, `UPDATE vault_secrets SET recovery_id = ?, deleted_date = ?, purge_date = ?
-WHERE vault_key = ? AND name_key = ? AND recovery_id IS NULL`,
-			d.RecoveryID, s.bindTime(d.DeletedDate, now()), s.bindTime(d.ScheduledPurgeDate, now()), fold(vault), fold(name))
-		if err != nil {
-			return err
-		}
-		if err := mustAffect(res); err != nil {
-			return err
-		}
-		out, err = scanSecret(r.queryRow(ctx, `SELECT `+secretCols+` FROM vault_secrets WHERE vault_key = ? AND name_key = ? ORDER BY seq DESC LIMIT 1`,
-			fold(vault), fold(name)))
-		return err
-	})
-	return out, s.fail(op+" "+name, err)
+	return secretRows.delete(ctx, s, "delete secret", vault, name, d)
 }
 
 // RecoverSecret implements store.Vaults.
 func (s *Store) RecoverSecret(ctx context.Context, vault, name string) (store.Secret, error) {
-	const op = "recover secret"
-	var out store.Secret
-	if !textOK(vault, name) || vault == "" || name == "" {
-		return out, notFound(op)
-	}
-	err := s.write(ctx, true, func(r runner) error {
-		res, err := r.exec(ctx, `UPDATE vault_secrets SET recovery_id = NULL, deleted_date = NULL, purge_date = NULL
-WHERE vault_key = ? AND name_key = ? AND recovery_id IS NOT NULL`, fold(vault), fold(name))
-		if err != nil {
-			return err
-		}
-		if err := mustAffect(res); err != nil {
-			return err
-		}
-		out, err = scanSecret(r.queryRow(ctx, `SELECT `+secretCols+` FROM vault_secrets WHERE vault_key = ? AND name_key = ? ORDER BY seq DESC LIMIT 1`,
-			fold(vault), fold(name)))
-		return err
-	})
-	return out, s.fail(op+" "+name, err)
+	return secretRows.recover(ctx, s, "recover secret", vault, name)
 }
 
 // PurgeSecret implements store.Vaults.
 func (s *Store) PurgeSecret(ctx context.Context, vault, name string) error {
-	const op = "purge secret"
-	if !textOK(vault, name) || vault == "" || name == "" {
-		return notFound(op)
-	}
-	err := s.write(ctx, false, func(r runner) error {
-		res, err := r.exec(ctx, `DELETE FROM vault_secrets WHERE vault_key = ? AND name_key = ? AND recovery_id IS NOT NULL`, fold(vault), fold(name))
-		if err != nil {
-			return err
-		}
-		return mustAffect(res)
-	})
-	return s.fail(op+" "+name, err)
+	return secretRows.purge(ctx, s, "purge secret", vault, name)
 }
 
 // RestoreSecret implements store.Vaults.
@@ -457,19 +327,14 @@ func (s *Store) RestoreSecret(ctx context.Context, versions []store.Secret) ([]s
 		if err := checkSecret(op, v); err != nil {
 			return nil, err
 		}
-		if fold(v.Vault) != fold(first.Vault) || fold(v.Name) != fold(first.Name) {
-			return nil, fmt.Errorf("sqlstore: %s: versions of more than one secret", op)
+		if err := secretRows.oneName(op, first.Vault, first.Name, v.Vault, v.Name); err != nil {
+			return nil, err
 		}
 	}
 	var out []store.Secret
 	err := s.write(ctx, true, func(r runner) error {
-		var n int64
-		if err := r.queryRow(ctx, `SELECT COUNT(*) FROM vault_secrets WHERE vault_key = ? AND name_key = ?`,
-			fold(first.Vault), fold(first.Name)).Scan(&n); err != nil {
+		if err := secretRows.mustBeNew(ctx, r, first.Vault, first.Name); err != nil {
 			return err
-		}
-		if n > 0 {
-			return fmt.Errorf("secret exists: %w", store.ErrConflict)
 		}
 		at := now()
 		for _, v := range versions {
@@ -482,10 +347,238 @@ func (s *Store) RestoreSecret(ctx context.Context, versions []store.Secret) ([]s
 			if err != nil {
 				return err
 			}
-			sec.Vault = fold(first.Vault)
 			out = append(out, sec)
 		}
 		return nil
 	})
 	return out, s.fail(op+" "+first.Name, err)
+}
+
+// versioned is a table of versioned vault objects. The secrets
+// (vault_secrets) and the keys (vault_keys) are stored alike: one row per
+// version, ordered by seq within a name, the deleted state on every
+// version of a name.
+type versioned[T any] struct {
+	noun  string // "secret", "key": in error text
+	table string
+	cols  string
+	scan  func(interface{ Scan(...any) error }) (T, error)
+}
+
+var (
+	secretRows = versioned[store.Secret]{noun: "secret", table: "vault_secrets", cols: secretCols, scan: scanSecret}
+	keyRows    = versioned[store.Key]{noun: "key", table: "vault_keys", cols: keyCols, scan: scanKey}
+)
+
+// vaultExists fails with sql.ErrNoRows (ErrNotFound) when there is no such
+// vault.
+func vaultExists(ctx context.Context, r runner, vault string) error {
+	var vaultName string
+	return r.queryRow(ctx, `SELECT name FROM vaults WHERE name_key = ?`, fold(vault)).Scan(&vaultName)
+}
+
+// nameForVersion is the name a new version of name is stored under: the
+// name's stored case when it exists. It fails when the vault does not
+// exist (ErrNotFound) or the name is deleted (ErrConflict).
+func (t versioned[T]) nameForVersion(ctx context.Context, r runner, vault, name string) (string, error) {
+	if err := vaultExists(ctx, r, vault); err != nil {
+		return name, err
+	}
+	var stored string
+	var deleted int64
+	err := r.queryRow(ctx, `SELECT name, CASE WHEN recovery_id IS NULL THEN 0 ELSE 1 END FROM `+t.table+`
+WHERE vault_key = ? AND name_key = ? ORDER BY seq DESC LIMIT 1`, fold(vault), fold(name)).Scan(&stored, &deleted)
+	switch {
+	case err == sql.ErrNoRows:
+		return name, nil
+	case err != nil:
+		return name, err
+	case deleted != 0:
+		return name, fmt.Errorf("%s is deleted: %w", t.noun, store.ErrConflict)
+	}
+	return stored, nil
+}
+
+// nextSeq is the seq of a new version of name.
+func (t versioned[T]) nextSeq(ctx context.Context, r runner, vault, name string) (int64, error) {
+	var maxSeq sql.NullInt64
+	err := r.queryRow(ctx, `SELECT MAX(seq) FROM `+t.table+` WHERE vault_key = ? AND name_key = ?`, fold(vault), fold(name)).Scan(&maxSeq)
+	return maxSeq.Int64 + 1, err
+}
+
+// oneName refuses a restore whose versions name more than one object.
+func (t versioned[T]) oneName(op, vault, name, vVault, vName string) error {
+	if fold(vVault) != fold(vault) || fold(vName) != fold(name) {
+		return fmt.Errorf("sqlstore: %s: versions of more than one %s", op, t.noun)
+	}
+	return nil
+}
+
+// mustBeNew fails with ErrConflict when name exists in any state.
+func (t versioned[T]) mustBeNew(ctx context.Context, r runner, vault, name string) error {
+	var n int64
+	if err := r.queryRow(ctx, `SELECT COUNT(*) FROM `+t.table+` WHERE vault_key = ? AND name_key = ?`,
+		fold(vault), fold(name)).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("%s exists: %w", t.noun, store.ErrConflict)
+	}
+	return nil
+}
+
+// get reads one version (version "": the latest) that is deleted or not.
+func (t versioned[T]) get(ctx context.Context, s *Store, op, vault, name, version string, deleted bool) (T, error) {
+	var out T
+	if !textOK(vault, name, version) || vault == "" || name == "" {
+		return out, notFound(op)
+	}
+	cond := `recovery_id IS NULL`
+	if deleted {
+		cond = `recovery_id IS NOT NULL`
+	}
+	err := s.read(func(r runner) error {
+		var err error
+		if version == "" {
+			out, err = t.scan(r.queryRow(ctx, `SELECT `+t.cols+` FROM `+t.table+`
+WHERE vault_key = ? AND name_key = ? AND `+cond+` ORDER BY seq DESC LIMIT 1`, fold(vault), fold(name)))
+		} else {
+			out, err = t.scan(r.queryRow(ctx, `SELECT `+t.cols+` FROM `+t.table+`
+WHERE vault_key = ? AND name_key = ? AND version = ? AND `+cond, fold(vault), fold(name), version))
+		}
+		return err
+	})
+	return out, s.fail(op+" "+name, err)
+}
+
+// latest reads the latest version of a name in any state.
+func (t versioned[T]) latest(ctx context.Context, r runner, vault, name string) (T, error) {
+	return t.scan(r.queryRow(ctx, `SELECT `+t.cols+` FROM `+t.table+` WHERE vault_key = ? AND name_key = ? ORDER BY seq DESC LIMIT 1`,
+		fold(vault), fold(name)))
+}
+
+// update sets the columns of set (with its args) on a version that is not
+// deleted and returns it.
+func (t versioned[T]) update(ctx context.Context, s *Store, op, vault, name, version, set string, args ...any) (T, error) {
+	var out T
+	err := s.write(ctx, true, func(r runner) error {
+		res, err := r.exec(ctx, `UPDATE `+t.table+` SET `+set+`
+WHERE vault_key = ? AND name_key = ? AND version = ? AND recovery_id IS NULL`, append(args, fold(vault), fold(name), version)...)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res); err != nil {
+			return err
+		}
+		out, err = t.scan(r.queryRow(ctx, `SELECT `+t.cols+` FROM `+t.table+` WHERE vault_key = ? AND name_key = ? AND version = ?`,
+			fold(vault), fold(name), version))
+		return err
+	})
+	return out, s.fail(op+" "+name, err)
+}
+
+// listLatest lists the latest version of each name, deleted or not, in
+// lower-cased name order after q.After.
+func (t versioned[T]) listLatest(ctx context.Context, s *Store, op string, q store.SecretQuery, deleted bool) ([]T, error) {
+	cond := ` AND s.recovery_id IS NULL`
+	if deleted {
+		cond = ` AND s.recovery_id IS NOT NULL`
+	}
+	return t.list(ctx, s, op, `SELECT `+prefixed(t.cols)+` FROM `+t.table+` s WHERE s.vault_key = ? AND s.name_key > ? AND s.seq = (SELECT MAX(seq) FROM `+t.table+
+		` m WHERE m.vault_key = s.vault_key AND m.name_key = s.name_key)`+cond+` ORDER BY s.name_key`, q, fold(q.Vault), fold(q.After))
+}
+
+// listVersions lists the versions of q.Name that is not deleted, in
+// version order after q.After.
+func (t versioned[T]) listVersions(ctx context.Context, s *Store, op string, q store.SecretQuery) ([]T, error) {
+	return t.list(ctx, s, op, `SELECT `+prefixed(t.cols)+` FROM `+t.table+` s
+WHERE s.vault_key = ? AND s.name_key = ? AND s.version > ? AND s.recovery_id IS NULL ORDER BY s.version`, q, fold(q.Vault), fold(q.Name), q.After)
+}
+
+func (t versioned[T]) list(ctx context.Context, s *Store, op, query string, q store.SecretQuery, args ...string) ([]T, error) {
+	if !textOK(args...) || q.Vault == "" {
+		return nil, nil
+	}
+	if q.Limit > 0 {
+		query += fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	var out []T
+	err := s.read(func(r runner) error {
+		rows, err := r.query(ctx, query, anys(args)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			v, err := t.scan(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return rows.Err()
+	})
+	return out, s.fail(op, err)
+}
+
+// delete soft-deletes every version of a name and returns the latest.
+func (t versioned[T]) delete(ctx context.Context, s *Store, op, vault, name string, d store.SecretDeletion) (T, error) {
+	var out T
+	if !textOK(vault, name, d.RecoveryID) || vault == "" || name == "" {
+		return out, notFound(op)
+	}
+	if d.RecoveryID == "" {
+		return out, fmt.Errorf("sqlstore: %s: recovery id is required", op)
+	}
+	err := s.write(ctx, true, func(r runner) error {
+		res, err := r.exec(ctx, `UPDATE `+t.table+` SET recovery_id = ?, deleted_date = ?, purge_date = ?
+WHERE vault_key = ? AND name_key = ? AND recovery_id IS NULL`,
+			d.RecoveryID, s.bindTime(d.DeletedDate, now()), s.bindTime(d.ScheduledPurgeDate, now()), fold(vault), fold(name))
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res); err != nil {
+			return err
+		}
+		out, err = t.latest(ctx, r, vault, name)
+		return err
+	})
+	return out, s.fail(op+" "+name, err)
+}
+
+// recover undeletes every version of a deleted name and returns the
+// latest.
+func (t versioned[T]) recover(ctx context.Context, s *Store, op, vault, name string) (T, error) {
+	var out T
+	if !textOK(vault, name) || vault == "" || name == "" {
+		return out, notFound(op)
+	}
+	err := s.write(ctx, true, func(r runner) error {
+		res, err := r.exec(ctx, `UPDATE `+t.table+` SET recovery_id = NULL, deleted_date = NULL, purge_date = NULL
+WHERE vault_key = ? AND name_key = ? AND recovery_id IS NOT NULL`, fold(vault), fold(name))
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res); err != nil {
+			return err
+		}
+		out, err = t.latest(ctx, r, vault, name)
+		return err
+	})
+	return out, s.fail(op+" "+name, err)
+}
+
+// purge removes every version of a deleted name for good.
+func (t versioned[T]) purge(ctx context.Context, s *Store, op, vault, name string) error {
+	if !textOK(vault, name) || vault == "" || name == "" {
+		return notFound(op)
+	}
+	err := s.write(ctx, false, func(r runner) error {
+		res, err := r.exec(ctx, `DELETE FROM `+t.table+` WHERE vault_key = ? AND name_key = ? AND recovery_id IS NOT NULL`, fold(vault), fold(name))
+		if err != nil {
+			return err
+		}
+		return mustAffect(res)
+	})
+	return s.fail(op+" "+name, err)
 }
