@@ -1,7 +1,13 @@
 package sts_test
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -53,5 +59,26 @@ func TestEntraIssuerOnUserAssignedIdentity(t *testing.T) {
 	resp, doc = e.post(e.tokenURL(e.contoso.ID, true), assertionForm(m.stranger.AppID, contosoToken, graph), nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("same tenant's user-assigned identity: %d %s", resp.StatusCode, description(doc))
+	}
+
+	// The same two through WorkloadIdentityCredential, as a workload
+	// whose projected token file holds the identity token.
+	for _, tc := range []struct {
+		name, token string
+		refused     bool
+	}{{"another tenant's identity", nwToken, true}, {"the same tenant's identity", contosoToken, false}} {
+		file := filepath.Join(t.TempDir(), "token")
+		must(t, os.WriteFile(file, []byte(tc.token+"\n"), 0o600))
+		cred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+			ClientOptions: e.clientOptions(), DisableInstanceDiscovery: true,
+			ClientID: m.stranger.AppID, TenantID: e.contoso.ID, TokenFilePath: file})
+		must(t, err)
+		_, err = cred.GetToken(e.ctx, policy.TokenRequestOptions{Scopes: []string{graph}})
+		switch {
+		case tc.refused && (err == nil || !strings.Contains(err.Error(), "AADSTS700236")):
+			t.Errorf("WorkloadIdentityCredential, %s: %v, want AADSTS700236", tc.name, err)
+		case !tc.refused && err != nil:
+			t.Errorf("WorkloadIdentityCredential, %s: %v", tc.name, err)
+		}
 	}
 }
