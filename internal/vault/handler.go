@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,12 +43,36 @@ type request struct {
 	r      *http.Request
 	w      http.ResponseWriter
 	route  route
+	kind   kind // secrets or keys
 	vault  store.Vault
 	base   string // https://{vault host}
 	claims token.Claims
 	actor  string // oid
 	home   string // actor's home tenant
 }
+
+// kind is what the secrets and the keys surfaces differ in where their
+// flows are one.
+type kind struct {
+	noun, title string // "secret", "Secret": in messages
+	collection  string // "/secrets/": the path of one, and its scope under the vault
+	deleted     string // "/deletedsecrets/": the path of a deleted one
+	notFound    string // the error code of a missing one
+	// notFoundVersion: a missing key is audited with the version asked
+	// for (as all of a key's audit records name the version), a missing
+	// secret without.
+	notFoundVersion bool
+	// readMetadata is the data action of listing, listing versions and
+	// reading a deleted one.
+	readMetadata string
+}
+
+var (
+	secretKind = kind{noun: "secret", title: "Secret", collection: "/secrets/", deleted: "/deletedsecrets/",
+		notFound: "SecretNotFound", readMetadata: ActionReadMetadata}
+	keyKind = kind{noun: "key", title: "Key", collection: "/keys/", deleted: "/deletedkeys/",
+		notFound: "KeyNotFound", notFoundVersion: true, readMetadata: ActionKeysRead}
+)
 
 // ServeHTTP serves https://{vault}.vault.{domain}/… .
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -102,23 +128,15 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if isKeyPath(r.URL.Path) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		s.serveKeys(&request{r: r, w: w, vault: v, base: "https://" + host, claims: claims,
+		s.serveKeys(&request{r: r, w: w, kind: keyKind, vault: v, base: "https://" + host, claims: claims,
 			actor: claims.ObjectID, home: homeTenant(claims)})
 		return
 	}
 	rt := parsePath(r.Method, r.URL.Path)
-	switch {
-	case rt.badMethod:
-		writeError(w, http.StatusMethodNotAllowed, "BadParameter", fmt.Sprintf("The method %s is not allowed on %s.", r.Method, r.URL.Path), "")
-		return
-	case rt.op == opNone:
-		writeError(w, http.StatusNotFound, "NotFound", "The requested resource was not found.", "")
-		return
-	case rt.badName:
-		writeError(w, http.StatusBadRequest, "BadParameter", "The request URI contains an invalid name: "+rt.name, "")
+	if routeError(w, r, rt) {
 		return
 	}
-	q := &request{r: r, w: w, route: rt, vault: v, base: "https://" + host, claims: claims,
+	q := &request{r: r, w: w, route: rt, kind: secretKind, vault: v, base: "https://" + host, claims: claims,
 		actor: claims.ObjectID, home: homeTenant(claims)}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	switch rt.op {
@@ -179,12 +197,13 @@ func (s *Service) internal(w http.ResponseWriter, r *http.Request, what string, 
 	writeError(w, http.StatusInternalServerError, "InternalServerError", "The server encountered an internal error.", "")
 }
 
-// secretScope is the resource id a data action on one secret is decided at.
-func (q *request) secretScope() string {
+// scope is the resource id a data action on one secret or key is decided
+// at: a role assigned at .../vaults/{v}/keys/{name} grants that key only.
+func (q *request) scope() string {
 	if q.route.name == "" {
 		return q.vault.ResourceID
 	}
-	return q.vault.ResourceID + "/secrets/" + q.route.name
+	return q.vault.ResourceID + q.kind.collection + q.route.name
 }
 
 // target names what an audit record is about.
@@ -299,17 +318,22 @@ func (s *Service) authorize(q *request, action, dataAction, scope string) bool {
 
 // storeError answers a store failure in Key Vault's terms.
 func (s *Service) storeError(q *request, action string, err error) {
+	k := q.kind
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		s.record(q, action, "SecretNotFound", "")
-		writeError(q.w, http.StatusNotFound, "SecretNotFound", fmt.Sprintf(
-			"A secret with (name/id) %s was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182",
-			nameVersion(q.route)), "")
+		detail := ""
+		if k.notFoundVersion {
+			detail = q.route.version
+		}
+		s.record(q, action, k.notFound, detail)
+		writeError(q.w, http.StatusNotFound, k.notFound, fmt.Sprintf(
+			"A %s with (name/id) %s was not found in this key vault. If you recently deleted this %s you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182",
+			k.noun, nameVersion(q.route), k.noun), "")
 	case errors.Is(err, store.ErrConflict):
 		s.record(q, action, "Conflict", "")
 		writeError(q.w, http.StatusConflict, "Conflict", fmt.Sprintf(
-			"Secret %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.",
-			q.route.name), "ObjectIsDeletedButRecoverable")
+			"%s %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the %s can only be recovered or purged.",
+			k.title, q.route.name, k.noun), "ObjectIsDeletedButRecoverable")
 	default:
 		s.internal(q.w, q.r, action, err)
 	}
@@ -326,6 +350,12 @@ func badParameter(w http.ResponseWriter, msg string) {
 	writeError(w, http.StatusBadRequest, "BadParameter", msg, "")
 }
 
+// badRequest audits a refused request body and answers 400.
+func (s *Service) badRequest(q *request, action, msg string) {
+	s.record(q, action, "BadParameter", "")
+	badParameter(q.w, msg)
+}
+
 // aad binds a sealed value to its vault, name and version.
 func aad(v store.Vault, name, version string) []byte {
 	return []byte("vault/secret/" + v.TenantID + "/" + strings.ToLower(v.Name) + "/" + strings.ToLower(name) + "/" + version)
@@ -337,12 +367,17 @@ func newVersion() string {
 	return hex.EncodeToString(b[:])
 }
 
-// readBody reads a JSON body into v, answering 400 (or 413) itself.
-func readBody(q *request, v any) bool {
+// readBody reads a JSON body into v, answering 400 (or 413) itself. The
+// refusal is audited as action's unless action is "" (a secret's update
+// does not audit it; every body parser of the keys surface does).
+func (s *Service) readBody(q *request, action string, v any) bool {
 	body, err := io.ReadAll(q.r.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
+			if action != "" {
+				s.record(q, action, "BadParameter", "body too large")
+			}
 			writeError(q.w, http.StatusRequestEntityTooLarge, "BadParameter", "The request body is too large.", "")
 			return false
 		}
@@ -350,6 +385,9 @@ func readBody(q *request, v any) bool {
 		return false
 	}
 	if err := httpx.DecodeJSON(body, v); err != nil {
+		if action != "" {
+			s.record(q, action, "BadParameter", "")
+		}
 		badParameter(q.w, "The request body is not valid: "+err.Error())
 		return false
 	}
@@ -385,46 +423,63 @@ func applyProps(sec *store.Secret, p setParams) string {
 		sec.ContentType = *p.ContentType
 	}
 	if p.Attributes != nil {
-		if p.Attributes.Enabled != nil {
-			sec.Enabled = *p.Attributes.Enabled
-		}
-		if p.Attributes.NotBefore != nil {
-			sec.NotBefore = fromUnix(p.Attributes.NotBefore)
-		}
-		if p.Attributes.Expires != nil {
-			sec.Expires = fromUnix(p.Attributes.Expires)
-		}
-		for _, t := range []time.Time{sec.NotBefore, sec.Expires} {
-			if !t.IsZero() && (t.Year() < 1970 || t.Year() > 9999) {
-				return "Attributes nbf and exp must be Unix times between 1970 and 9999."
-			}
+		if msg := applyValidity(p.Attributes.Enabled, p.Attributes.NotBefore, p.Attributes.Expires, &sec.Enabled, &sec.NotBefore, &sec.Expires); msg != "" {
+			return msg
 		}
 	}
-	if p.Tags != nil {
-		if len(p.Tags) > maxTags {
-			return fmt.Sprintf("A secret can have at most %d tags.", maxTags)
+	return applyTags(&sec.Tags, p.Tags, "secret")
+}
+
+// applyValidity applies the attributes enabled, nbf and exp given (nil:
+// unchanged) to a secret's or key's; it returns a message for 400 when nbf
+// or exp is out of range.
+func applyValidity(enabled *bool, nbf, exp *int64, toEnabled *bool, toNbf, toExp *time.Time) string {
+	if enabled != nil {
+		*toEnabled = *enabled
+	}
+	if nbf != nil {
+		*toNbf = fromUnix(nbf)
+	}
+	if exp != nil {
+		*toExp = fromUnix(exp)
+	}
+	for _, t := range []time.Time{*toNbf, *toExp} {
+		if !t.IsZero() && (t.Year() < 1970 || t.Year() > 9999) {
+			return "Attributes nbf and exp must be Unix times between 1970 and 9999."
 		}
-		sec.Tags = map[string]string{}
-		for k, v := range p.Tags {
-			if k == "" || len(k) > 512 {
-				return "Tag names must be 1 to 512 characters."
-			}
-			val := ""
-			if v != nil {
-				val = *v
-			}
-			if len(val) > 256 {
-				return "Tag values must be at most 256 characters."
-			}
-			sec.Tags[k] = val
+	}
+	return ""
+}
+
+// applyTags replaces *to with tags (nil: unchanged) within Key Vault's
+// limits; it returns a message for 400 naming noun when they are exceeded.
+func applyTags(to *map[string]string, tags map[string]*string, noun string) string {
+	if tags == nil {
+		return ""
+	}
+	if len(tags) > maxTags {
+		return fmt.Sprintf("A %s can have at most %d tags.", noun, maxTags)
+	}
+	*to = map[string]string{}
+	for k, v := range tags {
+		if k == "" || len(k) > 512 {
+			return "Tag names must be 1 to 512 characters."
 		}
+		val := ""
+		if v != nil {
+			val = *v
+		}
+		if len(val) > 256 {
+			return "Tag values must be at most 256 characters."
+		}
+		(*to)[k] = val
 	}
 	return ""
 }
 
 func (s *Service) set(q *request) {
 	const action = "secret.set"
-	if !s.authorize(q, action, ActionSetSecret, q.secretScope()) {
+	if !s.authorize(q, action, ActionSetSecret, q.scope()) {
 		return
 	}
 	body, err := io.ReadAll(q.r.Body)
@@ -434,8 +489,7 @@ func (s *Service) set(q *request) {
 	}
 	sec, value, msg := parseSet(body)
 	if msg != "" {
-		s.record(q, action, "BadParameter", "")
-		badParameter(q.w, msg)
+		s.badRequest(q, action, msg)
 		return
 	}
 	sec.Vault, sec.Name, sec.Version = q.vault.Name, q.route.name, newVersion()
@@ -449,7 +503,7 @@ func (s *Service) set(q *request) {
 	var stored store.Secret
 	err = s.change(q, action, func(tx store.Store) (string, error) {
 		var err error
-		stored, err = createVersion(q.r.Context(), tx, sec)
+		stored, err = createVersion(q.r.Context(), tx.CreateSecretVersion, tx.GetDeletedSecret, sec, sec.Vault, sec.Name, "set")
 		return stored.Version, err
 	})
 	if err != nil {
@@ -459,20 +513,23 @@ func (s *Service) set(q *request) {
 	answer(q, s.bundle(q.base, q.vault, stored, &value, true))
 }
 
-// createVersion stores a new version. Concurrent sets of one name race
-// for the next sequence number and the loser gets ErrConflict, as does a
-// set of a deleted name: only the latter is final.
-func createVersion(ctx context.Context, st store.Store, sec store.Secret) (store.Secret, error) {
+// createVersion stores v, a new version of a secret or key, with create.
+// Concurrent writers of one name race for the next sequence number and
+// the loser gets ErrConflict, as does a write of a deleted name (which
+// getDeleted finds): only the latter is final.
+func createVersion[T any](ctx context.Context, create func(context.Context, T) (T, error),
+	getDeleted func(ctx context.Context, vault, name string) (T, error), v T, vault, name, what string) (T, error) {
+	var zero T
 	for range 5 {
-		stored, err := st.CreateSecretVersion(ctx, sec)
+		stored, err := create(ctx, v)
 		if !errors.Is(err, store.ErrConflict) {
 			return stored, err
 		}
-		if _, derr := st.GetDeletedSecret(ctx, sec.Vault, sec.Name); derr == nil {
-			return store.Secret{}, err
+		if _, derr := getDeleted(ctx, vault, name); derr == nil {
+			return zero, err
 		}
 	}
-	return store.Secret{}, fmt.Errorf("vault: set %s: too many concurrent writers", sec.Name)
+	return zero, fmt.Errorf("vault: %s %s: too many concurrent writers", what, name)
 }
 
 // open unseals a stored value.
@@ -483,7 +540,7 @@ func (s *Service) open(v store.Vault, sec store.Secret) (string, error) {
 
 func (s *Service) get(q *request) {
 	const action = "secret.get"
-	if !s.authorize(q, action, ActionGetSecret, q.secretScope()) {
+	if !s.authorize(q, action, ActionGetSecret, q.scope()) {
 		return
 	}
 	if q.route.version != "" && !versionID.MatchString(q.route.version) {
@@ -546,12 +603,12 @@ func nextLink(q *request, path string, limit int, last string) *string {
 
 func (s *Service) list(q *request, deleted bool) {
 	if !deleted {
-		s.listPage(q, "secret.list", q.vault.ResourceID, "/secrets", s.st.ListSecrets,
+		listPage(s, q, "secret.list", q.vault.ResourceID, "/secrets", s.st.ListSecrets,
 			func(sec store.Secret) string { return strings.ToLower(sec.Name) },
 			func(sec store.Secret) secretBundle { return s.bundle(q.base, q.vault, sec, nil, false) })
 		return
 	}
-	s.listPage(q, "secret.listDeleted", q.vault.ResourceID, "/deletedsecrets", s.st.ListDeletedSecrets,
+	listPage(s, q, "secret.listDeleted", q.vault.ResourceID, "/deletedsecrets", s.st.ListDeletedSecrets,
 		func(sec store.Secret) string { return strings.ToLower(sec.Name) },
 		func(sec store.Secret) secretBundle {
 			b := s.bundle(q.base, q.vault, sec, nil, false)
@@ -561,7 +618,7 @@ func (s *Service) list(q *request, deleted bool) {
 }
 
 func (s *Service) versions(q *request) {
-	s.listPage(q, "secret.versions", q.secretScope(), "/secrets/"+q.route.name+"/versions",
+	listPage(s, q, "secret.versions", q.scope(), "/secrets/"+q.route.name+"/versions",
 		func(ctx context.Context, query store.SecretQuery) ([]store.Secret, error) {
 			query.Name = q.route.name
 			return s.st.ListSecretVersions(ctx, query)
@@ -570,42 +627,42 @@ func (s *Service) versions(q *request) {
 		func(sec store.Secret) secretBundle { return s.bundle(q.base, q.vault, sec, nil, true) })
 }
 
-// listPage is the flow of the listing operations: authorize reading at
-// scope, fetch a page after the $skiptoken (and one more, to learn whether
-// a next page at path follows, its token the cursor of the page's last
-// item), answer with each item's bundle.
-func (s *Service) listPage(q *request, action, scope, path string, fetch func(context.Context, store.SecretQuery) ([]store.Secret, error),
-	cursor func(store.Secret) string, item func(store.Secret) secretBundle) {
-	if !s.authorize(q, action, ActionReadMetadata, scope) {
+// listPage is the flow of the listing operations of secrets and keys:
+// authorize reading at scope, fetch a page after the $skiptoken (and one
+// more, to learn whether a next page at path follows, its token the cursor
+// of the page's last item), answer with each item.
+func listPage[T, I any](s *Service, q *request, action, scope, path string, fetch func(context.Context, store.SecretQuery) ([]T, error),
+	cursor func(T) string, item func(T) I) {
+	if !s.authorize(q, action, q.kind.readMetadata, scope) {
 		return
 	}
 	limit, after, ok := pageParams(q)
 	if !ok {
 		return
 	}
-	secs, err := fetch(q.r.Context(), store.SecretQuery{Vault: q.vault.Name, After: strings.ToLower(after), Limit: limit + 1})
+	objs, err := fetch(q.r.Context(), store.SecretQuery{Vault: q.vault.Name, After: strings.ToLower(after), Limit: limit + 1})
 	if err != nil {
 		s.internal(q.w, q.r, action, err)
 		return
 	}
-	out := listResult{Value: []secretBundle{}}
-	if len(secs) > limit {
-		secs = secs[:limit]
-		out.NextLink = nextLink(q, path, limit, cursor(secs[limit-1]))
+	out := listResult[I]{Value: []I{}}
+	if len(objs) > limit {
+		objs = objs[:limit]
+		out.NextLink = nextLink(q, path, limit, cursor(objs[limit-1]))
 	}
-	for _, sec := range secs {
-		out.Value = append(out.Value, item(sec))
+	for _, o := range objs {
+		out.Value = append(out.Value, item(o))
 	}
 	s.succeed(q, action, "", out)
 }
 
 func (s *Service) update(q *request) {
 	const action = "secret.update"
-	if !s.authorize(q, action, ActionUpdate, q.secretScope()) {
+	if !s.authorize(q, action, ActionUpdate, q.scope()) {
 		return
 	}
 	var p setParams
-	if !readBody(q, &p) {
+	if !s.readBody(q, "", &p) {
 		return
 	}
 	if p.Value != nil {
@@ -646,46 +703,55 @@ func (s *Service) update(q *request) {
 // invalid; the caller answers 400.
 var errBadParameter = errors.New("vault: bad parameter")
 
-// secretOp is the flow of the operations on one whole secret: authorize
-// dataAction on it, run op with the store to use, answer with the
-// secret's bundle. A write runs op and its audit record in one
+// objectOp is the flow of the operations on one whole secret or key:
+// authorize dataAction on it, run op with the store to use, answer with
+// the object rendered. A write runs op and its audit record in one
 // transaction (change); a read is audited after it.
-func (s *Service) secretOp(q *request, action, dataAction string, write bool, op func(ctx context.Context, st store.Store) (store.Secret, error)) {
-	if !s.authorize(q, action, dataAction, q.secretScope()) {
+func objectOp[T any](s *Service, q *request, action, dataAction string, write bool, op func(ctx context.Context, st store.Store) (T, error), render func(T) any) {
+	if !s.authorize(q, action, dataAction, q.scope()) {
 		return
 	}
 	ctx := q.r.Context()
 	if !write {
-		sec, err := op(ctx, s.st)
+		obj, err := op(ctx, s.st)
 		if err != nil {
 			s.storeError(q, action, err)
 			return
 		}
-		s.succeed(q, action, "", s.bundle(q.base, q.vault, sec, nil, true))
+		s.succeed(q, action, "", render(obj))
 		return
 	}
-	var sec store.Secret
+	var obj T
 	err := s.change(q, action, func(tx store.Store) (string, error) {
 		var err error
-		sec, err = op(ctx, tx)
+		obj, err = op(ctx, tx)
 		return "", err
 	})
 	if err != nil {
 		s.changeError(q, action, err)
 		return
 	}
-	answer(q, s.bundle(q.base, q.vault, sec, nil, true))
+	answer(q, render(obj))
+}
+
+// secretOp is objectOp for secrets, answering the secret's bundle.
+func (s *Service) secretOp(q *request, action, dataAction string, write bool, op func(ctx context.Context, st store.Store) (store.Secret, error)) {
+	objectOp(s, q, action, dataAction, write, op, func(sec store.Secret) any { return s.bundle(q.base, q.vault, sec, nil, true) })
+}
+
+// deletion is the deleted state of the route's secret or key deleted now.
+func (s *Service) deletion(q *request) store.SecretDeletion {
+	now := s.now().UTC()
+	return store.SecretDeletion{
+		RecoveryID:         q.base + q.kind.deleted + q.route.name,
+		DeletedDate:        now,
+		ScheduledPurgeDate: now.Add(time.Duration(q.vault.SoftDeleteRetentionDays) * 24 * time.Hour),
+	}
 }
 
 func (s *Service) delete(q *request) {
 	s.secretOp(q, "secret.delete", ActionDelete, true, func(ctx context.Context, st store.Store) (store.Secret, error) {
-		now := s.now().UTC()
-		d := store.SecretDeletion{
-			RecoveryID:         q.base + "/deletedsecrets/" + q.route.name,
-			DeletedDate:        now,
-			ScheduledPurgeDate: now.Add(time.Duration(q.vault.SoftDeleteRetentionDays) * 24 * time.Hour),
-		}
-		return st.DeleteSecret(ctx, q.vault.Name, q.route.name, d)
+		return st.DeleteSecret(ctx, q.vault.Name, q.route.name, s.deletion(q))
 	})
 }
 
@@ -702,8 +768,15 @@ func (s *Service) recover(q *request) {
 }
 
 func (s *Service) purge(q *request) {
-	const action = "secret.purge"
-	if !s.authorize(q, action, ActionPurge, q.secretScope()) {
+	s.purgeObject(q, "secret.purge", ActionPurge, store.Store.PurgeSecret)
+}
+
+// purgeObject purges the route's deleted secret or key with purge (a
+// store method), unless the vault has purge protection: a deleted object
+// stays until its retention ends (Key Vault soft-delete overview, "Purge
+// protection").
+func (s *Service) purgeObject(q *request, action, dataAction string, purge func(st store.Store, ctx context.Context, vault, name string) error) {
+	if !s.authorize(q, action, dataAction, q.scope()) {
 		return
 	}
 	if q.vault.EnablePurgeProtection {
@@ -713,7 +786,7 @@ func (s *Service) purge(q *request) {
 		return
 	}
 	err := s.change(q, action, func(tx store.Store) (string, error) {
-		return "", tx.PurgeSecret(q.r.Context(), q.vault.Name, q.route.name)
+		return "", purge(tx, q.r.Context(), q.vault.Name, q.route.name)
 	})
 	if err != nil {
 		s.changeError(q, action, err)
@@ -748,21 +821,10 @@ func backupAAD(tenantID string) []byte { return []byte("vault/backup/" + strings
 
 func (s *Service) backup(q *request) {
 	const action = "secret.backup"
-	if !s.authorize(q, action, ActionBackup, q.secretScope()) {
+	secs, ok := backupVersions(s, q, action, ActionBackup, s.st.ListSecretVersions, func(sec store.Secret) int64 { return sec.Seq })
+	if !ok {
 		return
 	}
-	ctx := q.r.Context()
-	secs, err := s.st.ListSecretVersions(ctx, store.SecretQuery{Vault: q.vault.Name, Name: q.route.name})
-	if err != nil {
-		s.internal(q.w, q.r, action, err)
-		return
-	}
-	if len(secs) == 0 {
-		s.storeError(q, action, store.ErrNotFound)
-		return
-	}
-	// Oldest first, so that restore keeps which version is the latest.
-	sortBySeq(secs)
 	blob := backupBlob{Format: backupFormat, Name: secs[0].Name}
 	for _, sec := range secs {
 		value, err := s.open(q.vault, sec)
@@ -773,25 +835,46 @@ func (s *Service) backup(q *request) {
 		blob.Versions = append(blob.Versions, backupVersion{Version: sec.Version, Value: value, ContentType: sec.ContentType, Tags: sec.Tags,
 			Enabled: sec.Enabled, NotBefore: unix(sec.NotBefore), Expires: unix(sec.Expires), Created: unix(sec.Created), Updated: unix(sec.Updated)})
 	}
+	s.answerBackup(q, action, blob, backupAAD(q.vault.TenantID), len(secs))
+}
+
+// backupVersions authorizes a backup of the route's secret or key
+// (dataAction) and lists every version of it with list, oldest first (by
+// seq), so that a restore keeps which version is the latest; it answers a
+// failure itself.
+func backupVersions[T any](s *Service, q *request, action, dataAction string, list func(context.Context, store.SecretQuery) ([]T, error),
+	seq func(T) int64) ([]T, bool) {
+	if !s.authorize(q, action, dataAction, q.scope()) {
+		return nil, false
+	}
+	objs, err := list(q.r.Context(), store.SecretQuery{Vault: q.vault.Name, Name: q.route.name})
+	if err != nil {
+		s.internal(q.w, q.r, action, err)
+		return nil, false
+	}
+	if len(objs) == 0 {
+		s.storeError(q, action, store.ErrNotFound)
+		return nil, false
+	}
+	slices.SortStableFunc(objs, func(a, b T) int { return cmp.Compare(seq(a), seq(b)) })
+	return objs, true
+}
+
+// answerBackup answers a backup of n versions: blob as JSON, sealed under
+// the KEK with aad, base64url.
+func (s *Service) answerBackup(q *request, action string, blob any, aad []byte, n int) {
 	plain, err := json.Marshal(blob)
 	if err != nil {
 		s.internal(q.w, q.r, action, err)
 		return
 	}
-	sealedBlob, err := sealed.Seal(s.kek, plain, backupAAD(q.vault.TenantID))
+	out, err := sealed.Seal(s.kek, plain, aad)
+	clear(plain)
 	if err != nil {
 		s.internal(q.w, q.r, action, err)
 		return
 	}
-	s.succeed(q, action, fmt.Sprintf("%d versions", len(secs)), blobParams{Value: base64.RawURLEncoding.EncodeToString(sealedBlob)})
-}
-
-func sortBySeq(secs []store.Secret) {
-	for i := 1; i < len(secs); i++ {
-		for j := i; j > 0 && secs[j].Seq < secs[j-1].Seq; j-- {
-			secs[j], secs[j-1] = secs[j-1], secs[j]
-		}
-	}
+	s.succeed(q, action, fmt.Sprintf("%d versions", n), blobParams{Value: base64.RawURLEncoding.EncodeToString(out)})
 }
 
 // decodeBase64URL accepts base64url with or without padding.
@@ -799,20 +882,31 @@ func decodeBase64URL(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 }
 
-// openBackup checks and opens a restore body; msg is set for a 400.
-func (s *Service) openBackup(tenantID string, body []byte) (backupBlob, string) {
+// openBlob opens the backup blob of a restore body, sealed with aad; msg
+// is set for a 400, naming from as where else the blob may have been
+// taken.
+func (s *Service) openBlob(body, aad []byte, from string) (plain []byte, msg string) {
 	var p blobParams
-	var blob backupBlob
 	if err := httpx.DecodeJSON(body, &p); err != nil {
-		return blob, "The request body is not valid: " + err.Error()
+		return nil, "The request body is not valid: " + err.Error()
 	}
 	raw, err := decodeBase64URL(p.Value)
 	if err != nil || len(raw) == 0 {
-		return blob, "Property value must be a base64url-encoded backup blob."
+		return nil, "Property value must be a base64url-encoded backup blob."
 	}
-	plain, err := sealed.Open(s.kek, raw, backupAAD(tenantID))
+	plain, err = sealed.Open(s.kek, raw, aad)
 	if err != nil {
-		return blob, "Backup blob could not be restored: it is malformed, or it was taken from a vault of another tenant."
+		return nil, "Backup blob could not be restored: it is malformed, or it was taken from a vault of " + from + "."
+	}
+	return plain, ""
+}
+
+// openBackup checks and opens a restore body; msg is set for a 400.
+func (s *Service) openBackup(tenantID string, body []byte) (backupBlob, string) {
+	var blob backupBlob
+	plain, msg := s.openBlob(body, backupAAD(tenantID), "another tenant")
+	if msg != "" {
+		return blob, msg
 	}
 	if err := json.Unmarshal(plain, &blob); err != nil || blob.Format != backupFormat || !secretName.MatchString(blob.Name) || len(blob.Versions) == 0 {
 		return backupBlob{}, "Backup blob is malformed."
@@ -827,22 +921,18 @@ func (s *Service) openBackup(tenantID string, body []byte) (backupBlob, string) 
 
 func (s *Service) restore(q *request) {
 	const action = "secret.restore"
-	if !s.authorize(q, action, ActionRestore, q.vault.ResourceID) {
-		return
-	}
-	body, err := io.ReadAll(q.r.Body)
-	if err != nil {
-		writeError(q.w, http.StatusRequestEntityTooLarge, "BadParameter", "The request body is too large.", "")
+	body, ok := s.restoreBody(q, action, ActionRestore)
+	if !ok {
 		return
 	}
 	blob, msg := s.openBackup(q.vault.TenantID, body)
 	if msg != "" {
-		s.record(q, action, "BadParameter", "")
-		badParameter(q.w, msg)
+		s.badRequest(q, action, msg)
 		return
 	}
 	q.route.name = blob.Name
 	var versions []store.Secret
+	var err error
 	for _, v := range blob.Versions {
 		sec := store.Secret{Vault: q.vault.Name, Name: blob.Name, Version: strings.ToLower(v.Version), ContentType: v.ContentType, Tags: v.Tags,
 			Enabled: v.Enabled, NotBefore: fromUnix(v.NotBefore), Expires: fromUnix(v.Expires), Created: fromUnix(v.Created), Updated: fromUnix(v.Updated)}
@@ -853,21 +943,44 @@ func (s *Service) restore(q *request) {
 		}
 		versions = append(versions, sec)
 	}
-	var stored []store.Secret
-	err = s.change(q, action, func(tx store.Store) (string, error) {
+	restoreVersions(s, q, action, store.Store.RestoreSecret, versions,
+		func(sec store.Secret) any { return s.bundle(q.base, q.vault, sec, nil, true) })
+}
+
+// restoreBody authorizes a restore of a secret or key (dataAction at the
+// vault) and reads its body; it answers a failure itself.
+func (s *Service) restoreBody(q *request, action, dataAction string) ([]byte, bool) {
+	if !s.authorize(q, action, dataAction, q.vault.ResourceID) {
+		return nil, false
+	}
+	body, err := io.ReadAll(q.r.Body)
+	if err != nil {
+		writeError(q.w, http.StatusRequestEntityTooLarge, "BadParameter", "The request body is too large.", "")
+		return nil, false
+	}
+	return body, true
+}
+
+// restoreVersions stores versions, every version of the route's secret or
+// key, as a new one with restore (a store method) and answers the latest
+// rendered; a name taken in any state is a 409.
+func restoreVersions[T any](s *Service, q *request, action string, restore func(st store.Store, ctx context.Context, versions []T) ([]T, error),
+	versions []T, render func(T) any) {
+	var stored []T
+	err := s.change(q, action, func(tx store.Store) (string, error) {
 		var err error
-		stored, err = tx.RestoreSecret(q.r.Context(), versions)
+		stored, err = restore(tx, q.r.Context(), versions)
 		return fmt.Sprintf("%d versions", len(stored)), err
 	})
 	var af auditFailed
 	if errors.Is(err, store.ErrConflict) && !errors.As(err, &af) {
 		s.record(q, action, "Conflict", "")
-		writeError(q.w, http.StatusConflict, "Conflict", fmt.Sprintf("Secret %s already exists in this vault; it cannot be restored.", blob.Name), "")
+		writeError(q.w, http.StatusConflict, "Conflict", fmt.Sprintf("%s %s already exists in this vault; it cannot be restored.", q.kind.title, q.route.name), "")
 		return
 	}
 	if err != nil {
 		s.changeError(q, action, err)
 		return
 	}
-	answer(q, s.bundle(q.base, q.vault, stored[len(stored)-1], nil, true))
+	answer(q, render(stored[len(stored)-1]))
 }

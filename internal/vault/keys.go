@@ -7,13 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/tenantbridge/tenantbridge/internal/httpx"
 	"github.com/tenantbridge/tenantbridge/internal/sealed"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
@@ -25,15 +22,6 @@ import (
 // answers it. Authorization, audit, errors and soft delete are the
 // secrets'.
 
-// keyScope is the resource id a data action on one key is decided at:
-// a role assigned at .../vaults/{v}/keys/{name} grants that key only.
-func (q *request) keyScope() string {
-	if q.route.name == "" {
-		return q.vault.ResourceID
-	}
-	return q.vault.ResourceID + "/keys/" + q.route.name
-}
-
 // keyAAD binds a sealed private key to its tenant, vault, name and version.
 func keyAAD(v store.Vault, name, version string) []byte {
 	return []byte("vault/key/" + v.TenantID + "/" + strings.ToLower(v.Name) + "/" + strings.ToLower(name) + "/" + version)
@@ -42,77 +30,43 @@ func keyAAD(v store.Vault, name, version string) []byte {
 // serveKeys dispatches an authenticated request under /keys or /deletedkeys.
 func (s *Service) serveKeys(q *request) {
 	kr := parseKeyPath(q.r.Method, q.r.URL.Path)
-	switch {
-	case kr.badMethod:
-		writeError(q.w, http.StatusMethodNotAllowed, "BadParameter", fmt.Sprintf("The method %s is not allowed on %s.", q.r.Method, q.r.URL.Path), "")
-		return
-	case kr.op == kopNone:
-		writeError(q.w, http.StatusNotFound, "NotFound", "The requested resource was not found.", "")
-		return
-	case kr.badName:
-		writeError(q.w, http.StatusBadRequest, "BadParameter", "The request URI contains an invalid name: "+kr.name, "")
+	if routeError(q.w, q.r, kr) {
 		return
 	}
-	q.route = route{name: kr.name, version: strings.ToLower(kr.version)}
+	q.route = kr
+	q.route.version = strings.ToLower(kr.version)
 	switch kr.op {
-	case kopCreate:
+	case opCreate:
 		s.keyCreate(q)
-	case kopImport:
+	case opImport:
 		s.keyImport(q)
-	case kopGet:
+	case opGet:
 		s.keyGet(q)
-	case kopList:
+	case opList:
 		s.keyList(q, false)
-	case kopListDeleted:
+	case opListDeleted:
 		s.keyList(q, true)
-	case kopVersions:
+	case opVersions:
 		s.keyVersions(q)
-	case kopUpdate:
+	case opUpdate:
 		s.keyUpdate(q)
-	case kopDelete:
+	case opDelete:
 		s.keyDelete(q)
-	case kopGetDeleted:
+	case opGetDeleted:
 		s.keyGetDeleted(q)
-	case kopRecover:
+	case opRecover:
 		s.keyRecover(q)
-	case kopPurge:
+	case opPurge:
 		s.keyPurge(q)
-	case kopBackup:
+	case opBackup:
 		s.keyBackup(q)
-	case kopRestore:
+	case opRestore:
 		s.keyRestore(q)
-	case kopRotate:
+	case opRotate:
 		s.keyRotate(q)
 	default:
 		s.keyCrypto(q, kr.op)
 	}
-}
-
-// keyStoreError answers a store failure in Key Vault's terms for keys.
-func (s *Service) keyStoreError(q *request, action string, err error) {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		s.record(q, action, "KeyNotFound", q.route.version)
-		writeError(q.w, http.StatusNotFound, "KeyNotFound", fmt.Sprintf(
-			"A key with (name/id) %s was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182",
-			nameVersion(q.route)), "")
-	case errors.Is(err, store.ErrConflict):
-		s.record(q, action, "Conflict", "")
-		writeError(q.w, http.StatusConflict, "Conflict", fmt.Sprintf(
-			"Key %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged.",
-			q.route.name), "ObjectIsDeletedButRecoverable")
-	default:
-		s.internal(q.w, q.r, action, err)
-	}
-}
-
-func (s *Service) keyChangeError(q *request, action string, err error) {
-	var af auditFailed
-	if errors.As(err, &af) {
-		s.internal(q.w, q.r, action, err)
-		return
-	}
-	s.keyStoreError(q, action, err)
 }
 
 // refuse audits a refusal and answers it: 400 BadParameter for errKey.
@@ -124,28 +78,6 @@ func (s *Service) refuse(q *request, action string, err error) {
 		return
 	}
 	s.internal(q.w, q.r, action, err)
-}
-
-// readKeyBody reads a JSON body into v; it audits and answers a 400 or
-// 413 itself. Every body parser of the keys surface is behind it.
-func (s *Service) readKeyBody(q *request, action string, v any) bool {
-	body, err := io.ReadAll(q.r.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.record(q, action, "BadParameter", "body too large")
-			writeError(q.w, http.StatusRequestEntityTooLarge, "BadParameter", "The request body is too large.", "")
-			return false
-		}
-		badParameter(q.w, "The request body could not be read.")
-		return false
-	}
-	if err := httpx.DecodeJSON(body, v); err != nil {
-		s.record(q, action, "BadParameter", "")
-		badParameter(q.w, "The request body is not valid: "+err.Error())
-		return false
-	}
-	return true
 }
 
 // applyKeyProps applies attributes, tags and key_ops (nil: unchanged).
@@ -167,39 +99,12 @@ func applyKeyProps(k *store.Key, attrs *keyAttributes, tags map[string]*string, 
 		if attrs.Exportable != nil && *attrs.Exportable {
 			return errKey("Attribute exportable is not supported: exportable keys need a Premium vault or a Managed HSM.")
 		}
-		if attrs.Enabled != nil {
-			k.Enabled = *attrs.Enabled
-		}
-		if attrs.NotBefore != nil {
-			k.NotBefore = fromUnix(attrs.NotBefore)
-		}
-		if attrs.Expires != nil {
-			k.Expires = fromUnix(attrs.Expires)
-		}
-		for _, t := range []time.Time{k.NotBefore, k.Expires} {
-			if !t.IsZero() && (t.Year() < 1970 || t.Year() > 9999) {
-				return errKey("Attributes nbf and exp must be Unix times between 1970 and 9999.")
-			}
+		if msg := applyValidity(attrs.Enabled, attrs.NotBefore, attrs.Expires, &k.Enabled, &k.NotBefore, &k.Expires); msg != "" {
+			return errKey(msg)
 		}
 	}
-	if tags != nil {
-		if len(tags) > maxTags {
-			return errKey(fmt.Sprintf("A key can have at most %d tags.", maxTags))
-		}
-		k.Tags = map[string]string{}
-		for name, v := range tags {
-			if name == "" || len(name) > 512 {
-				return errKey("Tag names must be 1 to 512 characters.")
-			}
-			val := ""
-			if v != nil {
-				val = *v
-			}
-			if len(val) > 256 {
-				return errKey("Tag values must be at most 256 characters.")
-			}
-			k.Tags[name] = val
-		}
+	if msg := applyTags(&k.Tags, tags, "key"); msg != "" {
+		return errKey(msg)
 	}
 	return nil
 }
@@ -232,39 +137,23 @@ func (s *Service) newKeyVersion(q *request, action string, priv crypto.Signer, k
 	var stored store.Key
 	err = s.change(q, action, func(tx store.Store) (string, error) {
 		var err error
-		stored, err = createKeyVersion(q.r.Context(), tx, k)
+		stored, err = createVersion(q.r.Context(), tx.CreateKeyVersion, tx.GetDeletedKey, k, k.Vault, k.Name, "create key")
 		return "version " + stored.Version, err
 	})
 	if err != nil {
-		s.keyChangeError(q, action, err)
+		s.changeError(q, action, err)
 		return
 	}
 	answer(q, keyBundleOf(q.base, q.vault, stored))
 }
 
-// createKeyVersion stores a new version; concurrent creators of one name
-// race for the next sequence number and the loser retries, unless the
-// name is deleted.
-func createKeyVersion(ctx context.Context, st store.Store, k store.Key) (store.Key, error) {
-	for range 5 {
-		stored, err := st.CreateKeyVersion(ctx, k)
-		if !errors.Is(err, store.ErrConflict) {
-			return stored, err
-		}
-		if _, derr := st.GetDeletedKey(ctx, k.Vault, k.Name); derr == nil {
-			return store.Key{}, err
-		}
-	}
-	return store.Key{}, fmt.Errorf("vault: create key %s: too many concurrent writers", k.Name)
-}
-
 func (s *Service) keyCreate(q *request) {
 	const action = "key.create"
-	if !s.authorize(q, action, ActionKeysCreate, q.keyScope()) {
+	if !s.authorize(q, action, ActionKeysCreate, q.scope()) {
 		return
 	}
 	var p createKeyParams
-	if !s.readKeyBody(q, action, &p) {
+	if !s.readBody(q, action, &p) {
 		return
 	}
 	kty := ""
@@ -293,11 +182,11 @@ func (s *Service) keyCreate(q *request) {
 
 func (s *Service) keyImport(q *request) {
 	const action = "key.import"
-	if !s.authorize(q, action, ActionKeysImport, q.keyScope()) {
+	if !s.authorize(q, action, ActionKeysImport, q.scope()) {
 		return
 	}
 	var p importKeyParams
-	if !s.readKeyBody(q, action, &p) {
+	if !s.readBody(q, action, &p) {
 		return
 	}
 	priv, k, err := parseImport(p)
@@ -361,12 +250,12 @@ func (s *Service) usable(q *request, action, op string, k store.Key, crypto bool
 
 func (s *Service) keyGet(q *request) {
 	const action = "key.get"
-	if !s.authorize(q, action, ActionKeysRead, q.keyScope()) {
+	if !s.authorize(q, action, ActionKeysRead, q.scope()) {
 		return
 	}
 	k, err := s.lookupKey(q.r.Context(), q.vault.Name, q.route.name, q.route.version)
 	if err != nil {
-		s.keyStoreError(q, action, err)
+		s.storeError(q, action, err)
 		return
 	}
 	if !s.usable(q, action, "get", k, false) {
@@ -377,18 +266,18 @@ func (s *Service) keyGet(q *request) {
 
 func (s *Service) keyList(q *request, deleted bool) {
 	if !deleted {
-		s.keyListPage(q, "key.list", q.vault.ResourceID, "/keys", s.st.ListKeys,
+		listPage(s, q, "key.list", q.vault.ResourceID, "/keys", s.st.ListKeys,
 			func(k store.Key) string { return strings.ToLower(k.Name) },
 			func(k store.Key) keyItem { return keyItemOf(q.base+"/keys/"+k.Name, q.vault, k) })
 		return
 	}
-	s.keyListPage(q, "key.listDeleted", q.vault.ResourceID, "/deletedkeys", s.st.ListDeletedKeys,
+	listPage(s, q, "key.listDeleted", q.vault.ResourceID, "/deletedkeys", s.st.ListDeletedKeys,
 		func(k store.Key) string { return strings.ToLower(k.Name) },
 		func(k store.Key) keyItem { return keyItemOf(q.base+"/keys/"+k.Name, q.vault, k) })
 }
 
 func (s *Service) keyVersions(q *request) {
-	s.keyListPage(q, "key.versions", q.keyScope(), "/keys/"+q.route.name+"/versions",
+	listPage(s, q, "key.versions", q.scope(), "/keys/"+q.route.name+"/versions",
 		func(ctx context.Context, query store.KeyQuery) ([]store.Key, error) {
 			query.Name = q.route.name
 			return s.st.ListKeyVersions(ctx, query)
@@ -397,41 +286,13 @@ func (s *Service) keyVersions(q *request) {
 		func(k store.Key) keyItem { return keyItemOf(q.base+"/keys/"+k.Name+"/"+k.Version, q.vault, k) })
 }
 
-// keyListPage is listPage for keys: authorize reading at scope, fetch a
-// page after the $skiptoken (and one more, to learn whether a next page
-// follows), answer with each item.
-func (s *Service) keyListPage(q *request, action, scope, path string, fetch func(context.Context, store.KeyQuery) ([]store.Key, error),
-	cursor func(store.Key) string, item func(store.Key) keyItem) {
-	if !s.authorize(q, action, ActionKeysRead, scope) {
-		return
-	}
-	limit, after, ok := pageParams(q)
-	if !ok {
-		return
-	}
-	ks, err := fetch(q.r.Context(), store.KeyQuery{Vault: q.vault.Name, After: strings.ToLower(after), Limit: limit + 1})
-	if err != nil {
-		s.internal(q.w, q.r, action, err)
-		return
-	}
-	out := keyListResult{Value: []keyItem{}}
-	if len(ks) > limit {
-		ks = ks[:limit]
-		out.NextLink = nextLink(q, path, limit, cursor(ks[limit-1]))
-	}
-	for _, k := range ks {
-		out.Value = append(out.Value, item(k))
-	}
-	s.succeed(q, action, "", out)
-}
-
 func (s *Service) keyUpdate(q *request) {
 	const action = "key.update"
-	if !s.authorize(q, action, ActionKeysUpdate, q.keyScope()) {
+	if !s.authorize(q, action, ActionKeysUpdate, q.scope()) {
 		return
 	}
 	var p updateKeyParams
-	if !s.readKeyBody(q, action, &p) {
+	if !s.readBody(q, action, &p) {
 		return
 	}
 	ctx := q.r.Context()
@@ -454,86 +315,37 @@ func (s *Service) keyUpdate(q *request) {
 		return
 	}
 	if err != nil {
-		s.keyChangeError(q, action, err)
+		s.changeError(q, action, err)
 		return
 	}
 	answer(q, keyBundleOf(q.base, q.vault, upd))
 }
 
-// keyOp is the flow of the operations on one whole key: authorize
-// dataAction on it, run op, answer the key's bundle. A write runs op and
-// its audit record in one transaction.
-func (s *Service) keyOpFlow(q *request, action, dataAction string, write bool, op func(ctx context.Context, st store.Store) (store.Key, error)) {
-	if !s.authorize(q, action, dataAction, q.keyScope()) {
-		return
-	}
-	ctx := q.r.Context()
-	if !write {
-		k, err := op(ctx, s.st)
-		if err != nil {
-			s.keyStoreError(q, action, err)
-			return
-		}
-		s.succeed(q, action, "", keyBundleOf(q.base, q.vault, k))
-		return
-	}
-	var k store.Key
-	err := s.change(q, action, func(tx store.Store) (string, error) {
-		var err error
-		k, err = op(ctx, tx)
-		return "", err
-	})
-	if err != nil {
-		s.keyChangeError(q, action, err)
-		return
-	}
-	answer(q, keyBundleOf(q.base, q.vault, k))
+// keyOp is objectOp for keys, answering the key's bundle.
+func (s *Service) keyOp(q *request, action, dataAction string, write bool, op func(ctx context.Context, st store.Store) (store.Key, error)) {
+	objectOp(s, q, action, dataAction, write, op, func(k store.Key) any { return keyBundleOf(q.base, q.vault, k) })
 }
 
 func (s *Service) keyDelete(q *request) {
-	s.keyOpFlow(q, "key.delete", ActionKeysDelete, true, func(ctx context.Context, st store.Store) (store.Key, error) {
-		now := s.now().UTC()
-		return st.DeleteKey(ctx, q.vault.Name, q.route.name, store.SecretDeletion{
-			RecoveryID:         q.base + "/deletedkeys/" + q.route.name,
-			DeletedDate:        now,
-			ScheduledPurgeDate: now.Add(time.Duration(q.vault.SoftDeleteRetentionDays) * 24 * time.Hour),
-		})
+	s.keyOp(q, "key.delete", ActionKeysDelete, true, func(ctx context.Context, st store.Store) (store.Key, error) {
+		return st.DeleteKey(ctx, q.vault.Name, q.route.name, s.deletion(q))
 	})
 }
 
 func (s *Service) keyGetDeleted(q *request) {
-	s.keyOpFlow(q, "key.getDeleted", ActionKeysRead, false, func(ctx context.Context, st store.Store) (store.Key, error) {
+	s.keyOp(q, "key.getDeleted", ActionKeysRead, false, func(ctx context.Context, st store.Store) (store.Key, error) {
 		return st.GetDeletedKey(ctx, q.vault.Name, q.route.name)
 	})
 }
 
 func (s *Service) keyRecover(q *request) {
-	s.keyOpFlow(q, "key.recover", ActionKeysRecover, true, func(ctx context.Context, st store.Store) (store.Key, error) {
+	s.keyOp(q, "key.recover", ActionKeysRecover, true, func(ctx context.Context, st store.Store) (store.Key, error) {
 		return st.RecoverKey(ctx, q.vault.Name, q.route.name)
 	})
 }
 
 func (s *Service) keyPurge(q *request) {
-	const action = "key.purge"
-	if !s.authorize(q, action, ActionKeysPurge, q.keyScope()) {
-		return
-	}
-	// Purge protection: a deleted key stays until its retention ends
-	// (Key Vault soft-delete overview, "Purge protection").
-	if q.vault.EnablePurgeProtection {
-		s.record(q, action, "PurgeProtectionEnabled", "")
-		writeError(q.w, http.StatusForbidden, "Forbidden",
-			fmt.Sprintf("Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed. Vault: %s", q.vault.Name), "")
-		return
-	}
-	err := s.change(q, action, func(tx store.Store) (string, error) {
-		return "", tx.PurgeKey(q.r.Context(), q.vault.Name, q.route.name)
-	})
-	if err != nil {
-		s.keyChangeError(q, action, err)
-		return
-	}
-	answer(q, nil)
+	s.purgeObject(q, "key.purge", ActionKeysPurge, store.Store.PurgeKey)
 }
 
 // keyRotate makes a new version with the latest version's type, size or
@@ -541,12 +353,12 @@ func (s *Service) keyPurge(q *request) {
 // "Creates a new version of an existing key (with the same parameters)").
 func (s *Service) keyRotate(q *request) {
 	const action = "key.rotate"
-	if !s.authorize(q, action, ActionKeysRotate, q.keyScope()) {
+	if !s.authorize(q, action, ActionKeysRotate, q.scope()) {
 		return
 	}
 	cur, err := s.st.GetKey(q.r.Context(), q.vault.Name, q.route.name, "")
 	if err != nil {
-		s.keyStoreError(q, action, err)
+		s.storeError(q, action, err)
 		return
 	}
 	var pub jwk
@@ -582,26 +394,26 @@ func (s *Service) keyRotate(q *request) {
 
 // The key_ops entry each cryptographic operation needs, its data action
 // and its audit action.
-var cryptoSpec = map[keyOp]struct{ keyOp, dataAction, action string }{
-	kopSign:    {"sign", ActionKeysSign, "key.sign"},
-	kopVerify:  {"verify", ActionKeysVerify, "key.verify"},
-	kopEncrypt: {"encrypt", ActionKeysEncrypt, "key.encrypt"},
-	kopDecrypt: {"decrypt", ActionKeysDecrypt, "key.decrypt"},
-	kopWrap:    {"wrapKey", ActionKeysWrap, "key.wrapKey"},
-	kopUnwrap:  {"unwrapKey", ActionKeysUnwrap, "key.unwrapKey"},
+var cryptoSpec = map[op]struct{ keyOp, dataAction, action string }{
+	opSign:    {"sign", ActionKeysSign, "key.sign"},
+	opVerify:  {"verify", ActionKeysVerify, "key.verify"},
+	opEncrypt: {"encrypt", ActionKeysEncrypt, "key.encrypt"},
+	opDecrypt: {"decrypt", ActionKeysDecrypt, "key.decrypt"},
+	opWrap:    {"wrapKey", ActionKeysWrap, "key.wrapKey"},
+	opUnwrap:  {"unwrapKey", ActionKeysUnwrap, "key.unwrapKey"},
 }
 
 // keyCrypto serves sign, verify, encrypt, decrypt, wrapKey and unwrapKey:
 // authorized per data action at the key's scope, then refused (403) when
 // the version is disabled, outside nbf/exp or its key_ops lack the
 // operation; the private key is unsealed for the operation only.
-func (s *Service) keyCrypto(q *request, op keyOp) {
-	spec := cryptoSpec[op]
-	if !s.authorize(q, spec.action, spec.dataAction, q.keyScope()) {
+func (s *Service) keyCrypto(q *request, o op) {
+	spec := cryptoSpec[o]
+	if !s.authorize(q, spec.action, spec.dataAction, q.scope()) {
 		return
 	}
 	var p keyOpParams
-	if !s.readKeyBody(q, spec.action, &p) {
+	if !s.readBody(q, spec.action, &p) {
 		return
 	}
 	value, err := decodeBase64URL(p.Value)
@@ -610,7 +422,7 @@ func (s *Service) keyCrypto(q *request, op keyOp) {
 		return
 	}
 	var digest []byte
-	if op == kopVerify {
+	if o == opVerify {
 		if digest, err = decodeBase64URL(p.Digest); err != nil {
 			s.refuse(q, spec.action, errKey("Property digest must be base64url."))
 			return
@@ -630,7 +442,7 @@ func (s *Service) keyCrypto(q *request, op keyOp) {
 	}
 	k, err := s.lookupKey(q.r.Context(), q.vault.Name, q.route.name, q.route.version)
 	if err != nil {
-		s.keyStoreError(q, spec.action, err)
+		s.storeError(q, spec.action, err)
 		return
 	}
 	if !s.usable(q, spec.action, spec.keyOp, k, true) {
@@ -642,9 +454,9 @@ func (s *Service) keyCrypto(q *request, op keyOp) {
 		return
 	}
 	var sa signAlg
-	if op == kopSign || op == kopVerify {
+	if o == opSign || o == opVerify {
 		d := value
-		if op == kopVerify {
+		if o == opVerify {
 			d = digest
 		}
 		if sa, err = checkSign(p.Alg, k.KeyType, curveOf(k.Public), d); err != nil {
@@ -666,15 +478,15 @@ func (s *Service) keyCrypto(q *request, op keyOp) {
 	kid := q.base + "/keys/" + k.Name + "/" + k.Version
 	detail := "version " + k.Version + " alg " + p.Alg
 	var out []byte
-	switch op {
-	case kopSign:
+	switch o {
+	case opSign:
 		out, err = sign(priv, sa, value)
-	case kopVerify:
+	case opVerify:
 		s.succeed(q, spec.action, detail, keyVerifyResult{Value: verify(priv, sa, digest, value)})
 		return
-	case kopEncrypt, kopWrap:
+	case opEncrypt, opWrap:
 		out, err = encrypt(priv, p.Alg, value)
-	case kopDecrypt, kopUnwrap:
+	case opDecrypt, opUnwrap:
 		out, err = decrypt(priv, p.Alg, value)
 	}
 	if err != nil {

@@ -1,15 +1,9 @@
 package vault
 
 import (
-	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
 	"strings"
 
-	"github.com/tenantbridge/tenantbridge/internal/httpx"
 	"github.com/tenantbridge/tenantbridge/internal/sealed"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
@@ -61,23 +55,9 @@ const maxKeyBackupVersions = 500
 
 func (s *Service) keyBackup(q *request) {
 	const action = "key.backup"
-	if !s.authorize(q, action, ActionKeysBackup, q.keyScope()) {
+	ks, ok := backupVersions(s, q, action, ActionKeysBackup, s.st.ListKeyVersions, func(k store.Key) int64 { return k.Seq })
+	if !ok {
 		return
-	}
-	ks, err := s.st.ListKeyVersions(q.r.Context(), store.KeyQuery{Vault: q.vault.Name, Name: q.route.name})
-	if err != nil {
-		s.internal(q.w, q.r, action, err)
-		return
-	}
-	if len(ks) == 0 {
-		s.keyStoreError(q, action, store.ErrNotFound)
-		return
-	}
-	// Oldest first, so that restore keeps which version is the latest.
-	for i := 1; i < len(ks); i++ {
-		for j := i; j > 0 && ks[j].Seq < ks[j-1].Seq; j-- {
-			ks[j], ks[j-1] = ks[j-1], ks[j]
-		}
 	}
 	blob := keyBackupBlob{Format: keyBackupFormat, Name: ks[0].Name}
 	defer func() {
@@ -94,34 +74,15 @@ func (s *Service) keyBackup(q *request) {
 		blob.Versions = append(blob.Versions, keyBackupVersion{Version: k.Version, KeyType: k.KeyType, KeyOps: k.KeyOps, Private: der,
 			Tags: k.Tags, Enabled: k.Enabled, NotBefore: unix(k.NotBefore), Expires: unix(k.Expires), Created: unix(k.Created), Updated: unix(k.Updated)})
 	}
-	plain, err := json.Marshal(blob)
-	if err != nil {
-		s.internal(q.w, q.r, action, err)
-		return
-	}
-	out, err := sealed.Seal(s.kek, plain, keyBackupAAD(q.vault))
-	clear(plain)
-	if err != nil {
-		s.internal(q.w, q.r, action, err)
-		return
-	}
-	s.succeed(q, action, fmt.Sprintf("%d versions", len(ks)), blobParams{Value: base64.RawURLEncoding.EncodeToString(out)})
+	s.answerBackup(q, action, blob, keyBackupAAD(q.vault), len(ks))
 }
 
 // openKeyBackup checks and opens a restore body into store keys sealed for
 // vault v; it returns a 400 message on any failure.
 func (s *Service) openKeyBackup(v store.Vault, body []byte) ([]store.Key, string) {
-	var p blobParams
-	if err := httpx.DecodeJSON(body, &p); err != nil {
-		return nil, "The request body is not valid: " + err.Error()
-	}
-	raw, err := decodeBase64URL(p.Value)
-	if err != nil || len(raw) == 0 {
-		return nil, "Property value must be a base64url-encoded backup blob."
-	}
-	plain, err := sealed.Open(s.kek, raw, keyBackupAAD(v))
-	if err != nil {
-		return nil, "Backup blob could not be restored: it is malformed, or it was taken from a vault of another tenant or subscription."
+	plain, msg := s.openBlob(body, keyBackupAAD(v), "another tenant or subscription")
+	if msg != "" {
+		return nil, msg
 	}
 	defer clear(plain)
 	var blob keyBackupBlob
@@ -162,36 +123,15 @@ func (s *Service) openKeyBackup(v store.Vault, body []byte) ([]store.Key, string
 
 func (s *Service) keyRestore(q *request) {
 	const action = "key.restore"
-	if !s.authorize(q, action, ActionKeysRestore, q.vault.ResourceID) {
-		return
-	}
-	body, err := io.ReadAll(q.r.Body)
-	if err != nil {
-		writeError(q.w, http.StatusRequestEntityTooLarge, "BadParameter", "The request body is too large.", "")
+	body, ok := s.restoreBody(q, action, ActionKeysRestore)
+	if !ok {
 		return
 	}
 	versions, msg := s.openKeyBackup(q.vault, body)
 	if msg != "" {
-		s.record(q, action, "BadParameter", "")
-		badParameter(q.w, msg)
+		s.badRequest(q, action, msg)
 		return
 	}
 	q.route.name = versions[0].Name
-	var stored []store.Key
-	err = s.change(q, action, func(tx store.Store) (string, error) {
-		var err error
-		stored, err = tx.RestoreKey(q.r.Context(), versions)
-		return fmt.Sprintf("%d versions", len(stored)), err
-	})
-	var af auditFailed
-	if errors.Is(err, store.ErrConflict) && !errors.As(err, &af) {
-		s.record(q, action, "Conflict", "")
-		writeError(q.w, http.StatusConflict, "Conflict", fmt.Sprintf("Key %s already exists in this vault; it cannot be restored.", q.route.name), "")
-		return
-	}
-	if err != nil {
-		s.keyChangeError(q, action, err)
-		return
-	}
-	answer(q, keyBundleOf(q.base, q.vault, stored[len(stored)-1]))
+	restoreVersions(s, q, action, store.Store.RestoreKey, versions, func(k store.Key) any { return keyBundleOf(q.base, q.vault, k) })
 }

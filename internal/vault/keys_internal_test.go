@@ -50,7 +50,7 @@ func FuzzKeyPath(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, method, path string) {
 		r := parseKeyPath(method, path)
-		if r.op != kopNone && !r.badName && !r.badMethod && r.name != "" && !secretName.MatchString(r.name) {
+		if r.op != opNone && !r.badName && !r.badMethod && r.name != "" && !secretName.MatchString(r.name) {
 			t.Fatalf("%s %s: invalid name %q accepted", method, path, r.name)
 		}
 	})
@@ -60,28 +60,28 @@ func FuzzKeyPath(f *testing.F) {
 func TestParseKeyPath(t *testing.T) {
 	for _, tc := range []struct {
 		method, path string
-		op           keyOp
+		op           op
 		name, ver    string
 	}{
-		{"GET", "/keys", kopList, "", ""},
-		{"GET", "/keys/k/", kopGet, "k", ""},
-		{"GET", "/keys/k/abc", kopGet, "k", "abc"},
-		{"PATCH", "/keys/k/", kopUpdate, "k", ""},
-		{"POST", "/keys/k/sign", kopSign, "k", ""},
-		{"POST", "/keys/k//sign", kopSign, "k", ""},
-		{"POST", "/keys/k/v1/UNWRAPKEY", kopUnwrap, "k", "v1"},
-		{"POST", "/keys/k/create", kopCreate, "k", ""},
-		{"PUT", "/keys/k", kopImport, "k", ""},
-		{"POST", "/keys/restore", kopRestore, "", ""},
-		{"DELETE", "/deletedkeys/k", kopPurge, "k", ""},
-		{"POST", "/deletedkeys/k/recover", kopRecover, "k", ""},
+		{"GET", "/keys", opList, "", ""},
+		{"GET", "/keys/k/", opGet, "k", ""},
+		{"GET", "/keys/k/abc", opGet, "k", "abc"},
+		{"PATCH", "/keys/k/", opUpdate, "k", ""},
+		{"POST", "/keys/k/sign", opSign, "k", ""},
+		{"POST", "/keys/k//sign", opSign, "k", ""},
+		{"POST", "/keys/k/v1/UNWRAPKEY", opUnwrap, "k", "v1"},
+		{"POST", "/keys/k/create", opCreate, "k", ""},
+		{"PUT", "/keys/k", opImport, "k", ""},
+		{"POST", "/keys/restore", opRestore, "", ""},
+		{"DELETE", "/deletedkeys/k", opPurge, "k", ""},
+		{"POST", "/deletedkeys/k/recover", opRecover, "k", ""},
 	} {
 		r := parseKeyPath(tc.method, tc.path)
 		if r.op != tc.op || r.name != tc.name || r.version != tc.ver || r.badName || r.badMethod {
 			t.Errorf("%s %s = %+v", tc.method, tc.path, r)
 		}
 	}
-	if r := parseKeyPath("GET", "/keys/k/sign"); r.op != kopGet || r.version != "sign" {
+	if r := parseKeyPath("GET", "/keys/k/sign"); r.op != opGet || r.version != "sign" {
 		t.Errorf("GET /keys/k/sign = %+v (a version named sign, not found later)", r)
 	}
 	if r := parseKeyPath("POST", "/keys/bad_name/create"); !r.badName {

@@ -5,49 +5,12 @@ import (
 	"strings"
 )
 
-// keyOp is one operation of the keys data plane.
-type keyOp int
-
-const (
-	kopNone keyOp = iota
-	kopCreate
-	kopImport
-	kopGet
-	kopList
-	kopVersions
-	kopUpdate
-	kopDelete
-	kopListDeleted
-	kopGetDeleted
-	kopRecover
-	kopPurge
-	kopBackup
-	kopRestore
-	kopRotate
-	kopSign
-	kopVerify
-	kopEncrypt
-	kopDecrypt
-	kopWrap
-	kopUnwrap
-)
-
-// keyRoute is a parsed request path under /keys or /deletedkeys.
-type keyRoute struct {
-	op      keyOp
-	name    string // key name as given ("" for list and restore)
-	version string // "" = latest
-	// badName is set when the path names a key with an invalid name;
-	// badMethod when the path is known but the method is not.
-	badName, badMethod bool
-}
-
 // cryptoOps maps the last segment of POST /keys/{name}/{version}/{op}
 // to its operation (Key Vault REST: Keys - Sign, Verify, Encrypt, Decrypt,
 // Wrap Key, Unwrap Key).
-var cryptoOps = map[string]keyOp{
-	"sign": kopSign, "verify": kopVerify, "encrypt": kopEncrypt, "decrypt": kopDecrypt,
-	"wrapkey": kopWrap, "unwrapkey": kopUnwrap,
+var cryptoOps = map[string]op{
+	"sign": opSign, "verify": opVerify, "encrypt": opEncrypt, "decrypt": opDecrypt,
+	"wrapkey": opWrap, "unwrapkey": opUnwrap,
 }
 
 // isKeyPath reports whether path is one of the keys data plane's.
@@ -57,92 +20,52 @@ func isKeyPath(path string) bool {
 }
 
 // parseKeyPath maps a method and path to a keys operation. It never fails
-// with anything but kopNone (unknown path) or a flag, whatever the input.
+// with anything but opNone (unknown path) or a flag, whatever the input.
 // An empty or missing version means the latest: azkeys builds
 // /keys/{name}/{version}/sign with the version it is given, "" included,
 // which azcore sends as /keys/{name}/sign, and /keys/{name}/ for
-// GetKey(name, "").
-func parseKeyPath(method, path string) keyRoute {
+// GetKey(name, ""). (So, unlike parsePath, it takes empty segments.)
+func parseKeyPath(method, path string) route {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	if len(segs) == 0 || len(segs) > 4 {
-		return keyRoute{}
-	}
-	var r keyRoute
-	want := func(m string, o keyOp) {
-		if method == m {
-			r.op = o
-		} else {
-			r.badMethod = true
-		}
+		return route{}
 	}
 	if strings.EqualFold(segs[0], "deletedkeys") {
 		if len(segs) > 1 && segs[len(segs)-1] == "" {
 			segs = segs[:len(segs)-1]
 		}
-		switch len(segs) {
-		case 1:
-			want(http.MethodGet, kopListDeleted)
-		case 2:
-			r.name = segs[1]
-			switch method {
-			case http.MethodGet:
-				r.op = kopGetDeleted
-			case http.MethodDelete:
-				r.op = kopPurge
-			default:
-				r.badMethod = true
-			}
-		case 3:
-			r.name = segs[1]
-			if !strings.EqualFold(segs[2], "recover") {
-				return keyRoute{}
-			}
-			want(http.MethodPost, kopRecover)
-		default:
-			return keyRoute{}
-		}
-		return r.checkName()
+		return checkKeyName(parseDeleted(method, segs))
 	}
 	if !strings.EqualFold(segs[0], "keys") {
-		return keyRoute{}
+		return route{}
 	}
+	var r route
 	switch len(segs) {
 	case 1:
-		want(http.MethodGet, kopList)
+		r.want(method, http.MethodGet, opList)
 		return r
 	case 2:
 		if segs[1] == "" {
-			want(http.MethodGet, kopList)
+			r.want(method, http.MethodGet, opList)
 			return r
 		}
 		if strings.EqualFold(segs[1], "restore") && method == http.MethodPost {
-			r.op = kopRestore
+			r.op = opRestore
 			return r
 		}
 		r.name = segs[1]
-		switch method {
-		case http.MethodPut:
-			r.op = kopImport
-		case http.MethodGet:
-			r.op = kopGet
-		case http.MethodPatch:
-			r.op = kopUpdate
-		case http.MethodDelete:
-			r.op = kopDelete
-		default:
-			r.badMethod = true
-		}
+		r.onName(method, opImport)
 	case 3:
 		r.name = segs[1]
 		switch last := strings.ToLower(segs[2]); last {
 		case "create":
-			want(http.MethodPost, kopCreate)
+			r.want(method, http.MethodPost, opCreate)
 		case "backup":
-			want(http.MethodPost, kopBackup)
+			r.want(method, http.MethodPost, opBackup)
 		case "rotate":
-			want(http.MethodPost, kopRotate)
+			r.want(method, http.MethodPost, opRotate)
 		case "versions":
-			want(http.MethodGet, kopVersions)
+			r.want(method, http.MethodGet, opVersions)
 		default:
 			// POST /keys/{name}/sign: azcore's JoinPaths folds the empty
 			// version of /keys/{name}/{version}/sign, so this is "latest".
@@ -151,28 +74,23 @@ func parseKeyPath(method, path string) keyRoute {
 				break
 			}
 			r.version = segs[2]
-			switch method {
-			case http.MethodGet:
-				r.op = kopGet
-			case http.MethodPatch:
-				r.op = kopUpdate
-			default:
-				r.badMethod = true
-			}
+			r.onName(method, opNone)
 		}
 	case 4:
 		r.name, r.version = segs[1], segs[2]
 		op, ok := cryptoOps[strings.ToLower(segs[3])]
 		if !ok {
-			return keyRoute{}
+			return route{}
 		}
-		want(http.MethodPost, op)
+		r.want(method, http.MethodPost, op)
 	}
-	return r.checkName()
+	return checkKeyName(r)
 }
 
-func (r keyRoute) checkName() keyRoute {
-	if r.name != "" && !secretName.MatchString(r.name) || r.name == "" && r.op != kopList && r.op != kopListDeleted && r.op != kopRestore && r.op != kopNone {
+// checkKeyName flags an invalid key name, and an empty one where the
+// operation needs a name (the keys path takes empty segments).
+func checkKeyName(r route) route {
+	if r.name != "" && !secretName.MatchString(r.name) || r.name == "" && r.op != opList && r.op != opListDeleted && r.op != opRestore && r.op != opNone {
 		r.badName = true
 	}
 	return r

@@ -29,7 +29,9 @@ const (
 )
 
 // keyAttributes is KeyAttributes on the wire (integer Unix seconds). The
-// read-only members a client may echo back are accepted and ignored.
+// read-only members a client may echo back are accepted and ignored. It
+// repeats attributes' members rather than embed it: a decoding error
+// names the member's path, which an embedded struct would lengthen.
 type keyAttributes struct {
 	Enabled         *bool           `json:"enabled,omitempty"`
 	NotBefore       *int64          `json:"nbf,omitempty"`
@@ -47,28 +49,19 @@ type keyAttributes struct {
 
 // keyBundle is KeyBundle and DeletedKeyBundle.
 type keyBundle struct {
-	Key                jwk               `json:"key"`
-	Attributes         keyAttributes     `json:"attributes"`
-	Tags               map[string]string `json:"tags,omitempty"`
-	RecoveryID         string            `json:"recoveryId,omitempty"`
-	DeletedDate        *int64            `json:"deletedDate,omitempty"`
-	ScheduledPurgeDate *int64            `json:"scheduledPurgeDate,omitempty"`
+	Key        jwk               `json:"key"`
+	Attributes keyAttributes     `json:"attributes"`
+	Tags       map[string]string `json:"tags,omitempty"`
+	deletedState
 }
 
 // keyItem is KeyItem and DeletedKeyItem (a list's entries: no key
 // material, kid without a version for the lists of keys).
 type keyItem struct {
-	Kid                string            `json:"kid"`
-	Attributes         keyAttributes     `json:"attributes"`
-	Tags               map[string]string `json:"tags,omitempty"`
-	RecoveryID         string            `json:"recoveryId,omitempty"`
-	DeletedDate        *int64            `json:"deletedDate,omitempty"`
-	ScheduledPurgeDate *int64            `json:"scheduledPurgeDate,omitempty"`
-}
-
-type keyListResult struct {
-	Value    []keyItem `json:"value"`
-	NextLink *string   `json:"nextLink"`
+	Kid        string            `json:"kid"`
+	Attributes keyAttributes     `json:"attributes"`
+	Tags       map[string]string `json:"tags,omitempty"`
+	deletedState
 }
 
 // createKeyParams is KeyCreateParameters.
@@ -131,18 +124,6 @@ func keyAttrs(v store.Vault, k store.Key) keyAttributes {
 		Exportable: &exportable}
 }
 
-func deletion(b *keyBundle, it *keyItem, k store.Key) {
-	if k.Deleted == nil {
-		return
-	}
-	if b != nil {
-		b.RecoveryID, b.DeletedDate, b.ScheduledPurgeDate = k.Deleted.RecoveryID, unix(k.Deleted.DeletedDate), unix(k.Deleted.ScheduledPurgeDate)
-	}
-	if it != nil {
-		it.RecoveryID, it.DeletedDate, it.ScheduledPurgeDate = k.Deleted.RecoveryID, unix(k.Deleted.DeletedDate), unix(k.Deleted.ScheduledPurgeDate)
-	}
-}
-
 // keyBundleOf renders a key version: its public JWK only — the private key
 // is never in a bundle (it is not even unsealed to make one).
 func keyBundleOf(base string, v store.Vault, k store.Key) keyBundle {
@@ -154,13 +135,9 @@ func keyBundleOf(base string, v store.Vault, k store.Key) keyBundle {
 	if out.KeyOps == nil {
 		out.KeyOps = []string{}
 	}
-	b := keyBundle{Key: out, Attributes: keyAttrs(v, k), Tags: k.Tags}
-	deletion(&b, nil, k)
-	return b
+	return keyBundle{Key: out, Attributes: keyAttrs(v, k), Tags: k.Tags, deletedState: deletedStateOf(k.Deleted)}
 }
 
 func keyItemOf(kid string, v store.Vault, k store.Key) keyItem {
-	it := keyItem{Kid: kid, Attributes: keyAttrs(v, k), Tags: k.Tags}
-	deletion(nil, &it, k)
-	return it
+	return keyItem{Kid: kid, Attributes: keyAttrs(v, k), Tags: k.Tags, deletedState: deletedStateOf(k.Deleted)}
 }

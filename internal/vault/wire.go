@@ -60,19 +60,36 @@ type attributes struct {
 // secretBundle is SecretBundle, SecretItem (no value, id without version)
 // and their deleted forms.
 type secretBundle struct {
-	Value              *string           `json:"value,omitempty"`
-	ID                 string            `json:"id"`
-	ContentType        string            `json:"contentType,omitempty"`
-	Attributes         attributes        `json:"attributes"`
-	Tags               map[string]string `json:"tags,omitempty"`
-	RecoveryID         string            `json:"recoveryId,omitempty"`
-	DeletedDate        *int64            `json:"deletedDate,omitempty"`
-	ScheduledPurgeDate *int64            `json:"scheduledPurgeDate,omitempty"`
+	Value       *string           `json:"value,omitempty"`
+	ID          string            `json:"id"`
+	ContentType string            `json:"contentType,omitempty"`
+	Attributes  attributes        `json:"attributes"`
+	Tags        map[string]string `json:"tags,omitempty"`
+	deletedState
 }
 
-type listResult struct {
-	Value    []secretBundle `json:"value"`
-	NextLink *string        `json:"nextLink"`
+// deletedState is the deleted state of a secret or key on the wire (the
+// members of DeletedSecretBundle, DeletedKeyBundle and their items), last
+// in each.
+type deletedState struct {
+	RecoveryID         string `json:"recoveryId,omitempty"`
+	DeletedDate        *int64 `json:"deletedDate,omitempty"`
+	ScheduledPurgeDate *int64 `json:"scheduledPurgeDate,omitempty"`
+}
+
+// deletedStateOf renders d; nil (not deleted) renders nothing.
+func deletedStateOf(d *store.SecretDeletion) deletedState {
+	if d == nil {
+		return deletedState{}
+	}
+	return deletedState{RecoveryID: d.RecoveryID, DeletedDate: unix(d.DeletedDate), ScheduledPurgeDate: unix(d.ScheduledPurgeDate)}
+}
+
+// listResult is a page of a list of secrets or keys (SecretListResult,
+// KeyListResult and the deleted ones).
+type listResult[I any] struct {
+	Value    []I     `json:"value"`
+	NextLink *string `json:"nextLink"`
 }
 
 // setParams is SecretSetParameters and SecretUpdateParameters. The
@@ -122,12 +139,8 @@ func (s *Service) bundle(base string, v store.Vault, sec store.Secret, value *st
 			Created: unix(sec.Created), Updated: unix(sec.Updated),
 			RecoverableDays: &days, RecoveryLevel: recoveryLevel(v),
 		},
-		Tags: sec.Tags,
-	}
-	if sec.Deleted != nil {
-		b.RecoveryID = sec.Deleted.RecoveryID
-		b.DeletedDate = unix(sec.Deleted.DeletedDate)
-		b.ScheduledPurgeDate = unix(sec.Deleted.ScheduledPurgeDate)
+		Tags:         sec.Tags,
+		deletedState: deletedStateOf(sec.Deleted),
 	}
 	return b
 }
