@@ -343,7 +343,7 @@ func TestRoleDefinitions(t *testing.T) {
 		if p, _ := r.doc["properties"].(map[string]any); p["type"] != "CustomRole" || p["roleName"] != "Group Reader" {
 			t.Errorf("custom %s", r.raw)
 		}
-		e.want(e.call(admin, "PUT", sub(e)+"/providers/Microsoft.Authorization/roleDefinitions/"+id, def), 200, "")
+		e.want(e.call(admin, "PUT", sub(e)+"/providers/Microsoft.Authorization/roleDefinitions/"+id, def), 201, "") // updated: 201 too (armauthorization)
 		e.want(e.call(admin, "PUT", sub(e)+"/providers/Microsoft.Authorization/roleDefinitions/"+uuid.NewString(), def), 409, "RoleDefinitionWithSameNameExists")
 		e.want(e.call(admin, "PUT", sub(e)+"/providers/Microsoft.Authorization/roleDefinitions/"+rbac.RoleReader, def), 400, "")
 		r = e.call(admin, "GET", sub(e)+"/providers/Microsoft.Authorization/roleDefinitions", nil)

@@ -344,14 +344,16 @@ func (h *Handler) putRoleDefinition(rq *request) error {
 		}
 		d.AssignableScopes = append(d.AssignableScopes, sc.String())
 	}
-	status := http.StatusOK
+	// Created or updated, RoleDefinitions_CreateOrUpdate answers 201: the
+	// REST spec lists only 201, and armauthorization's
+	// RoleDefinitionsClient.CreateOrUpdate fails on anything else.
+	status := http.StatusCreated
 	rq.target = id
 	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
 		now := h.now().UTC()
 		old, err := tx.GetRoleDefinition(rq.ctx, tenantID, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			status = http.StatusCreated
 			d.Created, d.Updated = now, now
 			err = tx.CreateRoleDefinition(rq.ctx, d)
 		case err != nil:

@@ -135,7 +135,7 @@ func TestCustomRoleAssignableScopes(t *testing.T) {
 			}
 		}
 		// Widened to the subscription, it is assignable everywhere in it.
-		e.want(e.call(admin, "PUT", rg1+"/providers/Microsoft.Authorization/roleDefinitions/"+roleID, def(rg1, sub(e))), 200, "")
+		e.want(e.call(admin, "PUT", rg1+"/providers/Microsoft.Authorization/roleDefinitions/"+roleID, def(rg1, sub(e))), 201, "")
 		e.want(e.call(admin, "PUT", assignmentPath(rg2), assignBody(roleID, user.sp.ID)), 201, "")
 		// Built-in roles are assignable at any scope.
 		e.want(e.call(admin, "PUT", assignmentPath(rg2), assignBody(rbac.RoleReader, user.sp.ID)), 201, "")

@@ -883,7 +883,9 @@ func (h *Handler) putQueue(rq *request) error {
 			}
 			existing = &old
 		case errors.Is(err, store.ErrNotFound):
-			status = http.StatusCreated
+			// Created or updated, Queues_CreateOrUpdate answers 200: the REST
+			// spec lists no other success, and armservicebus's
+			// QueuesClient.CreateOrUpdate fails on anything but 200.
 		default:
 			return internalError(err)
 		}

@@ -61,7 +61,7 @@ func TestServiceBusRulesCRUD(t *testing.T) {
 		qid := nid + "/queues/orders"
 		e.want(e.call(admin, "PUT", rg, map[string]any{"location": "westeurope"}), 201, "")
 		e.want(e.call(admin, "PUT", nid, nsBody()), 201, "")
-		e.want(e.call(admin, "PUT", qid, map[string]any{}), 201, "")
+		e.want(e.call(admin, "PUT", qid, map[string]any{}), 200, "")
 
 		// The default rule, with rights only.
 		root := nid + "/authorizationRules/RootManageSharedAccessKey"
@@ -194,7 +194,7 @@ func TestServiceBusRegenerateKeys(t *testing.T) {
 		nid := rg + "/providers/Microsoft.ServiceBus/namespaces/sb-regen-ns"
 		e.want(e.call(admin, "PUT", rg, map[string]any{"location": "westeurope"}), 201, "")
 		e.want(e.call(admin, "PUT", nid, nsBody()), 201, "")
-		e.want(e.call(admin, "PUT", nid+"/queues/q", map[string]any{}), 201, "")
+		e.want(e.call(admin, "PUT", nid+"/queues/q", map[string]any{}), 200, "")
 		for _, rule := range []string{nid + "/authorizationRules/RootManageSharedAccessKey", nid + "/queues/q/authorizationRules/qr"} {
 			if strings.Contains(rule, "/queues/") {
 				e.want(e.call(admin, "PUT", rule, map[string]any{"properties": map[string]any{"rights": []string{"Send"}}}), 200, "")
@@ -230,7 +230,7 @@ func TestServiceBusRulePermissions(t *testing.T) {
 		nid := rg + "/providers/Microsoft.ServiceBus/namespaces/sb-rperm-ns"
 		e.want(e.call(admin, "PUT", rg, map[string]any{"location": "westeurope"}), 201, "")
 		e.want(e.call(admin, "PUT", nid, nsBody()), 201, "")
-		e.want(e.call(admin, "PUT", nid+"/queues/q", map[string]any{}), 201, "")
+		e.want(e.call(admin, "PUT", nid+"/queues/q", map[string]any{}), 200, "")
 		qrule := nid + "/queues/q/authorizationRules/qr"
 		e.want(e.call(admin, "PUT", qrule, map[string]any{"properties": map[string]any{"rights": []string{"Listen"}}}), 200, "")
 		root := nid + "/authorizationRules/RootManageSharedAccessKey"
