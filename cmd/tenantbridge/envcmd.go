@@ -35,6 +35,11 @@ It needs a server started with --proxy-listen. It sets:
 
   HTTPS_PROXY      the server's proxy, whose tunnels to Azure's names end in tenantbridge
   SSL_CERT_FILE    DIR/ca-bundle.pem: the system's trusted roots and tenantbridge's CA
+                   (Go, OpenSSL); REQUESTS_CA_BUNDLE the same file (Python's requests,
+                   the Azure SDK for Python, az); NODE_EXTRA_CA_CERTS tenantbridge's CA,
+                   which Node adds to its own roots
+  AZURE_TOKEN_CREDENTIALS=prod  DefaultAzureCredential tries only the deployed-service
+                   credentials, never a developer's own az or IDE sign-in
   AZURE_TENANT_ID  the tenant
   and, for the credential:
     --app APPID --secret        AZURE_CLIENT_ID and AZURE_CLIENT_SECRET: a NEW client secret
@@ -127,6 +132,11 @@ func (c *cli) proxiedEnvironment() (*shellEnv, azclient.OperatorCredential, erro
 	if err := c.trustEnv(e, cred.CAFile); err != nil {
 		return nil, cred, err
 	}
+	// DefaultAzureCredential's deployed-service chain only (environment,
+	// workload identity, managed identity), so that it never falls through
+	// to a developer's real az, azd or Visual Studio Code sign-in
+	// (azidentity and @azure/identity: AZURE_TOKEN_CREDENTIALS=prod).
+	e.export("AZURE_TOKEN_CREDENTIALS", "prod")
 	return e, cred, nil
 }
 

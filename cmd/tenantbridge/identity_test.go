@@ -247,7 +247,9 @@ func TestEnvCommand(t *testing.T) {
 	// --app --secret: a new secret of the application.
 	env := parseEnv(t, ok(t, dir, "env", "--tenant", "contoso", "--app", admin, "--secret"))
 	bundle, _ := filepath.Abs(filepath.Join(dir, "ca-bundle.pem"))
+	caAbs, _ := filepath.Abs(cred.CAFile)
 	for k, v := range map[string]string{"HTTPS_PROXY": cred.ProxyURL, "https_proxy": cred.ProxyURL, "SSL_CERT_FILE": bundle,
+		"REQUESTS_CA_BUNDLE": bundle, "NODE_EXTRA_CA_CERTS": caAbs, "AZURE_TOKEN_CREDENTIALS": "prod",
 		"AZURE_TENANT_ID": tenant.TenantID, "AZURE_CLIENT_ID": admin, "NO_PROXY": "localhost,127.0.0.1,::1"} {
 		if env.set[k] != v {
 			t.Errorf("env --secret: %s = %q; want %q", k, env.set[k], v)

@@ -222,7 +222,8 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 }
 
 // trustEnv writes the CA bundle and exports it as SSL_CERT_FILE, the file
-// Go (and OpenSSL-based tools) read their roots from, with a note on
+// Go (and OpenSSL-based tools) read their roots from, and for Python and
+// Node, with a note on
 // stderr when no system bundle was found or the platform ignores it.
 func (c *cli) trustEnv(e *shellEnv, caFile string) error {
 	bundle, system, err := writeCABundle(c.dataDir, caFile, systemCABundles)
@@ -230,6 +231,13 @@ func (c *cli) trustEnv(e *shellEnv, caFile string) error {
 		return err
 	}
 	e.export("SSL_CERT_FILE", bundle)
+	// Python's requests (and so az and the Azure SDK for Python) replaces
+	// its roots with REQUESTS_CA_BUNDLE: the whole bundle. Node adds
+	// NODE_EXTRA_CA_CERTS to its built-in roots: tenantbridge's CA alone.
+	e.export("REQUESTS_CA_BUNDLE", bundle)
+	if abs, err := filepath.Abs(caFile); err == nil {
+		e.export("NODE_EXTRA_CA_CERTS", abs)
+	}
 	if system == "" {
 		c.notef("note: no system CA bundle was found (looked in %s); %s holds only tenantbridge's CA, so the program will trust nothing else.",
 			strings.Join(systemCABundles, ", "), bundle)
