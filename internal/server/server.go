@@ -136,6 +136,7 @@ const keysInterval = 30 * time.Second
 // Server is a prepared tenantbridge: everything loaded, not yet listening.
 type Server struct {
 	cfg      Config
+	lock     *dataDirLock // held from New to the end of Serve
 	logger   *slog.Logger
 	hosts    pki.Hosts
 	ca       *pki.CA
@@ -191,7 +192,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen address %q: %w", cfg.Listen, err)
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger, bodyTimeout: cfg.BodyTimeout}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	ready := false
+	defer func() {
+		if !ready {
+			lock.release()
+		}
+	}()
+	s := &Server{cfg: cfg, logger: cfg.Logger, bodyTimeout: cfg.BodyTimeout, lock: lock}
 	if s.bodyTimeout <= 0 {
 		s.bodyTimeout = DefaultBodyTimeout
 	}
@@ -259,6 +270,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	ready = true
 	return s, nil
 }
 
@@ -607,6 +619,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
+	s.lock.release() // the last thing: the data directory is free for the next server
 	return err
 }
 
