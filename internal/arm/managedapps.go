@@ -1094,6 +1094,12 @@ func (h *Handler) deleteApplication(rq *request) error {
 
 // ---- listTokens ----
 
+// listTokenView is one token of listTokens' answer. The sources disagree
+// on its spelling: the managed applications article's example writes
+// access_token, expires_in, expires_on, not_before and token_type, the
+// REST spec (ManagedIdentityToken, what the SDKs are generated from)
+// accessToken, expiresIn, expiresOn, notBefore and tokenType. Until one
+// settles it, both are written, with the same values.
 type listTokenView struct {
 	AccessToken           string `json:"access_token"`
 	ExpiresIn             string `json:"expires_in"`
@@ -1102,6 +1108,19 @@ type listTokenView struct {
 	AuthorizationAudience string `json:"authorizationAudience"`
 	ResourceID            string `json:"resourceId"`
 	TokenType             string `json:"token_type"`
+
+	AccessTokenCamel string `json:"accessToken"`
+	ExpiresInCamel   string `json:"expiresIn"`
+	ExpiresOnCamel   string `json:"expiresOn"`
+	NotBeforeCamel   string `json:"notBefore"`
+	TokenTypeCamel   string `json:"tokenType"`
+}
+
+// newListTokenView fills both spellings.
+func newListTokenView(token, expiresIn, expiresOn, notBefore, audience, resourceID string) listTokenView {
+	return listTokenView{AccessToken: token, ExpiresIn: expiresIn, ExpiresOn: expiresOn, NotBefore: notBefore,
+		AuthorizationAudience: audience, ResourceID: resourceID, TokenType: "Bearer",
+		AccessTokenCamel: token, ExpiresInCamel: expiresIn, ExpiresOnCamel: expiresOn, NotBeforeCamel: notBefore, TokenTypeCamel: "Bearer"}
 }
 
 // listTokens serves POST {application}/listTokens: tokens of the
@@ -1178,9 +1197,8 @@ func (h *Handler) listTokens(rq *request) error {
 			}
 			return internalError(err)
 		}
-		out = append(out, listTokenView{AccessToken: tok, ExpiresIn: strconv.FormatInt(int64(exp.Sub(now).Seconds()), 10),
-			ExpiresOn: strconv.FormatInt(exp.Unix(), 10), NotBefore: strconv.FormatInt(now.Unix(), 10),
-			AuthorizationAudience: audience, ResourceID: t.resourceID, TokenType: "Bearer"})
+		out = append(out, newListTokenView(tok, strconv.FormatInt(int64(exp.Sub(now).Seconds()), 10),
+			strconv.FormatInt(exp.Unix(), 10), strconv.FormatInt(now.Unix(), 10), audience, t.resourceID))
 	}
 	_ = h.audit.Record(rq.ctx, h.auditRecord(rq, tenantID, "success"))
 	return writeJSON(rq, http.StatusOK, map[string]any{"value": out})

@@ -299,6 +299,13 @@ func TestManagedApplicationServiceCatalog(t *testing.T) {
 		if tok["token_type"] != "Bearer" || tok["resourceId"] != appID || tok["access_token"] == "" || tok["expires_on"] == "" {
 			t.Errorf("token %s", r.raw)
 		}
+		// Both spellings, the same values (the article's and the REST spec's).
+		for snake, camel := range map[string]string{"access_token": "accessToken", "expires_in": "expiresIn", "expires_on": "expiresOn",
+			"not_before": "notBefore", "token_type": "tokenType"} {
+			if tok[snake] == nil || tok[snake] != tok[camel] {
+				t.Errorf("%s %v, %s %v", snake, tok[snake], camel, tok[camel])
+			}
+		}
 		// The token is the application identity's: it reads the managed
 		// group (Reader from the spec) through ARM.
 		miTok := tok["access_token"].(string)
