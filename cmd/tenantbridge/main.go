@@ -6,12 +6,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -35,11 +40,52 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
+	if cmd, err := root.ExecuteContextC(ctx); err != nil {
+		if msg := c.serverDown(cmd, err); msg != "" {
+			fmt.Fprintln(stderr, "error: "+msg)
+			return 1
+		}
 		fmt.Fprintln(stderr, "error: "+azclient.Describe(err))
 		return 1
 	}
 	return 0
+}
+
+// serverDown says, in one line, that a command failed because the server
+// of its data directory does not answer, instead of the credential's or
+// the dialer's own words: "" when that is not why. It is why when the
+// error is one of reaching a host and the server's address (from
+// operator.json) refuses a connection now. Commands that are no clients of
+// a running server (serve, demo, broker, version) are left alone.
+func (c *cli) serverDown(cmd *cobra.Command, err error) string {
+	top := cmd
+	for top.HasParent() && top.Parent().HasParent() {
+		top = top.Parent()
+	}
+	switch top.Name() {
+	case "serve", "demo", "broker", "version", "help", "completion":
+		return ""
+	}
+	text := err.Error()
+	if !errors.Is(err, syscall.ECONNREFUSED) && !strings.Contains(text, "connection refused") &&
+		!strings.Contains(text, "unable to resolve an endpoint") && !strings.Contains(text, "dial tcp") {
+		return ""
+	}
+	cred, rerr := c.serverInfo()
+	if rerr != nil {
+		return ""
+	}
+	u, perr := url.Parse(cred.URL)
+	if perr != nil || u.Host == "" {
+		return ""
+	}
+	conn, derr := net.DialTimeout("tcp", u.Host, time.Second)
+	if derr == nil {
+		conn.Close()
+		return ""
+	}
+	return fmt.Sprintf("the tenantbridge server at %s (%s) does not answer: is tenantbridge serve running? (%v)",
+		u.Host, filepath.Join(c.dataDir, operatorFile), derr)
 }
 
 // cli holds what every command shares: its output streams and the global flags.

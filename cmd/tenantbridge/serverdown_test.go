@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"testing"
+
+	"github.com/tenantbridge/tenantbridge/internal/server"
+)
+
+// TestServerNotRunning: once the server of a data directory has stopped,
+// every kind of command (operator API, Graph, Resource Manager, the
+// audit log) fails with one line naming the address and asking whether
+// tenantbridge serve runs, not with a credential's or a dialer's words.
+func TestServerNotRunning(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	ok(t, dir, "tenant", "create", "acme")
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"tenant", "list"},
+		{"ad", "app", "list", "--tenant", "acme"},
+		{"keyvault", "list", "--tenant", "acme"},
+		{"audit", "--tenant", "acme"},
+	} {
+		fails(t, dir, "does not answer: is tenantbridge serve running?", args...)
+	}
+	// A usage error stays a usage error.
+	fails(t, dir, "required flag", "login", "--tenant", "acme")
+}
