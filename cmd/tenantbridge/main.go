@@ -51,6 +51,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	return 0
 }
 
+// refuseUnknownSubcommands makes every group below root (a command that
+// only holds others, like ad or servicebus queue) refuse a subcommand it
+// does not have, as root does, with cobra's suggestions, instead of
+// printing its help and exiting 0: a typo in a script must fail.
+func refuseUnknownSubcommands(root *cobra.Command) {
+	for _, cmd := range root.Commands() {
+		if cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil {
+			cmd.Args = cobra.ArbitraryArgs
+			cmd.RunE = func(cmd *cobra.Command, args []string) error {
+				if len(args) == 0 {
+					return cmd.Help()
+				}
+				msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+					msg += "; did you mean " + strings.Join(s, " or ") + "?"
+				}
+				return errors.New(msg + " (see " + cmd.CommandPath() + " --help)")
+			}
+		}
+		refuseUnknownSubcommands(cmd)
+	}
+}
+
 // serverDown says, in one line, that a command failed because the server
 // of its data directory does not answer, instead of the credential's or
 // the dialer's own words: "" when that is not why. It is why when the
@@ -152,6 +175,7 @@ Commands find the server and the CLI profiles in the data directory
 		c.workerCommand(),
 		c.versionCommand(),
 	)
+	refuseUnknownSubcommands(root)
 	return root
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/tenantbridge/tenantbridge/internal/server"
@@ -42,4 +43,17 @@ func TestServerNotRunning(t *testing.T) {
 	}
 	// A usage error stays a usage error.
 	fails(t, dir, "required flag", "login", "--tenant", "acme")
+}
+
+// TestUnknownSubcommand: a typo below a group fails with cobra's
+// suggestion, as a typo at the root does, instead of printing help and
+// exiting 0.
+func TestUnknownSubcommand(t *testing.T) {
+	dir := t.TempDir()
+	fails(t, dir, `unknown command "ap" for "tenantbridge ad"; did you mean app?`, "ad", "ap", "list")
+	fails(t, dir, `unknown command "queu" for "tenantbridge servicebus"; did you mean queue?`, "servicebus", "queu", "list")
+	fails(t, dir, `unknown command "frob" for "tenantbridge ad app"`, "ad", "app", "frob")
+	if out := ok(t, dir, "ad"); !strings.Contains(out, "Available Commands") {
+		t.Errorf("tenantbridge ad alone: %s", out)
+	}
 }
