@@ -20,10 +20,10 @@ import (
 const maxTokenFile = 64 << 10
 
 func (c *cli) envCommand() *cobra.Command {
-	var tenant, app, identity, tokenFile string
+	var tenant, app, identity, tokenFile, certFile string
 	var secret bool
 	cmd := &cobra.Command{
-		Use:   "env --tenant T (--app APPID --secret | --identity NAME | --federated-token FILE [--app APPID])",
+		Use:   "env --tenant T (--app APPID --secret | --app APPID --certificate FILE | --identity NAME | --federated-token FILE [--app APPID])",
 		Short: "Print the environment an unmodified Azure SDK program needs to get its tokens from tenantbridge",
 		Long: `env prints shell exports so that, after
 
@@ -45,6 +45,11 @@ It needs a server started with --proxy-listen. It sets:
     --app APPID --secret        AZURE_CLIENT_ID and AZURE_CLIENT_SECRET: a NEW client secret
                                 of the application (added with the tenant's CLI profile,
                                 shown only in this output)
+    --app APPID --certificate FILE
+                                AZURE_CLIENT_ID and AZURE_CLIENT_CERTIFICATE_PATH: FILE holds a
+                                certificate of the application and its private key (PEM, or
+                                PKCS#12 without a password); register the certificate first
+                                (Graph: Update application's keyCredentials, then addKey)
     --identity NAME             AZURE_CLIENT_ID, IDENTITY_ENDPOINT and IDENTITY_HEADER: a new
                                 workload bound to the user-assigned identity
     --federated-token FILE      AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE; without --app,
@@ -77,18 +82,20 @@ port 5671 of the answered address is the AMQPS listener: serve with
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			modes := 0
-			for _, on := range []bool{secret, identity != "", tokenFile != ""} {
+			for _, on := range []bool{secret, certFile != "", identity != "", tokenFile != ""} {
 				if on {
 					modes++
 				}
 			}
 			switch {
 			case modes == 0:
-				return errors.New("choose the credential: --app APPID --secret, --identity NAME, or --federated-token FILE")
+				return errors.New("choose the credential: --app APPID --secret, --app APPID --certificate FILE, --identity NAME, or --federated-token FILE")
 			case modes > 1:
-				return errors.New("choose one credential: --secret, --identity or --federated-token")
+				return errors.New("choose one credential: --secret, --certificate, --identity or --federated-token")
 			case secret && app == "":
 				return errors.New("--secret needs the application: --app APPID")
+			case certFile != "" && app == "":
+				return errors.New("--certificate needs the application: --app APPID")
 			case identity != "" && app != "":
 				return errors.New("--identity runs as the identity, not an application: drop --app")
 			}
@@ -100,6 +107,8 @@ port 5671 of the answered address is the AMQPS listener: serve with
 				e, err = c.identityEnvironment(ctx, tenant, identity, true)
 			case secret:
 				e, err = c.secretEnvironment(ctx, tenant, app)
+			case certFile != "":
+				e, err = c.certificateEnvironment(ctx, tenant, app, certFile)
 			default:
 				e, err = c.federatedEnvironment(ctx, tenant, app, tokenFile)
 			}
@@ -112,6 +121,7 @@ port 5671 of the answered address is the AMQPS listener: serve with
 	cmd.Flags().StringVarP(&tenant, "tenant", "t", "", "tenant name, domain or id (default: the only profile)")
 	cmd.Flags().StringVar(&app, "app", "", "application (client) id")
 	cmd.Flags().BoolVar(&secret, "secret", false, "add a new client secret to --app and export it")
+	cmd.Flags().StringVar(&certFile, "certificate", "", "file holding a certificate of --app and its private key (PEM or PKCS#12) to export")
 	cmd.Flags().StringVar(&identity, "identity", "", "user-assigned identity (name, client id, principal id or resource id) to run as")
 	cmd.Flags().StringVar(&tokenFile, "federated-token", "", "file holding a federated token (assertion) an application trusts")
 	return cmd
@@ -148,23 +158,8 @@ func (c *cli) secretEnvironment(ctx context.Context, tenantRef, appID string) (*
 	if err != nil {
 		return nil, err
 	}
-	s, err := c.session(tenantRef)
+	s, a, err := c.appWithPrincipal(ctx, tenantRef, appID, "a secret is added")
 	if err != nil {
-		return nil, err
-	}
-	a, err := s.graph.GetApplication(ctx, appID)
-	if azclient.IsNotFound(err) {
-		return nil, fmt.Errorf("application %s is not registered in tenant %s (a secret is added where the application is registered)", appID, s.profile.name())
-	}
-	if err != nil {
-		return nil, err
-	}
-	// Without a service principal in the tenant the secret would only earn
-	// AADSTS700016 later, in the program; say so now.
-	if _, err := s.graph.GetServicePrincipal(ctx, a.AppID); azclient.IsNotFound(err) {
-		return nil, fmt.Errorf("application %s has no service principal in tenant %s, so it cannot get tokens there: create one with tenantbridge ad sp create --id %s --tenant %s",
-			a.AppID, s.profile.name(), a.AppID, s.profile.name())
-	} else if err != nil {
 		return nil, err
 	}
 	pc, err := s.graph.AddPassword(ctx, a.ID, azclient.PasswordCredential{DisplayName: "tenantbridge env " + time.Now().UTC().Format(time.DateOnly)})
@@ -181,6 +176,71 @@ func (c *cli) secretEnvironment(ctx context.Context, tenantRef, appID string) (*
 	e.export("AZURE_CLIENT_SECRET", pc.SecretText)
 	e.unsetUnused(divertingVars)
 	c.notef("Added client secret %s to application %s; remove it with Graph removePassword (or tenantbridge ad app credential reset) when done.", pc.KeyID, a.AppID)
+	return e, nil
+}
+
+// appWithPrincipal signs in to the tenant and finds the application appID
+// registered there, which must have a service principal in it.
+func (c *cli) appWithPrincipal(ctx context.Context, tenantRef, appID, why string) (*session, *azclient.Application, error) {
+	s, err := c.session(tenantRef)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := s.graph.GetApplication(ctx, appID)
+	if azclient.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("application %s is not registered in tenant %s (%s where the application is registered)", appID, s.profile.name(), why)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	// Without a service principal in the tenant the credential would only
+	// earn AADSTS700016 later, in the program; say so now.
+	if _, err := s.graph.GetServicePrincipal(ctx, a.AppID); azclient.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("application %s has no service principal in tenant %s, so it cannot get tokens there: create one with tenantbridge ad sp create --id %s --tenant %s",
+			a.AppID, s.profile.name(), a.AppID, s.profile.name())
+	} else if err != nil {
+		return nil, nil, err
+	}
+	return s, a, nil
+}
+
+// certificateEnvironment returns the environment of an EnvironmentCredential
+// (ClientCertificateCredential) of the application appID with the
+// certificate and private key in file. AZURE_CLIENT_CERTIFICATE_PATH is
+// "a PEM or PKCS #12 certificate file including private key" (the
+// EnvironmentCredential documentation of azidentity and @azure/identity);
+// a PEM file without both is refused here rather than in the program.
+func (c *cli) certificateEnvironment(ctx context.Context, tenantRef, appID, file string) (*shellEnv, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		return nil, fmt.Errorf("certificate file: %w", err)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxTokenFile))
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("certificate file: %w", err)
+	}
+	if text := string(data); strings.Contains(text, "-----BEGIN ") &&
+		(!strings.Contains(text, "-----BEGIN CERTIFICATE-----") || !strings.Contains(text, "PRIVATE KEY-----")) {
+		return nil, fmt.Errorf("certificate file %s must hold the certificate and its private key (PEM CERTIFICATE and PRIVATE KEY blocks)", abs)
+	}
+	e, _, err := c.proxiedEnvironment()
+	if err != nil {
+		return nil, err
+	}
+	s, a, err := c.appWithPrincipal(ctx, tenantRef, appID, "its certificate is registered")
+	if err != nil {
+		return nil, err
+	}
+	e.comment("tenantbridge: application %s (%s) in tenant %s, with the certificate in %s", a.DisplayName, a.AppID, s.profile.name(), abs)
+	e.export("AZURE_TENANT_ID", s.profile.TenantID)
+	e.export("AZURE_CLIENT_ID", a.AppID)
+	e.export("AZURE_CLIENT_CERTIFICATE_PATH", abs)
+	e.unsetUnused(divertingVars)
 	return e, nil
 }
 
