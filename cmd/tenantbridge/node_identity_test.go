@@ -42,11 +42,6 @@ import (
 
 const nodeIdentityDir = "../../test/node-identity"
 
-// certificateAssertionsSingleUse: the token service refuses a certificate
-// client assertion it has seen, which MSAL Node sends again for its second
-// token.
-var certificateAssertionsSingleUse = true
-
 func TestNodeIdentitySDK(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err == nil {
@@ -132,9 +127,6 @@ func TestNodeIdentitySDK(t *testing.T) {
 	})
 
 	t.Run("certificate", func(t *testing.T) {
-		if certificateAssertionsSingleUse {
-			t.Skip("MSAL Node reuses its signed client assertion for 10 minutes (ClientAssertion.getJwt), and tenantbridge refuses a reused one (AADSTS70002, internal/sts useAssertionOnce)")
-		}
 		pemFile := filepath.Join(t.TempDir(), "node-worker.pem")
 		der := writeCertAndKey(t, pemFile)
 		addCertificate(t, c, s, app.ID, der)

@@ -1,8 +1,6 @@
 package sts
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,21 +105,4 @@ func parseClientAssertion(raw string) (*clientAssertionJWT, error) {
 // its own certificate: its issuer is a client id, not an issuer URL.
 func (a *clientAssertionJWT) isSelfSigned() bool {
 	return !strings.Contains(a.issuer, "://")
-}
-
-// replayKey is the one-time-use key of a certificate assertion: its jti,
-// scoped to the client, or (for an assertion without jti) its signature,
-// hashed where it would be too long for the store.
-func (a *clientAssertionJWT) replayKey(clientID string) string {
-	prefix := "assertion:" + strings.ToLower(clientID) + ":"
-	if a.id == "" {
-		sum := sha256.Sum256(a.signature)
-		return prefix + "sig-sha256:" + base64.RawURLEncoding.EncodeToString(sum[:])
-	}
-	key := prefix + a.id
-	if len(key) > 256 || strings.ContainsRune(a.id, 0) || strings.ContainsRune(a.id, '\uFFFD') {
-		sum := sha256.Sum256([]byte(a.id))
-		return prefix + "jti-sha256:" + base64.RawURLEncoding.EncodeToString(sum[:])
-	}
-	return key
 }

@@ -42,9 +42,6 @@ func FuzzParseClientAssertion(f *testing.F) {
 		if strings.Count(a.raw, ".") != 2 || len(a.raw) > maxAssertionBytes || !strings.HasPrefix(a.raw, string(a.signingInput)+".") {
 			t.Fatalf("accepted %q with signing input %q", a.raw, a.signingInput)
 		}
-		if k := a.replayKey("c"); k == "" || len(k) > 512 {
-			t.Fatalf("replay key %q", k)
-		}
 	})
 }
 

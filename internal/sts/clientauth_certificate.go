@@ -9,14 +9,12 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/jwtparse"
-	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
 // Certificate credentials: a client signs its own assertion (iss = sub =
@@ -74,9 +72,14 @@ func (s *Service) authenticateCertificate(ctx context.Context, req *tokenRequest
 	if e := checkAssertionTime(a, req.now); e != nil {
 		return "", e
 	}
-	if e := s.useAssertionOnce(ctx, c.appID, a, req.now); e != nil {
-		return "", e
-	}
+	// A valid assertion is accepted again within its lifetime, as Entra
+	// accepts it: Microsoft's MSALs sign one and send it for every token
+	// until it nears expiry (MSAL Node's ClientAssertion.getJwt keeps it for
+	// its 10 minutes; MSAL.NET "caches it alongside the certificate.
+	// Subsequent calls use the cached assertion for the next 5 minutes",
+	// microsoft-authentication-library-for-dotnet#2288), so @azure/identity's
+	// ClientCertificateCredential presents the same jti for its second scope.
+	// The assertion's lifetime is what bounds a replay (checkAssertionTime).
 	req.audit.credential = "certificate:" + kc.KeyID
 	return "2", nil
 }
@@ -106,28 +109,6 @@ func audienceIsTokenEndpoint(audiences, endpoints []string) bool {
 		}
 	}
 	return false
-}
-
-// useAssertionOnce records the assertion as used until it can no longer be
-// accepted, refusing one already used.
-func (s *Service) useAssertionOnce(ctx context.Context, clientID string, a *clientAssertionJWT, now time.Time) *Error {
-	until := a.expires.Add(assertionClockSkew + time.Second)
-	if !until.After(now) {
-		until = now.Add(time.Second) // checkAssertionTime has passed; keep the record valid
-	}
-	err := s.dir.Store().UseOnce(ctx, a.replayKey(clientID), until)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, store.ErrConflict):
-		jti := "(none)"
-		if a.id != "" {
-			jti = "'" + clip(a.id, 64) + "'"
-		}
-		return aadError(codeCredentialInvalid, "The client assertion was already used (jti "+jti+"): each assertion is accepted once within its lifetime; sign a new one for each request.")
-	default:
-		return serverError(err)
-	}
 }
 
 // presentedCertificate is how an assertion names its certificate.

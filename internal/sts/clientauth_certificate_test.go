@@ -136,9 +136,11 @@ func TestHandBuiltCertificateAssertions(t *testing.T) {
 		if claims["appidacr"] != "2" {
 			t.Errorf("%s: appidacr %v", tc.name, claims["appidacr"])
 		}
-		// The same assertion again is a replay.
-		resp, doc = e.post(e.tokenURL(tenant, !tc.v1), form, nil)
-		wantAAD(t, tc.name+", replayed", resp, doc, 401, "invalid_client", 70002)
+		// The same assertion again, as MSAL sends it for its next token
+		// (Entra accepts it within its lifetime).
+		if resp, doc = e.post(e.tokenURL(tenant, !tc.v1), form, nil); resp.StatusCode != 200 {
+			t.Errorf("%s, the same assertion again: %d %s", tc.name, resp.StatusCode, description(doc))
+		}
 	}
 }
 
