@@ -173,9 +173,11 @@ func internalError(err error) *armError {
 }
 
 // safeText makes client text fit to quote in a message: printable, short.
+// Quotes and backslashes stay as they are, as in Azure's messages: the
+// JSON encoding of the error escapes them.
 func safeText(s string) string {
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) && r != '"' && r != '\\' {
+		if unicode.IsPrint(r) {
 			return r
 		}
 		return '?'
@@ -515,6 +517,13 @@ func (h *Handler) authorize(rq *request, action, scope string) error {
 	}
 	if !d.Allowed {
 		rq.detail = d.Because.String()
+		if da := d.Because.Deny; da != nil {
+			// Azure's refusal by a deny assignment (recorded responses, e.g.
+			// of a managed application's managed resource group).
+			return newError(http.StatusForbidden, "DenyAssignmentAuthorizationFailed",
+				"The client '%s' with object id '%s' has permission to perform action '%s' on scope '%s'; however, the access is denied because of the deny assignment with name '%s' and Id '%s' at scope '%s'.",
+				safeText(rq.who()), rq.oid, action, safeText(scope), safeText(da.Name), da.ID, safeText(da.Scope))
+		}
 		return newError(http.StatusForbidden, "AuthorizationFailed",
 			"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s' or the scope is invalid. If access was recently granted, please refresh your credentials.",
 			safeText(rq.who()), rq.oid, action, safeText(scope))

@@ -400,7 +400,7 @@ func TestDenyAssignments(t *testing.T) {
 		e.want(e.call(admin, "GET", rg+"/providers/Microsoft.Authorization/denyAssignments/"+id, nil), 200, "")
 		e.want(e.call(admin, "PUT", rg+"/providers/Microsoft.Authorization/denyAssignments/"+id, map[string]any{}), 405, "MethodNotAllowed")
 		// It blocks even the Owner's writes.
-		e.want(e.call(admin, "PUT", rg, map[string]any{"location": "westeurope"}), 403, "AuthorizationFailed")
+		e.want(e.call(admin, "PUT", rg, map[string]any{"location": "westeurope"}), 403, "DenyAssignmentAuthorizationFailed")
 		e.want(e.call(admin, "GET", rg, nil), 200, "")
 	})
 }

@@ -293,3 +293,18 @@ func TestListPaging(t *testing.T) {
 		}
 	})
 }
+
+// TestErrorMessagesKeepQuotes: client text quoted in an error message
+// keeps its quotes and backslashes, as Azure's messages do (the JSON
+// encoding escapes them); only what is not printable is replaced.
+func TestErrorMessagesKeepQuotes(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		admin := e.adminToken(e.contoso)
+		location := `west"eu\rope` + strings.Repeat("x", 60)
+		r := e.call(admin, "PUT", sub(e)+"/resourceGroups/quoted", map[string]any{"location": location})
+		e.want(r, 400, "LocationNotAvailableForResourceGroup")
+		if !strings.Contains(r.message(), `'west"eu\rope`) {
+			t.Errorf("message %q lost the quote or the backslash", r.message())
+		}
+	})
+}

@@ -257,8 +257,8 @@ func TestManagedApplicationServiceCatalog(t *testing.T) {
 		// publisher's authorized principal (through its group) can.
 		vault2 := mrg + "/providers/Microsoft.KeyVault/vaults/kv2" + sfx
 		vbody := map[string]any{"location": "westeurope", "properties": map[string]any{"tenantId": tid, "sku": map[string]any{"family": "A", "name": "standard"}}}
-		e.want(e.call(admin, "PUT", vault2, vbody), 403, "AuthorizationFailed")
-		e.want(e.call(admin, "DELETE", mrg, nil), 403, "AuthorizationFailed")
+		e.want(e.call(admin, "PUT", vault2, vbody), 403, "DenyAssignmentAuthorizationFailed")
+		e.want(e.call(admin, "DELETE", mrg, nil), 403, "DenyAssignmentAuthorizationFailed")
 		e.want(e.call(admin, "GET", mrg, nil), 200, "")
 		pubTok := e.armToken(tid, pub.app.AppID, pub.secret)
 		e.want(e.call(pubTok, "PUT", vault2, vbody), 201, "")
@@ -427,7 +427,7 @@ func TestManagedApplicationMarketplace(t *testing.T) {
 		// of its own tenant; the customer cannot.
 		pubTok := e.armToken(ptid, pub.app.AppID, pub.secret)
 		uami := mrg + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/extra"
-		e.want(e.call(cadmin, "PUT", uami, map[string]any{"location": "westeurope"}), 403, "AuthorizationFailed")
+		e.want(e.call(cadmin, "PUT", uami, map[string]any{"location": "westeurope"}), 403, "DenyAssignmentAuthorizationFailed")
 		e.want(e.call(pubTok, "PUT", uami, map[string]any{"location": "westeurope"}), 201, "")
 		e.want(e.call(pubTok, "GET", csub+"/resourceGroups/apps", nil), 403, "AuthorizationFailed")
 		r = e.call(pubTok, "POST", appID+"/listTokens", map[string]any{"authorizationAudience": "https://management.azure.com/"})
