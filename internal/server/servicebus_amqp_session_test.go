@@ -29,7 +29,7 @@ func TestAzservicebusSessionsOverWebSockets(t *testing.T) {
 func exerciseSessions(t *testing.T, w *busWorld, opts *azservicebus.ClientOptions) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	w.arm(t, "PUT", w.namespaceID()+"/queues/fifo", `{"properties":{"requiresSession":true,"lockDuration":"PT5S"}}`)
+	w.arm(t, "PUT", w.namespaceID()+"/queues/fifo", `{"properties":{"requiresSession":true,"lockDuration":"PT10S"}}`)
 	client, err := azservicebus.NewClient(w.fqdn, w.adminCredential(t), opts)
 	mustBus(t, err)
 	defer client.Close(context.Background())
@@ -103,7 +103,8 @@ func exerciseSessions(t *testing.T, w *busWorld, opts *azservicebus.ClientOption
 		t.Fatalf("beta delivered %v", b)
 	}
 
-	// Session state, and renewal past the 5 s lock.
+	// Session state, and renewal of the 10 s lock (10 s, not less: a loaded
+	// machine must not lose the lock before the renewal).
 	mustBus(t, first.SetSessionState(ctx, []byte("checkpoint 2"), nil))
 	state, err := first.GetSessionState(ctx, nil)
 	mustBus(t, err)
