@@ -308,3 +308,22 @@ func TestErrorMessagesKeepQuotes(t *testing.T) {
 		}
 	})
 }
+
+// TestLeadingDoubleSlash: an id joined to a base URL ending in '/'
+// ("//subscriptions/…") names the same resource, as Resource Manager
+// takes it; three slashes do not.
+func TestLeadingDoubleSlash(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		admin := e.adminToken(e.contoso)
+		rg := sub(e) + "/resourceGroups/slashes"
+		e.want(e.call(admin, "PUT", "/"+rg, map[string]any{"location": "westeurope"}), 201, "")
+		r := e.call(admin, "GET", "/"+rg, nil)
+		e.want(r, 200, "")
+		if r.doc["id"] != rg {
+			t.Errorf("id %v, want %s", r.doc["id"], rg)
+		}
+		if r := e.call(admin, "GET", "//"+rg, nil); r.status == 200 {
+			t.Errorf("///subscriptions answered 200")
+		}
+	})
+}

@@ -70,6 +70,12 @@ func parsePath(p string) (armPath, error) {
 	if len(p) > 1 {
 		p = strings.TrimSuffix(p, "/")
 	}
+	// A resource id joined to a base URL ending in '/' gives "//subscriptions/…":
+	// clients send it (az's and the SDKs' id-based calls) and Resource
+	// Manager takes it as the id it names.
+	if strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "///") {
+		p = p[1:]
+	}
 	if p == "" || p[0] != '/' {
 		return armPath{}, badPath("the resource id must start with '/'")
 	}
