@@ -219,6 +219,13 @@ func TestManagedApplicationServiceCatalog(t *testing.T) {
 		if e.notified.Load() == before {
 			t.Error("Notify was not called")
 		}
+		// The managed resource group says who manages it; other groups do not.
+		if g := e.call(admin, "GET", mrg, nil); g.doc["managedBy"] != appID {
+			t.Errorf("managed resource group %s", g.raw)
+		}
+		if g := e.call(admin, "GET", appRG, nil); g.doc["managedBy"] != nil {
+			t.Errorf("the application's own group %s", g.raw)
+		}
 		principal := ident["principalId"].(string)
 		if sp, err := e.dir.GetServicePrincipal(e.ctx, tid, principal); err != nil || !sp.IsManagedIdentity() {
 			t.Errorf("application identity %v %v", sp, err)

@@ -121,18 +121,43 @@ func (h *Handler) getSubscription(rq *request) error {
 }
 
 type groupView struct {
-	ID         string            `json:"id"`
-	Name       string            `json:"name"`
-	Type       string            `json:"type"`
-	Location   string            `json:"location"`
-	Tags       map[string]string `json:"tags,omitempty"`
+	ID       string            `json:"id"`
+	Name     string            `json:"name"`
+	Type     string            `json:"type"`
+	Location string            `json:"location"`
+	Tags     map[string]string `json:"tags,omitempty"`
+	// ManagedBy is the managed application whose managed resource group
+	// this is, as Resource Manager shows it.
+	ManagedBy  string            `json:"managedBy,omitempty"`
 	Properties map[string]string `json:"properties"`
 }
 
-func groupOf(g store.ResourceGroup) groupView {
-	return groupView{ID: "/subscriptions/" + g.SubscriptionID + "/resourceGroups/" + g.Name, Name: g.Name,
-		Type: "Microsoft.Resources/resourceGroups", Location: g.Location, Tags: g.Tags,
-		Properties: map[string]string{"provisioningState": "Succeeded"}}
+// groupOf is g's view; managedBy maps lower-cased group ids to the
+// managed applications that manage them (managedGroups).
+func groupOf(g store.ResourceGroup, managedBy map[string]string) groupView {
+	id := "/subscriptions/" + g.SubscriptionID + "/resourceGroups/" + g.Name
+	return groupView{ID: id, Name: g.Name, Type: "Microsoft.Resources/resourceGroups", Location: g.Location, Tags: g.Tags,
+		ManagedBy: managedBy[strings.ToLower(id)], Properties: map[string]string{"provisioningState": "Succeeded"}}
+}
+
+// managedGroups maps the managed resource groups of the subscription's
+// managed applications (lower-cased ids) to the applications' ids.
+func (h *Handler) managedGroups(rq *request, subscriptionID string) (map[string]string, error) {
+	apps, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: subscriptionID, Type: applicationType})
+	if err != nil {
+		return nil, internalError(err)
+	}
+	out := map[string]string{}
+	for _, a := range apps {
+		st, err := stateOf(a)
+		if err != nil {
+			return nil, err
+		}
+		if st.ManagedResourceGroupID != "" {
+			out[strings.ToLower(st.ManagedResourceGroupID)] = a.ID
+		}
+	}
+	return out, nil
 }
 
 func rgNotFound(name string) error {
@@ -163,9 +188,13 @@ func (h *Handler) listResourceGroups(rq *request) error {
 	if err != nil {
 		return err
 	}
+	managedBy, err := h.managedGroups(rq, rq.path.sub)
+	if err != nil {
+		return err
+	}
 	out := make([]groupView, 0, len(readable))
 	for _, g := range readable {
-		out = append(out, groupOf(g))
+		out = append(out, groupOf(g, managedBy))
 	}
 	return writeJSON(rq, http.StatusOK, list[groupView]{Value: out, NextLink: nextLink(rq, p, next)})
 }
@@ -183,7 +212,11 @@ func (h *Handler) getResourceGroup(rq *request) error {
 	} else if err != nil {
 		return internalError(err)
 	}
-	return writeJSON(rq, http.StatusOK, groupOf(g))
+	managedBy, err := h.managedGroups(rq, rq.path.sub)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, http.StatusOK, groupOf(g, managedBy))
 }
 
 // normalizeLocation is ARM's form of a location: lower case, no spaces
@@ -262,13 +295,17 @@ func (h *Handler) putResourceGroup(rq *request) error {
 			}
 		}
 		out = g
-		rq.target = groupOf(g).ID
+		rq.target = groupOf(g, nil).ID
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, status, groupOf(out))
+	managedBy, err := h.managedGroups(rq, rq.path.sub)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rq, status, groupOf(out, managedBy))
 }
 
 func (h *Handler) deleteResourceGroup(rq *request) error {
@@ -286,7 +323,7 @@ func (h *Handler) deleteResourceGroup(rq *request) error {
 		} else if err != nil {
 			return internalError(err)
 		}
-		rq.target = groupOf(g).ID
+		rq.target = groupOf(g, nil).ID
 		if err := deleteGroupVaults(rq, tx, g); err != nil { // vaults.go
 			return err
 		}
