@@ -281,12 +281,33 @@ type queueCountDetails struct {
 
 type queueProperties struct {
 	queueSettings
+	fixedQueueProperties
 	Status       string            `json:"status"`
 	MessageCount int64             `json:"messageCount"`
 	SizeInBytes  int64             `json:"sizeInBytes"`
 	CountDetails queueCountDetails `json:"countDetails"`
 	CreatedAt    time.Time         `json:"createdAt"`
 	UpdatedAt    time.Time         `json:"updatedAt"`
+}
+
+// fixedQueueProperties are the queue properties Azure has that this
+// Service Bus serves only at one value: reported, so that a client that
+// reads a queue sees every property (az servicebus queue show), and taken
+// back at that value in a PUT (az servicebus queue update sends them all),
+// any other refused (queueBodyProps.checkFixed).
+type fixedQueueProperties struct {
+	AutoDeleteOnIdle        string `json:"autoDeleteOnIdle"`
+	EnableBatchedOperations bool   `json:"enableBatchedOperations"`
+	EnablePartitioning      bool   `json:"enablePartitioning"`
+	EnableExpress           bool   `json:"enableExpress"`
+}
+
+// fixedQueue is what this Service Bus serves: no auto-delete (the
+// maximum, TimeSpan.MaxValue, Azure's default), batched operations (the
+// default; the client sees no difference), no partitioning, no express
+// entities.
+func fixedQueue() fixedQueueProperties {
+	return fixedQueueProperties{AutoDeleteOnIdle: maxISODuration.String(), EnableBatchedOperations: true}
 }
 
 type queueView struct {
@@ -384,7 +405,7 @@ func queueViewOf(res store.Resource) (queueView, error) {
 		s.MaxMessageSizeInKilobytes = standardMessageKB // written before the field was
 	}
 	return queueView{ID: res.ID, Name: res.Name, Type: sbQueueType, Location: res.Location,
-		Properties: queueProperties{queueSettings: s, Status: "Active", CreatedAt: res.Created.UTC(), UpdatedAt: res.Updated.UTC()}}, nil
+		Properties: queueProperties{queueSettings: s, fixedQueueProperties: fixedQueue(), Status: "Active", CreatedAt: res.Created.UTC(), UpdatedAt: res.Updated.UTC()}}, nil
 }
 
 func (rq *request) namespaceID(g store.ResourceGroup) string {
@@ -760,6 +781,9 @@ func queueSettingsOf(p *queueBodyProps) (queueSettings, error) {
 	if p == nil {
 		return s, nil
 	}
+	if err := p.checkFixed(); err != nil {
+		return s, err
+	}
 	dur := func(field string, v *string, lo, hi isoDuration, out *string) error {
 		if v == nil {
 			return nil
@@ -817,6 +841,49 @@ type queueBodyProps struct {
 	MaxSizeInMegabytes                  *int64  `json:"maxSizeInMegabytes"`
 	RequiresSession                     *bool   `json:"requiresSession"`
 	MaxMessageSizeInKilobytes           *int64  `json:"maxMessageSizeInKilobytes"`
+
+	// Taken only at the value this Service Bus serves (fixedQueue).
+	AutoDeleteOnIdle              *string `json:"autoDeleteOnIdle"`
+	EnableBatchedOperations       *bool   `json:"enableBatchedOperations"`
+	EnablePartitioning            *bool   `json:"enablePartitioning"`
+	EnableExpress                 *bool   `json:"enableExpress"`
+	ForwardTo                     *string `json:"forwardTo"`
+	ForwardDeadLetteredMessagesTo *string `json:"forwardDeadLetteredMessagesTo"`
+	Status                        *string `json:"status"`
+}
+
+// checkFixed refuses a value of a property this Service Bus serves at one
+// value only: accepting it would promise what the queue does not do
+// (delete itself when idle, forward, be disabled), more than Azure.
+func (p *queueBodyProps) checkFixed() error {
+	unsupported := func(prop, why string) error {
+		return newError(http.StatusBadRequest, "BadRequest", "The value of properties.%s is not supported by this Service Bus: %s.", prop, why)
+	}
+	if p.AutoDeleteOnIdle != nil {
+		d, err := parseISODuration(*p.AutoDeleteOnIdle)
+		if err != nil {
+			return badRequest("The value '%s' of properties.autoDeleteOnIdle is %s.", safeText(*p.AutoDeleteOnIdle), err)
+		}
+		if d < maxISODuration {
+			return unsupported("autoDeleteOnIdle", "queues are not deleted when idle; leave it at its default, "+maxISODuration.String())
+		}
+	}
+	if p.EnablePartitioning != nil && *p.EnablePartitioning {
+		return unsupported("enablePartitioning", "queues are not partitioned")
+	}
+	if p.EnableExpress != nil && *p.EnableExpress {
+		return unsupported("enableExpress", "every message is kept durably")
+	}
+	if p.ForwardTo != nil && *p.ForwardTo != "" {
+		return unsupported("forwardTo", "auto-forwarding is not served")
+	}
+	if p.ForwardDeadLetteredMessagesTo != nil && *p.ForwardDeadLetteredMessagesTo != "" {
+		return unsupported("forwardDeadLetteredMessagesTo", "auto-forwarding is not served")
+	}
+	if p.Status != nil && !strings.EqualFold(*p.Status, "Active") {
+		return unsupported("status", "a queue is Active")
+	}
+	return nil
 }
 
 func (h *Handler) putQueue(rq *request) error {

@@ -149,6 +149,27 @@ func TestServiceBusQueues(t *testing.T) {
 		if p, _ := r.doc["properties"].(map[string]any); p["requiresDuplicateDetection"] != true || p["duplicateDetectionHistoryTimeWindow"] != "P7D" {
 			t.Errorf("dedup queue %s", r.raw)
 		}
+		// A queue read back and written again with every property it shows
+		// (what az servicebus queue update does) is taken.
+		got := e.call(admin, "GET", nid+"/queues/dedup", nil)
+		e.want(got, 200, "")
+		gp, _ := got.doc["properties"].(map[string]any)
+		if gp["autoDeleteOnIdle"] != "P10675199DT2H48M5.4775807S" || gp["enableBatchedOperations"] != true || gp["enablePartitioning"] != false ||
+			gp["enableExpress"] != false || gp["status"] != "Active" {
+			t.Errorf("queue properties %s", got.raw)
+		}
+		writable := map[string]any{}
+		for _, k := range []string{"lockDuration", "maxDeliveryCount", "defaultMessageTimeToLive", "requiresDuplicateDetection",
+			"duplicateDetectionHistoryTimeWindow", "deadLetteringOnMessageExpiration", "maxSizeInMegabytes", "requiresSession",
+			"maxMessageSizeInKilobytes", "autoDeleteOnIdle", "enableBatchedOperations", "enablePartitioning", "enableExpress", "status"} {
+			writable[k] = gp[k]
+		}
+		writable["maxDeliveryCount"] = 7
+		r = e.call(admin, "PUT", nid+"/queues/dedup", map[string]any{"properties": writable})
+		e.want(r, 200, "")
+		if p, _ := r.doc["properties"].(map[string]any); p["maxDeliveryCount"] != float64(7) {
+			t.Errorf("updated from its own view %s", r.raw)
+		}
 		// So are sessions: set at creation, never changed.
 		e.want(e.call(admin, "PUT", qid, map[string]any{"properties": map[string]any{"requiresSession": true}}), 400, "BadRequest")
 		sq := nid + "/queues/orders-fifo"
@@ -193,6 +214,12 @@ func TestServiceBusQueues(t *testing.T) {
 			{map[string]any{"maxSizeInMegabytes": 1023}, "BadRequest", "maxSizeInMegabytes"},
 			{map[string]any{"maxSizeInMegabytes": 5121}, "BadRequest", "maxSizeInMegabytes"},
 			{map[string]any{"requiresSession": "yes"}, "InvalidRequestContent", ""},
+			{map[string]any{"enablePartitioning": true}, "BadRequest", "not partitioned"},
+			{map[string]any{"enableExpress": true}, "BadRequest", "enableExpress"},
+			{map[string]any{"forwardTo": "other"}, "BadRequest", "auto-forwarding"},
+			{map[string]any{"forwardDeadLetteredMessagesTo": "other"}, "BadRequest", "auto-forwarding"},
+			{map[string]any{"status": "Disabled"}, "BadRequest", "Active"},
+			{map[string]any{"autoDeleteOnIdle": "PT5M"}, "BadRequest", "not deleted when idle"},
 			{map[string]any{"maxMessageSizeInKilobytes": 1024}, "BadRequest", "only on queues of a Premium namespace"},
 		} {
 			r := e.call(admin, "PUT", nid+"/queues/bad", map[string]any{"properties": c.props})
