@@ -109,6 +109,19 @@ func (d *scenarioDemo) printExplore(srv *server.Server) {
 		d.printf("  tenantbridge ad sp list --tenant %s\n", d.cust[2].Name)
 		d.printf("  tenantbridge audit --tenant %s --by-tenant %s\n", d.cust[0].Name, d.pub.Name)
 		d.printf("  tenantbridge servicebus namespace list --tenant %s\n", d.cust[1].Name)
+		// A person can then try the browser flows (S3, S4) as any of the
+		// Global Administrators the demo made: the sign-in name, the
+		// password, and the TOTP secret as the otpauth:// URL an
+		// authenticator app takes. Printed only here, once the demo is
+		// over and only with --keep: these are live credentials of the
+		// kept server.
+		d.printf("\nTo sign in as a person (docs/scenarios/S3.md, S4.md), each tenant's Global Administrator:\n\n")
+		for _, a := range append([]*actor{d.pub}, d.cust...) {
+			if a == nil || a.upn == "" {
+				continue
+			}
+			d.printf("  %-10s %s  password %s\n             TOTP %s\n", a.Name, a.upn, a.password, a.totpURL)
+		}
 	}
 	d.printf("\nPress Ctrl-C to stop.\n")
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -95,5 +98,54 @@ func TestDemoFlags(t *testing.T) {
 	r := tb(t, t.TempDir(), "demo", "--exit", "--keep")
 	if r.code == 0 || !strings.Contains(r.stderr, "--exit and --keep") {
 		t.Errorf("demo --exit --keep: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// cancelOn is a writer that keeps what is written and cancels once it
+// has seen marker.
+type cancelOn struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	marker string
+	cancel context.CancelFunc
+}
+
+func (w *cancelOn) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.marker) {
+		w.cancel()
+	}
+	return n, err
+}
+
+// TestDemoKeepPrintsSignIns: with --keep, once the scenarios are over,
+// the demo prints each tenant's Global Administrator (sign-in name,
+// password, TOTP as an otpauth:// URL) so a person can try the browser
+// flows on the kept server (the demo's own S3 and S4 sign in with them).
+func TestDemoKeepPrintsSignIns(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out := &cancelOn{marker: "Press Ctrl-C to stop.", cancel: cancel}
+	var errOut bytes.Buffer
+	code := run(ctx, []string{"--data", dir, "demo", "--keep", "--listen", "127.0.0.1:0"}, out, &errOut, func(string) string { return "" })
+	text := out.buf.String()
+	if !strings.Contains(text, "Press Ctrl-C to stop.") {
+		t.Fatalf("demo --keep: exit %d, stderr %s\n%s", code, errOut.String(), text)
+	}
+	i := strings.Index(text, "To sign in as a person")
+	if i < 0 {
+		t.Fatalf("no sign-in names printed:\n%s", text[max(0, len(text)-2000):])
+	}
+	signIns := text[i:]
+	for _, tenant := range []string{"fabrikam", "contoso", "northwind", "adatum"} {
+		if !strings.Contains(signIns, tenant) {
+			t.Errorf("no Global Administrator of %s in:\n%s", tenant, signIns)
+		}
+	}
+	if strings.Count(signIns, "otpauth://totp/") != 4 || strings.Count(signIns, "password ") != 4 {
+		t.Errorf("want 4 passwords and 4 otpauth URLs:\n%s", signIns)
 	}
 }

@@ -65,6 +65,7 @@ type actor struct {
 	upn      string
 	password string
 	totp     string
+	totpURL  string // otpauth://, what an authenticator app takes
 }
 
 func (a *actor) sub() string { return "/subscriptions/" + a.SubscriptionID }
@@ -157,7 +158,7 @@ func (d *scenarioDemo) newActor(ctx context.Context, base, role string) (*actor,
 	if err := dir.AssignDirectoryRole(ctx, t.TenantID, u.ID, directory.RoleGlobalAdministrator); err != nil {
 		return nil, fmt.Errorf("making %s Global Administrator: %w", a.upn, err)
 	}
-	if _, a.totp, err = dir.EnrollTOTP(ctx, t.TenantID, u.ID); err != nil {
+	if a.totpURL, a.totp, err = dir.EnrollTOTP(ctx, t.TenantID, u.ID); err != nil {
 		return nil, fmt.Errorf("enrolling %s's authenticator: %w", a.upn, err)
 	}
 	d.secret(a.totp)
