@@ -135,8 +135,12 @@ func (c *cli) rootCommand() *cobra.Command {
 		Use:   "tenantbridge",
 		Short: "A local multi-tenant Entra ID and Azure cloud, and az-style commands to run it",
 		Long: `tenantbridge is a multi-tenant identity and resource plane that speaks Azure's
-wire protocols (Entra ID token service, Microsoft Graph), so unmodified Azure
-SDK clients work against it.
+wire protocols, so unmodified Azure SDK clients and az work against it: the
+Entra ID token service (secrets, certificates, federated credentials, managed
+identities, the sign-in pages), Microsoft Graph, Resource Manager with RBAC
+and managed applications, Key Vault (secrets and keys) and Service Bus queues
+(REST and AMQP 1.0), under Azure's own host names through its HTTPS proxy or
+DNS responder.
 
 Start one with 'tenantbridge serve', or see it work with 'tenantbridge demo'.
 Commands find the server and the CLI profiles in the data directory

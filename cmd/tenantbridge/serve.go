@@ -22,7 +22,7 @@ func (c *cli) serveCommand() *cobra.Command {
 	var refreshLifetime, notifyFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the tenantbridge cloud: token service, Graph and the operator API on one HTTPS address",
+		Short: "Run the tenantbridge cloud: token service, Graph, Resource Manager, Key Vault, Service Bus (HTTPS and AMQPS) and the operator API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			logger, err := newLogger(c.stderr, logLevel)
