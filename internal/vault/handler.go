@@ -129,7 +129,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isKeyPath(r.URL.Path) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		s.serveKeys(&request{r: r, w: w, kind: keyKind, vault: v, base: "https://" + host, claims: claims,
-			actor: claims.ObjectID, home: homeTenant(claims)})
+			actor: claims.ObjectID, home: claims.HomeTenant()})
 		return
 	}
 	rt := parsePath(r.Method, r.URL.Path)
@@ -137,7 +137,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := &request{r: r, w: w, route: rt, kind: secretKind, vault: v, base: "https://" + host, claims: claims,
-		actor: claims.ObjectID, home: homeTenant(claims)}
+		actor: claims.ObjectID, home: claims.HomeTenant()}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	switch rt.op {
 	case opSet:
@@ -176,20 +176,6 @@ func bearer(r *http.Request) (string, bool) {
 	}
 	tok = strings.TrimSpace(tok)
 	return tok, tok != ""
-}
-
-// homeTenant is the caller's home tenant: the tenant in idp for a
-// principal from another tenant, else tid.
-func homeTenant(c token.Claims) string {
-	if c.IDP != "" {
-		if u, err := url.Parse(c.IDP); err == nil && u.Host != "" {
-			if seg := strings.Trim(u.Path, "/"); seg != "" {
-				return strings.Split(seg, "/")[0]
-			}
-		}
-		return c.IDP
-	}
-	return c.TenantID
 }
 
 func (s *Service) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
