@@ -490,3 +490,19 @@ func TestProxyEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvCertificateRefusals: env --certificate says what is wrong before
+// printing anything: no --app, a PEM file without its private key, a
+// file that is not there.
+func TestEnvCertificateRefusals(t *testing.T) {
+	dir := startServerWith(t, server.Config{ProxyListen: "127.0.0.1:0"})
+	var tenant tenantJSON
+	okJSON(t, dir, &tenant, "tenant", "create", "contoso")
+	certOnly := filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(certOnly, []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fails(t, dir, "--certificate needs the application", "env", "--tenant", "contoso", "--certificate", certOnly)
+	fails(t, dir, "must hold the certificate and its private key", "env", "--tenant", "contoso", "--app", tenant.Admin.ClientID, "--certificate", certOnly)
+	fails(t, dir, "certificate file", "env", "--tenant", "contoso", "--app", tenant.Admin.ClientID, "--certificate", filepath.Join(t.TempDir(), "missing.pem"))
+}
