@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,15 @@ func startServer(t *testing.T) string {
 // the data directory and listen address are the test's.
 func startServerWith(t *testing.T, cfg server.Config) string {
 	t.Helper()
+	dir, _ := startStoppable(t, cfg)
+	return dir
+}
+
+// startStoppable is startServerWith that also returns a function stopping
+// the server before the test ends (at most once; the test's cleanup
+// stops it otherwise).
+func startStoppable(t *testing.T, cfg server.Config) (string, func()) {
+	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg.DataDir, cfg.Listen, cfg.Logger = dir, "127.0.0.1:0", slog.New(slog.DiscardHandler)
@@ -41,13 +51,17 @@ func startServerWith(t *testing.T, cfg server.Config) string {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return dir
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return dir, stop
 }
 
 type result struct {

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -16,23 +12,9 @@ import (
 // audit log) fails with one line naming the address and asking whether
 // tenantbridge serve runs, not with a credential's or a dialer's words.
 func TestServerNotRunning(t *testing.T) {
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := srv.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	dir, stop := startStoppable(t, server.Config{})
 	ok(t, dir, "tenant", "create", "acme")
-	cancel()
-	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		t.Fatal(err)
-	}
+	stop()
 	for _, args := range [][]string{
 		{"tenant", "list"},
 		{"ad", "app", "list", "--tenant", "acme"},
