@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -1266,20 +1267,32 @@ func deferredNotFound(seq int64, host, queue string) string {
 // settleMode reads receiver-settle-mode, an unsigned integer of any width
 // (the Go SDK sends uint32): 0 or 1.
 func settleMode(v any) (uint64, bool) {
-	var n uint64
+	n, ok := wholeNumber(v)
+	return uint64(n), ok && n >= 0 && n <= 1
+}
+
+// wholeNumber reads an AMQP integer of any width and sign as an int64 (an
+// unsigned one beyond it as math.MaxInt64); ok is false for anything else.
+func wholeNumber(v any) (int64, bool) {
 	switch x := v.(type) {
 	case uint8:
-		n = uint64(x)
+		return int64(x), true
 	case uint16:
-		n = uint64(x)
+		return int64(x), true
 	case uint32:
-		n = uint64(x)
+		return int64(x), true
 	case uint64:
-		n = x
-	default:
-		return 0, false
+		return int64(min(x, math.MaxInt64)), true
+	case int8:
+		return int64(x), true
+	case int16:
+		return int64(x), true
+	case int32:
+		return int64(x), true
+	case int64:
+		return x, true
 	}
-	return n, n <= 1
+	return 0, false
 }
 
 // withLockToken adds the x-opt-lock-token delivery annotation to an

@@ -165,20 +165,11 @@ func sessionTimeout(props wire.Map) time.Duration {
 	if !ok {
 		return defaultAcceptWait
 	}
-	var ms int64
-	switch n := v.(type) {
-	case uint32:
-		ms = int64(n)
-	case int32:
-		ms = int64(n)
-	case int64:
-		ms = n
-	case uint64:
-		ms = int64(min(n, uint64(maxAcceptWait/time.Millisecond)))
-	default:
+	ms, ok := wholeNumber(v)
+	if !ok {
 		return defaultAcceptWait
 	}
-	return min(max(time.Duration(ms)*time.Millisecond, 0), maxAcceptWait)
+	return time.Duration(min(max(ms, 0), int64(maxAcceptWait/time.Millisecond))) * time.Millisecond
 }
 
 // acceptSession locks the session a receiver's filter asks for and
