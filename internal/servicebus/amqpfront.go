@@ -1267,8 +1267,13 @@ func deferredNotFound(seq int64, host, queue string) string {
 // settleMode reads receiver-settle-mode, an unsigned integer of any width
 // (the Go SDK sends uint32): 0 or 1.
 func settleMode(v any) (uint64, bool) {
-	n, ok := wholeNumber(v)
-	return uint64(n), ok && n >= 0 && n <= 1
+	switch v.(type) {
+	case uint8, uint16, uint32, uint64: // an AMQP ubyte or uint, as the SDKs send it; a signed one is refused
+	default:
+		return 0, false
+	}
+	n, _ := wholeNumber(v)
+	return uint64(n), n <= 1
 }
 
 // wholeNumber reads an AMQP integer of any width and sign as an int64 (an

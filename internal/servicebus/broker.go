@@ -47,7 +47,9 @@ type Broker struct {
 
 	mu      sync.Mutex
 	waiting map[waitKey][]chan struct{}
-	next    map[waitKey]*nextEvent // queue and dead-letter keys only; one small entry per queue received from, kept
+	next    map[waitKey]*nextEvent // queue and dead-letter keys only; lapsed entries swept (nextEntryLocked)
+	// nextSweepAt is the size of next at which lapsed entries are swept.
+	nextSweepAt int
 }
 
 // emptyTTL bounds how long receivers trust that a queue is empty without
@@ -131,7 +133,7 @@ func NewBroker(st store.Queues, now func() time.Time, log *slog.Logger) *Broker 
 	}
 	b := &Broker{st: st, now: now, log: log, submit: make(chan *pending, maxBatchOps),
 		stop: make(chan struct{}), done: make(chan struct{}), waiting: map[waitKey][]chan struct{}{},
-		next: map[waitKey]*nextEvent{}}
+		next: map[waitKey]*nextEvent{}, nextSweepAt: minNextSweep}
 	go b.commitLoop()
 	return b
 }
@@ -303,12 +305,7 @@ func (b *Broker) noteEmpty(op store.QueueOp, r store.QueueResult) {
 	switch {
 	case receive && errors.Is(r.Err, store.ErrNotFound):
 		b.mu.Lock()
-		k := keyOf(op.QueueID, op.DeadLetter)
-		e := b.next[k]
-		if e == nil {
-			e = &nextEvent{}
-			b.next[k] = e
-		}
+		e := b.nextEntryLocked(keyOf(op.QueueID, op.DeadLetter))
 		e.empty, e.emptyAt = true, time.Now()
 		if !op.DeadLetter {
 			// On its way it may have dead-lettered messages.
@@ -384,6 +381,33 @@ func (b *Broker) forgetNext(op store.QueueOp, r store.QueueResult, now time.Time
 	}
 }
 
+// nextEntryLocked is k's remembered entry, made if there is none. An
+// entry is worth something for nextEventTTL at most, so when the map has
+// grown past nextSweepAt (queues received from and since deleted, say)
+// the entries that have lapsed go: the map stays the size of the queues
+// in use, not of every queue ever used. A read in flight for a deleted
+// entry only writes to that entry, which nothing reads any more.
+func (b *Broker) nextEntryLocked(k waitKey) *nextEvent {
+	if e := b.next[k]; e != nil {
+		return e
+	}
+	if len(b.next) >= b.nextSweepAt {
+		for key, e := range b.next {
+			if time.Since(e.emptyAt) >= emptyTTL && time.Since(e.read) >= nextEventTTL {
+				delete(b.next, key)
+			}
+		}
+		b.nextSweepAt = max(minNextSweep, 2*len(b.next))
+	}
+	e := &nextEvent{}
+	b.next[k] = e
+	return e
+}
+
+// minNextSweep is the size of the remembered next events at which lapsed
+// entries are first swept.
+const minNextSweep = 4096
+
 func (b *Broker) forgetNextLocked(k waitKey) {
 	if e := b.next[k]; e != nil {
 		e.gen++
@@ -396,11 +420,7 @@ func (b *Broker) forgetNextLocked(k waitKey) {
 // the future (an answer already come means: try the store again).
 func (b *Broker) nextQueueEvent(ctx context.Context, k waitKey, op store.QueueOp) (time.Time, bool, error) {
 	b.mu.Lock()
-	e := b.next[k]
-	if e == nil {
-		e = &nextEvent{}
-		b.next[k] = e
-	}
+	e := b.nextEntryLocked(k)
 	if e.set && time.Since(e.read) < nextEventTTL && e.at.After(b.now()) && !e.at.After(e.readAt.Add(op.Limits.LockDuration)) {
 		at := e.at
 		b.mu.Unlock()
