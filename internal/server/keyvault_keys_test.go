@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
 	"strings"
@@ -80,23 +79,11 @@ func (w *keysWorld) keysClient(t *testing.T, cred azcore.TokenCredential) *azkey
 // status.
 func (w *keysWorld) arm(t *testing.T, method, path, body string) int {
 	t.Helper()
-	tok, err := w.armCred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}})
-	if err != nil {
-		t.Fatal(err)
+	status, raw := armCall(t, w.r, w.armCred, method, path+"?api-version=2022-04-01", body)
+	if status >= 300 {
+		t.Logf("%s %s: %d %s", method, path, status, raw)
 	}
-	req, _ := http.NewRequest(method, "https://management.azure.com"+path+"?api-version=2022-04-01", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+tok.Token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := w.r.client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		t.Logf("%s %s: %d %s", method, path, resp.StatusCode, raw)
-	}
-	return resp.StatusCode
+	return status
 }
 
 // grant assigns role to principal at scope through Resource Manager, as the

@@ -77,25 +77,34 @@ func (w *busWorld) arm(t *testing.T, method, path, body string) map[string]any {
 	if w.armCred == nil {
 		w.armCred = w.adminCredential(t)
 	}
-	tok, err := w.armCred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}})
+	status, raw := armCall(t, w.r, w.armCred, method, path+"?api-version=2022-10-01-preview", body)
+	if status/100 != 2 {
+		t.Fatalf("%s %s: %d %s", method, path, status, raw)
+	}
+	var doc map[string]any
+	_ = json.Unmarshal(raw, &doc)
+	return doc
+}
+
+// armCall sends one Resource Manager request (pathAndQuery with its
+// api-version) with cred's token, through the server's client, and returns
+// the status and body.
+func armCall(t *testing.T, r *running, cred azcore.TokenCredential, method, pathAndQuery, body string) (int, []byte) {
+	t.Helper()
+	tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(method, "https://management.azure.com"+path+"?api-version=2022-10-01-preview", strings.NewReader(body))
+	req, _ := http.NewRequest(method, "https://management.azure.com"+pathAndQuery, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+tok.Token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := w.r.client().Do(req)
+	resp, err := r.client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
-	}
-	var doc map[string]any
-	_ = json.Unmarshal(raw, &doc)
-	return doc
+	return resp.StatusCode, raw
 }
 
 func (w *busWorld) adminCredential(t *testing.T) azcore.TokenCredential {
