@@ -67,7 +67,14 @@ type Application struct {
 	IdentifierURIs      []string             `json:"identifierUris,omitempty"`
 	PublisherDomain     string               `json:"publisherDomain,omitempty"`
 	PasswordCredentials []PasswordCredential `json:"passwordCredentials,omitempty"`
-	CreatedDateTime     time.Time            `json:"createdDateTime,omitzero"`
+	// Web and PublicClient hold the redirect URIs of the web and
+	// public-client (mobile and desktop) platforms.
+	Web          *RedirectURIs `json:"web,omitempty"`
+	PublicClient *RedirectURIs `json:"publicClient,omitempty"`
+	// RequiredResourceAccess are the API permissions the application
+	// asks for; consent grants them.
+	RequiredResourceAccess []RequiredResourceAccess `json:"requiredResourceAccess,omitempty"`
+	CreatedDateTime        time.Time                `json:"createdDateTime,omitzero"`
 }
 
 // PasswordCredential is a client secret. SecretText is set only in the
@@ -93,6 +100,10 @@ type ServicePrincipal struct {
 	SignInAudience         string    `json:"signInAudience,omitempty"`
 	AccountEnabled         *bool     `json:"accountEnabled,omitempty"`
 	CreatedDateTime        time.Time `json:"createdDateTime,omitzero"`
+	// AppRoles and OAuth2PermissionScopes are what the principal's API
+	// offers: application permissions and delegated scopes.
+	AppRoles               []AppRole         `json:"appRoles,omitempty"`
+	OAuth2PermissionScopes []PermissionScope `json:"oauth2PermissionScopes,omitempty"`
 }
 
 // Group is a security group.

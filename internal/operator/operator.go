@@ -2,7 +2,8 @@
 // tenants, reading the audit log, rotating the token-signing keys, and
 // managing the managed identities and workloads of a tenant (tenantbridge's
 // own control plane for them; ARM's Microsoft.ManagedIdentity surface is a
-// separate, Azure-shaped door to the same directory objects). The operator
+// separate, Azure-shaped door to the same directory objects), and enrolling
+// users' authenticators (which Graph cannot do). The operator
 // runs the cloud itself and stands above its tenants, so this API is not part
 // of any Azure surface; it answers only on the bare listen address, under
 // /_operator/v1/, to the bearer key in DIR/operator.json.
@@ -150,6 +151,8 @@ func New(cfg Config) *API {
 	m.HandleFunc("GET /_operator/v1/tenants/{tenant}/workloads/{ref}", a.showWorkload)
 	m.HandleFunc("DELETE /_operator/v1/tenants/{tenant}/workloads/{ref}", a.deleteWorkload)
 	m.HandleFunc("POST /_operator/v1/tenants/{tenant}/workloads/{ref}/rotateHeader", a.rotateWorkloadHeader)
+
+	m.HandleFunc("POST /_operator/v1/tenants/{tenant}/users/{ref}/authenticator", a.enrollAuthenticator)
 
 	// Anything else gets the API's own error shape, not the mux's text.
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -26,6 +26,14 @@ type api struct {
 
 func start(t *testing.T) *api {
 	t.Helper()
+	a, _ := startServer(t)
+	return a
+}
+
+// startServer is start that also returns the server, for tests that set up
+// what the operator API cannot make (a user, through the directory).
+func startServer(t *testing.T) (*api, *server.Server) {
+	t.Helper()
 	srv, err := server.New(context.Background(), server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +47,7 @@ func start(t *testing.T) *api {
 	go func() { done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return &api{t: t, base: "https://" + ln.Addr().String() + "/_operator/v1", key: srv.Operator().Key,
-		hc: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CA().Pool()}}, Timeout: 30 * time.Second}}
+		hc: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CA().Pool()}}, Timeout: 30 * time.Second}}, srv
 }
 
 type response struct {
