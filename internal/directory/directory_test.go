@@ -93,7 +93,8 @@ func TestTenantBootstrap(t *testing.T) {
 			t.Fatal(err)
 		}
 		slices.Sort(roles)
-		want := []string{"AppRoleAssignment.ReadWrite.All", "Application.ReadWrite.All", "Group.ReadWrite.All", "User.ReadWrite.All"}
+		want := []string{"AppRoleAssignment.ReadWrite.All", "Application.ReadWrite.All", "DelegatedPermissionGrant.ReadWrite.All",
+			"Group.ReadWrite.All", "RoleManagement.ReadWrite.Directory", "User.ReadWrite.All"}
 		if !slices.Equal(roles, want) {
 			t.Fatalf("admin roles = %v, want %v", roles, want)
 		}

@@ -23,8 +23,18 @@ var reservedTenantNames = map[string]bool{"common": true, "organizations": true,
 const BootstrapAdminName = "tenantbridge-admin"
 
 // bootstrapPermissions are the Graph application permissions of a tenant's
-// bootstrap administrator: enough to manage the tenant's directory.
-var bootstrapPermissions = []string{PermApplicationReadWriteAll, PermAppRoleAssignmentReadWrite, PermGroupReadWriteAll, PermUserReadWriteAll}
+// bootstrap administrator: enough to manage the tenant's directory, as the
+// Global Administrator who creates an Entra tenant can — including making
+// directory roles (RoleManagement.ReadWrite.Directory,
+// https://learn.microsoft.com/graph/api/rbacapplication-post-roleassignments)
+// and granting delegated permissions tenant-wide
+// (DelegatedPermissionGrant.ReadWrite.All,
+// https://learn.microsoft.com/graph/api/oauth2permissiongrant-post). Neither
+// adds power: AppRoleAssignment.ReadWrite.All already lets an app grant any
+// application permission, its own service principal included
+// (https://learn.microsoft.com/graph/api/serviceprincipal-post-approleassignments).
+var bootstrapPermissions = []string{PermApplicationReadWriteAll, PermAppRoleAssignmentReadWrite, PermGroupReadWriteAll, PermUserReadWriteAll,
+	PermRoleManagementReadWrite, PermDelegatedGrantReadWriteAll}
 
 // TenantBootstrap is what creating a tenant returns: the tenant and its
 // bootstrap administrator, whose secret is shown only here.

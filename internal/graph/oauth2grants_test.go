@@ -233,7 +233,7 @@ func TestOAuth2PermissionGrants(t *testing.T) {
 			{outsider.token, "GET", "/v1.0/oauth2PermissionGrants"},
 			{outsider.token, "GET", "/v1.0/oauth2PermissionGrants/" + adaID},
 			{outsider.token, "GET", "/v1.0/users/" + ada.ID + "/oauth2PermissionGrants"},
-			{e.adminToken(e.contoso), "GET", "/v1.0/oauth2PermissionGrants"},
+			{e.newClient(tid, "user-writer", directory.PermUserReadWriteAll).token, "GET", "/v1.0/oauth2PermissionGrants"},
 			{reader.token, "POST", "/v1.0/oauth2PermissionGrants"},
 			{reader.token, "PATCH", "/v1.0/oauth2PermissionGrants/" + adaID},
 			{dirReader.token, "DELETE", "/v1.0/oauth2PermissionGrants/" + adaID},

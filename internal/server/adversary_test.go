@@ -1186,7 +1186,8 @@ func (a *adv) issued(app *advApp, tenant int, resource string, canonical bool, t
 		why = fmt.Sprintf("issued: tid t%d aud %s (%s) roles %v", ti, aud, kind, roles)
 		legit := a.appRoles[app.appID+"|"+strconv.Itoa(ti)+"|"+kind]
 		if ti == 0 && app == a.admin && kind == "graph" {
-			legit = []string{"Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All", "Group.ReadWrite.All", "User.ReadWrite.All"}
+			legit = []string{"Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All", "Group.ReadWrite.All", "User.ReadWrite.All",
+				"RoleManagement.ReadWrite.Directory", "DelegatedPermissionGrant.ReadWrite.All"}
 		}
 		if !canonical && kind != "other" {
 			legit = nil // an impostor's roles never speak for a first-party resource
