@@ -326,6 +326,8 @@ func (h *Handler) serve(rq *request) error {
 		return h.serviceBus(rq)
 	case targetAppDefinitions, targetAppDefNotifications, targetApplications, targetAppListTokens:
 		return h.solutions(rq) // managedapps.go
+	case targetResourceList:
+		return h.listResources(rq) // resourcelist.go
 	case targetResource:
 		return h.resource(rq)
 	}

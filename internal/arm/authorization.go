@@ -549,7 +549,9 @@ func (h *Handler) putRoleAssignment(rq *request) error {
 			return internalError(err)
 		}
 		out = store.RoleAssignment{TenantID: tenantID, ID: id, Scope: scope, RoleDefinitionID: roleID, PrincipalID: principalID,
-			PrincipalType: pt, PrincipalTenantID: tenantID, CreatedOn: h.now().UTC(), CreatedBy: rq.oid}
+			// The store keeps microseconds: the answer to the PUT shows the
+			// createdOn every later GET shows.
+			PrincipalType: pt, PrincipalTenantID: tenantID, CreatedOn: h.now().UTC().Truncate(time.Microsecond), CreatedBy: rq.oid}
 		err = tx.CreateRoleAssignment(rq.ctx, out)
 		return conflictOr(err, "RoleAssignmentExists", "The role assignment already exists.")
 	})

@@ -115,6 +115,10 @@ func parsePath(p string) (armPath, error) {
 		}
 		return ap, nil
 	}
+	// Resources - List (resourcelist.go).
+	if ap, ok, err := resourceListPath(segs); ok {
+		return ap, err
+	}
 	// Microsoft.KeyVault/vaults (vaults.go).
 	if ap, ok, err := vaultPath(segs); ok {
 		return ap, err
