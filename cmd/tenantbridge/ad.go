@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -26,7 +27,7 @@ func (c *cli) adCommand() *cobra.Command {
 	app.AddCommand(c.adAppCreate(sess),
 		adListCommand(c, sess, "applications", filterByAppIDUsage, (*azclient.Graph).ListApplications, appHeader, appRow),
 		adShowCommand(c, sess, "show --id ID|APPID", "Show an application", objectOrAppID, (*azclient.Graph).GetApplication, appFields),
-		c.adAppDelete(sess), c.adAppCredential(sess))
+		c.adAppDelete(sess), c.adAppCredential(sess), c.adAppPermission(sess), c.adAppFederatedCredential(sess))
 	sp := &cobra.Command{Use: "sp", Short: "Service principals"}
 	sp.AddCommand(c.adSPCreate(sess),
 		adListCommand(c, sess, "service principals", filterByAppIDUsage, (*azclient.Graph).ListServicePrincipals, spHeader, spRow),
@@ -34,15 +35,19 @@ func (c *cli) adCommand() *cobra.Command {
 		c.adSPDelete(sess))
 	group := &cobra.Command{Use: "group", Short: "Security groups"}
 	member := &cobra.Command{Use: "member", Short: "Group members"}
-	member.AddCommand(c.adGroupMemberAdd(sess))
+	member.AddCommand(c.adGroupMemberAdd(sess), c.adGroupMemberList(sess), c.adGroupMemberRemove(sess))
 	group.AddCommand(c.adGroupCreate(sess),
 		adListCommand(c, sess, "groups", "OData $filter", (*azclient.Graph).ListGroups, groupHeader, groupRow),
-		adShowCommand(c, sess, "show --group ID", "Show a group", groupFlag, (*azclient.Graph).GetGroup, groupFields),
+		adShowCommand(c, sess, "show --group ID|NAME", "Show a group", groupFlag,
+			func(g *azclient.Graph, ctx context.Context, ref string) (*azclient.Group, error) {
+				return resolveGroup(ctx, g, ref)
+			}, groupFields),
 		member)
 	user := &cobra.Command{Use: "user", Short: "Users"}
 	user.AddCommand(c.adUserCreate(sess),
 		adListCommand(c, sess, "users", "OData $filter", (*azclient.Graph).ListUsers, userHeader, userRow),
-		adShowCommand(c, sess, "show --id ID|UPN", "Show a user", objectOrUPN, (*azclient.Graph).GetUser, userFields))
+		adShowCommand(c, sess, "show --id ID|UPN", "Show a user", objectOrUPN, (*azclient.Graph).GetUser, userFields),
+		c.adUserDelete(sess), c.adUserMFA(func() string { return tenant }))
 	cmd.AddCommand(app, sp, group, user)
 	return cmd
 }
@@ -56,7 +61,7 @@ type idFlag struct{ name, shorthand, usage string }
 var (
 	objectOrAppID = idFlag{"id", "", "object id or appId (required)"}
 	objectOrUPN   = idFlag{"id", "", "object id or user principal name (required)"}
-	groupFlag     = idFlag{"group", "g", "object id of the group (required)"}
+	groupFlag     = idFlag{"group", "g", "object id or display name of the group (required)"}
 )
 
 func (f idFlag) add(cmd *cobra.Command, p *string) {
@@ -118,25 +123,88 @@ func appFields(a *azclient.Application) table {
 	for _, p := range a.PasswordCredentials {
 		secrets = append(secrets, fmt.Sprintf("%s (%s…, expires %s)", p.KeyID, p.Hint, fmtTime(p.EndDateTime)))
 	}
+	var web, public, access []string
+	if a.Web != nil {
+		web = a.Web.RedirectURIs
+	}
+	if a.PublicClient != nil {
+		public = a.PublicClient.RedirectURIs
+	}
+	for _, r := range a.RequiredResourceAccess {
+		var ids []string
+		for _, ra := range r.ResourceAccess {
+			ids = append(ids, ra.ID+"="+ra.Type)
+		}
+		access = append(access, r.ResourceAppID+": "+strings.Join(ids, " "))
+	}
 	return fields("displayName", a.DisplayName, "appId", a.AppID, "id", a.ID, "signInAudience", a.SignInAudience,
 		"identifierUris", strings.Join(a.IdentifierURIs, " "), "publisherDomain", a.PublisherDomain,
+		"web.redirectUris", strings.Join(web, " "), "publicClient.redirectUris", strings.Join(public, " "),
+		"requiredResourceAccess", strings.Join(access, "; "),
 		"passwordCredentials", strings.Join(secrets, "; "), "createdDateTime", fmtTime(a.CreatedDateTime))
 }
 
+// adAppCreate is az ad app create with az's flag names: the lists take
+// several values (comma-separated or the flag repeated; az takes them
+// space-separated) and --required-resource-accesses takes az's JSON, a
+// requiredResourceAccess array or a manifest holding one, or @FILE.
 func (c *cli) adAppCreate(sess sessionFunc) *cobra.Command {
-	var displayName, audience, description string
-	var uris []string
+	var displayName, audience, description, access string
+	var uris, webRedirects, publicRedirects []string
 	cmd := showCommand(c, "create --display-name X", "Register an application", cobra.NoArgs,
 		withGraph(sess, func(ctx context.Context, g *azclient.Graph) (*azclient.Application, error) {
-			return g.CreateApplication(ctx, azclient.Application{
-				DisplayName: displayName, Description: description, SignInAudience: audience, IdentifierURIs: uris})
+			app := azclient.Application{DisplayName: displayName, Description: description, SignInAudience: audience, IdentifierURIs: uris}
+			if len(webRedirects) > 0 {
+				app.Web = &azclient.RedirectURIs{RedirectURIs: webRedirects}
+			}
+			if len(publicRedirects) > 0 {
+				app.PublicClient = &azclient.RedirectURIs{RedirectURIs: publicRedirects}
+			}
+			if access != "" {
+				rra, err := parseRequiredResourceAccess(access)
+				if err != nil {
+					return nil, err
+				}
+				app.RequiredResourceAccess = rra
+			}
+			return g.CreateApplication(ctx, app)
 		}), appFields)
 	cmd.Flags().StringVar(&displayName, "display-name", "", "display name (required)")
 	cmd.Flags().StringVar(&audience, "sign-in-audience", "AzureADMyOrg", "AzureADMyOrg (this tenant only) or AzureADMultipleOrgs (any tenant that provisions it)")
 	cmd.Flags().StringSliceVar(&uris, "identifier-uris", nil, "application ID URIs, e.g. api://contoso.onmicrosoft.com/orders (Entra's formats: api://{appId}, api://{tenantId}/name, https://{tenant}.onmicrosoft.com/name)")
+	cmd.Flags().StringSliceVar(&webRedirects, "web-redirect-uris", nil, "redirect URIs of the web platform (https, or http on loopback)")
+	cmd.Flags().StringSliceVar(&publicRedirects, "public-client-redirect-uris", nil, "redirect URIs of the public-client (mobile and desktop) platform, e.g. http://localhost")
+	cmd.Flags().StringVar(&access, "required-resource-accesses", "", `API permissions the app asks for: JSON or @FILE, e.g. [{"resourceAppId":"00000003-0000-0000-c000-000000000000","resourceAccess":[{"id":"e1fe6dd8-ba31-4d61-89e7-88639da4683d","type":"Scope"}]}]`)
 	cmd.Flags().StringVar(&description, "description", "", "description")
 	_ = cmd.MarkFlagRequired("display-name")
 	return cmd
+}
+
+// parseRequiredResourceAccess reads --required-resource-accesses as az
+// does: a requiredResourceAccess array, or an application manifest (an
+// object) whose requiredResourceAccess it takes.
+func parseRequiredResourceAccess(value string) ([]azclient.RequiredResourceAccess, error) {
+	data, err := readJSONArg("required-resource-accesses", value)
+	if err != nil {
+		return nil, err
+	}
+	var out []azclient.RequiredResourceAccess
+	if trimmed := strings.TrimSpace(string(data)); strings.HasPrefix(trimmed, "{") {
+		var manifest struct {
+			RequiredResourceAccess []azclient.RequiredResourceAccess `json:"requiredResourceAccess"`
+		}
+		err = json.Unmarshal(data, &manifest)
+		out = manifest.RequiredResourceAccess
+	} else {
+		err = json.Unmarshal(data, &out)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--required-resource-accesses is not a JSON array of {resourceAppId, resourceAccess: [{id, type}]}: %w", err)
+	}
+	if out == nil {
+		out = []azclient.RequiredResourceAccess{}
+	}
+	return out, nil
 }
 
 func (c *cli) adAppDelete(sess sessionFunc) *cobra.Command {
@@ -297,29 +365,6 @@ func (c *cli) adGroupCreate(sess sessionFunc) *cobra.Command {
 	return cmd
 }
 
-func (c *cli) adGroupMemberAdd(sess sessionFunc) *cobra.Command {
-	var group, member string
-	cmd := &cobra.Command{
-		Use:   "add --group ID --member-id ID",
-		Short: "Add a user, service principal or group to a group",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sess()
-			if err != nil {
-				return err
-			}
-			if err := s.graph.AddGroupMember(cmd.Context(), group, member); err != nil {
-				return err
-			}
-			c.notef("Added %s to group %s.", member, group)
-			return nil
-		},
-	}
-	groupFlag.add(cmd, &group)
-	requiredFlag(cmd, &member, "member-id", "", "object id of the member (required)")
-	return cmd
-}
-
 // --- users ---
 
 var userHeader = []string{"DISPLAY NAME", "USER PRINCIPAL NAME", "OBJECT ID"}
@@ -335,25 +380,4 @@ func userFields(u *azclient.User) table {
 	}
 	return fields("displayName", u.DisplayName, "userPrincipalName", u.UserPrincipalName, "id", u.ID,
 		"mailNickname", u.MailNickname, "accountEnabled", enabled)
-}
-
-func (c *cli) adUserCreate(sess sessionFunc) *cobra.Command {
-	var displayName, upn, password, nickname string
-	var forceChange bool
-	cmd := showCommand(c, "create --display-name X --user-principal-name U --password P", "Create a user", cobra.NoArgs,
-		withGraph(sess, func(ctx context.Context, g *azclient.Graph) (*azclient.User, error) {
-			if nickname == "" {
-				nickname, _, _ = strings.Cut(upn, "@")
-			}
-			enabled := true
-			return g.CreateUser(ctx, azclient.User{DisplayName: displayName, UserPrincipalName: upn,
-				MailNickname: nickname, AccountEnabled: &enabled,
-				PasswordProfile: &azclient.PasswordProfile{Password: password, ForceChangePasswordNextSignIn: forceChange}})
-		}), userFields)
-	requiredFlag(cmd, &displayName, "display-name", "", "display name (required)")
-	requiredFlag(cmd, &upn, "user-principal-name", "", "user principal name, e.g. alice@contoso.onmicrosoft.com (required)")
-	requiredFlag(cmd, &password, "password", "", "the user's password (required)")
-	cmd.Flags().StringVar(&nickname, "mail-nickname", "", "mail nickname (default: the part of the UPN before @)")
-	cmd.Flags().BoolVar(&forceChange, "force-change-password-next-sign-in", false, "require a new password at the next sign-in")
-	return cmd
 }

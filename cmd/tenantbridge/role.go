@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -280,39 +281,72 @@ func (c *cli) roleCommand() *cobra.Command {
 
 type roleSessionFunc func() (*roleCtx, error)
 
+// principalTypes are az's --assignee-principal-type choices, ARM's
+// principalType values (https://learn.microsoft.com/rest/api/authorization/role-assignments/create,
+// PrincipalType). ARM refuses one that does not match the principal
+// (UnmatchedPrincipalType).
+var principalTypes = []string{"User", "Group", "ServicePrincipal", "ForeignGroup", "Device"}
+
+// roleAssignmentCreate is az role assignment create. --assignee is looked
+// up in Graph; --assignee-object-id is taken as it is, with no Graph call
+// (az: "nothing to resolve, do not call Graph"), for a caller that cannot
+// read the directory or a principal Graph does not show yet.
 func (c *cli) roleAssignmentCreate(sess roleSessionFunc) *cobra.Command {
-	var assignee, role, scope string
+	var assignee, objectID, principalType, role, scope string
 	cmd := &cobra.Command{
-		Use:   "create --assignee ID --role NAME|ID [--scope SCOPE]",
+		Use:   "create (--assignee ID | --assignee-object-id ID [--assignee-principal-type TYPE]) --role NAME|ID [--scope SCOPE]",
 		Short: "Assign a role to a user, group or service principal at a scope (default: the subscription)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// az's usage rules (azure-cli role/custom.py create_role_assignment).
+			switch {
+			case (assignee == "") == (objectID == ""):
+				return errors.New("usage error: --assignee STRING | --assignee-object-id GUID")
+			case principalType != "" && objectID == "":
+				return errors.New("usage error: --assignee-object-id GUID --assignee-principal-type TYPE")
+			case objectID != "" && !azclient.IsGUID(objectID):
+				return fmt.Errorf("--assignee-object-id %q is not an object id (a GUID)", objectID)
+			}
+			if principalType != "" {
+				i := slices.IndexFunc(principalTypes, func(t string) bool { return strings.EqualFold(t, principalType) })
+				if i < 0 {
+					return fmt.Errorf("--assignee-principal-type %q: use one of %s", principalType, strings.Join(principalTypes, ", "))
+				}
+				principalType = principalTypes[i]
+			}
 			ctx := cmd.Context()
 			var r *roleCtx
 			var err error
 			if r, scope, err = scoped(ctx, sess, scope); err != nil {
 				return err
 			}
-			principal, err := r.principal(ctx, assignee)
-			if err != nil {
-				return err
+			principal := strings.ToLower(objectID)
+			if assignee != "" {
+				if principal, err = r.principal(ctx, assignee); err != nil {
+					return err
+				}
 			}
 			roleID, err := r.roleID(ctx, scope, role)
 			if err != nil {
 				return err
 			}
 			var out roleAssignment
-			body := map[string]any{"properties": map[string]any{"roleDefinitionId": roleID, "principalId": principal}}
+			props := map[string]any{"roleDefinitionId": roleID, "principalId": principal}
+			if principalType != "" {
+				props["principalType"] = principalType
+			}
+			body := map[string]any{"properties": props}
 			if err := r.arm.do(ctx, http.MethodPut, scope+authorizationProvider+"roleAssignments/"+uuid.NewString(), nil, body, &out); err != nil {
 				return err
 			}
 			return c.render(cmd, out, func() table { return table{header: roleAssignmentHeader, rows: [][]string{roleAssignmentRow(out)}} })
 		},
 	}
-	cmd.Flags().StringVar(&assignee, "assignee", "", "object id, service principal appId or user principal name (required)")
+	cmd.Flags().StringVar(&assignee, "assignee", "", "object id, service principal appId or user principal name, looked up in Graph")
+	cmd.Flags().StringVar(&objectID, "assignee-object-id", "", "object id of the principal, used as it is (no Graph lookup)")
+	cmd.Flags().StringVar(&principalType, "assignee-principal-type", "", "with --assignee-object-id: "+strings.Join(principalTypes, ", "))
 	cmd.Flags().StringVar(&role, "role", "", "role name or role definition id (required)")
 	cmd.Flags().StringVar(&scope, "scope", "", "scope, e.g. /subscriptions/ID/resourceGroups/NAME (default: the subscription)")
-	_ = cmd.MarkFlagRequired("assignee")
 	_ = cmd.MarkFlagRequired("role")
 	return cmd
 }
@@ -347,34 +381,121 @@ func (c *cli) roleAssignmentList(sess roleSessionFunc) *cobra.Command {
 	return cmd
 }
 
+// roleAssignmentDelete is az role assignment delete: by --ids, or every
+// assignment that matches --assignee, --role and --scope (az's
+// delete_role_assignments and _search_role_assignments in azure-cli
+// role/custom.py): assignments at exactly the scope (or, with
+// --include-inherited, at the scope and above it), of that role and that
+// principal. Matching nothing is an error, as in az; deleting every
+// assignment of the subscription (no filter at all) needs --yes.
 func (c *cli) roleAssignmentDelete(sess roleSessionFunc) *cobra.Command {
 	var ids []string
+	var assignee, objectID, role, scope string
+	var inherited, yes bool
 	cmd := &cobra.Command{
-		Use:   "delete --ids ID...",
-		Short: "Delete role assignments by their full resource ids",
+		Use:   "delete (--ids ID... | [--assignee ID] [--role NAME|ID] [--scope SCOPE])",
+		Short: "Delete role assignments by id, or those matching an assignee, role and scope",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(ids) == 0 {
-				return errors.New("--ids is required")
+			filtered := assignee != "" || objectID != "" || role != "" || scope != "" || inherited
+			switch {
+			case len(ids) > 0 && filtered:
+				return errors.New("usage error: --ids, or --assignee/--role/--scope, not both")
+			case assignee != "" && objectID != "":
+				return errors.New("usage error: --assignee STRING | --assignee-object-id GUID")
+			case objectID != "" && !azclient.IsGUID(objectID):
+				return fmt.Errorf("--assignee-object-id %q is not an object id (a GUID)", objectID)
+			case len(ids) == 0 && !filtered && !yes:
+				return errors.New("this would delete every role assignment of the subscription: name --assignee, --role or --scope, or pass --yes")
 			}
-			r, err := sess()
+			ctx := cmd.Context()
+			if len(ids) > 0 {
+				r, err := sess()
+				if err != nil {
+					return err
+				}
+				return c.deleteAssignments(ctx, r, ids)
+			}
+			r, scope, err := scoped(ctx, sess, scope)
 			if err != nil {
 				return err
 			}
-			for _, id := range ids {
-				if !strings.Contains(strings.ToLower(id), strings.ToLower(authorizationProvider)+"roleassignments/") {
-					return fmt.Errorf("--ids %q is not a role assignment id (…/providers/Microsoft.Authorization/roleAssignments/GUID)", id)
-				}
-				if err := r.arm.do(cmd.Context(), http.MethodDelete, id, nil, nil, nil); err != nil {
-					return fmt.Errorf("%s: %w", id, err)
-				}
-				c.notef("deleted %s", id)
+			matched, err := r.matchAssignments(ctx, scope, assignee, objectID, role, inherited)
+			if err != nil {
+				return err
 			}
-			return nil
+			if len(matched) == 0 {
+				return errors.New("no matched assignments were found to delete")
+			}
+			return c.deleteAssignments(ctx, r, matched)
 		},
 	}
-	cmd.Flags().StringSliceVar(&ids, "ids", nil, "role assignment resource ids (required)")
+	cmd.Flags().StringSliceVar(&ids, "ids", nil, "role assignment resource ids")
+	cmd.Flags().StringVar(&assignee, "assignee", "", "only this principal's assignments (object id, appId or UPN, looked up in Graph)")
+	cmd.Flags().StringVar(&objectID, "assignee-object-id", "", "only this principal's assignments (object id, no Graph lookup)")
+	cmd.Flags().StringVar(&role, "role", "", "only assignments of this role (name or role definition id)")
+	cmd.Flags().StringVar(&scope, "scope", "", "only assignments at this scope (default: the subscription)")
+	cmd.Flags().BoolVar(&inherited, "include-inherited", false, "also assignments at scopes above --scope")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "with no filter, delete every assignment of the subscription")
 	return cmd
+}
+
+// deleteAssignments deletes role assignments by resource id.
+func (c *cli) deleteAssignments(ctx context.Context, r *roleCtx, ids []string) error {
+	for _, id := range ids {
+		if !strings.Contains(strings.ToLower(id), strings.ToLower(authorizationProvider)+"roleassignments/") {
+			return fmt.Errorf("--ids %q is not a role assignment id (…/providers/Microsoft.Authorization/roleAssignments/GUID)", id)
+		}
+		if err := r.arm.do(ctx, http.MethodDelete, id, nil, nil, nil); err != nil {
+			return fmt.Errorf("%s: %w", id, err)
+		}
+		c.notef("deleted %s", id)
+	}
+	return nil
+}
+
+// matchAssignments lists the assignments at scope (ARM's atScope(): at the
+// scope and above it) and keeps those az's delete would: at the scope
+// itself unless inherited, of the role and principal named.
+func (r *roleCtx) matchAssignments(ctx context.Context, scope, assignee, objectID, role string, inherited bool) ([]string, error) {
+	principal := strings.ToLower(objectID)
+	if assignee != "" {
+		var err error
+		if principal, err = r.principal(ctx, assignee); err != nil {
+			return nil, err
+		}
+	}
+	roleID := ""
+	if role != "" {
+		var err error
+		if roleID, err = r.roleID(ctx, scope, role); err != nil {
+			return nil, err
+		}
+	}
+	all, err := armList[roleAssignment](ctx, r, scope+authorizationProvider+"roleAssignments", []string{"atScope()"})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, a := range all {
+		p := a.Properties
+		switch {
+		case !inherited && !strings.EqualFold(strings.TrimSuffix(p.Scope, "/"), scope):
+		case inherited && !scopeWithin(scope, p.Scope):
+		case roleID != "" && !strings.EqualFold(p.RoleDefinitionID[strings.LastIndex(p.RoleDefinitionID, "/")+1:], roleID):
+		case principal != "" && !strings.EqualFold(p.PrincipalID, principal):
+		default:
+			ids = append(ids, a.ID)
+		}
+	}
+	return ids, nil
+}
+
+// scopeWithin reports whether scope is at or below parent ("/" is every
+// scope's root).
+func scopeWithin(scope, parent string) bool {
+	scope, parent = strings.ToLower(strings.TrimSuffix(scope, "/")), strings.ToLower(strings.TrimSuffix(parent, "/"))
+	return parent == "" || scope == parent || strings.HasPrefix(scope, parent+"/")
 }
 
 func (c *cli) roleDefinitionList(sess roleSessionFunc) *cobra.Command {

@@ -113,3 +113,62 @@ func TestRoleCommandsAgainstServer(t *testing.T) {
 		t.Fatalf("explain after deleting the assignment:\n%s", gone)
 	}
 }
+
+// role assignment create by object id (no Graph lookup, as az does), and
+// delete by assignee, role and scope with az's rules.
+func TestRoleAssignmentByObjectIDAndDeleteByFilter(t *testing.T) {
+	dir := startServer(t)
+	var tenant tenantJSON
+	okJSON(t, dir, &tenant, "tenant", "create", "rbac")
+	var app azclient.Application
+	okJSON(t, dir, &app, "ad", "app", "create", "--display-name", "collector")
+	var sp azclient.ServicePrincipal
+	okJSON(t, dir, &sp, "ad", "sp", "create", "--id", app.AppID)
+	sub := "/subscriptions/" + tenant.SubscriptionID
+	action := "Microsoft.Resources/subscriptions/resourceGroups/read"
+	allowed := func() bool {
+		t.Helper()
+		var e explanation
+		okJSON(t, dir, &e, "role", "explain", "--assignee", sp.ID, "--action", action, "--scope", sub)
+		return e.Allowed
+	}
+
+	// az's usage rules, checked before anything is called.
+	fails(t, dir, "--assignee-object-id", "role", "assignment", "create", "--role", "Reader", "--assignee", sp.ID, "--assignee-object-id", sp.ID)
+	fails(t, dir, "--assignee-object-id", "role", "assignment", "create", "--role", "Reader", "--assignee", sp.ID, "--assignee-principal-type", "ServicePrincipal")
+	fails(t, dir, "ServicePrincipal", "role", "assignment", "create", "--role", "Reader", "--assignee-object-id", sp.ID, "--assignee-principal-type", "Robot")
+	fails(t, dir, "not an object id", "role", "assignment", "create", "--role", "Reader", "--assignee-object-id", app.AppID+"x")
+	// ARM checks the type it is told (UnmatchedPrincipalType).
+	fails(t, dir, "UnmatchedPrincipalType", "role", "assignment", "create", "--role", "Reader", "--assignee-object-id", sp.ID,
+		"--assignee-principal-type", "User", "--scope", sub)
+
+	var ra roleAssignment
+	okJSON(t, dir, &ra, "role", "assignment", "create", "--role", "Reader", "--assignee-object-id", strings.ToUpper(sp.ID),
+		"--assignee-principal-type", "serviceprincipal", "--scope", sub)
+	if ra.Properties.PrincipalID != sp.ID || ra.Properties.PrincipalType != "ServicePrincipal" || !allowed() {
+		t.Fatalf("create by object id: %+v", ra)
+	}
+
+	// delete: no filter needs --yes; --ids excludes the filters; the
+	// filters must all match; nothing matched is an error.
+	fails(t, dir, "--yes", "role", "assignment", "delete")
+	fails(t, dir, "not both", "role", "assignment", "delete", "--ids", ra.ID, "--role", "Reader")
+	fails(t, dir, "no matched assignments", "role", "assignment", "delete", "--assignee", app.AppID, "--role", "Contributor", "--scope", sub)
+	fails(t, dir, "no matched assignments", "role", "assignment", "delete", "--assignee", app.AppID, "--role", "Reader", "--scope", sub+"/resourceGroups/elsewhere")
+	if !allowed() {
+		t.Fatal("a refused delete removed the assignment")
+	}
+	ok(t, dir, "role", "assignment", "delete", "--assignee", app.AppID, "--role", "Reader", "--scope", sub)
+	if allowed() {
+		t.Fatal("still allowed after delete --assignee --role --scope")
+	}
+
+	// An assignment above the scope goes only with --include-inherited.
+	okJSON(t, dir, &ra, "role", "assignment", "create", "--role", "Reader", "--assignee-object-id", sp.ID, "--scope", sub)
+	rg := sub + "/resourceGroups/reports"
+	fails(t, dir, "no matched assignments", "role", "assignment", "delete", "--assignee-object-id", sp.ID, "--scope", rg)
+	ok(t, dir, "role", "assignment", "delete", "--assignee-object-id", sp.ID, "--scope", rg, "--include-inherited")
+	if allowed() {
+		t.Fatal("still allowed after delete --include-inherited")
+	}
+}
