@@ -22,11 +22,10 @@ import (
 // boundary, with which credential, and what the owning tenant allowed.
 //
 // The cloud side is set up as its operator and its tenants' admins would:
-// the operator API (tenants, managed identities, workloads), Graph and
-// Resource Manager with each tenant's own admin credential, and, where
-// tenantbridge has no API yet (a user's directory role and TOTP
-// enrollment), the operator's directory. The provider's side runs the
-// broker packages, which reach the cloud only over the wire.
+// the operator API (tenants, managed identities, workloads, users' TOTP
+// enrolment, which Graph cannot do), and Graph and Resource Manager with
+// each tenant's own admin credential. The provider's side runs the broker
+// packages, which reach the cloud only over the wire.
 type scenarioDemo struct {
 	c   *cli
 	out io.Writer

@@ -109,9 +109,10 @@ func randomHex(n int) string {
 }
 
 // newActor creates a tenant through the operator API and a Global
-// Administrator with a password and TOTP. Graph creates the user; the
-// directory role and the TOTP enrollment are the operator's (tenantbridge
-// has no Graph API for them yet).
+// Administrator with a password and TOTP, as ad user create --role and ad
+// user mfa enable do: Graph creates the user and assigns the directory
+// role; the TOTP enrolment is the operator API's (Graph has no call that
+// creates an authenticator).
 func (d *scenarioDemo) newActor(ctx context.Context, base, role string) (*actor, error) {
 	name := base
 	var t *azclient.Tenant
@@ -154,13 +155,14 @@ func (d *scenarioDemo) newActor(ctx context.Context, base, role string) (*actor,
 	if err != nil {
 		return nil, fmt.Errorf("creating %s's administrator: %s", t.Name, azclient.Describe(err))
 	}
-	dir := d.w.srv.Directory()
-	if err := dir.AssignDirectoryRole(ctx, t.TenantID, u.ID, directory.RoleGlobalAdministrator); err != nil {
-		return nil, fmt.Errorf("making %s Global Administrator: %w", a.upn, err)
+	if _, err := a.graph.AssignDirectoryRole(ctx, u.ID, directory.RoleGlobalAdministrator); err != nil {
+		return nil, fmt.Errorf("making %s Global Administrator: %s", a.upn, azclient.Describe(err))
 	}
-	if a.totpURL, a.totp, err = dir.EnrollTOTP(ctx, t.TenantID, u.ID); err != nil {
-		return nil, fmt.Errorf("enrolling %s's authenticator: %w", a.upn, err)
+	auth, err := d.w.op.EnrollAuthenticator(ctx, t.TenantID, u.ID, false)
+	if err != nil {
+		return nil, fmt.Errorf("enrolling %s's authenticator: %s", a.upn, azclient.Describe(err))
 	}
+	a.totpURL, a.totp = auth.OtpauthURI, auth.Secret
 	d.secret(a.totp)
 	d.names[t.TenantID] = t.Name
 	d.names[t.Admin.ServicePrincipalID] = t.Name + " admin app"
