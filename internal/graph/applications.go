@@ -16,7 +16,7 @@ import (
 
 var (
 	applicationListQuery = querySpec{collection: true, resource: "Application",
-		filterable: applicationFilter, selectable: applicationProperties, advanced: true, searchable: applicationSearch}
+		filterable: applicationFilter, selectable: applicationProperties, advanced: true, searchable: applicationSearch, orderable: applicationOrder}
 	applicationGetQuery = querySpec{resource: "Application", selectable: applicationProperties}
 )
 

@@ -417,7 +417,9 @@ type page struct {
 	items []entity
 	more  bool
 	last  string
-	count *int // @odata.count, when asked for
+	// lastKey is the last item's sort key in a sorted collection.
+	lastKey string
+	count   *int // @odata.count, when asked for
 }
 
 func (p *page) add(id string, view any) error {
@@ -446,7 +448,7 @@ func (h *Handler) writeCollection(rq *request, set string, opts queryOptions, p 
 		body.Value = append(body.Value, e.project(opts.sel))
 	}
 	if p.more && p.last != "" {
-		body.NextLink = httpx.BaseURL(rq.r) + rq.originalPath + "?" + opts.nextLinkQuery(p.last)
+		body.NextLink = httpx.BaseURL(rq.r) + rq.originalPath + "?" + opts.nextLinkQuery(p.last, p.lastKey)
 	}
 	httpx.WriteJSON(rq.w, http.StatusOK, body)
 	return nil
@@ -494,15 +496,25 @@ func listCollection[T any](h *Handler, rq *request, name string, spec querySpec,
 		return err
 	}
 	var p page
-	err = scanCollection(h, rq, opts, opts.after, ownedOnly, list, view, func(id string, e entity) bool {
-		if len(p.items) == opts.top {
-			p.more = true
-			return false
-		}
-		p.items = append(p.items, e)
-		p.last = id
-		return true
-	})
+	if opts.orderBy != "" {
+		// Sorted: every match, then the page after the cursor (orderby.go).
+		var items []sortedItem
+		err = scanCollection(h, rq, opts, "", ownedOnly, list, view, func(id string, e entity) bool {
+			items = append(items, sortedItem{id: id, key: sortKey(e, opts.orderBy), e: e})
+			return true
+		})
+		p = sortedPage(items, opts)
+	} else {
+		err = scanCollection(h, rq, opts, opts.after, ownedOnly, list, view, func(id string, e entity) bool {
+			if len(p.items) == opts.top {
+				p.more = true
+				return false
+			}
+			p.items = append(p.items, e)
+			p.last = id
+			return true
+		})
+	}
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 
 var (
 	groupListQuery = querySpec{collection: true, resource: "Group",
-		filterable: groupFilter, selectable: groupProperties, advanced: true, searchable: groupSearch}
+		filterable: groupFilter, selectable: groupProperties, advanced: true, searchable: groupSearch, orderable: groupOrder}
 	groupGetQuery = querySpec{resource: "Group", selectable: groupProperties}
 )
 

@@ -13,7 +13,8 @@ import (
 )
 
 // OData query options on collections: $filter (an expression, see
-// filter.go), $search, $count, $select, $top and $skiptoken. Anything else
+// filter.go), $search, $count, $orderby (orderby.go), $select, $top and
+// $skiptoken. Anything else
 // that starts with '$' is refused rather than ignored, so that a client
 // never mistakes an unfiltered answer for a filtered one.
 
@@ -35,9 +36,17 @@ type queryOptions struct {
 	sel      []string // canonical property names, in the order given
 	top      int
 	after    string // decoded $skiptoken: the last id of the previous page
+	// orderBy is the $orderby property (canonical name), "" for id order;
+	// orderAdvanced tells that Graph sorts on it only in advanced
+	// queries, desc a descending sort, and afterKey the sort key of the
+	// previous page's last item (orderby.go).
+	orderBy       string
+	orderAdvanced bool
+	desc          bool
+	afterKey      string
 
 	// The options as given, to carry into @odata.nextLink.
-	rawFilter, rawSelect, rawTop, rawCount, rawSearch string
+	rawFilter, rawSelect, rawTop, rawCount, rawSearch, rawOrderBy string
 }
 
 // querySpec is what one endpoint accepts.
@@ -49,13 +58,15 @@ type querySpec struct {
 	// advanced: the collection takes Graph's advanced query parameters
 	// ($count, $search with ConsistencyLevel: eventual).
 	advanced   bool
-	searchable []string // properties $search may name
+	searchable []string  // properties $search may name
+	orderable  orderable // properties $orderby may name; empty: $orderby refused
 }
 
 // parseQuery reads the options of a request's raw query string against
 // what the endpoint accepts.
 func parseQuery(rawQuery string, spec querySpec) (queryOptions, error) {
 	opts := queryOptions{top: defaultTop}
+	skipToken := ""
 	values, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return opts, badRequest("The query string is malformed.")
@@ -109,14 +120,26 @@ func parseQuery(rawQuery string, spec querySpec) (queryOptions, error) {
 				return opts, badRequest("Invalid page size specified: '%s'. Must be between 1 and %d inclusive.", safeText(v), maxTop)
 			}
 			opts.top = n
-		case name == "$skiptoken" && spec.collection:
-			after, ok := decodeSkipToken(v)
-			if !ok {
-				return opts, badRequest("The $skiptoken is not valid.")
+		case name == "$orderby" && spec.collection && len(spec.orderable) > 0:
+			opts.rawOrderBy = v
+			if err := parseOrderBy(v, spec, &opts); err != nil {
+				return opts, err
 			}
-			opts.after = after
+		case name == "$skiptoken" && spec.collection:
+			skipToken = v // read below: its form depends on $orderby
 		default:
 			return opts, unsupportedQuery("Query option '%s' is not supported on this resource.", safeText(name))
+		}
+	}
+	if skipToken != "" {
+		ok := false
+		if opts.orderBy != "" {
+			opts.after, opts.afterKey, ok = decodeSortedToken(skipToken)
+		} else {
+			opts.after, ok = decodeSkipToken(skipToken)
+		}
+		if !ok {
+			return opts, badRequest("The $skiptoken is not valid.")
 		}
 	}
 	return opts, nil
@@ -150,6 +173,9 @@ func (o *queryOptions) applyAdvanced(h http.Header) error {
 		o.count = false
 	}
 	advanced := ev && o.count
+	if err := o.checkOrderBy(advanced); err != nil {
+		return err
+	}
 	if o.advanced != "" && !advanced {
 		return unsupportedQuery("Operator '%s' is not supported because the required parameters might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual header. Refer to https://aka.ms/graph-docs/advanced-queries for more information", o.advanced)
 	}
@@ -222,8 +248,9 @@ func decodeSkipToken(tok string) (string, bool) {
 }
 
 // nextLinkQuery is the query string of @odata.nextLink: the request's own
-// options with the cursor of the next page.
-func (o queryOptions) nextLinkQuery(lastID string) string {
+// options with the cursor of the next page (the last item's id, and its
+// sort key when the collection is sorted).
+func (o queryOptions) nextLinkQuery(lastID, lastKey string) string {
 	var parts []string
 	add := func(name, value string) {
 		if value != "" {
@@ -235,7 +262,12 @@ func (o queryOptions) nextLinkQuery(lastID string) string {
 	add("$count", o.rawCount)
 	add("$select", o.rawSelect)
 	add("$top", o.rawTop)
-	add("$skiptoken", encodeSkipToken(lastID))
+	add("$orderby", o.rawOrderBy)
+	if o.orderBy != "" {
+		add("$skiptoken", encodeSortedToken(lastID, lastKey))
+	} else {
+		add("$skiptoken", encodeSkipToken(lastID))
+	}
 	return strings.Join(parts, "&")
 }
 

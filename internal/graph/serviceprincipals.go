@@ -10,7 +10,7 @@ import (
 
 var (
 	servicePrincipalListQuery = querySpec{collection: true, resource: "ServicePrincipal",
-		filterable: servicePrincipalFilter, selectable: servicePrincipalProperties, advanced: true, searchable: servicePrincipalSearch}
+		filterable: servicePrincipalFilter, selectable: servicePrincipalProperties, advanced: true, searchable: servicePrincipalSearch, orderable: servicePrincipalOrder}
 	servicePrincipalGetQuery = querySpec{resource: "ServicePrincipal", selectable: servicePrincipalProperties}
 )
 

@@ -11,7 +11,7 @@ import (
 
 var (
 	userListQuery = querySpec{collection: true, resource: "User",
-		filterable: userFilter, selectable: userProperties, advanced: true, searchable: userSearch}
+		filterable: userFilter, selectable: userProperties, advanced: true, searchable: userSearch, orderable: userOrder}
 	userGetQuery = querySpec{resource: "User", selectable: userProperties}
 	// memberOfQuery: a user's groups, shown as directory objects.
 	memberOfQuery = querySpec{collection: true, resource: "DirectoryObject", selectable: directoryObjectProperties}
