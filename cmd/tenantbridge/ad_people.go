@@ -31,14 +31,18 @@ func (c *cli) adUserCreate(sess sessionFunc) *cobra.Command {
 	var displayName, upn, password, nickname, role string
 	var forceChange bool
 	cmd := showCommand(c, "create --display-name X --user-principal-name U --password P [--role NAME]", "Create a user, optionally holding a directory role", cobra.NoArgs,
-		withGraph(sess, func(ctx context.Context, g *azclient.Graph) (*createdUser, error) {
+		func(cmd *cobra.Command, _ []string) (*createdUser, error) {
+			s, err := sess()
+			if err != nil {
+				return nil, err
+			}
+			ctx, g := cmd.Context(), s.graph
 			// The role is found before the user is made, so that a
 			// misspelt role creates nothing.
 			var def *azclient.RoleDefinition
 			if role != "" {
-				var err error
 				if def, err = directoryRole(ctx, g, role); err != nil {
-					return nil, err
+					return nil, roleManagementHint(err, s.profile.ClientID)
 				}
 			}
 			if nickname == "" {
@@ -58,6 +62,7 @@ func (c *cli) adUserCreate(sess sessionFunc) *cobra.Command {
 			// POST /roleManagement/directory/roleAssignments
 			// (https://learn.microsoft.com/graph/api/rbacapplication-post-roleassignments).
 			if _, err := g.AssignDirectoryRole(ctx, u.ID, def.ID); err != nil {
+				err = roleManagementHint(err, s.profile.ClientID)
 				// Undo the user, so that running the command again works.
 				if derr := g.DeleteUser(ctx, u.ID); derr != nil {
 					return nil, fmt.Errorf("assigning %s to %s: %w (and the user could not be removed again: %s)",
@@ -67,7 +72,7 @@ func (c *cli) adUserCreate(sess sessionFunc) *cobra.Command {
 			}
 			out.DirectoryRoles = []string{def.DisplayName}
 			return out, nil
-		}), func(u *createdUser) table {
+		}, func(u *createdUser) table {
 			t := userFields(&u.User)
 			if len(u.DirectoryRoles) > 0 {
 				t.rows = append(t.rows, []string{"directoryRoles", strings.Join(u.DirectoryRoles, ", ")})
@@ -81,6 +86,26 @@ func (c *cli) adUserCreate(sess sessionFunc) *cobra.Command {
 	cmd.Flags().BoolVar(&forceChange, "force-change-password-next-sign-in", false, "require a new password at the next sign-in")
 	cmd.Flags().StringVar(&role, "role", "", `directory role to give the user, by name or id, e.g. "Global Administrator"`)
 	return cmd
+}
+
+// roleManagementPermission is Graph's application permission
+// RoleManagement.ReadWrite.Directory.
+const roleManagementPermission = "9e3f62cf-ca93-4989-b6ce-bf83c28f9fe8"
+
+// roleManagementHint adds to Graph's 403 for reading or assigning
+// directory roles how a tenant's administrator application gets the permission it lacks:
+// tenants created before their bootstrap administrator held
+// RoleManagement.ReadWrite.Directory can grant it with the CLI, since
+// AppRoleAssignment.ReadWrite.All lets an application grant application
+// permissions.
+func roleManagementHint(err error, appID string) error {
+	var re *azclient.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden {
+		return err
+	}
+	return fmt.Errorf("%w; the CLI's application needs RoleManagement.ReadWrite.Directory: "+
+		"tenantbridge ad app permission add --id %s --api 00000003-0000-0000-c000-000000000000 --api-permissions %s=Role, "+
+		"then tenantbridge ad app permission admin-consent --id %s", err, appID, roleManagementPermission, appID)
 }
 
 // directoryRole finds a built-in directory role by display name (any

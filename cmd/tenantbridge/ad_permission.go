@@ -238,10 +238,12 @@ func adminConsent(ctx context.Context, g *azclient.Graph, id string) ([]consente
 	if err != nil {
 		return nil, fmt.Errorf("the application's service principal: %w", err)
 	}
-	grants, err := g.ListOAuth2PermissionGrants(ctx, "clientId eq "+azclient.ODataString(client.ID))
-	if err != nil {
-		return nil, err
-	}
+	// The grants are read only when there are scopes to grant, so that a
+	// caller without permission to read grants can still consent to
+	// application permissions (what an older tenant's bootstrap
+	// administrator needs to give itself RoleManagement.ReadWrite.Directory).
+	var grants []azclient.OAuth2PermissionGrant
+	grantsRead := false
 	assigned, err := g.ListAppRoleAssignments(ctx, client.ID)
 	if err != nil {
 		return nil, err
@@ -273,6 +275,12 @@ func adminConsent(ctx context.Context, g *azclient.Graph, id string) ([]consente
 			}
 		}
 		if len(scopes) > 0 {
+			if !grantsRead {
+				if grants, err = g.ListOAuth2PermissionGrants(ctx, "clientId eq "+azclient.ODataString(client.ID)); err != nil {
+					return out, err
+				}
+				grantsRead = true
+			}
 			done, err := grantAllPrincipals(ctx, g, grants, client.ID, api.ID, scopes)
 			if err != nil {
 				return out, err

@@ -310,3 +310,43 @@ func TestFederatedCredentialCommands(t *testing.T) {
 	// Graph's rules: the issuer of another tenant of Entra is refused
 	// (AADSTS700236 at sign-in; Graph refuses it at creation here).
 }
+
+// A tenant whose administrator application lacks
+// RoleManagement.ReadWrite.Directory (one created before the bootstrap
+// administrator held it): ad user create --role is refused, keeps no user,
+// and says how to grant the permission with the CLI, which then works.
+func TestUserRoleWithoutRoleManagement(t *testing.T) {
+	dir := startServer(t)
+	var tenant tenantJSON
+	okJSON(t, dir, &tenant, "tenant", "create", "older")
+	g := graphOf(t, dir, "older")
+	admin, err := g.GetServicePrincipal(t.Context(), tenant.Admin.ClientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := g.ListAppRoleAssignments(t.Context(), admin.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(held, func(a azclient.AppRoleAssignment) bool { return a.AppRoleID == roleManagementPermission })
+	if i < 0 {
+		t.Fatalf("the bootstrap administrator lacks RoleManagement.ReadWrite.Directory: %+v", held)
+	}
+	if err := g.RemoveAppRoleAssignment(t.Context(), admin.ID, held[i].ID); err != nil {
+		t.Fatal(err)
+	}
+
+	upn := "root@" + tenant.Domain
+	create := []string{"ad", "user", "create", "--display-name", "Root", "--user-principal-name", upn,
+		"--password", "Pw-9-correct-horse", "--role", "Global Administrator"}
+	msg := fails(t, dir, "Authorization_RequestDenied", create...)
+	if !strings.Contains(msg, "--id "+tenant.Admin.ClientID+" --api "+graphAppID+" --api-permissions "+roleManagementPermission+"=Role") {
+		t.Fatalf("no way out in %q", msg)
+	}
+	if out := ok(t, dir, "ad", "user", "list", "-o", "json"); strings.Contains(out, upn) {
+		t.Fatalf("the refused user was kept:\n%s", out)
+	}
+	ok(t, dir, "ad", "app", "permission", "add", "--id", tenant.Admin.ClientID, "--api", graphAppID, "--api-permissions", roleManagementPermission+"=Role")
+	ok(t, dir, "ad", "app", "permission", "admin-consent", "--id", tenant.Admin.ClientID)
+	ok(t, dir, append(create, "-o", "json")...)
+}

@@ -204,3 +204,9 @@ func (g *Graph) AssignAppRole(ctx context.Context, spID, resourceID, appRoleID s
 	body := AppRoleAssignment{PrincipalID: spID, ResourceID: resourceID, AppRoleID: appRoleID}
 	return &out, g.do(ctx, http.MethodPost, "/servicePrincipals/"+url.PathEscape(spID)+"/appRoleAssignments", nil, body, &out)
 }
+
+// RemoveAppRoleAssignment revokes an app role assignment of the service
+// principal spID.
+func (g *Graph) RemoveAppRoleAssignment(ctx context.Context, spID, assignmentID string) error {
+	return g.do(ctx, http.MethodDelete, "/servicePrincipals/"+url.PathEscape(spID)+"/appRoleAssignments/"+url.PathEscape(assignmentID), nil, nil, nil)
+}
