@@ -37,7 +37,13 @@ func runBench[R any](c *cli, cmd *cobra.Command, server *azclient.OperatorCreden
 	*log = c.stderr
 	report, runErr := run(cmd.Context())
 	if ran(report) {
-		if err := print(c.stdout, report, c.format(cmd)); err != nil {
+		var err error
+		if c.structured(cmd) {
+			err = c.emit(cmd, report)
+		} else {
+			err = print(c.stdout, report, outputTable)
+		}
+		if err != nil {
 			return err
 		}
 	}

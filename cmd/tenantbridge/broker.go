@@ -500,11 +500,11 @@ rotated refresh token to the vault as a new version, and print the access token 
 			if err != nil {
 				return err
 			}
-			if c.format(cmd) != outputJSON {
+			if !c.structured(cmd) {
 				_, err := fmt.Fprintln(c.stdout, at.Token)
 				return err
 			}
-			return writeJSON(c.stdout, brokerAccessToken{AccessToken: at.Token, ExpiresOn: at.ExpiresOn.Local().Format("2006-01-02 15:04:05.000000"),
+			return c.emit(cmd, brokerAccessToken{AccessToken: at.Token, ExpiresOn: at.ExpiresOn.Local().Format("2006-01-02 15:04:05.000000"),
 				ExpiresOnTS: at.ExpiresOn.Unix(), Tenant: at.TenantID, TokenType: at.TokenType, Scope: at.Scope, User: at.User})
 		},
 	}

@@ -232,7 +232,7 @@ func TestBrokerPartnerCommands(t *testing.T) {
 	// token --audience, twice: a JWT for Graph, and a new version each time.
 	prevRT, prevV := rt0, v0
 	for i := range 2 {
-		r := broker("partner", "token", "--audience", "https://graph.microsoft.com")
+		r := broker("partner", "token", "--audience", "https://graph.microsoft.com", "-o", "table")
 		if r.code != 0 {
 			t.Fatalf("token %d: exit %d %s", i, r.code, r.stderr)
 		}

@@ -41,7 +41,7 @@ func TestListCommandTable(t *testing.T) {
 	c := &cli{}
 	list := listCommand(c, "List items", func(*cobra.Command, []string) ([]item, error) { return []item{{"a"}, {""}}, nil },
 		[]string{"NAME"}, func(i item) []string { return []string{i.Name} })
-	out, _, err := runShape(t, c, list, "list")
+	out, _, err := runShape(t, c, list, "list", "-o", "table")
 	if want := "NAME\na\n-\n"; err != nil || out != want {
 		t.Fatalf("list = %q, %v; want %q", out, err, want)
 	}

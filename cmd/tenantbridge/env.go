@@ -37,7 +37,15 @@ func (c *cli) operator() (*azclient.Operator, error) {
 	if cred.Key == "" {
 		return nil, fmt.Errorf("the operator credential in %s has no key", c.dataDir)
 	}
-	return azclient.NewOperatorFromCredential(cred)
+	local, err := cred.Local()
+	if err != nil {
+		return nil, err
+	}
+	hc, err := local.HTTPClient()
+	if err != nil {
+		return nil, err
+	}
+	return azclient.NewOperator("https://"+local.Address, cred.Key, c.debugClient(hc)), nil
 }
 
 // clientOptions returns azcore options whose transport reaches the server by
@@ -51,10 +59,13 @@ func (c *cli) clientOptions() (policy.ClientOptions, string, error) {
 	if err != nil {
 		return policy.ClientOptions{}, "", err
 	}
-	opts, err := local.ClientOptions()
+	hc, err := local.HTTPClient()
 	if err != nil {
 		return policy.ClientOptions{}, "", err
 	}
+	// The transport of every Azure SDK client and credential of the
+	// command (--debug prints what passes through it).
+	opts := policy.ClientOptions{Transport: c.debugClient(hc)}
 	// A CLI should fail fast when the server is down, not back off for long.
 	opts.Retry.MaxRetries = 1
 	authority, err := cred.AuthorityURL()

@@ -21,9 +21,9 @@ const maxTokenFile = 64 << 10
 
 func (c *cli) envCommand() *cobra.Command {
 	var tenant, app, identity, tokenFile, certFile string
-	var secret bool
+	var secret, reuse bool
 	cmd := &cobra.Command{
-		Use:   "env --tenant T (--app APPID --secret | --app APPID --certificate FILE | --identity NAME | --federated-token FILE [--app APPID])",
+		Use:   "env --tenant T (--app APPID --secret | --app APPID --certificate FILE | --identity NAME | --federated-token FILE [--app APPID]) [--reuse]",
 		Short: "Print the environment an unmodified Azure SDK program needs to get its tokens from tenantbridge",
 		Long: `env prints shell exports so that, after
 
@@ -57,6 +57,15 @@ It needs a server started with --proxy-listen. It sets:
                                 token's issuer and subject
 
 and unsets the variables that would send DefaultAzureCredential elsewhere.
+
+Each call with --secret or --identity makes a credential: a new client
+secret, or a new workload. With --reuse it binds to the one an earlier env
+made instead: --identity takes the workload an earlier env created for the
+identity (named IDENTITY-env-…, running as that identity alone) and gives it
+a new header; --secret removes the secrets earlier env calls added to the
+application (named "tenantbridge env …") before adding the new one. Either
+way the earlier environment's credential stops working, and one workload or
+secret is left, not one per call.
 
 In a container, a program can reach tenantbridge by DNS instead of the proxy
 (the convention LocalStack uses): serve with --listen ADDR:443 and
@@ -98,15 +107,17 @@ port 5671 of the answered address is the AMQPS listener: serve with
 				return errors.New("--certificate needs the application: --app APPID")
 			case identity != "" && app != "":
 				return errors.New("--identity runs as the identity, not an application: drop --app")
+			case reuse && !secret && identity == "":
+				return errors.New("--reuse binds --secret or --identity to what an earlier env made; --certificate and --federated-token make nothing")
 			}
 			ctx := cmd.Context()
 			var e *shellEnv
 			var err error
 			switch {
 			case identity != "":
-				e, err = c.identityEnvironment(ctx, tenant, identity, true)
+				e, err = c.identityEnvironment(ctx, tenant, identity, true, reuse)
 			case secret:
-				e, err = c.secretEnvironment(ctx, tenant, app)
+				e, err = c.secretEnvironment(ctx, tenant, app, reuse)
 			case certFile != "":
 				e, err = c.certificateEnvironment(ctx, tenant, app, certFile)
 			default:
@@ -124,6 +135,7 @@ port 5671 of the answered address is the AMQPS listener: serve with
 	cmd.Flags().StringVar(&certFile, "certificate", "", "file holding a certificate of --app and its private key (PEM or PKCS#12) to export")
 	cmd.Flags().StringVar(&identity, "identity", "", "user-assigned identity (name, client id, principal id or resource id) to run as")
 	cmd.Flags().StringVar(&tokenFile, "federated-token", "", "file holding a federated token (assertion) an application trusts")
+	cmd.Flags().BoolVar(&reuse, "reuse", false, "bind to the workload (--identity) or replace the secret (--secret) an earlier env made, instead of adding another")
 	return cmd
 }
 
@@ -150,10 +162,15 @@ func (c *cli) proxiedEnvironment() (*shellEnv, azclient.OperatorCredential, erro
 	return e, cred, nil
 }
 
+// envSecretName starts the display name of every client secret env adds,
+// which is how --reuse knows them.
+const envSecretName = "tenantbridge env "
+
 // secretEnvironment adds a client secret to the application appID of the
 // tenant (through Graph, as the tenant's CLI profile) and returns the
-// environment of an EnvironmentCredential with it.
-func (c *cli) secretEnvironment(ctx context.Context, tenantRef, appID string) (*shellEnv, error) {
+// environment of an EnvironmentCredential with it. With reuse, the secrets
+// earlier env calls added to the application are removed first.
+func (c *cli) secretEnvironment(ctx context.Context, tenantRef, appID string, reuse bool) (*shellEnv, error) {
 	e, _, err := c.proxiedEnvironment()
 	if err != nil {
 		return nil, err
@@ -162,7 +179,18 @@ func (c *cli) secretEnvironment(ctx context.Context, tenantRef, appID string) (*
 	if err != nil {
 		return nil, err
 	}
-	pc, err := s.graph.AddPassword(ctx, a.ID, azclient.PasswordCredential{DisplayName: "tenantbridge env " + time.Now().UTC().Format(time.DateOnly)})
+	if reuse {
+		for _, p := range a.PasswordCredentials {
+			if !strings.HasPrefix(p.DisplayName, envSecretName) {
+				continue
+			}
+			if err := s.graph.RemovePassword(ctx, a.ID, p.KeyID); err != nil {
+				return nil, fmt.Errorf("removing the secret %s an earlier env added to %s: %w", p.KeyID, a.AppID, err)
+			}
+			c.notef("Removed client secret %s, which an earlier env added to application %s.", p.KeyID, a.AppID)
+		}
+	}
+	pc, err := s.graph.AddPassword(ctx, a.ID, azclient.PasswordCredential{DisplayName: envSecretName + time.Now().UTC().Format(time.DateOnly)})
 	if err != nil {
 		return nil, fmt.Errorf("adding a client secret to %s: %w", a.AppID, err)
 	}
@@ -358,4 +386,59 @@ func (c *cli) appTrusting(ctx context.Context, tenantRef, file string) (appID, h
 		ids[i] = a.AppID
 	}
 	return "", "", fmt.Errorf("%d applications trust tokens of issuer %q for subject %q (%s): choose one with --app", len(found), iss, sub, strings.Join(ids, ", "))
+}
+
+// envWorkload returns the workload through which an environment runs as
+// the user-assigned identity id, with its identity header: a new workload
+// bound to the identity alone or, with reuse, the one an earlier env made
+// for it, with a new header (the server keeps no header it could show
+// again). A workload is taken only when it is bound to exactly this
+// identity (its principal id) and nothing else and bears the name env
+// gives (envWorkloadName); the newest one when there are several.
+func (c *cli) envWorkload(ctx context.Context, op *azclient.Operator, t *azclient.Tenant, id *azclient.Identity, reuse bool) (*azclient.Workload, error) {
+	if reuse {
+		ws, err := op.ListWorkloads(ctx, t.TenantID)
+		if err != nil {
+			return nil, err
+		}
+		var found *azclient.Workload
+		for i := range ws {
+			w := &ws[i]
+			if isEnvWorkloadOf(w, id) && (found == nil || w.Created.After(found.Created)) {
+				found = w
+			}
+		}
+		if found != nil {
+			header, err := op.RotateWorkloadHeader(ctx, t.TenantID, found.ID)
+			if err != nil {
+				return nil, fmt.Errorf("renewing the header of workload %s: %w", found.Name, err)
+			}
+			found.IdentityHeader = header
+			c.notef("Reusing workload %s, bound to identity %s, with a new identity header (shown only here; the previous one no longer works).",
+				found.Name, id.Name)
+			return found, nil
+		}
+	}
+	wl, err := op.CreateWorkload(ctx, t.TenantID, azclient.NewWorkload{Name: envWorkloadName(id.Name), ResourceGroup: id.ResourceGroup,
+		Identities: []string{id.PrincipalID}})
+	if err != nil {
+		return nil, fmt.Errorf("creating a workload for identity %s: %w", id.Name, err)
+	}
+	c.notef("Created workload %s, bound to identity %s; the identity header is shown only here. Revoke it with: tenantbridge workload delete %s --tenant %s",
+		wl.Name, id.Name, wl.Name, t.Name)
+	return wl, nil
+}
+
+// isEnvWorkloadOf reports whether w is a workload env made for id: named
+// as envWorkloadName names them (a workload a person made for something
+// else keeps its header), and running as id alone.
+func isEnvWorkloadOf(w *azclient.Workload, id *azclient.Identity) bool {
+	made := envWorkloadName(id.Name) // the identity's part, "-env-" and 6 random hex digits
+	prefix := made[:len(made)-6]
+	suffix, ok := strings.CutPrefix(w.Name, prefix)
+	if !ok || len(suffix) != 6 || strings.Trim(suffix, "0123456789abcdef") != "" {
+		return false
+	}
+	return w.SystemAssignedIdentity == nil && len(w.UserAssignedIdentities) == 1 &&
+		strings.EqualFold(w.UserAssignedIdentities[0].PrincipalID, id.PrincipalID)
 }

@@ -114,7 +114,7 @@ proxy it also sets HTTPS_PROXY, so that the program reaches Azure's names.
 The header is shown only here; delete the workload to revoke it.`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := c.identityEnvironment(cmd.Context(), tenant(), args[0], false)
+			e, err := c.identityEnvironment(cmd.Context(), tenant(), args[0], false, false)
 			if err != nil {
 				return err
 			}
@@ -124,10 +124,11 @@ The header is shown only here; delete the workload to revoke it.`,
 }
 
 // identityEnvironment creates a workload bound to the user-assigned
-// identity ref alone and returns the environment to run as it. With
-// needProxy, a server without a proxy is an error; otherwise the proxy is
-// set when there is one.
-func (c *cli) identityEnvironment(ctx context.Context, tenantRef, ref string, needProxy bool) (*shellEnv, error) {
+// identity ref alone (with reuse, takes the one an earlier env made; see
+// envWorkload) and returns the environment to run as it. With needProxy, a
+// server without a proxy is an error; otherwise the proxy is set when there
+// is one.
+func (c *cli) identityEnvironment(ctx context.Context, tenantRef, ref string, needProxy, reuse bool) (*shellEnv, error) {
 	cred, err := c.serverInfo()
 	if err != nil {
 		return nil, err
@@ -158,10 +159,9 @@ func (c *cli) identityEnvironment(ctx context.Context, tenantRef, ref string, ne
 	if err := c.trustEnv(e, cred.CAFile); err != nil {
 		return nil, err
 	}
-	wl, err := op.CreateWorkload(ctx, t.TenantID, azclient.NewWorkload{Name: envWorkloadName(id.Name), ResourceGroup: id.ResourceGroup,
-		Identities: []string{id.PrincipalID}})
+	wl, err := c.envWorkload(ctx, op, t, id, reuse)
 	if err != nil {
-		return nil, fmt.Errorf("creating a workload for identity %s: %w", id.Name, err)
+		return nil, err
 	}
 	if wl.IdentityHeader == "" {
 		return nil, fmt.Errorf("workload %s was created but the server returned no identity header", wl.Name)
@@ -172,8 +172,6 @@ func (c *cli) identityEnvironment(ctx context.Context, tenantRef, ref string, ne
 	e.export("IDENTITY_ENDPOINT", endpoint)
 	e.export("IDENTITY_HEADER", wl.IdentityHeader)
 	e.unsetUnused(divertingVars)
-	c.notef("Created workload %s, bound to identity %s; the identity header is shown only here. Revoke it with: tenantbridge workload delete %s --tenant %s",
-		wl.Name, id.Name, wl.Name, t.Name)
 	return e, nil
 }
 

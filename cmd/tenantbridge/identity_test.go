@@ -44,7 +44,7 @@ func TestKeysCommands(t *testing.T) {
 		keys[1].RemovableAfter.IsZero() {
 		t.Fatalf("keys list after rotation = %+v", keys)
 	}
-	if out := ok(t, dir, "keys", "list"); !strings.Contains(out, "KID") || !strings.Contains(out, "retired") || !strings.Contains(out, k.KeyID) {
+	if out := ok(t, dir, "keys", "list", "-o", "table"); !strings.Contains(out, "KID") || !strings.Contains(out, "retired") || !strings.Contains(out, k.KeyID) {
 		t.Errorf("keys list table:\n%s", out)
 	}
 
@@ -101,7 +101,7 @@ func TestIdentityAndWorkloadCommands(t *testing.T) {
 			t.Errorf("identity show %s = %+v", ref, shown)
 		}
 	}
-	if out := ok(t, dir, "identity", "list"); !strings.Contains(out, "CLIENT ID") || !strings.Contains(out, id.ClientID) {
+	if out := ok(t, dir, "identity", "list", "-o", "table"); !strings.Contains(out, "CLIENT ID") || !strings.Contains(out, id.ClientID) {
 		t.Errorf("identity list table:\n%s", out)
 	}
 	fails(t, dir, "not found", "identity", "show", "nosuch")
@@ -125,7 +125,7 @@ func TestIdentityAndWorkloadCommands(t *testing.T) {
 	if len(ws) != 1 || ws[0].IdentityHeader != "" {
 		t.Errorf("workload list = %+v", ws)
 	}
-	if out := ok(t, dir, "workload", "list"); !strings.Contains(out, "uploader") {
+	if out := ok(t, dir, "workload", "list", "-o", "table"); !strings.Contains(out, "uploader") {
 		t.Errorf("workload list table:\n%s", out)
 	}
 	fails(t, dir, "--system-assigned", "workload", "create", "bare")

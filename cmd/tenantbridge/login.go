@@ -15,26 +15,59 @@ import (
 
 func (c *cli) loginCommand() *cobra.Command {
 	var sp bool
-	var user, password, tenant string
+	var user, password, tenant, name string
 	cmd := &cobra.Command{
-		Use:   "login --service-principal -u CLIENT_ID -p SECRET --tenant T",
-		Short: "Sign in to a tenant as a service principal and save it as the CLI profile for that tenant",
-		Args:  cobra.NoArgs,
+		Use:   "login --service-principal -u CLIENT_ID -p SECRET --tenant T [--name PROFILE]",
+		Short: "Sign in to a tenant as a service principal, saved as a CLI profile that becomes the tenant's default",
+		Long: `login checks the service principal's secret at the token service and saves it
+as a named CLI profile (in DIR/profiles.json). It adds a profile: the other
+profiles of the tenant, above all the bootstrap administrator that tenant
+create saved, are kept. A login with the client of an existing profile of the
+tenant gives that profile the new secret.
+
+The new profile becomes the tenant's default, as az login makes the account
+it signed in to the default; switch back with tenantbridge account set --name
+PROFILE, or pick a profile for one command with --profile PROFILE.
+
+--name defaults to the tenant's name for its first profile, and to the
+tenant's name and the client id's first eight characters otherwise.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !sp {
 				return errors.New("only service principal sign-in is supported: add --service-principal")
+			}
+			if name != "" {
+				if err := checkProfileName(name); err != nil {
+					return err
+				}
 			}
 			p, err := c.login(cmd.Context(), tenant, user, password)
 			if err != nil {
 				return err
 			}
-			if old, err := c.findProfile(p.TenantID); err == nil && old.ClientID != p.ClientID {
-				c.notef("Replacing the profile of %s (client %s) with client %s.", old.name(), old.ClientID, p.ClientID)
-			}
-			if err := c.saveProfile(p); err != nil {
+			p.Name = name
+			before, err := c.loadProfiles()
+			if err != nil {
 				return err
 			}
-			view := profileView(p)
+			previous, hadDefault := before.tenantDefault(p.TenantID)
+			if p, err = c.addProfile(p); err != nil {
+				return err
+			}
+			if p, err = c.setDefault(p.Name, false); err != nil {
+				return err
+			}
+			if hadDefault && previous.Name != p.Name {
+				c.notef("Saved profile %s as the default for %s; the previous default, %s, is kept: tenantbridge account set --name %s switches back.",
+					p.Name, p.name(), previous.describe(), previous.Name)
+			} else {
+				c.notef("Saved profile %s for %s.", p.Name, p.name())
+			}
+			s, err := c.loadProfiles()
+			if err != nil {
+				return err
+			}
+			view := s.view(p)
 			return c.render(cmd, []accountView{view}, func() table {
 				return accountTable([]accountView{view})
 			})
@@ -44,6 +77,7 @@ func (c *cli) loginCommand() *cobra.Command {
 	cmd.Flags().StringVarP(&user, "username", "u", "", "client id (appId) of the service principal")
 	cmd.Flags().StringVarP(&password, "password", "p", "", "client secret")
 	cmd.Flags().StringVarP(&tenant, "tenant", "t", "", "tenant name, domain or id")
+	cmd.Flags().StringVar(&name, "name", "", "name of the profile (default: the tenant's name, or the tenant's name and the client id's start)")
 	for _, f := range []string{"username", "password", "tenant"} {
 		_ = cmd.MarkFlagRequired(f)
 	}
@@ -107,49 +141,93 @@ func (c *cli) login(ctx context.Context, tenantRef, clientID, secret string) (Pr
 }
 
 func (c *cli) logoutCommand() *cobra.Command {
-	var tenant string
+	var tenant, name string
+	var yes bool
 	cmd := &cobra.Command{
-		Use:   "logout --tenant T",
-		Short: "Forget the CLI profile of a tenant",
-		Args:  cobra.NoArgs,
+		Use:   "logout (--name PROFILE | --tenant T) [--yes]",
+		Short: "Forget a CLI profile: the one --name names, or the default profile of --tenant",
+		Long: `logout removes a saved profile from DIR/profiles.json. Removing a tenant's
+bootstrap administrator (the profile tenant create saved) needs --yes: its
+secret is shown only once, so without it the tenant may have no
+administrator left to sign in as.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := c.findProfile(tenant)
+			if name != "" && tenant != "" {
+				return errors.New("give --name or --tenant, not both")
+			}
+			if name == "" {
+				p, err := c.findProfile(tenant)
+				if err != nil {
+					return err
+				}
+				name = p.Name
+			}
+			s, err := c.loadProfiles()
 			if err != nil {
 				return err
 			}
-			if _, err := c.removeProfile(p.TenantID); err != nil {
+			if p, ok := s.Profiles[name]; ok && p.Bootstrap && !yes {
+				return fmt.Errorf("profile %s is the bootstrap administrator of %s, whose secret is not shown again: add --yes to forget it anyway", p.Name, p.name())
+			}
+			p, err := c.removeProfileNamed(name)
+			if err != nil {
 				return err
 			}
-			c.notef("Signed out of %s.", p.name())
+			c.notef("Signed out of %s (profile %s).", p.name(), p.Name)
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&tenant, "tenant", "t", "", "tenant name, domain or id (default: the only profile)")
+	cmd.Flags().StringVarP(&name, "name", "n", "", "the profile to forget")
+	cmd.Flags().StringVarP(&tenant, "tenant", "t", "", "forget this tenant's default profile (default: the only profile)")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "forget even a tenant's bootstrap administrator")
 	return cmd
 }
 
-// accountView is a profile without its secret.
+// accountView is a profile without its secret, in az account list's shape
+// where there is one (tenantId, isDefault, user).
 type accountView struct {
+	Profile        string `json:"profile"`
 	TenantID       string `json:"tenantId"`
 	Name           string `json:"name,omitempty"`
 	Domain         string `json:"domain,omitempty"`
 	SubscriptionID string `json:"subscriptionId,omitempty"`
-	User           struct {
+	// IsDefault: the profile --tenant selects for its tenant.
+	IsDefault bool `json:"isDefault"`
+	// Active: the profile commands use without --tenant (account set).
+	Active    bool `json:"active"`
+	Bootstrap bool `json:"bootstrap"`
+	User      struct {
 		Name string `json:"name"`
 		Type string `json:"type"`
 	} `json:"user"`
 }
 
-func profileView(p Profile) accountView {
-	v := accountView{TenantID: p.TenantID, Name: p.TenantName, Domain: p.Domain, SubscriptionID: p.SubscriptionID}
+// view is p as account commands show it.
+func (s profileStore) view(p Profile) accountView {
+	d, _ := s.tenantDefault(p.TenantID)
+	v := accountView{Profile: p.Name, TenantID: p.TenantID, Name: p.TenantName, Domain: p.Domain, SubscriptionID: p.SubscriptionID,
+		IsDefault: d.Name == p.Name, Active: s.Active == p.Name, Bootstrap: p.Bootstrap}
 	v.User.Name, v.User.Type = p.ClientID, "servicePrincipal"
 	return v
 }
 
 func accountTable(vs []accountView) table {
-	t := table{header: []string{"TENANT", "DOMAIN", "TENANT ID", "CLIENT ID"}}
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return ""
+	}
+	t := table{header: []string{"PROFILE", "TENANT", "CLIENT ID", "DEFAULT", "ACTIVE", "BOOTSTRAP"}}
 	for _, v := range vs {
-		t.rows = append(t.rows, []string{v.Name, v.Domain, v.TenantID, v.User.Name})
+		tenant := v.Name
+		if tenant == "" {
+			tenant = v.Domain
+		}
+		if tenant == "" {
+			tenant = v.TenantID
+		}
+		t.rows = append(t.rows, []string{v.Profile, tenant, v.User.Name, yes(v.IsDefault), yes(v.Active), yes(v.Bootstrap)})
 	}
 	return t
 }
@@ -157,11 +235,11 @@ func accountTable(vs []accountView) table {
 func (c *cli) accountCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "account",
-		Short: "CLI profiles and access tokens",
+		Short: "CLI profiles (list, show, set) and access tokens",
 	}
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List the tenants the CLI is signed in to",
+		Short: "List the CLI profiles: which tenant each signs in to, as which client, and which are the defaults",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := c.loadProfiles()
@@ -170,12 +248,76 @@ func (c *cli) accountCommand() *cobra.Command {
 			}
 			vs := []accountView{}
 			for _, p := range s.sorted() {
-				vs = append(vs, profileView(p))
+				vs = append(vs, s.view(p))
 			}
 			return c.render(cmd, vs, func() table { return accountTable(vs) })
 		},
 	}
-	cmd.AddCommand(list, c.getAccessTokenCommand())
+	var showTenant, showName string
+	show := &cobra.Command{
+		Use:   "show [--name PROFILE | --tenant T]",
+		Short: "Show the profile a command would sign in with (or the profile --name names)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if showName != "" && showTenant != "" {
+				return errors.New("give --name or --tenant, not both")
+			}
+			s, err := c.loadProfiles()
+			if err != nil {
+				return err
+			}
+			var p Profile
+			if showName != "" {
+				p, err = c.named(s, showName)
+			} else {
+				p, err = c.findProfile(showTenant)
+			}
+			if err != nil {
+				return err
+			}
+			v := s.view(p)
+			return c.render(cmd, v, func() table {
+				return fields("profile", v.Profile, "tenant", p.name(), "tenantId", v.TenantID, "domain", v.Domain,
+					"subscriptionId", v.SubscriptionID, "clientId", v.User.Name, "isDefault", strconv.FormatBool(v.IsDefault),
+					"active", strconv.FormatBool(v.Active), "bootstrap", strconv.FormatBool(v.Bootstrap))
+			})
+		},
+	}
+	show.Flags().StringVarP(&showName, "name", "n", "", "the profile to show")
+	show.Flags().StringVarP(&showTenant, "tenant", "t", "", "show this tenant's default profile")
+	var setTenant, setName string
+	set := &cobra.Command{
+		Use:   "set (--name PROFILE | --tenant T)",
+		Short: "Make a profile its tenant's default and the one commands use without --tenant, as az account set does",
+		Long: `set makes the profile --name names the default of its tenant (the profile
+--tenant selects) and the active profile, which commands use when they are
+given no --tenant. With --tenant, the tenant's default profile becomes the
+active one.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case setName != "" && setTenant != "":
+				return errors.New("give --name or --tenant, not both")
+			case setName == "" && setTenant == "":
+				return errors.New("name the profile with --name, or its tenant with --tenant")
+			case setName == "":
+				p, err := c.findProfile(setTenant)
+				if err != nil {
+					return err
+				}
+				setName = p.Name
+			}
+			p, err := c.setDefault(setName, true)
+			if err != nil {
+				return err
+			}
+			c.notef("Profile %s is the default for %s and the active profile.", p.Name, p.name())
+			return nil
+		},
+	}
+	set.Flags().StringVarP(&setName, "name", "n", "", "the profile to make the default")
+	set.Flags().StringVarP(&setTenant, "tenant", "t", "", "make this tenant's default profile the active one")
+	cmd.AddCommand(list, show, set, c.getAccessTokenCommand())
 	return cmd
 }
 

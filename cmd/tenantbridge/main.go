@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jmespath-community/go-jmespath"
 	"github.com/spf13/cobra"
 
 	"github.com/tenantbridge/tenantbridge/internal/azclient"
@@ -118,13 +119,15 @@ type cli struct {
 
 	dataDir string // --data
 	output  string // -o
-}
+	query   string // --query
+	debug   bool   // --debug
+	profile string // --profile
 
-// Output formats.
-const (
-	outputTable = "table"
-	outputJSON  = "json"
-)
+	// compiled is --query compiled, and queryKeys the key order of its
+	// multi-select hashes (see multiSelectKeys); nil without --query.
+	compiled  jmespath.JMESPath
+	queryKeys [][]string
+}
 
 func (c *cli) rootCommand() *cobra.Command {
 	defaultData := c.getenv("TENANTBRIDGE_DATA")
@@ -148,16 +151,15 @@ Commands find the server and the CLI profiles in the data directory
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			switch c.output {
-			case "", outputJSON, outputTable:
-				return nil
-			}
-			return fmt.Errorf("output format %q is not supported: use json or table", c.output)
+			return c.checkOutputFlags()
 		},
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().StringVar(&c.dataDir, "data", defaultData, "data directory of the server and the CLI profiles (env TENANTBRIDGE_DATA)")
-	root.PersistentFlags().StringVarP(&c.output, "output", "o", "", "output format: json or table (default table for people)")
+	root.PersistentFlags().StringVarP(&c.output, "output", "o", "",
+		"output format: "+strings.Join(outputFormats, ", ")+" (default: table at a terminal, json otherwise)")
+	root.PersistentFlags().StringVar(&c.query, "query", "", "JMESPath query applied to the JSON output, as az's --query (see https://jmespath.org)")
+	root.PersistentFlags().BoolVar(&c.debug, "debug", false, "print each HTTP request and response (method, URL, status, headers; secrets redacted) to stderr")
+	root.PersistentFlags().StringVar(&c.profile, "profile", "", "CLI profile to sign in with (see tenantbridge account list; default: the tenant's default profile)")
 	root.AddCommand(
 		c.serveCommand(),
 		c.tenantCommand(),
@@ -179,6 +181,13 @@ Commands find the server and the CLI profiles in the data directory
 		c.workerCommand(),
 		c.versionCommand(),
 	)
+	// cobra's completion command (bash, zsh, fish, powershell), added now
+	// so that it refuses an unknown shell like every other group; it
+	// prints to the writer root has when it is added.
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	root.InitDefaultCompletionCmd()
+	c.registerCompletions(root)
 	refuseUnknownSubcommands(root)
 	return root
 }

@@ -1004,8 +1004,8 @@ func (c *cli) renderMessages(cmd *cobra.Command, msgs []sbMessage) error {
 	if msgs == nil {
 		msgs = []sbMessage{}
 	}
-	if c.format(cmd) == outputJSON {
-		return writeJSON(c.stdout, msgs)
+	if c.structured(cmd) {
+		return c.emit(cmd, msgs)
 	}
 	for i, m := range msgs {
 		if i > 0 {

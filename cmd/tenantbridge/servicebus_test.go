@@ -182,13 +182,13 @@ func TestServiceBusCommandsAgainstServer(t *testing.T) {
 	if qu.Properties.CountDetails.ActiveMessageCount != 2 || qu.Properties.MessageCount != 2 {
 		t.Errorf("queue show counts %+v", qu.Properties)
 	}
-	if out := ok(t, dir, "servicebus", "queue", "show", "--namespace-name", ns, "--name", "orders"); !strings.Contains(out, "ActiveMessageCount") {
+	if out := ok(t, dir, "servicebus", "queue", "show", "--namespace-name", ns, "--name", "orders", "-o", "table"); !strings.Contains(out, "ActiveMessageCount") {
 		t.Errorf("queue show table:\n%s", out)
 	}
 
 	// Peek-lock and complete the first; its body comes back byte for byte,
 	// in the table too.
-	r = tb(t, dir, append([]string{"servicebus", "message", "receive", "--peek-lock", "--complete"}, q...)...)
+	r = tb(t, dir, append([]string{"servicebus", "message", "receive", "--peek-lock", "--complete", "-o", "table"}, q...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "Body (15 bytes):\nhello\n  world\t!\n") || !strings.Contains(r.stdout, "completed") ||
 		!strings.Contains(r.stdout, `Property Priority  "High"`) {
 		t.Errorf("receive --peek-lock --complete: exit %d\n%s%s", r.code, r.stderr, r.stdout)

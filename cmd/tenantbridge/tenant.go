@@ -60,7 +60,7 @@ func (c *cli) tenantCreateCommand() *cobra.Command {
 
 func profileOf(t *azclient.Tenant) Profile {
 	return Profile{TenantID: t.TenantID, TenantName: t.Name, Domain: t.Domain, SubscriptionID: t.SubscriptionID,
-		ClientID: t.Admin.ClientID, ClientSecret: t.Admin.ClientSecret}
+		ClientID: t.Admin.ClientID, ClientSecret: t.Admin.ClientSecret, Bootstrap: true}
 }
 
 func tenantRow(t azclient.Tenant) []string {
@@ -139,8 +139,8 @@ func (c *cli) auditCommand() *cobra.Command {
 			if recs == nil {
 				recs = []azclient.AuditRecord{}
 			}
-			if c.format(cmd) == outputJSON {
-				return writeJSON(c.stdout, recs)
+			if c.structured(cmd) {
+				return c.emit(cmd, recs)
 			}
 			names := map[string]string{}
 			if ts, err := op.ListTenants(cmd.Context()); err == nil {
