@@ -209,10 +209,14 @@ func parseRequiredResourceAccess(value string) ([]azclient.RequiredResourceAcces
 
 func (c *cli) adAppDelete(sess sessionFunc) *cobra.Command {
 	var id string
-	cmd := deleteCommand(c, "delete --id ID|APPID", "Delete an application", cobra.NoArgs,
+	var yes bool
+	cmd := deleteCommand(c, "delete --id ID|APPID [--yes]", "Delete an application (--yes when a CLI profile signs in with it)", cobra.NoArgs,
 		withGraph(sess, func(ctx context.Context, g *azclient.Graph) (*azclient.Application, error) {
 			a, err := g.GetApplication(ctx, id)
 			if err != nil {
+				return nil, err
+			}
+			if err := c.confirmNotProfileApp("", a.AppID, yes); err != nil {
 				return nil, err
 			}
 			return a, g.DeleteApplication(ctx, a.ID)
@@ -221,6 +225,7 @@ func (c *cli) adAppDelete(sess sessionFunc) *cobra.Command {
 			return fmt.Sprintf("Deleted application %s (appId %s).", a.DisplayName, a.AppID)
 		})
 	objectOrAppID.add(cmd, &id)
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete it even when a CLI profile signs in with it")
 	return cmd
 }
 
@@ -324,10 +329,18 @@ func (c *cli) adSPCreate(sess sessionFunc) *cobra.Command {
 
 func (c *cli) adSPDelete(sess sessionFunc) *cobra.Command {
 	var id string
-	cmd := deleteCommand(c, "delete --id ID|APPID", "Delete a service principal from this tenant", cobra.NoArgs,
+	var yes bool
+	cmd := deleteCommand(c, "delete --id ID|APPID [--yes]", "Delete a service principal from this tenant (--yes when a CLI profile signs in with it)", cobra.NoArgs,
 		withGraph(sess, func(ctx context.Context, g *azclient.Graph) (*azclient.ServicePrincipal, error) {
 			sp, err := g.GetServicePrincipal(ctx, id)
 			if err != nil {
+				return nil, err
+			}
+			s, err := sess()
+			if err != nil {
+				return nil, err
+			}
+			if err := c.confirmNotProfileApp(s.profile.TenantID, sp.AppID, yes); err != nil {
 				return nil, err
 			}
 			return sp, g.DeleteServicePrincipal(ctx, sp.ID)
@@ -336,6 +349,7 @@ func (c *cli) adSPDelete(sess sessionFunc) *cobra.Command {
 			return fmt.Sprintf("Deleted service principal %s (appId %s).", sp.DisplayName, sp.AppID)
 		})
 	objectOrAppID.add(cmd, &id)
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete it even when a CLI profile signs in with it")
 	return cmd
 }
 
