@@ -435,14 +435,14 @@ func (c *cli) confirmNotProfileApp(tenantID, appID string, yes bool) error {
 	if len(hit) == 0 {
 		return nil
 	}
-	what := "the CLI profile " + strings.Join(hit, ", ") + " signs"
+	who := "the CLI profile " + strings.Join(hit, ", ")
 	if len(hit) > 1 {
-		what = "the CLI profiles " + strings.Join(hit, ", ") + " sign"
+		who = "the CLI profiles " + strings.Join(hit, ", ")
 	}
 	if !yes {
-		return fmt.Errorf("%s in with %s, which this would lock out: add --yes to delete it anyway", what, appID)
+		return fmt.Errorf("deleting it would lock out %s, which signs in with %s: add --yes to delete it anyway", who, appID)
 	}
-	c.notef("Deleting anyway: %s in with %s and will no longer sign in (remove with tenantbridge logout --name NAME).", what, appID)
+	c.notef("Deleting anyway: %s, which signs in with %s, will no longer sign in (forget it with tenantbridge logout --name NAME).", who, appID)
 	return nil
 }
 
