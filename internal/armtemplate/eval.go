@@ -14,6 +14,10 @@ import (
 const (
 	maxValueBytes = 4 << 20
 	maxSteps      = 2_000_000
+	// maxAlloc bounds what all the function results of one deployment's
+	// evaluation may add up to (each charged its own size, not its
+	// elements', which were charged when they were made).
+	maxAlloc = 256 << 20
 )
 
 // errNeedsRuntime marks an evaluation that needs Resource Manager
@@ -69,7 +73,8 @@ type evaluator struct {
 	run   *runState
 	ctx   context.Context
 	steps *int
-	// secret values, for keeping them out of messages
+	// alloc is what the evaluation has built so far, in bytes.
+	alloc   *int
 	section section
 	// fn is set inside a user-defined function: its own parameters.
 	fn *Object
@@ -159,9 +164,6 @@ func (ev *evaluator) evalNode(n *node, sc *scope, path string) (any, error) {
 				return nil, err
 			}
 			o.Set(k, v)
-		}
-		if valueSize(o) > maxValueBytes {
-			return nil, errf("The template value exceeds the limit of %d bytes", maxValueBytes)
 		}
 		return o, nil
 	}
@@ -364,10 +366,35 @@ func (ev *evaluator) call(c *callExpr, sc *scope, depth int) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if valueSize(v) > maxValueBytes {
-		return nil, errf("The result of the template function '%s' exceeds the limit of %d bytes", c.text, maxValueBytes)
+	return v, ev.charge(c, v)
+}
+
+// charge counts a function result against the evaluation's bounds: one
+// value may not exceed the template size limit, all of them together not
+// maxAlloc. Only the value's own size is counted (a string's bytes, an
+// array's or object's slots), so charging is cheap.
+func (ev *evaluator) charge(c *callExpr, v any) error {
+	n := 0
+	switch t := v.(type) {
+	case string:
+		n = len(t)
+	case []any:
+		n = 16 * len(t)
+	case *Object:
+		n = 32 * t.Len()
+	default:
+		return nil
 	}
-	return v, nil
+	if n > maxValueBytes {
+		return errf("The result of the template function '%s' exceeds the limit of %d bytes", c.text, maxValueBytes)
+	}
+	if ev.alloc != nil {
+		*ev.alloc += n
+		if *ev.alloc > maxAlloc {
+			return errf("The template evaluation exceeded the limit of %d bytes", maxAlloc)
+		}
+	}
+	return nil
 }
 
 func takesLambda(name string) bool {
@@ -424,7 +451,7 @@ func (ev *evaluator) callUser(c *callExpr, args []any, depth int) (any, error) {
 		}
 		fnParams.Set(p.name, args[i])
 	}
-	inner := &evaluator{dc: ev.dc, t: ev.t, ctx: ev.ctx, steps: ev.steps, section: secFunction, fn: fnParams}
+	inner := &evaluator{dc: ev.dc, t: ev.t, ctx: ev.ctx, steps: ev.steps, alloc: ev.alloc, section: secFunction, fn: fnParams}
 	v, err := inner.evalNode(uf.output, &scope{}, "")
 	if err != nil {
 		return nil, err

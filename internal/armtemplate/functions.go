@@ -498,7 +498,8 @@ func allStrings(c *callExpr, a []any) ([]string, error) {
 // (what Resource Manager uses), and the hash's top 65 bits written as 13
 // characters of lower-case RFC 4648 base-32. The constants and steps are
 // those published by reimplementations checked against Azure
-// (uniqueString('test') = "rbgf3xv4ufgzg"; see uniquestring_test.go).
+// (uniqueString('test') = "rbgf3xv4ufgzg"; testdata/string-misc.json holds
+// published vectors).
 func fnUniqueString(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
 	if err := nargs(c, a, 1, -1); err != nil {
 		return nil, err
@@ -518,7 +519,7 @@ func le32(b []byte) uint32 {
 
 // murmur64 is the ResourceStack MurmurHash64 (two 32-bit lanes, seed 0).
 func murmur64(data []byte) uint64 {
-	const c1, c2 = 0x239b961b, 0xab0e9789
+	const c1, c2 = 0xab0e9789, 0x239b961b
 	var h1, h2 uint32
 	n := len(data)
 	i := 0
@@ -1417,9 +1418,6 @@ func fnReduce(ev *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
 	for _, e := range arr {
 		if acc, err = ev.callLambda("reduce", a[2], acc, e); err != nil {
 			return nil, err
-		}
-		if valueSize(acc) > maxValueBytes {
-			return nil, errf("The result of the template function 'reduce' exceeds the limit of %d bytes", maxValueBytes)
 		}
 	}
 	return acc, nil

@@ -86,11 +86,11 @@ func (t *Template) Plan(ctx context.Context, dc Context, params map[string]any) 
 }
 
 func (t *Template) plan(ctx context.Context, dc Context, params map[string]any, outer *evaluator, depth int) (*Plan, error) {
-	steps := 0
+	steps, alloc := new(int), new(int)
 	if outer != nil {
-		steps = *outer.steps
+		steps, alloc = outer.steps, outer.alloc
 	}
-	ev := &evaluator{dc: &dc, t: t, ctx: ctx, steps: &steps, vars: map[string]*variable{}, outer: outer}
+	ev := &evaluator{dc: &dc, t: t, ctx: ctx, steps: steps, alloc: alloc, vars: map[string]*variable{}, outer: outer}
 	p := &Plan{t: t, ev: ev, dc: dc, depth: depth}
 	if outer == nil {
 		if err := p.bindParameters(ctx, params); err != nil {
@@ -382,7 +382,7 @@ func (p *Plan) expand() error {
 	seen := map[string]*PlannedResource{}
 	for _, in := range all {
 		k := strings.ToLower(in.r.ID)
-		if prev := seen[k]; prev != nil && !(prev.Existing && in.r.Existing) {
+		if prev := seen[k]; prev != nil {
 			return invalid(in.r.def.n, in.r.def.path, "The resource '%s' at line '%d' and column '%d' is defined multiple times in a template. Please see %s for usage details.", in.r.ID, in.r.Line, in.r.Column, seeResources)
 		}
 		seen[k] = in.r
@@ -705,7 +705,10 @@ func (p *Plan) identify(r *PlannedResource) error {
 		prefix = strings.TrimRight(s, "/")
 	} else {
 		sub, rg := p.dc.SubscriptionID, p.dc.ResourceGroup
-		if strings.EqualFold(r.Type, DeploymentsType) {
+		// Nested deployments and existing resources may name another
+		// resource group or subscription (languageVersion 2.0 "existing"
+		// resources: learn.microsoft.com/azure/azure-resource-manager/templates/resource-declaration).
+		if strings.EqualFold(r.Type, DeploymentsType) || r.Existing {
 			for key, dst := range map[string]*string{"subscriptionId": &sub, "resourceGroup": &rg} {
 				if kn := n.get(key); kn != nil {
 					v, err := ev.evalNode(kn, r.sc, def.path+"."+key)
@@ -755,6 +758,9 @@ func (p *Plan) evalBody(r *PlannedResource) error {
 	if errors.Is(err, errNeedsRuntime) {
 		r.Deferred = true
 		return nil
+	}
+	if err == nil && valueSize(body) > maxResourceBytes {
+		err = errf("The resource definition exceeds the limit of %d bytes", maxResourceBytes)
 	}
 	if err != nil {
 		return p.resourceError(r.def, r.Name, err)

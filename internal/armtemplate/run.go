@@ -353,6 +353,9 @@ func (p *Plan) outputs(ctx context.Context, rs *runState) ([]Output, error) {
 		if err := checkType(typ, val); err != nil {
 			return nil, wrap(errf("The template output '%s' is not valid: %v", name, err))
 		}
+		if valueSize(val) > maxValueBytes {
+			return nil, wrap(errf("The template output '%s' exceeds the limit of %d bytes", name, maxValueBytes))
+		}
 		out = append(out, Output{Name: name, Type: outputTypeName(typ), Value: Plain(val)})
 	}
 	return out, nil

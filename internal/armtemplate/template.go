@@ -8,11 +8,12 @@ import (
 
 // Limits Resource Manager documents for one template
 // (learn.microsoft.com/azure/azure-resource-manager/templates/best-practices#template-limits):
-// 4 MB, 256 parameters, 512 variables, 800 resources including copy
-// count, 64 outputs. Nested deployments count their own; the nesting
-// depth bound is ours.
+// 4 MB, each resource definition 1 MB, 256 parameters, 512 variables, 800
+// resources including copy count, 64 outputs. Nested deployments count
+// their own; the nesting depth bound is ours.
 const (
 	MaxTemplateBytes = 4 << 20
+	maxResourceBytes = 1 << 20
 	maxParameters    = 256
 	maxVariables     = 512
 	maxResources     = 800
