@@ -111,3 +111,28 @@ func elementError(kind, name string, n *node, path string, err error) *Error {
 	inner := fmt.Sprintf("The template %s '%s'%s is not valid: %s. Please see %s for usage details.", kind, name, at(n), msg, seeFunctions)
 	return validationFailed(n, path, inner)
 }
+
+// Envelope is the error as Resource Manager writes it in a response body's
+// "error" member: code, message, target, details, and for a position in
+// the template the TemplateViolation additionalInfo (lineNumber,
+// linePosition, path).
+func (e *Error) Envelope() map[string]any {
+	out := map[string]any{"code": e.Code, "message": e.Message}
+	if e.Target != "" {
+		out["target"] = e.Target
+	}
+	if len(e.Details) > 0 {
+		details := make([]any, len(e.Details))
+		for i, d := range e.Details {
+			details[i] = d.Envelope()
+		}
+		out["details"] = details
+	}
+	if e.Line > 0 || e.Path != "" {
+		out["additionalInfo"] = []any{map[string]any{
+			"type": "TemplateViolation",
+			"info": map[string]any{"lineNumber": e.Line, "linePosition": e.Column, "path": e.Path},
+		}}
+	}
+	return out
+}

@@ -21,6 +21,8 @@ type builtin func(ev *evaluator, c *callExpr, sc *scope, args []any) (any, error
 var builtins map[string]builtin
 
 func init() {
+	// Filled in init: lambda functions reach this table again through
+	// evaluator.call, a cycle a package-level initializer may not have.
 	builtins = map[string]builtin{
 		// string functions (template-functions-string)
 		"base64":               fnBase64,
@@ -172,49 +174,93 @@ func fromUnits(u []uint16) string { return string(utf16.Decode(u)) }
 
 // ---- string functions ----
 
-func fnBase64(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
-	if err := nargs(c, a, 1, 1); err != nil {
-		return nil, err
+// unary makes a function of one string argument.
+func unary(f func(c *callExpr, s string) (any, error)) builtin {
+	return func(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
+		if err := nargs(c, a, 1, 1); err != nil {
+			return nil, err
+		}
+		s, err := str(c, a[0])
+		if err != nil {
+			return nil, err
+		}
+		return f(c, s)
 	}
-	s, err := str(c, a[0])
-	if err != nil {
-		return nil, err
-	}
-	return base64.StdEncoding.EncodeToString([]byte(s)), nil
 }
 
-func decodeBase64(c *callExpr, v any) ([]byte, error) {
-	s, err := str(c, v)
-	if err != nil {
-		return nil, err
-	}
+var (
+	fnBase64 = unary(func(_ *callExpr, s string) (any, error) {
+		return base64.StdEncoding.EncodeToString([]byte(s)), nil
+	})
+	fnBase64ToString = unary(func(c *callExpr, s string) (any, error) {
+		b, err := decodeBase64(c, s)
+		return string(b), err
+	})
+	fnBase64ToJSON = unary(func(c *callExpr, s string) (any, error) {
+		b, err := decodeBase64(c, s)
+		if err != nil {
+			return nil, err
+		}
+		return parseJSONValue(c, string(b))
+	})
+	fnJSON = unary(parseJSONValue)
+	// dataUri writes text/plain;charset=utf8 in base64
+	// (template-functions-string#datauri: dataUri('Hello') is
+	// "data:text/plain;charset=utf8;base64,SGVsbG8=").
+	fnDataURI = unary(func(_ *callExpr, s string) (any, error) {
+		return "data:text/plain;charset=utf8;base64," + base64.StdEncoding.EncodeToString([]byte(s)), nil
+	})
+	fnDataURIToString = unary(func(_ *callExpr, s string) (any, error) {
+		comma := strings.IndexByte(s, ',')
+		if !strings.HasPrefix(s, "data:") || comma < 0 {
+			return nil, errf("The template language function 'dataUriToString' expects a data URI. The provided value is not a valid data URI")
+		}
+		meta, data := s[5:comma], s[comma+1:]
+		if strings.HasSuffix(meta, ";base64") {
+			b, err := base64.StdEncoding.DecodeString(data)
+			if err != nil {
+				return nil, errf("The template language function 'dataUriToString' has an invalid parameter: the data is not valid Base-64")
+			}
+			return string(b), nil
+		}
+		u, err := url.PathUnescape(data)
+		if err != nil {
+			return nil, errf("The template language function 'dataUriToString' has an invalid parameter: the data is not valid")
+		}
+		return u, nil
+	})
+	fnToLower = unary(func(_ *callExpr, s string) (any, error) { return strings.ToLower(s), nil })
+	fnToUpper = unary(func(_ *callExpr, s string) (any, error) { return strings.ToUpper(s), nil })
+	fnTrim    = unary(func(_ *callExpr, s string) (any, error) { return strings.TrimFunc(s, unicode.IsSpace), nil })
+	// uriComponent escapes as .NET's Uri.EscapeDataString: everything
+	// but the RFC 3986 unreserved characters.
+	fnURIComponent = unary(func(_ *callExpr, s string) (any, error) {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			ch := s[i]
+			if ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte("-._~", ch) >= 0 {
+				b.WriteByte(ch)
+			} else {
+				fmt.Fprintf(&b, "%%%02X", ch)
+			}
+		}
+		return b.String(), nil
+	})
+	fnURIComponentToString = unary(func(_ *callExpr, s string) (any, error) {
+		u, err := url.PathUnescape(s)
+		if err != nil {
+			return nil, errf("The template language function 'uriComponentToString' has an invalid parameter: '%s' is not a valid encoded URI component", s)
+		}
+		return u, nil
+	})
+)
+
+func decodeBase64(c *callExpr, s string) ([]byte, error) {
 	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
 		return nil, errf("The template language function '%s' has an invalid parameter: the input is not a valid Base-64 string", c.text)
 	}
 	return b, nil
-}
-
-func fnBase64ToString(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
-	if err := nargs(c, a, 1, 1); err != nil {
-		return nil, err
-	}
-	b, err := decodeBase64(c, a[0])
-	if err != nil {
-		return nil, err
-	}
-	return string(b), nil
-}
-
-func fnBase64ToJSON(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
-	if err := nargs(c, a, 1, 1); err != nil {
-		return nil, err
-	}
-	b, err := decodeBase64(c, a[0])
-	if err != nil {
-		return nil, err
-	}
-	return parseJSONValue(c, string(b))
 }
 
 func parseJSONValue(c *callExpr, s string) (any, error) {
@@ -286,44 +332,6 @@ func fnContains(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
 		return false, nil
 	}
 	return nil, typeErr(c, "Array, Object or String", a[0])
-}
-
-func fnDataURI(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
-	if err := nargs(c, a, 1, 1); err != nil {
-		return nil, err
-	}
-	s, err := str(c, a[0])
-	if err != nil {
-		return nil, err
-	}
-	return "data:text/plain;charset=utf8;base64," + base64.StdEncoding.EncodeToString([]byte(s)), nil
-}
-
-func fnDataURIToString(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
-	if err := nargs(c, a, 1, 1); err != nil {
-		return nil, err
-	}
-	s, err := str(c, a[0])
-	if err != nil {
-		return nil, err
-	}
-	comma := strings.IndexByte(s, ',')
-	if !strings.HasPrefix(s, "data:") || comma < 0 {
-		return nil, errf("The template language function 'dataUriToString' expects a data URI. The provided value is not a valid data URI")
-	}
-	meta, data := s[5:comma], s[comma+1:]
-	if strings.HasSuffix(meta, ";base64") {
-		b, err := base64.StdEncoding.DecodeString(data)
-		if err != nil {
-			return nil, errf("The template language function 'dataUriToString' has an invalid parameter: the data is not valid Base-64")
-		}
-		return string(b), nil
-	}
-	u, err := url.PathUnescape(data)
-	if err != nil {
-		return nil, errf("The template language function 'dataUriToString' has an invalid parameter: the data is not valid")
-	}
-	return u, nil
 }
 
 func fnEmpty(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
@@ -812,39 +820,6 @@ func fnSubstring(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
 	return fromUnits(u[start : start+length]), nil
 }
 
-func fnToLower(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
-	if err := nargs(c, a, 1, 1); err != nil {
-		return nil, err
-	}
-	s, err := str(c, a[0])
-	if err != nil {
-		return nil, err
-	}
-	return strings.ToLower(s), nil
-}
-
-func fnToUpper(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
-	if err := nargs(c, a, 1, 1); err != nil {
-		return nil, err
-	}
-	s, err := str(c, a[0])
-	if err != nil {
-		return nil, err
-	}
-	return strings.ToUpper(s), nil
-}
-
-func fnTrim(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
-	if err := nargs(c, a, 1, 1); err != nil {
-		return nil, err
-	}
-	s, err := str(c, a[0])
-	if err != nil {
-		return nil, err
-	}
-	return strings.TrimFunc(s, unicode.IsSpace), nil
-}
-
 // fnURI combines a base URI and a relative one as .NET's Uri(Uri, string)
 // does (template-functions-string#uri).
 func fnURI(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
@@ -864,43 +839,6 @@ func fnURI(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
 		return nil, errf("The template language function 'uri' expects its second parameter to be a valid relative URI")
 	}
 	return base.ResolveReference(rel).String(), nil
-}
-
-// fnURIComponent escapes as .NET's Uri.EscapeDataString: everything but
-// the RFC 3986 unreserved characters.
-func fnURIComponent(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
-	if err := nargs(c, a, 1, 1); err != nil {
-		return nil, err
-	}
-	s, err := str(c, a[0])
-	if err != nil {
-		return nil, err
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte("-._~", ch) >= 0 {
-			b.WriteByte(ch)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", ch)
-		}
-	}
-	return b.String(), nil
-}
-
-func fnURIComponentToString(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
-	if err := nargs(c, a, 1, 1); err != nil {
-		return nil, err
-	}
-	s, err := str(c, a[0])
-	if err != nil {
-		return nil, err
-	}
-	u, err := url.PathUnescape(s)
-	if err != nil {
-		return nil, errf("The template language function 'uriComponentToString' has an invalid parameter: '%s' is not a valid encoded URI component", s)
-	}
-	return u, nil
 }
 
 func fnJoin(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
@@ -1281,17 +1219,6 @@ func fnItems(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
 		out[i] = item
 	}
 	return out, nil
-}
-
-func fnJSON(_ *evaluator, c *callExpr, _ *scope, a []any) (any, error) {
-	if err := nargs(c, a, 1, 1); err != nil {
-		return nil, err
-	}
-	s, err := str(c, a[0])
-	if err != nil {
-		return nil, err
-	}
-	return parseJSONValue(c, s)
 }
 
 func minMax(c *callExpr, a []any, less bool) (any, error) {

@@ -183,19 +183,9 @@ func (p *jsonParser) value(depth int, path string) (*node, error) {
 			}
 			n.keys = append(n.keys, key)
 			n.vals = append(n.vals, v)
-			p.skip()
-			if p.i >= len(p.s) {
-				return nil, p.errorf(path, "Unexpected end when reading JSON.")
+			if done, err := p.afterElement(joinPath(path, key), '}'); done || err != nil {
+				return n, err
 			}
-			if p.s[p.i] == ',' {
-				p.advance(1)
-				continue
-			}
-			if p.s[p.i] == '}' {
-				p.advance(1)
-				return n, nil
-			}
-			return nil, p.errorf(joinPath(path, key), "After parsing a value an unexpected character was encountered: %s.", p.peekText())
 		}
 	case c == '[':
 		n.kind = nArray
@@ -212,19 +202,9 @@ func (p *jsonParser) value(depth int, path string) (*node, error) {
 				return nil, err
 			}
 			n.arr = append(n.arr, v)
-			p.skip()
-			if p.i >= len(p.s) {
-				return nil, p.errorf(path, "Unexpected end when reading JSON.")
+			if done, err := p.afterElement(path, ']'); done || err != nil {
+				return n, err
 			}
-			if p.s[p.i] == ',' {
-				p.advance(1)
-				continue
-			}
-			if p.s[p.i] == ']' {
-				p.advance(1)
-				return n, nil
-			}
-			return nil, p.errorf(path, "After parsing a value an unexpected character was encountered: %s.", p.peekText())
 		}
 	case c == '"' || (p.lenient && c == '\''):
 		s, err := p.stringLit(path)
@@ -263,6 +243,23 @@ func (p *jsonParser) value(depth int, path string) (*node, error) {
 		return n, nil
 	}
 	return nil, p.errorf(path, "Unexpected character encountered while parsing value: %s.", p.peekText())
+}
+
+// afterElement reads what follows an element of an object or array: a
+// comma (more follow) or the closing bracket (done).
+func (p *jsonParser) afterElement(path string, closing byte) (done bool, err error) {
+	p.skip()
+	switch {
+	case p.i >= len(p.s):
+		return false, p.errorf(path, "Unexpected end when reading JSON.")
+	case p.s[p.i] == ',':
+		p.advance(1)
+		return false, nil
+	case p.s[p.i] == closing:
+		p.advance(1)
+		return true, nil
+	}
+	return false, p.errorf(path, "After parsing a value an unexpected character was encountered: %s.", p.peekText())
 }
 
 // parseNumber gives an int64 for an integer that fits and a float64

@@ -99,6 +99,28 @@ func (t *Template) plan(ctx context.Context, dc Context, params map[string]any, 
 		if err := t.bindVariables(ev); err != nil {
 			return nil, err
 		}
+		// Every variable is evaluated now, used or not, as ARM validates
+		// them; afterwards the evaluator only reads them, so resources
+		// evaluated in parallel while the deployment runs share them safely.
+		ev.section = secVariables
+		var keys []string
+		if t.vars != nil {
+			keys = t.vars.keys
+		}
+		for _, k := range keys {
+			name := k
+			if strings.EqualFold(k, "copy") && t.vars.get(k).kind == nArray {
+				for _, c := range t.vars.get(k).arr {
+					if _, err := ev.variable(c.get("name").str); err != nil {
+						return nil, err
+					}
+				}
+				continue
+			}
+			if _, err := ev.variable(name); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := p.expand(); err != nil {
 		return nil, err
@@ -390,6 +412,10 @@ func (p *Plan) expand() error {
 	// Dependencies: dependsOn, then reference()/list*() targets.
 	for _, in := range all {
 		deps := map[string]bool{}
+		for _, id := range in.r.DependsOn { // a serial copy loop's previous batch
+			deps[id] = true
+		}
+		in.r.DependsOn = nil
 		for _, d := range in.deps {
 			targets := p.match(all, d)
 			if len(targets) == 0 {

@@ -165,3 +165,38 @@ func ExampleTemplate_Plan() {
 	}
 	// Output: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/stg1 westus
 }
+
+// A parameter file and a request's bare parameters object read alike.
+func TestParseParameters(t *testing.T) {
+	for _, in := range []string{
+		`{"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#", "contentVersion": "1.0.0.0", "parameters": {"a": {"value": 1}}}`,
+		`{"a": {"value": 1}}`,
+	} {
+		p, err := ParseParameters([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan := mustPlan(t, head+`"parameters": {"a": {"type": "int"}}, "resources": []}`, p)
+		if plan.Parameters[0].Value != int64(1) {
+			t.Fatalf("a = %#v", plan.Parameters[0].Value)
+		}
+	}
+	if _, err := ParseParameters([]byte(`[1]`)); err == nil {
+		t.Fatal("an array was accepted as parameters")
+	}
+}
+
+// The error envelope carries ARM's TemplateViolation position.
+func TestEnvelope(t *testing.T) {
+	tp, _ := Parse([]byte(head + "\n\"parameters\": {\"a\": {\"type\": \"int\"}}, \"resources\": []}"))
+	_, err := tp.Plan(context.Background(), testContext(), nil)
+	var ae *Error
+	if !errors.As(err, &ae) {
+		t.Fatal(err)
+	}
+	env := ae.Envelope()
+	info := env["additionalInfo"].([]any)[0].(map[string]any)["info"].(map[string]any)
+	if env["code"] != CodeInvalidTemplate || info["lineNumber"] != 2 || info["path"] != "parameters.a" {
+		t.Fatalf("envelope %v", env)
+	}
+}
