@@ -11,9 +11,12 @@ import (
 // Date functions (learn.microsoft.com/azure/azure-resource-manager/templates/template-functions-date).
 
 // parseDateTime reads the ISO 8601 forms ARM accepts for dateTimeAdd and
-// dateTimeToEpoch.
+// dateTimeToEpoch, and the forms utcNow() and dateTimeAdd() write by
+// default (yyyyMMddTHHmmssZ; M/d/yyyy h:mm:ss tt), so their results can be
+// passed on.
 func parseDateTime(s string) (time.Time, bool) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05Z07:00", "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04Z07:00", "2006-01-02"} {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05Z07:00", "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04Z07:00", "2006-01-02",
+		"20060102T150405Z", "1/2/2006 3:04:05 PM"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t.UTC(), true
 		}
