@@ -3,7 +3,6 @@ package servicebus
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -45,13 +44,6 @@ type Broker struct {
 	submit chan *pending
 	stop   chan struct{}
 	done   chan struct{}
-
-	// syncer is set when the store can sync apart from committing
-	// (store.QueueSyncer): the commit loop then hands each batch's
-	// durable ops to syncLoop through synced, and goes on.
-	syncer   store.QueueSyncer
-	synced   chan syncedBatch
-	syncDone chan struct{}
 
 	mu      sync.Mutex
 	waiting map[waitKey][]chan struct{}
@@ -100,20 +92,6 @@ type nextEvent struct {
 	read   time.Time // the wall clock when it was read
 }
 
-// syncedBatch is the durable ops of one committed batch, answered once a
-// sync has made the batch durable.
-type syncedBatch struct {
-	pending []*pending
-	results []store.QueueResult
-}
-
-// syncDepth is how many committed batches may wait for a sync while the
-// commit loop goes on. While they wait, the loop's next batch gathers the
-// ops that arrive meanwhile: a small depth keeps batches large (one
-// commit's statements and WAL pages serve many ops) while the disk's sync
-// overlaps the next commit.
-const syncDepth = 2
-
 // pending is one operation waiting for its commit.
 type pending struct {
 	op  store.QueueOp
@@ -156,25 +134,14 @@ func NewBroker(st store.Queues, now func() time.Time, log *slog.Logger) *Broker 
 	b := &Broker{st: st, now: now, log: log, submit: make(chan *pending, maxBatchOps),
 		stop: make(chan struct{}), done: make(chan struct{}), waiting: map[waitKey][]chan struct{}{},
 		next: map[waitKey]*nextEvent{}, nextSweepAt: minNextSweep}
-	if qs, ok := st.(store.QueueSyncer); ok && qs.DeferredQueueSync() {
-		b.syncer = qs
-		b.synced = make(chan syncedBatch, syncDepth)
-		b.syncDone = make(chan struct{})
-		go b.syncLoop()
-	}
 	go b.commitLoop()
 	return b
 }
 
-// Close stops the commit loop after the operations already submitted,
-// and answers them once synced.
+// Close stops the commit loop after the operations already submitted.
 func (b *Broker) Close() {
 	close(b.stop)
 	<-b.done
-	if b.syncer != nil {
-		close(b.synced)
-		<-b.syncDone
-	}
 }
 
 // Do runs one operation in the next commit and returns its result. It
@@ -204,13 +171,11 @@ func (b *Broker) Do(ctx context.Context, op store.QueueOp) store.QueueResult {
 // concurrently, so running the light ones first breaks no order a client
 // could see.
 //
-// That is the loop on PostgreSQL, whose server groups commits itself. On
-// SQLite (store.QueueSyncer) each batch is one commit that does not wait
-// for the disk (commitUnsynced), and syncLoop syncs the WAL beside the
-// loop and answers the durable ops after it: the disk's sync, most of a
-// durable commit's time on a quiet machine, overlaps the next batch
-// instead of holding the loop. Only syncDepth batches wait for a sync at
-// once, so that under load batches stay large (see docs/benchmarks.md).
+// (Committing the rest without waiting for the disk either, and answering
+// it after an fsync of the WAL run beside the loop, was measured and did
+// not pay: the loop then commits smaller batches, and on a machine short of
+// CPU the statements and WAL writes per message cost more than the fsync
+// wait it saved. See docs/benchmarks.md.)
 func (b *Broker) commitLoop() {
 	defer close(b.done)
 	batch := make([]*pending, 0, maxBatchOps)
@@ -233,11 +198,6 @@ func (b *Broker) commitLoop() {
 			default:
 				break gather
 			}
-		}
-		if b.syncer != nil {
-			ops = b.commitUnsynced(batch, ops)
-			clear(batch)
-			continue
 		}
 		light, durable = light[:0], durable[:0]
 		for _, p := range batch {
@@ -276,84 +236,6 @@ func (b *Broker) commit(batch []*pending, ops []store.QueueOp) []store.QueueOp {
 	b.wakeAfter(ops, results, now)
 	clear(ops)
 	return ops
-}
-
-// commitUnsynced commits batch in one transaction that does not wait for
-// the disk (store.QueueSyncer), answers its light ops and its failed ones
-// (a failed op wrote nothing) at once, wakes the receivers the batch gave
-// something to, and hands the rest to syncLoop, which answers them once
-// they are durable. ops is scratch space, returned for reuse.
-//
-// A receiver may so lock a message whose send is not yet durable, as a
-// RabbitMQ consumer gets a persistent message before it is on disk: if the
-// machine loses power before the sync, the send was never acknowledged
-// (its sender sends again) and the receiver's complete was not either
-// (it comes after the send in the WAL). At-least-once holds; nothing a
-// client was told is kept can be lost.
-func (b *Broker) commitUnsynced(batch []*pending, ops []store.QueueOp) []store.QueueOp {
-	ops = ops[:0]
-	for _, p := range batch {
-		ops = append(ops, p.op)
-	}
-	now := b.now()
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	results := b.syncer.ApplyQueueOpsUnsynced(ctx, now, ops)
-	cancel()
-	var durable syncedBatch
-	for i, p := range batch {
-		if p.op.Kind.Light() || results[i].Err != nil {
-			p.res <- results[i]
-			continue
-		}
-		durable.pending = append(durable.pending, p)
-		durable.results = append(durable.results, results[i])
-	}
-	b.wakeAfter(ops, results, now)
-	clear(ops)
-	if len(durable.pending) > 0 {
-		b.synced <- durable
-	}
-	return ops
-}
-
-// syncLoop makes committed batches durable: one sync for every batch
-// waiting, then their answers. A failed sync fails their ops: they are
-// committed, but the disk did not say they are kept.
-func (b *Broker) syncLoop() {
-	defer close(b.syncDone)
-	var waiting []syncedBatch
-	for first := range b.synced {
-		waiting = append(waiting[:0], first)
-	gather:
-		for {
-			select {
-			case next, ok := <-b.synced:
-				if !ok {
-					break gather
-				}
-				waiting = append(waiting, next)
-			default:
-				break gather
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-		err := b.syncer.SyncQueues(ctx)
-		cancel()
-		if err != nil {
-			b.log.Error("servicebus: syncing committed queue operations failed; they are answered as failed", "err", err)
-			err = fmt.Errorf("servicebus: the commit was not made durable: %w", err)
-		}
-		for _, sb := range waiting {
-			for i, p := range sb.pending {
-				if err != nil {
-					p.res <- store.QueueResult{Err: err}
-				} else {
-					p.res <- sb.results[i]
-				}
-			}
-		}
-		clear(waiting)
-	}
 }
 
 // drain answers what was submitted before Close.

@@ -331,23 +331,6 @@ type QueueStats struct {
 	SizeBytes       int64 // sum of Size over every stored message
 }
 
-// QueueSyncer is implemented by a Queues whose batches can commit without
-// waiting for the disk and be made durable afterwards by one sync that
-// covers every batch committed before it (SQLite's WAL). The broker then
-// commits the next batch while the disk syncs the last one, and answers a
-// batch's durable ops only after the sync.
-type QueueSyncer interface {
-	// DeferredQueueSync reports whether the store can: when false the
-	// other two methods are ApplyQueueOps and a no-op.
-	DeferredQueueSync() bool
-	// ApplyQueueOpsUnsynced is ApplyQueueOps, committing every batch as
-	// a light one: it survives a crash of the process, and SyncQueues
-	// makes it survive a power cut.
-	ApplyQueueOpsUnsynced(ctx context.Context, now time.Time, ops []QueueOp) []QueueResult
-	// SyncQueues makes every batch committed before the call durable.
-	SyncQueues(ctx context.Context) error
-}
-
 // Queues is the durable message store of the Service Bus data plane. A
 // queue's messages belong to its ARM resource (QueueResourceType) and go
 // with it, with its namespace, its resource group and its tenant. Times are

@@ -7,7 +7,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -60,37 +59,6 @@ func scanQueueMessage(sc interface{ Scan(...any) error }, queueID string) (store
 
 // ApplyQueueOps implements store.Queues.
 func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.QueueOp) []store.QueueResult {
-	return s.applyQueueOps(ctx, now, ops, false)
-}
-
-// DeferredQueueSync implements store.QueueSyncer: SQLite's WAL can be
-// synced apart from the commits it holds; PostgreSQL's commits are
-// already grouped by the server.
-func (s *Store) DeferredQueueSync() bool { return s.d.Name != "postgres" && s.tx == nil }
-
-// ApplyQueueOpsUnsynced implements store.QueueSyncer: the batch commits
-// with synchronous=NORMAL, whatever its ops (see "Light batches" below).
-func (s *Store) ApplyQueueOpsUnsynced(ctx context.Context, now time.Time, ops []store.QueueOp) []store.QueueResult {
-	return s.applyQueueOps(ctx, now, ops, s.DeferredQueueSync())
-}
-
-// SyncQueues implements store.QueueSyncer: one fdatasync of the WAL file
-// makes every frame appended before it durable, so every batch committed
-// before the call. SQLite appends a commit's frames to the WAL in order
-// and, at synchronous=NORMAL, syncs the WAL before a checkpoint copies
-// frames out of it and the database after ("WAL mode ... NORMAL": the WAL
-// "is synced before each checkpoint and the database file is synced after
-// each completed checkpoint", https://www.sqlite.org/pragma.html#pragma_synchronous),
-// so a frame that a checkpoint moved is durable in the database file
-// already, and a WAL that SQLite restarts keeps its inode.
-func (s *Store) SyncQueues(ctx context.Context) error {
-	if !s.DeferredQueueSync() {
-		return nil
-	}
-	return s.queueWriter.syncWAL(ctx, s.db)
-}
-
-func (s *Store) applyQueueOps(ctx context.Context, now time.Time, ops []store.QueueOp, unsynced bool) []store.QueueResult {
 	results := make([]store.QueueResult, len(ops))
 	failAll := func(err error) []store.QueueResult {
 		for i := range results {
@@ -124,7 +92,6 @@ func (s *Store) applyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 	for _, p := range todo {
 		light = light && ops[p.i].Kind.Light()
 	}
-	light = light || unsynced
 	var qt *queueTx
 	var finish func(commit bool) error
 	if s.d.Name == "postgres" {
@@ -378,12 +345,6 @@ type queueWriter struct {
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
 	light bool // the open transaction commits with synchronous=NORMAL
-
-	// walMu guards the WAL file that SyncQueues syncs (syncWAL); it runs
-	// beside batches, not under mu.
-	walMu   sync.Mutex
-	walPath string
-	wal     *os.File
 }
 
 // begin opens the batch's transaction, taking SQLite's write lock at once.
@@ -439,46 +400,6 @@ func (w *queueWriter) end(commit bool) error {
 	return err
 }
 
-// syncWAL fdatasyncs the database's WAL file, opening it the first time
-// (its path from PRAGMA database_list on a pooled connection) and again
-// whenever the path names another file than the one held: SQLite deletes
-// the WAL only after checkpointing all of it when its last connection
-// closes, so frames in a deleted WAL are in the database file already.
-func (w *queueWriter) syncWAL(ctx context.Context, db *sql.DB) error {
-	w.walMu.Lock()
-	defer w.walMu.Unlock()
-	if w.walPath == "" {
-		var seq int
-		var name, file string
-		if err := db.QueryRowContext(ctx, "PRAGMA database_list").Scan(&seq, &name, &file); err != nil {
-			return fmt.Errorf("sqlstore: sync queues: %w", err)
-		}
-		if file == "" {
-			return errors.New("sqlstore: sync queues: the database has no file")
-		}
-		w.walPath = file + "-wal"
-	}
-	onDisk, err := os.Stat(w.walPath)
-	if err != nil {
-		return fmt.Errorf("sqlstore: sync queues: %w", err)
-	}
-	if w.wal != nil {
-		if held, err := w.wal.Stat(); err != nil || !os.SameFile(held, onDisk) {
-			w.wal.Close()
-			w.wal = nil
-		}
-	}
-	if w.wal == nil {
-		if w.wal, err = os.Open(w.walPath); err != nil {
-			return fmt.Errorf("sqlstore: sync queues: %w", err)
-		}
-	}
-	if err := fdatasync(w.wal); err != nil {
-		return fmt.Errorf("sqlstore: sync queues: %w", err)
-	}
-	return nil
-}
-
 // discard closes the connection for good (its driver connection is marked
 // bad, so the pool does not get it back) and forgets its statements.
 func (w *queueWriter) discard() {
@@ -490,14 +411,8 @@ func (w *queueWriter) discard() {
 	w.conn, w.stmts, w.light = nil, nil, false
 }
 
-// close releases the connection and the WAL file when the store closes.
+// close releases the connection when the store closes.
 func (w *queueWriter) close() {
-	w.walMu.Lock()
-	if w.wal != nil {
-		w.wal.Close()
-		w.wal = nil
-	}
-	w.walMu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.conn == nil {

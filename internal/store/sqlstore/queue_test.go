@@ -2,7 +2,6 @@ package sqlstore_test
 
 import (
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -163,57 +162,4 @@ func benchApplyQueueOps(b *testing.B, st store.Store, size int) {
 		}
 	}
 	b.ReportMetric(float64(b.N)*float64(size)/3/b.Elapsed().Seconds(), "msgs/s")
-}
-
-// TestUnsyncedBatchThenSync: ApplyQueueOpsUnsynced commits any batch with
-// synchronous=NORMAL and leaves the queue connection at FULL; SyncQueues
-// syncs the database's WAL and fails, rather than vouching for nothing,
-// once the WAL file it would sync is gone. PostgreSQL does not defer.
-func TestUnsyncedBatchThenSync(t *testing.T) {
-	ctx := t.Context()
-	st := storetest.SQLite(t)
-	q := benchQueue(t, st)
-	qs := st.(store.QueueSyncer)
-	if !qs.DeferredQueueSync() {
-		t.Fatal("SQLite does not defer its queue syncs")
-	}
-	lim := store.QueueLimits{LockDuration: time.Minute, MaxDeliveryCount: 10}
-	now := time.Now()
-	rs := qs.ApplyQueueOpsUnsynced(ctx, now, []store.QueueOp{
-		{Kind: store.QueueSend, QueueID: q, Limits: lim, Messages: []store.QueueMessage{{Body: []byte("a")}}},
-		{Kind: store.QueueLock, QueueID: q, Limits: lim, LockToken: "t1"},
-	})
-	for _, r := range rs {
-		if r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	}
-	if n, err := sqlstore.WriterSynchronous(ctx, st.(*sqlstore.Store)); err != nil || n != 2 {
-		t.Fatalf("synchronous after an unsynced batch = %d, %v; want 2 (FULL)", n, err)
-	}
-	if err := qs.SyncQueues(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// The batch took effect: the message completes under its lock.
-	rs = qs.ApplyQueueOpsUnsynced(ctx, now, []store.QueueOp{{Kind: store.QueueComplete, QueueID: q, Limits: lim,
-		SequenceNumber: rs[1].Messages[0].SequenceNumber, LockToken: "t1"}})
-	if rs[0].Err != nil {
-		t.Fatal(rs[0].Err)
-	}
-
-	var seq int
-	var name, file string
-	if err := st.(*sqlstore.Store).DB().QueryRowContext(ctx, "PRAGMA database_list").Scan(&seq, &name, &file); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(file + "-wal"); err != nil {
-		t.Fatal(err)
-	}
-	if err := qs.SyncQueues(ctx); err == nil {
-		t.Fatal("SyncQueues succeeded with its WAL file gone")
-	}
-
-	if pg := storetest.Postgres(t); pg.(store.QueueSyncer).DeferredQueueSync() {
-		t.Error("PostgreSQL claims to defer its queue syncs")
-	}
 }
