@@ -43,6 +43,7 @@ type Store interface {
 	DeviceCodes
 	Outbox
 	Lockouts
+	Deployments
 
 	// InTx runs fn with a Store whose every call is part of one transaction.
 	// If fn returns an error the transaction is rolled back and the error is
