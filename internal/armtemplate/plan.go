@@ -980,3 +980,7 @@ func (p *Plan) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(plan{Parameters: params, Resources: p.Resources})
 }
+
+// TemplateHash is the templateHash of the plan's template (Template.Hash),
+// which a deployment's properties show.
+func (p *Plan) TemplateHash() string { return p.t.Hash }
