@@ -98,9 +98,13 @@ func (a *armClient) do(ctx context.Context, method, path string, query url.Value
 // Wire shapes of the role commands.
 type (
 	roleAssignment struct {
-		ID         string `json:"id"`
-		Name       string `json:"name"`
-		Properties struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+		// RoleDefinitionName is the role's name, which the CLI looks up
+		// as az does (az role assignment list prints roleDefinitionName);
+		// Resource Manager's answer has only the definition's id.
+		RoleDefinitionName string `json:"roleDefinitionName,omitempty"`
+		Properties         struct {
 			RoleDefinitionID string `json:"roleDefinitionId"`
 			PrincipalID      string `json:"principalId"`
 			PrincipalType    string `json:"principalType"`
@@ -235,7 +239,7 @@ func (r *roleCtx) roleID(ctx context.Context, scope, role string) (string, error
 	return defs.Value[0].Name, nil
 }
 
-var roleAssignmentHeader = []string{"ID", "ROLE", "PRINCIPAL", "TYPE", "SCOPE"}
+var roleAssignmentHeader = []string{"NAME", "ROLE", "PRINCIPAL", "TYPE", "SCOPE"}
 
 // scoped opens the role session and resolves scope (default: the subscription).
 func scoped(ctx context.Context, sess roleSessionFunc, scope string) (*roleCtx, string, error) {
@@ -258,9 +262,35 @@ func armList[T any](ctx context.Context, r *roleCtx, path string, terms []string
 	return out.Value, err
 }
 
+// roleAssignmentRow shows an assignment by its name (the GUID its id ends
+// with) and its role by name where known, so that a row fits a terminal.
 func roleAssignmentRow(a roleAssignment) []string {
-	role := a.Properties.RoleDefinitionID[strings.LastIndex(a.Properties.RoleDefinitionID, "/")+1:]
-	return []string{a.ID, role, a.Properties.PrincipalID, a.Properties.PrincipalType, a.Properties.Scope}
+	role := a.RoleDefinitionName
+	if role == "" {
+		role = a.Properties.RoleDefinitionID[strings.LastIndex(a.Properties.RoleDefinitionID, "/")+1:]
+	}
+	return []string{a.Name, role, a.Properties.PrincipalID, a.Properties.PrincipalType, a.Properties.Scope}
+}
+
+// nameRoles sets RoleDefinitionName on each assignment from the role
+// definitions visible at scope (one list call).
+func nameRoles(ctx context.Context, r *roleCtx, scope string, as []roleAssignment) error {
+	if len(as) == 0 {
+		return nil
+	}
+	defs, err := armList[roleDefinition](ctx, r, scope+authorizationProvider+"roleDefinitions", nil)
+	if err != nil {
+		return err
+	}
+	names := make(map[string]string, len(defs))
+	for _, d := range defs {
+		names[strings.ToLower(d.Name)] = d.Properties.RoleName
+	}
+	for i := range as {
+		id := as[i].Properties.RoleDefinitionID
+		as[i].RoleDefinitionName = names[strings.ToLower(id[strings.LastIndex(id, "/")+1:])]
+	}
+	return nil
 }
 
 // roleCommand is az role: Azure RBAC role assignments and definitions,
@@ -339,6 +369,11 @@ func (c *cli) roleAssignmentCreate(sess roleSessionFunc) *cobra.Command {
 			if err := r.arm.do(ctx, http.MethodPut, scope+authorizationProvider+"roleAssignments/"+uuid.NewString(), nil, body, &out); err != nil {
 				return err
 			}
+			named := []roleAssignment{out}
+			if err := nameRoles(ctx, r, scope, named); err != nil {
+				return err
+			}
+			out = named[0]
 			return c.render(cmd, out, func() table { return table{header: roleAssignmentHeader, rows: [][]string{roleAssignmentRow(out)}} })
 		},
 	}
@@ -373,7 +408,11 @@ func (c *cli) roleAssignmentList(sess roleSessionFunc) *cobra.Command {
 				}
 				terms = append(terms, "principalId eq "+azclient.ODataString(principal))
 			}
-			return armList[roleAssignment](ctx, r, scope+authorizationProvider+"roleAssignments", terms)
+			as, err := armList[roleAssignment](ctx, r, scope+authorizationProvider+"roleAssignments", terms)
+			if err != nil {
+				return nil, err
+			}
+			return as, nameRoles(ctx, r, scope, as)
 		}, roleAssignmentHeader, roleAssignmentRow)
 	cmd.Flags().StringVar(&assignee, "assignee", "", "only this principal's assignments (object id, appId or UPN)")
 	cmd.Flags().StringVar(&scope, "scope", "", "scope (default: the subscription)")

@@ -94,10 +94,17 @@ func TestRoleCommandsAgainstServer(t *testing.T) {
 	created := ok(t, dir, "role", "assignment", "create", "--assignee", app.AppID, "--role", "Reader",
 		"--scope", "/subscriptions/"+tenant.SubscriptionID, "-o", "json")
 	var ra struct {
-		ID string `json:"id"`
+		ID       string `json:"id"`
+		Name     string `json:"name"`
+		RoleName string `json:"roleDefinitionName"`
 	}
-	if err := json.Unmarshal([]byte(created), &ra); err != nil || ra.ID == "" {
+	if err := json.Unmarshal([]byte(created), &ra); err != nil || ra.ID == "" || ra.RoleName != "Reader" {
 		t.Fatalf("role assignment create: %v\n%s", err, created)
+	}
+	// The table names the role and the assignment, not their ids.
+	listed := ok(t, dir, "role", "assignment", "list", "--assignee", app.AppID, "-o", "table")
+	if !strings.Contains(listed, ra.Name+"  Reader") || strings.Contains(listed, "acdd72a7-3385-48ef-bd42-f606fba81ae7") {
+		t.Fatalf("role assignment list -o table:\n%s", listed)
 	}
 	after := ok(t, dir, "role", "explain", "--assignee", app.AppID, "--action", action, "--scope", rg, "-o", "json")
 	if !strings.Contains(after, `"allowed": true`) || !strings.Contains(after, "Reader") {
