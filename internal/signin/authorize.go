@@ -112,28 +112,45 @@ func (req *authRequest) validate(publicClient bool) *authError {
 	return nil
 }
 
+// redirectKind is the platform a redirect URI is registered under.
+type redirectKind int
+
+const (
+	redirectWeb    redirectKind = iota // web: a confidential client, or a public one if isFallbackPublicClient
+	redirectPublic                     // mobile and desktop: a public client
+	// redirectSPA is a single-page application's: Entra issues the code,
+	// and the token endpoint redeems it only cross-origin with PKCE
+	// ("Redirect URI setup required for single-page apps",
+	// https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow).
+	redirectSPA
+)
+
 // checkRedirect returns the redirect URI to use, if it is registered on
-// the app exactly, and whether it is a public client's. An empty one means
-// the app's only registered URI.
-func checkRedirect(app *directory.Application, uri string) (string, bool, *authError) {
+// the app exactly, and the platform it is registered under. An empty one
+// means the app's only registered URI. A URI registered under two
+// platforms is taken as a public client's, then a web one, then a SPA's
+// (Entra "will pick one arbitrarily", reply-url.md).
+func checkRedirect(app *directory.Application, uri string) (string, redirectKind, *authError) {
 	if uri == "" {
-		all := append(slices.Clone(app.WebRedirectURIs), app.PublicClientRedirectURIs...)
+		all := slices.Concat(app.WebRedirectURIs, app.PublicClientRedirectURIs, app.SPARedirectURIs)
 		if len(all) != 1 {
 			if len(all) == 0 {
-				return "", false, &authError{status: http.StatusBadRequest, oauth: "invalid_request", code: codeNoReplyAddress,
+				return "", redirectWeb, &authError{status: http.StatusBadRequest, oauth: "invalid_request", code: codeNoReplyAddress,
 					msg: "No reply address is registered for the application."}
 			}
-			return "", false, missingParam("redirect_uri")
+			return "", redirectWeb, missingParam("redirect_uri")
 		}
 		uri = all[0]
 	}
-	if slices.Contains(app.PublicClientRedirectURIs, uri) {
-		return uri, true, nil
+	switch {
+	case slices.Contains(app.PublicClientRedirectURIs, uri):
+		return uri, redirectPublic, nil
+	case slices.Contains(app.WebRedirectURIs, uri):
+		return uri, redirectWeb, nil
+	case slices.Contains(app.SPARedirectURIs, uri):
+		return uri, redirectSPA, nil
 	}
-	if slices.Contains(app.WebRedirectURIs, uri) {
-		return uri, app.IsFallbackPublicClient, nil
-	}
-	return "", false, redirectMismatch(uri, app.AppID)
+	return "", redirectWeb, redirectMismatch(uri, app.AppID)
 }
 
 // authorize serves GET and POST /{tenant}/oauth2[/v2.0]/authorize.
@@ -156,13 +173,16 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, tenant strin
 	if !ok {
 		return
 	}
-	uri, public, aerr := checkRedirect(app, req.RedirectURI)
+	uri, kind, aerr := checkRedirect(app, req.RedirectURI)
 	if aerr != nil {
 		h.record(r.Context(), "anonymous", "", f.TenantID, "signin.authorize", req.ClientID, resultOf(aerr), "redirect_uri refused")
 		h.errorPage(w, r, aerr.status, aerr.code, aerr.msg)
 		return
 	}
-	f.Req.RedirectURI, f.Verified = uri, true
+	f.Req.RedirectURI, f.Verified, f.SPA = uri, true, kind == redirectSPA
+	// A SPA's code without PKCE is issued, as Entra issues it, and refused
+	// at redemption (AADSTS9002325); a public client's is refused here.
+	public := kind == redirectPublic || (kind == redirectWeb && app.IsFallbackPublicClient)
 	if aerr := f.Req.validate(public); aerr != nil {
 		h.fail(w, r, f, aerr)
 		return

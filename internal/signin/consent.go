@@ -365,7 +365,7 @@ func (h *Handler) consentDecision(w http.ResponseWriter, r *http.Request, f *flo
 
 // issueCode ends an authorize request with an authorization code.
 func (h *Handler) issueCode(w http.ResponseWriter, r *http.Request, f *flow, user *directory.User) {
-	c := userauth.Code{TenantID: f.TenantID, ClientID: f.Req.ClientID, RedirectURI: f.Req.RedirectURI, UserID: user.ID,
+	c := userauth.Code{TenantID: f.TenantID, ClientID: f.Req.ClientID, RedirectURI: f.Req.RedirectURI, SPA: f.SPA, UserID: user.ID,
 		Scopes: strings.Fields(f.Req.Scope), Version: f.Req.Version, Nonce: f.Req.Nonce,
 		CodeChallenge: f.Req.CodeChallenge, CodeChallengeMethod: f.Req.CodeChallengeMethod,
 		AuthTime: f.AuthTime, AMR: f.AMR, Expires: h.now().Add(userauth.CodeLifetime)}

@@ -37,7 +37,10 @@ type flow struct {
 	TenantID string      `json:"tid,omitempty"` // resolved ("" until the sign-in name says, for common)
 	Req      authRequest `json:"req"`
 	// Verified: the redirect URI is the client's, so errors go to it.
-	Verified     bool   `json:"ver,omitempty"`
+	Verified bool `json:"ver,omitempty"`
+	// SPA: the redirect URI is a single-page application's, and so is the
+	// code issued to it (userauth.Code.SPA).
+	SPA          bool   `json:"spa,omitempty"`
 	ForceConsent bool   `json:"fc,omitempty"`
 	UserCode     string `json:"uc,omitempty"`
 	Username     string `json:"un,omitempty"`

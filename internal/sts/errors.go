@@ -77,6 +77,12 @@ const (
 	codeUserDisabled      = 50057
 	codeOBOAudience       = 500131
 	codeOBOAssertion      = 50013
+	// Single-page applications (spa redirect URIs): see the table.
+	codeSPAPKCERequired     = 9002325
+	codeCrossOriginNotSPA   = 9002326
+	codeSPANeedsCrossOrigin = 9002327
+	codePublicClientSecret  = 700025
+	codeSPARefreshExpired   = 700084
 	// The device code grant.
 	codeAuthorizationPending  = 70016
 	codeSlowDown              = 70017
@@ -158,6 +164,26 @@ var errorTable = map[int]errorSpec{
 	codeOBOAudience:           {http.StatusBadRequest, "invalid_grant", "Assertion audience does not match the Client app presenting the assertion. The audience in the assertion was not expected."},
 	codeOBOAssertion:          {http.StatusBadRequest, "invalid_grant", "Assertion failed signature validation, or is not a user's access token for this application."},
 	codeBodyTooLarge:          {http.StatusRequestEntityTooLarge, "invalid_request", "The request body is too large: at most %d bytes are accepted."},
+
+	// Single-page applications. Texts from Entra's recorded responses:
+	// 9002325 (MicrosoftDocs/azure-docs#93166), 9002326 with the request's
+	// origin (MicrosoftDocs/azure-docs#100859; client credentials from a
+	// browser), 9002327 (microsoft-authentication-library-for-js#2482),
+	// 700025 for a credential a public client presents (Softeria/ms-365-mcp-server#664,
+	// as "Public clients (native applications and single page apps) must not
+	// use secrets or certificates when redeeming an authorization code",
+	// v2-oauth2-auth-code-flow.md), 700084 for an expired SPA refresh
+	// token (microsoft-authentication-library-for-js#6765).
+	codeSPAPKCERequired: {http.StatusBadRequest, "invalid_request",
+		"Proof Key for Code Exchange is required for cross-origin authorization code redemption."},
+	codeCrossOriginNotSPA: {http.StatusBadRequest, "invalid_request",
+		"Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type. Request origin: '%s'."},
+	codeSPANeedsCrossOrigin: {http.StatusBadRequest, "invalid_request",
+		"Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests."},
+	codePublicClientSecret: {http.StatusUnauthorized, "invalid_client",
+		"Client is public so neither 'client_assertion' nor 'client_secret' should be presented."},
+	codeSPARefreshExpired: {http.StatusBadRequest, "invalid_grant",
+		"The refresh token was issued to a single page app (SPA), and therefore has a fixed, limited lifetime of 1.00:00:00, which cannot be extended. It is now expired and a new sign in request must be sent by the SPA to the sign in page. The token was issued on %s."},
 
 	// MSAL.NET's recorded responses (tests/.../MockHelpers.cs) and the
 	// error-code reference: a client_assertion that is not a JWT.

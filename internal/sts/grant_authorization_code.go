@@ -16,7 +16,8 @@ const grantTypeAuthorizationCode = "authorization_code"
 // 6749 §4.1.3): once, by the client it was issued to, with the same
 // redirect URI, and with the PKCE verifier when authorize got a challenge.
 // A confidential client authenticates; a public client (a native app, a
-// single-page app) proves itself with PKCE alone.
+// single-page app) proves itself with PKCE alone. A code issued to a SPA
+// redirect URI is redeemed only cross-origin (spa.go).
 type authorizationCodeGrant struct{ s *Service }
 
 func (authorizationCodeGrant) clientCredentialRequired() bool { return false }
@@ -43,6 +44,14 @@ func (g authorizationCodeGrant) prepare(req *tokenRequest) *Error {
 		// A v1 code at the v2 endpoint, or the other way round.
 		return aadError(codeAuthCodeInvalid)
 	}
+	if code.SPA && code.CodeChallenge == "" {
+		// "PKCE … required by the Microsoft identity platform for single
+		// page apps using the authorization code flow" (v2-oauth2-auth-code-flow.md).
+		return aadError(codeSPAPKCERequired)
+	}
+	if e := checkCrossOrigin(req, code.SPA); e != nil {
+		return e
+	}
 	req.impliedTenant = code.TenantID
 	req.code = &code
 	return nil
@@ -56,7 +65,7 @@ func (g authorizationCodeGrant) issue(ctx context.Context, req *tokenRequest, c 
 	if redirect := req.form.get("redirect_uri"); redirect != code.RedirectURI {
 		return nil, aadError(codeRedirectMismatch, clip(redirect, 256), clip(code.RedirectURI, 256))
 	}
-	if c.acr == "0" && !isPublicRedirect(c, code.RedirectURI) {
+	if c.acr == "0" && !code.SPA && !isPublicRedirect(c, code.RedirectURI) {
 		// A confidential client's code needs its credential.
 		return nil, aadError(codeNoClientCredential)
 	}
@@ -77,7 +86,7 @@ func (g authorizationCodeGrant) issue(ctx context.Context, req *tokenRequest, c 
 	}
 	return g.s.issueUserTokens(ctx, req, c, userSignIn{tenantID: code.TenantID, userID: code.UserID, scopes: scopes,
 		resource: code.Resource, nonce: code.Nonce, authTime: code.AuthTime, amr: code.AMR,
-		offline: slices.Contains(code.Scopes, "offline_access")})
+		offline: slices.Contains(code.Scopes, "offline_access"), spa: code.SPA})
 }
 
 // isPublicRedirect reports whether the client is a public client for this

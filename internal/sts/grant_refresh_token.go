@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
@@ -21,7 +22,9 @@ type refreshTokenGrant struct{ s *Service }
 
 func (refreshTokenGrant) clientCredentialRequired() bool { return false }
 
-func (refreshTokenGrant) prepare(req *tokenRequest) *Error {
+// prepare checks the token's form and, for a SPA's token (spa.go), the
+// cross-origin rules and its fixed end, before anything is spent.
+func (g refreshTokenGrant) prepare(req *tokenRequest) *Error {
 	raw := req.form.get("refresh_token")
 	if raw == "" {
 		return aadError(codeMissingParameter, "refresh_token")
@@ -29,17 +32,32 @@ func (refreshTokenGrant) prepare(req *tokenRequest) *Error {
 	if len(raw) > 512 || !strings.HasPrefix(raw, "1.") {
 		return aadError(codeRefreshMalformed)
 	}
+	issued, spa := spaRefreshIssued(raw)
+	if e := checkCrossOrigin(req, spa); e != nil {
+		return e
+	}
+	if spa && !req.now.Before(issued.Add(spaRefreshLifetime)) {
+		return aadError(codeSPARefreshExpired, issued.UTC().Format(time.RFC3339))
+	}
 	return nil
 }
 
 func (g refreshTokenGrant) issue(ctx context.Context, req *tokenRequest, c *client) (*issuedToken, *Error) {
 	raw := req.form.get("refresh_token")
-	next := newRefreshTokenValue()
 	// The successor's fields other than its id and times are the spent
-	// token's: the store copies them in the transaction that spends it.
+	// token's: the store copies them in the transaction that spends it. A
+	// SPA's successor keeps the family's end; any other gets a new
+	// inactivity window.
+	next, expires := newRefreshTokenValue(), req.now.Add(g.s.refreshInactivity)
+	issued, spa := spaRefreshIssued(raw)
+	if spa {
+		next, expires = newSPARefreshValue(issued), issued.Add(spaRefreshLifetime)
+	}
 	rec, err := g.s.dir.Store().RedeemRefreshToken(ctx, refreshTokenID(raw), req.now, store.RefreshToken{
-		ID: refreshTokenID(next), Created: req.now, Expires: req.now.Add(g.s.refreshInactivity)})
+		ID: refreshTokenID(next), Created: req.now, Expires: expires})
 	switch {
+	case spa && errors.Is(err, store.ErrExpired):
+		return nil, aadError(codeSPARefreshExpired, issued.UTC().Format(time.RFC3339))
 	case errors.Is(err, store.ErrNotFound):
 		return nil, aadError(codeRefreshMalformed)
 	case errors.Is(err, store.ErrRefreshTokenReused), errors.Is(err, store.ErrRevoked):
@@ -62,7 +80,7 @@ func (g refreshTokenGrant) issue(ctx context.Context, req *tokenRequest, c *clie
 		scopes = strings.Fields(rec.Scope)
 	}
 	u := userSignIn{tenantID: rec.TenantID, userID: rec.UserID, scopes: scopes, authTime: rec.AuthTime, amr: rec.AMR,
-		familyID: rec.FamilyID, refresh: next}
+		familyID: rec.FamilyID, refresh: next, spa: spa}
 	if req.endpoint == v1 {
 		u.scopes, u.resource = nil, req.form.get("resource")
 		if u.resource == "" {

@@ -41,7 +41,10 @@ type tokenRequest struct {
 	tenant    store.Tenant // zero when the path names no tenant (common, organizations)
 	form      tokenForm
 	basic     *basicAuth // nil without Basic authentication
-	now       time.Time
+	// origin is the request's Origin header: a browser's cross-origin
+	// request, which only a SPA's redemption may be (spa.go).
+	origin string
+	now    time.Time
 	// resource is what the token is for, as the client named it: an
 	// identifier URI or appId (set by the grant's prepare).
 	resource string
@@ -101,14 +104,17 @@ func (s *Service) handleToken(ver endpointVersion) http.HandlerFunc {
 		switch r.Method {
 		case http.MethodPost:
 		case http.MethodOptions:
-			w.Header().Set("Allow", "POST, OPTIONS")
-			w.WriteHeader(http.StatusNoContent)
+			preflight(w, r)
 			return
 		default:
 			s.refuse(w, r, aadError(codePostOnly, safeName(r.Method)))
 			return
 		}
-		req := &tokenRequest{endpoint: ver, tenantRef: r.PathValue("tenant"), baseURL: httpx.BaseURL(r), now: s.now()}
+		req := &tokenRequest{endpoint: ver, tenantRef: r.PathValue("tenant"), baseURL: httpx.BaseURL(r), now: s.now(),
+			origin: r.Header.Get("Origin")}
+		if req.origin != "" {
+			setCORS(w, r)
+		}
 		issued, e := s.token(r, req)
 		if err := s.recordToken(r.Context(), req, e); err != nil && e == nil {
 			// A token that is not on record is not issued.
@@ -140,6 +146,11 @@ func (s *Service) token(r *http.Request, req *tokenRequest) (*issuedToken, *Erro
 	g, ok := s.grants[grantType]
 	if !ok {
 		return nil, aadError(codeUnsupportedGrantType, safeName(grantType))
+	}
+	if req.origin != "" && grantType != grantTypeAuthorizationCode && grantType != grantTypeRefreshToken {
+		// Only a SPA's code or refresh token is redeemed cross-origin;
+		// those two grants check it themselves, knowing what they redeem.
+		return nil, aadError(codeCrossOriginNotSPA, clip(req.origin, 256))
 	}
 	if e := g.prepare(req); e != nil {
 		return nil, e

@@ -97,6 +97,9 @@ type userSignIn struct {
 	// offline says a refresh token goes with the response: v2 asks with
 	// offline_access, v1 always gets one.
 	offline bool
+	// spa says the sign-in was a single-page application's: its refresh
+	// tokens end 24 hours after it (spa.go).
+	spa bool
 }
 
 // userExtras are the parts of a user token response beyond the access token.
@@ -228,11 +231,15 @@ func (s *Service) issueUserTokens(ctx context.Context, req *tokenRequest, c *cli
 	if u.refresh != "" {
 		extras.refreshToken = u.refresh
 	} else if u.offline || us.oidc["offline_access"] || req.endpoint == v1 {
-		rt, e := s.newRefreshToken(ctx, refreshFor(u, c.appID, now, s.refreshInactivity))
-		if e != nil {
+		rec, value := refreshFor(u, c.appID, now, s.refreshInactivity), newRefreshTokenValue()
+		if u.spa {
+			issued := now.Truncate(time.Second)
+			rec.Expires, value = issued.Add(spaRefreshLifetime), newSPARefreshValue(issued)
+		}
+		if e := s.newRefreshToken(ctx, rec, value); e != nil {
 			return nil, e
 		}
-		extras.refreshToken = rt
+		extras.refreshToken = value
 	}
 	return &issuedToken{accessToken: signed, claims: claims, user: extras}, nil
 }
@@ -298,12 +305,11 @@ func refreshFor(u userSignIn, clientID string, now time.Time, inactivity time.Du
 		Scope: scope, AuthTime: u.authTime, AMR: u.amr, Created: now, Expires: now.Add(inactivity)}
 }
 
-// newRefreshToken stores a new refresh token and returns its value.
-func (s *Service) newRefreshToken(ctx context.Context, rec store.RefreshToken) (string, *Error) {
-	value := newRefreshTokenValue()
+// newRefreshToken stores a new refresh token of the given value.
+func (s *Service) newRefreshToken(ctx context.Context, rec store.RefreshToken, value string) *Error {
 	rec.ID = refreshTokenID(value)
 	if err := s.dir.Store().CreateRefreshToken(ctx, rec); err != nil {
-		return "", serverError(err)
+		return serverError(err)
 	}
-	return value, nil
+	return nil
 }

@@ -40,7 +40,12 @@ type Code struct {
 	TenantID    string `json:"tid"` // the tenant the user signed in to (resolved from common/organizations)
 	ClientID    string `json:"cid"` // the client's appId
 	RedirectURI string `json:"ru"`  // as sent to authorize; the token request must repeat it exactly
-	UserID      string `json:"oid"` // the signed-in user's object id
+	// SPA says RedirectURI is one of the application's single-page
+	// application (spa) redirect URIs: the code is then redeemed only by
+	// a cross-origin request with PKCE and no client credential, as Entra
+	// requires (see sts's authorization code grant).
+	SPA    bool   `json:"spa,omitempty"`
+	UserID string `json:"oid"` // the signed-in user's object id
 	// Scopes are the scopes the client asked for, as it asked (v2:
 	// "https://graph.microsoft.com/User.Read", "openid", "offline_access";
 	// v1: empty, see Resource).
