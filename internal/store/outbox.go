@@ -99,6 +99,10 @@ type Outbox interface {
 	// DueOutbox could return: the oldest pending message of each Key.
 	// The bool is false when nothing is pending.
 	NextOutboxDue(ctx context.Context) (time.Time, bool, error)
+	// OutboxBacklog counts the pending messages of every tenant and
+	// returns the Created time of the oldest (zero when none is pending):
+	// what an operator watches to see deliveries fall behind.
+	OutboxBacklog(ctx context.Context) (pending int64, oldest time.Time, err error)
 	// ListOutbox reads a tenant's messages, newest first: the delivery
 	// log's summary.
 	ListOutbox(ctx context.Context, q OutboxQuery) ([]OutboxMessage, error)

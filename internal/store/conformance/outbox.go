@@ -25,6 +25,7 @@ var OutboxTests = []struct {
 	{"OutboxInTx", testOutboxInTx},
 	{"OutboxTenantCascade", testOutboxTenantCascade},
 	{"OutboxConcurrentDue", testOutboxConcurrentDue},
+	{"OutboxBacklog", testOutboxBacklog},
 }
 
 // outboxLease is how long DueOutbox claims a message (store.Outbox).
@@ -451,4 +452,34 @@ func testOutboxConcurrentDue(t *testing.T, st store.Store) {
 	if len(seen) != 20 {
 		t.Errorf("%d messages claimed, want 20 (one per key)", len(seen))
 	}
+}
+
+// testOutboxBacklog: the backlog counts pending messages of every tenant,
+// claimed or not, and names the oldest's creation; delivered and failed
+// ones leave it.
+func testOutboxBacklog(t *testing.T, st store.Store) {
+	f := newOutboxFixture(t, st)
+	backlog := func(wantN int64, wantOldest time.Time) {
+		t.Helper()
+		n, oldest, err := st.OutboxBacklog(f.ctx)
+		must(t, err, "outbox backlog")
+		if n != wantN {
+			t.Errorf("backlog: %d pending, want %d", n, wantN)
+		}
+		checkTime(t, "backlog's oldest", oldest, wantOldest)
+	}
+	backlog(0, time.Time{})
+	a := f.enqueue("def", "a", f.t0.Add(time.Minute))
+	b := f.enqueue("def", "b", f.t0)
+	other := &outboxFixture{fixture: f.fixture, tn: f.tenant(), t0: f.t0}
+	c := other.enqueue("def", "c", f.t0.Add(2*time.Minute))
+	backlog(3, f.t0)
+	f.due(f.t0.Add(time.Hour), 10) // claimed messages are still pending
+	backlog(3, f.t0)
+	f.record(b.ID, f.t0.Add(time.Hour), store.OutboxDelivered, 200, time.Time{})
+	backlog(2, f.t0.Add(time.Minute))
+	f.record(a.ID, f.t0.Add(time.Hour), store.OutboxFailed, 410, time.Time{})
+	backlog(1, f.t0.Add(2*time.Minute))
+	f.record(c.ID, f.t0.Add(time.Hour), store.OutboxDelivered, 200, time.Time{})
+	backlog(0, time.Time{})
 }

@@ -212,6 +212,22 @@ func (s *Store) NextOutboxDue(ctx context.Context) (time.Time, bool, error) {
 	return at, !at.IsZero(), nil
 }
 
+// OutboxBacklog implements store.Outbox; the (state, next_attempt) index
+// serves it.
+func (s *Store) OutboxBacklog(ctx context.Context) (int64, time.Time, error) {
+	const op = "outbox backlog"
+	var n int64
+	var oldest time.Time
+	err := s.read(func(r runner) error {
+		return r.queryRow(ctx, `SELECT COUNT(*), MIN(created) FROM outbox_messages WHERE state = 'pending'`).
+			Scan(&n, nullTimeCol{&oldest})
+	})
+	if err != nil {
+		return 0, time.Time{}, s.fail(op, err)
+	}
+	return n, oldest, nil
+}
+
 // ListOutbox implements store.Outbox.
 func (s *Store) ListOutbox(ctx context.Context, q store.OutboxQuery) ([]store.OutboxMessage, error) {
 	const op = "list outbox messages"
