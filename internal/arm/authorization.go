@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -88,18 +89,10 @@ type roleDefinitionView struct {
 	Properties roleDefinitionProps `json:"properties"`
 }
 
-// nonNil is s, or an empty slice for nil: a JSON [] rather than null.
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}
-
 func roleDefinitionOf(sub string, d store.RoleDefinition, builtIn bool) roleDefinitionView {
 	v := roleDefinitionView{ID: roleDefinitionID(sub, d.ID), Name: d.ID, Type: "Microsoft.Authorization/roleDefinitions",
 		Properties: roleDefinitionProps{RoleName: d.Name, Type: "CustomRole", Description: d.Description,
-			AssignableScopes: nonNil(d.AssignableScopes), Permissions: []permissionView{},
+			AssignableScopes: rp.NonNil(d.AssignableScopes), Permissions: []permissionView{},
 			CreatedOn: stamp(d.Created), UpdatedOn: stamp(d.Updated)}}
 	if builtIn {
 		v.Properties.Type, v.Properties.AssignableScopes = "BuiltInRole", []string{"/"}
@@ -108,8 +101,8 @@ func roleDefinitionOf(sub string, d store.RoleDefinition, builtIn bool) roleDefi
 		v.Properties.CreatedBy, v.Properties.UpdatedBy = &by, &by
 	}
 	for _, p := range d.Permissions {
-		v.Properties.Permissions = append(v.Properties.Permissions, permissionView{Actions: nonNil(p.Actions),
-			NotActions: nonNil(p.NotActions), DataActions: nonNil(p.DataActions), NotDataActions: nonNil(p.NotDataActions)})
+		v.Properties.Permissions = append(v.Properties.Permissions, permissionView{Actions: rp.NonNil(p.Actions),
+			NotActions: rp.NonNil(p.NotActions), DataActions: rp.NonNil(p.DataActions), NotDataActions: rp.NonNil(p.NotDataActions)})
 	}
 	return v
 }
@@ -155,53 +148,40 @@ func filterTerms(f string) []string {
 }
 
 func badFilter(f string) error {
-	return newError(http.StatusBadRequest, "InvalidFilterInQueryString", "The filter '%s' is not supported.", safeText(f))
-}
-
-// authorizedTenant is the tenant of the request's scope, once the caller
-// is authorized for action there.
-func (h *Handler) authorizedTenant(rq *request, action string) (string, error) {
-	tenantID, err := h.scopeTenant(rq)
-	if err != nil {
-		return "", err
-	}
-	if err := h.authorize(rq, action, rq.path.scope.String()); err != nil {
-		return "", err
-	}
-	return tenantID, nil
+	return rp.NewError(http.StatusBadRequest, "InvalidFilterInQueryString", "The filter '%s' is not supported.", rp.SafeText(f))
 }
 
 // conflictOr maps the error of a store write: ErrConflict to a 409 with
 // code and message, any other to an internal error.
 func conflictOr(err error, code, message string) error {
 	if errors.Is(err, store.ErrConflict) {
-		return newError(http.StatusConflict, code, "%s", message)
+		return rp.NewError(http.StatusConflict, code, "%s", message)
 	}
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	return nil
 }
 
 // writeDeleted answers a delete: 200 with what was deleted, or 204 when
 // there was nothing to delete.
-func writeDeleted(rq *request, found bool, v any) error {
+func writeDeleted(rq *rp.Request, found bool, v any) error {
 	if !found {
-		rq.w.WriteHeader(http.StatusNoContent)
+		rq.W.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	return writeJSON(rq, http.StatusOK, v)
+	return rp.WriteJSON(rq, http.StatusOK, v)
 }
 
 // listRoleDefinitions lists the built-in roles and the tenant's custom
 // roles, by id, a page at a time ($skipToken, nextLink).
-func (h *Handler) listRoleDefinitions(rq *request) error {
-	tenantID, err := h.authorizedTenant(rq, actionRoleDefinitionRead)
+func (h *Handler) listRoleDefinitions(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionRoleDefinitionRead)
 	if err != nil {
 		return err
 	}
 	var nameFilter, typeFilter string
-	for _, term := range filterTerms(rq.r.URL.Query().Get("$filter")) {
+	for _, term := range filterTerms(rq.R.URL.Query().Get("$filter")) {
 		if v, ok := filterValue(term, "roleName"); ok {
 			nameFilter = v
 		} else if v, ok := filterValue(term, "type"); ok {
@@ -217,77 +197,77 @@ func (h *Handler) listRoleDefinitions(rq *request) error {
 		}
 	}
 	for _, d := range rbac.BuiltInRoles() {
-		add(roleDefinitionOf(rq.path.sub, d, true))
+		add(roleDefinitionOf(rq.Path.Sub, d, true))
 	}
-	custom, err := h.st.ListRoleDefinitions(rq.ctx, tenantID)
+	custom, err := h.st.ListRoleDefinitions(rq.Ctx, tenantID)
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	for _, d := range custom {
-		add(roleDefinitionOf(rq.path.sub, d, false))
+		add(roleDefinitionOf(rq.Path.Sub, d, false))
 	}
-	p, err := h.pageOf(rq, "$skipToken", false)
+	p, err := rq.PageOf("$skipToken", false)
 	if err != nil {
 		return err
 	}
 	slices.SortFunc(out, func(a, b roleDefinitionView) int { return strings.Compare(a.Name, b.Name) })
-	return writePage(rq, p, out, func(v roleDefinitionView) string { return v.Name })
+	return rp.WritePage(rq, p, out, func(v roleDefinitionView) string { return v.Name })
 }
 
 func roleDefinitionNotFound(id string) error {
-	return newError(http.StatusNotFound, "RoleDefinitionDoesNotExist", "The specified role definition with ID '%s' does not exist.", safeText(id))
+	return rp.NewError(http.StatusNotFound, "RoleDefinitionDoesNotExist", "The specified role definition with ID '%s' does not exist.", rp.SafeText(id))
 }
 
 // roleDefinition finds a built-in role or a custom role of the tenant by id.
-func (h *Handler) roleDefinition(rq *request, st store.RBAC, tenantID, id string) (store.RoleDefinition, bool, error) {
+func (h *Handler) roleDefinition(rq *rp.Request, st store.RBAC, tenantID, id string) (store.RoleDefinition, bool, error) {
 	if !isGUID(id) {
 		return store.RoleDefinition{}, false, roleDefinitionNotFound(id)
 	}
 	if d, ok := rbac.BuiltInRole(strings.ToLower(id)); ok {
 		return d, true, nil
 	}
-	d, err := st.GetRoleDefinition(rq.ctx, tenantID, strings.ToLower(id))
+	d, err := st.GetRoleDefinition(rq.Ctx, tenantID, strings.ToLower(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return d, false, roleDefinitionNotFound(id)
 	}
 	if err != nil {
-		return d, false, internalError(err)
+		return d, false, rp.InternalError(err)
 	}
 	return d, false, nil
 }
 
-func (h *Handler) getRoleDefinition(rq *request) error {
-	tenantID, err := h.authorizedTenant(rq, actionRoleDefinitionRead)
+func (h *Handler) getRoleDefinition(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionRoleDefinitionRead)
 	if err != nil {
 		return err
 	}
-	d, builtIn, err := h.roleDefinition(rq, h.st, tenantID, rq.path.name)
+	d, builtIn, err := h.roleDefinition(rq, h.st, tenantID, rq.Path.Name)
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, http.StatusOK, roleDefinitionOf(rq.path.sub, d, builtIn))
+	return rp.WriteJSON(rq, http.StatusOK, roleDefinitionOf(rq.Path.Sub, d, builtIn))
 }
 
 func checkOperations(what string, ops []string) error {
 	for _, op := range ops {
 		if strings.TrimSpace(op) == "" || len(op) > 512 {
-			return newError(http.StatusBadRequest, "InvalidActionOrNotAction", "The %s '%s' is not valid.", what, safeText(op))
+			return rp.NewError(http.StatusBadRequest, "InvalidActionOrNotAction", "The %s '%s' is not valid.", what, rp.SafeText(op))
 		}
 	}
 	return nil
 }
 
-func (h *Handler) putRoleDefinition(rq *request) error {
-	tenantID, err := h.authorizedTenant(rq, actionRoleDefinitionWrite)
+func (h *Handler) putRoleDefinition(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionRoleDefinitionWrite)
 	if err != nil {
 		return err
 	}
-	id := strings.ToLower(rq.path.name)
+	id := strings.ToLower(rq.Path.Name)
 	if !isGUID(id) {
-		return newError(http.StatusBadRequest, "InvalidRoleDefinitionId", "The role definition ID '%s' is not valid. The role definition ID must be a GUID.", safeText(rq.path.name))
+		return rp.NewError(http.StatusBadRequest, "InvalidRoleDefinitionId", "The role definition ID '%s' is not valid. The role definition ID must be a GUID.", rp.SafeText(rq.Path.Name))
 	}
 	if _, ok := rbac.BuiltInRole(id); ok {
-		return newError(http.StatusBadRequest, "RoleDefinitionUpdateNotAllowed", "Built-in role definitions cannot be changed.")
+		return rp.NewError(http.StatusBadRequest, "RoleDefinitionUpdateNotAllowed", "Built-in role definitions cannot be changed.")
 	}
 	var body struct {
 		Properties struct {
@@ -298,20 +278,20 @@ func (h *Handler) putRoleDefinition(rq *request) error {
 			AssignableScopes []string         `json:"assignableScopes"`
 		} `json:"properties"`
 	}
-	if err := readBody(rq, &body); err != nil {
+	if err := rp.ReadBody(rq, &body); err != nil {
 		return err
 	}
 	p := body.Properties
 	if strings.TrimSpace(p.RoleName) == "" || len(p.RoleName) > 512 {
-		return newError(http.StatusBadRequest, "InvalidRoleDefinitionName", "The role name must be 1 to 512 characters.")
+		return rp.NewError(http.StatusBadRequest, "InvalidRoleDefinitionName", "The role name must be 1 to 512 characters.")
 	}
 	if _, ok := rbac.BuiltInRole(p.RoleName); ok {
-		return newError(http.StatusConflict, "RoleDefinitionWithSameNameExists", "A role definition cannot be updated with a name that already exists.")
+		return rp.NewError(http.StatusConflict, "RoleDefinitionWithSameNameExists", "A role definition cannot be updated with a name that already exists.")
 	}
 	if len(p.Permissions) > 10 || len(p.AssignableScopes) > 100 || len(p.Description) > 2048 {
-		return newError(http.StatusBadRequest, "InvalidRequestContent", "The role definition has too many permissions or assignable scopes, or too long a description.")
+		return rp.NewError(http.StatusBadRequest, "InvalidRequestContent", "The role definition has too many permissions or assignable scopes, or too long a description.")
 	}
-	d := store.RoleDefinition{TenantID: tenantID, ID: id, Name: p.RoleName, Description: p.Description, CreatedBy: rq.oid}
+	d := store.RoleDefinition{TenantID: tenantID, ID: id, Name: p.RoleName, Description: p.Description, CreatedBy: rq.OID}
 	for _, perm := range p.Permissions {
 		for what, ops := range map[string][]string{"action": perm.Actions, "notAction": perm.NotActions, "dataAction": perm.DataActions, "notDataAction": perm.NotDataActions} {
 			if err := checkOperations(what, ops); err != nil {
@@ -322,24 +302,24 @@ func (h *Handler) putRoleDefinition(rq *request) error {
 	}
 	scopes := p.AssignableScopes
 	if len(scopes) == 0 {
-		scopes = []string{rq.path.scope.String()}
+		scopes = []string{rq.Path.Scope.String()}
 	}
 	for _, s := range scopes {
 		sc, err := rbac.ParseScope(s)
 		if err != nil || sc.IsRoot() {
-			return newError(http.StatusBadRequest, "InvalidAssignableScope", "The assignable scope '%s' is not valid.", safeText(s))
+			return rp.NewError(http.StatusBadRequest, "InvalidAssignableScope", "The assignable scope '%s' is not valid.", rp.SafeText(s))
 		}
 		if sub := sc.SubscriptionID(); sub != "" {
-			if ts, err := h.st.TenantsBySubscription(rq.ctx, sub); err != nil {
-				return internalError(err)
+			if ts, err := h.st.TenantsBySubscription(rq.Ctx, sub); err != nil {
+				return rp.InternalError(err)
 			} else if len(ts) != 1 || !strings.EqualFold(ts[0], tenantID) {
-				return newError(http.StatusBadRequest, "InvalidAssignableScope", "The assignable scope '%s' is not in this directory.", safeText(s))
+				return rp.NewError(http.StatusBadRequest, "InvalidAssignableScope", "The assignable scope '%s' is not in this directory.", rp.SafeText(s))
 			}
 		}
 		// As in Azure, the caller must be allowed to write role
 		// definitions at every scope the role is made assignable at, not
 		// only where the request is addressed.
-		if err := h.authorize(rq, actionRoleDefinitionWrite, sc.String()); err != nil {
+		if err := rq.Authorize(actionRoleDefinitionWrite, sc.String()); err != nil {
 			return err
 		}
 		d.AssignableScopes = append(d.AssignableScopes, sc.String())
@@ -348,67 +328,67 @@ func (h *Handler) putRoleDefinition(rq *request) error {
 	// REST spec lists only 201, and armauthorization's
 	// RoleDefinitionsClient.CreateOrUpdate fails on anything else.
 	status := http.StatusCreated
-	rq.target = id
-	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	rq.Target = id
+	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
 		now := h.now().UTC()
-		old, err := tx.GetRoleDefinition(rq.ctx, tenantID, id)
+		old, err := tx.GetRoleDefinition(rq.Ctx, tenantID, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			d.Created, d.Updated = now, now
-			err = tx.CreateRoleDefinition(rq.ctx, d)
+			err = tx.CreateRoleDefinition(rq.Ctx, d)
 		case err != nil:
-			return internalError(err)
+			return rp.InternalError(err)
 		default:
 			d.Created, d.Updated, d.CreatedBy = old.Created, now, old.CreatedBy
-			err = tx.UpdateRoleDefinition(rq.ctx, d)
+			err = tx.UpdateRoleDefinition(rq.Ctx, d)
 		}
 		return conflictOr(err, "RoleDefinitionWithSameNameExists", "A custom role with the same name already exists in this directory.")
 	})
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, status, roleDefinitionOf(rq.path.sub, d, false))
+	return rp.WriteJSON(rq, status, roleDefinitionOf(rq.Path.Sub, d, false))
 }
 
-func (h *Handler) deleteRoleDefinition(rq *request) error {
-	tenantID, err := h.authorizedTenant(rq, actionRoleDefinitionDelete)
+func (h *Handler) deleteRoleDefinition(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionRoleDefinitionDelete)
 	if err != nil {
 		return err
 	}
-	id := strings.ToLower(rq.path.name)
+	id := strings.ToLower(rq.Path.Name)
 	if _, ok := rbac.BuiltInRole(id); ok && isGUID(id) {
-		return newError(http.StatusBadRequest, "RoleDefinitionUpdateNotAllowed", "Built-in role definitions cannot be deleted.")
+		return rp.NewError(http.StatusBadRequest, "RoleDefinitionUpdateNotAllowed", "Built-in role definitions cannot be deleted.")
 	}
 	var (
 		d     store.RoleDefinition
 		found bool
 	)
-	rq.target = id
-	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	rq.Target = id
+	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
 		var err error
-		d, err = tx.GetRoleDefinition(rq.ctx, tenantID, id)
+		d, err = tx.GetRoleDefinition(rq.Ctx, tenantID, id)
 		if errors.Is(err, store.ErrNotFound) || !isGUID(id) {
 			return nil
 		} else if err != nil {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		found = true
-		as, err := tx.ListRoleAssignments(rq.ctx, store.RoleAssignmentQuery{TenantID: tenantID, RoleDefinitionID: id})
+		as, err := tx.ListRoleAssignments(rq.Ctx, store.RoleAssignmentQuery{TenantID: tenantID, RoleDefinitionID: id})
 		if err != nil {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		if len(as) > 0 {
-			return newError(http.StatusConflict, "RoleDefinitionHasAssignments", "There are existing role assignments referencing role (code: RoleDefinitionHasAssignments).")
+			return rp.NewError(http.StatusConflict, "RoleDefinitionHasAssignments", "There are existing role assignments referencing role (code: RoleDefinitionHasAssignments).")
 		}
-		if err := tx.DeleteRoleDefinition(rq.ctx, tenantID, id); err != nil {
-			return internalError(err)
+		if err := tx.DeleteRoleDefinition(rq.Ctx, tenantID, id); err != nil {
+			return rp.InternalError(err)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return writeDeleted(rq, found, roleDefinitionOf(rq.path.sub, d, false))
+	return writeDeleted(rq, found, roleDefinitionOf(rq.Path.Sub, d, false))
 }
 
 // ---- role assignments ----
@@ -450,7 +430,7 @@ func roleAssignmentOf(a store.RoleAssignment) roleAssignmentView {
 }
 
 func roleAssignmentNotFound(id string) error {
-	return newError(http.StatusNotFound, "RoleAssignmentNotFound", "The role assignment '%s' is not found.", safeText(id))
+	return rp.NewError(http.StatusNotFound, "RoleAssignmentNotFound", "The role assignment '%s' is not found.", rp.SafeText(id))
 }
 
 // principalTypes maps directory kinds to ARM's principal types.
@@ -462,27 +442,27 @@ var principalTypes = map[store.ObjectKind]store.PrincipalType{
 // tenantID's directory. When it is no user, group or service principal the
 // error is PrincipalNotFound with status and message, a format of the id
 // and the tenant id.
-func principalTypeOf(rq *request, dir *directory.Service, tenantID, id string, status int, message string) (store.PrincipalType, error) {
-	kind, err := dir.ObjectKind(rq.ctx, tenantID, id)
+func principalTypeOf(rq *rp.Request, dir *directory.Service, tenantID, id string, status int, message string) (store.PrincipalType, error) {
+	kind, err := dir.ObjectKind(rq.Ctx, tenantID, id)
 	pt, ok := principalTypes[kind]
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !ok) {
-		return "", newError(status, "PrincipalNotFound", message, id, tenantID)
+		return "", rp.NewError(status, "PrincipalNotFound", message, id, tenantID)
 	} else if err != nil {
-		return "", internalError(err)
+		return "", rp.InternalError(err)
 	}
 	return pt, nil
 }
 
-func (h *Handler) putRoleAssignment(rq *request) error {
-	tenantID, err := h.authorizedTenant(rq, actionRoleAssignmentWrite)
+func (h *Handler) putRoleAssignment(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionRoleAssignmentWrite)
 	if err != nil {
 		return err
 	}
-	id := strings.ToLower(rq.path.name)
+	id := strings.ToLower(rq.Path.Name)
 	if !isGUID(id) {
-		return newError(http.StatusBadRequest, "InvalidRoleAssignmentId", "The role assignment ID '%s' is not valid. The role assignment ID must be a GUID.", safeText(rq.path.name))
+		return rp.NewError(http.StatusBadRequest, "InvalidRoleAssignmentId", "The role assignment ID '%s' is not valid. The role assignment ID must be a GUID.", rp.SafeText(rq.Path.Name))
 	}
-	rq.target = extensionID(rq.path.scope.String(), "roleAssignments", id)
+	rq.Target = extensionID(rq.Path.Scope.String(), "roleAssignments", id)
 	var body struct {
 		Properties struct {
 			RoleDefinitionID string `json:"roleDefinitionId"`
@@ -492,43 +472,43 @@ func (h *Handler) putRoleAssignment(rq *request) error {
 			Description      string `json:"description"`
 		} `json:"properties"`
 	}
-	if err := readBody(rq, &body); err != nil {
+	if err := rp.ReadBody(rq, &body); err != nil {
 		return err
 	}
 	p := body.Properties
 	if p.Condition != "" {
-		return newError(http.StatusBadRequest, "InvalidRoleAssignmentCondition", "Role assignment conditions are not supported.")
+		return rp.NewError(http.StatusBadRequest, "InvalidRoleAssignmentCondition", "Role assignment conditions are not supported.")
 	}
 	roleID := p.RoleDefinitionID
 	if i := strings.LastIndex(strings.ToLower(roleID), "/providers/microsoft.authorization/roledefinitions/"); i >= 0 {
 		roleID = roleID[i+len("/providers/microsoft.authorization/roledefinitions/"):]
 	}
 	if !isGUID(roleID) {
-		return newError(http.StatusBadRequest, "InvalidRoleDefinitionId", "The role definition ID '%s' is not valid.", safeText(p.RoleDefinitionID))
+		return rp.NewError(http.StatusBadRequest, "InvalidRoleDefinitionId", "The role definition ID '%s' is not valid.", rp.SafeText(p.RoleDefinitionID))
 	}
 	roleID = strings.ToLower(roleID)
 	if !isGUID(p.PrincipalID) {
-		return newError(http.StatusBadRequest, "InvalidPrincipalId", "A valid principal ID must be provided for role assignment.")
+		return rp.NewError(http.StatusBadRequest, "InvalidPrincipalId", "A valid principal ID must be provided for role assignment.")
 	}
 	principalID := strings.ToLower(p.PrincipalID)
-	scope := rq.path.scope.String()
-	rq.detail = "role=" + roleID + " principal=" + principalID
+	scope := rq.Path.Scope.String()
+	rq.Detail = "role=" + roleID + " principal=" + principalID
 	var out store.RoleAssignment
 	status := http.StatusCreated
-	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
+	err = rq.Change(tenantID, func(tx store.Store, dir *directory.Service) error {
 		role, builtIn, err := h.roleDefinition(rq, tx, tenantID, roleID)
 		if err != nil {
-			var ae *armError
-			if errors.As(err, &ae) && ae.status == http.StatusNotFound {
-				ae.status = http.StatusBadRequest
+			var ae *rp.Error
+			if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+				ae.Status = http.StatusBadRequest
 			}
 			return err
 		}
 		// A custom role is assignable only at or below one of its
 		// assignable scopes; a built-in role's is "/", everywhere.
-		if !builtIn && !assignableAt(role, rq.path.scope) {
-			return newError(http.StatusBadRequest, "RoleAssignmentScopeNotAssignableToRoleDefinition",
-				"The role %s is not available for assignment at the requested scope.", safeText(role.Name))
+		if !builtIn && !assignableAt(role, rq.Path.Scope) {
+			return rp.NewError(http.StatusBadRequest, "RoleAssignmentScopeNotAssignableToRoleDefinition",
+				"The role %s is not available for assignment at the requested scope.", rp.SafeText(role.Name))
 		}
 		pt, err := principalTypeOf(rq, dir, tenantID, principalID, http.StatusBadRequest,
 			"Principal %s does not exist in the directory %s. Check that you have the correct principal ID.")
@@ -536,29 +516,29 @@ func (h *Handler) putRoleAssignment(rq *request) error {
 			return err
 		}
 		if p.PrincipalType != "" && !strings.EqualFold(p.PrincipalType, string(pt)) {
-			return newError(http.StatusBadRequest, "UnmatchedPrincipalType", "The PrincipalType in the request doesn't match the type of the principal: it is a %s.", pt)
+			return rp.NewError(http.StatusBadRequest, "UnmatchedPrincipalType", "The PrincipalType in the request doesn't match the type of the principal: it is a %s.", pt)
 		}
-		existing, err := tx.GetRoleAssignment(rq.ctx, tenantID, id)
+		existing, err := tx.GetRoleAssignment(rq.Ctx, tenantID, id)
 		if err == nil {
-			if scopeKey(existing.Scope) == rq.path.scope.Key() && existing.RoleDefinitionID == roleID && strings.EqualFold(existing.PrincipalID, principalID) {
+			if scopeKey(existing.Scope) == rq.Path.Scope.Key() && existing.RoleDefinitionID == roleID && strings.EqualFold(existing.PrincipalID, principalID) {
 				out, status = existing, http.StatusOK
 				return nil
 			}
-			return newError(http.StatusBadRequest, "RoleAssignmentUpdateNotPermitted", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.")
+			return rp.NewError(http.StatusBadRequest, "RoleAssignmentUpdateNotPermitted", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.")
 		} else if !errors.Is(err, store.ErrNotFound) {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		out = store.RoleAssignment{TenantID: tenantID, ID: id, Scope: scope, RoleDefinitionID: roleID, PrincipalID: principalID,
 			// The store keeps microseconds: the answer to the PUT shows the
 			// createdOn every later GET shows.
-			PrincipalType: pt, PrincipalTenantID: tenantID, CreatedOn: h.now().UTC().Truncate(time.Microsecond), CreatedBy: rq.oid}
-		err = tx.CreateRoleAssignment(rq.ctx, out)
+			PrincipalType: pt, PrincipalTenantID: tenantID, CreatedOn: h.now().UTC().Truncate(time.Microsecond), CreatedBy: rq.OID}
+		err = tx.CreateRoleAssignment(rq.Ctx, out)
 		return conflictOr(err, "RoleAssignmentExists", "The role assignment already exists.")
 	})
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, status, roleAssignmentOf(out))
+	return rp.WriteJSON(rq, status, roleAssignmentOf(out))
 }
 
 // assignableAt reports whether scope is at or below one of the role's
@@ -576,23 +556,23 @@ func assignableAt(d store.RoleDefinition, scope rbac.Scope) bool {
 }
 
 // assignmentAt finds a role assignment by id at the request's scope.
-func (h *Handler) assignmentAt(rq *request, st store.RBAC, tenantID string) (store.RoleAssignment, error) {
-	id := strings.ToLower(rq.path.name)
+func (h *Handler) assignmentAt(rq *rp.Request, st store.RBAC, tenantID string) (store.RoleAssignment, error) {
+	id := strings.ToLower(rq.Path.Name)
 	if !isGUID(id) {
-		return store.RoleAssignment{}, roleAssignmentNotFound(rq.path.name)
+		return store.RoleAssignment{}, roleAssignmentNotFound(rq.Path.Name)
 	}
-	a, err := st.GetRoleAssignment(rq.ctx, tenantID, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && scopeKey(a.Scope) != rq.path.scope.Key()) {
-		return a, roleAssignmentNotFound(rq.path.name)
+	a, err := st.GetRoleAssignment(rq.Ctx, tenantID, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && scopeKey(a.Scope) != rq.Path.Scope.Key()) {
+		return a, roleAssignmentNotFound(rq.Path.Name)
 	}
 	if err != nil {
-		return a, internalError(err)
+		return a, rp.InternalError(err)
 	}
 	return a, nil
 }
 
-func (h *Handler) getRoleAssignment(rq *request) error {
-	tenantID, err := h.authorizedTenant(rq, actionRoleAssignmentRead)
+func (h *Handler) getRoleAssignment(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionRoleAssignmentRead)
 	if err != nil {
 		return err
 	}
@@ -600,11 +580,11 @@ func (h *Handler) getRoleAssignment(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, http.StatusOK, roleAssignmentOf(a))
+	return rp.WriteJSON(rq, http.StatusOK, roleAssignmentOf(a))
 }
 
-func (h *Handler) deleteRoleAssignment(rq *request) error {
-	tenantID, err := h.authorizedTenant(rq, actionRoleAssignmentDelete)
+func (h *Handler) deleteRoleAssignment(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionRoleAssignmentDelete)
 	if err != nil {
 		return err
 	}
@@ -612,20 +592,20 @@ func (h *Handler) deleteRoleAssignment(rq *request) error {
 		a     store.RoleAssignment
 		found bool
 	)
-	rq.target = extensionID(rq.path.scope.String(), "roleAssignments", strings.ToLower(rq.path.name))
-	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	rq.Target = extensionID(rq.Path.Scope.String(), "roleAssignments", strings.ToLower(rq.Path.Name))
+	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
 		var err error
 		a, err = h.assignmentAt(rq, tx, tenantID)
-		var ae *armError
-		if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+		var ae *rp.Error
+		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
 			return nil
 		} else if err != nil {
 			return err
 		}
 		found = true
-		rq.detail = "role=" + a.RoleDefinitionID + " principal=" + a.PrincipalID
-		if err := tx.DeleteRoleAssignment(rq.ctx, tenantID, a.ID); err != nil {
-			return internalError(err)
+		rq.Detail = "role=" + a.RoleDefinitionID + " principal=" + a.PrincipalID
+		if err := tx.DeleteRoleAssignment(rq.Ctx, tenantID, a.ID); err != nil {
+			return rp.InternalError(err)
 		}
 		return nil
 	})
@@ -676,39 +656,39 @@ func parseAssignmentFilter(f string) (assignmentFilter, error) {
 // atScope()) below the scope, filtered by principal, by id, a page at a
 // time ($skipToken, nextLink): the store is asked for one page past the
 // cursor from each of its two queries.
-func (h *Handler) listRoleAssignments(rq *request) error {
-	tenantID, err := h.authorizedTenant(rq, actionRoleAssignmentRead)
+func (h *Handler) listRoleAssignments(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionRoleAssignmentRead)
 	if err != nil {
 		return err
 	}
-	f, err := parseAssignmentFilter(rq.r.URL.Query().Get("$filter"))
+	f, err := parseAssignmentFilter(rq.R.URL.Query().Get("$filter"))
 	if err != nil {
 		return err
 	}
-	p, err := h.pageOf(rq, "$skipToken", false)
+	p, err := rq.PageOf("$skipToken", false)
 	if err != nil {
 		return err
 	}
-	q := store.RoleAssignmentQuery{TenantID: tenantID, Scopes: rq.path.scope.Ancestors(), After: p.after, Limit: p.size + 1}
+	q := store.RoleAssignmentQuery{TenantID: tenantID, Scopes: rq.Path.Scope.Ancestors(), After: p.After, Limit: p.Size + 1}
 	if f.principalID != "" {
 		q.PrincipalIDs = []string{f.principalID}
 		if f.assignedTo {
-			groups, err := h.dir.TransitiveMemberOf(rq.ctx, tenantID, f.principalID)
+			groups, err := h.dir.TransitiveMemberOf(rq.Ctx, tenantID, f.principalID)
 			if err != nil {
-				return internalError(err)
+				return rp.InternalError(err)
 			}
 			q.PrincipalIDs = append(q.PrincipalIDs, groups...)
 		}
 	}
-	as, err := h.st.ListRoleAssignments(rq.ctx, q)
+	as, err := h.st.ListRoleAssignments(rq.Ctx, q)
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	if !f.atScope {
-		q.Scopes, q.ScopePrefix = nil, rq.path.scope.String()
-		below, err := h.st.ListRoleAssignments(rq.ctx, q)
+		q.Scopes, q.ScopePrefix = nil, rq.Path.Scope.String()
+		below, err := h.st.ListRoleAssignments(rq.Ctx, q)
 		if err != nil {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		as = append(as, below...)
 	}
@@ -718,7 +698,7 @@ func (h *Handler) listRoleAssignments(rq *request) error {
 	for _, a := range as {
 		views = append(views, roleAssignmentOf(a))
 	}
-	return writePage(rq, p, views, func(v roleAssignmentView) string { return v.Name })
+	return rp.WritePage(rq, p, views, func(v roleAssignmentView) string { return v.Name })
 }
 
 // ---- deny assignments (read only) ----
@@ -754,8 +734,8 @@ func denyAssignmentOf(d store.DenyAssignment) denyAssignmentView {
 	p.CreatedOn, p.CreatedBy = stamp(d.CreatedOn), d.CreatedBy
 	p.Permissions, p.Principals, p.ExcludePrincipals = []permissionView{}, []denyPrincipalView{}, []denyPrincipalView{}
 	for _, perm := range d.Permissions {
-		p.Permissions = append(p.Permissions, permissionView{Actions: nonNil(perm.Actions), NotActions: nonNil(perm.NotActions),
-			DataActions: nonNil(perm.DataActions), NotDataActions: nonNil(perm.NotDataActions)})
+		p.Permissions = append(p.Permissions, permissionView{Actions: rp.NonNil(perm.Actions), NotActions: rp.NonNil(perm.NotActions),
+			DataActions: rp.NonNil(perm.DataActions), NotDataActions: rp.NonNil(perm.NotDataActions)})
 	}
 	for _, x := range d.Principals {
 		p.Principals = append(p.Principals, denyPrincipalView{ID: x.ID, Type: string(x.Type)})
@@ -766,23 +746,23 @@ func denyAssignmentOf(d store.DenyAssignment) denyAssignmentView {
 	return v
 }
 
-func (h *Handler) listDenyAssignments(rq *request) error {
-	tenantID, err := h.authorizedTenant(rq, actionDenyAssignmentRead)
+func (h *Handler) listDenyAssignments(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionDenyAssignmentRead)
 	if err != nil {
 		return err
 	}
-	f, err := parseAssignmentFilter(rq.r.URL.Query().Get("$filter"))
+	f, err := parseAssignmentFilter(rq.R.URL.Query().Get("$filter"))
 	if err != nil {
 		return err
 	}
-	ds, err := h.st.ListDenyAssignments(rq.ctx, store.DenyAssignmentQuery{TenantID: tenantID, Scopes: rq.path.scope.Ancestors()})
+	ds, err := h.st.ListDenyAssignments(rq.Ctx, store.DenyAssignmentQuery{TenantID: tenantID, Scopes: rq.Path.Scope.Ancestors()})
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	if !f.atScope {
-		below, err := h.st.ListDenyAssignments(rq.ctx, store.DenyAssignmentQuery{TenantID: tenantID, ScopePrefix: rq.path.scope.String()})
+		below, err := h.st.ListDenyAssignments(rq.Ctx, store.DenyAssignmentQuery{TenantID: tenantID, ScopePrefix: rq.Path.Scope.String()})
 		if err != nil {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		ds = append(ds, below...)
 	}
@@ -797,25 +777,25 @@ func (h *Handler) listDenyAssignments(rq *request) error {
 		}
 		out = append(out, denyAssignmentOf(d))
 	}
-	p, err := h.pageOf(rq, "$skipToken", false)
+	p, err := rq.PageOf("$skipToken", false)
 	if err != nil {
 		return err
 	}
-	return writePage(rq, p, out, func(v denyAssignmentView) string { return v.Name })
+	return rp.WritePage(rq, p, out, func(v denyAssignmentView) string { return v.Name })
 }
 
-func (h *Handler) getDenyAssignment(rq *request) error {
-	tenantID, err := h.authorizedTenant(rq, actionDenyAssignmentRead)
+func (h *Handler) getDenyAssignment(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionDenyAssignmentRead)
 	if err != nil {
 		return err
 	}
-	d, err := h.st.GetDenyAssignment(rq.ctx, tenantID, strings.ToLower(rq.path.name))
-	if errors.Is(err, store.ErrNotFound) || (err == nil && scopeKey(d.Scope) != rq.path.scope.Key()) || !isGUID(rq.path.name) {
-		return newError(http.StatusNotFound, "DenyAssignmentNotFound", "The deny assignment '%s' is not found.", safeText(rq.path.name))
+	d, err := h.st.GetDenyAssignment(rq.Ctx, tenantID, strings.ToLower(rq.Path.Name))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && scopeKey(d.Scope) != rq.Path.Scope.Key()) || !isGUID(rq.Path.Name) {
+		return rp.NewError(http.StatusNotFound, "DenyAssignmentNotFound", "The deny assignment '%s' is not found.", rp.SafeText(rq.Path.Name))
 	} else if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
-	return writeJSON(rq, http.StatusOK, denyAssignmentOf(d))
+	return rp.WriteJSON(rq, http.StatusOK, denyAssignmentOf(d))
 }
 
 // ---- explain (tenantbridge's own) ----
@@ -834,34 +814,34 @@ type ExplainResult struct {
 	Path             []string `json:"path,omitempty"`
 }
 
-func (h *Handler) explain(rq *request) error {
-	q := rq.r.URL.Query()
+func (h *Handler) explain(rq *rp.Request) error {
+	q := rq.R.URL.Query()
 	principal, action, scopeText := q.Get("principalId"), q.Get("action"), q.Get("scope")
 	if !isGUID(principal) {
-		return newError(http.StatusBadRequest, "InvalidPrincipalId", "principalId must be a GUID.")
+		return rp.NewError(http.StatusBadRequest, "InvalidPrincipalId", "principalId must be a GUID.")
 	}
 	if action == "" {
-		return newError(http.StatusBadRequest, "InvalidRequestContent", "action is required.")
+		return rp.NewError(http.StatusBadRequest, "InvalidRequestContent", "action is required.")
 	}
 	dataAction, err := strconv.ParseBool(q.Get("dataAction"))
 	if q.Get("dataAction") != "" && err != nil {
-		return newError(http.StatusBadRequest, "InvalidRequestContent", "dataAction must be true or false.")
+		return rp.NewError(http.StatusBadRequest, "InvalidRequestContent", "dataAction must be true or false.")
 	}
 	sc, err := rbac.ParseScope(scopeText)
 	if err != nil {
-		return newError(http.StatusBadRequest, "InvalidResourceId", "The scope '%s' is not valid.", safeText(scopeText))
+		return rp.NewError(http.StatusBadRequest, "InvalidResourceId", "The scope '%s' is not valid.", rp.SafeText(scopeText))
 	}
-	rq.path.scope, rq.path.sub = sc, sc.SubscriptionID()
-	tenantID, err := h.authorizedTenant(rq, actionRoleAssignmentRead)
+	rq.Path.Scope, rq.Path.Sub = sc, sc.SubscriptionID()
+	tenantID, err := rq.AuthorizeAt(actionRoleAssignmentRead)
 	if err != nil {
 		return err
 	}
-	d, err := h.rbac.Decide(rq.ctx, rbac.Request{PrincipalID: strings.ToLower(principal), PrincipalTenantID: tenantID, TenantID: tenantID,
+	d, err := h.rbac.Decide(rq.Ctx, rbac.Request{PrincipalID: strings.ToLower(principal), PrincipalTenantID: tenantID, TenantID: tenantID,
 		Action: action, DataAction: dataAction, Scope: sc.String()})
 	if errors.Is(err, rbac.ErrInvalidRequest) {
-		return newError(http.StatusBadRequest, "InvalidRequestContent", "%s", safeText(err.Error()))
+		return rp.NewError(http.StatusBadRequest, "InvalidRequestContent", "%s", rp.SafeText(err.Error()))
 	} else if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	res := ExplainResult{Allowed: d.Allowed, Because: d.Because.String(), Operation: action, DataAction: dataAction,
 		Scope: d.Because.Scope, TenantID: tenantID, Path: d.Because.Path}
@@ -872,5 +852,5 @@ func (h *Handler) explain(rq *request) error {
 	if d.Because.Deny != nil {
 		res.DenyAssignmentID = extensionID(d.Because.Deny.Scope, "denyAssignments", d.Because.Deny.ID)
 	}
-	return writeJSON(rq, http.StatusOK, res)
+	return rp.WriteJSON(rq, http.StatusOK, res)
 }

@@ -23,29 +23,31 @@ func FuzzParsePath(f *testing.F) {
 	} {
 		f.Add(s)
 	}
+	h := &Handler{}
+	h.register(h.ownProviders())
 	f.Fuzz(func(t *testing.T, p string) {
-		ap, err := parsePath(p)
+		ap, _, err := h.parsePath(p)
 		if err != nil {
-			if ap.target != 0 {
-				t.Fatalf("%q: error %v with target %d", p, err, ap.target)
+			if ap.Target != 0 {
+				t.Fatalf("%q: error %v with target %d", p, err, ap.Target)
 			}
 			return
 		}
-		if ap.target == targetSubscriptions {
+		if ap.Target == targetSubscriptions {
 			return
 		}
-		again, err := rbac.ParseScope(ap.scope.String())
-		if err != nil || again.String() != ap.scope.String() {
-			t.Fatalf("%q: scope %q does not parse to itself: %v", p, ap.scope.String(), err)
+		again, err := rbac.ParseScope(ap.Scope.String())
+		if err != nil || again.String() != ap.Scope.String() {
+			t.Fatalf("%q: scope %q does not parse to itself: %v", p, ap.Scope.String(), err)
 		}
-		if ap.target == targetRoleAssignments || ap.target == targetRoleDefinitions || ap.target == targetDenyAssignments {
-			s := ap.scope.Key()
+		if ap.Target == targetRoleAssignments || ap.Target == targetRoleDefinitions || ap.Target == targetDenyAssignments {
+			s := ap.Scope.Key()
 			if s != "/" && !strings.HasPrefix(strings.ToLower(p), s+"/providers/") {
 				t.Fatalf("%q: scope %q is not the path's start", p, s)
 			}
 		}
-		if ap.sub != ap.scope.SubscriptionID() {
-			t.Fatalf("%q: subscription %q, scope's %q", p, ap.sub, ap.scope.SubscriptionID())
+		if ap.Sub != ap.Scope.SubscriptionID() {
+			t.Fatalf("%q: subscription %q, scope's %q", p, ap.Sub, ap.Scope.SubscriptionID())
 		}
 	})
 }

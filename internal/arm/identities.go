@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
@@ -46,30 +47,30 @@ const (
 )
 
 // identityPath recognises the Microsoft.ManagedIdentity paths.
-func identityPath(segs []string) (armPath, bool, error) {
-	return typedPath(segs, identityNamespace, "userAssignedIdentities", "federatedIdentityCredentials", targetIdentities, targetIdentityCredentials)
+func identityPath(segs []string) (rp.Path, bool, error) {
+	return rp.TypedPath(segs, identityNamespace, "userAssignedIdentities", "federatedIdentityCredentials", targetIdentities, targetIdentityCredentials)
 }
 
 // identities serves the Microsoft.ManagedIdentity paths.
-func (h *Handler) identities(rq *request) error {
-	if rq.path.target == targetIdentityCredentials {
-		return h.serveType(rq, rq.path.child == "", typeHandlers{list: h.listIdentityCredentials,
-			get: h.getIdentityCredential, put: h.putIdentityCredential, del: h.deleteIdentityCredential})
+func (h *Handler) identities(rq *rp.Request) error {
+	if rq.Path.Target == targetIdentityCredentials {
+		return rp.ServeType(rq, rq.Path.Child == "", rp.TypeHandlers{List: h.listIdentityCredentials,
+			Get: h.getIdentityCredential, Put: h.putIdentityCredential, Delete: h.deleteIdentityCredential})
 	}
-	return h.serveType(rq, rq.path.name == "", typeHandlers{list: h.listIdentities,
-		get: h.getIdentity, put: h.putIdentity, del: h.deleteIdentity})
+	return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: h.listIdentities,
+		Get: h.getIdentity, Put: h.putIdentity, Delete: h.deleteIdentity})
 }
 
 // directoryError turns a directory refusal into ARM's shape: an invalid
 // request is 400, a conflict 409, anything else a 500.
 func directoryError(err error) error {
 	if msg, ok := directory.IsInvalid(err); ok {
-		return badRequest("%s", safeText(msg))
+		return rp.BadRequest("%s", rp.SafeText(msg))
 	}
 	if msg, ok := directory.ConflictMessage(err); ok {
-		return newError(http.StatusConflict, "Conflict", "%s", safeText(msg))
+		return rp.NewError(http.StatusConflict, "Conflict", "%s", rp.SafeText(msg))
 	}
-	return internalError(err)
+	return rp.InternalError(err)
 }
 
 // ---- wire shapes ----
@@ -129,35 +130,25 @@ func ficViewOf(identityID string, f directory.FederatedIdentityCredential) ficVi
 		Properties: ficProperties{Issuer: f.Issuer, Subject: f.Subject, Audiences: aud}}
 }
 
-// idIn reports whether resource id is in subscription sub and, if rg is
-// not empty, resource group rg.
-func idIn(id, sub, rg string) bool {
-	segs := strings.Split(strings.TrimPrefix(id, "/"), "/")
-	if len(segs) < 4 || !strings.EqualFold(segs[0], "subscriptions") || !strings.EqualFold(segs[1], sub) || !strings.EqualFold(segs[2], "resourceGroups") {
-		return false
-	}
-	return rg == "" || strings.EqualFold(segs[3], rg)
-}
-
 // identityIDOf is the id the path names, in the path's case.
-func identityIDOf(rq *request) string {
-	return directory.UserAssignedIdentityID(rq.path.sub, rq.path.rg, rq.path.name)
+func identityIDOf(rq *rp.Request) string {
+	return directory.UserAssignedIdentityID(rq.Path.Sub, rq.Path.RG, rq.Path.Name)
 }
 
 // findIdentity returns the user-assigned identity the path names, with its
 // generic record if there is one: ResourceGroupNotFound, or
 // ResourceNotFound.
-func findIdentity(rq *request, dir *directory.Service, tenantID string) (*directory.ServicePrincipal, *store.Resource, error) {
-	if _, err := pathGroup(rq, dir.Store()); err != nil {
+func findIdentity(rq *rp.Request, dir *directory.Service, tenantID string) (*directory.ServicePrincipal, *store.Resource, error) {
+	if _, err := rp.PathGroup(rq, dir.Store()); err != nil {
 		return nil, nil, err
 	}
-	sp, err := dir.ManagedIdentityByResourceID(rq.ctx, tenantID, identityIDOf(rq))
+	sp, err := dir.ManagedIdentityByResourceID(rq.Ctx, tenantID, identityIDOf(rq))
 	if errors.Is(err, directory.ErrNotFound) || (err == nil && !sp.IsUserAssigned()) {
-		return nil, nil, resourceNotFound(identityType, rq.path.rg, rq.path.name)
+		return nil, nil, rp.ResourceNotFound(identityType, rq.Path.RG, rq.Path.Name)
 	} else if err != nil {
-		return nil, nil, internalError(err)
+		return nil, nil, rp.InternalError(err)
 	}
-	res, err := recordOf(rq, dir.Store(), sp.ManagedIdentityResourceID())
+	res, err := rp.RecordOf(rq, dir.Store(), sp.ManagedIdentityResourceID())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -166,8 +157,8 @@ func findIdentity(rq *request, dir *directory.Service, tenantID string) (*direct
 
 // ---- identities ----
 
-func (h *Handler) getIdentity(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionIdentityRead)
+func (h *Handler) getIdentity(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionIdentityRead)
 	if err != nil {
 		return err
 	}
@@ -175,32 +166,32 @@ func (h *Handler) getIdentity(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, http.StatusOK, identityViewOf(tenantID, sp, res))
+	return rp.WriteJSON(rq, http.StatusOK, identityViewOf(tenantID, sp, res))
 }
 
 // listIdentities lists the user-assigned identities of a group or
 // subscription that the caller may read.
-func (h *Handler) listIdentities(rq *request) error {
-	tenantID, err := h.listTenant(rq, actionIdentityRead)
+func (h *Handler) listIdentities(rq *rp.Request) error {
+	tenantID, err := rq.ListTenant(actionIdentityRead)
 	if err != nil {
 		return err
 	}
-	sps, err := h.dir.ListManagedIdentities(rq.ctx, tenantID)
+	sps, err := h.dir.ListManagedIdentities(rq.Ctx, tenantID)
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	sps = slices.DeleteFunc(sps, func(sp *directory.ServicePrincipal) bool {
-		return !sp.IsUserAssigned() || !idIn(sp.ManagedIdentityResourceID(), rq.path.sub, rq.path.rg)
+		return !sp.IsUserAssigned() || !rp.IDIn(sp.ManagedIdentityResourceID(), rq.Path.Sub, rq.Path.RG)
 	})
-	return writeReadable(h, rq, actionIdentityRead, sps, (*directory.ServicePrincipal).ManagedIdentityResourceID,
+	return rp.WriteReadable(rq, actionIdentityRead, sps, (*directory.ServicePrincipal).ManagedIdentityResourceID,
 		func(sp *directory.ServicePrincipal) (identityView, error) {
-			res, err := recordOf(rq, h.st, sp.ManagedIdentityResourceID())
+			res, err := rp.RecordOf(rq, h.st, sp.ManagedIdentityResourceID())
 			return identityViewOf(tenantID, sp, res), err
 		})
 }
 
-func (h *Handler) putIdentity(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionIdentityWrite)
+func (h *Handler) putIdentity(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionIdentityWrite)
 	if err != nil {
 		return err
 	}
@@ -208,50 +199,50 @@ func (h *Handler) putIdentity(rq *request) error {
 		Location string            `json:"location"`
 		Tags     map[string]string `json:"tags"`
 	}
-	if err := readBody(rq, &body); err != nil {
+	if err := rp.ReadBody(rq, &body); err != nil {
 		return err
 	}
-	location, err := checkLocation(body.Location, identityType)
+	location, err := rp.CheckLocation(body.Location, identityType)
 	if err != nil {
 		return err
 	}
-	if err := checkTags(body.Tags); err != nil {
+	if err := rp.CheckTags(body.Tags); err != nil {
 		return err
 	}
 	status := http.StatusOK
 	var out identityView
-	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
+	err = rq.Change(tenantID, func(tx store.Store, dir *directory.Service) error {
 		now := h.now().UTC()
-		g, err := pathGroup(rq, tx)
+		g, err := rp.PathGroup(rq, tx)
 		if err != nil {
 			return err
 		}
-		sp, err := dir.ManagedIdentityByResourceID(rq.ctx, tenantID, identityIDOf(rq))
+		sp, err := dir.ManagedIdentityByResourceID(rq.Ctx, tenantID, identityIDOf(rq))
 		switch {
 		case errors.Is(err, directory.ErrNotFound):
-			t, err := tx.GetTenant(rq.ctx, tenantID)
+			t, err := tx.GetTenant(rq.Ctx, tenantID)
 			if err != nil {
-				return internalError(err)
+				return rp.InternalError(err)
 			}
 			if !strings.EqualFold(t.SubscriptionID, g.SubscriptionID) {
-				return badRequest("User-assigned identities can be created only in the tenant's default subscription '%s'.", t.SubscriptionID)
+				return rp.BadRequest("User-assigned identities can be created only in the tenant's default subscription '%s'.", t.SubscriptionID)
 			}
 			status = http.StatusCreated
-			if sp, err = dir.CreateUserAssignedIdentity(rq.ctx, tenantID, g.Name, rq.path.name); err != nil {
+			if sp, err = dir.CreateUserAssignedIdentity(rq.Ctx, tenantID, g.Name, rq.Path.Name); err != nil {
 				return directoryError(err)
 			}
 		case err != nil:
-			return internalError(err)
+			return rp.InternalError(err)
 		case !sp.IsUserAssigned():
-			return newError(http.StatusConflict, "Conflict", "The resource id '%s' belongs to a system-assigned identity.", safeText(identityIDOf(rq)))
+			return rp.NewError(http.StatusConflict, "Conflict", "The resource id '%s' belongs to a system-assigned identity.", rp.SafeText(identityIDOf(rq)))
 		}
 		id := sp.ManagedIdentityResourceID()
-		rq.target = id
+		rq.Target = id
 		res := store.Resource{TenantID: tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: id,
 			Type: identityType, Name: identityName(sp), Location: location, Tags: body.Tags, Created: now, Updated: now}
-		err = saveRecord(rq, tx, &res, func(old store.Resource) error {
+		err = rp.SaveRecord(rq, tx, &res, func(old store.Resource) error {
 			if old.Location != "" && old.Location != location {
-				return locationMoved(safeText(res.Name), old.Location, g.Name, location)
+				return rp.LocationMoved(rp.SafeText(res.Name), old.Location, g.Name, location)
 			}
 			return nil
 		})
@@ -264,20 +255,20 @@ func (h *Handler) putIdentity(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, status, out)
+	return rp.WriteJSON(rq, status, out)
 }
 
-func (h *Handler) deleteIdentity(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionIdentityDelete)
+func (h *Handler) deleteIdentity(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionIdentityDelete)
 	if err != nil {
 		return err
 	}
-	return h.deleteAndWrite(rq, tenantID, func(_ store.Store, dir *directory.Service) error {
+	return rq.DeleteAndWrite(tenantID, func(_ store.Store, dir *directory.Service) error {
 		sp, _, err := findIdentity(rq, dir, tenantID)
 		if err != nil {
-			return nothingIfNotFound(err)
+			return rp.NothingIfNotFound(err)
 		}
-		rq.target = sp.ManagedIdentityResourceID()
+		rq.Target = sp.ManagedIdentityResourceID()
 		return deleteIdentityRecords(rq, dir, tenantID, sp)
 	})
 }
@@ -285,22 +276,22 @@ func (h *Handler) deleteIdentity(rq *request) error {
 // deleteIdentityRecords deletes the identity in the directory (its role
 // assignments go with it), its generic record and the role assignments at
 // its scope.
-func deleteIdentityRecords(rq *request, dir *directory.Service, tenantID string, sp *directory.ServicePrincipal) error {
-	if err := dir.DeleteManagedIdentity(rq.ctx, tenantID, sp.ID); err != nil && !errors.Is(err, directory.ErrNotFound) {
-		return internalError(err)
+func deleteIdentityRecords(rq *rp.Request, dir *directory.Service, tenantID string, sp *directory.ServicePrincipal) error {
+	if err := dir.DeleteManagedIdentity(rq.Ctx, tenantID, sp.ID); err != nil && !errors.Is(err, directory.ErrNotFound) {
+		return rp.InternalError(err)
 	}
-	return deleteRecord(rq, dir.Store(), sp.ManagedIdentityResourceID())
+	return rp.DeleteRecord(rq, dir.Store(), sp.ManagedIdentityResourceID())
 }
 
 // deleteGroupIdentities deletes the user-assigned identities of group g,
 // inside the transaction that deletes the group.
-func deleteGroupIdentities(rq *request, dir *directory.Service, g store.ResourceGroup) error {
-	sps, err := dir.ListManagedIdentities(rq.ctx, g.TenantID)
+func deleteGroupIdentities(rq *rp.Request, dir *directory.Service, g store.ResourceGroup) error {
+	sps, err := dir.ListManagedIdentities(rq.Ctx, g.TenantID)
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	for _, sp := range sps {
-		if sp.IsUserAssigned() && idIn(sp.ManagedIdentityResourceID(), g.SubscriptionID, g.Name) {
+		if sp.IsUserAssigned() && rp.IDIn(sp.ManagedIdentityResourceID(), g.SubscriptionID, g.Name) {
 			if err := deleteIdentityRecords(rq, dir, g.TenantID, sp); err != nil {
 				return err
 			}
@@ -312,24 +303,24 @@ func deleteGroupIdentities(rq *request, dir *directory.Service, g store.Resource
 // ---- federated identity credentials ----
 
 // findCredential finds the credential the path names on sp.
-func findCredential(rq *request, sp *directory.ServicePrincipal) (directory.FederatedIdentityCredential, error) {
+func findCredential(rq *rp.Request, sp *directory.ServicePrincipal) (directory.FederatedIdentityCredential, error) {
 	for _, f := range sp.FederatedCredentials {
-		if strings.EqualFold(f.Name, rq.path.child) {
+		if strings.EqualFold(f.Name, rq.Path.Child) {
 			return f, nil
 		}
 	}
-	return directory.FederatedIdentityCredential{}, resourceNotFound(ficType, rq.path.rg, rq.path.name+"/"+rq.path.child)
+	return directory.FederatedIdentityCredential{}, rp.ResourceNotFound(ficType, rq.Path.RG, rq.Path.Name+"/"+rq.Path.Child)
 }
 
 // findParentIdentity is findIdentity for a child path: a missing identity
 // is ParentResourceNotFound.
-func findParentIdentity(rq *request, dir *directory.Service, tenantID string) (*directory.ServicePrincipal, error) {
+func findParentIdentity(rq *rp.Request, dir *directory.Service, tenantID string) (*directory.ServicePrincipal, error) {
 	sp, _, err := findIdentity(rq, dir, tenantID)
-	return sp, asParent(err, identityType, rq.path.name)
+	return sp, rp.AsParent(err, identityType, rq.Path.Name)
 }
 
-func (h *Handler) getIdentityCredential(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionFICRead)
+func (h *Handler) getIdentityCredential(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionFICRead)
 	if err != nil {
 		return err
 	}
@@ -341,11 +332,11 @@ func (h *Handler) getIdentityCredential(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, http.StatusOK, ficViewOf(sp.ManagedIdentityResourceID(), f))
+	return rp.WriteJSON(rq, http.StatusOK, ficViewOf(sp.ManagedIdentityResourceID(), f))
 }
 
-func (h *Handler) listIdentityCredentials(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionFICRead)
+func (h *Handler) listIdentityCredentials(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionFICRead)
 	if err != nil {
 		return err
 	}
@@ -357,7 +348,7 @@ func (h *Handler) listIdentityCredentials(rq *request) error {
 	for _, f := range sp.FederatedCredentials {
 		out = append(out, ficViewOf(sp.ManagedIdentityResourceID(), f))
 	}
-	return writeJSON(rq, http.StatusOK, list[ficView]{Value: out})
+	return rp.WriteJSON(rq, http.StatusOK, rp.List[ficView]{Value: out})
 }
 
 // inFlight is a set of keys with an operation under way, taken without
@@ -395,17 +386,17 @@ func (f *inFlight) end(key string) {
 // #19968: recorded responses; templates must write them with batchSize 1).
 // The refusal names the identity's id in lower case, as Azure's does. It
 // returns the function that ends the write.
-func (h *Handler) oneFICWriter(rq *request) (func(), error) {
-	id := strings.ToLower("/subscriptions/" + rq.path.sub + "/resourceGroups/" + rq.path.rg + "/providers/" + identityNamespace + "/userAssignedIdentities/" + rq.path.name)
+func (h *Handler) oneFICWriter(rq *rp.Request) (func(), error) {
+	id := strings.ToLower("/subscriptions/" + rq.Path.Sub + "/resourceGroups/" + rq.Path.RG + "/providers/" + identityNamespace + "/userAssignedIdentities/" + rq.Path.Name)
 	if !h.ficWrites.begin(id) {
-		return nil, newError(http.StatusConflict, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
-			"Too many Federated Identity Credentials are written concurrently for the managed identity '%s'. Concurrent Federated Identity Credentials writes under the same managed identity are not supported.", safeText(id))
+		return nil, rp.NewError(http.StatusConflict, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
+			"Too many Federated Identity Credentials are written concurrently for the managed identity '%s'. Concurrent Federated Identity Credentials writes under the same managed identity are not supported.", rp.SafeText(id))
 	}
 	return func() { h.ficWrites.end(id) }, nil
 }
 
-func (h *Handler) putIdentityCredential(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionFICWrite)
+func (h *Handler) putIdentityCredential(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionFICWrite)
 	if err != nil {
 		return err
 	}
@@ -421,16 +412,16 @@ func (h *Handler) putIdentityCredential(rq *request) error {
 			Audiences []string `json:"audiences"`
 		} `json:"properties"`
 	}
-	if err := readBody(rq, &body); err != nil {
+	if err := rp.ReadBody(rq, &body); err != nil {
 		return err
 	}
 	if body.Properties == nil {
-		return badRequest("The parameter properties is required.")
+		return rp.BadRequest("The parameter properties is required.")
 	}
-	f := directory.FederatedIdentityCredential{Name: rq.path.child, Issuer: body.Properties.Issuer, Subject: body.Properties.Subject, Audiences: body.Properties.Audiences}
+	f := directory.FederatedIdentityCredential{Name: rq.Path.Child, Issuer: body.Properties.Issuer, Subject: body.Properties.Subject, Audiences: body.Properties.Audiences}
 	status := http.StatusCreated
 	var out ficView
-	err = h.change(rq, tenantID, func(_ store.Store, dir *directory.Service) error {
+	err = rq.Change(tenantID, func(_ store.Store, dir *directory.Service) error {
 		sp, err := findParentIdentity(rq, dir, tenantID)
 		if err != nil {
 			return err
@@ -440,12 +431,12 @@ func (h *Handler) putIdentityCredential(rq *request) error {
 			// An update: replace the credential, keeping its name.
 			status = http.StatusOK
 			f.Name = old.Name
-			if err := dir.RemoveIdentityFederatedCredential(rq.ctx, tenantID, sp.ID, old.ID); err != nil {
+			if err := dir.RemoveIdentityFederatedCredential(rq.Ctx, tenantID, sp.ID, old.ID); err != nil {
 				return directoryError(err)
 			}
 		}
-		rq.target = id + "/federatedIdentityCredentials/" + f.Name
-		added, err := dir.AddIdentityFederatedCredential(rq.ctx, tenantID, sp.ID, f)
+		rq.Target = id + "/federatedIdentityCredentials/" + f.Name
+		added, err := dir.AddIdentityFederatedCredential(rq.Ctx, tenantID, sp.ID, f)
 		if err != nil {
 			return directoryError(err)
 		}
@@ -455,11 +446,11 @@ func (h *Handler) putIdentityCredential(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, status, out)
+	return rp.WriteJSON(rq, status, out)
 }
 
-func (h *Handler) deleteIdentityCredential(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionFICDelete)
+func (h *Handler) deleteIdentityCredential(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionFICDelete)
 	if err != nil {
 		return err
 	}
@@ -468,17 +459,17 @@ func (h *Handler) deleteIdentityCredential(rq *request) error {
 		return err
 	}
 	defer done()
-	return h.deleteAndWrite(rq, tenantID, func(_ store.Store, dir *directory.Service) error {
+	return rq.DeleteAndWrite(tenantID, func(_ store.Store, dir *directory.Service) error {
 		sp, err := findParentIdentity(rq, dir, tenantID)
 		if err != nil {
 			return err
 		}
 		f, err := findCredential(rq, sp)
 		if err != nil {
-			return errNothingToDo
+			return rp.ErrNothingToDo
 		}
-		rq.target = sp.ManagedIdentityResourceID() + "/federatedIdentityCredentials/" + f.Name
-		if err := dir.RemoveIdentityFederatedCredential(rq.ctx, tenantID, sp.ID, f.ID); err != nil {
+		rq.Target = sp.ManagedIdentityResourceID() + "/federatedIdentityCredentials/" + f.Name
+		if err := dir.RemoveIdentityFederatedCredential(rq.Ctx, tenantID, sp.ID, f.ID); err != nil {
 			return directoryError(err)
 		}
 		return nil

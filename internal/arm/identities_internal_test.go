@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 )
 
 // TestOneFICWriterPerIdentity: a second federated-credential write under an
@@ -13,17 +15,17 @@ import (
 // next goes through.
 func TestOneFICWriterPerIdentity(t *testing.T) {
 	h := &Handler{}
-	rq := func(name string) *request {
-		return &request{path: armPath{sub: "8d2b4ea3-0c39-4c7e-9c6e-0f1f5d6f1e2a", rg: "Apps", name: name}}
+	rq := func(name string) *rp.Request {
+		return &rp.Request{Path: rp.Path{Sub: "8d2b4ea3-0c39-4c7e-9c6e-0f1f5d6f1e2a", RG: "Apps", Name: name}}
 	}
 	done, err := h.oneFICWriter(rq("ci-Deployer"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = h.oneFICWriter(rq("ci-deployer")) // the same identity, another case
-	var ae *armError
-	if !errors.As(err, &ae) || ae.status != http.StatusConflict || ae.code != "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity" ||
-		!strings.Contains(ae.message, "'/subscriptions/8d2b4ea3-0c39-4c7e-9c6e-0f1f5d6f1e2a/resourcegroups/apps/providers/microsoft.managedidentity/userassignedidentities/ci-deployer'") {
+	var ae *rp.Error
+	if !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Code != "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity" ||
+		!strings.Contains(ae.Message, "'/subscriptions/8d2b4ea3-0c39-4c7e-9c6e-0f1f5d6f1e2a/resourcegroups/apps/providers/microsoft.managedidentity/userassignedidentities/ci-deployer'") {
 		t.Fatalf("concurrent write: %v", err)
 	}
 	other, err := h.oneFICWriter(rq("another"))

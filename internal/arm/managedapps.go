@@ -30,6 +30,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -66,32 +67,32 @@ const (
 	actionListTokens   = applicationType + "/listTokens/action"
 )
 
-func appDefinitionPath(segs []string) (armPath, bool, error) {
-	return typedPath(segs, solutionsNamespace, "applicationDefinitions", "notifications", targetAppDefinitions, targetAppDefNotifications)
+func appDefinitionPath(segs []string) (rp.Path, bool, error) {
+	return rp.TypedPath(segs, solutionsNamespace, "applicationDefinitions", "notifications", targetAppDefinitions, targetAppDefNotifications)
 }
 
-func applicationPath(segs []string) (armPath, bool, error) {
-	return typedPath(segs, solutionsNamespace, "applications", "listTokens", targetApplications, targetAppListTokens)
+func applicationPath(segs []string) (rp.Path, bool, error) {
+	return rp.TypedPath(segs, solutionsNamespace, "applications", "listTokens", targetApplications, targetAppListTokens)
 }
 
 // solutions serves the Microsoft.Solutions paths.
-func (h *Handler) solutions(rq *request) error {
-	m := rq.r.Method
-	switch rq.path.target {
+func (h *Handler) solutions(rq *rp.Request) error {
+	m := rq.R.Method
+	switch rq.Path.Target {
 	case targetAppDefNotifications:
-		if rq.path.child != "" {
-			return newError(http.StatusNotFound, "NotFound", "The notification log has no items by name.")
+		if rq.Path.Child != "" {
+			return rp.NewError(http.StatusNotFound, "NotFound", "The notification log has no items by name.")
 		}
-		return h.only(rq, m, http.MethodGet, h.listNotifications)
+		return rp.Only(rq, http.MethodGet, h.listNotifications)
 	case targetAppListTokens:
-		if rq.path.child != "" {
-			return methodNotAllowed(m)
+		if rq.Path.Child != "" {
+			return rp.MethodNotAllowed(m)
 		}
-		return h.only(rq, m, http.MethodPost, h.listTokens)
+		return rp.Only(rq, http.MethodPost, h.listTokens)
 	case targetAppDefinitions:
-		return h.serveType(rq, rq.path.name == "", typeHandlers{list: h.listAppDefinitions, get: h.getAppDefinition, put: h.putAppDefinition, del: h.deleteAppDefinition})
+		return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: h.listAppDefinitions, Get: h.getAppDefinition, Put: h.putAppDefinition, Delete: h.deleteAppDefinition})
 	}
-	return h.serveType(rq, rq.path.name == "", typeHandlers{list: h.listApplications, get: h.getApplication, put: h.putApplication, del: h.deleteApplication})
+	return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: h.listApplications, Get: h.getApplication, Put: h.putApplication, Delete: h.deleteApplication})
 }
 
 // ---- definitions ----
@@ -145,71 +146,28 @@ type appDefView struct {
 func appDefViewOf(res store.Resource) (appDefView, error) {
 	var p appDefProps
 	if err := json.Unmarshal(res.Properties, &p); err != nil {
-		return appDefView{}, internalError(fmt.Errorf("definition %s: %w", res.ID, err))
+		return appDefView{}, rp.InternalError(fmt.Errorf("definition %s: %w", res.ID, err))
 	}
-	p.Authorizations = nonNil(p.Authorizations)
-	return appDefView{ID: res.ID, Name: res.Name, Type: appDefType, Location: res.Location, Tags: tagsOf(res), Properties: p}, nil
-}
-
-// tagsOf is the resource's tags, empty rather than nil.
-func tagsOf(res store.Resource) map[string]string {
-	if res.Tags == nil {
-		return map[string]string{}
-	}
-	return res.Tags
-}
-
-func (rq *request) typedID(g store.ResourceGroup, typ string) string {
-	return "/subscriptions/" + g.SubscriptionID + "/resourceGroups/" + g.Name + "/providers/" + typ + "/" + rq.path.name
-}
-
-func findTypedAt(rq *request, st store.Store, tenantID, typ string) (store.Resource, error) {
-	g, err := pathGroup(rq, st)
-	if err != nil {
-		return store.Resource{}, err
-	}
-	res, err := findTyped(rq, st, tenantID, rq.typedID(g, typ), typ)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Resource{}, resourceNotFound(typ, rq.path.rg, rq.path.name)
-	} else if err != nil {
-		return store.Resource{}, internalError(err)
-	}
-	return res, nil
-}
-
-// checkPut checks what a PUT body of a resource of type typ carries besides
-// its properties' own fields: a location (returned normalized), at most 50
-// tags and the properties.
-func checkPut[P any](typ, location string, tags map[string]string, props *P) (string, error) {
-	location, err := checkLocation(location, typ)
-	if err != nil {
-		return "", err
-	}
-	if err := checkTags(tags); err != nil {
-		return "", err
-	}
-	if props == nil {
-		return "", badRequest("The parameter properties is required.")
-	}
-	return location, nil
+	p.Authorizations = rp.NonNil(p.Authorizations)
+	return appDefView{ID: res.ID, Name: res.Name, Type: appDefType, Location: res.Location, Tags: rp.TagsOf(res), Properties: p}, nil
 }
 
 // writeView answers with res as view shows it.
-func writeView[V any](rq *request, status int, res store.Resource, view func(store.Resource) (V, error)) error {
+func writeView[V any](rq *rp.Request, status int, res store.Resource, view func(store.Resource) (V, error)) error {
 	v, err := view(res)
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, status, v)
+	return rp.WriteJSON(rq, status, v)
 }
 
 // getTypedAt serves GET of the resource of type typ the path names.
-func getTypedAt[V any](h *Handler, rq *request, action, typ string, view func(store.Resource) (V, error)) error {
-	tenantID, err := h.authorizeAt(rq, action)
+func getTypedAt[V any](h *Handler, rq *rp.Request, action, typ string, view func(store.Resource) (V, error)) error {
+	tenantID, err := rq.AuthorizeAt(action)
 	if err != nil {
 		return err
 	}
-	res, err := findTypedAt(rq, h.st, tenantID, typ)
+	res, err := rp.FindTypedAt(rq, h.st, tenantID, typ)
 	if err != nil {
 		return err
 	}
@@ -218,36 +176,36 @@ func getTypedAt[V any](h *Handler, rq *request, action, typ string, view func(st
 
 // listTyped lists the caller's tenant's resources of type typ in the
 // path's subscription or group that the caller may read.
-func listTyped[V any](h *Handler, rq *request, action, typ string, view func(store.Resource) (V, error)) error {
-	tenantID, err := h.listTenant(rq, action)
+func listTyped[V any](h *Handler, rq *rp.Request, action, typ string, view func(store.Resource) (V, error)) error {
+	tenantID, err := rq.ListTenant(action)
 	if err != nil {
 		return err
 	}
-	rs, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: rq.path.sub, ResourceGroup: rq.path.rg, Type: typ})
+	rs, err := h.st.ListResources(rq.Ctx, store.ResourceQuery{SubscriptionID: rq.Path.Sub, ResourceGroup: rq.Path.RG, Type: typ})
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	rs = slices.DeleteFunc(rs, func(res store.Resource) bool { return !strings.EqualFold(res.TenantID, tenantID) })
-	return writeReadable(h, rq, action, rs, resourceID, view)
+	return rp.WriteReadable(rq, action, rs, rp.ResourceID, view)
 }
 
-func (h *Handler) getAppDefinition(rq *request) error {
+func (h *Handler) getAppDefinition(rq *rp.Request) error {
 	return getTypedAt(h, rq, actionAppDefRead, appDefType, appDefViewOf)
 }
 
-func (h *Handler) listAppDefinitions(rq *request) error {
+func (h *Handler) listAppDefinitions(rq *rp.Request) error {
 	return listTyped(h, rq, actionAppDefRead, appDefType, appDefViewOf)
 }
 
 var validLockLevels = map[string]string{"none": "None", "cannotdelete": "CanNotDelete", "readonly": "ReadOnly"}
 
-func (h *Handler) putAppDefinition(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionAppDefWrite)
+func (h *Handler) putAppDefinition(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionAppDefWrite)
 	if err != nil {
 		return err
 	}
-	if n := rq.path.name; len(n) < 3 || len(n) > 64 || !identityNameRE.MatchString(n) {
-		return badRequest("The application definition name '%s' is invalid: 3 to 64 letters, digits, '.', '_', '-', '(' or ')'.", safeText(n))
+	if n := rq.Path.Name; len(n) < 3 || len(n) > 64 || !identityNameRE.MatchString(n) {
+		return rp.BadRequest("The application definition name '%s' is invalid: 3 to 64 letters, digits, '.', '_', '-', '(' or ')'.", rp.SafeText(n))
 	}
 	var body struct {
 		Location   string            `json:"location"`
@@ -263,20 +221,20 @@ func (h *Handler) putAppDefinition(rq *request) error {
 			DeploymentSpec           json.RawMessage     `json:"deploymentSpec"`
 		} `json:"properties"`
 	}
-	if err := readBody(rq, &body); err != nil {
+	if err := rp.ReadBody(rq, &body); err != nil {
 		return err
 	}
-	location, err := checkPut(appDefType, body.Location, body.Tags, body.Properties)
+	location, err := rp.CheckPut(appDefType, body.Location, body.Tags, body.Properties)
 	if err != nil {
 		return err
 	}
 	p := body.Properties
 	lock, ok := validLockLevels[strings.ToLower(p.LockLevel)]
 	if !ok {
-		return badRequest("The value '%s' of properties.lockLevel is not valid: it must be 'None', 'CanNotDelete' or 'ReadOnly'.", safeText(p.LockLevel))
+		return rp.BadRequest("The value '%s' of properties.lockLevel is not valid: it must be 'None', 'CanNotDelete' or 'ReadOnly'.", rp.SafeText(p.LockLevel))
 	}
 	if len(p.DisplayName) > 60 || len(p.Description) > 200 {
-		return badRequest("properties.displayName is at most 60 characters, properties.description at most 200.")
+		return rp.BadRequest("properties.displayName is at most 60 characters, properties.description at most 200.")
 	}
 	out := appDefProps{LockLevel: lock, DisplayName: p.DisplayName, Description: p.Description, IsEnabled: p.IsEnabled == nil || *p.IsEnabled,
 		IsPublishedToMarketplace: p.IsPublishedToMarketplace, ProvisioningState: "Succeeded"}
@@ -284,15 +242,15 @@ func (h *Handler) putAppDefinition(rq *request) error {
 		return principalTypeOf(rq, h.dir, tenantID, id, http.StatusBadRequest, "Principal %s does not exist in the directory %s.")
 	}
 	if len(p.Authorizations) > 100 {
-		return badRequest("properties.authorizations: at most 100 authorizations.")
+		return rp.BadRequest("properties.authorizations: at most 100 authorizations.")
 	}
 	for i, a := range p.Authorizations {
 		if !isGUID(a.PrincipalID) {
-			return badRequest("properties.authorizations[%d].principalId must be the object id (a GUID) of a principal of the publisher tenant.", i)
+			return rp.BadRequest("properties.authorizations[%d].principalId must be the object id (a GUID) of a principal of the publisher tenant.", i)
 		}
 		role, ok := builtInRole(a.RoleDefinitionID)
 		if !ok {
-			return newError(http.StatusBadRequest, "InvalidRoleDefinitionId", "properties.authorizations[%d].roleDefinitionId '%s' is not a built-in role id: a managed application's authorizations are granted in the customer's tenant, where only built-in roles are common.", i, safeText(a.RoleDefinitionID))
+			return rp.NewError(http.StatusBadRequest, "InvalidRoleDefinitionId", "properties.authorizations[%d].roleDefinitionId '%s' is not a built-in role id: a managed application's authorizations are granted in the customer's tenant, where only built-in roles are common.", i, rp.SafeText(a.RoleDefinitionID))
 		}
 		if _, err := kindOf(strings.ToLower(a.PrincipalID)); err != nil {
 			return err
@@ -301,12 +259,12 @@ func (h *Handler) putAppDefinition(rq *request) error {
 	}
 	if np := p.NotificationPolicy; np != nil {
 		if len(np.NotificationEndpoints) > 1 {
-			return badRequest("properties.notificationPolicy.notificationEndpoints: only one endpoint is allowed.")
+			return rp.BadRequest("properties.notificationPolicy.notificationEndpoints: only one endpoint is allowed.")
 		}
 		for i, e := range np.NotificationEndpoints {
 			u, err := url.Parse(e.URI)
 			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" || len(e.URI) > 2048 {
-				return badRequest("properties.notificationPolicy.notificationEndpoints[%d].uri must be an absolute http(s) URL without user information or fragment.", i)
+				return rp.BadRequest("properties.notificationPolicy.notificationEndpoints[%d].uri must be an absolute http(s) URL without user information or fragment.", i)
 			}
 		}
 		out.NotificationPolicy = np
@@ -319,34 +277,34 @@ func (h *Handler) putAppDefinition(rq *request) error {
 	}
 	propsJSON, err := json.Marshal(out)
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	status := http.StatusOK
 	var saved store.Resource
-	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
 		now := h.now().UTC()
-		g, err := pathGroup(rq, tx)
+		g, err := rp.PathGroup(rq, tx)
 		if err != nil {
 			return err
 		}
-		id := rq.typedID(g, appDefType)
-		rq.target = id
+		id := rp.TypedID(rq, g, appDefType)
+		rq.Target = id
 		res := store.Resource{TenantID: tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: id, Type: appDefType,
-			Name: rq.path.name, Location: location, Tags: body.Tags, Properties: propsJSON, Created: now, Updated: now}
-		old, err := findTyped(rq, tx, tenantID, id, appDefType)
+			Name: rq.Path.Name, Location: location, Tags: body.Tags, Properties: propsJSON, Created: now, Updated: now}
+		old, err := rp.FindTyped(rq, tx, tenantID, id, appDefType)
 		var existing *store.Resource
 		switch {
 		case err == nil:
 			if old.Location != location {
-				return locationMoved(old.Name, old.Location, g.Name, location)
+				return rp.LocationMoved(old.Name, old.Location, g.Name, location)
 			}
 			existing = &old
 		case errors.Is(err, store.ErrNotFound):
 			status = http.StatusCreated
 		default:
-			return internalError(err)
+			return rp.InternalError(err)
 		}
-		saved, err = writeRecord(rq, tx, res, existing, newError(http.StatusConflict, "Conflict", "The resource id '%s' is taken by a resource of another type.", safeText(id)))
+		saved, err = rp.WriteRecord(rq, tx, res, existing, rp.NewError(http.StatusConflict, "Conflict", "The resource id '%s' is taken by a resource of another type.", rp.SafeText(id)))
 		return err
 	})
 	if err != nil {
@@ -355,18 +313,18 @@ func (h *Handler) putAppDefinition(rq *request) error {
 	return writeView(rq, status, saved, appDefViewOf)
 }
 
-func (h *Handler) deleteAppDefinition(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionAppDefDelete)
+func (h *Handler) deleteAppDefinition(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionAppDefDelete)
 	if err != nil {
 		return err
 	}
-	return h.deleteAndWrite(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
-		res, err := findTypedAt(rq, tx, tenantID, appDefType)
+	return rq.DeleteAndWrite(tenantID, func(tx store.Store, _ *directory.Service) error {
+		res, err := rp.FindTypedAt(rq, tx, tenantID, appDefType)
 		if err != nil {
-			return nothingIfNotFound(err)
+			return rp.NothingIfNotFound(err)
 		}
-		rq.target = res.ID
-		return deleteRecord(rq, tx, res.ID)
+		rq.Target = res.ID
+		return rp.DeleteRecord(rq, tx, res.ID)
 	})
 }
 
@@ -409,28 +367,28 @@ func redactURL(s string) string {
 
 // listNotifications serves GET {definition}/notifications: the delivery
 // log of the definition's lifecycle notifications, newest first.
-func (h *Handler) listNotifications(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionAppDefRead)
+func (h *Handler) listNotifications(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionAppDefRead)
 	if err != nil {
 		return err
 	}
 	// The scope is the definition's id (the parent of the child path).
-	res, err := findTypedAt(rq, h.st, tenantID, appDefType)
+	res, err := rp.FindTypedAt(rq, h.st, tenantID, appDefType)
 	if err != nil {
-		return asParent(err, appDefType, rq.path.name)
+		return rp.AsParent(err, appDefType, rq.Path.Name)
 	}
 	ob := h.st
 	limit := 100
-	if v := rq.r.URL.Query().Get("$top"); v != "" {
+	if v := rq.R.URL.Query().Get("$top"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return newError(http.StatusBadRequest, "InvalidQueryParameterValue", "The value '%s' of the query parameter '$top' is not valid.", safeText(v))
+			return rp.NewError(http.StatusBadRequest, "InvalidQueryParameterValue", "The value '%s' of the query parameter '$top' is not valid.", rp.SafeText(v))
 		}
-		limit = min(n, MaxPageSize)
+		limit = min(n, rp.MaxPageSize)
 	}
-	msgs, err := ob.ListOutbox(rq.ctx, store.OutboxQuery{TenantID: tenantID, Topic: res.ID, Limit: limit})
+	msgs, err := ob.ListOutbox(rq.Ctx, store.OutboxQuery{TenantID: tenantID, Topic: res.ID, Limit: limit})
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	out := make([]notificationView, 0, len(msgs))
 	for _, m := range msgs {
@@ -443,16 +401,16 @@ func (h *Handler) listNotifications(rq *request) error {
 		if !json.Valid(m.Body) {
 			v.Payload = json.RawMessage("null")
 		}
-		atts, err := ob.ListOutboxAttempts(rq.ctx, m.ID)
+		atts, err := ob.ListOutboxAttempts(rq.Ctx, m.ID)
 		if err != nil {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		for _, a := range atts {
 			v.History = append(v.History, notificationAttemptView{At: stamp(a.At), Status: a.Status, Error: a.Error, DurationMs: a.Duration.Milliseconds()})
 		}
 		out = append(out, v)
 	}
-	return writeJSON(rq, http.StatusOK, list[notificationView]{Value: out})
+	return rp.WriteJSON(rq, http.StatusOK, rp.List[notificationView]{Value: out})
 }
 
 // ---- applications ----
@@ -538,7 +496,7 @@ type appView struct {
 func stateOf(res store.Resource) (appState, error) {
 	var s appState
 	if err := json.Unmarshal(res.Properties, &s); err != nil {
-		return s, internalError(fmt.Errorf("application %s: %w", res.ID, err))
+		return s, rp.InternalError(fmt.Errorf("application %s: %w", res.ID, err))
 	}
 	return s, nil
 }
@@ -548,10 +506,10 @@ func appViewOf(res store.Resource) (appView, error) {
 	if err != nil {
 		return appView{}, err
 	}
-	v := appView{ID: res.ID, Name: res.Name, Type: applicationType, Location: res.Location, Kind: s.Kind, Plan: s.Plan, Tags: tagsOf(res),
+	v := appView{ID: res.ID, Name: res.Name, Type: applicationType, Location: res.Location, Kind: s.Kind, Plan: s.Plan, Tags: rp.TagsOf(res),
 		Properties: appViewProps{ManagedResourceGroupID: s.ManagedResourceGroupID, ApplicationDefinitionID: s.ApplicationDefinitionID,
 			Parameters: s.Parameters, ProvisioningState: s.ProvisioningState, PublisherTenantID: s.PublisherTenantID,
-			Authorizations: nonNil(s.Authorizations), ManagementMode: "Managed", Error: s.Error}}
+			Authorizations: rp.NonNil(s.Authorizations), ManagementMode: "Managed", Error: s.Error}}
 	if s.Registration != nil {
 		// The customer sees the registration but not where the publisher
 		// keeps its bootstrap secret.
@@ -571,11 +529,11 @@ func appViewOf(res store.Resource) (appView, error) {
 	return v, nil
 }
 
-func (h *Handler) getApplication(rq *request) error {
+func (h *Handler) getApplication(rq *rp.Request) error {
 	return getTypedAt(h, rq, actionAppRead, applicationType, appViewOf)
 }
 
-func (h *Handler) listApplications(rq *request) error {
+func (h *Handler) listApplications(rq *rp.Request) error {
 	return listTyped(h, rq, actionAppRead, applicationType, appViewOf)
 }
 
@@ -590,29 +548,29 @@ type resolvedDefinition struct {
 // names: a definition of the customer's own tenant that the caller may
 // read (service catalog: same directory, as in Azure), or a marketplace
 // definition of any tenant.
-func (h *Handler) resolveServiceCatalog(rq *request, tenantID, ref string) (resolvedDefinition, error) {
+func (h *Handler) resolveServiceCatalog(rq *rp.Request, tenantID, ref string) (resolvedDefinition, error) {
 	var rd resolvedDefinition
-	notFound := newError(http.StatusNotFound, "ApplicationDefinitionNotFound", "The application definition '%s' could not be found.", safeText(ref))
+	notFound := rp.NewError(http.StatusNotFound, "ApplicationDefinitionNotFound", "The application definition '%s' could not be found.", rp.SafeText(ref))
 	sc, err := rbac.ParseScope(ref)
 	if err != nil {
-		return rd, badRequest("properties.applicationDefinitionId '%s' is not a resource id.", safeText(ref))
+		return rd, rp.BadRequest("properties.applicationDefinitionId '%s' is not a resource id.", rp.SafeText(ref))
 	}
-	res, err := h.st.GetResource(rq.ctx, sc.String())
+	res, err := h.st.GetResource(rq.Ctx, sc.String())
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !strings.EqualFold(res.Type, appDefType)) {
 		return rd, notFound
 	} else if err != nil {
-		return rd, internalError(err)
+		return rd, rp.InternalError(err)
 	}
 	if !strings.EqualFold(res.TenantID, tenantID) {
 		return rd, notFound
 	}
-	d, err := h.decide(rq, actionAppDefRead, res.ID)
+	d, err := rq.Decide(actionAppDefRead, res.ID)
 	if err != nil {
 		return rd, err
 	}
 	if !d.Allowed {
-		return rd, newError(http.StatusForbidden, "LinkedAuthorizationFailed", "The client '%s' with object id '%s' has permission to perform action '%s' on scope '%s'; however, it does not have permission to perform action '%s' on the linked scope '%s'.",
-			safeText(rq.who()), rq.oid, actionAppWrite, safeText(rq.path.scope.String()), actionAppDefRead, safeText(res.ID))
+		return rd, rp.NewError(http.StatusForbidden, "LinkedAuthorizationFailed", "The client '%s' with object id '%s' has permission to perform action '%s' on scope '%s'; however, it does not have permission to perform action '%s' on the linked scope '%s'.",
+			rp.SafeText(rq.Who()), rq.OID, actionAppWrite, rp.SafeText(rq.Path.Scope.String()), actionAppDefRead, rp.SafeText(res.ID))
 	}
 	rd.res = res
 	return rd, nil
@@ -620,18 +578,18 @@ func (h *Handler) resolveServiceCatalog(rq *request, tenantID, ref string) (reso
 
 // resolveMarketplace finds the published definition a plan names: product
 // is the definition's name, publisher its tenant's domain (or name or id).
-func (h *Handler) resolveMarketplace(rq *request, plan *appPlan) (resolvedDefinition, error) {
+func (h *Handler) resolveMarketplace(rq *rp.Request, plan *appPlan) (resolvedDefinition, error) {
 	var rd resolvedDefinition
-	rs, err := h.st.ResourcesNamed(rq.ctx, appDefType, plan.Product)
+	rs, err := h.st.ResourcesNamed(rq.Ctx, appDefType, plan.Product)
 	if err != nil {
-		return rd, internalError(err)
+		return rd, rp.InternalError(err)
 	}
 	for _, res := range rs {
 		var p appDefProps
 		if json.Unmarshal(res.Properties, &p) != nil || !p.IsPublishedToMarketplace {
 			continue
 		}
-		t, err := h.st.GetTenant(rq.ctx, res.TenantID)
+		t, err := h.st.GetTenant(rq.Ctx, res.TenantID)
 		if err != nil {
 			continue
 		}
@@ -640,16 +598,16 @@ func (h *Handler) resolveMarketplace(rq *request, plan *appPlan) (resolvedDefini
 			return rd, nil
 		}
 	}
-	return rd, newError(http.StatusNotFound, "MarketplaceOfferNotFound", "No marketplace offer '%s' of publisher '%s' exists.", safeText(plan.Product), safeText(plan.Publisher))
+	return rd, rp.NewError(http.StatusNotFound, "MarketplaceOfferNotFound", "No marketplace offer '%s' of publisher '%s' exists.", rp.SafeText(plan.Product), rp.SafeText(plan.Publisher))
 }
 
-func (h *Handler) putApplication(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionAppWrite)
+func (h *Handler) putApplication(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionAppWrite)
 	if err != nil {
 		return err
 	}
-	if n := rq.path.name; len(n) < 3 || len(n) > 64 || !identityNameRE.MatchString(n) {
-		return badRequest("The application name '%s' is invalid: 3 to 64 letters, digits, '.', '_', '-', '(' or ')'.", safeText(n))
+	if n := rq.Path.Name; len(n) < 3 || len(n) > 64 || !identityNameRE.MatchString(n) {
+		return rp.BadRequest("The application name '%s' is invalid: 3 to 64 letters, digits, '.', '_', '-', '(' or ')'.", rp.SafeText(n))
 	}
 	var body struct {
 		Location string            `json:"location"`
@@ -665,10 +623,10 @@ func (h *Handler) putApplication(rq *request) error {
 			Parameters              json.RawMessage `json:"parameters"`
 		} `json:"properties"`
 	}
-	if err := readBody(rq, &body); err != nil {
+	if err := rp.ReadBody(rq, &body); err != nil {
 		return err
 	}
-	location, err := checkPut(applicationType, body.Location, body.Tags, body.Properties)
+	location, err := rp.CheckPut(applicationType, body.Location, body.Tags, body.Properties)
 	if err != nil {
 		return err
 	}
@@ -678,15 +636,15 @@ func (h *Handler) putApplication(rq *request) error {
 	case "servicecatalog":
 		kind = "ServiceCatalog"
 		if p.ApplicationDefinitionID == "" {
-			return badRequest("properties.applicationDefinitionId is required for kind 'ServiceCatalog'.")
+			return rp.BadRequest("properties.applicationDefinitionId is required for kind 'ServiceCatalog'.")
 		}
 	case "marketplace":
 		kind = "MarketPlace"
 		if body.Plan == nil || body.Plan.Publisher == "" || body.Plan.Product == "" || body.Plan.Name == "" || body.Plan.Version == "" {
-			return badRequest("plan {name, publisher, product, version} is required for kind 'MarketPlace'.")
+			return rp.BadRequest("plan {name, publisher, product, version} is required for kind 'MarketPlace'.")
 		}
 	default:
-		return badRequest("The kind '%s' is not valid: it must be 'ServiceCatalog' or 'MarketPlace'.", safeText(body.Kind))
+		return rp.BadRequest("The kind '%s' is not valid: it must be 'ServiceCatalog' or 'MarketPlace'.", rp.SafeText(body.Kind))
 	}
 	identityType := ""
 	if body.Identity != nil {
@@ -695,19 +653,19 @@ func (h *Handler) putApplication(rq *request) error {
 			identityType = "SystemAssigned"
 		case "", "none":
 		default:
-			return badRequest("identity.type '%s' is not supported: use 'SystemAssigned' or 'None'.", safeText(body.Identity.Type))
+			return rp.BadRequest("identity.type '%s' is not supported: use 'SystemAssigned' or 'None'.", rp.SafeText(body.Identity.Type))
 		}
 	}
 	mrg, err := rbac.ParseScope(p.ManagedResourceGroupID)
 	segs := strings.Split(strings.TrimPrefix(mrg.String(), "/"), "/")
 	if err != nil || len(segs) != 4 || !strings.EqualFold(segs[2], "resourceGroups") {
-		return badRequest("properties.managedResourceGroupId '%s' is not a resource group id.", safeText(p.ManagedResourceGroupID))
+		return rp.BadRequest("properties.managedResourceGroupId '%s' is not a resource group id.", rp.SafeText(p.ManagedResourceGroupID))
 	}
-	if !strings.EqualFold(mrg.SubscriptionID(), rq.path.sub) {
-		return badRequest("properties.managedResourceGroupId must be in the application's subscription '%s'.", rq.path.sub)
+	if !strings.EqualFold(mrg.SubscriptionID(), rq.Path.Sub) {
+		return rp.BadRequest("properties.managedResourceGroupId must be in the application's subscription '%s'.", rq.Path.Sub)
 	}
-	if strings.EqualFold(segs[3], rq.path.rg) {
-		return badRequest("The managed resource group must not be the application's own resource group.")
+	if strings.EqualFold(segs[3], rq.Path.RG) {
+		return rp.BadRequest("The managed resource group must not be the application's own resource group.")
 	}
 	var rd resolvedDefinition
 	if kind == "ServiceCatalog" {
@@ -719,19 +677,19 @@ func (h *Handler) putApplication(rq *request) error {
 		return err
 	}
 	if err := json.Unmarshal(rd.res.Properties, &rd.props); err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	if !rd.props.IsEnabled {
-		return badRequest("The application definition '%s' is disabled.", rd.res.ID)
+		return rp.BadRequest("The application definition '%s' is disabled.", rd.res.ID)
 	}
 	publisher := rd.res.TenantID
 	rd.spec, err = parseSpec(rd.props.DeploymentSpec, nil)
 	if err != nil {
-		return internalError(fmt.Errorf("stored spec of %s: %w", rd.res.ID, err))
+		return rp.InternalError(fmt.Errorf("stored spec of %s: %w", rd.res.ID, err))
 	}
 	for _, ra := range rd.spec.RoleAssignments {
 		if strings.EqualFold(ra.Principal, "applicationIdentity") && identityType == "" {
-			return badRequest("The application definition assigns roles to the application's identity: identity.type must be 'SystemAssigned'.")
+			return rp.BadRequest("The application definition assigns roles to the application's identity: identity.type must be 'SystemAssigned'.")
 		}
 	}
 	// The publisher's principals, typed in the publisher's directory.
@@ -761,43 +719,43 @@ func (h *Handler) putApplication(rq *request) error {
 	var app store.Resource
 	var st appState
 	existed := false
-	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
+	err = rq.Change(tenantID, func(tx store.Store, dir *directory.Service) error {
 		now := h.now().UTC()
-		g, err := pathGroup(rq, tx)
+		g, err := rp.PathGroup(rq, tx)
 		if err != nil {
 			return err
 		}
-		id := rq.typedID(g, applicationType)
-		rq.target = id
-		if old, err := findTyped(rq, tx, tenantID, id, applicationType); err == nil {
+		id := rp.TypedID(rq, g, applicationType)
+		rq.Target = id
+		if old, err := rp.FindTyped(rq, tx, tenantID, id, applicationType); err == nil {
 			os, err := stateOf(old)
 			if err != nil {
 				return err
 			}
 			if !strings.EqualFold(os.DefinitionID, rd.res.ID) || scopeKey(os.ManagedResourceGroupID) != mrg.Key() {
-				return newError(http.StatusConflict, "ApplicationUpdateNotSupported", "The application '%s' exists with another definition or managed resource group; delete it first.", rq.path.name)
+				return rp.NewError(http.StatusConflict, "ApplicationUpdateNotSupported", "The application '%s' exists with another definition or managed resource group; delete it first.", rq.Path.Name)
 			}
 			app, st, existed = old, os, true
-			return errNothingToDo
+			return rp.ErrNothingToDo
 		} else if !errors.Is(err, store.ErrNotFound) {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
-		mrgExists := newError(http.StatusConflict, "ManagedResourceGroupAlreadyExists", "The managed resource group '%s' already exists: it must be new.", safeText(segs[3]))
-		if _, err := tx.GetResourceGroup(rq.ctx, mrg.SubscriptionID(), segs[3]); err == nil {
+		mrgExists := rp.NewError(http.StatusConflict, "ManagedResourceGroupAlreadyExists", "The managed resource group '%s' already exists: it must be new.", rp.SafeText(segs[3]))
+		if _, err := tx.GetResourceGroup(rq.Ctx, mrg.SubscriptionID(), segs[3]); err == nil {
 			return mrgExists
 		} else if !errors.Is(err, store.ErrNotFound) {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		group := store.ResourceGroup{TenantID: tenantID, SubscriptionID: mrg.SubscriptionID(), Name: segs[3], Location: location, Created: now, Updated: now}
-		if err := tx.CreateResourceGroup(rq.ctx, group); errors.Is(err, store.ErrConflict) {
+		if err := tx.CreateResourceGroup(rq.Ctx, group); errors.Is(err, store.ErrConflict) {
 			return mrgExists
 		} else if err != nil {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		mrgID := "/subscriptions/" + group.SubscriptionID + "/resourceGroups/" + group.Name
 		st = appState{Kind: kind, Plan: body.Plan, ManagedResourceGroupID: mrgID, DefinitionID: rd.res.ID, PublisherTenantID: publisher,
 			Parameters: p.Parameters, ProvisioningState: "Accepted", LockLevel: rd.props.LockLevel, Authorizations: rd.props.Authorizations,
-			IdentityType: identityType, Registration: rd.spec.Registration, CreatedBy: rq.oid}
+			IdentityType: identityType, Registration: rd.spec.Registration, CreatedBy: rq.OID}
 		if kind == "ServiceCatalog" {
 			st.ApplicationDefinitionID = rd.res.ID
 		} else {
@@ -806,7 +764,7 @@ func (h *Handler) putApplication(rq *request) error {
 		st.Endpoints = rd.props.endpoints()
 		exclude := []store.DenyPrincipal{}
 		if identityType != "" {
-			sp, err := dir.CreateSystemAssignedIdentity(rq.ctx, tenantID, id, rq.path.name)
+			sp, err := dir.CreateSystemAssignedIdentity(rq.Ctx, tenantID, id, rq.Path.Name)
 			if err != nil {
 				return directoryError(err)
 			}
@@ -818,10 +776,10 @@ func (h *Handler) putApplication(rq *request) error {
 				PrincipalType: publishers[a.PrincipalID], PrincipalTenantID: publisher, CreatedOn: now,
 				CreatedBy: store.DelegationCreator + strings.ToLower(id),
 				ID:        uuid.NewSHA1(uuid.NameSpaceURL, fmt.Appendf(nil, "%s/authorizations/%d", strings.ToLower(id), i)).String()}
-			if err := tx.CreateRoleAssignment(rq.ctx, ra); errors.Is(err, store.ErrConflict) {
+			if err := tx.CreateRoleAssignment(rq.Ctx, ra); errors.Is(err, store.ErrConflict) {
 				continue
 			} else if err != nil {
-				return internalError(err)
+				return rp.InternalError(err)
 			}
 			st.PublisherAssignmentIDs = append(st.PublisherAssignmentIDs, ra.ID)
 			if !slices.ContainsFunc(exclude, func(d store.DenyPrincipal) bool { return d.ID == a.PrincipalID }) {
@@ -829,25 +787,25 @@ func (h *Handler) putApplication(rq *request) error {
 			}
 		}
 		if perms := lockPermissions(rd.props.LockLevel); perms != nil {
-			da := store.DenyAssignment{TenantID: tenantID, ID: uuid.NewString(), Name: "Deny assignment of managed application " + rq.path.name,
+			da := store.DenyAssignment{TenantID: tenantID, ID: uuid.NewString(), Name: "Deny assignment of managed application " + rq.Path.Name,
 				Description: "Created by the managed application " + id + " (lock level " + rd.props.LockLevel + ").",
 				Scope:       mrgID, Permissions: perms, Principals: []store.DenyPrincipal{{ID: store.EveryonePrincipalID, Type: store.PrincipalSystemDefined}},
 				ExcludePrincipals: exclude, IsSystemProtected: true, CreatedOn: now, CreatedBy: applicationType}
-			if err := tx.CreateDenyAssignment(rq.ctx, da); err != nil {
-				return internalError(err)
+			if err := tx.CreateDenyAssignment(rq.Ctx, da); err != nil {
+				return rp.InternalError(err)
 			}
 			st.DenyAssignmentID = da.ID
 		}
 		props, err := json.Marshal(st)
 		if err != nil {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		app = store.Resource{TenantID: tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: id, Type: applicationType,
-			Name: rq.path.name, Location: location, Tags: body.Tags, Properties: props, Created: now, Updated: now}
-		if err := tx.CreateResource(rq.ctx, app); err != nil {
-			return internalError(err)
+			Name: rq.Path.Name, Location: location, Tags: body.Tags, Properties: props, Created: now, Updated: now}
+		if err := tx.CreateResource(rq.Ctx, app); err != nil {
+			return rp.InternalError(err)
 		}
-		return h.notifyTx(rq.ctx, tx, app, st, "PUT")
+		return h.notifyTx(rq.Ctx, tx, app, st, "PUT")
 	})
 	if existed {
 		return writeView(rq, http.StatusOK, app, appViewOf)
@@ -860,37 +818,37 @@ func (h *Handler) putApplication(rq *request) error {
 	// Deploy the spec: Succeeded, or Failed with the error.
 	var appSP *directory.ServicePrincipal
 	if st.IdentityPrincipalID != "" {
-		if appSP, err = h.dir.GetServicePrincipal(rq.ctx, tenantID, st.IdentityPrincipalID); err != nil {
-			return internalError(err)
+		if appSP, err = h.dir.GetServicePrincipal(rq.Ctx, tenantID, st.IdentityPrincipalID); err != nil {
+			return rp.InternalError(err)
 		}
 	}
-	rq.action = actionAppWrite
+	rq.Action = actionAppWrite
 	var deployErr *deployError
-	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
-		group, err := managedGroup(rq.ctx, tx, st)
+	err = rq.Change(tenantID, func(tx store.Store, dir *directory.Service) error {
+		group, err := managedGroup(rq.Ctx, tx, st)
 		if err != nil {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
-		err = h.deploySpec(rq.ctx, tx, dir, installation{tenantID: tenantID, appID: app.ID, location: location, group: group, appSP: appSP,
-			publisher: publisher, suffix: uniqueSuffix(app.ID), spec: rd.spec, createdBy: rq.oid, publishers: publishers})
+		err = h.deploySpec(rq.Ctx, tx, dir, installation{tenantID: tenantID, appID: app.ID, location: location, group: group, appSP: appSP,
+			publisher: publisher, suffix: uniqueSuffix(app.ID), spec: rd.spec, createdBy: rq.OID, publishers: publishers})
 		if err != nil {
 			if !errors.As(err, &deployErr) {
 				deployErr = &deployError{Code: "InternalServerError", Message: "The deployment failed with an internal error."}
-				h.log.ErrorContext(rq.ctx, "arm: managed application deployment failed", "application", app.ID, "err", err)
+				h.log.ErrorContext(rq.Ctx, "arm: managed application deployment failed", "application", app.ID, "err", err)
 			}
 			return err
 		}
 		st.ProvisioningState = "Succeeded"
-		if app, err = h.saveState(rq.ctx, tx, app, st, "PUT"); err != nil {
+		if app, err = h.saveState(rq.Ctx, tx, app, st, "PUT"); err != nil {
 			return err
 		}
-		return h.registerTx(rq.ctx, tx, app, st)
+		return h.registerTx(rq.Ctx, tx, app, st)
 	})
 	if err != nil && deployErr == nil {
 		return err
 	}
 	if deployErr != nil {
-		rq.detail = "deployment failed: " + deployErr.Code
+		rq.Detail = "deployment failed: " + deployErr.Code
 		st.ProvisioningState = "Failed"
 		st.Error = &appError{Code: "DeploymentFailed", Message: "At least one resource deployment operation failed.", Details: []deployError{*deployErr}}
 		if err := h.changeState(rq, tenantID, &app, st, "PUT"); err != nil {
@@ -929,21 +887,21 @@ func lockPermissions(level string) []store.Permission {
 func (h *Handler) saveState(ctx context.Context, tx store.Store, app store.Resource, st appState, eventType string) (store.Resource, error) {
 	props, err := json.Marshal(st)
 	if err != nil {
-		return app, internalError(err)
+		return app, rp.InternalError(err)
 	}
 	app.Properties, app.Updated = props, h.now().UTC()
 	if err := tx.UpdateResource(ctx, app); err != nil {
-		return app, internalError(err)
+		return app, rp.InternalError(err)
 	}
 	return app, h.notifyTx(ctx, tx, app, st, eventType)
 }
 
 // changeState saves the application's state, with its notification, in a
 // transaction of its own.
-func (h *Handler) changeState(rq *request, tenantID string, app *store.Resource, st appState, eventType string) error {
-	return h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+func (h *Handler) changeState(rq *rp.Request, tenantID string, app *store.Resource, st appState, eventType string) error {
+	return rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
 		var err error
-		*app, err = h.saveState(rq.ctx, tx, *app, st, eventType)
+		*app, err = h.saveState(rq.Ctx, tx, *app, st, eventType)
 		return err
 	})
 }
@@ -989,7 +947,7 @@ func (h *Handler) notifyTx(ctx context.Context, tx store.Store, app store.Resour
 			endpoints = p.endpoints()
 		}
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	if len(endpoints) == 0 {
 		return nil
@@ -1007,7 +965,7 @@ func (h *Handler) notifyTx(ctx context.Context, tx store.Store, app store.Resour
 	}
 	body, err := json.Marshal(n)
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	for _, e := range endpoints {
 		u, err := notificationURL(e)
@@ -1017,20 +975,20 @@ func (h *Handler) notifyTx(ctx context.Context, tx store.Store, app store.Resour
 		m := store.OutboxMessage{ID: uuid.NewString(), TenantID: st.PublisherTenantID, Topic: st.DefinitionID, Key: strings.ToLower(app.ID),
 			URL: u, ContentType: "application/json", Body: body, NextAttempt: now, Deadline: now.Add(h.notifyDeadline)}
 		if _, err := tx.EnqueueOutbox(ctx, m); err != nil {
-			return internalError(fmt.Errorf("enqueue notification: %w", err))
+			return rp.InternalError(fmt.Errorf("enqueue notification: %w", err))
 		}
 	}
 	return nil
 }
 
-func (h *Handler) deleteApplication(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionAppDelete)
+func (h *Handler) deleteApplication(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionAppDelete)
 	if err != nil {
 		return err
 	}
-	res, err := findTypedAt(rq, h.st, tenantID, applicationType)
-	if isResourceNotFound(err) {
-		rq.w.WriteHeader(http.StatusNoContent)
+	res, err := rp.FindTypedAt(rq, h.st, tenantID, applicationType)
+	if rp.IsResourceNotFound(err) {
+		rq.W.WriteHeader(http.StatusNoContent)
 		return nil
 	} else if err != nil {
 		return err
@@ -1039,7 +997,7 @@ func (h *Handler) deleteApplication(rq *request) error {
 	if err != nil {
 		return err
 	}
-	rq.target = res.ID
+	rq.Target = res.ID
 	if st.ProvisioningState != "Deleting" {
 		st.ProvisioningState, st.Error = "Deleting", nil
 		if err := h.changeState(rq, tenantID, &res, st, "DELETE"); err != nil {
@@ -1047,48 +1005,45 @@ func (h *Handler) deleteApplication(rq *request) error {
 		}
 		h.wake()
 	}
-	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
-		g, err := managedGroup(rq.ctx, tx, st)
+	err = rq.Change(tenantID, func(tx store.Store, dir *directory.Service) error {
+		g, err := managedGroup(rq.Ctx, tx, st)
 		if err == nil {
-			if err := deleteGroupVaults(rq, tx, g); err != nil {
-				return err
-			}
-			if err := deleteGroupIdentities(rq, dir, g); err != nil {
+			if err := rq.DeleteGroupResources(tx, dir, g); err != nil {
 				return err
 			}
 			// Its resources, role and deny assignments go with it.
-			if err := tx.DeleteResourceGroup(rq.ctx, g.SubscriptionID, g.Name); err != nil {
-				return internalError(err)
+			if err := tx.DeleteResourceGroup(rq.Ctx, g.SubscriptionID, g.Name); err != nil {
+				return rp.InternalError(err)
 			}
 		} else if !errors.Is(err, store.ErrNotFound) {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		if st.DenyAssignmentID != "" {
-			if err := tx.DeleteDenyAssignment(rq.ctx, tenantID, st.DenyAssignmentID); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return internalError(err)
+			if err := tx.DeleteDenyAssignment(rq.Ctx, tenantID, st.DenyAssignmentID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return rp.InternalError(err)
 			}
 		}
 		for _, id := range st.PublisherAssignmentIDs {
-			if err := tx.DeleteRoleAssignment(rq.ctx, tenantID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return internalError(err)
+			if err := tx.DeleteRoleAssignment(rq.Ctx, tenantID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return rp.InternalError(err)
 			}
 		}
 		if st.IdentityPrincipalID != "" {
-			if err := dir.DeleteManagedIdentity(rq.ctx, tenantID, st.IdentityPrincipalID); err != nil && !errors.Is(err, directory.ErrNotFound) {
-				return internalError(err)
+			if err := dir.DeleteManagedIdentity(rq.Ctx, tenantID, st.IdentityPrincipalID); err != nil && !errors.Is(err, directory.ErrNotFound) {
+				return rp.InternalError(err)
 			}
 		}
-		if err := deleteRecord(rq, tx, res.ID); err != nil {
+		if err := rp.DeleteRecord(rq, tx, res.ID); err != nil {
 			return err
 		}
 		st.ProvisioningState = "Deleted"
-		return h.notifyTx(rq.ctx, tx, res, st, "DELETE")
+		return h.notifyTx(rq.Ctx, tx, res, st, "DELETE")
 	})
 	if err != nil {
 		return err
 	}
 	h.wake()
-	rq.w.WriteHeader(http.StatusOK)
+	rq.W.WriteHeader(http.StatusOK)
 	return nil
 }
 
@@ -1128,18 +1083,18 @@ func newListTokenView(token, expiresIn, expiresOn, notBefore, audience, resource
 // of its managed resource group, for principals of the publisher tenant
 // that the definition's authorizations name (directly or through a group)
 // with a role that permits Microsoft.Solutions/applications/listTokens/action.
-func (h *Handler) listTokens(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+func (h *Handler) listTokens(rq *rp.Request) error {
+	tenantID, err := rq.ScopeTenant()
 	if err != nil {
 		return err
 	}
-	rq.action = actionListTokens
+	rq.Action = actionListTokens
 	// The application's id is the parent of the listTokens path.
-	res, err := findTypedAt(rq, h.st, tenantID, applicationType)
+	res, err := rp.FindTypedAt(rq, h.st, tenantID, applicationType)
 	if err != nil {
 		return err
 	}
-	rq.target = res.ID
+	rq.Target = res.ID
 	st, err := stateOf(res)
 	if err != nil {
 		return err
@@ -1147,16 +1102,16 @@ func (h *Handler) listTokens(rq *request) error {
 	if ok, err := h.publisherAuthorized(rq, st); err != nil {
 		return err
 	} else if !ok {
-		return newError(http.StatusForbidden, "AuthorizationFailed",
+		return rp.NewError(http.StatusForbidden, "AuthorizationFailed",
 			"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s': only the publisher's authorized principals may list the application's tokens.",
-			safeText(rq.who()), rq.oid, actionListTokens, safeText(res.ID))
+			rp.SafeText(rq.Who()), rq.OID, actionListTokens, rp.SafeText(res.ID))
 	}
 	var body struct {
 		AuthorizationAudience  string   `json:"authorizationAudience"`
 		UserAssignedIdentities []string `json:"userAssignedIdentities"`
 	}
-	if rq.r.ContentLength != 0 {
-		if err := readBody(rq, &body); err != nil {
+	if rq.R.ContentLength != 0 {
+		if err := rp.ReadBody(rq, &body); err != nil {
 			return err
 		}
 	}
@@ -1165,43 +1120,43 @@ func (h *Handler) listTokens(rq *request) error {
 		audience = "https://management.azure.com/"
 	}
 	if len(body.UserAssignedIdentities) > 20 {
-		return badRequest("userAssignedIdentities: at most 20 identities.")
+		return rp.BadRequest("userAssignedIdentities: at most 20 identities.")
 	}
 	type target struct{ objectID, resourceID string }
 	var targets []target
 	for i, ref := range body.UserAssignedIdentities {
-		sp, err := h.dir.ManagedIdentityByResourceID(rq.ctx, tenantID, ref)
+		sp, err := h.dir.ManagedIdentityByResourceID(rq.Ctx, tenantID, ref)
 		if errors.Is(err, directory.ErrNotFound) || (err == nil && (!sp.IsUserAssigned() || scopeKey(groupIDOf(sp.ManagedIdentityResourceID())) != scopeKey(st.ManagedResourceGroupID))) {
-			return badRequest("userAssignedIdentities[%d] '%s' is not a user-assigned identity of the managed resource group.", i, safeText(ref))
+			return rp.BadRequest("userAssignedIdentities[%d] '%s' is not a user-assigned identity of the managed resource group.", i, rp.SafeText(ref))
 		} else if err != nil {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		targets = append(targets, target{sp.ID, sp.ManagedIdentityResourceID()})
 	}
 	if len(targets) == 0 {
 		if st.IdentityPrincipalID == "" {
-			return badRequest("The application has no system-assigned identity: name userAssignedIdentities of its managed resource group.")
+			return rp.BadRequest("The application has no system-assigned identity: name userAssignedIdentities of its managed resource group.")
 		}
 		targets = append(targets, target{st.IdentityPrincipalID, res.ID})
 	}
 	if h.minter == nil {
-		return newError(http.StatusNotImplemented, "FeatureNotSupported", "This server mints no managed identity tokens.")
+		return rp.NewError(http.StatusNotImplemented, "FeatureNotSupported", "This server mints no managed identity tokens.")
 	}
 	now := h.now()
 	out := []listTokenView{}
 	for _, t := range targets {
-		tok, exp, err := h.minter.ManagedIdentityToken(rq.ctx, tenantID, t.objectID, audience)
+		tok, exp, err := h.minter.ManagedIdentityToken(rq.Ctx, tenantID, t.objectID, audience)
 		if err != nil {
 			if strings.Contains(err.Error(), "audience") {
-				return badRequest("The authorizationAudience '%s' is not a resource this tenant knows.", safeText(audience))
+				return rp.BadRequest("The authorizationAudience '%s' is not a resource this tenant knows.", rp.SafeText(audience))
 			}
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		out = append(out, newListTokenView(tok, strconv.FormatInt(int64(exp.Sub(now).Seconds()), 10),
 			strconv.FormatInt(exp.Unix(), 10), strconv.FormatInt(now.Unix(), 10), audience, t.resourceID))
 	}
-	_ = h.audit.Record(rq.ctx, h.auditRecord(rq, tenantID, "success"))
-	return writeJSON(rq, http.StatusOK, map[string]any{"value": out})
+	_ = h.audit.Record(rq.Ctx, h.auditRecord(rq, tenantID, "success"))
+	return rp.WriteJSON(rq, http.StatusOK, map[string]any{"value": out})
 }
 
 // groupIDOf is the resource group id a resource id lies in.
@@ -1216,14 +1171,14 @@ func groupIDOf(id string) string {
 // publisherAuthorized reports whether the caller is a principal of the
 // publisher tenant named by the application's authorizations (directly or
 // through a group it is a member of) with a role permitting listTokens.
-func (h *Handler) publisherAuthorized(rq *request, st appState) (bool, error) {
-	if !strings.EqualFold(rq.tenantID, st.PublisherTenantID) {
+func (h *Handler) publisherAuthorized(rq *rp.Request, st appState) (bool, error) {
+	if !strings.EqualFold(rq.TenantID, st.PublisherTenantID) {
 		return false, nil
 	}
-	ids := map[string]bool{strings.ToLower(rq.oid): true}
-	groups, err := h.dir.TransitiveMemberOf(rq.ctx, st.PublisherTenantID, rq.oid)
+	ids := map[string]bool{strings.ToLower(rq.OID): true}
+	groups, err := h.dir.TransitiveMemberOf(rq.Ctx, st.PublisherTenantID, rq.OID)
 	if err != nil && !errors.Is(err, directory.ErrNotFound) {
-		return false, internalError(err)
+		return false, rp.InternalError(err)
 	}
 	for _, g := range groups {
 		ids[strings.ToLower(g)] = true
@@ -1287,13 +1242,34 @@ func (h *Handler) registerTx(ctx context.Context, tx store.Store, app store.Reso
 	}
 	body, err := json.Marshal(b)
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	m := store.OutboxMessage{ID: uuid.NewString(), TenantID: st.PublisherTenantID, Topic: st.DefinitionID, Key: strings.ToLower(app.ID),
 		URL: r.Endpoint, ContentType: "application/json", Body: body, AuthRef: RegistrationAuthRef(st.PublisherTenantID, r.BootstrapSecret),
 		NextAttempt: now, Deadline: now.Add(h.notifyDeadline)}
 	if _, err := tx.EnqueueOutbox(ctx, m); err != nil {
-		return internalError(fmt.Errorf("enqueue registration: %w", err))
+		return rp.InternalError(fmt.Errorf("enqueue registration: %w", err))
 	}
 	return nil
+}
+
+// applicationGroups maps the managed resource groups of the subscription's
+// managed applications (lower-cased ids) to the applications' ids: the
+// groups' managedBy (rp.Provider.GroupManagers).
+func applicationGroups(rq *rp.Request, subscriptionID string) (map[string]string, error) {
+	apps, err := rq.Store().ListResources(rq.Ctx, store.ResourceQuery{SubscriptionID: subscriptionID, Type: applicationType})
+	if err != nil {
+		return nil, rp.InternalError(err)
+	}
+	out := map[string]string{}
+	for _, a := range apps {
+		st, err := stateOf(a)
+		if err != nil {
+			return nil, err
+		}
+		if st.ManagedResourceGroupID != "" {
+			out[strings.ToLower(st.ManagedResourceGroupID)] = a.ID
+		}
+	}
+	return out, nil
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -114,7 +115,7 @@ type specRegistration struct {
 
 // specError is a validation failure at a path of the spec.
 func specError(path, format string, args ...any) error {
-	return newError(http.StatusBadRequest, "InvalidDeploymentSpec", "properties.deploymentSpec%s: %s", path, fmt.Sprintf(format, args...))
+	return rp.NewError(http.StatusBadRequest, "InvalidDeploymentSpec", "properties.deploymentSpec%s: %s", path, fmt.Sprintf(format, args...))
 }
 
 var identityNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._()-]{0,89}$`)
@@ -136,7 +137,7 @@ func parseSpec(raw json.RawMessage, publisherKind func(id string) (store.Princip
 		if errors.As(err, &te) {
 			return nil, specError("."+te.Field, "must be a JSON %s", te.Type.Kind())
 		}
-		return nil, specError("", "%s", safeText(err.Error()))
+		return nil, specError("", "%s", rp.SafeText(err.Error()))
 	}
 	return spec, spec.validate(publisherKind)
 }
@@ -149,7 +150,7 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 			return specError(p+".name", "is required")
 		}
 		if !vault.ValidName(expand(v.Name, sampleSuffix)) {
-			return specError(p+".name", "'%s' is not a valid vault name: 3 to 24 letters, digits and hyphens once %s is replaced by 12 characters, starting with a letter", safeText(v.Name), placeholderSuffix)
+			return specError(p+".name", "'%s' is not a valid vault name: 3 to 24 letters, digits and hyphens once %s is replaced by 12 characters, starting with a letter", rp.SafeText(v.Name), placeholderSuffix)
 		}
 		if err := listOnce(vaults, strings.ToLower(v.Name), p, v.Name); err != nil {
 			return err
@@ -158,7 +159,7 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 			return specError(p+".sku", "must be 'standard' or 'premium'")
 		}
 		if _, _, err := vault.CreationSettings(v.SoftDeleteRetentionInDays, v.EnablePurgeProtection); err != nil {
-			return specError(p, "%s", safeText(err.Error()))
+			return specError(p, "%s", rp.SafeText(err.Error()))
 		}
 	}
 	for i, n := range s.ServiceBusNamespaces {
@@ -167,7 +168,7 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 			return specError(p+".name", "is required")
 		}
 		if !validNamespaceName(expand(n.Name, sampleSuffix)) {
-			return specError(p+".name", "'%s' is not a valid namespace name: 6 to 50 letters, digits and hyphens once %s is replaced by 12 characters, starting with a letter", safeText(n.Name), placeholderSuffix)
+			return specError(p+".name", "'%s' is not a valid namespace name: 6 to 50 letters, digits and hyphens once %s is replaced by 12 characters, starting with a letter", rp.SafeText(n.Name), placeholderSuffix)
 		}
 		if err := listOnce(namespaces, strings.ToLower(n.Name), p, n.Name); err != nil {
 			return err
@@ -180,7 +181,7 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 		for j, q := range n.Queues {
 			qp := fmt.Sprintf("%s.queues[%d]", p, j)
 			if !validQueueName(q.Name) {
-				return specError(qp+".name", "'%s' is not a valid queue name", safeText(q.Name))
+				return specError(qp+".name", "'%s' is not a valid queue name", rp.SafeText(q.Name))
 			}
 			if err := listOnce(queues, strings.ToLower(n.Name+"/"+q.Name), qp, q.Name); err != nil {
 				return err
@@ -190,9 +191,9 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 				err = settings.forTier(skuTier(n.Sku), q.Properties)
 			}
 			if err != nil {
-				var ae *armError
+				var ae *rp.Error
 				if errors.As(err, &ae) {
-					return specError(qp, "%s", ae.message)
+					return specError(qp, "%s", ae.Message)
 				}
 				return err
 			}
@@ -201,7 +202,7 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 	for i, id := range s.UserAssignedIdentities {
 		p := fmt.Sprintf(".userAssignedIdentities[%d]", i)
 		if !identityNameRE.MatchString(expand(id.Name, sampleSuffix)) || strings.HasSuffix(id.Name, ".") {
-			return specError(p+".name", "'%s' is not a valid identity name: 1 to 90 letters, digits, '.', '_', '-', '(' or ')'", safeText(id.Name))
+			return specError(p+".name", "'%s' is not a valid identity name: 1 to 90 letters, digits, '.', '_', '-', '(' or ')'", rp.SafeText(id.Name))
 		}
 		if err := listOnce(identities, strings.ToLower(id.Name), p, id.Name); err != nil {
 			return err
@@ -244,14 +245,14 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 	}
 	refer := func(path, kind, ref string) error {
 		if n := named[kind]; !n.names[strings.ToLower(ref)] {
-			return specError(path, "'%s' names no %s", safeText(ref), n.what)
+			return specError(path, "'%s' names no %s", rp.SafeText(ref), n.what)
 		}
 		return nil
 	}
 	for i, ra := range s.RoleAssignments {
 		p := fmt.Sprintf(".roleAssignments[%d]", i)
 		if _, ok := builtInRole(ra.Role); !ok {
-			return specError(p+".role", "'%s' is not a built-in role name or id", safeText(ra.Role))
+			return specError(p+".role", "'%s' is not a built-in role name or id", rp.SafeText(ra.Role))
 		}
 		kind, ref, _ := strings.Cut(ra.Principal, ":")
 		switch strings.ToLower(kind) {
@@ -309,7 +310,7 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 			return specError(".registration.bootstrapSecret", "is required with an endpoint: the URI of a secret in a vault of the publisher's tenant, https://{vault}.vault.azure.net/secrets/{name}")
 		}
 		if _, err := vault.ParseSecretReference(r.BootstrapSecret); err != nil {
-			return specError(".registration.bootstrapSecret", "'%s' is not a Key Vault secret URI: https://{vault}.vault.azure.net/secrets/{name}[/{version}]", safeText(r.BootstrapSecret))
+			return specError(".registration.bootstrapSecret", "'%s' is not a Key Vault secret URI: https://{vault}.vault.azure.net/secrets/{name}[/{version}]", rp.SafeText(r.BootstrapSecret))
 		}
 	}
 	return nil
@@ -319,7 +320,7 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 // spec lists the name at path (key lower-cased) twice.
 func listOnce(seen map[string]bool, key, path, name string) error {
 	if seen[key] {
-		return specError(path+".name", "'%s' is listed twice", safeText(name))
+		return specError(path+".name", "'%s' is listed twice", rp.SafeText(name))
 	}
 	seen[key] = true
 	return nil
@@ -377,7 +378,7 @@ func (h *Handler) deploySpec(ctx context.Context, tx store.Store, dir *directory
 	if err := checkBootstrapSecret(ctx, tx, in); err != nil {
 		return err
 	}
-	rq := &request{ctx: ctx}
+	rq := rp.Background(ctx, door{h})
 	g := in.group
 	now := h.now().UTC()
 	base := "/subscriptions/" + g.SubscriptionID + "/resourceGroups/" + g.Name + "/providers/"
@@ -543,11 +544,11 @@ func checkBootstrapSecret(ctx context.Context, tx store.Store, in installation) 
 	}
 	ref, err := vault.ParseSecretReference(r.BootstrapSecret)
 	if err != nil {
-		return deployFailed("InvalidBootstrapSecret", "The registration's bootstrapSecret '%s' is not a Key Vault secret URI.", safeText(r.BootstrapSecret))
+		return deployFailed("InvalidBootstrapSecret", "The registration's bootstrapSecret '%s' is not a Key Vault secret URI.", rp.SafeText(r.BootstrapSecret))
 	}
 	v, err := tx.GetVault(ctx, ref.Vault)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !strings.EqualFold(v.TenantID, in.publisher)) {
-		return deployFailed("InvalidBootstrapSecret", "The registration's bootstrapSecret refers to the vault '%s', which is not a vault of the publisher's tenant %s: the bootstrap secret must be kept in the publisher's own vault.", safeText(ref.Vault), in.publisher)
+		return deployFailed("InvalidBootstrapSecret", "The registration's bootstrapSecret refers to the vault '%s', which is not a vault of the publisher's tenant %s: the bootstrap secret must be kept in the publisher's own vault.", rp.SafeText(ref.Vault), in.publisher)
 	} else if err != nil {
 		return err
 	}

@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"unicode"
 
+	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -42,13 +42,13 @@ func subscriptionOf(t store.Tenant) subscriptionView {
 
 // listSubscriptions lists the token tenant's subscription if the caller
 // can see it (subscriptionVisible).
-func (h *Handler) listSubscriptions(rq *request) error {
-	rq.action = actionSubscriptionRead
-	t, err := h.st.GetTenant(rq.ctx, rq.tenantID)
+func (h *Handler) listSubscriptions(rq *rp.Request) error {
+	rq.Action = actionSubscriptionRead
+	t, err := h.st.GetTenant(rq.Ctx, rq.TenantID)
 	if errors.Is(err, store.ErrNotFound) {
-		return writeJSON(rq, http.StatusOK, map[string]any{"count": map[string]any{"type": "Total", "value": 0}, "value": []any{}})
+		return rp.WriteJSON(rq, http.StatusOK, map[string]any{"count": map[string]any{"type": "Total", "value": 0}, "value": []any{}})
 	} else if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	out := []subscriptionView{}
 	if t.SubscriptionID != "" {
@@ -60,7 +60,7 @@ func (h *Handler) listSubscriptions(rq *request) error {
 			out = append(out, subscriptionOf(t))
 		}
 	}
-	return writeJSON(rq, http.StatusOK, map[string]any{"count": map[string]any{"type": "Total", "value": len(out)}, "value": out})
+	return rp.WriteJSON(rq, http.StatusOK, map[string]any{"count": map[string]any{"type": "Total", "value": len(out)}, "value": out})
 }
 
 // subscriptionVisible reports whether the caller sees subscription sub of
@@ -71,24 +71,24 @@ func (h *Handler) listSubscriptions(rq *request) error {
 // one resource group, lists the subscription (az login, az account list)
 // although it may not read the subscription's other resources. Otherwise
 // Microsoft.Resources/subscriptions/read must be granted there.
-func (h *Handler) subscriptionVisible(rq *request, sub string) (bool, error) {
+func (h *Handler) subscriptionVisible(rq *rp.Request, sub string) (bool, error) {
 	scope := "/subscriptions/" + sub
-	d, err := h.decide(rq, actionSubscriptionRead, scope)
+	d, err := rq.Decide(actionSubscriptionRead, scope)
 	if err != nil || d.Allowed {
 		return d.Allowed, err
 	}
-	groups, err := h.dir.TransitiveMemberOf(rq.ctx, rq.tenantID, rq.oid)
+	groups, err := h.dir.TransitiveMemberOf(rq.Ctx, rq.TenantID, rq.OID)
 	if err != nil {
-		return false, internalError(fmt.Errorf("groups of %s: %w", rq.oid, err))
+		return false, rp.InternalError(fmt.Errorf("groups of %s: %w", rq.OID, err))
 	}
-	ids := append([]string{rq.oid}, groups...)
+	ids := append([]string{rq.OID}, groups...)
 	for _, q := range []store.RoleAssignmentQuery{
-		{TenantID: rq.tenantID, ScopePrefix: scope, PrincipalIDs: ids, Limit: 1},
-		{TenantID: rq.tenantID, Scopes: []string{"/"}, PrincipalIDs: ids, Limit: 1},
+		{TenantID: rq.TenantID, ScopePrefix: scope, PrincipalIDs: ids, Limit: 1},
+		{TenantID: rq.TenantID, Scopes: []string{"/"}, PrincipalIDs: ids, Limit: 1},
 	} {
-		as, err := h.st.ListRoleAssignments(rq.ctx, q)
+		as, err := h.st.ListRoleAssignments(rq.Ctx, q)
 		if err != nil {
-			return false, internalError(err)
+			return false, rp.InternalError(err)
 		}
 		if len(as) > 0 {
 			return true, nil
@@ -97,27 +97,27 @@ func (h *Handler) subscriptionVisible(rq *request, sub string) (bool, error) {
 	return false, nil
 }
 
-func (h *Handler) getSubscription(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+func (h *Handler) getSubscription(rq *rp.Request) error {
+	tenantID, err := rq.ScopeTenant()
 	if err != nil {
 		return err
 	}
-	visible, err := h.subscriptionVisible(rq, rq.path.sub)
+	visible, err := h.subscriptionVisible(rq, rq.Path.Sub)
 	if err != nil {
 		return err
 	}
 	if !visible {
 		// authorize refuses it with AuthorizationFailed and its explanation.
-		if err := h.authorize(rq, actionSubscriptionRead, rq.path.scope.String()); err != nil {
+		if err := rq.Authorize(actionSubscriptionRead, rq.Path.Scope.String()); err != nil {
 			return err
 		}
 	}
-	rq.action = actionSubscriptionRead
-	t, err := h.st.GetTenant(rq.ctx, tenantID)
+	rq.Action = actionSubscriptionRead
+	t, err := h.st.GetTenant(rq.Ctx, tenantID)
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
-	return writeJSON(rq, http.StatusOK, subscriptionOf(t))
+	return rp.WriteJSON(rq, http.StatusOK, subscriptionOf(t))
 }
 
 type groupView struct {
@@ -140,55 +140,51 @@ func groupOf(g store.ResourceGroup, managedBy map[string]string) groupView {
 		ManagedBy: managedBy[strings.ToLower(id)], Properties: map[string]string{"provisioningState": "Succeeded"}}
 }
 
-// managedGroups maps the managed resource groups of the subscription's
-// managed applications (lower-cased ids) to the applications' ids.
-func (h *Handler) managedGroups(rq *request, subscriptionID string) (map[string]string, error) {
-	apps, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: subscriptionID, Type: applicationType})
-	if err != nil {
-		return nil, internalError(err)
-	}
+// managedGroups maps the lower-cased ids of the subscription's resource
+// groups that a resource manages (a managed application's managed
+// resource group) to that resource's id: the providers' GroupManagers.
+func (h *Handler) managedGroups(rq *rp.Request, subscriptionID string) (map[string]string, error) {
 	out := map[string]string{}
-	for _, a := range apps {
-		st, err := stateOf(a)
+	for _, p := range h.providers {
+		if p.GroupManagers == nil {
+			continue
+		}
+		m, err := p.GroupManagers(rq, subscriptionID)
 		if err != nil {
 			return nil, err
 		}
-		if st.ManagedResourceGroupID != "" {
-			out[strings.ToLower(st.ManagedResourceGroupID)] = a.ID
+		for k, v := range m {
+			out[k] = v
 		}
 	}
 	return out, nil
 }
 
-func rgNotFound(name string) error {
-	return newError(http.StatusNotFound, "ResourceGroupNotFound", "Resource group '%s' could not be found.", safeText(name))
-}
-
 // listResourceGroups lists the groups the caller may read, by name
 // (case-insensitively), a page at a time ($top, $skiptoken, nextLink).
-func (h *Handler) listResourceGroups(rq *request) error {
-	if _, err := h.scopeTenant(rq); err != nil {
+func (h *Handler) listResourceGroups(rq *rp.Request) error {
+	if _, err := rq.ScopeTenant(); err != nil {
 		return err
 	}
-	rq.action = actionGroupRead
-	p, err := h.pageOf(rq, "$skiptoken", true)
+	rq.Action = actionGroupRead
+	p, err := rq.PageOf("$skiptoken", true)
 	if err != nil {
 		return err
 	}
-	gs, err := h.st.ListResourceGroups(rq.ctx, rq.path.sub)
+	gs, err := h.st.ListResourceGroups(rq.Ctx, rq.Path.Sub)
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	key := func(g store.ResourceGroup) string { return strings.ToLower(g.Name) }
 	slices.SortFunc(gs, func(a, b store.ResourceGroup) int { return strings.Compare(key(a), key(b)) })
-	readable, next, err := page(p, gs, key, func(g store.ResourceGroup) (bool, error) {
-		d, err := h.decide(rq, actionGroupRead, "/subscriptions/"+g.SubscriptionID+"/resourceGroups/"+g.Name)
+	readable, next, err := rp.Page(p, gs, key, func(g store.ResourceGroup) (bool, error) {
+		d, err := rq.Decide(actionGroupRead, "/subscriptions/"+g.SubscriptionID+"/resourceGroups/"+g.Name)
 		return d.Allowed, err
 	})
 	if err != nil {
 		return err
 	}
-	managedBy, err := h.managedGroups(rq, rq.path.sub)
+	managedBy, err := h.managedGroups(rq, rq.Path.Sub)
 	if err != nil {
 		return err
 	}
@@ -196,58 +192,35 @@ func (h *Handler) listResourceGroups(rq *request) error {
 	for _, g := range readable {
 		out = append(out, groupOf(g, managedBy))
 	}
-	return writeJSON(rq, http.StatusOK, list[groupView]{Value: out, NextLink: nextLink(rq, p, next)})
+	return rp.WriteJSON(rq, http.StatusOK, rp.List[groupView]{Value: out, NextLink: rp.NextLink(rq, p, next)})
 }
 
-func (h *Handler) getResourceGroup(rq *request) error {
-	if _, err := h.scopeTenant(rq); err != nil {
+func (h *Handler) getResourceGroup(rq *rp.Request) error {
+	if _, err := rq.ScopeTenant(); err != nil {
 		return err
 	}
-	if err := h.authorize(rq, actionGroupRead, rq.path.scope.String()); err != nil {
+	if err := rq.Authorize(actionGroupRead, rq.Path.Scope.String()); err != nil {
 		return err
 	}
-	g, err := h.st.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg)
+	g, err := h.st.GetResourceGroup(rq.Ctx, rq.Path.Sub, rq.Path.RG)
 	if errors.Is(err, store.ErrNotFound) {
-		return rgNotFound(rq.path.rg)
+		return rp.ResourceGroupNotFound(rq.Path.RG)
 	} else if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
-	managedBy, err := h.managedGroups(rq, rq.path.sub)
+	managedBy, err := h.managedGroups(rq, rq.Path.Sub)
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, http.StatusOK, groupOf(g, managedBy))
+	return rp.WriteJSON(rq, http.StatusOK, groupOf(g, managedBy))
 }
 
-// normalizeLocation is ARM's form of a location: lower case, no spaces
-// ("West Europe" → "westeurope").
-func normalizeLocation(l string) string {
-	return strings.ToLower(strings.Map(func(r rune) rune {
-		if unicode.IsSpace(r) {
-			return -1
-		}
-		return r
-	}, l))
-}
-
-func checkTags(tags map[string]string) error {
-	if len(tags) > 50 {
-		return newError(http.StatusBadRequest, "InvalidTag", "The resource has more than 50 tags.")
-	}
-	for k, v := range tags {
-		if k == "" || len(k) > 512 || len(v) > 256 || strings.ContainsAny(k, "<>%&\\?/") {
-			return newError(http.StatusBadRequest, "InvalidTagNameCharacters", "The tag name '%s' has invalid characters or length.", safeText(k))
-		}
-	}
-	return nil
-}
-
-func (h *Handler) putResourceGroup(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+func (h *Handler) putResourceGroup(rq *rp.Request) error {
+	tenantID, err := rq.ScopeTenant()
 	if err != nil {
 		return err
 	}
-	if err := h.authorize(rq, actionGroupWrite, rq.path.scope.String()); err != nil {
+	if err := rq.Authorize(actionGroupWrite, rq.Path.Scope.String()); err != nil {
 		return err
 	}
 	var body struct {
@@ -255,92 +228,89 @@ func (h *Handler) putResourceGroup(rq *request) error {
 		Tags      map[string]string `json:"tags"`
 		ManagedBy string            `json:"managedBy"`
 	}
-	if err := readBody(rq, &body); err != nil {
+	if err := rp.ReadBody(rq, &body); err != nil {
 		return err
 	}
-	location := normalizeLocation(body.Location)
+	location := rp.NormalizeLocation(body.Location)
 	if location == "" {
-		return newError(http.StatusBadRequest, "LocationRequired", "The location property is required for this definition.")
+		return rp.NewError(http.StatusBadRequest, "LocationRequired", "The location property is required for this definition.")
 	}
 	if len(location) > 64 {
-		return newError(http.StatusBadRequest, "LocationNotAvailableForResourceGroup", "The provided location '%s' is not available for resource group.", safeText(location))
+		return rp.NewError(http.StatusBadRequest, "LocationNotAvailableForResourceGroup", "The provided location '%s' is not available for resource group.", rp.SafeText(location))
 	}
-	if err := checkTags(body.Tags); err != nil {
+	if err := rp.CheckTags(body.Tags); err != nil {
 		return err
 	}
 	status := http.StatusOK
 	var out store.ResourceGroup
-	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
 		now := h.now().UTC()
-		g, err := tx.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg)
+		g, err := tx.GetResourceGroup(rq.Ctx, rq.Path.Sub, rq.Path.RG)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			status = http.StatusCreated
-			g = store.ResourceGroup{TenantID: tenantID, SubscriptionID: rq.path.sub, Name: rq.path.rg, Location: location, Tags: body.Tags, Created: now, Updated: now}
-			rq.action = "Microsoft.Resources/subscriptions/resourceGroups/write"
-			if err := tx.CreateResourceGroup(rq.ctx, g); err != nil {
-				return internalError(err)
+			g = store.ResourceGroup{TenantID: tenantID, SubscriptionID: rq.Path.Sub, Name: rq.Path.RG, Location: location, Tags: body.Tags, Created: now, Updated: now}
+			rq.Action = "Microsoft.Resources/subscriptions/resourceGroups/write"
+			if err := tx.CreateResourceGroup(rq.Ctx, g); err != nil {
+				return rp.InternalError(err)
 			}
 		case err != nil:
-			return internalError(err)
+			return rp.InternalError(err)
 		default:
 			if g.Location != location {
-				return newError(http.StatusConflict, "InvalidResourceGroupLocation",
+				return rp.NewError(http.StatusConflict, "InvalidResourceGroupLocation",
 					"Invalid resource group location '%s'. The Resource group already exists in location '%s' in resource group '%s'. A resource group cannot be created with the same name in a different location. Please select a new resource group name.",
-					safeText(location), g.Location, g.Name)
+					rp.SafeText(location), g.Location, g.Name)
 			}
 			g.Tags, g.Updated = body.Tags, now
-			if err := tx.UpdateResourceGroup(rq.ctx, g); err != nil {
-				return internalError(err)
+			if err := tx.UpdateResourceGroup(rq.Ctx, g); err != nil {
+				return rp.InternalError(err)
 			}
 		}
 		out = g
-		rq.target = groupOf(g, nil).ID
+		rq.Target = groupOf(g, nil).ID
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	managedBy, err := h.managedGroups(rq, rq.path.sub)
+	managedBy, err := h.managedGroups(rq, rq.Path.Sub)
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, status, groupOf(out, managedBy))
+	return rp.WriteJSON(rq, status, groupOf(out, managedBy))
 }
 
-func (h *Handler) deleteResourceGroup(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+func (h *Handler) deleteResourceGroup(rq *rp.Request) error {
+	tenantID, err := rq.ScopeTenant()
 	if err != nil {
 		return err
 	}
-	if err := h.authorize(rq, actionGroupDelete, rq.path.scope.String()); err != nil {
+	if err := rq.Authorize(actionGroupDelete, rq.Path.Scope.String()); err != nil {
 		return err
 	}
-	err = h.change(rq, tenantID, func(tx store.Store, dir *directory.Service) error {
-		g, err := tx.GetResourceGroup(rq.ctx, rq.path.sub, rq.path.rg)
+	err = rq.Change(tenantID, func(tx store.Store, dir *directory.Service) error {
+		g, err := tx.GetResourceGroup(rq.Ctx, rq.Path.Sub, rq.Path.RG)
 		if errors.Is(err, store.ErrNotFound) {
-			return rgNotFound(rq.path.rg)
+			return rp.ResourceGroupNotFound(rq.Path.RG)
 		} else if err != nil {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
-		rq.target = groupOf(g, nil).ID
-		if err := deleteGroupVaults(rq, tx, g); err != nil { // vaults.go
+		rq.Target = groupOf(g, nil).ID
+		// What the providers keep outside the generic records (vaults,
+		// identities); the generic resources go with the group below.
+		if err := rq.DeleteGroupResources(tx, dir, g); err != nil {
 			return err
 		}
-		if err := deleteGroupIdentities(rq, dir, g); err != nil { // identities.go
-			return err
-		}
-		// Service Bus namespaces and queues are generic resources: the
-		// group's delete below removes them.
-		if err := tx.DeleteResourceGroup(rq.ctx, g.SubscriptionID, g.Name); err != nil {
-			return internalError(err)
+		if err := tx.DeleteResourceGroup(rq.Ctx, g.SubscriptionID, g.Name); err != nil {
+			return rp.InternalError(err)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	rq.w.WriteHeader(http.StatusOK)
+	rq.W.WriteHeader(http.StatusOK)
 	return nil
 }
 

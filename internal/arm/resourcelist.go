@@ -26,25 +26,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
 // targetResourceList is a subscription's or a group's resources collection.
 const targetResourceList target = 140
 
-// listedTypes are the resource types the list holds: the tracked types
-// this Resource Manager serves. A child type (namespaces/queues) is a proxy
-// resource, which Resources - List does not return.
-var listedTypes = []string{vaultType, identityType, sbNamespaceType, appDefType, applicationType}
-
 // resourceListPath recognises /subscriptions/{sub}/resources and
 // /subscriptions/{sub}/resourceGroups/{rg}/resources (segments without
 // the leading slash).
-func resourceListPath(segs []string) (armPath, bool, error) {
+func resourceListPath(segs []string) (rp.Path, bool, error) {
 	is := func(i int, s string) bool { return strings.EqualFold(segs[i], s) }
 	n := len(segs)
 	if n < 3 || !is(0, "subscriptions") || segs[1] == "" || !is(n-1, "resources") {
-		return armPath{}, false, nil
+		return rp.Path{}, false, nil
 	}
 	scopeText := "/subscriptions/" + segs[1]
 	switch {
@@ -52,13 +48,13 @@ func resourceListPath(segs []string) (armPath, bool, error) {
 	case n == 5 && is(2, "resourceGroups") && segs[3] != "":
 		scopeText += "/resourceGroups/" + segs[3]
 	default:
-		return armPath{}, false, nil
+		return rp.Path{}, false, nil
 	}
-	sc, err := parseScopeText(scopeText)
+	sc, err := rp.ParseScopeText(scopeText)
 	if err != nil {
-		return armPath{}, true, err
+		return rp.Path{}, true, err
 	}
-	return armPath{target: targetResourceList, scope: sc, sub: sc.SubscriptionID(), rg: resourceGroupOf(segs)}, true, nil
+	return rp.Path{Target: targetResourceList, Scope: sc, Sub: sc.SubscriptionID(), RG: rp.ResourceGroupOf(segs)}, true, nil
 }
 
 // genericResource is Resource Manager's GenericResourceExpanded as the
@@ -85,19 +81,19 @@ type genericResource struct {
 }
 
 // listResources answers Resources - List (By Resource Group).
-func (h *Handler) listResources(rq *request) error {
-	if rq.r.Method != http.MethodGet {
-		return methodNotAllowed(rq.r.Method)
+func (h *Handler) listResources(rq *rp.Request) error {
+	if rq.R.Method != http.MethodGet {
+		return rp.MethodNotAllowed(rq.R.Method)
 	}
 	action := "Microsoft.Resources/subscriptions/resources/read"
-	if rq.path.rg != "" {
+	if rq.Path.RG != "" {
 		action = "Microsoft.Resources/subscriptions/resourceGroups/resources/read"
 	}
-	tenantID, err := h.listTenant(rq, action)
+	tenantID, err := rq.ListTenant(action)
 	if err != nil {
 		return err
 	}
-	q := rq.r.URL.Query()
+	q := rq.R.URL.Query()
 	f, err := parseResourceFilter(q.Get("$filter"))
 	if err != nil {
 		return err
@@ -108,7 +104,7 @@ func (h *Handler) listResources(rq *request) error {
 	for v := range strings.SplitSeq(q.Get("$expand"), ",") {
 		expand[strings.ToLower(strings.TrimSpace(v))] = true
 	}
-	p, err := h.pageOf(rq, "$skiptoken", true)
+	p, err := rq.PageOf("$skiptoken", true)
 	if err != nil {
 		return err
 	}
@@ -118,11 +114,11 @@ func (h *Handler) listResources(rq *request) error {
 	}
 	key := func(g genericResource) string { return strings.ToLower(g.ID) }
 	slices.SortFunc(items, func(a, b genericResource) int { return strings.Compare(key(a), key(b)) })
-	out, next, err := page(p, items, key, func(g genericResource) (bool, error) {
+	out, next, err := rp.Page(p, items, key, func(g genericResource) (bool, error) {
 		if !f.match(g) {
 			return false, nil
 		}
-		d, err := h.decide(rq, g.Type+"/read", g.ID)
+		d, err := rq.Decide(g.Type+"/read", g.ID)
 		return d.Allowed, err
 	})
 	if err != nil {
@@ -147,67 +143,67 @@ func (h *Handler) listResources(rq *request) error {
 			out[i].ProvisioningState = "Succeeded"
 		}
 	}
-	return writeJSON(rq, http.StatusOK, list[genericResource]{Value: out, NextLink: nextLink(rq, p, next)})
+	return rp.WriteJSON(rq, http.StatusOK, rp.List[genericResource]{Value: out, NextLink: rp.NextLink(rq, p, next)})
 }
 
 // trackedResources are the listed resources of the path's subscription or
-// group: the generic records of the listed types, and the user-assigned
-// identities that have none (those made through the operator API).
-func (h *Handler) trackedResources(rq *request, tenantID string) ([]genericResource, error) {
+// group: the generic records of the providers' listed types (a child type
+// such as namespaces/queues is a proxy resource, which Resources - List
+// does not return), and the providers' tracked resources that have no
+// record (rp.Provider.Unrecorded).
+func (h *Handler) trackedResources(rq *rp.Request, tenantID string) ([]genericResource, error) {
 	var out []genericResource
-	seen := map[string]bool{}
-	for _, typ := range listedTypes {
-		rs, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: rq.path.sub, ResourceGroup: rq.path.rg, Type: typ})
-		if err != nil {
-			return nil, internalError(err)
-		}
-		for _, res := range rs {
-			if !strings.EqualFold(res.TenantID, tenantID) {
+	for _, p := range h.providers {
+		for _, t := range p.Types {
+			if !t.Listed {
 				continue
 			}
-			g, err := genericOf(res)
+			rs, err := h.st.ListResources(rq.Ctx, store.ResourceQuery{SubscriptionID: rq.Path.Sub, ResourceGroup: rq.Path.RG, Type: p.Namespace + "/" + t.Name})
 			if err != nil {
-				return nil, err
+				return nil, rp.InternalError(err)
 			}
-			seen[strings.ToLower(res.ID)] = true
-			out = append(out, g)
+			for _, res := range rs {
+				if !strings.EqualFold(res.TenantID, tenantID) {
+					continue
+				}
+				g, err := genericOf(res, t.View)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, g)
+			}
 		}
-	}
-	sps, err := h.dir.ListManagedIdentities(rq.ctx, tenantID)
-	if err != nil {
-		return nil, internalError(err)
-	}
-	for _, sp := range sps {
-		id := sp.ManagedIdentityResourceID()
-		if !sp.IsUserAssigned() || seen[strings.ToLower(id)] || !idIn(id, rq.path.sub, rq.path.rg) {
+		if p.Unrecorded == nil {
 			continue
 		}
-		out = append(out, genericResource{ID: id, Name: identityName(sp), Type: identityType, created: sp.CreatedDateTime, changed: sp.CreatedDateTime})
+		rs, err := p.Unrecorded(rq, tenantID)
+		if err != nil {
+			return nil, err
+		}
+		for _, res := range rs {
+			if rp.IDIn(res.ID, rq.Path.Sub, rq.Path.RG) {
+				out = append(out, genericResource{ID: res.ID, Name: res.Name, Type: res.Type, created: res.Created, changed: res.Updated})
+			}
+		}
 	}
 	return out, nil
 }
 
 // genericOf is the generic view of a stored resource, with the top-level
-// members its own type's view has besides properties.
-func genericOf(res store.Resource) (genericResource, error) {
+// members its own type's view (nil for none) has besides properties.
+func genericOf(res store.Resource, view func(store.Resource) (any, error)) (genericResource, error) {
 	g := genericResource{ID: res.ID, Name: res.Name, Type: res.Type, Location: res.Location, Tags: res.Tags,
 		created: res.Created.UTC(), changed: res.Updated.UTC()}
-	var typed any
-	var err error
-	switch {
-	case strings.EqualFold(res.Type, sbNamespaceType):
-		typed, err = namespaceViewOf(res)
-	case strings.EqualFold(res.Type, applicationType):
-		typed, err = appViewOf(res)
-	default:
+	if view == nil {
 		return g, nil
 	}
+	typed, err := view(res)
 	if err != nil {
 		return genericResource{}, err
 	}
 	raw, err := json.Marshal(typed)
 	if err != nil {
-		return genericResource{}, internalError(err)
+		return genericResource{}, rp.InternalError(err)
 	}
 	var top struct {
 		Kind      string          `json:"kind"`
@@ -217,7 +213,7 @@ func genericOf(res store.Resource) (genericResource, error) {
 		ManagedBy string          `json:"managedBy"`
 	}
 	if err := json.Unmarshal(raw, &top); err != nil {
-		return genericResource{}, internalError(err)
+		return genericResource{}, rp.InternalError(err)
 	}
 	g.Kind, g.ManagedBy = top.Kind, top.ManagedBy
 	for dst, src := range map[*json.RawMessage]json.RawMessage{&g.Plan: top.Plan, &g.Sku: top.Sku, &g.Identity: top.Identity} {
@@ -273,9 +269,9 @@ func (f resourceFilter) matchAll(all []filterTerm, g genericResource) bool {
 		case "resourcetype":
 			v = g.Type
 		case "resourcegroup":
-			v = resourceGroupOf(strings.Split(strings.TrimPrefix(g.ID, "/"), "/"))
+			v = rp.ResourceGroupOf(strings.Split(strings.TrimPrefix(g.ID, "/"), "/"))
 		case "location":
-			v, t.value = normalizeLocation(g.Location), normalizeLocation(t.value)
+			v, t.value = rp.NormalizeLocation(g.Location), rp.NormalizeLocation(t.value)
 		}
 		var ok bool
 		switch t.op {
@@ -323,7 +319,7 @@ func matchTag(all []filterTerm, tags map[string]string) bool {
 // invalidFilter is Resource Manager's refusal of a $filter
 // (InvalidFilterInQueryString, as in Azure/azure-sdk-for-go#2480).
 func invalidFilter(filter, why string) error {
-	return newError(http.StatusBadRequest, "InvalidFilterInQueryString", "Invalid $filter '%s' specified in the query string: %s.", safeText(filter), why)
+	return rp.NewError(http.StatusBadRequest, "InvalidFilterInQueryString", "Invalid $filter '%s' specified in the query string: %s.", rp.SafeText(filter), why)
 }
 
 // parseResourceFilter parses the $filter forms Resources - List documents:

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+
+	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 )
 
 // FuzzResourceFilter: the $filter parser of Resources - List never panics;
@@ -20,8 +22,8 @@ func FuzzResourceFilter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		flt, err := parseResourceFilter(s)
 		if err != nil {
-			var ae *armError
-			if !errors.As(err, &ae) || ae.status != http.StatusBadRequest || ae.code != "InvalidFilterInQueryString" {
+			var ae *rp.Error
+			if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || ae.Code != "InvalidFilterInQueryString" {
 				t.Fatalf("%q: %v", s, err)
 			}
 			return

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
@@ -33,6 +34,10 @@ const (
 	targetSBNamespaces target = 120
 	// targetSBQueues is a queues id or collection below a namespace.
 	targetSBQueues target = 121
+	// targetSBNamespaceRules and targetSBQueueRules are the authorization
+	// rules of a namespace and of a queue (servicebus_sas.go).
+	targetSBNamespaceRules target = 122
+	targetSBQueueRules     target = 123
 )
 
 const (
@@ -48,23 +53,23 @@ const (
 )
 
 // serviceBusPath recognises the Microsoft.ServiceBus paths.
-func serviceBusPath(segs []string) (armPath, bool, error) {
+func serviceBusPath(segs []string) (rp.Path, bool, error) {
 	if ap, ok, err := sbRulePath(segs); ok {
 		return ap, true, err
 	}
-	return typedPath(segs, sbNamespace, "namespaces", "queues", targetSBNamespaces, targetSBQueues)
+	return rp.TypedPath(segs, sbNamespace, "namespaces", "queues", targetSBNamespaces, targetSBQueues)
 }
 
 // serviceBus serves the Microsoft.ServiceBus paths.
-func (h *Handler) serviceBus(rq *request) error {
-	if rq.path.rules {
+func (h *Handler) serviceBus(rq *rp.Request) error {
+	if rq.Path.Target == targetSBNamespaceRules || rq.Path.Target == targetSBQueueRules {
 		return h.serveRules(rq)
 	}
-	if rq.path.target == targetSBQueues {
-		return h.serveType(rq, rq.path.child == "", typeHandlers{list: h.listQueues, get: h.getQueue, put: h.putQueue, del: h.deleteQueue})
+	if rq.Path.Target == targetSBQueues {
+		return rp.ServeType(rq, rq.Path.Child == "", rp.TypeHandlers{List: h.listQueues, Get: h.getQueue, Put: h.putQueue, Delete: h.deleteQueue})
 	}
-	return h.serveType(rq, rq.path.name == "", typeHandlers{list: h.listNamespaces,
-		get: h.getNamespace, put: h.putNamespace, del: h.deleteNamespace})
+	return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: h.listNamespaces,
+		Get: h.getNamespace, Put: h.putNamespace, Delete: h.deleteNamespace})
 }
 
 // ---- ISO 8601 durations ----
@@ -379,7 +384,7 @@ func namespaceViewOf(res store.Resource) (namespaceView, error) {
 	var p namespaceResourceProps
 	if len(res.Properties) > 0 {
 		if err := json.Unmarshal(res.Properties, &p); err != nil {
-			return namespaceView{}, internalError(fmt.Errorf("namespace %s: stored properties: %w", res.ID, err))
+			return namespaceView{}, rp.InternalError(fmt.Errorf("namespace %s: stored properties: %w", res.ID, err))
 		}
 	}
 	if p.Sku.Name == "" {
@@ -398,7 +403,7 @@ func queueViewOf(res store.Resource) (queueView, error) {
 	s := defaultQueueSettings()
 	if len(res.Properties) > 0 {
 		if err := json.Unmarshal(res.Properties, &s); err != nil {
-			return queueView{}, internalError(fmt.Errorf("queue %s: stored properties: %w", res.ID, err))
+			return queueView{}, rp.InternalError(fmt.Errorf("queue %s: stored properties: %w", res.ID, err))
 		}
 	}
 	if s.MaxMessageSizeInKilobytes <= 0 {
@@ -408,51 +413,51 @@ func queueViewOf(res store.Resource) (queueView, error) {
 		Properties: queueProperties{queueSettings: s, fixedQueueProperties: fixedQueue(), Status: "Active", CreatedAt: res.Created.UTC(), UpdatedAt: res.Updated.UTC()}}, nil
 }
 
-func (rq *request) namespaceID(g store.ResourceGroup) string {
-	return "/subscriptions/" + g.SubscriptionID + "/resourceGroups/" + g.Name + "/providers/" + sbNamespaceType + "/" + rq.path.name
+func namespaceID(rq *rp.Request, g store.ResourceGroup) string {
+	return "/subscriptions/" + g.SubscriptionID + "/resourceGroups/" + g.Name + "/providers/" + sbNamespaceType + "/" + rq.Path.Name
 }
 
 // findNamespace returns the namespace the path names: ResourceGroupNotFound
 // or ResourceNotFound otherwise.
-func findNamespace(rq *request, st store.Store, tenantID string) (store.Resource, error) {
-	g, err := pathGroup(rq, st)
+func findNamespace(rq *rp.Request, st store.Store, tenantID string) (store.Resource, error) {
+	g, err := rp.PathGroup(rq, st)
 	if err != nil {
 		return store.Resource{}, err
 	}
-	res, err := findTyped(rq, st, tenantID, rq.namespaceID(g), sbNamespaceType)
+	res, err := rp.FindTyped(rq, st, tenantID, namespaceID(rq, g), sbNamespaceType)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Resource{}, resourceNotFound(sbNamespaceType, rq.path.rg, rq.path.name)
+		return store.Resource{}, rp.ResourceNotFound(sbNamespaceType, rq.Path.RG, rq.Path.Name)
 	} else if err != nil {
-		return store.Resource{}, internalError(err)
+		return store.Resource{}, rp.InternalError(err)
 	}
 	return res, nil
 }
 
 // findParentNamespace is findNamespace for a queue path: a missing
 // namespace is ParentResourceNotFound.
-func findParentNamespace(rq *request, st store.Store, tenantID string) (store.Resource, error) {
+func findParentNamespace(rq *rp.Request, st store.Store, tenantID string) (store.Resource, error) {
 	res, err := findNamespace(rq, st, tenantID)
-	return res, asParent(err, sbNamespaceType, rq.path.name)
+	return res, rp.AsParent(err, sbNamespaceType, rq.Path.Name)
 }
 
-func findQueue(rq *request, st store.Store, tenantID string) (store.Resource, store.Resource, error) {
+func findQueue(rq *rp.Request, st store.Store, tenantID string) (store.Resource, store.Resource, error) {
 	ns, err := findParentNamespace(rq, st, tenantID)
 	if err != nil {
 		return store.Resource{}, store.Resource{}, err
 	}
-	q, err := findTyped(rq, st, tenantID, ns.ID+"/queues/"+rq.path.child, sbQueueType)
+	q, err := rp.FindTyped(rq, st, tenantID, ns.ID+"/queues/"+rq.Path.Child, sbQueueType)
 	if errors.Is(err, store.ErrNotFound) {
-		return ns, store.Resource{}, resourceNotFound(sbQueueType, rq.path.rg, rq.path.name+"/"+rq.path.child)
+		return ns, store.Resource{}, rp.ResourceNotFound(sbQueueType, rq.Path.RG, rq.Path.Name+"/"+rq.Path.Child)
 	} else if err != nil {
-		return ns, store.Resource{}, internalError(err)
+		return ns, store.Resource{}, rp.InternalError(err)
 	}
 	return ns, q, nil
 }
 
 // ---- namespaces ----
 
-func (h *Handler) getNamespace(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionSBNamespaceRd)
+func (h *Handler) getNamespace(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionSBNamespaceRd)
 	if err != nil {
 		return err
 	}
@@ -464,35 +469,35 @@ func (h *Handler) getNamespace(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, http.StatusOK, v)
+	return rp.WriteJSON(rq, http.StatusOK, v)
 }
 
-func (h *Handler) listNamespaces(rq *request) error {
-	tenantID, err := h.listTenant(rq, actionSBNamespaceRd)
+func (h *Handler) listNamespaces(rq *rp.Request) error {
+	tenantID, err := rq.ListTenant(actionSBNamespaceRd)
 	if err != nil {
 		return err
 	}
-	rs, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: rq.path.sub, ResourceGroup: rq.path.rg, Type: sbNamespaceType})
+	rs, err := h.st.ListResources(rq.Ctx, store.ResourceQuery{SubscriptionID: rq.Path.Sub, ResourceGroup: rq.Path.RG, Type: sbNamespaceType})
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	rs = slices.DeleteFunc(rs, func(res store.Resource) bool { return !strings.EqualFold(res.TenantID, tenantID) })
-	return writeReadable(h, rq, actionSBNamespaceRd, rs, resourceID, namespaceViewOf)
+	return rp.WriteReadable(rq, actionSBNamespaceRd, rs, rp.ResourceID, namespaceViewOf)
 }
 
 func namespaceExists(name string) error {
-	return newError(http.StatusConflict, "Conflict", "The namespace name '%s' is already in use. Namespace names are globally unique, so it is possible that the name is already taken.", safeText(name))
+	return rp.NewError(http.StatusConflict, "Conflict", "The namespace name '%s' is already in use. Namespace names are globally unique, so it is possible that the name is already taken.", rp.SafeText(name))
 }
 
-func (h *Handler) putNamespace(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionSBNamespaceWr)
+func (h *Handler) putNamespace(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionSBNamespaceWr)
 	if err != nil {
 		return err
 	}
-	name := rq.path.name
+	name := rq.Path.Name
 	if !validNamespaceName(name) {
-		return badRequest(
-			"The namespace name '%s' is invalid. A namespace name must be 6 to 50 letters, digits or hyphens, start with a letter and end with a letter or digit.", safeText(name))
+		return rp.BadRequest(
+			"The namespace name '%s' is invalid. A namespace name must be 6 to 50 letters, digits or hyphens, start with a letter and end with a letter or digit.", rp.SafeText(name))
 	}
 	var body struct {
 		Location string            `json:"location"`
@@ -502,14 +507,14 @@ func (h *Handler) putNamespace(rq *request) error {
 			Tier string `json:"tier"`
 		} `json:"sku"`
 	}
-	if err := readBody(rq, &body); err != nil {
+	if err := rp.ReadBody(rq, &body); err != nil {
 		return err
 	}
-	location, err := checkLocation(body.Location, sbNamespaceType)
+	location, err := rp.CheckLocation(body.Location, sbNamespaceType)
 	if err != nil {
 		return err
 	}
-	if err := checkTags(body.Tags); err != nil {
+	if err := rp.CheckTags(body.Tags); err != nil {
 		return err
 	}
 	sku := sbSku{Name: "Standard", Tier: "Standard"}
@@ -521,26 +526,26 @@ func (h *Handler) putNamespace(rq *request) error {
 		case "premium":
 			sku = sbSku{Name: "Premium", Tier: "Premium"}
 		default:
-			return badRequest("The sku name '%s' is not valid: it must be 'Basic', 'Standard' or 'Premium'.", safeText(body.Sku.Name))
+			return rp.BadRequest("The sku name '%s' is not valid: it must be 'Basic', 'Standard' or 'Premium'.", rp.SafeText(body.Sku.Name))
 		}
 	}
 	propsJSON, err := json.Marshal(namespaceResourceProps{Sku: sku})
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 	status := http.StatusOK
 	var out store.Resource
-	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
 		now := h.now().UTC()
-		g, err := pathGroup(rq, tx)
+		g, err := rp.PathGroup(rq, tx)
 		if err != nil {
 			return err
 		}
-		id := rq.namespaceID(g)
-		rq.target = id
+		id := namespaceID(rq, g)
+		rq.Target = id
 		res := store.Resource{TenantID: tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: id, Type: sbNamespaceType,
 			Name: name, Location: location, Tags: body.Tags, Properties: propsJSON, Created: now, Updated: now}
-		old, err := tx.GetResource(rq.ctx, id)
+		old, err := tx.GetResource(rq.Ctx, id)
 		var existing *store.Resource
 		switch {
 		case err == nil:
@@ -548,7 +553,7 @@ func (h *Handler) putNamespace(rq *request) error {
 				return namespaceExists(name)
 			}
 			if old.Location != location {
-				return locationMoved(old.Name, old.Location, g.Name, location)
+				return rp.LocationMoved(old.Name, old.Location, g.Name, location)
 			}
 			existing = &old
 		case errors.Is(err, store.ErrNotFound):
@@ -561,9 +566,9 @@ func (h *Handler) putNamespace(rq *request) error {
 			}
 			status = http.StatusCreated
 		default:
-			return internalError(err)
+			return rp.InternalError(err)
 		}
-		out, err = writeRecord(rq, tx, res, existing, namespaceExists(name))
+		out, err = rp.WriteRecord(rq, tx, res, existing, namespaceExists(name))
 		if err != nil || existing != nil {
 			return err
 		}
@@ -576,15 +581,15 @@ func (h *Handler) putNamespace(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, status, v)
+	return rp.WriteJSON(rq, status, v)
 }
 
 // namespaceNameTaken reports whether a namespace of that name exists in
 // any subscription of any tenant.
-func namespaceNameTaken(rq *request, tx store.Store, name string) (bool, error) {
-	ts, err := tx.ListTenants(rq.ctx)
+func namespaceNameTaken(rq *rp.Request, tx store.Store, name string) (bool, error) {
+	ts, err := tx.ListTenants(rq.Ctx)
 	if err != nil {
-		return false, internalError(err)
+		return false, rp.InternalError(err)
 	}
 	seen := map[string]bool{}
 	for _, t := range ts {
@@ -593,9 +598,9 @@ func namespaceNameTaken(rq *request, tx store.Store, name string) (bool, error) 
 			continue
 		}
 		seen[sub] = true
-		rs, err := tx.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: t.SubscriptionID, Type: sbNamespaceType})
+		rs, err := tx.ListResources(rq.Ctx, store.ResourceQuery{SubscriptionID: t.SubscriptionID, Type: sbNamespaceType})
 		if err != nil {
-			return false, internalError(err)
+			return false, rp.InternalError(err)
 		}
 		for _, r := range rs {
 			if strings.EqualFold(r.Name, name) {
@@ -606,25 +611,25 @@ func namespaceNameTaken(rq *request, tx store.Store, name string) (bool, error) 
 	return false, nil
 }
 
-func (h *Handler) deleteNamespace(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionSBNamespaceDl)
+func (h *Handler) deleteNamespace(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionSBNamespaceDl)
 	if err != nil {
 		return err
 	}
-	return h.deleteAndWrite(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	return rq.DeleteAndWrite(tenantID, func(tx store.Store, _ *directory.Service) error {
 		res, err := findNamespace(rq, tx, tenantID)
 		if err != nil {
-			return nothingIfNotFound(err)
+			return rp.NothingIfNotFound(err)
 		}
-		rq.target = res.ID
-		return deleteRecord(rq, tx, res.ID)
+		rq.Target = res.ID
+		return rp.DeleteRecord(rq, tx, res.ID)
 	})
 }
 
 // ---- queues ----
 
-func (h *Handler) getQueue(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionSBQueueRead)
+func (h *Handler) getQueue(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionSBQueueRead)
 	if err != nil {
 		return err
 	}
@@ -636,19 +641,19 @@ func (h *Handler) getQueue(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, http.StatusOK, v)
+	return rp.WriteJSON(rq, http.StatusOK, v)
 }
 
 // queueViewWithCounts is queueViewOf with the message counts and size
 // that the data plane's store keeps.
-func (h *Handler) queueViewWithCounts(rq *request, res store.Resource) (queueView, error) {
+func (h *Handler) queueViewWithCounts(rq *rp.Request, res store.Resource) (queueView, error) {
 	v, err := queueViewOf(res)
 	if err != nil {
 		return v, err
 	}
-	st, err := h.st.QueueStats(rq.ctx, res.ID, h.now())
+	st, err := h.st.QueueStats(rq.Ctx, res.ID, h.now())
 	if err != nil {
-		return v, internalError(err)
+		return v, rp.InternalError(err)
 	}
 	v.Properties.MessageCount = st.ActiveCount + st.ScheduledCount + st.DeadLetterCount
 	v.Properties.SizeInBytes = st.SizeBytes
@@ -692,15 +697,15 @@ func (s *queueSettings) forTier(tier string, p *queueBodyProps) error {
 	case "Premium":
 		s.MaxMessageSizeInKilobytes = premiumMessageKB
 		if asked != nil && *asked != premiumMessageKB {
-			return badRequest("The value %d of properties.maxMessageSizeInKilobytes is out of range: this Service Bus serves messages up to %d KB.", *asked, premiumMessageKB)
+			return rp.BadRequest("The value %d of properties.maxMessageSizeInKilobytes is out of range: this Service Bus serves messages up to %d KB.", *asked, premiumMessageKB)
 		}
 	default:
 		s.MaxMessageSizeInKilobytes = standardMessageKB
 		if asked != nil && *asked != standardMessageKB {
-			return badRequest("properties.maxMessageSizeInKilobytes can be set only on queues of a Premium namespace; the %s tier's messages are at most %d KB.", tier, standardMessageKB)
+			return rp.BadRequest("properties.maxMessageSizeInKilobytes can be set only on queues of a Premium namespace; the %s tier's messages are at most %d KB.", tier, standardMessageKB)
 		}
 		if tier == "Basic" && s.RequiresSession {
-			return badRequest("Sessions are not supported in the Basic tier: properties.requiresSession must be false.")
+			return rp.BadRequest("Sessions are not supported in the Basic tier: properties.requiresSession must be false.")
 		}
 	}
 	return nil
@@ -755,21 +760,21 @@ func QueueLimits(res store.Resource) (store.QueueLimits, error) {
 	return lim, nil
 }
 
-func (h *Handler) listQueues(rq *request) error {
-	tenantID, err := h.scopeTenant(rq)
+func (h *Handler) listQueues(rq *rp.Request) error {
+	tenantID, err := rq.ScopeTenant()
 	if err != nil {
 		return err
 	}
-	rq.action = actionSBQueueRead
+	rq.Action = actionSBQueueRead
 	ns, err := findParentNamespace(rq, h.st, tenantID)
 	if err != nil {
 		return err
 	}
-	rs, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: ns.SubscriptionID, Type: sbQueueType, IDPrefix: ns.ID})
+	rs, err := h.st.ListResources(rq.Ctx, store.ResourceQuery{SubscriptionID: ns.SubscriptionID, Type: sbQueueType, IDPrefix: ns.ID})
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
-	return writeReadable(h, rq, actionSBQueueRead, rs, resourceID, func(res store.Resource) (queueView, error) {
+	return rp.WriteReadable(rq, actionSBQueueRead, rs, rp.ResourceID, func(res store.Resource) (queueView, error) {
 		return h.queueViewWithCounts(rq, res)
 	})
 }
@@ -790,10 +795,10 @@ func queueSettingsOf(p *queueBodyProps) (queueSettings, error) {
 		}
 		d, err := parseISODuration(*v)
 		if err != nil {
-			return badRequest("The value '%s' of properties.%s is %s.", safeText(*v), field, err)
+			return rp.BadRequest("The value '%s' of properties.%s is %s.", rp.SafeText(*v), field, err)
 		}
 		if d < lo || d > hi {
-			return badRequest("The value '%s' of properties.%s is out of range: it must be between %s and %s.", safeText(*v), field, lo, hi)
+			return rp.BadRequest("The value '%s' of properties.%s is out of range: it must be between %s and %s.", rp.SafeText(*v), field, lo, hi)
 		}
 		*out = d.String()
 		return nil
@@ -809,13 +814,13 @@ func queueSettingsOf(p *queueBodyProps) (queueSettings, error) {
 	}
 	if p.MaxDeliveryCount != nil {
 		if *p.MaxDeliveryCount < 1 || *p.MaxDeliveryCount > math.MaxInt32 {
-			return s, badRequest("The value %d of properties.maxDeliveryCount is out of range: it must be at least 1.", *p.MaxDeliveryCount)
+			return s, rp.BadRequest("The value %d of properties.maxDeliveryCount is out of range: it must be at least 1.", *p.MaxDeliveryCount)
 		}
 		s.MaxDeliveryCount = *p.MaxDeliveryCount
 	}
 	if p.MaxSizeInMegabytes != nil {
 		if *p.MaxSizeInMegabytes < defaultMaxSizeInMegabyte || *p.MaxSizeInMegabytes > maxMaxSizeInMegabytes {
-			return s, badRequest("The value %d of properties.maxSizeInMegabytes is out of range: it must be between %d and %d.", *p.MaxSizeInMegabytes, defaultMaxSizeInMegabyte, maxMaxSizeInMegabytes)
+			return s, rp.BadRequest("The value %d of properties.maxSizeInMegabytes is out of range: it must be between %d and %d.", *p.MaxSizeInMegabytes, defaultMaxSizeInMegabyte, maxMaxSizeInMegabytes)
 		}
 		s.MaxSizeInMegabytes = *p.MaxSizeInMegabytes
 	}
@@ -857,12 +862,12 @@ type queueBodyProps struct {
 // (delete itself when idle, forward, be disabled), more than Azure.
 func (p *queueBodyProps) checkFixed() error {
 	unsupported := func(prop, why string) error {
-		return newError(http.StatusBadRequest, "BadRequest", "The value of properties.%s is not supported by this Service Bus: %s.", prop, why)
+		return rp.NewError(http.StatusBadRequest, "BadRequest", "The value of properties.%s is not supported by this Service Bus: %s.", prop, why)
 	}
 	if p.AutoDeleteOnIdle != nil {
 		d, err := parseISODuration(*p.AutoDeleteOnIdle)
 		if err != nil {
-			return badRequest("The value '%s' of properties.autoDeleteOnIdle is %s.", safeText(*p.AutoDeleteOnIdle), err)
+			return rp.BadRequest("The value '%s' of properties.autoDeleteOnIdle is %s.", rp.SafeText(*p.AutoDeleteOnIdle), err)
 		}
 		if d < maxISODuration {
 			return unsupported("autoDeleteOnIdle", "queues are not deleted when idle; leave it at its default, "+maxISODuration.String())
@@ -886,20 +891,20 @@ func (p *queueBodyProps) checkFixed() error {
 	return nil
 }
 
-func (h *Handler) putQueue(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionSBQueueWrite)
+func (h *Handler) putQueue(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionSBQueueWrite)
 	if err != nil {
 		return err
 	}
-	name := rq.path.child
+	name := rq.Path.Child
 	if !validQueueName(name) {
-		return badRequest(
-			"The queue name '%s' is invalid. A queue name must be 1 to 260 letters, digits, '.', '-' or '_', and start and end with a letter or digit.", safeText(name))
+		return rp.BadRequest(
+			"The queue name '%s' is invalid. A queue name must be 1 to 260 letters, digits, '.', '-' or '_', and start and end with a letter or digit.", rp.SafeText(name))
 	}
 	var body struct {
 		Properties *queueBodyProps `json:"properties"`
 	}
-	if err := readBody(rq, &body); err != nil {
+	if err := rp.ReadBody(rq, &body); err != nil {
 		return err
 	}
 	settings, err := queueSettingsOf(body.Properties)
@@ -908,7 +913,7 @@ func (h *Handler) putQueue(rq *request) error {
 	}
 	status := http.StatusOK
 	var out store.Resource
-	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
 		now := h.now().UTC()
 		ns, err := findParentNamespace(rq, tx, tenantID)
 		if err != nil {
@@ -924,13 +929,13 @@ func (h *Handler) putQueue(rq *request) error {
 		}
 		propsJSON, err := json.Marshal(settings)
 		if err != nil {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		id := ns.ID + "/queues/" + name
-		rq.target = id
+		rq.Target = id
 		res := store.Resource{TenantID: tenantID, SubscriptionID: ns.SubscriptionID, ResourceGroup: ns.ResourceGroup, ID: id, Type: sbQueueType,
 			Name: name, Location: ns.Location, Properties: propsJSON, Created: now, Updated: now}
-		old, err := findTyped(rq, tx, tenantID, id, sbQueueType)
+		old, err := rp.FindTyped(rq, tx, tenantID, id, sbQueueType)
 		var existing *store.Resource
 		switch {
 		case err == nil:
@@ -940,13 +945,13 @@ func (h *Handler) putQueue(rq *request) error {
 			}
 			prev := prevView.Properties
 			if prev.RequiresDuplicateDetection != settings.RequiresDuplicateDetection {
-				return badRequest("The property requiresDuplicateDetection cannot be changed after the queue was created (it is %t).", prev.RequiresDuplicateDetection)
+				return rp.BadRequest("The property requiresDuplicateDetection cannot be changed after the queue was created (it is %t).", prev.RequiresDuplicateDetection)
 			}
 			// Nor can requiresSession ("Message sessions": sessions are
 			// enabled "while creating an entity"; the queue's
 			// RequiresSession is documented as settable at creation only).
 			if prev.RequiresSession != settings.RequiresSession {
-				return badRequest("The property requiresSession cannot be changed after the queue was created (it is %t).", prev.RequiresSession)
+				return rp.BadRequest("The property requiresSession cannot be changed after the queue was created (it is %t).", prev.RequiresSession)
 			}
 			existing = &old
 		case errors.Is(err, store.ErrNotFound):
@@ -954,9 +959,9 @@ func (h *Handler) putQueue(rq *request) error {
 			// spec lists no other success, and armservicebus's
 			// QueuesClient.CreateOrUpdate fails on anything but 200.
 		default:
-			return internalError(err)
+			return rp.InternalError(err)
 		}
-		out, err = writeRecord(rq, tx, res, existing, newError(http.StatusConflict, "Conflict", "The resource id '%s' is taken by a resource of another type.", safeText(id)))
+		out, err = rp.WriteRecord(rq, tx, res, existing, rp.NewError(http.StatusConflict, "Conflict", "The resource id '%s' is taken by a resource of another type.", rp.SafeText(id)))
 		return err
 	})
 	if err != nil {
@@ -966,20 +971,20 @@ func (h *Handler) putQueue(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, status, v)
+	return rp.WriteJSON(rq, status, v)
 }
 
-func (h *Handler) deleteQueue(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionSBQueueDelete)
+func (h *Handler) deleteQueue(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionSBQueueDelete)
 	if err != nil {
 		return err
 	}
-	return h.deleteAndWrite(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	return rq.DeleteAndWrite(tenantID, func(tx store.Store, _ *directory.Service) error {
 		_, q, err := findQueue(rq, tx, tenantID)
 		if err != nil {
-			return nothingIfNotFound(err)
+			return rp.NothingIfNotFound(err)
 		}
-		rq.target = q.ID
-		return deleteRecord(rq, tx, q.ID)
+		rq.Target = q.ID
+		return rp.DeleteRecord(rq, tx, q.ID)
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/servicebus"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -48,8 +49,8 @@ var (
 		regenerate: sbQueueType + "/authorizationRules/regenerateKeys/action"}
 )
 
-func (rq *request) ruleKind() ruleKind {
-	if rq.path.child != "" {
+func ruleKindOf(rq *rp.Request) ruleKind {
+	if rq.Path.Child != "" {
 		return queueRules
 	}
 	return namespaceRules
@@ -57,73 +58,72 @@ func (rq *request) ruleKind() ruleKind {
 
 // sbRulePath recognises the authorization rule paths; ok is false for any
 // other path (a namespace or queue path is typedPath's).
-func sbRulePath(segs []string) (ap armPath, ok bool, err error) {
+func sbRulePath(segs []string) (ap rp.Path, ok bool, err error) {
 	is := func(i int, s string) bool { return i < len(segs) && strings.EqualFold(segs[i], s) }
 	if len(segs) < 9 || !is(0, "subscriptions") || !is(2, "resourceGroups") || !is(4, "providers") ||
 		!is(5, sbNamespace) || !is(6, "namespaces") || segs[1] == "" || segs[3] == "" || segs[7] == "" {
-		return armPath{}, false, nil
+		return rp.Path{}, false, nil
 	}
-	ap = armPath{sub: segs[1], rg: segs[3], name: segs[7], rules: true}
-	scopeText := "/subscriptions/" + ap.sub + "/resourceGroups/" + ap.rg + "/providers/" + sbNamespaceType + "/" + ap.name
+	ap = rp.Path{Sub: segs[1], RG: segs[3], Name: segs[7]}
+	scopeText := "/subscriptions/" + ap.Sub + "/resourceGroups/" + ap.RG + "/providers/" + sbNamespaceType + "/" + ap.Name
 	rest := segs[8:]
-	ap.target = targetSBNamespaces
+	ap.Target = targetSBNamespaceRules
 	if is(8, "queues") {
 		if len(rest) < 3 || rest[1] == "" {
-			return armPath{}, false, nil
+			return rp.Path{}, false, nil
 		}
-		ap.child, ap.target = rest[1], targetSBQueues
-		scopeText += "/queues/" + ap.child
+		ap.Child, ap.Target = rest[1], targetSBQueueRules
+		scopeText += "/queues/" + ap.Child
 		rest = rest[2:]
 	}
 	if !strings.EqualFold(rest[0], "authorizationRules") {
-		return armPath{}, false, nil
+		return rp.Path{}, false, nil
 	}
 	rest = rest[1:]
 	switch len(rest) {
 	case 0:
 	case 1, 2:
 		if rest[0] == "" {
-			return armPath{}, true, badPath("the authorization rule name is empty")
+			return rp.Path{}, true, rp.BadPath("the authorization rule name is empty")
 		}
-		ap.rule = rest[0]
-		scopeText += "/authorizationRules/" + ap.rule
+		ap.Grandchild = rest[0]
+		scopeText += "/authorizationRules/" + ap.Grandchild
 		if len(rest) == 2 {
 			switch {
 			case strings.EqualFold(rest[1], "listKeys"):
-				ap.ruleOp = "listKeys"
+				ap.Op = "listKeys"
 			case strings.EqualFold(rest[1], "regenerateKeys"):
-				ap.ruleOp = "regenerateKeys"
+				ap.Op = "regenerateKeys"
 			default:
-				return armPath{}, true, badPath("'%s' is not an operation of an authorization rule", rest[1])
+				return rp.Path{}, true, rp.BadPath("'%s' is not an operation of an authorization rule", rest[1])
 			}
 		}
 	default:
-		return armPath{}, true, badPath("the resource id has too many segments")
+		return rp.Path{}, true, rp.BadPath("the resource id has too many segments")
 	}
-	sc, err := parseScopeText(scopeText)
+	sc, err := rp.ParseScopeText(scopeText)
 	if err != nil {
-		return armPath{}, true, err
+		return rp.Path{}, true, err
 	}
-	ap.scope, ap.sub = sc, sc.SubscriptionID()
+	ap.Scope, ap.Sub = sc, sc.SubscriptionID()
 	return ap, true, nil
 }
 
 // serveRules routes an authorization rules path.
-func (h *Handler) serveRules(rq *request) error {
+func (h *Handler) serveRules(rq *rp.Request) error {
 	if len(h.kek) == 0 {
-		return newError(http.StatusNotImplemented, "NotImplemented",
+		return rp.NewError(http.StatusNotImplemented, "NotImplemented",
 			"Shared access authorization rules are not available: this server has no key-encryption key configured.")
 	}
-	m := rq.r.Method
 	switch {
-	case rq.path.rule == "":
-		return h.only(rq, m, http.MethodGet, h.listRules)
-	case rq.path.ruleOp == "listKeys":
-		return h.only(rq, m, http.MethodPost, h.listRuleKeys)
-	case rq.path.ruleOp == "regenerateKeys":
-		return h.only(rq, m, http.MethodPost, h.regenerateRuleKeys)
+	case rq.Path.Grandchild == "":
+		return rp.Only(rq, http.MethodGet, h.listRules)
+	case rq.Path.Op == "listKeys":
+		return rp.Only(rq, http.MethodPost, h.listRuleKeys)
+	case rq.Path.Op == "regenerateKeys":
+		return rp.Only(rq, http.MethodPost, h.regenerateRuleKeys)
 	}
-	return h.serveType(rq, false, typeHandlers{get: h.getRule, put: h.putRule, del: h.deleteRule})
+	return rp.ServeType(rq, false, rp.TypeHandlers{Get: h.getRule, Put: h.putRule, Delete: h.deleteRule})
 }
 
 // ---- wire shapes ----
@@ -151,7 +151,7 @@ type accessKeys struct {
 func ruleViewOf(k ruleKind, res store.Resource) (ruleView, error) {
 	var p servicebus.RuleProperties
 	if err := json.Unmarshal(res.Properties, &p); err != nil {
-		return ruleView{}, internalError(err)
+		return ruleView{}, rp.InternalError(err)
 	}
 	if p.Rights == nil {
 		p.Rights = []string{}
@@ -170,7 +170,7 @@ func validRuleName(s string) bool {
 // Azure requires. They come back in their canonical spelling.
 func rightsOf(in []string) ([]string, error) {
 	if len(in) == 0 {
-		return nil, badRequest("The property properties.rights is required: it must hold one or more of 'Listen', 'Send' and 'Manage'.")
+		return nil, rp.BadRequest("The property properties.rights is required: it must hold one or more of 'Listen', 'Send' and 'Manage'.")
 	}
 	seen := map[string]bool{}
 	var out []string
@@ -182,7 +182,7 @@ func rightsOf(in []string) ([]string, error) {
 			}
 		}
 		if c == "" {
-			return nil, badRequest("The value '%s' of properties.rights is not valid: each right must be 'Listen', 'Send' or 'Manage'.", safeText(r))
+			return nil, rp.BadRequest("The value '%s' of properties.rights is not valid: each right must be 'Listen', 'Send' or 'Manage'.", rp.SafeText(r))
 		}
 		if !seen[c] {
 			seen[c] = true
@@ -190,7 +190,7 @@ func rightsOf(in []string) ([]string, error) {
 		}
 	}
 	if seen[servicebus.RightManage] && (!seen[servicebus.RightSend] || !seen[servicebus.RightListen]) {
-		return nil, badRequest("Assigning 'Manage' to rights requires 'Listen' and 'Send' to be included with it, e.g. [\"Manage\",\"Listen\",\"Send\"].")
+		return nil, rp.BadRequest("Assigning 'Manage' to rights requires 'Listen' and 'Send' to be included with it, e.g. [\"Manage\",\"Listen\",\"Send\"].")
 	}
 	return out, nil
 }
@@ -199,35 +199,35 @@ func rightsOf(in []string) ([]string, error) {
 
 // ruleParent returns the namespace and the id of the rule path's parent
 // (the namespace or the queue); a missing parent is ParentResourceNotFound.
-func ruleParent(rq *request, st store.Store, tenantID string) (store.Resource, string, error) {
-	if rq.path.child == "" {
+func ruleParent(rq *rp.Request, st store.Store, tenantID string) (store.Resource, string, error) {
+	if rq.Path.Child == "" {
 		ns, err := findParentNamespace(rq, st, tenantID)
 		return ns, ns.ID, err
 	}
 	ns, q, err := findQueue(rq, st, tenantID)
 	if err != nil {
-		return ns, "", asParent(err, sbQueueType, rq.path.name+"/"+rq.path.child)
+		return ns, "", rp.AsParent(err, sbQueueType, rq.Path.Name+"/"+rq.Path.Child)
 	}
 	return ns, q.ID, nil
 }
 
 // findRule returns the namespace, the rule's record and its kind, or
 // ResourceNotFound.
-func findRule(rq *request, st store.Store, tenantID string) (store.Resource, store.Resource, error) {
+func findRule(rq *rp.Request, st store.Store, tenantID string) (store.Resource, store.Resource, error) {
 	ns, parentID, err := ruleParent(rq, st, tenantID)
 	if err != nil {
 		return ns, store.Resource{}, err
 	}
-	k := rq.ruleKind()
-	res, err := findTyped(rq, st, tenantID, parentID+"/authorizationRules/"+rq.path.rule, k.typ)
+	k := ruleKindOf(rq)
+	res, err := rp.FindTyped(rq, st, tenantID, parentID+"/authorizationRules/"+rq.Path.Grandchild, k.typ)
 	if errors.Is(err, store.ErrNotFound) {
-		name := rq.path.name + "/" + rq.path.rule
-		if rq.path.child != "" {
-			name = rq.path.name + "/" + rq.path.child + "/" + rq.path.rule
+		name := rq.Path.Name + "/" + rq.Path.Grandchild
+		if rq.Path.Child != "" {
+			name = rq.Path.Name + "/" + rq.Path.Child + "/" + rq.Path.Grandchild
 		}
-		return ns, store.Resource{}, resourceNotFound(k.typ, rq.path.rg, name)
+		return ns, store.Resource{}, rp.ResourceNotFound(k.typ, rq.Path.RG, name)
 	} else if err != nil {
-		return ns, store.Resource{}, internalError(err)
+		return ns, store.Resource{}, rp.InternalError(err)
 	}
 	return ns, res, nil
 }
@@ -240,14 +240,14 @@ func (h *Handler) ruleRecord(k ruleKind, ns store.Resource, id, name string, rig
 	p := servicebus.RuleProperties{Rights: rights}
 	var err error
 	if p.PrimaryKeySealed, err = servicebus.SealRuleKey(h.kek, id, false, primary); err != nil {
-		return store.Resource{}, internalError(err)
+		return store.Resource{}, rp.InternalError(err)
 	}
 	if p.SecondaryKeySealed, err = servicebus.SealRuleKey(h.kek, id, true, secondary); err != nil {
-		return store.Resource{}, internalError(err)
+		return store.Resource{}, rp.InternalError(err)
 	}
 	props, err := json.Marshal(p)
 	if err != nil {
-		return store.Resource{}, internalError(err)
+		return store.Resource{}, rp.InternalError(err)
 	}
 	now := h.now().UTC()
 	return store.Resource{TenantID: ns.TenantID, SubscriptionID: ns.SubscriptionID, ResourceGroup: ns.ResourceGroup, ID: id, Type: k.typ,
@@ -256,7 +256,7 @@ func (h *Handler) ruleRecord(k ruleKind, ns store.Resource, id, name string, rig
 
 // createDefaultRule gives a namespace just created its
 // RootManageSharedAccessKey. Without a KEK there are no rules at all.
-func (h *Handler) createDefaultRule(rq *request, tx store.Store, ns store.Resource) error {
+func (h *Handler) createDefaultRule(rq *rp.Request, tx store.Store, ns store.Resource) error {
 	if len(h.kek) == 0 {
 		return nil
 	}
@@ -265,21 +265,21 @@ func (h *Handler) createDefaultRule(rq *request, tx store.Store, ns store.Resour
 	if err != nil {
 		return err
 	}
-	if err := tx.CreateResource(rq.ctx, res); err != nil {
-		return internalError(err)
+	if err := tx.CreateResource(rq.Ctx, res); err != nil {
+		return rp.InternalError(err)
 	}
 	return nil
 }
 
 // keysOf opens a rule's keys and writes its connection strings.
-func (h *Handler) keysOf(rq *request, ns, rule store.Resource) (accessKeys, error) {
+func (h *Handler) keysOf(rq *rp.Request, ns, rule store.Resource) (accessKeys, error) {
 	_, primary, secondary, err := servicebus.OpenRule(h.kek, rule)
 	if err != nil {
-		return accessKeys{}, internalError(err)
+		return accessKeys{}, rp.InternalError(err)
 	}
 	conn := func(key string) string {
 		s := "Endpoint=sb://" + strings.ToLower(ns.Name) + ".servicebus.windows.net/;SharedAccessKeyName=" + rule.Name + ";SharedAccessKey=" + key
-		if rq.path.child != "" {
+		if rq.Path.Child != "" {
 			// The queue's stored name: the rule's id is {queue id}/authorizationRules/{rule}.
 			q := strings.TrimSuffix(rule.ID, "/authorizationRules/"+rule.Name)
 			s += ";EntityPath=" + q[strings.LastIndexByte(q, '/')+1:]
@@ -292,9 +292,9 @@ func (h *Handler) keysOf(rq *request, ns, rule store.Resource) (accessKeys, erro
 
 // ---- operations ----
 
-func (h *Handler) getRule(rq *request) error {
-	k := rq.ruleKind()
-	tenantID, err := h.authorizeAt(rq, k.read)
+func (h *Handler) getRule(rq *rp.Request) error {
+	k := ruleKindOf(rq)
+	tenantID, err := rq.AuthorizeAt(k.read)
 	if err != nil {
 		return err
 	}
@@ -306,81 +306,81 @@ func (h *Handler) getRule(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, http.StatusOK, v)
+	return rp.WriteJSON(rq, http.StatusOK, v)
 }
 
-func (h *Handler) listRules(rq *request) error {
-	k := rq.ruleKind()
-	tenantID, err := h.scopeTenant(rq)
+func (h *Handler) listRules(rq *rp.Request) error {
+	k := ruleKindOf(rq)
+	tenantID, err := rq.ScopeTenant()
 	if err != nil {
 		return err
 	}
-	rq.action = k.read
+	rq.Action = k.read
 	ns, parentID, err := ruleParent(rq, h.st, tenantID)
 	if err != nil {
 		return err
 	}
-	rs, err := h.st.ListResources(rq.ctx, store.ResourceQuery{SubscriptionID: ns.SubscriptionID, Type: k.typ, IDPrefix: parentID})
+	rs, err := h.st.ListResources(rq.Ctx, store.ResourceQuery{SubscriptionID: ns.SubscriptionID, Type: k.typ, IDPrefix: parentID})
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
-	return writeReadable(h, rq, k.read, rs, resourceID, func(res store.Resource) (ruleView, error) { return ruleViewOf(k, res) })
+	return rp.WriteReadable(rq, k.read, rs, rp.ResourceID, func(res store.Resource) (ruleView, error) { return ruleViewOf(k, res) })
 }
 
 // putRule creates a rule with new keys, or sets an existing rule's
 // rights keeping its keys. Azure answers 200 either way.
-func (h *Handler) putRule(rq *request) error {
-	k := rq.ruleKind()
-	tenantID, err := h.authorizeAt(rq, k.write)
+func (h *Handler) putRule(rq *rp.Request) error {
+	k := ruleKindOf(rq)
+	tenantID, err := rq.AuthorizeAt(k.write)
 	if err != nil {
 		return err
 	}
-	name := rq.path.rule
+	name := rq.Path.Grandchild
 	if !validRuleName(name) {
-		return badRequest("The authorization rule name '%s' is invalid. A rule name must be 1 to 50 letters, digits, '.', '-' or '_', and start and end with a letter or digit.",
-			safeText(name))
+		return rp.BadRequest("The authorization rule name '%s' is invalid. A rule name must be 1 to 50 letters, digits, '.', '-' or '_', and start and end with a letter or digit.",
+			rp.SafeText(name))
 	}
 	var body struct {
 		Properties *struct {
 			Rights []string `json:"rights"`
 		} `json:"properties"`
 	}
-	if err := readBody(rq, &body); err != nil {
+	if err := rp.ReadBody(rq, &body); err != nil {
 		return err
 	}
 	if body.Properties == nil {
-		return badRequest("The property properties.rights is required: it must hold one or more of 'Listen', 'Send' and 'Manage'.")
+		return rp.BadRequest("The property properties.rights is required: it must hold one or more of 'Listen', 'Send' and 'Manage'.")
 	}
 	rights, err := rightsOf(body.Properties.Rights)
 	if err != nil {
 		return err
 	}
 	var out store.Resource
-	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
 		ns, parentID, err := ruleParent(rq, tx, tenantID)
 		if err != nil {
 			return err
 		}
 		id := parentID + "/authorizationRules/" + name
-		rq.target = id
+		rq.Target = id
 		primary, secondary := servicebus.NewRuleKey(), servicebus.NewRuleKey()
-		old, err := findTyped(rq, tx, tenantID, id, k.typ)
+		old, err := rp.FindTyped(rq, tx, tenantID, id, k.typ)
 		var existing *store.Resource
 		switch {
 		case err == nil:
 			if _, primary, secondary, err = servicebus.OpenRule(h.kek, old); err != nil {
-				return internalError(err)
+				return rp.InternalError(err)
 			}
 			existing, id = &old, old.ID
 		case errors.Is(err, store.ErrNotFound):
 		default:
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		res, err := h.ruleRecord(k, ns, id, name, rights, primary, secondary)
 		if err != nil {
 			return err
 		}
-		out, err = writeRecord(rq, tx, res, existing, newError(http.StatusConflict, "Conflict", "The resource id '%s' is taken by a resource of another type.", safeText(id)))
+		out, err = rp.WriteRecord(rq, tx, res, existing, rp.NewError(http.StatusConflict, "Conflict", "The resource id '%s' is taken by a resource of another type.", rp.SafeText(id)))
 		return err
 	})
 	if err != nil {
@@ -390,54 +390,54 @@ func (h *Handler) putRule(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, http.StatusOK, v)
+	return rp.WriteJSON(rq, http.StatusOK, v)
 }
 
-func (h *Handler) deleteRule(rq *request) error {
-	k := rq.ruleKind()
-	tenantID, err := h.authorizeAt(rq, k.del)
+func (h *Handler) deleteRule(rq *rp.Request) error {
+	k := ruleKindOf(rq)
+	tenantID, err := rq.AuthorizeAt(k.del)
 	if err != nil {
 		return err
 	}
-	return h.deleteAndWrite(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	return rq.DeleteAndWrite(tenantID, func(tx store.Store, _ *directory.Service) error {
 		_, res, err := findRule(rq, tx, tenantID)
 		if err != nil {
-			return nothingIfNotFound(err)
+			return rp.NothingIfNotFound(err)
 		}
-		rq.target = res.ID
-		return deleteRecord(rq, tx, res.ID)
+		rq.Target = res.ID
+		return rp.DeleteRecord(rq, tx, res.ID)
 	})
 }
 
 // listRuleKeys answers the rule's keys. Reading a secret is audited like
 // a change.
-func (h *Handler) listRuleKeys(rq *request) error {
-	k := rq.ruleKind()
-	tenantID, err := h.authorizeAt(rq, k.listKeys)
+func (h *Handler) listRuleKeys(rq *rp.Request) error {
+	k := ruleKindOf(rq)
+	tenantID, err := rq.AuthorizeAt(k.listKeys)
 	if err != nil {
 		return err
 	}
 	var keys accessKeys
-	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
 		ns, res, err := findRule(rq, tx, tenantID)
 		if err != nil {
 			return err
 		}
-		rq.target = res.ID
+		rq.Target = res.ID
 		keys, err = h.keysOf(rq, ns, res)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, http.StatusOK, keys)
+	return rp.WriteJSON(rq, http.StatusOK, keys)
 }
 
 // regenerateRuleKeys replaces the primary or the secondary key with a new
 // random key, or with the key the body gives (a base64 256-bit key).
-func (h *Handler) regenerateRuleKeys(rq *request) error {
-	k := rq.ruleKind()
-	tenantID, err := h.authorizeAt(rq, k.regenerate)
+func (h *Handler) regenerateRuleKeys(rq *rp.Request) error {
+	k := ruleKindOf(rq)
+	tenantID, err := rq.AuthorizeAt(k.regenerate)
 	if err != nil {
 		return err
 	}
@@ -445,7 +445,7 @@ func (h *Handler) regenerateRuleKeys(rq *request) error {
 		KeyType string  `json:"keyType"`
 		Key     *string `json:"key"`
 	}
-	if err := readBody(rq, &body); err != nil {
+	if err := rp.ReadBody(rq, &body); err != nil {
 		return err
 	}
 	var secondary bool
@@ -454,36 +454,36 @@ func (h *Handler) regenerateRuleKeys(rq *request) error {
 	case strings.EqualFold(body.KeyType, "SecondaryKey"):
 		secondary = true
 	default:
-		return badRequest("The value '%s' of keyType is not valid: it must be 'PrimaryKey' or 'SecondaryKey'.", safeText(body.KeyType))
+		return rp.BadRequest("The value '%s' of keyType is not valid: it must be 'PrimaryKey' or 'SecondaryKey'.", rp.SafeText(body.KeyType))
 	}
 	newKey := servicebus.NewRuleKey()
 	if body.Key != nil && *body.Key != "" {
 		if raw, err := base64.StdEncoding.DecodeString(*body.Key); err != nil || len(raw) != 32 {
-			return badRequest("The key must be a base64-encoded 256-bit key (44 characters).")
+			return rp.BadRequest("The key must be a base64-encoded 256-bit key (44 characters).")
 		}
 		newKey = *body.Key
 	}
 	var keys accessKeys
-	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
 		ns, res, err := findRule(rq, tx, tenantID)
 		if err != nil {
 			return err
 		}
-		rq.target = res.ID
+		rq.Target = res.ID
 		rights, primary, second, err := servicebus.OpenRule(h.kek, res)
 		if err != nil {
-			return internalError(err)
+			return rp.InternalError(err)
 		}
 		if secondary {
 			second = newKey
 		} else {
 			primary = newKey
 		}
-		upd, err := h.ruleRecord(rq.ruleKind(), ns, res.ID, res.Name, rights, primary, second)
+		upd, err := h.ruleRecord(ruleKindOf(rq), ns, res.ID, res.Name, rights, primary, second)
 		if err != nil {
 			return err
 		}
-		out, err := writeRecord(rq, tx, upd, &res, nil)
+		out, err := rp.WriteRecord(rq, tx, upd, &res, nil)
 		if err != nil {
 			return err
 		}
@@ -493,5 +493,5 @@ func (h *Handler) regenerateRuleKeys(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, http.StatusOK, keys)
+	return rp.WriteJSON(rq, http.StatusOK, keys)
 }

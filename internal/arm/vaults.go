@@ -27,8 +27,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
-	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
@@ -49,56 +49,56 @@ const (
 //	/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults[/{name}]
 //
 // (segments without the leading slash). ok is false for any other path.
-func parseVaultPath(segs []string) (armPath, bool) {
+func parseVaultPath(segs []string) (rp.Path, bool) {
 	is := func(i int, s string) bool { return strings.EqualFold(segs[i], s) }
 	n := len(segs)
 	if n < 5 || !is(0, "subscriptions") || segs[1] == "" {
-		return armPath{}, false
+		return rp.Path{}, false
 	}
-	var ap armPath
+	var ap rp.Path
 	switch {
 	case n == 5 && is(2, "providers") && is(3, "Microsoft.KeyVault") && is(4, "vaults"):
-		ap = armPath{target: targetVaults, sub: segs[1]}
+		ap = rp.Path{Target: targetVaults, Sub: segs[1]}
 	case (n == 7 || n == 8) && is(2, "resourceGroups") && segs[3] != "" && is(4, "providers") && is(5, "Microsoft.KeyVault") && is(6, "vaults"):
-		ap = armPath{target: targetVaults, sub: segs[1], rg: segs[3]}
+		ap = rp.Path{Target: targetVaults, Sub: segs[1], RG: segs[3]}
 		if n == 8 {
 			if segs[7] == "" {
-				return armPath{}, false
+				return rp.Path{}, false
 			}
-			ap.name = segs[7]
+			ap.Name = segs[7]
 		}
 	default:
-		return armPath{}, false
+		return rp.Path{}, false
 	}
 	return ap, true
 }
 
-// vaultPath turns a recognised vault path into an armPath whose scope is
+// vaultPath turns a recognised vault path into an rp.Path whose scope is
 // the subscription (subscription list), the group (group list) or the
 // vault's id.
-func vaultPath(segs []string) (armPath, bool, error) {
+func vaultPath(segs []string) (rp.Path, bool, error) {
 	ap, ok := parseVaultPath(segs)
 	if !ok {
-		return armPath{}, false, nil
+		return rp.Path{}, false, nil
 	}
-	scopeText := "/subscriptions/" + ap.sub
-	if ap.rg != "" {
-		scopeText += "/resourceGroups/" + ap.rg
+	scopeText := "/subscriptions/" + ap.Sub
+	if ap.RG != "" {
+		scopeText += "/resourceGroups/" + ap.RG
 	}
-	if ap.name != "" {
-		scopeText += "/providers/" + vaultType + "/" + ap.name
+	if ap.Name != "" {
+		scopeText += "/providers/" + vaultType + "/" + ap.Name
 	}
-	sc, err := parseScopeText(scopeText)
+	sc, err := rp.ParseScopeText(scopeText)
 	if err != nil {
-		return armPath{}, true, err
+		return rp.Path{}, true, err
 	}
-	ap.scope, ap.sub = sc, sc.SubscriptionID()
+	ap.Scope, ap.Sub = sc, sc.SubscriptionID()
 	return ap, true, nil
 }
 
 // vaults serves the Microsoft.KeyVault/vaults paths.
-func (h *Handler) vaults(rq *request) error {
-	return h.serveType(rq, rq.path.name == "", typeHandlers{list: h.listVaults, get: h.getVault, put: h.putVault, del: h.deleteVault})
+func (h *Handler) vaults(rq *rp.Request) error {
+	return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: h.listVaults, Get: h.getVault, Put: h.putVault, Delete: h.deleteVault})
 }
 
 // ---- wire shapes ----
@@ -143,13 +143,13 @@ type vaultResourceProps struct {
 // for management.{domain}.
 func vaultURI(r *http.Request, name string) string {
 	domain := "azure.net"
-	if lb := loginBase(r); lb != "https://login.microsoftonline.com" {
+	if lb := rp.LoginBase(r); lb != "https://login.microsoftonline.com" {
 		domain = strings.TrimPrefix(lb, "https://login.")
 	}
 	return "https://" + strings.ToLower(name) + ".vault." + domain + "/"
 }
 
-func (h *Handler) vaultViewOf(rq *request, v store.Vault, res *store.Resource) vaultView {
+func (h *Handler) vaultViewOf(rq *rp.Request, v store.Vault, res *store.Resource) vaultView {
 	sku := vaultSku{Family: "A", Name: "standard"}
 	tags := map[string]string{}
 	if res != nil {
@@ -162,7 +162,7 @@ func (h *Handler) vaultViewOf(rq *request, v store.Vault, res *store.Resource) v
 		}
 	}
 	return vaultView{ID: v.ResourceID, Name: v.Name, Type: vaultType, Location: v.Location, Tags: tags,
-		Properties: vaultProperties{TenantID: v.TenantID, Sku: sku, AccessPolicies: []any{}, VaultURI: vaultURI(rq.r, v.Name),
+		Properties: vaultProperties{TenantID: v.TenantID, Sku: sku, AccessPolicies: []any{}, VaultURI: vaultURI(rq.R, v.Name),
 			EnableRbacAuthorization: true, EnableSoftDelete: true, SoftDeleteRetentionInDays: v.SoftDeleteRetentionDays,
 			EnablePurgeProtection: v.EnablePurgeProtection, PublicNetworkAccess: "Enabled", ProvisioningState: "Succeeded"}}
 }
@@ -180,17 +180,17 @@ func vaultIn(v store.Vault, sub, rg string) bool {
 // findVault returns the vault the path names, with its generic record if
 // there is one: ResourceGroupNotFound, or ResourceNotFound when no vault of
 // that name lives in that group of that tenant.
-func findVault(rq *request, st store.Store, tenantID string) (store.Vault, *store.Resource, error) {
-	if _, err := pathGroup(rq, st); err != nil {
+func findVault(rq *rp.Request, st store.Store, tenantID string) (store.Vault, *store.Resource, error) {
+	if _, err := rp.PathGroup(rq, st); err != nil {
 		return store.Vault{}, nil, err
 	}
-	v, err := st.GetVault(rq.ctx, rq.path.name)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (!strings.EqualFold(v.TenantID, tenantID) || !vaultIn(v, rq.path.sub, rq.path.rg))) {
-		return store.Vault{}, nil, resourceNotFound(vaultType, rq.path.rg, rq.path.name)
+	v, err := st.GetVault(rq.Ctx, rq.Path.Name)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (!strings.EqualFold(v.TenantID, tenantID) || !vaultIn(v, rq.Path.Sub, rq.Path.RG))) {
+		return store.Vault{}, nil, rp.ResourceNotFound(vaultType, rq.Path.RG, rq.Path.Name)
 	} else if err != nil {
-		return store.Vault{}, nil, internalError(err)
+		return store.Vault{}, nil, rp.InternalError(err)
 	}
-	res, err := recordOf(rq, st, v.ResourceID)
+	res, err := rp.RecordOf(rq, st, v.ResourceID)
 	if err != nil {
 		return store.Vault{}, nil, err
 	}
@@ -199,8 +199,8 @@ func findVault(rq *request, st store.Store, tenantID string) (store.Vault, *stor
 
 // ---- operations ----
 
-func (h *Handler) getVault(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionVaultRead)
+func (h *Handler) getVault(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionVaultRead)
 	if err != nil {
 		return err
 	}
@@ -208,37 +208,37 @@ func (h *Handler) getVault(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, http.StatusOK, h.vaultViewOf(rq, v, res))
+	return rp.WriteJSON(rq, http.StatusOK, h.vaultViewOf(rq, v, res))
 }
 
 // listVaults lists the vaults of a group or subscription that the caller
 // may read.
-func (h *Handler) listVaults(rq *request) error {
-	tenantID, err := h.listTenant(rq, actionVaultRead)
+func (h *Handler) listVaults(rq *rp.Request) error {
+	tenantID, err := rq.ListTenant(actionVaultRead)
 	if err != nil {
 		return err
 	}
-	vs, err := h.st.ListVaults(rq.ctx, tenantID)
+	vs, err := h.st.ListVaults(rq.Ctx, tenantID)
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
-	vs = slices.DeleteFunc(vs, func(v store.Vault) bool { return !vaultIn(v, rq.path.sub, rq.path.rg) })
-	return writeReadable(h, rq, actionVaultRead, vs, func(v store.Vault) string { return v.ResourceID },
+	vs = slices.DeleteFunc(vs, func(v store.Vault) bool { return !vaultIn(v, rq.Path.Sub, rq.Path.RG) })
+	return rp.WriteReadable(rq, actionVaultRead, vs, func(v store.Vault) string { return v.ResourceID },
 		func(v store.Vault) (vaultView, error) {
-			res, err := recordOf(rq, h.st, v.ResourceID)
+			res, err := rp.RecordOf(rq, h.st, v.ResourceID)
 			return h.vaultViewOf(rq, v, res), err
 		})
 }
 
-func (h *Handler) putVault(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionVaultWrite)
+func (h *Handler) putVault(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionVaultWrite)
 	if err != nil {
 		return err
 	}
-	name := rq.path.name
+	name := rq.Path.Name
 	if !vault.ValidName(name) {
-		return newError(http.StatusBadRequest, "VaultNameNotValid",
-			"The vault name '%s' is invalid. A vault's name must be between 3-24 alphanumeric characters. The name must begin with a letter, end with a letter or digit, and not contain consecutive hyphens.", safeText(name))
+		return rp.NewError(http.StatusBadRequest, "VaultNameNotValid",
+			"The vault name '%s' is invalid. A vault's name must be between 3-24 alphanumeric characters. The name must begin with a letter, end with a letter or digit, and not contain consecutive hyphens.", rp.SafeText(name))
 	}
 	var body struct {
 		Location   string            `json:"location"`
@@ -252,32 +252,32 @@ func (h *Handler) putVault(rq *request) error {
 			EnablePurgeProtection     *bool     `json:"enablePurgeProtection"`
 		} `json:"properties"`
 	}
-	if err := readBody(rq, &body); err != nil {
+	if err := rp.ReadBody(rq, &body); err != nil {
 		return err
 	}
-	location, err := checkPut(vaultType, body.Location, body.Tags, body.Properties)
+	location, err := rp.CheckPut(vaultType, body.Location, body.Tags, body.Properties)
 	if err != nil {
 		return err
 	}
 	p := body.Properties
 	if p.TenantID == "" {
-		return badRequest("The parameter properties.tenantId is required.")
+		return rp.BadRequest("The parameter properties.tenantId is required.")
 	}
 	if !strings.EqualFold(p.TenantID, tenantID) {
-		return badRequest("The tenant id '%s' of the vault must be the tenant '%s' that owns the subscription.", safeText(p.TenantID), tenantID)
+		return rp.BadRequest("The tenant id '%s' of the vault must be the tenant '%s' that owns the subscription.", rp.SafeText(p.TenantID), tenantID)
 	}
 	if p.Sku == nil || p.Sku.Name == "" {
-		return badRequest("The parameter properties.sku is required.")
+		return rp.BadRequest("The parameter properties.sku is required.")
 	}
 	sku := vaultSku{Family: "A", Name: strings.ToLower(p.Sku.Name)}
 	if (p.Sku.Family != "" && !strings.EqualFold(p.Sku.Family, "A")) || (sku.Name != "standard" && sku.Name != "premium") {
-		return badRequest("The sku '%s/%s' is not valid: the family must be 'A' and the name 'standard' or 'premium'.", safeText(p.Sku.Family), safeText(p.Sku.Name))
+		return rp.BadRequest("The sku '%s/%s' is not valid: the family must be 'A' and the name 'standard' or 'premium'.", rp.SafeText(p.Sku.Family), rp.SafeText(p.Sku.Name))
 	}
 	if p.EnableRbacAuthorization != nil && !*p.EnableRbacAuthorization {
-		return badRequest("Access policies are not supported by this service: enableRbacAuthorization must be true.")
+		return rp.BadRequest("Access policies are not supported by this service: enableRbacAuthorization must be true.")
 	}
 	if p.EnableSoftDelete != nil && !*p.EnableSoftDelete {
-		return badRequest("Soft delete cannot be disabled: enableSoftDelete must be true.")
+		return rp.BadRequest("Soft delete cannot be disabled: enableSoftDelete must be true.")
 	}
 	days, purge, err := vault.CreationSettings(p.SoftDeleteRetentionInDays, p.EnablePurgeProtection)
 	if err != nil {
@@ -285,45 +285,45 @@ func (h *Handler) putVault(rq *request) error {
 	}
 	propsJSON, err := json.Marshal(vaultResourceProps{Sku: sku})
 	if err != nil {
-		return internalError(err)
+		return rp.InternalError(err)
 	}
 
 	status := http.StatusOK
 	var out store.Vault
 	var outRes store.Resource
-	err = h.change(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
 		now := h.now().UTC()
-		g, err := pathGroup(rq, tx)
+		g, err := rp.PathGroup(rq, tx)
 		if err != nil {
 			return err
 		}
 		id := "/subscriptions/" + g.SubscriptionID + "/resourceGroups/" + g.Name + "/providers/" + vaultType + "/" + name
-		rq.target = id
-		v, err := tx.GetVault(rq.ctx, name)
+		rq.Target = id
+		v, err := tx.GetVault(rq.Ctx, name)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			status = http.StatusCreated
 			v = store.Vault{TenantID: tenantID, Name: name, ResourceID: id, Location: location,
 				SoftDeleteRetentionDays: days, EnablePurgeProtection: purge, EnableSoftDelete: true, Created: now}
-			if err := tx.CreateVault(rq.ctx, v); errors.Is(err, store.ErrConflict) {
+			if err := tx.CreateVault(rq.Ctx, v); errors.Is(err, store.ErrConflict) {
 				return vaultExists(name)
 			} else if err != nil {
-				return internalError(err)
+				return rp.InternalError(err)
 			}
-			if v, err = tx.GetVault(rq.ctx, name); err != nil {
-				return internalError(err)
+			if v, err = tx.GetVault(rq.Ctx, name); err != nil {
+				return rp.InternalError(err)
 			}
 		case err != nil:
-			return internalError(err)
+			return rp.InternalError(err)
 		case !strings.EqualFold(v.TenantID, tenantID) || !strings.EqualFold(v.ResourceID, id):
 			return vaultExists(name)
 		default:
 			if v.Location != location {
-				return newError(http.StatusBadRequest, "LocationNotAvailableForResourceType", "The vault '%s' exists in location '%s'; a vault cannot be moved to '%s'.", v.Name, v.Location, safeText(location))
+				return rp.NewError(http.StatusBadRequest, "LocationNotAvailableForResourceType", "The vault '%s' exists in location '%s'; a vault cannot be moved to '%s'.", v.Name, v.Location, rp.SafeText(location))
 			}
 			// An update: the retention may only be restated, purge
 			// protection only turned on (vault.ApplyUpdate).
-			v, err = vault.UpdateVault(rq.ctx, tx, tenantID, v.Name, vault.VaultUpdate{
+			v, err = vault.UpdateVault(rq.Ctx, tx, tenantID, v.Name, vault.VaultUpdate{
 				SoftDeleteRetentionDays: p.SoftDeleteRetentionInDays, EnablePurgeProtection: p.EnablePurgeProtection})
 			if err != nil {
 				return vaultRuleError(err)
@@ -331,7 +331,7 @@ func (h *Handler) putVault(rq *request) error {
 		}
 		res := store.Resource{TenantID: tenantID, SubscriptionID: g.SubscriptionID, ResourceGroup: g.Name, ID: v.ResourceID,
 			Type: vaultType, Name: v.Name, Location: v.Location, Tags: body.Tags, Properties: propsJSON, Created: now, Updated: now}
-		if err := saveRecord(rq, tx, &res, nil); err != nil {
+		if err := rp.SaveRecord(rq, tx, &res, nil); err != nil {
 			return err
 		}
 		out, outRes = v, res
@@ -340,7 +340,7 @@ func (h *Handler) putVault(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(rq, status, h.vaultViewOf(rq, out, &outRes))
+	return rp.WriteJSON(rq, status, h.vaultViewOf(rq, out, &outRes))
 }
 
 // vaultRuleError answers a refusal of the vault package's rules as Key
@@ -348,46 +348,46 @@ func (h *Handler) putVault(rq *request) error {
 func vaultRuleError(err error) error {
 	var re *vault.RuleError
 	if errors.As(err, &re) {
-		return badRequest("%s", re.Message)
+		return rp.BadRequest("%s", re.Message)
 	}
-	return internalError(err)
+	return rp.InternalError(err)
 }
 
 func vaultExists(name string) error {
-	return newError(http.StatusConflict, "VaultAlreadyExists",
-		"The vault name '%s' is already in use. Vault names are globally unique so it is possible that the name is already taken.", safeText(name))
+	return rp.NewError(http.StatusConflict, "VaultAlreadyExists",
+		"The vault name '%s' is already in use. Vault names are globally unique so it is possible that the name is already taken.", rp.SafeText(name))
 }
 
-func (h *Handler) deleteVault(rq *request) error {
-	tenantID, err := h.authorizeAt(rq, actionVaultDelete)
+func (h *Handler) deleteVault(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionVaultDelete)
 	if err != nil {
 		return err
 	}
-	return h.deleteAndWrite(rq, tenantID, func(tx store.Store, _ *directory.Service) error {
+	return rq.DeleteAndWrite(tenantID, func(tx store.Store, _ *directory.Service) error {
 		v, _, err := findVault(rq, tx, tenantID)
 		if err != nil {
-			return nothingIfNotFound(err)
+			return rp.NothingIfNotFound(err)
 		}
-		rq.target = v.ResourceID
+		rq.Target = v.ResourceID
 		return deleteVaultRecords(rq, tx, v)
 	})
 }
 
 // deleteVaultRecords removes a vault with its secrets, its generic record
 // and the role assignments at its scope.
-func deleteVaultRecords(rq *request, tx store.Store, v store.Vault) error {
-	if err := tx.DeleteVault(rq.ctx, v.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return internalError(err)
+func deleteVaultRecords(rq *rp.Request, tx store.Store, v store.Vault) error {
+	if err := tx.DeleteVault(rq.Ctx, v.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return rp.InternalError(err)
 	}
-	return deleteRecord(rq, tx, v.ResourceID)
+	return rp.DeleteRecord(rq, tx, v.ResourceID)
 }
 
 // deleteGroupVaults deletes the vaults of group g of the tenant, inside
 // the transaction that deletes the group.
-func deleteGroupVaults(rq *request, tx store.Store, g store.ResourceGroup) error {
-	vs, err := tx.ListVaults(rq.ctx, g.TenantID)
+func deleteGroupVaults(rq *rp.Request, tx store.Store, g store.ResourceGroup) error {
+	vs, err := tx.ListVaults(rq.Ctx, g.TenantID)
 	if err != nil {
-		return internalError(fmt.Errorf("list vaults: %w", err))
+		return rp.InternalError(fmt.Errorf("list vaults: %w", err))
 	}
 	for _, v := range vs {
 		if vaultIn(v, g.SubscriptionID, g.Name) {
@@ -397,13 +397,4 @@ func deleteGroupVaults(rq *request, tx store.Store, g store.ResourceGroup) error
 		}
 	}
 	return nil
-}
-
-// parseScopeText parses a scope as parsePath does, as a path error.
-func parseScopeText(s string) (rbac.Scope, error) {
-	sc, err := rbac.ParseScope(s)
-	if err != nil {
-		return rbac.Scope{}, badPath("%s", strings.TrimPrefix(err.Error(), rbac.ErrInvalidScope.Error()+": "))
-	}
-	return sc, nil
 }
