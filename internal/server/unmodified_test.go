@@ -189,14 +189,23 @@ exec "$prog" -graph="$graph"`
 			t.Fatal(err)
 		}
 		authority, _ := cred.AuthorityURL()
+		// The CLI's named profiles: the tenant's bootstrap administrator.
 		var admin struct {
-			Profiles map[string]struct{ ClientID, ClientSecret string } `json:"profiles"`
+			Profiles map[string]struct {
+				TenantID, ClientID, ClientSecret string
+				Bootstrap                        bool
+			} `json:"profiles"`
 		}
 		data, err := os.ReadFile(filepath.Join(r.dir, "profiles.json"))
 		if err != nil || json.Unmarshal(data, &admin) != nil {
 			t.Fatalf("profiles.json: %v", err)
 		}
-		p := admin.Profiles[tenant.TenantID]
+		var p struct{ ClientID, ClientSecret string }
+		for _, q := range admin.Profiles {
+			if q.TenantID == tenant.TenantID && q.Bootstrap {
+				p.ClientID, p.ClientSecret = q.ClientID, q.ClientSecret
+			}
+		}
 		adminCred, err := azclient.NewClientSecretCredential(authority, tenant.TenantID, p.ClientID, p.ClientSecret, opts)
 		if err != nil {
 			t.Fatal(err)
