@@ -115,6 +115,8 @@ type Handler struct {
 	// ficWrites are the user-assigned identities whose federated
 	// credentials are being written (identities.go, oneFICWriter).
 	ficWrites inFlight
+	// runs are the template deployments running here (deployments_run.go).
+	runs deploymentRuns
 	// providers are the registered providers, in registration order;
 	// byNamespace finds one by its lower-cased namespace.
 	providers   []*rp.Provider
@@ -260,6 +262,8 @@ func (h *Handler) serve(rq *rp.Request) error {
 		}
 	case targetExplain:
 		return rp.Only(rq, http.MethodGet, h.explain)
+	case targetDeployments:
+		return h.deployments(rq) // deployments.go
 	case targetResourceList:
 		return h.listResources(rq) // resourcelist.go
 	case targetResource:
@@ -291,6 +295,9 @@ func (h *Handler) resource(rq *rp.Request) error {
 // when the path names a known subscription (how clients discover it),
 // else of the common endpoint.
 func (h *Handler) authenticate(rq *rp.Request, path rp.Path, pathOK bool) error {
+	if authenticateInProcess(rq) { // a template deployment's own request (deployments_run.go)
+		return nil
+	}
 	fail := func(code, message string) error {
 		tenant := "common"
 		if pathOK && path.Sub != "" {
@@ -406,6 +413,9 @@ func cmpOr(a, b string) string {
 
 // decide asks the engine whether the caller may perform action at scope.
 func (h *Handler) decide(rq *rp.Request, action, scope string) (rbac.Decision, error) {
+	if d, ok := platformDecision(rq, scope); ok { // a managed application's installation (deployments_run.go)
+		return d, nil
+	}
 	d, err := h.rbac.Decide(rq.Ctx, rbac.Request{
 		// The principal (oid) lives in the token's tenant, which owns the
 		// scope: a provider's service principal provisioned into the

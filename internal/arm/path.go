@@ -85,6 +85,10 @@ func (h *Handler) parsePath(p string) (rp.Path, *rp.Provider, error) {
 		}
 		return ap, nil, nil
 	}
+	// Microsoft.Resources/deployments (deployments.go).
+	if ap, ok, err := deploymentPath(segs); ok {
+		return ap, nil, err
+	}
 	// Resources - List (resourcelist.go).
 	if ap, ok, err := resourceListPath(segs); ok {
 		return ap, nil, err
