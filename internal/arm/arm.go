@@ -413,9 +413,6 @@ func cmpOr(a, b string) string {
 
 // decide asks the engine whether the caller may perform action at scope.
 func (h *Handler) decide(rq *rp.Request, action, scope string) (rbac.Decision, error) {
-	if d, ok := platformDecision(rq, scope); ok { // a managed application's installation (deployments_run.go)
-		return d, nil
-	}
 	d, err := h.rbac.Decide(rq.Ctx, rbac.Request{
 		// The principal (oid) lives in the token's tenant, which owns the
 		// scope: a provider's service principal provisioned into the

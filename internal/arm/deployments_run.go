@@ -28,7 +28,6 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/armtemplate"
 	"github.com/tenantbridge/tenantbridge/internal/httpx"
-	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/token"
 )
@@ -44,15 +43,10 @@ const maxDeploymentBody = armtemplate.MaxTemplateBytes + 1<<20
 type callerKey struct{}
 
 // caller is who an in-process request acts as: the verified claims of the
-// principal that sent the deployment, or the platform (a managed
-// application's installation) limited to one managed resource group.
+// principal that sent the deployment, and the host it came to.
 type caller struct {
 	claims token.Claims
 	host   string
-	// platformScope, when set, makes the caller the platform itself
-	// (Microsoft.Solutions acting for a managed application), which may
-	// do anything at or below this scope and nothing elsewhere.
-	platformScope string
 }
 
 // callerOf returns the in-process caller of a request, if any.
@@ -70,19 +64,6 @@ func authenticateInProcess(rq *rp.Request) bool {
 	}
 	rq.Claims, rq.TenantID, rq.OID, rq.Home = c.claims, c.claims.TenantID, c.claims.ObjectID, c.claims.HomeTenant()
 	return true
-}
-
-// platformDecision decides for the platform caller: allowed at or below
-// its scope, refused elsewhere. ok is false for any other caller.
-func platformDecision(rq *rp.Request, scope string) (d rbac.Decision, ok bool) {
-	c := callerOf(rq.Ctx)
-	if c == nil || c.platformScope == "" {
-		return d, false
-	}
-	sc, err := rbac.ParseScope(scope)
-	base, berr := rbac.ParseScope(c.platformScope)
-	d.Allowed = err == nil && berr == nil && (sc.Key() == base.Key() || strings.HasPrefix(sc.Key(), base.Key()+"/"))
-	return d, true
 }
 
 // recorder is the response of an in-process request.
