@@ -38,6 +38,7 @@ type Link struct {
 	callbacks callbacks // the application's callbacks, run in order
 	rcvSecond bool      // receiver settle mode second (we or the peer settle last)
 	sndMode   uint8     // the sender settle mode agreed
+	counted   bool      // Server.Observer was told of the attach, and is told of the end
 
 	// When the peer sends:
 	deliveryCount uint32 // the sender's delivery-count as we know it
@@ -735,6 +736,10 @@ func (l *Link) attached(acc *Accept, err error) {
 	}
 	l.s.c.writeFrame(l.s.ch, resp, nil)
 	l.state = linkAttached
+	if o := l.s.c.srv.Observer; o != nil {
+		o.AMQPLink(l.peerSends, true)
+		l.counted = true
+	}
 	if l.peerSends {
 		l.topUpCredit()
 	} else {
@@ -792,6 +797,10 @@ func (l *Link) end(err error) {
 		return
 	}
 	l.state = linkEnded
+	if l.counted {
+		l.s.c.srv.Observer.AMQPLink(l.peerSends, false)
+		l.counted = false
+	}
 	l.mu.Lock()
 	l.err = err
 	l.mu.Unlock()

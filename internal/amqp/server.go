@@ -90,6 +90,22 @@ type Server struct {
 	// Logger receives one line per connection that ends in error; nil
 	// discards.
 	Logger *slog.Logger
+
+	// Observer, if set, is told of connections and links as they begin
+	// and end, for the operator's metrics. Set it before serving.
+	Observer Observer
+}
+
+// Observer counts connections and links. Its methods are called from the
+// connections' goroutines and must be quick and safe for concurrent use.
+type Observer interface {
+	// AMQPConnection is called with true when a transport connection
+	// arrives (before its handshake) and with false when it ends.
+	AMQPConnection(open bool)
+	// AMQPLink is called with attached true when the application accepts
+	// a link, and false when that link ends; sender tells whether the
+	// peer sends on it.
+	AMQPLink(sender, attached bool)
 }
 
 // SASL is what the peer said in its sasl-init.
@@ -159,6 +175,10 @@ var errHeader = errors.New("amqp: unsupported protocol header")
 // waited for too, after their context is cancelled).
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	defer nc.Close()
+	if o := s.Observer; o != nil {
+		o.AMQPConnection(true)
+		defer o.AMQPConnection(false)
+	}
 	c := &Conn{srv: s, nc: nc, RemoteAddr: nc.RemoteAddr()}
 	br := bufio.NewReaderSize(nc, 4096)
 

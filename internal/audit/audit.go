@@ -25,7 +25,20 @@ type Log struct {
 	logger *slog.Logger
 	now    func() time.Time
 	batch  *batcher // nil: each record is written at once
+	obs    Observer // nil: none
 }
+
+// Observer is told how long each record took to commit (what its caller
+// waited), or that it failed, for the operator's metrics.
+type Observer interface {
+	AuditCommitted(took time.Duration, err error)
+}
+
+// Option configures a Log.
+type Option func(*Log)
+
+// WithObserver makes the Log report its commits to o.
+func WithObserver(o Observer) Option { return func(l *Log) { l.obs = o } }
 
 // New returns a Log writing each record to st as it comes; logger receives
 // a line for each record that could not be stored. Pass a transaction's
@@ -69,11 +82,15 @@ func (l *Log) Record(ctx context.Context, r store.AuditRecord) error {
 		r.ClientAddr = info.ClientAddr
 	}
 	r = Sanitize(r)
+	start := time.Now()
 	var err error
 	if l.batch != nil {
 		err = l.batch.enqueue(ctx, r)
 	} else {
 		_, err = l.st.AppendAudit(ctx, r)
+	}
+	if l.obs != nil {
+		l.obs.AuditCommitted(time.Since(start), err)
 	}
 	if err != nil {
 		l.logger.ErrorContext(ctx, "audit record not stored", "action", r.Action, "target_tenant", r.TargetTenant, "err", err)

@@ -35,10 +35,14 @@ var ErrClosed = errors.New("audit: log is closed")
 // that the log could lose; what the grouping saves is a commit (an fsync on
 // the embedded store) per record, which would otherwise bound how many
 // tokens a second the server can issue. Close stops the writer.
-func NewBatching(st store.Audit, logger *slog.Logger) *Log {
+func NewBatching(st store.Audit, logger *slog.Logger, opts ...Option) *Log {
 	b := &batcher{st: st, logger: logger, queue: make(chan pending, 4*maxBatch), stopped: make(chan struct{})}
 	go b.run()
-	return &Log{st: st, logger: logger, now: time.Now, batch: b}
+	l := &Log{st: st, logger: logger, now: time.Now, batch: b}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
 }
 
 type pending struct {

@@ -99,6 +99,15 @@ type Config struct {
 	// delivery log, so it must not carry the secret. Nil: a message with
 	// an AuthRef fails at once (messages without one are unaffected).
 	Authorize func(ctx context.Context, ref string) (string, error)
+	// Observer, if set, is told the outcome of every attempt, for the
+	// operator's metrics.
+	Observer Observer
+}
+
+// Observer counts delivery attempts by the state they left the message
+// in: delivered, pending (to be retried) or failed.
+type Observer interface {
+	OutboxAttempt(state store.OutboxState)
 }
 
 // Deliverer sends the outbox's messages. Create it with New and start it
@@ -112,6 +121,7 @@ type Deliverer struct {
 	backoff func(int) time.Duration
 	slots   int
 	authz   func(context.Context, string) (string, error)
+	obs     Observer // nil: none
 
 	wake chan struct{}
 
@@ -125,7 +135,7 @@ func New(cfg Config) (*Deliverer, error) {
 		return nil, errors.New("outbox: a store is required")
 	}
 	d := &Deliverer{st: cfg.Store, client: cfg.Client, log: cfg.Logger, now: cfg.Now, maxAge: cfg.MaxAge,
-		backoff: cfg.Backoff, slots: cfg.Concurrency, authz: cfg.Authorize, wake: make(chan struct{}, 1), inflight: map[string]bool{}}
+		backoff: cfg.Backoff, slots: cfg.Concurrency, authz: cfg.Authorize, obs: cfg.Observer, wake: make(chan struct{}, 1), inflight: map[string]bool{}}
 	if d.client == nil {
 		d.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
@@ -396,6 +406,9 @@ func retryAfter(v string, now time.Time) time.Duration {
 // record stores an attempt's outcome. A message that is no longer pending
 // was finished by another deliverer after this one's claim ran out.
 func (d *Deliverer) record(ctx context.Context, log *slog.Logger, a store.OutboxAttempt, state store.OutboxState, next time.Time) {
+	if d.obs != nil {
+		d.obs.OutboxAttempt(state)
+	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	err := d.st.RecordOutboxAttempt(rctx, a, state, next)

@@ -62,11 +62,29 @@ type Engine struct {
 	st        Store
 	groups    Groups
 	decisions *gencache.Cache[Request, Decision]
+	obs       Observer // nil: none
 }
 
+// Observer is told of every decision, for the operator's metrics: whether
+// it allowed, whether the decision cache answered it, and the error when
+// none could be made.
+type Observer interface {
+	RBACDecision(allowed, cached bool, err error)
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithObserver makes the engine report its decisions to o.
+func WithObserver(o Observer) Option { return func(e *Engine) { e.obs = o } }
+
 // New returns an engine reading assignments from st and memberships from groups.
-func New(st Store, groups Groups) *Engine {
-	return &Engine{st: st, groups: groups, decisions: gencache.New[Request, Decision](st, maxCachedDecisions)}
+func New(st Store, groups Groups, opts ...Option) *Engine {
+	e := &Engine{st: st, groups: groups, decisions: gencache.New[Request, Decision](st, maxCachedDecisions)}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
 }
 
 // Request is one access question.
@@ -142,7 +160,12 @@ func (e Explanation) String() string {
 // Requests differing in nothing but letter case are decided separately,
 // so that the explanation names the scope as asked.
 func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
-	return e.decisions.Get(req, func() (Decision, error) { return e.decide(ctx, req) })
+	computed := false
+	d, err := e.decisions.Get(req, func() (Decision, error) { computed = true; return e.decide(ctx, req) })
+	if e.obs != nil {
+		e.obs.RBACDecision(d.Allowed, !computed, err)
+	}
+	return d, err
 }
 
 // decide computes the decision from the store.

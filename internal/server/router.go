@@ -111,6 +111,19 @@ type statusRecorder struct {
 	body    *timedBody    // nil when the request has no body deadline
 	timeout time.Duration // the body deadline, for the 408's message
 	cut     bool          // the 408 was sent: drop what the handler writes
+	// errBody is the start of an error answer's body (status 400 and
+	// up), where its error code is found (errorCode); errCode is the
+	// code of an answer the front door wrote itself.
+	errBody []byte
+	errCode string
+}
+
+// code is the answer's error code, "" for a success.
+func (s *statusRecorder) code() string {
+	if s.errCode != "" || s.status < 400 {
+		return s.errCode
+	}
+	return errorCode(s.Header(), s.errBody)
 }
 
 // takeOver sends the 408 instead of the handler's answer, if the body timed
@@ -123,7 +136,7 @@ func (s *statusRecorder) takeOver() bool {
 	if s.status != 0 || s.body == nil || !s.body.expired.Load() {
 		return false
 	}
-	s.cut, s.status = true, http.StatusRequestTimeout
+	s.cut, s.status, s.errCode = true, http.StatusRequestTimeout, "RequestTimeout"
 	writeBodyTimeout(s.ResponseWriter, s.timeout)
 	return true
 }
@@ -145,6 +158,9 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
+	if s.status >= 400 && len(s.errBody) < maxErrorBody {
+		s.errBody = append(s.errBody, b[:min(len(b), maxErrorBody-len(s.errBody))]...)
+	}
 	return s.ResponseWriter.Write(b)
 }
 
@@ -159,9 +175,12 @@ func (s *statusRecorder) Flush() {
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // middleware gives each request an id, its client address and public base
-// URL, a body limit and a body deadline (see timedBody), panic containment
-// and one access-log line. The log line has the path but never the query
-// string, which may carry a signature.
+// URL, a body limit and a body deadline (see timedBody), panic containment,
+// one access-log line and its count in the metrics. The log line has the
+// path but never the query string, which may carry a signature; it names
+// the surface, the tenant and principal (object id) the caller's
+// credential named, and the answer's error code, which the surfaces
+// report through the request's httpx.Note and the answer's own body.
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -171,7 +190,8 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			client = r.RemoteAddr
 		}
 		info := httpx.Info{RequestID: id, ClientAddr: client, BaseURL: "https://" + strings.ToLower(r.Host)}
-		r = r.WithContext(httpx.WithInfo(r.Context(), info))
+		note := &httpx.Note{}
+		r = r.WithContext(httpx.WithNote(httpx.WithInfo(r.Context(), info), note))
 		rec := &statusRecorder{ResponseWriter: w, timeout: s.bodyTimeout}
 		if b := limitBody(w, r, s.bodyTimeout); b != nil {
 			rec.body, r.Body = b, b
@@ -189,10 +209,20 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 						"code": "InternalServerError", "message": "The server failed to process the request; request id " + id + "."}})
 				}
 			}
+			took, status, code := time.Since(start), rec.status, rec.code()
+			if status == 0 {
+				status = http.StatusOK // what net/http sends for a handler that wrote nothing
+			}
+			surface, tenant, principal := note.Read()
+			if surface == "" {
+				surface = surfaceOther
+			}
+			s.metrics.Request(surface, status, code, took)
 			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("request_id", id), slog.String("method", r.Method), slog.String("host", hostOnly(r.Host)),
-				slog.String("path", r.URL.Path), slog.Int("status", rec.status), slog.String("client", client),
-				slog.Duration("duration", time.Since(start)))
+				slog.String("path", r.URL.Path), slog.Int("status", status), slog.String("surface", surface),
+				slog.String("tenant", tenant), slog.String("principal", principal), slog.String("error_code", code),
+				slog.String("client", client), slog.Duration("duration", took))
 		}()
 		next.ServeHTTP(rec, r)
 		rec.takeOver() // a handler that answered nothing after the body timed out

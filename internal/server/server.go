@@ -26,6 +26,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/dnsserve"
 	"github.com/tenantbridge/tenantbridge/internal/graph"
+	"github.com/tenantbridge/tenantbridge/internal/observe"
 	"github.com/tenantbridge/tenantbridge/internal/operator"
 	"github.com/tenantbridge/tenantbridge/internal/outbox"
 	"github.com/tenantbridge/tenantbridge/internal/pki"
@@ -97,6 +98,15 @@ type Config struct {
 	// for this server's fetches only. tenantbridge's own CA is never among
 	// them: it vouches only for names this server answers as.
 	FederationRoots []*x509.Certificate
+	// MetricsListen, if set, is a plain-HTTP address serving the
+	// Prometheus metrics without authorization, and /healthz and /readyz,
+	// for a scraper and probes on a network the operator trusts. The
+	// metrics are always served on the HTTPS listener too, at /metrics,
+	// to the operator key. Empty means no such listener.
+	MetricsListen string
+	// MaxQueueSeries bounds the Service Bus queues that get metrics of
+	// their own; zero means observe.DefaultMaxQueues.
+	MaxQueueSeries int
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -156,6 +166,14 @@ type Server struct {
 	proxyLn       net.Listener // set by Listen when cfg.ProxyListen is
 	amqpLn        net.Listener // set by Listen when cfg.AMQPListen is
 	amqpAddr      string
+	metricsLn     net.Listener // set by Listen when cfg.MetricsListen is
+	metricsAddr   string
+	// metrics is every family the server exports (package observe);
+	// timed is the store as the components use it, its main calls timed
+	// into the metrics (s.store is the store itself, for Close, health
+	// and the accessors).
+	metrics *observe.Metrics
+	timed   store.Store
 	messaging     *servicebus.Service
 	// dns answers the served names when cfg.DNSListen is set; dnsPC and
 	// dnsLn are its sockets, opened by Listen.
@@ -228,7 +246,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.store, err = backends.Open(ctx, storeURL); err != nil {
 		return nil, err
 	}
-	if s.dir, err = directory.New(s.store, secrets.HashKey, secrets.KEK, directory.WithReservedHosts(s.servesUnderCustomDomain)); err != nil {
+	s.metrics = observe.New(observe.Options{Store: s.store, MaxQueues: cfg.MaxQueueSeries})
+	s.timed = s.metrics.Store(s.store)
+	if s.dir, err = directory.New(s.timed, secrets.HashKey, secrets.KEK, directory.WithReservedHosts(s.servesUnderCustomDomain)); err != nil {
 		s.store.Close()
 		return nil, err
 	}
@@ -236,7 +256,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store.Close()
 		return nil, fmt.Errorf("first-party applications: %w", err)
 	}
-	s.audit = audit.NewBatching(s.store, s.logger)
+	s.audit = audit.NewBatching(s.timed, s.logger, audit.WithObserver(s.metrics))
 	if s.operator, err = operator.LoadOrCreateCredential(cfg.DataDir, "https://"+cfg.Listen, s.ca.CertFile(), ""); err != nil {
 		s.audit.Close()
 		s.store.Close()
@@ -257,7 +277,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		return "Bootstrap " + v, nil
 	}
-	if s.notifications, err = outbox.New(outbox.Config{Store: s.store, Client: notificationClient(), Logger: s.logger, Authorize: authorize}); err != nil {
+	if s.notifications, err = outbox.New(outbox.Config{Store: s.timed, Client: notificationClient(), Logger: s.logger, Authorize: authorize,
+		Observer: s.metrics}); err != nil {
 		s.audit.Close()
 		s.store.Close()
 		return nil, err
@@ -328,43 +349,53 @@ func (s *Server) buildRouter() *router {
 		aliases = map[string]string{"https://vault." + d: directory.KeyVaultResource}
 	}
 	tokens := sts.New(sts.Config{Directory: s.dir, Keys: s.keys, Audit: s.audit, Logger: s.logger, IsLoginHost: isLogin,
-		FederationClient: federationClient(s.cfg.FederationRoots), ManagedIdentityIssuerBase: miIssuer, ResourceAliases: aliases, KEK: s.kek, RefreshTokenInactivity: s.cfg.RefreshTokenLifetime})
+		FederationClient: federationClient(s.cfg.FederationRoots), ManagedIdentityIssuerBase: miIssuer, ResourceAliases: aliases, KEK: s.kek, RefreshTokenInactivity: s.cfg.RefreshTokenLifetime,
+		Observer: s.metrics})
 	verifier := tokens.Verifier()
 	pages := signin.New(signin.Config{Directory: s.dir, Audit: s.audit, Logger: s.logger, KEK: s.kek,
-		Devices: deviceApprover{s.store}})
-	login := loginSurface{pages: pages, tokens: tokens}
+		Devices: deviceApprover{s.timed}})
+	login := loginSurface{pages: tagged{surfaceSignin, pages}, tokens: tagged{surfaceToken, tokens}}
 	graphAPI := graph.New(graph.Config{Directory: s.dir, Verifier: verifier, Audit: s.audit, Logger: s.logger})
-	access := rbac.New(s.store, s.dir)
-	s.vaults = vault.New(vault.Config{Store: s.store, KEK: s.kek, Verifier: verifier,
+	access := rbac.New(s.timed, s.dir, rbac.WithObserver(s.metrics))
+	s.vaults = vault.New(vault.Config{Store: s.timed, KEK: s.kek, Verifier: verifier,
 		Authorizer: vaultAuthorizer{access}, Audit: s.audit, Logger: s.logger,
 		LoginBase: func(*http.Request) string { return miIssuer }})
-	s.broker = servicebus.NewBroker(s.store, nil, s.logger)
-	s.messaging = servicebus.New(servicebus.Config{Store: s.store, Broker: s.broker, Verifier: verifier,
+	s.broker = servicebus.NewBroker(s.timed, nil, s.logger, servicebus.WithBrokerObserver(s.metrics))
+	s.messaging = servicebus.New(servicebus.Config{Store: s.timed, Broker: s.broker, Verifier: verifier,
 		Authorizer: busAuthorizer{access}, Limits: arm.QueueLimits, MessageLimit: arm.QueueMaxMessageBytes, Audit: s.audit, Logger: s.logger, KEK: s.kek})
-	resources := arm.New(arm.Config{Directory: s.dir, Store: s.store, RBAC: access, Verifier: verifier,
+	s.messaging.AMQP().Observer = s.metrics // AMQPS and WebSockets alike
+	resources := arm.New(arm.Config{Directory: s.dir, Store: s.timed, RBAC: access, Verifier: verifier,
 		Audit: s.audit, Logger: s.logger, KEK: s.kek, TokenMinter: tokens, Notify: s.notifications.Notify,
 		NotificationDeadline: s.cfg.NotificationRetryFor})
 	ops := operator.New(operator.Config{Directory: s.dir, Audit: s.audit, Key: s.operator.Key, Keys: s.keys,
 		MaxTokenLifetime: MaxTokenLifetime, Logger: s.logger})
 
 	bare := http.NewServeMux()
-	bare.Handle("/_operator/", ops)
-	bare.HandleFunc("GET /healthz", s.health)
+	bare.Handle("/_operator/", tagged{surfaceOperator, ops})
+	bare.Handle("GET /healthz", tagged{surfaceHealth, http.HandlerFunc(s.healthz)})
+	bare.Handle("GET /readyz", tagged{surfaceHealth, http.HandlerFunc(s.readyz)})
+	bare.Handle("GET /metrics", tagged{surfaceMetrics, http.HandlerFunc(s.serveMetrics)})
 	bare.Handle("/", login)
 	r.bare = bare
 
+	// Each surface is tagged with its name, for the request's log line
+	// and metrics.
+	graphSurface := tagged{surfaceGraph, graphAPI}
+	armSurface := tagged{surfaceARM, resources}
+	vaultSurface := tagged{surfaceKeyVault, s.vaults}
+	busSurface := tagged{surfaceServiceBus, s.messaging}
 	for h := range loginHosts {
 		r.byHost[h] = login
 	}
-	r.byHost["graph.microsoft.com"] = graphAPI
-	r.byHost["management.azure.com"] = resources
-	r.byParent["vault.azure.net"] = s.vaults
-	r.byParent["servicebus.windows.net"] = s.messaging
+	r.byHost["graph.microsoft.com"] = graphSurface
+	r.byHost["management.azure.com"] = armSurface
+	r.byParent["vault.azure.net"] = vaultSurface
+	r.byParent["servicebus.windows.net"] = busSurface
 	if d := s.hosts.CustomDomain; d != "" {
-		r.byHost["graph."+d] = graphAPI
-		r.byHost["management."+d] = resources
-		r.byParent["vault."+d] = s.vaults
-		r.byParent["servicebus."+d] = s.messaging
+		r.byHost["graph."+d] = graphSurface
+		r.byHost["management."+d] = armSurface
+		r.byParent["vault."+d] = vaultSurface
+		r.byParent["servicebus."+d] = busSurface
 	}
 	return r
 }
@@ -402,20 +433,6 @@ func federationClient(extra []*x509.Certificate) *http.Client {
 	return &http.Client{Transport: t, Timeout: 15 * time.Second}
 }
 
-func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-	defer cancel()
-	if _, err := s.store.GetTenant(ctx, directory.MicrosoftTenantID); err != nil {
-		s.logger.ErrorContext(ctx, "health check: store unavailable", "err", err)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"status":"unavailable","store":"unreachable"}`))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write([]byte(`{"status":"ok"}`))
-}
-
 // Listen opens the HTTPS listener, and the proxy listener if
 // Config.ProxyListen is set, and records their addresses in the operator
 // credential, so that `:0` in tests and the CLI agree on the ports.
@@ -447,6 +464,10 @@ func (s *Server) Listen() (net.Listener, error) {
 			s.amqpLn.Close()
 			s.amqpLn = nil
 		}
+		if s.metricsLn != nil {
+			s.metricsLn.Close()
+			s.metricsLn = nil
+		}
 	}
 	if s.cfg.AMQPListen != "" {
 		aln, err := net.Listen("tcp", s.cfg.AMQPListen)
@@ -458,6 +479,17 @@ func (s *Server) Listen() (net.Listener, error) {
 			s.amqpLn.Close()
 		}
 		s.amqpLn, s.amqpAddr = aln, dialable(aln.Addr())
+	}
+	if s.cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", s.cfg.MetricsListen)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("metrics listener: %w", err)
+		}
+		if s.metricsLn != nil {
+			s.metricsLn.Close()
+		}
+		s.metricsLn, s.metricsAddr = mln, dialable(mln.Addr())
 	}
 	if s.dns != nil {
 		pc, dln, err := dnsserve.Listen(s.cfg.DNSListen)
@@ -489,6 +521,10 @@ func (s *Server) closeDNS() {
 // AMQPAddr is the AMQPS listener's address once Listen has opened it;
 // "" without one.
 func (s *Server) AMQPAddr() string { return s.amqpAddr }
+
+// MetricsAddr is the plain-HTTP metrics listener's address once Listen
+// has opened it; "" without one.
+func (s *Server) MetricsAddr() string { return s.metricsAddr }
 
 // DNSAddr is the DNS responder's address (UDP and TCP) once Listen has
 // opened it; "" without one.
@@ -571,6 +607,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	} else {
 		amqpErr <- nil
 	}
+	metricsErr := make(chan error, 1)
+	if mln := s.metricsLn; mln != nil {
+		s.metricsLn = nil // a listener serves once
+		go func() {
+			err := s.serveMetricsListener(runCtx, mln)
+			if err != nil {
+				err = fmt.Errorf("metrics: %w", err)
+			}
+			metricsErr <- err
+			stop()
+		}()
+	} else {
+		metricsErr <- nil
+	}
 	dnsErr := make(chan error, 1)
 	if s.dnsPC != nil {
 		pc, dln := s.dnsPC, s.dnsLn
@@ -611,6 +661,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = e
 	}
 	if e := <-amqpErr; err == nil {
+		err = e
+	}
+	if e := <-metricsErr; err == nil {
 		err = e
 	}
 	wg.Wait()

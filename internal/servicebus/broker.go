@@ -40,6 +40,7 @@ type Broker struct {
 	st  store.Queues
 	now func() time.Time
 	log *slog.Logger
+	obs BrokerObserver // nil: none
 
 	submit chan *pending
 	stop   chan struct{}
@@ -122,9 +123,23 @@ func nextSessionKey(queueID string) waitKey {
 	return waitKey{queue: strings.ToLower(queueID), nextSession: true}
 }
 
+// BrokerObserver is told what each commit did, for the operator's
+// metrics (sends, receives, dead-letters, lost locks per queue):
+// results[i] is ops[i]'s. It is called on the commit loop, once per
+// commit, and must be quick and must not keep the slices.
+type BrokerObserver interface {
+	QueueOpsApplied(ops []store.QueueOp, results []store.QueueResult)
+}
+
+// BrokerOption configures a Broker.
+type BrokerOption func(*Broker)
+
+// WithBrokerObserver makes the broker report its commits to o.
+func WithBrokerObserver(o BrokerObserver) BrokerOption { return func(b *Broker) { b.obs = o } }
+
 // NewBroker starts a broker over st; Close stops it. now is the clock the
 // store decides by (time.Now when nil).
-func NewBroker(st store.Queues, now func() time.Time, log *slog.Logger) *Broker {
+func NewBroker(st store.Queues, now func() time.Time, log *slog.Logger, opts ...BrokerOption) *Broker {
 	if now == nil {
 		now = time.Now
 	}
@@ -134,6 +149,9 @@ func NewBroker(st store.Queues, now func() time.Time, log *slog.Logger) *Broker 
 	b := &Broker{st: st, now: now, log: log, submit: make(chan *pending, maxBatchOps),
 		stop: make(chan struct{}), done: make(chan struct{}), waiting: map[waitKey][]chan struct{}{},
 		next: map[waitKey]*nextEvent{}, nextSweepAt: minNextSweep}
+	for _, o := range opts {
+		o(b)
+	}
 	go b.commitLoop()
 	return b
 }
@@ -230,6 +248,11 @@ func (b *Broker) commit(batch []*pending, ops []store.QueueOp) []store.QueueOp {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	results := b.st.ApplyQueueOps(ctx, now, ops)
 	cancel()
+	if b.obs != nil {
+		// Before the answers, which hand the results' messages to their
+		// callers: a map read and an atomic add per op.
+		b.obs.QueueOpsApplied(ops, results)
+	}
 	for i, p := range batch {
 		p.res <- results[i]
 	}

@@ -69,5 +69,6 @@ func (s *Service) ManagedIdentityToken(ctx context.Context, tenantID, identityOb
 		}
 		return "", time.Time{}, e
 	}
+	s.issued(ctx, grantListTokens, "managed_identity", "", issued)
 	return issued.accessToken, time.Unix(issued.claims.Expires, 0).UTC(), nil
 }

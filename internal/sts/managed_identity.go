@@ -127,6 +127,7 @@ func (s *Service) handleManagedIdentity(w http.ResponseWriter, r *http.Request) 
 		s.refuseManagedIdentity(w, r, e)
 		return
 	}
+	s.issued(r.Context(), grantManagedIdentity, "managed_identity", "", issued)
 	traceID, _ := requestIDs(r)
 	setNoStore(w)
 	w.Header().Set("X-CORRELATION-ID", traceID)

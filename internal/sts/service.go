@@ -70,6 +70,8 @@ type Config struct {
 	// RefreshTokenInactivity is how long a refresh token may go unused;
 	// DefaultRefreshTokenInactivity (90 days) when zero.
 	RefreshTokenInactivity time.Duration
+	// Observer, if set, counts the tokens issued (observe.go).
+	Observer Observer
 }
 
 // Service is the token service. It is an http.Handler for the paths Entra
@@ -89,6 +91,7 @@ type Service struct {
 	aliases     map[string]string
 	kek         []byte
 	verifier    *Verifier // built once; see Verifier
+	obs         Observer  // nil: none
 	// refreshInactivity is the lifetime of an unused refresh token.
 	refreshInactivity time.Duration
 }
@@ -109,6 +112,7 @@ func New(cfg Config) *Service {
 		isLoginHost: cfg.IsLoginHost,
 		aliases:     cfg.ResourceAliases,
 		kek:         cfg.KEK,
+		obs:         cfg.Observer,
 
 		refreshInactivity: cfg.RefreshTokenInactivity,
 	}

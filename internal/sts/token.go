@@ -124,6 +124,7 @@ func (s *Service) handleToken(ver endpointVersion) http.HandlerFunc {
 			s.refuse(w, r, e)
 			return
 		}
+		s.issued(r.Context(), req.form.get("grant_type"), req.audit.method, req.audit.credential, issued)
 		s.writeToken(w, r, req, issued)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/gencache"
+	"github.com/tenantbridge/tenantbridge/internal/httpx"
 	"github.com/tenantbridge/tenantbridge/internal/token"
 )
 
@@ -77,6 +78,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string, audiences ...string) 
 	if err := v.checkTrust(ctx, c); err != nil {
 		return token.Claims{}, err
 	}
+	httpx.NoteFrom(ctx).SetCaller(c.TenantID, c.ObjectID) // for the request's log line
 	return c, nil
 }
 
