@@ -172,9 +172,9 @@ type Server struct {
 	// timed is the store as the components use it, its main calls timed
 	// into the metrics (s.store is the store itself, for Close, health
 	// and the accessors).
-	metrics *observe.Metrics
-	timed   store.Store
-	messaging     *servicebus.Service
+	metrics   *observe.Metrics
+	timed     store.Store
+	messaging *servicebus.Service
 	// dns answers the served names when cfg.DNSListen is set; dnsPC and
 	// dnsLn are its sockets, opened by Listen.
 	dns     *dnsserve.Server
