@@ -292,8 +292,9 @@ var DirectoryRoleNames = map[string]string{
 	RoleGlobalReader:                  "Global Reader",
 }
 
-// directoryRole is a role activated in a tenant; users hold it through
-// LinkDirectoryRoleMember links, which go with the user when it is deleted.
+// directoryRole is a role activated in a tenant; users and service
+// principals hold it through LinkDirectoryRoleMember links, which go with
+// the holder when it is deleted.
 type directoryRole struct {
 	ID             string `json:"id"`
 	TenantID       string `json:"-"`
@@ -315,20 +316,31 @@ func directoryRoleID(tenantID, templateID string) string {
 	return uuid.NewSHA1(roleNamespace, []byte(strings.ToLower(tenantID)+"/role/"+templateID)).String()
 }
 
-// AssignDirectoryRole makes a user of the tenant hold a directory role,
-// named by its role template id. Holding it already is not an error.
-func (s *Service) AssignDirectoryRole(ctx context.Context, tenantID, userID, roleTemplateID string) error {
+// AssignDirectoryRole makes a user or service principal of the tenant
+// hold a directory role, named by its role template id. Holding it
+// already is not an error. Entra assigns directory roles to users, groups
+// that are role-assignable and service principals ("Assign Microsoft
+// Entra roles", https://learn.microsoft.com/entra/identity/role-based-access-control/manage-roles-portal);
+// groups are not served here. The principal is looked up in the tenant
+// only, so an object id of another tenant is not found: a multi-tenant
+// application holds roles here through its service principal in this
+// tenant, never through its home tenant's.
+func (s *Service) AssignDirectoryRole(ctx context.Context, tenantID, principalID, roleTemplateID string) error {
 	roleTemplateID = strings.ToLower(roleTemplateID)
 	name, ok := DirectoryRoleNames[roleTemplateID]
 	if !ok {
 		return invalidf("Role template %s is not a directory role tenantbridge supports.", roleTemplateID)
 	}
 	return s.inTx(ctx, func(tx *Service) error {
-		if _, err := tx.GetUser(ctx, tenantID, userID); err != nil {
-			if errors.Is(err, ErrNotFound) {
-				return invalidf("User %s was not found in the tenant.", userID)
-			}
+		kind, err := tx.ObjectKind(ctx, tenantID, principalID)
+		if errors.Is(err, ErrNotFound) {
+			return invalidf("Principal %s was not found in the tenant.", principalID)
+		}
+		if err != nil {
 			return err
+		}
+		if kind != store.KindUser && kind != store.KindServicePrincipal {
+			return invalidf("Only users and service principals may hold directory roles; %s is not one.", principalID)
 		}
 		id := directoryRoleID(tenantID, roleTemplateID)
 		if _, err := tx.st.GetObject(ctx, tenantID, store.KindDirectoryRole, id); errors.Is(err, ErrNotFound) {
@@ -338,7 +350,8 @@ func (s *Service) AssignDirectoryRole(ctx context.Context, tenantID, userID, rol
 		} else if err != nil {
 			return err
 		}
-		err := tx.st.AddLink(ctx, store.Link{TenantID: tenantID, Kind: store.LinkDirectoryRoleMember, From: id, To: userID, ToKind: store.KindUser, Created: tx.Now()})
+		err = tx.st.AddLink(ctx, store.Link{TenantID: tenantID, Kind: store.LinkDirectoryRoleMember, From: id, To: principalID, ToKind: kind,
+			Created: tx.Now()})
 		if errors.Is(err, store.ErrConflict) {
 			return nil
 		}
@@ -346,14 +359,15 @@ func (s *Service) AssignDirectoryRole(ctx context.Context, tenantID, userID, rol
 	})
 }
 
-// RemoveDirectoryRole takes a directory role from a user.
-func (s *Service) RemoveDirectoryRole(ctx context.Context, tenantID, userID, roleTemplateID string) error {
-	return s.st.RemoveLink(ctx, tenantID, store.LinkDirectoryRoleMember, directoryRoleID(tenantID, strings.ToLower(roleTemplateID)), userID)
+// RemoveDirectoryRole takes a directory role from a user or service principal.
+func (s *Service) RemoveDirectoryRole(ctx context.Context, tenantID, principalID, roleTemplateID string) error {
+	return s.st.RemoveLink(ctx, tenantID, store.LinkDirectoryRoleMember, directoryRoleID(tenantID, strings.ToLower(roleTemplateID)), principalID)
 }
 
-// DirectoryRolesOf lists the role template ids of the directory roles a user holds, sorted.
-func (s *Service) DirectoryRolesOf(ctx context.Context, tenantID, userID string) ([]string, error) {
-	links, err := s.st.ListLinksTo(ctx, tenantID, store.LinkDirectoryRoleMember, userID)
+// DirectoryRolesOf lists the role template ids of the directory roles a
+// user or service principal holds, sorted.
+func (s *Service) DirectoryRolesOf(ctx context.Context, tenantID, principalID string) ([]string, error) {
+	links, err := s.st.ListLinksTo(ctx, tenantID, store.LinkDirectoryRoleMember, principalID)
 	if err != nil {
 		return nil, err
 	}
@@ -377,15 +391,43 @@ func (s *Service) DirectoryRolesOf(ctx context.Context, tenantID, userID string)
 // cached until the store's generation moves: a disabled user or a removed
 // role counts from the very next request.
 func (s *Service) EnabledUserRoles(ctx context.Context, tenantID, userID string) ([]string, error) {
-	r, err := cached(s, lookupKey{"enabledUserRoles", tenantID, userID}, func() (*grantedRoles, error) {
+	return s.enabledRoles(ctx, "enabledUserRoles", tenantID, userID, func() (string, bool, error) {
 		u, err := s.GetUser(ctx, tenantID, userID)
+		if err != nil {
+			return "", false, err
+		}
+		return u.ID, u.AccountEnabled, nil
+	})
+}
+
+// EnabledServicePrincipalRoles returns the directory roles of spID, an
+// enabled service principal of the tenant, and ErrNotFound when there is
+// no such principal or it is disabled. Graph asks it for every app-only
+// request (a service principal's directory roles open what its
+// application permissions do not) and the token service for the wids
+// claim, so the answer is cached as EnabledUserRoles' is.
+func (s *Service) EnabledServicePrincipalRoles(ctx context.Context, tenantID, spID string) ([]string, error) {
+	return s.enabledRoles(ctx, "enabledSPRoles", tenantID, spID, func() (string, bool, error) {
+		sp, err := s.GetServicePrincipal(ctx, tenantID, spID)
+		if err != nil {
+			return "", false, err
+		}
+		return sp.ID, sp.AccountEnabled, nil
+	})
+}
+
+// enabledRoles is the directory roles of the principal load finds (its id
+// and whether it is enabled), cached per store generation under what.
+func (s *Service) enabledRoles(ctx context.Context, what, tenantID, ref string, load func() (string, bool, error)) ([]string, error) {
+	r, err := cached(s, lookupKey{what, tenantID, ref}, func() (*grantedRoles, error) {
+		id, enabled, err := load()
 		if err != nil {
 			return nil, err
 		}
-		if !u.AccountEnabled {
+		if !enabled {
 			return nil, ErrNotFound
 		}
-		roles, err := s.DirectoryRolesOf(ctx, tenantID, u.ID)
+		roles, err := s.DirectoryRolesOf(ctx, tenantID, id)
 		return &grantedRoles{roles}, err
 	})
 	if err != nil {

@@ -11,8 +11,8 @@ import (
 
 // Directory roles as Graph shows them: a role is "activated" in a tenant
 // (a directoryRole object, created from its template the first time it is
-// assigned) and users hold it through member links; see
-// AssignDirectoryRole.
+// assigned) and users and service principals hold it through member
+// links; see AssignDirectoryRole.
 
 // DirectoryRole is an activated directory role of a tenant.
 type DirectoryRole struct {
@@ -80,16 +80,23 @@ func (s *Service) ActivateDirectoryRole(ctx context.Context, tenantID, templateI
 	return DirectoryRole{ID: id, RoleTemplateID: templateID, DisplayName: name}, err
 }
 
-// DirectoryRoleMembers lists the user ids holding an activated role, sorted.
-func (s *Service) DirectoryRoleMembers(ctx context.Context, tenantID, roleID string) ([]string, error) {
+// DirectoryRoleMember is a holder of a directory role: a user or a
+// service principal.
+type DirectoryRoleMember struct {
+	ID   string
+	Kind store.ObjectKind
+}
+
+// DirectoryRoleMembers lists the holders of an activated role, sorted by id.
+func (s *Service) DirectoryRoleMembers(ctx context.Context, tenantID, roleID string) ([]DirectoryRoleMember, error) {
 	links, err := s.st.ListLinksFrom(ctx, tenantID, store.LinkDirectoryRoleMember, roleID)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, 0, len(links))
+	out := make([]DirectoryRoleMember, 0, len(links))
 	for _, l := range links {
-		out = append(out, l.To)
+		out = append(out, DirectoryRoleMember{ID: l.To, Kind: l.ToKind})
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }

@@ -303,12 +303,80 @@ func userCeiling(roles []string, kind resourceKind, v verb) access {
 	return denied
 }
 
+// A service principal holds directory roles as a user does, and Entra
+// honours them for its app-only calls: "In app-only scenarios, the calling
+// app can be assigned one of the preceding supported roles instead of the
+// … application permission" (Graph's API pages, e.g.
+// accesspackage-list-resourcerolescopes; user-update: "the calling app
+// must be assigned … at least the User Administrator Microsoft Entra
+// role"). appOnlyCeiling is what a service principal's roles alone open,
+// from the same role descriptions as userCeiling but narrower: a service
+// principal has no default member permissions (no reads without a role),
+// and where Entra documents a shorter role list for an operation that list
+// is the one used here:
+//
+//   - Global Administrator: everything;
+//   - Global Reader: every read;
+//   - Application Administrator and Cloud Application Administrator:
+//     applications and service principals ("Can create and manage all
+//     aspects of app registrations and enterprise apps"), and delegated
+//     permission grants;
+//   - Privileged Role Administrator: directory roles and role assignments
+//     (directoryrole-post-members: "Privileged Role Administrator is the
+//     least privileged role supported for this operation"), app role
+//     assignments and delegated permission grants (granting Microsoft
+//     Graph's application permissions takes Global Administrator or
+//     Privileged Role Administrator, Application Administrator only
+//     delegated ones: tutorial-grant-app-only-api-permissions,
+//     MicrosoftDocs/microsoftgraph-docs-powershell#523).
+func appOnlyCeiling(roles []string, kind resourceKind, v verb) access {
+	has := func(r string) bool { return slices.Contains(roles, r) }
+	if has(directory.RoleGlobalAdministrator) || (v == read && has(directory.RoleGlobalReader)) {
+		return full
+	}
+	appAdmin := has(directory.RoleApplicationAdministrator) || has(directory.RoleCloudApplicationAdministrator)
+	pra := has(directory.RolePrivilegedRoleAdministrator)
+	switch kind {
+	case kindApplications, kindServicePrincipals:
+		if appAdmin {
+			return full
+		}
+	case kindOAuth2PermissionGrants:
+		if appAdmin || pra {
+			return full
+		}
+	case kindAppRoleAssignments, kindDirectoryRoles:
+		if pra {
+			return full
+		}
+	}
+	return denied
+}
+
+// principalAccess adjusts the access a token's permissions give to its
+// principal: a delegated token is capped by its user's roles (capByUser),
+// an app-only token is raised to what its service principal's directory
+// roles open (appOnlyCeiling), read from the directory at each request so
+// that a removed role counts at once.
+func (h *Handler) principalAccess(ctx context.Context, c caller, kind resourceKind, v verb, granted access) (access, error) {
+	if !c.claims.IsAppOnly() {
+		return h.capByUser(ctx, c, kind, v, granted)
+	}
+	roles, err := h.dir.EnabledServicePrincipalRoles(ctx, c.tenantID, c.objectID)
+	if errors.Is(err, directory.ErrNotFound) {
+		return granted, nil
+	}
+	if err != nil {
+		return denied, err
+	}
+	return max(granted, appOnlyCeiling(roles, kind, v)), nil
+}
+
 // capByUser lowers the access a delegated token's scopes give to what its
-// signed-in user may do. An app-only token is returned unchanged. A user
-// token whose user is not (or no longer) an enabled user of the tenant is
-// denied.
+// signed-in user may do. A user token whose user is not (or no longer) an
+// enabled user of the tenant is denied.
 func (h *Handler) capByUser(ctx context.Context, c caller, kind resourceKind, v verb, scoped access) (access, error) {
-	if c.claims.IsAppOnly() || scoped == denied {
+	if scoped == denied {
 		return scoped, nil
 	}
 	roles, err := h.dir.EnabledUserRoles(ctx, c.tenantID, c.objectID)

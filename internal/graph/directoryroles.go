@@ -36,8 +36,15 @@ import (
 //   - GET /users/{id}/authentication/methods: the password, and the
 //     authenticator (software OATH) when one is enrolled.
 //
-// Only users hold directory roles here (the directory's rule); a service
-// principal as principal is a 400.
+// Users and service principals hold directory roles (Entra: "you can
+// assign Microsoft Entra roles to … service principals",
+// https://learn.microsoft.com/entra/identity/role-based-access-control/manage-roles-portal);
+// a group (Entra takes role-assignable groups only) or any other object
+// as principal is a 400, and so is an id that is not an object of the
+// caller's tenant: another tenant's object cannot hold a role here (a
+// multi-tenant application holds one through its service principal in
+// this tenant). A service principal's roles count for its app-only calls
+// (auth.go, appOnlyCeiling) and are its tokens' wids claim.
 
 var (
 	directoryRoleQuery  = querySpec{collection: true, resource: "DirectoryRole", selectable: directoryRoleProperties}
@@ -307,7 +314,7 @@ func (h *Handler) listDirectoryRoleMembers(rq *request) error {
 	}
 	refs := make([]objectRef, 0, len(members))
 	for _, m := range members {
-		refs = append(refs, objectRef{id: m, kind: store.KindUser})
+		refs = append(refs, objectRef{id: m.ID, kind: m.Kind})
 	}
 	return h.writeDirectoryObjects(rq, opts, refs)
 }
@@ -347,7 +354,7 @@ func (h *Handler) removeDirectoryRoleMember(rq *request) error {
 	return noContent(rq)
 }
 
-// assignRole makes a user of the caller's tenant hold a role.
+// assignRole makes a user or service principal of the caller's tenant hold a role.
 func (h *Handler) assignRole(rq *request, tx *directory.Service, tmpl, principalID string) error {
 	kind, err := tx.ObjectKind(rq.ctx, rq.tenant(), principalID)
 	if errors.Is(err, directory.ErrNotFound) {
@@ -356,8 +363,8 @@ func (h *Handler) assignRole(rq *request, tx *directory.Service, tmpl, principal
 	if err != nil {
 		return err
 	}
-	if kind != store.KindUser {
-		return badRequest("Only users may hold directory roles here; '%s' is not a user.", safeText(principalID))
+	if kind != store.KindUser && kind != store.KindServicePrincipal {
+		return badRequest("Only users and service principals may hold directory roles here; '%s' is neither.", safeText(principalID))
 	}
 	held, err := tx.DirectoryRolesOf(rq.ctx, rq.tenant(), principalID)
 	if err != nil {
@@ -433,8 +440,8 @@ func (h *Handler) roleAssignments(rq *request) ([]roleAssignmentView, error) {
 			return nil, err
 		}
 		for _, m := range members {
-			out = append(out, roleAssignmentView{ID: roleAssignmentID(r.RoleTemplateID, m), DirectoryScopeID: "/",
-				PrincipalID: m, RoleDefinitionID: r.RoleTemplateID})
+			out = append(out, roleAssignmentView{ID: roleAssignmentID(r.RoleTemplateID, m.ID), DirectoryScopeID: "/",
+				PrincipalID: m.ID, RoleDefinitionID: r.RoleTemplateID})
 		}
 	}
 	return out, nil

@@ -308,7 +308,7 @@ func (h *Handler) endpoint(rt route) http.Handler {
 		rq := &request{w: w, r: r, ctx: r.Context(), caller: c, action: rt.action, path: rd.path,
 			originalPath: rd.original, target: r.PathValue("id")}
 		var err error
-		rq.access, err = h.capByUser(r.Context(), c, rt.kind, rt.verb, decide(c.claims, rt.kind, rt.verb))
+		rq.access, err = h.principalAccess(r.Context(), c, rt.kind, rt.verb, decide(c.claims, rt.kind, rt.verb))
 		if err == nil && rq.access == denied && selfService[rt.action] && c.claims.IsAppOnly() {
 			// "An application does not need any specific permission to
 			// roll its own keys." (application-addkey, application-removekey)

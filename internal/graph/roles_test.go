@@ -88,7 +88,10 @@ func TestDirectoryRolesAndMe(t *testing.T) {
 	}
 	e.call(writer.token, "POST", "/v1.0/roleManagement/directory/roleAssignments", map[string]any{"principalId": ada,
 		"roleDefinitionId": directory.RoleGlobalAdministrator, "directoryScopeId": "/"}).expect(t, 400, "Request_BadRequest")
-	e.call(writer.token, "POST", "/v1.0/roleManagement/directory/roleAssignments", map[string]any{"principalId": writer.sp.ID,
+	// A group (Entra takes role-assignable groups only; none are served) cannot hold one.
+	group := e.call(admin, "POST", "/v1.0/groups", map[string]any{"displayName": "g", "mailEnabled": false, "mailNickname": "g",
+		"securityEnabled": true}).expect(t, 201).str("id")
+	e.call(writer.token, "POST", "/v1.0/roleManagement/directory/roleAssignments", map[string]any{"principalId": group,
 		"roleDefinitionId": directory.RoleGlobalAdministrator, "directoryScopeId": "/"}).expect(t, 400, "Request_BadRequest")
 	e.call(writer.token, "POST", "/v1.0/roleManagement/directory/roleAssignments", map[string]any{"principalId": ada,
 		"roleDefinitionId": directory.RoleGlobalAdministrator, "directoryScopeId": "/administrativeUnits/x"}).expect(t, 400, "Request_BadRequest")

@@ -24,9 +24,17 @@ type appTokenRequest struct {
 	now          time.Time
 }
 
+// appOnlyWID is in the wids claim of every app-only token Entra issues,
+// after the directory roles the service principal holds (recorded tokens:
+// ["0997a1d0-0d1d-4acb-b408-d5ca73121e90"] alone for a principal without
+// a role, [Global Reader's template id, it] for one that is Global
+// Reader). It is not a directory role: no role definition has its id.
+const appOnlyWID = "0997a1d0-0d1d-4acb-b408-d5ca73121e90"
+
 // issueAppToken resolves the resource in the tenant, collects the app
-// roles the client's principal holds on it, and mints the token in the
-// version the resource accepts.
+// roles the client's principal holds on it and the directory roles it
+// holds in the tenant (wids, as Entra's app-only tokens carry them), and
+// mints the token in the version the resource accepts.
 func (s *Service) issueAppToken(ctx context.Context, r appTokenRequest) (*issuedToken, *Error) {
 	name := r.resourceName
 	if target, ok := s.aliases[strings.ToLower(strings.TrimSuffix(name, "/"))]; ok {
@@ -46,6 +54,10 @@ func (s *Service) issueAppToken(ctx context.Context, r appTokenRequest) (*issued
 	if err != nil {
 		return nil, serverError(err)
 	}
+	wids, err := s.dir.EnabledServicePrincipalRoles(ctx, r.tenant.ID, r.client.sp.ID)
+	if err != nil && !errors.Is(err, directory.ErrNotFound) {
+		return nil, serverError(err)
+	}
 	claims := appToken{
 		baseURL:      r.baseURL,
 		tenantID:     r.tenant.ID,
@@ -54,6 +66,7 @@ func (s *Service) issueAppToken(ctx context.Context, r appTokenRequest) (*issued
 		resource:     resource,
 		version:      tokenVersion(resource),
 		roles:        roles,
+		wids:         append(wids, appOnlyWID),
 		capabilities: r.capabilities,
 		now:          r.now,
 		lifetime:     tokenLifetime(),

@@ -51,6 +51,7 @@ type appToken struct {
 	resource     *directory.ServicePrincipal
 	version      int
 	roles        []string
+	wids         []string // directory roles' template ids
 	capabilities []string // xms_cc
 	now          time.Time
 	lifetime     time.Duration
@@ -73,6 +74,7 @@ func (t appToken) claims() token.Claims {
 		Subject:            t.client.sp.ID,
 		IdentType:          "app",
 		Roles:              t.roles,
+		WIDs:               t.wids,
 		AIO:                opaque(48),
 		RH:                 "0." + opaque(64),
 		UTI:                opaque(16),

@@ -43,6 +43,9 @@ type Claims struct {
 	Roles  []string `json:"roles,omitempty"`
 	Scope  string   `json:"scp,omitempty"`
 	Groups []string `json:"groups,omitempty"`
+	// WIDs are the template ids of the tenant-wide directory roles the
+	// subject holds ("wids", access-token-claims-reference).
+	WIDs []string `json:"wids,omitempty"`
 
 	// Users.
 	Name              string   `json:"name,omitempty"`
