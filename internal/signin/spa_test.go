@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/public"
+
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
@@ -111,7 +113,16 @@ func TestSPAAuthorizationCodeFlow(t *testing.T) {
 	redeem := url.Values{"grant_type": {"authorization_code"}, "client_id": {w.app.AppID}, "code": {code},
 		"redirect_uri": {spaRedirect}, "code_verifier": {verifier}, "scope": {"openid offline_access " + graphRead}}
 
-	// Not cross-origin: AADSTS9002327, and the code is not spent.
+	// Not cross-origin: AADSTS9002327, and the code is not spent. MSAL
+	// Go's public client (a native app, which sends no Origin) is refused
+	// so, as is a bare request.
+	pca, err := public.New(w.app.AppID, public.WithAuthority(w.env.Server.URL+"/contoso"), public.WithHTTPClient(c),
+		public.WithInstanceDiscovery(false))
+	testenv.Must(t, err)
+	_, err = pca.AcquireTokenByAuthCode(ctx, code, spaRedirect, []string{graphRead}, public.WithChallenge(verifier))
+	if err == nil || !strings.Contains(err.Error(), "AADSTS9002327") {
+		t.Fatalf("MSAL Go public client with a SPA's code: %v", err)
+	}
 	if a := fetch(t, c, endpoint, redeem, ""); a.status != http.StatusBadRequest || a.code() != 9002327 || a.doc["error"] != "invalid_request" {
 		t.Fatalf("SPA code without Origin: %d %v", a.status, a.doc)
 	}
