@@ -44,6 +44,7 @@ type Store interface {
 	Outbox
 	Lockouts
 	Deployments
+	ProviderRegistrations
 
 	// InTx runs fn with a Store whose every call is part of one transaction.
 	// If fn returns an error the transaction is rolled back and the error is
