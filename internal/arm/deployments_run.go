@@ -28,6 +28,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/armtemplate"
 	"github.com/tenantbridge/tenantbridge/internal/httpx"
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/token"
 )
@@ -43,10 +44,16 @@ const maxDeploymentBody = armtemplate.MaxTemplateBytes + 1<<20
 type callerKey struct{}
 
 // caller is who an in-process request acts as: the verified claims of the
-// principal that sent the deployment, and the host it came to.
+// principal that sent the deployment, or the platform (a managed
+// application's installation, managedapps_template.go) limited to one
+// managed resource group; and the host the request came to.
 type caller struct {
 	claims token.Claims
 	host   string
+	// platformScope, when set, makes the caller the platform itself
+	// (Microsoft.Solutions installing a managed application), which may
+	// do anything at or below this scope and nothing elsewhere.
+	platformScope string
 }
 
 // callerOf returns the in-process caller of a request, if any.
@@ -64,6 +71,23 @@ func authenticateInProcess(rq *rp.Request) bool {
 	}
 	rq.Claims, rq.TenantID, rq.OID, rq.Home = c.claims, c.claims.TenantID, c.claims.ObjectID, c.claims.HomeTenant()
 	return true
+}
+
+// platformDecision decides for the platform caller: allowed at or below
+// its scope (the managed resource group, whose deny assignment binds
+// everyone but the platform, as Azure's own resource provider deploys a
+// managed application's mainTemplate into its locked group), refused
+// elsewhere. ok is false for any other caller, whose requests the RBAC
+// engine decides.
+func platformDecision(rq *rp.Request, scope string) (d rbac.Decision, ok bool) {
+	c := callerOf(rq.Ctx)
+	if c == nil || c.platformScope == "" {
+		return d, false
+	}
+	sc, err := rbac.ParseScope(scope)
+	base, berr := rbac.ParseScope(c.platformScope)
+	d.Allowed = err == nil && berr == nil && (sc.Key() == base.Key() || strings.HasPrefix(sc.Key(), base.Key()+"/"))
+	return d, true
 }
 
 // recorder is the response of an in-process request.
@@ -750,13 +774,25 @@ func (h *Handler) putDeployment(rq *rp.Request) error {
 // startDeployment stores the deployment Accepted and runs it in the
 // background, detached from the request.
 func (h *Handler) startDeployment(ctx context.Context, tenantID, sub, rg string, d *deploymentDoc, p *prepared) (*run, error) {
+	x, runCtx, err := h.acceptDeployment(ctx, tenantID, sub, rg, d, p)
+	if err != nil {
+		return nil, err
+	}
+	go h.runDeployment(runCtx, x, p)
+	return x, nil
+}
+
+// acceptDeployment stores the deployment Accepted and registers its run,
+// ready for runDeployment with the returned context, which is detached
+// from ctx's cancellation and canceled by the deployment's cancel.
+func (h *Handler) acceptDeployment(ctx context.Context, tenantID, sub, rg string, d *deploymentDoc, p *prepared) (*run, context.Context, error) {
 	x := p.run
 	x.doc, x.start = d, h.now()
 	d.Runner = h.runs.self()
 	x.rec = store.Deployment{TenantID: tenantID, SubscriptionID: sub, ResourceGroup: rg, Name: d.Name, State: "Accepted"}
 	b, err := json.Marshal(d)
 	if err != nil {
-		return nil, rp.InternalError(err)
+		return nil, nil, rp.InternalError(err)
 	}
 	x.rec.Document = b
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -768,12 +804,11 @@ func (h *Handler) startDeployment(ctx context.Context, tenantID, sub, rg string,
 		h.runs.remove(d.ID, x)
 		cancel()
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, rp.ResourceGroupNotFound(rg)
+			return nil, nil, rp.ResourceGroupNotFound(rg)
 		}
-		return nil, rp.InternalError(err)
+		return nil, nil, rp.InternalError(err)
 	}
-	go h.runDeployment(runCtx, x, p)
-	return x, nil
+	return x, runCtx, nil
 }
 
 // runDeployment runs the plan, keeping the record's heartbeat, and

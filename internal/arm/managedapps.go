@@ -31,6 +31,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
+	"github.com/tenantbridge/tenantbridge/internal/armtemplate"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -120,7 +121,11 @@ type appDefProps struct {
 	NotificationPolicy       *notificationPolicy `json:"notificationPolicy,omitempty"`
 	IsPublishedToMarketplace bool                `json:"isPublishedToMarketplace"`
 	DeploymentSpec           json.RawMessage     `json:"deploymentSpec,omitempty"`
-	ProvisioningState        string              `json:"provisioningState"`
+	// MainTemplate and CreateUIDefinition are the package, inline
+	// (managedapps_template.go), stored as JSON objects.
+	MainTemplate       json.RawMessage `json:"mainTemplate,omitempty"`
+	CreateUIDefinition json.RawMessage `json:"createUiDefinition,omitempty"`
+	ProvisioningState  string          `json:"provisioningState"`
 }
 
 // endpoints are the URIs of the definition's notification endpoints.
@@ -219,6 +224,9 @@ func (h *Handler) putAppDefinition(rq *rp.Request) error {
 			NotificationPolicy       *notificationPolicy `json:"notificationPolicy"`
 			IsPublishedToMarketplace bool                `json:"isPublishedToMarketplace"`
 			DeploymentSpec           json.RawMessage     `json:"deploymentSpec"`
+			MainTemplate             json.RawMessage     `json:"mainTemplate"`
+			CreateUIDefinition       json.RawMessage     `json:"createUiDefinition"`
+			PackageFileURI           string              `json:"packageFileUri"`
 		} `json:"properties"`
 	}
 	if err := rp.ReadBody(rq, &body); err != nil {
@@ -274,6 +282,28 @@ func (h *Handler) putAppDefinition(rq *rp.Request) error {
 	}
 	if len(p.DeploymentSpec) > 0 && string(p.DeploymentSpec) != "null" {
 		out.DeploymentSpec = p.DeploymentSpec
+	}
+	if p.PackageFileURI != "" {
+		// The server fetches no URL (as for linked templates): the
+		// package is given inline, never more than Azure takes.
+		return rp.BadRequest("properties.packageFileUri is not supported by this Resource Manager: give properties.mainTemplate and properties.createUiDefinition inline.")
+	}
+	if out.MainTemplate, err = inlineJSON(p.MainTemplate, "properties.mainTemplate"); err != nil {
+		return err
+	}
+	if out.CreateUIDefinition, err = inlineJSON(p.CreateUIDefinition, "properties.createUiDefinition"); err != nil {
+		return err
+	}
+	if out.MainTemplate != nil {
+		if out.DeploymentSpec != nil {
+			return rp.BadRequest("properties.mainTemplate and properties.deploymentSpec are two ways to say what an installation deploys: give one.")
+		}
+		var te *armtemplate.Error
+		if err := checkMainTemplate(out.MainTemplate); errors.As(err, &te) {
+			return h.writeTemplateError(rq, te)
+		} else if err != nil {
+			return rp.InternalError(err)
+		}
 	}
 	propsJSON, err := json.Marshal(out)
 	if err != nil {
@@ -450,6 +480,8 @@ type appState struct {
 	ResourceUsageID         string             `json:"resourceUsageId,omitempty"`
 	Registration            *specRegistration  `json:"registration,omitempty"`
 	CreatedBy               string             `json:"createdBy,omitempty"`
+	// Outputs are the outputs of the mainTemplate's deployment.
+	Outputs map[string]any `json:"outputs,omitempty"`
 }
 
 type appIdentityView struct {
@@ -470,6 +502,7 @@ type appViewProps struct {
 	Error                   *appError          `json:"error,omitempty"`
 	Registration            *specRegistration  `json:"registration,omitempty"`
 	CreatedBy               *appCreatedBy      `json:"createdBy,omitempty"`
+	Outputs                 map[string]any     `json:"outputs,omitempty"`
 }
 
 type appCreatedBy struct {
@@ -509,7 +542,7 @@ func appViewOf(res store.Resource) (appView, error) {
 	v := appView{ID: res.ID, Name: res.Name, Type: applicationType, Location: res.Location, Kind: s.Kind, Plan: s.Plan, Tags: rp.TagsOf(res),
 		Properties: appViewProps{ManagedResourceGroupID: s.ManagedResourceGroupID, ApplicationDefinitionID: s.ApplicationDefinitionID,
 			Parameters: s.Parameters, ProvisioningState: s.ProvisioningState, PublisherTenantID: s.PublisherTenantID,
-			Authorizations: rp.NonNil(s.Authorizations), ManagementMode: "Managed", Error: s.Error}}
+			Authorizations: rp.NonNil(s.Authorizations), ManagementMode: "Managed", Error: s.Error, Outputs: s.Outputs}}
 	if s.Registration != nil {
 		// The customer sees the registration but not where the publisher
 		// keeps its bootstrap secret.
@@ -814,6 +847,10 @@ func (h *Handler) putApplication(rq *rp.Request) error {
 		return err
 	}
 	h.wake()
+
+	if rd.props.MainTemplate != nil {
+		return h.finishTemplateInstall(rq, tenantID, app, st, rd.props.MainTemplate)
+	}
 
 	// Deploy the spec: Succeeded, or Failed with the error.
 	var appSP *directory.ServicePrincipal

@@ -1,0 +1,166 @@
+package arm
+
+// A managed application definition's package: its mainTemplate and
+// createUiDefinition, given inline as the armmanagedapplications SDK sends
+// them (ApplicationDefinitionProperties.MainTemplate and
+// CreateUIDefinition, "a JObject or well-formed JSON string"). The
+// template is checked when the definition is written; installing an
+// application runs it as a template deployment (deployments*.go) into
+// the managed resource group, as the platform, and the application's
+// outputs are the deployment's.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
+	"github.com/tenantbridge/tenantbridge/internal/armtemplate"
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/token"
+)
+
+// platformActor names the platform in the claims of its in-process
+// requests, so in their audit records and as the creator of what it
+// makes: the same actor as the platform's own reads of a registration's
+// bootstrap secret (vault.Service.ResolveReference).
+const platformActor = "Microsoft.Solutions"
+
+// inlineJSON is a member that may be a JSON object or a well-formed JSON
+// string holding one, as the REST spec allows for mainTemplate,
+// createUiDefinition and an application's parameters. It answers the
+// object's text, nil for an absent or null member, or an error naming
+// the member.
+func inlineJSON(raw json.RawMessage, member string) (json.RawMessage, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		raw = json.RawMessage(s)
+	}
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 || t[0] != '{' || !json.Valid(t) {
+		return nil, rp.NewError(http.StatusBadRequest, "InvalidRequestContent", "The request content was invalid and could not be deserialized: '%s must be a JSON object or a string holding one.'.", member)
+	}
+	return raw, nil
+}
+
+// checkMainTemplate parses a definition's mainTemplate. A template that
+// does not parse is refused as Resource Manager refuses it in a
+// deployment: 400 InvalidTemplate with its line and position
+// (armtemplate.Error); the error of an application's install for a
+// template Azure could not validate says the same
+// ("Deployment template validation failed: …", azure-powershell#12042).
+func checkMainTemplate(raw json.RawMessage) error {
+	_, err := armtemplate.Parse(raw)
+	return err
+}
+
+// installTemplate runs the definition's mainTemplate as the deployment
+// named after the application in its managed resource group, with the
+// application's parameters, and waits for it. The deployment acts as the
+// platform (caller.platformScope): in Azure the managed applications
+// resource provider deploys the package, not the customer, so the
+// deployment creates what the template lists in the locked group, where
+// the deny assignment refuses the customer, and nothing outside it. It
+// answers the deployment's outputs, or the error the application fails
+// with.
+func (h *Handler) installTemplate(ctx context.Context, host, tenantID, appName string, st appState, template json.RawMessage) (map[string]any, *appError) {
+	failed := func(e *armtemplate.Error) *appError {
+		return &appError{Code: armtemplate.CodeDeploymentFailed,
+			Message: "At least one resource deployment operation failed. Please list deployment operations for details. Please see https://aka.ms/DeployOperations for usage details.",
+			Details: []deployError{{Code: e.Code, Message: e.Message}}}
+	}
+	mrg, err := rbac.ParseScope(st.ManagedResourceGroupID)
+	segs := strings.Split(strings.TrimPrefix(mrg.String(), "/"), "/")
+	if err != nil || len(segs) != 4 {
+		return nil, failed(&armtemplate.Error{Code: "InternalServerError", Message: "The managed resource group id is not valid."})
+	}
+	sub, rg := segs[1], segs[3]
+	params, perr := inlineJSON(st.Parameters, "properties.parameters")
+	if perr != nil {
+		return nil, failed(&armtemplate.Error{Code: armtemplate.CodeInvalidTemplate, Message: "The application's parameters must be a JSON object of {\"name\": {\"value\": …}}."})
+	}
+	body, err := json.Marshal(map[string]any{"properties": map[string]any{"mode": "Incremental", "template": template, "parameters": params}})
+	if err != nil {
+		return nil, failed(templateError(err))
+	}
+	c := &caller{claims: token.Claims{TenantID: tenantID, ObjectID: platformActor, AppID: platformActor, IdentType: "app"},
+		host: host, platformScope: st.ManagedResourceGroupID}
+	p, err := h.prepareFrom(ctx, sub, rg, appName, tenantID, c, body)
+	if err != nil {
+		// Validation failed: nothing was deployed
+		// ("ApplianceProvisioningFailed … Deployment template validation
+		// failed", azure-powershell#12042); its error is the detail.
+		return nil, failed(templateError(err))
+	}
+	sc, err := rp.ParseScopeText(st.ManagedResourceGroupID + "/providers/" + deploymentsType + "/" + appName)
+	if err != nil {
+		return nil, failed(templateError(err))
+	}
+	brq := rp.Background(ctx, door{h})
+	brq.Path = rp.Path{Target: targetDeployments, Scope: sc, Sub: sub, RG: rg, Name: appName}
+	d := h.newDeploymentDoc(brq, p)
+	x, runCtx, err := h.acceptDeployment(ctx, tenantID, sub, rg, d, p)
+	if err != nil {
+		return nil, failed(templateError(err))
+	}
+	h.runDeployment(runCtx, x, p)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	pr := x.doc.Properties
+	if pr.ProvisioningState == "Succeeded" {
+		return pr.Outputs, nil
+	}
+	return nil, deploymentAppError(pr.Error)
+}
+
+// deploymentAppError is the application's error for a deployment's
+// error envelope: DeploymentFailed with each failed operation's code and
+// message as a detail (the deployment's own DeploymentFailed is unwrapped
+// to its details).
+func deploymentAppError(env map[string]any) *appError {
+	out := &appError{Code: armtemplate.CodeDeploymentFailed,
+		Message: "At least one resource deployment operation failed. Please list deployment operations for details. Please see https://aka.ms/DeployOperations for usage details."}
+	detail := func(m map[string]any) deployError {
+		code, _ := m["code"].(string)
+		msg, _ := m["message"].(string)
+		return deployError{Code: code, Message: msg}
+	}
+	if code, _ := env["code"].(string); code == armtemplate.CodeDeploymentFailed {
+		list, _ := env["details"].([]any) // as armtemplate.Error.Envelope writes them
+		for _, d := range list {
+			if m, ok := d.(map[string]any); ok {
+				out.Details = append(out.Details, detail(m))
+			}
+		}
+	}
+	if len(out.Details) == 0 && env != nil {
+		out.Details = []deployError{detail(env)}
+	}
+	return out
+}
+
+// finishTemplateInstall deploys the mainTemplate of an application that
+// is Accepted and sets Succeeded, with the deployment's outputs, or
+// Failed with its error, each with its notification; it answers 201 with
+// the final state, as a spec's install does.
+func (h *Handler) finishTemplateInstall(rq *rp.Request, tenantID string, app store.Resource, st appState, template json.RawMessage) error {
+	outputs, failure := h.installTemplate(rq.Ctx, rq.R.Host, tenantID, app.Name, st, template)
+	rq.Action = actionAppWrite
+	if failure != nil {
+		rq.Detail = "deployment failed: " + failure.Code
+		st.ProvisioningState, st.Error = "Failed", failure
+	} else {
+		st.ProvisioningState, st.Outputs = "Succeeded", outputs
+	}
+	if err := h.changeState(rq, tenantID, &app, st, "PUT"); err != nil {
+		return err
+	}
+	h.wake()
+	return writeView(rq, http.StatusCreated, app, appViewOf)
+}
