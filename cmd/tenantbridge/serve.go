@@ -18,20 +18,20 @@ import (
 )
 
 func (c *cli) serveCommand() *cobra.Command {
-	var listen, proxyListen, amqpListen, dnsListen, dnsAnswer, store, domain, logLevel, brokerListen string
+	var listen, proxyListen, amqpListen, dnsListen, dnsAnswer, store, domain, logLevel, logFormat, brokerListen, metricsListen string
 	var refreshLifetime, notifyFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the tenantbridge cloud: token service, Graph, Resource Manager, Key Vault, Service Bus (HTTPS and AMQPS) and the operator API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			logger, err := newLogger(c.stderr, logLevel)
+			logger, err := newFormatLogger(c.stderr, logLevel, logFormat)
 			if err != nil {
 				return err
 			}
 			srv, err := server.New(cmd.Context(), server.Config{DataDir: c.dataDir, Listen: listen, ProxyListen: proxyListen, AMQPListen: amqpListen,
 				DNSListen: dnsListen, DNSAnswer: dnsAnswer, StoreURL: store, CustomDomain: domain, RefreshTokenLifetime: refreshLifetime,
-				NotificationRetryFor: notifyFor, Logger: logger})
+				NotificationRetryFor: notifyFor, MetricsListen: metricsListen, Logger: logger})
 			if err != nil {
 				return err
 			}
@@ -76,6 +76,8 @@ func (c *cli) serveCommand() *cobra.Command {
 	cmd.Flags().StringVar(&store, "store", "", "store URL: sqlite://PATH or postgres://... (default: the embedded store in the data directory)")
 	cmd.Flags().StringVar(&domain, "domain", "", "also answer as login.D, graph.D, management.D, *.vault.D and *.servicebus.D")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text (key=value lines) or json (one JSON object a line, for log collectors)")
+	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "also serve the Prometheus metrics, /healthz and /readyz here over plain HTTP without authorization (e.g. 127.0.0.1:9464), for a scraper on a trusted network; /metrics on --listen always answers the operator key")
 	cmd.Flags().StringVar(&brokerListen, "broker-listen", "", "also run the broker here (HTTP, e.g. 127.0.0.1:8500), configured by its environment variables as tenantbridge broker serve")
 	cmd.Flags().DurationVar(&notifyFor, "notification-retry-for", 0, "how long a managed application's lifecycle notification is retried (default 10h, as Azure)")
 	cmd.Flags().DurationVar(&refreshLifetime, "refresh-token-lifetime", 0, "how long a refresh token may go unused before it expires (default 2160h, Entra's 90 days)")
@@ -84,11 +86,24 @@ func (c *cli) serveCommand() *cobra.Command {
 
 // newLogger returns a text logger on w at the named level.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	return newFormatLogger(w, level, "text")
+}
+
+// newFormatLogger returns a logger on w at the named level, writing text
+// (key=value) or JSON lines, which log collectors parse without a pattern.
+func newFormatLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q is not one of debug, info, warn, error", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q is not text or json", format)
 }
 
 // printServing tells a person what they need next: where the server is,
@@ -107,6 +122,10 @@ func (c *cli) printServing(srv *server.Server, ln net.Listener, domain string) {
 	}
 	if a := srv.AMQPAddr(); a != "" {
 		fmt.Fprintf(w, "  Service Bus AMQPS    %s   (SNI or open hostname {namespace}.servicebus.windows.net; WebSockets at wss://{namespace}.servicebus.windows.net/$servicebus/websocket)\n", a)
+	}
+	fmt.Fprintf(w, "  metrics              %s/metrics   (Prometheus; Authorization: Bearer <operator key>); health %s/healthz, %s/readyz\n", url, url, url)
+	if a := srv.MetricsAddr(); a != "" {
+		fmt.Fprintf(w, "  metrics (plain HTTP) http://%s/metrics   (no authorization; also /healthz and /readyz)\n", a)
 	}
 	if a := srv.DNSAddr(); a != "" {
 		fmt.Fprintf(w, "  DNS                  %s   (UDP and TCP; answers %s, refuses other names)\n", a, strings.Join(srv.ProxiedHosts(), ", "))
