@@ -120,27 +120,30 @@ func (h *Handler) installTemplate(ctx context.Context, host, tenantID, appName s
 }
 
 // deploymentAppError is the application's error for a deployment's
-// error envelope: DeploymentFailed with each failed operation's code and
-// message as a detail (the deployment's own DeploymentFailed is unwrapped
-// to its details).
+// error envelope: DeploymentFailed with the code and message of each
+// failure that caused it as a detail (a DeploymentFailed, the
+// deployment's own or a nested deployment's, is unwrapped to its
+// details).
 func deploymentAppError(env map[string]any) *appError {
 	out := &appError{Code: armtemplate.CodeDeploymentFailed,
 		Message: "At least one resource deployment operation failed. Please list deployment operations for details. Please see https://aka.ms/DeployOperations for usage details."}
-	detail := func(m map[string]any) deployError {
+	var walk func(m map[string]any)
+	walk = func(m map[string]any) {
 		code, _ := m["code"].(string)
-		msg, _ := m["message"].(string)
-		return deployError{Code: code, Message: msg}
-	}
-	if code, _ := env["code"].(string); code == armtemplate.CodeDeploymentFailed {
-		list, _ := env["details"].([]any) // as armtemplate.Error.Envelope writes them
-		for _, d := range list {
-			if m, ok := d.(map[string]any); ok {
-				out.Details = append(out.Details, detail(m))
+		list, _ := m["details"].([]any) // as armtemplate.Error.Envelope writes them
+		if code == armtemplate.CodeDeploymentFailed && len(list) > 0 {
+			for _, d := range list {
+				if dm, ok := d.(map[string]any); ok {
+					walk(dm)
+				}
 			}
+			return
 		}
+		msg, _ := m["message"].(string)
+		out.Details = append(out.Details, deployError{Code: code, Message: msg})
 	}
-	if len(out.Details) == 0 && env != nil {
-		out.Details = []deployError{detail(env)}
+	if env != nil {
+		walk(env)
 	}
 	return out
 }

@@ -27,6 +27,20 @@ const failingTemplate = `{
   ]
 }`
 
+// escapingTemplate tries to create an identity outside the managed
+// resource group, in the customer's group "apps", by a nested deployment.
+const escapingTemplate = `{
+  "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+  "contentVersion": "1.0.0.0",
+  "resources": [
+    {"type": "Microsoft.Resources/deployments", "apiVersion": "2021-04-01", "name": "outside", "resourceGroup": "apps",
+     "properties": {"mode": "Incremental", "template": {
+       "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+       "contentVersion": "1.0.0.0",
+       "resources": [{"type": "Microsoft.ManagedIdentity/userAssignedIdentities", "apiVersion": "2023-01-31", "name": "planted", "location": "westeurope"}]}}}
+  ]
+}`
+
 // TestManagedApplicationMainTemplateSDK drives a definition whose package
 // is the shared-resource-broker mainTemplate with the real
 // armmanagedapplications clients: the definition keeps mainTemplate and
@@ -176,6 +190,15 @@ func TestManagedApplicationMainTemplateSDK(t *testing.T) {
 		if d := failedWith("broken1", "mrg-broken1", nil); d["code"] == "InternalServerError" || d["code"] == "InvalidTemplate" || !strings.Contains(d["message"].(string), "'x'") {
 			t.Fatalf("failure detail %v", d)
 		}
+		// The platform acts in the managed group alone: a package that
+		// reaches outside it fails, and creates nothing there.
+		escaping, err := createDef("escaping", escapingTemplate)
+		must(t, err)
+		def = escaping
+		if d := failedWith("escaping1", "mrg-escaping1", nil); d["code"] != "AuthorizationFailed" {
+			t.Fatalf("failure detail %v", d)
+		}
+		e.want(e.call(admin, "GET", sub(e)+"/resourceGroups/apps/providers/Microsoft.ManagedIdentity/userAssignedIdentities/planted", nil), 404, "")
 		if d := failedWith("broken2", "mrg-broken2", map[string]any{"identityName": map[string]any{"value": "app-identity"}}); d["code"] != "InvalidTemplate" || !strings.Contains(d["message"].(string), "identityName") {
 			t.Fatalf("failure detail %v", d)
 		}
