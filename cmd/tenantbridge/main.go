@@ -162,6 +162,8 @@ Commands find the server and the CLI profiles in the data directory
 	root.PersistentFlags().StringVar(&c.profile, "profile", "", "CLI profile to sign in with (see tenantbridge account list; default: the tenant's default profile)")
 	root.AddCommand(
 		c.serveCommand(),
+		c.backupCommand(),
+		c.restoreCommand(),
 		c.tenantCommand(),
 		c.loginCommand(),
 		c.logoutCommand(),

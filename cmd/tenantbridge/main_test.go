@@ -35,10 +35,14 @@ func startServerWith(t *testing.T, cfg server.Config) string {
 
 // startStoppable is startServerWith that also returns a function stopping
 // the server before the test ends (at most once; the test's cleanup
-// stops it otherwise).
+// stops it otherwise). It serves cfg.DataDir when that is set (a restored
+// directory), else a fresh one.
 func startStoppable(t *testing.T, cfg server.Config) (string, func()) {
 	t.Helper()
-	dir := t.TempDir()
+	dir := cfg.DataDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg.DataDir, cfg.Listen, cfg.Logger = dir, "127.0.0.1:0", slog.New(slog.DiscardHandler)
 	srv, err := server.New(ctx, cfg)

@@ -55,3 +55,15 @@ func (l *dataDirLock) release() {
 	_ = l.f.Close()
 	l.f = nil
 }
+
+// LockDataDir takes the data directory's lock as a server does, for a
+// command that must not change a directory a server is running on
+// (tenantbridge restore); it fails as a second server would. release lets
+// a server start on it again.
+func LockDataDir(dir string) (release func(), err error) {
+	l, err := lockDataDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return l.release, nil
+}
