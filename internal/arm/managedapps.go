@@ -11,10 +11,13 @@ package arm
 // transaction, the application (provisioningState Accepted), its managed
 // resource group, the deny assignment that locks it, the publisher's
 // cross-tenant role assignments on it, the application's system-assigned
-// identity and the Accepted notification; a second transaction deploys the
-// spec and sets Succeeded (or, when it fails, a third sets Failed with the
-// error), each with its notification in the outbox. The deployment runs
-// synchronously: PUT answers 201 with the final state.
+// identity and the Accepted notification; then the definition's
+// mainTemplate (or the template its deployment spec stands for) runs as
+// a template deployment in the managed group, as the platform
+// (managedapps_template.go), and one more transaction sets Succeeded with
+// the deployment's outputs, or Failed with its error, each with its
+// notification in the outbox. The install runs while the PUT waits: it
+// answers 201 with the final state.
 
 import (
 	"context"
@@ -849,51 +852,29 @@ func (h *Handler) putApplication(rq *rp.Request) error {
 	h.wake()
 
 	if rd.props.MainTemplate != nil {
-		return h.finishTemplateInstall(rq, tenantID, app, st, rd.props.MainTemplate)
+		return h.finishTemplateInstall(rq, tenantID, app, st, rd.props.MainTemplate, st.Parameters, nil)
 	}
-
-	// Deploy the spec: Succeeded, or Failed with the error.
-	var appSP *directory.ServicePrincipal
-	if st.IdentityPrincipalID != "" {
-		if appSP, err = h.dir.GetServicePrincipal(rq.Ctx, tenantID, st.IdentityPrincipalID); err != nil {
-			return rp.InternalError(err)
-		}
+	// The spec, as the template it stands for, by the same path; the
+	// publisher's assignments and the registration call come with
+	// Succeeded.
+	in := installation{tenantID: tenantID, appID: app.ID, location: location, groupID: st.ManagedResourceGroupID, sub: mrg.SubscriptionID(),
+		appSP: st.IdentityPrincipalID, publisher: publisher, suffix: uniqueSuffix(app.ID), spec: rd.spec, createdBy: rq.OID, publishers: publishers}
+	tmpl, err := specTemplate(in)
+	if err == nil {
+		err = checkBootstrapSecret(rq.Ctx, h.st, in)
 	}
-	rq.Action = actionAppWrite
 	var deployErr *deployError
-	err = rq.Change(tenantID, func(tx store.Store, dir *directory.Service) error {
-		group, err := managedGroup(rq.Ctx, tx, st)
-		if err != nil {
-			return rp.InternalError(err)
-		}
-		err = h.deploySpec(rq.Ctx, tx, dir, installation{tenantID: tenantID, appID: app.ID, location: location, group: group, appSP: appSP,
-			publisher: publisher, suffix: uniqueSuffix(app.ID), spec: rd.spec, createdBy: rq.OID, publishers: publishers})
-		if err != nil {
-			if !errors.As(err, &deployErr) {
-				deployErr = &deployError{Code: "InternalServerError", Message: "The deployment failed with an internal error."}
-				h.log.ErrorContext(rq.Ctx, "arm: managed application deployment failed", "application", app.ID, "err", err)
-			}
-			return err
-		}
-		st.ProvisioningState = "Succeeded"
-		if app, err = h.saveState(rq.Ctx, tx, app, st, "PUT"); err != nil {
+	if errors.As(err, &deployErr) {
+		return h.endInstall(rq, tenantID, app, st, nil, &appError{Code: "DeploymentFailed", Message: "At least one resource deployment operation failed.", Details: []deployError{*deployErr}}, nil)
+	} else if err != nil {
+		return rp.InternalError(err)
+	}
+	return h.finishTemplateInstall(rq, tenantID, app, st, tmpl, nil, func(tx store.Store, app store.Resource, st appState) error {
+		if err := publisherAssignments(rq.Ctx, tx, in, h.now().UTC()); err != nil {
 			return err
 		}
 		return h.registerTx(rq.Ctx, tx, app, st)
 	})
-	if err != nil && deployErr == nil {
-		return err
-	}
-	if deployErr != nil {
-		rq.Detail = "deployment failed: " + deployErr.Code
-		st.ProvisioningState = "Failed"
-		st.Error = &appError{Code: "DeploymentFailed", Message: "At least one resource deployment operation failed.", Details: []deployError{*deployErr}}
-		if err := h.changeState(rq, tenantID, &app, st, "PUT"); err != nil {
-			return err
-		}
-	}
-	h.wake()
-	return writeView(rq, http.StatusCreated, app, appViewOf)
 }
 
 // managedGroup gets the application's managed resource group.

@@ -3,10 +3,11 @@ package arm
 // The deployment spec of a managed application definition
 // (properties.deploymentSpec): tenantbridge's own JSON, in place of an ARM
 // template, listing what an installation creates in its managed resource
-// group. docs/managed-applications.md documents it; validateSpec checks it
+// group. docs/managed-applications.md documents it; validate checks it
 // when the definition is written, naming the path of a bad field, and
-// deploySpec creates it, in the customer's tenant, when an application is
-// installed.
+// specTemplate turns it into the ARM template it stands for, which an
+// install runs by the template deployment path as a package's
+// mainTemplate (managedapps_template.go).
 
 import (
 	"bytes"
@@ -25,7 +26,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
-	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/vault"
@@ -350,13 +350,15 @@ func deployFailed(code, format string, args ...any) error {
 	return &deployError{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// installation is what deploySpec needs to know of the application.
+// installation is what installing a spec needs to know of the
+// application.
 type installation struct {
 	tenantID   string // the customer's
 	appID      string
 	location   string
-	group      store.ResourceGroup // the managed resource group
-	appSP      *directory.ServicePrincipal
+	groupID    string // the managed resource group's id
+	sub        string // its subscription
+	appSP      string // the object id of the application's system-assigned identity, if any
 	publisher  string // the publisher's tenant id
 	suffix     string
 	spec       *deploymentSpec
@@ -364,163 +366,177 @@ type installation struct {
 	publishers map[string]store.PrincipalType // publisher principals named by the spec
 }
 
-// resource is the generic record of a resource of the installation's
-// managed resource group.
-func (in installation) resource(id, typ, name string, props []byte, now time.Time) store.Resource {
-	return store.Resource{TenantID: in.tenantID, SubscriptionID: in.group.SubscriptionID, ResourceGroup: in.group.Name, ID: id, Type: typ,
-		Name: name, Location: in.location, Properties: props, Created: now, Updated: now}
+// The api-versions of the template a spec becomes: versions the current
+// SDKs send for each type.
+const (
+	specVaultAPI      = "2023-07-01"
+	specIdentityAPI   = "2023-01-31"
+	specServiceBusAPI = "2021-11-01"
+	specRoleAPI       = "2022-04-01"
+)
+
+// literal is s as a template string that stands for itself: a leading
+// '[' is doubled, so that it is not read as an expression.
+func literal(s string) string {
+	if strings.HasPrefix(s, "[") {
+		return "[" + s
+	}
+	return s
 }
 
-// deploySpec creates the spec's resources in the managed resource group,
-// inside the caller's transaction. A deployError says which resource
-// failed and why.
-func (h *Handler) deploySpec(ctx context.Context, tx store.Store, dir *directory.Service, in installation) error {
-	if err := checkBootstrapSecret(ctx, tx, in); err != nil {
-		return err
-	}
-	rq := rp.Background(ctx, door{h})
-	g := in.group
-	now := h.now().UTC()
-	base := "/subscriptions/" + g.SubscriptionID + "/resourceGroups/" + g.Name + "/providers/"
-	scopes := map[string]string{"": base[:len(base)-len("/providers/")], "managedresourcegroup": base[:len(base)-len("/providers/")]}
-	identities := map[string]*directory.ServicePrincipal{}
+// assignmentID is the name of the spec's i-th role assignment of the
+// application: stable, so that the same grant is not made twice.
+func (in installation) assignmentID(i int) string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, fmt.Appendf(nil, "%s/roleAssignments/%d", strings.ToLower(in.appID), i)).String()
+}
 
+// specTemplate is the ARM template a spec stands for: the same resources,
+// created by the same deployment path as a package's mainTemplate
+// (managedapps_template.go), in the managed resource group, with the
+// placeholders replaced. A federated credential depends on the one before
+// it on the same identity (an identity takes one credential write at a
+// time); a role assignment depends on its scope's and its principal's
+// resource. The spec's assignments of publisher principals are not in
+// it: they grant a principal of another tenant, which a role assignment
+// PUT does not take; publisherAssignments makes them.
+func specTemplate(in installation) (json.RawMessage, error) {
+	base := in.groupID + "/providers/"
+	ids := specScopes(in)
+	var resources []map[string]any
 	for _, v := range in.spec.Vaults {
 		name := expand(v.Name, in.suffix)
-		if _, err := tx.GetVault(ctx, name); err == nil {
-			return deployFailed("VaultAlreadyExists", "The vault name '%s' is already in use. Vault names are globally unique so it is possible that the name is already taken.", name)
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		days, purge, err := vault.CreationSettings(v.SoftDeleteRetentionInDays, v.EnablePurgeProtection)
-		if err != nil {
-			return deployFailed("BadRequest", "%s", err.Error())
-		}
-		id := base + vaultType + "/" + name
-		sv := store.Vault{TenantID: in.tenantID, Name: name, ResourceID: id, Location: in.location,
-			SoftDeleteRetentionDays: days, EnablePurgeProtection: purge, EnableSoftDelete: true, Created: now}
-		if err := tx.CreateVault(ctx, sv); errors.Is(err, store.ErrConflict) {
-			return deployFailed("VaultAlreadyExists", "The vault name '%s' is already in use.", name)
-		} else if err != nil {
-			return err
-		}
 		sku := strings.ToLower(v.Sku)
 		if sku == "" {
 			sku = "standard"
 		}
-		props, _ := json.Marshal(vaultResourceProps{Sku: vaultSku{Family: "A", Name: sku}})
-		if err := tx.CreateResource(ctx, in.resource(id, vaultType, name, props, now)); err != nil {
-			return err
+		props := map[string]any{"tenantId": in.tenantID, "sku": map[string]any{"family": "A", "name": sku}, "enableRbacAuthorization": true}
+		if v.SoftDeleteRetentionInDays != nil {
+			props["softDeleteRetentionInDays"] = *v.SoftDeleteRetentionInDays
 		}
-		scopes["vault:"+strings.ToLower(v.Name)] = id
+		if v.EnablePurgeProtection != nil {
+			props["enablePurgeProtection"] = *v.EnablePurgeProtection
+		}
+		resources = append(resources, map[string]any{"type": vaultType, "apiVersion": specVaultAPI, "name": literal(name), "location": in.location, "properties": props})
 	}
 	for _, n := range in.spec.ServiceBusNamespaces {
 		name := expand(n.Name, in.suffix)
-		taken, err := namespaceNameTaken(rq, tx, name)
-		if err != nil {
-			return err
-		}
-		if taken {
-			return deployFailed("Conflict", "The namespace name '%s' is already in use. Namespace names are globally unique, so it is possible that the name is already taken.", name)
-		}
 		tier := skuTier(n.Sku)
-		props, _ := json.Marshal(namespaceResourceProps{Sku: sbSku{Name: tier, Tier: tier}})
-		id := base + sbNamespaceType + "/" + name
-		ns := in.resource(id, sbNamespaceType, name, props, now)
-		if err := tx.CreateResource(ctx, ns); errors.Is(err, store.ErrConflict) {
-			return deployFailed("Conflict", "The namespace name '%s' is already in use.", name)
-		} else if err != nil {
-			return err
-		}
-		if err := h.createDefaultRule(rq, tx, ns); err != nil {
-			return err
-		}
-		scopes["namespace:"+strings.ToLower(n.Name)] = id
+		nsID := base + sbNamespaceType + "/" + name
+		resources = append(resources, map[string]any{"type": sbNamespaceType, "apiVersion": specServiceBusAPI, "name": literal(name), "location": in.location,
+			"sku": map[string]any{"name": tier, "tier": tier}})
 		for _, q := range n.Queues {
-			settings, err := queueSettingsOf(q.Properties)
-			if err == nil {
-				err = settings.forTier(tier, q.Properties)
+			r := map[string]any{"type": sbQueueType, "apiVersion": specServiceBusAPI, "name": literal(name + "/" + q.Name), "dependsOn": []string{nsID}}
+			if q.Properties != nil {
+				r["properties"] = q.Properties
 			}
-			if err != nil {
-				return deployFailed("BadRequest", "%s", err.Error())
-			}
-			qprops, _ := json.Marshal(settings)
-			qid := id + "/queues/" + q.Name
-			if err := tx.CreateResource(ctx, in.resource(qid, sbQueueType, q.Name, qprops, now)); err != nil {
-				return err
-			}
-			scopes["queue:"+strings.ToLower(n.Name+"/"+q.Name)] = qid
-		}
-	}
-	if len(in.spec.UserAssignedIdentities) > 0 {
-		t, err := tx.GetTenant(ctx, in.tenantID)
-		if err != nil {
-			return err
-		}
-		if !strings.EqualFold(t.SubscriptionID, g.SubscriptionID) {
-			return deployFailed("BadRequest", "User-assigned identities can be created only in the tenant's default subscription '%s'.", t.SubscriptionID)
+			resources = append(resources, r)
 		}
 	}
 	for _, ui := range in.spec.UserAssignedIdentities {
 		name := expand(ui.Name, in.suffix)
-		sp, err := dir.CreateUserAssignedIdentity(ctx, in.tenantID, g.Name, name)
-		if err != nil {
-			if msg, ok := directory.IsInvalid(err); ok {
-				return deployFailed("BadRequest", "%s", msg)
-			}
-			if msg, ok := directory.ConflictMessage(err); ok {
-				return deployFailed("Conflict", "%s", msg)
-			}
-			return err
-		}
-		id := sp.ManagedIdentityResourceID()
-		if err := tx.CreateResource(ctx, in.resource(id, identityType, name, nil, now)); err != nil {
-			return err
-		}
+		id := base + identityType + "/" + name
+		resources = append(resources, map[string]any{"type": identityType, "apiVersion": specIdentityAPI, "name": literal(name), "location": in.location})
+		previous := id
 		for _, f := range ui.FederatedCredentials {
 			aud := f.Audiences
 			if len(aud) == 0 {
 				aud = []string{"api://AzureADTokenExchange"}
 			}
-			if _, err := dir.AddIdentityFederatedCredential(ctx, in.tenantID, sp.ID, directory.FederatedIdentityCredential{
-				Name: f.Name, Issuer: expand(f.Issuer, in.suffix), Subject: expand(f.Subject, in.suffix), Audiences: aud}); err != nil {
-				if msg, ok := directory.IsInvalid(err); ok {
-					return deployFailed("BadRequest", "%s", msg)
-				}
-				return err
+			var auds []string
+			for _, a := range aud {
+				auds = append(auds, literal(a))
 			}
+			resources = append(resources, map[string]any{"type": identityType + "/federatedIdentityCredentials", "apiVersion": specIdentityAPI,
+				"name": literal(name + "/" + f.Name), "dependsOn": []string{previous},
+				"properties": map[string]any{"issuer": literal(expand(f.Issuer, in.suffix)), "subject": literal(expand(f.Subject, in.suffix)), "audiences": auds}})
+			previous = id + "/federatedIdentityCredentials/" + f.Name
 		}
-		identities[strings.ToLower(ui.Name)] = sp
-		scopes["identity:"+strings.ToLower(ui.Name)] = id
 	}
 	for i, ra := range in.spec.RoleAssignments {
-		role, _ := builtInRole(ra.Role)
-		a := store.RoleAssignment{TenantID: in.tenantID, RoleDefinitionID: role.ID, CreatedOn: now, CreatedBy: in.createdBy,
-			ID: uuid.NewSHA1(uuid.NameSpaceURL, fmt.Appendf(nil, "%s/roleAssignments/%d", strings.ToLower(in.appID), i)).String()}
 		kind, ref, _ := strings.Cut(ra.Principal, ":")
+		var principal any
+		var depends []string
 		switch strings.ToLower(kind) {
 		case "applicationidentity":
-			if in.appSP == nil {
-				return deployFailed("BadRequest", "roleAssignments[%d]: the application has no system-assigned identity (identity.type SystemAssigned).", i)
+			if in.appSP == "" {
+				return nil, deployFailed("BadRequest", "roleAssignments[%d]: the application has no system-assigned identity (identity.type SystemAssigned).", i)
 			}
-			a.PrincipalID, a.PrincipalType, a.PrincipalTenantID = in.appSP.ID, store.PrincipalServicePrincipal, in.tenantID
+			principal = in.appSP
 		case "identity":
-			sp := identities[strings.ToLower(ref)]
-			a.PrincipalID, a.PrincipalType, a.PrincipalTenantID = sp.ID, store.PrincipalServicePrincipal, in.tenantID
-		case "publisher":
-			ref = strings.ToLower(ref)
-			pt, ok := in.publishers[ref]
-			if !ok {
-				return deployFailed("PrincipalNotFound", "Principal %s does not exist in the publisher's directory %s.", ref, in.publisher)
-			}
-			a.PrincipalID, a.PrincipalType, a.PrincipalTenantID = ref, pt, in.publisher
+			id := ids["identity:"+strings.ToLower(ref)]
+			principal, depends = "[reference('"+strings.ReplaceAll(id, "'", "''")+"', '"+specIdentityAPI+"').principalId]", []string{id}
+		default:
+			continue // publisher: publisherAssignments
 		}
-		skind, sref, _ := strings.Cut(ra.Scope, ":")
-		key := strings.ToLower(skind)
-		if sref != "" {
-			key += ":" + strings.ToLower(sref)
+		scope := in.scopeOf(ra, ids)
+		role, _ := builtInRole(ra.Role)
+		r := map[string]any{"type": "Microsoft.Authorization/roleAssignments", "apiVersion": specRoleAPI, "name": in.assignmentID(i),
+			"properties": map[string]any{"roleDefinitionId": "/subscriptions/" + in.sub + "/providers/Microsoft.Authorization/roleDefinitions/" + role.ID,
+				"principalId": principal, "principalType": "ServicePrincipal"}}
+		if scope != in.groupID {
+			r["scope"] = literal(scope)
+			depends = append(depends, scope)
 		}
-		a.Scope = scopes[key]
+		if len(depends) > 0 {
+			r["dependsOn"] = depends
+		}
+		resources = append(resources, r)
+	}
+	return json.Marshal(map[string]any{"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+		"contentVersion": "1.0.0.0", "resources": rp.NonNil(resources)})
+}
+
+// scopeOf is the resource id a spec's role assignment is made at.
+func (in installation) scopeOf(ra specRoleAssignment, ids map[string]string) string {
+	skind, sref, _ := strings.Cut(ra.Scope, ":")
+	key := strings.ToLower(skind)
+	if sref != "" {
+		key += ":" + strings.ToLower(sref)
+	}
+	return ids[key]
+}
+
+// specScopes are the ids of the managed group and the spec's resources,
+// by the name a role assignment's scope gives them ("vault:{name as
+// written}", lower-cased; "" and "managedresourcegroup" for the group).
+func specScopes(in installation) map[string]string {
+	base := in.groupID + "/providers/"
+	ids := map[string]string{"": in.groupID, "managedresourcegroup": in.groupID}
+	for _, v := range in.spec.Vaults {
+		ids["vault:"+strings.ToLower(v.Name)] = base + vaultType + "/" + expand(v.Name, in.suffix)
+	}
+	for _, n := range in.spec.ServiceBusNamespaces {
+		nsID := base + sbNamespaceType + "/" + expand(n.Name, in.suffix)
+		ids["namespace:"+strings.ToLower(n.Name)] = nsID
+		for _, q := range n.Queues {
+			ids["queue:"+strings.ToLower(n.Name+"/"+q.Name)] = nsID + "/queues/" + q.Name
+		}
+	}
+	for _, ui := range in.spec.UserAssignedIdentities {
+		ids["identity:"+strings.ToLower(ui.Name)] = base + identityType + "/" + expand(ui.Name, in.suffix)
+	}
+	return ids
+}
+
+// publisherAssignments makes, in tx, the spec's role assignments of the
+// publisher's principals: cross-tenant grants (principalTenantId the
+// publisher's), which only the platform makes, as it makes the
+// definition's authorizations.
+func publisherAssignments(ctx context.Context, tx store.Store, in installation, now time.Time) error {
+	scopes := specScopes(in)
+	for i, ra := range in.spec.RoleAssignments {
+		kind, ref, _ := strings.Cut(ra.Principal, ":")
+		if !strings.EqualFold(kind, "publisher") {
+			continue
+		}
+		ref = strings.ToLower(ref)
+		pt, ok := in.publishers[ref]
+		if !ok { // looked up before the install began
+			return rp.InternalError(fmt.Errorf("publisher principal %s of %s not looked up", ref, in.appID))
+		}
+		role, _ := builtInRole(ra.Role)
+		a := store.RoleAssignment{TenantID: in.tenantID, ID: in.assignmentID(i), Scope: in.scopeOf(ra, scopes), RoleDefinitionID: role.ID,
+			PrincipalID: ref, PrincipalType: pt, PrincipalTenantID: in.publisher, CreatedOn: now, CreatedBy: in.createdBy}
 		if err := tx.CreateRoleAssignment(ctx, a); errors.Is(err, store.ErrConflict) {
 			continue // the same grant twice in the spec
 		} else if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/armtemplate"
+	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/token"
@@ -60,16 +61,17 @@ func checkMainTemplate(raw json.RawMessage) error {
 	return err
 }
 
-// installTemplate runs the definition's mainTemplate as the deployment
-// named after the application in its managed resource group, with the
-// application's parameters, and waits for it. The deployment acts as the
+// installTemplate runs an application's template (its definition's
+// mainTemplate, or the template its spec stands for) as the deployment
+// named after the application in its managed resource group, with
+// parameters, and waits for it. The deployment acts as the
 // platform (caller.platformScope): in Azure the managed applications
 // resource provider deploys the package, not the customer, so the
 // deployment creates what the template lists in the locked group, where
 // the deny assignment refuses the customer, and nothing outside it. It
 // answers the deployment's outputs, or the error the application fails
 // with.
-func (h *Handler) installTemplate(ctx context.Context, host, tenantID, appName string, st appState, template json.RawMessage) (map[string]any, *appError) {
+func (h *Handler) installTemplate(ctx context.Context, host, tenantID, appName string, st appState, template, parameters json.RawMessage) (map[string]any, *appError) {
 	failed := func(e *armtemplate.Error) *appError {
 		return &appError{Code: armtemplate.CodeDeploymentFailed,
 			Message: "At least one resource deployment operation failed. Please list deployment operations for details. Please see https://aka.ms/DeployOperations for usage details.",
@@ -81,7 +83,7 @@ func (h *Handler) installTemplate(ctx context.Context, host, tenantID, appName s
 		return nil, failed(&armtemplate.Error{Code: "InternalServerError", Message: "The managed resource group id is not valid."})
 	}
 	sub, rg := segs[1], segs[3]
-	params, perr := inlineJSON(st.Parameters, "properties.parameters")
+	params, perr := inlineJSON(parameters, "properties.parameters")
 	if perr != nil {
 		return nil, failed(&armtemplate.Error{Code: armtemplate.CodeInvalidTemplate, Message: "The application's parameters must be a JSON object of {\"name\": {\"value\": …}}."})
 	}
@@ -148,20 +150,39 @@ func deploymentAppError(env map[string]any) *appError {
 	return out
 }
 
-// finishTemplateInstall deploys the mainTemplate of an application that
-// is Accepted and sets Succeeded, with the deployment's outputs, or
-// Failed with its error, each with its notification; it answers 201 with
-// the final state, as a spec's install does.
-func (h *Handler) finishTemplateInstall(rq *rp.Request, tenantID string, app store.Resource, st appState, template json.RawMessage) error {
-	outputs, failure := h.installTemplate(rq.Ctx, rq.R.Host, tenantID, app.Name, st, template)
+// finishTemplateInstall deploys the template of an application that is
+// Accepted (a package's mainTemplate with the application's parameters,
+// or a spec's) and ends the install with the outcome.
+func (h *Handler) finishTemplateInstall(rq *rp.Request, tenantID string, app store.Resource, st appState, template, params json.RawMessage,
+	succeeded func(tx store.Store, app store.Resource, st appState) error) error {
+	outputs, failure := h.installTemplate(rq.Ctx, rq.R.Host, tenantID, app.Name, st, template, params)
+	return h.endInstall(rq, tenantID, app, st, outputs, failure, succeeded)
+}
+
+// endInstall sets the application Succeeded, with the deployment's
+// outputs and what succeeded adds in the same transaction, or Failed
+// with failure, each with its notification; it answers 201 with the
+// final state (the install runs while the PUT waits).
+func (h *Handler) endInstall(rq *rp.Request, tenantID string, app store.Resource, st appState, outputs map[string]any, failure *appError,
+	succeeded func(tx store.Store, app store.Resource, st appState) error) error {
 	rq.Action = actionAppWrite
 	if failure != nil {
-		rq.Detail = "deployment failed: " + failure.Code
+		rq.Detail = "deployment failed: " + failure.Details[0].Code
 		st.ProvisioningState, st.Error = "Failed", failure
 	} else {
 		st.ProvisioningState, st.Outputs = "Succeeded", outputs
 	}
-	if err := h.changeState(rq, tenantID, &app, st, "PUT"); err != nil {
+	err := rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
+		var err error
+		if app, err = h.saveState(rq.Ctx, tx, app, st, "PUT"); err != nil {
+			return err
+		}
+		if failure == nil && succeeded != nil {
+			return succeeded(tx, app, st)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	h.wake()

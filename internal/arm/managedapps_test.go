@@ -243,6 +243,19 @@ func TestManagedApplicationServiceCatalog(t *testing.T) {
 		} {
 			e.want(e.call(admin, "GET", id, nil), 200, "")
 		}
+		// The spec ran as the template it stands for: the managed group's
+		// deployment named after the application, one operation per
+		// resource but the publisher's grant (which the platform makes).
+		dep := e.call(admin, "GET", mrg+"/providers/Microsoft.Resources/deployments/broker1", nil)
+		e.want(dep, 200, "")
+		if dp, _ := dep.doc["properties"].(map[string]any); dp["provisioningState"] != "Succeeded" {
+			t.Fatalf("the spec's deployment %s", dep.raw)
+		}
+		ops := e.call(admin, "GET", mrg+"/providers/Microsoft.Resources/deployments/broker1/operations", nil)
+		e.want(ops, 200, "")
+		if n := len(ops.doc["value"].([]any)); n != 9 { // vault, namespace, 2 queues, identity, credential, 3 role assignments
+			t.Fatalf("%d operations: %s", n, ops.raw)
+		}
 		q := e.call(admin, "GET", mrg+"/providers/Microsoft.ServiceBus/namespaces/sb-"+sfx+"/queues/commands", nil)
 		if qp, _ := q.doc["properties"].(map[string]any); qp["maxDeliveryCount"] != float64(5) || qp["lockDuration"] != "PT30S" {
 			t.Errorf("queue %s", q.raw)
