@@ -667,6 +667,10 @@ func (h *Handler) putApplication(rq *rp.Request) error {
 		return err
 	}
 	p := body.Properties
+	// "A JObject or a well formed JSON string" (ApplicationProperties.Parameters).
+	if _, err := inlineJSON(p.Parameters, "properties.parameters"); err != nil {
+		return err
+	}
 	var kind string
 	switch strings.ToLower(body.Kind) {
 	case "servicecatalog":

@@ -106,6 +106,10 @@ func TestManagedApplicationMainTemplateSDK(t *testing.T) {
 			t.Fatal("a refused definition was stored")
 		}
 
+		// Parameters that are not an object are refused at once.
+		e.want(e.call(admin, "PUT", sub(e)+"/resourceGroups/apps/providers/Microsoft.Solutions/applications/odd", map[string]any{"location": "westeurope", "kind": "ServiceCatalog",
+			"properties": map[string]any{"applicationDefinitionId": *def.ID, "managedResourceGroupId": sub(e) + "/resourceGroups/mrg-odd", "parameters": []any{1}}}), 400, "InvalidRequestContent")
+
 		// Install: the template runs in the managed resource group with
 		// the application's parameters.
 		mrgName := "mrg-broker1"
