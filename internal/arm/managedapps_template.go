@@ -167,7 +167,10 @@ func (h *Handler) endInstall(rq *rp.Request, tenantID string, app store.Resource
 	succeeded func(tx store.Store, app store.Resource, st appState) error) error {
 	rq.Action = actionAppWrite
 	if failure != nil {
-		rq.Detail = "deployment failed: " + failure.Details[0].Code
+		rq.Detail = "deployment failed: " + failure.Code
+		if len(failure.Details) > 0 {
+			rq.Detail += " " + failure.Details[0].Code
+		}
 		st.ProvisioningState, st.Error = "Failed", failure
 	} else {
 		st.ProvisioningState, st.Outputs = "Succeeded", outputs
