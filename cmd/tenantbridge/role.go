@@ -22,10 +22,32 @@ import (
 // armEndpoint and armScope are where and for what role commands call
 // Resource Manager; the Local transport sends them to tenantbridge.
 const (
-	armEndpoint   = "https://management.azure.com"
-	armScope      = "https://management.azure.com/.default"
-	armAPIVersion = "2022-04-01"
+	armEndpoint = "https://management.azure.com"
+	armScope    = "https://management.azure.com/.default"
 )
+
+// armAPIVersion is the api-version the CLI sends to path: each resource
+// type takes only its own versions, as in Azure (Microsoft.Resources'
+// subscriptions and groups refuse 2022-04-01 with
+// InvalidApiVersionParameter). The versions are the current SDKs':
+// armauthorization v2 2022-04-01, armservicebus v2 2022-10-01-preview,
+// armsubscriptions 2022-12-01.
+func armAPIVersion(path string) string {
+	segs := strings.Split(path, "/")
+	ns := ""
+	for i := len(segs) - 3; i >= 0 && ns == ""; i-- {
+		if strings.EqualFold(segs[i], "providers") {
+			ns = strings.ToLower(segs[i+1])
+		}
+	}
+	switch ns {
+	case "microsoft.authorization", "tenantbridge.authorization":
+		return "2022-04-01"
+	case "microsoft.servicebus":
+		return "2022-10-01-preview"
+	}
+	return "2022-12-01"
+}
 
 // armClient is a minimal Resource Manager client for the role commands.
 type armClient struct {
@@ -59,7 +81,7 @@ func (a *armClient) do(ctx context.Context, method, path string, query url.Value
 	if query == nil {
 		query = url.Values{}
 	}
-	query.Set("api-version", armAPIVersion)
+	query.Set("api-version", armAPIVersion(path))
 	req, err := runtime.NewRequest(ctx, method, armEndpoint+(&url.URL{Path: path}).EscapedPath()+"?"+strings.ReplaceAll(query.Encode(), "+", "%20"))
 	if err != nil {
 		return err

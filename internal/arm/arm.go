@@ -219,6 +219,9 @@ func (h *Handler) serve(rq *rp.Request) error {
 	}
 	rq.Path = path
 	if provider != nil {
+		if err := h.checkRegistered(rq, provider); err != nil { // providers.go
+			return err
+		}
 		return provider.Serve(rq)
 	}
 	m := rq.R.Method
@@ -266,6 +269,8 @@ func (h *Handler) serve(rq *rp.Request) error {
 		return h.deployments(rq) // deployments.go
 	case targetResourceList:
 		return h.listResources(rq) // resourcelist.go
+	case targetProviders, targetProvider, targetProviderAction, targetLocations:
+		return h.providersSurface(rq) // providers.go
 	case targetResource:
 		return h.resource(rq)
 	}

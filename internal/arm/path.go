@@ -89,6 +89,10 @@ func (h *Handler) parsePath(p string) (rp.Path, *rp.Provider, error) {
 	if ap, ok, err := deploymentPath(segs); ok {
 		return ap, nil, err
 	}
+	// The provider registry and the locations (providers.go).
+	if ap, ok, err := providersPath(segs); ok {
+		return ap, nil, err
+	}
 	// Resources - List (resourcelist.go).
 	if ap, ok, err := resourceListPath(segs); ok {
 		return ap, nil, err
