@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -89,19 +90,11 @@ func New(opts Options) *Metrics {
 	}
 	reg := prometheus.NewRegistry()
 	m := &Metrics{reg: reg, errorCodes: newBounded(maxErrorCodes)}
-	f := factory{reg}
-	m.requests = f.counterVec("tenantbridge_http_requests_total",
-		"HTTP requests answered, by surface (token, signin, graph, arm, keyvault, servicebus, operator, health, metrics, other), status and the answer's error code (AADSTS code, Graph/ARM/Key Vault code, Service Bus status; empty on success).",
-		"surface", "status", "error_code")
-	m.requestDuration = f.histogramVec("tenantbridge_http_request_duration_seconds",
-		"Time from a request's arrival at the front door to the end of its answer, by surface. Service Bus receives include their long poll.",
-		prometheus.DefBuckets, "surface")
-	m.tokens = f.counterVec("tenantbridge_tokens_issued_total",
-		"Access tokens issued, by grant type (client_credentials, authorization_code, refresh_token, …, managed_identity) and the kind of credential the client proved itself with (secret, certificate, federated, managed_identity, none).",
-		"grant", "credential")
-	rbac := f.counterVec("tenantbridge_rbac_decisions_total",
-		"RBAC access decisions, by result (allowed, denied, error: undecidable, a refusal) and whether the decision cache answered (hit) or the store was read (miss).",
-		"result", "cache")
+	f := promauto.With(reg)
+	m.requests = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_http_requests_total", Help: "HTTP requests answered, by surface (token, signin, graph, arm, keyvault, servicebus, operator, health, metrics, other), status and the answer's error code (AADSTS code, Graph/ARM/Key Vault code, Service Bus status; empty on success)."}, []string{"surface", "status", "error_code"})
+	m.requestDuration = f.NewHistogramVec(prometheus.HistogramOpts{Name: "tenantbridge_http_request_duration_seconds", Help: "Time from a request's arrival at the front door to the end of its answer, by surface. Service Bus receives include their long poll.", Buckets: prometheus.DefBuckets}, []string{"surface"})
+	m.tokens = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_tokens_issued_total", Help: "Access tokens issued, by grant type (client_credentials, authorization_code, refresh_token, …, managed_identity) and the kind of credential the client proved itself with (secret, certificate, federated, managed_identity, none)."}, []string{"grant", "credential"})
+	rbac := f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_rbac_decisions_total", Help: "RBAC access decisions, by result (allowed, denied, error: undecidable, a refusal) and whether the decision cache answered (hit) or the store was read (miss)."}, []string{"result", "cache"})
 	for cached, cache := range []string{"miss", "hit"} {
 		for allowed, result := range []string{"denied", "allowed"} {
 			m.rbac[cached][allowed][0] = rbac.WithLabelValues(result, cache)
@@ -109,19 +102,14 @@ func New(opts Options) *Metrics {
 		}
 	}
 	m.queues = newQueueSet(f, opts.MaxQueues)
-	m.outboxAttempts = f.counterVec("tenantbridge_outbox_attempts_total",
-		"Delivery attempts of the outbox (managed applications' notifications), by outcome: delivered, retry (failed, tried again later) or failed (given up).",
-		"result")
-	m.storeDuration = f.histogramVec("tenantbridge_store_operation_duration_seconds",
-		"Latency of the store's main calls, by operation (transaction, ApplyQueueOps, reads on the hot paths).",
-		latencyBuckets, "op")
-	m.auditDuration = f.histogram("tenantbridge_audit_commit_duration_seconds",
-		"Time a request waits for its audit record to be committed (the group commit's linger and the store's write).", latencyBuckets)
-	m.auditFailures = f.counter("tenantbridge_audit_failures_total", "Audit records that could not be stored (the action they record failed with them).")
-	m.amqpConns = f.gauge("tenantbridge_amqp_connections", "AMQP connections open (AMQPS and AMQP over WebSockets), handshake included.")
-	m.amqpConnsTotal = f.counter("tenantbridge_amqp_connections_total", "AMQP connections accepted since the server started.")
-	links := f.gaugeVec("tenantbridge_amqp_links", "AMQP links attached, by the client's role: sender (it sends to a queue) or receiver.", "role")
-	linksTotal := f.counterVec("tenantbridge_amqp_links_total", "AMQP links attached since the server started, by the client's role.", "role")
+	m.outboxAttempts = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_outbox_attempts_total", Help: "Delivery attempts of the outbox (managed applications' notifications), by outcome: delivered, retry (failed, tried again later) or failed (given up)."}, []string{"result"})
+	m.storeDuration = f.NewHistogramVec(prometheus.HistogramOpts{Name: "tenantbridge_store_operation_duration_seconds", Help: "Latency of the store's main calls, by operation (transaction, ApplyQueueOps, reads on the hot paths).", Buckets: latencyBuckets}, []string{"op"})
+	m.auditDuration = f.NewHistogram(prometheus.HistogramOpts{Name: "tenantbridge_audit_commit_duration_seconds", Help: "Time a request waits for its audit record to be committed (the group commit's linger and the store's write).", Buckets: latencyBuckets})
+	m.auditFailures = f.NewCounter(prometheus.CounterOpts{Name: "tenantbridge_audit_failures_total", Help: "Audit records that could not be stored (the action they record failed with them)."})
+	m.amqpConns = f.NewGauge(prometheus.GaugeOpts{Name: "tenantbridge_amqp_connections", Help: "AMQP connections open (AMQPS and AMQP over WebSockets), handshake included."})
+	m.amqpConnsTotal = f.NewCounter(prometheus.CounterOpts{Name: "tenantbridge_amqp_connections_total", Help: "AMQP connections accepted since the server started."})
+	links := f.NewGaugeVec(prometheus.GaugeOpts{Name: "tenantbridge_amqp_links", Help: "AMQP links attached, by the client's role: sender (it sends to a queue) or receiver."}, []string{"role"})
+	linksTotal := f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_amqp_links_total", Help: "AMQP links attached since the server started, by the client's role."}, []string{"role"})
 	for i, role := range []string{"receiver", "sender"} {
 		m.amqpLinks[i], m.amqpLinksTotal[i] = links.WithLabelValues(role), linksTotal.WithLabelValues(role)
 	}
@@ -137,7 +125,7 @@ func New(opts Options) *Metrics {
 // format. It does no authorization of its own: the front door decides who
 // may scrape.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: nil, Registry: m.reg})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
 // Registry is the registry, for tests that read values directly.
@@ -223,43 +211,4 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// factory registers what it makes in one registry.
-type factory struct{ reg *prometheus.Registry }
-
-func (f factory) counter(name, help string) prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
-	f.reg.MustRegister(c)
-	return c
-}
-
-func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
-	f.reg.MustRegister(c)
-	return c
-}
-
-func (f factory) gauge(name, help string) prometheus.Gauge {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
-	f.reg.MustRegister(g)
-	return g
-}
-
-func (f factory) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
-	f.reg.MustRegister(g)
-	return g
-}
-
-func (f factory) histogram(name, help string, buckets []float64) prometheus.Histogram {
-	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
-	f.reg.MustRegister(h)
-	return h
-}
-
-func (f factory) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
-	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
-	f.reg.MustRegister(h)
-	return h
 }

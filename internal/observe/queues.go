@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
@@ -36,18 +37,13 @@ type queueSet struct {
 	other *queueSeries
 }
 
-func newQueueSet(f factory, max int) *queueSet {
+func newQueueSet(f promauto.Factory, max int) *queueSet {
 	q := &queueSet{max: max, byRaw: map[string]*queueSeries{}, byID: map[string]*queueSeries{}}
-	q.sent = f.counterVec("tenantbridge_servicebus_messages_sent_total",
-		"Messages stored by sends (REST and AMQP; duplicates that duplicate detection dropped not counted), by queue resource id.", "queue")
-	q.received = f.counterVec("tenantbridge_servicebus_messages_received_total",
-		"Messages delivered to receivers (peek-lock, receive-and-delete, deferred by sequence number), by queue resource id.", "queue")
-	q.redelivered = f.counterVec("tenantbridge_servicebus_redeliveries_total",
-		"Deliveries of a message delivered before (its lock expired or it was abandoned), by queue resource id.", "queue")
-	q.lockLost = f.counterVec("tenantbridge_servicebus_lock_lost_total",
-		"Settlements and renewals refused because the message's lock had expired (MessageLockLost), by queue resource id.", "queue")
-	q.deadLetter = f.counterVec("tenantbridge_servicebus_dead_lettered_total",
-		"Messages moved to the dead-letter queue by a settlement (a receiver's dead-letter, an abandon past MaxDeliveryCount, an expired deferred message), by queue resource id. Messages that expire in the queue show in the dead-letter depth.", "queue")
+	q.sent = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_servicebus_messages_sent_total", Help: "Messages stored by sends (REST and AMQP; duplicates that duplicate detection dropped not counted), by queue resource id."}, []string{"queue"})
+	q.received = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_servicebus_messages_received_total", Help: "Messages delivered to receivers (peek-lock, receive-and-delete, deferred by sequence number), by queue resource id."}, []string{"queue"})
+	q.redelivered = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_servicebus_redeliveries_total", Help: "Deliveries of a message delivered before (its lock expired or it was abandoned), by queue resource id."}, []string{"queue"})
+	q.lockLost = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_servicebus_lock_lost_total", Help: "Settlements and renewals refused because the message's lock had expired (MessageLockLost), by queue resource id."}, []string{"queue"})
+	q.deadLetter = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_servicebus_dead_lettered_total", Help: "Messages moved to the dead-letter queue by a settlement (a receiver's dead-letter, an abandon past MaxDeliveryCount, an expired deferred message), by queue resource id. Messages that expire in the queue show in the dead-letter depth."}, []string{"queue"})
 	q.other = q.series(otherQueue)
 	return q
 }

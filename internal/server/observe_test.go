@@ -18,7 +18,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,25 +33,6 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
-
-// lockedBuffer is a log destination the server writes to from many
-// goroutines while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // scrape is one scrape of /metrics: each series ("name{labels}") and its
 // value, as the text format prints them.
@@ -145,7 +125,7 @@ func (w *busWorld) busREST(t *testing.T, method, path, body string) *http.Respon
 }
 
 func TestMetricsMoveUnderLoad(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &browserOutput{} // a buffer safe for the server's goroutines
 	w := newBusWorldConfig(t, server.Config{AMQPListen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0",
 		Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	r, tc := w.r, w.tc
@@ -356,7 +336,7 @@ func TestMetricsMoveUnderLoad(t *testing.T) {
 	// The request log: JSON lines naming surface, tenant, principal and
 	// error code.
 	var lines []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(string(logs.Bytes())), "\n") {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(l), &rec); err != nil {
 			t.Fatalf("log line is not JSON: %q", l)
@@ -396,7 +376,7 @@ func TestMetricsMoveUnderLoad(t *testing.T) {
 
 // A refused token request is counted and logged with Entra's AADSTS code.
 func TestTokenRefusalCodes(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &browserOutput{} // a buffer safe for the server's goroutines
 	r := start(t, server.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	tc := r.createTenant(t, "refused")
 	resp, err := r.client().PostForm("https://login.microsoftonline.com/"+tc.TenantID+"/oauth2/v2.0/token", map[string][]string{
@@ -414,7 +394,7 @@ func TestTokenRefusalCodes(t *testing.T) {
 	if got := sc.sum("tenantbridge_http_requests_total", `surface="token"`, `status="401"`, `error_code="AADSTS7000215"`); got != 1 {
 		t.Errorf("refused token requests with AADSTS7000215: %v", got)
 	}
-	if !strings.Contains(logs.String(), `"error_code":"AADSTS7000215"`) {
+	if !strings.Contains(string(logs.Bytes()), `"error_code":"AADSTS7000215"`) {
 		t.Errorf("no log line with AADSTS7000215")
 	}
 }
