@@ -45,6 +45,7 @@ type Store interface {
 	Lockouts
 	Deployments
 	ProviderRegistrations
+	ManagementLocks
 
 	// InTx runs fn with a Store whose every call is part of one transaction.
 	// If fn returns an error the transaction is rolled back and the error is

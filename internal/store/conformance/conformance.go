@@ -87,6 +87,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			fn   func(t *testing.T, st store.Store)
 		}{q.Name, q.Fn})
 	}
+	for _, q := range ManagementLockTests {
+		tests = append(tests, struct {
+			name string
+			fn   func(t *testing.T, st store.Store)
+		}{q.Name, q.Fn})
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
