@@ -2,7 +2,11 @@ package observe_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/tenantbridge/tenantbridge/internal/observe"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -52,20 +56,77 @@ func TestQueueSeriesAreBounded(t *testing.T) {
 	}
 }
 
-// A scrape forgets the queues the store no longer has, and their series:
-// a deleted queue frees its place under the bound.
+// A scrape reads the depth of the queues with series and forgets those
+// the store no longer has, series and all: a deleted queue frees its place
+// under the bound.
 func TestDeletedQueuesAreForgotten(t *testing.T) {
-	m := observe.New(observe.Options{MaxQueues: 1, Store: storetest.SQLite(t)})
-	m.QueueOpsApplied(send("/gone/1", 1))
-	if got := queueLabels(t, m, "tenantbridge_servicebus_messages_sent_total"); got["/gone/1"] != 1 {
-		t.Fatalf("before the scrape: %v", got)
+	st := storetest.SQLite(t)
+	ctx := t.Context()
+	tn := store.Tenant{ID: uuid.NewString(), Name: "observed", Domain: "observed.onmicrosoft.com", SubscriptionID: uuid.NewString()}
+	if err := st.CreateTenant(ctx, tn); err != nil {
+		t.Fatal(err)
 	}
-	// That Gather read the queue's depth and found no queue.
-	m.QueueOpsApplied(send("/gone/2", 2))
+	if err := st.CreateResourceGroup(ctx, store.ResourceGroup{TenantID: tn.ID, SubscriptionID: tn.SubscriptionID, Name: "rg", Location: "westeurope"}); err != nil {
+		t.Fatal(err)
+	}
+	ns := "/subscriptions/" + tn.SubscriptionID + "/resourceGroups/rg/providers/Microsoft.ServiceBus/namespaces/bus"
+	if err := st.CreateResource(ctx, store.Resource{TenantID: tn.ID, ID: ns, Type: "Microsoft.ServiceBus/namespaces", Name: "bus"}); err != nil {
+		t.Fatal(err)
+	}
+	kept := ns + "/queues/kept"
+	if err := st.CreateResource(ctx, store.Resource{TenantID: tn.ID, ID: kept, Type: store.QueueResourceType, Name: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := st.ApplyQueueOps(ctx, time.Now(), []store.QueueOp{{Kind: store.QueueSend, QueueID: kept,
+		Limits:   store.QueueLimits{LockDuration: time.Minute, MaxDeliveryCount: 10, MaxSizeBytes: 1 << 20},
+		Messages: []store.QueueMessage{{MessageID: "m1", Body: []byte("hello")}}}}); r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
+
+	m := observe.New(observe.Options{MaxQueues: 2, Store: st})
+	m.QueueOpsApplied(send(kept, 1))
+	m.QueueOpsApplied(send(ns+"/queues/gone", 1)) // no such queue in the store
+	m.QueueOpsApplied(send(ns+"/queues/third", 1))
+	if got := queueLabels(t, m, "tenantbridge_servicebus_messages_sent_total"); got["_other"] != 1 {
+		t.Fatalf("before the scrape, the third queue is past the bound: %v", got)
+	}
+	// That Gather read the depths: kept's, and found "gone" gone.
+	depth := gaugeValue(t, m, "tenantbridge_servicebus_queue_messages", strings.ToLower(kept), "active")
+	if depth != 1 {
+		t.Fatalf("kept's active depth: %v, want 1", depth)
+	}
+	// "gone" freed its place: a new queue gets one, not "_other".
+	m.QueueOpsApplied(send(ns+"/queues/fourth", 2))
 	got := queueLabels(t, m, "tenantbridge_servicebus_messages_sent_total")
-	if _, ok := got["/gone/1"]; ok || got["/gone/2"] != 2 || got["_other"] != 0 {
+	if _, ok := got[strings.ToLower(ns+"/queues/gone")]; ok || got[strings.ToLower(kept)] != 1 || got["_other"] != 1 {
 		t.Fatalf("after the deleted queue's scrape: %v", got)
 	}
+}
+
+// gaugeValue reads one series of a gauge family with the given queue and
+// state labels.
+func gaugeValue(t *testing.T, m *observe.Metrics, family, queue, state string) float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != family {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["queue"] == queue && labels["state"] == state {
+				return s.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("%s{queue=%q,state=%q} not found", family, queue, state)
+	return 0
 }
 
 // What each commit counts: stored sends without duplicates, deliveries
