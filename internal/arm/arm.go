@@ -218,6 +218,9 @@ func (h *Handler) serve(rq *rp.Request) error {
 		return rp.NewError(http.StatusBadRequest, "InvalidResourceId", "The resource id '%s' is not valid: %s", rp.SafeText(rq.R.URL.Path), rp.SafeText(perr.Error()))
 	}
 	rq.Path = path
+	if err := h.checkLocks(rq); err != nil { // locks.go
+		return err
+	}
 	if provider != nil {
 		if err := h.checkRegistered(rq, provider); err != nil { // providers.go
 			return err
@@ -271,6 +274,12 @@ func (h *Handler) serve(rq *rp.Request) error {
 		return h.listResources(rq) // resourcelist.go
 	case targetProviders, targetProvider, targetProviderAction, targetLocations:
 		return h.providersSurface(rq) // providers.go
+	case targetLocks:
+		return h.locks(rq) // locks.go
+	case targetTags:
+		return h.tags(rq) // tags.go
+	case targetTagNames:
+		return rp.Only(rq, http.MethodGet, h.tagNames) // tags.go
 	case targetResource:
 		return h.resource(rq)
 	}

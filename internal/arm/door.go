@@ -46,5 +46,5 @@ func (d door) DeleteGroupResources(rq *rp.Request, tx store.Store, dir *director
 			return err
 		}
 	}
-	return nil
+	return deleteGroupLocks(rq, tx, g) // locks.go
 }

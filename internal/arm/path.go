@@ -85,6 +85,13 @@ func (h *Handler) parsePath(p string) (rp.Path, *rp.Provider, error) {
 		}
 		return ap, nil, nil
 	}
+	// Management locks (locks.go) and the Tags API (tags.go).
+	if ap, ok, err := locksPath(segs); ok {
+		return ap, nil, err
+	}
+	if ap, ok, err := tagsPath(segs); ok {
+		return ap, nil, err
+	}
 	// Microsoft.Resources/deployments (deployments.go).
 	if ap, ok, err := deploymentPath(segs); ok {
 		return ap, nil, err
