@@ -314,7 +314,7 @@ func (h *Handler) deleteLock(rq *rp.Request) error {
 	}
 	scope := rq.Path.Scope.String()
 	rq.Target = scope + "/providers/" + lockType + "/" + rq.Path.Name
-	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
+	return rq.DeleteAndWrite(tenantID, func(tx store.Store, _ *directory.Service) error {
 		if err := tx.DeleteManagementLock(rq.Ctx, scope, rq.Path.Name); errors.Is(err, store.ErrNotFound) {
 			return rp.ErrNothingToDo
 		} else if err != nil {
@@ -322,15 +322,6 @@ func (h *Handler) deleteLock(rq *rp.Request) error {
 		}
 		return nil
 	})
-	if errors.Is(err, rp.ErrNothingToDo) {
-		rq.W.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	rq.W.WriteHeader(http.StatusOK)
-	return nil
 }
 
 // readActions are the POST actions that change nothing and hand out no

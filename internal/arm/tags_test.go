@@ -154,6 +154,19 @@ func TestTagsSDK(t *testing.T) {
 		fab := e.adminToken(e.fabrikam)
 		e.want(e.call(fab, "GET", tp, nil), 401, "InvalidAuthenticationTokenTenant")
 
+		// Write on the vault itself is enough to write its tags (a custom
+		// role without Microsoft.Resources/tags/*), not the group's.
+		roleID := uuid.NewString()
+		e.want(e.call(admin, "PUT", sub(e)+"/providers/Microsoft.Authorization/roleDefinitions/"+roleID, map[string]any{"properties": map[string]any{
+			"roleName": "Vault Writer", "type": "CustomRole", "assignableScopes": []string{sub(e)},
+			"permissions": []any{map[string]any{"actions": []string{"Microsoft.KeyVault/vaults/write", "Microsoft.KeyVault/vaults/read"}}}}}), 201, "")
+		writer := e.newApp(tid, "vault-writer", false)
+		e.want(e.call(admin, "PUT", rg+"/providers/Microsoft.Authorization/roleAssignments/"+uuid.NewString(), map[string]any{"properties": map[string]any{
+			"roleDefinitionId": sub(e) + "/providers/Microsoft.Authorization/roleDefinitions/" + roleID, "principalId": writer.sp.ID}}), 201, "")
+		wtok := e.armToken(tid, writer.app.AppID, writer.secret)
+		e.want(e.call(wtok, "PATCH", tp, map[string]any{"operation": "Merge", "properties": map[string]any{"tags": map[string]string{"by": "writer"}}}), 200, "")
+		e.want(e.call(wtok, "PATCH", rg+"/providers/Microsoft.Resources/tags/default", map[string]any{"operation": "Merge", "properties": map[string]any{"tags": map[string]string{"by": "writer"}}}), 403, "AuthorizationFailed")
+
 		// A ReadOnly lock on the group refuses tag writes.
 		e.want(e.call(admin, "PUT", rg+"/providers/Microsoft.Authorization/locks/ro", map[string]any{"properties": map[string]any{"level": "ReadOnly"}}), 201, "")
 		e.want(e.call(admin, "PATCH", tp, map[string]any{"operation": "Merge", "properties": map[string]any{"tags": map[string]string{"a": "b"}}}), 409, "ScopeLocked")
