@@ -41,6 +41,11 @@ var roleDefinitionVersions = []string{"2022-05-01-preview", "2022-04-01", "2018-
 // REST specs' 2018-07-01-preview and 2022-04-01 (armauthorization v2).
 var denyAssignmentVersions = []string{"2022-04-01", "2018-07-01-preview"}
 
+// lockVersions are Microsoft.Authorization/locks': the REST specs'
+// 2015-01-01, 2016-09-01 (what az sends), 2017-04-01 and 2020-05-01
+// (armlocks v1.2.0).
+var lockVersions = []string{"2020-05-01", "2017-04-01", "2016-09-01", "2015-01-01"}
+
 // doorProviders are the front door's own namespaces as the provider
 // registry lists them: Microsoft.Resources, Microsoft.Authorization and
 // tenantbridge's TenantBridge.Authorization (role explain). They take no
@@ -61,11 +66,14 @@ var doorProviders = func() []*rp.Provider {
 			{Name: "subscriptions/resources", APIVersions: resourcesVersions},
 			{Name: "subscriptions/providers", APIVersions: resourcesVersions},
 			{Name: "subscriptions/locations", APIVersions: resourcesVersions},
+			{Name: "tags", APIVersions: resourcesVersions},                   // tags.go
+			{Name: "subscriptions/tagNames", APIVersions: resourcesVersions}, // tags.go
 		}},
 		{Namespace: "Microsoft.Authorization", Types: []rp.ResourceType{
 			{Name: "roleAssignments", APIVersions: roleAssignmentVersions},
 			{Name: "roleDefinitions", APIVersions: roleDefinitionVersions},
 			{Name: "denyAssignments", APIVersions: denyAssignmentVersions},
+			{Name: "locks", APIVersions: lockVersions}, // locks.go
 		}},
 		// tenantbridge's own: the versions its CLI sends.
 		{Namespace: "TenantBridge.Authorization", Types: []rp.ResourceType{{Name: "explain", APIVersions: []string{"2022-04-01"}}}},
