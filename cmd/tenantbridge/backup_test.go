@@ -267,3 +267,26 @@ func TestBackupPostgresKeysOnly(t *testing.T) {
 		t.Error("a PostgreSQL server's backup restored an embedded store")
 	}
 }
+
+// TestBackupStoreElsewhere: a server whose store is a file outside its
+// data directory (serve --store sqlite://PATH) is backed up with the same
+// --store, and its restored directory serves the world from the
+// directory's own tenantbridge.db.
+func TestBackupStoreElsewhere(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "elsewhere.db")
+	dir, stop := startStoppable(t, server.Config{StoreURL: "sqlite://" + db})
+	var tenant tenantJSON
+	okJSON(t, dir, &tenant, "tenant", "create", "fabrikam")
+	archive := filepath.Join(t.TempDir(), "b.tar.gz")
+	fails(t, dir, "give backup the same --store", "backup", "--out", archive)
+	ok(t, dir, "backup", "--out", archive, "--store", "sqlite://"+db)
+	stop()
+	restored := filepath.Join(t.TempDir(), "restored")
+	ok(t, restored, "restore", "--in", archive)
+	startStoppable(t, server.Config{DataDir: restored})
+	var shown tenantJSON
+	okJSON(t, restored, &shown, "tenant", "show", "fabrikam")
+	if shown.TenantID != tenant.TenantID {
+		t.Errorf("restored tenant %+v, want id %s", shown, tenant.TenantID)
+	}
+}
