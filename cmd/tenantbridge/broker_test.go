@@ -30,6 +30,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/server"
 	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
 	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
 
@@ -428,7 +429,7 @@ func TestBrokerServePublisher(t *testing.T) {
 		tok, err := c.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}})
 		must(err)
 		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest(method, "https://management.azure.com"+path+"?api-version=2021-07-01", bytes.NewReader(b))
+		req, _ := http.NewRequest(method, "https://management.azure.com"+path+"?api-version="+testenv.ARMAPIVersion(path), bytes.NewReader(b))
 		req.Header.Set("Authorization", "Bearer "+tok.Token)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := hc.Do(req)

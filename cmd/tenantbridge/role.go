@@ -45,6 +45,12 @@ func armAPIVersion(path string) string {
 		return "2022-04-01"
 	case "microsoft.servicebus":
 		return "2022-10-01-preview"
+	case "microsoft.keyvault":
+		return "2023-07-01" // armkeyvault's GA before v2
+	case "microsoft.managedidentity":
+		return "2023-01-31" // armmsi's GA
+	case "microsoft.solutions":
+		return "2021-07-01" // armmanagedapplications
 	}
 	return "2022-12-01"
 }

@@ -13,8 +13,9 @@ import "github.com/tenantbridge/tenantbridge/internal/arm/rp"
 // armresources v1.2.0 sends 2021-04-01, armsubscriptions v1.3.0
 // 2022-12-01, armkeyvault's vault list (Resources - List) 2015-11-01,
 // azcore's provider registration policy 2019-05-01, az 2.45 2022-09-01
-// (resources) and 2019-11-01 (subscriptions).
-var resourcesVersions = []string{"2024-08-01", "2024-06-01-preview", "2024-03-01", "2023-07-01", "2023-07-01-preview", "2023-03-01-preview",
+// (resources) and 2019-11-01 (subscriptions); @azure/arm-resources 7.x
+// sends 2025-04-01, the newest GA.
+var resourcesVersions = []string{"2025-04-01", "2024-08-01", "2024-06-01-preview", "2024-03-01", "2023-07-01", "2023-07-01-preview", "2023-03-01-preview",
 	"2022-12-01", "2022-11-01-preview", "2022-09-01", "2022-06-01", "2022-05-01", "2022-03-01-preview", "2022-01-01", "2021-04-01", "2021-01-01",
 	"2020-10-01", "2020-09-01", "2020-08-01", "2020-07-01", "2020-06-01", "2020-05-01", "2020-01-01", "2019-11-01", "2019-10-01", "2019-09-01",
 	"2019-08-01", "2019-07-01", "2019-06-01", "2019-05-10", "2019-05-01", "2019-03-01", "2018-11-01", "2018-09-01", "2018-08-01", "2018-07-01",

@@ -217,6 +217,9 @@ func (h *Handler) serve(rq *rp.Request) error {
 	if perr != nil {
 		return rp.NewError(http.StatusBadRequest, "InvalidResourceId", "The resource id '%s' is not valid: %s", rp.SafeText(rq.R.URL.Path), rp.SafeText(perr.Error()))
 	}
+	if err := h.checkAPIVersion(rq, path, provider); err != nil { // apiversion_check.go
+		return err
+	}
 	rq.Path = path
 	if err := h.checkLocks(rq); err != nil { // locks.go
 		return err

@@ -892,7 +892,7 @@ func (h *Handler) deleteUnlisted(ctx context.Context, x *run, p *armtemplate.Pla
 		if listed[strings.ToLower(it.ID)] {
 			continue
 		}
-		status, doc, err := h.inProcess(ctx, x.c, http.MethodDelete, it.ID, "2022-09-01", nil)
+		status, doc, err := h.inProcess(ctx, x.c, http.MethodDelete, it.ID, h.latestAPIVersion(it.Type), nil) // apiversion_check.go
 		if err == nil && status >= 300 {
 			err = answerError(status, doc, it.ID)
 		}

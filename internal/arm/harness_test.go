@@ -137,37 +137,7 @@ func (e *env) call(token, method, path string, body any) response {
 	if strings.Contains(path, "?") {
 		sep = "&"
 	}
-	return e.raw(token, method, path+sep+"api-version="+apiVersionFor(path), body)
-}
-
-// apiVersionFor is a version the resource type of path takes, by the
-// namespace of its last providers segment: what the SDKs send.
-func apiVersionFor(path string) string {
-	p, _, _ := strings.Cut(path, "?")
-	segs := strings.Split(p, "/")
-	ns := "Microsoft.Resources"
-	for i := len(segs) - 2; i >= 0; i-- {
-		if strings.EqualFold(segs[i], "providers") {
-			// The registry (…/providers/{ns}[/register]) is Microsoft.Resources'.
-			if i+2 < len(segs) && !strings.EqualFold(segs[i+2], "register") && !strings.EqualFold(segs[i+2], "unregister") {
-				ns = segs[i+1]
-			}
-			break
-		}
-	}
-	switch strings.ToLower(ns) {
-	case "microsoft.authorization", "tenantbridge.authorization":
-		return "2022-04-01"
-	case "microsoft.keyvault":
-		return "2023-07-01"
-	case "microsoft.servicebus":
-		return "2022-10-01-preview"
-	case "microsoft.managedidentity":
-		return "2023-01-31"
-	case "microsoft.solutions":
-		return "2021-07-01"
-	}
-	return "2021-04-01"
+	return e.raw(token, method, path+sep+"api-version="+testenv.ARMAPIVersion(path), body)
 }
 
 func (e *env) raw(token, method, pathAndQuery string, body any) response {

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/server"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
 )
 
 // ---- Azure's names, written from Azure's documentation ----
@@ -64,7 +65,7 @@ const (
 
 	advPassword = "Adv3rsary-Horse-Battery"
 	advRedirect = "https://attacker.example/callback"
-	advARMVer   = "api-version=2022-04-01"
+	advARMVer   = testenv.AnyARMVersion
 	advKVVer    = "api-version=7.4"
 )
 
@@ -233,6 +234,7 @@ func (a *adv) send(method, u string, hdr map[string]string, body string) (int, s
 }
 
 func (a *adv) call(method, u, bearer, body string) (int, string) {
+	u = testenv.WithARMVersion(u)
 	hdr := map[string]string{}
 	if bearer != "" {
 		hdr["Authorization"] = "Bearer " + bearer

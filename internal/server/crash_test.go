@@ -27,6 +27,7 @@ import (
 
 	"github.com/tenantbridge/tenantbridge/internal/server"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
 )
 
 // The crash test's server runs in a child process: this test binary, run
@@ -286,7 +287,7 @@ func (c *crashServer) world() crashWorld {
 	armTok := token("https://management.azure.com")
 	ns := "/subscriptions/" + tc.SubscriptionID + "/resourceGroups/rg/providers/Microsoft.ServiceBus/namespaces/crash-bus"
 	arm := func(path, body string) {
-		r := c.do("PUT", "https://management.azure.com"+path+"?api-version=2022-10-01-preview", armTok, body,
+		r := c.do("PUT", "https://management.azure.com"+path+"?api-version="+testenv.ARMAPIVersion(path), armTok, body,
 			map[string]string{"Content-Type": "application/json"})
 		if r.err != nil || r.status/100 != 2 {
 			t.Fatalf("PUT %s: %d %v %s", path, r.status, r.err, r.body)

@@ -27,6 +27,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/server"
 	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
 	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
 
@@ -227,6 +228,7 @@ type isoHTTP struct {
 
 func (h isoHTTP) do(method, u, bearer, body string) (int, []byte) {
 	h.t.Helper()
+	u = testenv.WithARMVersion(u)
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -271,7 +273,7 @@ func (h isoHTTP) token(tenantID, clientID, secret, resource string) (string, int
 
 const (
 	isoARM      = "https://management.azure.com"
-	isoARMVer   = "?api-version=2022-04-01"
+	isoARMVer   = "?" + testenv.AnyARMVersion
 	isoVaultVer = "?api-version=7.4"
 )
 
@@ -656,7 +658,7 @@ func TestIsolationProved(t *testing.T) {
 			sem <- struct{}{}
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				req, _ := http.NewRequest(c.tgt.method, c.tgt.url, strings.NewReader(c.tgt.body))
+				req, _ := http.NewRequest(c.tgt.method, testenv.WithARMVersion(c.tgt.url), strings.NewReader(c.tgt.body))
 				req.Header.Set("Authorization", "Bearer "+tok)
 				if c.tgt.body != "" {
 					req.Header.Set("Content-Type", "application/json")

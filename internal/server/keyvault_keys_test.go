@@ -26,6 +26,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/server"
 	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
 	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
 
@@ -79,7 +80,7 @@ func (w *keysWorld) keysClient(t *testing.T, cred azcore.TokenCredential) *azkey
 // status.
 func (w *keysWorld) arm(t *testing.T, method, path, body string) int {
 	t.Helper()
-	status, raw := armCall(t, w.r, w.armCred, method, path+"?api-version=2022-04-01", body)
+	status, raw := armCall(t, w.r, w.armCred, method, path+"?api-version="+testenv.ARMAPIVersion(path), body)
 	if status >= 300 {
 		t.Logf("%s %s: %d %s", method, path, status, raw)
 	}

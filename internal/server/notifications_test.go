@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/server"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
 )
 
 // TestManagedAppNotificationsDelivered: a publisher's notification
@@ -46,7 +47,7 @@ func TestManagedAppNotificationsDelivered(t *testing.T) {
 	tok := armToken(t, c, tc)
 	put := func(path, body string) map[string]any {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPut, "https://management.azure.com"+path+"?api-version=2021-07-01", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPut, "https://management.azure.com"+path+"?api-version="+testenv.ARMAPIVersion(path), strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := c.Do(req)

@@ -19,6 +19,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/server"
 	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
 	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
 
@@ -83,7 +84,7 @@ func TestManagedAppRegistrationCall(t *testing.T) {
 
 	call := func(tc tenantCreated, method, path, body string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(method, "https://management.azure.com"+path+"?api-version=2021-07-01", strings.NewReader(body))
+		req, _ := http.NewRequest(method, "https://management.azure.com"+path+"?api-version="+testenv.ARMAPIVersion(path), strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+armToken(t, c, tc))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := c.Do(req)

@@ -28,6 +28,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/server"
 	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
 )
 
 // busWorld is a tenant with a namespace "orders-bus", a queue "orders"
@@ -77,7 +78,7 @@ func (w *busWorld) arm(t *testing.T, method, path, body string) map[string]any {
 	if w.armCred == nil {
 		w.armCred = w.adminCredential(t)
 	}
-	status, raw := armCall(t, w.r, w.armCred, method, path+"?api-version=2022-10-01-preview", body)
+	status, raw := armCall(t, w.r, w.armCred, method, path+"?api-version="+testenv.ARMAPIVersion(path), body)
 	if status/100 != 2 {
 		t.Fatalf("%s %s: %d %s", method, path, status, raw)
 	}

@@ -178,7 +178,7 @@ func (e *env) queue(ns namespace, name, props string) string {
 
 func (e *env) arm(token, method, id, body string) response {
 	e.t.Helper()
-	r := e.do(token, method, "https://management.azure.com"+id+"?api-version=2022-10-01-preview",
+	r := e.do(token, method, "https://management.azure.com"+id+"?api-version="+testenv.ARMAPIVersion(id),
 		http.Header{"Content-Type": {"application/json"}}, []byte(body))
 	if r.status >= 300 {
 		e.t.Fatalf("%s %s: %d %s", method, id, r.status, r.body)

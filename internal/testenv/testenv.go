@@ -235,3 +235,57 @@ func Must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// ARMAPIVersion is an api-version that Resource Manager takes for the
+// resource type the path (or URL) names, as a client generated for that
+// type sends: the front door refuses any other (arm's apiversion_check.go).
+func ARMAPIVersion(path string) string {
+	if i := strings.Index(path, "://"); i >= 0 {
+		path = path[i+3:]
+		if j := strings.IndexByte(path, '/'); j >= 0 {
+			path = path[j:]
+		}
+	}
+	p, _, _ := strings.Cut(path, "?")
+	segs := strings.Split(p, "/")
+	ns, typ := "Microsoft.Resources", ""
+	for i := len(segs) - 2; i >= 0; i-- {
+		if strings.EqualFold(segs[i], "providers") {
+			// The registry (…/providers/{ns}[/register]) is Microsoft.Resources'.
+			if i+2 < len(segs) && !strings.EqualFold(segs[i+2], "register") && !strings.EqualFold(segs[i+2], "unregister") {
+				ns, typ = segs[i+1], segs[i+2]
+			}
+			break
+		}
+	}
+	switch strings.ToLower(ns) {
+	case "microsoft.authorization":
+		if strings.EqualFold(typ, "locks") {
+			return "2020-05-01"
+		}
+		return "2022-04-01"
+	case "tenantbridge.authorization":
+		return "2022-04-01"
+	case "microsoft.keyvault":
+		return "2023-07-01"
+	case "microsoft.servicebus":
+		return "2022-10-01-preview"
+	case "microsoft.managedidentity":
+		return "2023-01-31"
+	case "microsoft.solutions":
+		return "2021-07-01"
+	}
+	return "2021-04-01"
+}
+
+// AnyARMVersion stands for "the api-version of this URL's resource type"
+// in a test's Resource Manager URL; WithARMVersion puts the real one in.
+const AnyARMVersion = "api-version=ANY"
+
+// WithARMVersion replaces AnyARMVersion in u with ARMAPIVersion of u.
+func WithARMVersion(u string) string {
+	if !strings.Contains(u, AnyARMVersion) {
+		return u
+	}
+	return strings.Replace(u, AnyARMVersion, "api-version="+ARMAPIVersion(u), 1)
+}

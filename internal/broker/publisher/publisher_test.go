@@ -23,6 +23,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/azclient"
 	"github.com/tenantbridge/tenantbridge/internal/broker/publisher"
 	"github.com/tenantbridge/tenantbridge/internal/server"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
 )
 
 const sig = "n0tif-s3cret"
@@ -214,7 +215,7 @@ func (w *world) arm(t testing.TB, cred azcore.TokenCredential, method, path stri
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, "https://management.azure.com"+path+"?api-version=2021-07-01", rd)
+	req, _ := http.NewRequest(method, "https://management.azure.com"+path+"?api-version="+testenv.ARMAPIVersion(path), rd)
 	req.Header.Set("Authorization", "Bearer "+tok.Token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := w.hc.Do(req)
