@@ -12,7 +12,8 @@ import (
 func (h *Handler) ownProviders() []*rp.Provider {
 	all := rp.AllRegions()
 	return []*rp.Provider{
-		{Namespace: "Microsoft.KeyVault", Types: []rp.ResourceType{{Name: "vaults", Listed: true, APIVersions: keyVaultVersions, Locations: all, Capabilities: trackedCapabilities}},
+		{Namespace: "Microsoft.KeyVault", Types: []rp.ResourceType{{Name: "vaults", Listed: true, APIVersions: keyVaultVersions, Locations: all, Capabilities: trackedCapabilities},
+			{Name: "checkNameAvailability", APIVersions: keyVaultVersions}},
 			Parse: vaultPath, Serve: h.vaults,
 			DeleteGroup: func(rq *rp.Request, tx store.Store, _ *directory.Service, g store.ResourceGroup) error {
 				return deleteGroupVaults(rq, tx, g)
@@ -30,7 +31,8 @@ func (h *Handler) ownProviders() []*rp.Provider {
 				APIVersions: serviceBusVersions, Locations: all, Capabilities: trackedCapabilities},
 			{Name: "namespaces/queues", APIVersions: serviceBusVersions},
 			{Name: "namespaces/authorizationRules", APIVersions: serviceBusVersions},
-			{Name: "namespaces/queues/authorizationRules", APIVersions: serviceBusVersions}},
+			{Name: "namespaces/queues/authorizationRules", APIVersions: serviceBusVersions},
+			{Name: "checkNameAvailability", APIVersions: serviceBusVersions}},
 			Parse: serviceBusPath, Serve: h.serviceBus},
 		{Namespace: solutionsNamespace, Types: []rp.ResourceType{
 			{Name: "applicationDefinitions", Listed: true, APIVersions: solutionsVersions, Locations: all, Capabilities: trackedCapabilities},

@@ -51,7 +51,8 @@ func TestProvidersSDK(t *testing.T) {
 		must(t, err)
 		p := got.Provider
 		if *p.Namespace != "Microsoft.KeyVault" || *p.ID != "/subscriptions/"+subID+"/providers/Microsoft.KeyVault" ||
-			*p.RegistrationState != "Registered" || *p.RegistrationPolicy != "RegistrationRequired" || len(p.ResourceTypes) != 1 {
+			*p.RegistrationState != "Registered" || *p.RegistrationPolicy != "RegistrationRequired" || len(p.ResourceTypes) != 2 ||
+			*p.ResourceTypes[1].ResourceType != "checkNameAvailability" {
 			t.Fatalf("Microsoft.KeyVault: %+v", p)
 		}
 		vaults := p.ResourceTypes[0]
@@ -87,7 +88,7 @@ func TestProvidersSDK(t *testing.T) {
 		// At the tenant: no subscription, no registration state.
 		tp, err := providers.GetAtTenantScope(ctx, "Microsoft.ServiceBus", nil)
 		must(t, err)
-		if *tp.ID != "/providers/Microsoft.ServiceBus" || tp.RegistrationState != nil || len(tp.ResourceTypes) != 4 {
+		if *tp.ID != "/providers/Microsoft.ServiceBus" || tp.RegistrationState != nil || len(tp.ResourceTypes) != 5 {
 			t.Fatalf("tenant Microsoft.ServiceBus: %+v", tp.Provider)
 		}
 		n := 0

@@ -54,6 +54,9 @@ const (
 
 // serviceBusPath recognises the Microsoft.ServiceBus paths.
 func serviceBusPath(segs []string) (rp.Path, bool, error) {
+	if ap, ok, err := checkNamePath(segs, sbNamespace, targetSBCheckName); ok {
+		return ap, true, err // checkname.go
+	}
 	if ap, ok, err := sbRulePath(segs); ok {
 		return ap, true, err
 	}
@@ -62,6 +65,9 @@ func serviceBusPath(segs []string) (rp.Path, bool, error) {
 
 // serviceBus serves the Microsoft.ServiceBus paths.
 func (h *Handler) serviceBus(rq *rp.Request) error {
+	if rq.Path.Target == targetSBCheckName {
+		return h.sbCheckName(rq)
+	}
 	if rq.Path.Target == targetSBNamespaceRules || rq.Path.Target == targetSBQueueRules {
 		return h.serveRules(rq)
 	}

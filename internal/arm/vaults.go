@@ -77,6 +77,9 @@ func parseVaultPath(segs []string) (rp.Path, bool) {
 // the subscription (subscription list), the group (group list) or the
 // vault's id.
 func vaultPath(segs []string) (rp.Path, bool, error) {
+	if ap, ok, err := checkNamePath(segs, "Microsoft.KeyVault", targetVaultCheckName); ok {
+		return ap, true, err // checkname.go
+	}
 	ap, ok := parseVaultPath(segs)
 	if !ok {
 		return rp.Path{}, false, nil
@@ -98,6 +101,9 @@ func vaultPath(segs []string) (rp.Path, bool, error) {
 
 // vaults serves the Microsoft.KeyVault/vaults paths.
 func (h *Handler) vaults(rq *rp.Request) error {
+	if rq.Path.Target == targetVaultCheckName {
+		return h.vaultCheckName(rq)
+	}
 	return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: h.listVaults, Get: h.getVault, Put: h.putVault, Delete: h.deleteVault})
 }
 
