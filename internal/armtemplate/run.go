@@ -38,6 +38,23 @@ type runState struct {
 	mu       sync.Mutex
 	states   map[string]*Object // lower-cased id → state
 	parent   *runState
+	// sem bounds the resources deployed at once: one per deployment,
+	// shared by its nested deployments, so nesting does not multiply it.
+	sem chan struct{}
+}
+
+// acquire takes a deployment slot, or fails when ctx is done first.
+func (rs *runState) acquire(ctx context.Context) error {
+	select {
+	case rs.sem <- struct{}{}:
+		if err := ctx.Err(); err != nil {
+			<-rs.sem
+			return err
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (rs *runState) state(id string) (*Object, bool) {
@@ -146,7 +163,8 @@ func failure(r *PlannedResource, err error) *Error {
 }
 
 // Run deploys the plan: each resource after its dependencies, independent
-// ones in parallel (at most MaxParallel at once), serial copy loops in
+// ones in parallel (at most MaxParallel at once, nested deployments'
+// resources included), serial copy loops in
 // their batches; nested deployments run as their own plans. A failed
 // resource stops its dependents; the others still deploy, and the error
 // is DeploymentFailed with one detail per failure. Then the outputs are
@@ -157,12 +175,16 @@ func (p *Plan) Run(ctx context.Context, d Deployer) (*Result, error) {
 
 func (p *Plan) run(ctx context.Context, d Deployer, parent *runState) (*Result, error) {
 	rs := &runState{ctx: ctx, plan: p, resolver: p.dc.Resolver, states: map[string]*Object{}, parent: parent}
-	var evalMu sync.Mutex // the evaluator caches variables: one evaluation at a time
-	limit := p.MaxParallel
-	if limit <= 0 {
-		limit = 8
+	if parent != nil {
+		rs.sem = parent.sem
+	} else {
+		limit := p.MaxParallel
+		if limit <= 0 {
+			limit = 8
+		}
+		rs.sem = make(chan struct{}, limit)
 	}
-	sem := make(chan struct{}, limit)
+	var evalMu sync.Mutex // the evaluator caches variables: one evaluation at a time
 	done := map[string]chan struct{}{}
 	failed := map[string]bool{}
 	var mu sync.Mutex
@@ -190,17 +212,7 @@ func (p *Plan) run(ctx context.Context, d Deployer, parent *runState) (*Result, 
 				}
 			}
 			mu.Unlock()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				mu.Lock()
-				failed[strings.ToLower(r.ID)] = true
-				failures = append(failures, failure(r, ctx.Err()))
-				mu.Unlock()
-				return
-			}
 			state, err := p.deployOne(ctx, d, rs, r, &evalMu)
-			<-sem
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -231,9 +243,18 @@ func (p *Plan) run(ctx context.Context, d Deployer, parent *runState) (*Result, 
 }
 
 // deployOne evaluates a deferred body, then deploys the resource (or runs
-// the nested deployment) and returns its state.
+// the nested deployment) and returns its state. A resource holds a slot
+// of rs.sem while it is read or deployed; a nested deployment holds none
+// itself, its resources take theirs.
 func (p *Plan) deployOne(ctx context.Context, d Deployer, rs *runState, r *PlannedResource, evalMu *sync.Mutex) (*Object, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if r.Existing {
+		if err := rs.acquire(ctx); err != nil {
+			return nil, err
+		}
+		defer func() { <-rs.sem }()
 		v, err := rs.external(r.ID, r.APIVersion, true)
 		if err != nil {
 			return nil, err
@@ -279,7 +300,11 @@ func (p *Plan) deployOne(ctx context.Context, d Deployer, rs *runState, r *Plann
 		state.Set("properties", props)
 		return state, nil
 	}
+	if err := rs.acquire(ctx); err != nil {
+		return nil, err
+	}
 	st, err := d.Deploy(ctx, r)
+	<-rs.sem
 	if err != nil {
 		return nil, err
 	}

@@ -59,6 +59,27 @@ func TestRunParallelBound(t *testing.T) {
 	}
 }
 
+// Nested deployments share their deployment's MaxParallel: nesting does
+// not multiply how many resources deploy at once, and a nested deployment
+// waiting for its resources holds no slot (which would deadlock a full
+// set of nested ones).
+func TestRunParallelBoundNested(t *testing.T) {
+	p := mustPlan(t, head+`"resources": [
+	 {"type": "Microsoft.Resources/deployments", "apiVersion": "2022-09-01", "name": "[concat('n', copyIndex())]", "copy": {"name": "n", "count": 6},
+	  "properties": {"mode": "Incremental", "expressionEvaluationOptions": {"scope": "inner"},
+	   "template": {"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#", "contentVersion": "1.0.0.0",
+	    "resources": [{"type": "Microsoft.Storage/storageAccounts", "apiVersion": "2022-09-01", "name": "[concat('s', copyIndex(), uniqueString(deployment().name))]", "copy": {"name": "c", "count": 10}}]}}},
+	 {"type": "Microsoft.Storage/storageAccounts", "apiVersion": "2022-09-01", "name": "[concat('top', copyIndex())]", "copy": {"name": "t", "count": 10}}]}`, nil)
+	p.MaxParallel = 3
+	rec := &recorder{}
+	if _, err := p.Run(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.order) != 70 || rec.maxSeen > 3 || rec.maxSeen < 2 {
+		t.Fatalf("deployed %d, at most %d at once", len(rec.order), rec.maxSeen)
+	}
+}
+
 // A resource whose body needs reference() is deferred at plan time, gets
 // an implicit dependency, and is evaluated when it runs.
 func TestPlanDefersReference(t *testing.T) {
