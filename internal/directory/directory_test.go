@@ -388,6 +388,57 @@ func TestUsersPasswordsAndTOTP(t *testing.T) {
 	}
 }
 
+// TestEnrollAuthenticatorOnce: without replace, a user's authenticator is
+// enrolled once, even by enrolments at the same time; the secret of the
+// one that succeeded is the one that works.
+func TestEnrollAuthenticatorOnce(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st store.Store) {
+		d, c := newDirectory(t, st)
+		ctx := context.Background()
+		tid := mustTenant(t, d, "once").Tenant.ID
+		u, err := d.CreateUser(ctx, tid, directory.NewUser{UserPrincipalName: "al@once.onmicrosoft.com", DisplayName: "Al",
+			Password: "Correct-Horse-9", AccountEnabled: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 8
+		secrets, errs := make([]string, n), make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, secrets[i], errs[i] = d.EnrollAuthenticator(ctx, tid, u.ID, false)
+			}()
+		}
+		wg.Wait()
+		var won string
+		for i, err := range errs {
+			switch {
+			case err == nil && won == "":
+				won = secrets[i]
+			case err == nil:
+				t.Fatal("two enrolments without replace both succeeded")
+			case !errors.Is(err, directory.ErrConflict):
+				t.Fatal(err)
+			}
+		}
+		if won == "" {
+			t.Fatal("no enrolment succeeded")
+		}
+		found, _ := d.GetUser(ctx, tid, u.ID)
+		if code, _ := directory.TOTPCode(won, c.now()); !d.CheckTOTP(found, code) {
+			t.Fatal("the enrolled secret's code refused")
+		}
+		if _, _, err := d.EnrollAuthenticator(ctx, tid, u.ID, false); !errors.Is(err, directory.ErrConflict) {
+			t.Fatalf("enrolling again without replace: %v", err)
+		}
+		if _, next, err := d.EnrollAuthenticator(ctx, tid, u.ID, true); err != nil || next == won {
+			t.Fatalf("replace: %v", err)
+		}
+	})
+}
+
 func TestGroupsAndRoles(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, st store.Store) {
 		d, _ := newDirectory(t, st)

@@ -178,14 +178,27 @@ func (s *Service) CheckUserPassword(u *User, password string) bool {
 	return err == nil && ok
 }
 
-// EnrollTOTP gives the user a new authenticator secret, sealed at rest, and
-// returns the otpauth:// URL to show once (as a QR code or text).
+// EnrollTOTP gives the user a new authenticator secret, sealed at rest,
+// replacing any it had, and returns the otpauth:// URL to show once (as a
+// QR code or text).
 func (s *Service) EnrollTOTP(ctx context.Context, tenantID, id string) (otpauthURL, base32Secret string, err error) {
+	return s.EnrollAuthenticator(ctx, tenantID, id, true)
+}
+
+// EnrollAuthenticator is EnrollTOTP that, unless replace, refuses with
+// ErrConflict a user who has an authenticator already. The check is made
+// in the update, against the version it writes over, so that of two
+// enrolments at once only one succeeds: otherwise the first's secret,
+// already handed out, would silently stop working.
+func (s *Service) EnrollAuthenticator(ctx context.Context, tenantID, id string, replace bool) (otpauthURL, base32Secret string, err error) {
 	secret := make([]byte, 20)
 	if _, err := rand.Read(secret); err != nil {
 		return "", "", err
 	}
 	u, err := update[User](ctx, s.st, tenantID, store.KindUser, id, func(u *User) error {
+		if u.HasTOTP() && !replace {
+			return ErrConflict
+		}
 		sealedSecret, err := sealed.Seal(s.kek, secret, []byte("totp/"+tenantID+"/"+u.ID))
 		if err != nil {
 			return err

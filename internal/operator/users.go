@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -69,13 +70,13 @@ func (a *API) enrollAuthenticator(w http.ResponseWriter, r *http.Request) {
 		a.failIn(w, r, action, t.ID, ref, err, userNotFound)
 		return
 	}
-	if u.HasTOTP() && !req.Replace {
+	uri, secret, err := a.dir.EnrollAuthenticator(r.Context(), t.ID, u.ID, req.Replace)
+	if errors.Is(err, directory.ErrConflict) {
 		_ = a.record(r.Context(), action, t.ID, u.ID, "Conflict")
 		writeError(w, http.StatusConflict, "Conflict", "User "+quotePath(u.UserPrincipalName)+
 			" already has an authenticator; enrolling a new one (replace) stops the old one's codes.")
 		return
 	}
-	uri, secret, err := a.dir.EnrollTOTP(r.Context(), t.ID, u.ID)
 	if err != nil {
 		a.failIn(w, r, action, t.ID, ref, err, userNotFound)
 		return
