@@ -138,17 +138,23 @@ func (h *Handler) locks(rq *rp.Request) error {
 
 // lockScopeExists refuses a lock at a scope that does not exist: the
 // subscription (ScopeTenant has found it), the group, or a resource with a
-// generic record.
+// generic record, in a group or at the subscription (a subscription-level
+// resource id is checked too, or locks could pile up at ids of nothing,
+// each one read by every write's checkLocks; Azure answers 404 for a lock
+// on a resource that is not there).
 func (h *Handler) lockScopeExists(rq *rp.Request) error {
-	if rq.Path.RG == "" {
-		return nil
-	}
-	if _, err := rp.PathGroup(rq, h.st); err != nil {
-		return err
-	}
 	sc := rq.Path.Scope.String()
-	if strings.EqualFold(sc, "/subscriptions/"+rq.Path.Sub+"/resourceGroups/"+rq.Path.RG) {
-		return nil
+	if rq.Path.RG == "" {
+		if strings.EqualFold(sc, "/subscriptions/"+rq.Path.Sub) {
+			return nil
+		}
+	} else {
+		if _, err := rp.PathGroup(rq, h.st); err != nil {
+			return err
+		}
+		if strings.EqualFold(sc, "/subscriptions/"+rq.Path.Sub+"/resourceGroups/"+rq.Path.RG) {
+			return nil
+		}
 	}
 	if _, err := h.st.GetResource(rq.Ctx, sc); errors.Is(err, store.ErrNotFound) {
 		return rp.NewError(http.StatusNotFound, "ResourceNotFound", "The Resource '%s' was not found.", rp.SafeText(sc))

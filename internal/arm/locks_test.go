@@ -177,6 +177,7 @@ func TestManagementLockRefusals(t *testing.T) {
 		e.want(e.call(admin, "PUT", lk+"a", map[string]any{"properties": map[string]any{"level": "ReadOnly", "notes": strings.Repeat("x", 513)}}), 400, "BadRequest")
 		e.want(e.call(admin, "PUT", sub(e)+"/resourceGroups/nope/providers/Microsoft.Authorization/locks/a", map[string]any{"properties": map[string]any{"level": "ReadOnly"}}), 404, "ResourceGroupNotFound")
 		e.want(e.call(admin, "PUT", rg+"/providers/Microsoft.KeyVault/vaults/nope/providers/Microsoft.Authorization/locks/a", map[string]any{"properties": map[string]any{"level": "ReadOnly"}}), 404, "ResourceNotFound")
+		e.want(e.call(admin, "PUT", sub(e)+"/providers/Microsoft.KeyVault/vaults/nope/providers/Microsoft.Authorization/locks/a", map[string]any{"properties": map[string]any{"level": "ReadOnly"}}), 404, "ResourceNotFound")
 		e.want(e.call(admin, "PUT", "/providers/Microsoft.Authorization/locks/a", map[string]any{"properties": map[string]any{"level": "ReadOnly"}}), 400, "InvalidResourceId")
 		e.want(e.call(admin, "PATCH", lk+"a", map[string]any{}), 405, "MethodNotAllowed")
 		e.want(e.call(admin, "GET", lk+"a", nil), 404, "LockNotFound")
