@@ -334,6 +334,8 @@ type deploymentRuns struct {
 	instance string
 	// heartbeat and staleAfter: the defaults when zero.
 	heartbeat, staleAfter time.Duration
+	// perTenant: maxRunningPerTenant when zero.
+	perTenant int
 }
 
 func (rs *deploymentRuns) self() string {
@@ -345,13 +347,45 @@ func (rs *deploymentRuns) self() string {
 	return rs.instance
 }
 
-func (rs *deploymentRuns) add(id string, x *run) {
+// maxRunningPerTenant bounds the deployments of one tenant running here
+// at once: each holds a goroutine, up to MaxParallel in-process requests
+// and a heartbeat. One more is refused as Resource Manager refuses a
+// subscription's writes over its limits: 429 with Retry-After
+// (learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling).
+const maxRunningPerTenant = 64
+
+// runningRetryAfter is the Retry-After, in seconds, of that refusal.
+const runningRetryAfter = "10"
+
+// add registers x as the run of deployment id. It is refused when the
+// deployment already runs here (two PUTs of one name raced past the
+// record's check: DeploymentActive) or when x's tenant runs
+// maxRunningPerTenant deployments (429).
+func (rs *deploymentRuns) add(id string, x *run) error {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.byID == nil {
 		rs.byID = map[string]*run{}
 	}
+	if old := rs.byID[strings.ToLower(id)]; old != nil {
+		return deploymentActive(old.doc)
+	}
+	limit := rs.perTenant
+	if limit <= 0 {
+		limit = maxRunningPerTenant
+	}
+	n := 0
+	for _, o := range rs.byID {
+		if strings.EqualFold(o.rec.TenantID, x.rec.TenantID) {
+			n++
+		}
+	}
+	if n >= limit {
+		return rp.NewError(http.StatusTooManyRequests, "TooManyRequests",
+			"The tenant '%s' has %d deployments running, the limit of this Resource Manager. Please try again after '%s' seconds.", x.rec.TenantID, n, runningRetryAfter)
+	}
 	rs.byID[strings.ToLower(id)] = x
+	return nil
 }
 
 func (rs *deploymentRuns) remove(id string, x *run) {
@@ -761,6 +795,9 @@ func (h *Handler) putDeployment(rq *rp.Request) error {
 	// written: a poller that read a final state here would not poll.
 	view := d.view()
 	if _, err := h.startDeployment(rq.Ctx, tenantID, rq.Path.Sub, rq.Path.RG, d, p); err != nil {
+		if re := (*rp.Error)(nil); errors.As(err, &re) && re.Status == http.StatusTooManyRequests {
+			rq.W.Header().Set("Retry-After", runningRetryAfter)
+		}
 		return err
 	}
 	rq.Target = d.ID
@@ -799,7 +836,10 @@ func (h *Handler) acceptDeployment(ctx context.Context, tenantID, sub, rg string
 	x.cancel = cancel
 	// Registered before it is stored, so that no read takes it for a
 	// deployment abandoned by its server.
-	h.runs.add(d.ID, x)
+	if err := h.runs.add(d.ID, x); err != nil {
+		cancel()
+		return nil, nil, err
+	}
 	if err := h.st.PutDeployment(ctx, x.rec); err != nil {
 		h.runs.remove(d.ID, x)
 		cancel()
