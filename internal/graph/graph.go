@@ -497,13 +497,14 @@ func listCollection[T any](h *Handler, rq *request, name string, spec querySpec,
 	}
 	var p page
 	if opts.orderBy != "" {
-		// Sorted: every match, then the page after the cursor (orderby.go).
-		var items []sortedItem
+		// Sorted: every match is scanned, and only the page after the
+		// cursor (and one more) is kept (orderby.go).
+		picker := sortedPicker{opts: opts}
 		err = scanCollection(h, rq, opts, "", ownedOnly, list, view, func(id string, e entity) bool {
-			items = append(items, sortedItem{id: id, key: sortKey(e, opts.orderBy), e: e})
+			picker.add(sortedItem{id: id, key: sortKey(e, opts.orderBy), e: e})
 			return true
 		})
-		p = sortedPage(items, opts)
+		p = picker.page()
 	} else {
 		err = scanCollection(h, rq, opts, opts.after, ownedOnly, list, view, func(id string, e entity) bool {
 			if len(p.items) == opts.top {

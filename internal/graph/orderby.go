@@ -111,17 +111,40 @@ func compareSorted(a, b sortedItem, desc bool) int {
 	return c
 }
 
-// sortedPage sorts every matching object and returns the page after the
-// cursor: at most top items, whether more follow, and the next cursor.
-func sortedPage(items []sortedItem, opts queryOptions) page {
-	slices.SortFunc(items, func(a, b sortedItem) int { return compareSorted(a, b, opts.desc) })
-	if opts.after != "" {
-		cursor := sortedItem{id: opts.after, key: opts.afterKey}
-		items = slices.DeleteFunc(items, func(it sortedItem) bool { return compareSorted(it, cursor, opts.desc) <= 0 })
+// sortedPicker gathers the page of a sorted collection while it is
+// scanned: of the objects after the cursor, only the top+1 first in sort
+// order are kept (one more than the page, to know that another follows),
+// so that a page costs memory for its own items, not the collection's.
+type sortedPicker struct {
+	opts  queryOptions
+	items []sortedItem
+}
+
+// add offers one matching object.
+func (s *sortedPicker) add(it sortedItem) {
+	if s.opts.after != "" && compareSorted(it, sortedItem{id: s.opts.after, key: s.opts.afterKey}, s.opts.desc) <= 0 {
+		return // on an earlier page
 	}
+	s.items = append(s.items, it)
+	if len(s.items) >= 2*(s.opts.top+1) {
+		s.trim()
+	}
+}
+
+// trim sorts the items kept and drops all but the top+1 first.
+func (s *sortedPicker) trim() {
+	slices.SortFunc(s.items, func(a, b sortedItem) int { return compareSorted(a, b, s.opts.desc) })
+	clear(s.items[min(len(s.items), s.opts.top+1):])
+	s.items = s.items[:min(len(s.items), s.opts.top+1)]
+}
+
+// page returns the page after the cursor: at most top items, whether more
+// follow, and the next cursor.
+func (s *sortedPicker) page() page {
+	s.trim()
 	var p page
-	for _, it := range items {
-		if len(p.items) == opts.top {
+	for _, it := range s.items {
+		if len(p.items) == s.opts.top {
 			p.more = true
 			break
 		}
