@@ -51,47 +51,17 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Generation", testGeneration},
 		{"ResourcesNamed", testResourcesNamed},
 	}
-	for _, q := range QueueTests {
-		tests = append(tests, struct {
-			name string
-			fn   func(t *testing.T, st store.Store)
-		}{q.Name, q.Fn})
-	}
-	for _, q := range UserTokenTests {
-		tests = append(tests, struct {
-			name string
-			fn   func(t *testing.T, st store.Store)
-		}{q.Name, q.Fn})
-	}
-	for _, q := range OutboxTests {
-		tests = append(tests, struct {
-			name string
-			fn   func(t *testing.T, st store.Store)
-		}{q.Name, q.Fn})
-	}
-	for _, q := range LockoutTests {
-		tests = append(tests, struct {
-			name string
-			fn   func(t *testing.T, st store.Store)
-		}{q.Name, q.Fn})
-	}
-	for _, q := range DeploymentTests {
-		tests = append(tests, struct {
-			name string
-			fn   func(t *testing.T, st store.Store)
-		}{q.Name, q.Fn})
-	}
-	for _, q := range ProviderRegistrationTests {
-		tests = append(tests, struct {
-			name string
-			fn   func(t *testing.T, st store.Store)
-		}{q.Name, q.Fn})
-	}
-	for _, q := range ManagementLockTests {
-		tests = append(tests, struct {
-			name string
-			fn   func(t *testing.T, st store.Store)
-		}{q.Name, q.Fn})
+	// The suites kept in their own files, each a list of named tests.
+	for _, suite := range [][]struct {
+		Name string
+		Fn   func(t *testing.T, st store.Store)
+	}{QueueTests, UserTokenTests, OutboxTests, LockoutTests, DeploymentTests, ProviderRegistrationTests, ManagementLockTests} {
+		for _, q := range suite {
+			tests = append(tests, struct {
+				name string
+				fn   func(t *testing.T, st store.Store)
+			}{q.Name, q.Fn})
+		}
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
