@@ -304,32 +304,66 @@ func Restore(ctx context.Context, r io.Reader, dir string, o RestoreOptions) (*a
 			return nil, fmt.Errorf("%w: %v", archive.ErrInvalid, err)
 		}
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
+	if err := swapIn(dir, staging); err != nil {
 		return nil, err
 	}
+	return m, nil
+}
+
+// swapIn replaces the content of dir (but the lock and staging) with the
+// entries of staging, a directory inside dir. The old entries are first
+// moved aside into a hidden directory of dir, not removed, so that a
+// rename that fails half way puts everything back as it was instead of
+// leaving dir with neither the old content nor the new; they are removed
+// once the new content is in place.
+func swapIn(dir, staging string) error {
+	aside, err := os.MkdirTemp(dir, ".replaced-*")
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{archive.LockName: true, filepath.Base(staging): true, filepath.Base(aside): true}
+	var movedOld, movedNew []string
+	undo := func(cause error) error {
+		for _, n := range movedNew {
+			_ = os.Rename(filepath.Join(dir, n), filepath.Join(staging, n))
+		}
+		for _, n := range movedOld {
+			_ = os.Rename(filepath.Join(aside, n), filepath.Join(dir, n))
+		}
+		_ = os.Remove(aside)
+		return fmt.Errorf("replacing %s (its content is as it was): %w", dir, cause)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return undo(err)
+	}
 	for _, e := range entries {
-		if e.Name() == archive.LockName || e.Name() == filepath.Base(staging) {
+		if keep[e.Name()] {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return nil, fmt.Errorf("replacing %s: %w", dir, err)
+		if err := os.Rename(filepath.Join(dir, e.Name()), filepath.Join(aside, e.Name())); err != nil {
+			return undo(err)
 		}
+		movedOld = append(movedOld, e.Name())
 	}
 	staged, err := os.ReadDir(staging)
 	if err != nil {
-		return nil, err
+		return undo(err)
 	}
 	for _, e := range staged {
 		if err := os.Rename(filepath.Join(staging, e.Name()), filepath.Join(dir, e.Name())); err != nil {
-			return nil, err
+			return undo(err)
 		}
+		movedNew = append(movedNew, e.Name())
 	}
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync() // make the renames durable; best effort, as pki does
 		d.Close()
 	}
-	return m, nil
+	if err := os.RemoveAll(aside); err != nil {
+		return fmt.Errorf("%s is restored, but the content it replaced could not be removed from %s: %w", dir, aside, err)
+	}
+	return nil
 }
 
 // refuseContent fails with ErrNotEmpty when dir has an entry other than

@@ -149,6 +149,17 @@ func TestRestoreKeepsContentOnBadArchive(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "operator.json")); err == nil {
 		t.Error("restore --force kept a file the archive does not hold")
 	}
+	// The replaced content was moved aside, then removed: nothing hidden
+	// is left behind.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("restore --force left %s in the directory", e.Name())
+		}
+	}
 	for _, f := range m.Files {
 		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.Path))); err != nil {
 			t.Errorf("restored %s: %v", f.Path, err)
