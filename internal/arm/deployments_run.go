@@ -172,7 +172,7 @@ func requestPath(r *armtemplate.PlannedResource) string {
 var templateOnly = []string{"type", "name", "apiVersion", "scope", "subscriptionId", "resourceGroup", "dependsOn", "condition", "copy", "comments", "existing"}
 
 // run is one running deployment: the deployer and resolver of its plan,
-// and its document, saved after each resource.
+// and its document, saved by runDeployment's heartbeat.
 type run struct {
 	h      *Handler
 	c      *caller
@@ -181,6 +181,9 @@ type run struct {
 	doc    *deploymentDoc
 	start  time.Time
 	cancel context.CancelFunc
+	// dirty: doc changed since saved (when, by the monotonic clock).
+	dirty bool
+	saved time.Time
 }
 
 // Deploy creates one resource by an in-process PUT as the caller and
@@ -204,19 +207,22 @@ func (x *run) Deploy(ctx context.Context, r *armtemplate.PlannedResource) (map[s
 			err = answerError(status, doc, r.ID)
 		}
 	}
-	x.record(r, status, began, err)
+	x.record(r, "Create", status, began, err)
 	if err != nil {
 		return nil, err
 	}
 	return doc, nil
 }
 
-// record adds the resource's operation to the document and saves it.
-func (x *run) record(r *armtemplate.PlannedResource, status int, began time.Time, err error) {
+// record adds the resource's operation (kind: Create, Delete) to the
+// document, which the heartbeat saves within opsFlush: one save per
+// resource would rewrite the whole document, template included, up to
+// 800 times.
+func (x *run) record(r *armtemplate.PlannedResource, kind string, status int, began time.Time, err error) {
 	now := x.h.now().UTC()
 	segs := strings.Split(r.Name, "/")
 	op := deploymentOperation{OperationID: strings.ToUpper(strings.ReplaceAll(uuid.NewSHA1(uuid.NameSpaceURL, []byte(x.doc.RunID+r.ID)).String(), "-", "")[:16]),
-		Properties: deploymentOpProps{ProvisioningOperation: "Create", ProvisioningState: "Succeeded", Timestamp: stamp(now), Duration: duration(time.Since(began)),
+		Properties: deploymentOpProps{ProvisioningOperation: kind, ProvisioningState: "Succeeded", Timestamp: stamp(now), Duration: duration(time.Since(began)),
 			StatusCode: http.StatusText(status), TargetResource: &targetRes{ID: r.ID, ResourceName: segs[len(segs)-1], ResourceType: r.Type}}}
 	op.ID = x.doc.ID + "/operations/" + op.OperationID
 	if status != 0 {
@@ -228,8 +234,8 @@ func (x *run) record(r *armtemplate.PlannedResource, status int, began time.Time
 	}
 	x.mu.Lock()
 	x.doc.Operations = append(x.doc.Operations, op)
+	x.dirty = true
 	x.mu.Unlock()
-	x.save()
 }
 
 // save writes the document, its state and the heartbeat.
@@ -238,6 +244,7 @@ func (x *run) save() {
 	defer x.mu.Unlock()
 	x.rec.State = x.doc.Properties.ProvisioningState
 	x.rec.Updated = x.h.now().UTC()
+	x.dirty, x.saved = false, time.Now()
 	b, err := json.Marshal(x.doc)
 	if err == nil {
 		x.rec.Document = b
@@ -325,6 +332,10 @@ const (
 	defaultHeartbeat  = 5 * time.Second
 	defaultStaleAfter = 20 * time.Second
 )
+
+// opsFlush is how soon a running deployment's new operations are saved
+// (its heartbeat when shorter).
+const opsFlush = time.Second
 
 // deploymentRuns are the deployments this handler runs. The zero value
 // is ready to use.
@@ -857,16 +868,22 @@ func (h *Handler) runDeployment(ctx context.Context, x *run, p *prepared) {
 	defer h.runs.remove(x.doc.ID, x)
 	defer x.cancel()
 	beat, _ := h.runs.intervals()
-	stop := make(chan struct{})
+	stop, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
-		t := time.NewTicker(beat)
+		defer close(stopped)
+		t := time.NewTicker(min(beat, opsFlush))
 		defer t.Stop()
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
-				x.save()
+				x.mu.Lock()
+				due := x.dirty || time.Since(x.saved) >= beat
+				x.mu.Unlock()
+				if due {
+					x.save()
+				}
 			}
 		}
 	}()
@@ -879,6 +896,7 @@ func (h *Handler) runDeployment(ctx context.Context, x *run, p *prepared) {
 		err = h.deleteUnlisted(ctx, x, p.plan)
 	}
 	close(stop)
+	<-stopped // no heartbeat save after the final one
 	x.mu.Lock()
 	pr := &x.doc.Properties
 	pr.Duration = duration(h.now().Sub(x.start))
@@ -932,25 +950,17 @@ func (h *Handler) deleteUnlisted(ctx context.Context, x *run, p *armtemplate.Pla
 		if listed[strings.ToLower(it.ID)] {
 			continue
 		}
+		began := time.Now()
 		status, doc, err := h.inProcess(ctx, x.c, http.MethodDelete, it.ID, h.latestAPIVersion(it.Type), nil) // apiversion_check.go
 		if err == nil && status >= 300 {
 			err = answerError(status, doc, it.ID)
 		}
 		r := &armtemplate.PlannedResource{ID: it.ID, Type: it.Type, Name: it.Name}
-		x.recordOp(r, "Delete", status, err)
+		x.record(r, "Delete", status, began, err)
 		if err != nil {
 			return &armtemplate.Error{Code: armtemplate.CodeDeploymentFailed, Message: "At least one resource deployment operation failed. Please list deployment operations for details. Please see https://aka.ms/DeployOperations for usage details.",
 				Details: []*armtemplate.Error{templateError(err)}}
 		}
 	}
 	return nil
-}
-
-// recordOp records an operation other than Create.
-func (x *run) recordOp(r *armtemplate.PlannedResource, kind string, status int, err error) {
-	x.record(r, status, time.Now(), err)
-	x.mu.Lock()
-	x.doc.Operations[len(x.doc.Operations)-1].Properties.ProvisioningOperation = kind
-	x.mu.Unlock()
-	x.save()
 }
