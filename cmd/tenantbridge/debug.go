@@ -38,11 +38,14 @@ var secretHeaders = []string{"authorization", "proxy-authorization", "servicebus
 // refresh_token, access_token, id_token and password; Graph's secretText,
 // passwordProfile.password and addKey's proof; Key Vault's secret value and a
 // JWK's private members; Service Bus keys and connection strings, and a
-// SAS's sig; a workload's identity header; listTokens' tokens.
+// SAS's sig; a workload's identity header; listTokens' tokens; an
+// authenticator's TOTP seed, which the operator API's otpauthUri carries
+// in its query (otpauth://totp/…?secret=…) and Graph's software OATH
+// method names secretKey.
 var secretMembers = []string{"clientsecret", "clientassertion", "assertion", "codeverifier", "refreshtoken",
 	"accesstoken", "idtoken", "token", "password", "secrettext", "proof", "secret", "value", "key",
 	"d", "p", "q", "dp", "dq", "qi", "k", "primarykey", "secondarykey", "primaryconnectionstring",
-	"secondaryconnectionstring", "sig", "identityheader", "clientsecrettext"}
+	"secondaryconnectionstring", "sig", "identityheader", "clientsecrettext", "otpauthuri", "secretkey"}
 
 // isSecretName reports whether a member, field or parameter name holds a
 // secret. In a form or query an OAuth authorization code is one too

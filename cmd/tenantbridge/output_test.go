@@ -310,6 +310,21 @@ func TestDebugShowsRequestsWithoutSecrets(t *testing.T) {
 	}
 }
 
+// TestRedactJSONTOTPSeed: an authenticator's enrolment (the operator
+// API's answer) carries the TOTP seed twice, as secret and inside
+// otpauthUri; Graph's software OATH method as secretKey. --debug shows
+// none of them.
+func TestRedactJSONTOTPSeed(t *testing.T) {
+	const seed = "JBSWY3DPEHPK3PXP"
+	body := []byte(`{"userId":"u1","otpauthUri":"otpauth://totp/tenantbridge:a@b?secret=` + seed + `&issuer=tenantbridge","secret":"` + seed +
+		`","methods":[{"@odata.type":"#microsoft.graph.softwareOathAuthenticationMethod","secretKey":"` + seed + `"}]}`)
+	var b strings.Builder
+	writeBody(&b, "application/json", body, len(body))
+	if got := b.String(); strings.Contains(got, seed) || !strings.Contains(got, `"userId":"u1"`) {
+		t.Errorf("writeBody printed the TOTP seed or lost the rest:\n%s", got)
+	}
+}
+
 func TestRedactURL(t *testing.T) {
 	u, err := url.Parse("https://ns.servicebus.windows.net/q?api-version=2017-04&sig=c2VjcmV0&se=1&code=abc")
 	if err != nil {
