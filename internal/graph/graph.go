@@ -496,11 +496,13 @@ func listCollection[T any](h *Handler, rq *request, name string, spec querySpec,
 		return err
 	}
 	var p page
+	total := 0 // of a sorted collection, whose scan sees every match
 	if opts.orderBy != "" {
 		// Sorted: every match is scanned, and only the page after the
 		// cursor (and one more) is kept (orderby.go).
 		picker := sortedPicker{opts: opts}
 		err = scanCollection(h, rq, opts, "", ownedOnly, list, view, func(id string, e entity) bool {
+			total++
 			picker.add(sortedItem{id: id, key: sortKey(e, opts.orderBy), e: e})
 			return true
 		})
@@ -520,10 +522,12 @@ func listCollection[T any](h *Handler, rq *request, name string, spec querySpec,
 		return err
 	}
 	if opts.count {
-		total := 0
-		err = scanCollection(h, rq, opts, "", ownedOnly, list, view, func(string, entity) bool { total++; return true })
-		if err != nil {
-			return err
+		if opts.orderBy == "" {
+			// An id-ordered page stops early and starts at the cursor.
+			err = scanCollection(h, rq, opts, "", ownedOnly, list, view, func(string, entity) bool { total++; return true })
+			if err != nil {
+				return err
+			}
 		}
 		p.count = &total
 	}

@@ -89,6 +89,20 @@ func TestOrderBy(t *testing.T) {
 		if got := names(e.callWith(tok, "GET", "/v1.0/applications?$orderby=displayName&$count=true"+f, nil, advancedHeader).expect(t, 200)); !slices.Equal(got, []string{"Alpha", "alpha 2"}) {
 			t.Errorf("filtered and sorted: %q", got)
 		}
+		// @odata.count is every match, not the page's, on any page.
+		for _, q := range []string{"", "&$top=1"} {
+			r := e.callWith(tok, "GET", "/v1.0/applications?$orderby=displayName%20desc&$count=true"+q+f, nil, advancedHeader).expect(t, 200)
+			if r.doc["@odata.count"] != float64(2) {
+				t.Errorf("filtered and sorted%s: @odata.count %v", q, r.doc["@odata.count"])
+			}
+			if next, _ := r.doc["@odata.nextLink"].(string); next != "" {
+				u, _ := url.Parse(next)
+				r = e.callWith(tok, "GET", u.RequestURI(), nil, advancedHeader).expect(t, 200)
+				if r.doc["@odata.count"] != float64(2) || len(r.values()) != 1 {
+					t.Errorf("second page: @odata.count %v, %d items", r.doc["@odata.count"], len(r.values()))
+				}
+			}
+		}
 
 		// Groups and users: by default.
 		groups, _ := all("/v1.0/groups?$orderby=displayName&$top=2", nil)
