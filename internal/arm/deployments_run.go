@@ -708,7 +708,7 @@ func (h *Handler) newDeploymentDoc(rq *rp.Request, p *prepared) *deploymentDoc {
 		Properties: deploymentProps{ProvisioningState: "Accepted", CorrelationID: runID, Timestamp: stamp(h.now()), Duration: duration(0), Mode: p.mode,
 			TemplateHash: p.plan.TemplateHash(), Parameters: map[string]any{}}}
 	for _, v := range p.plan.Parameters {
-		pv := map[string]any{"type": parameterTypeName(v.Type)}
+		pv := map[string]any{"type": armtemplate.TypeName(v.Type)}
 		if !v.Secure {
 			pv["value"] = v.Value
 		}
@@ -741,27 +741,6 @@ func typeOfID(id string) string {
 		}
 	}
 	return ""
-}
-
-// parameterTypeName is a parameter's type as a deployment shows it.
-func parameterTypeName(t string) string {
-	switch strings.ToLower(t) {
-	case "string":
-		return "String"
-	case "securestring":
-		return "SecureString"
-	case "int":
-		return "Int"
-	case "bool":
-		return "Bool"
-	case "object":
-		return "Object"
-	case "secureobject":
-		return "SecureObject"
-	case "array":
-		return "Array"
-	}
-	return t
 }
 
 // putDeployment serves PUT: validate, store the deployment Accepted,

@@ -381,13 +381,14 @@ func (p *Plan) outputs(ctx context.Context, rs *runState) ([]Output, error) {
 		if valueSize(val) > maxValueBytes {
 			return nil, wrap(errf("The template output '%s' exceeds the limit of %d bytes", name, maxValueBytes))
 		}
-		out = append(out, Output{Name: name, Type: outputTypeName(typ), Value: Plain(val)})
+		out = append(out, Output{Name: name, Type: TypeName(typ), Value: Plain(val)})
 	}
 	return out, nil
 }
 
-// outputTypeName is the type as ARM reports it in a deployment's outputs.
-func outputTypeName(typ string) string {
+// TypeName is a parameter's or output's type as ARM reports it in a
+// deployment's parameters and outputs (String, SecureString, Int, …).
+func TypeName(typ string) string {
 	switch strings.ToLower(typ) {
 	case "string":
 		return "String"
