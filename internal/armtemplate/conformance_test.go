@@ -190,6 +190,11 @@ func TestConformance(t *testing.T) {
 				for i, id := range order {
 					pos[id[strings.LastIndex(id, "/")+1:]] = i
 				}
+				for _, name := range c.Order {
+					if _, ok := pos[name]; !ok {
+						t.Fatalf("%s was not deployed (deployed %v)", name, order)
+					}
+				}
 				for i := 1; i < len(c.Order); i++ {
 					if pos[c.Order[i-1]] >= pos[c.Order[i]] {
 						t.Errorf("deployed in order %v, want %v", order, c.Order)
