@@ -78,6 +78,11 @@ type genericResource struct {
 	// created and changed are the record's times, written only when
 	// $expand names them.
 	created, changed time.Time
+	// record and view give the members of the type's own view (kind,
+	// plan, sku, identity, managedBy), rendered by withView for the
+	// resources of the page only: the filter reads none of them.
+	record *store.Resource
+	view   func(store.Resource) (any, error)
 }
 
 // listResources answers Resources - List (By Resource Group).
@@ -128,6 +133,9 @@ func (h *Handler) listResources(rq *rp.Request) error {
 		out = []genericResource{}
 	}
 	for i := range out {
+		if err := out[i].withView(); err != nil {
+			return err
+		}
 		if f.tagged {
 			// "When you filter by a tag name and value, the tags for each
 			// resource are not returned in the results."
@@ -166,11 +174,8 @@ func (h *Handler) trackedResources(rq *rp.Request, tenantID string) ([]genericRe
 				if !strings.EqualFold(res.TenantID, tenantID) {
 					continue
 				}
-				g, err := genericOf(res, t.View)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, g)
+				out = append(out, genericResource{ID: res.ID, Name: res.Name, Type: res.Type, Location: res.Location, Tags: res.Tags,
+					created: res.Created.UTC(), changed: res.Updated.UTC(), record: &res, view: t.View})
 			}
 		}
 		if p.Unrecorded == nil {
@@ -189,21 +194,19 @@ func (h *Handler) trackedResources(rq *rp.Request, tenantID string) ([]genericRe
 	return out, nil
 }
 
-// genericOf is the generic view of a stored resource, with the top-level
-// members its own type's view (nil for none) has besides properties.
-func genericOf(res store.Resource, view func(store.Resource) (any, error)) (genericResource, error) {
-	g := genericResource{ID: res.ID, Name: res.Name, Type: res.Type, Location: res.Location, Tags: res.Tags,
-		created: res.Created.UTC(), changed: res.Updated.UTC()}
-	if view == nil {
-		return g, nil
+// withView adds to g the top-level members its own type's view (none
+// without a record or a view) has besides properties.
+func (g *genericResource) withView() error {
+	if g.record == nil || g.view == nil {
+		return nil
 	}
-	typed, err := view(res)
+	typed, err := g.view(*g.record)
 	if err != nil {
-		return genericResource{}, err
+		return err
 	}
 	raw, err := json.Marshal(typed)
 	if err != nil {
-		return genericResource{}, rp.InternalError(err)
+		return rp.InternalError(err)
 	}
 	var top struct {
 		Kind      string          `json:"kind"`
@@ -213,7 +216,7 @@ func genericOf(res store.Resource, view func(store.Resource) (any, error)) (gene
 		ManagedBy string          `json:"managedBy"`
 	}
 	if err := json.Unmarshal(raw, &top); err != nil {
-		return genericResource{}, rp.InternalError(err)
+		return rp.InternalError(err)
 	}
 	g.Kind, g.ManagedBy = top.Kind, top.ManagedBy
 	for dst, src := range map[*json.RawMessage]json.RawMessage{&g.Plan: top.Plan, &g.Sku: top.Sku, &g.Identity: top.Identity} {
@@ -221,7 +224,7 @@ func genericOf(res store.Resource, view func(store.Resource) (any, error)) (gene
 			*dst = src
 		}
 	}
-	return g, nil
+	return nil
 }
 
 // ---- $filter ----
