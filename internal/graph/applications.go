@@ -270,57 +270,31 @@ func (h *Handler) addApplicationPassword(rq *request) error {
 	return h.writeSecret(rq, cred)
 }
 
-// readKeyID reads a removePassword or removeKey body.
-func readKeyID(rq *request) (string, error) {
+// readKeyID reads a removePassword or removeKey body: the keyId, lower
+// case, and the proof removeKey takes.
+func readKeyID(rq *request) (string, *string, error) {
 	body, err := readBody(rq, false)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	var in removeCredentialInput
 	if err := decodeBody(body, &in, nil); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if !validID(in.KeyID) {
-		return "", badRequest("Property 'keyId' must be a GUID.")
+		return "", nil, badRequest("Property 'keyId' must be a GUID.")
 	}
-	return strings.ToLower(in.KeyID), nil
-}
-
-// removeApplicationKey removes a certificate on the proof of possession of
-// a valid one (verifyProof), as Graph's removeKey demands.
-func (h *Handler) removeApplicationKey(rq *request) error {
-	body, err := readBody(rq, false)
-	if err != nil {
-		return err
-	}
-	var in removeCredentialInput
-	if err := decodeBody(body, &in, nil); err != nil {
-		return err
-	}
-	if !validID(in.KeyID) {
-		return badRequest("Property 'keyId' must be a GUID.")
-	}
-	err = h.change(rq, func(tx *directory.Service) (string, error) {
-		app, err := h.loadApplication(rq, tx)
-		if err != nil {
-			return "", err
-		}
-		if err := verifyProof(in.Proof, app, h.dir.Now()); err != nil {
-			return "", err
-		}
-		return app.ID, tx.RemoveApplicationKey(rq.ctx, rq.tenant(), app.ID, strings.ToLower(in.KeyID))
-	})
-	if err != nil {
-		return err
-	}
-	return noContent(rq)
+	return strings.ToLower(in.KeyID), in.Proof, nil
 }
 
 // removeApplicationCredential answers removePassword and removeKey, which
-// differ only in which kind of credential the keyId names.
-func (h *Handler) removeApplicationCredential(remove func(tx *directory.Service, ctx context.Context, tenantID, appID, keyID string) error) func(*request) error {
+// differ in which kind of credential the keyId names and in that removeKey
+// takes the proof of possession of a valid certificate (verifyProof), as
+// Graph's removeKey demands.
+func (h *Handler) removeApplicationCredential(remove func(tx *directory.Service, ctx context.Context, tenantID, appID, keyID string) error,
+	needsProof bool) func(*request) error {
 	return func(rq *request) error {
-		keyID, err := readKeyID(rq)
+		keyID, proof, err := readKeyID(rq)
 		if err != nil {
 			return err
 		}
@@ -328,6 +302,11 @@ func (h *Handler) removeApplicationCredential(remove func(tx *directory.Service,
 			app, err := h.loadApplication(rq, tx)
 			if err != nil {
 				return "", err
+			}
+			if needsProof {
+				if err := verifyProof(proof, app, h.dir.Now()); err != nil {
+					return "", err
+				}
 			}
 			return app.ID, remove(tx, rq.ctx, rq.tenant(), app.ID, keyID)
 		})

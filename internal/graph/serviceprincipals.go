@@ -216,7 +216,7 @@ func (h *Handler) addServicePrincipalPassword(rq *request) error {
 }
 
 func (h *Handler) removeServicePrincipalPassword(rq *request) error {
-	keyID, err := readKeyID(rq)
+	keyID, _, err := readKeyID(rq)
 	if err != nil {
 		return err
 	}
