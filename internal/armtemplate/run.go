@@ -86,23 +86,12 @@ func (rs *runState) reference(ev *evaluator, target, apiVersion string, full boo
 		if !ok {
 			return nil, errf("The resource '%s' is referenced before it is deployed; add it to dependsOn", r.ID)
 		}
-		if full {
-			return s, nil
-		}
-		props, ok := s.Get("properties")
-		if !ok {
-			return NewObject(), nil
-		}
-		return props, nil
+		return referenceOf(s, full), nil
 	}
 	for p := rs.parent; p != nil; p = p.parent {
 		if r := p.find(target); r != nil {
 			if s, ok := p.state(r.ID); ok {
-				if full {
-					return s, nil
-				}
-				props, _ := s.Get("properties")
-				return props, nil
+				return referenceOf(s, full), nil
 			}
 		}
 	}
@@ -113,6 +102,19 @@ func (rs *runState) reference(ev *evaluator, target, apiVersion string, full boo
 		return nil, errf("The template function 'reference' needs an API version for the resource '%s', which is not deployed by this template", target)
 	}
 	return rs.external(target, apiVersion, full)
+}
+
+// referenceOf is what reference() answers of a deployed resource's
+// state: the whole resource, or its properties (an empty object when it
+// has none).
+func referenceOf(s *Object, full bool) any {
+	if full {
+		return s
+	}
+	if props, ok := s.Get("properties"); ok {
+		return props
+	}
+	return NewObject()
 }
 
 func (rs *runState) external(id, apiVersion string, full bool) (any, error) {
