@@ -3,7 +3,6 @@ package sts
 import (
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/tenantbridge/tenantbridge/internal/httpx"
@@ -193,7 +192,7 @@ func (s *Service) handleInstanceDiscovery(w http.ResponseWriter, r *http.Request
 	}
 	host := strings.ToLower(self.Host)
 	meta := instanceMetadata{PreferredNetwork: host, PreferredCache: host, Aliases: []string{host}}
-	if slices.Contains(entraAliases, host) {
+	if isEntraBase(base) {
 		// Reached as Entra: its public cloud's entry, which MSAL uses to
 		// share one token cache across the aliases (preferred_cache) and
 		// to send requests to one host (preferred_network).
@@ -206,10 +205,3 @@ func (s *Service) handleInstanceDiscovery(w http.ResponseWriter, r *http.Request
 		Metadata:                []instanceMetadata{meta},
 	})
 }
-
-// entraAliases are the names of Entra's public cloud in its instance
-// discovery answer (login.microsoftonline.com/common/discovery/instance:
-// preferred_network login.microsoftonline.com, preferred_cache
-// login.windows.net; MSAL Go's internal/oauth/ops/authority knows the same
-// set: apps/internal/oauth/ops/authority/known_metadata.go).
-var entraAliases = []string{"login.microsoftonline.com", "login.windows.net", "login.microsoft.com", "sts.windows.net"}

@@ -110,6 +110,19 @@ func TestEntraHostIssuers(t *testing.T) {
 	if doc := get("/common/v2.0/.well-known/openid-configuration"); doc["issuer"] != "https://login.microsoftonline.com/{tenantid}/v2.0" {
 		t.Errorf("common issuer %v", doc["issuer"])
 	}
+	// Entra's other names, which its instance discovery lists as aliases,
+	// answer with the same issuers.
+	for _, alias := range []string{"login.windows.net", "login.microsoft.com", "sts.windows.net"} {
+		r := httptest.NewRequest(http.MethodGet, "https://"+alias+"/"+tid+"/v2.0/.well-known/openid-configuration", nil)
+		r = r.WithContext(httpx.WithInfo(r.Context(), httpx.Info{BaseURL: "https://" + alias}))
+		w := httptest.NewRecorder()
+		e.svc.ServeHTTP(w, r)
+		var doc map[string]any
+		must(t, json.Unmarshal(w.Body.Bytes(), &doc))
+		if doc["issuer"] != "https://login.microsoftonline.com/"+tid+"/v2.0" {
+			t.Errorf("%s: issuer %v", alias, doc["issuer"])
+		}
+	}
 
 	// And the tokens carry them, and the verifier accepts them.
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {e.provider.AppID}, "client_secret": {e.providerSecret},
@@ -178,7 +191,7 @@ func TestInstanceDiscovery(t *testing.T) {
 	// Reached by one of Entra's names, Entra's public cloud entry: its
 	// aliases, one cache for them all, requests to login.microsoftonline.com
 	// (what MSAL knows: known_metadata.go).
-	for _, entra := range []string{"login.windows.net", "login.microsoftonline.com", "sts.windows.net"} {
+	for _, entra := range []string{"login.windows.net", "login.microsoftonline.com", "login.microsoft.com", "sts.windows.net"} {
 		req, err := http.NewRequest(http.MethodGet, e.srv.URL+"/common/discovery/instance?"+url.Values{"api-version": {"1.1"},
 			"authorization_endpoint": {"https://" + entra + "/contoso.onmicrosoft.com/oauth2/v2.0/authorize"}}.Encode(), nil)
 		must(t, err)

@@ -2,6 +2,7 @@ package sts
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -10,19 +11,22 @@ import (
 // issuer URLs, so that code with Entra's issuers hard-coded works unchanged.
 const entraHost = "login.microsoftonline.com"
 
-// isEntraBase reports whether a base URL is Entra's login host, by its
-// name or an older one (login.windows.net, sts.windows.net): Entra answers
-// under each with the same issuers, login.microsoftonline.com's.
+// entraAliases are the names of Entra's public cloud in its instance
+// discovery answer (login.microsoftonline.com/common/discovery/instance:
+// preferred_network login.microsoftonline.com, preferred_cache
+// login.windows.net; MSAL Go's internal/oauth/ops/authority knows the same
+// set: apps/internal/oauth/ops/authority/known_metadata.go).
+var entraAliases = []string{entraHost, "login.windows.net", "login.microsoft.com", "sts.windows.net"}
+
+// isEntraBase reports whether a base URL is Entra's login host, by any of
+// its names (entraAliases): Entra answers under each with the same
+// issuers, login.microsoftonline.com's.
 func isEntraBase(base string) bool {
 	u, err := url.Parse(base)
 	if err != nil {
 		return false
 	}
-	switch strings.ToLower(u.Hostname()) {
-	case entraHost, "login.windows.net", "sts.windows.net":
-		return u.Port() == "" || u.Port() == "443"
-	}
-	return false
+	return slices.Contains(entraAliases, strings.ToLower(u.Hostname())) && (u.Port() == "" || u.Port() == "443")
 }
 
 // issuerV2 is the issuer of v2 tokens for a tenant. On any other host it
