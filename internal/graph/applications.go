@@ -143,13 +143,14 @@ func (h *Handler) createApplication(rq *request) error {
 		if err != nil {
 			return "", err
 		}
-		for _, k := range keys {
-			if _, err := tx.AddApplicationKey(rq.ctx, rq.tenant(), app.ID, k); err != nil {
-				return "", err
-			}
-		}
 		if len(keys) > 0 {
-			if app, err = tx.GetApplication(rq.ctx, rq.tenant(), app.ID); err != nil {
+			// One write for them all, as PATCH keyCredentials makes
+			// (keyCredentialsFrom has checked their number and duplicates).
+			app, err = tx.UpdateApplication(rq.ctx, rq.tenant(), app.ID, func(a *directory.Application) error {
+				a.KeyCredentials = keys
+				return nil
+			})
+			if err != nil {
 				return "", err
 			}
 		}
