@@ -263,16 +263,18 @@ func (h *Handler) putLock(rq *rp.Request) error {
 	default:
 		return rp.BadRequest("The lock level '%s' is not valid: it must be CanNotDelete or ReadOnly.", rp.SafeText(body.Properties.Level))
 	}
-	if len([]rune(body.Properties.Notes)) > maxLockNotes {
-		return rp.BadRequest("The lock notes are longer than %d characters.", maxLockNotes)
+	// A NUL cannot be stored (the store refuses it, which would be a
+	// 500): the body is refused for it instead.
+	if len([]rune(body.Properties.Notes)) > maxLockNotes || strings.ContainsRune(body.Properties.Notes, 0) {
+		return rp.BadRequest("The lock notes are longer than %d characters or hold a NUL character.", maxLockNotes)
 	}
 	if len(body.Properties.Owners) > maxLockOwners {
 		return rp.BadRequest("A lock has at most %d owners.", maxLockOwners)
 	}
 	var owners []string
 	for _, o := range body.Properties.Owners {
-		if o.ApplicationID == "" || len(o.ApplicationID) > 64 {
-			return rp.BadRequest("A lock owner's applicationId must be given and at most 64 characters.")
+		if o.ApplicationID == "" || len(o.ApplicationID) > 64 || strings.IndexFunc(o.ApplicationID, unicode.IsControl) >= 0 {
+			return rp.BadRequest("A lock owner's applicationId must be given, at most 64 characters and without control characters.")
 		}
 		owners = append(owners, o.ApplicationID)
 	}

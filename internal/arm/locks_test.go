@@ -175,6 +175,9 @@ func TestManagementLockRefusals(t *testing.T) {
 		e.want(e.call(admin, "PUT", lk+"a%26b", map[string]any{"properties": map[string]any{"level": "ReadOnly"}}), 400, "InvalidLockName")
 		e.want(e.call(admin, "PUT", lk+strings.Repeat("n", 261), map[string]any{"properties": map[string]any{"level": "ReadOnly"}}), 400, "InvalidLockName")
 		e.want(e.call(admin, "PUT", lk+"a", map[string]any{"properties": map[string]any{"level": "ReadOnly", "notes": strings.Repeat("x", 513)}}), 400, "BadRequest")
+		// A NUL the store cannot keep is the client's 400, not a 500.
+		e.want(e.call(admin, "PUT", lk+"a", map[string]any{"properties": map[string]any{"level": "ReadOnly", "notes": "a\x00b"}}), 400, "BadRequest")
+		e.want(e.call(admin, "PUT", lk+"a", map[string]any{"properties": map[string]any{"level": "ReadOnly", "owners": []map[string]string{{"applicationId": "a\x00"}}}}), 400, "BadRequest")
 		e.want(e.call(admin, "PUT", sub(e)+"/resourceGroups/nope/providers/Microsoft.Authorization/locks/a", map[string]any{"properties": map[string]any{"level": "ReadOnly"}}), 404, "ResourceGroupNotFound")
 		e.want(e.call(admin, "PUT", rg+"/providers/Microsoft.KeyVault/vaults/nope/providers/Microsoft.Authorization/locks/a", map[string]any{"properties": map[string]any{"level": "ReadOnly"}}), 404, "ResourceNotFound")
 		e.want(e.call(admin, "PUT", sub(e)+"/providers/Microsoft.KeyVault/vaults/nope/providers/Microsoft.Authorization/locks/a", map[string]any{"properties": map[string]any{"level": "ReadOnly"}}), 404, "ResourceNotFound")
