@@ -362,6 +362,9 @@ func (h *Handler) principalAccess(ctx context.Context, c caller, kind resourceKi
 	if !c.claims.IsAppOnly() {
 		return h.capByUser(ctx, c, kind, v, granted)
 	}
+	if granted == full {
+		return full, nil // no role opens more: no directory read on the hot path
+	}
 	roles, err := h.dir.EnabledServicePrincipalRoles(ctx, c.tenantID, c.objectID)
 	if errors.Is(err, directory.ErrNotFound) {
 		return granted, nil
