@@ -133,6 +133,11 @@ func TestApplicationKeys(t *testing.T) {
 	sign := body(newCertKey(t, false, now.Add(-time.Hour), now.Add(time.Hour)), first.proof(t, id, aadGraph, now, 10*time.Minute))
 	sign["keyCredential"].(map[string]any)["usage"] = "Sign"
 	e.call(tok, "POST", "/v1.0/applications/"+id+"/addKey", sign).expect(t, 400, "Request_BadRequest")
+	withPassword := body(newCertKey(t, false, now.Add(-time.Hour), now.Add(time.Hour)), first.proof(t, id, aadGraph, now, 10*time.Minute))
+	withPassword["passwordCredential"] = map[string]any{"secretText": "x"}
+	e.call(tok, "POST", "/v1.0/applications/"+id+"/addKey", withPassword).expect(t, 400, "Request_BadRequest")
+	e.call(tok, "POST", "/v1.0/applications/"+id+"/addKey", map[string]any{"keyCredential": map[string]any{"type": "AsymmetricX509Cert",
+		"usage": "Verify", "key": "!!!"}, "proof": first.proof(t, id, aadGraph, now, 10*time.Minute)}).expect(t, 400, "Request_BadRequest")
 
 	// The application rolls its own keys with no Graph permission at all.
 	app := e.call(tok, "GET", "/v1.0/applications/"+id, nil).expect(t, 200)
