@@ -511,8 +511,12 @@ func (h *Handler) prepareDeployment(rq *rp.Request, tenantID string, c *caller) 
 		return nil, rp.NewError(http.StatusUnsupportedMediaType, "UnsupportedMediaType", "The content media type '%s' is not supported. Only 'application/json' is supported.", rp.SafeText(ct))
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(rq.W, rq.R.Body, maxDeploymentBody))
-	if err != nil {
+	if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
 		return nil, rp.NewError(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "The request content size exceeds the maximum size of %d bytes.", maxDeploymentBody)
+	} else if err != nil {
+		// The body could not be read (the client went away): not a
+		// size the client should shrink.
+		return nil, rp.NewError(http.StatusBadRequest, "InvalidRequestContent", "The request content was invalid and could not be deserialized: '%s'.", rp.SafeText(err.Error()))
 	}
 	return h.prepareFrom(rq.Ctx, rq.Path.Sub, rq.Path.RG, rq.Path.Name, tenantID, c, raw)
 }
