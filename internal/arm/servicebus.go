@@ -591,30 +591,14 @@ func (h *Handler) putNamespace(rq *rp.Request) error {
 }
 
 // namespaceNameTaken reports whether a namespace of that name exists in
-// any subscription of any tenant.
+// any subscription of any tenant: one ResourcesNamed lookup, not a list
+// per tenant (checkNameAvailability lets any caller ask it).
 func namespaceNameTaken(rq *rp.Request, tx store.Store, name string) (bool, error) {
-	ts, err := tx.ListTenants(rq.Ctx)
+	rs, err := tx.ResourcesNamed(rq.Ctx, sbNamespaceType, name)
 	if err != nil {
 		return false, rp.InternalError(err)
 	}
-	seen := map[string]bool{}
-	for _, t := range ts {
-		sub := strings.ToLower(t.SubscriptionID)
-		if sub == "" || seen[sub] {
-			continue
-		}
-		seen[sub] = true
-		rs, err := tx.ListResources(rq.Ctx, store.ResourceQuery{SubscriptionID: t.SubscriptionID, Type: sbNamespaceType})
-		if err != nil {
-			return false, rp.InternalError(err)
-		}
-		for _, r := range rs {
-			if strings.EqualFold(r.Name, name) {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
+	return len(rs) > 0, nil
 }
 
 func (h *Handler) deleteNamespace(rq *rp.Request) error {
