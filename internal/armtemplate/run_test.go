@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func mustPlan(t *testing.T, tmpl string, params map[string]any) *Plan {
@@ -77,6 +79,34 @@ func TestRunParallelBoundNested(t *testing.T) {
 	}
 	if len(rec.order) != 70 || rec.maxSeen > 3 || rec.maxSeen < 2 {
 		t.Fatalf("deployed %d, at most %d at once", len(rec.order), rec.maxSeen)
+	}
+}
+
+// A canceled Run stops: the resources not yet started are not deployed,
+// the error is DeploymentFailed, and none of its goroutines outlive it.
+func TestRunCanceled(t *testing.T) {
+	p := mustPlan(t, head+`"resources": [{"type": "Microsoft.Storage/storageAccounts", "apiVersion": "2022-09-01",
+	  "name": "[concat('s', copyIndex())]", "copy": {"name": "c", "count": 200, "mode": "serial", "batchSize": 1}}]}`, nil)
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	rec := &recorder{}
+	time.AfterFunc(20*time.Millisecond, cancel)
+	_, err := p.Run(ctx, rec)
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Code != CodeDeploymentFailed {
+		t.Fatalf("err = %v", err)
+	}
+	rec.mu.Lock()
+	n := len(rec.order)
+	rec.mu.Unlock()
+	if n >= 200 {
+		t.Fatalf("deployed %d of 200", n)
+	}
+	for deadline := time.Now().Add(time.Second); runtime.NumGoroutine() > before && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > before {
+		t.Fatalf("%d goroutines after Run, %d before", g, before)
 	}
 }
 
