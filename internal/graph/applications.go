@@ -429,7 +429,6 @@ func (h *Handler) keyCredentialsFrom(in *[]keyCredentialInput, existing []direct
 			}
 			kc = existing[j]
 		} else {
-			k := k
 			var err error
 			if kc, err = h.newKeyCredential(addKeyInput{KeyCredential: &k}); err != nil {
 				return nil, err

@@ -579,8 +579,6 @@ type authMethodView struct {
 	ODataType       string  `json:"@odata.type"`
 	ID              string  `json:"id"`
 	CreatedDateTime *string `json:"createdDateTime,omitempty"`
-	Password        *string `json:"password,omitempty"`
-	SecretKey       *string `json:"secretKey,omitempty"`
 }
 
 // listAuthMethods lists a user's methods. A user reads their own; reading
