@@ -72,9 +72,9 @@ func (h *Handler) parsePath(p string) (rp.Path, *rp.Provider, error) {
 			break
 		}
 		scopeText := "/" + strings.Join(segs[:i], "/")
-		sc, err := rbac.ParseScope(scopeText)
+		sc, err := rp.ParseScopeText(scopeText)
 		if err != nil {
-			return rp.Path{}, nil, rp.BadPath("%s", strings.TrimPrefix(err.Error(), rbac.ErrInvalidScope.Error()+": "))
+			return rp.Path{}, nil, err
 		}
 		ap := rp.Path{Target: t, Scope: sc, Sub: sc.SubscriptionID(), RG: rp.ResourceGroupOf(segs[:i])}
 		if n == i+4 {
@@ -112,15 +112,15 @@ func (h *Handler) parsePath(p string) (rp.Path, *rp.Provider, error) {
 	}
 	// /subscriptions/{sub}/resourceGroups is a collection, not a scope.
 	if n == 3 && strings.EqualFold(segs[0], "subscriptions") && strings.EqualFold(segs[2], "resourceGroups") {
-		sc, err := rbac.ParseScope("/subscriptions/" + segs[1])
+		sc, err := rp.ParseScopeText("/subscriptions/" + segs[1])
 		if err != nil {
-			return rp.Path{}, nil, rp.BadPath("%s", strings.TrimPrefix(err.Error(), rbac.ErrInvalidScope.Error()+": "))
+			return rp.Path{}, nil, err
 		}
 		return rp.Path{Target: targetResourceGroups, Scope: sc, Sub: sc.SubscriptionID()}, nil, nil
 	}
-	sc, err := rbac.ParseScope(p)
+	sc, err := rp.ParseScopeText(p)
 	if err != nil {
-		return rp.Path{}, nil, rp.BadPath("%s", strings.TrimPrefix(err.Error(), rbac.ErrInvalidScope.Error()+": "))
+		return rp.Path{}, nil, err
 	}
 	if sc.SubscriptionID() == "" {
 		return rp.Path{}, nil, rp.BadPath("the resource id %q is not one this service serves", p)
