@@ -29,6 +29,8 @@ func (h *Handler) requestType(rq *rp.Request, path rp.Path, provider *rp.Provide
 		return door("Microsoft.Authorization", "roleDefinitions")
 	case targetDenyAssignments:
 		return door("Microsoft.Authorization", "denyAssignments")
+	case targetLocks:
+		return door("Microsoft.Authorization", "locks")
 	case targetExplain:
 		return door("TenantBridge.Authorization", "explain")
 	case targetResource:

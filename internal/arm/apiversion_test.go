@@ -50,6 +50,15 @@ func TestAPIVersionRefusals(t *testing.T) {
 			!strings.HasSuffix(r.message(), "The supported locations are ''.") {
 			t.Errorf("role assignments: %d %s", r.status, r.raw)
 		}
+		// Locks take locks' versions (az sends 2016-09-01, armlocks
+		// 2020-05-01), not Microsoft.Resources'.
+		for _, v := range []string{"2020-05-01", "2017-04-01", "2016-09-01", "2015-01-01"} {
+			e.want(e.raw(admin, "GET", rg+"/providers/Microsoft.Authorization/locks?api-version="+v, nil), 200, "")
+		}
+		r = e.raw(admin, "GET", rg+"/providers/Microsoft.Authorization/locks?api-version=2021-04-01", nil)
+		if r.status != 400 || r.code() != "NoRegisteredProviderFound" || !strings.Contains(r.message(), "for type 'locks'") {
+			t.Errorf("locks: %d %s", r.status, r.raw)
+		}
 		// A child type and a POST action take their type's versions.
 		r = e.raw(admin, "POST", rg+"/providers/Microsoft.ServiceBus/namespaces/ns/authorizationRules/rule/listKeys?api-version=2023-07-01", nil)
 		if r.status != 400 || !strings.Contains(r.message(), "for type 'namespaces/authorizationRules'") {
