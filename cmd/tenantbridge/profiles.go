@@ -171,6 +171,29 @@ func (s profileStore) freeName(base string) string {
 	}
 }
 
+// lockProfiles waits until no other command is changing profiles.json and
+// returns the release. Every read-modify-write of the file holds it, so
+// that two commands run at once (scripts creating tenants and logging in
+// in parallel) do not each write back the file as they read it, losing
+// the other's profile; the atomic rename alone only keeps the file whole.
+// The lock is on the data directory itself: profiles.json is replaced by
+// a rename, so a lock on it would be on a file already gone, and a lock
+// file of its own would be one more file in the directory.
+func (c *cli) lockProfiles() (release func(), err error) {
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	f, err := os.Open(c.dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("locking the profiles: %w", err)
+	}
+	if err := flockExclusive(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking the profiles: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
 // save writes the store atomically: a 0600 temporary file in the same
 // directory, synced, then renamed over the old one.
 func (c *cli) saveProfiles(s profileStore) error {
@@ -221,6 +244,11 @@ func (c *cli) saveProfile(p Profile) error {
 
 // addProfile is saveProfile, returning the profile as saved.
 func (c *cli) addProfile(p Profile) (Profile, error) {
+	release, err := c.lockProfiles()
+	if err != nil {
+		return p, err
+	}
+	defer release()
 	s, err := c.loadProfiles()
 	if err != nil {
 		return p, err
@@ -272,6 +300,11 @@ func (s profileStore) nameFor(p Profile) string {
 // removeProfile forgets every profile of a tenant id (the tenant was
 // deleted), reporting whether there was one.
 func (c *cli) removeProfile(tenantID string) (bool, error) {
+	release, err := c.lockProfiles()
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	s, err := c.loadProfiles()
 	if err != nil {
 		return false, err
@@ -297,6 +330,11 @@ func (c *cli) removeProfile(tenantID string) (bool, error) {
 // default, the tenant's bootstrap administrator, else its most recently
 // saved profile, becomes the default.
 func (c *cli) removeProfileNamed(name string) (Profile, error) {
+	release, err := c.lockProfiles()
+	if err != nil {
+		return Profile{}, err
+	}
+	defer release()
 	s, p, err := c.loadNamed(name)
 	if err != nil {
 		return Profile{}, err
@@ -450,6 +488,11 @@ func (c *cli) confirmNotProfileApp(tenantID, appID string, yes bool) error {
 // the profile commands use without --tenant, as az account set makes a
 // subscription the default.
 func (c *cli) setDefault(name string, active bool) (Profile, error) {
+	release, err := c.lockProfiles()
+	if err != nil {
+		return Profile{}, err
+	}
+	defer release()
 	s, p, err := c.loadNamed(name)
 	if err != nil {
 		return Profile{}, err
