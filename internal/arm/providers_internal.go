@@ -1,6 +1,7 @@
 package arm
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
@@ -88,6 +89,10 @@ func unrecordedIdentities(rq *rp.Request, tenantID string) ([]store.Resource, er
 		id := sp.ManagedIdentityResourceID()
 		if _, err := rq.Store().GetResource(rq.Ctx, id); err == nil {
 			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
+			// A failed read is not "no record": listing it here too would
+			// show the identity twice.
+			return nil, rp.InternalError(err)
 		}
 		segs := strings.Split(strings.TrimPrefix(id, "/"), "/")
 		out = append(out, store.Resource{TenantID: tenantID, SubscriptionID: segs[1], ResourceGroup: rp.ResourceGroupOf(segs), ID: id,
