@@ -57,6 +57,7 @@ func TestCheckNameAvailabilitySDK(t *testing.T) {
 			reason    armservicebus.UnavailableReason
 		}{
 			{"sb-taken-0001", false, armservicebus.UnavailableReasonNameInUse},
+			{"SB-Taken-0001", false, armservicebus.UnavailableReasonNameInUse},
 			{"sb-free-0001", true, armservicebus.UnavailableReasonNone},
 			{"x", false, armservicebus.UnavailableReasonInvalidName},
 		} {
