@@ -51,10 +51,7 @@ tenant's name and the client id's first eight characters otherwise.`,
 				return err
 			}
 			previous, hadDefault := before.tenantDefault(p.TenantID)
-			if p, err = c.addProfile(p); err != nil {
-				return err
-			}
-			if p, err = c.setDefault(p.Name, false); err != nil {
+			if p, err = c.addProfile(p, true); err != nil {
 				return err
 			}
 			if hadDefault && previous.Name != p.Name {

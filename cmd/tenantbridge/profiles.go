@@ -238,12 +238,14 @@ func (c *cli) saveProfiles(s profileStore) error {
 // the tenant's first profile, else the tenant's name and the client id's
 // first characters. The tenant's first profile becomes its default.
 func (c *cli) saveProfile(p Profile) error {
-	_, err := c.addProfile(p)
+	_, err := c.addProfile(p, false)
 	return err
 }
 
-// addProfile is saveProfile, returning the profile as saved.
-func (c *cli) addProfile(p Profile) (Profile, error) {
+// addProfile is saveProfile, returning the profile as saved; with
+// makeDefault the profile becomes its tenant's default in the same write
+// (login).
+func (c *cli) addProfile(p Profile, makeDefault bool) (Profile, error) {
 	release, err := c.lockProfiles()
 	if err != nil {
 		return p, err
@@ -268,7 +270,7 @@ func (c *cli) addProfile(p Profile) (Profile, error) {
 	}
 	p.Saved = time.Now().UTC()
 	s.Profiles[p.Name] = p
-	if _, ok := s.Profiles[s.Defaults[p.TenantID]]; !ok {
+	if _, ok := s.Profiles[s.Defaults[p.TenantID]]; !ok || makeDefault {
 		s.Defaults[p.TenantID] = p.Name
 	}
 	return p, c.saveProfiles(s)
