@@ -104,6 +104,7 @@ func TestAzCLI(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", azScript)
 	cmd.Env = vars
+	boundTool(cmd)
 	start := time.Now()
 	combined, err := cmd.CombinedOutput()
 	if err != nil {

@@ -110,6 +110,7 @@ func TestNodeIdentitySDK(t *testing.T) {
 		cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "identity.test.mjs")
 		cmd.Dir = nodeIdentityDir
 		cmd.Env = vars
+		boundTool(cmd)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
