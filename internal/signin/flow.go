@@ -197,6 +197,8 @@ func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, f *flow, fresh
 		h.adminConsentSignedIn(w, r, f, user, fresh)
 	case kindDevice:
 		h.deviceSignedIn(w, r, f, user, fresh)
+	case kindConsole:
+		h.consoleSignedIn(w, r, f, user, fresh)
 	default:
 		h.errorPage(w, r, http.StatusBadRequest, codeInvalidRequest, "The sign-in request is not valid.")
 	}
@@ -224,6 +226,9 @@ func (h *Handler) appName(r *http.Request, f *flow) string {
 
 // restartURL starts the same request over with the account picker.
 func (h *Handler) restartURL(f *flow) string {
+	if f.Kind == kindConsole {
+		return ConsoleSignInPath(f.Tenant, true)
+	}
 	if f.Kind != kindAuthorize {
 		return "/" + url.PathEscape(f.Tenant) + "/oauth2/v2.0/authorize?" + url.Values{"client_id": {f.Req.ClientID}}.Encode()
 	}

@@ -127,7 +127,7 @@ func Paths(path string) bool {
 	}
 	switch rest {
 	case "/oauth2/v2.0/authorize", "/oauth2/authorize", "/adminconsent", "/v2.0/adminconsent",
-		"/login/name", "/login/password", "/login/mfa", "/login/consent", "/login/device":
+		"/login/name", "/login/password", "/login/mfa", "/login/consent", "/login/device", "/login/console":
 		return true
 	}
 	return false
@@ -170,6 +170,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.adminConsent(w, r, tenant, 1)
 	case rest == "/v2.0/adminconsent" && get:
 		h.adminConsent(w, r, tenant, 2)
+	case rest == "/login/console" && get:
+		h.consoleSignIn(w, r, tenant)
 	case strings.HasPrefix(rest, "/login/") && post:
 		h.loginPost(w, r, tenant, strings.TrimPrefix(rest, "/login/"))
 	case Paths(r.URL.Path):

@@ -1,0 +1,475 @@
+package console_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tenantbridge/tenantbridge/internal/arm"
+	"github.com/tenantbridge/tenantbridge/internal/console"
+	"github.com/tenantbridge/tenantbridge/internal/console/consoletest"
+	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
+	"github.com/tenantbridge/tenantbridge/internal/signin"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
+	"github.com/tenantbridge/tenantbridge/internal/userauth"
+)
+
+const operatorKey = "operator-key-for-the-console-tests-0123456789"
+
+type env struct {
+	e     *testenv.Env
+	w     *consoletest.World
+	h     *console.Handler
+	rbac  *rbac.Engine
+	st    store.Store
+	graph *console.Graph
+}
+
+func newEnv(t *testing.T, st store.Store) *env {
+	t.Helper()
+	e := testenv.New(t, st)
+	w, err := consoletest.Build(context.Background(), e.Dir, st, "")
+	testenv.Must(t, err)
+	engine := rbac.New(st, e.Dir)
+	resources := arm.New(arm.Config{Directory: e.Dir, Store: st, RBAC: engine, Verifier: e.Verifier, Audit: e.Audit, Logger: e.Logger})
+	h := console.New(console.Config{Directory: e.Dir, Store: st, RBAC: engine, Roles: resources, Audit: e.Audit,
+		KEK: e.KEK, OperatorKey: operatorKey, PollInterval: 20 * time.Millisecond, Heartbeat: 50 * time.Millisecond})
+	e.Route(func(r *http.Request) http.Handler {
+		if strings.HasPrefix(r.URL.Path, console.Prefix) {
+			return h
+		}
+		return nil
+	})
+	return &env{e: e, w: w, h: h, rbac: engine, st: st, graph: &console.Graph{Dir: e.Dir, St: st, RBAC: engine}}
+}
+
+// browser is one signed-in (or not) browser: its cookies and its CSRF token.
+type browser struct {
+	t    *testing.T
+	env  *env
+	jar  http.CookieJar
+	csrf string
+}
+
+const base = "https://127.0.0.1"
+
+func (v *env) anonymous(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, env: v, jar: jar}
+}
+
+// signedIn is a browser holding the sign-in pages' session of the user.
+func (v *env) signedIn(t *testing.T, u *directory.User) *browser {
+	t.Helper()
+	b := v.anonymous(t)
+	s := userauth.Session{TenantID: u.TenantID, UserID: u.ID, UPN: u.UserPrincipalName, AuthTime: time.Now(),
+		AMR: []string{"pwd", "mfa"}, Expires: time.Now().Add(time.Hour), CSRF: userauth.NewID()}
+	val, err := userauth.SealSession(v.e.KEK, s)
+	testenv.Must(t, err)
+	base, _ := url.Parse(base + "/")
+	b.jar.SetCookies(base, []*http.Cookie{{Name: signin.SessionCookie, Value: val, Path: "/", Secure: true}})
+	b.csrf = s.CSRF
+	return b
+}
+
+// operator signs in with the operator key, as the sign-in page's form does.
+func (v *env) operator(t *testing.T) *browser {
+	t.Helper()
+	b := v.anonymous(t)
+	status, body := b.get("/console/")
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+	if status != 200 || csrf == nil {
+		t.Fatalf("sign-in page: %d %s", status, body)
+	}
+	if status, body := b.post("/console/operator", url.Values{"csrf": {csrf[1]}, "key": {operatorKey}}, ""); status != http.StatusSeeOther {
+		t.Fatalf("operator sign-in: %d %s", status, body)
+	}
+	status, body = b.get("/console/")
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+	if status != 200 || m == nil {
+		t.Fatalf("operator's console: %d %s", status, body)
+	}
+	b.csrf = m[1]
+	return b
+}
+
+func (b *browser) client() *http.Client {
+	c := *b.env.e.Client()
+	c.Jar = b.jar
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
+func (b *browser) get(path string) (int, string) {
+	b.t.Helper()
+	resp, err := b.client().Get(base + path)
+	testenv.Must(b.t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func (b *browser) post(path string, form url.Values, origin string) (int, string) {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	resp, err := b.client().Do(req)
+	testenv.Must(b.t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// revoke posts the revocation of an edge to a tenant's console page.
+func (b *browser) revoke(tenantID string, e console.Edge) (int, string) {
+	b.t.Helper()
+	return b.post("/console/tenants/"+tenantID+"/revoke", url.Values{"csrf": {b.csrf}, "edge": {e.Ref()}}, "")
+}
+
+func findEdge(t *testing.T, edges []console.Edge, kind console.EdgeKind, objectID string) console.Edge {
+	t.Helper()
+	for _, e := range edges {
+		if e.Kind == kind && strings.EqualFold(e.ObjectID, objectID) {
+			return e
+		}
+	}
+	t.Fatalf("no %s edge for %s among %d edges: %+v", kind, objectID, len(edges), edges)
+	return console.Edge{}
+}
+
+// TestTrustGraph: the inbound graph of a customer shows every kind of
+// trust its provider holds, each from the provider's tenant and
+// explained; the provider's outbound graph shows them in both customers;
+// nothing flows the other way.
+func TestTrustGraph(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		v := newEnv(t, st)
+		w := v.w
+		// A role through a group of the customer the provider's service
+		// principal belongs to, and a stray assignment naming the
+		// provider's principal in the other customer (no delegation).
+		g, err := v.e.Dir.CreateGroup(ctx, w.Customer.ID, directory.Group{DisplayName: "Fleet readers", MailNickname: "fleet", SecurityEnabled: true})
+		testenv.Must(t, err)
+		testenv.Must(t, v.e.Dir.AddMember(ctx, w.Customer.ID, g.ID, w.CustomerSP.ID))
+		reader, _ := rbac.BuiltInRole("Key Vault Secrets User")
+		viaGroup := store.RoleAssignment{TenantID: w.Customer.ID, ID: "7d0c3c4e-58a4-4a43-a1f3-3f0d9f1c1a01", Scope: "/subscriptions/" + w.Customer.SubscriptionID,
+			RoleDefinitionID: reader.ID, PrincipalID: g.ID, PrincipalType: store.PrincipalGroup, CreatedOn: time.Now(), CreatedBy: "test"}
+		testenv.Must(t, st.CreateRoleAssignment(ctx, viaGroup))
+		stray := store.RoleAssignment{TenantID: w.Other.ID, ID: "7d0c3c4e-58a4-4a43-a1f3-3f0d9f1c1a02", Scope: "/subscriptions/" + w.Other.SubscriptionID,
+			RoleDefinitionID: reader.ID, PrincipalID: w.ProviderSP.ID, PrincipalType: store.PrincipalServicePrincipal,
+			PrincipalTenantID: w.Provider.ID, CreatedOn: time.Now(), CreatedBy: "imported"}
+		testenv.Must(t, st.CreateRoleAssignment(ctx, stray))
+
+		in, err := v.graph.Inbound(ctx, w.Customer.ID)
+		testenv.Must(t, err)
+		for _, e := range in {
+			if e.From.TenantID != w.Provider.ID || e.TenantID != w.Customer.ID {
+				t.Errorf("edge from %q into %q; want from the provider into the customer: %+v", e.From.TenantID, e.TenantID, e)
+			}
+		}
+		sp := findEdge(t, in, console.EdgeServicePrincipal, w.CustomerSP.ID)
+		if sp.From.ID != w.App.AppID || sp.Blocked != "" {
+			t.Errorf("service principal edge: %+v", sp)
+		}
+		if e := findEdge(t, in, console.EdgeAppRole, w.AppRole.ID); !strings.Contains(e.What, "User.Read.All") {
+			t.Errorf("app role edge: %+v", e)
+		}
+		if e := findEdge(t, in, console.EdgeGrant, w.Grant.ID); !strings.Contains(e.What, "User.Read") || !strings.Contains(e.What, "every user") {
+			t.Errorf("grant edge: %+v", e)
+		}
+		role := findEdge(t, in, console.EdgeRole, w.Role.ID)
+		if !strings.Contains(role.Why, "role assignment "+w.Role.ID+` grants "Reader"`) || role.Where != w.Role.Scope {
+			t.Errorf("role edge: %+v", role)
+		}
+		group := findEdge(t, in, console.EdgeRole, viaGroup.ID)
+		if !strings.Contains(group.Why, "→ group Fleet readers") || group.Blocked != "" {
+			t.Errorf("role through a group: %+v", group)
+		}
+		del := findEdge(t, in, console.EdgeDelegation, w.Delegation.ID)
+		if del.From.ID != w.ProviderSP.ID || del.Blocked != "" || !strings.Contains(del.Via, "fleet-app") {
+			t.Errorf("delegation edge: %+v", del)
+		}
+		fed := findEdge(t, in, console.EdgeFederated, w.FedAppID)
+		if fed.CredentialID != w.Federated.ID || fed.From.ID != w.ProviderSP.ID {
+			t.Errorf("federated edge: %+v", fed)
+		}
+
+		// The stray assignment shows, blocked: it lets no one in.
+		otherIn, err := v.graph.Inbound(ctx, w.Other.ID)
+		testenv.Must(t, err)
+		if e := findEdge(t, otherIn, console.EdgeDelegation, stray.ID); e.Blocked == "" {
+			t.Errorf("a stray foreign assignment is not shown as blocked: %+v", e)
+		}
+
+		// Nothing of the customers' reaches the provider.
+		if in, err := v.graph.Inbound(ctx, w.Provider.ID); err != nil || len(in) != 0 {
+			t.Errorf("provider inbound = %+v, %v; want none", in, err)
+		}
+		if out, err := v.graph.Outbound(ctx, w.Customer.ID); err != nil || len(out) != 0 {
+			t.Errorf("customer outbound = %+v, %v; want none", out, err)
+		}
+		out, err := v.graph.Outbound(ctx, w.Provider.ID)
+		testenv.Must(t, err)
+		findEdge(t, out, console.EdgeRole, w.OtherRole.ID)
+		findEdge(t, out, console.EdgeDelegation, w.Delegation.ID)
+		if len(out) != len(in)+len(otherIn) {
+			t.Errorf("provider outbound has %d edges; the customers' inbound %d + %d", len(out), len(in), len(otherIn))
+		}
+	})
+}
+
+// TestIsolation: an administrator sees and revokes only in their own
+// tenant; every other tenant's page does not exist for them, and a
+// revocation names only an edge of the page's tenant.
+func TestIsolation(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		v := newEnv(t, st)
+		w := v.w
+		anon := v.anonymous(t)
+		if status, body := anon.get("/console/"); status != 200 || !strings.Contains(body, "Sign in") {
+			t.Errorf("anonymous console: %d %s", status, body)
+		}
+		if status, _ := anon.get("/console/tenants/" + w.Customer.ID + "/graph"); status != http.StatusUnauthorized {
+			t.Errorf("anonymous graph: %d, want 401", status)
+		}
+
+		admin := v.signedIn(t, w.Admin)
+		status, body := admin.get("/console/")
+		if status != 200 || !strings.Contains(body, w.Customer.Name) || strings.Contains(body, w.Provider.ID) || strings.Contains(body, w.Other.ID) {
+			t.Errorf("the administrator's home lists other tenants or not theirs: %d %s", status, body)
+		}
+		for _, path := range []string{"/tenants/" + w.Other.ID + "/graph", "/tenants/" + w.Provider.ID + "/graph?view=out",
+			"/tenants/" + w.Other.ID + "/audit", "/tenants/" + w.Other.ID + "/audit/stream", "/tenants/" + strings.ToUpper(w.Other.ID) + "/graph"} {
+			if status, body := admin.get("/console" + path); status != http.StatusNotFound || strings.Contains(body, w.Other.Name) {
+				t.Errorf("GET %s as the customer's administrator: %d, want 404 without the tenant's name", path, status)
+			}
+		}
+		if status, body := admin.get("/console/tenants/" + w.Customer.ID + "/graph"); status != 200 || !strings.Contains(body, w.App.DisplayName) ||
+			!strings.Contains(body, `id="graph"`) {
+			t.Errorf("own graph: %d %s", status, body)
+		}
+
+		// The other customer's edge, through either tenant's form.
+		otherIn, err := v.graph.Inbound(ctx, w.Other.ID)
+		testenv.Must(t, err)
+		otherRole := findEdge(t, otherIn, console.EdgeRole, w.OtherRole.ID)
+		if status, _ := admin.revoke(w.Customer.ID, otherRole); status != http.StatusNotFound {
+			t.Errorf("revoking another tenant's edge through one's own page: %d, want 404", status)
+		}
+		if status, _ := admin.revoke(w.Other.ID, otherRole); status != http.StatusNotFound {
+			t.Errorf("revoking through another tenant's page: %d, want 404", status)
+		}
+		if _, err := st.GetRoleAssignment(ctx, w.Other.ID, w.OtherRole.ID); err != nil {
+			t.Fatalf("the other tenant's assignment went: %v", err)
+		}
+
+		in, err := v.graph.Inbound(ctx, w.Customer.ID)
+		testenv.Must(t, err)
+		del := findEdge(t, in, console.EdgeDelegation, w.Delegation.ID)
+		// Forged forms: no token, another session's token, another origin.
+		if status, _ := admin.post("/console/tenants/"+w.Customer.ID+"/revoke", url.Values{"edge": {del.Ref()}}, ""); status != http.StatusForbidden {
+			t.Errorf("revoke without CSRF: %d", status)
+		}
+		if status, _ := admin.post("/console/tenants/"+w.Customer.ID+"/revoke", url.Values{"edge": {del.Ref()}, "csrf": {userauth.NewID()}}, ""); status != http.StatusForbidden {
+			t.Errorf("revoke with a wrong CSRF token: %d", status)
+		}
+		if status, _ := admin.post("/console/tenants/"+w.Customer.ID+"/revoke", url.Values{"edge": {del.Ref()}, "csrf": {admin.csrf}}, "https://evil.example"); status != http.StatusForbidden {
+			t.Errorf("revoke from another origin: %d", status)
+		}
+		if _, err := st.GetRoleAssignment(ctx, w.Customer.ID, w.Delegation.ID); err != nil {
+			t.Fatalf("a forged form revoked the delegation: %v", err)
+		}
+
+		// A user who is not a Global Administrator is not let in.
+		if status, _ := v.signedIn(t, w.Plain).get("/console/tenants/" + w.Customer.ID + "/graph"); status != http.StatusForbidden {
+			t.Errorf("a user without a role: %d, want 403", status)
+		}
+		// An administrator without an Azure role may not delete role
+		// assignments (as ARM refuses them).
+		ana := v.signedIn(t, w.OtherAdmin)
+		if status, body := ana.revoke(w.Other.ID, otherRole); status != http.StatusForbidden || !strings.Contains(body, "may not delete role assignments") {
+			t.Errorf("revoke without roleAssignments/delete: %d %s", status, body)
+		}
+
+		// The customer's administrator revokes the delegation: gone at
+		// once, for the RBAC engine too, and in both tenants' audit.
+		contributorAct := "Microsoft.Resources/subscriptions/resourceGroups/read"
+		decide := func() bool {
+			d, err := v.rbac.Decide(ctx, rbac.Request{PrincipalID: w.ProviderSP.ID, PrincipalTenantID: w.Provider.ID, TenantID: w.Customer.ID,
+				Action: contributorAct, Scope: w.Delegation.Scope})
+			testenv.Must(t, err)
+			return d.Allowed
+		}
+		if !decide() {
+			t.Fatal("the delegation does not allow its principal before the revocation")
+		}
+		if status, body := admin.revoke(w.Customer.ID, del); status != http.StatusSeeOther {
+			t.Fatalf("revoke the delegation: %d %s", status, body)
+		}
+		if _, err := st.GetRoleAssignment(ctx, w.Customer.ID, w.Delegation.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the delegation is still there: %v", err)
+		}
+		if decide() {
+			t.Error("the RBAC engine still allows the revoked delegation")
+		}
+		for _, tenant := range []string{w.Customer.ID, w.Provider.ID} {
+			recs, err := st.ListAudit(ctx, store.AuditQuery{TenantID: tenant})
+			testenv.Must(t, err)
+			if !slices.ContainsFunc(recs, func(r store.AuditRecord) bool {
+				return r.Action == "Microsoft.Authorization/roleAssignments/delete" && strings.Contains(r.Target, w.Delegation.ID) &&
+					r.Actor == w.Admin.ID && r.ActorTenant == w.Customer.ID && r.TargetTenant == tenant
+			}) {
+				t.Errorf("no audit record of the revocation in tenant %s: %+v", tenant, recs)
+			}
+		}
+		// And the service principal, through the directory.
+		if status, body := admin.revoke(w.Customer.ID, findEdge(t, in, console.EdgeServicePrincipal, w.CustomerSP.ID)); status != http.StatusSeeOther {
+			t.Fatalf("revoke the service principal: %d %s", status, body)
+		}
+		if _, err := v.e.Dir.GetServicePrincipal(ctx, w.Customer.ID, w.CustomerSP.ID); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("the service principal is still there: %v", err)
+		}
+		recs, err := st.ListAudit(ctx, store.AuditQuery{TenantID: w.Provider.ID, ByTenantID: w.Customer.ID})
+		testenv.Must(t, err)
+		if !slices.ContainsFunc(recs, func(r store.AuditRecord) bool { return r.Action == "servicePrincipal.delete" && r.Target == w.CustomerSP.ID }) {
+			t.Errorf("the provider's audit lacks the deletion of its service principal: %+v", recs)
+		}
+
+		// The operator sees every tenant and may revoke in any.
+		op := v.operator(t)
+		if _, body := op.get("/console/"); !strings.Contains(body, w.Provider.ID) || !strings.Contains(body, w.Other.ID) {
+			t.Errorf("the operator's home lacks tenants: %s", body)
+		}
+		if status, body := op.revoke(w.Other.ID, otherRole); status != http.StatusSeeOther {
+			t.Errorf("the operator's revocation: %d %s", status, body)
+		}
+		wrong := v.anonymous(t)
+		_, page := wrong.get("/console/")
+		csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+		if status, _ := wrong.post("/console/operator", url.Values{"csrf": {csrf[1]}, "key": {operatorKey + "x"}}, ""); status != http.StatusUnauthorized {
+			t.Errorf("a wrong operator key: %d, want 401", status)
+		}
+		if status, _ := wrong.get("/console/tenants/" + w.Other.ID + "/graph"); status != http.StatusUnauthorized {
+			t.Errorf("after a wrong key: %d, want 401", status)
+		}
+
+		// Signing out ends the session, even if the cookie is replayed.
+		replay := v.signedIn(t, w.Admin)
+		cookies := replay.jar.Cookies(mustURL(base + "/console/"))
+		if status, _ := replay.post("/console/signout", url.Values{"csrf": {replay.csrf}}, ""); status != 200 {
+			t.Fatalf("sign out: %d", status)
+		}
+		again := v.anonymous(t)
+		again.jar.SetCookies(mustURL(base+"/"), cookies)
+		if status, _ := again.get("/console/tenants/" + w.Customer.ID + "/graph"); status != http.StatusUnauthorized {
+			t.Errorf("a signed-out session replayed: %d, want 401", status)
+		}
+	})
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// TestAuditStream: the live audit sends new cross-tenant records of the
+// tenant and nothing of others, at most four streams per principal, and
+// ends at sign-out.
+func TestAuditStream(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t, storetest.SQLite(t))
+	w := v.w
+	admin := v.signedIn(t, w.Admin)
+	open := func() (*http.Response, *bufio.Reader) {
+		resp, err := admin.client().Get(base + "/console/tenants/" + w.Customer.ID + "/audit/stream")
+		testenv.Must(t, err)
+		return resp, bufio.NewReader(resp.Body)
+	}
+	resp, events := open()
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// A record of another tenant pair, then one across the customer's
+	// boundary: only the second arrives.
+	testenv.Must(t, v.e.Audit.Record(ctx, store.AuditRecord{Actor: "x", ActorTenant: w.Provider.ID, TargetTenant: w.Other.ID, Action: "test.elsewhere"}))
+	testenv.Must(t, v.e.Audit.Record(ctx, store.AuditRecord{Actor: "y", ActorTenant: w.Provider.ID, TargetTenant: w.Customer.ID, Action: "test.here"}))
+	deadline := time.Now().Add(10 * time.Second)
+	var got []string
+	for time.Now().Before(deadline) {
+		line, err := events.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream read: %v (got %q)", err, got)
+		}
+		got = append(got, line)
+		if strings.Contains(line, "test.here") {
+			break
+		}
+	}
+	if all := strings.Join(got, ""); !strings.Contains(all, "test.here") || strings.Contains(all, "test.elsewhere") {
+		t.Errorf("stream: %q", all)
+	}
+	// An idle stream sends heartbeats.
+	for beat := false; !beat; {
+		line, err := events.ReadString('\n')
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("no heartbeat: %v", err)
+		}
+		beat = strings.HasPrefix(line, ": heartbeat")
+	}
+
+	// Three more are allowed, the fifth is refused.
+	var more []*http.Response
+	for range 3 {
+		r, _ := open()
+		more = append(more, r)
+		if r.StatusCode != 200 {
+			t.Errorf("stream %d: %d", len(more)+1, r.StatusCode)
+		}
+	}
+	if r, _ := open(); r.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("fifth stream: %d, want 429", r.StatusCode)
+		r.Body.Close()
+	}
+	// Sign-out ends them.
+	if status, _ := admin.post("/console/signout", url.Values{"csrf": {admin.csrf}}, ""); status != 200 {
+		t.Fatalf("sign out: %d", status)
+	}
+	ended := false
+	for time.Now().Before(deadline) {
+		line, err := events.ReadString('\n')
+		if strings.HasPrefix(line, "event: end") {
+			ended = true
+		}
+		if err != nil {
+			break
+		}
+	}
+	if !ended {
+		t.Error("the stream did not end at sign-out")
+	}
+	for _, r := range more {
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+}
