@@ -18,7 +18,7 @@ import (
 )
 
 func (c *cli) serveCommand() *cobra.Command {
-	var listen, proxyListen, amqpListen, dnsListen, dnsAnswer, store, domain, logLevel, logFormat, brokerListen, metricsListen string
+	var listen, proxyListen, amqpListen, dnsListen, dnsAnswer, store, domain, logLevel, logFormat, brokerListen, metricsListen, otlpEndpoint string
 	var refreshLifetime, notifyFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -31,7 +31,7 @@ func (c *cli) serveCommand() *cobra.Command {
 			}
 			srv, err := server.New(cmd.Context(), server.Config{DataDir: c.dataDir, Listen: listen, ProxyListen: proxyListen, AMQPListen: amqpListen,
 				DNSListen: dnsListen, DNSAnswer: dnsAnswer, StoreURL: store, CustomDomain: domain, RefreshTokenLifetime: refreshLifetime,
-				NotificationRetryFor: notifyFor, MetricsListen: metricsListen, Logger: logger})
+				NotificationRetryFor: notifyFor, MetricsListen: metricsListen, OTLPEndpoint: otlpEndpoint, Logger: logger})
 			if err != nil {
 				return err
 			}
@@ -78,6 +78,7 @@ func (c *cli) serveCommand() *cobra.Command {
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text (key=value lines) or json (one JSON object a line, for log collectors)")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "also serve the Prometheus metrics, /healthz and /readyz here over plain HTTP without authorization (e.g. 127.0.0.1:9464), for a scraper on a trusted network; /metrics on --listen always answers the operator key")
+	cmd.Flags().StringVar(&otlpEndpoint, "otlp-endpoint", "", "send OpenTelemetry traces over OTLP/HTTP to this collector base URL (e.g. http://127.0.0.1:4318; spans go to /v1/traces); unset, the OTEL_* environment variables decide and tracing is off unless they configure it")
 	cmd.Flags().StringVar(&brokerListen, "broker-listen", "", "also run the broker here (HTTP, e.g. 127.0.0.1:8500), configured by its environment variables as tenantbridge broker serve")
 	cmd.Flags().DurationVar(&notifyFor, "notification-retry-for", 0, "how long a managed application's lifecycle notification is retried (default 10h, as Azure)")
 	cmd.Flags().DurationVar(&refreshLifetime, "refresh-token-lifetime", 0, "how long a refresh token may go unused before it expires (default 2160h, Entra's 90 days)")

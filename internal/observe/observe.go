@@ -8,6 +8,11 @@
 // outbox.Observer, audit.Observer), so that none of them imports
 // Prometheus, and each counts with an interface call and an atomic add.
 //
+// It also holds the server's OpenTelemetry tracing (trace.go): off unless
+// configured, a server span per request at the front door, and child
+// spans for RBAC decisions (rbac.WithTracer) and the store calls that
+// Store times.
+//
 // Label values are bounded, so that no client can grow the registry:
 // surfaces are the front door's fixed names, error codes are the server's
 // own (and folded to "other" past maxErrorCodes or when not code-shaped),
@@ -24,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
@@ -39,6 +45,10 @@ type Options struct {
 	// tracked queues (QueueStats) and the outbox backlog. Nil exports
 	// neither.
 	Store store.Store
+	// Tracer, when set, makes the store calls that Store times child
+	// spans of the request or decision they serve (Tracing.Tracer); nil
+	// traces nothing.
+	Tracer trace.Tracer
 }
 
 // DefaultMaxQueues is Options.MaxQueues' default: a scrape reads the depth
@@ -69,6 +79,8 @@ type Metrics struct {
 	amqpConnsTotal prometheus.Counter
 	amqpLinks      [2]prometheus.Gauge   // [sender]: 0 the client receives, 1 it sends
 	amqpLinksTotal [2]prometheus.Counter // likewise
+
+	tracer trace.Tracer // Options.Tracer
 }
 
 // requestKey names one series of tenantbridge_http_requests_total.
@@ -89,7 +101,7 @@ func New(opts Options) *Metrics {
 		opts.MaxQueues = DefaultMaxQueues
 	}
 	reg := prometheus.NewRegistry()
-	m := &Metrics{reg: reg, errorCodes: newBounded(maxErrorCodes)}
+	m := &Metrics{reg: reg, errorCodes: newBounded(maxErrorCodes), tracer: opts.Tracer}
 	f := promauto.With(reg)
 	m.requests = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_http_requests_total", Help: "HTTP requests answered, by surface (token, signin, graph, arm, keyvault, servicebus, operator, health, metrics, other), status and the answer's error code (AADSTS code, Graph/ARM/Key Vault code, Service Bus status; empty on success)."}, []string{"surface", "status", "error_code"})
 	m.requestDuration = f.NewHistogramVec(prometheus.HistogramOpts{Name: "tenantbridge_http_request_duration_seconds", Help: "Time from a request's arrival at the front door to the end of its answer, by surface. Service Bus receives include their long poll.", Buckets: prometheus.DefBuckets}, []string{"surface"})

@@ -20,6 +20,10 @@ import (
 	"slices"
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tenantbridge/tenantbridge/internal/gencache"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
@@ -62,7 +66,8 @@ type Engine struct {
 	st        Store
 	groups    Groups
 	decisions *gencache.Cache[Request, Decision]
-	obs       Observer // nil: none
+	obs       Observer     // nil: none
+	tracer    trace.Tracer // nil: no spans
 }
 
 // Observer is told of every decision, for the operator's metrics: whether
@@ -77,6 +82,11 @@ type Option func(*Engine)
 
 // WithObserver makes the engine report its decisions to o.
 func WithObserver(o Observer) Option { return func(e *Engine) { e.obs = o } }
+
+// WithTracer makes each decision taken under a recording span (a traced
+// request) a child span "rbac.Decide", with the store reads of a computed
+// decision beneath it.
+func WithTracer(t trace.Tracer) Option { return func(e *Engine) { e.tracer = t } }
 
 // New returns an engine reading assignments from st and memberships from groups.
 func New(st Store, groups Groups, opts ...Option) *Engine {
@@ -160,12 +170,36 @@ func (e Explanation) String() string {
 // Requests differing in nothing but letter case are decided separately,
 // so that the explanation names the scope as asked.
 func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
+	var span trace.Span
+	if e.tracer != nil && trace.SpanFromContext(ctx).IsRecording() {
+		ctx, span = e.tracer.Start(ctx, "rbac.Decide", trace.WithAttributes(
+			attribute.String("tenantbridge.rbac.action", req.Action[:min(len(req.Action), 512)]), attribute.Bool("tenantbridge.rbac.data_action", req.DataAction)))
+	}
 	computed := false
 	d, err := e.decisions.Get(req, func() (Decision, error) { computed = true; return e.decide(ctx, req) })
 	if e.obs != nil {
 		e.obs.RBACDecision(d.Allowed, !computed, err)
 	}
+	if span != nil {
+		endDecisionSpan(span, d.Allowed, !computed, err)
+	}
 	return d, err
+}
+
+// endDecisionSpan records a decision's result and whether the cache
+// answered it, and ends its span. The principal and scope stay out of it
+// (the request's span names the caller); nothing in it is secret.
+func endDecisionSpan(span trace.Span, allowed, cached bool, err error) {
+	result := "denied"
+	switch {
+	case err != nil:
+		result = "error"
+		span.SetStatus(codes.Error, "no decision could be made")
+	case allowed:
+		result = "allowed"
+	}
+	span.SetAttributes(attribute.String("tenantbridge.rbac.result", result), attribute.Bool("tenantbridge.rbac.cached", cached))
+	span.End()
 }
 
 // decide computes the decision from the store.

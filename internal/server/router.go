@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tenantbridge/tenantbridge/internal/httpx"
+	"github.com/tenantbridge/tenantbridge/internal/observe"
 )
 
 // router sends a request to the surface that owns its host name. Azure's
@@ -176,7 +177,8 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 // middleware gives each request an id, its client address and public base
 // URL, a body limit and a body deadline (see timedBody), panic containment,
-// one access-log line and its count in the metrics. The log line has the
+// one access-log line, its count in the metrics and, with tracing on, its
+// server span (the parent of its RBAC decisions' and store calls' spans). The log line has the
 // path but never the query string, which may carry a signature; it names
 // the surface, the tenant and principal (object id) the caller's
 // credential named, and the answer's error code, which the surfaces
@@ -191,7 +193,8 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}
 		info := httpx.Info{RequestID: id, ClientAddr: client, BaseURL: "https://" + strings.ToLower(r.Host)}
 		note := &httpx.Note{}
-		r = r.WithContext(httpx.WithNote(httpx.WithInfo(r.Context(), info), note))
+		ctx, span := s.tracing.StartRequest(httpx.WithNote(httpx.WithInfo(r.Context(), info), note), r) // nil span: tracing off
+		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w, timeout: s.bodyTimeout}
 		if b := limitBody(w, r, s.bodyTimeout); b != nil {
 			rec.body, r.Body = b, b
@@ -220,6 +223,8 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			if s.metrics != nil { // nil only in tests that build a bare front door
 				s.metrics.Request(surface, status, code, took)
 			}
+			observe.EndRequest(span, observe.RequestOutcome{Method: r.Method, Surface: surface, TenantID: tenant, Principal: principal,
+				RequestID: id, ErrorCode: code, Status: status, Client: client})
 			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("request_id", id), slog.String("method", r.Method), slog.String("host", hostOnly(r.Host)),
 				slog.String("path", r.URL.Path), slog.Int("status", status), slog.String("surface", surface),

@@ -107,6 +107,12 @@ type Config struct {
 	// MaxQueueSeries bounds the Service Bus queues that get metrics of
 	// their own; zero means observe.DefaultMaxQueues.
 	MaxQueueSeries int
+	// OTLPEndpoint, if set, switches OpenTelemetry tracing on and sends
+	// the spans over OTLP/HTTP to this base URL (http://collector:4318;
+	// the spans go to /v1/traces under it). Empty leaves it to the
+	// standard OTEL_* environment variables, and tracing is off unless
+	// they configure it (observe.StartTracing).
+	OTLPEndpoint string
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -174,6 +180,7 @@ type Server struct {
 	// and the accessors).
 	metrics   *observe.Metrics
 	timed     store.Store
+	tracing   *observe.Tracing // nil: tracing off
 	messaging *servicebus.Service
 	// dns answers the served names when cfg.DNSListen is set; dnsPC and
 	// dnsLn are its sockets, opened by Listen.
@@ -246,7 +253,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.store, err = backends.Open(ctx, storeURL); err != nil {
 		return nil, err
 	}
-	s.metrics = observe.New(observe.Options{Store: s.store, MaxQueues: cfg.MaxQueueSeries})
+	if s.tracing, err = observe.StartTracing(ctx, observe.TracingConfig{Endpoint: cfg.OTLPEndpoint, Getenv: os.Getenv}); err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	defer func() {
+		if !ready {
+			s.tracing.Shutdown(context.Background())
+		}
+	}()
+	s.metrics = observe.New(observe.Options{Store: s.store, MaxQueues: cfg.MaxQueueSeries, Tracer: s.tracing.Tracer()})
 	s.timed = s.metrics.Store(s.store)
 	if s.dir, err = directory.New(s.timed, secrets.HashKey, secrets.KEK, directory.WithReservedHosts(s.servesUnderCustomDomain)); err != nil {
 		s.store.Close()
@@ -356,7 +372,7 @@ func (s *Server) buildRouter() *router {
 		Devices: deviceApprover{s.timed}})
 	login := loginSurface{pages: tagged{surfaceSignin, pages}, tokens: tagged{surfaceToken, tokens}}
 	graphAPI := graph.New(graph.Config{Directory: s.dir, Verifier: verifier, Audit: s.audit, Logger: s.logger})
-	access := rbac.New(s.timed, s.dir, rbac.WithObserver(s.metrics))
+	access := rbac.New(s.timed, s.dir, rbac.WithObserver(s.metrics), rbac.WithTracer(s.tracing.Tracer()))
 	s.vaults = vault.New(vault.Config{Store: s.timed, KEK: s.kek, Verifier: verifier,
 		Authorizer: vaultAuthorizer{access}, Audit: s.audit, Logger: s.logger,
 		LoginBase: func(*http.Request) string { return miIssuer }})
@@ -671,6 +687,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.audit.Close()  // commits the records of requests that finished
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
+	}
+	if terr := s.tracing.Shutdown(shutdownCtx); terr != nil { // the spans still buffered
+		s.logger.Warn("tracing: exporting the last spans failed", "err", terr)
 	}
 	s.lock.release() // the last thing: the data directory is free for the next server
 	return err
