@@ -570,13 +570,15 @@ func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request, name strin
 }
 
 // securityHeaders: no framing, no foreign script, style or connection,
-// nothing cached, no referrer.
+// nothing cached, no referrer to another origin. ("no-referrer" would
+// make Chromium send "Origin: null" with the console's own forms, which
+// sameOrigin rightly refuses.)
 func securityHeaders(w http.ResponseWriter) {
 	hd := w.Header()
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("Cache-Control", "no-store")
 }
 

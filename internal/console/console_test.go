@@ -348,7 +348,9 @@ func TestIsolation(t *testing.T) {
 		}
 		recs, err := st.ListAudit(ctx, store.AuditQuery{TenantID: w.Provider.ID, ByTenantID: w.Customer.ID})
 		testenv.Must(t, err)
-		if !slices.ContainsFunc(recs, func(r store.AuditRecord) bool { return r.Action == "servicePrincipal.delete" && r.Target == w.CustomerSP.ID }) {
+		if !slices.ContainsFunc(recs, func(r store.AuditRecord) bool {
+			return r.Action == "servicePrincipal.delete" && r.Target == w.CustomerSP.ID
+		}) {
 			t.Errorf("the provider's audit lacks the deletion of its service principal: %+v", recs)
 		}
 

@@ -143,15 +143,20 @@ func drawGraph(tenantName, view string, edges []edgeView) *svgGraph {
 	}
 	g := &svgGraph{W: svgWidth, H: max(left.place(), right.place(), 60)}
 	g.Clusters = append(left.clusters, right.clusters...)
+	// Each label sits on its edge just before the node it reaches,
+	// stacked when several edges reach one node.
+	into := map[*svgNode]int{}
 	for i, e := range edges {
 		p := pairs[i]
 		x1, y1 := p.from.X+p.from.W, p.from.Y+nodeHeight/2
 		x2, y2 := p.to.X, p.to.Y+nodeHeight/2
 		mx := (x1 + x2) / 2
+		k := into[p.to]
+		into[p.to]++
 		g.Edges = append(g.Edges, svgEdge{ID: e.ID(), Kind: string(e.Kind), Blocked: e.Blocked != "",
 			Path:  pathOf(x1, y1, mx, x2, y2),
 			Title: e.What + " — " + e.Why,
-			LX:    mx, LY: (y1+y2)/2 - 3 + (i%3-1)*11})
+			LX:    x2 - 62, LY: y2 - 4 - 10*k})
 	}
 	return g
 }

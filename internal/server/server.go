@@ -23,6 +23,7 @@ import (
 
 	"github.com/tenantbridge/tenantbridge/internal/arm"
 	"github.com/tenantbridge/tenantbridge/internal/audit"
+	"github.com/tenantbridge/tenantbridge/internal/console"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/dnsserve"
 	"github.com/tenantbridge/tenantbridge/internal/graph"
@@ -391,6 +392,10 @@ func (s *Server) buildRouter() *router {
 	bare.Handle("GET /healthz", tagged{surfaceHealth, http.HandlerFunc(s.healthz)})
 	bare.Handle("GET /readyz", tagged{surfaceHealth, http.HandlerFunc(s.readyz)})
 	bare.Handle("GET /metrics", tagged{surfaceMetrics, http.HandlerFunc(s.serveMetrics)})
+	// The web console (package console), on the listen address next to
+	// the sign-in pages whose session it uses.
+	bare.Handle(console.Prefix, tagged{"console", console.New(console.Config{Directory: s.dir, Store: s.timed, RBAC: access,
+		Roles: resources, Audit: s.audit, Logger: s.logger, KEK: s.kek, OperatorKey: s.operator.Key})})
 	bare.Handle("/", login)
 	r.bare = bare
 

@@ -32,6 +32,7 @@
   });
   source.addEventListener("end", function (ev) {
     source.close();
+    live.className = "live off";
     live.textContent = "Live view ended: " + ev.data + ". Reload to follow again.";
   });
   source.onopen = function () {
