@@ -518,7 +518,7 @@ func TestBrokerServePublisher(t *testing.T) {
 	must(err)
 	def := sub + "/resourceGroups/offers/providers/Microsoft.Solutions/applicationDefinitions/srb"
 	if c, body := armCall(pubCred, "PUT", def, map[string]any{"location": "westeurope", "properties": map[string]any{
-		"lockLevel": "ReadOnly", "isPublishedToMarketplace": true,
+		"lockLevel":          "ReadOnly",
 		"authorizations":     []any{map[string]any{"principalId": pub.Admin.ServicePrincipalID, "roleDefinitionId": "b24988ac-6180-42a0-ab88-20f7382dd24c"}},
 		"notificationPolicy": map[string]any{"notificationEndpoints": []any{map[string]any{"uri": hook + "?sig=" + sig}}},
 		"deploymentSpec": map[string]any{"vaults": []any{map[string]any{"name": "kv{uniqueSuffix}"}},
@@ -526,6 +526,15 @@ func TestBrokerServePublisher(t *testing.T) {
 			"registration": map[string]any{"endpoint": hook + "/register", "credentialMode": "federated", "vault": "kv{uniqueSuffix}",
 				"bootstrapSecret": "https://pubboot.vault.azure.net/secrets/BootstrapSecret"}}}}); c/100 != 2 {
 		t.Fatalf("definition %d %s", c, body)
+	}
+	// The operator puts it on sale (Partner Center's job in Azure).
+	var pubOut, pubErr bytes.Buffer
+	if code := run(ctx, []string{"--data", dir, "-o", "json", "marketplace", "offer", "publish", "--definition-id", def}, &pubOut, &pubErr, func(string) string { return "" }); code != 0 {
+		t.Fatalf("marketplace offer publish: %d %s", code, pubErr.String())
+	}
+	var offer azclient.MarketplaceOffer
+	if err := json.Unmarshal(pubOut.Bytes(), &offer); err != nil || offer.Offer != "srb" || offer.Publisher != pub.Domain || !strings.EqualFold(offer.ApplicationDefinitionID, def) {
+		t.Fatalf("marketplace offer publish printed %s (%v)", pubOut.String(), err)
 	}
 	csub := "/subscriptions/" + cust.SubscriptionID
 	armCall(custCred, "PUT", csub+"/resourceGroups/apps", map[string]any{"location": "westeurope"})

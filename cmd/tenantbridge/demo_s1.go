@@ -161,12 +161,17 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 		}
 		id := pub.sub() + "/resourceGroups/offers/providers/Microsoft.Solutions/applicationDefinitions/" + o.name
 		body := map[string]any{"location": demoLocation, "properties": map[string]any{
-			"lockLevel": "ReadOnly", "displayName": "Shared resource broker (" + o.mode + ")", "isPublishedToMarketplace": true,
+			"lockLevel": "ReadOnly", "displayName": "Shared resource broker (" + o.mode + ")",
 			"authorizations":     []any{map[string]any{"principalId": pub.Admin.ServicePrincipalID, "roleDefinitionId": roleContributor}},
 			"notificationPolicy": map[string]any{"notificationEndpoints": []any{map[string]any{"uri": base + "/hooks?sig=" + st.sig}}},
 			"deploymentSpec":     spec}}
 		if _, err := d.arm(ctx, pub.cred, http.MethodPut, id, demoManagedAppAPIVer, body, nil); err != nil {
 			return fmt.Errorf("publishing %s: %w", o.name, err)
+		}
+		// Putting it on sale is Partner Center's job in Azure, with no
+		// ARM API: here the operator's (tenantbridge marketplace offer publish).
+		if _, err := d.w.op.PublishOffer(ctx, id); err != nil {
+			return fmt.Errorf("publishing offer %s: %s", o.name, azclient.Describe(err))
 		}
 		st.offers[o.mode] = id
 	}

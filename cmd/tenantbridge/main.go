@@ -180,6 +180,7 @@ Commands find the server and the CLI profiles in the data directory
 		c.keyvaultCommand(),
 		c.servicebusCommand(),
 		c.brokerCommand(),
+		c.marketplaceCommand(),
 		c.workerCommand(),
 		c.versionCommand(),
 	)

@@ -116,19 +116,24 @@ type notificationPolicy struct {
 
 // appDefProps is a definition's properties, as stored and as shown.
 type appDefProps struct {
-	LockLevel                string              `json:"lockLevel"`
-	DisplayName              string              `json:"displayName,omitempty"`
-	Description              string              `json:"description,omitempty"`
-	IsEnabled                bool                `json:"isEnabled"`
-	Authorizations           []appAuthorization  `json:"authorizations"`
-	NotificationPolicy       *notificationPolicy `json:"notificationPolicy,omitempty"`
-	IsPublishedToMarketplace bool                `json:"isPublishedToMarketplace"`
-	DeploymentSpec           json.RawMessage     `json:"deploymentSpec,omitempty"`
+	LockLevel          string              `json:"lockLevel"`
+	DisplayName        string              `json:"displayName,omitempty"`
+	Description        string              `json:"description,omitempty"`
+	IsEnabled          bool                `json:"isEnabled"`
+	Authorizations     []appAuthorization  `json:"authorizations"`
+	NotificationPolicy *notificationPolicy `json:"notificationPolicy,omitempty"`
+	DeploymentSpec     json.RawMessage     `json:"deploymentSpec,omitempty"`
 	// MainTemplate and CreateUIDefinition are the package, inline
 	// (managedapps_template.go), stored as JSON objects.
 	MainTemplate       json.RawMessage `json:"mainTemplate,omitempty"`
 	CreateUIDefinition json.RawMessage `json:"createUiDefinition,omitempty"`
 	ProvisioningState  string          `json:"provisioningState"`
+	// Marketplace is the definition's marketplace offer, which only the
+	// operator publishes (managedapps_marketplace.go); LegacyPublished
+	// is the flag that definitions stored before that step carry. Neither
+	// is shown through ARM (appDefViewOf), where Azure has no such thing.
+	Marketplace     *marketplaceState `json:"marketplace,omitempty"`
+	LegacyPublished bool              `json:"isPublishedToMarketplace,omitempty"`
 }
 
 // endpoints are the URIs of the definition's notification endpoints.
@@ -157,6 +162,7 @@ func appDefViewOf(res store.Resource) (appDefView, error) {
 		return appDefView{}, rp.InternalError(fmt.Errorf("definition %s: %w", res.ID, err))
 	}
 	p.Authorizations = rp.NonNil(p.Authorizations)
+	p.Marketplace, p.LegacyPublished = nil, false
 	return appDefView{ID: res.ID, Name: res.Name, Type: appDefType, Location: res.Location, Tags: rp.TagsOf(res), Properties: p}, nil
 }
 
@@ -247,8 +253,15 @@ func (h *Handler) putAppDefinition(rq *rp.Request) error {
 	if len(p.DisplayName) > 60 || len(p.Description) > 200 {
 		return rp.BadRequest("properties.displayName is at most 60 characters, properties.description at most 200.")
 	}
+	if p.IsPublishedToMarketplace {
+		// Not a property of Azure's definitions: an offer is published
+		// outside Resource Manager (Partner Center in Azure, the operator
+		// here; managedapps_marketplace.go). Refused rather than ignored,
+		// so that nobody believes a definition is on sale that is not.
+		return rp.BadRequest("properties.isPublishedToMarketplace is not a property of an application definition: an offer is published by the operator (tenantbridge marketplace offer publish --definition-id ID).")
+	}
 	out := appDefProps{LockLevel: lock, DisplayName: p.DisplayName, Description: p.Description, IsEnabled: p.IsEnabled == nil || *p.IsEnabled,
-		IsPublishedToMarketplace: p.IsPublishedToMarketplace, ProvisioningState: "Succeeded"}
+		ProvisioningState: "Succeeded"}
 	kindOf := func(id string) (store.PrincipalType, error) {
 		return principalTypeOf(rq, h.dir, tenantID, id, http.StatusBadRequest, "Principal %s does not exist in the directory %s.")
 	}
@@ -330,6 +343,21 @@ func (h *Handler) putAppDefinition(rq *rp.Request) error {
 		case err == nil:
 			if old.Location != location {
 				return rp.LocationMoved(old.Name, old.Location, g.Name, location)
+			}
+			// The offer is the operator's, not the PUT's: it stays.
+			var was appDefProps
+			if err := json.Unmarshal(old.Properties, &was); err != nil {
+				return rp.InternalError(err)
+			}
+			if was.published() {
+				kept := out
+				kept.Marketplace = &marketplaceState{PublishedAt: was.legacyPublishedAt(old)}
+				if was.Marketplace != nil {
+					kept.Marketplace = was.Marketplace
+				}
+				if res.Properties, err = json.Marshal(kept); err != nil {
+					return rp.InternalError(err)
+				}
 			}
 			existing = &old
 		case errors.Is(err, store.ErrNotFound):
@@ -622,7 +650,7 @@ func (h *Handler) resolveMarketplace(rq *rp.Request, plan *appPlan) (resolvedDef
 	}
 	for _, res := range rs {
 		var p appDefProps
-		if json.Unmarshal(res.Properties, &p) != nil || !p.IsPublishedToMarketplace {
+		if json.Unmarshal(res.Properties, &p) != nil || !p.published() {
 			continue
 		}
 		t, err := h.st.GetTenant(rq.Ctx, res.TenantID)

@@ -34,9 +34,8 @@ func maSpec(publisherPrincipal string) map[string]any {
 	}
 }
 
-func defBody(lock string, auths []map[string]string, endpoint string, spec any, marketplace bool) map[string]any {
-	props := map[string]any{"lockLevel": lock, "displayName": "Broker app", "authorizations": auths, "deploymentSpec": spec,
-		"isPublishedToMarketplace": marketplace}
+func defBody(lock string, auths []map[string]string, endpoint string, spec any) map[string]any {
+	props := map[string]any{"lockLevel": lock, "displayName": "Broker app", "authorizations": auths, "deploymentSpec": spec}
 	if endpoint != "" {
 		props["notificationPolicy"] = map[string]any{"notificationEndpoints": []any{map[string]any{"uri": endpoint}}}
 	}
@@ -126,13 +125,13 @@ func TestAppDefinitionsCRUDAndValidation(t *testing.T) {
 		def := rg + "/providers/Microsoft.Solutions/applicationDefinitions/broker"
 		auths := []map[string]string{{"principalId": pub.sp.ID, "roleDefinitionId": rbac.RoleContributor}}
 
-		r := e.call(admin, "PUT", def, defBody("ReadOnly", auths, "https://hooks.example/ma?sig=s3cret", maSpec(pub.sp.ID), false))
+		r := e.call(admin, "PUT", def, defBody("ReadOnly", auths, "https://hooks.example/ma?sig=s3cret", maSpec(pub.sp.ID)))
 		e.want(r, 201, "")
 		props, _ := r.doc["properties"].(map[string]any)
 		if r.doc["type"] != "Microsoft.Solutions/applicationDefinitions" || props["lockLevel"] != "ReadOnly" || props["deploymentSpec"] == nil {
 			t.Fatalf("definition %s", r.raw)
 		}
-		e.want(e.call(admin, "PUT", def, defBody("CanNotDelete", auths, "", nil, false)), 200, "")
+		e.want(e.call(admin, "PUT", def, defBody("CanNotDelete", auths, "", nil)), 200, "")
 		r = e.call(admin, "GET", def, nil)
 		e.want(r, 200, "")
 		if props, _ := r.doc["properties"].(map[string]any); props["lockLevel"] != "CanNotDelete" {
@@ -151,24 +150,24 @@ func TestAppDefinitionsCRUDAndValidation(t *testing.T) {
 			body map[string]any
 			msg  string
 		}{
-			{"lock", defBody("Sometimes", auths, "", nil, false), "lockLevel"},
-			{"role", defBody("None", []map[string]string{{"principalId": pub.sp.ID, "roleDefinitionId": "nope"}}, "", nil, false), "authorizations[0].roleDefinitionId"},
-			{"principal", defBody("None", []map[string]string{{"principalId": "11111111-1111-1111-1111-111111111111", "roleDefinitionId": rbac.RoleReader}}, "", nil, false), "does not exist"},
-			{"endpoint", defBody("None", auths, "ftp://x", nil, false), "notificationEndpoints[0].uri"},
-			{"vault name", defBody("None", auths, "", map[string]any{"vaults": []any{map[string]any{"name": "-bad{uniqueSuffix}"}}}, false), "deploymentSpec.vaults[0].name"},
-			{"unknown field", defBody("None", auths, "", map[string]any{"vault": []any{}}, false), "unknown field"},
-			{"queue", defBody("None", auths, "", map[string]any{"serviceBusNamespaces": []any{map[string]any{"name": "ns-{uniqueSuffix}", "queues": []any{map[string]any{"name": "q", "properties": map[string]any{"lockDuration": "PT10M"}}}}}}, false), "serviceBusNamespaces[0].queues[0]"},
-			{"sessions on Basic", defBody("None", auths, "", map[string]any{"serviceBusNamespaces": []any{map[string]any{"name": "ns-{uniqueSuffix}", "sku": "Basic", "queues": []any{map[string]any{"name": "q", "properties": map[string]any{"requiresSession": true}}}}}}, false), "Basic tier"},
-			{"message size on Standard", defBody("None", auths, "", map[string]any{"serviceBusNamespaces": []any{map[string]any{"name": "ns-{uniqueSuffix}", "queues": []any{map[string]any{"name": "q", "properties": map[string]any{"maxMessageSizeInKilobytes": 1024}}}}}}, false), "Premium namespace"},
-			{"scope", defBody("None", auths, "", map[string]any{"roleAssignments": []any{map[string]any{"role": "Reader", "principal": "applicationIdentity", "scope": "vault:missing"}}}, false), "roleAssignments[0].scope"},
-			{"ra principal", defBody("None", auths, "", map[string]any{"roleAssignments": []any{map[string]any{"role": "Reader", "principal": "identity:ghost"}}}, false), "roleAssignments[0].principal"},
-			{"registration", defBody("None", auths, "", map[string]any{"registration": map[string]any{"endpoint": "https://x/r", "credentialMode": "password"}}, false), "registration.credentialMode"},
-			{"no bootstrap secret", defBody("None", auths, "", map[string]any{"registration": map[string]any{"endpoint": "https://x/r", "credentialMode": "federated"}}, false), "registration.bootstrapSecret"},
+			{"lock", defBody("Sometimes", auths, "", nil), "lockLevel"},
+			{"role", defBody("None", []map[string]string{{"principalId": pub.sp.ID, "roleDefinitionId": "nope"}}, "", nil), "authorizations[0].roleDefinitionId"},
+			{"principal", defBody("None", []map[string]string{{"principalId": "11111111-1111-1111-1111-111111111111", "roleDefinitionId": rbac.RoleReader}}, "", nil), "does not exist"},
+			{"endpoint", defBody("None", auths, "ftp://x", nil), "notificationEndpoints[0].uri"},
+			{"vault name", defBody("None", auths, "", map[string]any{"vaults": []any{map[string]any{"name": "-bad{uniqueSuffix}"}}}), "deploymentSpec.vaults[0].name"},
+			{"unknown field", defBody("None", auths, "", map[string]any{"vault": []any{}}), "unknown field"},
+			{"queue", defBody("None", auths, "", map[string]any{"serviceBusNamespaces": []any{map[string]any{"name": "ns-{uniqueSuffix}", "queues": []any{map[string]any{"name": "q", "properties": map[string]any{"lockDuration": "PT10M"}}}}}}), "serviceBusNamespaces[0].queues[0]"},
+			{"sessions on Basic", defBody("None", auths, "", map[string]any{"serviceBusNamespaces": []any{map[string]any{"name": "ns-{uniqueSuffix}", "sku": "Basic", "queues": []any{map[string]any{"name": "q", "properties": map[string]any{"requiresSession": true}}}}}}), "Basic tier"},
+			{"message size on Standard", defBody("None", auths, "", map[string]any{"serviceBusNamespaces": []any{map[string]any{"name": "ns-{uniqueSuffix}", "queues": []any{map[string]any{"name": "q", "properties": map[string]any{"maxMessageSizeInKilobytes": 1024}}}}}}), "Premium namespace"},
+			{"scope", defBody("None", auths, "", map[string]any{"roleAssignments": []any{map[string]any{"role": "Reader", "principal": "applicationIdentity", "scope": "vault:missing"}}}), "roleAssignments[0].scope"},
+			{"ra principal", defBody("None", auths, "", map[string]any{"roleAssignments": []any{map[string]any{"role": "Reader", "principal": "identity:ghost"}}}), "roleAssignments[0].principal"},
+			{"registration", defBody("None", auths, "", map[string]any{"registration": map[string]any{"endpoint": "https://x/r", "credentialMode": "password"}}), "registration.credentialMode"},
+			{"no bootstrap secret", defBody("None", auths, "", map[string]any{"registration": map[string]any{"endpoint": "https://x/r", "credentialMode": "federated"}}), "registration.bootstrapSecret"},
 			{"bootstrap secret URI", defBody("None", auths, "", map[string]any{"registration": map[string]any{"endpoint": "https://x/r", "credentialMode": "federated",
-				"bootstrapSecret": "https://pubkv.example.com/keys/bootstrap"}}, false), "registration.bootstrapSecret"},
+				"bootstrapSecret": "https://pubkv.example.com/keys/bootstrap"}}), "registration.bootstrapSecret"},
 			{"bootstrap secret query", defBody("None", auths, "", map[string]any{"registration": map[string]any{"endpoint": "https://x/r", "credentialMode": "federated",
-				"bootstrapSecret": "https://pubkv.vault.azure.net/secrets/bootstrap?x=1"}}, false), "registration.bootstrapSecret"},
-			{"fic", defBody("None", auths, "", map[string]any{"userAssignedIdentities": []any{map[string]any{"name": "id", "federatedCredentials": []any{map[string]any{"name": "fic1", "issuer": "http://insecure", "subject": "s"}}}}}, false), "federatedCredentials[0].issuer"},
+				"bootstrapSecret": "https://pubkv.vault.azure.net/secrets/bootstrap?x=1"}}), "registration.bootstrapSecret"},
+			{"fic", defBody("None", auths, "", map[string]any{"userAssignedIdentities": []any{map[string]any{"name": "id", "federatedCredentials": []any{map[string]any{"name": "fic1", "issuer": "http://insecure", "subject": "s"}}}}}), "federatedCredentials[0].issuer"},
 		}
 		for _, c := range bad {
 			r := e.call(admin, "PUT", rg+"/providers/Microsoft.Solutions/applicationDefinitions/bad", c.body)
@@ -201,7 +200,7 @@ func TestManagedApplicationServiceCatalog(t *testing.T) {
 		e.want(e.call(admin, "PUT", appRG, map[string]any{"location": "westeurope"}), 201, "")
 		def := defRG + "/providers/Microsoft.Solutions/applicationDefinitions/broker"
 		e.want(e.call(admin, "PUT", def, defBody("ReadOnly", []map[string]string{{"principalId": g.ID, "roleDefinitionId": rbac.RoleContributor}},
-			"https://hooks.example/ma?sig=s3cret", maSpec(pub.sp.ID), false)), 201, "")
+			"https://hooks.example/ma?sig=s3cret", maSpec(pub.sp.ID))), 201, "")
 
 		appID := appRG + "/providers/Microsoft.Solutions/applications/broker1"
 		mrg := sub(e) + "/resourceGroups/mrg-broker1"
@@ -346,7 +345,7 @@ func TestManagedApplicationServiceCatalog(t *testing.T) {
 		// A second installation whose spec fails: the vault name is taken.
 		def2 := defRG + "/providers/Microsoft.Solutions/applicationDefinitions/fixed"
 		e.want(e.call(admin, "PUT", def2, defBody("CanNotDelete", nil, "https://hooks.example/ma2",
-			map[string]any{"vaults": []any{map[string]any{"name": "kv" + sfx}}}, false)), 201, "")
+			map[string]any{"vaults": []any{map[string]any{"name": "kv" + sfx}}})), 201, "")
 		app2 := appRG + "/providers/Microsoft.Solutions/applications/fixed1"
 		r = e.call(admin, "PUT", app2, map[string]any{"location": "westeurope", "kind": "ServiceCatalog",
 			"properties": map[string]any{"applicationDefinitionId": def2, "managedResourceGroupId": sub(e) + "/resourceGroups/mrg-fixed1"}})
@@ -414,7 +413,7 @@ func TestManagedApplicationMarketplace(t *testing.T) {
 		spec := map[string]any{"vaults": []any{map[string]any{"name": "kv{uniqueSuffix}"}},
 			"roleAssignments": []any{map[string]any{"role": "Key Vault Secrets Officer", "principal": "publisher:" + pub.sp.ID, "scope": "vault:kv{uniqueSuffix}"}}}
 		auths := []map[string]string{{"principalId": pub.sp.ID, "roleDefinitionId": rbac.RoleOwner}}
-		e.want(e.call(padmin, "PUT", def, defBody("ReadOnly", auths, "https://hooks.example/m", spec, false)), 201, "")
+		e.want(e.call(padmin, "PUT", def, defBody("ReadOnly", auths, "https://hooks.example/m", spec)), 201, "")
 
 		csub := "/subscriptions/" + e.fabrikam.Tenant.SubscriptionID
 		appRG := csub + "/resourceGroups/apps"
@@ -429,7 +428,12 @@ func TestManagedApplicationMarketplace(t *testing.T) {
 		// A service catalog definition of another tenant cannot be referenced.
 		e.want(e.call(cadmin, "PUT", appID, map[string]any{"location": "westeurope", "kind": "ServiceCatalog",
 			"properties": map[string]any{"applicationDefinitionId": def, "managedResourceGroupId": mrg}}), 404, "ApplicationDefinitionNotFound")
-		e.want(e.call(padmin, "PUT", def, defBody("ReadOnly", auths, "https://hooks.example/m", spec, true)), 200, "")
+		// The definition itself cannot say it is on sale (Azure's has no
+		// such property); the operator publishes it.
+		body2 := defBody("ReadOnly", auths, "https://hooks.example/m", spec)
+		body2["properties"].(map[string]any)["isPublishedToMarketplace"] = true
+		e.want(e.call(padmin, "PUT", def, body2), 400, "BadRequest")
+		e.publish(def)
 
 		r := e.call(cadmin, "PUT", appID, body)
 		e.want(r, 201, "")
@@ -496,7 +500,8 @@ func TestManagedApplicationRegistration(t *testing.T) {
 			spec := map[string]any{"vaults": []any{map[string]any{"name": "kv{uniqueSuffix}"}},
 				"registration": map[string]any{"endpoint": "https://broker.example/register?x=1", "credentialMode": "secret", "vault": "kv{uniqueSuffix}",
 					"bootstrapSecret": secretURI}}
-			e.want(e.call(padmin, "PUT", def, defBody("None", nil, "https://hooks.example/m", spec, true)), 201, "")
+			e.want(e.call(padmin, "PUT", def, defBody("None", nil, "https://hooks.example/m", spec)), 201, "")
+			e.publish(def)
 			return def
 		}
 		csub := "/subscriptions/" + e.fabrikam.Tenant.SubscriptionID
@@ -569,4 +574,19 @@ func TestManagedApplicationRegistration(t *testing.T) {
 			}
 		}
 	})
+}
+
+// operatorARM is a Resource Manager handler on the test's store, for the
+// operator's steps (marketplace offers), which no ARM request makes.
+func (e *env) operatorARM() *arm.Handler {
+	return arm.New(arm.Config{Directory: e.dir, Store: e.st, RBAC: rbac.New(e.st, e.dir), Verifier: e.base.Verifier, Audit: e.base.Audit, Logger: e.base.Logger})
+}
+
+// publish publishes the definition as a marketplace offer, as the
+// operator does (tenantbridge marketplace offer publish).
+func (e *env) publish(defID string) {
+	e.t.Helper()
+	if _, err := e.operatorARM().PublishOffer(e.ctx, defID); err != nil {
+		e.t.Fatalf("publishing %s: %v", defID, err)
+	}
 }

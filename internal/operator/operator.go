@@ -95,6 +95,9 @@ type Config struct {
 	MaxTokenLifetime time.Duration
 	Logger           *slog.Logger     // default: discard
 	Now              func() time.Time // default: time.Now
+	// Marketplace publishes managed application offers (*arm.Handler);
+	// without it the marketplace endpoints answer 501.
+	Marketplace Marketplace
 }
 
 // API serves the operator endpoints.
@@ -108,6 +111,7 @@ type API struct {
 	logger      *slog.Logger
 	now         func() time.Time
 	mux         *http.ServeMux
+	marketplace Marketplace
 }
 
 // New returns the operator API. Directory, Audit and Keys are required: an
@@ -118,7 +122,8 @@ func New(cfg Config) *API {
 		panic("operator: Config needs Directory, Audit and Keys")
 	}
 	a := &API{dir: cfg.Directory, audit: cfg.Audit, keyHash: sha256.Sum256([]byte(cfg.Key)), hasKey: cfg.Key != "",
-		keys: cfg.Keys, maxLifetime: cfg.MaxTokenLifetime, logger: cfg.Logger, now: cfg.Now, mux: http.NewServeMux()}
+		keys: cfg.Keys, maxLifetime: cfg.MaxTokenLifetime, logger: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(),
+		marketplace: cfg.Marketplace}
 	if a.logger == nil {
 		a.logger = slog.New(slog.DiscardHandler)
 	}
@@ -153,6 +158,8 @@ func New(cfg Config) *API {
 	m.HandleFunc("POST /_operator/v1/tenants/{tenant}/workloads/{ref}/rotateHeader", a.rotateWorkloadHeader)
 
 	m.HandleFunc("POST /_operator/v1/tenants/{tenant}/users/{ref}/authenticator", a.enrollAuthenticator)
+
+	a.marketplaceRoutes(m) // marketplace.go
 
 	// Anything else gets the API's own error shape, not the mux's text.
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
+	"github.com/tenantbridge/tenantbridge/internal/azclient"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/server"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -35,6 +36,7 @@ func TestManagedAppRegistrationCall(t *testing.T) {
 	pub := r.createTenant(t, "regpub")
 	cust := r.createTenant(t, "regcust")
 	c := r.client()
+	op := azclient.NewOperator("https://"+r.addr, r.srv.Operator().Key, c)
 
 	// The publisher keeps the bootstrap secret in its own vault.
 	const bootstrap = "b00tstr4p-VALUE-42"
@@ -105,10 +107,14 @@ func TestManagedAppRegistrationCall(t *testing.T) {
 	call(cust, "PUT", csub+"/resourceGroups/apps", `{"location":"westeurope"}`)
 	publish := func(name, secretURI string) string {
 		def := psub + "/resourceGroups/offers/providers/Microsoft.Solutions/applicationDefinitions/" + name
-		call(pub, "PUT", def, `{"location":"westeurope","properties":{"lockLevel":"ReadOnly","isPublishedToMarketplace":true,`+
+		call(pub, "PUT", def, `{"location":"westeurope","properties":{"lockLevel":"ReadOnly",`+
 			`"notificationPolicy":{"notificationEndpoints":[{"uri":"`+hook.URL+`/hooks"}]},`+
 			`"deploymentSpec":{"vaults":[{"name":"kv{uniqueSuffix}"}],"registration":{"endpoint":"`+hook.URL+`/register","credentialMode":"secret",`+
 			`"vault":"kv{uniqueSuffix}","bootstrapSecret":"`+secretURI+`"}}}}`)
+		// The offer is the operator's step, as Partner Center's is in Azure.
+		if _, err := op.PublishOffer(ctx, def); err != nil {
+			t.Fatalf("publishing %s: %v", def, err)
+		}
 		return def
 	}
 	install := func(product, name string) (string, map[string]any) {

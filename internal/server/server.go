@@ -385,7 +385,7 @@ func (s *Server) buildRouter() *router {
 		Audit: s.audit, Logger: s.logger, KEK: s.kek, TokenMinter: tokens, Notify: s.notifications.Notify,
 		NotificationDeadline: s.cfg.NotificationRetryFor})
 	ops := operator.New(operator.Config{Directory: s.dir, Audit: s.audit, Key: s.operator.Key, Keys: s.keys,
-		MaxTokenLifetime: MaxTokenLifetime, Logger: s.logger})
+		MaxTokenLifetime: MaxTokenLifetime, Logger: s.logger, Marketplace: resources})
 
 	bare := http.NewServeMux()
 	bare.Handle("/_operator/", tagged{surfaceOperator, ops})

@@ -296,12 +296,22 @@ func (w *world) publishWith(t testing.TB, name, mode string, withCall bool) {
 	}
 	w.definition = sub + "/resourceGroups/offers/providers/Microsoft.Solutions/applicationDefinitions/" + name
 	c, doc := w.arm(t, w.pubCred, "PUT", w.definition, map[string]any{"location": "westeurope", "properties": map[string]any{
-		"lockLevel": "ReadOnly", "displayName": "Shared resource broker", "isPublishedToMarketplace": true,
+		"lockLevel": "ReadOnly", "displayName": "Shared resource broker",
 		"authorizations":     []any{map[string]any{"principalId": w.pub.Admin.ServicePrincipalID, "roleDefinitionId": "b24988ac-6180-42a0-ab88-20f7382dd24c"}},
 		"notificationPolicy": map[string]any{"notificationEndpoints": []any{map[string]any{"uri": w.hook.URL + "/hooks?sig=" + sig}}},
 		"deploymentSpec":     spec}})
 	if c/100 != 2 {
 		t.Fatalf("definition: %d %v", c, doc)
+	}
+	w.publishOffer(t, w.definition)
+}
+
+// publishOffer makes the definition a marketplace offer: the operator's
+// step (Partner Center's in Azure, which has no ARM API for it).
+func (w *world) publishOffer(t testing.TB, definitionID string) {
+	t.Helper()
+	if _, err := w.op.PublishOffer(context.Background(), definitionID); err != nil {
+		t.Fatalf("publishing %s: %v", definitionID, err)
 	}
 }
 

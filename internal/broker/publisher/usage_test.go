@@ -154,11 +154,12 @@ func TestPublisherReadsManagedVaultThroughFederatedIdentity(t *testing.T) {
 	}
 	def := sub + "/resourceGroups/offers/providers/Microsoft.Solutions/applicationDefinitions/reader"
 	if c, doc := w.arm(t, w.pubCred, "PUT", def, map[string]any{"location": "westeurope", "properties": map[string]any{
-		"lockLevel": "ReadOnly", "isPublishedToMarketplace": true,
+		"lockLevel":      "ReadOnly",
 		"authorizations": []any{map[string]any{"principalId": w.pub.Admin.ServicePrincipalID, "roleDefinitionId": "b24988ac-6180-42a0-ab88-20f7382dd24c"}},
 		"deploymentSpec": spec}}); c/100 != 2 {
 		t.Fatalf("definition: %d %v", c, doc)
 	}
+	w.publishOffer(t, def)
 	appID, _ := w.install(t, "reader", "fedreader")
 	suffix := publisher.UniqueSuffix(appID)
 
