@@ -123,5 +123,10 @@ func (d *scenarioDemo) printExplore(srv *server.Server) {
 			d.printf("  %-10s %s  password %s\n             TOTP %s\n", a.Name, a.upn, a.password, a.totpURL)
 		}
 	}
+	// The web console (package console) is on the same address; the
+	// administrators above sign in to it with the sign-in pages.
+	d.printf("\nThe console (trust graph and cross-tenant audit): %s/console/\n", url)
+	d.printf("  sign in as a Global Administrator above (their own tenant), or as the operator\n")
+	d.printf("  with the key in %s (every tenant); your browser must trust %s\n", srv.OperatorFile(), srv.CA().CertFile())
 	d.printf("\nPress Ctrl-C to stop.\n")
 }

@@ -148,4 +148,7 @@ func TestDemoKeepPrintsSignIns(t *testing.T) {
 	if strings.Count(signIns, "otpauth://totp/") != 4 || strings.Count(signIns, "password ") != 4 {
 		t.Errorf("want 4 passwords and 4 otpauth URLs:\n%s", signIns)
 	}
+	if !regexp.MustCompile(`The console \(trust graph and cross-tenant audit\): https://127\.0\.0\.1:[0-9]+/console/\n`).MatchString(signIns) {
+		t.Errorf("no console address printed:\n%s", signIns)
+	}
 }
