@@ -130,7 +130,8 @@ func gaugeValue(t *testing.T, m *observe.Metrics, family, queue, state string) f
 }
 
 // What each commit counts: stored sends without duplicates, deliveries
-// and redeliveries, settlements refused for a lost lock, dead-letters.
+// and redeliveries, lock expiries, settlements refused for a lost lock,
+// dead-letters.
 func TestQueueOpsCounted(t *testing.T) {
 	m := observe.New(observe.Options{})
 	const q = "/q"
@@ -145,7 +146,7 @@ func TestQueueOpsCounted(t *testing.T) {
 	}
 	results := []store.QueueResult{
 		{Duplicates: []int{1}},
-		{Messages: []store.QueueMessage{{DeliveryCount: 2}}},
+		{Messages: []store.QueueMessage{{DeliveryCount: 2}}, LockExpired: true},
 		{Messages: []store.QueueMessage{{DeliveryCount: 1}}},
 		{Err: fmt.Errorf("settle: %w", store.ErrLockLost)},
 		{Err: store.ErrNotFound},
@@ -157,6 +158,7 @@ func TestQueueOpsCounted(t *testing.T) {
 		"tenantbridge_servicebus_messages_sent_total":     2,
 		"tenantbridge_servicebus_messages_received_total": 2,
 		"tenantbridge_servicebus_redeliveries_total":      1,
+		"tenantbridge_servicebus_lock_expired_total":      1,
 		"tenantbridge_servicebus_lock_lost_total":         1,
 		"tenantbridge_servicebus_dead_lettered_total":     2,
 	} {

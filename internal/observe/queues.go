@@ -19,8 +19,8 @@ const otherQueue = "_other"
 // queueSeries are one queue's counters, resolved once so that counting a
 // message is an atomic add.
 type queueSeries struct {
-	id                                                string // lower-cased resource id, the label value
-	sent, received, redelivered, lockLost, deadLetter prometheus.Counter
+	id                                                             string // lower-cased resource id, the label value
+	sent, received, redelivered, lockExpired, lockLost, deadLetter prometheus.Counter
 }
 
 // queueSet hands out the series of queues, the first max distinct queues
@@ -28,7 +28,7 @@ type queueSeries struct {
 // "_other" series. A queue's series go when a scrape finds the queue
 // deleted (depthCollector), which frees its place.
 type queueSet struct {
-	sent, received, redelivered, lockLost, deadLetter *prometheus.CounterVec
+	sent, received, redelivered, lockExpired, lockLost, deadLetter *prometheus.CounterVec
 
 	mu    sync.RWMutex
 	byRaw map[string]*queueSeries // the id as the broker gave it; at most 4*max entries
@@ -42,6 +42,7 @@ func newQueueSet(f promauto.Factory, max int) *queueSet {
 	q.sent = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_servicebus_messages_sent_total", Help: "Messages stored by sends (REST and AMQP; duplicates that duplicate detection dropped not counted), by queue resource id."}, []string{"queue"})
 	q.received = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_servicebus_messages_received_total", Help: "Messages delivered to receivers (peek-lock, receive-and-delete, deferred by sequence number), by queue resource id."}, []string{"queue"})
 	q.redelivered = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_servicebus_redeliveries_total", Help: "Deliveries of a message delivered before (its lock expired or it was abandoned), by queue resource id."}, []string{"queue"})
+	q.lockExpired = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_servicebus_lock_expired_total", Help: "Messages delivered again after their lock expired unsettled (the receiver was too slow for the queue's lockDuration, or gone), by queue resource id."}, []string{"queue"})
 	q.lockLost = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_servicebus_lock_lost_total", Help: "Settlements and renewals refused because the message's lock had expired (MessageLockLost), by queue resource id."}, []string{"queue"})
 	q.deadLetter = f.NewCounterVec(prometheus.CounterOpts{Name: "tenantbridge_servicebus_dead_lettered_total", Help: "Messages moved to the dead-letter queue by a settlement (a receiver's dead-letter, an abandon past MaxDeliveryCount, an expired deferred message), by queue resource id. Messages that expire in the queue show in the dead-letter depth."}, []string{"queue"})
 	q.other = q.series(otherQueue)
@@ -50,7 +51,7 @@ func newQueueSet(f promauto.Factory, max int) *queueSet {
 
 func (q *queueSet) series(id string) *queueSeries {
 	return &queueSeries{id: id, sent: q.sent.WithLabelValues(id), received: q.received.WithLabelValues(id),
-		redelivered: q.redelivered.WithLabelValues(id), lockLost: q.lockLost.WithLabelValues(id), deadLetter: q.deadLetter.WithLabelValues(id)}
+		redelivered: q.redelivered.WithLabelValues(id), lockExpired: q.lockExpired.WithLabelValues(id), lockLost: q.lockLost.WithLabelValues(id), deadLetter: q.deadLetter.WithLabelValues(id)}
 }
 
 // get returns the series of a queue. It allocates only the first time it
@@ -105,7 +106,7 @@ func (q *queueSet) remove(id string) {
 			delete(q.byRaw, raw)
 		}
 	}
-	for _, v := range []*prometheus.CounterVec{q.sent, q.received, q.redelivered, q.lockLost, q.deadLetter} {
+	for _, v := range []*prometheus.CounterVec{q.sent, q.received, q.redelivered, q.lockExpired, q.lockLost, q.deadLetter} {
 		v.DeleteLabelValues(id)
 	}
 }
@@ -120,6 +121,9 @@ func (m *Metrics) QueueOpsApplied(ops []store.QueueOp, results []store.QueueResu
 		s := m.queues.get(op.QueueID)
 		if r.DeadLettered {
 			s.deadLetter.Inc()
+		}
+		if r.LockExpired {
+			s.lockExpired.Inc()
 		}
 		if r.Err != nil {
 			if errors.Is(r.Err, store.ErrLockLost) && settles(op.Kind) {

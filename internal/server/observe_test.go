@@ -7,15 +7,20 @@ package server_test
 // closed).
 
 import (
-	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,68 +29,74 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/google/uuid"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
+	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/server"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
 
-// scrape is one scrape of /metrics: each series ("name{labels}") and its
-// value, as the text format prints them.
-type scrape map[string]float64
+// scrape is one scrape of /metrics, parsed by Prometheus's own parser
+// (prometheus/common/expfmt): the families by name.
+type scrape map[string]*dto.MetricFamily
 
 // sum adds the values of name's series whose labels include every one of
-// labels (each `key="value"`).
+// labels (each `key="value"`). name may be a histogram's "…_count", the
+// count of its observations.
 func (sc scrape) sum(name string, labels ...string) float64 {
+	mf, count := sc[name], false
+	if mf == nil {
+		if base, ok := strings.CutSuffix(name, "_count"); ok && sc[base].GetType() == dto.MetricType_HISTOGRAM {
+			mf, count = sc[base], true
+		}
+	}
 	total := 0.0
-	for series, v := range sc {
-		base, lbls, _ := strings.Cut(series, "{")
-		if base != name {
-			continue
+	for _, m := range mf.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
 		}
 		ok := true
 		for _, l := range labels {
-			ok = ok && strings.Contains(lbls, l)
+			k, v, _ := strings.Cut(l, "=")
+			ok = ok && have[k] == strings.Trim(v, `"`)
 		}
-		if ok {
-			total += v
+		if !ok {
+			continue
+		}
+		switch {
+		case count:
+			total += float64(m.GetHistogram().GetSampleCount())
+		case m.Counter != nil:
+			total += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			total += m.GetGauge().GetValue()
+		case m.Untyped != nil:
+			total += m.GetUntyped().GetValue()
 		}
 	}
 	return total
 }
 
 // has reports whether name has any series.
-func (sc scrape) has(name string) bool {
-	for series := range sc {
-		if base, _, _ := strings.Cut(series, "{"); base == name {
-			return true
-		}
-	}
-	return false
-}
+func (sc scrape) has(name string) bool { return len(sc[name].GetMetric()) > 0 }
 
 func parseScrape(t *testing.T, body []byte) scrape {
 	t.Helper()
-	sc := scrape{}
-	s := bufio.NewScanner(bytes.NewReader(body))
-	s.Buffer(make([]byte, 1<<20), 1<<20)
-	for s.Scan() {
-		line := s.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if i < 0 || err != nil {
-			t.Fatalf("metrics line %q", line)
-		}
-		sc[line[:i]] = v
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("metrics exposition: %v", err)
 	}
-	return sc
+	return scrape(fams)
 }
 
 // scrapeMetrics reads /metrics on the HTTPS listener with the operator key.
@@ -150,6 +161,10 @@ func TestMetricsMoveUnderLoad(t *testing.T) {
 			t.Fatalf("Graph %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
+	// A token by client certificate (azidentity's certificate credential:
+	// a private_key_jwt assertion), beside the secret ones above.
+	certificateToken(t, w)
+
 	// ARM: a resource group that does not exist, and a queue whose locks
 	// last 5 s (the shortest Service Bus allows).
 	if status, body := armCall(t, r, w.armCred, "GET", "/subscriptions/"+tc.SubscriptionID+"/resourceGroups/nowhere?api-version=2021-04-01", ""); status != 404 {
@@ -276,6 +291,7 @@ func TestMetricsMoveUnderLoad(t *testing.T) {
 		{"the token endpoint", "tenantbridge_http_requests_total", []string{`surface="token"`, `status="200"`}},
 		{"request latency", "tenantbridge_http_request_duration_seconds_count", []string{`surface="graph"`}},
 		{"tokens by grant and credential", "tenantbridge_tokens_issued_total", []string{`grant="client_credentials"`, `credential="secret"`}},
+		{"tokens by certificate", "tenantbridge_tokens_issued_total", []string{`grant="client_credentials"`, `credential="certificate"`}},
 		{"RBAC allowed", "tenantbridge_rbac_decisions_total", []string{`result="allowed"`}},
 		{"RBAC denied", "tenantbridge_rbac_decisions_total", []string{`result="denied"`}},
 		{"RBAC cache hits", "tenantbridge_rbac_decisions_total", []string{`cache="hit"`}},
@@ -283,6 +299,7 @@ func TestMetricsMoveUnderLoad(t *testing.T) {
 		{"sends", "tenantbridge_servicebus_messages_sent_total", []string{queue("orders")}},
 		{"receives", "tenantbridge_servicebus_messages_received_total", []string{queue("orders")}},
 		{"redeliveries", "tenantbridge_servicebus_redeliveries_total", []string{queue("short")}},
+		{"lock expiries", "tenantbridge_servicebus_lock_expired_total", []string{queue("short")}},
 		{"lost locks", "tenantbridge_servicebus_lock_lost_total", []string{queue("short")}},
 		{"dead-letters", "tenantbridge_servicebus_dead_lettered_total", []string{queue("orders")}},
 		{"outbox attempts", "tenantbridge_outbox_attempts_total", []string{`result="delivered"`}},
@@ -293,6 +310,10 @@ func TestMetricsMoveUnderLoad(t *testing.T) {
 		{"AMQP connections", "tenantbridge_amqp_connections_total", nil},
 		{"AMQP links", "tenantbridge_amqp_links_total", []string{`role="sender"`}},
 		{"AMQP receiving links", "tenantbridge_amqp_links_total", []string{`role="receiver"`}},
+		{"AMQP connections open", "tenantbridge_amqp_connections", nil},
+		{"AMQP links open", "tenantbridge_amqp_links", []string{`role="receiver"`}},
+		{"a queue's dead-letter depth", "tenantbridge_servicebus_queue_messages", []string{queue("orders"), `state="deadletter"`}},
+		{"a queue's size", "tenantbridge_servicebus_queue_size_bytes", []string{queue("orders")}},
 	}
 	for _, m := range moved {
 		if a, b := after.sum(m.name, m.labels...), before.sum(m.name, m.labels...); a <= b {
@@ -306,11 +327,38 @@ func TestMetricsMoveUnderLoad(t *testing.T) {
 	if got := after.sum("tenantbridge_servicebus_queue_messages", queue("orders"), `state="active"`); got != 0 {
 		t.Errorf("orders' active depth: %v, want 0", got)
 	}
-	for _, name := range []string{"tenantbridge_servicebus_queue_size_bytes", "tenantbridge_outbox_pending_messages",
-		"tenantbridge_outbox_oldest_pending_age_seconds", "tenantbridge_amqp_connections", "tenantbridge_amqp_links", "go_goroutines"} {
+	// Every family is present; the ones that cannot move in a healthy
+	// run (the outbox drained, no audit failure) at least so. Every
+	// tenantbridge family the server exports is one of these, and
+	// docs/operations.md describes each.
+	families := map[string]bool{"tenantbridge_outbox_pending_messages": true, "tenantbridge_outbox_oldest_pending_age_seconds": true,
+		"tenantbridge_audit_failures_total": true}
+	for _, m := range moved {
+		name, _ := strings.CutSuffix(m.name, "_count")
+		families[name] = true
+	}
+	docs, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range families {
 		if !after.has(name) {
 			t.Errorf("%s is missing", name)
 		}
+	}
+	for name := range after {
+		if !strings.HasPrefix(name, "tenantbridge_") {
+			continue
+		}
+		if !families[name] {
+			t.Errorf("%s is exported but not checked here", name)
+		}
+		if !bytes.Contains(docs, []byte("`"+name+"`")) {
+			t.Errorf("%s is not in docs/operations.md", name)
+		}
+	}
+	if !after.has("go_goroutines") || !after.has("process_resident_memory_bytes") {
+		t.Errorf("Go's and the process's own metrics are missing")
 	}
 	if got := after.sum("tenantbridge_amqp_links", `role="receiver"`); got < 1 {
 		t.Errorf("open receiving links: %v, want at least the test's receiver", got)
@@ -372,6 +420,45 @@ func TestMetricsMoveUnderLoad(t *testing.T) {
 	find("a lapsed lock's complete", func(l map[string]any) bool {
 		return l["surface"] == "servicebus" && l["status"] == 404.0 && l["error_code"] == "404"
 	})
+}
+
+// certificateToken gets a Graph token for the administrator's application
+// with a client certificate registered on it a moment before.
+func certificateToken(t *testing.T, w *busWorld) {
+	t.Helper()
+	ctx := context.Background()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "metrics"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	dir := w.r.srv.Directory()
+	app, err := dir.ApplicationByAppID(ctx, w.tc.Admin.ClientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := directory.NewKeyCredential(der, "metrics", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dir.AddApplicationKey(ctx, w.tc.TenantID, app.ID, kc); err != nil {
+		t.Fatal(err)
+	}
+	cred, err := azidentity.NewClientCertificateCredential(w.tc.TenantID, w.tc.Admin.ClientID, []*x509.Certificate{cert}, key,
+		&azidentity.ClientCertificateCredentialOptions{ClientOptions: policy.ClientOptions{Transport: w.r.client()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}}); err != nil {
+		t.Fatalf("token by certificate: %v", err)
+	}
 }
 
 // A refused token request is counted and logged with Entra's AADSTS code.

@@ -33,9 +33,10 @@ var ErrNoMessage = errors.New("servicebus: no message within the timeout")
 // messages deliverable (a send, an abandon) wakes as many waiting
 // receivers of that queue as it made messages available, and a receiver
 // sets one timer for the queue's next scheduled message or lock expiry
-// (store.Queues.NextQueueEvent). Wake-ups are within this process: on a
-// PostgreSQL store shared by several servers, a receiver on one server
-// learns of another server's send at its next timer or its timeout.
+// (store.Queues.NextQueueEvent). On a PostgreSQL store shared by several
+// servers, the store tells each broker of the other servers' commits
+// (store.QueueWakeFeed, WakeFromElsewhere), so a receiver on one server is
+// woken by a send through another as by its own.
 type Broker struct {
 	st  store.Queues
 	now func() time.Time
@@ -274,47 +275,59 @@ func (b *Broker) drain() {
 }
 
 // wakeAfter wakes the receivers that a commit's operations gave something
-// to receive.
+// to receive (store.EachQueueWake).
 func (b *Broker) wakeAfter(ops []store.QueueOp, results []store.QueueResult, now time.Time) {
 	for i, op := range ops {
-		r := results[i]
-		b.noteEmpty(op, r)
-		b.forgetNext(op, r, now)
-		if r.Err != nil {
-			continue
+		b.noteEmpty(op, results[i])
+		b.forgetNext(op, results[i], now)
+	}
+	store.EachQueueWake(ops, results, now, b.applyWake)
+}
+
+// applyWake wakes the receivers w names.
+func (b *Broker) applyWake(w store.QueueWake) {
+	switch {
+	case w.Session != "":
+		b.wake(sessionKey(w.QueueID, w.Session), w.N)
+	case w.NextSession:
+		b.wake(nextSessionKey(w.QueueID), w.N)
+	default:
+		b.wake(keyOf(w.QueueID, w.DeadLetter), w.N)
+	}
+}
+
+// WakeFromElsewhere applies the wake-ups of another process's commits
+// (store.QueueWakeFeed): what that commit may have given a queue is no
+// longer known to be absent here, and the receivers waiting for it here
+// are woken as that process woke its own. nil wakes every receiver, which
+// then looks again: wake-ups may have been missed.
+func (b *Broker) WakeFromElsewhere(ws []store.QueueWake) {
+	if ws == nil {
+		b.mu.Lock()
+		for _, e := range b.next {
+			e.empty = false
+			e.gen++
+			e.set = false
 		}
-		switch op.Kind {
-		case store.QueueSend:
-			n := 0
-			for j, m := range op.Messages {
-				if isDuplicate(r.Duplicates, j) || m.ScheduledAt.After(now) {
-					continue
-				}
-				if m.SessionID != "" && op.Limits.RequiresSession {
-					// Its session's holder, or else someone to accept it.
-					b.wake(sessionKey(op.QueueID, m.SessionID), 1)
-					b.wake(nextSessionKey(op.QueueID), 1)
-					continue
-				}
-				n++
-			}
-			b.wake(keyOf(op.QueueID, false), n)
-		case store.QueueAbandon, store.QueueDeadLetter:
-			dl := op.DeadLetter || r.DeadLettered
-			if op.SessionID != "" && !dl {
-				b.wake(sessionKey(op.QueueID, op.SessionID), 1)
-			} else {
-				b.wake(keyOf(op.QueueID, dl), 1)
-			}
-		case store.QueueReleaseSession:
-			b.wake(nextSessionKey(op.QueueID), 1)
-		case store.QueueLock, store.QueueReceiveAndDelete:
-			// On its way to a message, a receive may have moved expired
-			// or exhausted messages to the dead-letter queue.
-			if !op.DeadLetter {
-				b.wake(keyOf(op.QueueID, true), 1)
-			}
+		var all []chan struct{}
+		for k, chs := range b.waiting {
+			all = append(all, chs...)
+			delete(b.waiting, k)
 		}
+		b.mu.Unlock()
+		for _, ch := range all {
+			ch <- struct{}{}
+		}
+		return
+	}
+	for _, w := range ws {
+		b.mu.Lock()
+		for _, dl := range []bool{false, true} {
+			b.forgetEmptyLocked(keyOf(w.QueueID, dl))
+			b.forgetNextLocked(keyOf(w.QueueID, dl))
+		}
+		b.mu.Unlock()
+		b.applyWake(w)
 	}
 }
 
@@ -462,15 +475,6 @@ func (b *Broker) nextQueueEvent(ctx context.Context, k waitKey, op store.QueueOp
 	}
 	b.mu.Unlock()
 	return at, ok, nil
-}
-
-func isDuplicate(dups []int, i int) bool {
-	for _, d := range dups {
-		if d == i {
-			return true
-		}
-	}
-	return false
 }
 
 // listen registers a waiter on k, first in, first woken.

@@ -320,6 +320,11 @@ type QueueResult struct {
 	// it, that DeadLetter moved it, or that LockDeferred found it expired
 	// and moved it (TTLExpiredException).
 	DeadLettered bool
+	// LockExpired reports that Lock, ReceiveAndDelete or LockDeferred
+	// delivered a message whose previous lock had lapsed unsettled (its
+	// receiver was too slow for the queue's lock duration, or gone): a
+	// lock expiry, for the operator's metrics.
+	LockExpired bool
 }
 
 // QueueStats describe a queue for ARM's queue GET (countDetails,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/sqlstore"
 )
 
@@ -75,12 +76,15 @@ func listenOnce(ctx context.Context, cfg *pgx.ConnConfig, self string, st *sqlst
 	if err := conn.QueryRow(ctx, "SELECT coalesce(current_schema(), '')").Scan(&schema); err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+changeChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+changeChannel+"; LISTEN "+sqlstore.QueueWakeChannel); err != nil {
 		return err
 	}
 	// Hearing starts a new generation: whatever was cached while deaf
 	// (nothing was) or before (everything may be stale) is not served.
 	st.SetHearing(true)
+	// Queue wake-ups sent while no one listened are lost: every waiting
+	// receiver looks again.
+	st.DeliverQueueWakes(nil)
 	listening()
 	mine := schema + " " + self
 	for {
@@ -88,10 +92,33 @@ func listenOnce(ctx context.Context, cfg *pgx.ConnConfig, self string, st *sqlst
 		if err != nil {
 			return err
 		}
-		// A schema whose name extends this one's past a space could make
-		// a false match: one needless new generation, never a missed one.
-		if strings.HasPrefix(n.Payload, schema+" ") && n.Payload != mine {
-			st.NoteExternalChange()
+		switch n.Channel {
+		case changeChannel:
+			// A schema whose name extends this one's past a space could
+			// make a false match: one needless new generation, never a
+			// missed one.
+			if strings.HasPrefix(n.Payload, schema+" ") && n.Payload != mine {
+				st.NoteExternalChange()
+			}
+		case sqlstore.QueueWakeChannel:
+			if ws, ok := queueWakesOf(n.Payload, schema, self); ok {
+				st.DeliverQueueWakes(ws)
+			}
 		}
 	}
+}
+
+// queueWakesOf reads a sqlstore.QueueWakeChannel payload, "{schema}
+// {application_name} {wake-ups}", keeping those of schema sent by other
+// processes than self (whose own broker woke its receivers already).
+func queueWakesOf(payload, schema, self string) ([]store.QueueWake, bool) {
+	rest, ok := strings.CutPrefix(payload, schema+" ")
+	if !ok {
+		return nil, false
+	}
+	from, js, ok := strings.Cut(rest, " ")
+	if !ok || from == self {
+		return nil, false
+	}
+	return sqlstore.ParseQueueWakes(js)
 }

@@ -111,6 +111,12 @@ func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 			if !commit {
 				return sqlTx.Rollback()
 			}
+			// Other processes' receivers hear of what this commit gives
+			// them when, and only if, it commits (queuewake.go).
+			if err := notifyQueueWakes(ctx, sqlTx, ops, results, now); err != nil {
+				_ = sqlTx.Rollback()
+				return err
+			}
 			return sqlTx.Commit()
 		}
 	} else {

@@ -70,6 +70,9 @@ type Store struct {
 
 	// queueWriter runs the queue batches of a SQLite store (queue.go).
 	queueWriter *queueWriter
+	// wakes holds the function told of other processes' queue wake-ups
+	// (store.QueueWakeFeed, queuewake.go).
+	wakes *wakeFeed
 }
 
 var _ store.Store = (*Store)(nil)
@@ -92,7 +95,7 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	if err := d.validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, d: &d, clock: &changeClock{}, queueWriter: &queueWriter{}}
+	s := &Store{db: db, d: &d, clock: &changeClock{}, queueWriter: &queueWriter{}, wakes: &wakeFeed{}}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
