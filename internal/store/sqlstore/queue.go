@@ -748,12 +748,13 @@ func (q *queueTx) receive(g *queueGroup, op store.QueueOp) (store.QueueResult, e
 			}
 		}
 		m.DeliveryCount++
+		lapsed := m.LockToken != "" // a visible message still holding a token: its lock expired unsettled
 		if op.Kind == store.QueueReceiveAndDelete {
 			if err := q.drop(g, m); err != nil {
 				return store.QueueResult{}, err
 			}
 			m.LockToken, m.LockedUntil = "", time.Time{}
-			return store.QueueResult{Messages: []store.QueueMessage{m}}, nil
+			return store.QueueResult{Messages: []store.QueueMessage{m}, LockExpired: lapsed}, nil
 		}
 		m.LockToken, m.LockedUntil = op.LockToken, normTime(q.now.Add(lim.LockDuration))
 		if !sessionUntil.IsZero() {
@@ -764,7 +765,7 @@ func (q *queueTx) receive(g *queueGroup, op store.QueueOp) (store.QueueResult, e
 			m.LockToken, until, until, m.SequenceNumber); err != nil {
 			return store.QueueResult{}, err
 		}
-		return store.QueueResult{Messages: []store.QueueMessage{m}, LockedUntil: m.LockedUntil}, nil
+		return store.QueueResult{Messages: []store.QueueMessage{m}, LockedUntil: m.LockedUntil, LockExpired: lapsed}, nil
 	}
 }
 
@@ -950,6 +951,7 @@ func (q *queueTx) lockDeferred(g *queueGroup, op store.QueueOp) (store.QueueResu
 		return opErr(op, store.ErrNotFound), nil
 	}
 	m.DeliveryCount++
+	lapsed := m.LockToken != "" // locked before, and the lock is past (checked above)
 	m.LockToken, m.LockedUntil = op.LockToken, normTime(q.now.Add(lim.LockDuration))
 	if !sessionUntil.IsZero() {
 		m.LockedUntil = sessionUntil
@@ -958,7 +960,7 @@ func (q *queueTx) lockDeferred(g *queueGroup, op store.QueueOp) (store.QueueResu
 		m.LockToken, q.time(m.LockedUntil), m.SequenceNumber); err != nil {
 		return store.QueueResult{}, err
 	}
-	return store.QueueResult{Messages: []store.QueueMessage{m}, LockedUntil: m.LockedUntil}, nil
+	return store.QueueResult{Messages: []store.QueueMessage{m}, LockedUntil: m.LockedUntil, LockExpired: lapsed}, nil
 }
 
 func (q *queueTx) renew(op store.QueueOp) (store.QueueResult, error) {
