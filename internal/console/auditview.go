@@ -35,7 +35,7 @@ type auditFilter struct {
 	Until     string
 	since     time.Time
 	until     time.Time
-	All       bool // also records within the tenant; by default only those that cross its boundary
+	All       bool // also records within the tenant; by default only those whose actor is not of the tenant acted in
 }
 
 const filterTime = "2006-01-02T15:04"
@@ -101,7 +101,9 @@ func (f auditFilter) query() string {
 
 // matches reports whether a record of tenantID's log passes the filter.
 func (f auditFilter) matches(tenantID string, r store.AuditRecord) bool {
-	cross := r.ActorTenant != "" && r.TargetTenant != "" && !strings.EqualFold(r.ActorTenant, r.TargetTenant)
+	// Across the boundary: the actor is not of the tenant it acted in
+	// (another tenant's principal, the operator, an anonymous caller).
+	cross := !strings.EqualFold(r.ActorTenant, r.TargetTenant)
 	switch {
 	case !f.All && !cross:
 		return false

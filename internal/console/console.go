@@ -332,7 +332,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.revokePost(w, r, v, tenant)
 		case page == "audit" && isGet(r):
 			h.auditPage(w, r, v, tenant)
-		case page == "audit/stream" && isGet(r):
+		case page == "audit/stream" && r.Method == http.MethodGet:
 			h.auditStream(w, r, v, tenant)
 		default:
 			h.message(w, http.StatusNotFound, "Not found", "There is no such page.")

@@ -19,6 +19,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/console/consoletest"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
+	"github.com/tenantbridge/tenantbridge/internal/servicebus"
 	"github.com/tenantbridge/tenantbridge/internal/signin"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
@@ -37,7 +38,7 @@ type env struct {
 	graph *console.Graph
 }
 
-func newEnv(t *testing.T, st store.Store) *env {
+func newEnv(t testing.TB, st store.Store) *env {
 	t.Helper()
 	e := testenv.New(t, st)
 	w, err := consoletest.Build(context.Background(), e.Dir, st, "")
@@ -57,7 +58,7 @@ func newEnv(t *testing.T, st store.Store) *env {
 
 // browser is one signed-in (or not) browser: its cookies and its CSRF token.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	env  *env
 	jar  http.CookieJar
 	csrf string
@@ -65,13 +66,13 @@ type browser struct {
 
 const base = "https://127.0.0.1"
 
-func (v *env) anonymous(t *testing.T) *browser {
+func (v *env) anonymous(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, env: v, jar: jar}
 }
 
 // signedIn is a browser holding the sign-in pages' session of the user.
-func (v *env) signedIn(t *testing.T, u *directory.User) *browser {
+func (v *env) signedIn(t testing.TB, u *directory.User) *browser {
 	t.Helper()
 	b := v.anonymous(t)
 	s := userauth.Session{TenantID: u.TenantID, UserID: u.ID, UPN: u.UserPrincipalName, AuthTime: time.Now(),
@@ -176,9 +177,21 @@ func TestTrustGraph(t *testing.T) {
 			PrincipalTenantID: w.Provider.ID, CreatedOn: time.Now(), CreatedBy: "imported"}
 		testenv.Must(t, st.CreateRoleAssignment(ctx, stray))
 
+		// A Service Bus namespace with a shared access rule: its holder is
+		// unknown.
+		rule := sasRule(t, st, w.Customer)
+
 		in, err := v.graph.Inbound(ctx, w.Customer.ID)
 		testenv.Must(t, err)
+		sas := findEdge(t, in, console.EdgeSAS, rule.ID)
+		if sas.From.TenantID != "" || sas.From.Cluster != "unknown holders" || sas.What != "Send, Listen" || sas.Revocable() ||
+			!strings.HasSuffix(sas.Where, "/namespaces/fleet-bus") {
+			t.Errorf("SAS rule edge: %+v", sas)
+		}
 		for _, e := range in {
+			if e.Kind == console.EdgeSAS {
+				continue
+			}
 			if e.From.TenantID != w.Provider.ID || e.TenantID != w.Customer.ID {
 				t.Errorf("edge from %q into %q; want from the provider into the customer: %+v", e.From.TenantID, e.TenantID, e)
 			}
@@ -228,7 +241,7 @@ func TestTrustGraph(t *testing.T) {
 		testenv.Must(t, err)
 		findEdge(t, out, console.EdgeRole, w.OtherRole.ID)
 		findEdge(t, out, console.EdgeDelegation, w.Delegation.ID)
-		if len(out) != len(in)+len(otherIn) {
+		if len(out) != len(in)-1+len(otherIn) { // all but the SAS rule
 			t.Errorf("provider outbound has %d edges; the customers' inbound %d + %d", len(out), len(in), len(otherIn))
 		}
 	})
@@ -295,6 +308,14 @@ func TestIsolation(t *testing.T) {
 		}
 		if _, err := st.GetRoleAssignment(ctx, w.Customer.ID, w.Delegation.ID); err != nil {
 			t.Fatalf("a forged form revoked the delegation: %v", err)
+		}
+
+		// A shared access rule is shown but not revoked here.
+		rule := sasRule(t, st, w.Customer)
+		in, err = v.graph.Inbound(ctx, w.Customer.ID)
+		testenv.Must(t, err)
+		if status, _ := admin.revoke(w.Customer.ID, findEdge(t, in, console.EdgeSAS, rule.ID)); status != http.StatusNotFound {
+			t.Errorf("revoking a SAS rule: %d, want 404", status)
 		}
 
 		// A user who is not a Global Administrator is not let in.
@@ -384,6 +405,23 @@ func TestIsolation(t *testing.T) {
 			t.Errorf("a signed-out session replayed: %d, want 401", status)
 		}
 	})
+}
+
+// sasRule stores a Service Bus namespace of the tenant with a shared
+// access rule allowing Send and Listen, as ARM stores them.
+func sasRule(t *testing.T, st store.Store, tenant store.Tenant) store.Resource {
+	t.Helper()
+	ctx, now := context.Background(), time.Now().UTC()
+	testenv.Must(t, st.CreateResourceGroup(ctx, store.ResourceGroup{TenantID: tenant.ID, SubscriptionID: tenant.SubscriptionID,
+		Name: "rg-bus", Location: "westeurope", Created: now, Updated: now}))
+	nsID := "/subscriptions/" + tenant.SubscriptionID + "/resourceGroups/rg-bus/providers/Microsoft.ServiceBus/namespaces/fleet-bus"
+	ns := store.Resource{TenantID: tenant.ID, SubscriptionID: tenant.SubscriptionID, ResourceGroup: "rg-bus", ID: nsID,
+		Type: servicebus.NamespaceType, Name: "fleet-bus", Location: "westeurope", Created: now, Updated: now}
+	testenv.Must(t, st.CreateResource(ctx, ns))
+	rule := store.Resource{TenantID: tenant.ID, SubscriptionID: tenant.SubscriptionID, ResourceGroup: "rg-bus", ID: nsID + "/authorizationRules/sender",
+		Type: servicebus.NamespaceRuleType, Name: "sender", Location: "westeurope", Properties: []byte(`{"rights":["Send","Listen"]}`), Created: now, Updated: now}
+	testenv.Must(t, st.CreateResource(ctx, rule))
+	return rule
 }
 
 func mustURL(s string) *url.URL {

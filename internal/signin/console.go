@@ -25,6 +25,8 @@ const (
 	// SessionCookie is the browser session's cookie: a sealed
 	// userauth.Session, Secure, HttpOnly, SameSite=Lax, Path=/.
 	SessionCookie = sessionCookie
+	// consoleName is what the sign-in name page says the user signs in to.
+	consoleName = "the tenantbridge console"
 )
 
 // ConsoleSignInPath is the path that signs a browser in for the console:

@@ -218,6 +218,9 @@ func (h *Handler) tenantOfName(r *http.Request, name string) (string, bool) {
 }
 
 func (h *Handler) appName(r *http.Request, f *flow) string {
+	if f.Kind == kindConsole {
+		return consoleName
+	}
 	if app, err := h.dir.ApplicationByAppID(r.Context(), f.Req.ClientID); err == nil {
 		return app.DisplayName
 	}
