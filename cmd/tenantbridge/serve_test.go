@@ -90,4 +90,8 @@ func TestServeLogFormatAndMetricsListener(t *testing.T) {
 		t.Errorf("no JSON request line for the refused operator call:\n%s", errOut.String())
 	}
 	fails(t, dir, "log format", "serve", "--listen", "127.0.0.1:0", "--log-format", "xml")
+	// A collector address that is no http(s) URL stops serve at once,
+	// rather than tracing into nowhere.
+	fails(t, dir, "OTLP endpoint", "serve", "--listen", "127.0.0.1:0", "--otlp-endpoint", "ftp://collector:4318")
+	fails(t, dir, "OTLP endpoint", "serve", "--listen", "127.0.0.1:0", "--otlp-endpoint", "collector:4318")
 }
