@@ -73,9 +73,6 @@ type Config struct {
 	// continues at its nextLink; 0 or more than rp.MaxPageSize means
 	// rp.MaxPageSize. Tests set it small to page without a thousand items.
 	PageSize int
-	// KEK (32 bytes) seals the keys of Service Bus authorization rules;
-	// without it no rule is created and the rule operations are refused.
-	KEK []byte
 	// TokenMinter mints the managed identity tokens of a managed
 	// application's listTokens (*sts.Service); without it listTokens
 	// answers 501.
@@ -107,14 +104,10 @@ type Handler struct {
 	log      *slog.Logger
 	now      func() time.Time
 	pageSize int
-	kek      []byte
 	minter   TokenMinter
 	notify   func()
 	// notifyDeadline bounds the retries of a lifecycle notification.
 	notifyDeadline time.Duration
-	// ficWrites are the user-assigned identities whose federated
-	// credentials are being written (identities.go, oneFICWriter).
-	ficWrites inFlight
 	// runs are the template deployments running here (deployments_run.go).
 	runs deploymentRuns
 	// providers are the registered providers, in registration order;
@@ -128,11 +121,8 @@ func New(cfg Config) *Handler {
 	if cfg.Directory == nil || cfg.Store == nil || cfg.RBAC == nil || cfg.Verifier == nil || cfg.Audit == nil {
 		panic("arm: Config needs Directory, Store, RBAC, Verifier and Audit")
 	}
-	if len(cfg.KEK) != 0 && len(cfg.KEK) != 32 {
-		panic("arm: Config.KEK must be 32 bytes")
-	}
 	h := &Handler{dir: cfg.Directory, st: cfg.Store, rbac: cfg.RBAC, verifier: cfg.Verifier, audit: cfg.Audit, log: cfg.Logger, now: cfg.Now, pageSize: cfg.PageSize,
-		kek: cfg.KEK, minter: cfg.TokenMinter, notify: cfg.Notify, notifyDeadline: cfg.NotificationDeadline}
+		minter: cfg.TokenMinter, notify: cfg.Notify, notifyDeadline: cfg.NotificationDeadline}
 	if h.notifyDeadline <= 0 {
 		h.notifyDeadline = DefaultNotificationDeadline
 	}

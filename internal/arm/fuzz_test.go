@@ -4,7 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tenantbridge/tenantbridge/internal/managedidentity"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
+	"github.com/tenantbridge/tenantbridge/internal/servicebus"
+	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
 
 // FuzzParsePath: the router never panics, and what it accepts names a
@@ -24,7 +27,7 @@ func FuzzParsePath(f *testing.F) {
 		f.Add(s)
 	}
 	h := &Handler{}
-	h.register(h.ownProviders())
+	h.register(append(h.ownProviders(), vault.Provider(), managedidentity.Provider(), servicebus.Provider(nil)))
 	f.Fuzz(func(t *testing.T, p string) {
 		ap, _, err := h.parsePath(p)
 		if err != nil {

@@ -1,29 +1,21 @@
 package arm_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/tenantbridge/tenantbridge/internal/arm"
+	"github.com/tenantbridge/tenantbridge/internal/arm/armtest"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
-	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 	"github.com/tenantbridge/tenantbridge/internal/testenv"
 )
 
-// env is the real thing (testenv): a store, the directory, the token
-// service and Resource Manager behind one TLS listener routed by host,
-// reached by Azure's names through a dialer that sends every connection to
-// it.
+// env is armtest's environment (the real front door with the real
+// providers) under the names this package's tests use.
 type env struct {
 	t      *testing.T
 	ctx    context.Context
@@ -36,56 +28,55 @@ type env struct {
 	contoso, fabrikam *directory.TenantBootstrap
 	// notified counts the calls of Config.Notify.
 	notified *atomic.Int64
+
+	x *armtest.Env
 }
 
 const (
-	armBase   = "https://management.azure.com"
-	loginBase = "https://login.microsoftonline.com"
+	armBase   = armtest.ARMBase
+	loginBase = armtest.LoginBase
 )
 
+func envOf(x *armtest.Env) *env {
+	return &env{t: x.T, ctx: x.Ctx, st: x.St, dir: x.Dir, srv: x.Srv, client: x.Client, base: x.Base,
+		contoso: x.Contoso, fabrikam: x.Fabrikam, notified: x.Notified, x: x}
+}
+
 func forEachStore(t *testing.T, fn func(t *testing.T, e *env)) {
-	storetest.ForEach(t, func(t *testing.T, st store.Store) { fn(t, newEnv(t, st)) })
+	armtest.ForEachStore(t, func(t *testing.T, x *armtest.Env) { fn(t, envOf(x)) })
 }
 
 // forEachStorePaged is forEachStore with lists paged at pageSize items.
 func forEachStorePaged(t *testing.T, pageSize int, fn func(t *testing.T, e *env)) {
-	storetest.ForEach(t, func(t *testing.T, st store.Store) { fn(t, newPagedEnv(t, st, pageSize)) })
+	armtest.ForEachStoreWith(t, armtest.Options{PageSize: pageSize}, func(t *testing.T, x *armtest.Env) { fn(t, envOf(x)) })
 }
 
-func newEnv(t *testing.T, st store.Store) *env { return newPagedEnv(t, st, 0) }
-
-func newPagedEnv(t *testing.T, st store.Store, pageSize int) *env {
-	t.Helper()
-	ctx := context.Background()
-	b := testenv.New(t, st, testenv.LoginHosts("login.microsoftonline.com"), testenv.LoginURL(loginBase))
-	e := &env{t: t, ctx: ctx, st: st, dir: b.Dir, srv: b.Server, client: b.Client(), base: b, notified: new(atomic.Int64)}
-	h := arm.New(arm.Config{Directory: e.dir, Store: st, RBAC: rbac.New(st, e.dir), Verifier: b.Verifier, Audit: b.Audit, Logger: b.Logger, PageSize: pageSize,
-		TokenMinter: b.STS, Notify: func() { e.notified.Add(1) }})
-	b.Route(func(r *http.Request) http.Handler {
-		if strings.HasPrefix(r.Host, "management.") {
-			return h
-		}
-		return nil
-	})
-	e.contoso, e.fabrikam = b.Tenants(t)
-	return e
+// forEachStoreKEK is forEachStore with Service Bus holding a KEK, so that
+// its authorization rules are served.
+func forEachStoreKEK(t *testing.T, fn func(t *testing.T, e *env)) {
+	armtest.ForEachStoreWith(t, armtest.Options{KEK: true}, func(t *testing.T, x *armtest.Env) { fn(t, envOf(x)) })
 }
+
+func newEnv(t *testing.T, st store.Store) *env { return envOf(armtest.New(t, st, armtest.Options{})) }
 
 var must = testenv.Must
+
+var (
+	vaultBody = armtest.VaultBody
+	nsBody    = armtest.NamespaceBody
+)
 
 // tokenFor gets an app-only token from the real token endpoint.
 func (e *env) tokenFor(tenantID, clientID, secret, scope string) string {
 	e.t.Helper()
-	return e.base.Token(e.t, tenantID, clientID, secret, scope)
+	return e.x.TokenFor(tenantID, clientID, secret, scope)
 }
 
 func (e *env) armToken(tenantID, clientID, secret string) string {
-	return e.tokenFor(tenantID, clientID, secret, "https://management.azure.com/.default")
+	return e.x.ARMToken(tenantID, clientID, secret)
 }
 
-func (e *env) adminToken(tb *directory.TenantBootstrap) string {
-	return e.armToken(tb.Tenant.ID, tb.Admin.AppID, tb.AdminSecret.SecretText)
-}
+func (e *env) adminToken(tb *directory.TenantBootstrap) string { return e.x.AdminToken(tb) }
 
 // app is a registered application with a service principal and a secret.
 type app struct {
@@ -96,17 +87,8 @@ type app struct {
 
 func (e *env) newApp(tenantID, name string, multiTenant bool) app {
 	e.t.Helper()
-	a := directory.Application{DisplayName: name}
-	if multiTenant {
-		a.SignInAudience = directory.AudienceMultipleOrgs
-	}
-	created, err := e.dir.CreateApplication(e.ctx, tenantID, a)
-	must(e.t, err)
-	sp, err := e.dir.CreateServicePrincipal(e.ctx, tenantID, created.AppID)
-	must(e.t, err)
-	cred, err := e.dir.AddApplicationPassword(e.ctx, tenantID, created.ID, "test", time.Time{}, time.Time{})
-	must(e.t, err)
-	return app{app: created, sp: sp, secret: cred.SecretText}
+	a := e.x.NewApp(tenantID, name, multiTenant)
+	return app{app: a.App, sp: a.SP, secret: a.Secret}
 }
 
 // response is an ARM answer, read whole.
@@ -117,68 +99,28 @@ type response struct {
 	doc    map[string]any
 }
 
-func (r response) code() string {
-	errObj, _ := r.doc["error"].(map[string]any)
-	c, _ := errObj["code"].(string)
-	return c
+func responseOf(r armtest.Response) response {
+	return response{status: r.Status, header: r.Header, raw: r.Raw, doc: r.Doc}
 }
 
-func (r response) message() string {
-	errObj, _ := r.doc["error"].(map[string]any)
-	c, _ := errObj["message"].(string)
-	return c
-}
+func (r response) code() string    { return armtest.Response{Doc: r.doc}.Code() }
+func (r response) message() string { return armtest.Response{Doc: r.doc}.Message() }
 
 // call sends a request to ARM; path may hold its own query, to which
 // the api-version of the path's namespace is added.
 func (e *env) call(token, method, path string, body any) response {
 	e.t.Helper()
-	sep := "?"
-	if strings.Contains(path, "?") {
-		sep = "&"
-	}
-	return e.raw(token, method, path+sep+"api-version="+testenv.ARMAPIVersion(path), body)
+	return responseOf(e.x.Call(token, method, path, body))
 }
 
 func (e *env) raw(token, method, pathAndQuery string, body any) response {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		data, err := json.Marshal(b)
-		must(e.t, err)
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, armBase+pathAndQuery, rd)
-	must(e.t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := e.client.Do(req)
-	must(e.t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	must(e.t, err)
-	out := response{status: resp.StatusCode, header: resp.Header, raw: raw}
-	if len(bytes.TrimSpace(raw)) > 0 {
-		if err := json.Unmarshal(raw, &out.doc); err != nil {
-			e.t.Fatalf("%s %s: body is not a JSON object: %s", method, pathAndQuery, raw)
-		}
-	}
-	return out
+	return responseOf(e.x.Raw(token, method, pathAndQuery, body))
 }
 
 func (e *env) want(r response, status int, code string) {
 	e.t.Helper()
-	if r.status != status || (code != "" && r.code() != code) {
-		e.t.Fatalf("got %d %s, want %d %s: %s", r.status, r.code(), status, code, r.raw)
-	}
+	e.x.Want(armtest.Response{Status: r.status, Raw: r.raw, Doc: r.doc}, status, code)
 }
 
 func storetestSQLite(t *testing.T) store.Store { return storetest.SQLite(t) }

@@ -22,11 +22,13 @@ import (
 	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/arm"
+	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/audit"
 	"github.com/tenantbridge/tenantbridge/internal/console"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/dnsserve"
 	"github.com/tenantbridge/tenantbridge/internal/graph"
+	"github.com/tenantbridge/tenantbridge/internal/managedidentity"
 	"github.com/tenantbridge/tenantbridge/internal/observe"
 	"github.com/tenantbridge/tenantbridge/internal/operator"
 	"github.com/tenantbridge/tenantbridge/internal/outbox"
@@ -378,17 +380,14 @@ func (s *Server) buildRouter() *router {
 		Authorizer: vaultAuthorizer{access}, Audit: s.audit, Logger: s.logger,
 		LoginBase: func(*http.Request) string { return miIssuer }})
 	s.broker = servicebus.NewBroker(s.timed, nil, s.logger, servicebus.WithBrokerObserver(s.metrics))
-	if feed, ok := s.store.(store.QueueWakeFeed); ok {
-		// A send through another server sharing the store wakes the
-		// receivers waiting here (PostgreSQL's LISTEN/NOTIFY).
-		feed.OnQueueWakes(s.broker.WakeFromElsewhere)
-	}
 	s.messaging = servicebus.New(servicebus.Config{Store: s.timed, Broker: s.broker, Verifier: verifier,
-		Authorizer: busAuthorizer{access}, Limits: arm.QueueLimits, MessageLimit: arm.QueueMaxMessageBytes, Audit: s.audit, Logger: s.logger, KEK: s.kek})
+		Authorizer: busAuthorizer{access}, Limits: servicebus.QueueLimits, MessageLimit: servicebus.QueueMaxMessageBytes, Audit: s.audit, Logger: s.logger, KEK: s.kek})
 	s.messaging.AMQP().Observer = s.metrics // AMQPS and WebSockets alike
 	resources := arm.New(arm.Config{Directory: s.dir, Store: s.timed, RBAC: access, Verifier: verifier,
-		Audit: s.audit, Logger: s.logger, KEK: s.kek, TokenMinter: tokens, Notify: s.notifications.Notify,
-		NotificationDeadline: s.cfg.NotificationRetryFor})
+		Audit: s.audit, Logger: s.logger, TokenMinter: tokens, Notify: s.notifications.Notify,
+		NotificationDeadline: s.cfg.NotificationRetryFor,
+		// Each service's control plane, from its own package.
+		Providers: []*rp.Provider{vault.Provider(), managedidentity.Provider(), servicebus.Provider(s.kek)}})
 	ops := operator.New(operator.Config{Directory: s.dir, Audit: s.audit, Key: s.operator.Key, Keys: s.keys,
 		MaxTokenLifetime: MaxTokenLifetime, Logger: s.logger, Marketplace: resources})
 

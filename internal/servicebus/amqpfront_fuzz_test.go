@@ -64,8 +64,8 @@ type frontFuzz struct {
 	replies int         // replies received, for the log
 }
 
-// fuzzQueueLimits stands in for arm.QueueLimits (arm imports this
-// package): a lock long enough to outlast a fuzzing run.
+// fuzzQueueLimits stands in for QueueLimits (the queues here have no ARM
+// record): a lock long enough to outlast a fuzzing run.
 // The queue "fifo" requires sessions.
 func fuzzQueueLimits(res store.Resource) (store.QueueLimits, error) {
 	return store.QueueLimits{LockDuration: 10 * time.Minute, MaxDeliveryCount: 10, MaxSizeBytes: 1 << 30, RequiresSession: res.Name == "fifo"}, nil

@@ -86,10 +86,10 @@ type Config struct {
 	Authorizer Authorizer
 	// Limits reads a queue's properties (lock duration, delivery count,
 	// TTL, duplicate detection, size) from its ARM resource; the resource
-	// manager owns that format (arm.QueueLimits).
+	// control plane owns that format (QueueLimits, provider.go).
 	Limits func(store.Resource) (store.QueueLimits, error)
 	// MessageLimit reads the largest message a queue takes
-	// (arm.QueueMaxMessageBytes, from its namespace's tier); at most
+	// (QueueMaxMessageBytes, from its namespace's tier); at most
 	// LargestMessageBytes. Nil: MaxMessageBytes for every queue.
 	MessageLimit func(store.Resource) (int, error)
 	Audit        *audit.Log

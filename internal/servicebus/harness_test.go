@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tenantbridge/tenantbridge/internal/arm"
+	"github.com/tenantbridge/tenantbridge/internal/arm/armtest"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/servicebus"
@@ -67,11 +68,11 @@ func newEnv(t *testing.T, st store.Store) *env {
 	e := &env{t: t, ctx: context.Background(), st: st, dir: b.Dir, client: b.Client(), base: b}
 	engine := rbac.New(st, e.dir)
 	resources := arm.New(arm.Config{Directory: e.dir, Store: st, RBAC: engine, Verifier: b.Verifier, Audit: b.Audit, Logger: b.Logger,
-		Now: e.now})
+		Now: e.now, Providers: armtest.Providers(nil)})
 	broker := servicebus.NewBroker(st, e.now, b.Logger)
 	t.Cleanup(broker.Close)
 	bus := servicebus.New(servicebus.Config{Store: st, Broker: broker, Verifier: b.Verifier, Authorizer: busAuthorizer{engine},
-		Limits: arm.QueueLimits, Audit: b.Audit, Logger: b.Logger})
+		Limits: servicebus.QueueLimits, Audit: b.Audit, Logger: b.Logger})
 	b.Route(func(r *http.Request) http.Handler {
 		switch {
 		case strings.HasPrefix(r.Host, "management."):

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/arm"
+	"github.com/tenantbridge/tenantbridge/internal/arm/armtest"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/servicebus"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -27,11 +28,11 @@ func forEachStoreSAS(t *testing.T, fn func(t *testing.T, e *env)) {
 		_, _ = rand.Read(kek)
 		engine := rbac.New(st, e.dir)
 		resources := arm.New(arm.Config{Directory: e.dir, Store: st, RBAC: engine, Verifier: b.Verifier, Audit: b.Audit, Logger: b.Logger,
-			Now: e.now, KEK: kek})
+			Now: e.now, Providers: armtest.Providers(kek)})
 		broker := servicebus.NewBroker(st, e.now, b.Logger)
 		t.Cleanup(broker.Close)
 		bus := servicebus.New(servicebus.Config{Store: st, Broker: broker, Verifier: b.Verifier, Authorizer: busAuthorizer{engine},
-			Limits: arm.QueueLimits, Audit: b.Audit, Logger: b.Logger, KEK: kek})
+			Limits: servicebus.QueueLimits, Audit: b.Audit, Logger: b.Logger, KEK: kek})
 		b.Route(func(r *http.Request) http.Handler {
 			switch {
 			case strings.HasPrefix(r.Host, "management."):

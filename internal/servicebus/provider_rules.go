@@ -1,4 +1,4 @@
-package arm
+package servicebus
 
 // Shared access authorization rules of Service Bus namespaces and queues:
 //
@@ -24,7 +24,6 @@ import (
 
 	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
-	"github.com/tenantbridge/tenantbridge/internal/servicebus"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
@@ -39,11 +38,11 @@ type ruleKind struct {
 }
 
 var (
-	namespaceRules = ruleKind{typ: servicebus.NamespaceRuleType, wireType: "Microsoft.ServiceBus/Namespaces/AuthorizationRules",
+	namespaceRules = ruleKind{typ: NamespaceRuleType, wireType: "Microsoft.ServiceBus/Namespaces/AuthorizationRules",
 		read: sbNamespaceType + "/authorizationRules/read", write: sbNamespaceType + "/authorizationRules/write",
 		del: sbNamespaceType + "/authorizationRules/delete", listKeys: sbNamespaceType + "/authorizationRules/listKeys/action",
 		regenerate: sbNamespaceType + "/authorizationRules/regenerateKeys/action"}
-	queueRules = ruleKind{typ: servicebus.QueueRuleType, wireType: "Microsoft.ServiceBus/Namespaces/Queues/AuthorizationRules",
+	queueRules = ruleKind{typ: QueueRuleType, wireType: "Microsoft.ServiceBus/Namespaces/Queues/AuthorizationRules",
 		read: sbQueueType + "/authorizationRules/read", write: sbQueueType + "/authorizationRules/write",
 		del: sbQueueType + "/authorizationRules/delete", listKeys: sbQueueType + "/authorizationRules/listKeys/action",
 		regenerate: sbQueueType + "/authorizationRules/regenerateKeys/action"}
@@ -110,7 +109,7 @@ func sbRulePath(segs []string) (ap rp.Path, ok bool, err error) {
 }
 
 // serveRules routes an authorization rules path.
-func (h *Handler) serveRules(rq *rp.Request) error {
+func (h *provider) serveRules(rq *rp.Request) error {
 	if len(h.kek) == 0 {
 		return rp.NewError(http.StatusNotImplemented, "NotImplemented",
 			"Shared access authorization rules are not available: this server has no key-encryption key configured.")
@@ -149,7 +148,7 @@ type accessKeys struct {
 }
 
 func ruleViewOf(k ruleKind, res store.Resource) (ruleView, error) {
-	var p servicebus.RuleProperties
+	var p RuleProperties
 	if err := json.Unmarshal(res.Properties, &p); err != nil {
 		return ruleView{}, rp.InternalError(err)
 	}
@@ -176,7 +175,7 @@ func rightsOf(in []string) ([]string, error) {
 	var out []string
 	for _, r := range in {
 		var c string
-		for _, known := range []string{servicebus.RightListen, servicebus.RightSend, servicebus.RightManage} {
+		for _, known := range []string{RightListen, RightSend, RightManage} {
 			if strings.EqualFold(r, known) {
 				c = known
 			}
@@ -189,7 +188,7 @@ func rightsOf(in []string) ([]string, error) {
 			out = append(out, c)
 		}
 	}
-	if seen[servicebus.RightManage] && (!seen[servicebus.RightSend] || !seen[servicebus.RightListen]) {
+	if seen[RightManage] && (!seen[RightSend] || !seen[RightListen]) {
 		return nil, rp.BadRequest("Assigning 'Manage' to rights requires 'Listen' and 'Send' to be included with it, e.g. [\"Manage\",\"Listen\",\"Send\"].")
 	}
 	return out, nil
@@ -236,32 +235,32 @@ func findRule(rq *rp.Request, st store.Store, tenantID string) (store.Resource, 
 
 // ruleRecord builds the stored record of a rule with the id, sealing its
 // keys under the KEK.
-func (h *Handler) ruleRecord(k ruleKind, ns store.Resource, id, name string, rights []string, primary, secondary string) (store.Resource, error) {
-	p := servicebus.RuleProperties{Rights: rights}
+func (h *provider) ruleRecord(rq *rp.Request, k ruleKind, ns store.Resource, id, name string, rights []string, primary, secondary string) (store.Resource, error) {
+	p := RuleProperties{Rights: rights}
 	var err error
-	if p.PrimaryKeySealed, err = servicebus.SealRuleKey(h.kek, id, false, primary); err != nil {
+	if p.PrimaryKeySealed, err = SealRuleKey(h.kek, id, false, primary); err != nil {
 		return store.Resource{}, rp.InternalError(err)
 	}
-	if p.SecondaryKeySealed, err = servicebus.SealRuleKey(h.kek, id, true, secondary); err != nil {
+	if p.SecondaryKeySealed, err = SealRuleKey(h.kek, id, true, secondary); err != nil {
 		return store.Resource{}, rp.InternalError(err)
 	}
 	props, err := json.Marshal(p)
 	if err != nil {
 		return store.Resource{}, rp.InternalError(err)
 	}
-	now := h.now().UTC()
+	now := rq.Now().UTC()
 	return store.Resource{TenantID: ns.TenantID, SubscriptionID: ns.SubscriptionID, ResourceGroup: ns.ResourceGroup, ID: id, Type: k.typ,
 		Name: name, Location: ns.Location, Properties: props, Created: now, Updated: now}, nil
 }
 
 // createDefaultRule gives a namespace just created its
 // RootManageSharedAccessKey. Without a KEK there are no rules at all.
-func (h *Handler) createDefaultRule(rq *rp.Request, tx store.Store, ns store.Resource) error {
+func (h *provider) createDefaultRule(rq *rp.Request, tx store.Store, ns store.Resource) error {
 	if len(h.kek) == 0 {
 		return nil
 	}
-	res, err := h.ruleRecord(namespaceRules, ns, ns.ID+"/authorizationRules/"+defaultRuleName, defaultRuleName,
-		[]string{servicebus.RightListen, servicebus.RightManage, servicebus.RightSend}, servicebus.NewRuleKey(), servicebus.NewRuleKey())
+	res, err := h.ruleRecord(rq, namespaceRules, ns, ns.ID+"/authorizationRules/"+defaultRuleName, defaultRuleName,
+		[]string{RightListen, RightManage, RightSend}, NewRuleKey(), NewRuleKey())
 	if err != nil {
 		return err
 	}
@@ -272,8 +271,8 @@ func (h *Handler) createDefaultRule(rq *rp.Request, tx store.Store, ns store.Res
 }
 
 // keysOf opens a rule's keys and writes its connection strings.
-func (h *Handler) keysOf(rq *rp.Request, ns, rule store.Resource) (accessKeys, error) {
-	_, primary, secondary, err := servicebus.OpenRule(h.kek, rule)
+func (h *provider) keysOf(rq *rp.Request, ns, rule store.Resource) (accessKeys, error) {
+	_, primary, secondary, err := OpenRule(h.kek, rule)
 	if err != nil {
 		return accessKeys{}, rp.InternalError(err)
 	}
@@ -292,13 +291,13 @@ func (h *Handler) keysOf(rq *rp.Request, ns, rule store.Resource) (accessKeys, e
 
 // ---- operations ----
 
-func (h *Handler) getRule(rq *rp.Request) error {
+func (h *provider) getRule(rq *rp.Request) error {
 	k := ruleKindOf(rq)
 	tenantID, err := rq.AuthorizeAt(k.read)
 	if err != nil {
 		return err
 	}
-	_, res, err := findRule(rq, h.st, tenantID)
+	_, res, err := findRule(rq, rq.Store(), tenantID)
 	if err != nil {
 		return err
 	}
@@ -309,18 +308,18 @@ func (h *Handler) getRule(rq *rp.Request) error {
 	return rp.WriteJSON(rq, http.StatusOK, v)
 }
 
-func (h *Handler) listRules(rq *rp.Request) error {
+func (h *provider) listRules(rq *rp.Request) error {
 	k := ruleKindOf(rq)
 	tenantID, err := rq.ScopeTenant()
 	if err != nil {
 		return err
 	}
 	rq.Action = k.read
-	ns, parentID, err := ruleParent(rq, h.st, tenantID)
+	ns, parentID, err := ruleParent(rq, rq.Store(), tenantID)
 	if err != nil {
 		return err
 	}
-	rs, err := h.st.ListResources(rq.Ctx, store.ResourceQuery{SubscriptionID: ns.SubscriptionID, Type: k.typ, IDPrefix: parentID})
+	rs, err := rq.Store().ListResources(rq.Ctx, store.ResourceQuery{SubscriptionID: ns.SubscriptionID, Type: k.typ, IDPrefix: parentID})
 	if err != nil {
 		return rp.InternalError(err)
 	}
@@ -329,7 +328,7 @@ func (h *Handler) listRules(rq *rp.Request) error {
 
 // putRule creates a rule with new keys, or sets an existing rule's
 // rights keeping its keys. Azure answers 200 either way.
-func (h *Handler) putRule(rq *rp.Request) error {
+func (h *provider) putRule(rq *rp.Request) error {
 	k := ruleKindOf(rq)
 	tenantID, err := rq.AuthorizeAt(k.write)
 	if err != nil {
@@ -363,12 +362,12 @@ func (h *Handler) putRule(rq *rp.Request) error {
 		}
 		id := parentID + "/authorizationRules/" + name
 		rq.Target = id
-		primary, secondary := servicebus.NewRuleKey(), servicebus.NewRuleKey()
+		primary, secondary := NewRuleKey(), NewRuleKey()
 		old, err := rp.FindTyped(rq, tx, tenantID, id, k.typ)
 		var existing *store.Resource
 		switch {
 		case err == nil:
-			if _, primary, secondary, err = servicebus.OpenRule(h.kek, old); err != nil {
+			if _, primary, secondary, err = OpenRule(h.kek, old); err != nil {
 				return rp.InternalError(err)
 			}
 			existing, id = &old, old.ID
@@ -376,7 +375,7 @@ func (h *Handler) putRule(rq *rp.Request) error {
 		default:
 			return rp.InternalError(err)
 		}
-		res, err := h.ruleRecord(k, ns, id, name, rights, primary, secondary)
+		res, err := h.ruleRecord(rq, k, ns, id, name, rights, primary, secondary)
 		if err != nil {
 			return err
 		}
@@ -393,7 +392,7 @@ func (h *Handler) putRule(rq *rp.Request) error {
 	return rp.WriteJSON(rq, http.StatusOK, v)
 }
 
-func (h *Handler) deleteRule(rq *rp.Request) error {
+func (h *provider) deleteRule(rq *rp.Request) error {
 	k := ruleKindOf(rq)
 	tenantID, err := rq.AuthorizeAt(k.del)
 	if err != nil {
@@ -411,7 +410,7 @@ func (h *Handler) deleteRule(rq *rp.Request) error {
 
 // listRuleKeys answers the rule's keys. Reading a secret is audited like
 // a change.
-func (h *Handler) listRuleKeys(rq *rp.Request) error {
+func (h *provider) listRuleKeys(rq *rp.Request) error {
 	k := ruleKindOf(rq)
 	tenantID, err := rq.AuthorizeAt(k.listKeys)
 	if err != nil {
@@ -435,7 +434,7 @@ func (h *Handler) listRuleKeys(rq *rp.Request) error {
 
 // regenerateRuleKeys replaces the primary or the secondary key with a new
 // random key, or with the key the body gives (a base64 256-bit key).
-func (h *Handler) regenerateRuleKeys(rq *rp.Request) error {
+func (h *provider) regenerateRuleKeys(rq *rp.Request) error {
 	k := ruleKindOf(rq)
 	tenantID, err := rq.AuthorizeAt(k.regenerate)
 	if err != nil {
@@ -456,7 +455,7 @@ func (h *Handler) regenerateRuleKeys(rq *rp.Request) error {
 	default:
 		return rp.BadRequest("The value '%s' of keyType is not valid: it must be 'PrimaryKey' or 'SecondaryKey'.", rp.SafeText(body.KeyType))
 	}
-	newKey := servicebus.NewRuleKey()
+	newKey := NewRuleKey()
 	if body.Key != nil && *body.Key != "" {
 		if raw, err := base64.StdEncoding.DecodeString(*body.Key); err != nil || len(raw) != 32 {
 			return rp.BadRequest("The key must be a base64-encoded 256-bit key (44 characters).")
@@ -470,7 +469,7 @@ func (h *Handler) regenerateRuleKeys(rq *rp.Request) error {
 			return err
 		}
 		rq.Target = res.ID
-		rights, primary, second, err := servicebus.OpenRule(h.kek, res)
+		rights, primary, second, err := OpenRule(h.kek, res)
 		if err != nil {
 			return rp.InternalError(err)
 		}
@@ -479,7 +478,7 @@ func (h *Handler) regenerateRuleKeys(rq *rp.Request) error {
 		} else {
 			primary = newKey
 		}
-		upd, err := h.ruleRecord(ruleKindOf(rq), ns, res.ID, res.Name, rights, primary, second)
+		upd, err := h.ruleRecord(rq, ruleKindOf(rq), ns, res.ID, res.Name, rights, primary, second)
 		if err != nil {
 			return err
 		}

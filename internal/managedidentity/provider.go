@@ -1,8 +1,12 @@
-package arm
-
+// Package managedidentity is Managed Identity's control plane:
 // Microsoft.ManagedIdentity/userAssignedIdentities and their
-// federatedIdentityCredentials.
-//
+// federatedIdentityCredentials, registered with Resource Manager's front
+// door (package arm) as a provider (Provider). The identities' data plane
+// is elsewhere: the directory holds them (package directory) and the
+// token service issues their tokens (package sts, the managed-identity
+// endpoint and federated credentials' token exchange).
+package managedidentity
+
 // The directory's managed identity (a service principal of type
 // ManagedIdentity whose alternativeNames hold the resource id) IS the
 // resource: PUT creates it through the directory, DELETE deletes it there,
@@ -28,10 +32,42 @@ import (
 
 const (
 	// targetIdentities is a userAssignedIdentities id or collection.
-	targetIdentities target = 110
+	targetIdentities rp.Target = 110
 	// targetIdentityCredentials is a federatedIdentityCredentials id or
 	// collection below an identity.
-	targetIdentityCredentials target = 111
+	targetIdentityCredentials rp.Target = 111
+)
+
+// Provider is Managed Identity's resource provider. The server registers
+// it with arm.Config.Providers.
+func Provider() *rp.Provider {
+	h := &provider{}
+	return &rp.Provider{Namespace: identityNamespace, Types: []rp.ResourceType{
+		{Name: "userAssignedIdentities", Listed: true, APIVersions: identityVersions, Locations: rp.AllRegions(), Capabilities: rp.TrackedCapabilities},
+		{Name: "userAssignedIdentities/federatedIdentityCredentials", APIVersions: ficVersions}},
+		Parse: identityPath, Serve: h.identities,
+		DeleteGroup: func(rq *rp.Request, _ store.Store, dir *directory.Service, g store.ResourceGroup) error {
+			return deleteGroupIdentities(rq, dir, g)
+		},
+		Unrecorded: unrecordedIdentities}
+}
+
+// provider serves the Microsoft.ManagedIdentity paths.
+type provider struct {
+	// ficWrites are the user-assigned identities whose federated
+	// credentials are being written (oneFICWriter).
+	ficWrites inFlight
+}
+
+// The api-versions, newest first: the published versions of the REST
+// spec (azure-rest-api-specs, specification/msi/resource-manager), which
+// include what the current SDK sends (armmsi v1.3.0: 2024-11-30) and what
+// Debian's az 2.45 sends (2022-01-31-preview).
+var (
+	identityVersions = []string{"2024-11-30", "2023-07-31-preview", "2023-01-31", "2022-01-31-preview", "2021-09-30-preview", "2018-11-30",
+		"2015-08-31-preview"}
+	// ficVersions: federated identity credentials came with 2022-01-31-preview.
+	ficVersions = []string{"2024-11-30", "2023-07-31-preview", "2023-01-31", "2022-01-31-preview"}
 )
 
 const (
@@ -52,25 +88,13 @@ func identityPath(segs []string) (rp.Path, bool, error) {
 }
 
 // identities serves the Microsoft.ManagedIdentity paths.
-func (h *Handler) identities(rq *rp.Request) error {
+func (h *provider) identities(rq *rp.Request) error {
 	if rq.Path.Target == targetIdentityCredentials {
 		return rp.ServeType(rq, rq.Path.Child == "", rp.TypeHandlers{List: h.listIdentityCredentials,
 			Get: h.getIdentityCredential, Put: h.putIdentityCredential, Delete: h.deleteIdentityCredential})
 	}
 	return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: h.listIdentities,
 		Get: h.getIdentity, Put: h.putIdentity, Delete: h.deleteIdentity})
-}
-
-// directoryError turns a directory refusal into ARM's shape: an invalid
-// request is 400, a conflict 409, anything else a 500.
-func directoryError(err error) error {
-	if msg, ok := directory.IsInvalid(err); ok {
-		return rp.BadRequest("%s", rp.SafeText(msg))
-	}
-	if msg, ok := directory.ConflictMessage(err); ok {
-		return rp.NewError(http.StatusConflict, "Conflict", "%s", rp.SafeText(msg))
-	}
-	return rp.InternalError(err)
 }
 
 // ---- wire shapes ----
@@ -157,12 +181,12 @@ func findIdentity(rq *rp.Request, dir *directory.Service, tenantID string) (*dir
 
 // ---- identities ----
 
-func (h *Handler) getIdentity(rq *rp.Request) error {
+func (h *provider) getIdentity(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionIdentityRead)
 	if err != nil {
 		return err
 	}
-	sp, res, err := findIdentity(rq, h.dir, tenantID)
+	sp, res, err := findIdentity(rq, rq.Directory(), tenantID)
 	if err != nil {
 		return err
 	}
@@ -171,12 +195,12 @@ func (h *Handler) getIdentity(rq *rp.Request) error {
 
 // listIdentities lists the user-assigned identities of a group or
 // subscription that the caller may read.
-func (h *Handler) listIdentities(rq *rp.Request) error {
+func (h *provider) listIdentities(rq *rp.Request) error {
 	tenantID, err := rq.ListTenant(actionIdentityRead)
 	if err != nil {
 		return err
 	}
-	sps, err := h.dir.ListManagedIdentities(rq.Ctx, tenantID)
+	sps, err := rq.Directory().ListManagedIdentities(rq.Ctx, tenantID)
 	if err != nil {
 		return rp.InternalError(err)
 	}
@@ -185,12 +209,12 @@ func (h *Handler) listIdentities(rq *rp.Request) error {
 	})
 	return rp.WriteReadable(rq, actionIdentityRead, sps, (*directory.ServicePrincipal).ManagedIdentityResourceID,
 		func(sp *directory.ServicePrincipal) (identityView, error) {
-			res, err := rp.RecordOf(rq, h.st, sp.ManagedIdentityResourceID())
+			res, err := rp.RecordOf(rq, rq.Store(), sp.ManagedIdentityResourceID())
 			return identityViewOf(tenantID, sp, res), err
 		})
 }
 
-func (h *Handler) putIdentity(rq *rp.Request) error {
+func (h *provider) putIdentity(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionIdentityWrite)
 	if err != nil {
 		return err
@@ -212,7 +236,7 @@ func (h *Handler) putIdentity(rq *rp.Request) error {
 	status := http.StatusOK
 	var out identityView
 	err = rq.Change(tenantID, func(tx store.Store, dir *directory.Service) error {
-		now := h.now().UTC()
+		now := rq.Now().UTC()
 		g, err := rp.PathGroup(rq, tx)
 		if err != nil {
 			return err
@@ -229,7 +253,7 @@ func (h *Handler) putIdentity(rq *rp.Request) error {
 			}
 			status = http.StatusCreated
 			if sp, err = dir.CreateUserAssignedIdentity(rq.Ctx, tenantID, g.Name, rq.Path.Name); err != nil {
-				return directoryError(err)
+				return rp.DirectoryError(err)
 			}
 		case err != nil:
 			return rp.InternalError(err)
@@ -258,7 +282,7 @@ func (h *Handler) putIdentity(rq *rp.Request) error {
 	return rp.WriteJSON(rq, status, out)
 }
 
-func (h *Handler) deleteIdentity(rq *rp.Request) error {
+func (h *provider) deleteIdentity(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionIdentityDelete)
 	if err != nil {
 		return err
@@ -319,12 +343,12 @@ func findParentIdentity(rq *rp.Request, dir *directory.Service, tenantID string)
 	return sp, rp.AsParent(err, identityType, rq.Path.Name)
 }
 
-func (h *Handler) getIdentityCredential(rq *rp.Request) error {
+func (h *provider) getIdentityCredential(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionFICRead)
 	if err != nil {
 		return err
 	}
-	sp, err := findParentIdentity(rq, h.dir, tenantID)
+	sp, err := findParentIdentity(rq, rq.Directory(), tenantID)
 	if err != nil {
 		return err
 	}
@@ -335,12 +359,12 @@ func (h *Handler) getIdentityCredential(rq *rp.Request) error {
 	return rp.WriteJSON(rq, http.StatusOK, ficViewOf(sp.ManagedIdentityResourceID(), f))
 }
 
-func (h *Handler) listIdentityCredentials(rq *rp.Request) error {
+func (h *provider) listIdentityCredentials(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionFICRead)
 	if err != nil {
 		return err
 	}
-	sp, err := findParentIdentity(rq, h.dir, tenantID)
+	sp, err := findParentIdentity(rq, rq.Directory(), tenantID)
 	if err != nil {
 		return err
 	}
@@ -386,7 +410,7 @@ func (f *inFlight) end(key string) {
 // #19968: recorded responses; templates must write them with batchSize 1).
 // The refusal names the identity's id in lower case, as Azure's does. It
 // returns the function that ends the write.
-func (h *Handler) oneFICWriter(rq *rp.Request) (func(), error) {
+func (h *provider) oneFICWriter(rq *rp.Request) (func(), error) {
 	id := strings.ToLower("/subscriptions/" + rq.Path.Sub + "/resourceGroups/" + rq.Path.RG + "/providers/" + identityNamespace + "/userAssignedIdentities/" + rq.Path.Name)
 	if !h.ficWrites.begin(id) {
 		return nil, rp.NewError(http.StatusConflict, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
@@ -395,7 +419,7 @@ func (h *Handler) oneFICWriter(rq *rp.Request) (func(), error) {
 	return func() { h.ficWrites.end(id) }, nil
 }
 
-func (h *Handler) putIdentityCredential(rq *rp.Request) error {
+func (h *provider) putIdentityCredential(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionFICWrite)
 	if err != nil {
 		return err
@@ -432,13 +456,13 @@ func (h *Handler) putIdentityCredential(rq *rp.Request) error {
 			status = http.StatusOK
 			f.Name = old.Name
 			if err := dir.RemoveIdentityFederatedCredential(rq.Ctx, tenantID, sp.ID, old.ID); err != nil {
-				return directoryError(err)
+				return rp.DirectoryError(err)
 			}
 		}
 		rq.Target = id + "/federatedIdentityCredentials/" + f.Name
 		added, err := dir.AddIdentityFederatedCredential(rq.Ctx, tenantID, sp.ID, f)
 		if err != nil {
-			return directoryError(err)
+			return rp.DirectoryError(err)
 		}
 		out = ficViewOf(id, added)
 		return nil
@@ -449,7 +473,7 @@ func (h *Handler) putIdentityCredential(rq *rp.Request) error {
 	return rp.WriteJSON(rq, status, out)
 }
 
-func (h *Handler) deleteIdentityCredential(rq *rp.Request) error {
+func (h *provider) deleteIdentityCredential(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionFICDelete)
 	if err != nil {
 		return err
@@ -470,8 +494,35 @@ func (h *Handler) deleteIdentityCredential(rq *rp.Request) error {
 		}
 		rq.Target = sp.ManagedIdentityResourceID() + "/federatedIdentityCredentials/" + f.Name
 		if err := dir.RemoveIdentityFederatedCredential(rq.Ctx, tenantID, sp.ID, f.ID); err != nil {
-			return directoryError(err)
+			return rp.DirectoryError(err)
 		}
 		return nil
 	})
+}
+
+// unrecordedIdentities are the tenant's user-assigned identities without a
+// generic record (those made through the operator API).
+func unrecordedIdentities(rq *rp.Request, tenantID string) ([]store.Resource, error) {
+	sps, err := rq.Directory().ListManagedIdentities(rq.Ctx, tenantID)
+	if err != nil {
+		return nil, rp.InternalError(err)
+	}
+	var out []store.Resource
+	for _, sp := range sps {
+		if !sp.IsUserAssigned() {
+			continue
+		}
+		id := sp.ManagedIdentityResourceID()
+		if _, err := rq.Store().GetResource(rq.Ctx, id); err == nil {
+			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
+			// A failed read is not "no record": listing it here too would
+			// show the identity twice.
+			return nil, rp.InternalError(err)
+		}
+		segs := strings.Split(strings.TrimPrefix(id, "/"), "/")
+		out = append(out, store.Resource{TenantID: tenantID, SubscriptionID: segs[1], ResourceGroup: rp.ResourceGroupOf(segs), ID: id,
+			Name: identityName(sp), Type: identityType, Created: sp.CreatedDateTime, Updated: sp.CreatedDateTime})
+	}
+	return out, nil
 }

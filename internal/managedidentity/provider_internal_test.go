@@ -1,4 +1,4 @@
-package arm
+package managedidentity
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ import (
 // 409; another identity's write is not held up; once the first ends, the
 // next goes through.
 func TestOneFICWriterPerIdentity(t *testing.T) {
-	h := &Handler{}
+	h := &provider{}
 	rq := func(name string) *rp.Request {
 		return &rp.Request{Path: rp.Path{Sub: "8d2b4ea3-0c39-4c7e-9c6e-0f1f5d6f1e2a", RG: "Apps", Name: name}}
 	}

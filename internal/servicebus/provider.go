@@ -1,9 +1,10 @@
-package arm
+package servicebus
 
 // Microsoft.ServiceBus/namespaces and namespaces/queues: the management
-// plane. The messaging data plane is package servicebus, which reads a
-// queue's settings through QueueLimits and whose store supplies the
-// message counts of a queue GET.
+// plane (control plane), registered with Resource Manager's front door as
+// a provider (Provider). The messaging data plane of this package reads a
+// queue's settings through QueueLimits; the store supplies the message
+// counts of a queue GET.
 //
 // Both are generic ARM Resources. A namespace's name is global: no two
 // namespaces of any tenant share it (case-insensitively). A queue's id
@@ -31,14 +32,56 @@ import (
 
 const (
 	// targetSBNamespaces is a namespaces id or collection.
-	targetSBNamespaces target = 120
+	targetSBNamespaces rp.Target = 120
 	// targetSBQueues is a queues id or collection below a namespace.
-	targetSBQueues target = 121
+	targetSBQueues rp.Target = 121
 	// targetSBNamespaceRules and targetSBQueueRules are the authorization
-	// rules of a namespace and of a queue (servicebus_sas.go).
-	targetSBNamespaceRules target = 122
-	targetSBQueueRules     target = 123
+	// rules of a namespace and of a queue (provider_rules.go).
+	targetSBNamespaceRules rp.Target = 122
+	targetSBQueueRules     rp.Target = 123
+	// targetSBCheckName is POST /subscriptions/{sub}/providers/Microsoft.ServiceBus/CheckNameAvailability.
+	targetSBCheckName rp.Target = 124
 )
+
+// actionSBCheckName is the action Azure's operations list names for the
+// name check ("checkNameAvailability/action"): it takes Contributor.
+const actionSBCheckName = "Microsoft.ServiceBus/checkNameAvailability/action"
+
+// Provider is Service Bus's control plane as a resource provider of
+// Resource Manager's front door (package arm): namespaces, queues, their
+// SAS authorization rules (with listKeys and regenerateKeys) and
+// checkNameAvailability. kek (32 bytes) seals the rules' keys; without it
+// no rule is created and the rule operations are refused. The server
+// registers it with arm.Config.Providers.
+func Provider(kek []byte) *rp.Provider {
+	if len(kek) != 0 && len(kek) != 32 {
+		panic("servicebus: the provider's KEK must be 32 bytes")
+	}
+	h := &provider{kek: kek}
+	return &rp.Provider{Namespace: sbNamespace, Types: []rp.ResourceType{
+		{Name: "namespaces", Listed: true, View: func(res store.Resource) (any, error) { return namespaceViewOf(res) },
+			APIVersions: serviceBusVersions, Locations: rp.AllRegions(), Capabilities: rp.TrackedCapabilities},
+		{Name: "namespaces/queues", APIVersions: serviceBusVersions},
+		{Name: "namespaces/authorizationRules", APIVersions: serviceBusVersions},
+		{Name: "namespaces/queues/authorizationRules", APIVersions: serviceBusVersions},
+		{Name: "checkNameAvailability", APIVersions: serviceBusVersions}},
+		Parse: serviceBusPath, Serve: h.serviceBus}
+}
+
+// provider serves the Microsoft.ServiceBus paths.
+type provider struct {
+	// kek seals the keys of the authorization rules.
+	kek []byte
+}
+
+// serviceBusVersions are Microsoft.ServiceBus's api-versions, newest
+// first: the published versions of its REST spec (azure-rest-api-specs,
+// specification/servicebus/resource-manager), which include what the
+// current SDKs send (armservicebus v1 2021-11-01 and v2
+// 2022-10-01-preview) and what Debian's az 2.45 sends
+// (2022-01-01-preview).
+var serviceBusVersions = []string{"2024-01-01", "2023-01-01-preview", "2022-10-01-preview", "2022-01-01-preview", "2021-11-01",
+	"2021-06-01-preview", "2021-01-01-preview", "2018-01-01-preview", "2017-04-01", "2015-08-01"}
 
 const (
 	sbNamespace         = "Microsoft.ServiceBus"
@@ -54,8 +97,8 @@ const (
 
 // serviceBusPath recognises the Microsoft.ServiceBus paths.
 func serviceBusPath(segs []string) (rp.Path, bool, error) {
-	if ap, ok, err := checkNamePath(segs, sbNamespace, targetSBCheckName); ok {
-		return ap, true, err // checkname.go
+	if ap, ok, err := rp.ParseCheckNamePath(segs, sbNamespace, targetSBCheckName); ok {
+		return ap, true, err
 	}
 	if ap, ok, err := sbRulePath(segs); ok {
 		return ap, true, err
@@ -64,7 +107,7 @@ func serviceBusPath(segs []string) (rp.Path, bool, error) {
 }
 
 // serviceBus serves the Microsoft.ServiceBus paths.
-func (h *Handler) serviceBus(rq *rp.Request) error {
+func (h *provider) serviceBus(rq *rp.Request) error {
 	if rq.Path.Target == targetSBCheckName {
 		return h.sbCheckName(rq)
 	}
@@ -462,12 +505,12 @@ func findQueue(rq *rp.Request, st store.Store, tenantID string) (store.Resource,
 
 // ---- namespaces ----
 
-func (h *Handler) getNamespace(rq *rp.Request) error {
+func (h *provider) getNamespace(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionSBNamespaceRd)
 	if err != nil {
 		return err
 	}
-	res, err := findNamespace(rq, h.st, tenantID)
+	res, err := findNamespace(rq, rq.Store(), tenantID)
 	if err != nil {
 		return err
 	}
@@ -478,12 +521,12 @@ func (h *Handler) getNamespace(rq *rp.Request) error {
 	return rp.WriteJSON(rq, http.StatusOK, v)
 }
 
-func (h *Handler) listNamespaces(rq *rp.Request) error {
+func (h *provider) listNamespaces(rq *rp.Request) error {
 	tenantID, err := rq.ListTenant(actionSBNamespaceRd)
 	if err != nil {
 		return err
 	}
-	rs, err := h.st.ListResources(rq.Ctx, store.ResourceQuery{SubscriptionID: rq.Path.Sub, ResourceGroup: rq.Path.RG, Type: sbNamespaceType})
+	rs, err := rq.Store().ListResources(rq.Ctx, store.ResourceQuery{SubscriptionID: rq.Path.Sub, ResourceGroup: rq.Path.RG, Type: sbNamespaceType})
 	if err != nil {
 		return rp.InternalError(err)
 	}
@@ -495,7 +538,7 @@ func namespaceExists(name string) error {
 	return rp.NewError(http.StatusConflict, "Conflict", "The namespace name '%s' is already in use. Namespace names are globally unique, so it is possible that the name is already taken.", rp.SafeText(name))
 }
 
-func (h *Handler) putNamespace(rq *rp.Request) error {
+func (h *provider) putNamespace(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionSBNamespaceWr)
 	if err != nil {
 		return err
@@ -542,7 +585,7 @@ func (h *Handler) putNamespace(rq *rp.Request) error {
 	status := http.StatusOK
 	var out store.Resource
 	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
-		now := h.now().UTC()
+		now := rq.Now().UTC()
 		g, err := rp.PathGroup(rq, tx)
 		if err != nil {
 			return err
@@ -601,7 +644,7 @@ func namespaceNameTaken(rq *rp.Request, tx store.Store, name string) (bool, erro
 	return len(rs) > 0, nil
 }
 
-func (h *Handler) deleteNamespace(rq *rp.Request) error {
+func (h *provider) deleteNamespace(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionSBNamespaceDl)
 	if err != nil {
 		return err
@@ -618,12 +661,12 @@ func (h *Handler) deleteNamespace(rq *rp.Request) error {
 
 // ---- queues ----
 
-func (h *Handler) getQueue(rq *rp.Request) error {
+func (h *provider) getQueue(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionSBQueueRead)
 	if err != nil {
 		return err
 	}
-	_, q, err := findQueue(rq, h.st, tenantID)
+	_, q, err := findQueue(rq, rq.Store(), tenantID)
 	if err != nil {
 		return err
 	}
@@ -636,12 +679,12 @@ func (h *Handler) getQueue(rq *rp.Request) error {
 
 // queueViewWithCounts is queueViewOf with the message counts and size
 // that the data plane's store keeps.
-func (h *Handler) queueViewWithCounts(rq *rp.Request, res store.Resource) (queueView, error) {
+func (h *provider) queueViewWithCounts(rq *rp.Request, res store.Resource) (queueView, error) {
 	v, err := queueViewOf(res)
 	if err != nil {
 		return v, err
 	}
-	st, err := h.st.QueueStats(rq.Ctx, res.ID, h.now())
+	st, err := rq.Store().QueueStats(rq.Ctx, res.ID, rq.Now())
 	if err != nil {
 		return v, rp.InternalError(err)
 	}
@@ -750,17 +793,17 @@ func QueueLimits(res store.Resource) (store.QueueLimits, error) {
 	return lim, nil
 }
 
-func (h *Handler) listQueues(rq *rp.Request) error {
+func (h *provider) listQueues(rq *rp.Request) error {
 	tenantID, err := rq.ScopeTenant()
 	if err != nil {
 		return err
 	}
 	rq.Action = actionSBQueueRead
-	ns, err := findParentNamespace(rq, h.st, tenantID)
+	ns, err := findParentNamespace(rq, rq.Store(), tenantID)
 	if err != nil {
 		return err
 	}
-	rs, err := h.st.ListResources(rq.Ctx, store.ResourceQuery{SubscriptionID: ns.SubscriptionID, Type: sbQueueType, IDPrefix: ns.ID})
+	rs, err := rq.Store().ListResources(rq.Ctx, store.ResourceQuery{SubscriptionID: ns.SubscriptionID, Type: sbQueueType, IDPrefix: ns.ID})
 	if err != nil {
 		return rp.InternalError(err)
 	}
@@ -881,7 +924,7 @@ func (p *queueBodyProps) checkFixed() error {
 	return nil
 }
 
-func (h *Handler) putQueue(rq *rp.Request) error {
+func (h *provider) putQueue(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionSBQueueWrite)
 	if err != nil {
 		return err
@@ -904,7 +947,7 @@ func (h *Handler) putQueue(rq *rp.Request) error {
 	status := http.StatusOK
 	var out store.Resource
 	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
-		now := h.now().UTC()
+		now := rq.Now().UTC()
 		ns, err := findParentNamespace(rq, tx, tenantID)
 		if err != nil {
 			return err
@@ -964,7 +1007,7 @@ func (h *Handler) putQueue(rq *rp.Request) error {
 	return rp.WriteJSON(rq, status, v)
 }
 
-func (h *Handler) deleteQueue(rq *rp.Request) error {
+func (h *provider) deleteQueue(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionSBQueueDelete)
 	if err != nil {
 		return err
@@ -977,4 +1020,72 @@ func (h *Handler) deleteQueue(rq *rp.Request) error {
 		rq.Target = q.ID
 		return rp.DeleteRecord(rq, tx, q.ID)
 	})
+}
+
+// sbCheckName answers Namespaces - Check Name Availability (Service Bus
+// REST, 2021-11-01): the body {"name"}; 200 {"nameAvailable", "reason":
+// None, InvalidName or NameInUse, "message"}.
+func (h *provider) sbCheckName(rq *rp.Request) error {
+	if rq.R.Method != http.MethodPost {
+		return rp.MethodNotAllowed(rq.R.Method)
+	}
+	if _, err := rq.AuthorizeAt(actionSBCheckName); err != nil {
+		return err
+	}
+	var body struct {
+		Name *string `json:"name"`
+	}
+	if err := rp.ReadBody(rq, &body); err != nil {
+		return err
+	}
+	if body.Name == nil {
+		return rp.BadRequest("The request body must have 'name'.")
+	}
+	type answer struct {
+		NameAvailable bool   `json:"nameAvailable"`
+		Reason        string `json:"reason"`
+		Message       string `json:"message"`
+	}
+	name := *body.Name
+	if !validNamespaceName(name) {
+		return rp.WriteJSON(rq, http.StatusOK, answer{Reason: "InvalidName",
+			Message: "The specified name is not valid: a namespace name must be 6 to 50 letters, digits or hyphens, start with a letter and end with a letter or digit."})
+	}
+	taken, err := namespaceNameTaken(rq, rq.Store(), name)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return rp.WriteJSON(rq, http.StatusOK, answer{Reason: "NameInUse",
+			Message: "The specified name is not available. Namespace names are globally unique, so it is possible that the name is already taken."})
+	}
+	return rp.WriteJSON(rq, http.StatusOK, answer{NameAvailable: true, Reason: "None"})
+}
+
+// ---- what a managed application's deployment spec checks ----
+
+// QueueBody is the properties of a queue's PUT body (Queues - Create Or
+// Update), as a managed application's deployment spec carries them.
+type QueueBody = queueBodyProps
+
+// ValidNamespaceName reports whether s may name a namespace: 6 to 50
+// letters, digits and hyphens, starting with a letter and ending with a
+// letter or digit.
+func ValidNamespaceName(s string) bool { return validNamespaceName(s) }
+
+// ValidQueueName reports whether s may name a queue.
+func ValidQueueName(s string) bool { return validQueueName(s) }
+
+// SkuTier is the tier of a namespace sku's name: Basic, Standard (the
+// default) or Premium.
+func SkuTier(name string) string { return skuTier(name) }
+
+// CheckQueueBody refuses, as a queue PUT in a namespace of the tier would
+// (an rp.Error), properties that PUT refuses.
+func CheckQueueBody(tier string, p *QueueBody) error {
+	s, err := queueSettingsOf(p)
+	if err != nil {
+		return err
+	}
+	return s.forTier(skuTier(tier), p)
 }

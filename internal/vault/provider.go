@@ -1,7 +1,8 @@
-package arm
+package vault
 
-// Microsoft.KeyVault/vaults: the management plane of the vaults whose
-// secrets package vault serves.
+// Microsoft.KeyVault/vaults: the management plane (control plane) of the
+// vaults whose secrets and keys this package serves, registered with
+// Resource Manager's front door as a provider (Provider).
 //
 // A vault is kept twice, in one transaction: as the store's Vault (global
 // name, tenant, retention; what the secrets data plane reads on every
@@ -15,7 +16,7 @@ package arm
 // delete (deletedVaults) is not implemented: DELETE removes the vault and
 // its secrets for good. A PUT on an existing vault replaces its tags and
 // sku and follows Azure's rules for the soft-delete settings (package
-// vault: vault.UpdateVault): softDeleteRetentionInDays is set once, at
+// vault: UpdateVault): softDeleteRetentionInDays is set once, at
 // creation, and may only be restated; enablePurgeProtection may be turned
 // on at any time and never off (false is refused, as Azure refuses it).
 
@@ -30,11 +31,40 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/store"
-	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
 
-// targetVaults is a Microsoft.KeyVault/vaults id or collection.
-const targetVaults target = 100
+// Provider is Key Vault's control plane as a resource provider of
+// Resource Manager's front door (package arm): Microsoft.KeyVault/vaults
+// and checkNameAvailability. The server registers it with arm.Config.Providers.
+func Provider() *rp.Provider {
+	return &rp.Provider{Namespace: "Microsoft.KeyVault", Types: []rp.ResourceType{
+		{Name: "vaults", Listed: true, APIVersions: keyVaultVersions, Locations: rp.AllRegions(), Capabilities: rp.TrackedCapabilities},
+		{Name: "checkNameAvailability", APIVersions: keyVaultVersions}},
+		Parse: vaultPath, Serve: vaults,
+		DeleteGroup: func(rq *rp.Request, tx store.Store, _ *directory.Service, g store.ResourceGroup) error {
+			return deleteGroupVaults(rq, tx, g)
+		}}
+}
+
+// keyVaultVersions are Microsoft.KeyVault's api-versions, newest first:
+// the published versions of its REST spec (azure-rest-api-specs,
+// specification/keyvault/resource-manager), which include what the
+// current SDK sends (armkeyvault v1.5.0: 2024-11-01) and what Debian's az
+// 2.45 sends (2022-07-01).
+var keyVaultVersions = []string{"2024-11-01", "2023-07-01", "2023-02-01", "2022-11-01", "2022-07-01", "2021-10-01", "2019-09-01",
+	"2018-02-14", "2016-10-01", "2015-06-01"}
+
+// The provider's targets (rp.Path.Target).
+const (
+	// targetVaults is a Microsoft.KeyVault/vaults id or collection.
+	targetVaults rp.Target = 100
+	// targetVaultCheckName is POST /subscriptions/{sub}/providers/Microsoft.KeyVault/checkNameAvailability.
+	targetVaultCheckName rp.Target = 101
+)
+
+// actionVaultCheckName is the action Azure's operations list names for
+// the name check ("checkNameAvailability/read"): Reader may ask.
+const actionVaultCheckName = "Microsoft.KeyVault/checkNameAvailability/read"
 
 const (
 	vaultType         = "Microsoft.KeyVault/vaults"
@@ -77,8 +107,8 @@ func parseVaultPath(segs []string) (rp.Path, bool) {
 // the subscription (subscription list), the group (group list) or the
 // vault's id.
 func vaultPath(segs []string) (rp.Path, bool, error) {
-	if ap, ok, err := checkNamePath(segs, "Microsoft.KeyVault", targetVaultCheckName); ok {
-		return ap, true, err // checkname.go
+	if ap, ok, err := rp.ParseCheckNamePath(segs, "Microsoft.KeyVault", targetVaultCheckName); ok {
+		return ap, true, err
 	}
 	ap, ok := parseVaultPath(segs)
 	if !ok {
@@ -100,11 +130,11 @@ func vaultPath(segs []string) (rp.Path, bool, error) {
 }
 
 // vaults serves the Microsoft.KeyVault/vaults paths.
-func (h *Handler) vaults(rq *rp.Request) error {
+func vaults(rq *rp.Request) error {
 	if rq.Path.Target == targetVaultCheckName {
-		return h.vaultCheckName(rq)
+		return vaultCheckName(rq)
 	}
-	return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: h.listVaults, Get: h.getVault, Put: h.putVault, Delete: h.deleteVault})
+	return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: listVaults, Get: getVault, Put: putVault, Delete: deleteVault})
 }
 
 // ---- wire shapes ----
@@ -155,7 +185,7 @@ func vaultURI(r *http.Request, name string) string {
 	return "https://" + strings.ToLower(name) + ".vault." + domain + "/"
 }
 
-func (h *Handler) vaultViewOf(rq *rp.Request, v store.Vault, res *store.Resource) vaultView {
+func vaultViewOf(rq *rp.Request, v store.Vault, res *store.Resource) vaultView {
 	sku := vaultSku{Family: "A", Name: "standard"}
 	tags := map[string]string{}
 	if res != nil {
@@ -205,44 +235,44 @@ func findVault(rq *rp.Request, st store.Store, tenantID string) (store.Vault, *s
 
 // ---- operations ----
 
-func (h *Handler) getVault(rq *rp.Request) error {
+func getVault(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionVaultRead)
 	if err != nil {
 		return err
 	}
-	v, res, err := findVault(rq, h.st, tenantID)
+	v, res, err := findVault(rq, rq.Store(), tenantID)
 	if err != nil {
 		return err
 	}
-	return rp.WriteJSON(rq, http.StatusOK, h.vaultViewOf(rq, v, res))
+	return rp.WriteJSON(rq, http.StatusOK, vaultViewOf(rq, v, res))
 }
 
 // listVaults lists the vaults of a group or subscription that the caller
 // may read.
-func (h *Handler) listVaults(rq *rp.Request) error {
+func listVaults(rq *rp.Request) error {
 	tenantID, err := rq.ListTenant(actionVaultRead)
 	if err != nil {
 		return err
 	}
-	vs, err := h.st.ListVaults(rq.Ctx, tenantID)
+	vs, err := rq.Store().ListVaults(rq.Ctx, tenantID)
 	if err != nil {
 		return rp.InternalError(err)
 	}
 	vs = slices.DeleteFunc(vs, func(v store.Vault) bool { return !vaultIn(v, rq.Path.Sub, rq.Path.RG) })
 	return rp.WriteReadable(rq, actionVaultRead, vs, func(v store.Vault) string { return v.ResourceID },
 		func(v store.Vault) (vaultView, error) {
-			res, err := rp.RecordOf(rq, h.st, v.ResourceID)
-			return h.vaultViewOf(rq, v, res), err
+			res, err := rp.RecordOf(rq, rq.Store(), v.ResourceID)
+			return vaultViewOf(rq, v, res), err
 		})
 }
 
-func (h *Handler) putVault(rq *rp.Request) error {
+func putVault(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionVaultWrite)
 	if err != nil {
 		return err
 	}
 	name := rq.Path.Name
-	if !vault.ValidName(name) {
+	if !ValidName(name) {
 		return rp.NewError(http.StatusBadRequest, "VaultNameNotValid",
 			"The vault name '%s' is invalid. A vault's name must be between 3-24 alphanumeric characters. The name must begin with a letter, end with a letter or digit, and not contain consecutive hyphens.", rp.SafeText(name))
 	}
@@ -285,7 +315,7 @@ func (h *Handler) putVault(rq *rp.Request) error {
 	if p.EnableSoftDelete != nil && !*p.EnableSoftDelete {
 		return rp.BadRequest("Soft delete cannot be disabled: enableSoftDelete must be true.")
 	}
-	days, purge, err := vault.CreationSettings(p.SoftDeleteRetentionInDays, p.EnablePurgeProtection)
+	days, purge, err := CreationSettings(p.SoftDeleteRetentionInDays, p.EnablePurgeProtection)
 	if err != nil {
 		return vaultRuleError(err)
 	}
@@ -298,7 +328,7 @@ func (h *Handler) putVault(rq *rp.Request) error {
 	var out store.Vault
 	var outRes store.Resource
 	err = rq.Change(tenantID, func(tx store.Store, _ *directory.Service) error {
-		now := h.now().UTC()
+		now := rq.Now().UTC()
 		g, err := rp.PathGroup(rq, tx)
 		if err != nil {
 			return err
@@ -328,8 +358,8 @@ func (h *Handler) putVault(rq *rp.Request) error {
 				return rp.NewError(http.StatusBadRequest, "LocationNotAvailableForResourceType", "The vault '%s' exists in location '%s'; a vault cannot be moved to '%s'.", v.Name, v.Location, rp.SafeText(location))
 			}
 			// An update: the retention may only be restated, purge
-			// protection only turned on (vault.ApplyUpdate).
-			v, err = vault.UpdateVault(rq.Ctx, tx, tenantID, v.Name, vault.VaultUpdate{
+			// protection only turned on (ApplyUpdate).
+			v, err = UpdateVault(rq.Ctx, tx, tenantID, v.Name, VaultUpdate{
 				SoftDeleteRetentionDays: p.SoftDeleteRetentionInDays, EnablePurgeProtection: p.EnablePurgeProtection})
 			if err != nil {
 				return vaultRuleError(err)
@@ -346,13 +376,13 @@ func (h *Handler) putVault(rq *rp.Request) error {
 	if err != nil {
 		return err
 	}
-	return rp.WriteJSON(rq, status, h.vaultViewOf(rq, out, &outRes))
+	return rp.WriteJSON(rq, status, vaultViewOf(rq, out, &outRes))
 }
 
 // vaultRuleError answers a refusal of the vault package's rules as Key
 // Vault's resource provider does: 400 BadRequest with Azure's message.
 func vaultRuleError(err error) error {
-	var re *vault.RuleError
+	var re *RuleError
 	if errors.As(err, &re) {
 		return rp.BadRequest("%s", re.Message)
 	}
@@ -364,7 +394,7 @@ func vaultExists(name string) error {
 		"The vault name '%s' is already in use. Vault names are globally unique so it is possible that the name is already taken.", rp.SafeText(name))
 }
 
-func (h *Handler) deleteVault(rq *rp.Request) error {
+func deleteVault(rq *rp.Request) error {
 	tenantID, err := rq.AuthorizeAt(actionVaultDelete)
 	if err != nil {
 		return err
@@ -403,4 +433,47 @@ func deleteGroupVaults(rq *rp.Request, tx store.Store, g store.ResourceGroup) er
 		}
 	}
 	return nil
+}
+
+// vaultCheckName answers Vaults - Check Name Availability (Key Vault REST,
+// 2023-07-01): the body {"name", "type": "Microsoft.KeyVault/vaults"};
+// 200 {"nameAvailable": true}, or false with reason AccountNameInvalid or
+// AlreadyExists and Key Vault's message.
+func vaultCheckName(rq *rp.Request) error {
+	if rq.R.Method != http.MethodPost {
+		return rp.MethodNotAllowed(rq.R.Method)
+	}
+	if _, err := rq.AuthorizeAt(actionVaultCheckName); err != nil {
+		return err
+	}
+	var body struct {
+		Name *string `json:"name"`
+		Type *string `json:"type"`
+	}
+	if err := rp.ReadBody(rq, &body); err != nil {
+		return err
+	}
+	if body.Name == nil || body.Type == nil {
+		return rp.BadRequest("The request body must have 'name' and 'type'.")
+	}
+	if !strings.EqualFold(*body.Type, vaultType) {
+		return rp.BadRequest("The type '%s' is not valid: it must be '%s'.", rp.SafeText(*body.Type), vaultType)
+	}
+	type answer struct {
+		NameAvailable bool   `json:"nameAvailable"`
+		Reason        string `json:"reason,omitempty"`
+		Message       string `json:"message,omitempty"`
+	}
+	name := *body.Name
+	if !ValidName(name) {
+		return rp.WriteJSON(rq, http.StatusOK, answer{Reason: "AccountNameInvalid", Message: "Vault name must only contain alphanumeric characters and dashes and cannot start with a number."})
+	}
+	switch _, err := rq.Store().GetVault(rq.Ctx, name); {
+	case err == nil:
+		return rp.WriteJSON(rq, http.StatusOK, answer{Reason: "AlreadyExists",
+			Message: "The vault name '" + name + "' is already in use. Vault names are globally unique so it is possible that the name is already taken."})
+	case !errors.Is(err, store.ErrNotFound):
+		return rp.InternalError(err)
+	}
+	return rp.WriteJSON(rq, http.StatusOK, answer{NameAvailable: true})
 }

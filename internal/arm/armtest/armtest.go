@@ -1,0 +1,266 @@
+// Package armtest starts Resource Manager's real front door (package arm)
+// with the real providers of the services (Key Vault, Service Bus,
+// Managed Identity, and Solutions from arm itself) for tests: a store,
+// the directory, the token service and Resource Manager behind one TLS
+// listener routed by host (package testenv), reached by Azure's names. It
+// runs a test on every store the environment offers (SQLite always,
+// PostgreSQL when TENANTBRIDGE_TEST_POSTGRES_DSN is set), so that a
+// provider's tests in its own package exercise it exactly as the server
+// wires it.
+package armtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	azarm "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/tenantbridge/tenantbridge/internal/arm"
+	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
+	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/managedidentity"
+	"github.com/tenantbridge/tenantbridge/internal/rbac"
+	"github.com/tenantbridge/tenantbridge/internal/servicebus"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
+	"github.com/tenantbridge/tenantbridge/internal/vault"
+)
+
+// The hosts tests reach, by Azure's names.
+const (
+	ARMBase   = "https://management.azure.com"
+	LoginBase = "https://login.microsoftonline.com"
+)
+
+// Providers are the services' providers as the server registers them
+// (internal/server); kek seals Service Bus rule keys (nil: no rules).
+func Providers(kek []byte) []*rp.Provider {
+	return []*rp.Provider{vault.Provider(), managedidentity.Provider(), servicebus.Provider(kek)}
+}
+
+// Env is one running environment: the real thing (testenv) with Resource
+// Manager and the tenants Contoso and Fabrikam.
+type Env struct {
+	T      *testing.T
+	Ctx    context.Context
+	St     store.Store
+	Dir    *directory.Service
+	Srv    *httptest.Server
+	Client *http.Client
+	Base   *testenv.Env
+
+	Contoso, Fabrikam *directory.TenantBootstrap
+	// Notified counts the calls of arm.Config.Notify.
+	Notified *atomic.Int64
+}
+
+// Options change the environment a test starts.
+type Options struct {
+	// PageSize pages lists at this many items (arm.Config.PageSize).
+	PageSize int
+	// KEK, when true, gives Service Bus a key-encryption key so that
+	// authorization rules are served.
+	KEK bool
+}
+
+// ForEachStore runs fn with a new environment on every store.
+func ForEachStore(t *testing.T, fn func(t *testing.T, e *Env)) { ForEachStoreWith(t, Options{}, fn) }
+
+// ForEachStoreWith is ForEachStore with options.
+func ForEachStoreWith(t *testing.T, o Options, fn func(t *testing.T, e *Env)) {
+	storetest.ForEach(t, func(t *testing.T, st store.Store) { fn(t, New(t, st, o)) })
+}
+
+// New starts an environment on st.
+func New(t *testing.T, st store.Store, o Options) *Env {
+	t.Helper()
+	b := testenv.New(t, st, testenv.LoginHosts("login.microsoftonline.com"), testenv.LoginURL(LoginBase))
+	e := &Env{T: t, Ctx: context.Background(), St: st, Dir: b.Dir, Srv: b.Server, Client: b.Client(), Base: b, Notified: new(atomic.Int64)}
+	var kek []byte
+	if o.KEK {
+		kek = make([]byte, 32)
+		_, _ = rand.Read(kek)
+	}
+	h := arm.New(arm.Config{Directory: e.Dir, Store: st, RBAC: rbac.New(st, e.Dir), Verifier: b.Verifier, Audit: b.Audit, Logger: b.Logger, PageSize: o.PageSize,
+		TokenMinter: b.STS, Notify: func() { e.Notified.Add(1) }, Providers: Providers(kek)})
+	b.Route(func(r *http.Request) http.Handler {
+		if strings.HasPrefix(r.Host, "management.") {
+			return h
+		}
+		return nil
+	})
+	e.Contoso, e.Fabrikam = b.Tenants(t)
+	return e
+}
+
+// Must fails the test on an error.
+var Must = testenv.Must
+
+// Sub is Contoso's subscription's id (/subscriptions/{id}).
+func Sub(e *Env) string { return "/subscriptions/" + e.Contoso.Tenant.SubscriptionID }
+
+// TokenFor gets an app-only token from the real token endpoint.
+func (e *Env) TokenFor(tenantID, clientID, secret, scope string) string {
+	e.T.Helper()
+	return e.Base.Token(e.T, tenantID, clientID, secret, scope)
+}
+
+// ARMToken is an app-only token for Resource Manager.
+func (e *Env) ARMToken(tenantID, clientID, secret string) string {
+	return e.TokenFor(tenantID, clientID, secret, "https://management.azure.com/.default")
+}
+
+// AdminToken is a Resource Manager token of the tenant's admin application
+// (Owner of its subscription).
+func (e *Env) AdminToken(tb *directory.TenantBootstrap) string {
+	return e.ARMToken(tb.Tenant.ID, tb.Admin.AppID, tb.AdminSecret.SecretText)
+}
+
+// App is a registered application with a service principal and a secret.
+type App struct {
+	App    *directory.Application
+	SP     *directory.ServicePrincipal
+	Secret string
+}
+
+// NewApp registers an application in the tenant.
+func (e *Env) NewApp(tenantID, name string, multiTenant bool) App {
+	e.T.Helper()
+	a := directory.Application{DisplayName: name}
+	if multiTenant {
+		a.SignInAudience = directory.AudienceMultipleOrgs
+	}
+	created, err := e.Dir.CreateApplication(e.Ctx, tenantID, a)
+	Must(e.T, err)
+	sp, err := e.Dir.CreateServicePrincipal(e.Ctx, tenantID, created.AppID)
+	Must(e.T, err)
+	cred, err := e.Dir.AddApplicationPassword(e.Ctx, tenantID, created.ID, "test", time.Time{}, time.Time{})
+	Must(e.T, err)
+	return App{App: created, SP: sp, Secret: cred.SecretText}
+}
+
+// ARMOptions are the unmodified SDK's options but the transport, which
+// reaches the test server by Azure's names, and no retries.
+func (e *Env) ARMOptions() *azarm.ClientOptions {
+	return &azarm.ClientOptions{ClientOptions: policy.ClientOptions{Transport: e.Client, Cloud: cloud.AzurePublic,
+		Retry: policy.RetryOptions{MaxRetries: -1}}}
+}
+
+// Credential is azidentity's client-secret credential against the test
+// server's token endpoint.
+func (e *Env) Credential(tenantID, clientID, secret string) azcore.TokenCredential {
+	e.T.Helper()
+	cred, err := azidentity.NewClientSecretCredential(tenantID, clientID, secret, &azidentity.ClientSecretCredentialOptions{
+		ClientOptions:            policy.ClientOptions{Transport: e.Client, Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: LoginBase + "/"}},
+		DisableInstanceDiscovery: true,
+	})
+	Must(e.T, err)
+	return cred
+}
+
+// Response is an ARM answer, read whole.
+type Response struct {
+	Status int
+	Header http.Header
+	Raw    []byte
+	Doc    map[string]any
+}
+
+// Code is the error's code.
+func (r Response) Code() string {
+	errObj, _ := r.Doc["error"].(map[string]any)
+	c, _ := errObj["code"].(string)
+	return c
+}
+
+// Message is the error's message.
+func (r Response) Message() string {
+	errObj, _ := r.Doc["error"].(map[string]any)
+	c, _ := errObj["message"].(string)
+	return c
+}
+
+// Call sends a request to ARM; path may hold its own query, to which the
+// api-version of the path's namespace is added.
+func (e *Env) Call(token, method, path string, body any) Response {
+	e.T.Helper()
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return e.Raw(token, method, path+sep+"api-version="+testenv.ARMAPIVersion(path), body)
+}
+
+// Raw sends a request to ARM as it is; body is nil, a string or a value
+// sent as JSON.
+func (e *Env) Raw(token, method, pathAndQuery string, body any) Response {
+	e.T.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		Must(e.T, err)
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, ARMBase+pathAndQuery, rd)
+	Must(e.T, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := e.Client.Do(req)
+	Must(e.T, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	Must(e.T, err)
+	out := Response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, &out.Doc); err != nil {
+			e.T.Fatalf("%s %s: body is not a JSON object: %s", method, pathAndQuery, raw)
+		}
+	}
+	return out
+}
+
+// Want fails the test unless r has the status and (if not empty) the
+// error code.
+func (e *Env) Want(r Response, status int, code string) {
+	e.T.Helper()
+	if r.Status != status || (code != "" && r.Code() != code) {
+		e.T.Fatalf("got %d %s, want %d %s: %s", r.Status, r.Code(), status, code, r.Raw)
+	}
+}
+
+// VaultBody is a vault's PUT body in the tenant (standard sku, RBAC
+// permission model) with props added to its properties.
+func VaultBody(tenantID string, props map[string]any) map[string]any {
+	p := map[string]any{"tenantId": tenantID, "sku": map[string]any{"family": "A", "name": "standard"}, "enableRbacAuthorization": true}
+	for k, v := range props {
+		p[k] = v
+	}
+	return map[string]any{"location": "West Europe", "properties": p}
+}
+
+// NamespaceBody is a Standard Service Bus namespace's PUT body.
+func NamespaceBody() map[string]any {
+	return map[string]any{"location": "westeurope", "sku": map[string]any{"name": "Standard"}}
+}
