@@ -88,6 +88,11 @@ type Handler struct {
 	pages  map[string]*template.Template
 	static fs.FS
 
+	// heavy bounds the graph and audit computations running at once: a
+	// graph of a provider with many customers, or a long audit log, costs
+	// many store reads, and reloading must not multiply that.
+	heavy chan struct{}
+
 	mu      sync.Mutex
 	streams map[string]int                    // open audit streams per principal
 	byID    map[string]map[chan struct{}]bool // streams per session, closed at sign-out
@@ -104,7 +109,7 @@ func New(cfg Config) *Handler {
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now, pages: map[string]*template.Template{},
 		streams: map[string]int{}, byID: map[string]map[chan struct{}]bool{}, revoked: map[string]time.Time{},
-		graph: &Graph{Dir: cfg.Directory, St: cfg.Store, RBAC: cfg.RBAC}}
+		graph: &Graph{Dir: cfg.Directory, St: cfg.Store, RBAC: cfg.RBAC}, heavy: make(chan struct{}, maxHeavy)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -266,6 +271,29 @@ func (h *Handler) signOut(v *viewer) {
 	delete(h.byID, v.ID)
 }
 
+// maxHeavy is how many graph or audit computations run at once; a request
+// waits up to heavyWait for its turn, then gets a "busy" page (503).
+const (
+	maxHeavy  = 2
+	heavyWait = 15 * time.Second
+)
+
+// acquire waits for a turn to compute a graph or read the audit log; it
+// answers 503 and returns false when none comes in time.
+func (h *Handler) acquire(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	t := time.NewTimer(heavyWait)
+	defer t.Stop()
+	select {
+	case h.heavy <- struct{}{}:
+		return func() { <-h.heavy }, true
+	case <-t.C:
+	case <-r.Context().Done():
+	}
+	w.Header().Set("Retry-After", "10")
+	h.message(w, http.StatusServiceUnavailable, "Busy", "The console is computing other graphs; try again in a moment.")
+	return nil, false
+}
+
 // ServeHTTP routes the console's requests.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w)
@@ -325,6 +353,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		tenant = strings.ToLower(tenant)
+		if page == "graph" || page == "revoke" || page == "audit" {
+			release, ok := h.acquire(w, r)
+			if !ok {
+				return
+			}
+			defer release()
+		}
 		switch {
 		case page == "graph" && isGet(r):
 			h.graphPage(w, r, v, tenant)
