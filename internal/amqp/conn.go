@@ -112,7 +112,6 @@ func (c *Conn) serve(ctx context.Context, br *bufio.Reader, open *wire.Open) err
 	c.done = make(chan struct{})
 	c.sessions = make(map[uint16]*session)
 	c.w = newWriter(c.nc, s.idleTimeout())
-	go c.w.run()
 	c.PeerOpen = open
 	c.ContainerID = open.ContainerID
 	if c.Hostname == "" {

@@ -20,6 +20,12 @@ const maxQueuedBytes = 256 << 10
 // network. Nothing is held back for more to come: an idle writer writes
 // what it is handed at once.
 //
+// The goroutine runs only while there is something to write: hand starts
+// it, and it returns once it has written everything queued. A connection
+// that is merely open (a fleet's idle receivers, a heartbeat every 15 s)
+// holds no writer goroutine, nor its stack, nor the last buffer it wrote
+// (docs/benchmarks.md, "Cross-tenant fan-out").
+//
 // BenchmarkLoopback (8 senders, 8 receivers with credit 1 in settle mode
 // second, one connection; three frames of ours per message): 3.0 server
 // writes per message when the loop wrote after each event it handled,
@@ -28,22 +34,22 @@ type writer struct {
 	nc      net.Conn
 	timeout time.Duration // write deadline: a peer that does not read for this long is cut
 
-	mu      sync.Mutex
-	room    sync.Cond // signalled when the writer takes what is queued, or fails
-	queued  []byte    // handed over, not yet taken
-	closing bool      // write what is queued, then stop
-	err     error     // the write error that stopped the writer
+	mu       sync.Mutex
+	room     sync.Cond // signalled when the writer takes what is queued, or fails
+	queued   []byte    // handed over, not yet taken
+	running  bool      // a goroutine is writing
+	closing  bool      // write what is queued, then stop
+	finished bool      // done is closed
+	err      error     // the write error that stopped the writer
 
-	wake   chan struct{} // one token: there is something to do
 	failed chan struct{} // closed when a write fails
-	done   chan struct{} // closed when run has returned
+	done   chan struct{} // closed once closing and everything queued is written, or a write failed
 }
 
 func newWriter(nc net.Conn, timeout time.Duration) *writer {
 	w := &writer{
 		nc:      nc,
 		timeout: timeout,
-		wake:    make(chan struct{}, 1),
 		failed:  make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -71,25 +77,28 @@ func (w *writer) hand(out []byte) ([]byte, error) {
 		w.queued = append(w.queued, out...)
 		out = out[:0]
 	}
+	w.startLocked()
 	w.mu.Unlock()
-	w.signal()
 	return out, nil
 }
 
-func (w *writer) signal() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
+// startLocked starts the goroutine unless it runs or the writer has
+// finished; w.mu must be held.
+func (w *writer) startLocked() {
+	if w.running || w.finished {
+		return
 	}
+	w.running = true
+	go w.run()
 }
 
 // close makes the writer stop once it has written what is queued (or a
 // write failed); done is closed then.
 func (w *writer) close() {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.closing = true
-	w.mu.Unlock()
-	w.signal()
+	w.startLocked()
 }
 
 // error is the write error that stopped the writer, once failed is closed.
@@ -99,38 +108,39 @@ func (w *writer) error() error {
 	return w.err
 }
 
-// run writes what is handed over until close, or a write fails.
+// run writes what is queued until nothing is, or a write fails.
 func (w *writer) run() {
-	defer close(w.done)
 	var buf []byte
-	for range w.wake {
-		for {
-			w.mu.Lock()
-			if len(w.queued) == 0 {
-				closing := w.closing
-				w.mu.Unlock()
-				if closing {
-					return
-				}
-				break
+	for {
+		w.mu.Lock()
+		if len(w.queued) == 0 {
+			w.running = false
+			if w.closing && !w.finished {
+				w.finished = true
+				close(w.done)
 			}
-			buf, w.queued = w.queued, buf[:0]
-			w.room.Signal()
 			w.mu.Unlock()
+			return
+		}
+		buf, w.queued = w.queued, buf[:0]
+		w.room.Signal()
+		w.mu.Unlock()
 
-			_ = w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
-			if _, err := w.nc.Write(buf); err != nil {
-				w.mu.Lock()
-				w.err = err
-				w.queued = nil
-				w.room.Broadcast()
-				w.mu.Unlock()
-				close(w.failed)
-				return
-			}
-			if cap(buf) > 1<<20 {
-				buf = nil // do not keep a large buffer for an idle connection
-			}
+		_ = w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+		if _, err := w.nc.Write(buf); err != nil {
+			w.mu.Lock()
+			w.err = err
+			w.queued = nil
+			w.running = false
+			w.finished = true
+			w.room.Broadcast()
+			w.mu.Unlock()
+			close(w.failed)
+			close(w.done)
+			return
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil // do not keep a large buffer for a busy moment
 		}
 	}
 }

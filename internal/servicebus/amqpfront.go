@@ -315,7 +315,7 @@ func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 	if err != nil {
 		return nil, err
 	}
-	go c.detachOnExpiry(l, queue)
+	c.detachOnExpiry(l, queue)
 	if l.PeerSends() {
 		sl := &sendLink{c: c, l: l, queue: queue, info: info}
 		return &amqp.Accept{OnDelivery: sl.deliver, MaxMessageSize: uint64(info.maxMessage), Credit: sendCredit(info.maxMessage)}, nil
@@ -366,22 +366,60 @@ func sendCredit(maxMessage int) uint32 {
 // queue: a link whose token lapses without renewal stops, as Service Bus
 // stops it; a token put again in time (the SDKs renew before expiry)
 // keeps it going.
+//
+// It watches with a timer, not a goroutine: a goroutine per link, parked
+// for the token's lifetime, was a third of the goroutines (and of their
+// stacks) of a server holding a fleet's idle links (docs/benchmarks.md,
+// "Cross-tenant fan-out"). The first look is on the timer too, after
+// the attach has been answered, as the goroutine's was.
 func (c *amqpConn) detachOnExpiry(l *amqp.Link, queue string) {
-	for {
-		tok, ok := c.tokenFor(queue)
-		if !ok {
-			l.Detach(&wire.Error{Condition: wire.ErrUnauthorizedAccess, Description: fmt.Sprintf(
-				"The token for 'sb://%s/%s' has expired. Put a new token on $cbs before the old one expires.", c.host, queue)})
-			return
-		}
-		t := time.NewTimer(tok.expires.Sub(c.s.broker.now()) + 10*time.Millisecond)
-		select {
-		case <-t.C:
-		case <-l.Done():
-			t.Stop()
-			return
-		}
+	w := &expiryWatch{c: c, l: l, queue: queue}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t = time.AfterFunc(0, w.check)
+	// The link's context ends with the link; AfterFunc on it starts no
+	// goroutine until then.
+	context.AfterFunc(l.Context(), w.stop)
+}
+
+// expiryWatch is the timer of one link's detachOnExpiry.
+type expiryWatch struct {
+	c     *amqpConn
+	l     *amqp.Link
+	queue string
+
+	mu    sync.Mutex
+	t     *time.Timer
+	ended bool // the link ended or was detached: the timer stays off
+}
+
+// check runs when the timer fires: it detaches the link if no token
+// covers its queue any more, and otherwise sets the timer for the expiry
+// of the token that does.
+func (w *expiryWatch) check() {
+	w.mu.Lock()
+	if w.ended {
+		w.mu.Unlock()
+		return
 	}
+	tok, ok := w.c.tokenFor(w.queue)
+	if ok {
+		w.t.Reset(tok.expires.Sub(w.c.s.broker.now()) + 10*time.Millisecond)
+		w.mu.Unlock()
+		return
+	}
+	w.ended = true
+	w.mu.Unlock()
+	w.l.Detach(&wire.Error{Condition: wire.ErrUnauthorizedAccess, Description: fmt.Sprintf(
+		"The token for 'sb://%s/%s' has expired. Put a new token on $cbs before the old one expires.", w.c.host, w.queue)})
+}
+
+// stop turns the timer off for good once the link has ended.
+func (w *expiryWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ended = true
+	w.t.Stop()
 }
 
 // queueOf is the queue's record, or amqp:not-found naming it.
