@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -24,7 +26,8 @@ import (
 // then a nil check: nothing is started, allocated or exported.
 //
 // Like Metrics it is no global state (otel.SetTracerProvider is never
-// called), so that two servers in one process trace apart.
+// called), so that two servers in one process trace apart; only the SDK's
+// error handler is process-wide (StartTracing).
 type Tracing struct {
 	provider *sdktrace.TracerProvider
 	tracer   trace.Tracer
@@ -42,6 +45,10 @@ type TracingConfig struct {
 	// Getenv reads the environment; nil means none is read (tracing is
 	// then on only with Endpoint).
 	Getenv func(string) string
+	// Logger, if set, receives the exporter's failures (a collector
+	// down or refusing), in the server's log format; nil leaves them to
+	// the SDK's own plain-text line on standard error.
+	Logger *slog.Logger
 }
 
 // The environment variables of the OpenTelemetry specification that
@@ -140,6 +147,15 @@ func StartTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 		resource.WithTelemetrySDK(), resource.WithFromEnv())
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
 		return nil, fmt.Errorf("tracing: resource: %w", err)
+	}
+	if cfg.Logger != nil {
+		// The SDK reports export failures to one process-wide handler;
+		// the last server started in a process gets them (one, outside
+		// tests).
+		logger := cfg.Logger
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			logger.Warn("tracing: spans not exported", "err", err)
+		}))
 	}
 	// The sampler is the SDK's default, parent-based always-on, unless
 	// OTEL_TRACES_SAMPLER names another (the SDK reads it).

@@ -256,7 +256,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.store, err = backends.Open(ctx, storeURL); err != nil {
 		return nil, err
 	}
-	if s.tracing, err = observe.StartTracing(ctx, observe.TracingConfig{Endpoint: cfg.OTLPEndpoint, Getenv: os.Getenv}); err != nil {
+	if s.tracing, err = observe.StartTracing(ctx, observe.TracingConfig{Endpoint: cfg.OTLPEndpoint, Getenv: os.Getenv, Logger: s.logger}); err != nil {
 		s.store.Close()
 		return nil, err
 	}

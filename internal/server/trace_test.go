@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -272,5 +273,31 @@ func TestTracesFollowARequestThroughRBACAndTheStore(t *testing.T) {
 	defer recv.mu.Unlock()
 	if len(recv.bad) > 0 {
 		t.Errorf("the receiver refused exports: %v", recv.bad)
+	}
+}
+
+// A collector that is down costs spans, not requests: the server answers
+// as usual and says in its own log format that spans were not exported.
+func TestTracesToACollectorThatIsDown(t *testing.T) {
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+	t.Setenv("OTEL_BSP_EXPORT_TIMEOUT", "500")
+	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "500")
+	gone := httptest.NewServer(http.NotFoundHandler())
+	url := gone.URL
+	gone.Close() // nothing listens there any more
+	logs := &browserOutput{}
+	r := start(t, server.Config{OTLPEndpoint: url, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(string(logs.Bytes()), `"msg":"tracing: spans not exported"`); time.Sleep(50 * time.Millisecond) {
+		resp, err := r.client().Get("https://" + r.addr + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("/healthz with the collector down: %d", resp.StatusCode)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line about unexported spans in 20 s:\n%s", logs.Bytes())
+		}
 	}
 }
