@@ -20,9 +20,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"html/template"
 	"io/fs"
@@ -39,7 +37,6 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/httpx"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
-	"github.com/tenantbridge/tenantbridge/internal/sealed"
 	"github.com/tenantbridge/tenantbridge/internal/signin"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/userauth"
@@ -190,7 +187,7 @@ func (h *Handler) viewerOf(r *http.Request) (*viewer, error) {
 	now := h.now()
 	if c, err := r.Cookie(operatorCookie); err == nil && h.cfg.OperatorKey != "" {
 		var s operatorSession
-		if openSealed(h.cfg.KEK, c.Value, operatorAAD, &s) == nil && now.Before(s.Expires) && !h.isRevoked(s.ID) {
+		if userauth.OpenJSON(h.cfg.KEK, c.Value, operatorAAD, &s) == nil && now.Before(s.Expires) && !h.isRevoked(s.ID) {
 			return &viewer{Operator: true, Name: "operator", CSRF: s.CSRF, ID: s.ID, Expires: s.Expires}, nil
 		}
 	}
@@ -465,7 +462,7 @@ func (h *Handler) operatorSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := operatorSession{ID: userauth.NewID(), CSRF: userauth.NewID(), Expires: h.now().Add(operatorLifetime)}
-	v, err := sealValue(h.cfg.KEK, s, operatorAAD)
+	v, err := userauth.SealJSON(h.cfg.KEK, s, operatorAAD)
 	if err != nil {
 		h.serverError(w, r, err)
 		return
@@ -624,33 +621,4 @@ func short(n int, s string) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
-}
-
-// ---- sealing the operator's session ----
-
-func sealValue(kek []byte, v any, aad []byte) (string, error) {
-	plain, err := json.Marshal(v)
-	if err != nil {
-		return "", err
-	}
-	box, err := sealed.Seal(kek, plain, aad)
-	if err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(box), nil
-}
-
-func openSealed(kek []byte, s string, aad []byte, v any) error {
-	if s == "" || len(s) > 4<<10 {
-		return errors.New("console: no session")
-	}
-	box, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return err
-	}
-	plain, err := sealed.Open(kek, box, aad)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(plain, v)
 }
