@@ -77,6 +77,10 @@ type Config struct {
 	// application's listTokens (*sts.Service); without it listTokens
 	// answers 501.
 	TokenMinter TokenMinter
+	// Secrets reads the Key Vault secrets that deployment parameters
+	// reference (vault.Service.ResolveReference); without it every such
+	// reference fails (deployments_keyvault.go).
+	Secrets SecretResolver
 	// Notify, if not nil, is called after a commit that enqueued lifecycle
 	// notifications in the outbox, so that the deliverer wakes.
 	Notify func()
@@ -105,6 +109,7 @@ type Handler struct {
 	now      func() time.Time
 	pageSize int
 	minter   TokenMinter
+	secrets  SecretResolver
 	notify   func()
 	// notifyDeadline bounds the retries of a lifecycle notification.
 	notifyDeadline time.Duration
@@ -122,7 +127,7 @@ func New(cfg Config) *Handler {
 		panic("arm: Config needs Directory, Store, RBAC, Verifier and Audit")
 	}
 	h := &Handler{dir: cfg.Directory, st: cfg.Store, rbac: cfg.RBAC, verifier: cfg.Verifier, audit: cfg.Audit, log: cfg.Logger, now: cfg.Now, pageSize: cfg.PageSize,
-		minter: cfg.TokenMinter, notify: cfg.Notify, notifyDeadline: cfg.NotificationDeadline}
+		minter: cfg.TokenMinter, secrets: cfg.Secrets, notify: cfg.Notify, notifyDeadline: cfg.NotificationDeadline}
 	if h.notifyDeadline <= 0 {
 		h.notifyDeadline = DefaultNotificationDeadline
 	}

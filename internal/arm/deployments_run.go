@@ -287,26 +287,6 @@ func (x *run) List(ctx context.Context, resourceID, action, apiVersion string, b
 	return doc, nil
 }
 
-// KeyVaultSecret resolves a Key Vault parameter reference. Azure honours
-// one only for a vault with enabledForTemplateDeployment and a deployer
-// allowed Microsoft.KeyVault/vaults/deploy/action on it
-// (learn.microsoft.com/azure/azure-resource-manager/templates/key-vault-parameter#grant-deployment-access-to-the-secrets).
-// The vault is read as the caller; tenantbridge's vaults never set
-// enabledForTemplateDeployment yet, so every reference is refused with
-// Azure's wording until they do.
-func (x *run) KeyVaultSecret(ctx context.Context, vaultID, secretName, version string) (string, error) {
-	v, err := x.Reference(ctx, vaultID, "2023-07-01", false)
-	if err != nil {
-		return "", err
-	}
-	if enabled, _ := v["enabledForTemplateDeployment"].(bool); !enabled {
-		return "", &armtemplate.Error{Code: "KeyVaultParameterReferenceSecretRetrieveFailed", Target: vaultID,
-			Message: fmt.Sprintf("The key vault '%s' is not enabled for template deployment: set enabledForTemplateDeployment to read secret '%s' of it from a deployment. Please see https://aka.ms/arm-keyvault for usage details.", rp.SafeText(vaultID), rp.SafeText(secretName))}
-	}
-	return "", &armtemplate.Error{Code: "KeyVaultParameterReferenceSecretRetrieveFailed", Target: vaultID,
-		Message: fmt.Sprintf("The secret '%s' of key vault '%s' can't be read by a deployment on this Resource Manager.", rp.SafeText(secretName), rp.SafeText(vaultID))}
-}
-
 // templateError is err as a template error.
 func templateError(err error) *armtemplate.Error {
 	var te *armtemplate.Error

@@ -215,6 +215,9 @@ func (p *Plan) bindParameters(ctx context.Context, params map[string]any) error 
 	return nil
 }
 
+// seeKeyVaultParameter is Azure's page on Key Vault references.
+const seeKeyVaultParameter = "https://aka.ms/arm-keyvault"
+
 // suppliedValue unwraps {"value": v} or resolves a Key Vault reference
 // (learn.microsoft.com/azure/azure-resource-manager/templates/key-vault-parameter).
 func (p *Plan) suppliedValue(ctx context.Context, d *paramDef, raw any) (any, error) {
@@ -241,8 +244,12 @@ func (p *Plan) suppliedValue(ctx context.Context, d *paramDef, raw any) (any, er
 	if id == "" || secretName == "" {
 		return nil, paramError("The Key Vault reference of the deployment parameter '%s' must have keyVault.id and secretName. Please see %s for usage details.", d.name, seeParameters)
 	}
-	if d.typ != "securestring" && d.typ != "string" {
-		return nil, paramError("The deployment parameter '%s' is of type '%s'; a Key Vault reference can only give a string or securestring parameter.", d.name, d.n.get("type").str)
+	// Only a securestring takes a secret: Azure's documentation declares
+	// every referenced parameter securestring, and a parameter of another
+	// type would show the secret in the deployment's record, its
+	// operations and outputs, which a secure parameter never does.
+	if d.typ != "securestring" {
+		return nil, paramError("The deployment parameter '%s' is of type '%s'; a Key Vault reference can only give a securestring parameter. Please see %s for usage details.", d.name, d.n.get("type").str, seeKeyVaultParameter)
 	}
 	if p.dc.Resolver == nil {
 		return nil, paramError("The Key Vault reference of the deployment parameter '%s' can't be resolved here.", d.name)

@@ -384,7 +384,7 @@ func (s *Server) buildRouter() *router {
 		Authorizer: busAuthorizer{access}, Limits: servicebus.QueueLimits, MessageLimit: servicebus.QueueMaxMessageBytes, Audit: s.audit, Logger: s.logger, KEK: s.kek})
 	s.messaging.AMQP().Observer = s.metrics // AMQPS and WebSockets alike
 	resources := arm.New(arm.Config{Directory: s.dir, Store: s.timed, RBAC: access, Verifier: verifier,
-		Audit: s.audit, Logger: s.logger, TokenMinter: tokens, Notify: s.notifications.Notify,
+		Audit: s.audit, Logger: s.logger, TokenMinter: tokens, Secrets: s.vaults.ResolveReference, Notify: s.notifications.Notify,
 		NotificationDeadline: s.cfg.NotificationRetryFor,
 		// Each service's control plane, from its own package.
 		Providers: []*rp.Provider{vault.Provider(), managedidentity.Provider(), servicebus.Provider(s.kek)}})
