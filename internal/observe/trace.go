@@ -199,8 +199,9 @@ const maxAttrLen = 255
 //
 // The span carries nothing secret: no path (Service Bus REST puts lock
 // tokens in it), no query (SAS signatures), no header but the two above.
+// A protocol upgrade gets no span (isUpgrade).
 func (t *Tracing) StartRequest(ctx context.Context, r *http.Request) (context.Context, trace.Span) {
-	if t == nil {
+	if t == nil || isUpgrade(r) {
 		return ctx, nil
 	}
 	ctx = t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
@@ -211,6 +212,13 @@ func (t *Tracing) StartRequest(ctx context.Context, r *http.Request) (context.Co
 	return t.tracer.Start(ctx, "HTTP "+knownMethod(r.Method), trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.String("http.request.method", knownMethod(r.Method)),
 			attribute.String("server.address", host)))
+}
+
+// isUpgrade reports a protocol upgrade (AMQP over WebSockets): its
+// "request" lasts the connection, hours of AMQP traffic that would all be
+// one span's children, so it is not traced, as AMQPS connections are not.
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != ""
 }
 
 // knownMethod is the method, or "_OTHER" for one HTTP does not define, as

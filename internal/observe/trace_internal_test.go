@@ -137,3 +137,29 @@ func BenchmarkStoreCall(b *testing.B) {
 		})
 	}
 }
+
+// A WebSocket upgrade (AMQP over WebSockets, a connection of hours) is
+// not traced; an ordinary request is, in the traceparent's trace.
+func TestUpgradesAreNotTraced(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tr := &Tracing{provider: tp, tracer: tp.Tracer("test")}
+	ws, _ := http.NewRequest("GET", "https://ns.servicebus.windows.net/$servicebus/websocket", nil)
+	ws.Header.Set("Connection", "Upgrade")
+	ws.Header.Set("Upgrade", "websocket")
+	if _, span := tr.StartRequest(context.Background(), ws); span != nil {
+		t.Fatalf("a WebSocket upgrade got a span")
+	}
+	plain, _ := http.NewRequest("GET", "https://graph.microsoft.com/v1.0/me", nil)
+	plain.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	_, span := tr.StartRequest(context.Background(), plain)
+	if span == nil {
+		t.Fatalf("an ordinary request got no span")
+	}
+	EndRequest(span, RequestOutcome{Method: "GET", Surface: "graph", Status: 503})
+	ended := rec.Ended()
+	if len(ended) != 1 || ended[0].Name() != "GET graph" || ended[0].SpanContext().TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" ||
+		ended[0].Status().Code.String() != "Error" {
+		t.Fatalf("spans %+v", ended)
+	}
+}
