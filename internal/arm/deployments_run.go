@@ -755,6 +755,8 @@ func (h *Handler) putDeployment(rq *rp.Request) error {
 		status = http.StatusOK
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return rp.InternalError(err)
+	} else if err := h.makeRoomInHistory(rq, tenantID); err != nil { // deployments_history.go
+		return err
 	}
 	c := callerFor(rq)
 	p, err := h.prepareDeployment(rq, tenantID, c)
