@@ -65,6 +65,8 @@ type Config struct {
 	// KEK opens the sign-in pages' session cookies and seals the
 	// operator's console session (32 bytes).
 	KEK []byte
+	// IsLoginHost tells this server's issuers' hosts (Graph.IsLoginHost).
+	IsLoginHost func(host string) bool
 	// OperatorKey is the operator API's key: signing in with it makes the
 	// browser the operator's. Empty disables the operator's sign-in.
 	OperatorKey string
@@ -106,7 +108,7 @@ func New(cfg Config) *Handler {
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now, pages: map[string]*template.Template{},
 		streams: map[string]int{}, byID: map[string]map[chan struct{}]bool{}, revoked: map[string]time.Time{},
-		graph: &Graph{Dir: cfg.Directory, St: cfg.Store, RBAC: cfg.RBAC}, heavy: make(chan struct{}, maxHeavy)}
+		graph: &Graph{Dir: cfg.Directory, St: cfg.Store, RBAC: cfg.RBAC, IsLoginHost: cfg.IsLoginHost}, heavy: make(chan struct{}, maxHeavy)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}

@@ -230,6 +230,37 @@ func TestTrustGraph(t *testing.T) {
 			t.Errorf("a stray foreign assignment is not shown as blocked: %+v", e)
 		}
 
+		// An issuer on a host that is not a login host is external, even
+		// when its path names a tenant of this server; one on a login host
+		// the server was told of is that tenant's.
+		spoof, err := v.e.Dir.AddFederatedCredential(ctx, w.Customer.ID, w.FedAppID, directory.FederatedIdentityCredential{
+			Name: "spoof", Issuer: "https://issuer.example/" + w.Other.ID + "/v2.0", Subject: "s", Audiences: []string{"api://AzureADTokenExchange"}})
+		testenv.Must(t, err)
+		own, err := v.e.Dir.AddFederatedCredential(ctx, w.Customer.ID, w.FedAppID, directory.FederatedIdentityCredential{
+			Name: "listen-address", Issuer: "https://127.0.0.1:8443/" + w.Other.ID + "/v2.0", Subject: w.OtherSP.ID, Audiences: []string{"api://AzureADTokenExchange"}})
+		testenv.Must(t, err)
+		withHosts := &console.Graph{Dir: v.e.Dir, St: st, RBAC: v.rbac, IsLoginHost: func(h string) bool { return h == "127.0.0.1" }}
+		in2, err := withHosts.Inbound(ctx, w.Customer.ID)
+		testenv.Must(t, err)
+		seen := 0
+		for _, e := range in2 {
+			switch e.CredentialID {
+			case spoof.ID:
+				seen++
+				if e.From.TenantID != "" || e.From.Cluster != spoof.Issuer {
+					t.Errorf("an external issuer taken for a tenant's: %+v", e)
+				}
+			case own.ID:
+				seen++
+				if e.From.TenantID != w.Other.ID || e.From.Name != w.OtherSP.DisplayName {
+					t.Errorf("the listen address's issuer: %+v", e)
+				}
+			}
+		}
+		if seen != 2 {
+			t.Errorf("%d of the 2 new federated credentials in the graph", seen)
+		}
+
 		// Nothing of the customers' reaches the provider.
 		if in, err := v.graph.Inbound(ctx, w.Provider.ID); err != nil || len(in) != 0 {
 			t.Errorf("provider inbound = %+v, %v; want none", in, err)

@@ -123,6 +123,12 @@ type Graph struct {
 	Dir  *directory.Service
 	St   store.Store
 	RBAC *rbac.Engine
+	// IsLoginHost reports whether a host name (lower case, no port) is one
+	// this server issues tokens as: a federated credential whose issuer
+	// is https://{such host}/{tenant id}[/v2.0] trusts that tenant. Nil
+	// means Entra's own names (login.microsoftonline.com,
+	// login.windows.net, sts.windows.net).
+	IsLoginHost func(host string) bool
 }
 
 // Inbound lists every trust into tenantID held by a principal of another
@@ -504,16 +510,23 @@ func (b *builder) addFederated(f directory.FederatedIdentityCredential, owner, v
 		Why:   "federated credential " + f.Name + " trusts issuer " + f.Issuer + ", subject " + f.Subject + ", audience " + strings.Join(f.Audiences, " ")})
 }
 
-// issuerTenant returns the tenant of this server whose Entra issuer the
-// URL is (https://login.microsoftonline.com/{tid}/v2.0,
-// https://sts.windows.net/{tid}/, or a custom domain's login host), or "".
+// issuerTenant returns the tenant of this server whose issuer the URL is
+// (https://login.microsoftonline.com/{tid}/v2.0, https://sts.windows.net/{tid}/,
+// a custom domain's login host or the listen address: Graph.IsLoginHost),
+// or "". An issuer on any other host is external, whatever its path says.
 func (b *builder) issuerTenant(issuer string) string {
 	u, err := url.Parse(issuer)
 	if err != nil || u.Scheme != "https" {
 		return ""
 	}
 	host := strings.ToLower(u.Hostname())
-	if host != "sts.windows.net" && !strings.HasPrefix(host, "login.") {
+	isLogin := b.g.IsLoginHost
+	if isLogin == nil {
+		isLogin = func(h string) bool {
+			return h == "login.microsoftonline.com" || h == "login.windows.net" || h == "sts.windows.net"
+		}
+	}
+	if !isLogin(host) {
 		return ""
 	}
 	seg, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
