@@ -544,3 +544,52 @@ func TestAuditStream(t *testing.T) {
 		r.Body.Close()
 	}
 }
+
+// TestHostileNamesAndEndedSessions: names another tenant chose are shown
+// as text, never markup; an expired session or one whose user lost the
+// Global Administrator role gets nothing.
+func TestHostileNamesAndEndedSessions(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t, storetest.SQLite(t))
+	w := v.w
+	const hostile = `<img src=x onerror=alert(1)><script>alert(2)</script>`
+	app, err := v.e.Dir.CreateApplication(ctx, w.Provider.ID, directory.Application{DisplayName: hostile,
+		SignInAudience: directory.AudienceMultipleOrgs})
+	testenv.Must(t, err)
+	_, err = v.e.Dir.CreateServicePrincipal(ctx, w.Customer.ID, app.AppID)
+	testenv.Must(t, err)
+	admin := v.signedIn(t, w.Admin)
+	status, body := admin.get("/console/tenants/" + w.Customer.ID + "/graph")
+	if status != 200 || strings.Contains(body, "<img src=x") || strings.Contains(body, "<script>alert") ||
+		!strings.Contains(body, "&lt;img src=x onerror=alert(1)&gt;") {
+		t.Errorf("a hostile name on the graph page: %d\n%s", status, body)
+	}
+
+	// An expired session.
+	old := v.anonymous(t)
+	s := userauth.Session{TenantID: w.Customer.ID, UserID: w.Admin.ID, UPN: w.Admin.UserPrincipalName, AuthTime: time.Now().Add(-2 * time.Hour),
+		Expires: time.Now().Add(-time.Minute), CSRF: userauth.NewID()}
+	val, err := userauth.SealSession(v.e.KEK, s)
+	testenv.Must(t, err)
+	old.jar.SetCookies(mustURL(base+"/"), []*http.Cookie{{Name: signin.SessionCookie, Value: val, Path: "/", Secure: true}})
+	if status, _ := old.get("/console/tenants/" + w.Customer.ID + "/graph"); status != http.StatusUnauthorized {
+		t.Errorf("an expired session: %d, want 401", status)
+	}
+	// A session sealed under another key.
+	forged := v.anonymous(t)
+	val, err = userauth.SealSession(testenv.RandomKey(t), userauth.Session{TenantID: w.Other.ID, UserID: w.OtherAdmin.ID,
+		Expires: time.Now().Add(time.Hour), CSRF: userauth.NewID()})
+	testenv.Must(t, err)
+	forged.jar.SetCookies(mustURL(base+"/"), []*http.Cookie{{Name: signin.SessionCookie, Value: val, Path: "/", Secure: true}})
+	if status, _ := forged.get("/console/tenants/" + w.Other.ID + "/graph"); status != http.StatusUnauthorized {
+		t.Errorf("a forged session: %d, want 401", status)
+	}
+	// The role goes: the very next request is refused.
+	if status, _ := admin.get("/console/"); status != 200 {
+		t.Fatalf("before: %d", status)
+	}
+	testenv.Must(t, v.e.Dir.RemoveDirectoryRole(ctx, w.Customer.ID, w.Admin.ID, directory.RoleGlobalAdministrator))
+	if status, _ := admin.get("/console/tenants/" + w.Customer.ID + "/graph"); status != http.StatusForbidden {
+		t.Errorf("after the role was removed: %d, want 403", status)
+	}
+}
