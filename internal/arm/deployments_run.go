@@ -640,8 +640,14 @@ func (h *Handler) servesType(typ string) bool {
 		}
 		return false
 	}
+	if !strings.EqualFold(ns, "Microsoft.Authorization") {
+		return false
+	}
+	// Management locks (locks.go) deploy as any resource, also as an
+	// extension resource of another through "scope"
+	// (learn.microsoft.com/azure/azure-resource-manager/management/lock-resources#arm-template).
 	_, ok := authorizationTypes[strings.ToLower(rest)]
-	return ok && strings.EqualFold(ns, "Microsoft.Authorization")
+	return ok || strings.EqualFold(rest, "locks")
 }
 
 // ---- the operations ----
