@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +21,7 @@ func (c *cli) benchCmd() *cobra.Command {
 		Short: "Measure a running server under load, through its public APIs",
 	}
 	cmd.AddCommand(c.benchTokenCmd(), c.benchSecretGetCmd(), c.benchQueueCmd(), c.benchFanoutCmd(), c.benchPasswordGuessCmd())
+	cmd.PersistentFlags().StringSlice("address", nil, "spread the load's HTTPS connections over these servers of one fleet too (host:port, repeat or comma-separate), as a load balancer would (AMQP over WebSockets too; --amqp AMQPS goes to its one address); set-up goes to the server of --data too")
 	return cmd
 }
 
@@ -30,6 +33,14 @@ func runBench[R any](c *cli, cmd *cobra.Command, server *azclient.OperatorCreden
 	var err error
 	if *server, err = c.serverInfo(); err != nil {
 		return err
+	}
+	if server.Spread, err = cmd.Flags().GetStringSlice("address"); err != nil {
+		return err
+	}
+	for _, a := range server.Spread {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("--address %q is not host:port", a)
+		}
 	}
 	if server.Key == "" {
 		return errors.New("the operator credential in " + c.dataDir + " has no key")

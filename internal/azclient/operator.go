@@ -25,6 +25,9 @@ type OperatorCredential struct {
 	Key    string `json:"key"`
 	// ProxyURL is the server's HTTPS proxy (http://ADDR), if it runs one.
 	ProxyURL string `json:"proxyUrl,omitempty"`
+	// Spread are more addresses of the same fleet to spread connections
+	// over (Local.Spread); never read from or written to the file.
+	Spread []string `json:"-"`
 }
 
 // ReadOperatorCredential reads an operator.json file.
@@ -58,7 +61,7 @@ func (c OperatorCredential) Local() (Local, error) {
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return Local{Address: net.JoinHostPort(host, port), CAFile: c.CAFile}, nil
+	return Local{Address: net.JoinHostPort(host, port), CAFile: c.CAFile, Spread: c.Spread}, nil
 }
 
 // AuthorityURL is the base URL for the token service at the listen address

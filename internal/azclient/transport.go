@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,6 +37,13 @@ type Local struct {
 	// management.D, *.vault.D and *.servicebus.D to the names dialled at
 	// Address.
 	CustomDomain string
+	// Spread, if set, are the addresses of more servers of the same fleet
+	// (several servers on one store, see package fleet): each new
+	// connection that would go to Address goes to the next of Address and
+	// Spread in turn, as a load balancer would send it. Their certificates
+	// must hold the names the client asks for (one CA, every node
+	// answering the same names).
+	Spread []string
 }
 
 // Serves reports whether host (without port) is a name the local
@@ -78,13 +86,20 @@ func (l Local) Transport() (*http.Transport, error) {
 		return nil, fmt.Errorf("tenantbridge CA %s holds no PEM certificate", l.CAFile)
 	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	for _, a := range l.Spread {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("tenantbridge address %q: %w", a, err)
+		}
+	}
+	targets := append([]string{l.Address}, l.Spread...)
+	var next atomic.Uint64
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
 			return nil, err
 		}
-		if l.Serves(host) {
-			addr = l.Address
+		if l.Serves(host) || addr == l.Address {
+			addr = targets[(next.Add(1)-1)%uint64(len(targets))]
 		}
 		return dialer.DialContext(ctx, network, addr)
 	}
