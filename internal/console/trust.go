@@ -232,8 +232,8 @@ func (b *builder) servicePrincipals() error {
 			blocked = "the service principal is disabled: no token is issued for it"
 		}
 		b.add(Edge{Kind: EdgeServicePrincipal, ObjectID: sp.ID, From: from, Via: via,
-			What:  "get tokens in this tenant as " + sp.DisplayName,
-			Where: "this tenant",
+			What:  "get tokens as " + sp.DisplayName,
+			Where: "tenant " + b.tenantName(b.tenant),
 			Why:   "application " + sp.AppID + " of tenant " + b.tenantName(home) + " has service principal " + sp.ID + " here (consent or Graph)", Blocked: blocked})
 		if err := b.appRoles(sp, from, via, blocked); err != nil {
 			return err
@@ -505,8 +505,8 @@ func (b *builder) addFederated(f directory.FederatedIdentityCredential, owner, v
 		from = Principal{TenantID: tid, ID: f.Subject, Kind: "servicePrincipal", Name: b.objectName(tid, f.Subject)}
 	}
 	b.add(Edge{Kind: EdgeFederated, ObjectID: owner, CredentialID: f.ID, From: from, Via: via,
-		What:  "get tokens in this tenant as " + strings.TrimPrefix(strings.TrimPrefix(via, "application "), "user-assigned identity "),
-		Where: "this tenant",
+		What:  "get tokens as " + strings.TrimPrefix(strings.TrimPrefix(via, "application "), "user-assigned identity "),
+		Where: "tenant " + b.tenantName(b.tenant),
 		Why:   "federated credential " + f.Name + " trusts issuer " + f.Issuer + ", subject " + f.Subject + ", audience " + strings.Join(f.Audiences, " ")})
 }
 

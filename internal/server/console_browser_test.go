@@ -22,7 +22,9 @@ import (
 // of their tenant, which shows the provider's principals, follows the
 // cross-tenant audit live in a second tab, revokes the provider's
 // delegation, and sees the edge disappear from the graph and the
-// revocation arrive in the audit without reloading.
+// revocation arrive in the audit without reloading; after signing out,
+// the operator signs in with the key and sees the provider's reach into
+// both customers.
 func TestBrowserConsole(t *testing.T) {
 	chromiumPath(t)
 	ctx := context.Background()
@@ -130,4 +132,28 @@ func TestBrowserConsole(t *testing.T) {
 	b.do("sign out", chromedp.Click(chromedp.CSS("#signout")))
 	b.expectHeading("Signed out", "#message")
 	audit.do("the live view ends", chromedp.WaitVisible(chromedp.CSS("#live.off")))
+
+	// The operator sees every tenant, and the provider's reach into its
+	// customers (the reverse view).
+	b.do("back to the console", chromedp.Navigate(consoleURL))
+	b.expectHeading("Sign in to the console", "#operator-key")
+	b.do("sign in as the operator",
+		chromedp.SendKeys(chromedp.CSS("#operator-key"), r.srv.Operator().Key),
+		chromedp.Click(chromedp.CSS("#signin-operator")))
+	b.expectHeading("Tenants", "#tenants")
+	if got := b.text("#tenants"); !strings.Contains(got, w.Provider.Name) || !strings.Contains(got, w.Other.Name) {
+		t.Errorf("the operator's tenants: %q", got)
+	}
+	b.do("open the provider's reverse view", chromedp.Navigate(consoleURL+"tenants/"+w.Provider.ID+"/graph?view=out"))
+	b.expectHeading("Trust graph of "+w.Provider.Name, "svg#graph")
+	svg, err = chromedp.Run(b.ctx, chromedp.Evaluate[string]("document.querySelector('svg#graph').textContent"))
+	if err != nil {
+		b.fail("the reverse graph's text", err)
+	}
+	for _, want := range []string{w.Provider.Name, w.Customer.Name, w.Other.Name} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("the provider's reverse view lacks the cluster %q: %q", want, svg)
+		}
+	}
+	b.screenshot("console-06-operator-reverse")
 }
