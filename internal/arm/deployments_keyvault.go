@@ -147,18 +147,23 @@ func (h *Handler) vaultForDeployment(ctx context.Context, id, name string) (tena
 }
 
 // mayDeployFrom decides whether the caller may perform
-// Microsoft.KeyVault/vaults/deploy/action on the vault. The platform (a
-// managed application's install) is decided as everything it does: at or
-// below its managed resource group only; a publisher's vault outside it
-// is refused.
+// Microsoft.KeyVault/vaults/deploy/action on the vault.
 func (h *Handler) mayDeployFrom(ctx context.Context, c *caller, vaultID string) (bool, error) {
+	return h.callerMay(ctx, c, actionVaultDeploy, vaultID)
+}
+
+// callerMay decides whether a deployment's caller may perform action at
+// scope. The platform (a managed application's install) is decided as
+// everything it does: below its managed resource group only, so a
+// publisher's vault or a group outside it is refused.
+func (h *Handler) callerMay(ctx context.Context, c *caller, action, scope string) (bool, error) {
 	if c.platformScope != "" {
 		base, err := rbac.ParseScope(c.platformScope)
-		sc, serr := rbac.ParseScope(vaultID)
+		sc, serr := rbac.ParseScope(scope)
 		return err == nil && serr == nil && strings.HasPrefix(sc.Key(), base.Key()+"/"), nil
 	}
 	d, err := h.rbac.Decide(ctx, rbac.Request{PrincipalID: c.claims.ObjectID, PrincipalTenantID: c.claims.TenantID, TenantID: c.claims.TenantID,
-		Action: actionVaultDeploy, Scope: vaultID})
+		Action: action, Scope: scope})
 	switch {
 	case errors.Is(err, rbac.ErrUnknownScope), errors.Is(err, rbac.ErrInvalidScope):
 		// A subscription this tenant does not hold: no permission.

@@ -15,6 +15,16 @@ type Deployer interface {
 	Deploy(ctx context.Context, r *PlannedResource) (map[string]any, error)
 }
 
+// NestedObserver is what a Deployer may also be: told before a nested
+// deployment (a Microsoft.Resources/deployments resource of the template)
+// runs, which an error refuses, and after it ran, with its result or
+// error, so that Resource Manager can authorize it and record it as a
+// deployment of its own.
+type NestedObserver interface {
+	NestedStart(ctx context.Context, r *PlannedResource) error
+	NestedEnd(ctx context.Context, r *PlannedResource, res *Result, err error)
+}
+
 // Output is one evaluated output ({"type": …, "value": …} in ARM's
 // deployment properties).
 type Output struct {
@@ -281,7 +291,16 @@ func (p *Plan) deployOne(ctx context.Context, d Deployer, rs *runState, r *Plann
 		r.Deferred = false
 	}
 	if r.Nested != nil {
+		obs, _ := d.(NestedObserver)
+		if obs != nil {
+			if err := obs.NestedStart(ctx, r); err != nil {
+				return nil, err
+			}
+		}
 		res, err := r.Nested.run(ctx, d, rs)
+		if obs != nil {
+			obs.NestedEnd(ctx, r, res, err)
+		}
 		if err != nil {
 			return nil, err
 		}
