@@ -184,10 +184,13 @@ func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request, v *viewer, t
 	for i := len(ring) - 1; i >= 0; i-- {
 		views = append(views, viewOf(names, ring[i]))
 	}
+	// The stream goes on from the last record read here, so nothing
+	// committed in between is missed.
 	stream := Prefix + "tenants/" + t.ID + "/audit/stream?" + f.query()
-	if after > 0 {
-		stream += "&after=" + strconv.FormatInt(after, 10)
+	if !strings.HasSuffix(stream, "?") {
+		stream += "&"
 	}
+	stream += "after=" + strconv.FormatInt(after, 10)
 	h.render(w, http.StatusOK, "audit", pageData{Title: "Audit of " + t.Name, Viewer: v, Tenant: t, Filter: f, Records: views,
 		Stream: stream, Truncated: scanned >= auditScanLimit})
 }
@@ -202,12 +205,20 @@ func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request, v *viewer, t
 func (h *Handler) auditStream(w http.ResponseWriter, r *http.Request, v *viewer, tenantID string) {
 	ctx := r.Context()
 	f := h.parseFilter(ctx, r.URL.Query())
-	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	after, err := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	given := err == nil
 	if id, err := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64); err == nil {
-		after = id
+		after, given = id, true
 	}
 	if after < 0 {
 		after = 0
+	}
+	if !given {
+		// Live from now: skip what the log already holds.
+		if after, err = h.lastSeq(ctx, tenantID); err != nil {
+			h.serverError(w, r, err)
+			return
+		}
 	}
 	closed, ok := h.openStream(v)
 	if !ok {
@@ -279,6 +290,26 @@ func (h *Handler) auditStream(w http.ResponseWriter, r *http.Request, v *viewer,
 			}
 		}
 	}
+}
+
+// lastSeq is the sequence number of the tenant's newest audit record (0
+// for none), reading at most auditScanLimit records.
+func (h *Handler) lastSeq(ctx context.Context, tenantID string) (int64, error) {
+	var after int64
+	for scanned := 0; scanned < auditScanLimit; {
+		batch, err := h.cfg.Store.ListAudit(ctx, store.AuditQuery{TenantID: tenantID, AfterSeq: after, Limit: auditReadBatch})
+		if err != nil {
+			return 0, err
+		}
+		if len(batch) > 0 {
+			after = batch[len(batch)-1].Seq
+		}
+		scanned += len(batch)
+		if len(batch) < auditReadBatch {
+			break
+		}
+	}
+	return after, nil
 }
 
 // openStream counts a stream for the viewer's principal, refusing past the

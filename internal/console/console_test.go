@@ -476,6 +476,8 @@ func TestAuditStream(t *testing.T) {
 		testenv.Must(t, err)
 		return resp, bufio.NewReader(resp.Body)
 	}
+	// A record from before the stream opened is not sent.
+	testenv.Must(t, v.e.Audit.Record(ctx, store.AuditRecord{Actor: "z", ActorTenant: w.Provider.ID, TargetTenant: w.Customer.ID, Action: "test.before"}))
 	resp, events := open()
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
@@ -497,7 +499,7 @@ func TestAuditStream(t *testing.T) {
 			break
 		}
 	}
-	if all := strings.Join(got, ""); !strings.Contains(all, "test.here") || strings.Contains(all, "test.elsewhere") {
+	if all := strings.Join(got, ""); !strings.Contains(all, "test.here") || strings.Contains(all, "test.elsewhere") || strings.Contains(all, "test.before") {
 		t.Errorf("stream: %q", all)
 	}
 	// An idle stream sends heartbeats.
