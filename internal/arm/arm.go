@@ -234,7 +234,7 @@ func (h *Handler) serve(rq *rp.Request) error {
 	case targetResourceGroups:
 		return rp.Only(rq, http.MethodGet, h.listResourceGroups)
 	case targetResourceGroup:
-		return rp.ServeType(rq, false, rp.TypeHandlers{Get: h.getResourceGroup, Put: h.putResourceGroup, Delete: h.deleteResourceGroup})
+		return rp.ServeType(rq, false, rp.TypeHandlers{Get: h.getResourceGroup, Put: h.putResourceGroup, Patch: h.patchResourceGroup, Delete: h.deleteResourceGroup})
 	case targetRoleDefinitions:
 		switch {
 		case m == http.MethodGet && path.Name == "":

@@ -247,6 +247,8 @@ func (h *Handler) putResourceGroup(rq *rp.Request) error {
 		now := h.now().UTC()
 		g, err := tx.GetResourceGroup(rq.Ctx, rq.Path.Sub, rq.Path.RG)
 		switch {
+		case errors.Is(err, store.ErrNotFound) && rq.IsPatch():
+			return rp.ResourceGroupNotFound(rq.Path.RG)
 		case errors.Is(err, store.ErrNotFound):
 			status = http.StatusCreated
 			g = store.ResourceGroup{TenantID: tenantID, SubscriptionID: rq.Path.Sub, Name: rq.Path.RG, Location: location, Tags: body.Tags, Created: now, Updated: now}
@@ -279,6 +281,28 @@ func (h *Handler) putResourceGroup(rq *rp.Request) error {
 		return err
 	}
 	return rp.WriteJSON(rq, status, groupOf(out, managedBy))
+}
+
+// patchResourceGroup serves Resource Groups - Update (PATCH;
+// ResourceGroupPatchable: name, properties, managedBy, tags; 200): "If a
+// field is unspecified, the current value is retained." The group's
+// location and tags, with the patch's tags over them, are written as a
+// PUT would write them; managedBy is the managing application's and
+// properties the provisioning state, neither set by a client here, as
+// with PUT, and a group is not renamed.
+func (h *Handler) patchResourceGroup(rq *rp.Request) error {
+	if _, err := rq.ScopeTenant(); err != nil {
+		return err
+	}
+	if err := rq.Authorize(actionGroupWrite, rq.Path.Scope.String()); err != nil {
+		return err
+	}
+	g, err := rp.PathGroup(rq, h.st)
+	if err != nil {
+		return err
+	}
+	current := map[string]any{"location": g.Location, "tags": g.Tags}
+	return rp.PatchAsPut(rq, current, []string{"tags"}, h.putResourceGroup)
 }
 
 func (h *Handler) deleteResourceGroup(rq *rp.Request) error {

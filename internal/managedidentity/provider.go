@@ -94,7 +94,7 @@ func (h *provider) identities(rq *rp.Request) error {
 			Get: h.getIdentityCredential, Put: h.putIdentityCredential, Delete: h.deleteIdentityCredential})
 	}
 	return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: h.listIdentities,
-		Get: h.getIdentity, Put: h.putIdentity, Delete: h.deleteIdentity})
+		Get: h.getIdentity, Put: h.putIdentity, Patch: h.patchIdentity, Delete: h.deleteIdentity})
 }
 
 // ---- wire shapes ----
@@ -193,6 +193,26 @@ func (h *provider) getIdentity(rq *rp.Request) error {
 	return rp.WriteJSON(rq, http.StatusOK, identityViewOf(tenantID, sp, res))
 }
 
+// patchIdentity serves UserAssignedIdentities - Update (PATCH; Managed
+// Identity REST, e.g. 2023-01-31, IdentityUpdate: location and tags;
+// 200): the identity's current location and tags with the patch's over
+// them, written as a PUT would write them (a location other than the
+// identity's is refused as a PUT refuses it). Federated identity
+// credentials have no Update operation: PATCH on one is 405.
+func (h *provider) patchIdentity(rq *rp.Request) error {
+	tenantID, err := rq.AuthorizeAt(actionIdentityWrite)
+	if err != nil {
+		return err
+	}
+	sp, res, err := findIdentity(rq, rq.Directory(), tenantID)
+	if err != nil {
+		return err
+	}
+	view := identityViewOf(tenantID, sp, res)
+	current := map[string]any{"location": view.Location, "tags": view.Tags}
+	return rp.PatchAsPut(rq, current, []string{"location", "tags"}, h.putIdentity)
+}
+
 // listIdentities lists the user-assigned identities of a group or
 // subscription that the caller may read.
 func (h *provider) listIdentities(rq *rp.Request) error {
@@ -243,6 +263,8 @@ func (h *provider) putIdentity(rq *rp.Request) error {
 		}
 		sp, err := dir.ManagedIdentityByResourceID(rq.Ctx, tenantID, identityIDOf(rq))
 		switch {
+		case errors.Is(err, directory.ErrNotFound) && rq.IsPatch():
+			return rp.ResourceNotFound(identityType, rq.Path.RG, rq.Path.Name)
 		case errors.Is(err, directory.ErrNotFound):
 			t, err := tx.GetTenant(rq.Ctx, tenantID)
 			if err != nil {

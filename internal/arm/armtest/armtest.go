@@ -27,6 +27,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/google/uuid"
 
 	"github.com/tenantbridge/tenantbridge/internal/arm"
 	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
@@ -263,4 +264,53 @@ func VaultBody(tenantID string, props map[string]any) map[string]any {
 // NamespaceBody is a Standard Service Bus namespace's PUT body.
 func NamespaceBody() map[string]any {
 	return map[string]any{"location": "westeurope", "sku": map[string]any{"name": "Standard"}}
+}
+
+// CheckPatchRefusals checks what every PATCH (Update) of resource id
+// with body is refused as its PUT is, and that each refusal leaves the
+// resource as GET showed it: a caller of the tenant with only Reader at
+// the group (403 AuthorizationFailed, audited), another tenant's admin
+// (401 InvalidAuthenticationTokenTenant: ARM takes only tokens of the
+// subscription's tenant), and a ReadOnly lock on the group (409
+// ScopeLocked). rg is the resource's group id.
+func (e *Env) CheckPatchRefusals(tb *directory.TenantBootstrap, rg, id string, body any) {
+	e.T.Helper()
+	admin := e.AdminToken(tb)
+	before := e.Call(admin, "GET", id, nil)
+	e.Want(before, http.StatusOK, "")
+
+	reader := e.NewApp(tb.Tenant.ID, "patch-reader", false)
+	e.Want(e.Call(admin, "PUT", rg+"/providers/Microsoft.Authorization/roleAssignments/"+uuid.NewString(), map[string]any{"properties": map[string]any{
+		"roleDefinitionId": rbac.RoleReader, "principalId": reader.SP.ID}}), http.StatusCreated, "")
+	tok := e.ARMToken(tb.Tenant.ID, reader.App.AppID, reader.Secret)
+	r := e.Call(tok, "PATCH", id, body)
+	e.Want(r, http.StatusForbidden, "AuthorizationFailed")
+	if !strings.Contains(r.Message(), "/write'") {
+		e.T.Errorf("PATCH refusal names no write action: %s", r.Message())
+	}
+	recs, err := e.St.ListAudit(e.Ctx, store.AuditQuery{TenantID: tb.Tenant.ID})
+	Must(e.T, err)
+	audited := false
+	for _, rec := range recs {
+		audited = audited || (rec.Actor == reader.SP.ID && rec.Result == "AuthorizationFailed" && strings.HasSuffix(rec.Action, "/write"))
+	}
+	if !audited {
+		e.T.Errorf("the refused PATCH is not audited")
+	}
+
+	other := e.Contoso
+	if other.Tenant.ID == tb.Tenant.ID {
+		other = e.Fabrikam
+	}
+	e.Want(e.Call(e.AdminToken(other), "PATCH", id, body), http.StatusUnauthorized, "InvalidAuthenticationTokenTenant")
+
+	lock := rg + "/providers/Microsoft.Authorization/locks/patch-freeze"
+	e.Want(e.Call(admin, "PUT", lock, map[string]any{"properties": map[string]any{"level": "ReadOnly"}}), http.StatusCreated, "")
+	e.Want(e.Call(admin, "PATCH", id, body), http.StatusConflict, "ScopeLocked")
+	e.Want(e.Call(admin, "DELETE", lock, nil), http.StatusOK, "")
+
+	after := e.Call(admin, "GET", id, nil)
+	if !bytes.Equal(before.Raw, after.Raw) {
+		e.T.Errorf("a refused PATCH changed the resource:\n%s\n%s", before.Raw, after.Raw)
+	}
 }

@@ -60,13 +60,16 @@ type ResourceType struct {
 	View func(store.Resource) (any, error)
 }
 
-// TypeHandlers are the operations on one resource type.
+// TypeHandlers are the operations on one resource type. Patch is nil for
+// a type whose REST spec has no Update operation (PATCH is then refused
+// with 405, as for any method the type does not have).
 type TypeHandlers struct {
-	List, Get, Put, Delete func(*Request) error
+	List, Get, Put, Patch, Delete func(*Request) error
 }
 
 // ServeType routes by method: a collection answers GET with the list; one
-// resource answers GET or HEAD, PUT and DELETE.
+// resource answers GET or HEAD, PUT, PATCH (if the type has it) and
+// DELETE.
 func ServeType(rq *Request, collection bool, ops TypeHandlers) error {
 	m := rq.R.Method
 	if collection {
@@ -79,6 +82,10 @@ func ServeType(rq *Request, collection bool, ops TypeHandlers) error {
 		return ops.Put(rq)
 	case http.MethodDelete:
 		return ops.Delete(rq)
+	case http.MethodPatch:
+		if ops.Patch != nil {
+			return ops.Patch(rq)
+		}
 	}
 	return MethodNotAllowed(m)
 }
