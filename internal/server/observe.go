@@ -35,7 +35,8 @@ const (
 	surfaceOperator   = "operator"
 	surfaceHealth     = "health"
 	surfaceMetrics    = "metrics"
-	surfaceOther      = "other" // a host or path no surface serves
+	surfaceConsole    = "console" // the web console on the listen address
+	surfaceOther      = "other"   // a host or path no surface serves
 )
 
 // tagged is a surface's handler that names its surface in the request's

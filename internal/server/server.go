@@ -398,7 +398,7 @@ func (s *Server) buildRouter() *router {
 	bare.Handle("GET /metrics", tagged{surfaceMetrics, http.HandlerFunc(s.serveMetrics)})
 	// The web console (package console), on the listen address next to
 	// the sign-in pages whose session it uses.
-	bare.Handle(console.Prefix, tagged{"console", console.New(console.Config{Directory: s.dir, Store: s.timed, RBAC: access,
+	bare.Handle(console.Prefix, tagged{surfaceConsole, console.New(console.Config{Directory: s.dir, Store: s.timed, RBAC: access,
 		Roles: resources, Audit: s.audit, Logger: s.logger, KEK: s.kek, OperatorKey: s.operator.Key, IsLoginHost: isLogin})})
 	bare.Handle("/", login)
 	r.bare = bare
