@@ -102,6 +102,12 @@ type Config struct {
 	// Observer, if set, is told the outcome of every attempt, for the
 	// operator's metrics.
 	Observer Observer
+	// LookEvery, if positive, bounds how long Run sleeps without looking
+	// at the store: what other processes sharing it enqueued, or claimed
+	// and then died holding (their claim runs out), is taken up within
+	// it. Zero: Run sleeps until Notify or the next due message it knows
+	// of, which is right for a store no other process writes.
+	LookEvery time.Duration
 }
 
 // Observer counts delivery attempts by the state they left the message
@@ -122,6 +128,7 @@ type Deliverer struct {
 	slots   int
 	authz   func(context.Context, string) (string, error)
 	obs     Observer // nil: none
+	every   time.Duration
 
 	wake chan struct{}
 
@@ -135,7 +142,7 @@ func New(cfg Config) (*Deliverer, error) {
 		return nil, errors.New("outbox: a store is required")
 	}
 	d := &Deliverer{st: cfg.Store, client: cfg.Client, log: cfg.Logger, now: cfg.Now, maxAge: cfg.MaxAge,
-		backoff: cfg.Backoff, slots: cfg.Concurrency, authz: cfg.Authorize, obs: cfg.Observer, wake: make(chan struct{}, 1), inflight: map[string]bool{}}
+		backoff: cfg.Backoff, slots: cfg.Concurrency, authz: cfg.Authorize, obs: cfg.Observer, every: cfg.LookEvery, wake: make(chan struct{}, 1), inflight: map[string]bool{}}
 	if d.client == nil {
 		d.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
@@ -269,10 +276,14 @@ func (d *Deliverer) dispatch(ctx context.Context, wg *sync.WaitGroup) (time.Dura
 	if err != nil {
 		return 0, err
 	}
-	if !ok {
-		return -1, nil
+	wait := time.Duration(-1)
+	if ok {
+		wait = max(next.Sub(d.now()), 0)
 	}
-	return max(next.Sub(d.now()), 0), nil
+	if d.every > 0 && (wait < 0 || wait > d.every) {
+		wait = d.every
+	}
+	return wait, nil
 }
 
 // deliver makes one attempt at m and records it.
