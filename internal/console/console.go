@@ -176,6 +176,9 @@ func (v *viewer) sees(tenantID string) bool {
 
 // operatorSession is the operator's sealed cookie.
 type operatorSession struct {
+	// Key is a hash of the operator key it was opened with: a new key
+	// (operator.json replaced) ends the sessions of the old one.
+	Key     string    `json:"key"`
 	ID      string    `json:"id"`
 	CSRF    string    `json:"csrf"`
 	Expires time.Time `json:"exp"`
@@ -189,7 +192,8 @@ func (h *Handler) viewerOf(r *http.Request) (*viewer, error) {
 	now := h.now()
 	if c, err := r.Cookie(operatorCookie); err == nil && h.cfg.OperatorKey != "" {
 		var s operatorSession
-		if userauth.OpenJSON(h.cfg.KEK, c.Value, operatorAAD, &s) == nil && now.Before(s.Expires) && !h.isRevoked(s.ID) {
+		if userauth.OpenJSON(h.cfg.KEK, c.Value, operatorAAD, &s) == nil && now.Before(s.Expires) && !h.isRevoked(s.ID) &&
+			subtle.ConstantTimeCompare([]byte(s.Key), []byte(h.operatorKeyHash())) == 1 {
 			return &viewer{Operator: true, Name: "operator", CSRF: s.CSRF, ID: s.ID, Expires: s.Expires}, nil
 		}
 	}
@@ -463,7 +467,7 @@ func (h *Handler) operatorSignIn(w http.ResponseWriter, r *http.Request) {
 			OperatorEnabled: true, Error: "That is not the operator key."})
 		return
 	}
-	s := operatorSession{ID: userauth.NewID(), CSRF: userauth.NewID(), Expires: h.now().Add(operatorLifetime)}
+	s := operatorSession{Key: h.operatorKeyHash(), ID: userauth.NewID(), CSRF: userauth.NewID(), Expires: h.now().Add(operatorLifetime)}
 	v, err := userauth.SealJSON(h.cfg.KEK, s, operatorAAD)
 	if err != nil {
 		h.serverError(w, r, err)
@@ -473,6 +477,12 @@ func (h *Handler) operatorSignIn(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: operatorCookie, Value: v, Path: Prefix, MaxAge: int(operatorLifetime / time.Second),
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, Prefix, http.StatusSeeOther)
+}
+
+// operatorKeyHash names the operator key in a session without holding it.
+func (h *Handler) operatorKeyHash() string {
+	sum := sha256.Sum256([]byte("console operator key|" + h.cfg.OperatorKey))
+	return hex.EncodeToString(sum[:16])
 }
 
 // signOutPost ends the console session: the cookies go, and the session

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -414,6 +415,18 @@ func TestIsolation(t *testing.T) {
 		if status, body := op.revoke(w.Other.ID, otherRole); status != http.StatusSeeOther {
 			t.Errorf("the operator's revocation: %d %s", status, body)
 		}
+		// A server with another operator key does not take the session.
+		rekeyed := console.New(console.Config{Directory: v.e.Dir, Store: st, Audit: v.e.Audit, KEK: v.e.KEK, OperatorKey: operatorKey + "-new"})
+		req := httptest.NewRequest(http.MethodGet, base+"/console/", nil)
+		for _, c := range op.jar.Cookies(mustURL(base + "/console/")) {
+			req.AddCookie(c)
+		}
+		rec := httptest.NewRecorder()
+		rekeyed.ServeHTTP(rec, req)
+		if strings.Contains(rec.Body.String(), w.Provider.ID) {
+			t.Errorf("an operator session outlived its key: %d", rec.Code)
+		}
+
 		wrong := v.anonymous(t)
 		_, page := wrong.get("/console/")
 		csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
