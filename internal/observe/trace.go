@@ -272,6 +272,16 @@ func EndRequest(span trace.Span, o RequestOutcome) {
 	span.End()
 }
 
+// TraceAttr is the request log's trace_id: the span's trace id, or the
+// empty attribute, which slog's handlers leave out, when span is nil
+// (tracing off, an upgrade).
+func TraceAttr(span trace.Span) slog.Attr {
+	if span == nil {
+		return slog.Attr{}
+	}
+	return slog.String("trace_id", span.SpanContext().TraceID().String())
+}
+
 // childSpan starts a span under ctx's span when that one is recording,
 // and returns nil otherwise: work outside a traced request (the broker's
 // commit loop, the outbox, a scrape) starts no root spans of its own, and

@@ -411,7 +411,10 @@ func TestMetricsMoveUnderLoad(t *testing.T) {
 	}
 
 	// The request log: JSON lines naming surface, tenant, principal and
-	// error code.
+	// error code; no trace id, tracing being off.
+	if bytes.Contains(logs.Bytes(), []byte(`"trace_id"`)) {
+		t.Errorf("a request log line has a trace_id with tracing off")
+	}
 	var lines []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(string(logs.Bytes())), "\n") {
 		var rec map[string]any

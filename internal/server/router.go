@@ -229,7 +229,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				slog.String("request_id", id), slog.String("method", r.Method), slog.String("host", hostOnly(r.Host)),
 				slog.String("path", r.URL.Path), slog.Int("status", status), slog.String("surface", surface),
 				slog.String("tenant", tenant), slog.String("principal", principal), slog.String("error_code", code),
-				slog.String("client", client), slog.Duration("duration", took))
+				slog.String("client", client), slog.Duration("duration", took), observe.TraceAttr(span))
 		}()
 		next.ServeHTTP(rec, r)
 		rec.takeOver() // a handler that answered nothing after the body timed out

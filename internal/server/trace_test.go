@@ -113,7 +113,8 @@ func TestTracesFollowARequestThroughRBACAndTheStore(t *testing.T) {
 	recv := &otlpReceiver{}
 	collector := httptest.NewServer(recv)
 	defer collector.Close()
-	r := start(t, server.Config{OTLPEndpoint: collector.URL})
+	logs := &browserOutput{}
+	r := start(t, server.Config{OTLPEndpoint: collector.URL, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	tc := r.createTenant(t, "traced")
 	cred, err := azidentity.NewClientSecretCredential(tc.TenantID, tc.Admin.ClientID, tc.Admin.ClientSecret,
 		&azidentity.ClientSecretCredentialOptions{ClientOptions: policy.ClientOptions{Transport: r.client()}})
@@ -268,6 +269,15 @@ func TestTracesFollowARequestThroughRBACAndTheStore(t *testing.T) {
 				}
 			}
 		}
+	}
+	// The request's log line names its trace.
+	logged := false
+	for _, l := range strings.Split(string(logs.Bytes()), "\n") {
+		logged = logged || (strings.Contains(l, `"msg":"request"`) && strings.Contains(l, `"surface":"arm"`) &&
+			strings.Contains(l, `"method":"GET"`) && strings.Contains(l, `"trace_id":"`+traceID+`"`))
+	}
+	if !logged {
+		t.Errorf("no request log line for the GET with trace_id %s", traceID)
 	}
 	recv.mu.Lock()
 	defer recv.mu.Unlock()
