@@ -41,6 +41,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/server"
 	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
 
@@ -135,9 +136,17 @@ func (w *busWorld) busREST(t *testing.T, method, path, body string) *http.Respon
 	return resp
 }
 
+// TestMetricsMoveUnderLoad drives a little of everything and checks that
+// every family is present, moved and documented; on both stores, whose
+// queue depth, outbox backlog and latencies come from different SQL.
 func TestMetricsMoveUnderLoad(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testMetricsMoveUnderLoad(t, "") })
+	t.Run("postgres", func(t *testing.T) { testMetricsMoveUnderLoad(t, storetest.PostgresSchemaDSN(t)) })
+}
+
+func testMetricsMoveUnderLoad(t *testing.T, storeURL string) {
 	logs := &browserOutput{} // a buffer safe for the server's goroutines
-	w := newBusWorldConfig(t, server.Config{AMQPListen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0",
+	w := newBusWorldConfig(t, server.Config{AMQPListen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", StoreURL: storeURL,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	r, tc := w.r, w.tc
 	ctx := context.Background()
