@@ -392,12 +392,29 @@ func TestIsolation(t *testing.T) {
 				t.Errorf("no audit record of the revocation in tenant %s: %+v", tenant, recs)
 			}
 		}
-		// And the service principal, through the directory.
+		// And the service principal, through the directory: the provider's
+		// next token request in the customer's tenant is refused.
+		secret, err := v.e.Dir.AddApplicationPassword(ctx, w.Provider.ID, w.App.ID, "broker", time.Time{}, time.Time{})
+		testenv.Must(t, err)
+		tokenStatus := func() int {
+			form := url.Values{"grant_type": {"client_credentials"}, "client_id": {w.App.AppID}, "client_secret": {secret.SecretText},
+				"scope": {"https://graph.microsoft.com/.default"}}
+			resp, err := v.e.Client().PostForm(v.e.LoginURL+"/"+w.Customer.ID+"/oauth2/v2.0/token", form)
+			testenv.Must(t, err)
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if status := tokenStatus(); status != http.StatusOK {
+			t.Fatalf("the provider's token in the customer's tenant before the revocation: %d", status)
+		}
 		if status, body := admin.revoke(w.Customer.ID, findEdge(t, in, console.EdgeServicePrincipal, w.CustomerSP.ID)); status != http.StatusSeeOther {
 			t.Fatalf("revoke the service principal: %d %s", status, body)
 		}
 		if _, err := v.e.Dir.GetServicePrincipal(ctx, w.Customer.ID, w.CustomerSP.ID); !errors.Is(err, directory.ErrNotFound) {
 			t.Errorf("the service principal is still there: %v", err)
+		}
+		if status := tokenStatus(); status == http.StatusOK {
+			t.Error("the provider still gets tokens in the customer's tenant after its service principal was revoked")
 		}
 		recs, err := st.ListAudit(ctx, store.AuditQuery{TenantID: w.Provider.ID, ByTenantID: w.Customer.ID})
 		testenv.Must(t, err)
