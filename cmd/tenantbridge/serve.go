@@ -14,12 +14,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tenantbridge/tenantbridge/internal/arm"
 	"github.com/tenantbridge/tenantbridge/internal/server"
 )
 
 func (c *cli) serveCommand() *cobra.Command {
 	var listen, proxyListen, amqpListen, dnsListen, dnsAnswer, store, domain, logLevel, logFormat, brokerListen, metricsListen, otlpEndpoint string
 	var refreshLifetime, notifyFor time.Duration
+	var packageHosts []string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the tenantbridge cloud: token service, Graph, Resource Manager, Key Vault, Service Bus (HTTPS and AMQPS) and the operator API",
@@ -31,7 +33,8 @@ func (c *cli) serveCommand() *cobra.Command {
 			}
 			srv, err := server.New(cmd.Context(), server.Config{DataDir: c.dataDir, Listen: listen, ProxyListen: proxyListen, AMQPListen: amqpListen,
 				DNSListen: dnsListen, DNSAnswer: dnsAnswer, StoreURL: store, CustomDomain: domain, RefreshTokenLifetime: refreshLifetime,
-				NotificationRetryFor: notifyFor, MetricsListen: metricsListen, OTLPEndpoint: otlpEndpoint, Logger: logger})
+				NotificationRetryFor: notifyFor, MetricsListen: metricsListen, OTLPEndpoint: otlpEndpoint, Logger: logger,
+				ManagedAppPackages: arm.PackageFetch{AllowedHosts: packageHosts}})
 			if err != nil {
 				return err
 			}
@@ -77,6 +80,7 @@ func (c *cli) serveCommand() *cobra.Command {
 	cmd.Flags().StringVar(&domain, "domain", "", "also answer as login.D, graph.D, management.D, *.vault.D and *.servicebus.D")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text (key=value lines) or json (one JSON object a line, for log collectors)")
+	cmd.Flags().StringSliceVar(&packageHosts, "managed-app-package-host", nil, "a host a managed application definition's packageFileUri may name (https only; repeat, or *.example.com for its subdomains; default: none, every packageFileUri is refused); addresses of this machine and private networks are never fetched")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "also serve the Prometheus metrics, /healthz and /readyz here over plain HTTP without authorization (e.g. 127.0.0.1:9464), for a scraper on a trusted network; /metrics on --listen always answers the operator key")
 	cmd.Flags().StringVar(&otlpEndpoint, "otlp-endpoint", "", "send OpenTelemetry traces over OTLP/HTTP to this collector base URL (e.g. http://127.0.0.1:4318; spans go to /v1/traces); unset, the OTEL_* environment variables decide and tracing is off unless they configure it")
 	cmd.Flags().StringVar(&brokerListen, "broker-listen", "", "also run the broker here (HTTP, e.g. 127.0.0.1:8500), configured by its environment variables as tenantbridge broker serve")

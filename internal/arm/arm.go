@@ -77,6 +77,10 @@ type Config struct {
 	// application's listTokens (*sts.Service); without it listTokens
 	// answers 501.
 	TokenMinter TokenMinter
+	// Packages says where a managed application definition's
+	// packageFileUri may point (managedapps_package.go); the zero value
+	// allows no host, so every packageFileUri is refused.
+	Packages PackageFetch
 	// Secrets reads the Key Vault secrets that deployment parameters
 	// reference (vault.Service.ResolveReference); without it every such
 	// reference fails (deployments_keyvault.go).
@@ -110,6 +114,7 @@ type Handler struct {
 	pageSize int
 	minter   TokenMinter
 	secrets  SecretResolver
+	packages PackageFetch
 	notify   func()
 	// notifyDeadline bounds the retries of a lifecycle notification.
 	notifyDeadline time.Duration
@@ -127,7 +132,7 @@ func New(cfg Config) *Handler {
 		panic("arm: Config needs Directory, Store, RBAC, Verifier and Audit")
 	}
 	h := &Handler{dir: cfg.Directory, st: cfg.Store, rbac: cfg.RBAC, verifier: cfg.Verifier, audit: cfg.Audit, log: cfg.Logger, now: cfg.Now, pageSize: cfg.PageSize,
-		minter: cfg.TokenMinter, secrets: cfg.Secrets, notify: cfg.Notify, notifyDeadline: cfg.NotificationDeadline}
+		minter: cfg.TokenMinter, secrets: cfg.Secrets, packages: cfg.Packages, notify: cfg.Notify, notifyDeadline: cfg.NotificationDeadline}
 	if h.notifyDeadline <= 0 {
 		h.notifyDeadline = DefaultNotificationDeadline
 	}

@@ -300,9 +300,17 @@ func (h *Handler) putAppDefinition(rq *rp.Request) error {
 		out.DeploymentSpec = p.DeploymentSpec
 	}
 	if p.PackageFileURI != "" {
-		// The server fetches no URL (as for linked templates): the
-		// package is given inline, never more than Azure takes.
-		return rp.BadRequest("properties.packageFileUri is not supported by this Resource Manager: give properties.mainTemplate and properties.createUiDefinition inline.")
+		// Fetched once, now, within the operator's limits
+		// (managedapps_package.go); the URI, which may carry a SAS
+		// token, is not kept.
+		if !isNull(p.MainTemplate) || !isNull(p.CreateUIDefinition) {
+			return rp.BadRequest("properties.packageFileUri and properties.mainTemplate or properties.createUiDefinition are two ways to give the package: give one.")
+		}
+		mt, ui, err := h.packages.fetchPackage(rq.Ctx, p.PackageFileURI)
+		if err != nil {
+			return err
+		}
+		p.MainTemplate, p.CreateUIDefinition = withoutBOM(mt), withoutBOM(ui)
 	}
 	if out.MainTemplate, err = inlineJSON(p.MainTemplate, "properties.mainTemplate"); err != nil {
 		return err

@@ -93,7 +93,7 @@ func TestManagedApplicationMainTemplateSDK(t *testing.T) {
 
 		// A template that does not parse is refused when the definition
 		// is written, with the template's error; so are a string that
-		// is not a JSON object and a package by URL.
+		// is not a JSON object and a package by URL from a host not allowed.
 		_, err = createDef("bad", `{"$schema":"https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#","contentVersion":"1.0.0.0","resources":"none"}`)
 		wantCode(t, err, http.StatusBadRequest, "InvalidTemplate")
 		_, err = createDef("bad", "[1, 2]")
@@ -101,7 +101,11 @@ func TestManagedApplicationMainTemplateSDK(t *testing.T) {
 		byURL := definition(nil)
 		byURL.Properties.PackageFileURI = to.Ptr("https://publisher.example/package.zip")
 		_, err = defs.BeginCreateOrUpdate(ctx, "defs", "bad", byURL, nil)
-		wantCode(t, err, http.StatusBadRequest, "BadRequest")
+		wantCode(t, err, http.StatusBadRequest, "BadRequest") // the package twice: by URL and inline
+		byURL.Properties.CreateUIDefinition = nil
+		_, err = defs.BeginCreateOrUpdate(ctx, "defs", "bad", byURL, nil)
+		// No host is allowed unless the operator says so.
+		wantCode(t, err, http.StatusBadRequest, "DownloadItemFromBlobFailed")
 		if _, err := defs.Get(ctx, "defs", "bad", nil); err == nil {
 			t.Fatal("a refused definition was stored")
 		}

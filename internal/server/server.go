@@ -92,6 +92,9 @@ type Config struct {
 	// notification is retried before it is given up; zero means 10 hours,
 	// as Azure.
 	NotificationRetryFor time.Duration
+	// ManagedAppPackages says where a managed application definition's
+	// packageFileUri may point (the zero value: nowhere).
+	ManagedAppPackages arm.PackageFetch
 	// FederationRoots are certificate authorities trusted, besides the
 	// system's roots, when fetching the OpenID discovery documents and JWK
 	// Sets of the external issuers that federated credentials trust: the
@@ -384,7 +387,7 @@ func (s *Server) buildRouter() *router {
 		Authorizer: busAuthorizer{access}, Limits: servicebus.QueueLimits, MessageLimit: servicebus.QueueMaxMessageBytes, Audit: s.audit, Logger: s.logger, KEK: s.kek})
 	s.messaging.AMQP().Observer = s.metrics // AMQPS and WebSockets alike
 	resources := arm.New(arm.Config{Directory: s.dir, Store: s.timed, RBAC: access, Verifier: verifier,
-		Audit: s.audit, Logger: s.logger, TokenMinter: tokens, Secrets: s.vaults.ResolveReference, Notify: s.notifications.Notify,
+		Audit: s.audit, Logger: s.logger, TokenMinter: tokens, Secrets: s.vaults.ResolveReference, Packages: s.cfg.ManagedAppPackages, Notify: s.notifications.Notify,
 		NotificationDeadline: s.cfg.NotificationRetryFor,
 		// Each service's control plane, from its own package.
 		Providers: []*rp.Provider{vault.Provider(), managedidentity.Provider(), servicebus.Provider(s.kek)}})
