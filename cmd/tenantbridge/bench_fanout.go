@@ -41,7 +41,10 @@ reply came back, matched by CorrelationId.
 
 It reports the setup time, replies per second, and the p50/p90/p99/max of
 the round trip: from the start of a command's send to its reply's arrival at
-the provider. The client runs both the provider and every worker.
+the provider, and the server's memory (RSS, heap in use, goroutines, from the
+operator API's stats) once the fleet is set up, once every connection and
+link is open, and after the rounds. The client runs both the provider and
+every worker.
 
 Every tenant is deleted at the end (unless --keep).`,
 		Args: cobra.NoArgs,

@@ -380,6 +380,9 @@ type FanoutReport struct {
 	Workers, ClientCPUs     int
 	Protocol                string
 	Setup                   time.Duration
+	// Warmup is the uncounted first round: every connection opened and
+	// every link attached.
+	Warmup time.Duration
 	// Window is the measured rounds' time; Sent the commands sent (201),
 	// Replies the replies matched to them; Missing the replies that did
 	// not come within RoundTimeout.
@@ -395,6 +398,13 @@ type FanoutReport struct {
 	TenantsDeleted  int
 	CleanupError    string
 	Notes           []string
+	// The server's memory (GET /_operator/v1/stats) once the fleet is set
+	// up, once every customer's connections and links are open (after the
+	// warm-up round: what a fleet of waiting receivers costs), and after
+	// the measured rounds; nil, with MemoryNote saying why, when the server
+	// does not report it.
+	MemoryAtRest, MemoryConnected, MemoryAfter *ServerMemory
+	MemoryNote                                 string
 }
 
 // RunFanout builds a fleet (NewFleet), starts one simulated worker per
@@ -457,6 +467,7 @@ func RunFanout(ctx context.Context, opts FanoutOptions) (rep FanoutReport, err e
 }
 
 func (f *Fleet) measure(ctx context.Context, opts FanoutOptions, rep *FanoutReport, logf func(string, ...any)) error {
+	rep.MemoryAtRest, rep.MemoryNote = f.serverMemory(ctx) // before any connection
 	copts, route, err := f.ClientOptions(opts.AMQPAddr)
 	if err != nil {
 		return err
@@ -538,7 +549,9 @@ func (f *Fleet) measure(ctx context.Context, opts FanoutOptions, rep *FanoutRepo
 	if err := round(false); err != nil {
 		return fmt.Errorf("warm-up round: %w", err)
 	}
-	logf("fanout: warm-up round took %s; measuring %d rounds to %d customers...", time.Since(w0).Round(time.Millisecond), opts.Rounds, len(customers))
+	rep.Warmup = time.Since(w0)
+	rep.MemoryConnected, _ = f.serverMemory(ctx)
+	logf("fanout: warm-up round took %s; measuring %d rounds to %d customers...", rep.Warmup.Round(time.Millisecond), opts.Rounds, len(customers))
 	cpu0, cpuOK := processCPU()
 	start := time.Now()
 	var roundErr error
@@ -555,6 +568,7 @@ func (f *Fleet) measure(ctx context.Context, opts FanoutOptions, rep *FanoutRepo
 	if cpu1, ok := processCPU(); ok && cpuOK {
 		rep.ClientCPU = cpu1 - cpu0
 	}
+	rep.MemoryAfter, _ = f.serverMemory(ctx)
 	if rep.Window > 0 {
 		rep.Throughput = float64(rep.Replies) / rep.Window.Seconds()
 	}
@@ -572,6 +586,15 @@ func (f *Fleet) measure(ctx context.Context, opts FanoutOptions, rep *FanoutRepo
 	return roundErr
 }
 
+// serverMemory is the server's memory, read with a deadline of its own
+// (the fleet's setup transport may be busy); nil and a note when the
+// server does not report it.
+func (f *Fleet) serverMemory(ctx context.Context) (*ServerMemory, string) {
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return f.b.serverMemory(mctx)
+}
+
 // errorKey groups an error for the report.
 func errorKey(err error) string {
 	var fe *fanout.Error
@@ -587,22 +610,27 @@ func errorKey(err error) string {
 // MarshalJSON writes the report with durations in milliseconds.
 func (r FanoutReport) MarshalJSON() ([]byte, error) {
 	type alias struct {
-		Server, Provider, AppID, Protocol         string
-		Customers, Rounds, Workers, ClientCPUs    int
-		SetupMs, WindowMs, CleanupMs, ClientCPUMs float64
-		Sent, Replies, Missing                    int
-		SendErrors                                map[string]int `json:",omitempty"`
-		RepliesPerSecond                          float64
-		RoundTrip, Send                           Latency
-		TenantsDeleted                            int
-		CleanupError                              string   `json:",omitempty"`
-		Notes                                     []string `json:",omitempty"`
+		Server, Provider, AppID, Protocol                   string
+		Customers, Rounds, Workers, ClientCPUs              int
+		SetupMs, WarmupMs, WindowMs, CleanupMs, ClientCPUMs float64
+		Sent, Replies, Missing                              int
+		SendErrors                                          map[string]int `json:",omitempty"`
+		RepliesPerSecond                                    float64
+		RoundTrip, Send                                     Latency
+		TenantsDeleted                                      int
+		CleanupError                                        string        `json:",omitempty"`
+		Notes                                               []string      `json:",omitempty"`
+		ServerMemoryAtRest                                  *ServerMemory `json:",omitempty"`
+		ServerMemoryConnected                               *ServerMemory `json:",omitempty"`
+		ServerMemoryAfter                                   *ServerMemory `json:",omitempty"`
+		MemoryNote                                          string        `json:",omitempty"`
 	}
 	return json.Marshal(alias{Server: r.Server, Provider: r.Provider, AppID: r.AppID, Protocol: r.Protocol, Customers: r.Customers,
-		Rounds: r.Rounds, Workers: r.Workers, ClientCPUs: r.ClientCPUs, SetupMs: ms(r.Setup), WindowMs: ms(r.Window),
+		Rounds: r.Rounds, Workers: r.Workers, ClientCPUs: r.ClientCPUs, SetupMs: ms(r.Setup), WarmupMs: ms(r.Warmup), WindowMs: ms(r.Window),
 		CleanupMs: ms(r.Cleanup), ClientCPUMs: ms(r.ClientCPU), Sent: r.Sent, Replies: r.Replies, Missing: r.Missing,
 		SendErrors: r.SendErrors, RepliesPerSecond: round1(r.Throughput), RoundTrip: r.RoundTrip, Send: r.Send,
-		TenantsDeleted: r.TenantsDeleted, CleanupError: r.CleanupError, Notes: r.Notes})
+		TenantsDeleted: r.TenantsDeleted, CleanupError: r.CleanupError, Notes: r.Notes,
+		ServerMemoryAtRest: r.MemoryAtRest, ServerMemoryConnected: r.MemoryConnected, ServerMemoryAfter: r.MemoryAfter, MemoryNote: r.MemoryNote})
 }
 
 // PrintFanout writes the report as a table or as JSON.
@@ -617,6 +645,10 @@ func PrintFanout(w io.Writer, r FanoutReport, format string) error {
 		line("provider", fmt.Sprintf("%s, multi-tenant application %s", r.Provider, r.AppID))
 		line("fleet", fmt.Sprintf("%d customer tenants, %d rounds, %d concurrent sends, client GOMAXPROCS %d", r.Customers, r.Rounds, r.Workers, r.ClientCPUs))
 		line("setup", dur(r.Setup))
+		line("warm-up", dur(r.Warmup)+" (connections opened, links attached)")
+		if mem := fanoutMemory(r); mem != "" {
+			line("server memory", mem)
+		}
 		cleanup := fmt.Sprintf("%d tenants deleted in %s", r.TenantsDeleted, dur(r.Cleanup))
 		if r.CleanupError != "" {
 			cleanup += " (" + r.CleanupError + ")"
@@ -642,4 +674,21 @@ func PrintFanout(w io.Writer, r FanoutReport, format string) error {
 		printNotes(w, append(extra, r.Notes...))
 		return nil
 	})
+}
+
+// fanoutMemory is the report's server memory on one line, or its note.
+func fanoutMemory(r FanoutReport) string {
+	var parts []string
+	for _, m := range []struct {
+		label string
+		m     *ServerMemory
+	}{{"set up", r.MemoryAtRest}, {"fleet connected", r.MemoryConnected}, {"after the rounds", r.MemoryAfter}} {
+		if m.m != nil {
+			parts = append(parts, m.label+": "+memory(*m.m))
+		}
+	}
+	if len(parts) == 0 {
+		return r.MemoryNote
+	}
+	return strings.Join(parts, "; ")
 }

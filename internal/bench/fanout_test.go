@@ -28,6 +28,12 @@ func TestRunFanout(t *testing.T) {
 	if !(0 < l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max) || rep.Throughput <= 0 || rep.Setup <= 0 {
 		t.Errorf("round trip %+v, throughput %.1f, setup %s", l, rep.Throughput, rep.Setup)
 	}
+	if m := rep.MemoryConnected; m == nil || m.RSSBytes == 0 || m.HeapInuseBytes == 0 || m.Goroutines == 0 || rep.Warmup <= 0 {
+		t.Errorf("server memory with the fleet connected %+v (note %q), warm-up %s", m, rep.MemoryNote, rep.Warmup)
+	}
+	if rep.MemoryAtRest == nil || rep.MemoryAfter == nil {
+		t.Errorf("server memory at rest %+v, after %+v", rep.MemoryAtRest, rep.MemoryAfter)
+	}
 	if rep.TenantsDeleted != 4 || rep.CleanupError != "" {
 		t.Errorf("%d tenants deleted, cleanup error %q; want 4", rep.TenantsDeleted, rep.CleanupError)
 	}
@@ -48,7 +54,7 @@ func TestRunFanout(t *testing.T) {
 	if err := bench.PrintFanout(&table, rep, "table"); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"RTT P99", "3 customer tenants", "4 tenants deleted", rep.AppID} {
+	for _, want := range []string{"RTT P99", "3 customer tenants", "4 tenants deleted", rep.AppID, "fleet connected: RSS", "goroutines"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -57,7 +63,7 @@ func TestRunFanout(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back map[string]any
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back["Replies"] != float64(6) {
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back["Replies"] != float64(6) || back["ServerMemoryConnected"] == nil {
 		t.Errorf("JSON %s: %v", js.String(), err)
 	}
 }

@@ -245,7 +245,11 @@ func dur(d time.Duration) string {
 }
 
 func memory(m ServerMemory) string {
-	return fmt.Sprintf("RSS %s, heap in use %s", mib(m.RSSBytes), mib(m.HeapInuseBytes))
+	s := fmt.Sprintf("RSS %s, heap in use %s", mib(m.RSSBytes), mib(m.HeapInuseBytes))
+	if m.Goroutines > 0 {
+		s += fmt.Sprintf(", %d goroutines", m.Goroutines)
+	}
+	return s
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -128,6 +128,7 @@ type TokenOptions struct {
 type ServerMemory struct {
 	RSSBytes       uint64 `json:"rssBytes"`
 	HeapInuseBytes uint64 `json:"heapInuseBytes"`
+	Goroutines     int    `json:"goroutines,omitempty"`
 }
 
 // KindResult is what one credential kind measured.
