@@ -383,6 +383,11 @@ func (s *Server) buildRouter() *router {
 		Authorizer: vaultAuthorizer{access}, Audit: s.audit, Logger: s.logger,
 		LoginBase: func(*http.Request) string { return miIssuer }})
 	s.broker = servicebus.NewBroker(s.timed, nil, s.logger, servicebus.WithBrokerObserver(s.metrics))
+	if feed, ok := s.store.(store.QueueWakeFeed); ok {
+		// A send through another server sharing the store wakes the
+		// receivers waiting here (PostgreSQL's LISTEN/NOTIFY).
+		feed.OnQueueWakes(s.broker.WakeFromElsewhere)
+	}
 	s.messaging = servicebus.New(servicebus.Config{Store: s.timed, Broker: s.broker, Verifier: verifier,
 		Authorizer: busAuthorizer{access}, Limits: servicebus.QueueLimits, MessageLimit: servicebus.QueueMaxMessageBytes, Audit: s.audit, Logger: s.logger, KEK: s.kek})
 	s.messaging.AMQP().Observer = s.metrics // AMQPS and WebSockets alike
