@@ -79,6 +79,50 @@ func TestAMQPIdleConnectionHoldsNoWatcherOrWriterGoroutines(t *testing.T) {
 	mustBus(t, receiver.CompleteMessage(ctx, got[0], nil))
 }
 
+// cbsClient is a raw go-amqp connection to the namespace over AMQPS,
+// anonymous, with a $cbs sender and its replies' receiver: what the SDKs
+// hide behind their token renewal.
+type cbsClient struct {
+	t       *testing.T
+	ctx     context.Context
+	session *amqp.Session
+	out     *amqp.Sender
+	in      *amqp.Receiver
+}
+
+func (w *busWorld) cbsClient(t *testing.T, ctx context.Context) *cbsClient {
+	t.Helper()
+	conn, err := amqp.Dial(ctx, "amqps://"+w.r.srv.AMQPAddr(), &amqp.ConnOptions{
+		HostName: w.fqdn, SASLType: amqp.SASLTypeAnonymous(),
+		TLSConfig: &tls.Config{RootCAs: w.r.srv.CA().Pool(), ServerName: w.fqdn}})
+	mustBus(t, err)
+	t.Cleanup(func() { conn.Close() })
+	session, err := conn.NewSession(ctx, nil)
+	mustBus(t, err)
+	out, err := session.NewSender(ctx, "$cbs", nil)
+	mustBus(t, err)
+	in, err := session.NewReceiver(ctx, "$cbs", &amqp.ReceiverOptions{TargetAddress: "cbs-replies"})
+	mustBus(t, err)
+	return &cbsClient{t: t, ctx: ctx, session: session, out: out, in: in}
+}
+
+// putSAS puts a SAS token for audience, signed with the rule's key and
+// expiring at expires, and checks that $cbs took it (202).
+func (c *cbsClient) putSAS(id, audience, rule, key string, expires time.Time) {
+	c.t.Helper()
+	sas := servicebus.SignSAS(audience, rule, []byte(key), expires)
+	mustBus(c.t, c.out.Send(c.ctx, &amqp.Message{
+		Properties: &amqp.MessageProperties{MessageID: id, ReplyTo: &[]string{"cbs-replies"}[0]},
+		ApplicationProperties: map[string]any{"operation": "put-token", "type": "servicebus.windows.net:sastoken",
+			"name": audience, "expiration": expires.Unix()},
+		Value: sas}, nil))
+	reply, err := c.in.Receive(c.ctx, nil)
+	mustBus(c.t, err)
+	if reply.ApplicationProperties["status-code"] != int32(202) || reply.Properties.CorrelationID != id {
+		c.t.Fatalf("put-token reply: %v %+v", reply.ApplicationProperties, reply.Properties)
+	}
+}
+
 // A link whose token is put again on $cbs before it expires stays
 // attached past the first token's expiry (the watch moves to the new
 // token), and is detached when the new one lapses too.
@@ -87,40 +131,15 @@ func TestAMQPLinkKeptByRenewedToken(t *testing.T) {
 	key, _ := w.listenSendKeys(t, "short")["primaryKey"].(string)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-
-	conn, err := amqp.Dial(ctx, "amqps://"+w.r.srv.AMQPAddr(), &amqp.ConnOptions{
-		HostName: w.fqdn, SASLType: amqp.SASLTypeAnonymous(),
-		TLSConfig: &tls.Config{RootCAs: w.r.srv.CA().Pool(), ServerName: w.fqdn}})
-	mustBus(t, err)
-	defer conn.Close()
-	session, err := conn.NewSession(ctx, nil)
-	mustBus(t, err)
-	cbsOut, err := session.NewSender(ctx, "$cbs", nil)
-	mustBus(t, err)
-	cbsIn, err := session.NewReceiver(ctx, "$cbs", &amqp.ReceiverOptions{TargetAddress: "cbs-replies"})
-	mustBus(t, err)
+	cbs := w.cbsClient(t, ctx)
 	audience := "amqps://" + w.fqdn + "/orders"
-	put := func(id string, expires time.Time) {
-		t.Helper()
-		sas := servicebus.SignSAS(audience, "short", []byte(key), expires)
-		mustBus(t, cbsOut.Send(ctx, &amqp.Message{
-			Properties: &amqp.MessageProperties{MessageID: id, ReplyTo: &[]string{"cbs-replies"}[0]},
-			ApplicationProperties: map[string]any{"operation": "put-token", "type": "servicebus.windows.net:sastoken",
-				"name": audience, "expiration": expires.Unix()},
-			Value: sas}, nil))
-		reply, err := cbsIn.Receive(ctx, nil)
-		mustBus(t, err)
-		if reply.ApplicationProperties["status-code"] != int32(202) || reply.Properties.CorrelationID != id {
-			t.Fatalf("put-token reply: %v %+v", reply.ApplicationProperties, reply.Properties)
-		}
-	}
 	// A SAS token's expiry is in whole seconds.
 	first := time.Unix(time.Now().Add(2*time.Second).Unix(), 0)
-	put("put-1", first)
-	receiver, err := session.NewReceiver(ctx, "orders", nil)
+	cbs.putSAS("put-1", audience, "short", key, first)
+	receiver, err := cbs.session.NewReceiver(ctx, "orders", nil)
 	mustBus(t, err)
 	second := time.Unix(time.Now().Add(5*time.Second).Unix(), 0)
-	put("put-2", second)
+	cbs.putSAS("put-2", audience, "short", key, second)
 
 	// Past the first token's expiry the link still waits for a message.
 	rctx, rcancel := context.WithDeadline(ctx, first.Add(1500*time.Millisecond))

@@ -2,15 +2,12 @@ package server_test
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/go-amqp"
-
-	"github.com/tenantbridge/tenantbridge/internal/servicebus"
 )
 
 // The $management operations the SDK calls through its sender and
@@ -63,32 +60,9 @@ func TestAMQPLinkDetachedWhenTokenExpires(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	conn, err := amqp.Dial(ctx, "amqps://"+w.r.srv.AMQPAddr(), &amqp.ConnOptions{
-		HostName: w.fqdn, SASLType: amqp.SASLTypeAnonymous(),
-		TLSConfig: &tls.Config{RootCAs: w.r.srv.CA().Pool(), ServerName: w.fqdn}})
-	mustBus(t, err)
-	defer conn.Close()
-	session, err := conn.NewSession(ctx, nil)
-	mustBus(t, err)
-	cbsOut, err := session.NewSender(ctx, "$cbs", nil)
-	mustBus(t, err)
-	cbsIn, err := session.NewReceiver(ctx, "$cbs", &amqp.ReceiverOptions{TargetAddress: "cbs-replies"})
-	mustBus(t, err)
-	audience := "amqps://" + w.fqdn + "/orders"
-	sas := servicebus.SignSAS(audience, "short", []byte(key), time.Now().Add(2*time.Second))
-	messageID := "put-1"
-	mustBus(t, cbsOut.Send(ctx, &amqp.Message{
-		Properties: &amqp.MessageProperties{MessageID: messageID, ReplyTo: &[]string{"cbs-replies"}[0]},
-		ApplicationProperties: map[string]any{"operation": "put-token", "type": "servicebus.windows.net:sastoken",
-			"name": audience, "expiration": time.Now().Add(2 * time.Second).Unix()},
-		Value: sas}, nil))
-	reply, err := cbsIn.Receive(ctx, nil)
-	mustBus(t, err)
-	if reply.ApplicationProperties["status-code"] != int32(202) || reply.Properties.CorrelationID != messageID {
-		t.Fatalf("put-token reply: %v %+v", reply.ApplicationProperties, reply.Properties)
-	}
-
-	receiver, err := session.NewReceiver(ctx, "orders", nil)
+	cbs := w.cbsClient(t, ctx)
+	cbs.putSAS("put-1", "amqps://"+w.fqdn+"/orders", "short", key, time.Now().Add(2*time.Second))
+	receiver, err := cbs.session.NewReceiver(ctx, "orders", nil)
 	mustBus(t, err)
 	_, err = receiver.Receive(ctx, nil) // no message comes; the token lapses meanwhile
 	var linkErr *amqp.LinkError
