@@ -94,9 +94,11 @@ func (h *Handler) solutions(rq *rp.Request) error {
 		}
 		return rp.Only(rq, http.MethodPost, h.listTokens)
 	case targetAppDefinitions:
-		return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: h.listAppDefinitions, Get: h.getAppDefinition, Put: h.putAppDefinition, Delete: h.deleteAppDefinition})
+		return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: h.listAppDefinitions, Get: h.getAppDefinition, Put: h.putAppDefinition,
+			Patch: h.patchAppDefinition, Delete: h.deleteAppDefinition})
 	}
-	return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: h.listApplications, Get: h.getApplication, Put: h.putApplication, Delete: h.deleteApplication})
+	return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: h.listApplications, Get: h.getApplication, Put: h.putApplication,
+		Patch: h.patchApplication, Delete: h.deleteApplication})
 }
 
 // ---- definitions ----
