@@ -423,6 +423,9 @@ func RunFanout(ctx context.Context, opts FanoutOptions) (rep FanoutReport, err e
 		opts.RoundTimeout = time.Minute
 	}
 	rep = FanoutReport{Customers: opts.Customers, Rounds: opts.Rounds, Workers: opts.Workers, ClientCPUs: runtime.GOMAXPROCS(0)}
+	if err := checkOpenFiles(opts.Customers); err != nil {
+		return rep, err
+	}
 	logf := func(format string, args ...any) {
 		if opts.Log != nil {
 			fmt.Fprintf(opts.Log, format+"\n", args...)
@@ -584,6 +587,30 @@ func (f *Fleet) measure(ctx context.Context, opts FanoutOptions, rep *FanoutRepo
 		rep.SendErrors = nil
 	}
 	return roundErr
+}
+
+// fanoutFilesPerCustomer is the connections the bench holds per customer:
+// one AMQP connection per namespace on each side, the provider's
+// messenger's and the customer's worker's (each a socket); and
+// fanoutSpareFiles is room for everything else (the setup's HTTP/2
+// connections, the operator's, the runtime's own).
+const (
+	fanoutFilesPerCustomer = 2
+	fanoutSpareFiles       = 256
+)
+
+// checkOpenFiles refuses a fleet larger than this process can hold open,
+// before any tenant is created: otherwise the run fails deep in the
+// warm-up, after minutes of setup, with "too many open files". The server
+// holds the same number of connections and needs the same room.
+func checkOpenFiles(customers int) error {
+	limit, ok := openFileLimit()
+	need := uint64(customers)*fanoutFilesPerCustomer + fanoutSpareFiles
+	if !ok || limit >= need {
+		return nil
+	}
+	return fmt.Errorf("%d customers need about %d open files (%d connections per customer and room for the rest), and this process may open %d (ulimit -n); raise the limit for the bench and the server, or use at most %d customers",
+		customers, need, fanoutFilesPerCustomer, limit, (max(limit, fanoutSpareFiles)-fanoutSpareFiles)/fanoutFilesPerCustomer)
 }
 
 // serverMemory is the server's memory, read with a deadline of its own
