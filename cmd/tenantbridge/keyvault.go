@@ -123,7 +123,7 @@ func (c *cli) keyvaultShow(sess roleSessionFunc) *cobra.Command {
 }
 
 func (c *cli) keyvaultDelete(sess roleSessionFunc) *cobra.Command {
-	return resourceCommand(sess, "delete", "Delete a vault and all its secrets (vault soft delete is not implemented: this is final)",
+	return resourceCommand(sess, "delete", "Delete a vault: it is kept as a deleted vault, with its secrets, for its retention, until it is recovered (createMode recover) or purged",
 		keyVaultProvider, "vault", func(cmd *cobra.Command, r *roleCtx, v keyVault) error {
 			return c.resourceDelete(cmd, r, "vault", v.Name, v.ID, "secrets")
 		})

@@ -51,8 +51,9 @@ func TestProvidersSDK(t *testing.T) {
 		must(t, err)
 		p := got.Provider
 		if *p.Namespace != "Microsoft.KeyVault" || *p.ID != "/subscriptions/"+subID+"/providers/Microsoft.KeyVault" ||
-			*p.RegistrationState != "Registered" || *p.RegistrationPolicy != "RegistrationRequired" || len(p.ResourceTypes) != 2 ||
-			*p.ResourceTypes[1].ResourceType != "checkNameAvailability" {
+			*p.RegistrationState != "Registered" || *p.RegistrationPolicy != "RegistrationRequired" || len(p.ResourceTypes) != 4 ||
+			*p.ResourceTypes[1].ResourceType != "checkNameAvailability" || *p.ResourceTypes[2].ResourceType != "deletedVaults" ||
+			*p.ResourceTypes[3].ResourceType != "locations/deletedVaults" {
 			t.Fatalf("Microsoft.KeyVault: %+v", p)
 		}
 		vaults := p.ResourceTypes[0]

@@ -19,6 +19,10 @@ type Vault struct {
 	EnablePurgeProtection   bool
 	EnableSoftDelete        bool // always true today
 	Created                 time.Time
+	// Deleted is when the vault was deleted (Key Vault's vault-level soft
+	// delete): zero for a live vault. A deleted vault keeps its name, its
+	// secrets and its keys until it is purged (DeleteVault).
+	Deleted time.Time
 }
 
 // Secret is one version of a vault secret. Every version of a name shares
@@ -84,8 +88,23 @@ type Vaults interface {
 	// protection may be turned off is the vault package's rule); it fails
 	// with ErrNotFound when there is no such vault.
 	UpdateVault(ctx context.Context, v Vault) error
-	// DeleteVault removes a vault and every secret in it.
+	// DeleteVault removes a vault, live or deleted, and every secret in
+	// it for good (a purge).
 	DeleteVault(ctx context.Context, name string) error
+	// GetVault, ListVaults and UpdateVault see live vaults only. A deleted
+	// vault is seen through these:
+	//
+	// SoftDeleteVault marks a live vault deleted at the time; ErrNotFound
+	// when there is no live vault of the name.
+	SoftDeleteVault(ctx context.Context, name string, at time.Time) error
+	// RecoverVault makes a deleted vault live again; ErrNotFound when
+	// there is no deleted vault of the name.
+	RecoverVault(ctx context.Context, name string) error
+	// GetDeletedVault finds a deleted vault by name, case-insensitively.
+	GetDeletedVault(ctx context.Context, name string) (Vault, error)
+	// ListDeletedVaults lists a tenant's deleted vaults ordered by
+	// lower-cased name.
+	ListDeletedVaults(ctx context.Context, tenantID string) ([]Vault, error)
 
 	// CreateSecretVersion adds a version to a secret (creating the secret
 	// when the name is new) and returns it with Seq, Created and Updated

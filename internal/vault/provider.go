@@ -12,9 +12,10 @@ package vault
 // transaction as the group (deleteGroupVaults).
 //
 // Only the RBAC permission model exists: enableRbacAuthorization must be
-// true (or absent) and enableSoftDelete true (or absent). Vault-level soft
-// delete (deletedVaults) is not implemented: DELETE removes the vault and
-// its secrets for good. A PUT on an existing vault replaces its tags and
+// true (or absent) and enableSoftDelete true (or absent). DELETE
+// soft-deletes the vault: it is kept as a deleted vault, with its secrets,
+// until it is recovered or purged (provider_deleted.go). A PUT on an
+// existing vault replaces its tags and
 // sku and follows Azure's rules for the soft-delete settings (package
 // vault: UpdateVault): softDeleteRetentionInDays is set once, at
 // creation, and may only be restated; enablePurgeProtection may be turned
@@ -39,7 +40,9 @@ import (
 func Provider() *rp.Provider {
 	return &rp.Provider{Namespace: "Microsoft.KeyVault", Types: []rp.ResourceType{
 		{Name: "vaults", Listed: true, APIVersions: keyVaultVersions, Locations: rp.AllRegions(), Capabilities: rp.TrackedCapabilities},
-		{Name: "checkNameAvailability", APIVersions: keyVaultVersions}},
+		{Name: "checkNameAvailability", APIVersions: keyVaultVersions},
+		{Name: "deletedVaults", APIVersions: keyVaultVersions},
+		{Name: "locations/deletedVaults", APIVersions: keyVaultVersions}},
 		Parse: vaultPath, Serve: vaults,
 		DeleteGroup: func(rq *rp.Request, tx store.Store, _ *directory.Service, g store.ResourceGroup) error {
 			return deleteGroupVaults(rq, tx, g)
@@ -110,6 +113,9 @@ func vaultPath(segs []string) (rp.Path, bool, error) {
 	if ap, ok, err := rp.ParseCheckNamePath(segs, "Microsoft.KeyVault", targetVaultCheckName); ok {
 		return ap, true, err
 	}
+	if ap, ok, err := deletedVaultPath(segs); ok {
+		return ap, true, err
+	}
 	ap, ok := parseVaultPath(segs)
 	if !ok {
 		return rp.Path{}, false, nil
@@ -131,8 +137,16 @@ func vaultPath(segs []string) (rp.Path, bool, error) {
 
 // vaults serves the Microsoft.KeyVault/vaults paths.
 func vaults(rq *rp.Request) error {
-	if rq.Path.Target == targetVaultCheckName {
+	switch rq.Path.Target {
+	case targetVaultCheckName:
 		return vaultCheckName(rq)
+	case targetDeletedVaults:
+		return rp.Only(rq, http.MethodGet, listDeletedVaults)
+	case targetDeletedVault:
+		if rq.Path.Op == "purge" {
+			return rp.Only(rq, http.MethodPost, purgeDeletedVault)
+		}
+		return rp.Only(rq, http.MethodGet, getDeletedVault)
 	}
 	return rp.ServeType(rq, rq.Path.Name == "", rp.TypeHandlers{List: listVaults, Get: getVault, Put: putVault, Patch: patchVault, Delete: deleteVault})
 }
@@ -286,10 +300,16 @@ func putVault(rq *rp.Request) error {
 			EnableSoftDelete          *bool     `json:"enableSoftDelete"`
 			SoftDeleteRetentionInDays *int      `json:"softDeleteRetentionInDays"`
 			EnablePurgeProtection     *bool     `json:"enablePurgeProtection"`
+			CreateMode                string    `json:"createMode"`
 		} `json:"properties"`
 	}
 	if err := rp.ReadBody(rq, &body); err != nil {
 		return err
+	}
+	if p := body.Properties; p != nil && strings.EqualFold(p.CreateMode, "recover") {
+		return recoverVault(rq, tenantID, body.Location, body.Tags)
+	} else if p != nil && p.CreateMode != "" && !strings.EqualFold(p.CreateMode, "default") {
+		return rp.BadRequest("The createMode '%s' is not valid: it must be 'default' or 'recover'.", rp.SafeText(p.CreateMode))
 	}
 	location, err := rp.CheckPut(vaultType, body.Location, body.Tags, body.Properties)
 	if err != nil {
@@ -343,6 +363,9 @@ func putVault(rq *rp.Request) error {
 			status = http.StatusCreated
 			v = store.Vault{TenantID: tenantID, Name: name, ResourceID: id, Location: location,
 				SoftDeleteRetentionDays: days, EnablePurgeProtection: purge, EnableSoftDelete: true, Created: now}
+			if err := heldByDeletedVault(rq, tx, tenantID, name); err != nil {
+				return err
+			}
 			if err := tx.CreateVault(rq.Ctx, v); errors.Is(err, store.ErrConflict) {
 				return vaultExists(name)
 			} else if err != nil {
@@ -435,10 +458,14 @@ func deleteVault(rq *rp.Request) error {
 	})
 }
 
-// deleteVaultRecords removes a vault with its secrets, its generic record
-// and the role assignments at its scope.
+// deleteVaultRecords soft-deletes a vault (Key Vault's vault-level soft
+// delete: it keeps its name, secrets and keys for its retention, as a
+// deleted vault, provider_deleted.go) and removes its generic record and
+// the role assignments at its scope, which Azure does not restore on
+// recovery either ("role assignments disappear when a key vault is
+// deleted").
 func deleteVaultRecords(rq *rp.Request, tx store.Store, v store.Vault) error {
-	if err := tx.DeleteVault(rq.Ctx, v.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := tx.SoftDeleteVault(rq.Ctx, v.Name, rq.Now().UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return rp.InternalError(err)
 	}
 	return rp.DeleteRecord(rq, tx, v.ResourceID)
@@ -494,8 +521,12 @@ func vaultCheckName(rq *rp.Request) error {
 	if !ValidName(name) {
 		return rp.WriteJSON(rq, http.StatusOK, answer{Reason: "AccountNameInvalid", Message: "Vault name must only contain alphanumeric characters and dashes and cannot start with a number."})
 	}
+	held, err := nameHeld(rq, rq.Store(), name)
+	if err != nil {
+		return err
+	}
 	switch _, err := rq.Store().GetVault(rq.Ctx, name); {
-	case err == nil:
+	case err == nil || held:
 		return rp.WriteJSON(rq, http.StatusOK, answer{Reason: "AlreadyExists",
 			Message: "The vault name '" + name + "' is already in use. Vault names are globally unique so it is possible that the name is already taken."})
 	case !errors.Is(err, store.ErrNotFound):

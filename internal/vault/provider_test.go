@@ -105,7 +105,7 @@ func TestVaults(t *testing.T) {
 			t.Errorf("no audit record of the vault write")
 		}
 
-		// DELETE: 200, then 204; the vault, its secrets' container and the
+		// DELETE: 200, then 204; the vault leaves the data plane and the
 		// role assignments at its scope are gone.
 		ra := vid + "/providers/Microsoft.Authorization/roleAssignments/" + uuid.NewString()
 		e.Want(e.Call(admin, "PUT", ra, map[string]any{"properties": map[string]any{
@@ -117,8 +117,11 @@ func TestVaults(t *testing.T) {
 			t.Errorf("vault after delete: %v", err)
 		}
 		e.Want(e.Call(admin, "GET", ra, nil), 404, "RoleAssignmentNotFound")
-		// The name is free again.
-		e.Want(e.Call(fab, "PUT", fsub+"/resourceGroups/f/providers/Microsoft.KeyVault/vaults/kv-app1", vaultBody(e.Fabrikam.Tenant.ID, nil)), 201, "")
+		// The deleted vault holds its name, for any tenant, until it is
+		// purged — and under purge protection it cannot be, before its
+		// retention ends.
+		e.Want(e.Call(fab, "PUT", fsub+"/resourceGroups/f/providers/Microsoft.KeyVault/vaults/kv-app1", vaultBody(e.Fabrikam.Tenant.ID, nil)), 409, "VaultAlreadyExists")
+		e.Want(e.Call(admin, "POST", armtest.Sub(e)+"/providers/Microsoft.KeyVault/locations/westeurope/deletedVaults/kv-app1/purge", nil), 405, "MethodNotAllowed")
 	})
 }
 
@@ -196,7 +199,13 @@ func TestVaultGroupCascade(t *testing.T) {
 		if vs, _ := r.Doc["value"].([]any); r.Status != 200 || len(vs) != 1 {
 			t.Errorf("list after the cascade %d %s", r.Status, r.Raw)
 		}
-		// The names are free again.
+		// The group's vaults are deleted vaults, with their secrets, holding
+		// their names until purged.
+		if _, err := e.St.GetDeletedVault(e.Ctx, "kv-doomed1"); err != nil {
+			t.Errorf("kv-doomed1 is not a deleted vault: %v", err)
+		}
+		e.Want(e.Call(admin, "PUT", keep+"/providers/Microsoft.KeyVault/vaults/kv-doomed1", vaultBody(tid, nil)), 409, "ConflictError")
+		e.Want(e.Call(admin, "POST", armtest.Sub(e)+"/providers/Microsoft.KeyVault/locations/westeurope/deletedVaults/kv-doomed1/purge", nil), 200, "")
 		e.Want(e.Call(admin, "PUT", keep+"/providers/Microsoft.KeyVault/vaults/kv-doomed1", vaultBody(tid, nil)), 201, "")
 	})
 }

@@ -12,12 +12,16 @@ import (
 
 const vaultCols = `name, tenant_id, resource_id, location, retention_days, purge_protection, soft_delete, created`
 
+// vaultSelect are the columns scanVault reads: vaultCols and when the
+// vault was deleted (NULL for a live vault).
+const vaultSelect = vaultCols + `, deleted`
+
 func scanVault(sc interface{ Scan(...any) error }) (store.Vault, error) {
 	var (
 		v           store.Vault
 		purge, soft int64
 	)
-	err := sc.Scan(&v.Name, &v.TenantID, &v.ResourceID, &v.Location, &v.SoftDeleteRetentionDays, &purge, &soft, timeCol{&v.Created})
+	err := sc.Scan(&v.Name, &v.TenantID, &v.ResourceID, &v.Location, &v.SoftDeleteRetentionDays, &purge, &soft, timeCol{&v.Created}, nullTimeCol{&v.Deleted})
 	v.EnablePurgeProtection, v.EnableSoftDelete = purge != 0, soft != 0
 	return v, err
 }
@@ -49,26 +53,36 @@ func (s *Store) CreateVault(ctx context.Context, v store.Vault) error {
 
 // GetVault implements store.Vaults.
 func (s *Store) GetVault(ctx context.Context, name string) (store.Vault, error) {
+	return s.getVault(ctx, "get vault", name, `deleted IS NULL`)
+}
+
+// getVault finds the vault called name whose row matches cond.
+func (s *Store) getVault(ctx context.Context, op, name, cond string) (store.Vault, error) {
 	var v store.Vault
 	if !textOK(name) || name == "" {
-		return v, notFound("get vault")
+		return v, notFound(op)
 	}
 	err := s.read(func(r runner) error {
 		var err error
-		v, err = scanVault(r.queryRow(ctx, `SELECT `+vaultCols+` FROM vaults WHERE name_key = ?`, fold(name)))
+		v, err = scanVault(r.queryRow(ctx, `SELECT `+vaultSelect+` FROM vaults WHERE name_key = ? AND `+cond, fold(name)))
 		return err
 	})
-	return v, s.fail("get vault "+name, err)
+	return v, s.fail(op+" "+name, err)
 }
 
 // ListVaults implements store.Vaults.
 func (s *Store) ListVaults(ctx context.Context, tenantID string) ([]store.Vault, error) {
+	return s.listVaults(ctx, "list vaults", tenantID, `deleted IS NULL`)
+}
+
+// listVaults lists the tenant's vaults whose rows match cond.
+func (s *Store) listVaults(ctx context.Context, op, tenantID, cond string) ([]store.Vault, error) {
 	var vs []store.Vault
 	if !textOK(tenantID) {
 		return nil, nil
 	}
 	err := s.read(func(r runner) error {
-		rows, err := r.query(ctx, `SELECT `+vaultCols+` FROM vaults WHERE tenant_id = ? ORDER BY name_key`, tenantID)
+		rows, err := r.query(ctx, `SELECT `+vaultSelect+` FROM vaults WHERE tenant_id = ? AND `+cond+` ORDER BY name_key`, tenantID)
 		if err != nil {
 			return err
 		}
@@ -82,7 +96,7 @@ func (s *Store) ListVaults(ctx context.Context, tenantID string) ([]store.Vault,
 		}
 		return rows.Err()
 	})
-	return vs, s.fail("list vaults", err)
+	return vs, s.fail(op, err)
 }
 
 // UpdateVault implements store.Vaults.
@@ -91,7 +105,7 @@ func (s *Store) UpdateVault(ctx context.Context, v store.Vault) error {
 		return notFound("update vault")
 	}
 	err := s.write(ctx, false, func(r runner) error {
-		res, err := r.exec(ctx, `UPDATE vaults SET retention_days = ?, purge_protection = ? WHERE name_key = ?`,
+		res, err := r.exec(ctx, `UPDATE vaults SET retention_days = ?, purge_protection = ? WHERE name_key = ? AND deleted IS NULL`,
 			v.SoftDeleteRetentionDays, boolInt(v.EnablePurgeProtection), fold(v.Name))
 		if err != nil {
 			return err
@@ -119,6 +133,42 @@ func (s *Store) DeleteVault(ctx context.Context, name string) error {
 		return mustAffect(res)
 	})
 	return s.fail("delete vault "+name, err)
+}
+
+// SoftDeleteVault implements store.Vaults.
+func (s *Store) SoftDeleteVault(ctx context.Context, name string, at time.Time) error {
+	return s.setVaultDeleted(ctx, "soft-delete vault", name, `deleted IS NULL`, s.bindTime(at, now()))
+}
+
+// RecoverVault implements store.Vaults.
+func (s *Store) RecoverVault(ctx context.Context, name string) error {
+	return s.setVaultDeleted(ctx, "recover vault", name, `deleted IS NOT NULL`, nil)
+}
+
+// setVaultDeleted sets the deleted time of the vault called name whose
+// row matches cond.
+func (s *Store) setVaultDeleted(ctx context.Context, op, name, cond string, deleted any) error {
+	if !textOK(name) || name == "" {
+		return notFound(op)
+	}
+	err := s.write(ctx, false, func(r runner) error {
+		res, err := r.exec(ctx, `UPDATE vaults SET deleted = ? WHERE name_key = ? AND `+cond, deleted, fold(name))
+		if err != nil {
+			return err
+		}
+		return mustAffect(res)
+	})
+	return s.fail(op+" "+name, err)
+}
+
+// GetDeletedVault implements store.Vaults.
+func (s *Store) GetDeletedVault(ctx context.Context, name string) (store.Vault, error) {
+	return s.getVault(ctx, "get deleted vault", name, `deleted IS NOT NULL`)
+}
+
+// ListDeletedVaults implements store.Vaults.
+func (s *Store) ListDeletedVaults(ctx context.Context, tenantID string) ([]store.Vault, error) {
+	return s.listVaults(ctx, "list deleted vaults", tenantID, `deleted IS NOT NULL`)
 }
 
 const secretCols = `vault_key, name, version, seq, value, content_type, tags, enabled, nbf, exp, created, updated, recovery_id, deleted_date, purge_date`
