@@ -3,6 +3,7 @@ package vault_test
 import (
 	"errors"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,6 +152,50 @@ func TestDeletedVaultsSDK(t *testing.T) {
 		e.Want(e.Call(admin, "PUT", vid, vaultBody(tid, nil)), 201, "")
 		if _, err := e.St.GetSecret(e.Ctx, "kv-del-01", "kept", ""); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("a purged vault's secret: %v", err)
+		}
+	})
+}
+
+// TestDeletedVaultPurgeDate: past its scheduled purge date (deletion plus
+// softDeleteRetentionInDays) a deleted vault — purge protection or not —
+// is no longer listed, found or recoverable, its name is available, and
+// the create that reuses the name purges it with its secrets.
+func TestDeletedVaultPurgeDate(t *testing.T) {
+	var offset atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	armtest.ForEachStoreWith(t, armtest.Options{Now: now}, func(t *testing.T, e *armtest.Env) {
+		offset.Store(0)
+		tb := e.Contoso
+		tid := tb.Tenant.ID
+		admin := e.AdminToken(tb)
+		rg := armtest.Sub(e) + "/resourceGroups/exp"
+		vid := rg + "/providers/Microsoft.KeyVault/vaults/kv-exp-01"
+		e.Want(e.Call(admin, "PUT", rg, map[string]any{"location": "westeurope"}), 201, "")
+		e.Want(e.Call(admin, "PUT", vid, vaultBody(tid, map[string]any{"softDeleteRetentionInDays": 7, "enablePurgeProtection": true})), 201, "")
+		_, err := e.St.CreateSecretVersion(e.Ctx, store.Secret{Vault: "kv-exp-01", Name: "old", Version: "0123456789abcdef0123456789abcdef", Value: []byte("sealed"), Enabled: true})
+		must(t, err)
+		e.Want(e.Call(admin, "DELETE", vid, nil), 200, "")
+		deleted := armtest.Sub(e) + "/providers/Microsoft.KeyVault/locations/westeurope/deletedVaults/kv-exp-01"
+		e.Want(e.Call(admin, "GET", deleted, nil), 200, "")
+
+		// Six days on it is still held; past seven it is not.
+		offset.Store(int64(6 * 24 * time.Hour))
+		e.Want(e.Call(admin, "GET", deleted, nil), 200, "")
+		e.Want(e.Call(admin, "PUT", vid, vaultBody(tid, nil)), 409, "ConflictError")
+		offset.Store(int64(7*24*time.Hour + time.Minute))
+		e.Want(e.Call(admin, "GET", deleted, nil), 404, "ResourceNotFound")
+		r := e.Call(admin, "GET", armtest.Sub(e)+"/providers/Microsoft.KeyVault/deletedVaults", nil)
+		if vs, _ := r.Doc["value"].([]any); r.Status != 200 || len(vs) != 0 {
+			t.Fatalf("list past the purge date: %s", r.Raw)
+		}
+		e.Want(e.Call(admin, "PUT", vid, vaultBody(tid, map[string]any{"createMode": "recover"})), 404, "SoftDeletedVaultDoesNotExist")
+		r = e.Call(admin, "POST", armtest.Sub(e)+"/providers/Microsoft.KeyVault/checkNameAvailability", map[string]any{"name": "kv-exp-01", "type": "Microsoft.KeyVault/vaults"})
+		if r.Status != 200 || r.Doc["nameAvailable"] != true {
+			t.Fatalf("name check past the purge date: %s", r.Raw)
+		}
+		e.Want(e.Call(admin, "PUT", vid, vaultBody(tid, nil)), 201, "")
+		if _, err := e.St.GetSecret(e.Ctx, "kv-exp-01", "old", ""); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the purged vault's secret in the new vault: %v", err)
 		}
 	})
 }

@@ -76,6 +76,9 @@ type Options struct {
 	// KEK, when true, gives Service Bus a key-encryption key so that
 	// authorization rules are served.
 	KEK bool
+	// Now is Resource Manager's clock (arm.Config.Now): a test moves it
+	// to see what time does (a deleted vault's purge date).
+	Now func() time.Time
 }
 
 // ForEachStore runs fn with a new environment on every store.
@@ -97,7 +100,7 @@ func New(t *testing.T, st store.Store, o Options) *Env {
 		_, _ = rand.Read(kek)
 	}
 	h := arm.New(arm.Config{Directory: e.Dir, Store: st, RBAC: rbac.New(st, e.Dir), Verifier: b.Verifier, Audit: b.Audit, Logger: b.Logger, PageSize: o.PageSize,
-		TokenMinter: b.STS, Notify: func() { e.Notified.Add(1) }, Providers: Providers(kek)})
+		TokenMinter: b.STS, Notify: func() { e.Notified.Add(1) }, Providers: Providers(kek), Now: o.Now})
 	b.Route(func(r *http.Request) http.Handler {
 		if strings.HasPrefix(r.Host, "management.") {
 			return h
