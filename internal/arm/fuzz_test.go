@@ -22,6 +22,9 @@ func FuzzParsePath(f *testing.F) {
 		"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv/providers/Microsoft.Authorization/roleAssignments",
 		"/providers/Microsoft.Authorization/roleDefinitions/a", "/providers/TenantBridge.Authorization/explain",
 		"/providers/Microsoft.Management/managementGroups/mg/providers/Microsoft.Authorization/denyAssignments",
+		"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/providers/Microsoft.KeyVault/deletedVaults",
+		"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/providers/Microsoft.KeyVault/locations/westeurope/deletedVaults/kv/purge",
+		"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/providers/Microsoft.KeyVault/locations//deletedVaults/",
 		"//", "/subscriptions//resourceGroups", "/providers/Microsoft.Authorization", "",
 	} {
 		f.Add(s)
