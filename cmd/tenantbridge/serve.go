@@ -15,12 +15,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tenantbridge/tenantbridge/internal/arm"
+	"github.com/tenantbridge/tenantbridge/internal/fleet"
 	"github.com/tenantbridge/tenantbridge/internal/server"
 )
 
 func (c *cli) serveCommand() *cobra.Command {
 	var listen, proxyListen, amqpListen, dnsListen, dnsAnswer, store, domain, logLevel, logFormat, brokerListen, metricsListen, otlpEndpoint string
 	var refreshLifetime, notifyFor time.Duration
+	var nodeKeyFile string
 	var packageHosts []string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -31,7 +33,14 @@ func (c *cli) serveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv, err := server.New(cmd.Context(), server.Config{DataDir: c.dataDir, Listen: listen, ProxyListen: proxyListen, AMQPListen: amqpListen,
+			nodeKey, err := fleet.LoadNodeKey(nodeKeyFile, c.getenv)
+			if err != nil {
+				return err
+			}
+			if nodeKey != nil && !strings.HasPrefix(store, "postgres://") && !strings.HasPrefix(store, "postgresql://") {
+				return fmt.Errorf("a node key (--node-key-file or %s) is for several servers on one PostgreSQL store: give --store postgres://…", fleet.NodeKeyEnv)
+			}
+			srv, err := server.New(cmd.Context(), server.Config{NodeKey: nodeKey, DataDir: c.dataDir, Listen: listen, ProxyListen: proxyListen, AMQPListen: amqpListen,
 				DNSListen: dnsListen, DNSAnswer: dnsAnswer, StoreURL: store, CustomDomain: domain, RefreshTokenLifetime: refreshLifetime,
 				NotificationRetryFor: notifyFor, MetricsListen: metricsListen, OTLPEndpoint: otlpEndpoint, Logger: logger,
 				ManagedAppPackages: arm.PackageFetch{AllowedHosts: packageHosts}})
@@ -76,6 +85,7 @@ func (c *cli) serveCommand() *cobra.Command {
 	cmd.Flags().StringVar(&amqpListen, "amqp-listen", "127.0.0.1:5671", "the Service Bus AMQPS listener (AMQP 1.0 over TLS, what every Service Bus SDK speaks; \"\" for none); AMQP over WebSockets is served on --listen")
 	cmd.Flags().StringVar(&dnsListen, "dns-listen", "", "also answer DNS here (UDP and TCP, e.g. 0.0.0.0:53) for the Azure names tenantbridge serves, refusing every other name: the resolver of containers whose programs are unmodified (see tenantbridge env --help)")
 	cmd.Flags().StringVar(&dnsAnswer, "dns-answer", "", "the address DNS answers give, where clients reach --listen (default: --dns-listen's address; required when that is 0.0.0.0 or ::)")
+	cmd.Flags().StringVar(&nodeKeyFile, "node-key-file", "", "run as a node of a fleet: several servers on one PostgreSQL --store sharing the CA, signing keys, secret-hash key, KEK and operator key through the store, sealed under the node key in this file (base64 of 32 bytes, the same for every node; or "+fleet.NodeKeyEnv+")")
 	cmd.Flags().StringVar(&store, "store", "", "store URL: sqlite://PATH or postgres://... (default: the embedded store in the data directory)")
 	cmd.Flags().StringVar(&domain, "domain", "", "also answer as login.D, graph.D, management.D, *.vault.D and *.servicebus.D")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -80,6 +80,11 @@ func (a *API) rotateKeys(w http.ResponseWriter, r *http.Request) {
 		}
 		ahead = d
 	}
+	if ahead < a.minAhead {
+		writeError(w, http.StatusBadRequest, "InvalidParameter",
+			fmt.Sprintf("publishAhead must be at least %s on this server: it is a node of a fleet, and every node must publish a new key before any node signs with it.", a.minAhead))
+		return
+	}
 	now := a.now()
 	// Activation times are whole seconds (a certificate's NotBefore), and
 	// of two keys activating in the same second it would be left to chance

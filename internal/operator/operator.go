@@ -93,8 +93,12 @@ type Config struct {
 	// MaxTokenLifetime is the longest lifetime of any token the server
 	// signs: how long a retired key must stay published.
 	MaxTokenLifetime time.Duration
-	Logger           *slog.Logger     // default: discard
-	Now              func() time.Time // default: time.Now
+	// MinPublishAhead is the shortest publishAhead a rotation may ask
+	// for: in a fleet, long enough that every node publishes a new key
+	// before any node signs with it. Zero: none.
+	MinPublishAhead time.Duration
+	Logger          *slog.Logger     // default: discard
+	Now             func() time.Time // default: time.Now
 	// Marketplace publishes managed application offers (*arm.Handler);
 	// without it the marketplace endpoints answer 501.
 	Marketplace Marketplace
@@ -108,6 +112,7 @@ type API struct {
 	hasKey      bool
 	keys        *pki.KeySet
 	maxLifetime time.Duration
+	minAhead    time.Duration
 	logger      *slog.Logger
 	now         func() time.Time
 	mux         *http.ServeMux
@@ -122,7 +127,7 @@ func New(cfg Config) *API {
 		panic("operator: Config needs Directory, Audit and Keys")
 	}
 	a := &API{dir: cfg.Directory, audit: cfg.Audit, keyHash: sha256.Sum256([]byte(cfg.Key)), hasKey: cfg.Key != "",
-		keys: cfg.Keys, maxLifetime: cfg.MaxTokenLifetime, logger: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(),
+		keys: cfg.Keys, maxLifetime: cfg.MaxTokenLifetime, minAhead: cfg.MinPublishAhead, logger: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(),
 		marketplace: cfg.Marketplace}
 	if a.logger == nil {
 		a.logger = slog.New(slog.DiscardHandler)

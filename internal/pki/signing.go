@@ -102,6 +102,9 @@ type KeySet struct {
 	mu    sync.RWMutex
 	keys  []SigningKey      // newest activation first
 	files map[string]string // kid -> path of its file
+	// publish, if set, is told of a new key before it is written (a
+	// fleet's shared keys, fleet.go); guarded by wmu.
+	publish KeyPublisher
 }
 
 // LoadOrCreateKeySet loads DIR/signing/*.pem, creating one key, active at
@@ -263,10 +266,18 @@ func (ks *KeySet) add(k SigningKey) error {
 	if err != nil {
 		return err
 	}
-	data := append(keyPEM, certPEM(k.Cert.Raw)...)
+	shared := sharedFileOf(k, keyPEM)
+	data := shared.Data
 	path := filepath.Join(ks.dir, k.KeyID+".pem")
 	ks.wmu.Lock()
 	defer ks.wmu.Unlock()
+	if ks.publish != nil {
+		// Every node of the fleet can fetch the key before this one
+		// publishes it, let alone signs with it.
+		if err := ks.publish(shared); err != nil {
+			return fmt.Errorf("pki: publish signing key %s to the fleet: %w", k.KeyID, err)
+		}
+	}
 	if err := createFileAtomic(path, data, privateFileMode); err != nil {
 		return err
 	}

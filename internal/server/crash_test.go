@@ -25,6 +25,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/tenantbridge/tenantbridge/internal/fleet"
 	"github.com/tenantbridge/tenantbridge/internal/server"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 	"github.com/tenantbridge/tenantbridge/internal/testenv"
@@ -43,8 +44,13 @@ func TestCrashChildProcess(t *testing.T) {
 	if dir == "" {
 		t.Skip("the server process of TestServiceBusSurvivesSIGKILL")
 	}
+	// A fleet's node (multinode_test.go) has the node key in the environment.
+	nodeKey, err := fleet.LoadNodeKey("", os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := server.New(context.Background(), server.Config{DataDir: dir, Listen: "127.0.0.1:0", AMQPListen: "127.0.0.1:0",
-		StoreURL: os.Getenv(crashStoreEnv), Logger: slog.New(slog.DiscardHandler)})
+		StoreURL: os.Getenv(crashStoreEnv), NodeKey: nodeKey, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/console"
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/dnsserve"
+	"github.com/tenantbridge/tenantbridge/internal/fleet"
 	"github.com/tenantbridge/tenantbridge/internal/graph"
 	"github.com/tenantbridge/tenantbridge/internal/managedidentity"
 	"github.com/tenantbridge/tenantbridge/internal/observe"
@@ -113,6 +114,11 @@ type Config struct {
 	// MaxQueueSeries bounds the Service Bus queues that get metrics of
 	// their own; zero means observe.DefaultMaxQueues.
 	MaxQueueSeries int
+	// NodeKey, if set, makes this server a node of a fleet: several
+	// servers on one store (StoreURL) that share their key material
+	// through the store, sealed under this key (package fleet). Every
+	// node is given the same key. Nil: the keys stay in DataDir alone.
+	NodeKey []byte
 	// OTLPEndpoint, if set, switches OpenTelemetry tracing on and sends
 	// the spans over OTLP/HTTP to this base URL (http://collector:4318;
 	// the spans go to /v1/traces under it). Empty leaves it to the
@@ -196,6 +202,9 @@ type Server struct {
 	dnsAddr string
 	// bodyTimeout is Config.BodyTimeout, or DefaultBodyTimeout.
 	bodyTimeout time.Duration
+	// fleet is the fleet's shared key material when Config.NodeKey is
+	// set; nil for a server on its own.
+	fleet *fleet.Keys
 }
 
 // New prepares the data directory and every component. On first start it
@@ -238,26 +247,32 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.bodyTimeout = DefaultBodyTimeout
 	}
 	s.hosts = pki.Hosts{CustomDomain: strings.ToLower(cfg.CustomDomain), ListenHosts: listenHosts(listenHost)}
-	if s.ca, err = pki.LoadOrCreateCA(cfg.DataDir, s.hosts); err != nil {
-		return nil, err
-	}
-	if s.cert, err = pki.LoadOrCreateServerCert(cfg.DataDir, s.ca, s.hosts); err != nil {
-		return nil, err
-	}
-	if s.keys, err = pki.LoadOrCreateKeySet(cfg.DataDir); err != nil {
-		return nil, err
-	}
-	secrets, err := pki.LoadOrCreateSecrets(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	s.kek = secrets.KEK
 	storeURL := cfg.StoreURL
 	if storeURL == "" {
 		storeURL = "sqlite://" + filepath.Join(cfg.DataDir, "tenantbridge.db")
 	}
-	if s.store, err = backends.Open(ctx, storeURL); err != nil {
+	if len(cfg.NodeKey) > 0 {
+		// A fleet node takes its keys from the store: open it first.
+		if s.store, err = backends.Open(ctx, storeURL); err != nil {
+			return nil, err
+		}
+		if s.fleet, err = fleet.New(s.store, cfg.NodeKey, cfg.DataDir); err != nil {
+			s.store.Close()
+			return nil, err
+		}
+	}
+	secrets, err := s.loadKeys(ctx)
+	if err != nil {
+		if s.store != nil {
+			s.store.Close()
+		}
 		return nil, err
+	}
+	s.kek = secrets.KEK
+	if s.store == nil {
+		if s.store, err = backends.Open(ctx, storeURL); err != nil {
+			return nil, err
+		}
 	}
 	if s.tracing, err = observe.StartTracing(ctx, observe.TracingConfig{Endpoint: cfg.OTLPEndpoint, Getenv: os.Getenv, Logger: s.logger}); err != nil {
 		s.store.Close()
@@ -300,7 +315,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return "Bootstrap " + v, nil
 	}
 	if s.notifications, err = outbox.New(outbox.Config{Store: s.timed, Client: notificationClient(), Logger: s.logger, Authorize: authorize,
-		Observer: s.metrics}); err != nil {
+		Observer: s.metrics, LookEvery: s.outboxLookEvery()}); err != nil {
 		s.audit.Close()
 		s.store.Close()
 		return nil, err
@@ -315,6 +330,52 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	ready = true
 	return s, nil
+}
+
+// loadKeys loads the CA, the server certificate, the signing keys and the
+// symmetric keys from the data directory, making those missing. A fleet
+// node first takes the fleet's (fleet.Keys.Pull), then offers the fleet
+// what it made and the operator's key; should another node have made the
+// fleet's keys at the same moment, it drops its own and takes theirs.
+func (s *Server) loadKeys(ctx context.Context) (*pki.Secrets, error) {
+	dir := s.cfg.DataDir
+	for attempt := 0; ; attempt++ {
+		var before map[string]bool
+		var err error
+		if s.fleet != nil {
+			if before, err = s.fleet.Pull(ctx); err != nil {
+				return nil, err
+			}
+		}
+		if s.ca, err = pki.LoadOrCreateCA(dir, s.hosts); err != nil {
+			return nil, err
+		}
+		if s.cert, err = pki.LoadOrCreateServerCert(dir, s.ca, s.hosts); err != nil {
+			return nil, err
+		}
+		if s.keys, err = pki.LoadOrCreateKeySet(dir); err != nil {
+			return nil, err
+		}
+		secrets, err := pki.LoadOrCreateSecrets(dir)
+		if err != nil {
+			return nil, err
+		}
+		if s.fleet == nil {
+			return secrets, nil
+		}
+		err = s.fleet.Publish(ctx, before)
+		if errors.Is(err, fleet.ErrStartRace) && attempt == 0 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := s.fleet.ShareOperatorKey(ctx); err != nil {
+			return nil, err
+		}
+		s.keys.SetPublisher(s.fleet.PublishSigningKey)
+		return secrets, nil
+	}
 }
 
 // newDNS prepares the DNS responder of Config.DNSListen. It answers
@@ -397,7 +458,7 @@ func (s *Server) buildRouter() *router {
 		// Each service's control plane, from its own package.
 		Providers: []*rp.Provider{vault.Provider(), managedidentity.Provider(), servicebus.Provider(s.kek)}})
 	ops := operator.New(operator.Config{Directory: s.dir, Audit: s.audit, Key: s.operator.Key, Keys: s.keys,
-		MaxTokenLifetime: MaxTokenLifetime, Logger: s.logger, Marketplace: resources})
+		MaxTokenLifetime: MaxTokenLifetime, MinPublishAhead: s.minPublishAhead(), Logger: s.logger, Marketplace: resources})
 
 	bare := http.NewServeMux()
 	bare.Handle("/_operator/", tagged{surfaceOperator, ops})
@@ -817,12 +878,23 @@ func (s *Server) maintainKeys(ctx context.Context) {
 
 // refreshKeys is one round of maintainKeys, at now.
 func (s *Server) refreshKeys(ctx context.Context, now time.Time) {
+	if s.fleet != nil {
+		// Another node may have rotated: its key is in the store.
+		if _, err := s.fleet.Pull(ctx); err != nil {
+			s.logger.WarnContext(ctx, "signing keys: reading the fleet's keys failed", "err", err)
+		}
+	}
 	if err := s.keys.Reload(); err != nil {
 		s.logger.WarnContext(ctx, "signing keys: reload failed; keeping the keys loaded before", "err", err)
 	}
 	removed, err := s.keys.Prune(now, MaxTokenLifetime)
 	for _, kid := range removed {
 		s.logger.InfoContext(ctx, "signing key pruned: every token it signed has expired", "kid", kid)
+		if s.fleet != nil {
+			if err := s.fleet.ForgetSigningKey(ctx, kid); err != nil {
+				s.logger.WarnContext(ctx, "signing keys: removing a pruned key from the fleet failed", "kid", kid, "err", err)
+			}
+		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		_ = s.audit.Record(actx, store.AuditRecord{Actor: "tenantbridge", Action: "keys.prune", Target: kid, Result: audit.Success})
 		cancel()
@@ -830,6 +902,27 @@ func (s *Server) refreshKeys(ctx context.Context, now time.Time) {
 	if err != nil {
 		s.logger.ErrorContext(ctx, "signing keys: prune failed", "err", err)
 	}
+}
+
+// outboxLookEvery is how often an idle outbox deliverer looks at the
+// store: on a fleet another node may have enqueued a message, or died
+// holding the claim on one, and its Notify never reaches this node.
+func (s *Server) outboxLookEvery() time.Duration {
+	if s.fleet == nil {
+		return 0
+	}
+	return 30 * time.Second
+}
+
+// minPublishAhead is the shortest publish-ahead of a rotation: none for a
+// server on its own; in a fleet, two rounds of the key timer, so that
+// every node has read the new key from the store, and publishes it, before
+// any node signs with it.
+func (s *Server) minPublishAhead() time.Duration {
+	if s.fleet == nil {
+		return 0
+	}
+	return 2 * keysInterval
 }
 
 // Handler is the whole front door as an http.Handler.

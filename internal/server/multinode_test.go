@@ -1,0 +1,313 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
+	"github.com/tenantbridge/tenantbridge/internal/testenv"
+)
+
+// TestFleetSurvivesNodeKill: three server processes on one PostgreSQL
+// schema with one node key (a fleet) take the same keys from the store; a
+// receiver on one node is woken by a send on another; then mixed load on
+// all three — client-credentials tokens, Graph group creations, Key Vault
+// secret sets, queue sends and receives over REST and over AMQP with
+// azservicebus — until one node is killed with SIGKILL mid-load. Checked
+// on the survivors: every acknowledged group exists exactly once, every
+// acknowledged secret reads back, every acknowledged message is received
+// exactly once unless it was completed and no completed message returns
+// (crashLedger.check), and tokens the dead node issued still verify.
+func TestFleetSurvivesNodeKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three server processes and kills one")
+	}
+	storetest.RequirePostgres(t)
+	dsn := storetest.PostgresSchemaDSN(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	t.Setenv("TENANTBRIDGE_NODE_KEY", base64.StdEncoding.EncodeToString(key))
+	var nodes []*crashServer
+	for range 3 {
+		n := &crashServer{t: t, dir: t.TempDir(), store: dsn}
+		n.start()
+		nodes = append(nodes, n)
+	}
+	A, B, C := nodes[0], nodes[1], nodes[2]
+	for _, n := range nodes[1:] {
+		if n.opKey != A.opKey {
+			t.Fatal("the nodes have different operator keys")
+		}
+		for _, f := range []string{"ca.pem", "keys/kek.key", "keys/secret-hash.key"} {
+			x, _ := os.ReadFile(filepath.Join(A.dir, f))
+			y, _ := os.ReadFile(filepath.Join(n.dir, f))
+			if len(x) == 0 || !bytes.Equal(x, y) {
+				t.Fatalf("%s differs between the nodes", f)
+			}
+		}
+	}
+
+	w := fleetWorld{crashWorld: A.world()} // its tokens are the dead node's, later
+	graphTok := fleetToken(A, w, "https://graph.microsoft.com")
+	queue := "https://" + crashFQDN + "/work"
+	vault := fleetVault(t, B, w.crashWorld)
+	w.kvTok = fleetToken(A, w, "https://vault.azure.net")
+
+	// A receiver on C sleeps in a long poll; a send on A wakes it.
+	got := make(chan crashResp, 1)
+	go func() { got <- C.do("POST", queue+"/messages/head?timeout=60", w.busTok, "", nil) }()
+	time.Sleep(500 * time.Millisecond)
+	A.must(A.do("POST", queue+"/messages", w.busTok, "wake", nil), http.StatusCreated, "send on A")
+	select {
+	case r := <-got:
+		if r.status != http.StatusCreated || r.body != "wake" {
+			t.Fatalf("receiver on C: %d %v %s", r.status, r.err, r.body)
+		}
+		C.must(C.do("DELETE", r.header.Get("Location"), w.busTok, "", nil), 200, "complete on C")
+	case <-time.After(15 * time.Second):
+		t.Fatal("a receiver long-polling on node C was not woken by a send on node A")
+	}
+
+	// A rotation must give every node time to publish the key before
+	// any signs with it: "0s" is refused on a fleet's node.
+	B.must(B.do("POST", "https://"+*B.addr.Load()+"/_operator/v1/keys/rotate", B.opKey, `{"publishAhead":"0s"}`,
+		map[string]string{"Content-Type": "application/json"}), http.StatusBadRequest, "rotate at once on a fleet's node")
+
+	l := newCrashLedger()
+	var stop atomic.Bool
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	var clients []*azservicebus.Client
+	var graphMu sync.Mutex
+	groups, secrets := map[string]bool{}, map[string]string{}
+	aTokens := make(chan string, 64) // issued by A during the load
+	for i, n := range nodes {
+		wg.Go(func() { n.restSender(l, &stop, queue, w.busTok, fmt.Sprintf("rest%d", i)) })
+		wg.Go(func() { n.restReceiver(l, &stop, queue, w.busTok) })
+		wg.Go(func() {
+			for j := 0; !stop.Load() && j < 20; j++ {
+				name := fmt.Sprintf("fleet-%d-%d", i, j)
+				r := n.do("POST", "https://graph.microsoft.com/v1.0/groups", graphTok,
+					fmt.Sprintf(`{"displayName":%q,"mailEnabled":false,"mailNickname":%q,"securityEnabled":true}`, name, name),
+					map[string]string{"Content-Type": "application/json"})
+				if r.err == nil && r.status == http.StatusCreated {
+					graphMu.Lock()
+					groups[name] = true
+					graphMu.Unlock()
+				}
+				sname, value := fmt.Sprintf("s-%d-%d", i, j), fmt.Sprintf("v-%d-%d", i, j)
+				r = n.do("PUT", "https://"+vault+".vault.azure.net/secrets/"+sname+"?api-version=7.4", w.kvTok, `{"value":"`+value+`"}`,
+					map[string]string{"Content-Type": "application/json"})
+				if r.err == nil && r.status == http.StatusOK {
+					graphMu.Lock()
+					secrets[sname] = value
+					graphMu.Unlock()
+					if g := n.do("GET", "https://"+vault+".vault.azure.net/secrets/"+sname+"?api-version=7.4", w.kvTok, "", nil); g.status != http.StatusOK {
+						t.Errorf("secret %s set on node %d did not read back there: %d", sname, i, g.status)
+					}
+				}
+				if i == 0 {
+					if tok := fleetTryToken(n, w.crashWorld, "https://graph.microsoft.com"); tok != "" {
+						select {
+						case aTokens <- tok:
+						default:
+						}
+					}
+				}
+			}
+		})
+	}
+	for _, n := range nodes[1:] {
+		sc, rc := n.amqpClient(w.crashWorld), n.amqpClient(w.crashWorld)
+		clients = append(clients, sc, rc)
+		wg.Go(func() { amqpSender(ctx, l, &stop, sc, "amqp-"+n.dir[len(n.dir)-3:]) })
+		wg.Go(func() { amqpReceiver(ctx, l, &stop, rc) })
+	}
+	deadline := time.After(60 * time.Second)
+	for going := false; !going; {
+		l.mu.Lock()
+		going = min(l.restAcked, l.amqpAcked) >= 60 && min(l.restCompleted, l.amqpCompleted) >= 20
+		l.mu.Unlock()
+		select {
+		case <-l.progress:
+		case <-deadline:
+			l.logBefore(t)
+			t.Fatal("the load did not reach its mark within 60 s")
+		}
+	}
+	A.kill() // mid-load; the others go on a moment
+	time.Sleep(time.Second)
+	stop.Store(true)
+	cancel()
+	wg.Wait()
+	for _, c := range clients {
+		_ = c.Close(context.Background())
+	}
+	l.logBefore(t)
+
+	// Tokens the dead node issued verify on the others.
+	close(aTokens)
+	issued := []string{graphTok}
+	for tok := range aTokens {
+		issued = append(issued, tok)
+	}
+	for _, tok := range issued {
+		for _, n := range []*crashServer{B, C} {
+			n.must(n.do("GET", "https://graph.microsoft.com/v1.0/groups?$top=1", tok, "", nil), http.StatusOK, "a token of the dead node")
+		}
+	}
+
+	// Every acknowledged group exactly once; every acknowledged secret.
+	var list struct {
+		Value []struct{ DisplayName string }
+	}
+	r := B.must(B.do("GET", "https://graph.microsoft.com/v1.0/groups?$top=999&$filter="+url.QueryEscape("startswith(displayName,'fleet-')"), graphTok, "", nil),
+		http.StatusOK, "list groups")
+	if err := json.Unmarshal([]byte(r.body), &list); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, g := range list.Value {
+		seen[g.DisplayName]++
+	}
+	for name := range groups {
+		if seen[name] != 1 {
+			t.Errorf("acknowledged group %s exists %d times", name, seen[name])
+		}
+	}
+	for name, value := range secrets {
+		r := C.must(C.do("GET", "https://"+vault+".vault.azure.net/secrets/"+name+"?api-version=7.4", w.kvTok, "", nil), http.StatusOK, "read secret")
+		var s struct{ Value string }
+		if json.Unmarshal([]byte(r.body), &s) != nil || s.Value != value {
+			t.Errorf("secret %s reads %q on node C, want %q", name, s.Value, value)
+		}
+	}
+	t.Logf("%d groups and %d secrets acknowledged, %d tokens of the dead node verified on both survivors", len(groups), len(secrets), len(issued))
+
+	// Drain the queue on B: messages locked on A come back when their
+	// 5 s locks expire.
+	after := map[string]int{}
+	for quiet := 0; quiet < 2; {
+		r := B.do("POST", queue+"/messages/head?timeout=7", w.busTok, "", nil)
+		switch {
+		case r.err != nil:
+			t.Fatalf("drain: %v", r.err)
+		case r.status == http.StatusNoContent:
+			quiet++
+			continue
+		case r.status != http.StatusCreated:
+			t.Fatalf("drain: %d %s", r.status, r.body)
+		}
+		quiet = 0
+		after[r.body]++
+		B.must(B.do("DELETE", r.header.Get("Location"), w.busTok, "", nil), 200, "complete while draining")
+	}
+	l.check(t, after)
+}
+
+// fleetWorld is the crash test's world with a Key Vault token.
+type fleetWorld struct {
+	crashWorld
+	kvTok string
+}
+
+// fleetVault creates a vault through node n, makes the administrator its
+// Key Vault Secrets Officer, and returns its name.
+func fleetVault(t *testing.T, n *crashServer, w crashWorld) string {
+	t.Helper()
+	armTok := fleetToken(n, fleetWorld{crashWorld: w}, "https://management.azure.com")
+	var tc struct{ SubscriptionID string }
+	r := n.must(n.do("GET", "https://management.azure.com/subscriptions?api-version=2022-12-01", armTok, "", nil), 200, "subscriptions")
+	var subs struct {
+		Value []struct{ SubscriptionID string }
+	}
+	if json.Unmarshal([]byte(r.body), &subs) != nil || len(subs.Value) == 0 {
+		t.Fatalf("subscriptions: %s", r.body)
+	}
+	tc.SubscriptionID = subs.Value[0].SubscriptionID
+	name := "fleet" + fmt.Sprint(time.Now().UnixNano()%1e9)
+	id := "/subscriptions/" + tc.SubscriptionID + "/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/" + name
+	put := func(path, body string) {
+		r := n.do("PUT", "https://management.azure.com"+path+"?api-version="+testenv.ARMAPIVersion(path), armTok, body,
+			map[string]string{"Content-Type": "application/json"})
+		if r.err != nil || r.status/100 != 2 {
+			t.Fatalf("PUT %s: %d %v %s", path, r.status, r.err, r.body)
+		}
+	}
+	put(id, fmt.Sprintf(`{"location":"westeurope","properties":{"tenantId":%q,"sku":{"family":"A","name":"standard"},"enableRbacAuthorization":true}}`, w.tenantID))
+	put(id+"/providers/Microsoft.Authorization/roleAssignments/7b1f2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4c",
+		`{"properties":{"roleDefinitionId":"/subscriptions/`+tc.SubscriptionID+`/providers/Microsoft.Authorization/roleDefinitions/b86a8fe4-44ce-4948-aee5-eccb2c155cd7","principalId":"`+fleetPrincipal(t, armTok)+`"}}`)
+	return name
+}
+
+// fleetPrincipal is the administrator's service principal id: its
+// token's oid.
+func fleetPrincipal(t *testing.T, armTok string) string {
+	t.Helper()
+	claims := claimsOfToken(t, armTok)
+	oid, _ := claims["oid"].(string)
+	if oid == "" {
+		t.Fatal("the ARM token has no oid")
+	}
+	return oid
+}
+
+// fleetToken gets a client-credentials token of the administrator from
+// node n, or fails the test.
+func fleetToken(n *crashServer, w fleetWorld, resource string) string {
+	n.t.Helper()
+	tok := fleetTryToken(n, w.crashWorld, resource)
+	if tok == "" {
+		n.t.Fatalf("no token for %s from the node", resource)
+	}
+	return tok
+}
+
+// fleetTryToken gets a client-credentials token from node n; "" when the
+// node did not answer with one.
+func fleetTryToken(n *crashServer, w crashWorld, resource string) string {
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {w.clientID},
+		"client_secret": {w.clientSecret}, "scope": {resource + "/.default"}}
+	r := n.do("POST", "https://login.microsoftonline.com/"+w.tenantID+"/oauth2/v2.0/token", "", form.Encode(),
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+	if r.err != nil || r.status != http.StatusOK {
+		return ""
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.Unmarshal([]byte(r.body), &tr)
+	return tr.AccessToken
+}
+
+func claimsOfToken(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	parts := bytes.Split([]byte(tok), []byte("."))
+	if len(parts) != 3 {
+		t.Fatal("not a JWT")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(string(parts[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
