@@ -363,7 +363,7 @@ func putVault(rq *rp.Request) error {
 			status = http.StatusCreated
 			v = store.Vault{TenantID: tenantID, Name: name, ResourceID: id, Location: location,
 				SoftDeleteRetentionDays: days, EnablePurgeProtection: purge, EnableSoftDelete: true, Created: now}
-			if err := heldByDeletedVault(rq, tx, tenantID, name); err != nil {
+			if err := heldByDeletedVault(rq, tx, name); err != nil {
 				return err
 			}
 			if err := tx.CreateVault(rq.Ctx, v); errors.Is(err, store.ErrConflict) {
@@ -438,9 +438,11 @@ func vaultRuleError(err error) error {
 	return rp.InternalError(err)
 }
 
+// vaultExists is Key Vault's refusal of a name in use, by a live vault or
+// a deleted one (which its message allows for).
 func vaultExists(name string) error {
 	return rp.NewError(http.StatusConflict, "VaultAlreadyExists",
-		"The vault name '%s' is already in use. Vault names are globally unique so it is possible that the name is already taken.", rp.SafeText(name))
+		"The vault name '%s' is already in use. Vault names are globally unique so it is possible that the name is already taken. If you are sure that the vault name was not taken then it is possible that a vault with the same name was recently deleted but not purged after being placed in a recoverable state. If the vault is in a recoverable state then the vault will need to be purged before reusing the name.", rp.SafeText(name))
 }
 
 func deleteVault(rq *rp.Request) error {

@@ -17,7 +17,7 @@ package vault
 //
 // Deleted vaults are the tenant's: another tenant's is never listed or
 // found (404, as for none), and a create of its name is refused as for a
-// live vault's (VaultAlreadyExists), without saying it is deleted.
+// live vault's (VaultAlreadyExists) — for its own tenant too.
 
 import (
 	"errors"
@@ -191,11 +191,12 @@ func purgeDeletedVault(rq *rp.Request) error {
 }
 
 // heldByDeletedVault refuses, inside the create's transaction, a name a
-// deleted vault holds: the tenant's own with Key Vault's conflict (the
-// portal's and az's "Exist soft deleted vault with the same name.":
-// MicrosoftDocs/azure-docs#50228), another tenant's as any taken name. A
+// deleted vault holds, whoever's it is, as any taken name: Azure answers
+// VaultAlreadyExists, whose message names the possibility of a deleted
+// vault (as Azure's create answers today, e.g. Esri/arcgis-gitops#174),
+// and so tells no tenant whether the vault is deleted or whose it is. A
 // deleted vault past its purge date is purged here, freeing the name.
-func heldByDeletedVault(rq *rp.Request, tx store.Store, tenantID, name string) error {
+func heldByDeletedVault(rq *rp.Request, tx store.Store, name string) error {
 	v, err := tx.GetDeletedVault(rq.Ctx, name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -207,10 +208,8 @@ func heldByDeletedVault(rq *rp.Request, tx store.Store, tenantID, name string) e
 			return rp.InternalError(err)
 		}
 		return nil
-	case !strings.EqualFold(v.TenantID, tenantID):
-		return vaultExists(name)
 	}
-	return rp.NewError(http.StatusConflict, "ConflictError", "Exist soft deleted vault with the same name.")
+	return vaultExists(name)
 }
 
 // nameHeld reports whether a deleted vault, not past its purge date,

@@ -82,7 +82,7 @@ func TestDeletedVaultsSDK(t *testing.T) {
 		wantSDKError(t, err, 404, "ResourceNotFound")
 
 		// The name is taken while the vault is deleted.
-		e.Want(e.Call(admin, "PUT", vid, vaultBody(tid, nil)), 409, "ConflictError")
+		e.Want(e.Call(admin, "PUT", vid, vaultBody(tid, nil)), 409, "VaultAlreadyExists")
 		check, err := vaults.CheckNameAvailability(e.Ctx, armkeyvault.VaultCheckNameAvailabilityParameters{Name: to.Ptr("kv-del-01"), Type: to.Ptr("Microsoft.KeyVault/vaults")}, nil)
 		must(t, err)
 		if *check.NameAvailable || *check.Reason != armkeyvault.ReasonAlreadyExists {
@@ -181,7 +181,7 @@ func TestDeletedVaultPurgeDate(t *testing.T) {
 		// Six days on it is still held; past seven it is not.
 		offset.Store(int64(6 * 24 * time.Hour))
 		e.Want(e.Call(admin, "GET", deleted, nil), 200, "")
-		e.Want(e.Call(admin, "PUT", vid, vaultBody(tid, nil)), 409, "ConflictError")
+		e.Want(e.Call(admin, "PUT", vid, vaultBody(tid, nil)), 409, "VaultAlreadyExists")
 		offset.Store(int64(7*24*time.Hour + time.Minute))
 		e.Want(e.Call(admin, "GET", deleted, nil), 404, "ResourceNotFound")
 		r := e.Call(admin, "GET", armtest.Sub(e)+"/providers/Microsoft.KeyVault/deletedVaults", nil)

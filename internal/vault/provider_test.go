@@ -204,7 +204,7 @@ func TestVaultGroupCascade(t *testing.T) {
 		if _, err := e.St.GetDeletedVault(e.Ctx, "kv-doomed1"); err != nil {
 			t.Errorf("kv-doomed1 is not a deleted vault: %v", err)
 		}
-		e.Want(e.Call(admin, "PUT", keep+"/providers/Microsoft.KeyVault/vaults/kv-doomed1", vaultBody(tid, nil)), 409, "ConflictError")
+		e.Want(e.Call(admin, "PUT", keep+"/providers/Microsoft.KeyVault/vaults/kv-doomed1", vaultBody(tid, nil)), 409, "VaultAlreadyExists")
 		e.Want(e.Call(admin, "POST", armtest.Sub(e)+"/providers/Microsoft.KeyVault/locations/westeurope/deletedVaults/kv-doomed1/purge", nil), 200, "")
 		e.Want(e.Call(admin, "PUT", keep+"/providers/Microsoft.KeyVault/vaults/kv-doomed1", vaultBody(tid, nil)), 201, "")
 	})
