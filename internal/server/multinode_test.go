@@ -82,6 +82,8 @@ func TestFleetSurvivesNodeKill(t *testing.T) {
 		t.Fatal("a receiver long-polling on node C was not woken by a send on node A")
 	}
 
+	fleetSignInAcrossNodes(t, nodes, w.crashWorld, graphTok)
+
 	// A rotation must give every node time to publish the key before
 	// any signs with it: "0s" is refused on a fleet's node.
 	B.must(B.do("POST", "https://"+*B.addr.Load()+"/_operator/v1/keys/rotate", B.opKey, `{"publishAhead":"0s"}`,
