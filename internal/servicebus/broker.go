@@ -56,9 +56,11 @@ type Broker struct {
 
 // emptyTTL bounds how long receivers trust that a queue is empty without
 // asking the store (nextEvent.empty): within this process every commit
-// that may give the queue a message ends it at once, but a message sent
-// through another server sharing a PostgreSQL store can wait this long
-// for a receiver that arrived meanwhile.
+// that may give the queue a message ends it at once, and another server's
+// commit on a shared PostgreSQL store when its wake-up arrives
+// (WakeFromElsewhere); a wake-up that arrived just before a receive here
+// found the queue empty, or one sent while this process was not
+// listening, leaves a message waiting this long at most.
 const emptyTTL = 200 * time.Millisecond
 
 // nextEventTTL bounds how long a receiver trusts a NextQueueEvent answer
