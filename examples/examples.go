@@ -11,3 +11,11 @@ import _ "embed"
 //
 //go:embed shared-resource-broker/mainTemplate.json
 var SharedResourceBrokerTemplate []byte
+
+// PublisherAccessTemplate is publisher-access/mainTemplate.json: the S2
+// package's template (a vault, and a user-assigned identity whose
+// federated credential trusts the publisher's broker as issuer, with
+// Key Vault Secrets User on the vault).
+//
+//go:embed publisher-access/mainTemplate.json
+var PublisherAccessTemplate []byte

@@ -140,21 +140,13 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 		spec := map[string]any{
 			"vaults": []any{map[string]any{"name": "kv{uniqueSuffix}"}},
 			"userAssignedIdentities": []any{
-				// S2: the publisher's way into the data plane trusts the
-				// broker's issuer (a non-Entra issuer: allowed)...
-				map[string]any{"name": "publisher-access", "federatedCredentials": []any{
-					map[string]any{"name": "publisher", "issuer": st.broker.IssuerURL(), "subject": publisher.AccessSubjectTemplate, "audiences": []string{azclient.TokenExchangeAudience}}}},
-				// ...not fabrikam's Entra tenant, which Entra refuses
-				// (AADSTS700236): kept to show the refusal.
-				map[string]any{"name": "old-design", "federatedCredentials": []any{
-					map[string]any{"name": "publisher", "issuer": st.identityIss, "subject": st.identitySub, "audiences": []string{azclient.TokenExchangeAudience}}}},
 				// S1 secretless: what the installed software runs as.
+				// (S2's identities come from its own package,
+				// examples/publisher-access.)
 				map[string]any{"name": installationIdentity},
 			},
 			"roleAssignments": []any{
 				map[string]any{"role": "Key Vault Secrets Officer", "principal": "applicationIdentity", "scope": "vault:kv{uniqueSuffix}"},
-				map[string]any{"role": "Key Vault Secrets User", "principal": "identity:publisher-access", "scope": "vault:kv{uniqueSuffix}"},
-				map[string]any{"role": "Key Vault Secrets User", "principal": "identity:old-design", "scope": "vault:kv{uniqueSuffix}"},
 			},
 			"registration": map[string]any{"endpoint": base + "/register", "credentialMode": o.mode, "vault": "kv{uniqueSuffix}",
 				"bootstrapSecret": bootstrapRef},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/tenantbridge/tenantbridge/examples"
 	"github.com/tenantbridge/tenantbridge/internal/azclient"
 	"github.com/tenantbridge/tenantbridge/internal/broker/publisher"
 )
@@ -50,8 +52,15 @@ func (d *scenarioDemo) runS2(ctx context.Context) error {
 	}
 	d.note("refused: %s", brief(err))
 
+	d.step("%s publishes \"srb-access\" from its package examples/publisher-access/mainTemplate.json; %s installs it", pub.Name, contoso.Name)
+	accessApp, mrg, vault, err := d.installPublisherAccess(ctx)
+	if err != nil {
+		return err
+	}
+	d.note("the definition carries the template (mainTemplate); the platform deployed it into %s: vault %s,", lastSegments(mrg, 1), vault)
+	d.note("  identity publisher-access trusting %s's broker as issuer (subject publisher-access:{managed group id}), Secrets User on the vault", pub.Name)
+
 	d.step("%s signs in as the managed group's identity publisher-access, which trusts %s's broker as issuer", pub.Name, pub.Name)
-	uamiID := contoso.sub() + "/resourceGroups/mrg-srb/providers/Microsoft.ManagedIdentity/userAssignedIdentities/publisher-access"
 	uamiClientID := func(id string) (string, error) {
 		var uami struct {
 			Properties struct {
@@ -63,13 +72,14 @@ func (d *scenarioDemo) runS2(ctx context.Context) error {
 		}
 		return uami.Properties.ClientID, nil
 	}
+	uamiID := mrg + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/publisher-access"
 	clientID, err := uamiClientID(uamiID)
 	if err != nil {
 		return err
 	}
 	d.note("GET %s (as %s's admin app, Contributor there): client id %s", lastSegments(uamiID, 4), pub.Name, clientID)
 	brokerAssertion := func(ctx context.Context) (string, error) {
-		a, err := st.broker.AccessAssertion(ctx, appID)
+		a, err := st.broker.GroupAccessAssertion(ctx, mrg)
 		d.secret(a)
 		return a, err
 	}
@@ -78,7 +88,7 @@ func (d *scenarioDemo) runS2(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ukv, err := d.vaultClient(in.Vault, fedCred)
+	ukv, err := d.vaultClient(vault, fedCred)
 	if err != nil {
 		return err
 	}
@@ -86,13 +96,16 @@ func (d *scenarioDemo) runS2(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the vault as publisher-access: %s", azclient.Describe(err))
 	}
+	if len(unames) == 0 {
+		unames = []string{"(no secrets yet: the listing itself needs the identity's token and role)"}
+	}
 	d.note("the vault, read as publisher-access: %s", strings.Join(unames, ", "))
 	d.crossed(pub.Name+"'s broker", contoso.Name+"'s token service, then its Key Vault",
 		"the broker's own assertion (issuer "+st.broker.IssuerURL()+", signed by Key Vault) as the client assertion; the new token is issued by "+contoso.Name,
-		"the identity's federated credential (issuer: the broker, subject "+publisher.AccessSubjectTemplate+") and its Secrets User role, both in "+contoso.Name)
+		"the identity's federated credential (issuer: the broker, subject "+publisher.GroupAccessSubject("{managed group id}")+") and its Secrets User role, made by the package in "+contoso.Name)
 
 	d.step("The old design: an identity trusting %s's Entra tenant as issuer is refused", pub.Name)
-	oldID, err := uamiClientID(contoso.sub() + "/resourceGroups/mrg-srb/providers/Microsoft.ManagedIdentity/userAssignedIdentities/old-design")
+	oldID, err := uamiClientID(mrg + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/old-design")
 	if err != nil {
 		return err
 	}
@@ -115,9 +128,11 @@ func (d *scenarioDemo) runS2(ctx context.Context) error {
 	d.note("Entra accepts an Entra issuer only for the identity's own tenant; a publisher uses its own issuer (this broker)")
 	d.note("  or a multi-tenant app whose service principal the customer provisioned (S3)")
 
-	d.step("%s uninstalls \"srb\": the publisher's way in closes", contoso.Name)
-	if _, err := d.arm(ctx, contoso.cred, http.MethodDelete, appID, demoManagedAppAPIVer, nil, nil); err != nil {
-		return fmt.Errorf("uninstalling: %w", err)
+	d.step("%s uninstalls \"srb\" and \"srb-access\": the publisher's ways in close", contoso.Name)
+	for _, id := range []string{appID, accessApp} {
+		if _, err := d.arm(ctx, contoso.cred, http.MethodDelete, id, demoManagedAppAPIVer, nil, nil); err != nil {
+			return fmt.Errorf("uninstalling %s: %w", lastSegments(id, 1), err)
+		}
 	}
 	if err := waitUntil(ctx, "deprovisioning", func() (bool, error) {
 		in, err := st.broker.Installation(ctx, appID)
@@ -148,6 +163,68 @@ func (d *scenarioDemo) runS2(ctx context.Context) error {
 		d.note("signing in as publisher-access: refused (%s)", tokenRefusal(err))
 	}
 	return nil
+}
+
+// installPublisherAccess publishes the offer "srb-access" from the
+// committed package examples/publisher-access (the publisher builds it
+// with its broker's issuer, and its own Entra tenant as the issuer of the
+// old-design identity, as the parameters' defaults) and installs it in
+// contoso. It answers the application's id, its managed resource group
+// and the vault the package made there (as the publisher finds it: a
+// list of the group's vaults).
+func (d *scenarioDemo) installPublisherAccess(ctx context.Context) (appID, mrg, vault string, err error) {
+	pub, contoso, st := d.pub, d.cust[0], &d.s1
+	var tmpl map[string]any
+	if err := json.Unmarshal(examples.PublisherAccessTemplate, &tmpl); err != nil {
+		return "", "", "", fmt.Errorf("the publisher-access package: %w", err)
+	}
+	params, _ := tmpl["parameters"].(map[string]any)
+	for name, v := range map[string]string{"brokerIssuer": st.broker.IssuerURL(), "legacyIssuer": st.identityIss, "legacySubject": st.identitySub} {
+		p, ok := params[name].(map[string]any)
+		if !ok {
+			return "", "", "", fmt.Errorf("the publisher-access package has no parameter %s", name)
+		}
+		p["defaultValue"] = v
+	}
+	def := pub.sub() + "/resourceGroups/offers/providers/Microsoft.Solutions/applicationDefinitions/srb-access"
+	body := map[string]any{"location": demoLocation, "properties": map[string]any{
+		"lockLevel": "ReadOnly", "displayName": "Shared resource broker, publisher access",
+		"authorizations": []any{map[string]any{"principalId": pub.Admin.ServicePrincipalID, "roleDefinitionId": roleContributor}},
+		"mainTemplate":   tmpl}}
+	if _, err := d.arm(ctx, pub.cred, http.MethodPut, def, demoManagedAppAPIVer, body, nil); err != nil {
+		return "", "", "", fmt.Errorf("publishing srb-access: %w", err)
+	}
+	if _, err := d.w.op.PublishOffer(ctx, def); err != nil {
+		return "", "", "", fmt.Errorf("publishing offer srb-access: %s", azclient.Describe(err))
+	}
+	appID = contoso.sub() + "/resourceGroups/apps/providers/Microsoft.Solutions/applications/srb-access"
+	mrg = contoso.sub() + "/resourceGroups/mrg-srb-access"
+	var doc struct {
+		Properties struct {
+			ProvisioningState string `json:"provisioningState"`
+			Error             any    `json:"error"`
+		} `json:"properties"`
+	}
+	if _, err := d.arm(ctx, contoso.cred, http.MethodPut, appID, demoManagedAppAPIVer, map[string]any{"location": demoLocation, "kind": "MarketPlace",
+		"plan":       map[string]any{"name": "standard", "publisher": pub.Domain, "product": "srb-access", "version": "1.0.0"},
+		"properties": map[string]any{"managedResourceGroupId": mrg}}, &doc); err != nil {
+		return "", "", "", fmt.Errorf("installing srb-access in %s: %w", contoso.Name, err)
+	}
+	if doc.Properties.ProvisioningState != "Succeeded" {
+		return "", "", "", fmt.Errorf("installing srb-access in %s: provisioningState %s (%v)", contoso.Name, doc.Properties.ProvisioningState, doc.Properties.Error)
+	}
+	var vaults struct {
+		Value []struct {
+			Name string `json:"name"`
+		} `json:"value"`
+	}
+	if _, err := d.arm(ctx, pub.cred, http.MethodGet, mrg+"/providers/Microsoft.KeyVault/vaults", demoVaultAPIVersion, nil, &vaults); err != nil {
+		return "", "", "", fmt.Errorf("listing the managed group's vaults: %w", err)
+	}
+	if len(vaults.Value) != 1 {
+		return "", "", "", fmt.Errorf("the managed group holds %d vaults, want 1", len(vaults.Value))
+	}
+	return appID, mrg, vaults.Value[0].Name, nil
 }
 
 // brief is a wire error's status, code and last clause.

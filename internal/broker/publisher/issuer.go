@@ -81,6 +81,18 @@ func AccessSubject(appID string) string { return accessSubjectPrefix + UniqueSuf
 // AccessSubjectTemplate is AccessSubject as a deployment spec writes it.
 const AccessSubjectTemplate = accessSubjectPrefix + "{uniqueSuffix}"
 
+// GroupAccessSubject is the subject of the broker's assertions for the
+// customer's user-assigned identity when a package's mainTemplate made it
+// (examples/publisher-access): "publisher-access:" and the managed
+// resource group's id, lower-cased, which the template writes as
+// [concat('publisher-access:', toLower(resourceGroup().id))]. A template
+// has no SHA-256 to compute AccessSubject; the group's id is unique per
+// installation and known to both sides, and its full text (not a hash)
+// cannot be made to collide with another installation's.
+func GroupAccessSubject(managedGroupID string) string {
+	return accessSubjectPrefix + NormalizeID(managedGroupID)
+}
+
 // Signer signs the broker's assertions (RS256) with a key it never holds.
 type Signer interface {
 	// SignDigest signs a SHA-256 digest (RS256) and returns the signature
@@ -309,6 +321,17 @@ func (b *Broker) AccessAssertion(ctx context.Context, appID string) (string, err
 		return "", ErrNoIssuer
 	}
 	a, _, err := b.iss.assertion(ctx, AccessSubject(appID))
+	return a, err
+}
+
+// GroupAccessAssertion is AccessAssertion for an identity a package's
+// mainTemplate made in the managed resource group managedGroupID: its
+// subject is GroupAccessSubject(managedGroupID).
+func (b *Broker) GroupAccessAssertion(ctx context.Context, managedGroupID string) (string, error) {
+	if b.iss == nil {
+		return "", ErrNoIssuer
+	}
+	a, _, err := b.iss.assertion(ctx, GroupAccessSubject(managedGroupID))
 	return a, err
 }
 
