@@ -32,7 +32,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/pki"
@@ -43,7 +42,7 @@ import (
 // NodeKeyEnv names the environment variable that may carry the node key.
 const NodeKeyEnv = "TENANTBRIDGE_NODE_KEY"
 
-// nodeKeySize is the node key's length: an AES-256 key.
+// nodeKeySize is the node key's length: an AES-256 key (pki.DecodeKey).
 const nodeKeySize = 32
 
 // operatorKeyName is the shared name of the operator's bearer key (the
@@ -83,16 +82,11 @@ func LoadNodeKey(file string, getenv func(string) string) ([]byte, error) {
 		}
 		what, v = file, string(b)
 	}
-	v = strings.TrimSpace(v)
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(v); err == nil {
-			if len(b) != nodeKeySize {
-				return nil, fmt.Errorf("fleet: node key in %s decodes to %d bytes, want %d (e.g. `openssl rand -base64 32`)", what, len(b), nodeKeySize)
-			}
-			return b, nil
-		}
+	b, err := pki.DecodeKey(v)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: the node key in %s %w", what, err)
 	}
-	return nil, fmt.Errorf("fleet: node key in %s is not base64; want the base64 of 32 random bytes (e.g. `openssl rand -base64 32`)", what)
+	return b, nil
 }
 
 // Keys is a node's view of the fleet's key material.

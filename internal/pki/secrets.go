@@ -80,19 +80,33 @@ func LoadOrCreateSecrets(dir string) (*Secrets, error) {
 // decodeKEK accepts standard or URL-safe base64, padded or not. The value is a
 // secret: errors never include it.
 func decodeKEK(v string) ([]byte, error) {
-	v = strings.TrimSpace(v)
-	if v == "" {
+	if strings.TrimSpace(v) == "" {
 		return nil, fmt.Errorf("pki: %s is set but empty; set it to the base64 of 32 random bytes (e.g. `openssl rand -base64 32`) or unset it", envKEK)
 	}
+	b, err := DecodeKey(v)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %s %w", envKEK, err)
+	}
+	return b, nil
+}
+
+// DecodeKey decodes a 32-byte symmetric key given as base64 (standard or
+// URL-safe, padded or not, surrounding space ignored), as `openssl rand
+// -base64 32` prints it: the KEK of TENANTBRIDGE_KEK, a fleet's node key.
+// The value is a secret: the error, which reads after the name of where
+// the value came from ("TENANTBRIDGE_KEK is not valid base64…"), never
+// holds it.
+func DecodeKey(v string) ([]byte, error) {
+	v = strings.TrimSpace(v)
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(v); err == nil {
 			if len(b) != secretKeySize {
-				return nil, fmt.Errorf("pki: %s decodes to %d bytes, want %d (e.g. `openssl rand -base64 32`)", envKEK, len(b), secretKeySize)
+				return nil, fmt.Errorf("decodes to %d bytes, want %d (e.g. `openssl rand -base64 32`)", len(b), secretKeySize)
 			}
 			return b, nil
 		}
 	}
-	return nil, fmt.Errorf("pki: %s is not valid base64; set it to the base64 of 32 random bytes (e.g. `openssl rand -base64 32`)", envKEK)
+	return nil, errors.New("is not valid base64; set it to the base64 of 32 random bytes (e.g. `openssl rand -base64 32`)")
 }
 
 func loadOrCreateKeyFile(path string) ([]byte, error) {
