@@ -24,14 +24,17 @@ import (
 
 // TestFleetSurvivesNodeKill: three server processes on one PostgreSQL
 // schema with one node key (a fleet) take the same keys from the store; a
-// receiver on one node is woken by a send on another; then mixed load on
-// all three — client-credentials tokens, Graph group creations, Key Vault
-// secret sets, queue sends and receives over REST and over AMQP with
-// azservicebus — until one node is killed with SIGKILL mid-load. Checked
-// on the survivors: every acknowledged group exists exactly once, every
-// acknowledged secret reads back, every acknowledged message is received
-// exactly once unless it was completed and no completed message returns
-// (crashLedger.check), and tokens the dead node issued still verify.
+// receiver on one node is woken by a send on another; a user signs in with
+// each step on another node; a rotation that would sign before every node
+// publishes is refused. Then mixed load on all three — client-credentials
+// tokens, Graph group creations, Key Vault secret sets and reads, managed
+// application installs, queue sends and receives over REST and over AMQP
+// with azservicebus — until one node is killed with SIGKILL mid-load.
+// Checked on the survivors: every acknowledged group and install exists
+// exactly once, every acknowledged secret reads back, every acknowledged
+// message is received exactly once unless it was completed and no
+// completed message returns (crashLedger.check), and tokens the dead node
+// issued still verify.
 func TestFleetSurvivesNodeKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three server processes and kills one")
@@ -66,6 +69,7 @@ func TestFleetSurvivesNodeKill(t *testing.T) {
 	queue := "https://" + crashFQDN + "/work"
 	vault := fleetVault(t, B, w.crashWorld)
 	w.kvTok = fleetToken(A, w, "https://vault.azure.net")
+	apps := newFleetApps(t, C, w.crashWorld)
 
 	// A receiver on C sleeps in a long poll; a send on A wakes it.
 	got := make(chan crashResp, 1)
@@ -122,6 +126,9 @@ func TestFleetSurvivesNodeKill(t *testing.T) {
 					if g := n.do("GET", "https://"+vault+".vault.azure.net/secrets/"+sname+"?api-version=7.4", w.kvTok, "", nil); g.status != http.StatusOK {
 						t.Errorf("secret %s set on node %d did not read back there: %d", sname, i, g.status)
 					}
+				}
+				if j < 2 {
+					apps.install(n, fmt.Sprintf("app-%d-%d", i, j))
 				}
 				if i == 0 {
 					if tok := fleetTryToken(n, w.crashWorld, "https://graph.microsoft.com"); tok != "" {
@@ -199,6 +206,7 @@ func TestFleetSurvivesNodeKill(t *testing.T) {
 			t.Errorf("secret %s reads %q on node C, want %q", name, s.Value, value)
 		}
 	}
+	apps.check(B)
 	t.Logf("%d groups and %d secrets acknowledged, %d tokens of the dead node verified on both survivors", len(groups), len(secrets), len(issued))
 
 	// Drain the queue on B: messages locked on A come back when their
@@ -312,4 +320,101 @@ func claimsOfToken(t *testing.T, tok string) map[string]any {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// fleetApps are managed applications installed during the load: one
+// definition (made before it), and the installs each node acknowledged.
+type fleetApps struct {
+	t        *testing.T
+	armTok   string
+	sub, def string
+	mu       sync.Mutex
+	acked    map[string]bool
+}
+
+// newFleetApps makes, through node n, the groups and the managed
+// application definition (deploying a vault into each install's managed
+// group) that the load installs.
+func newFleetApps(t *testing.T, n *crashServer, w crashWorld) *fleetApps {
+	t.Helper()
+	a := &fleetApps{t: t, armTok: fleetToken(n, fleetWorld{crashWorld: w}, "https://management.azure.com"), acked: map[string]bool{}}
+	oid, _ := claimsOfToken(t, a.armTok)["oid"].(string)
+	r := n.must(n.do("GET", "https://management.azure.com/subscriptions?api-version=2022-12-01", a.armTok, "", nil), 200, "subscriptions")
+	var subs struct {
+		Value []struct{ SubscriptionID string }
+	}
+	if json.Unmarshal([]byte(r.body), &subs) != nil || len(subs.Value) == 0 {
+		t.Fatalf("subscriptions: %s", r.body)
+	}
+	a.sub = "/subscriptions/" + subs.Value[0].SubscriptionID
+	a.def = a.sub + "/resourceGroups/defs/providers/Microsoft.Solutions/applicationDefinitions/fleet"
+	for _, x := range [][2]string{
+		{a.sub + "/resourceGroups/defs", `{"location":"westeurope"}`},
+		{a.sub + "/resourceGroups/apps", `{"location":"westeurope"}`},
+		{a.def, `{"location":"westeurope","properties":{"lockLevel":"ReadOnly","displayName":"Fleet","authorizations":[{"principalId":"` + oid +
+			`","roleDefinitionId":"b24988ac-6180-42a0-ab88-20f7382dd24c"}],"deploymentSpec":{"vaults":[{"name":"kv{uniqueSuffix}"}]}}}`},
+	} {
+		if r := a.put(n, x[0], x[1]); r.err != nil || r.status/100 != 2 {
+			t.Fatalf("PUT %s: %d %v %s", x[0], r.status, r.err, r.body)
+		}
+	}
+	return a
+}
+
+func (a *fleetApps) put(n *crashServer, path, body string) crashResp {
+	return n.do("PUT", "https://management.azure.com"+path+"?api-version="+testenv.ARMAPIVersion(path), a.armTok, body,
+		map[string]string{"Content-Type": "application/json"})
+}
+
+// install installs the application name through node n and records it
+// when n acknowledged it provisioned.
+func (a *fleetApps) install(n *crashServer, name string) {
+	r := a.put(n, a.sub+"/resourceGroups/apps/providers/Microsoft.Solutions/applications/"+name, `{"location":"westeurope","kind":"ServiceCatalog",`+
+		`"identity":{"type":"SystemAssigned"},"properties":{"applicationDefinitionId":"`+a.def+`","managedResourceGroupId":"`+a.sub+`/resourceGroups/mrg-`+name+`"}}`)
+	var app struct {
+		Properties struct{ ProvisioningState string }
+	}
+	if r.err == nil && r.status/100 == 2 && json.Unmarshal([]byte(r.body), &app) == nil && app.Properties.ProvisioningState == "Succeeded" {
+		a.mu.Lock()
+		a.acked[name] = true
+		a.mu.Unlock()
+	}
+}
+
+// check: every acknowledged install is listed exactly once through node n,
+// provisioned, with its managed group.
+func (a *fleetApps) check(n *crashServer) {
+	t := a.t
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.acked) == 0 {
+		t.Fatal("no managed application install was acknowledged during the load")
+	}
+	path := a.sub + "/resourceGroups/apps/providers/Microsoft.Solutions/applications"
+	r := n.must(n.do("GET", "https://management.azure.com"+path+"?api-version="+testenv.ARMAPIVersion(path+"/x"), a.armTok, "", nil), 200, "list applications")
+	var list struct {
+		Value []struct {
+			Name       string
+			Properties struct{ ProvisioningState string }
+		}
+	}
+	if err := json.Unmarshal([]byte(r.body), &list); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, v := range list.Value {
+		seen[v.Name]++
+		if a.acked[v.Name] && v.Properties.ProvisioningState != "Succeeded" {
+			t.Errorf("acknowledged install %s is %s", v.Name, v.Properties.ProvisioningState)
+		}
+	}
+	for name := range a.acked {
+		if seen[name] != 1 {
+			t.Errorf("acknowledged install %s listed %d times", name, seen[name])
+		}
+		g := a.sub + "/resourceGroups/mrg-" + name
+		n.must(n.do("GET", "https://management.azure.com"+g+"?api-version="+testenv.ARMAPIVersion(g), a.armTok, "", nil), 200, "managed group of "+name)
+	}
+	t.Logf("%d managed application installs acknowledged, each present once with its managed group", len(a.acked))
 }
