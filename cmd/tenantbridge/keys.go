@@ -40,7 +40,9 @@ func (c *cli) keysRotateCommand() *cobra.Command {
 (JWKS) at once and starts signing new tokens after --publish-ahead, which gives
 resource servers that cache the JWKS document time to learn it first. The
 current key keeps signing until then, and stays published until every token
-it signed has expired. --publish-ahead 0s switches at once (within a second).`,
+it signed has expired. --publish-ahead 0s switches at once (within a second).
+On a fleet (servers sharing one store with serve --node-key-file) it must be
+at least 60s, so that every node publishes the key before any signs with it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			op, err := c.operator()
