@@ -81,7 +81,7 @@ func testDeploymentKeyVaultReference(t *testing.T, cfg server.Config) {
 	}
 	vp, err := vc.BeginCreateOrUpdate(ctx, "secrets", "kvref-pub-01", armkeyvault.VaultCreateOrUpdateParameters{Location: to.Ptr("westeurope"),
 		Properties: &armkeyvault.VaultProperties{TenantID: to.Ptr(pub.TenantID), SKU: &armkeyvault.SKU{Family: to.Ptr(armkeyvault.SKUFamilyA), Name: to.Ptr(armkeyvault.SKUNameStandard)},
-			EnableRbacAuthorization: to.Ptr(true), EnabledForTemplateDeployment: to.Ptr(true)}}, nil)
+			EnableRbacAuthorization: to.Ptr(true)}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,26 +135,18 @@ func testDeploymentKeyVaultReference(t *testing.T, cfg server.Config) {
 		}
 	}
 
-	// The vault does not keep enabledForTemplateDeployment (the Key Vault
-	// provider does not store it yet): every reference is refused as
-	// Azure refuses it for such a vault.
+	// A vault made without enabledForTemplateDeployment: every reference
+	// is refused as Azure refuses it for such a vault.
 	_, err = deploy(pub, pubCred, "secrets", "off", map[string]any{"pw": ref(vaultID, "dbpw")})
 	wantCode(err, "KeyVaultParameterReferenceSecretRetrieveFailed")
-	// Enabled in the vault's resource record, where the provider keeps a
-	// vault's ARM properties.
-	res, err := r.srv.Store().GetResource(ctx, vaultID)
+	// Turned on with the SDK's Update (a PATCH that names only the switch).
+	upd, err := vc.Update(ctx, "secrets", "kvref-pub-01", armkeyvault.VaultPatchParameters{
+		Properties: &armkeyvault.VaultPatchProperties{EnabledForTemplateDeployment: to.Ptr(true)}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var props map[string]any
-	_ = json.Unmarshal(res.Properties, &props)
-	if props == nil {
-		props = map[string]any{}
-	}
-	props["enabledForTemplateDeployment"] = true
-	res.Properties, _ = json.Marshal(props)
-	if err := r.srv.Store().UpdateResource(ctx, res); err != nil {
-		t.Fatal(err)
+	if p := upd.Properties; p == nil || p.EnabledForTemplateDeployment == nil || !*p.EnabledForTemplateDeployment {
+		t.Fatalf("the vault after the update: %+v", upd.Properties)
 	}
 
 	// The publisher may deploy from its vault: the secret arrives.

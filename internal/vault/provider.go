@@ -183,9 +183,19 @@ type vaultView struct {
 	Properties vaultProperties   `json:"properties"`
 }
 
-// vaultResourceProps is what the generic resource record keeps.
+// vaultResourceProps is what the generic resource record keeps: the sku
+// and the three switches that let Azure's own services read the vault's
+// secrets (VaultProperties in the Key Vault REST spec). Only
+// enabledForTemplateDeployment has an effect here: Resource Manager
+// resolves a template parameter's Key Vault reference only from a vault
+// that has it (learn.microsoft.com, azure-resource-manager/templates/
+// key-vault-parameter: "enabledForTemplateDeployment ... must be true").
+// The other two are kept and shown as given, for the tools that set them.
 type vaultResourceProps struct {
-	Sku vaultSku `json:"sku"`
+	Sku                          vaultSku `json:"sku"`
+	EnabledForDeployment         bool     `json:"enabledForDeployment,omitempty"`
+	EnabledForDiskEncryption     bool     `json:"enabledForDiskEncryption,omitempty"`
+	EnabledForTemplateDeployment bool     `json:"enabledForTemplateDeployment,omitempty"`
 }
 
 // vaultURI is the vault's data-plane URL for the host the request came in
@@ -202,8 +212,8 @@ func vaultURI(r *http.Request, name string) string {
 func vaultViewOf(rq *rp.Request, v store.Vault, res *store.Resource) vaultView {
 	sku := vaultSku{Family: "A", Name: "standard"}
 	tags := map[string]string{}
+	var p vaultResourceProps
 	if res != nil {
-		var p vaultResourceProps
 		if len(res.Properties) > 0 && json.Unmarshal(res.Properties, &p) == nil && p.Sku.Name != "" {
 			sku = p.Sku
 		}
@@ -214,7 +224,9 @@ func vaultViewOf(rq *rp.Request, v store.Vault, res *store.Resource) vaultView {
 	return vaultView{ID: v.ResourceID, Name: v.Name, Type: vaultType, Location: v.Location, Tags: tags,
 		Properties: vaultProperties{TenantID: v.TenantID, Sku: sku, AccessPolicies: []any{}, VaultURI: vaultURI(rq.R, v.Name),
 			EnableRbacAuthorization: true, EnableSoftDelete: true, SoftDeleteRetentionInDays: v.SoftDeleteRetentionDays,
-			EnablePurgeProtection: v.EnablePurgeProtection, PublicNetworkAccess: "Enabled", ProvisioningState: "Succeeded"}}
+			EnablePurgeProtection: v.EnablePurgeProtection, PublicNetworkAccess: "Enabled", ProvisioningState: "Succeeded",
+			EnabledForDeployment: p.EnabledForDeployment, EnabledForDiskEncryption: p.EnabledForDiskEncryption,
+			EnabledForTemplateDeploy: p.EnabledForTemplateDeployment}}
 }
 
 // vaultIn reports whether v's resource id is in subscription sub and, if
@@ -294,13 +306,16 @@ func putVault(rq *rp.Request) error {
 		Location   string            `json:"location"`
 		Tags       map[string]string `json:"tags"`
 		Properties *struct {
-			TenantID                  string    `json:"tenantId"`
-			Sku                       *vaultSku `json:"sku"`
-			EnableRbacAuthorization   *bool     `json:"enableRbacAuthorization"`
-			EnableSoftDelete          *bool     `json:"enableSoftDelete"`
-			SoftDeleteRetentionInDays *int      `json:"softDeleteRetentionInDays"`
-			EnablePurgeProtection     *bool     `json:"enablePurgeProtection"`
-			CreateMode                string    `json:"createMode"`
+			TenantID                     string    `json:"tenantId"`
+			Sku                          *vaultSku `json:"sku"`
+			EnableRbacAuthorization      *bool     `json:"enableRbacAuthorization"`
+			EnableSoftDelete             *bool     `json:"enableSoftDelete"`
+			SoftDeleteRetentionInDays    *int      `json:"softDeleteRetentionInDays"`
+			EnablePurgeProtection        *bool     `json:"enablePurgeProtection"`
+			EnabledForDeployment         bool      `json:"enabledForDeployment"`
+			EnabledForDiskEncryption     bool      `json:"enabledForDiskEncryption"`
+			EnabledForTemplateDeployment bool      `json:"enabledForTemplateDeployment"`
+			CreateMode                   string    `json:"createMode"`
 		} `json:"properties"`
 	}
 	if err := rp.ReadBody(rq, &body); err != nil {
@@ -339,7 +354,11 @@ func putVault(rq *rp.Request) error {
 	if err != nil {
 		return vaultRuleError(err)
 	}
-	propsJSON, err := json.Marshal(vaultResourceProps{Sku: sku})
+	// A PUT states the switches whole (absent is false); a PATCH arrives
+	// here as the current state with the patch merged in, so what it does
+	// not name stays as it was.
+	propsJSON, err := json.Marshal(vaultResourceProps{Sku: sku, EnabledForDeployment: p.EnabledForDeployment,
+		EnabledForDiskEncryption: p.EnabledForDiskEncryption, EnabledForTemplateDeployment: p.EnabledForTemplateDeployment})
 	if err != nil {
 		return rp.InternalError(err)
 	}
