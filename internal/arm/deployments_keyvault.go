@@ -62,6 +62,46 @@ func (x *run) KeyVaultSecret(ctx context.Context, vaultID, secretName, version s
 	return x.h.keyVaultSecret(ctx, x.c, vaultID, secretName, version)
 }
 
+// Nested is the Resolver of the deployments nested in this one
+// (armtemplate.NestedResolver): for a managed application's install,
+// their Key Vault references to a vault outside the managed resource
+// group are resolved as the publisher tenant's Appliance Resource
+// Provider. Azure's documentation requires a package to reference the
+// publisher's vault "in the parameters for the linked or nested
+// template", and has the publisher grant that principal the vault's
+// deploy/action
+// (learn.microsoft.com/azure/azure-resource-manager/managed-applications/key-vault-access).
+// The application's own parameters, which the customer gives, are not
+// resolved so: a customer cannot point the publisher's grant at the
+// publisher's vault.
+func (x *run) Nested() armtemplate.Resolver { return nestedRun{x} }
+
+// nestedRun is a run as the Resolver of its nested deployments.
+type nestedRun struct{ *run }
+
+// Nested keeps the nested deployments' resolver for deeper ones.
+func (n nestedRun) Nested() armtemplate.Resolver { return n }
+
+// KeyVaultSecret resolves a nested deployment's Key Vault reference: as
+// the Appliance Resource Provider for a managed application's vault
+// reference outside its managed group, as the caller otherwise.
+func (n nestedRun) KeyVaultSecret(ctx context.Context, vaultID, secretName, version string) (string, error) {
+	c := n.c
+	if c.platformScope != "" && c.appliance != nil && !belowScope(c.platformScope, vaultID) {
+		c = c.appliance
+	}
+	// Without an Appliance Resource Provider in the publisher tenant the
+	// platform decides, and refuses every vault outside its group.
+	return n.h.keyVaultSecret(ctx, c, vaultID, secretName, version)
+}
+
+// belowScope reports whether id is strictly below scope.
+func belowScope(scope, id string) bool {
+	base, err := rbac.ParseScope(scope)
+	sc, serr := rbac.ParseScope(id)
+	return err == nil && serr == nil && strings.HasPrefix(sc.Key(), base.Key()+"/")
+}
+
 func (h *Handler) keyVaultSecret(ctx context.Context, c *caller, vaultID, secretName, version string) (string, error) {
 	notVault := &armtemplate.Error{Code: "KeyVaultParameterReferenceNotFound", Target: vaultID,
 		Message: fmt.Sprintf("The specified KeyVault '%s' could not be found. %s", rp.SafeText(vaultID), seeKeyVaultRefs)}
@@ -158,9 +198,7 @@ func (h *Handler) mayDeployFrom(ctx context.Context, c *caller, vaultID string) 
 // publisher's vault or a group outside it is refused.
 func (h *Handler) callerMay(ctx context.Context, c *caller, action, scope string) (bool, error) {
 	if c.platformScope != "" {
-		base, err := rbac.ParseScope(c.platformScope)
-		sc, serr := rbac.ParseScope(scope)
-		return err == nil && serr == nil && strings.HasPrefix(sc.Key(), base.Key()+"/"), nil
+		return belowScope(c.platformScope, scope), nil
 	}
 	d, err := h.rbac.Decide(ctx, rbac.Request{PrincipalID: c.claims.ObjectID, PrincipalTenantID: c.claims.TenantID, TenantID: c.claims.TenantID,
 		Action: action, Scope: scope})

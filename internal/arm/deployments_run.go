@@ -54,6 +54,13 @@ type caller struct {
 	// (Microsoft.Solutions installing a managed application), which may
 	// do anything at or below this scope and nothing elsewhere.
 	platformScope string
+	// appliance, for the platform installing a managed application, is
+	// the publisher tenant's Appliance Resource Provider: the deployer of
+	// the Key Vault references in the package's nested deployments to a
+	// vault outside the managed resource group (deployments_keyvault.go).
+	// Nil when the publisher tenant has no such principal: such
+	// references fail closed.
+	appliance *caller
 }
 
 // callerOf returns the in-process caller of a request, if any.

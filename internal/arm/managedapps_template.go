@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -93,6 +94,9 @@ func (h *Handler) installTemplate(ctx context.Context, host, tenantID, appName s
 	}
 	c := &caller{claims: token.Claims{TenantID: tenantID, ObjectID: platformActor, AppID: platformActor, IdentType: "app"},
 		host: host, platformScope: st.ManagedResourceGroupID}
+	if c.appliance, err = h.applianceCaller(ctx, host, st.PublisherTenantID); err != nil {
+		return nil, failed(&armtemplate.Error{Code: "InternalServerError", Message: "The managed applications service's principal could not be read."})
+	}
 	p, err := h.prepareFrom(ctx, sub, rg, appName, tenantID, c, body)
 	if err != nil {
 		// Validation failed: nothing was deployed
@@ -119,6 +123,28 @@ func (h *Handler) installTemplate(ctx context.Context, host, tenantID, appName s
 		return pr.Outputs, nil
 	}
 	return nil, deploymentAppError(pr.Error)
+}
+
+// applianceCaller is the publisher tenant's Appliance Resource Provider
+// as a deployer: its service principal in that tenant, which a publisher
+// grants deploy/action on its vault (az ad sp list --display-name
+// "Appliance Resource Provider"). Nil, without error, when the tenant
+// holds none (references to the publisher's vault then fail closed).
+// Azure does not scope that grant to one offer: every package of the
+// publisher tenant may reference a vault the principal may deploy from
+// (docs/managed-applications.md).
+func (h *Handler) applianceCaller(ctx context.Context, host, publisherTenantID string) (*caller, error) {
+	if publisherTenantID == "" {
+		return nil, nil
+	}
+	sp, err := h.dir.ServicePrincipalByAppID(ctx, publisherTenantID, directory.ApplianceRPAppID)
+	if errors.Is(err, directory.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	return &caller{claims: token.Claims{TenantID: publisherTenantID, ObjectID: sp.ID, AppID: directory.ApplianceRPAppID, IdentType: "app"},
+		host: host}, nil
 }
 
 // deploymentAppError is the application's error for a deployment's

@@ -52,6 +52,18 @@ func (c *Context) newGUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
+// NestedResolver is a Resolver that answers differently for a nested
+// deployment's template than for the deployment's own: Resource Manager
+// resolves the Key Vault references of a managed application's package
+// (the parameters of a nested deployment in its mainTemplate, where Azure
+// requires them) as the managed applications service, and those of the
+// application's own parameters as the platform. Nested gives the
+// Resolver of the deployments nested in this one.
+type NestedResolver interface {
+	Resolver
+	Nested() Resolver
+}
+
 // Resolver is what the evaluator asks of Resource Manager while a
 // deployment runs: resources outside the template (reference() of an
 // existing resource), list* actions, and secrets for Key Vault parameter

@@ -893,6 +893,9 @@ func (p *Plan) planNested(r *PlannedResource, body *Object) error {
 	r.inner = innerScope
 	dc := p.dc
 	dc.DeploymentName = r.Name
+	if nr, ok := dc.Resolver.(NestedResolver); ok {
+		dc.Resolver = nr.Nested()
+	}
 	if idx := strings.Index(strings.ToLower(r.ID), "/resourcegroups/"); idx >= 0 {
 		rest := r.ID[idx+len("/resourceGroups/"):]
 		rg := rest[:strings.IndexByte(rest, '/')]

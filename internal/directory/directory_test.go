@@ -71,7 +71,7 @@ func TestTenantBootstrap(t *testing.T) {
 		if b.Tenant.Domain != "contoso.onmicrosoft.com" || b.Tenant.SubscriptionID == "" {
 			t.Fatalf("tenant = %+v", b.Tenant)
 		}
-		for _, appID := range []string{directory.GraphAppID, directory.ARMAppID, directory.KeyVaultAppID, directory.ServiceBusAppID, directory.TokenExchangeAppID} {
+		for _, appID := range []string{directory.GraphAppID, directory.ARMAppID, directory.KeyVaultAppID, directory.ServiceBusAppID, directory.TokenExchangeAppID, directory.ApplianceRPAppID} {
 			sp, err := d.ServicePrincipalByAppID(ctx, b.Tenant.ID, appID)
 			if err != nil {
 				t.Fatalf("first-party %s: %v", appID, err)
@@ -116,8 +116,8 @@ func TestTenantBootstrap(t *testing.T) {
 			t.Fatal(err)
 		}
 		sps, err := d.ListServicePrincipals(ctx, b.Tenant.ID, directory.Query{})
-		if err != nil || len(sps) != 6 {
-			t.Fatalf("service principals after restart = %d, %v; want 5 first-party + admin", len(sps), err)
+		if err != nil || len(sps) != 7 {
+			t.Fatalf("service principals after restart = %d, %v; want 6 first-party + admin", len(sps), err)
 		}
 		tenants, _ := d.ListTenants(ctx)
 		if len(tenants) != 1 || tenants[0].ID != b.Tenant.ID {

@@ -17,7 +17,24 @@ const (
 	KeyVaultAppID      = "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"
 	ServiceBusAppID    = "80369ed6-5f11-4dd9-bef3-692475845e77"
 	TokenExchangeAppID = "fb60f99c-7a34-4190-8149-302f77469936"
+	// ApplianceRPAppID is tenantbridge's own id for the "Appliance
+	// Resource Provider", the managed applications service's principal
+	// (Microsoft.Solutions), which deploys an application's package and,
+	// once a publisher grants it Microsoft.KeyVault/vaults/deploy/action
+	// on a vault with enabledForTemplateDeployment, reads that vault's
+	// secrets for the package's Key Vault references
+	// (learn.microsoft.com/azure/azure-resource-manager/managed-applications/key-vault-access).
+	// Azure's real appId for it is in no reference this project could
+	// consult; tools find the principal by its display name
+	// (az ad sp list --display-name "Appliance Resource Provider"), as
+	// Azure's documentation does, so this id is tenantbridge's and not
+	// Azure's.
+	ApplianceRPAppID = "5c3b4ae2-6f0e-4c2a-9d1b-7e8a1f2c4b90"
 )
+
+// ApplianceRPName is the Appliance Resource Provider's display name, by
+// which Azure's documentation finds its service principal in a tenant.
+const ApplianceRPName = "Appliance Resource Provider"
 
 // Their identifier URIs: the resource names clients ask tokens for.
 const (
@@ -117,5 +134,6 @@ func firstPartyApps() []Application {
 		{AppID: ServiceBusAppID, DisplayName: "Microsoft.ServiceBus", IdentifierURIs: []string{ServiceBusResource}},
 		{AppID: TokenExchangeAppID, DisplayName: "AAD Token Exchange Endpoint",
 			IdentifierURIs: []string{TokenExchangeAudience}, AccessTokenAcceptedVersion: &v2},
+		{AppID: ApplianceRPAppID, DisplayName: ApplianceRPName},
 	}
 }
