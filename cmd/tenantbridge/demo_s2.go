@@ -13,7 +13,6 @@ import (
 
 	"github.com/tenantbridge/tenantbridge/examples"
 	"github.com/tenantbridge/tenantbridge/internal/azclient"
-	"github.com/tenantbridge/tenantbridge/internal/broker/publisher"
 )
 
 func (d *scenarioDemo) runS2(ctx context.Context) error {
@@ -102,7 +101,7 @@ func (d *scenarioDemo) runS2(ctx context.Context) error {
 	d.note("the vault, read as publisher-access: %s", strings.Join(unames, ", "))
 	d.crossed(pub.Name+"'s broker", contoso.Name+"'s token service, then its Key Vault",
 		"the broker's own assertion (issuer "+st.broker.IssuerURL()+", signed by Key Vault) as the client assertion; the new token is issued by "+contoso.Name,
-		"the identity's federated credential (issuer: the broker, subject "+publisher.GroupAccessSubject("{managed group id}")+") and its Secrets User role, made by the package in "+contoso.Name)
+		"the identity's federated credential (issuer: the broker, subject publisher-access:{managed group id}) and its Secrets User role, made by the package in "+contoso.Name)
 
 	d.step("The old design: an identity trusting %s's Entra tenant as issuer is refused", pub.Name)
 	oldID, err := uamiClientID(mrg + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/old-design")
