@@ -1,7 +1,6 @@
 package arm_test
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -25,17 +24,7 @@ func TestManagedApplicationKeyVaultReference(t *testing.T) {
 			e.want(e.call(admin, "PUT", sub(e)+"/resourceGroups/"+g, map[string]any{"location": "westeurope"}), 201, "")
 		}
 		vaultID := sub(e) + "/resourceGroups/secrets/providers/Microsoft.KeyVault/vaults/kv-appref-01"
-		e.want(e.call(admin, "PUT", vaultID, vaultBody(tb.Tenant.ID, nil)), 201, "")
-		res, err := e.st.GetResource(e.ctx, vaultID)
-		must(t, err)
-		var props map[string]any
-		_ = json.Unmarshal(res.Properties, &props)
-		if props == nil {
-			props = map[string]any{}
-		}
-		props["enabledForTemplateDeployment"] = true // the provider does not keep it yet
-		res.Properties, _ = json.Marshal(props)
-		must(t, e.st.UpdateResource(e.ctx, res))
+		e.want(e.call(admin, "PUT", vaultID, vaultBody(tb.Tenant.ID, map[string]any{"enabledForTemplateDeployment": true})), 201, "")
 
 		def := sub(e) + "/resourceGroups/defs/providers/Microsoft.Solutions/applicationDefinitions/secure"
 		e.want(e.call(admin, "PUT", def, map[string]any{"location": "westeurope", "properties": map[string]any{"lockLevel": "None",
