@@ -46,6 +46,7 @@ type Store interface {
 	Deployments
 	ProviderRegistrations
 	ManagementLocks
+	SignedOutSessions
 
 	// InTx runs fn with a Store whose every call is part of one transaction.
 	// If fn returns an error the transaction is rolled back and the error is

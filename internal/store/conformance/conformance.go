@@ -55,7 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	for _, suite := range [][]struct {
 		Name string
 		Fn   func(t *testing.T, st store.Store)
-	}{QueueTests, UserTokenTests, OutboxTests, LockoutTests, DeploymentTests, ProviderRegistrationTests, ManagementLockTests, DeletedVaultTests} {
+	}{QueueTests, UserTokenTests, OutboxTests, LockoutTests, DeploymentTests, ProviderRegistrationTests, ManagementLockTests, DeletedVaultTests, SignedOutTests} {
 		for _, q := range suite {
 			tests = append(tests, struct {
 				name string
