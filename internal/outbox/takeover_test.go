@@ -18,13 +18,18 @@ func TestIdleDelivererTakesOverADeadOnesClaim(t *testing.T) {
 		for _, every := range []time.Duration{0, 50 * time.Millisecond} {
 			w := newWorld(t, st)
 			e := newEndpoint(t, nil)
-			d := w.deliverer(Config{LookEvery: every})
-			run(t, d)
-			time.Sleep(100 * time.Millisecond) // idle: nothing to deliver
 			m := w.enqueue(e.srv.URL, "k", 0)
-			// The other process claims it and dies.
+			// The other process claims it and dies. (Claimed before this
+			// deliverer starts: a running one with LookEvery could take
+			// it first.)
 			if got, err := st.DueOutbox(t.Context(), w.clock.Now(), 1); err != nil || len(got) != 1 || got[0].ID != m.ID {
 				t.Fatalf("claim: %v %v", got, err)
+			}
+			d := w.deliverer(Config{LookEvery: every})
+			run(t, d)
+			time.Sleep(100 * time.Millisecond) // idle: the one message is claimed
+			if got := w.message(m.ID); got.Attempts != 0 {
+				t.Fatal("the deliverer took a message another process holds a claim on")
 			}
 			w.clock.Advance(10 * time.Minute) // the claim has run out
 			if every == 0 {
