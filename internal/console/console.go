@@ -92,10 +92,13 @@ type Handler struct {
 	// many store reads, and reloading must not multiply that.
 	heavy chan struct{}
 
+	// signOuts are the sessions signed out on any server sharing the
+	// store: the console's operator sessions and the sign-in pages'.
+	signOuts *userauth.SignOuts
+
 	mu      sync.Mutex
 	streams map[string]int                    // open audit streams per principal
-	byID    map[string]map[chan struct{}]bool // streams per session, closed at sign-out
-	revoked map[string]time.Time              // signed-out sessions, until they expire
+	byID    map[string]map[chan struct{}]bool // this process's streams per session, closed at sign-out
 }
 
 var _ RoleRevoker = (*arm.Handler)(nil)
@@ -107,7 +110,7 @@ func New(cfg Config) *Handler {
 		panic("console: Config needs Directory, Store, Audit and a 32-byte KEK")
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now, pages: map[string]*template.Template{},
-		streams: map[string]int{}, byID: map[string]map[chan struct{}]bool{}, revoked: map[string]time.Time{},
+		streams: map[string]int{}, byID: map[string]map[chan struct{}]bool{}, signOuts: userauth.NewSignOuts(cfg.Store),
 		graph: &Graph{Dir: cfg.Directory, St: cfg.Store, RBAC: cfg.RBAC, IsLoginHost: cfg.IsLoginHost}, heavy: make(chan struct{}, maxHeavy)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -192,9 +195,15 @@ func (h *Handler) viewerOf(r *http.Request) (*viewer, error) {
 	now := h.now()
 	if c, err := r.Cookie(operatorCookie); err == nil && h.cfg.OperatorKey != "" {
 		var s operatorSession
-		if userauth.OpenJSON(h.cfg.KEK, c.Value, operatorAAD, &s) == nil && now.Before(s.Expires) && !h.isRevoked(s.ID) &&
+		if userauth.OpenJSON(h.cfg.KEK, c.Value, operatorAAD, &s) == nil && now.Before(s.Expires) &&
 			subtle.ConstantTimeCompare([]byte(s.Key), []byte(h.operatorKeyHash())) == 1 {
-			return &viewer{Operator: true, Name: "operator", CSRF: s.CSRF, ID: s.ID, Expires: s.Expires}, nil
+			out, err := h.signOuts.SignedOut(r.Context(), operatorSessionID(s.ID), now)
+			if err != nil {
+				return nil, err
+			}
+			if !out {
+				return &viewer{Operator: true, Name: "operator", CSRF: s.CSRF, ID: operatorSessionID(s.ID), Expires: s.Expires}, nil
+			}
 		}
 	}
 	c, err := r.Cookie(signin.SessionCookie)
@@ -205,8 +214,10 @@ func (h *Handler) viewerOf(r *http.Request) (*viewer, error) {
 	if err != nil {
 		return nil, nil
 	}
-	id := sessionID(s.CSRF)
-	if h.isRevoked(id) {
+	id := s.ID()
+	if out, err := h.signOuts.SignedOut(r.Context(), id, now); err != nil {
+		return nil, err
+	} else if out {
 		return nil, nil
 	}
 	u, err := h.cfg.Directory.GetUser(r.Context(), s.TenantID, s.UserID)
@@ -232,46 +243,26 @@ func (h *Handler) viewerOf(r *http.Request) (*viewer, error) {
 // errNotAdmin: signed in, but not a Global Administrator.
 var errNotAdmin = errors.New("console: not a Global Administrator")
 
-func sessionID(csrf string) string {
-	sum := sha256.Sum256([]byte("console session|" + csrf))
-	return hex.EncodeToString(sum[:16])
-}
+// operatorSessionID is the id under which an operator session is
+// signed out: its own random id, kept apart from the sign-in pages'
+// session ids (userauth.Session.ID).
+func operatorSessionID(id string) string { return "console-operator|" + id }
 
-// maxRevoked bounds the signed-out sessions remembered; past it the
-// expired ones are dropped, then the oldest.
-const maxRevoked = 10_000
-
-func (h *Handler) isRevoked(id string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	_, ok := h.revoked[id]
-	return ok
-}
-
-// signOut forgets the session in this process (until it would have
-// expired) and closes its audit streams.
-func (h *Handler) signOut(v *viewer) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	now := h.now()
-	if len(h.revoked) >= maxRevoked {
-		for id, exp := range h.revoked {
-			if !now.Before(exp) {
-				delete(h.revoked, id)
-			}
-		}
-		for id := range h.revoked {
-			if len(h.revoked) < maxRevoked {
-				break
-			}
-			delete(h.revoked, id)
-		}
+// signOut records the session as signed out in the store, so that every
+// server sharing it refuses the cookie until it would have expired, and
+// closes this process's audit streams of it (another server's streams
+// end at their next check of the session).
+func (h *Handler) signOut(ctx context.Context, v *viewer) error {
+	if err := h.signOuts.SignOut(ctx, v.ID, v.Expires, h.now()); err != nil {
+		return err
 	}
-	h.revoked[v.ID] = v.Expires
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	for ch := range h.byID[v.ID] {
 		close(ch)
 	}
 	delete(h.byID, v.ID)
+	return nil
 }
 
 // maxHeavy is how many graph or audit computations run at once; a request
@@ -486,9 +477,14 @@ func (h *Handler) operatorKeyHash() string {
 }
 
 // signOutPost ends the console session: the cookies go, and the session
-// is refused in this process until it would have expired.
+// is refused by every server sharing the store until it would have
+// expired. A sign-out the store could not record is an error page, not a
+// false "signed out".
 func (h *Handler) signOutPost(w http.ResponseWriter, r *http.Request, v *viewer) {
-	h.signOut(v)
+	if err := h.signOut(r.Context(), v); err != nil {
+		h.serverError(w, r, err)
+		return
+	}
 	if v.Operator {
 		http.SetCookie(w, &http.Cookie{Name: operatorCookie, Value: "", Path: Prefix, MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	} else {

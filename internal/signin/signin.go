@@ -77,6 +77,9 @@ type Handler struct {
 	devices  DeviceApprover
 	lifetime time.Duration
 	now      func() time.Time
+	// signOuts are the sessions signed out (by the console) on any server
+	// sharing the store; a signed-out session is no session here either.
+	signOuts *userauth.SignOuts
 	pages    map[string]*template.Template
 	formPost *template.Template
 	static   fs.FS // web/static, served under /_signin/static/
@@ -101,6 +104,9 @@ func New(cfg Config) *Handler {
 	}
 	if h.now == nil {
 		h.now = time.Now
+	}
+	if cfg.Directory != nil {
+		h.signOuts = userauth.NewSignOuts(cfg.Directory.Store())
 	}
 	if h.lifetime <= 0 {
 		h.lifetime = 12 * time.Hour
@@ -236,14 +242,29 @@ func setCookie(w http.ResponseWriter, name, value string, maxAge int) {
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
-// session returns the browser's session, if it has a valid one.
+// session returns the browser's session, if it has a valid one: sealed
+// by us, unexpired and not signed out on any server sharing the store.
+// When the store cannot say whether it was signed out, there is no
+// session (the user signs in again), never a session that may have ended.
 func (h *Handler) session(r *http.Request) (userauth.Session, bool) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
 		return userauth.Session{}, false
 	}
-	s, err := userauth.OpenSession(h.kek, c.Value, h.now())
+	now := h.now()
+	s, err := userauth.OpenSession(h.kek, c.Value, now)
 	if err != nil {
+		return userauth.Session{}, false
+	}
+	if h.signOuts == nil {
+		return userauth.Session{}, false
+	}
+	out, err := h.signOuts.SignedOut(r.Context(), s.ID(), now)
+	if err != nil {
+		h.log.WarnContext(r.Context(), "signin: cannot tell whether the session was signed out", "err", err)
+		return userauth.Session{}, false
+	}
+	if out {
 		return userauth.Session{}, false
 	}
 	return s, true
