@@ -25,12 +25,15 @@ func FuzzParsePath(f *testing.F) {
 		"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/providers/Microsoft.KeyVault/deletedVaults",
 		"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/providers/Microsoft.KeyVault/locations/westeurope/deletedVaults/kv/purge",
 		"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/providers/Microsoft.KeyVault/locations//deletedVaults/",
+		"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv/secrets",
+		"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv/secrets/db-password",
+		"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv/secrets/",
 		"//", "/subscriptions//resourceGroups", "/providers/Microsoft.Authorization", "",
 	} {
 		f.Add(s)
 	}
 	h := &Handler{}
-	h.register(append(h.ownProviders(), vault.Provider(), managedidentity.Provider(), servicebus.Provider(nil)))
+	h.register(append(h.ownProviders(), vault.Provider(nil), managedidentity.Provider(), servicebus.Provider(nil)))
 	f.Fuzz(func(t *testing.T, p string) {
 		ap, _, err := h.parsePath(p)
 		if err != nil {

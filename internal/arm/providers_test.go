@@ -51,9 +51,10 @@ func TestProvidersSDK(t *testing.T) {
 		must(t, err)
 		p := got.Provider
 		if *p.Namespace != "Microsoft.KeyVault" || *p.ID != "/subscriptions/"+subID+"/providers/Microsoft.KeyVault" ||
-			*p.RegistrationState != "Registered" || *p.RegistrationPolicy != "RegistrationRequired" || len(p.ResourceTypes) != 4 ||
+			*p.RegistrationState != "Registered" || *p.RegistrationPolicy != "RegistrationRequired" || len(p.ResourceTypes) != 5 ||
 			*p.ResourceTypes[1].ResourceType != "checkNameAvailability" || *p.ResourceTypes[2].ResourceType != "deletedVaults" ||
-			*p.ResourceTypes[3].ResourceType != "locations/deletedVaults" {
+			*p.ResourceTypes[3].ResourceType != "locations/deletedVaults" || *p.ResourceTypes[4].ResourceType != "vaults/secrets" ||
+			*p.ResourceTypes[4].DefaultAPIVersion != "2024-11-01" {
 			t.Fatalf("Microsoft.KeyVault: %+v", p)
 		}
 		vaults := p.ResourceTypes[0]

@@ -456,7 +456,7 @@ func (s *Server) buildRouter() *router {
 		Audit: s.audit, Logger: s.logger, TokenMinter: tokens, Secrets: s.vaults.ResolveReference, Packages: s.cfg.ManagedAppPackages, Notify: s.notifications.Notify,
 		NotificationDeadline: s.cfg.NotificationRetryFor,
 		// Each service's control plane, from its own package.
-		Providers: []*rp.Provider{vault.Provider(), managedidentity.Provider(), servicebus.Provider(s.kek)}})
+		Providers: []*rp.Provider{vault.Provider(s.kek), managedidentity.Provider(), servicebus.Provider(s.kek)}})
 	ops := operator.New(operator.Config{Directory: s.dir, Audit: s.audit, Key: s.operator.Key, Keys: s.keys,
 		MaxTokenLifetime: MaxTokenLifetime, MinPublishAhead: s.minPublishAhead(), Logger: s.logger, Marketplace: resources})
 

@@ -387,6 +387,14 @@ func parseSet(body []byte) (store.Secret, string, string) {
 	if err := httpx.DecodeJSON(body, &p); err != nil {
 		return store.Secret{}, "", "The request body is not valid: " + err.Error()
 	}
+	return newSecret(p)
+}
+
+// newSecret checks the parameters of a new secret version (the data
+// plane's set, Resource Manager's Secrets - Create Or Update): the value
+// within Key Vault's limit and its properties; it returns the secret
+// (without value), the plaintext value and an error message for 400.
+func newSecret(p setParams) (store.Secret, string, string) {
 	if p.Value == nil {
 		return store.Secret{}, "", "Property value is required."
 	}
@@ -478,18 +486,11 @@ func (s *Service) set(q *request) {
 		s.badRequest(q, action, msg)
 		return
 	}
-	sec.Vault, sec.Name, sec.Version = q.vault.Name, q.route.name, newVersion()
-	// The store keeps the case of the first version's name; seal with the
-	// lower-cased name so both agree.
-	sec.Value, err = sealed.Seal(s.kek, []byte(value), aad(q.vault, sec.Name, sec.Version))
-	if err != nil {
-		s.internal(q.w, q.r, action, err)
-		return
-	}
+	sec.Name = q.route.name
 	var stored store.Secret
 	err = s.change(q, action, func(tx store.Store) (string, error) {
 		var err error
-		stored, err = createVersion(q.r.Context(), tx.CreateSecretVersion, tx.GetDeletedSecret, sec, sec.Vault, sec.Name, "set")
+		stored, err = writeSecretVersion(q.r.Context(), tx, s.kek, q.vault, sec, value)
 		return stored.Version, err
 	})
 	if err != nil {
@@ -497,6 +498,23 @@ func (s *Service) set(q *request) {
 		return
 	}
 	answer(q, s.bundle(q.base, q.vault, stored, &value, true))
+}
+
+// writeSecretVersion is the one way a secret's value is written, by the
+// data plane's set and by Resource Manager's Secrets - Create Or Update
+// and Update alike: value sealed under kek, bound to the vault, the name
+// and a new version id (aad), stored through tx as the newest version of
+// sec.Name in vault v with sec's properties. A deleted secret of that
+// name is store.ErrConflict (it must be recovered or purged first).
+func writeSecretVersion(ctx context.Context, tx store.Store, kek []byte, v store.Vault, sec store.Secret, value string) (store.Secret, error) {
+	sec.Vault, sec.Version = v.Name, newVersion()
+	// The store keeps the case of the first version's name; aad lower-cases
+	// the name so both agree.
+	var err error
+	if sec.Value, err = sealed.Seal(kek, []byte(value), aad(v, sec.Name, sec.Version)); err != nil {
+		return store.Secret{}, err
+	}
+	return createVersion(ctx, tx.CreateSecretVersion, tx.GetDeletedSecret, sec, sec.Vault, sec.Name, "set")
 }
 
 // createVersion stores v, a new version of a secret or key, with create.

@@ -35,15 +35,23 @@ import (
 )
 
 // Provider is Key Vault's control plane as a resource provider of
-// Resource Manager's front door (package arm): Microsoft.KeyVault/vaults
-// and checkNameAvailability. The server registers it with arm.Config.Providers.
-func Provider() *rp.Provider {
+// Resource Manager's front door (package arm): Microsoft.KeyVault/vaults,
+// their secrets (provider_secrets.go, whose values kek seals as the data
+// plane's do: the server's KEK) and checkNameAvailability. The server
+// registers it with arm.Config.Providers.
+func Provider(kek []byte) *rp.Provider {
 	return &rp.Provider{Namespace: "Microsoft.KeyVault", Types: []rp.ResourceType{
 		{Name: "vaults", Listed: true, APIVersions: keyVaultVersions, Locations: rp.AllRegions(), Capabilities: rp.TrackedCapabilities},
 		{Name: "checkNameAvailability", APIVersions: keyVaultVersions},
 		{Name: "deletedVaults", APIVersions: keyVaultVersions},
-		{Name: "locations/deletedVaults", APIVersions: keyVaultVersions}},
-		Parse: vaultPath, Serve: vaults,
+		{Name: "locations/deletedVaults", APIVersions: keyVaultVersions},
+		{Name: "vaults/secrets", APIVersions: keyVaultVersions}},
+		Parse: vaultPath, Serve: func(rq *rp.Request) error {
+			if rq.Path.Target == targetSecrets {
+				return secrets(rq, kek)
+			}
+			return vaults(rq)
+		},
 		DeleteGroup: func(rq *rp.Request, tx store.Store, _ *directory.Service, g store.ResourceGroup) error {
 			return deleteGroupVaults(rq, tx, g)
 		}}
@@ -115,6 +123,11 @@ func vaultPath(segs []string) (rp.Path, bool, error) {
 	}
 	if ap, ok, err := deletedVaultPath(segs); ok {
 		return ap, true, err
+	}
+	if len(segs) == 9 || len(segs) == 10 {
+		// …/vaults/{vault}/secrets[/{name}]: the scope is the vault (a
+		// list) or the secret's id.
+		return rp.TypedPath(segs, "Microsoft.KeyVault", "vaults", "secrets", targetVaults, targetSecrets)
 	}
 	ap, ok := parseVaultPath(segs)
 	if !ok {

@@ -48,9 +48,23 @@ const (
 )
 
 // Providers are the services' providers as the server registers them
-// (internal/server); kek seals Service Bus rule keys (nil: no rules).
+// (internal/server); kek seals Service Bus rule keys (nil: no rules) and
+// the secrets Key Vault's provider writes (nil: none).
 func Providers(kek []byte) []*rp.Provider {
-	return []*rp.Provider{vault.Provider(), managedidentity.Provider(), servicebus.Provider(kek)}
+	return []*rp.Provider{vault.Provider(kek), managedidentity.Provider(), servicebus.Provider(kek)}
+}
+
+// vaultAuthorizer is the server's Key Vault authorizer: the RBAC engine
+// deciding the data action at the scope.
+type vaultAuthorizer struct{ e *rbac.Engine }
+
+func (a vaultAuthorizer) Authorize(ctx context.Context, acc vault.Access) (bool, string, error) {
+	d, err := a.e.Decide(ctx, rbac.Request{PrincipalID: acc.PrincipalID, PrincipalTenantID: acc.PrincipalTenantID,
+		TenantID: acc.TenantID, Action: acc.DataAction, DataAction: true, Scope: acc.Scope})
+	if err != nil {
+		return false, "", err
+	}
+	return d.Allowed, d.Because.String(), nil
 }
 
 // Env is one running environment: the real thing (testenv) with Resource
@@ -63,6 +77,10 @@ type Env struct {
 	Srv    *httptest.Server
 	Client *http.Client
 	Base   *testenv.Env
+
+	// Vaults is Key Vault's data plane at {vault}.vault.azure.net, with
+	// the KEK Key Vault's provider seals secrets under.
+	Vaults *vault.Service
 
 	Contoso, Fabrikam *directory.TenantBootstrap
 	// Notified counts the calls of arm.Config.Notify.
@@ -99,11 +117,21 @@ func New(t *testing.T, st store.Store, o Options) *Env {
 		kek = make([]byte, 32)
 		_, _ = rand.Read(kek)
 	}
+	// Key Vault always has a KEK (the server's); Service Bus only when
+	// asked for.
+	vaultKEK := testenv.RandomKey(t)
+	providers := Providers(kek)
+	providers[0] = vault.Provider(vaultKEK)
+	e.Vaults = vault.New(vault.Config{Store: st, KEK: vaultKEK, Verifier: b.Verifier, Authorizer: vaultAuthorizer{rbac.New(st, e.Dir)},
+		Audit: b.Audit, Logger: b.Logger})
 	h := arm.New(arm.Config{Directory: e.Dir, Store: st, RBAC: rbac.New(st, e.Dir), Verifier: b.Verifier, Audit: b.Audit, Logger: b.Logger, PageSize: o.PageSize,
-		TokenMinter: b.STS, Notify: func() { e.Notified.Add(1) }, Providers: Providers(kek), Now: o.Now})
+		TokenMinter: b.STS, Notify: func() { e.Notified.Add(1) }, Providers: providers, Now: o.Now})
 	b.Route(func(r *http.Request) http.Handler {
-		if strings.HasPrefix(r.Host, "management.") {
+		switch {
+		case strings.HasPrefix(r.Host, "management."):
 			return h
+		case strings.Contains(r.Host, ".vault."):
+			return e.Vaults
 		}
 		return nil
 	})
