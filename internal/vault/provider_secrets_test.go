@@ -160,6 +160,12 @@ func TestSecretsThroughResourceManager(t *testing.T) {
 		e.Want(e.Call(admin, "PUT", sid, map[string]any{"properties": map[string]any{"value": strings.Repeat("x", 25*1024+1)}}), http.StatusBadRequest, "BadRequest")
 		e.Want(e.Call(admin, "DELETE", sid, nil), http.StatusMethodNotAllowed, "MethodNotAllowed")
 		e.Want(e.Call(admin, "GET", vid+"/secrets/nope", nil), http.StatusNotFound, "ResourceNotFound")
+		// The type takes the vaults' api-versions, and only those.
+		e.Want(e.Raw(admin, "GET", sid+"?api-version=2024-11-01", nil), http.StatusOK, "")
+		if r := e.Raw(admin, "GET", sid+"?api-version=2099-01-01", nil); r.Status != http.StatusBadRequest || r.Code() != "NoRegisteredProviderFound" ||
+			!strings.Contains(r.Message(), "'vaults/secrets'") {
+			t.Errorf("unknown api-version: %d %s", r.Status, r.Raw)
+		}
 
 		// A Reader reads the metadata (secrets/read) but cannot write; a
 		// Contributor writes but cannot read the value on the data plane.
