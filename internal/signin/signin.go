@@ -113,7 +113,7 @@ func New(cfg Config) *Handler {
 	}
 	tfs := web.Templates()
 	h.pages = map[string]*template.Template{}
-	for _, p := range []string{"name", "password", "mfa", "consent", "needadmin", "error", "device", "deviceconfirm", "message"} {
+	for _, p := range []string{"name", "password", "mfa", "consent", "needadmin", "error", "device", "deviceconfirm", "message", "logout"} {
 		h.pages[p] = template.Must(template.ParseFS(tfs, "layout.html", p+".html"))
 	}
 	h.formPost = template.Must(template.ParseFS(tfs, "formpost.html"))
@@ -133,7 +133,8 @@ func Paths(path string) bool {
 	}
 	switch rest {
 	case "/oauth2/v2.0/authorize", "/oauth2/authorize", "/adminconsent", "/v2.0/adminconsent",
-		"/login/name", "/login/password", "/login/mfa", "/login/consent", "/login/device", "/login/console":
+		"/login/name", "/login/password", "/login/mfa", "/login/consent", "/login/device", "/login/console",
+		"/oauth2/v2.0/logout", "/oauth2/logout":
 		return true
 	}
 	return false
@@ -176,6 +177,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.adminConsent(w, r, tenant, 1)
 	case rest == "/v2.0/adminconsent" && get:
 		h.adminConsent(w, r, tenant, 2)
+	case (rest == "/oauth2/v2.0/logout" || rest == "/oauth2/logout") && (get || post):
+		h.logout(w, r, tenant)
 	case rest == "/login/console" && get:
 		h.consoleSignIn(w, r, tenant)
 	case strings.HasPrefix(rest, "/login/") && post:
@@ -322,6 +325,8 @@ type pageData struct {
 	Code                             int
 	Message, RequestID, Time         string
 	UserCode                         string
+	// The sign-out page's parameters, carried to its POST.
+	LogoutRedirect, LogoutClient, LogoutState string
 }
 
 type permissionView struct {
