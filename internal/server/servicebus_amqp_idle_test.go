@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"runtime/pprof"
 	"strings"
@@ -92,9 +93,16 @@ type cbsClient struct {
 
 func (w *busWorld) cbsClient(t *testing.T, ctx context.Context) *cbsClient {
 	t.Helper()
-	conn, err := amqp.Dial(ctx, "amqps://"+w.r.srv.AMQPAddr(), &amqp.ConnOptions{
-		HostName: w.fqdn, SASLType: amqp.SASLTypeAnonymous(),
-		TLSConfig: &tls.Config{RootCAs: w.r.srv.CA().Pool(), ServerName: w.fqdn}})
+	return dialCBS(t, ctx, w.r.srv.AMQPAddr(), w.fqdn, w.r.srv.CA().Pool())
+}
+
+// dialCBS is a cbsClient to the AMQPS listener at addr, for the
+// namespace host, trusting roots.
+func dialCBS(t *testing.T, ctx context.Context, addr, host string, roots *x509.CertPool) *cbsClient {
+	t.Helper()
+	conn, err := amqp.Dial(ctx, "amqps://"+addr, &amqp.ConnOptions{
+		HostName: host, SASLType: amqp.SASLTypeAnonymous(),
+		TLSConfig: &tls.Config{RootCAs: roots, ServerName: host}})
 	mustBus(t, err)
 	t.Cleanup(func() { conn.Close() })
 	session, err := conn.NewSession(ctx, nil)
@@ -110,7 +118,13 @@ func (w *busWorld) cbsClient(t *testing.T, ctx context.Context) *cbsClient {
 // expiring at expires, and checks that $cbs took it (202).
 func (c *cbsClient) putSAS(id, audience, rule, key string, expires time.Time) {
 	c.t.Helper()
-	sas := servicebus.SignSAS(audience, rule, []byte(key), expires)
+	c.putToken(id, audience, servicebus.SignSAS(audience, rule, []byte(key), expires), expires)
+}
+
+// putToken puts the SAS token sas for audience and checks that $cbs
+// took it (202).
+func (c *cbsClient) putToken(id, audience, sas string, expires time.Time) {
+	c.t.Helper()
 	mustBus(c.t, c.out.Send(c.ctx, &amqp.Message{
 		Properties: &amqp.MessageProperties{MessageID: id, ReplyTo: &[]string{"cbs-replies"}[0]},
 		ApplicationProperties: map[string]any{"operation": "put-token", "type": "servicebus.windows.net:sastoken",

@@ -750,64 +750,113 @@ type receiveLink struct {
 
 // run delivers messages while the peer gives credit, one broker receive
 // per credit, and answers drains once nothing is at hand.
+//
+// An idle link's goroutine waits in run's frames (in the broker's wait,
+// or for credit), so run keeps its frame small: what it does besides
+// looping is in functions of their own, not inlined (see
+// Broker.receiveUntil).
 func (rl *receiveLink) run() {
 	defer rl.endSession()
 	ctx := rl.l.Context()
 	for ctx.Err() == nil {
 		if rl.l.Credit() == 0 {
-			if rl.l.Draining() {
-				rl.l.DrainDone()
-			}
-			select {
-			case <-rl.l.CreditChanged():
-			case <-ctx.Done():
+			if !rl.awaitCredit(ctx) {
 				return
 			}
 			continue
 		}
-		if err := rl.c.allowedFor(ctx, &rl.grant, rl.queue, ActionReceive); err != nil {
-			rl.l.Detach(asError(err))
+		if !rl.allowed(ctx) {
 			return
 		}
 		m, err := rl.receive(ctx)
-		switch {
-		case errors.Is(err, ErrNoMessage):
-			if rl.l.Draining() {
-				rl.l.DrainDone()
+		if err != nil {
+			if !rl.noMessage(ctx, err) {
+				return
 			}
 			continue
-		case errors.Is(err, store.ErrLockLost) && rl.session != "":
-			rl.l.Detach(sessionLost(rl.session))
-			return
-		case err != nil:
-			if ctx.Err() == nil {
-				rl.c.s.log.ErrorContext(ctx, "servicebus: amqp receive", "queue", rl.info.res.ID, "err", err)
-				rl.l.Detach(&wire.Error{Condition: wire.ErrInternalError, Description: "The server could not read the queue; attach again."})
-			}
-			return
 		}
-		if err := rl.deliver(ctx, m); err != nil {
+		if err := rl.deliver(ctx, *m); err != nil {
 			return // the link ended; a locked message's lock lapses and it is delivered again
 		}
 	}
 }
 
+// awaitCredit answers a drain and waits for the peer to change the
+// link's credit: false when the link ended meanwhile.
+//
+//go:noinline
+func (rl *receiveLink) awaitCredit(ctx context.Context) bool {
+	if rl.l.Draining() {
+		rl.l.DrainDone()
+	}
+	select {
+	case <-rl.l.CreditChanged():
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// allowed is whether the link's grant still lets it receive; it detaches
+// the link when not.
+//
+//go:noinline
+func (rl *receiveLink) allowed(ctx context.Context) bool {
+	if err := rl.c.allowedFor(ctx, &rl.grant, rl.queue, ActionReceive); err != nil {
+		rl.l.Detach(asError(err))
+		return false
+	}
+	return true
+}
+
+// noMessage handles a receive that brought no message: true when the
+// link goes on (the wait ended; a drain is answered), false when err
+// ended it (detached as Service Bus would).
+//
+//go:noinline
+func (rl *receiveLink) noMessage(ctx context.Context, err error) bool {
+	switch {
+	case errors.Is(err, ErrNoMessage):
+		if rl.l.Draining() {
+			rl.l.DrainDone()
+		}
+		return true
+	case errors.Is(err, store.ErrLockLost) && rl.session != "":
+		rl.l.Detach(sessionLost(rl.session))
+	default:
+		if ctx.Err() == nil {
+			rl.c.s.log.ErrorContext(ctx, "servicebus: amqp receive", "queue", rl.info.res.ID, "err", err)
+			rl.l.Detach(&wire.Error{Condition: wire.ErrInternalError, Description: "The server could not read the queue; attach again."})
+		}
+	}
+	return false
+}
+
 // receive takes one message from the broker, waiting while no message is
 // there, until the peer drains its credit, the link ends, or
 // amqpReceiveWait passes.
-func (rl *receiveLink) receive(ctx context.Context) (store.QueueMessage, error) {
+func (rl *receiveLink) receive(ctx context.Context) (*store.QueueMessage, error) {
 	wait := amqpReceiveWait
 	if rl.l.Draining() {
 		wait = 0
 	}
-	op := store.QueueOp{Kind: store.QueueReceiveAndDelete, QueueID: rl.info.res.ID, DeadLetter: rl.deadLetter, Limits: rl.info.limits,
+	op := rl.receiveOp()
+	// A drain that arrives while we wait ends the wait (ErrNoMessage);
+	// only the wait: a message the broker took is delivered.
+	return rl.c.s.broker.receiveUntil(ctx, op, wait, rl.l.CreditChanged(), rl.l.Draining)
+}
+
+// receiveOp is the broker operation of one receive on the link, on the
+// heap: it is not in the frames the link's goroutine waits in.
+//
+//go:noinline
+func (rl *receiveLink) receiveOp() *store.QueueOp {
+	op := &store.QueueOp{Kind: store.QueueReceiveAndDelete, QueueID: rl.info.res.ID, DeadLetter: rl.deadLetter, Limits: rl.info.limits,
 		SessionID: rl.session, SessionLockToken: rl.sessionToken}
 	if !rl.receiveAndDelete {
 		op.Kind, op.LockToken = store.QueueLock, uuid.NewString()
 	}
-	// A drain that arrives while we wait ends the wait (ErrNoMessage);
-	// only the wait: a message the broker took is delivered.
-	return rl.c.s.broker.receiveUntil(ctx, op, wait, rl.l.CreditChanged(), rl.l.Draining)
+	return op
 }
 
 // deliver sends one received message. Its delivery tag is its lock
