@@ -12,38 +12,24 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	azarm "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	"github.com/google/uuid"
 
 	"github.com/tenantbridge/tenantbridge/internal/arm"
+	"github.com/tenantbridge/tenantbridge/internal/arm/armtest"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 	"github.com/tenantbridge/tenantbridge/internal/testenv"
 )
 
-// armOptions are the unmodified SDK's options but the transport, which
-// reaches the test server by Azure's names, and a short poll interval.
-func (e *env) armOptions() *azarm.ClientOptions {
-	return &azarm.ClientOptions{ClientOptions: policy.ClientOptions{Transport: e.client, Cloud: cloud.AzurePublic,
-		Retry: policy.RetryOptions{MaxRetries: -1}}}
-}
+func (e *env) armOptions() *azarm.ClientOptions { return armtest.ClientOptions(e.client) }
 
-// credential is azidentity's client-secret credential against the test
-// server's token endpoint.
 func (e *env) credential(tenantID, clientID, secret string) azcore.TokenCredential {
 	e.t.Helper()
-	cred, err := azidentity.NewClientSecretCredential(tenantID, clientID, secret, &azidentity.ClientSecretCredentialOptions{
-		ClientOptions:            policy.ClientOptions{Transport: e.client, Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: loginBase + "/"}},
-		DisableInstanceDiscovery: true,
-	})
-	must(e.t, err)
-	return cred
+	return armtest.SecretCredential(e.t, e.client, tenantID, clientID, secret)
 }
 
 func (e *env) deploymentsClient(sub string, cred azcore.TokenCredential) (*armresources.DeploymentsClient, *armresources.DeploymentOperationsClient) {
@@ -408,7 +394,10 @@ func TestDeploymentInterrupted(t *testing.T) {
 func BenchmarkDeployment50(b *testing.B) {
 	st := storetest.SQLite(b)
 	base := testenv.New(b, st, testenv.LoginHosts("login.microsoftonline.com"), testenv.LoginURL(loginBase))
-	h := arm.New(arm.Config{Directory: base.Dir, Store: st, RBAC: rbac.New(st, base.Dir), Verifier: base.Verifier, Audit: base.Audit, Logger: base.Logger})
+	// The real providers, as the server registers them: the template's
+	// identities are Managed Identity's.
+	h := arm.New(arm.Config{Directory: base.Dir, Store: st, RBAC: rbac.New(st, base.Dir), Verifier: base.Verifier, Audit: base.Audit, Logger: base.Logger,
+		Providers: armtest.Providers(nil)})
 	base.Route(func(r *http.Request) http.Handler {
 		if strings.HasPrefix(r.Host, "management.") {
 			return h
@@ -417,11 +406,7 @@ func BenchmarkDeployment50(b *testing.B) {
 	})
 	contoso, _ := base.Tenants(b)
 	e := &env{ctx: b.Context(), st: st, dir: base.Dir, srv: base.Server, client: base.Client(), base: base}
-	cred, err := azidentity.NewClientSecretCredential(contoso.Tenant.ID, contoso.Admin.AppID, contoso.AdminSecret.SecretText, &azidentity.ClientSecretCredentialOptions{
-		ClientOptions: policy.ClientOptions{Transport: e.client, Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: loginBase + "/"}}, DisableInstanceDiscovery: true})
-	if err != nil {
-		b.Fatal(err)
-	}
+	cred := armtest.SecretCredential(b, e.client, contoso.Tenant.ID, contoso.Admin.AppID, contoso.AdminSecret.SecretText)
 	sub := contoso.Tenant.SubscriptionID
 	dc, err := armresources.NewDeploymentsClient(sub, cred, e.armOptions())
 	if err != nil {

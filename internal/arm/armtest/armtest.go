@@ -187,20 +187,33 @@ func (e *Env) NewApp(tenantID, name string, multiTenant bool) App {
 
 // ARMOptions are the unmodified SDK's options but the transport, which
 // reaches the test server by Azure's names, and no retries.
-func (e *Env) ARMOptions() *azarm.ClientOptions {
-	return &azarm.ClientOptions{ClientOptions: policy.ClientOptions{Transport: e.Client, Cloud: cloud.AzurePublic,
-		Retry: policy.RetryOptions{MaxRetries: -1}}}
-}
+func (e *Env) ARMOptions() *azarm.ClientOptions { return ClientOptions(e.Client) }
 
 // Credential is azidentity's client-secret credential against the test
 // server's token endpoint.
 func (e *Env) Credential(tenantID, clientID, secret string) azcore.TokenCredential {
 	e.T.Helper()
+	return SecretCredential(e.T, e.Client, tenantID, clientID, secret)
+}
+
+// ClientOptions are the unmodified SDK's options but the transport c,
+// which reaches a test server by Azure's names, and no retries.
+func ClientOptions(c *http.Client) *azarm.ClientOptions {
+	return &azarm.ClientOptions{ClientOptions: policy.ClientOptions{Transport: c, Cloud: cloud.AzurePublic,
+		Retry: policy.RetryOptions{MaxRetries: -1}}}
+}
+
+// SecretCredential is azidentity's client-secret credential against the
+// token endpoint a test server answers at LoginBase through c.
+func SecretCredential(t testing.TB, c *http.Client, tenantID, clientID, secret string) azcore.TokenCredential {
+	t.Helper()
 	cred, err := azidentity.NewClientSecretCredential(tenantID, clientID, secret, &azidentity.ClientSecretCredentialOptions{
-		ClientOptions:            policy.ClientOptions{Transport: e.Client, Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: LoginBase + "/"}},
+		ClientOptions:            policy.ClientOptions{Transport: c, Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: LoginBase + "/"}},
 		DisableInstanceDiscovery: true,
 	})
-	Must(e.T, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return cred
 }
 
