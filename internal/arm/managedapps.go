@@ -844,7 +844,7 @@ func (h *Handler) putApplication(rq *rp.Request) error {
 		if identityType != "" {
 			sp, err := dir.CreateSystemAssignedIdentity(rq.Ctx, tenantID, id, rq.Path.Name)
 			if err != nil {
-				return directoryError(err)
+				return rp.DirectoryError(err)
 			}
 			st.IdentityPrincipalID = sp.ID
 			exclude = append(exclude, store.DenyPrincipal{ID: sp.ID, Type: store.PrincipalServicePrincipal})

@@ -27,6 +27,7 @@ import (
 
 	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
+	"github.com/tenantbridge/tenantbridge/internal/servicebus"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/vault"
 )
@@ -71,8 +72,8 @@ type specNamespace struct {
 }
 
 type specQueue struct {
-	Name       string          `json:"name"`
-	Properties *queueBodyProps `json:"properties,omitempty"`
+	Name       string                `json:"name"`
+	Properties *servicebus.QueueBody `json:"properties,omitempty"`
 }
 
 type specIdentity struct {
@@ -167,7 +168,7 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 		if n.Name == "" {
 			return specError(p+".name", "is required")
 		}
-		if !validNamespaceName(expand(n.Name, sampleSuffix)) {
+		if !servicebus.ValidNamespaceName(expand(n.Name, sampleSuffix)) {
 			return specError(p+".name", "'%s' is not a valid namespace name: 6 to 50 letters, digits and hyphens once %s is replaced by 12 characters, starting with a letter", rp.SafeText(n.Name), placeholderSuffix)
 		}
 		if err := listOnce(namespaces, strings.ToLower(n.Name), p, n.Name); err != nil {
@@ -180,17 +181,13 @@ func (s *deploymentSpec) validate(publisherKind func(id string) (store.Principal
 		}
 		for j, q := range n.Queues {
 			qp := fmt.Sprintf("%s.queues[%d]", p, j)
-			if !validQueueName(q.Name) {
+			if !servicebus.ValidQueueName(q.Name) {
 				return specError(qp+".name", "'%s' is not a valid queue name", rp.SafeText(q.Name))
 			}
 			if err := listOnce(queues, strings.ToLower(n.Name+"/"+q.Name), qp, q.Name); err != nil {
 				return err
 			}
-			settings, err := queueSettingsOf(q.Properties)
-			if err == nil {
-				err = settings.forTier(skuTier(n.Sku), q.Properties)
-			}
-			if err != nil {
+			if err := servicebus.CheckQueueBody(servicebus.SkuTier(n.Sku), q.Properties); err != nil {
 				var ae *rp.Error
 				if errors.As(err, &ae) {
 					return specError(qp, "%s", ae.Message)
@@ -420,7 +417,7 @@ func specTemplate(in installation) (json.RawMessage, error) {
 	}
 	for _, n := range in.spec.ServiceBusNamespaces {
 		name := expand(n.Name, in.suffix)
-		tier := skuTier(n.Sku)
+		tier := servicebus.SkuTier(n.Sku)
 		nsID := base + sbNamespaceType + "/" + name
 		resources = append(resources, map[string]any{"type": sbNamespaceType, "apiVersion": specServiceBusAPI, "name": literal(name), "location": in.location,
 			"sku": map[string]any{"name": tier, "tier": tier}})
