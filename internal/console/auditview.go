@@ -151,40 +151,41 @@ func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request, v *viewer, t
 		return
 	}
 	f := h.parseFilter(ctx, r.URL.Query())
+	// Read the log newest first, a batch at a time, until a page of
+	// matches is found or auditScanLimit records were read. The stream
+	// goes on from the newest record of the tenant's log.
 	var (
-		ring    []store.AuditRecord
+		page    []store.AuditRecord
 		after   int64
+		before  int64
 		scanned int
 	)
-	for scanned < auditScanLimit {
-		batch, err := h.cfg.Store.ListAudit(ctx, store.AuditQuery{TenantID: t.ID, AfterSeq: after, Limit: auditReadBatch})
+	for scanned < auditScanLimit && len(page) < auditPageSize {
+		batch, err := h.cfg.Store.ListAudit(ctx, store.AuditQuery{TenantID: t.ID, BeforeSeq: before, Newest: true, Limit: auditReadBatch})
 		if err != nil {
 			h.serverError(w, r, err)
 			return
 		}
+		if after == 0 && len(batch) > 0 {
+			after = batch[0].Seq
+		}
 		for _, rec := range batch {
-			if f.matches(t.ID, rec) {
-				ring = append(ring, rec)
-				if len(ring) > 2*auditPageSize {
-					ring = append(ring[:0], ring[len(ring)-auditPageSize:]...)
-				}
+			if len(page) < auditPageSize && f.matches(t.ID, rec) {
+				page = append(page, rec)
 			}
-			after = rec.Seq
+			before = rec.Seq
 		}
 		scanned += len(batch)
 		if len(batch) < auditReadBatch {
 			break
 		}
 	}
-	if len(ring) > auditPageSize {
-		ring = ring[len(ring)-auditPageSize:]
-	}
 	names := tenantNames{h: h, ctx: ctx, m: map[string]string{}}
-	views := make([]recordView, 0, len(ring))
-	for i := len(ring) - 1; i >= 0; i-- {
-		views = append(views, viewOf(names, ring[i]))
+	views := make([]recordView, 0, len(page))
+	for _, rec := range page {
+		views = append(views, viewOf(names, rec))
 	}
-	// The stream goes on from the last record read here, so nothing
+	// The stream goes on from the newest record there was, so nothing
 	// committed in between is missed.
 	stream := Prefix + "tenants/" + t.ID + "/audit/stream?" + f.query()
 	if !strings.HasSuffix(stream, "?") {
@@ -192,7 +193,7 @@ func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request, v *viewer, t
 	}
 	stream += "after=" + strconv.FormatInt(after, 10)
 	h.render(w, http.StatusOK, "audit", pageData{Title: "Audit of " + t.Name, Viewer: v, Tenant: t, Filter: f, Records: views,
-		Stream: stream, Truncated: scanned >= auditScanLimit})
+		Stream: stream, Truncated: scanned >= auditScanLimit && len(page) < auditPageSize})
 }
 
 // auditStream sends the tenant's new audit records that pass the filter
@@ -293,23 +294,13 @@ func (h *Handler) auditStream(w http.ResponseWriter, r *http.Request, v *viewer,
 }
 
 // lastSeq is the sequence number of the tenant's newest audit record (0
-// for none), reading at most auditScanLimit records.
+// for none).
 func (h *Handler) lastSeq(ctx context.Context, tenantID string) (int64, error) {
-	var after int64
-	for scanned := 0; scanned < auditScanLimit; {
-		batch, err := h.cfg.Store.ListAudit(ctx, store.AuditQuery{TenantID: tenantID, AfterSeq: after, Limit: auditReadBatch})
-		if err != nil {
-			return 0, err
-		}
-		if len(batch) > 0 {
-			after = batch[len(batch)-1].Seq
-		}
-		scanned += len(batch)
-		if len(batch) < auditReadBatch {
-			break
-		}
+	batch, err := h.cfg.Store.ListAudit(ctx, store.AuditQuery{TenantID: tenantID, Newest: true, Limit: 1})
+	if err != nil || len(batch) == 0 {
+		return 0, err
 	}
-	return after, nil
+	return batch[0].Seq, nil
 }
 
 // openStream counts a stream for the viewer's principal, refusing past the

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -623,5 +624,36 @@ func TestHostileNamesAndEndedSessions(t *testing.T) {
 	testenv.Must(t, v.e.Dir.RemoveDirectoryRole(ctx, w.Customer.ID, w.Admin.ID, directory.RoleGlobalAdministrator))
 	if status, _ := admin.get("/console/tenants/" + w.Customer.ID + "/graph"); status != http.StatusForbidden {
 		t.Errorf("after the role was removed: %d, want 403", status)
+	}
+}
+
+// TestAuditPageShowsTheNewest: over a log longer than a page, the audit
+// page shows the newest records first, not the log's beginning, and its
+// stream goes on from the newest record (none is replayed).
+func TestAuditPageShowsTheNewest(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t, storetest.SQLite(t))
+	w := v.w
+	const n = 260 // more than a page (200)
+	recs := make([]store.AuditRecord, n)
+	for i := range recs {
+		recs[i] = store.AuditRecord{Actor: "z", ActorTenant: w.Provider.ID, TargetTenant: w.Customer.ID, Action: fmt.Sprintf("test.n%04d", i)}
+	}
+	testenv.Must(t, v.st.AppendAudits(ctx, recs))
+	newest, err := v.st.ListAudit(ctx, store.AuditQuery{TenantID: w.Customer.ID, Newest: true, Limit: 1})
+	testenv.Must(t, err)
+	status, body := v.signedIn(t, w.Admin).get("/console/tenants/" + w.Customer.ID + "/audit")
+	if status != 200 {
+		t.Fatalf("audit page: %d", status)
+	}
+	last, first := strings.Index(body, fmt.Sprintf("test.n%04d", n-1)), strings.Index(body, fmt.Sprintf("test.n%04d", n-2))
+	if last < 0 || first < 0 || last > first {
+		t.Errorf("the newest records are not first on the page (at %d and %d)", last, first)
+	}
+	if strings.Contains(body, "test.n0000") {
+		t.Error("the page shows the log's oldest record past a page")
+	}
+	if want := fmt.Sprintf("after=%d", newest[0].Seq); !strings.Contains(body, want) {
+		t.Errorf("the stream does not go on from the newest record (%s)", want)
 	}
 }

@@ -251,7 +251,13 @@ type AuditQuery struct {
 	// tenant TenantID. What crossed a boundary, seen from either side.
 	ByTenantID string
 	AfterSeq   int64
-	Limit      int // 0 means no limit
+	// BeforeSeq, when not 0, selects records with a lower Seq.
+	BeforeSeq int64
+	// Newest lists the records newest first (descending Seq): with Limit,
+	// the last ones of the log, which a viewer of a long log wants without
+	// reading it from the start.
+	Newest bool
+	Limit  int // 0 means no limit
 }
 
 // Audit stores the audit log. Records are never updated or deleted, except

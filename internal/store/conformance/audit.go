@@ -82,6 +82,12 @@ func testAudit(t *testing.T, st store.Store) {
 		{"after and limit", store.AuditQuery{AfterSeq: recs[0].Seq, Limit: 2}, want(1, 2)},
 		{"tenant, after and limit", store.AuditQuery{TenantID: b, AfterSeq: recs[1].Seq, Limit: 5}, want(2)},
 		{"after the last", store.AuditQuery{AfterSeq: last}, nil},
+		{"newest first", store.AuditQuery{Newest: true}, want(3, 2, 1, 0)},
+		{"newest two", store.AuditQuery{Newest: true, Limit: 2}, want(3, 2)},
+		{"before", store.AuditQuery{BeforeSeq: recs[2].Seq}, want(0, 1)},
+		{"newest before, limited", store.AuditQuery{Newest: true, BeforeSeq: recs[3].Seq, Limit: 2}, want(2, 1)},
+		{"tenant, newest before", store.AuditQuery{TenantID: b, Newest: true, BeforeSeq: recs[2].Seq}, want(1)},
+		{"after and before", store.AuditQuery{AfterSeq: recs[0].Seq, BeforeSeq: recs[3].Seq}, want(1, 2)},
 	}
 	for _, tc := range tests {
 		got, err := st.ListAudit(f.ctx, tc.q)

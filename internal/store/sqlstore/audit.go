@@ -110,7 +110,14 @@ func (s *Store) ListAudit(ctx context.Context, q store.AuditQuery) ([]store.Audi
 		w.WriteString(` AND (actor_tenant = ? OR target_tenant = ?)`)
 		args = append(args, q.TenantID, q.TenantID)
 	}
+	if q.BeforeSeq != 0 {
+		w.WriteString(` AND seq < ?`)
+		args = append(args, q.BeforeSeq)
+	}
 	w.WriteString(` ORDER BY seq`)
+	if q.Newest {
+		w.WriteString(` DESC`)
+	}
 	if q.Limit > 0 {
 		w.WriteString(` LIMIT ?`)
 		args = append(args, q.Limit)
