@@ -603,8 +603,47 @@ func appViewOf(res store.Resource) (appView, error) {
 	return v, nil
 }
 
+// getApplication serves GET of an application to whoever may read it in
+// its tenant and to the publisher's principals that the definition's
+// authorizations name with a role permitting read: Microsoft's own
+// managed-application scripts read the application as such a principal
+// before calling listTokens (microsoft/metered-billing-accelerator,
+// managed-app/src/scripts/perms.sh: GET {application} for
+// identity.principalId), and a publisher's broker finds the managed
+// resource group and the package's outputs there.
 func (h *Handler) getApplication(rq *rp.Request) error {
+	if res, ok, err := h.publisherView(rq, actionAppRead); err != nil {
+		return err
+	} else if ok {
+		rq.Action = actionAppRead
+		return writeView(rq, http.StatusOK, res, appViewOf)
+	}
 	return getTypedAt(h, rq, actionAppRead, applicationType, appViewOf)
+}
+
+// publisherView finds the path's application for a caller that
+// publisherAuthorized allows action. Anything else (no such application,
+// a principal the authorizations do not name) answers false and no
+// error, so the caller's ordinary RBAC check decides and no other tenant
+// learns whether the application exists.
+func (h *Handler) publisherView(rq *rp.Request, action string) (store.Resource, bool, error) {
+	tenantID, err := rq.ScopeTenant()
+	if err != nil {
+		return store.Resource{}, false, nil
+	}
+	res, err := rp.FindTypedAt(rq, h.st, tenantID, applicationType)
+	if err != nil {
+		return store.Resource{}, false, nil
+	}
+	st, err := stateOf(res)
+	if err != nil {
+		return store.Resource{}, false, nil
+	}
+	ok, err := h.publisherAuthorized(rq, st, action)
+	if err != nil || !ok {
+		return store.Resource{}, false, err
+	}
+	return res, true, nil
 }
 
 func (h *Handler) listApplications(rq *rp.Request) error {
@@ -1159,7 +1198,7 @@ func (h *Handler) listTokens(rq *rp.Request) error {
 	if err != nil {
 		return err
 	}
-	if ok, err := h.publisherAuthorized(rq, st); err != nil {
+	if ok, err := h.publisherAuthorized(rq, st, actionListTokens); err != nil {
 		return err
 	} else if !ok {
 		return rp.NewError(http.StatusForbidden, "AuthorizationFailed",
@@ -1230,8 +1269,9 @@ func groupIDOf(id string) string {
 
 // publisherAuthorized reports whether the caller is a principal of the
 // publisher tenant named by the application's authorizations (directly or
-// through a group it is a member of) with a role permitting listTokens.
-func (h *Handler) publisherAuthorized(rq *rp.Request, st appState) (bool, error) {
+// through a group it is a member of) with a role permitting action
+// (listTokens, or read).
+func (h *Handler) publisherAuthorized(rq *rp.Request, st appState, action string) (bool, error) {
 	if !strings.EqualFold(rq.TenantID, st.PublisherTenantID) {
 		return false, nil
 	}
@@ -1247,7 +1287,7 @@ func (h *Handler) publisherAuthorized(rq *rp.Request, st appState) (bool, error)
 		if !ids[strings.ToLower(a.PrincipalID)] {
 			continue
 		}
-		if role, ok := builtInRole(a.RoleDefinitionID); ok && rbac.Permits(role.Permissions, actionListTokens, false) {
+		if role, ok := builtInRole(a.RoleDefinitionID); ok && rbac.Permits(role.Permissions, action, false) {
 			return true, nil
 		}
 	}

@@ -341,6 +341,19 @@ func TestManagedApplicationServiceCatalog(t *testing.T) {
 		e.want(e.call(admin, "POST", appID+"/listTokens", map[string]any{}), 403, "AuthorizationFailed")
 		otherTok := e.armToken(tid, other.app.AppID, other.secret)
 		e.want(e.call(otherTok, "POST", appID+"/listTokens", map[string]any{}), 403, "AuthorizationFailed")
+		// The publisher's authorized principal reads the application (as
+		// Microsoft's perms.sh does before listTokens), with its managed
+		// group and outputs; a principal the authorizations do not name
+		// gets what any non-reader gets.
+		r = e.call(pubTok, "GET", appID, nil)
+		e.want(r, 200, "")
+		if p, _ := r.doc["properties"].(map[string]any); p["managedResourceGroupId"] != mrg {
+			t.Errorf("the publisher's GET %s", r.raw)
+		}
+		stranger := e.newApp(tid, "stranger", false)
+		strangerTok := e.armToken(tid, stranger.app.AppID, stranger.secret)
+		e.want(e.call(strangerTok, "GET", appID, nil), 403, "AuthorizationFailed")
+		e.want(e.call(strangerTok, "GET", appRG+"/providers/Microsoft.Solutions/applications/nosuchapp", nil), 403, "AuthorizationFailed")
 
 		// A second installation whose spec fails: the vault name is taken.
 		def2 := defRG + "/providers/Microsoft.Solutions/applicationDefinitions/fixed"
@@ -457,6 +470,16 @@ func TestManagedApplicationMarketplace(t *testing.T) {
 		r = e.call(pubTok, "POST", appID+"/listTokens", map[string]any{"authorizationAudience": "https://management.azure.com/"})
 		e.want(r, 200, "")
 		e.want(e.call(cadmin, "POST", appID+"/listTokens", map[string]any{}), 403, "AuthorizationFailed")
+		// Across tenants too, the publisher reads the application (not
+		// the group it is in, nor the group's other resources).
+		r = e.call(pubTok, "GET", appID, nil)
+		e.want(r, 200, "")
+		if p, _ := r.doc["properties"].(map[string]any); p["managedResourceGroupId"] != mrg {
+			t.Errorf("the publisher's GET %s", r.raw)
+		}
+		if r := e.call(pubTok, "GET", csub+"/resourceGroups/apps/providers/Microsoft.Solutions/applications", nil); r.status != 200 || len(r.doc["value"].([]any)) != 0 {
+			t.Errorf("the publisher lists %d %s", r.status, r.raw)
+		}
 
 		_, ns := e.outbox(ptid, def)
 		if states(ns) != "PUT/Accepted,PUT/Succeeded" || ns[1].Plan == nil || ns[1].Plan.Product != "broker-offer" ||
