@@ -125,7 +125,7 @@ func TestDeploymentsSDK(t *testing.T) {
 
 		got, err := dc.Get(ctx, "deploy-rg", "broker", nil)
 		must(t, err)
-		if *got.Properties.ProvisioningState != armresources.ProvisioningStateSucceeded || len(got.Properties.OutputResources) != 3 {
+		if *got.Properties.ProvisioningState != armresources.ProvisioningStateSucceeded || len(got.Properties.OutputResources) != 5 {
 			t.Fatalf("get %+v", got.Properties)
 		}
 		var names []string
@@ -145,7 +145,7 @@ func TestDeploymentsSDK(t *testing.T) {
 			must(t, err)
 			ops = append(ops, page.Value...)
 		}
-		if len(ops) != 3 {
+		if len(ops) != 5 {
 			t.Fatalf("%d operations", len(ops))
 		}
 		for _, op := range ops {
@@ -160,7 +160,7 @@ func TestDeploymentsSDK(t *testing.T) {
 		}
 		exp, err := dc.ExportTemplate(ctx, "deploy-rg", "broker", nil)
 		must(t, err)
-		if exp.Template.(map[string]any)["contentVersion"] != "1.0.0.0" || len(exp.Template.(map[string]any)["resources"].([]any)) != 3 {
+		if exp.Template.(map[string]any)["contentVersion"] != "1.0.0.0" || len(exp.Template.(map[string]any)["resources"].([]any)) != 5 {
 			t.Fatalf("exported %v", exp.Template)
 		}
 
@@ -171,7 +171,7 @@ func TestDeploymentsSDK(t *testing.T) {
 		must(t, err)
 		vr, err := vp.PollUntilDone(ctx, fastPoll)
 		must(t, err)
-		if len(vr.Properties.ValidatedResources) != 3 {
+		if len(vr.Properties.ValidatedResources) != 5 {
 			t.Fatalf("validate %+v", vr.Properties)
 		}
 		vp, err = dc.BeginValidate(ctx, "deploy-rg", "check", armresources.Deployment{Properties: &armresources.DeploymentProperties{

@@ -87,7 +87,7 @@ func TestManagedApplicationMainTemplateSDK(t *testing.T) {
 		must(t, err)
 		mt, _ := got.Properties.MainTemplate.(map[string]any)
 		ui, _ := got.Properties.CreateUIDefinition.(map[string]any)
-		if mt["contentVersion"] != "1.0.0.0" || len(mt["resources"].([]any)) != 3 || ui["handler"] != "Microsoft.Azure.CreateUIDef" {
+		if mt["contentVersion"] != "1.0.0.0" || len(mt["resources"].([]any)) != 5 || ui["handler"] != "Microsoft.Azure.CreateUIDef" {
 			t.Fatalf("definition's package %v %v", got.Properties.MainTemplate, got.Properties.CreateUIDefinition)
 		}
 
@@ -167,7 +167,7 @@ func TestManagedApplicationMainTemplateSDK(t *testing.T) {
 		dc, _ := e.deploymentsClient(subID, cred)
 		dep, err := dc.Get(ctx, mrgName, "broker1", nil)
 		must(t, err)
-		if *dep.Properties.ProvisioningState != armresources.ProvisioningStateSucceeded || len(dep.Properties.OutputResources) != 3 {
+		if *dep.Properties.ProvisioningState != armresources.ProvisioningStateSucceeded || len(dep.Properties.OutputResources) != 5 {
 			t.Fatalf("deployment %+v", dep.Properties)
 		}
 		// The platform deployed into the locked group, where the
