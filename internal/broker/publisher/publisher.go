@@ -155,14 +155,46 @@ type Config struct {
 	// managed resource group that the installed software runs as (its
 	// deployment spec creates it); the exchange accepts that identity's
 	// tokens. Empty: the managed application's system-assigned identity.
-	// The broker reads it through Resource Manager in the managed resource
-	// group that the registration call names (a publisher may read its
-	// managed groups, not the customer's application resource), so an
-	// offer using it needs the registration call.
+	// It applies to definitions with a registration section; an Offer
+	// names its own.
 	InstallationIdentity string
-	Logger               *slog.Logger
-	Now                  func() time.Time
+	// Offers are the publisher's packages as Azure runs them: a
+	// definition with a mainTemplate and no registration section, whose
+	// installations the broker registers from the lifecycle notification
+	// alone. The key is the marketplace plan's product, or a service
+	// catalog definition's resource id.
+	Offers map[string]Offer
+	Logger *slog.Logger
+	Now    func() time.Time
 }
+
+// Offer says how the broker registers the installations of one package
+// (a definition carrying mainTemplate, with no registration section). On
+// PUT/Succeeded the broker reads the application (GET, as one of the
+// definition's authorized principals): its managed resource group, and
+// the vault its package made there from the output OutputVault; it
+// writes the credential as DeliveryIdentity.
+type Offer struct {
+	// CredentialMode is ModeSecret or ModeFederated.
+	CredentialMode string
+	// DeliveryIdentity names the user-assigned identity of the managed
+	// resource group that the package makes Key Vault Secrets Officer on
+	// its vault; the broker asks listTokens for its Key Vault token.
+	// Empty: the application's system-assigned identity (which a package
+	// cannot grant a role, so only for definitions that grant it
+	// otherwise).
+	DeliveryIdentity string
+	// InstallationIdentity (federated mode) names the user-assigned
+	// identity of the managed resource group that the installed software
+	// runs as; the exchange accepts its tokens. Empty: the application's
+	// system-assigned identity.
+	InstallationIdentity string
+}
+
+// OutputVault is the output of an Offer's package that names the vault
+// the broker delivers into: a vault's resource id, which must lie in the
+// installation's managed resource group.
+const OutputVault = "vaultResourceId"
 
 // Broker is the publisher's broker. It is safe for concurrent use;
 // the work on one installation is serialized.
@@ -244,6 +276,16 @@ func New(cfg Config) (*Broker, error) {
 		return nil, errors.New("publisher broker: rotation must start before a secret expires (RotateBefore < SecretLifetime)")
 	case cfg.Grace >= cfg.RotateBefore:
 		return nil, errors.New("publisher broker: the grace period must end before the old secret expires (Grace < RotateBefore)")
+	}
+	for key, o := range cfg.Offers {
+		switch {
+		case key == "":
+			return nil, errors.New("publisher broker: an offer has no product or definition id")
+		case o.CredentialMode != ModeSecret && o.CredentialMode != ModeFederated:
+			return nil, fmt.Errorf("publisher broker: offer %s: credential mode %q is neither %s nor %s", key, o.CredentialMode, ModeSecret, ModeFederated)
+		case o.CredentialMode == ModeFederated && cfg.IssuerURL == "":
+			return nil, fmt.Errorf("publisher broker: offer %s: the federated mode needs the broker's issuer", key)
+		}
 	}
 	var iss *issuer
 	switch {
@@ -362,18 +404,20 @@ func (b *Broker) register(ctx context.Context, key string, ref Ref) (*Installati
 		in.DefinitionID = ref.DefinitionID
 	}
 
-	// 1. The registration section of the definition.
+	// 1. The registration section of the definition, or the broker's
+	// configuration of the offer.
 	if in.CredentialMode == "" {
-		reg, defID, err := b.registrationOf(ctx, in.DefinitionID, ref.Product)
+		reg, defID, offer, err := b.registrationOf(ctx, in.DefinitionID, ref.Product)
 		if err != nil {
 			return nil, err
 		}
+		in.Offer = offer
 		switch reg.CredentialMode {
 		case ModeSecret, ModeFederated:
 		default:
 			return nil, fmt.Errorf("%w: unknown credentialMode %q", ErrNoRegistration, reg.CredentialMode)
 		}
-		if reg.CredentialMode == ModeSecret && reg.Vault == "" {
+		if offer == "" && reg.CredentialMode == ModeSecret && reg.Vault == "" { // an offer's vault is its package's output
 			return nil, fmt.Errorf("%w: the secret mode needs a vault", ErrNoRegistration)
 		}
 		if reg.CredentialMode == ModeFederated && b.iss == nil {
@@ -385,6 +429,15 @@ func (b *Broker) register(ctx context.Context, key string, ref Ref) (*Installati
 			return nil, err
 		}
 	}
+	// 1b. An offer's installation: where it is, read from the application.
+	if in.Offer != "" && in.ManagedResourceGroupID == "" {
+		if err := b.locate(ctx, in); err != nil {
+			return nil, err
+		}
+		if err := b.save(ctx, in); err != nil {
+			return nil, err
+		}
+	}
 	// 2. The managed application's identity, from a token of it.
 	if in.IdentityObjectID == "" && ref.CustomerTenantID != "" && ref.IdentityObjectID != "" {
 		in.CustomerTenantID, in.IdentityObjectID = ref.CustomerTenantID, ref.IdentityObjectID
@@ -392,8 +445,27 @@ func (b *Broker) register(ctx context.Context, key string, ref Ref) (*Installati
 			return nil, err
 		}
 	}
-	if in.IdentityObjectID == "" {
-		tok, err := b.arm.listToken(ctx, in.ApplicationID, DefaultARMEndpoint+"/")
+	if in.Offer != "" && in.CustomerTenantID == "" {
+		// The customer's tenant, from a token of the delivery identity.
+		tok, err := b.arm.listToken(ctx, in.ApplicationID, DefaultARMEndpoint+"/", in.DeliveryIdentityID)
+		if err != nil {
+			return nil, fmt.Errorf("listTokens on the application: %w", err)
+		}
+		claims, err := azclient.UnverifiedClaims(tok.Token)
+		if err != nil {
+			return nil, fmt.Errorf("listTokens: %w", err)
+		}
+		tid, _ := claims["tid"].(string)
+		if tid == "" {
+			return nil, errors.New("listTokens: the token names no tenant (tid)")
+		}
+		in.CustomerTenantID = tid
+		if err := b.save(ctx, in); err != nil {
+			return nil, err
+		}
+	}
+	if in.Offer == "" && in.IdentityObjectID == "" {
+		tok, err := b.arm.listToken(ctx, in.ApplicationID, DefaultARMEndpoint+"/", "")
 		if err != nil {
 			return nil, fmt.Errorf("listTokens on the application: %w", err)
 		}
@@ -422,13 +494,13 @@ func (b *Broker) register(ctx context.Context, key string, ref Ref) (*Installati
 	}
 	// 2b. In federated mode, the identity the installed software runs
 	// as, when it is a user-assigned identity of the managed group.
-	if in.CredentialMode == ModeFederated && b.cfg.InstallationIdentity != "" && in.WorkloadObjectID == "" {
+	if name := b.installationIdentity(in); in.CredentialMode == ModeFederated && name != "" && in.WorkloadObjectID == "" {
 		if in.ManagedResourceGroupID == "" {
 			return nil, errAwaitCall
 		}
-		oid, err := b.arm.installationIdentity(ctx, in.ManagedResourceGroupID, b.cfg.InstallationIdentity)
+		oid, err := b.arm.installationIdentity(ctx, in.ManagedResourceGroupID, name)
 		if err != nil {
-			return nil, fmt.Errorf("the installation's identity %s: %w", b.cfg.InstallationIdentity, err)
+			return nil, fmt.Errorf("the installation's identity %s: %w", name, err)
 		}
 		in.WorkloadObjectID = oid
 		if err := b.save(ctx, in); err != nil {
@@ -534,7 +606,10 @@ func displayName(appID string) string {
 	return "managedapp-" + name + "-" + UniqueSuffix(appID)
 }
 
-func (b *Broker) registrationOf(ctx context.Context, defID, product string) (*registrationSpec, string, error) {
+// registrationOf finds how to register an installation: the registration
+// section of its definition, or else the Offer configured for the
+// definition (by id) or the marketplace product, whose key it answers.
+func (b *Broker) registrationOf(ctx context.Context, defID, product string) (*registrationSpec, string, string, error) {
 	var d *definition
 	var err error
 	switch {
@@ -543,15 +618,82 @@ func (b *Broker) registrationOf(ctx context.Context, defID, product string) (*re
 	case product != "":
 		d, err = b.arm.findDefinition(ctx, b.cfg.Subscriptions, product)
 	default:
-		return nil, "", fmt.Errorf("%w: the notification names no definition", ErrNoRegistration)
+		return nil, "", "", fmt.Errorf("%w: the notification names no definition", ErrNoRegistration)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("read the application definition: %w", err)
+		return nil, "", "", fmt.Errorf("read the application definition: %w", err)
 	}
-	if d == nil || d.registration() == nil {
-		return nil, "", ErrNoRegistration
+	if d == nil {
+		return nil, "", "", ErrNoRegistration
 	}
-	return d.registration(), d.ID, nil
+	if r := d.registration(); r != nil {
+		return r, d.ID, "", nil
+	}
+	key, o, ok := b.offerOf(d.ID, product)
+	if !ok {
+		return nil, "", "", ErrNoRegistration
+	}
+	return &registrationSpec{CredentialMode: o.CredentialMode}, d.ID, key, nil
+}
+
+// offerOf is the Offer configured for a definition id or a product.
+func (b *Broker) offerOf(defID, product string) (string, Offer, bool) {
+	for key, o := range b.cfg.Offers {
+		if (defID != "" && NormalizeID(key) == NormalizeID(defID)) || (product != "" && strings.EqualFold(key, product)) {
+			return key, o, true
+		}
+	}
+	return "", Offer{}, false
+}
+
+// offer is the configuration of an offer's installation.
+func (b *Broker) offer(in *Installation) Offer {
+	return b.cfg.Offers[in.Offer]
+}
+
+// installationIdentity names the user-assigned identity the installed
+// software runs as, or "" for the application's system-assigned one.
+func (b *Broker) installationIdentity(in *Installation) string {
+	if in.Offer != "" {
+		return b.offer(in).InstallationIdentity
+	}
+	return b.cfg.InstallationIdentity
+}
+
+// locate reads an offer's installation from its application (a GET as
+// one of the definition's authorized principals): the managed resource
+// group, which must be a group of the application's subscription, the
+// vault the package names in its output OutputVault, which must lie in
+// that group (a customer chooses the package's parameters, never where
+// the broker writes a credential), the delivery identity's resource id,
+// and the system-assigned identity when there is one.
+func (b *Broker) locate(ctx context.Context, in *Installation) error {
+	app, err := b.arm.getApplication(ctx, in.ApplicationID)
+	if err != nil {
+		return fmt.Errorf("read the application: %w", err)
+	}
+	if app.Properties.ProvisioningState != "Succeeded" {
+		return fmt.Errorf("the application is %s, not Succeeded", app.Properties.ProvisioningState)
+	}
+	mrg := app.Properties.ManagedResourceGroupID
+	if !sameSubscriptionGroup(in.ApplicationID, mrg) {
+		return fmt.Errorf("the application's managedResourceGroupId %q is not a resource group of its subscription", mrg)
+	}
+	vaultID, _ := app.Properties.Outputs[OutputVault].Value.(string)
+	prefix := NormalizeID(mrg) + "/providers/microsoft.keyvault/vaults/"
+	name, ok := strings.CutPrefix(NormalizeID(vaultID), prefix)
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return fmt.Errorf("the package's output %s %q is not a vault of the managed resource group %s", OutputVault, vaultID, mrg)
+	}
+	in.ManagedResourceGroupID = mrg
+	in.Vault = vaultID[len(vaultID)-len(name):]
+	if d := b.offer(in).DeliveryIdentity; d != "" {
+		in.DeliveryIdentityID = mrg + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + d
+	}
+	if app.Identity != nil {
+		in.IdentityObjectID = app.Identity.PrincipalID
+	}
+	return nil
 }
 
 // addToGroup adds the member, retrying with backoff; a member already
@@ -623,9 +765,10 @@ func (b *Broker) removeFederatedCredential(ctx context.Context, appObjectID, id 
 }
 
 // vault returns a client of the managed application's vault, with a
-// token of the application's identity from listTokens.
+// token from listTokens of the application's identity or, for an offer,
+// of its delivery identity.
 func (b *Broker) vault(ctx context.Context, in *Installation) (*azsecrets.Client, error) {
-	tok, err := b.arm.listToken(ctx, in.ApplicationID, vaultAudience)
+	tok, err := b.arm.listToken(ctx, in.ApplicationID, vaultAudience, in.DeliveryIdentityID)
 	if err != nil {
 		return nil, fmt.Errorf("listTokens for the vault: %w", err)
 	}

@@ -64,6 +64,8 @@ type world struct {
 	logs         *syncBuffer
 	definition   string
 	bootstrapped bool
+	// offers configure the broker's packages (Config.Offers).
+	offers map[string]publisher.Offer
 }
 
 type syncBuffer struct {
@@ -196,7 +198,7 @@ func (w *world) broker(t testing.TB, now func() time.Time) *publisher.Broker {
 	b, err := publisher.New(publisher.Config{TenantID: w.pub.TenantID, Credential: w.pubCred, ClientOptions: w.opts,
 		IssuerURL: w.issuer, Signer: w.issuerKey(t), InstallationIdentity: installationIdentity,
 		GroupID: w.groupID, NotificationSecret: sig, BootstrapSecret: bootstrap, Subscriptions: []string{w.pub.SubscriptionID}, State: st,
-		GroupBackoff: 10 * time.Millisecond, GroupAttempts: 2, Now: now,
+		GroupBackoff: 10 * time.Millisecond, GroupAttempts: 2, Now: now, Offers: w.offers,
 		Logger: slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	must(t, err)
 	w.mu.Lock()

@@ -34,6 +34,12 @@ type Installation struct {
 	LastEventTime time.Time `json:"lastEventTime,omitzero"`
 
 	CredentialMode string `json:"credentialMode,omitempty"`
+	// Offer is the key of Config.Offers the installation registered by
+	// (empty: by its definition's registration section).
+	Offer string `json:"offer,omitempty"`
+	// DeliveryIdentityID is the offer's delivery identity in the managed
+	// resource group (listTokens' userAssignedIdentities).
+	DeliveryIdentityID string `json:"deliveryIdentityId,omitempty"`
 	// Vault is the managed application's vault (the spec's
 	// registration.vault, its placeholders expanded).
 	Vault string `json:"vault,omitempty"`

@@ -157,13 +157,21 @@ type listedToken struct {
 	ExpiresOn2   string `json:"expiresOn"`
 }
 
-// listToken returns a token of the managed application's system-assigned
-// identity for audience (POST {application}/listTokens).
-func (c *rest) listToken(ctx context.Context, appID, audience string) (azcore.AccessToken, error) {
+// listToken returns a token for audience (POST {application}/listTokens)
+// of the managed application's system-assigned identity or, when uami is
+// not empty, of that user-assigned identity of its managed resource group
+// (the request's userAssignedIdentities; seed 001: "if there is a
+// user-assigned managed identity in the managed resource group that is
+// authorized to do whatever you want, you can also supply the
+// userAssignedIdentities").
+func (c *rest) listToken(ctx context.Context, appID, audience, uami string) (azcore.AccessToken, error) {
 	var out struct {
 		Value []listedToken `json:"value"`
 	}
 	body := map[string]any{"authorizationAudience": audience}
+	if uami != "" {
+		body["userAssignedIdentities"] = []string{uami}
+	}
 	if err := c.do(ctx, http.MethodPost, appID+"/listTokens", url.Values{"api-version": {armAPIVersion}}, body, &out); err != nil {
 		return azcore.AccessToken{}, err
 	}
@@ -187,6 +195,30 @@ func firstOf(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// application is what the broker reads of a managed application (GET, as
+// one of its definition's authorized principals): where the installation
+// is and what its package answered.
+type application struct {
+	Identity *struct {
+		PrincipalID string `json:"principalId"`
+	} `json:"identity"`
+	Properties struct {
+		ManagedResourceGroupID string `json:"managedResourceGroupId"`
+		ProvisioningState      string `json:"provisioningState"`
+		Outputs                map[string]struct {
+			Value any `json:"value"`
+		} `json:"outputs"`
+	} `json:"properties"`
+}
+
+func (c *rest) getApplication(ctx context.Context, appID string) (*application, error) {
+	var a application
+	if err := c.do(ctx, http.MethodGet, appID, url.Values{"api-version": {armAPIVersion}}, nil, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
 }
 
 // staticToken is a TokenCredential that returns one token (from listTokens).
