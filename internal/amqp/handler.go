@@ -73,6 +73,14 @@ type Accept struct {
 	// peer its outcome did not take effect. For a delivery the peer
 	// settled itself, the result is ignored.
 	OnDisposition func(d Disposition) wire.DeliveryState
+	// OnCredit, if set, is called when the peer grants more credit or
+	// asks to drain: the wake-up CreditChanged gives, for an application
+	// that sends without a goroutine waiting for it (a Service Bus
+	// receiving link, idle, holds none). It is called on the connection's
+	// goroutine, so it must return at once and must not call the link's
+	// or the connection's methods itself: it may start a goroutine that
+	// does.
+	OnCredit func()
 	// ManualDrain makes the engine wait for Link.DrainDone when the peer
 	// asks to drain its credit, so that the application can first send
 	// what it has at hand (Service Bus sends the messages that are

@@ -374,6 +374,9 @@ func (l *Link) publishCredit() {
 		case l.creditCh <- struct{}{}:
 		default:
 		}
+		if l.acc != nil && l.acc.OnCredit != nil {
+			l.acc.OnCredit()
+		}
 	}
 }
 

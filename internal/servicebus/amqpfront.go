@@ -338,10 +338,14 @@ func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 		if acc, err = c.acceptSession(ctx, rl, session); err != nil {
 			return nil, err
 		}
-		go rl.watchSession()
+		rl.watchSession()
 	}
 	acc.OnDisposition = rl.disposition
-	go rl.run()
+	// The link receives when the peer gives credit (OnCredit, from the
+	// attach on) and finishes when it ends; between the two it holds no
+	// goroutine (receiveLink.poke).
+	acc.OnCredit = rl.poke
+	context.AfterFunc(l.Context(), rl.poke)
 	return acc, nil
 }
 
@@ -746,61 +750,156 @@ type receiveLink struct {
 
 	mu    sync.Mutex
 	locks map[string]int64 // delivery tag → sequence number, for messages locked and not settled
+
+	// The link's turns (poke): at most one goroutine runs them, and only
+	// while there is something to do.
+	turnMu  sync.Mutex
+	running bool          // a goroutine runs turns
+	again   bool          // poked while it ran: it takes another turn
+	gen     uint64        // the current wait's; a wake-up of an older one is ignored
+	wait    *receiverWait // the broker wait, nil when none
+	timer   *time.Timer   // when the wait ends at the latest, nil when none
+	ended   bool          // the link ended and finish ran
 }
 
-// run delivers messages while the peer gives credit, one broker receive
-// per credit, and answers drains once nothing is at hand.
+// poke asks the link to take a turn: the peer gave credit or asked to
+// drain, the broker woke the link's wait, the wait's timer fired, or the
+// link ended. A turn runs on a goroutine started for it, which takes
+// turns until none is asked for and returns; an idle link (credit given,
+// no message) is a waiter in the broker and a timer, and holds no
+// goroutine nor its stack: a goroutine per waiting link was most of the
+// goroutines of a server holding a fleet's idle receivers
+// (docs/benchmarks.md, "Many customers on one node").
 //
-// An idle link's goroutine waits in run's frames (in the broker's wait,
-// or for credit), so run keeps its frame small: what it does besides
-// looping is in functions of their own, not inlined (see
-// Broker.receiveUntil).
-func (rl *receiveLink) run() {
-	defer rl.endSession()
-	ctx := rl.l.Context()
-	for ctx.Err() == nil {
-		if rl.l.Credit() == 0 {
-			if !rl.awaitCredit(ctx) {
-				return
-			}
-			continue
-		}
-		if !rl.allowed(ctx) {
+// poke never blocks: the engine calls it on the connection's goroutine
+// (Accept.OnCredit) and the broker on its commit loop.
+func (rl *receiveLink) poke() {
+	rl.turnMu.Lock()
+	defer rl.turnMu.Unlock()
+	rl.pokeLocked()
+}
+
+func (rl *receiveLink) pokeLocked() {
+	switch {
+	case rl.ended:
+	case rl.running:
+		rl.again = true
+	default:
+		rl.running = true
+		go rl.turns()
+	}
+}
+
+// pokeWait pokes the link if its wait gen is still the current one: a
+// wake-up or timer of a wait the link has left is not a reason to look.
+func (rl *receiveLink) pokeWait(gen uint64) {
+	rl.turnMu.Lock()
+	defer rl.turnMu.Unlock()
+	if gen == rl.gen {
+		rl.pokeLocked()
+	}
+}
+
+// turns takes turns while pokes ask for them.
+func (rl *receiveLink) turns() {
+	for {
+		rl.turn()
+		rl.turnMu.Lock()
+		if !rl.again || rl.ended {
+			rl.running = false
+			rl.turnMu.Unlock()
 			return
 		}
-		m, err := rl.receive(ctx)
-		if err != nil {
-			if !rl.noMessage(ctx, err) {
-				return
+		rl.again = false
+		rl.turnMu.Unlock()
+	}
+}
+
+// turn leaves the link's wait, and delivers messages while the peer
+// gives credit, one broker receive per credit; when none is at hand it
+// answers a drain, or waits again (a broker waiter and a timer, at most
+// amqpReceiveWait, so that the link's credential is checked again at
+// least that often), and returns. An ended link finishes.
+func (rl *receiveLink) turn() {
+	b := rl.c.s.broker
+	rl.turnMu.Lock()
+	rl.again = false
+	rl.gen++
+	w, t := rl.wait, rl.timer
+	rl.wait, rl.timer = nil, nil
+	rl.turnMu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
+	// A wake-up of the wait left is this turn's: it tries for a message,
+	// or if it leaves without trying, hands the wake-up on to another
+	// receiver of the queue.
+	if w != nil && b.leave(w) {
+		defer func() {
+			if w != nil {
+				b.wake(w.k, 1)
 			}
-			continue
+		}()
+	}
+
+	ctx := rl.l.Context()
+	for {
+		if ctx.Err() != nil {
+			rl.finish()
+			return
 		}
-		if err := rl.deliver(ctx, *m); err != nil {
-			return // the link ended; a locked message's lock lapses and it is delivered again
+		if rl.l.Credit() == 0 {
+			if rl.l.Draining() {
+				rl.l.DrainDone()
+			}
+			return // the peer's next credit pokes the link
+		}
+		if !rl.allowed(ctx) {
+			return // detached: its end pokes the link
+		}
+		maxWait := amqpReceiveWait
+		if rl.l.Draining() {
+			maxWait = 0 // a drain: what is at hand, then the answer
+		}
+		rl.turnMu.Lock()
+		rl.gen++
+		gen := rl.gen
+		rl.turnMu.Unlock()
+		w = nil // trying: a wake-up it had is used
+		m, wait, d, err := b.poll(ctx, rl.receiveOp(), maxWait, func() { rl.pokeWait(gen) })
+		switch {
+		case err != nil:
+			rl.receiveFailed(ctx, err)
+			return
+		case m != nil:
+			if err := rl.deliver(ctx, *m); err != nil {
+				return // the link ended; a locked message's lock lapses and it is delivered again
+			}
+		case wait == nil:
+			if rl.l.Draining() {
+				rl.l.DrainDone()
+			}
+		default:
+			rl.turnMu.Lock()
+			rl.wait = wait
+			rl.timer = time.AfterFunc(d, func() { rl.pokeWait(gen) })
+			rl.turnMu.Unlock()
+			return
 		}
 	}
 }
 
-// awaitCredit answers a drain and waits for the peer to change the
-// link's credit: false when the link ended meanwhile.
-//
-//go:noinline
-func (rl *receiveLink) awaitCredit(ctx context.Context) bool {
-	if rl.l.Draining() {
-		rl.l.DrainDone()
-	}
-	select {
-	case <-rl.l.CreditChanged():
-		return true
-	case <-ctx.Done():
-		return false
-	}
+// finish ends an ended link's turns for good, and releases the session
+// it held.
+func (rl *receiveLink) finish() {
+	rl.turnMu.Lock()
+	rl.ended = true
+	rl.turnMu.Unlock()
+	rl.endSession()
 }
 
 // allowed is whether the link's grant still lets it receive; it detaches
 // the link when not.
-//
-//go:noinline
 func (rl *receiveLink) allowed(ctx context.Context) bool {
 	if err := rl.c.allowedFor(ctx, &rl.grant, rl.queue, ActionReceive); err != nil {
 		rl.l.Detach(asError(err))
@@ -809,47 +908,19 @@ func (rl *receiveLink) allowed(ctx context.Context) bool {
 	return true
 }
 
-// noMessage handles a receive that brought no message: true when the
-// link goes on (the wait ended; a drain is answered), false when err
-// ended it (detached as Service Bus would).
-//
-//go:noinline
-func (rl *receiveLink) noMessage(ctx context.Context, err error) bool {
+// receiveFailed detaches the link after a receive failed, as Service Bus
+// would.
+func (rl *receiveLink) receiveFailed(ctx context.Context, err error) {
 	switch {
-	case errors.Is(err, ErrNoMessage):
-		if rl.l.Draining() {
-			rl.l.DrainDone()
-		}
-		return true
 	case errors.Is(err, store.ErrLockLost) && rl.session != "":
 		rl.l.Detach(sessionLost(rl.session))
-	default:
-		if ctx.Err() == nil {
-			rl.c.s.log.ErrorContext(ctx, "servicebus: amqp receive", "queue", rl.info.res.ID, "err", err)
-			rl.l.Detach(&wire.Error{Condition: wire.ErrInternalError, Description: "The server could not read the queue; attach again."})
-		}
+	case ctx.Err() == nil:
+		rl.c.s.log.ErrorContext(ctx, "servicebus: amqp receive", "queue", rl.info.res.ID, "err", err)
+		rl.l.Detach(&wire.Error{Condition: wire.ErrInternalError, Description: "The server could not read the queue; attach again."})
 	}
-	return false
 }
 
-// receive takes one message from the broker, waiting while no message is
-// there, until the peer drains its credit, the link ends, or
-// amqpReceiveWait passes.
-func (rl *receiveLink) receive(ctx context.Context) (*store.QueueMessage, error) {
-	wait := amqpReceiveWait
-	if rl.l.Draining() {
-		wait = 0
-	}
-	op := rl.receiveOp()
-	// A drain that arrives while we wait ends the wait (ErrNoMessage);
-	// only the wait: a message the broker took is delivered.
-	return rl.c.s.broker.receiveUntil(ctx, op, wait, rl.l.CreditChanged(), rl.l.Draining)
-}
-
-// receiveOp is the broker operation of one receive on the link, on the
-// heap: it is not in the frames the link's goroutine waits in.
-//
-//go:noinline
+// receiveOp is the broker operation of one receive on the link.
 func (rl *receiveLink) receiveOp() *store.QueueOp {
 	op := &store.QueueOp{Kind: store.QueueReceiveAndDelete, QueueID: rl.info.res.ID, DeadLetter: rl.deadLetter, Limits: rl.info.limits,
 		SessionID: rl.session, SessionLockToken: rl.sessionToken}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -265,27 +266,55 @@ func sessionLost(session string) *wire.Error {
 }
 
 // watchSession detaches a session receiver once its session's lock lapses
-// without renewal, as Service Bus ends a session whose lock expired.
+// without renewal, as Service Bus ends a session whose lock expired. It
+// watches with a timer, not a goroutine, as detachOnExpiry does.
 func (rl *receiveLink) watchSession() {
-	for {
-		h, ok := rl.c.sessionHeld(rl.info.res.ID, rl.session)
-		if !ok || h.token != rl.sessionToken {
-			return
-		}
-		wait := h.until.Sub(rl.c.s.broker.now())
-		if wait <= 0 {
-			rl.c.dropSession(rl.info.res.ID, rl.session, rl.sessionToken)
-			rl.l.Detach(sessionLost(rl.session))
-			return
-		}
-		t := time.NewTimer(wait + 10*time.Millisecond)
-		select {
-		case <-t.C:
-		case <-rl.l.Done():
-			t.Stop()
-			return
-		}
+	w := &sessionWatch{rl: rl}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t = time.AfterFunc(0, w.check)
+	context.AfterFunc(rl.l.Context(), w.stop)
+}
+
+// sessionWatch is the timer of one session receiver's watchSession.
+type sessionWatch struct {
+	rl *receiveLink
+
+	mu    sync.Mutex
+	t     *time.Timer
+	ended bool // the link ended, or the session is no longer its: the timer stays off
+}
+
+// check detaches the link if its session's lock has lapsed, and otherwise
+// sets the timer for when it lapses as last renewed.
+func (w *sessionWatch) check() {
+	rl := w.rl
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ended {
+		return
 	}
+	h, ok := rl.c.sessionHeld(rl.info.res.ID, rl.session)
+	if !ok || h.token != rl.sessionToken {
+		w.ended = true
+		return
+	}
+	wait := h.until.Sub(rl.c.s.broker.now())
+	if wait > 0 {
+		w.t.Reset(wait + 10*time.Millisecond)
+		return
+	}
+	w.ended = true
+	rl.c.dropSession(rl.info.res.ID, rl.session, rl.sessionToken)
+	rl.l.Detach(sessionLost(rl.session))
+}
+
+// stop turns the timer off for good once the link has ended.
+func (w *sessionWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ended = true
+	w.t.Stop()
 }
 
 // endSession releases the receiver's session when its link ends: the

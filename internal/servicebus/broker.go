@@ -48,7 +48,7 @@ type Broker struct {
 	done   chan struct{}
 
 	mu      sync.Mutex
-	waiting map[waitKey][]chan struct{}
+	waiting map[waitKey][]*waiter
 	next    map[waitKey]*nextEvent // queue and dead-letter keys only; lapsed entries swept (nextEntryLocked)
 	// nextSweepAt is the size of next at which lapsed entries are swept.
 	nextSweepAt int
@@ -94,6 +94,26 @@ type nextEvent struct {
 	at     time.Time
 	readAt time.Time // the broker's clock (now) when it was read
 	read   time.Time // the wall clock when it was read
+}
+
+// waiter is one receiver waiting on a waitKey for a commit that may give
+// it something: a goroutine in await, on ch, or a receiver that holds no
+// goroutine while it waits (an AMQP receiving link), called back by f.
+type waiter struct {
+	ch chan struct{}
+	f  func() // called by wake outside b.mu; it must not block
+	// woken: wake took the waiter off its key (under b.mu) and signals
+	// it, or has.
+	woken bool
+}
+
+// notify signals w, once wake has taken it off its key.
+func (w *waiter) notify() {
+	if w.f != nil {
+		w.f()
+		return
+	}
+	w.ch <- struct{}{}
 }
 
 // pending is one operation waiting for its commit.
@@ -150,7 +170,7 @@ func NewBroker(st store.Queues, now func() time.Time, log *slog.Logger, opts ...
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := &Broker{st: st, now: now, log: log, submit: make(chan *pending, maxBatchOps),
-		stop: make(chan struct{}), done: make(chan struct{}), waiting: map[waitKey][]chan struct{}{},
+		stop: make(chan struct{}), done: make(chan struct{}), waiting: map[waitKey][]*waiter{},
 		next: map[waitKey]*nextEvent{}, nextSweepAt: minNextSweep}
 	for _, o := range opts {
 		o(b)
@@ -311,14 +331,17 @@ func (b *Broker) WakeFromElsewhere(ws []store.QueueWake) {
 			e.gen++
 			e.set = false
 		}
-		var all []chan struct{}
-		for k, chs := range b.waiting {
-			all = append(all, chs...)
+		var all []*waiter
+		for k, ws := range b.waiting {
+			for _, w := range ws {
+				w.woken = true
+			}
+			all = append(all, ws...)
 			delete(b.waiting, k)
 		}
 		b.mu.Unlock()
-		for _, ch := range all {
-			ch <- struct{}{}
+		for _, w := range all {
+			w.notify()
 		}
 		return
 	}
@@ -479,23 +502,40 @@ func (b *Broker) nextQueueEvent(ctx context.Context, k waitKey, op store.QueueOp
 	return at, ok, nil
 }
 
-// listen registers a waiter on k, first in, first woken.
-func (b *Broker) listen(k waitKey) chan struct{} {
-	ch := make(chan struct{}, 1)
+// listen registers a waiter on k, first in, first woken: a channel
+// await waits on, or (f not nil) a callback.
+func (b *Broker) listen(k waitKey, f func()) *waiter {
+	w := &waiter{f: f}
+	if f == nil {
+		w.ch = make(chan struct{}, 1)
+	}
 	b.mu.Lock()
-	b.waiting[k] = append(b.waiting[k], ch)
+	b.waiting[k] = append(b.waiting[k], w)
 	b.mu.Unlock()
-	return ch
+	return w
 }
 
 // unlisten removes a waiter. A waiter that was woken but leaves without
 // receiving hands its wake-up on, so that no available message is left
 // with a receiver waiting for it.
-func (b *Broker) unlisten(k waitKey, ch chan struct{}) {
+func (b *Broker) unlisten(k waitKey, w *waiter) {
+	if b.dropWaiter(k, w) {
+		b.wake(k, 1)
+	}
+}
+
+// dropWaiter removes a waiter, and reports whether it was woken: a
+// wake-up its owner should hand on (wake(k, 1)) unless it goes on to
+// try for a message itself.
+func (b *Broker) dropWaiter(k waitKey, w *waiter) (woken bool) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if w.woken {
+		return true
+	}
 	ws := b.waiting[k]
-	for i, w := range ws {
-		if w == ch {
+	for i, x := range ws {
+		if x == w {
 			ws = append(ws[:i], ws[i+1:]...)
 			break
 		}
@@ -505,12 +545,7 @@ func (b *Broker) unlisten(k waitKey, ch chan struct{}) {
 	} else {
 		b.waiting[k] = ws
 	}
-	b.mu.Unlock()
-	select {
-	case <-ch:
-		b.wake(k, 1)
-	default:
-	}
+	return false
 }
 
 // wake wakes up to n waiters of k.
@@ -524,14 +559,17 @@ func (b *Broker) wake(k waitKey, n int) {
 		n = len(ws)
 	}
 	woken := ws[:n:n]
+	for _, w := range woken {
+		w.woken = true
+	}
 	if n == len(ws) {
 		delete(b.waiting, k)
 	} else {
 		b.waiting[k] = ws[n:]
 	}
 	b.mu.Unlock()
-	for _, ch := range woken {
-		ch <- struct{}{}
+	for _, w := range woken {
+		w.notify()
 	}
 }
 
@@ -540,35 +578,24 @@ func (b *Broker) wake(k waitKey, n int) {
 // op.LockToken), receive-and-delete when store.QueueReceiveAndDelete. It
 // waits up to timeout for one to arrive; ErrNoMessage when none did.
 func (b *Broker) Receive(ctx context.Context, op store.QueueOp, timeout time.Duration) (store.QueueMessage, error) {
-	m, err := b.receiveUntil(ctx, &op, timeout, nil, nil)
+	k, next := b.receiveKey(ctx, &op)
+	r, err := b.await(ctx, &op, k, next, timeout)
 	if err != nil {
 		return store.QueueMessage{}, err
 	}
-	return *m, nil
+	return r.Messages[0], nil
 }
 
-// receiveUntil is Receive whose wait also ends, with ErrNoMessage, when a
-// signal on interrupt finds stop true (an AMQP receiver's drain): a
-// signal that does not stop it leaves the wait as it was. Only the wait
-// ends so, never a store operation in progress.
-//
-// op and the message are passed by pointer, and the wait itself is in
-// sleep, so that the frames of a receiver parked here are small: an
-// idle AMQP receiving link's goroutine waits in them, and its stack is
-// halved at garbage collections only while it uses under a quarter of
-// it (TestAMQPIdleReceivingLinkGoroutinesAndStack measures it).
-func (b *Broker) receiveUntil(ctx context.Context, op *store.QueueOp, timeout time.Duration, interrupt <-chan struct{}, stop func() bool) (*store.QueueMessage, error) {
-	k := keyOf(op.QueueID, op.DeadLetter)
-	next := func() (time.Time, bool, error) { return b.nextQueueEvent(ctx, k, *op) }
+// receiveKey is the key a receive of op waits on, and how it learns
+// when a message is next due.
+func (b *Broker) receiveKey(ctx context.Context, op *store.QueueOp) (waitKey, func() (time.Time, bool, error)) {
 	if op.SessionID != "" {
-		k = sessionKey(op.QueueID, op.SessionID)
-		next = func() (time.Time, bool, error) { return b.st.NextSessionEvent(ctx, op.QueueID, op.SessionID) }
+		return sessionKey(op.QueueID, op.SessionID), func() (time.Time, bool, error) {
+			return b.st.NextSessionEvent(ctx, op.QueueID, op.SessionID)
+		}
 	}
-	r, err := b.await(ctx, op, k, next, timeout, interrupt, stop)
-	if err != nil {
-		return nil, err
-	}
-	return &r.Messages[0], nil
+	k := keyOf(op.QueueID, op.DeadLetter)
+	return k, func() (time.Time, bool, error) { return b.nextQueueEvent(ctx, k, *op) }
 }
 
 // AcceptSession runs a store.QueueLockSession op: the named session at
@@ -582,95 +609,144 @@ func (b *Broker) AcceptSession(ctx context.Context, op store.QueueOp, timeout ti
 		return r, r.Err
 	}
 	next := func() (time.Time, bool, error) { return b.st.NextSessionEvent(ctx, op.QueueID, "") }
-	return b.await(ctx, &op, nextSessionKey(op.QueueID), next, timeout, nil, nil)
+	return b.await(ctx, &op, nextSessionKey(op.QueueID), next, timeout)
 }
 
 // await runs op until it finds what it takes: it tries, and while op
 // fails with store.ErrNotFound waits on k for a commit that may give it
 // something, or for the time next reports, up to timeout (ErrNoMessage).
-// Its wait also ends, with ErrNoMessage, when a signal on interrupt finds
-// stop true.
-func (b *Broker) await(ctx context.Context, op *store.QueueOp, k waitKey, next func() (time.Time, bool, error), timeout time.Duration,
-	interrupt <-chan struct{}, stop func() bool) (store.QueueResult, error) {
+func (b *Broker) await(ctx context.Context, op *store.QueueOp, k waitKey, next func() (time.Time, bool, error), timeout time.Duration) (store.QueueResult, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		// Listen before trying, so that a send committed between the
 		// try and the wait still wakes this receiver.
-		ch := b.listen(k)
-		// A queue the last commit found empty, with no commit since that
-		// could have given it a message, is not asked again: this
-		// receiver waits as if it had asked (see emptyTTL).
-		empty, emptyFor := b.knownEmpty(k)
-		r := store.QueueResult{Err: store.ErrNotFound}
-		if !empty {
-			r = b.Do(ctx, *op)
-		}
-		if r.Err == nil {
-			b.unlisten(k, ch)
+		w := b.listen(k, nil)
+		r, wait, retry, err := b.try(ctx, op, k, next, time.Until(deadline))
+		switch {
+		case retry:
+			b.unlisten(k, w)
+			continue
+		case err != nil:
+			b.unlisten(k, w)
+			return r, err
+		case r.Err == nil:
+			b.unlisten(k, w)
 			return r, nil
-		}
-		if !errors.Is(r.Err, store.ErrNotFound) {
-			b.unlisten(k, ch)
-			return r, r.Err
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			b.unlisten(k, ch)
+		case wait <= 0:
+			b.unlisten(k, w)
 			return r, ErrNoMessage
 		}
-		at, ok, err := next()
-		if err != nil {
-			b.unlisten(k, ch)
-			return r, err
-		}
-		if ok {
-			if empty && !at.After(b.now()) {
-				// A lock has ended or a scheduled message is due since:
-				// ask the store.
-				b.unlisten(k, ch)
-				b.forgetEmpty(k)
-				continue
-			}
-			// A time already come means the store stopped at its sweep
-			// limit: try again soon, not in a tight loop.
-			wait = min(wait, max(at.Sub(b.now()), time.Millisecond))
-		}
-		if empty {
-			wait = min(wait, emptyFor)
-		}
-		woken, err := sleep(ctx, ch, wait, interrupt, stop)
+		woken, err := sleep(ctx, w.ch, wait)
 		if woken {
-			continue // a message: it is ours to try for; ch is spent
+			continue // a message: it is ours to try for; w is spent
 		}
-		b.unlisten(k, ch)
+		b.unlisten(k, w)
 		if err != nil {
 			return r, err
 		}
 	}
 }
 
-// sleep waits up to wait for a wake-up on ch (woken), for ctx to end
-// (its error), or for a signal on interrupt that finds stop true
-// (ErrNoMessage); neither when the time passed. It is a function of its
-// own, not inlined, so that its timer and select cases are not in
-// await's frame (see receiveUntil).
-//
-//go:noinline
-func sleep(ctx context.Context, ch <-chan struct{}, wait time.Duration, interrupt <-chan struct{}, stop func() bool) (woken bool, err error) {
+// try runs op once for a receiver listening on k. When op took nothing
+// (r.Err is store.ErrNotFound, err nil), wait is how long the receiver
+// may wait before it tries again: at most maxWait, less when next says a
+// message becomes due sooner (a scheduled message, a lock that ends) or
+// the queue is only trusted to be empty for less; 0 when maxWait is.
+// retry asks to try again at once.
+func (b *Broker) try(ctx context.Context, op *store.QueueOp, k waitKey, next func() (time.Time, bool, error), maxWait time.Duration) (r store.QueueResult, wait time.Duration, retry bool, err error) {
+	// A queue the last commit found empty, with no commit since that
+	// could have given it a message, is not asked again: this receiver
+	// waits as if it had asked (see emptyTTL).
+	empty, emptyFor := b.knownEmpty(k)
+	r = store.QueueResult{Err: store.ErrNotFound}
+	if !empty {
+		r = b.Do(ctx, *op)
+	}
+	if r.Err == nil {
+		return r, 0, false, nil
+	}
+	if !errors.Is(r.Err, store.ErrNotFound) {
+		return r, 0, false, r.Err
+	}
+	if maxWait <= 0 {
+		return r, 0, false, nil
+	}
+	at, ok, err := next()
+	if err != nil {
+		return r, 0, false, err
+	}
+	wait = maxWait
+	if ok {
+		if empty && !at.After(b.now()) {
+			// A lock has ended or a scheduled message is due since: ask
+			// the store.
+			b.forgetEmpty(k)
+			return r, 0, true, nil
+		}
+		// A time already come means the store stopped at its sweep
+		// limit: try again soon, not in a tight loop.
+		wait = min(wait, max(at.Sub(b.now()), time.Millisecond))
+	}
+	if empty {
+		wait = min(wait, emptyFor)
+	}
+	return r, wait, false, nil
+}
+
+// sleep waits up to wait for a wake-up on ch (woken) or for ctx to end
+// (its error); neither when the time passed.
+func sleep(ctx context.Context, ch <-chan struct{}, wait time.Duration) (woken bool, err error) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	for {
-		select {
-		case <-ch:
-			return true, nil
-		case <-timer.C:
-			return false, nil
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-interrupt:
-			if stop() {
-				return false, ErrNoMessage
-			}
-		}
+	select {
+	case <-ch:
+		return true, nil
+	case <-timer.C:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
 	}
+}
+
+// receiverWait is the wait of a receiver that holds no goroutine while
+// it waits (poll): its waiter on a key.
+type receiverWait struct {
+	k waitKey
+	w *waiter
+}
+
+// poll is one receive of a receiver that waits without a goroutine (an
+// AMQP receiving link). It registers wake on the queue's key, then tries
+// op: it returns the message taken, or else (err nil) the registered
+// wait, whose wake-up calls wake, and how long the receiver may wait
+// before it polls again (its timer's: at most maxWait; see try). With
+// maxWait 0 (a drain) nothing is registered and no message is nil.
+// The receiver ends a wait with cancel, whether or not it was woken.
+func (b *Broker) poll(ctx context.Context, op *store.QueueOp, maxWait time.Duration, wake func()) (*store.QueueMessage, *receiverWait, time.Duration, error) {
+	k, next := b.receiveKey(ctx, op)
+	for {
+		w := b.listen(k, wake)
+		r, wait, retry, err := b.try(ctx, op, k, next, maxWait)
+		switch {
+		case retry:
+			b.unlisten(k, w)
+			continue
+		case err != nil:
+			b.unlisten(k, w)
+			return nil, nil, 0, err
+		case r.Err == nil:
+			b.unlisten(k, w)
+			return &r.Messages[0], nil, 0, nil
+		case wait <= 0:
+			b.unlisten(k, w)
+			return nil, nil, 0, nil
+		}
+		return nil, &receiverWait{k: k, w: w}, wait, nil
+	}
+}
+
+// leave ends a poll's wait, and reports whether it was woken: a wake-up
+// the receiver uses by polling again, or else hands on (wake(rw.k, 1)).
+func (b *Broker) leave(rw *receiverWait) (woken bool) {
+	return b.dropWaiter(rw.k, rw.w)
 }
