@@ -523,7 +523,19 @@ func (q *queueTx) applyQueue(key string, ops []store.QueueOp, idx []int, results
 			g.exists = true
 		}
 	}
-	for _, i := range idx {
+	for k := 0; k < len(idx); k++ {
+		if q.pg() {
+			// PostgreSQL: a run of sends, locks or completes in one
+			// statement or two (queue_pgbatch.go).
+			if n := pgRunLen(ops, idx[k:]); n > 0 {
+				if err := q.applyRun(g, ops, idx[k:k+n], results); err != nil {
+					return err
+				}
+				k += n - 1
+				continue
+			}
+		}
+		i := idx[k]
 		op := ops[i]
 		var (
 			r   store.QueueResult
@@ -630,27 +642,11 @@ func (q *queueTx) send(g *queueGroup, op store.QueueOp) (store.QueueResult, erro
 			d++
 			continue
 		}
-		m.QueueID, m.DeadLetter = op.QueueID, false
-		m.Body, m.Properties = nonNil(m.Body), nonNil(m.Properties)
-		m.Size = int64(len(m.Body) + len(m.Properties))
-		m.EnqueuedAt = q.now
-		m.ScheduledAt = normZero(m.ScheduledAt)
-		active := m.EnqueuedAt
-		if m.ScheduledAt.After(active) {
+		m = q.stampSent(op, m)
+		active := m.EnqueuedAt // when it becomes deliverable
+		if !m.ScheduledAt.IsZero() {
 			active = m.ScheduledAt
-		} else {
-			m.ScheduledAt = time.Time{} // due already: not scheduled
 		}
-		ttl := m.TimeToLive
-		if lim.DefaultTimeToLive > 0 && (ttl == 0 || ttl > lim.DefaultTimeToLive) {
-			ttl = lim.DefaultTimeToLive
-		}
-		m.ExpiresAt = time.Time{}
-		if ttl > 0 {
-			m.ExpiresAt = normTime(active.Add(ttl))
-		}
-		m.TimeToLive, m.DeliveryCount, m.LockToken, m.LockedUntil = 0, 0, "", time.Time{}
-		m.DeadLetterReason, m.DeadLetterDescription = "", ""
 		err := q.queryRow(`INSERT INTO queue_messages (queue_key, dead_letter, visible, message_id, body, properties, size, enqueued, scheduled, expires, delivery_count, lock_token, locked_until, dl_reason, dl_description, session_id)
 VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, '', '', ?) RETURNING seq`,
 			g.key, q.time(active), m.MessageID, m.Body, m.Properties, m.Size, q.time(m.EnqueuedAt),
