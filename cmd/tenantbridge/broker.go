@@ -46,7 +46,8 @@ type publisherFlags struct {
 	tenant, group, state, path, vaultURL, sigName string
 	bootstrapName                                 string
 	issuerURL, issuerKey, installationIdentity    string
-	subscriptions                                 []string
+	deliveryIdentity                              string
+	subscriptions, offers                         []string
 	rotate                                        time.Duration
 }
 
@@ -83,6 +84,9 @@ const (
 	envPublisherIssuerURL            = "TENANTBRIDGE_PUBLISHER_ISSUER_URL"
 	envPublisherIssuerKey            = "TENANTBRIDGE_PUBLISHER_ISSUER_KEY"
 	envPublisherInstallationIdentity = "TENANTBRIDGE_PUBLISHER_INSTALLATION_IDENTITY"
+	// The offers whose packages carry no registration section:
+	// PRODUCT=MODE, comma-separated.
+	envPublisherOffers = "TENANTBRIDGE_PUBLISHER_OFFERS"
 	// The broker's identity in the publisher tenant: its managed identity,
 	// or an application with a secret (both variables).
 	envPublisherClientID     = "TENANTBRIDGE_PUBLISHER_CLIENT_ID"
@@ -142,6 +146,8 @@ credential trusting that managed identity (the default: no secret at all), a cer
 	pf.DurationVar(&f.pub.rotate, "rotate-interval", time.Hour, "how often to rotate the installations' client secrets (0: never)")
 	pf.StringVar(&f.pub.issuerURL, "issuer-url", e(envPublisherIssuerURL), "the broker's OpenID issuer for secretless installations: the public https URL (behind your TLS front end) at which this listener's path is reached (env "+envPublisherIssuerURL+")")
 	pf.StringVar(&f.pub.issuerKey, "issuer-key", envOr(e(envPublisherIssuerKey), "broker-issuer"), "the RSA key of --publisher-vault-url that signs the issuer's assertions through Key Vault's sign; created when missing (env "+envPublisherIssuerKey+")")
+	pf.StringSliceVar(&f.pub.offers, "publisher-offer", strings.Fields(strings.ReplaceAll(e(envPublisherOffers), ",", " ")), "an offer whose package (mainTemplate) has no registration section, as PRODUCT=secret or PRODUCT=federated (a marketplace plan's product, or a service catalog definition's id): its installations register from the notification alone, the vault from the package's output "+publisher.OutputVault+"; repeatable (env "+envPublisherOffers+", comma-separated)")
+	pf.StringVar(&f.pub.deliveryIdentity, "delivery-identity", "publisher-delivery", "the user-assigned identity an offer's package makes Key Vault Secrets Officer on its vault: the broker writes the credential with its listTokens token")
 	pf.StringVar(&f.pub.installationIdentity, "installation-identity", e(envPublisherInstallationIdentity), "the user-assigned identity of each managed resource group that the installed software runs as (default: the application's system-assigned identity) (env "+envPublisherInstallationIdentity+")")
 
 	p := &cobra.Command{Use: "partner", Short: "The partner's delegated access: access tokens, status, refresh"}
@@ -347,9 +353,31 @@ func (c *cli) publisherBroker(ctx context.Context, f *brokerFlags, logger *slog.
 		}
 		signer = vs
 	}
+	offers, err := parseOffers(pf.offers, pf.deliveryIdentity, pf.installationIdentity)
+	if err != nil {
+		return nil, err
+	}
 	return publisher.New(publisher.Config{TenantID: pf.tenant, Credential: cred, ClientOptions: opts, GroupID: pf.group,
 		NotificationSecret: sig, BootstrapSecret: bootstrap, Subscriptions: subs, State: st, Logger: logger,
-		IssuerURL: pf.issuerURL, Signer: signer, InstallationIdentity: pf.installationIdentity})
+		IssuerURL: pf.issuerURL, Signer: signer, InstallationIdentity: pf.installationIdentity, Offers: offers})
+}
+
+// parseOffers reads --publisher-offer PRODUCT=MODE values.
+func parseOffers(values []string, delivery, installation string) (map[string]publisher.Offer, error) {
+	offers := map[string]publisher.Offer{}
+	for _, v := range values {
+		key, mode, ok := strings.Cut(strings.TrimSpace(v), "=")
+		key = strings.TrimSpace(key)
+		if !ok || key == "" || (mode != publisher.ModeSecret && mode != publisher.ModeFederated) {
+			return nil, fmt.Errorf("--publisher-offer %q: want PRODUCT=%s or PRODUCT=%s", v, publisher.ModeSecret, publisher.ModeFederated)
+		}
+		o := publisher.Offer{CredentialMode: mode, DeliveryIdentity: delivery}
+		if mode == publisher.ModeFederated {
+			o.InstallationIdentity = installation
+		}
+		offers[key] = o
+	}
+	return offers, nil
 }
 
 func (c *cli) brokerLogger(f *brokerFlags, def string) (*slog.Logger, error) {
@@ -374,7 +402,10 @@ installation (application, service principal, group membership, credential in th
 application's vault) and remove it on deletion; the cloud's registration call at POST
 {--notification-path}/register (Authorization: Bootstrap SECRET, the secret from
 $TENANTBRIDGE_PUBLISHER_BOOTSTRAP_SECRET or the vault's --bootstrap-secret-name; without one the endpoint
-refuses every call with 503) registers the same way, idempotently; client secrets are rotated every
+refuses every call with 503) registers the same way, idempotently. An offer whose package is an ARM
+template with no registration section (--publisher-offer PRODUCT=MODE) registers from the notification
+alone, as against Azure: the broker reads the application, delivers into the vault its package names in
+the output vaultResourceId, as the package's --delivery-identity. Client secrets are rotated every
 --rotate-interval. With --issuer-url (and --publisher-vault-url, whose key --issuer-key signs through
 Key Vault) the broker is an OpenID issuer: secretless installations trade their managed identity's
 token for its assertion, which their per-installation application's federated credential trusts.

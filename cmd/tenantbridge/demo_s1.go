@@ -15,8 +15,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
-	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
+	"github.com/tenantbridge/tenantbridge/examples"
 	"github.com/tenantbridge/tenantbridge/internal/azclient"
 	"github.com/tenantbridge/tenantbridge/internal/broker/fanout"
 	"github.com/tenantbridge/tenantbridge/internal/broker/publisher"
@@ -91,29 +91,20 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 		return fmt.Errorf("the broker's signing key: %s", azclient.Describe(err))
 	}
 	st.sig = d.newSecret("sig-")
-	// The bootstrap secret that authenticates the cloud's registration
-	// call, kept in the publisher's own vault: the definitions name it,
-	// and the cloud reads it from there at each call.
-	bootstrap := d.newSecret("boot-")
-	bootVault := "fabrikam-boot-" + d.w.suffix
-	if _, err := d.createVault(ctx, pub, rg, bootVault); err != nil {
-		return err
-	}
-	bkv, err := d.vaultClient(bootVault, pub.cred)
-	if err != nil {
-		return err
-	}
-	if _, err := bkv.SetSecret(ctx, "BootstrapSecret", azsecrets.SetSecretParameters{Value: &bootstrap}, nil); err != nil {
-		return fmt.Errorf("storing the bootstrap secret: %s", azclient.Describe(err))
-	}
-	bootstrapRef := "https://" + bootVault + ".vault.azure.net/secrets/BootstrapSecret"
 	state, err := publisher.NewFileStore(filepath.Join(d.c.dataDir, "demo-publisher-state.json"))
 	if err != nil {
 		return err
 	}
+	// The broker knows its two offers: both install the same package,
+	// one with a client secret, one secretless. Nothing but the
+	// lifecycle notification tells it of an installation, as in Azure.
+	offers := map[string]publisher.Offer{
+		"srb":            {CredentialMode: publisher.ModeSecret, DeliveryIdentity: deliveryIdentity},
+		"srb-secretless": {CredentialMode: publisher.ModeFederated, DeliveryIdentity: deliveryIdentity, InstallationIdentity: installationIdentity},
+	}
 	st.broker, err = publisher.New(publisher.Config{TenantID: pub.TenantID, Credential: pub.cred, ClientOptions: d.w.opts,
-		IssuerURL: secure + "/oidc", Signer: signer, InstallationIdentity: installationIdentity,
-		GroupID: g.ID, NotificationSecret: st.sig, BootstrapSecret: bootstrap, Subscriptions: []string{pub.SubscriptionID}, State: state,
+		IssuerURL: secure + "/oidc", Signer: signer, Offers: offers,
+		GroupID: g.ID, NotificationSecret: st.sig, Subscriptions: []string{pub.SubscriptionID}, State: state,
 		GroupBackoff: 20 * time.Millisecond, GroupAttempts: 5, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
@@ -124,7 +115,7 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 	d.note("its OpenID issuer %s: discovery and JWKS; the signing key %s/broker-issuer (kid %s)", st.broker.IssuerURL(), keyVault, signer.PublicKeys()[0].KeyID)
 	d.note("  is an RSA key in %s's vault: the broker asks Key Vault to sign, the private key never leaves it", pub.Name)
 
-	d.step("%s publishes two marketplace offers: \"srb\" (client secret) and \"srb-secretless\" (federated)", pub.Name)
+	d.step("%s publishes two marketplace offers from its package examples/shared-resource-broker/mainTemplate.json", pub.Name)
 	ex, err := pub.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{tokenExchangeScope}})
 	if err != nil {
 		return fmt.Errorf("%s's token-exchange token: %s", pub.Name, azclient.Describe(err))
@@ -135,28 +126,18 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 	if _, err := d.createGroup(ctx, pub, "offers"); err != nil {
 		return err
 	}
+	var tmpl map[string]any
+	if err := json.Unmarshal(examples.SharedResourceBrokerTemplate, &tmpl); err != nil {
+		return fmt.Errorf("the shared-resource-broker package: %w", err)
+	}
 	st.offers = map[string]string{}
 	for _, o := range []struct{ name, mode string }{{"srb", publisher.ModeSecret}, {"srb-secretless", publisher.ModeFederated}} {
-		spec := map[string]any{
-			"vaults": []any{map[string]any{"name": "kv{uniqueSuffix}"}},
-			"userAssignedIdentities": []any{
-				// S1 secretless: what the installed software runs as.
-				// (S2's identities come from its own package,
-				// examples/publisher-access.)
-				map[string]any{"name": installationIdentity},
-			},
-			"roleAssignments": []any{
-				map[string]any{"role": "Key Vault Secrets Officer", "principal": "applicationIdentity", "scope": "vault:kv{uniqueSuffix}"},
-			},
-			"registration": map[string]any{"endpoint": base + "/register", "credentialMode": o.mode, "vault": "kv{uniqueSuffix}",
-				"bootstrapSecret": bootstrapRef},
-		}
 		id := pub.sub() + "/resourceGroups/offers/providers/Microsoft.Solutions/applicationDefinitions/" + o.name
 		body := map[string]any{"location": demoLocation, "properties": map[string]any{
 			"lockLevel": "ReadOnly", "displayName": "Shared resource broker (" + o.mode + ")",
 			"authorizations":     []any{map[string]any{"principalId": pub.Admin.ServicePrincipalID, "roleDefinitionId": roleContributor}},
 			"notificationPolicy": map[string]any{"notificationEndpoints": []any{map[string]any{"uri": base + "/hooks?sig=" + st.sig}}},
-			"deploymentSpec":     spec}}
+			"mainTemplate":       tmpl}}
 		if _, err := d.arm(ctx, pub.cred, http.MethodPut, id, demoManagedAppAPIVer, body, nil); err != nil {
 			return fmt.Errorf("publishing %s: %w", o.name, err)
 		}
@@ -167,8 +148,9 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 		}
 		st.offers[o.mode] = id
 	}
-	d.note("each installation gets a vault, the app's identity as its Secrets Officer, and %s's admin app as Contributor", pub.Name)
-	d.note("on its managed resource group (the definition's authorization)")
+	d.note("the package makes, in each installation's managed group: a vault; identity %q (the software's: Secrets User);", installationIdentity)
+	d.note("  identity %q (Secrets Officer, used only by %s's broker through listTokens); output vaultResourceId", deliveryIdentity, pub.Name)
+	d.note("the definitions: that mainTemplate, %s's admin app as Contributor on the managed group, the notification endpoint", pub.Name)
 
 	install := func(a *actor, product, name string) (string, int, error) {
 		if _, err := d.createGroup(ctx, a, "apps"); err != nil {
@@ -208,9 +190,9 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 		return err
 	}
 	d.note("provisioningState Succeeded: managed group mrg-srb with a deny assignment for everyone but the publisher,")
-	d.note("the app's system-assigned identity, the vault, and %s's Contributor role there (a cross-tenant assignment)", pub.Name)
+	d.note("%s's Contributor role there (a cross-tenant assignment), and what the package deployed into it", pub.Name)
 
-	d.step("The cloud notifies %s's broker; the broker registers the installation", pub.Name)
+	d.step("The cloud notifies %s's broker; the broker reads the application and registers the installation", pub.Name)
 	in, err := registered(st.contosoApp)
 	if err != nil {
 		return err
@@ -220,15 +202,22 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 	d.crossed(contoso.Name+" (the cloud, for the installation)", pub.Name+"'s notification endpoint",
 		"the sig in the endpoint's query, compared in constant time", pub.Name+" published the endpoint in its definition")
 	d.note("in %s: application %q (client id %s), its service principal added to the group", pub.Name, in.DisplayName, in.ClientID)
+	d.crossed(pub.Name+"'s broker", contoso.Name+"'s Resource Manager: GET the application",
+		pub.Name+"'s admin app token", "the definition's authorization, accepted by "+contoso.Name+" at install")
+	d.note("managed group %s; the package's output vaultResourceId: %s", lastSegments(in.ManagedResourceGroupID, 1), in.Vault)
 	d.crossed(pub.Name+"'s broker", contoso.Name+"'s managed vault "+in.Vault,
-		"listTokens: a Key Vault token of the installation's own identity, asked with "+pub.Name+"'s admin app token",
-		contoso.Name+" accepted the offer's authorization (Contributor on mrg-srb); the spec made the identity Secrets Officer")
+		"listTokens: a Key Vault token of the package's identity "+deliveryIdentity+", asked with "+pub.Name+"'s admin app token",
+		contoso.Name+" accepted the offer's authorization (Contributor on mrg-srb); the package made that identity Secrets Officer")
 	if err := d.deliveryLog(ctx, st.offers[publisher.ModeSecret]); err != nil {
 		return err
 	}
 
 	d.step("The installation reads its credential and sends usage to %s's queue", pub.Name)
-	cfg, secret, names, err := d.readManagedVault(ctx, st.contosoApp, in.Vault)
+	csoftware, err := d.installedSoftware(ctx, contoso, "mrg-srb", "srb-software")
+	if err != nil {
+		return err
+	}
+	cfg, secret, names, err := d.readManagedVault(ctx, csoftware, in.Vault)
 	if err != nil {
 		return err
 	}
@@ -275,7 +264,11 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 	}
 	d.note("application %q: 0 client secrets; 1 federated credential trusting %s's broker %s", app.DisplayName, pub.Name, fics[0].Issuer)
 	d.note("  subject installation:…/%s (this installation only)", lastSegments(fics[0].Subject, 2))
-	fcfg, fsecret, fnames, err := d.readManagedVault(ctx, fedApp, fin.Vault)
+	software, err := d.installedSoftware(ctx, northwind, "mrg-srb", "srb-software")
+	if err != nil {
+		return err
+	}
+	fcfg, fsecret, fnames, err := d.readManagedVault(ctx, software, fin.Vault)
 	if err != nil {
 		return err
 	}
@@ -285,10 +278,6 @@ func (d *scenarioDemo) runS1(ctx context.Context) error {
 	d.note("vault %s holds only %s (tenant, client id and the broker's exchange endpoint; no secret)", fin.Vault, strings.Join(fnames, ", "))
 
 	d.step("The installed software in %s signs in to %s with its managed identity: no secret", northwind.Name, pub.Name)
-	software, err := d.installedSoftware(ctx, northwind, "mrg-srb", "srb-software")
-	if err != nil {
-		return err
-	}
 	fedCred, err := publisher.InstallationCredential(fcfg, software,
 		&publisher.InstallationCredentialOptions{ClientOptions: d.w.opts, ExchangeClient: d.brokerTLS.client})
 	if err != nil {
@@ -395,13 +384,10 @@ func (d *scenarioDemo) listTokens(ctx context.Context, appID, audience string, u
 }
 
 // readManagedVault reads the broker's delivery from an installation's
-// vault with the installation identity's token.
-func (d *scenarioDemo) readManagedVault(ctx context.Context, appID, vaultName string) (cfg publisher.VaultConfig, secret string, names []string, err error) {
-	tok, err := d.listTokens(ctx, appID, "https://vault.azure.net")
-	if err != nil {
-		return cfg, "", nil, fmt.Errorf("listTokens: %w", err)
-	}
-	kv, err := d.vaultClient(vaultName, staticToken(tok))
+// vault as the installed software (its identity "installation", which
+// the package makes Secrets User there).
+func (d *scenarioDemo) readManagedVault(ctx context.Context, software azcore.TokenCredential, vaultName string) (cfg publisher.VaultConfig, secret string, names []string, err error) {
+	kv, err := d.vaultClient(vaultName, software)
 	if err != nil {
 		return cfg, "", nil, err
 	}
@@ -537,8 +523,11 @@ const (
 	// broker creates and signs with its issuer key.
 	roleCryptoOfficer = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"
 	// installationIdentity is the user-assigned identity of the managed
-	// group that the installed software runs as (the offers create it).
+	// group that the installed software runs as, and deliveryIdentity the
+	// one the publisher's broker writes the credential as (the package
+	// examples/shared-resource-broker makes both).
 	installationIdentity = "installation"
+	deliveryIdentity     = "publisher-delivery"
 )
 
 // installedSoftware is the installed application's managed identity: a

@@ -20,8 +20,8 @@ func (d *scenarioDemo) runS2(ctx context.Context) error {
 	st := &d.s1
 	appID, in := st.contosoApp, st.secretApp
 
-	d.step("%s asks listTokens for a Key Vault token of the installation's identity in %s", pub.Name, contoso.Name)
-	tok, err := d.listTokens(ctx, appID, "https://vault.azure.net")
+	d.step("%s asks listTokens for a Key Vault token of the package's identity %s in %s", pub.Name, deliveryIdentity, contoso.Name)
+	tok, err := d.listTokens(ctx, appID, "https://vault.azure.net", in.DeliveryIdentityID)
 	if err != nil {
 		return err
 	}
@@ -29,7 +29,7 @@ func (d *scenarioDemo) runS2(ctx context.Context) error {
 	if claim(c, "tid") != contoso.TenantID {
 		return fmt.Errorf("the listTokens token is of tenant %s, want %s", claim(c, "tid"), contoso.TenantID)
 	}
-	d.note("token: tid %s (%s), xms_mirid …%s", claim(c, "tid"), contoso.Name, lastSegments(claim(c, "xms_mirid"), 3))
+	d.note("token: tid %s (%s), xms_mirid …%s", claim(c, "tid"), contoso.Name, lastSegments(claim(c, "xms_mirid"), 2))
 	kv, err := d.vaultClient(in.Vault, staticToken(tok))
 	if err != nil {
 		return err

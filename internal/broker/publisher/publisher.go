@@ -11,8 +11,10 @@
 // the credential into the managed application's own vault. On
 // DELETE/Deleted it removes all of it.
 //
-// Two credential modes, chosen by the definition's
-// deploymentSpec.registration.credentialMode:
+// Two credential modes, chosen by the broker's Config.Offers for a package
+// (a definition carrying an ARM template, as in Azure: the broker reads the
+// application for its managed group and the package's vault output), or by
+// the definition's deploymentSpec.registration.credentialMode:
 //
 //   - "secret": a client secret with an expiry (SecretLifetime, default 90
 //     days), written to the customer's vault; Rotate adds its successor and
@@ -40,7 +42,11 @@
 // it may call listTokens on the application for a token of the
 // application's system-assigned identity for Key Vault (a vault accepts
 // only tokens of its own tenant); the deployment spec grants that identity
-// "Key Vault Secrets Officer" on the registration vault. The same token
+// "Key Vault Secrets Officer" on the registration vault. A package cannot
+// grant the application's own identity a role, so an Offer names a
+// user-assigned identity of the managed group that its package makes
+// Secrets Officer (Offer.DeliveryIdentity), and listTokens is asked for
+// that identity's token. The same token
 // tells the broker the customer's tenant id and the identity's object id
 // (the federated credential's subject).
 //
