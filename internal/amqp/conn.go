@@ -33,22 +33,33 @@ type Conn struct {
 	w       *writer
 	handler Handler
 
-	calls chan func()   // work for the loop, from other goroutines
-	done  chan struct{} // closed when the loop has stopped
-	wg    sync.WaitGroup
+	// The loop's queue: what the reader read and what other goroutines
+	// ask of it (call), taken by the goroutine that runs the loop.
+	mu      sync.Mutex
+	room    sync.Cond // signalled when the loop takes the queue, or stops
+	events  []event
+	spare   []event       // an empty array for the next queue
+	frames  int           // frames in events
+	running bool          // a goroutine runs the loop
+	stopped bool          // the loop has stopped: nothing more is queued
+	done    chan struct{} // closed when the loop has stopped
+	wg      sync.WaitGroup
 
-	// Everything below is owned by the loop goroutine.
-	out           wire.Buffer // frames encoded and not yet handed to the writer
-	outFrameSize  uint32      // the largest frame we may send
-	channelMax    uint16
-	sessions      map[uint16]*session
-	closeSent     bool
-	closeDeadline <-chan time.Time
-	finished      bool // the loop stops after this iteration
-	err           error
-	buffered      int64 // bytes of incoming messages held (reassembly and handlers)
-	links         int   // links in all sessions
-	attaching     int   // Handler.Attach calls running
+	// Everything below is owned by the loop.
+	out          wire.Buffer // frames encoded and not yet handed to the writer
+	outFrameSize uint32      // the largest frame we may send
+	channelMax   uint16
+	sessions     map[uint16]*session
+	closeSent    bool
+	closeTimer   *time.Timer // the peer's time to answer our close
+	heartbeat    *time.Timer // our next empty frame, nil when the peer wants none
+	heartbeatGap time.Duration
+	stopCtx      func() bool // stops serve's context.AfterFunc
+	finished     bool        // the loop stops after this event
+	err          error
+	buffered     int64 // bytes of incoming messages held (reassembly and handlers)
+	links        int   // links in all sessions
+	attaching    int   // Handler.Attach calls running
 
 	// The performatives of a message's round trip, reused frame after
 	// frame (encoding keeps nothing of them), and the values their
@@ -94,30 +105,180 @@ func (c *Conn) Close(e *wire.Error) {
 	c.call(func() { c.closeWith(e) })
 }
 
-// call runs f on the connection's loop, which owns all state. It returns
-// false, without running f, when the connection has ended.
+// call runs f on the connection's loop, which owns all state, and does
+// not wait for it. It returns false, without running f, when the loop
+// has stopped; an f it took runs, if the connection ends meanwhile with
+// the connection's state ended (links ended, nothing more written).
 func (c *Conn) call(f func()) bool {
-	select {
-	case c.calls <- f:
-		return true
-	case <-c.done:
+	return c.post(event{f: f}, false)
+}
+
+// event is one thing for the loop to do: a frame the peer sent (f nil)
+// or a function to run.
+type event struct {
+	fr wire.Frame
+	f  func()
+}
+
+// maxQueuedFrames is how many frames the reader reads ahead of the loop;
+// then it waits, and so does the peer (TCP's window).
+const maxQueuedFrames = 8
+
+// post queues ev for the loop and starts a goroutine to run it unless
+// one runs: the loop runs only while there is something to do, so that
+// an idle connection holds one goroutine, the reader's, and the loop's
+// stack only while it works (docs/benchmarks.md, "Many customers on one
+// node"). A frame waits while maxQueuedFrames are queued. It returns
+// false when the loop has stopped.
+func (c *Conn) post(ev event, frame bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for frame && c.frames >= maxQueuedFrames && !c.stopped {
+		c.room.Wait()
+	}
+	if c.stopped {
 		return false
+	}
+	if c.events == nil {
+		c.events, c.spare = c.spare, nil
+	}
+	c.events = append(c.events, ev)
+	if frame {
+		c.frames++
+	}
+	if !c.running {
+		c.running = true
+		c.wg.Add(1)
+		go c.run()
+	}
+	return true
+}
+
+// run is the loop: it handles what is queued, a batch at a time, and
+// returns when nothing is (or the connection has finished: it stops the
+// loop). Frames and calls queued together are handled before what they
+// made us write goes to the writer, so that it shares a write (up to 64
+// of them).
+func (c *Conn) run() {
+	defer c.wg.Done()
+	var batch []event
+	for {
+		c.mu.Lock()
+		if cap(batch) <= maxQueuedFrames && c.spare == nil {
+			c.spare = batch[:0] // small: an idle connection keeps it
+		}
+		if c.finished {
+			c.mu.Unlock()
+			c.stop() // running stays set: no other goroutine runs the loop again
+			return
+		}
+		if len(c.events) == 0 {
+			c.running = false
+			c.mu.Unlock()
+			return
+		}
+		batch, c.events, c.spare = c.events, c.spare, nil
+		c.frames = 0
+		c.room.Broadcast()
+		c.mu.Unlock()
+		for i, ev := range batch {
+			batch[i] = event{}
+			switch {
+			case ev.f != nil:
+				ev.f()
+			case !c.finished:
+				c.handleFrame(ev.fr)
+			}
+			if i%64 == 63 {
+				c.flush()
+			}
+		}
+		c.flush()
 	}
 }
 
+// stop tears the connection down once the loop has finished: every link
+// and session ends (their contexts are cancelled, waiting Sends fail),
+// what was queued for the loop runs (on the ended state), the writer
+// writes what is left (our close), and the transport closes, so that
+// the reader returns. It runs once, on the loop, which stays marked
+// running.
+func (c *Conn) stop() {
+	for _, s := range c.sessions {
+		s.endAll(c.errOrClosed())
+	}
+	c.mu.Lock()
+	c.stopped = true
+	rest := c.events
+	c.events, c.spare, c.frames = nil, nil, 0
+	c.room.Broadcast()
+	c.mu.Unlock()
+	for _, ev := range rest {
+		if ev.f != nil {
+			ev.f()
+		}
+	}
+	if c.heartbeat != nil {
+		c.heartbeat.Stop()
+	}
+	if c.closeTimer != nil {
+		c.closeTimer.Stop()
+	}
+	if c.stopCtx != nil {
+		c.stopCtx()
+	}
+	close(c.done)
+	c.w.close()
+	<-c.w.done
+	_ = c.nc.Close()
+}
+
 // serve answers the peer's open and runs the connection until it ends.
+// Its goroutine reads the frames; the loop that handles them and owns
+// the connection's state runs on goroutines of its own, started when
+// there is something to handle (post).
 func (c *Conn) serve(ctx context.Context, br *bufio.Reader, open *wire.Open) error {
 	s := c.srv
-	c.calls = make(chan func())
 	c.done = make(chan struct{})
+	c.room.L = &c.mu
 	c.sessions = make(map[uint16]*session)
-	c.w = newWriter(c.nc, s.idleTimeout())
+	c.w = newWriter(c.nc, s.idleTimeout(), func(err error) {
+		c.call(func() { c.finish(err) })
+	})
 	c.PeerOpen = open
 	c.ContainerID = open.ContainerID
 	if c.Hostname == "" {
 		c.Hostname = open.Hostname
 	}
+	// The open is the loop's first event: nothing the peer sends next is
+	// handled before it.
+	c.call(func() { c.opened(ctx, open) })
 
+	// The reader turns bytes into frames for the loop. Its deadline is
+	// our idle timeout: a peer that sends nothing for that long (not
+	// even an empty frame) is cut.
+	for {
+		_ = c.nc.SetReadDeadline(time.Now().Add(s.idleTimeout()))
+		fr, err := wire.ReadFrame(br, s.maxFrameSize())
+		if err != nil {
+			c.call(func() { c.readFailed(err) })
+			break
+		}
+		if !c.post(event{fr: fr}, true) {
+			break
+		}
+	}
+	<-c.done
+	c.wg.Wait()
+	if c.err != nil {
+		s.logger().Debug("amqp connection ended", "remote", c.RemoteAddr, "err", c.err)
+	}
+	return c.err
+}
+
+// opened answers the peer's open (loop).
+func (c *Conn) opened(ctx context.Context, open *wire.Open) {
+	s := c.srv
 	// Negotiate (part 2.7.1). We send frames no larger than the peer
 	// takes, nor than we take ourselves (a bound on our own buffers).
 	c.outFrameSize = s.maxFrameSize()
@@ -142,95 +303,30 @@ func (c *Conn) serve(ctx context.Context, br *bufio.Reader, open *wire.Open) err
 		}
 		c.handler = h
 	}
-	c.flush()
-
-	// The reader turns bytes into frames; the loop below owns the state.
-	// The reader's deadline is our idle timeout: a peer that sends nothing
-	// for that long (not even an empty frame) is cut.
-	frames := make(chan wire.Frame, 8)
-	readErr := make(chan error, 1)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		for {
-			_ = c.nc.SetReadDeadline(time.Now().Add(s.idleTimeout()))
-			fr, err := wire.ReadFrame(br, s.maxFrameSize())
-			if err != nil {
-				readErr <- err
-				return
-			}
-			select {
-			case frames <- fr:
-			case <-c.done:
-				return
-			}
-		}
-	}()
 
 	// Heartbeats: the peer wants a frame at least every IdleTimeout it
 	// advertised; we send an empty one at half that, as go-amqp does (8
 	// bytes; skipping it when other frames went out could leave a gap of
 	// almost the whole timeout). A tiny timeout is raised to 100 ms, so
-	// that a peer cannot make us spin.
-	var tick <-chan time.Time
+	// that a peer cannot make us spin. The timer holds no goroutine.
 	if peerIdle := time.Duration(open.IdleTimeOut) * time.Millisecond; peerIdle > 0 {
-		t := time.NewTicker(max(peerIdle/2, 100*time.Millisecond))
-		defer t.Stop()
-		tick = t.C
+		c.heartbeatGap = max(peerIdle/2, 100*time.Millisecond)
+		c.heartbeat = time.AfterFunc(c.heartbeatGap, func() { c.call(c.beat) })
 	}
-
-	ctxDone := ctx.Done()
-	for !c.finished {
-		select {
-		case fr := <-frames:
-			c.handleFrame(fr)
-		case err := <-readErr:
-			c.readFailed(err)
-		case f := <-c.calls:
-			f()
-		case <-tick:
-			c.writeFrame(0, nil, nil)
-		case <-ctxDone:
-			ctxDone = nil
+	// A server shutting down closes the connection.
+	c.stopCtx = context.AfterFunc(ctx, func() {
+		c.call(func() {
 			c.closeWith(&wire.Error{Condition: wire.ErrConnectionForced, Description: "the server is shutting down"})
-		case <-c.closeDeadline:
-			c.finish(nil)
-		case <-c.w.failed:
-			c.finish(c.w.error())
-		}
-		// Frames and calls ready too are handled before what we wrote
-		// goes to the writer, so that it shares a write. Only what is
-		// ready: nothing waits for more.
-	more:
-		for n := 0; n < 64 && !c.finished; n++ {
-			select {
-			case fr := <-frames:
-				c.handleFrame(fr)
-			case f := <-c.calls:
-				f()
-			default:
-				break more
-			}
-		}
-		c.flush()
-	}
+		})
+	})
+}
 
-	// Tear down: every link and session ends (their contexts are
-	// cancelled, waiting Sends fail), the writer writes what is left (our
-	// close), the transport closes so that the reader returns, and we
-	// wait for every goroutine we started.
-	for _, s := range c.sessions {
-		s.endAll(c.errOrClosed())
+// beat sends a heartbeat and sets the timer for the next (loop).
+func (c *Conn) beat() {
+	c.writeFrame(0, nil, nil)
+	if !c.finished {
+		c.heartbeat.Reset(c.heartbeatGap)
 	}
-	close(c.done)
-	c.w.close()
-	<-c.w.done
-	_ = c.nc.Close()
-	c.wg.Wait()
-	if c.err != nil {
-		s.logger().Debug("amqp connection ended", "remote", c.RemoteAddr, "err", c.err)
-	}
-	return c.err
 }
 
 // connect asks the application for the connection's handler. Without
@@ -307,7 +403,7 @@ func (c *Conn) closeWith(e *wire.Error) {
 	if e != nil && c.err == nil {
 		c.err = e
 	}
-	c.closeDeadline = time.After(2 * time.Second)
+	c.closeTimer = time.AfterFunc(2*time.Second, func() { c.call(func() { c.finish(nil) }) })
 	for _, s := range c.sessions {
 		s.endAll(c.errOrClosed())
 	}

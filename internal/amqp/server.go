@@ -8,9 +8,11 @@
 //
 // The engine is built for untrusted peers: every table it keeps
 // (sessions, links, unsettled deliveries, messages being reassembled) has
-// a limit; each connection runs two goroutines, plus one per link while
-// it has application callbacks to run and one per pending attach; and a
-// silent peer is cut at the idle timeout.
+// a limit; an idle connection holds one goroutine, the one reading it
+// (ServeConn's), and the loop that owns its state, its writer and each
+// link's application callbacks run on goroutines started while they have
+// work, plus one per pending attach; and a silent peer is cut at the
+// idle timeout.
 package amqp
 
 import (

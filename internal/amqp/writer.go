@@ -42,15 +42,15 @@ type writer struct {
 	finished bool      // done is closed
 	err      error     // the write error that stopped the writer
 
-	failed chan struct{} // closed when a write fails
+	failed func(error)   // told of the write error that stopped the writer, on its goroutine
 	done   chan struct{} // closed once closing and everything queued is written, or a write failed
 }
 
-func newWriter(nc net.Conn, timeout time.Duration) *writer {
+func newWriter(nc net.Conn, timeout time.Duration, failed func(error)) *writer {
 	w := &writer{
 		nc:      nc,
 		timeout: timeout,
-		failed:  make(chan struct{}),
+		failed:  failed,
 		done:    make(chan struct{}),
 	}
 	w.room.L = &w.mu
@@ -101,13 +101,6 @@ func (w *writer) close() {
 	w.startLocked()
 }
 
-// error is the write error that stopped the writer, once failed is closed.
-func (w *writer) error() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
-}
-
 // run writes what is queued until nothing is, or a write fails.
 func (w *writer) run() {
 	var buf []byte
@@ -135,8 +128,8 @@ func (w *writer) run() {
 			w.finished = true
 			w.room.Broadcast()
 			w.mu.Unlock()
-			close(w.failed)
 			close(w.done)
+			w.failed(err)
 			return
 		}
 		if cap(buf) > 1<<20 {
