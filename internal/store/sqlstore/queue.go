@@ -95,29 +95,18 @@ func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 	var qt *queueTx
 	var finish func(commit bool) error
 	if s.d.Name == "postgres" {
-		sqlTx, err := s.db.BeginTx(ctx, nil)
+		conn, err := beginPGQueueTx(ctx, s.db, light)
 		if err != nil {
 			return failAll(fmt.Errorf("sqlstore: apply queue ops: begin: %w", err))
 		}
-		if light {
-			// Only this transaction: the session keeps its setting.
-			if _, err := sqlTx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-				_ = sqlTx.Rollback()
-				return failAll(fmt.Errorf("sqlstore: apply queue ops: begin: %w", err))
-			}
-		}
-		qt = &queueTx{s: s, ctx: ctx, tx: sqlTx, now: now}
+		qt = &queueTx{s: s, ctx: ctx, tx: conn, now: now}
 		finish = func(commit bool) error {
 			if !commit {
-				return sqlTx.Rollback()
+				return endPGQueueTx(conn, "ROLLBACK")
 			}
 			// Other processes' receivers hear of what this commit gives
 			// them when, and only if, it commits (queuewake.go).
-			if err := notifyQueueWakes(ctx, sqlTx, ops, results, now); err != nil {
-				_ = sqlTx.Rollback()
-				return err
-			}
-			return sqlTx.Commit()
+			return endPGQueueTx(conn, queueWakeNotifies(ops, results, now)+"COMMIT")
 		}
 	} else {
 		w := s.queueWriter
@@ -330,7 +319,7 @@ func queueOpName(k store.QueueOpKind) string {
 type queueTx struct {
 	s   *Store
 	ctx context.Context
-	tx  *sql.Tx      // PostgreSQL: the batch's transaction
+	tx  *sql.Conn    // PostgreSQL: the connection the batch's transaction is open on
 	w   *queueWriter // SQLite: the connection the batch's transaction is open on
 	now time.Time
 }

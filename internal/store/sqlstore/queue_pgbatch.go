@@ -1,6 +1,9 @@
 package sqlstore
 
 import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"time"
 
@@ -458,4 +461,54 @@ RETURNING m.seq, m.size`), seqs, tokens, dls, g.key, q.time(q.now))
 		results[i] = store.QueueResult{}
 	}
 	return nil
+}
+
+// beginPGQueueTx opens a queue batch's transaction on a connection of its
+// own, with BEGIN and, for a light batch, SET LOCAL synchronous_commit =
+// off in one round trip: a statement without arguments goes to the server
+// as one simple-protocol query (pgx's Exec), which may hold several
+// statements. database/sql's BeginTx would spend a round trip on BEGIN
+// alone. endPGQueueTx must end it.
+func beginPGQueueTx(ctx context.Context, db *sql.DB, light bool) (*sql.Conn, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	begin := "BEGIN"
+	if light {
+		// Only this transaction: the session keeps its setting.
+		begin = "BEGIN; SET LOCAL synchronous_commit = off"
+	}
+	if _, err := conn.ExecContext(ctx, begin); err != nil {
+		_ = endPGQueueTx(conn, "ROLLBACK")
+		return nil, err
+	}
+	return conn, nil
+}
+
+// endPGQueueTx runs last (statements ending in COMMIT, or ROLLBACK) and
+// gives the connection back to the pool. The batch's caller may be gone:
+// ending does not depend on its context. PostgreSQL answers a COMMIT of a
+// failed transaction with ROLLBACK and no error, so a commit goes after a
+// statement that fails in a failed transaction (queueWakeNotifies' SET
+// LOCAL, or SELECT 1 when there is nothing to notify), which then reports
+// it. A connection whose transaction may still be open, or whose commit
+// failed, is closed for good instead (driver.ErrBadConn), never reused.
+func endPGQueueTx(conn *sql.Conn, last string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if last == "COMMIT" {
+		last = "SELECT 1; COMMIT"
+	}
+	_, err := conn.ExecContext(ctx, last)
+	if err != nil && last != "ROLLBACK" {
+		_, err2 := conn.ExecContext(ctx, "ROLLBACK")
+		if err2 != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	} else if err != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	_ = conn.Close()
+	return err
 }

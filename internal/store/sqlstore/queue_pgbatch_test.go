@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/store/postgres"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 )
 
@@ -231,4 +232,58 @@ func queueKindName(k store.QueueOpKind) string {
 		return "abandon"
 	}
 	return fmt.Sprint(k)
+}
+
+// TestQueueWakeNotifyQuoting: a commit's wake-ups reach another process
+// sharing the PostgreSQL schema with the COMMIT's round trip, their JSON
+// written as a string literal: ids holding quotes, backslashes and
+// non-ASCII text arrive as they were sent, and the commit holds.
+func TestQueueWakeNotifyQuoting(t *testing.T) {
+	dsn := storetest.PostgresSchemaDSN(t)
+	ctx := t.Context()
+	open := func() store.Store {
+		st, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	a, b := open(), open()
+	got := make(chan []store.QueueWake, 16)
+	b.(store.QueueWakeFeed).OnQueueWakes(func(ws []store.QueueWake) {
+		if ws != nil {
+			got <- ws
+		}
+	})
+	base := benchQueue(t, a)
+	ns := strings.TrimSuffix(base, "/queues/q")
+	for _, name := range []string{`it's`, `back\slash\'`, `''; SELECT pg_sleep(5); --`, "é\"€"} {
+		id := ns + "/queues/" + name
+		if err := a.CreateResource(ctx, store.Resource{TenantID: "11111111-1111-4111-8111-111111111111", ID: id, Type: store.QueueResourceType, Name: name}); err != nil {
+			t.Fatal(err)
+		}
+		lim := store.QueueLimits{LockDuration: time.Minute, MaxDeliveryCount: 10}
+		start := time.Now()
+		r := a.(store.Queues).ApplyQueueOps(ctx, time.Now(), []store.QueueOp{{Kind: store.QueueSend, QueueID: id, Limits: lim,
+			Messages: []store.QueueMessage{{Body: []byte("1")}, {Body: []byte("2")}}}})
+		if r[0].Err != nil {
+			t.Fatalf("send to %q: %v", name, r[0].Err)
+		}
+		if d := time.Since(start); d > 4*time.Second {
+			t.Fatalf("send to %q took %v: the notification ran as SQL", name, d)
+		}
+		select {
+		case ws := <-got:
+			want := []store.QueueWake{{QueueID: strings.ToLower(id), N: 2}}
+			if !slices.Equal(ws, want) {
+				t.Fatalf("wake-ups %+v, want %+v", ws, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no wake-up for %q", name)
+		}
+		if ms, err := b.(store.Queues).PeekQueueMessages(ctx, id, false, 0, 10); err != nil || len(ms) != 2 {
+			t.Fatalf("the other process sees %d messages (%v), want 2", len(ms), err)
+		}
+	}
 }

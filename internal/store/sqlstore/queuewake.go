@@ -1,8 +1,6 @@
 package sqlstore
 
 import (
-	"context"
-	"database/sql"
 	"encoding/json"
 	"strings"
 	"sync/atomic"
@@ -68,11 +66,17 @@ func ParseQueueWakes(js string) ([]store.QueueWake, bool) {
 	return ws, ws != nil
 }
 
-// notifyQueueWakes sends, inside the queue commit's transaction tx, the
-// wake-ups that the commit calls for, merged per receiver key, so that
-// PostgreSQL delivers them to the other processes' listeners exactly when
-// the commit is durable. A commit that wakes no one sends nothing.
-func notifyQueueWakes(ctx context.Context, tx *sql.Tx, ops []store.QueueOp, results []store.QueueResult, now time.Time) error {
+// queueWakeNotifies is the statements that send, inside the queue
+// commit's transaction, the wake-ups that the commit calls for, merged per
+// receiver key, so that PostgreSQL delivers them to the other processes'
+// listeners exactly when the commit is durable: "" for a commit that wakes
+// no one. They go to the server with the COMMIT, in one simple-protocol
+// round trip (endPGQueueTx), so each payload is a string literal: JSON
+// (valid UTF-8, without NUL: encoding/json escapes control characters)
+// with its quotes doubled, which is the whole of quoting a literal while
+// standard_conforming_strings is on, as the statements themselves make
+// sure it is (https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-STRINGS).
+func queueWakeNotifies(ops []store.QueueOp, results []store.QueueResult, now time.Time) string {
 	var ws []store.QueueWake
 	index := map[store.QueueWake]int{}
 	store.EachQueueWake(ops, results, now, func(w store.QueueWake) {
@@ -91,7 +95,7 @@ func notifyQueueWakes(ctx context.Context, tx *sql.Tx, ops []store.QueueOp, resu
 		ws = append(ws, w)
 	})
 	if len(ws) == 0 {
-		return nil
+		return ""
 	}
 	var payloads []string
 	var part []store.QueueWake
@@ -115,10 +119,12 @@ func notifyQueueWakes(ctx context.Context, tx *sql.Tx, ops []store.QueueOp, resu
 		size += len(b) + 1
 	}
 	flush()
+	var sb strings.Builder
+	sb.WriteString("SET LOCAL standard_conforming_strings = on; ")
 	for _, p := range payloads {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_notify('`+QueueWakeChannel+`', coalesce(current_schema(), '') || ' ' || current_setting('application_name') || ' ' || $1)`, p); err != nil {
-			return err
-		}
+		sb.WriteString(`SELECT pg_notify('` + QueueWakeChannel + `', coalesce(current_schema(), '') || ' ' || current_setting('application_name') || ' ' || '`)
+		sb.WriteString(strings.ReplaceAll(p, "'", "''"))
+		sb.WriteString("'); ")
 	}
-	return nil
+	return sb.String()
 }
