@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,13 @@ func scanQueueMessage(sc interface{ Scan(...any) error }, queueID string) (store
 	return m, err
 }
 
+// pending is a valid op of an ApplyQueueOps call: its index and its
+// queue's key.
+type pending struct {
+	i   int
+	key string
+}
+
 // ApplyQueueOps implements store.Queues.
 func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.QueueOp) []store.QueueResult {
 	results := make([]store.QueueResult, len(ops))
@@ -71,10 +79,6 @@ func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 	}
 	now = normTime(now)
 	// Validate first; the valid ops are applied grouped by queue.
-	type pending struct {
-		i   int
-		key string
-	}
 	var todo []pending
 	for i, op := range ops {
 		if err := checkQueueOp(op); err != nil {
@@ -95,18 +99,33 @@ func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 	var qt *queueTx
 	var finish func(commit bool) error
 	if s.d.Name == "postgres" {
-		conn, err := beginPGQueueTx(ctx, s.db, light)
+		// When no op reads its queue's size (locks, completes), BEGIN
+		// locks the batch's queue_state rows; otherwise each group reads
+		// and locks its own as it starts. Either way they are locked in
+		// key order.
+		var locked []string
+		for k, p := range todo {
+			if readsSize(ops[p.i].Kind) {
+				locked = nil
+				break
+			}
+			if k == 0 || todo[k-1].key != p.key {
+				locked = append(locked, p.key)
+			}
+		}
+		conn, err := beginPGQueueTx(ctx, s.db, light, locked)
 		if err != nil {
 			return failAll(fmt.Errorf("sqlstore: apply queue ops: begin: %w", err))
 		}
-		qt = &queueTx{s: s, ctx: ctx, tx: conn, now: now}
+		qt = &queueTx{s: s, ctx: ctx, tx: conn, now: now, stateLocked: locked}
 		finish = func(commit bool) error {
 			if !commit {
-				return endPGQueueTx(conn, "ROLLBACK")
+				return endPGQueueTx(conn, false, "")
 			}
-			// Other processes' receivers hear of what this commit gives
-			// them when, and only if, it commits (queuewake.go).
-			return endPGQueueTx(conn, queueWakeNotifies(ops, results, now)+"COMMIT")
+			// The size changes, and the wake-ups that tell other
+			// processes' receivers what this commit gives them when, and
+			// only if, it commits (queuewake.go), go with the COMMIT.
+			return endPGQueueTx(conn, true, qt.sizeUpdates.String()+queueWakeNotifies(ops, results, now))
 		}
 	} else {
 		w := s.queueWriter
@@ -319,9 +338,13 @@ func queueOpName(k store.QueueOpKind) string {
 type queueTx struct {
 	s   *Store
 	ctx context.Context
-	tx  *sql.Conn    // PostgreSQL: the connection the batch's transaction is open on
-	w   *queueWriter // SQLite: the connection the batch's transaction is open on
-	now time.Time
+	tx  *sql.Conn // PostgreSQL: the connection the batch's transaction is open on
+	// PostgreSQL: the queue keys whose queue_state rows BEGIN locked,
+	// and the size updates sent with the COMMIT.
+	stateLocked []string
+	sizeUpdates strings.Builder
+	w           *queueWriter // SQLite: the connection the batch's transaction is open on
+	now         time.Time
 }
 
 // queueWriter is the one SQLite connection that queue batches run on, with
@@ -478,10 +501,12 @@ func (q *queueTx) applyQueue(key string, ops []store.QueueOp, idx []int, results
 	// sure it exists.
 	hasSend := false
 	for _, i := range idx {
-		switch ops[i].Kind {
-		case store.QueueSend, store.QueueLockSession, store.QueueSetSessionState:
-			hasSend = true
-		}
+		hasSend = hasSend || readsSize(ops[i].Kind)
+	}
+	if q.pg() && slices.Contains(q.stateLocked, key) {
+		// Locked with BEGIN; nothing here reads the size or whether the
+		// queue exists.
+		return q.applyOps(g, ops, idx, results)
 	}
 	stateQuery := `SELECT size_bytes FROM queue_state WHERE queue_key = ?`
 	if q.pg() {
@@ -512,6 +537,23 @@ func (q *queueTx) applyQueue(key string, ops []store.QueueOp, idx []int, results
 			g.exists = true
 		}
 	}
+	return q.applyOps(g, ops, idx, results)
+}
+
+// readsSize tells whether an op of kind k reads its queue's size or
+// whether the queue exists (applyQueue reads both first).
+func readsSize(k store.QueueOpKind) bool {
+	switch k {
+	case store.QueueSend, store.QueueLockSession, store.QueueSetSessionState:
+		return true
+	}
+	return false
+}
+
+// applyOps applies the ops idx of the group g, in order, and writes its
+// size change.
+func (q *queueTx) applyOps(g *queueGroup, ops []store.QueueOp, idx []int, results []store.QueueResult) error {
+	key := g.key
 	for k := 0; k < len(idx); k++ {
 		if q.pg() {
 			// PostgreSQL: a run of sends, locks or completes in one
@@ -565,7 +607,10 @@ func (q *queueTx) applyQueue(key string, ops []store.QueueOp, idx []int, results
 		}
 		results[i] = r
 	}
-	if g.delta != 0 {
+	if g.delta != 0 && q.pg() {
+		// With the COMMIT, in its round trip.
+		fmt.Fprintf(&q.sizeUpdates, "UPDATE queue_state SET size_bytes = size_bytes + %d WHERE queue_key = %s; ", g.delta, pgLiteral(key))
+	} else if g.delta != 0 {
 		if _, err := q.exec(`UPDATE queue_state SET size_bytes = size_bytes + ? WHERE queue_key = ?`, g.delta, key); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -464,44 +465,51 @@ RETURNING m.seq, m.size`), seqs, tokens, dls, g.key, q.time(q.now))
 }
 
 // beginPGQueueTx opens a queue batch's transaction on a connection of its
-// own, with BEGIN and, for a light batch, SET LOCAL synchronous_commit =
-// off in one round trip: a statement without arguments goes to the server
-// as one simple-protocol query (pgx's Exec), which may hold several
-// statements. database/sql's BeginTx would spend a round trip on BEGIN
-// alone. endPGQueueTx must end it.
-func beginPGQueueTx(ctx context.Context, db *sql.DB, light bool) (*sql.Conn, error) {
+// own, in one round trip: BEGIN; for a light batch SET LOCAL
+// synchronous_commit = off; and the locks of the queue_state rows of
+// locked. A statement without arguments goes to the server as one
+// simple-protocol query (pgx's Exec), which may hold several statements;
+// database/sql's BeginTx would spend a round trip on BEGIN alone.
+// endPGQueueTx must end it.
+func beginPGQueueTx(ctx context.Context, db *sql.DB, light bool, locked []string) (*sql.Conn, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	begin := "BEGIN"
+	var b strings.Builder
+	b.WriteString("BEGIN; ")
 	if light {
 		// Only this transaction: the session keeps its setting.
-		begin = "BEGIN; SET LOCAL synchronous_commit = off"
+		b.WriteString("SET LOCAL synchronous_commit = off; ")
 	}
-	if _, err := conn.ExecContext(ctx, begin); err != nil {
-		_ = endPGQueueTx(conn, "ROLLBACK")
+	for _, key := range locked {
+		fmt.Fprintf(&b, "SELECT 1 FROM queue_state WHERE queue_key = %s FOR UPDATE; ", pgLiteral(key))
+	}
+	if _, err := conn.ExecContext(ctx, b.String()); err != nil {
+		_ = endPGQueueTx(conn, false, "")
 		return nil, err
 	}
 	return conn, nil
 }
 
-// endPGQueueTx runs last (statements ending in COMMIT, or ROLLBACK) and
-// gives the connection back to the pool. The batch's caller may be gone:
-// ending does not depend on its context. PostgreSQL answers a COMMIT of a
-// failed transaction with ROLLBACK and no error, so a commit goes after a
-// statement that fails in a failed transaction (queueWakeNotifies' SET
-// LOCAL, or SELECT 1 when there is nothing to notify), which then reports
-// it. A connection whose transaction may still be open, or whose commit
-// failed, is closed for good instead (driver.ErrBadConn), never reused.
-func endPGQueueTx(conn *sql.Conn, last string) error {
+// endPGQueueTx commits (after the statements stmts, each ended by "; ")
+// or rolls back, in one round trip, and gives the connection back to the
+// pool. The batch's caller may be gone: ending does not depend on its
+// context. PostgreSQL answers a COMMIT of a failed transaction with
+// ROLLBACK and no error, so a commit goes after SELECT 1, which fails in a
+// failed transaction. A connection whose transaction may still be open is
+// closed for good instead (driver.ErrBadConn), never reused.
+func endPGQueueTx(conn *sql.Conn, commit bool, stmts string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if last == "COMMIT" {
-		last = "SELECT 1; COMMIT"
+	end := "ROLLBACK"
+	if commit {
+		end = "SELECT 1; " + stmts + "COMMIT"
 	}
-	_, err := conn.ExecContext(ctx, last)
-	if err != nil && last != "ROLLBACK" {
+	_, err := conn.ExecContext(ctx, end)
+	if err != nil && commit {
+		// The transaction is still open if a statement before the COMMIT
+		// failed; after a failed COMMIT this is a no-op.
 		_, err2 := conn.ExecContext(ctx, "ROLLBACK")
 		if err2 != nil {
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
@@ -511,4 +519,14 @@ func endPGQueueTx(conn *sql.Conn, last string) error {
 	}
 	_ = conn.Close()
 	return err
+}
+
+// pgLiteral is s as a PostgreSQL escape string constant (E'…'), for the
+// statements sent without arguments: backslashes and quotes doubled, which
+// means the same whatever standard_conforming_strings says
+// (https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-STRINGS-ESCAPE).
+// s must be valid UTF-8 without NUL (textOK), as every queue key and
+// encoding/json's output are.
+func pgLiteral(s string) string {
+	return "E'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'"
 }

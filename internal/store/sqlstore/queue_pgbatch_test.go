@@ -237,12 +237,15 @@ func queueKindName(k store.QueueOpKind) string {
 // TestQueueWakeNotifyQuoting: a commit's wake-ups reach another process
 // sharing the PostgreSQL schema with the COMMIT's round trip, their JSON
 // written as a string literal: ids holding quotes, backslashes and
-// non-ASCII text arrive as they were sent, and the commit holds.
+// non-ASCII text arrive as they were sent, and the commit holds, whatever
+// standard_conforming_strings says.
 func TestQueueWakeNotifyQuoting(t *testing.T) {
 	dsn := storetest.PostgresSchemaDSN(t)
 	ctx := t.Context()
 	open := func() store.Store {
-		st, err := postgres.Open(ctx, dsn)
+		// The writer's backslashes in plain literals are escapes:
+		// pgLiteral's constants mean the same regardless.
+		st, err := postgres.Open(ctx, dsn+"&standard_conforming_strings=off")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,6 +287,26 @@ func TestQueueWakeNotifyQuoting(t *testing.T) {
 		}
 		if ms, err := b.(store.Queues).PeekQueueMessages(ctx, id, false, 0, 10); err != nil || len(ms) != 2 {
 			t.Fatalf("the other process sees %d messages (%v), want 2", len(ms), err)
+		}
+		// Locks, then completes: batches whose queue_state rows BEGIN
+		// locks by the queue's key, and whose size update goes with
+		// the COMMIT.
+		locks := a.(store.Queues).ApplyQueueOps(ctx, time.Now(), []store.QueueOp{
+			{Kind: store.QueueLock, QueueID: id, Limits: lim, LockToken: "a"}, {Kind: store.QueueLock, QueueID: id, Limits: lim, LockToken: "b"}})
+		var completes []store.QueueOp
+		for _, r := range locks {
+			if r.Err != nil {
+				t.Fatalf("lock on %q: %v", name, r.Err)
+			}
+			completes = append(completes, store.QueueOp{Kind: store.QueueComplete, QueueID: id, Limits: lim, SequenceNumber: r.Messages[0].SequenceNumber, LockToken: r.Messages[0].LockToken})
+		}
+		for _, r := range a.(store.Queues).ApplyQueueOps(ctx, time.Now(), completes) {
+			if r.Err != nil {
+				t.Fatalf("complete on %q: %v", name, r.Err)
+			}
+		}
+		if st, err := b.(store.Queues).QueueStats(ctx, id, time.Now()); err != nil || st != (store.QueueStats{}) {
+			t.Fatalf("stats of %q after completing all: %+v, %v", name, st, err)
 		}
 	}
 }

@@ -66,16 +66,13 @@ func ParseQueueWakes(js string) ([]store.QueueWake, bool) {
 	return ws, ws != nil
 }
 
-// queueWakeNotifies is the statements that send, inside the queue
-// commit's transaction, the wake-ups that the commit calls for, merged per
-// receiver key, so that PostgreSQL delivers them to the other processes'
-// listeners exactly when the commit is durable: "" for a commit that wakes
-// no one. They go to the server with the COMMIT, in one simple-protocol
-// round trip (endPGQueueTx), so each payload is a string literal: JSON
-// (valid UTF-8, without NUL: encoding/json escapes control characters)
-// with its quotes doubled, which is the whole of quoting a literal while
-// standard_conforming_strings is on, as the statements themselves make
-// sure it is (https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-STRINGS).
+// queueWakeNotifies is the statements (each ended by "; ") that send,
+// inside the queue commit's transaction, the wake-ups that the commit
+// calls for, merged per receiver key, so that PostgreSQL delivers them to
+// the other processes' listeners exactly when the commit is durable: ""
+// for a commit that wakes no one. They go to the server with the COMMIT,
+// in one round trip (endPGQueueTx), so each payload is a string literal
+// (pgLiteral).
 func queueWakeNotifies(ops []store.QueueOp, results []store.QueueResult, now time.Time) string {
 	var ws []store.QueueWake
 	index := map[store.QueueWake]int{}
@@ -120,11 +117,8 @@ func queueWakeNotifies(ops []store.QueueOp, results []store.QueueResult, now tim
 	}
 	flush()
 	var sb strings.Builder
-	sb.WriteString("SET LOCAL standard_conforming_strings = on; ")
 	for _, p := range payloads {
-		sb.WriteString(`SELECT pg_notify('` + QueueWakeChannel + `', coalesce(current_schema(), '') || ' ' || current_setting('application_name') || ' ' || '`)
-		sb.WriteString(strings.ReplaceAll(p, "'", "''"))
-		sb.WriteString("'); ")
+		sb.WriteString(`SELECT pg_notify('` + QueueWakeChannel + `', coalesce(current_schema(), '') || ' ' || current_setting('application_name') || ' ' || ` + pgLiteral(p) + `); `)
 	}
 	return sb.String()
 }
