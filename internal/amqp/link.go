@@ -26,7 +26,7 @@ type Link struct {
 	mu       sync.Mutex
 	err      error         // why the link ended
 	credit   uint32        // a copy of peerCredit, for Credit
-	creditCh chan struct{} // signalled when credit or a drain arrives
+	creditCh chan struct{} // signalled when credit or a drain arrives; made by the first CreditChanged
 	draining bool          // a copy of drain, for Draining
 
 	// Everything below is owned by the connection's loop.
@@ -84,7 +84,6 @@ func newLink(s *session, a *wire.Attach) *Link {
 		ctx:        ctx,
 		cancel:     cancel,
 		done:       make(chan struct{}),
-		creditCh:   make(chan struct{}, 1),
 		s:          s,
 		handle:     a.Handle,
 		peerSends:  !a.Role, // role false: the peer is the sender
@@ -142,7 +141,19 @@ func (l *Link) Draining() bool {
 // CreditChanged receives a value when the peer grants credit or asks to
 // drain: the application's wake-up to send. It is one signal for any
 // number of flows, so read Credit after it.
-func (l *Link) CreditChanged() <-chan struct{} { return l.creditCh }
+func (l *Link) CreditChanged() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.creditCh == nil {
+		// Made on first use (most links are never asked: an idle one
+		// keeps no channel), with the signal it would hold already.
+		l.creditCh = make(chan struct{}, 1)
+		if l.credit > 0 || l.draining {
+			l.creditCh <- struct{}{}
+		}
+	}
+	return l.creditCh
+}
 
 // SetAvailable sets the number of messages we tell the peer are
 // available (the flow's available field), sent with our next flow.
@@ -368,15 +379,19 @@ func (l *Link) publishCredit() {
 	grew := l.peerCredit > l.credit
 	l.credit = l.peerCredit
 	l.draining = l.drain
+	ch := l.creditCh
 	l.mu.Unlock()
-	if grew || l.drain {
+	if !grew && !l.drain {
+		return
+	}
+	if ch != nil {
 		select {
-		case l.creditCh <- struct{}{}:
+		case ch <- struct{}{}:
 		default:
 		}
-		if l.acc != nil && l.acc.OnCredit != nil {
-			l.acc.OnCredit()
-		}
+	}
+	if l.acc != nil && l.acc.OnCredit != nil {
+		l.acc.OnCredit()
 	}
 }
 

@@ -70,6 +70,15 @@ type Server struct {
 	// IncomingWindow is the session window we give the peer, in transfer
 	// frames (0: 2048).
 	IncomingWindow uint32
+	// ReadBufferSize is the size of the buffer a connection reads its
+	// transport through (0: 4096; at least 16). A connection keeps it
+	// for as long as it is open, idle or not. A transport that buffers
+	// what it reads itself (TLS decrypts a whole record at a time; a
+	// WebSocket connection reads through its own buffer) needs only a
+	// frame header's worth: with 16 bytes, each frame's body is read
+	// straight into the slice that frame keeps, at the cost of one more
+	// Read of the transport per frame.
+	ReadBufferSize int
 
 	// NoSASL serves the AMQP header directly. By default a peer must
 	// negotiate SASL first (a bare AMQP header is answered with the SASL
@@ -182,7 +191,7 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 		defer o.AMQPConnection(false)
 	}
 	c := &Conn{srv: s, nc: nc, RemoteAddr: nc.RemoteAddr()}
-	br := bufio.NewReaderSize(nc, 4096)
+	br := bufio.NewReaderSize(nc, or(s.ReadBufferSize, 4096))
 
 	// The handshake has one deadline for all of it, so that a peer
 	// trickling bytes cannot hold a connection open without opening it.

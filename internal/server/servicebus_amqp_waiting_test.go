@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,17 +49,24 @@ func TestAMQPIdleReceivingLinkGoroutinesAndStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	// settle waits for the links' turns to end (each attach runs one,
-	// which tries the empty queue and leaves a waiter), then counts.
-	settle := func() (goroutines int, stack uint64) {
+	// settle waits for what an attach sets going to end (the attach's
+	// goroutine, the link's first turn, which tries the empty queue and
+	// leaves a waiter, its first token check, the connection's loop and
+	// writer), then counts.
+	busy := []string{"servicebus.(*receiveLink).turns", "internal/amqp.(*session).attach", "servicebus.(*expiryWatch).check",
+		"internal/amqp.(*Conn).run", "internal/amqp.(*writer).run", "internal/amqp.(*callbacks).run"}
+	settle := func() (goroutines int, stack, heap uint64) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			n := goroutinesIn(t, "servicebus.(*receiveLink).turns") + goroutinesIn(t, "internal/amqp.(*session).attach")
+			n := 0
+			for _, fn := range busy {
+				n += goroutinesIn(t, fn)
+			}
 			if n == 0 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%d goroutines of receiving links still busy", n)
+				t.Fatalf("%d goroutines of the connections still busy", n)
 			}
 		}
 		var ms runtime.MemStats
@@ -66,7 +74,7 @@ func TestAMQPIdleReceivingLinkGoroutinesAndStack(t *testing.T) {
 			runtime.GC() // parked stacks shrink at collections
 		}
 		runtime.ReadMemStats(&ms)
-		return runtime.NumGoroutine(), ms.StackInuse
+		return runtime.NumGoroutine(), ms.StackInuse, ms.HeapAlloc
 	}
 
 	expires := time.Unix(time.Now().Add(10*time.Minute).Unix(), 0)
@@ -97,22 +105,33 @@ func TestAMQPIdleReceivingLinkGoroutinesAndStack(t *testing.T) {
 
 	// One connection with one receiver first, so that what a server
 	// makes once is in the baseline.
-	g00, _ := settle()
+	g00, _, _ := settle()
 	do("conn 1")
-	g0, s0 := settle()
+	g0, s0, h0 := settle()
 	do(fmt.Sprintf("links %d", idleReceivingLinks))
-	g1, s1 := settle()
+	g1, s1, h1 := settle()
 	perLinkGoroutines := float64(g1-g0) / idleReceivingLinks
 	perLinkStack := (int64(s1) - int64(s0)) / idleReceivingLinks
 	for range idleConnections {
 		do("conn 1")
 	}
-	g2, s2 := settle()
+	g2, s2, h2 := settle()
+	if path := os.Getenv("TB_IDLE_HEAP_PROFILE"); path != "" {
+		// What the live heap holds, with every connection open (run
+		// with -test.memprofilerate=1 to see every allocation).
+		f, err := os.Create(path)
+		mustBus(t, err)
+		mustBus(t, pprof.Lookup("heap").WriteTo(f, 0))
+		mustBus(t, f.Close())
+	}
 	perConnGoroutines := float64(g2-g1) / idleConnections
 	perConnStack := (int64(s2) - int64(s1)) / idleConnections
-	t.Logf("%d idle receiving links on one connection: %.2f goroutines and %d bytes of goroutine stack per link", idleReceivingLinks, perLinkGoroutines, perLinkStack)
-	t.Logf("%d idle connections, each with its $cbs links and one waiting receiver: %.2f goroutines and %d bytes of goroutine stack per connection (the first: %d goroutines)",
-		idleConnections, perConnGoroutines, perConnStack, g0-g00)
+	// The live heap is logged, not bounded: the test's own allocations
+	// and caches move it by a few KiB.
+	t.Logf("%d idle receiving links on one connection: %.2f goroutines, %d bytes of goroutine stack and about %d bytes of live heap per link",
+		idleReceivingLinks, perLinkGoroutines, perLinkStack, (int64(h1)-int64(h0))/idleReceivingLinks)
+	t.Logf("%d idle connections, each with its $cbs links and one waiting receiver: %.2f goroutines, %d bytes of goroutine stack and about %d bytes of live heap per connection (the first: %d goroutines)",
+		idleConnections, perConnGoroutines, perConnStack, (int64(h2)-int64(h1))/idleConnections, g0-g00)
 	if n := goroutinesIn(t, "servicebus.(*Broker).await"); n != 0 {
 		t.Errorf("%d goroutines wait in the broker for idle receiving links, want none", n)
 	}

@@ -315,12 +315,16 @@ func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 	if err != nil {
 		return nil, err
 	}
-	c.detachOnExpiry(l, queue)
 	if l.PeerSends() {
+		c.detachOnExpiry(l, queue, nil)
 		sl := &sendLink{c: c, l: l, queue: queue, info: info}
 		return &amqp.Accept{OnDelivery: sl.deliver, MaxMessageSize: uint64(info.maxMessage), Credit: sendCredit(info.maxMessage)}, nil
 	}
 	rl := &receiveLink{c: c, l: l, queue: queue, deadLetter: deadLetter, info: info, locks: map[string]int64{}}
+	// The link receives when the peer gives credit (OnCredit, from the
+	// attach on) and finishes when it ends (the expiry watch's end);
+	// between the two it holds no goroutine (receiveLink.poke).
+	c.detachOnExpiry(l, queue, rl.poke)
 	// A sender settle mode of "settled" is receive-and-delete; anything
 	// else is peek-lock (the SDKs send "unsettled" for peek-lock).
 	rl.receiveAndDelete = a.SndSettleMode != nil && *a.SndSettleMode == 1
@@ -341,11 +345,7 @@ func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 		rl.watchSession()
 	}
 	acc.OnDisposition = rl.disposition
-	// The link receives when the peer gives credit (OnCredit, from the
-	// attach on) and finishes when it ends; between the two it holds no
-	// goroutine (receiveLink.poke).
 	acc.OnCredit = rl.poke
-	context.AfterFunc(l.Context(), rl.poke)
 	return acc, nil
 }
 
@@ -375,9 +375,10 @@ func sendCredit(maxMessage int) uint32 {
 // for the token's lifetime, was a third of the goroutines (and of their
 // stacks) of a server holding a fleet's idle links (docs/benchmarks.md,
 // "Cross-tenant fan-out"). The first look is on the timer too, after
-// the attach has been answered, as the goroutine's was.
-func (c *amqpConn) detachOnExpiry(l *amqp.Link, queue string) {
-	w := &expiryWatch{c: c, l: l, queue: queue}
+// the attach has been answered, as the goroutine's was. ended, if not
+// nil, is called too once the link has ended.
+func (c *amqpConn) detachOnExpiry(l *amqp.Link, queue string, ended func()) {
+	w := &expiryWatch{c: c, l: l, queue: queue, ended: ended}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.t = time.AfterFunc(0, w.check)
@@ -391,10 +392,11 @@ type expiryWatch struct {
 	c     *amqpConn
 	l     *amqp.Link
 	queue string
+	ended func() // nil: none
 
-	mu    sync.Mutex
-	t     *time.Timer
-	ended bool // the link ended or was detached: the timer stays off
+	mu   sync.Mutex
+	t    *time.Timer
+	done bool // the link ended or was detached: the timer stays off
 }
 
 // check runs when the timer fires: it detaches the link if no token
@@ -402,7 +404,7 @@ type expiryWatch struct {
 // of the token that does.
 func (w *expiryWatch) check() {
 	w.mu.Lock()
-	if w.ended {
+	if w.done {
 		w.mu.Unlock()
 		return
 	}
@@ -412,7 +414,7 @@ func (w *expiryWatch) check() {
 		w.mu.Unlock()
 		return
 	}
-	w.ended = true
+	w.done = true
 	w.mu.Unlock()
 	w.l.Detach(&wire.Error{Condition: wire.ErrUnauthorizedAccess, Description: fmt.Sprintf(
 		"The token for 'sb://%s/%s' has expired. Put a new token on $cbs before the old one expires.", w.c.host, w.queue)})
@@ -421,9 +423,12 @@ func (w *expiryWatch) check() {
 // stop turns the timer off for good once the link has ended.
 func (w *expiryWatch) stop() {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.ended = true
+	w.done = true
 	w.t.Stop()
+	w.mu.Unlock()
+	if w.ended != nil {
+		w.ended()
+	}
 }
 
 // queueOf is the queue's record, or amqp:not-found naming it.
@@ -615,6 +620,15 @@ func (c *amqpConn) putToken(ctx context.Context, d *amqp.Delivery) wire.Delivery
 			c.mu.Unlock()
 			status, desc = 403, "Too many tokens on one connection."
 			break
+		}
+		for _, t := range c.tokens {
+			if t.raw == raw {
+				// The SDKs put one token for every link's audience
+				// (azservicebus: one Entra token for the namespace, put
+				// for each entity): the connection keeps one copy.
+				raw = t.raw
+				break
+			}
 		}
 		c.tokens[key] = cbsToken{typ: typS, raw: raw, expires: expires}
 		c.mu.Unlock()

@@ -1,6 +1,10 @@
 package servicebus
 
 import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 
@@ -39,7 +43,7 @@ func (s *Service) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, "The WebSocket subprotocol must be AMQPWSB10 or amqp.")
 		return
 	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: webSocketSubprotocols})
+	c, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{Subprotocols: webSocketSubprotocols})
 	if err != nil {
 		return // Accept has answered
 	}
@@ -51,6 +55,48 @@ func (s *Service) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	defer nc.Close()
 	_ = s.amqp.ServeConn(ctx, nc)
 }
+
+// The buffers a WebSocket connection reads and writes its TLS connection
+// through, for as long as it is open. TLS buffers what it reads itself (a
+// record at a time), so the reader needs no more than a frame header's
+// worth; the writer's buffer carries a WebSocket frame's header and as
+// much of its payload as fits into the same TLS record, and a larger
+// payload is written straight after it: 1 KiB holds most of what an AMQP
+// connection writes at once (flows, dispositions, a small message).
+const (
+	webSocketReadBuffer  = 64
+	webSocketWriteBuffer = 1 << 10
+)
+
+// smallBuffers is the response writer the WebSocket upgrade takes over
+// the connection through. net/http hands a hijacked connection over with
+// its 4 KiB reader and writer, which the WebSocket connection would keep
+// for its whole life: a quarter of the live heap of a server holding a
+// fleet's idle connections (docs/benchmarks.md, "Many customers on one
+// node"). Hijack hands it over with webSocketReadBuffer and
+// webSocketWriteBuffer instead, and lets net/http's go.
+type smallBuffers struct {
+	http.ResponseWriter
+}
+
+// Hijack takes the connection over; the bytes net/http had read ahead
+// (a client may send its first frames right after the upgrade request)
+// are read first.
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	var r io.Reader = nc
+	if n := brw.Reader.Buffered(); n > 0 {
+		ahead, _ := brw.Reader.Peek(n)
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(ahead)), nc)
+	}
+	return nc, bufio.NewReadWriter(bufio.NewReaderSize(r, webSocketReadBuffer), bufio.NewWriterSize(nc, webSocketWriteBuffer)), nil
+}
+
+// Unwrap is the response writer underneath (http.ResponseController).
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // headerHasToken reports whether a comma-separated header holds token,
 // without regard to case.

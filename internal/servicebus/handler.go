@@ -148,9 +148,12 @@ func New(cfg Config) *Service {
 	// The SDKs open a session for every sender and receiver of a client
 	// (azservicebus asks for up to 65535), so a connection may carry as
 	// many sessions as links: a client with more than 64 of them must
-	// not lose its connection here when it keeps it on Azure.
+	// not lose its connection here when it keeps it on Azure. Both
+	// transports buffer what they read (TLS, and the WebSocket over TLS),
+	// so a connection holds no read buffer of its own beyond a frame
+	// header (docs/benchmarks.md, "Many customers on one node").
 	s.amqp = &amqp.Server{Connect: s.ConnectAMQP, MaxMessageSize: LargestMessageBytes + 64<<10, Logger: s.log,
-		MaxSessions: 1024, MaxLinks: 1024}
+		MaxSessions: 1024, MaxLinks: 1024, ReadBufferSize: 16}
 	return s
 }
 
