@@ -871,7 +871,7 @@ func (h *Handler) putApplication(rq *rp.Request) error {
 		}
 		mrgID := "/subscriptions/" + group.SubscriptionID + "/resourceGroups/" + group.Name
 		st = appState{Kind: kind, Plan: body.Plan, ManagedResourceGroupID: mrgID, DefinitionID: rd.res.ID, PublisherTenantID: publisher,
-			Parameters: p.Parameters, ProvisioningState: "Accepted", LockLevel: rd.props.LockLevel, Authorizations: rd.props.Authorizations,
+			Parameters: withoutSecureValues(rd.props.MainTemplate, p.Parameters), ProvisioningState: "Accepted", LockLevel: rd.props.LockLevel, Authorizations: rd.props.Authorizations,
 			IdentityType: identityType, Registration: rd.spec.Registration, CreatedBy: rq.OID}
 		if kind == "ServiceCatalog" {
 			st.ApplicationDefinitionID = rd.res.ID
@@ -933,7 +933,9 @@ func (h *Handler) putApplication(rq *rp.Request) error {
 	h.wake()
 
 	if rd.props.MainTemplate != nil {
-		return h.finishTemplateInstall(rq, tenantID, app, st, rd.props.MainTemplate, st.Parameters, nil)
+		// The parameters as given, secure values included: kept only in
+		// memory, for the deployment (which keeps none of them either).
+		return h.finishTemplateInstall(rq, tenantID, app, st, rd.props.MainTemplate, p.Parameters, nil)
 	}
 	// The spec, as the template it stands for, by the same path; the
 	// publisher's assignments and the registration call come with

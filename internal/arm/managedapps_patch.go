@@ -132,7 +132,16 @@ func (h *Handler) patchApplication(rq *rp.Request) error {
 			if isNull(current) {
 				current = json.RawMessage("{}")
 			}
-			if !isNull(p.Parameters) && !jsonEqual(p.Parameters, current) {
+			// Compared as kept: without the secure parameters' values,
+			// which the application never shows back.
+			given := p.Parameters
+			if def, err := h.st.GetResource(rq.Ctx, st.DefinitionID); err == nil {
+				var dp appDefProps
+				if json.Unmarshal(def.Properties, &dp) == nil {
+					given = withoutSecureValues(dp.MainTemplate, given)
+				}
+			}
+			if !isNull(given) && !jsonEqual(given, current) {
 				return refuse("parameters")
 			}
 		}

@@ -51,6 +51,46 @@ func inlineJSON(raw json.RawMessage, member string) (json.RawMessage, error) {
 	return raw, nil
 }
 
+// withoutSecureValues is an application's parameters as they are kept
+// and shown: the value of each securestring or secureObject parameter of
+// the definition's template removed (a Key Vault reference, which is no
+// secret, stays). Azure returns no secure parameter's value from a
+// deployment ("secureString ... values aren't saved to the deployment
+// history"; learn.microsoft.com/azure/azure-resource-manager/templates/
+// data-types#secure-strings-and-objects), and the application is read by
+// the customer's readers and the publisher's authorized principals.
+// Parameters that are not an object of objects are kept as they are
+// (the install refuses them).
+func withoutSecureValues(template, params json.RawMessage) json.RawMessage {
+	if isNull(template) || isNull(params) {
+		return params
+	}
+	t, err := armtemplate.Parse(template)
+	if err != nil || len(t.SecureParameters()) == 0 {
+		return params
+	}
+	raw, err := inlineJSON(params, "properties.parameters")
+	if err != nil {
+		return params
+	}
+	var values map[string]map[string]json.RawMessage
+	if json.Unmarshal(raw, &values) != nil {
+		return params
+	}
+	for name, v := range values {
+		for _, secure := range t.SecureParameters() {
+			if strings.EqualFold(name, secure) && v != nil {
+				delete(v, "value")
+			}
+		}
+	}
+	out, err := json.Marshal(values)
+	if err != nil {
+		return params
+	}
+	return out
+}
+
 // checkMainTemplate parses a definition's mainTemplate. A template that
 // does not parse is refused as Resource Manager refuses it in a
 // deployment: 400 InvalidTemplate with its line and position

@@ -48,6 +48,18 @@ type paramDef struct {
 
 func (p *paramDef) secure() bool { return p.typ == "securestring" || p.typ == "secureobject" }
 
+// SecureParameters names the template's securestring and secureObject
+// parameters, whose values must never be stored in the clear nor shown.
+func (t *Template) SecureParameters() []string {
+	var names []string
+	for _, p := range t.params {
+		if p.secure() {
+			names = append(names, p.name)
+		}
+	}
+	return names
+}
+
 type userFunc struct {
 	params  []funcParam
 	output  *node
