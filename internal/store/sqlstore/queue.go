@@ -125,7 +125,7 @@ func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 			// The size changes, and the wake-ups that tell other
 			// processes' receivers what this commit gives them when, and
 			// only if, it commits (queuewake.go), go with the COMMIT.
-			return endPGQueueTx(conn, true, qt.sizeUpdates.String()+queueWakeNotifies(ops, results, now))
+			return endPGQueueTx(conn, true, qt.atCommit.String()+queueWakeNotifies(ops, results, now))
 		}
 	} else {
 		w := s.queueWriter
@@ -339,12 +339,14 @@ type queueTx struct {
 	s   *Store
 	ctx context.Context
 	tx  *sql.Conn // PostgreSQL: the connection the batch's transaction is open on
-	// PostgreSQL: the queue keys whose queue_state rows BEGIN locked,
-	// and the size updates sent with the COMMIT.
+	// PostgreSQL: the queue keys whose queue_state rows BEGIN locked.
 	stateLocked []string
-	sizeUpdates strings.Builder
-	w           *queueWriter // SQLite: the connection the batch's transaction is open on
-	now         time.Time
+	// PostgreSQL: writes (statements without arguments, each ended by
+	// "; ") held back to go with the COMMIT in its round trip, or before
+	// the next statement (flush), which might read what they write.
+	atCommit strings.Builder
+	w        *queueWriter // SQLite: the connection the batch's transaction is open on
+	now      time.Time
 }
 
 // queueWriter is the one SQLite connection that queue batches run on, with
@@ -457,8 +459,28 @@ func (q *queueTx) stmt(query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// flush sends the writes held back for the commit (PostgreSQL's
+// atCommit) before a statement that might read what they write. A
+// failure leaves the transaction failed: the next statement, or the
+// commit, fails with it.
+func (q *queueTx) flush() {
+	if q.atCommit.Len() == 0 {
+		return
+	}
+	stmts := q.atCommit.String()
+	q.atCommit.Reset()
+	_, _ = q.tx.ExecContext(q.ctx, stmts)
+}
+
+// query runs a PostgreSQL query of the batch.
+func (q *queueTx) query(query string, args ...any) (*sql.Rows, error) {
+	q.flush()
+	return q.tx.QueryContext(q.ctx, q.s.d.rebind(query), args...)
+}
+
 func (q *queueTx) exec(query string, args ...any) (sql.Result, error) {
 	if q.pg() {
+		q.flush()
 		return q.tx.ExecContext(q.ctx, q.s.d.rebind(query), args...)
 	}
 	st, err := q.stmt(query)
@@ -472,6 +494,7 @@ func (q *queueTx) exec(query string, args ...any) (sql.Result, error) {
 // up as the row's error.
 func (q *queueTx) queryRow(query string, args ...any) *sql.Row {
 	if q.pg() {
+		q.flush()
 		return q.tx.QueryRowContext(q.ctx, q.s.d.rebind(query), args...)
 	}
 	st, err := q.stmt(query)
@@ -609,7 +632,7 @@ func (q *queueTx) applyOps(g *queueGroup, ops []store.QueueOp, idx []int, result
 	}
 	if g.delta != 0 && q.pg() {
 		// With the COMMIT, in its round trip.
-		fmt.Fprintf(&q.sizeUpdates, "UPDATE queue_state SET size_bytes = size_bytes + %d WHERE queue_key = %s; ", g.delta, pgLiteral(key))
+		fmt.Fprintf(&q.atCommit, "UPDATE queue_state SET size_bytes = size_bytes + %d WHERE queue_key = %s; ", g.delta, pgLiteral(key))
 	} else if g.delta != 0 {
 		if _, err := q.exec(`UPDATE queue_state SET size_bytes = size_bytes + ? WHERE queue_key = ?`, g.delta, key); err != nil {
 			return err

@@ -100,7 +100,7 @@ func (q *queueTx) sendRun(g *queueGroup, ops []store.QueueOp, run []int, results
 	}
 	stored := map[string]bool{}
 	if len(ask) > 0 {
-		rows, err := q.tx.QueryContext(q.ctx, q.s.d.rebind(`SELECT message_id FROM queue_dedup WHERE queue_key = ? AND message_id = ANY(?::text[]) AND expires > ?`),
+		rows, err := q.query(`SELECT message_id FROM queue_dedup WHERE queue_key = ? AND message_id = ANY(?::text[]) AND expires > ?`,
 			g.key, ask, q.time(q.now))
 		if err != nil {
 			return err
@@ -210,12 +210,12 @@ func (q *queueTx) sendRun(g *queueGroup, ops []store.QueueOp, run []int, results
 	// their sequence numbers rise in that order; RETURNING gives them in
 	// that order too, which the loop below checks.
 	if len(rows) > 0 {
-		res, err := q.tx.QueryContext(q.ctx, q.s.d.rebind(`INSERT INTO queue_messages (queue_key, dead_letter, visible, message_id, body, properties, size, enqueued, scheduled, expires, delivery_count, lock_token, locked_until, dl_reason, dl_description, session_id)
+		res, err := q.query(`INSERT INTO queue_messages (queue_key, dead_letter, visible, message_id, body, properties, size, enqueued, scheduled, expires, delivery_count, lock_token, locked_until, dl_reason, dl_description, session_id)
 SELECT ?, 0, u.visible, u.message_id, u.body, u.properties, u.size, ?, u.scheduled, u.expires, 0, NULL, NULL, '', '', u.session_id
 FROM unnest(?::timestamptz[], ?::text[], ?::bytea[], ?::bytea[], ?::bigint[], ?::timestamptz[], ?::timestamptz[], ?::text[])
  WITH ORDINALITY AS u(visible, message_id, body, properties, size, scheduled, expires, session_id, ord)
 ORDER BY u.ord
-RETURNING seq, size`),
+RETURNING seq, size`,
 			g.key, q.time(q.now), visible, msgIDs, bodies, props, sizes, scheduled, expires, sessionIDs)
 		if err != nil {
 			return err
@@ -246,9 +246,9 @@ RETURNING seq, size`),
 		}
 	}
 	if len(dedupIDs) > 0 {
-		if _, err := q.tx.ExecContext(q.ctx, q.s.d.rebind(`INSERT INTO queue_dedup (queue_key, message_id, expires)
+		if _, err := q.exec(`INSERT INTO queue_dedup (queue_key, message_id, expires)
 SELECT ?, u.message_id, u.expires FROM unnest(?::text[], ?::timestamptz[]) AS u(message_id, expires)
-ON CONFLICT (queue_key, message_id) DO UPDATE SET expires = excluded.expires`),
+ON CONFLICT (queue_key, message_id) DO UPDATE SET expires = excluded.expires`,
 			g.key, dedupIDs, dedupExpires); err != nil {
 			return err
 		}
@@ -313,7 +313,7 @@ func (q *queueTx) lockRun(g *queueGroup, ops []store.QueueOp, run []int, results
 	)
 	for k < len(run) {
 		want := len(run) - k
-		rows, err := q.tx.QueryContext(q.ctx, q.s.d.rebind(head), g.key, boolInt(first.DeadLetter), q.time(q.now), after, want)
+		rows, err := q.query(head, g.key, boolInt(first.DeadLetter), q.time(q.now), after, want)
 		if err != nil {
 			return err
 		}
@@ -385,17 +385,20 @@ func (q *queueTx) lockRun(g *queueGroup, ops []store.QueueOp, run []int, results
 	if len(seqs) == 0 {
 		return nil
 	}
-	res, err := q.tx.ExecContext(q.ctx, q.s.d.rebind(`UPDATE queue_messages AS m SET delivery_count = m.delivery_count + 1, lock_token = u.token, locked_until = u.until, visible = u.until
-FROM unnest(?::bigint[], ?::text[], ?::timestamptz[]) AS u(seq, token, until) WHERE m.seq = u.seq`),
-		seqs, tokens, untils)
-	if err != nil {
-		return err
+	// The locks' UPDATE is a write only: it goes with the COMMIT, or
+	// before the batch's next statement (atCommit). Its values are
+	// constants: sequence numbers, tokens (textOK: checkQueueOp) and
+	// times in RFC 3339, which timestamptz reads to the microsecond.
+	var b strings.Builder
+	b.WriteString("UPDATE queue_messages AS m SET delivery_count = m.delivery_count + 1, lock_token = u.token, locked_until = u.until, visible = u.until FROM (VALUES ")
+	for k := range seqs {
+		if k > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "(%d::bigint, %s, %s::timestamptz)", seqs[k], pgLiteral(tokens[k]), pgLiteral(untils[k].UTC().Format(time.RFC3339Nano)))
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n != int64(len(seqs)) {
-		return fmt.Errorf("lock of %d messages updated %d", len(seqs), n)
-	}
+	b.WriteString(") AS u(seq, token, until) WHERE m.seq = u.seq; ")
+	q.atCommit.WriteString(b.String())
 	return nil
 }
 
@@ -429,9 +432,9 @@ func (q *queueTx) completeRun(g *queueGroup, ops []store.QueueOp, run []int, res
 		}
 		seqs[k], tokens[k], dls[k] = op.SequenceNumber, token, boolInt(op.DeadLetter)
 	}
-	rows, err := q.tx.QueryContext(q.ctx, q.s.d.rebind(`DELETE FROM queue_messages AS m USING unnest(?::bigint[], ?::text[], ?::integer[]) AS c(seq, token, dl)
+	rows, err := q.query(`DELETE FROM queue_messages AS m USING unnest(?::bigint[], ?::text[], ?::integer[]) AS c(seq, token, dl)
 WHERE m.seq = c.seq AND m.queue_key = ? AND m.dead_letter = c.dl AND m.lock_token = c.token AND m.locked_until > ?
-RETURNING m.seq, m.size`), seqs, tokens, dls, g.key, q.time(q.now))
+RETURNING m.seq, m.size`, seqs, tokens, dls, g.key, q.time(q.now))
 	if err != nil {
 		return err
 	}
