@@ -3,6 +3,7 @@ package servicebus
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -50,10 +51,22 @@ func (s *Service) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// Frames are bounded by the AMQP engine; a message no larger than the
 	// biggest frame it accepts plus headroom.
 	c.SetReadLimit(LargestMessageBytes + 64<<10)
-	ctx := r.Context()
+	// The connection is served on a goroutine of its own and the handler
+	// returns: net/http lets go of what it kept for the request (the
+	// connection's state, its 4 KiB buffers, the request), which a
+	// handler serving the connection for its whole life kept, with the
+	// deep stack of the handler's frames under the AMQP reader's
+	// (docs/benchmarks.md, "Many customers on one node"). The request's
+	// context ends when the handler returns, so the connection's is one
+	// that does not; nothing cancelled it before either (the server's
+	// base context is never cancelled, and a hijacked connection's
+	// request is not cancelled when it closes).
+	ctx := context.WithoutCancel(r.Context())
 	nc := websocket.NetConn(ctx, c, websocket.MessageBinary)
-	defer nc.Close()
-	_ = s.amqp.ServeConn(ctx, nc)
+	go func() {
+		defer nc.Close()
+		_ = s.amqp.ServeConn(ctx, nc)
+	}()
 }
 
 // The buffers a WebSocket connection reads and writes its TLS connection
