@@ -99,17 +99,18 @@ func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 	var qt *queueTx
 	var finish func(commit bool) error
 	if s.d.Name == "postgres" {
-		// When no op reads its queue's size (locks, completes), BEGIN
-		// locks the batch's queue_state rows; otherwise each group reads
-		// and locks its own as it starts. Either way they are locked in
-		// key order.
+		// A queue whose ops are all Locks outside sessions does not lock
+		// its queue_state row (see lockOnly). Of the others: when none
+		// reads its queue's size (completes, say), BEGIN locks their
+		// queue_state rows; otherwise each group reads and locks its own
+		// as it starts. Either way they are locked in key order.
 		var locked []string
 		for k, p := range todo {
 			if readsSize(ops[p.i].Kind) {
 				locked = nil
 				break
 			}
-			if k == 0 || todo[k-1].key != p.key {
+			if (k == 0 || todo[k-1].key != p.key) && !lockOnly(ops, todo[k:]) {
 				locked = append(locked, p.key)
 			}
 		}
@@ -513,6 +514,41 @@ type queueGroup struct {
 	size    int64
 	delta   int64           // size change not yet written to queue_state
 	seenIDs map[string]bool // message ids stored by this batch's sends
+	// PostgreSQL, a group of Locks only (lockOnly): its queue_state row
+	// is not locked; stateTried and stateHeld tell whether it was tried
+	// for, and taken, to drop an expired message (lockRun).
+	unlocked, stateTried, stateHeld bool
+}
+
+// lockOnly tells whether the ops of todo (sorted by key) on todo[0]'s
+// queue are all Locks outside sessions. On PostgreSQL such a group does
+// not lock its queue_state row: locks change no size, and SKIP LOCKED
+// keeps two lockers off one message; so a batch of locks does not wait
+// behind another node's commit of sends or completes on the queue (which
+// holds the row through its fsync). Only to drop an expired message does
+// it need the row, and then it takes it only if no one holds it (SKIP
+// LOCKED: it never waits for it, so no lock order is at stake); if
+// someone does, it leaves the message for a later receive to drop. An
+// expired message is never delivered either way.
+func lockOnly(ops []store.QueueOp, todo []pending) bool {
+	for _, p := range todo {
+		if p.key != todo[0].key {
+			break
+		}
+		if op := ops[p.i]; op.Kind != store.QueueLock || op.SessionID != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// idxPending is idx, the ops of the queue key, as pending entries.
+func idxPending(idx []int, key string) []pending {
+	ps := make([]pending, len(idx))
+	for k, i := range idx {
+		ps[k] = pending{i, key}
+	}
+	return ps
 }
 
 // applyQueue applies the ops idx, all on the queue key, in order. An error
@@ -525,6 +561,10 @@ func (q *queueTx) applyQueue(key string, ops []store.QueueOp, idx []int, results
 	hasSend := false
 	for _, i := range idx {
 		hasSend = hasSend || readsSize(ops[i].Kind)
+	}
+	if q.pg() && lockOnly(ops, idxPending(idx, key)) {
+		g.unlocked = true
+		return q.applyOps(g, ops, idx, results)
 	}
 	if q.pg() && slices.Contains(q.stateLocked, key) {
 		// Locked with BEGIN; nothing here reads the size or whether the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -344,9 +345,12 @@ func (q *queueTx) lockRun(g *queueGroup, ops []store.QueueOp, run []int, results
 				case !m.ExpiresAt.IsZero() && !m.ExpiresAt.After(q.now):
 					if lim.DeadLetterOnExpiration {
 						err = q.deadLetter(m.SequenceNumber, store.DeadLetterTTLExpired, "The message expired and was dead lettered.")
-					} else {
-						err = q.drop(g, m)
+						break
 					}
+					var held bool
+					if held, err = q.holdState(g); err == nil && held {
+						err = q.drop(g, m)
+					} // else left for a later receive (lockOnly)
 				case m.DeliveryCount >= lim.MaxDeliveryCount:
 					err = q.deadLetter(m.SequenceNumber, store.DeadLetterMaxDeliveryCount,
 						fmt.Sprintf("Message could not be consumed after %d delivery attempts.", lim.MaxDeliveryCount))
@@ -400,6 +404,25 @@ func (q *queueTx) lockRun(g *queueGroup, ops []store.QueueOp, run []int, results
 	b.WriteString(") AS u(seq, token, until) WHERE m.seq = u.seq; ")
 	q.atCommit.WriteString(b.String())
 	return nil
+}
+
+// holdState tells whether the group g holds its queue_state row, which
+// dropping a message (a size change) needs. A group of Locks only
+// (lockOnly) takes it now if no one holds it, and never waits for it.
+func (q *queueTx) holdState(g *queueGroup) (bool, error) {
+	if !g.unlocked {
+		return true, nil
+	}
+	if !g.stateTried {
+		g.stateTried = true
+		var one int
+		err := q.queryRow(`SELECT 1 FROM queue_state WHERE queue_key = ? FOR UPDATE SKIP LOCKED`, g.key).Scan(&one)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return false, err
+		}
+		g.stateHeld = err == nil
+	}
+	return g.stateHeld, nil
 }
 
 // completeRun is complete (queue.go) for a run of completes: one DELETE

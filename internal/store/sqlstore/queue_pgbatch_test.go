@@ -1,6 +1,7 @@
 package sqlstore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/postgres"
+	"github.com/tenantbridge/tenantbridge/internal/store/sqlstore"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 )
 
@@ -308,5 +310,62 @@ func TestQueueWakeNotifyQuoting(t *testing.T) {
 		if st, err := b.(store.Queues).QueueStats(ctx, id, time.Now()); err != nil || st != (store.QueueStats{}) {
 			t.Fatalf("stats of %q after completing all: %+v, %v", name, st, err)
 		}
+	}
+}
+
+// TestQueueLocksDoNotWaitForTheSizeRow: on PostgreSQL a batch of locks
+// does not wait for a queue_state row that another transaction holds (a
+// commit of sends or completes through another node, during its fsync):
+// it locks the next message at once, leaving an expired one in front of
+// it for later, and drops that one once the row is free.
+func TestQueueLocksDoNotWaitForTheSizeRow(t *testing.T) {
+	st := storetest.Postgres(t)
+	q := benchQueue(t, st)
+	qs := st.(store.Queues)
+	ctx := t.Context()
+	lim := store.QueueLimits{LockDuration: time.Minute, MaxDeliveryCount: 10, MaxSizeBytes: 1 << 20}
+	now := time.Now()
+	r := qs.ApplyQueueOps(ctx, now, []store.QueueOp{{Kind: store.QueueSend, QueueID: q, Limits: lim,
+		Messages: []store.QueueMessage{{Body: []byte("expiring"), TimeToLive: time.Second}, {Body: []byte("kept")}}}})
+	if r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
+	later := now.Add(2 * time.Second)
+
+	holder, err := st.(*sqlstore.Store).DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	var n int
+	if err := holder.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM queue_state FOR UPDATE) s`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("holding the queue_state row: %d rows, %v", n, err)
+	}
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	r = qs.ApplyQueueOps(lctx, later, []store.QueueOp{{Kind: store.QueueLock, QueueID: q, Limits: lim, LockToken: "a"}})
+	if r[0].Err != nil {
+		t.Fatalf("lock while the size row is held: %v (after %v)", r[0].Err, time.Since(start))
+	}
+	if got := string(r[0].Messages[0].Body); got != "kept" {
+		t.Fatalf("locked %q, want kept (the expiring one is never delivered)", got)
+	}
+	if ms, err := qs.PeekQueueMessages(ctx, q, false, 0, 10); err != nil || len(ms) != 2 {
+		t.Fatalf("%d messages left (%v): the expired one is left while the row is held", len(ms), err)
+	}
+	if err := holder.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	r = qs.ApplyQueueOps(ctx, later, []store.QueueOp{{Kind: store.QueueLock, QueueID: q, Limits: lim, LockToken: "b"}})
+	if !errors.Is(r[0].Err, store.ErrNotFound) {
+		t.Fatalf("second lock: %+v, want not found", r[0])
+	}
+	ms, err := qs.PeekQueueMessages(ctx, q, false, 0, 10)
+	if err != nil || len(ms) != 1 || string(ms[0].Body) != "kept" {
+		t.Fatalf("left %+v (%v), want only kept: the expired one dropped once the row was free", ms, err)
+	}
+	if s, err := qs.QueueStats(ctx, q, later); err != nil || s.SizeBytes != ms[0].Size {
+		t.Fatalf("stats %+v (%v), want the size of kept, %d", s, err, ms[0].Size)
 	}
 }
