@@ -10,13 +10,17 @@ import (
 )
 
 // Link is one link the peer attached, as the application sees it. Its
-// exported fields never change; its methods may be called from any
-// goroutine.
+// exported fields never change (but PeerAttach, dropped once the attach
+// is answered); its methods may be called from any goroutine.
 type Link struct {
 	Name string
 	Conn *Conn
 	// PeerAttach is the peer's attach, read only: its source (with
-	// Service Bus's filters), target, properties and settle modes.
+	// Service Bus's filters), target, properties and settle modes. It is
+	// the application's to read in Handler.Attach: once the attach is
+	// answered the engine lets go of it (nil), so that an open link does
+	// not keep the decoded attach, most of what an idle link costs
+	// (docs/benchmarks.md, "Many customers on one node").
 	PeerAttach *wire.Attach
 
 	ctx    context.Context
@@ -711,6 +715,7 @@ func (l *Link) attached(acc *Accept, err error) {
 		return
 	}
 	a := l.PeerAttach
+	defer func() { l.PeerAttach = nil }() // the answer is encoded: nothing reads it after
 	resp := &wire.Attach{Name: a.Name, Handle: l.handle, Role: !a.Role}
 	if err != nil {
 		// Refused: an attach without a terminus, then a detach with the
