@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tenantbridge/tenantbridge/internal/gencache"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
@@ -199,14 +200,18 @@ func (s *Service) ApplicationByAppID(ctx context.Context, appID string) (*Applic
 		return nil, ErrNotFound
 	}
 	appID = strings.ToLower(appID)
-	return cached(s, lookupKey{"app", "", appID}, func() (*Application, error) {
+	return cachedWith(s, lookupKey{"app", "", appID}, func(d *gencache.Deps) (*Application, error) {
 		apps, err := list[Application](ctx, s.st, store.ObjectQuery{Kind: store.KindApplication, AppID: appID, Limit: 1})
 		if err != nil {
 			return nil, err
 		}
 		if len(apps) == 0 {
-			return nil, ErrNotFound
+			return nil, ErrNotFound // not cached
 		}
+		// An appId is unique across tenants (the store's unique index), so
+		// while the application exists only a write to its home tenant's
+		// rows can change what this finds.
+		d.Part(store.TenantPart(apps[0].TenantID))
 		return apps[0], nil
 	})
 }

@@ -126,7 +126,7 @@ func New(st store.Store, hashKey, kek []byte, opts ...Option) (*Service, error) 
 	for _, o := range opts {
 		o(s)
 	}
-	s.cache = gencache.New[lookupKey, any](st, maxCachedLookups)
+	s.cache = gencache.NewPartCache[lookupKey, any](st, maxCachedLookups)
 	return s, nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tenantbridge/tenantbridge/internal/gencache"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
@@ -141,7 +142,7 @@ func (s *Service) ServicePrincipalByName(ctx context.Context, tenantID, name str
 	if name == "" || len(name) > 2*maxIdentifierURILength {
 		return nil, ErrNotFound
 	}
-	return cached(s, lookupKey{"spByName", tenantID, strings.ToLower(name)}, func() (*ServicePrincipal, error) {
+	return cachedWith(s, lookupKey{"spByName", tenantID, strings.ToLower(name)}, func(d *gencache.Deps) (*ServicePrincipal, error) {
 		if _, err := uuid.Parse(name); err == nil && len(name) == 36 {
 			return s.ServicePrincipalByAppID(ctx, tenantID, name)
 		}
@@ -158,7 +159,7 @@ func (s *Service) ServicePrincipalByName(ctx context.Context, tenantID, name str
 				return nil, err
 			}
 			for _, sp := range sps {
-				ok, err := s.answersTo(ctx, sp, n)
+				ok, err := s.answersTo(ctx, sp, n, d)
 				if err != nil {
 					return nil, err
 				}
@@ -186,8 +187,10 @@ var ErrAmbiguousResource = fmt.Errorf("directory: ambiguous resource name: %w", 
 // answersTo reports whether sp may be found by name, one of its
 // servicePrincipalNames (compared without case): its own appId, a
 // first-party name of Microsoft's own application, or an identifier URI
-// its application's home tenant may own under Entra's rules.
-func (s *Service) answersTo(ctx context.Context, sp *ServicePrincipal, name string) (bool, error) {
+// its application's home tenant may own under Entra's rules. Reading the
+// home tenant's record is a read outside the service principal's tenant:
+// deps then depends on everything.
+func (s *Service) answersTo(ctx context.Context, sp *ServicePrincipal, name string, deps *gencache.Deps) (bool, error) {
 	if strings.EqualFold(name, sp.AppID) {
 		return true, nil
 	}
@@ -200,6 +203,7 @@ func (s *Service) answersTo(ctx context.Context, sp *ServicePrincipal, name stri
 	if isFirstPartyApp(sp.AppID) {
 		return false, nil // Microsoft's applications answer to their own names only
 	}
+	deps.All()
 	home, err := s.Tenant(ctx, sp.AppOwnerOrganizationID)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil

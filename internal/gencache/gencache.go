@@ -7,6 +7,11 @@
 // soon as their notification arrives, which is what lets the hot paths
 // (token checks, RBAC decisions, vault lookups) skip the database without
 // ever serving what a committed write has changed.
+//
+// A PartCache is the same for values that depend on known parts of the
+// store (a tenant's rows, a subscription's owners): an entry lasts while
+// none of its parts has moved (store.Store.PartGeneration), so that
+// writes to one tenant leave other tenants' entries alone.
 package gencache
 
 import "sync"
@@ -72,6 +77,126 @@ func (c *Cache[K, V]) put(k K, v V, gen uint64) {
 
 // Len returns the number of entries held, for tests and stats.
 func (c *Cache[K, V]) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
+}
+
+// PartClock is a Clock that also tells the generation of one part of the
+// store (a tenant's rows, a subscription's owners); store.Store satisfies
+// it. A part's generation never exceeds Generation and moves with every
+// committed write that changed the part or could not say which parts it
+// changed.
+type PartClock interface {
+	Clock
+	PartGeneration(part string) uint64
+}
+
+// Deps collects the parts of the store a value was loaded from; a loader
+// of a PartCache names each (store.TenantPart, store.SubscriptionPart).
+// Naming a part after reading it is as safe as before: an entry is
+// checked against the generation read before its loader ran.
+type Deps struct {
+	parts []string
+	all   bool
+}
+
+// Part records that the value read rows of part.
+func (d *Deps) Part(part string) { d.parts = append(d.parts, part) }
+
+// All records that the value read something no part covers: the entry
+// lasts only while the store's whole generation is unchanged.
+func (d *Deps) All() { d.all = true }
+
+// PartCache maps K to V, keeping each entry while no part it was loaded
+// from has changed. Where a Cache starts over on any write, a PartCache
+// keeps tenant A's entries while tenant B is written to, which is what
+// lets many tenants be set up at once without emptying every tenant's
+// cache on every write. Values are shared between callers: they must not
+// be modified once loaded. It is safe for concurrent use.
+type PartCache[K comparable, V any] struct {
+	clock PartClock
+	max   int
+
+	mu      sync.RWMutex
+	entries map[K]partEntry[V]
+}
+
+// partEntry is a value, the store's generation read before it was
+// loaded, and the parts it depends on (nil: everything).
+type partEntry[V any] struct {
+	v     V
+	gen   uint64
+	parts []string
+}
+
+// NewPartCache returns a cache of at most max entries (past it, the
+// stale ones go and, if that is not enough, all of them).
+func NewPartCache[K comparable, V any](clock PartClock, max int) *PartCache[K, V] {
+	return &PartCache[K, V]{clock: clock, max: max, entries: map[K]partEntry[V]{}}
+}
+
+// Get returns the value of k, calling load when the cache has none that
+// is still current. load names the parts it reads in d; one that names
+// none depends on everything. Errors are returned and not cached.
+func (c *PartCache[K, V]) Get(k K, load func(d *Deps) (V, error)) (V, error) {
+	c.mu.RLock()
+	e, ok := c.entries[k]
+	c.mu.RUnlock()
+	if ok && c.current(&e) {
+		return e.v, nil
+	}
+	// Read before loading: a write that commits during the load moves a
+	// part past gen, so what the load saw is never served after it.
+	gen := c.clock.Generation()
+	var d Deps
+	v, err := load(&d)
+	if err != nil {
+		return v, err
+	}
+	parts := d.parts
+	if d.all || len(parts) == 0 {
+		parts = nil
+	}
+	c.put(k, partEntry[V]{v: v, gen: gen, parts: parts})
+	return v, nil
+}
+
+// current reports whether no part e depends on has moved past e.gen.
+func (c *PartCache[K, V]) current(e *partEntry[V]) bool {
+	if e.parts == nil {
+		return c.clock.Generation() <= e.gen
+	}
+	for _, p := range e.parts {
+		if c.clock.PartGeneration(p) > e.gen {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *PartCache[K, V]) put(k K, e partEntry[V]) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.entries[k]; ok && old.gen > e.gen {
+		return // a load that began later is already in
+	}
+	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
+		for k, old := range c.entries {
+			if !c.current(&old) {
+				delete(c.entries, k)
+			}
+		}
+		if len(c.entries) >= c.max/2 {
+			clear(c.entries)
+		}
+	}
+	c.entries[k] = e
+}
+
+// Len returns the number of entries held, current or not, for tests and
+// stats.
+func (c *PartCache[K, V]) Len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.entries)

@@ -5,12 +5,16 @@
 // (transitively) at the scope or an ancestor, of Actions − NotActions
 // (DataActions − NotDataActions for data actions) decides.
 //
-// Decisions are cached for the store's current generation
-// (store.Store.Generation): every committed write to assignments, deny
-// assignments, role definitions, groups or subscriptions moves it, so a
-// role assignment takes effect on the next request, in this process at
-// once and in another sharing a PostgreSQL store as soon as its change
-// notification arrives.
+// Decisions are cached until a part of the store they were read from
+// changes (store.Store.PartGeneration): the tenant that owns the scope
+// (its role and deny assignments and role definitions), the principal's
+// home tenant (its groups) and, for a scope under a subscription, the
+// tenants that hold the subscription. Every committed write to those
+// moves its tenant's generation, so a role assignment or its removal
+// takes effect on the next request, in this process at once and in
+// another sharing a PostgreSQL store as soon as its change notification
+// arrives (which moves every tenant's); writes to other tenants leave
+// the decision cached.
 package rbac
 
 import (
@@ -31,6 +35,7 @@ import (
 // Store is what the engine reads; store.Store satisfies it.
 type Store interface {
 	Generation() uint64
+	PartGeneration(part string) uint64
 	GetRoleDefinition(ctx context.Context, tenantID, id string) (store.RoleDefinition, error)
 	ListRoleAssignments(ctx context.Context, q store.RoleAssignmentQuery) ([]store.RoleAssignment, error)
 	ListDenyAssignments(ctx context.Context, q store.DenyAssignmentQuery) ([]store.DenyAssignment, error)
@@ -38,7 +43,8 @@ type Store interface {
 }
 
 // Groups gives the groups an object is a direct member of, in a tenant;
-// *directory.Service satisfies it.
+// *directory.Service satisfies it. It must read nothing but that tenant's
+// rows: decisions are cached on that tenant's generation.
 type Groups interface {
 	MemberOf(ctx context.Context, tenantID, id string) ([]string, error)
 }
@@ -65,7 +71,7 @@ const maxCachedDecisions = 20_000
 type Engine struct {
 	st        Store
 	groups    Groups
-	decisions *gencache.Cache[Request, Decision]
+	decisions *gencache.PartCache[Request, Decision]
 	obs       Observer     // nil: none
 	tracer    trace.Tracer // nil: no spans
 }
@@ -90,7 +96,7 @@ func WithTracer(t trace.Tracer) Option { return func(e *Engine) { e.tracer = t }
 
 // New returns an engine reading assignments from st and memberships from groups.
 func New(st Store, groups Groups, opts ...Option) *Engine {
-	e := &Engine{st: st, groups: groups, decisions: gencache.New[Request, Decision](st, maxCachedDecisions)}
+	e := &Engine{st: st, groups: groups, decisions: gencache.NewPartCache[Request, Decision](st, maxCachedDecisions)}
 	for _, o := range opts {
 		o(e)
 	}
@@ -165,8 +171,9 @@ func (e Explanation) String() string {
 // malformed request, an unknown scope, a store failure); callers must
 // treat it as a refusal.
 //
-// A decision is computed once per generation of the store and then served
-// from memory (its Explanation is shared: callers must not modify it).
+// A decision is computed once and then served from memory until a part
+// of the store it read changes (its Explanation is shared: callers must
+// not modify it).
 // Requests differing in nothing but letter case are decided separately,
 // so that the explanation names the scope as asked.
 func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
@@ -176,7 +183,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
 			attribute.String("tenantbridge.rbac.action", req.Action[:min(len(req.Action), 512)]), attribute.Bool("tenantbridge.rbac.data_action", req.DataAction)))
 	}
 	computed := false
-	d, err := e.decisions.Get(req, func() (Decision, error) { computed = true; return e.decide(ctx, req) })
+	d, err := e.decisions.Get(req, func(deps *gencache.Deps) (Decision, error) { computed = true; return e.decide(ctx, req, deps) })
 	if e.obs != nil {
 		e.obs.RBACDecision(d.Allowed, !computed, err)
 	}
@@ -202,8 +209,9 @@ func endDecisionSpan(span trace.Span, allowed, cached bool, err error) {
 	span.End()
 }
 
-// decide computes the decision from the store.
-func (e *Engine) decide(ctx context.Context, req Request) (Decision, error) {
+// decide computes the decision from the store, naming in deps each part
+// of the store it reads.
+func (e *Engine) decide(ctx context.Context, req Request, deps *gencache.Deps) (Decision, error) {
 	if req.PrincipalID == "" || req.Action == "" {
 		return Decision{}, fmt.Errorf("%w: principal and action are required", ErrInvalidRequest)
 	}
@@ -214,7 +222,7 @@ func (e *Engine) decide(ctx context.Context, req Request) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
-	tenantID, err := e.scopeTenant(ctx, sc, req.TenantID)
+	tenantID, err := e.scopeTenant(ctx, sc, req.TenantID, deps)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -222,6 +230,11 @@ func (e *Engine) decide(ctx context.Context, req Request) (Decision, error) {
 	if home == "" {
 		home = tenantID
 	}
+	// What follows reads the scope tenant's deny and role assignments and
+	// role definitions, and the home tenant's group memberships (a
+	// guest's groups are its home tenant's, as Groups reads them).
+	deps.Part(store.TenantPart(tenantID))
+	deps.Part(store.TenantPart(home))
 	because := Explanation{Operation: req.Action, DataAction: req.DataAction, Scope: sc.String(), TenantID: tenantID}
 
 	parent, err := e.memberships(ctx, home, req.PrincipalID)
@@ -292,8 +305,9 @@ func (e *Engine) decide(ctx context.Context, req Request) (Decision, error) {
 	return Decision{Allowed: true, Because: because}, nil
 }
 
-// scopeTenant finds the tenant that owns sc.
-func (e *Engine) scopeTenant(ctx context.Context, sc Scope, named string) (string, error) {
+// scopeTenant finds the tenant that owns sc. Under a subscription that
+// is a read of the subscription's tenants, named in deps.
+func (e *Engine) scopeTenant(ctx context.Context, sc Scope, named string, deps *gencache.Deps) (string, error) {
 	sub := sc.SubscriptionID()
 	if sub == "" {
 		if named == "" {
@@ -301,6 +315,7 @@ func (e *Engine) scopeTenant(ctx context.Context, sc Scope, named string) (strin
 		}
 		return named, nil
 	}
+	deps.Part(store.SubscriptionPart(sub))
 	ts, err := e.st.TenantsBySubscription(ctx, sub)
 	if err != nil {
 		return "", fmt.Errorf("rbac: tenant of subscription %s: %w", sub, err)

@@ -13,6 +13,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -65,6 +66,21 @@ type Store interface {
 	// while a backend cannot hear them it changes on every call, so that
 	// nothing is served from a cache.
 	Generation() uint64
+
+	// PartGeneration is the generation (a value Generation has returned
+	// or will return) of the last committed write that changed a row of
+	// one part of the store, a tenant (TenantPart) or the tenants holding
+	// a subscription (SubscriptionPart), or that could not name the parts
+	// it changed. A cache whose entry depends only on some parts' rows
+	// keeps it while none of those parts' generations exceeds the
+	// Generation it read before loading, so that one tenant's writes do
+	// not empty every tenant's entries. Writes name the parts they change
+	// as exactly as the statement's own keys allow (a row's tenant_id,
+	// cascades included); a write that cannot, and every change heard
+	// from another process (PostgreSQL's notifications do not name
+	// tenants), moves every part. While Generation changes on every call
+	// so does this.
+	PartGeneration(part string) uint64
 
 	// Close releases the backend's resources.
 	Close() error
@@ -342,4 +358,18 @@ type Lockouts interface {
 	// and ErrNotFound if the user does not exist. The state goes with its
 	// user and tenant.
 	PutLockout(ctx context.Context, l Lockout) (Lockout, error)
+}
+
+// TenantPart names the part of the store (Store.PartGeneration) that is
+// a tenant's rows: its objects, links, app role assignments, role and
+// deny assignments and role definitions, ARM resources. Tenant ids
+// compare case-insensitively here, which can only merge parts.
+func TenantPart(tenantID string) string { return "tenant/" + strings.ToLower(tenantID) }
+
+// SubscriptionPart names the part of the store that says which tenants
+// hold a subscription (Store.RBAC's TenantsBySubscription): a write that
+// creates a tenant moves its subscription's part, so that a scope's owner
+// read before cannot be served after a second tenant claims it.
+func SubscriptionPart(subscriptionID string) string {
+	return "subscription/" + strings.ToLower(subscriptionID)
 }

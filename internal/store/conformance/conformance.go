@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RoleDefinitions", testRoleDefinitions}, {"RoleAssignments", testRoleAssignments}, {"DenyAssignments", testDenyAssignments}, {"DeleteTenantRemovesRBAC", testDeleteTenantRemovesRBAC}, {"TenantsBySubscription", testTenantsBySubscription},
 		{"ARM", testARM},
 		{"Generation", testGeneration},
+		{"PartGeneration", testPartGeneration},
 		{"ResourcesNamed", testResourcesNamed},
 	}
 	// The suites kept in their own files, each a list of named tests.

@@ -30,7 +30,8 @@ func (s *Store) CreateAppRoleAssignment(ctx context.Context, a store.AppRoleAssi
 	if err := checkText(op, a.TenantID, a.ID, a.PrincipalID, string(a.PrincipalType), a.ResourceID, a.AppRoleID); err != nil {
 		return err
 	}
-	err := s.write(ctx, false, func(r runner) error {
+	err := s.writeParts(ctx, false, func(r runner, ch *changes) error {
+		ch.tenant(a.TenantID)
 		_, err := r.exec(ctx, `INSERT INTO app_role_assignments (`+appRoleCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			a.TenantID, a.ID, a.PrincipalID, string(a.PrincipalType), a.ResourceID, a.AppRoleID, s.bindTime(a.Created, now()))
 		return err
@@ -57,7 +58,8 @@ func (s *Store) DeleteAppRoleAssignment(ctx context.Context, tenantID, id string
 	if !textOK(tenantID, id) {
 		return notFound("delete app role assignment")
 	}
-	err := s.write(ctx, false, func(r runner) error {
+	err := s.writeParts(ctx, false, func(r runner, ch *changes) error {
+		ch.tenant(tenantID)
 		res, err := r.exec(ctx, `DELETE FROM app_role_assignments WHERE tenant_id = ? AND id = ?`, tenantID, id)
 		if err != nil {
 			return err

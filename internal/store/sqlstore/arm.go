@@ -59,7 +59,8 @@ func (s *Store) CreateResourceGroup(ctx context.Context, g store.ResourceGroup) 
 	}
 	created := s.bindTime(g.Created, now())
 	updated := s.bindTime(g.Updated, now())
-	err = s.write(ctx, false, func(r runner) error {
+	err = s.writeParts(ctx, false, func(r runner, ch *changes) error {
+		ch.tenant(g.TenantID)
 		_, err := r.exec(ctx, `INSERT INTO resource_groups (sub_key, name_key, `+resourceGroupCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			fold(g.SubscriptionID), fold(g.Name), g.TenantID, g.SubscriptionID, g.Name, g.Location, tags, created, updated)
 		return err
@@ -239,7 +240,8 @@ func (s *Store) CreateResource(ctx context.Context, res store.Resource) error {
 		return err
 	}
 	created, updated := s.bindTime(res.Created, now()), s.bindTime(res.Updated, now())
-	err = s.write(ctx, false, func(r runner) error {
+	err = s.writeParts(ctx, false, func(r runner, ch *changes) error {
+		ch.tenant(res.TenantID)
 		_, err := r.exec(ctx, `INSERT INTO arm_resources (id_key, sub_key, rg_key, type_key, `+resourceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			fold(res.ID), fold(sub), fold(rg), fold(res.Type), res.TenantID, res.ID, res.Type, res.Name, res.Location, tags, props, created, updated)
 		return err

@@ -30,7 +30,8 @@ func (s *Store) AddLink(ctx context.Context, l store.Link) error {
 	if err := checkText(op, l.TenantID, string(l.Kind), l.From, l.To, string(l.ToKind)); err != nil {
 		return err
 	}
-	err := s.write(ctx, false, func(r runner) error {
+	err := s.writeParts(ctx, false, func(r runner, ch *changes) error {
+		ch.tenant(l.TenantID)
 		_, err := r.exec(ctx, `INSERT INTO links (`+linkCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
 			l.TenantID, string(l.Kind), l.From, l.To, string(l.ToKind), s.bindTime(l.Created, now()))
 		return err
@@ -43,7 +44,8 @@ func (s *Store) RemoveLink(ctx context.Context, tenantID string, kind store.Link
 	if !textOK(tenantID, string(kind), from, to) {
 		return notFound("remove link")
 	}
-	err := s.write(ctx, false, func(r runner) error {
+	err := s.writeParts(ctx, false, func(r runner, ch *changes) error {
+		ch.tenant(tenantID)
 		res, err := r.exec(ctx, `DELETE FROM links WHERE tenant_id = ? AND kind = ? AND from_id = ? AND to_id = ?`,
 			tenantID, string(kind), from, to)
 		if err != nil {

@@ -124,7 +124,8 @@ func (s *Store) CreateObject(ctx context.Context, o store.Object) error {
 	if updated.IsZero() {
 		updated = created
 	}
-	err = s.write(ctx, len(keys) > 0, func(r runner) error {
+	err = s.writeParts(ctx, len(keys) > 0, func(r runner, ch *changes) error {
+		ch.tenant(o.TenantID)
 		_, err := r.exec(ctx, `INSERT INTO objects (tenant_id, id, kind, app_id, display_name, display_name_key, names, data, version, created, updated)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
 			o.TenantID, o.ID, string(o.Kind), nullable(o.AppID), o.DisplayName, fold(o.DisplayName), names, o.Data,
@@ -167,7 +168,8 @@ func (s *Store) UpdateObject(ctx context.Context, o store.Object) (store.Object,
 		o.Data = []byte{}
 	}
 	var out store.Object
-	err = s.write(ctx, true, func(r runner) error {
+	err = s.writeParts(ctx, true, func(r runner, ch *changes) error {
+		ch.tenant(o.TenantID)
 		// The version check and the increment are one statement, so two
 		// updates from the same version cannot both succeed: the second
 		// waits for the first's row lock and then matches no row.
@@ -207,7 +209,8 @@ func (s *Store) DeleteObject(ctx context.Context, tenantID string, kind store.Ob
 	if !textOK(tenantID, string(kind), id) {
 		return notFound("delete object")
 	}
-	err := s.write(ctx, false, func(r runner) error {
+	err := s.writeParts(ctx, false, func(r runner, ch *changes) error {
+		ch.tenant(tenantID)
 		res, err := r.exec(ctx, `DELETE FROM objects WHERE tenant_id = ? AND kind = ? AND id = ?`, tenantID, string(kind), id)
 		if err != nil {
 			return err

@@ -96,7 +96,8 @@ func (s *Store) deleteByID(ctx context.Context, what, table, tenantID, id string
 	if !textOK(tenantID, id) {
 		return notFound("delete " + what)
 	}
-	err := s.write(ctx, false, func(r runner) error {
+	err := s.writeParts(ctx, false, func(r runner, ch *changes) error {
+		ch.tenant(tenantID)
 		res, err := r.exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = ? AND id = ?`, tenantID, id)
 		if err != nil {
 			return err
@@ -182,7 +183,8 @@ func (s *Store) CreateRoleDefinition(ctx context.Context, d store.RoleDefinition
 	if !d.Updated.IsZero() {
 		updated = s.bindTime(d.Updated, n)
 	}
-	err = s.write(ctx, false, func(r runner) error {
+	err = s.writeParts(ctx, false, func(r runner, ch *changes) error {
+		ch.tenant(d.TenantID)
 		_, err := r.exec(ctx, `INSERT INTO role_definitions (tenant_id, id, name, name_key, description, permissions, assignable_scopes, created, updated, created_by)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.TenantID, d.ID, d.Name, fold(d.Name), d.Description, perms, scopes, created, updated, d.CreatedBy)
@@ -213,7 +215,8 @@ func (s *Store) UpdateRoleDefinition(ctx context.Context, d store.RoleDefinition
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, false, func(r runner) error {
+	err = s.writeParts(ctx, false, func(r runner, ch *changes) error {
+		ch.tenant(d.TenantID)
 		res, err := r.exec(ctx, `UPDATE role_definitions SET name = ?, name_key = ?, description = ?, permissions = ?, assignable_scopes = ?, updated = ?
 WHERE tenant_id = ? AND id = ?`,
 			d.Name, fold(d.Name), d.Description, perms, scopes, s.bindTime(d.Updated, now()), d.TenantID, d.ID)
@@ -273,7 +276,9 @@ func (s *Store) CreateRoleAssignment(ctx context.Context, a store.RoleAssignment
 		a.PrincipalTenantID, a.CreatedBy); err != nil {
 		return err
 	}
-	err := s.write(ctx, false, func(r runner) error {
+	err := s.writeParts(ctx, false, func(r runner, ch *changes) error {
+		ch.tenant(a.TenantID)
+		ch.tenant(a.PrincipalTenantID)
 		_, err := r.exec(ctx, `INSERT INTO role_assignments (tenant_id, id, scope, scope_key, role_definition_id, principal_id, principal_type, principal_tenant_id, created, created_by)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.TenantID, a.ID, a.Scope, fold(a.Scope), fold(a.RoleDefinitionID), a.PrincipalID, string(a.PrincipalType),
@@ -415,7 +420,8 @@ func (s *Store) CreateDenyAssignment(ctx context.Context, d store.DenyAssignment
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, false, func(r runner) error {
+	err = s.writeParts(ctx, false, func(r runner, ch *changes) error {
+		ch.tenant(d.TenantID)
 		_, err := r.exec(ctx, `INSERT INTO deny_assignments (tenant_id, id, name, name_key, description, scope, scope_key, permissions, principals, exclude_principals, do_not_apply_to_child_scopes, is_system_protected, created, created_by)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.TenantID, d.ID, d.Name, fold(d.Name), d.Description, d.Scope, fold(d.Scope), perms, principals, excluded,

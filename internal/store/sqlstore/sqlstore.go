@@ -86,6 +86,9 @@ type txState struct {
 	mu   sync.Mutex
 	tx   *sql.Tx
 	next int // numbers savepoints so that nested ones never collide
+	// changes is what the transaction's writes changed, which the clock
+	// moves for once it commits; guarded by mu.
+	changes changes
 }
 
 // New returns a Store over db, first bringing the schema up to date with
@@ -155,8 +158,10 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Store) error) (err er
 	// The generation moves after the commit, never before: a reader that
 	// loads between the two labels the new data with the old generation,
 	// which is merely conservative; the other order could cache old data
-	// under the new generation.
-	defer s.clock.tick()
+	// under the new generation. A transaction whose writes named the
+	// parts they changed moves those; any other (one with a write that
+	// could not name them, or with none through write) moves every part.
+	defer s.clock.commit(&txs.tx.changes)
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("sqlstore: commit: %w", err)
 	}
@@ -270,11 +275,34 @@ func (s *Store) read(fn func(r runner) error) error {
 // savepoint, so that a failure undoes just fn and leaves the caller's
 // transaction usable on every backend. Outside InTx the generation moves
 // once fn's effect is committed (inside, when the transaction commits).
+// A write through write may have changed anything: it moves every part's
+// generation (store.Store.PartGeneration); see writeParts.
 func (s *Store) write(ctx context.Context, multi bool, fn func(r runner) error) error {
+	return s.writeParts(ctx, multi, func(r runner, ch *changes) error {
+		ch.everything()
+		return fn(r)
+	})
+}
+
+// writeParts is write for a write that names, in ch and before it runs a
+// statement, every part (tenant, subscription) whose rows it may change,
+// cascades included, so that only those parts' generations move. A write
+// that names none moves every part. Name a part by what selects the rows
+// (the tenant_id the statement matches or inserts), never by what the
+// caller claims they hold: a wrong name here lets a cache serve what a
+// committed write changed.
+func (s *Store) writeParts(ctx context.Context, multi bool, fn func(r runner, ch *changes) error) error {
+	var ch changes
 	if s.tx == nil {
-		defer s.clock.tick()
+		defer s.clock.commit(&ch)
+	} else {
+		defer func() {
+			s.tx.mu.Lock()
+			s.tx.changes.add(&ch)
+			s.tx.mu.Unlock()
+		}()
 	}
-	return s.appendLog(ctx, multi, fn)
+	return s.appendLog(ctx, multi, func(r runner) error { return fn(r, &ch) })
 }
 
 // appendLog is write for the append-only logs that nothing caches (the
