@@ -36,29 +36,39 @@ func (s *Service) AssignAppRole(ctx context.Context, tenantID, principalID, reso
 		if err != nil {
 			return err
 		}
-		if _, err := uuid.Parse(roleID); err != nil {
-			return invalidf("appRoleId must be a GUID.")
-		}
-		memberType := "User"
-		if kind == store.KindServicePrincipal {
-			memberType = "Application"
-		}
-		role, ok := resource.AppRole(roleID)
-		switch {
-		case roleID == DefaultAccessRoleID && memberType == "User":
-		case !ok:
-			return invalidf("Permission being assigned was not found on application '%s'.", resource.AppID)
-		case !role.Allows(memberType):
-			return invalidf("Permission %s of '%s' cannot be assigned to a %s.", role.Value, resource.DisplayName, kind)
-		}
-		out = store.AppRoleAssignment{TenantID: tenantID, ID: newID(), PrincipalID: principalID, PrincipalType: kind,
-			ResourceID: resourceID, AppRoleID: roleID, Created: tx.Now()}
-		err = tx.st.CreateAppRoleAssignment(ctx, out)
-		if errors.Is(err, store.ErrConflict) {
-			return conflictf("Permission being assigned already exists on the object")
-		}
+		out, err = tx.assignAppRole(ctx, tenantID, principalID, kind, resource, roleID)
 		return err
 	})
+	return out, err
+}
+
+// assignAppRole is AssignAppRole once the principal's kind and the
+// resource service principal (of tenantID) are known, read in the
+// caller's transaction: a new tenant's bootstrap grants reuse the Graph
+// service principal they just created instead of decoding it once more
+// per permission.
+func (s *Service) assignAppRole(ctx context.Context, tenantID, principalID string, kind store.ObjectKind, resource *ServicePrincipal, roleID string) (store.AppRoleAssignment, error) {
+	if _, err := uuid.Parse(roleID); err != nil {
+		return store.AppRoleAssignment{}, invalidf("appRoleId must be a GUID.")
+	}
+	memberType := "User"
+	if kind == store.KindServicePrincipal {
+		memberType = "Application"
+	}
+	role, ok := resource.AppRole(roleID)
+	switch {
+	case roleID == DefaultAccessRoleID && memberType == "User":
+	case !ok:
+		return store.AppRoleAssignment{}, invalidf("Permission being assigned was not found on application '%s'.", resource.AppID)
+	case !role.Allows(memberType):
+		return store.AppRoleAssignment{}, invalidf("Permission %s of '%s' cannot be assigned to a %s.", role.Value, resource.DisplayName, kind)
+	}
+	out := store.AppRoleAssignment{TenantID: tenantID, ID: newID(), PrincipalID: principalID, PrincipalType: kind,
+		ResourceID: resource.ID, AppRoleID: roleID, Created: s.Now()}
+	err := s.st.CreateAppRoleAssignment(ctx, out)
+	if errors.Is(err, store.ErrConflict) {
+		return store.AppRoleAssignment{}, conflictf("Permission being assigned already exists on the object")
+	}
 	return out, err
 }
 

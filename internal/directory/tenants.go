@@ -54,6 +54,21 @@ func (s *Service) CreateTenant(ctx context.Context, name string) (*TenantBootstr
 	if !tenantName.MatchString(name) || reservedTenantNames[name] || name == MicrosoftTenantName {
 		return nil, invalidf("tenant name %q is not valid: use 1 to 40 lowercase letters and digits", name)
 	}
+	// The first-party applications, read before the transaction through
+	// the lookup cache (which a transaction bypasses): decoding Graph's
+	// application, with every permission Graph defines, for each new
+	// tenant was a large part of creating one. Reading them inside the
+	// transaction through the pool instead could leave every pooled
+	// connection held by a transaction waiting for one.
+	fps := firstPartyApps()
+	apps := make([]*Application, len(fps))
+	for i, fp := range fps {
+		app, err := s.ApplicationByAppID(ctx, fp.AppID)
+		if err != nil {
+			return nil, fmt.Errorf("first-party application %s: %w", fp.AppID, err)
+		}
+		apps[i] = app
+	}
 	var out TenantBootstrap
 	err := s.inTx(ctx, func(tx *Service) error {
 		t := store.Tenant{ID: newID(), Name: name, Domain: name + ".onmicrosoft.com", SubscriptionID: newID(), Created: tx.Now()}
@@ -64,14 +79,18 @@ func (s *Service) CreateTenant(ctx context.Context, name string) (*TenantBootstr
 			return err
 		}
 		out.Tenant = t
-		for _, fp := range firstPartyApps() {
-			app, err := tx.ApplicationByAppID(ctx, fp.AppID)
+		var graph *ServicePrincipal
+		for _, app := range apps {
+			sp, err := tx.createServicePrincipal(ctx, t.ID, app)
 			if err != nil {
-				return fmt.Errorf("first-party application %s: %w", fp.AppID, err)
-			}
-			if _, err := tx.createServicePrincipal(ctx, t.ID, app); err != nil {
 				return err
 			}
+			if sp.AppID == GraphAppID {
+				graph = sp
+			}
+		}
+		if graph == nil {
+			return errors.New("directory: no first-party application is Microsoft Graph")
 		}
 		admin, err := tx.CreateApplication(ctx, t.ID, Application{DisplayName: BootstrapAdminName, SignInAudience: AudienceMyOrg})
 		if err != nil {
@@ -85,7 +104,7 @@ func (s *Service) CreateTenant(ctx context.Context, name string) (*TenantBootstr
 		if err != nil {
 			return err
 		}
-		if err := tx.grantGraphPermissions(ctx, t.ID, sp.ID, bootstrapPermissions); err != nil {
+		if err := tx.grantGraphPermissions(ctx, graph, sp.ID, bootstrapPermissions); err != nil {
 			return err
 		}
 		// The bootstrap administrator owns the tenant's subscription, as the
@@ -108,12 +127,10 @@ func (s *Service) CreateTenant(ctx context.Context, name string) (*TenantBootstr
 	return &out, nil
 }
 
-// grantGraphPermissions assigns Microsoft Graph application permissions, by value, to a principal.
-func (s *Service) grantGraphPermissions(ctx context.Context, tenantID, principalID string, values []string) error {
-	graph, err := s.ServicePrincipalByAppID(ctx, tenantID, GraphAppID)
-	if err != nil {
-		return err
-	}
+// grantGraphPermissions assigns Microsoft Graph application permissions,
+// by value, to a service principal of graph's tenant; graph is that
+// tenant's Graph service principal as the caller's transaction created it.
+func (s *Service) grantGraphPermissions(ctx context.Context, graph *ServicePrincipal, principalID string, values []string) error {
 	for _, v := range values {
 		roleID := ""
 		for _, r := range graph.AppRoles {
@@ -124,7 +141,7 @@ func (s *Service) grantGraphPermissions(ctx context.Context, tenantID, principal
 		if roleID == "" {
 			return fmt.Errorf("directory: Graph has no permission %q", v)
 		}
-		if _, err := s.AssignAppRole(ctx, tenantID, principalID, graph.ID, roleID); err != nil {
+		if _, err := s.assignAppRole(ctx, graph.TenantID, principalID, store.KindServicePrincipal, graph, roleID); err != nil {
 			return err
 		}
 	}
