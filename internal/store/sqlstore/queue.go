@@ -28,11 +28,15 @@ import (
 //
 // Ops are applied grouped by queue, in queue key order, keeping their order
 // within a queue. On PostgreSQL each group first locks its queue_state row
-// (FOR UPDATE): batches that touch one queue take turns, which keeps the
-// size exact and, because every batch locks queues in the same order, two
-// batches cannot deadlock on them. The receive query still uses SKIP LOCKED
-// so that no message is ever handed to two lockers even where no
-// queue_state row exists yet.
+// (FOR UPDATE; with BEGIN when no op of the batch reads a size): batches
+// that change one queue's size take turns, which keeps the size exact and,
+// because every batch locks queues in the same order, two batches cannot
+// deadlock on them. A group of Locks only takes no such lock (lockOnly),
+// or only one it need not wait for. The receive query uses SKIP LOCKED so
+// that no message is ever handed to two lockers. On PostgreSQL runs of
+// sends, locks and completes are applied a statement per run, not per op,
+// and writes that nothing reads back go with the COMMIT
+// (queue_pgbatch.go): the broker's commit loop waits for every round trip.
 
 // queueType is the folded store.QueueResourceType.
 var queueType = fold(store.QueueResourceType)
@@ -621,6 +625,12 @@ func (q *queueTx) applyOps(g *queueGroup, ops []store.QueueOp, idx []int, result
 		if q.pg() {
 			// PostgreSQL: a run of sends, locks or completes in one
 			// statement or two (queue_pgbatch.go).
+			if n, err := q.applySendsAndCompletes(g, ops, idx[k:], results); err != nil {
+				return err
+			} else if n > 0 {
+				k += n - 1
+				continue
+			}
 			if n := pgRunLen(ops, idx[k:]); n > 0 {
 				if err := q.applyRun(g, ops, idx[k:k+n], results); err != nil {
 					return err

@@ -61,6 +61,53 @@ func pgRunLen(ops []store.QueueOp, idx []int) int {
 	return n
 }
 
+// applySendsAndCompletes applies, when idx starts with sends and
+// completes mixed (as concurrent requests arrive), all of them up to the
+// first op of another kind as two runs, the completes' and the sends',
+// and returns how many it applied; 0 when it applied none. That gives the
+// same results as applying them in order only when no send can meet its
+// queue's quota whatever the order (completes only shrink the queue, and
+// sends change nothing that a complete reads): so only when the queue's
+// size now plus every one of those sends' messages stays within each
+// send's MaxSizeBytes. Sends keep their order among themselves, and
+// completes theirs.
+func (q *queueTx) applySendsAndCompletes(g *queueGroup, ops []store.QueueOp, idx []int, results []store.QueueResult) (int, error) {
+	n := 0
+	var sends, completes []int
+	var total int64
+	for n < len(idx) {
+		op := ops[idx[n]]
+		switch op.Kind {
+		case store.QueueSend:
+			sends = append(sends, idx[n])
+			for _, m := range op.Messages {
+				total += int64(len(m.Body) + len(m.Properties))
+			}
+		case store.QueueComplete:
+			completes = append(completes, idx[n])
+		default:
+			goto done
+		}
+		n++
+	}
+done:
+	if len(sends) == 0 || len(completes) == 0 {
+		return 0, nil
+	}
+	for _, i := range sends {
+		if limit := ops[i].Limits.MaxSizeBytes; limit > 0 && g.size+g.delta+total > limit {
+			return 0, nil
+		}
+	}
+	if err := q.completeRun(g, ops, completes, results); err != nil {
+		return 0, err
+	}
+	if err := q.sendRun(g, ops, sends, results); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
 // applyRun applies the run run (pgRunLen ops) of the group g.
 func (q *queueTx) applyRun(g *queueGroup, ops []store.QueueOp, run []int, results []store.QueueResult) error {
 	switch ops[run[0]].Kind {
