@@ -631,7 +631,10 @@ func (q *queueTx) applyOps(g *queueGroup, ops []store.QueueOp, idx []int, result
 				k += n - 1
 				continue
 			}
-			if n := pgRunLen(ops, idx[k:]); n > 0 {
+			// A lone lock among other ops runs as receive does: its
+			// UPDATE, prepared, costs the round trip that flushing a
+			// held-back one would (atCommit).
+			if n := pgRunLen(ops, idx[k:]); n > 1 || n == 1 && (g.unlocked || ops[idx[k]].Kind != store.QueueLock) {
 				if err := q.applyRun(g, ops, idx[k:k+n], results); err != nil {
 					return err
 				}

@@ -14,12 +14,17 @@ import (
 // or 120 ops, a third each of sends, locks and completes (of the previous
 // batch's locks, so that no locks pile up), one message per
 // send (256-byte body), against one queue with duplicate detection and a
-// quota; each iteration is one batch, one transaction. msgs/s counts
-// messages end to end (send + lock + complete = 3 ops).
+// quota; each iteration is one batch, one transaction, the three kinds
+// interleaved. The broker/ variants commit each iteration's ops as the
+// broker does (servicebus.Broker.commitLoop): the locks (light) in one
+// transaction, then the sends and completes, interleaved, in another.
+// msgs/s counts messages end to end (send + lock + complete = 3 ops).
 func BenchmarkApplyQueueOps(b *testing.B) {
 	for _, size := range []int{30, 120} {
-		b.Run(fmt.Sprintf("sqlite/batch=%d", size), func(b *testing.B) { benchApplyQueueOps(b, storetest.SQLite(b), size) })
-		b.Run(fmt.Sprintf("postgres/batch=%d", size), func(b *testing.B) { benchApplyQueueOps(b, storetest.Postgres(b), size) })
+		b.Run(fmt.Sprintf("sqlite/batch=%d", size), func(b *testing.B) { benchApplyQueueOps(b, storetest.SQLite(b), size, false) })
+		b.Run(fmt.Sprintf("postgres/batch=%d", size), func(b *testing.B) { benchApplyQueueOps(b, storetest.Postgres(b), size, false) })
+		b.Run(fmt.Sprintf("sqlite/broker/batch=%d", size), func(b *testing.B) { benchApplyQueueOps(b, storetest.SQLite(b), size, true) })
+		b.Run(fmt.Sprintf("postgres/broker/batch=%d", size), func(b *testing.B) { benchApplyQueueOps(b, storetest.Postgres(b), size, true) })
 	}
 }
 
@@ -108,7 +113,7 @@ func benchQueue(tb testing.TB, st store.Store) string {
 	return q
 }
 
-func benchApplyQueueOps(b *testing.B, st store.Store, size int) {
+func benchApplyQueueOps(b *testing.B, st store.Store, size int, split bool) {
 	ctx := b.Context()
 	q := benchQueue(b, st)
 	qs := st.(store.Queues)
@@ -144,7 +149,29 @@ func benchApplyQueueOps(b *testing.B, st store.Store, size int) {
 				}
 			}
 		}
-		for i, r := range qs.ApplyQueueOps(ctx, now, ops) {
+		results := make([]store.QueueResult, len(ops))
+		if split {
+			var light, durable []int
+			for i, op := range ops {
+				if op.Kind.Light() {
+					light = append(light, i)
+				} else {
+					durable = append(durable, i)
+				}
+			}
+			for _, part := range [][]int{light, durable} {
+				batch := make([]store.QueueOp, len(part))
+				for k, i := range part {
+					batch[k] = ops[i]
+				}
+				for k, r := range qs.ApplyQueueOps(ctx, now, batch) {
+					results[part[k]] = r
+				}
+			}
+		} else {
+			results = qs.ApplyQueueOps(ctx, now, ops)
+		}
+		for i, r := range results {
 			switch ops[i].Kind {
 			case store.QueueSend:
 				if r.Err != nil {
