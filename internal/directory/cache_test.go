@@ -3,9 +3,13 @@ package directory_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/tenantbridge/tenantbridge/internal/directory"
+	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 )
 
@@ -83,4 +87,41 @@ func TestLookupCache(t *testing.T) {
 	if _, err := d.ServicePrincipalByAppID(ctx, tid, app.AppID); err != nil {
 		t.Fatalf("committed service principal not found: %v", err)
 	}
+}
+
+// TestTenantLookupCache: a tenant found by a reference is cached, and a
+// tenant created later that the same reference finds first (GetTenant
+// prefers an id to a domain; a bare name falls back to its
+// .onmicrosoft.com domain) is found at once, on both stores.
+func TestTenantLookupCache(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		d, _ := newDirectory(t, st)
+		tb := mustTenant(t, d, "lookedup")
+		for _, ref := range []string{"lookedup", "LookedUp.onmicrosoft.com"} {
+			if got, err := d.Tenant(ctx, ref); err != nil || got.ID != tb.Tenant.ID {
+				t.Fatalf("Tenant(%q) = %v, %v", ref, got, err)
+			}
+		}
+		// Writes to the tenant found, and to others, leave the answer right.
+		other := mustTenant(t, d, "elsewhere")
+		if _, err := d.CreateGroup(ctx, other.Tenant.ID, directory.Group{DisplayName: "g"}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := d.Tenant(ctx, "lookedup"); err != nil || got.ID != tb.Tenant.ID {
+			t.Fatalf("after writes elsewhere: %v, %v", got, err)
+		}
+		// A tenant whose id is the reference wins over the domain match, and
+		// over the bare name's fallback.
+		for _, ref := range []string{"LookedUp.onmicrosoft.com", "lookedup"} {
+			x := store.Tenant{ID: strings.ToLower(ref), Name: "x" + uuid.NewString()[:8], SubscriptionID: uuid.NewString()}
+			x.Domain = x.Name + ".onmicrosoft.com"
+			if err := st.CreateTenant(ctx, x); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := d.Tenant(ctx, strings.ToLower(ref)); err != nil || got.ID != x.ID {
+				t.Fatalf("Tenant(%q) after a tenant with that id was created = %v, %v; want %s", ref, got, err, x.ID)
+			}
+		}
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/tenantbridge/tenantbridge/internal/gencache"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
@@ -154,10 +155,19 @@ func (s *Service) Tenant(ctx context.Context, ref string) (store.Tenant, error) 
 	if ref == "" {
 		return store.Tenant{}, ErrNotFound
 	}
-	t, err := cached(s, lookupKey{"tenant", "", strings.ToLower(ref)}, func() (*store.Tenant, error) {
+	// The entry depends on the tenant found (a write to its row) and on
+	// the references tried (a tenant created later with that id or domain
+	// would now be found instead): store.TenantRefPart.
+	t, err := cachedWith(s, lookupKey{"tenant", "", strings.ToLower(ref)}, func(d *gencache.Deps) (*store.Tenant, error) {
+		d.Part(store.TenantRefPart(ref))
 		t, err := s.st.GetTenant(ctx, ref)
 		if errors.Is(err, store.ErrNotFound) && !strings.Contains(ref, ".") {
-			t, err = s.st.GetTenant(ctx, strings.ToLower(ref)+".onmicrosoft.com")
+			domain := strings.ToLower(ref) + ".onmicrosoft.com"
+			d.Part(store.TenantRefPart(domain))
+			t, err = s.st.GetTenant(ctx, domain)
+		}
+		if err == nil {
+			d.Part(store.TenantPart(t.ID))
 		}
 		return &t, err
 	})

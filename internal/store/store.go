@@ -366,6 +366,12 @@ type Lockouts interface {
 // compare case-insensitively here, which can only merge parts.
 func TenantPart(tenantID string) string { return "tenant/" + strings.ToLower(tenantID) }
 
+// TenantRefPart names the part of the store that says which tenant an id
+// or domain (Store.Tenants' GetTenant) finds: a write that creates a
+// tenant moves the parts of its id and its domain, so that a lookup by a
+// reference that another tenant now answers to is not served after it.
+func TenantRefPart(ref string) string { return "tenantref/" + strings.ToLower(ref) }
+
 // SubscriptionPart names the part of the store that says which tenants
 // hold a subscription (Store.RBAC's TenantsBySubscription): a write that
 // creates a tenant moves its subscription's part, so that a scope's owner

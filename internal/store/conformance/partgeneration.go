@@ -106,6 +106,9 @@ func testPartGeneration(t *testing.T, st store.Store) {
 	if st.PartGeneration(store.SubscriptionPart(strings.ToUpper(d.SubscriptionID))) <= before {
 		t.Error("creating a tenant did not move its subscription's part")
 	}
+	if st.PartGeneration(store.TenantRefPart(d.ID)) <= before || st.PartGeneration(store.TenantRefPart(strings.ToUpper(d.Domain))) <= before {
+		t.Error("creating a tenant did not move the parts of its id and domain")
+	}
 	before = st.Generation()
 	claim := store.Tenant{ID: newID(), Name: "claim" + newID()[:8], Domain: "claim" + newID()[:8] + ".onmicrosoft.com", SubscriptionID: a.SubscriptionID}
 	must(t, st.CreateTenant(f.ctx, claim), "second tenant on A's subscription")

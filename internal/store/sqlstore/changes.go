@@ -104,6 +104,7 @@ type changes struct {
 
 func (ch *changes) tenant(id string)       { ch.parts = append(ch.parts, store.TenantPart(id)) }
 func (ch *changes) subscription(id string) { ch.parts = append(ch.parts, store.SubscriptionPart(id)) }
+func (ch *changes) tenantRef(ref string)   { ch.parts = append(ch.parts, store.TenantRefPart(ref)) }
 func (ch *changes) everything()            { ch.all = true }
 
 // add merges o into ch.

@@ -27,6 +27,8 @@ func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) error {
 	err := s.writeParts(ctx, false, func(r runner, ch *changes) error {
 		ch.tenant(t.ID)
 		ch.subscription(t.SubscriptionID)
+		ch.tenantRef(t.ID)
+		ch.tenantRef(t.Domain)
 		_, err := r.exec(ctx, `INSERT INTO tenants (id, name, name_key, domain, domain_key, subscription_id, created)
 VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			t.ID, t.Name, fold(t.Name), t.Domain, fold(t.Domain), t.SubscriptionID, s.bindTime(t.Created, now()))
