@@ -123,5 +123,15 @@ func TestTenantLookupCache(t *testing.T) {
 				t.Fatalf("Tenant(%q) after a tenant with that id was created = %v, %v; want %s", ref, got, err, x.ID)
 			}
 		}
+		// A deleted tenant is not found on the next lookup.
+		if _, err := d.Tenant(ctx, tb.Tenant.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.DeleteTenant(ctx, tb.Tenant.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := d.Tenant(ctx, tb.Tenant.ID); !errors.Is(err, directory.ErrNotFound) && !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("deleted tenant still found: %v, %v", got, err)
+		}
 	})
 }

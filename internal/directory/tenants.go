@@ -155,9 +155,10 @@ func (s *Service) Tenant(ctx context.Context, ref string) (store.Tenant, error) 
 	if ref == "" {
 		return store.Tenant{}, ErrNotFound
 	}
-	// The entry depends on the tenant found (a write to its row) and on
-	// the references tried (a tenant created later with that id or domain
-	// would now be found instead): store.TenantRefPart.
+	// The entry depends on the tenant record found and on the references
+	// tried (a tenant created later with that id or domain would now be
+	// found instead): store.TenantRefPart, which writes to the tenant's
+	// other rows (its objects, its resources) leave alone.
 	t, err := cachedWith(s, lookupKey{"tenant", "", strings.ToLower(ref)}, func(d *gencache.Deps) (*store.Tenant, error) {
 		d.Part(store.TenantRefPart(ref))
 		t, err := s.st.GetTenant(ctx, ref)
@@ -167,7 +168,7 @@ func (s *Service) Tenant(ctx context.Context, ref string) (store.Tenant, error) 
 			t, err = s.st.GetTenant(ctx, domain)
 		}
 		if err == nil {
-			d.Part(store.TenantPart(t.ID))
+			d.Part(store.TenantRefPart(t.ID))
 		}
 		return &t, err
 	})

@@ -366,10 +366,11 @@ type Lockouts interface {
 // compare case-insensitively here, which can only merge parts.
 func TenantPart(tenantID string) string { return "tenant/" + strings.ToLower(tenantID) }
 
-// TenantRefPart names the part of the store that says which tenant an id
-// or domain (Store.Tenants' GetTenant) finds: a write that creates a
-// tenant moves the parts of its id and its domain, so that a lookup by a
-// reference that another tenant now answers to is not served after it.
+// TenantRefPart names the part of the store that is the tenant record an
+// id or domain (Store.Tenants' GetTenant) finds: a write that creates a
+// tenant record (or would change one) moves the parts of its id and its
+// domain, so that a lookup by a reference that another tenant now answers
+// to is not served after it. Writes to a tenant's other rows leave it.
 func TenantRefPart(ref string) string { return "tenantref/" + strings.ToLower(ref) }
 
 // SubscriptionPart names the part of the store that says which tenants
