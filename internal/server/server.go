@@ -450,7 +450,8 @@ func (s *Server) buildRouter() *router {
 		feed.OnQueueWakes(s.broker.WakeFromElsewhere)
 	}
 	s.messaging = servicebus.New(servicebus.Config{Store: s.timed, Broker: s.broker, Verifier: verifier,
-		Authorizer: busAuthorizer{access}, Limits: servicebus.QueueLimits, MessageLimit: servicebus.QueueMaxMessageBytes, Audit: s.audit, Logger: s.logger, KEK: s.kek})
+		Authorizer: busAuthorizer{access}, Limits: servicebus.QueueLimits, MessageLimit: servicebus.QueueMaxMessageBytes, Audit: s.audit, Logger: s.logger, KEK: s.kek,
+		Tracer: s.tracing.Tracer()})
 	s.messaging.AMQP().Observer = s.metrics // AMQPS and WebSockets alike
 	resources := arm.New(arm.Config{Directory: s.dir, Store: s.timed, RBAC: access, Verifier: verifier,
 		Audit: s.audit, Logger: s.logger, TokenMinter: tokens, Secrets: s.vaults.ResolveReference, Packages: s.cfg.ManagedAppPackages, Notify: s.notifications.Notify,

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tenantbridge/tenantbridge/internal/amqp"
 	"github.com/tenantbridge/tenantbridge/internal/amqp/wire"
@@ -258,8 +259,16 @@ type cbsToken struct {
 }
 
 // Attach routes a link by its address: $cbs, or a queue (or its
-// dead-letter queue) to send to or receive from.
+// dead-letter queue) to send to or receive from; traced, in a span
+// (tracedAttach).
 func (c *amqpConn) Attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, error) {
+	if c.s.tracer != nil {
+		return c.tracedAttach(ctx, l)
+	}
+	return c.attach(ctx, l)
+}
+
+func (c *amqpConn) attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, error) {
 	a := l.PeerAttach
 	var addr string
 	if l.PeerSends() {
@@ -514,6 +523,9 @@ func (c *amqpConn) allowedAs(ctx context.Context, queue, action string) (caller,
 			who, d, err = c.s.checkSAS(ctx, c.ns, c.host, queue, sas, "https://"+c.host+"/"+queue, action)
 		}
 	}
+	if c.s.tracer != nil {
+		c.noteCaller(ctx, who)
+	}
 	if err != nil {
 		return who, err
 	}
@@ -581,9 +593,19 @@ func audienceKey(name string) string {
 // beyond its form and its own expiry: a token is judged per entity and
 // action when a link uses it, as Service Bus does.
 func (c *amqpConn) putToken(ctx context.Context, d *amqp.Delivery) wire.DeliveryState {
+	if c.s.tracer != nil {
+		return c.tracedPutToken(ctx, d)
+	}
+	st, _ := c.putTokenAs(ctx, d, nil)
+	return st
+}
+
+// putTokenAs is putToken, noting the request on sp (nil: not traced); it
+// returns the reply's status too (0: none, the request did not decode).
+func (c *amqpConn) putTokenAs(ctx context.Context, d *amqp.Delivery, sp trace.Span) (wire.DeliveryState, int32) {
 	req, err := wire.DecodeMessage(d.Payload)
 	if err != nil {
-		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrDecodeError, Description: err.Error()}}
+		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrDecodeError, Description: err.Error()}}, 0
 	}
 	status, desc := int32(202), "Accepted"
 	op, _ := req.ApplicationProperties.Get("operation")
@@ -592,6 +614,9 @@ func (c *amqpConn) putToken(ctx context.Context, d *amqp.Delivery) wire.Delivery
 	raw, _ := req.Value.(string)
 	typS, _ := typ.(string)
 	nameS, _ := name.(string)
+	if sp != nil {
+		notePutToken(sp, typS, nameS)
+	}
 	switch {
 	case op != "put-token":
 		status, desc = 400, fmt.Sprintf("The operation '%v' is not supported on $cbs; only put-token is.", op)
@@ -634,7 +659,7 @@ func (c *amqpConn) putToken(ctx context.Context, d *amqp.Delivery) wire.Delivery
 		c.mu.Unlock()
 	}
 	c.reply(ctx, &c.cbsReplies, req, "status-code", status, desc, nil)
-	return &wire.Accepted{}
+	return &wire.Accepted{}, status
 }
 
 // maxConnTokens bounds the audiences one connection holds unexpired
@@ -649,11 +674,17 @@ func (c *amqpConn) tokenExpiry(ctx context.Context, typ, raw string) (time.Time,
 		if err != nil || !c.s.broker.now().Before(sas.Expiry) {
 			return time.Time{}, false
 		}
+		if c.s.tracer != nil {
+			c.noteCaller(ctx, caller{actor: "sas:" + sas.KeyName})
+		}
 		return sas.Expiry, true
 	}
 	claims, err := c.s.verify.Verify(ctx, raw, Resource, AppID, "https://"+c.host, "https://"+c.host+"/")
 	if err != nil {
 		return time.Time{}, false
+	}
+	if c.s.tracer != nil {
+		c.noteCaller(ctx, caller{actor: claims.ObjectID, tenant: claims.TenantID})
 	}
 	return time.Unix(claims.Expires, 0), true
 }
@@ -689,20 +720,33 @@ type sendLink struct {
 }
 
 // deliver stores one transfer (a message, or a Service Bus batch) and
-// answers accepted once it is durable.
+// answers accepted once it is durable; traced, in a span (tracedSend).
 func (sl *sendLink) deliver(ctx context.Context, d *amqp.Delivery) wire.DeliveryState {
+	if sl.c.s.tracer != nil {
+		return sl.tracedSend(ctx, d)
+	}
+	return sl.put(ctx, d, nil, nil, nil)
+}
+
+// decodeTransfer is a transfer's messages: one, or a batch's.
+func decodeTransfer(d *amqp.Delivery) ([]*wire.Message, error) {
+	if d.Format == wire.MessageFormatBatch {
+		return wire.DecodeBatch(d.Payload)
+	}
+	m, err := wire.DecodeMessage(d.Payload)
+	return []*wire.Message{m}, err
+}
+
+// put is deliver, with the transfer's messages (or the error decoding
+// them) when the caller decoded them already (msgs nil and err nil: not
+// yet), noting the message id on sp (nil: not traced).
+func (sl *sendLink) put(ctx context.Context, d *amqp.Delivery, msgs []*wire.Message, err error, sp trace.Span) wire.DeliveryState {
 	if err := sl.c.allowedFor(ctx, &sl.grant, sl.queue, ActionSend); err != nil {
 		sl.l.Detach(asError(err))
 		return &wire.Rejected{Error: asError(err)}
 	}
-	var msgs []*wire.Message
-	var err error
-	if d.Format == wire.MessageFormatBatch {
-		msgs, err = wire.DecodeBatch(d.Payload)
-	} else {
-		var m *wire.Message
-		m, err = wire.DecodeMessage(d.Payload)
-		msgs = []*wire.Message{m}
+	if msgs == nil && err == nil {
+		msgs, err = decodeTransfer(d)
 	}
 	if err != nil {
 		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrDecodeError, Description: err.Error()}}
@@ -716,6 +760,9 @@ func (sl *sendLink) deliver(ctx context.Context, d *amqp.Delivery) wire.Delivery
 		}
 		total += len(q.Body) + len(q.Properties)
 		stored = append(stored, q)
+	}
+	if sp != nil && d.Format != wire.MessageFormatBatch && len(stored) == 1 {
+		sp.SetAttributes(attrMessageID.String(stored[0].MessageID))
 	}
 	if msg := sessionMissing(sl.info, stored); msg != "" {
 		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrNotAllowed, Description: msg}}
@@ -948,7 +995,12 @@ func (rl *receiveLink) receiveOp() *store.QueueOp {
 // token in .NET's GUID byte order, which is how the SDKs read lock
 // tokens (azservicebus message.go: the tag's bytes reordered into an RFC
 // UUID).
-func (rl *receiveLink) deliver(ctx context.Context, m store.QueueMessage) error {
+func (rl *receiveLink) deliver(ctx context.Context, m store.QueueMessage) (err error) {
+	if rl.c.s.tracer != nil {
+		var sp trace.Span
+		ctx, sp = rl.startDelivery(ctx, &m)
+		defer func() { endDeliverySent(sp, err) }()
+	}
 	f := deliveryFacts{deadLetter: rl.deadLetter, queue: rl.queue}
 	var tag []byte
 	if m.LockToken != "" {
@@ -1016,7 +1068,7 @@ func lockTokenOf(tag []byte) string {
 // settlement, which the engine sends after this returns: a complete is
 // durable before CompleteMessage returns, and a lock that was lost is
 // answered com.microsoft:message-lock-lost, as Service Bus does.
-func (rl *receiveLink) disposition(d amqp.Disposition) wire.DeliveryState {
+func (rl *receiveLink) disposition(d amqp.Disposition) (state wire.DeliveryState) {
 	if rl.receiveAndDelete {
 		return nil
 	}
@@ -1054,7 +1106,13 @@ func (rl *receiveLink) disposition(d amqp.Disposition) wire.DeliveryState {
 	default:
 		return nil
 	}
-	res := rl.c.s.broker.Do(rl.l.Context(), op)
+	ctx := rl.l.Context()
+	if rl.c.s.tracer != nil {
+		var sp trace.Span
+		ctx, sp = rl.startSettle(ctx, op.Kind, seq)
+		defer endSettle(sp, &state)
+	}
+	res := rl.c.s.broker.Do(ctx, op)
 	switch {
 	case res.Err == nil:
 		return nil
@@ -1106,19 +1164,36 @@ const maxDeferredBatch = MaxPeek
 const maxScheduleBatch = 4500
 
 // management answers one request on {entity}/$management.
+// Traced, it runs in a span (tracedManagement).
 func (c *amqpConn) management(ctx context.Context, entity string, d *amqp.Delivery) wire.DeliveryState {
+	if c.s.tracer != nil {
+		return c.tracedManagement(ctx, entity, d)
+	}
 	req, err := wire.DecodeMessage(d.Payload)
 	if err != nil {
 		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrDecodeError, Description: err.Error()}}
 	}
+	c.manageAndReply(ctx, entity, managementOp(req), req)
+	return &wire.Accepted{}
+}
+
+// managementOp is a $management request's operation (a string or a
+// symbol).
+func managementOp(req *wire.Message) string {
 	op, _ := req.ApplicationProperties.Get("operation")
 	opS, _ := op.(string)
 	if s, ok := op.(wire.Symbol); ok {
 		opS = string(s)
 	}
-	status, desc, body := c.manage(ctx, entity, opS, req)
+	return opS
+}
+
+// manageAndReply runs the operation and sends its reply; it returns the
+// reply's status.
+func (c *amqpConn) manageAndReply(ctx context.Context, entity, op string, req *wire.Message) int32 {
+	status, desc, body := c.manage(ctx, entity, op, req)
 	c.reply(ctx, &c.mgmtReplies, req, "statusCode", status, desc, body)
-	return &wire.Accepted{}
+	return status
 }
 
 // manage runs one management operation and returns the reply's status,

@@ -59,9 +59,10 @@ type frontFuzz struct {
 	c       *amqpConn // the connection's handler, as the engine calls it
 	cbsRx   *goamqp.Receiver
 	mgmtRx  *goamqp.Receiver
-	busTok  string      // an Entra token for the namespace
-	held    []wire.UUID // lock tokens of messages the client holds locked
-	replies int         // replies received, for the log
+	sess    *goamqp.Session // the client's session, for more links
+	busTok  string          // an Entra token for the namespace
+	held    []wire.UUID     // lock tokens of messages the client holds locked
+	replies int             // replies received, for the log
 }
 
 // fuzzQueueLimits stands in for QueueLimits (the queues here have no ARM
@@ -131,6 +132,7 @@ func newFrontFuzz(tb testing.TB) *frontFuzz {
 	h.c = <-conns
 	sess, err := client.NewSession(ctx, nil)
 	must(err)
+	h.sess = sess
 	h.cbsRx, err = sess.NewReceiver(ctx, "$cbs", &goamqp.ReceiverOptions{TargetAddress: fuzzCBSReplyTo})
 	must(err)
 	h.mgmtRx, err = sess.NewReceiver(ctx, "work/$management", &goamqp.ReceiverOptions{TargetAddress: fuzzMgmtReplyTo})

@@ -164,7 +164,7 @@ func TestRESTMessageToAMQP(t *testing.T) {
 // Attaching a transaction coordinator is answered amqp:not-implemented:
 // the SDKs' transactions are not served, and say so.
 func TestAMQPTransactionsRefused(t *testing.T) {
-	c := &amqpConn{host: "ns.servicebus.windows.net"}
+	c := &amqpConn{s: &Service{}, host: "ns.servicebus.windows.net"}
 	l := &amqp.Link{PeerAttach: &wire.Attach{Name: "txn", Role: true, OtherTarget: wire.Described{Descriptor: uint64(0x30), Value: []any{}}}}
 	_, err := c.Attach(t.Context(), l)
 	var we *wire.Error

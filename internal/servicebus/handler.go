@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tenantbridge/tenantbridge/internal/amqp"
 	"github.com/tenantbridge/tenantbridge/internal/audit"
@@ -98,6 +99,9 @@ type Config struct {
 	// that SharedAccessSignature tokens are checked against; without it
 	// only Bearer tokens are accepted.
 	KEK []byte
+	// Tracer, if set, gives the AMQP front-end its spans (amqptrace.go);
+	// nil is tracing off, a nil check on the hot path.
+	Tracer trace.Tracer
 }
 
 // Service serves https://{namespace}.servicebus.windows.net (or
@@ -118,6 +122,8 @@ type Service struct {
 	// amqp serves the AMQP 1.0 front-end (amqpfront.go) on the
 	// connections the server hands it: AMQPS, and WebSockets here.
 	amqp *amqp.Server
+	// tracer starts the AMQP front-end's spans; nil: tracing off.
+	tracer trace.Tracer
 }
 
 // queueInfo is a queue's record and the limits read from it.
@@ -141,7 +147,7 @@ func New(cfg Config) *Service {
 		audit: cfg.Audit, log: cfg.Logger,
 		byName:  gencache.New[string, store.Resource](cfg.Store, 10_000),
 		queueOf: gencache.New[string, queueInfo](cfg.Store, 10_000),
-		kek:     cfg.KEK, rules: gencache.New[string, sasRule](cfg.Store, 10_000)}
+		kek:     cfg.KEK, rules: gencache.New[string, sasRule](cfg.Store, 10_000), tracer: cfg.Tracer}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
