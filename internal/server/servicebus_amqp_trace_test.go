@@ -189,6 +189,11 @@ func TestAMQPTraces(t *testing.T) {
 		"tenantbridge.servicebus.status_code": int64(200)}))
 	wantAttrs(deliver, with(map[string]any{"messaging.operation.name": "receive", "messaging.operation.type": "receive",
 		"messaging.message.id": "traced-1", "tenantbridge.servicebus.sequence_number": got.SequenceNumber, "tenantbridge.amqp.outcome": "sent"}))
+	// The delivery links to the producer's trace, as the conventions
+	// link a consumer's span to the message's creation context.
+	if len(deliver.Links) != 1 || !bytes.Equal(deliver.Links[0].TraceId, wantTrace) || !bytes.Equal(deliver.Links[0].SpanId, wantParent) {
+		t.Errorf("the receive span's links %v, want one to the message's traceparent", deliver.Links)
+	}
 	wantAttrs(complete, with(map[string]any{"messaging.operation.name": "complete", "messaging.operation.type": "settle",
 		"azure.servicebus.disposition_status": "complete", "tenantbridge.servicebus.sequence_number": got.SequenceNumber,
 		"tenantbridge.amqp.outcome": "settled"}))

@@ -728,7 +728,8 @@ func (sl *sendLink) deliver(ctx context.Context, d *amqp.Delivery) wire.Delivery
 	return sl.put(ctx, d, nil, nil, nil)
 }
 
-// decodeTransfer is a transfer's messages: one, or a batch's.
+// decodeTransfer is a transfer's messages: one, or a batch's (for the
+// traced path; put decodes its own).
 func decodeTransfer(d *amqp.Delivery) ([]*wire.Message, error) {
 	if d.Format == wire.MessageFormatBatch {
 		return wire.DecodeBatch(d.Payload)
@@ -746,7 +747,15 @@ func (sl *sendLink) put(ctx context.Context, d *amqp.Delivery, msgs []*wire.Mess
 		return &wire.Rejected{Error: asError(err)}
 	}
 	if msgs == nil && err == nil {
-		msgs, err = decodeTransfer(d)
+		// Decoded here, not by decodeTransfer, so that one message's
+		// slice stays on the stack.
+		if d.Format == wire.MessageFormatBatch {
+			msgs, err = wire.DecodeBatch(d.Payload)
+		} else {
+			var m *wire.Message
+			m, err = wire.DecodeMessage(d.Payload)
+			msgs = []*wire.Message{m}
+		}
 	}
 	if err != nil {
 		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrDecodeError, Description: err.Error()}}
@@ -996,8 +1005,8 @@ func (rl *receiveLink) receiveOp() *store.QueueOp {
 // tokens (azservicebus message.go: the tag's bytes reordered into an RFC
 // UUID).
 func (rl *receiveLink) deliver(ctx context.Context, m store.QueueMessage) (err error) {
+	var sp trace.Span // nil: not traced
 	if rl.c.s.tracer != nil {
-		var sp trace.Span
 		ctx, sp = rl.startDelivery(ctx, &m)
 		defer func() { endDeliverySent(sp, err) }()
 	}
@@ -1018,6 +1027,9 @@ func (rl *receiveLink) deliver(ctx context.Context, m store.QueueMessage) (err e
 	if err != nil {
 		rl.c.s.log.ErrorContext(ctx, "servicebus: amqp encode", "queue", rl.info.res.ID, "seq", m.SequenceNumber, "err", err)
 		return nil // skipped; a locked message comes back after its lock
+	}
+	if sp != nil {
+		linkProducer(sp, payload)
 	}
 	if m.LockToken != "" {
 		rl.mu.Lock()

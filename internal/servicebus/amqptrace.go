@@ -375,7 +375,9 @@ func endSettle(sp trace.Span, st *wire.DeliveryState) {
 }
 
 // startDelivery starts the span "receive {queue}" of a message sent to
-// a receiver: its message id, sequence number and delivery count.
+// a receiver: its message id, sequence number and delivery count (and,
+// once the message is encoded, a link to its producer's trace:
+// linkProducer).
 func (rl *receiveLink) startDelivery(ctx context.Context, m *store.QueueMessage) (context.Context, trace.Span) {
 	attrs := []attribute.KeyValue{attrOpName.String("receive"), attrOpType.String("receive"),
 		attrDestination.String(rl.path()), attrMessageID.String(m.MessageID), attrSequence.Int64(m.SequenceNumber)}
@@ -383,6 +385,21 @@ func (rl *receiveLink) startDelivery(ctx context.Context, m *store.QueueMessage)
 		attrs = append(attrs, attrDeliveryCount.Int(m.DeliveryCount))
 	}
 	return rl.c.startSpan(ctx, spanName("receive", rl.path()), trace.WithAttributes(attrs...))
+}
+
+// linkProducer links a delivery's span to the trace context its
+// producer put in the message (producerContext), as the conventions link
+// a consumer's spans to a message's creation context: the delivery is
+// not part of the producer's operation, but a trace viewer finds one from
+// the other.
+func linkProducer(sp trace.Span, payload []byte) {
+	m, err := wire.DecodeMessage(payload)
+	if err != nil {
+		return
+	}
+	if sc := producerContext(m); sc.IsValid() {
+		sp.AddLink(trace.Link{SpanContext: sc})
+	}
 }
 
 // endDeliverySent ends a delivery's span: an error is the link ended
