@@ -26,7 +26,19 @@ var (
 	ErrConflict = errors.New("store: conflict")
 	// ErrPrecondition means an update was based on a version that is no longer current.
 	ErrPrecondition = errors.New("store: version mismatch")
+	// ErrBusy means the write could not get the database's locks in time
+	// (SQLite's write lock held past busy_timeout; a PostgreSQL lock or
+	// statement timeout, serialization failure or deadlock). Nothing was
+	// changed, and the same request may succeed if retried: surfaces answer
+	// it with their own retriable "busy" error and a Retry-After, never 500.
+	ErrBusy = errors.New("store: busy")
 )
+
+// BusyRetryAfter is the Retry-After, in seconds, that surfaces send with
+// an ErrBusy answer: long enough for the lock holder to commit, short
+// enough that azcore's retry policy (which honours Retry-After on 429 and
+// 503) gets through within its default three retries.
+const BusyRetryAfter = "1"
 
 // Store is the whole persistence surface. Every method is safe for concurrent use.
 type Store interface {

@@ -9,6 +9,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,6 +56,17 @@ func classify(err error) sqlstore.Violation {
 		return sqlstore.UniqueViolation
 	case "23503": // foreign_key_violation
 		return sqlstore.ForeignKeyViolation
+	case "55P03", // lock_not_available (lock_timeout, NOWAIT)
+		"40001", // serialization_failure
+		"40P01": // deadlock_detected
+		// https://www.postgresql.org/docs/current/errcodes-appendix.html:
+		// the transaction was rolled back and may succeed if retried.
+		return sqlstore.Busy
+	case "57014": // query_canceled: busy only when statement_timeout
+		// fired, not when the client cancelled the query.
+		if strings.Contains(pe.Message, "statement timeout") {
+			return sqlstore.Busy
+		}
 	}
 	return sqlstore.NoViolation
 }

@@ -1,6 +1,9 @@
 package postgres_test
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,5 +142,40 @@ func TestGenerationHearsOtherProcesses(t *testing.T) {
 	}
 	if elsewhere.Generation() != beforeElsewhere {
 		t.Fatal("a store over another schema heard this schema's change")
+	}
+}
+
+// TestBusyIsErrBusy: a write that gives up waiting for a lock another
+// transaction holds, at lock_timeout or statement_timeout, fails with
+// store.ErrBusy, so that the surfaces answer it as retriable.
+func TestBusyIsErrBusy(t *testing.T) {
+	dsn := storetest.PostgresSchemaDSN(t)
+	if !strings.Contains(dsn, "://") {
+		t.Skip("the test sets timeouts as URL parameters")
+	}
+	ctx := t.Context()
+	base, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { base.Close() })
+	holder, err := base.(*sqlstore.Store).DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if _, err := holder.ExecContext(ctx, "LOCK TABLE tenants IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	for i, param := range []string{"lock_timeout=100", "statement_timeout=100"} {
+		st, err := postgres.Open(ctx, dsn+"&"+param)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = st.CreateTenant(ctx, store.Tenant{ID: fmt.Sprint("t", i), Name: fmt.Sprint("n", i), Domain: fmt.Sprint("d", i, ".example")})
+		st.Close()
+		if !errors.Is(err, store.ErrBusy) {
+			t.Errorf("%s: write waiting for a held lock: %v, want store.ErrBusy", param, err)
+		}
 	}
 }

@@ -43,7 +43,11 @@ func Dialect() (sqlstore.Dialect, error) {
 }
 
 // classify maps SQLite's extended result codes (which the driver turns on)
-// to the violations the store reports.
+// to the violations the store reports. SQLITE_BUSY (another connection
+// held the write lock past busy_timeout) and SQLITE_LOCKED (a conflict
+// within the shared cache), with every extended code of theirs
+// (https://www.sqlite.org/rescode.html: the primary code is the low 8
+// bits), are contention: sqlstore reports them as store.ErrBusy.
 func classify(err error) sqlstore.Violation {
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
@@ -54,6 +58,10 @@ func classify(err error) sqlstore.Violation {
 		return sqlstore.UniqueViolation
 	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 		return sqlstore.ForeignKeyViolation
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return sqlstore.Busy
 	}
 	return sqlstore.NoViolation
 }
@@ -69,11 +77,28 @@ func classify(err error) sqlstore.Violation {
 //   - _txlock=immediate: transactions take the write lock at BEGIN, so two
 //     transactions never both read and then deadlock upgrading to write,
 //     which busy_timeout cannot resolve.
-const connParams = "_pragma=busy_timeout(10000)" +
-	"&_pragma=foreign_keys(1)" +
+//
+// busy_timeout is busyTimeout, which tests of contention shorten
+// (SetBusyTimeoutForTest).
+const connParams = "_pragma=foreign_keys(1)" +
 	"&_pragma=journal_mode(WAL)" +
 	"&_pragma=synchronous(FULL)" +
 	"&_txlock=immediate"
+
+// busyTimeout is how long a connection waits for another's write lock
+// before the write fails with SQLITE_BUSY (store.ErrBusy).
+var busyTimeout = 10 * time.Second
+
+// SetBusyTimeoutForTest makes the stores opened from now on wait d
+// instead of 10 s for the write lock, until restore is called: a test of
+// what clients see under contention holds the lock itself and must not
+// wait 10 s per write. It is for tests only; stores already open keep
+// their timeout.
+func SetBusyTimeoutForTest(d time.Duration) (restore func()) {
+	old := busyTimeout
+	busyTimeout = d
+	return func() { busyTimeout = old }
+}
 
 // maxConns bounds the pool. SQLite has one writer at a time anyway; a few
 // connections let WAL readers run beside it. Idle connections are kept so
@@ -105,7 +130,8 @@ func Open(ctx context.Context, path string) (store.Store, error) {
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("sqlite: open database file: %w", err)
 	}
-	db, err := sql.Open("sqlite", "file:"+uriPath(abs)+"?"+connParams)
+	params := fmt.Sprintf("_pragma=busy_timeout(%d)&", busyTimeout.Milliseconds()) + connParams
+	db, err := sql.Open("sqlite", "file:"+uriPath(abs)+"?"+params)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}

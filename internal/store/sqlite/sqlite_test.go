@@ -2,10 +2,13 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/conformance"
@@ -139,3 +142,62 @@ func TestOddPath(t *testing.T) {
 
 func BenchmarkCreateObject(b *testing.B) { conformance.BenchmarkCreateObject(b, storetest.SQLite(b)) }
 func BenchmarkGetObject(b *testing.B)    { conformance.BenchmarkGetObject(b, storetest.SQLite(b)) }
+
+// TestBusyIsErrBusy: a write that cannot get the write lock within
+// busy_timeout, because another connection holds it, fails with
+// store.ErrBusy (so that the surfaces answer it as retriable), whether it
+// is a single statement, a multi-statement write or a transaction.
+func TestBusyIsErrBusy(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "tb.db")
+	restore := sqlite.SetBusyTimeoutForTest(50 * time.Millisecond)
+	st, err := sqlite.Open(ctx, path)
+	restore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.CreateTenant(ctx, store.Tenant{ID: "t1", Name: "a", Domain: "a.example"}); err != nil {
+		t.Fatal(err)
+	}
+
+	other, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	holder, err := other.BeginTx(ctx, nil) // BEGIN IMMEDIATE: the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := map[string]func() error{
+		"single statement": func() error {
+			_, err := st.AppendAudit(ctx, store.AuditRecord{Time: time.Now(), Actor: "x", Action: "y", Result: "success"})
+			return err
+		},
+		"transaction": func() error {
+			return st.InTx(ctx, func(tx store.Store) error {
+				return tx.CreateTenant(ctx, store.Tenant{ID: "t2", Name: "b", Domain: "b.example"})
+			})
+		},
+		"multi-statement write": func() error {
+			return st.AppendAudits(ctx, []store.AuditRecord{{Time: time.Now(), Actor: "x", Action: "y", Result: "success"}})
+		},
+	}
+	for name, write := range writes {
+		if err := write(); !errors.Is(err, store.ErrBusy) {
+			t.Errorf("%s while another connection holds the write lock: %v, want store.ErrBusy", name, err)
+		}
+	}
+	if _, err := st.GetTenant(ctx, "t1"); err != nil {
+		t.Errorf("read while the write lock is held (WAL): %v", err)
+	}
+	if err := holder.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for name, write := range writes {
+		if err := write(); err != nil {
+			t.Errorf("%s once the lock is free: %v", name, err)
+		}
+	}
+}

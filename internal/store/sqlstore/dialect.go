@@ -39,6 +39,10 @@ const (
 	// (an object in a missing tenant, a link to a missing object); reported
 	// as store.ErrNotFound.
 	ForeignKeyViolation
+	// Busy: the statement could not get the locks it needed in time, or
+	// lost a serialization race; nothing was written and a retry may
+	// succeed. Reported as store.ErrBusy.
+	Busy
 )
 
 // Dialect is everything that differs between the SQL backends. It is kept
@@ -51,7 +55,8 @@ type Dialect struct {
 	Name string
 	// Placeholder is the bind parameter style of the driver.
 	Placeholder Placeholder
-	// Classify reports which constraint, if any, err is a violation of.
+	// Classify reports which constraint, if any, err is a violation of,
+	// or that err is lock contention (Busy).
 	// It must look through wrapping (errors.As).
 	Classify func(err error) Violation
 	// BindTime converts a timestamp, already UTC and truncated to the

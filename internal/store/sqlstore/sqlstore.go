@@ -139,7 +139,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Store) error) (err er
 	}
 	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlstore: begin transaction: %w", err)
+		return s.txFail("begin transaction", err)
 	}
 	committed := false
 	defer func() {
@@ -163,7 +163,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Store) error) (err er
 	// could not name them, or with none through write) moves every part.
 	defer s.clock.commit(&txs.tx.changes)
 	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("sqlstore: commit: %w", err)
+		return s.txFail("commit", err)
 	}
 	committed = true
 	return nil
@@ -330,14 +330,14 @@ func (s *Store) appendLog(ctx context.Context, multi bool, fn func(r runner) err
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return s.txFail("begin transaction", err)
 	}
 	if err := fn(s.txRunner(tx)); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return s.txFail("commit", err)
 	}
 	return nil
 }
@@ -358,7 +358,7 @@ func (s *Store) fail(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrPrecondition) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrPrecondition) || errors.Is(err, store.ErrBusy) {
 		return fmt.Errorf("sqlstore: %s: %w", op, err)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
@@ -369,8 +369,22 @@ func (s *Store) fail(op string, err error) error {
 		return fmt.Errorf("sqlstore: %s: %w: %w", op, store.ErrConflict, err)
 	case ForeignKeyViolation:
 		return fmt.Errorf("sqlstore: %s: %w (a referenced record does not exist): %w", op, store.ErrNotFound, err)
+	case Busy:
+		return fmt.Errorf("sqlstore: %s: %w: %w", op, store.ErrBusy, err)
 	}
 	return fmt.Errorf("sqlstore: %s: %s: %w", op, s.d.Name, err)
+}
+
+// txFail wraps an error of BEGIN or COMMIT, which do not go through fail:
+// lock contention there (SQLite's BEGIN IMMEDIATE waits for the write
+// lock; a commit can wait for it too) is store.ErrBusy like anywhere
+// else, so that the surfaces answer it as a retriable "busy" and not as
+// an internal error. The queue batches (queue.go) can use it too.
+func (s *Store) txFail(op string, err error) error {
+	if s.d.Classify(err) == Busy && !errors.Is(err, store.ErrBusy) {
+		return fmt.Errorf("sqlstore: %s: %s: %w: %w", op, s.d.Name, store.ErrBusy, err)
+	}
+	return fmt.Errorf("sqlstore: %s: %w", op, err)
 }
 
 // mustAffect turns "no row matched" into ErrNotFound for updates and
