@@ -202,6 +202,9 @@ func writeError(w http.ResponseWriter, e *rp.Error) {
 	if e.Authenticate != "" {
 		w.Header().Set("WWW-Authenticate", e.Authenticate)
 	}
+	if e.RetryAfter != "" {
+		w.Header().Set("Retry-After", e.RetryAfter)
+	}
 	w.Header().Set("x-ms-failure-cause", "gateway")
 	httpx.WriteJSON(w, e.Status, map[string]any{"error": map[string]string{"code": e.Code, "message": e.Message}})
 }

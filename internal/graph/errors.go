@@ -9,6 +9,7 @@ import (
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/httpx"
+	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
 // graphError is a failure in Graph's own terms: the HTTP status and the
@@ -80,7 +81,12 @@ func unauthenticated(message string) *graphError {
 	return &graphError{status: http.StatusUnauthorized, code: codeInvalidToken, message: message}
 }
 
+// internalError is the 500 that hides cause, or serviceBusy when cause is
+// store contention: every unexpected error a handler meets comes here.
 func internalError(cause error) *graphError {
+	if errors.Is(cause, store.ErrBusy) {
+		return serviceBusy(cause)
+	}
 	return &graphError{status: http.StatusInternalServerError, code: codeInternalServerError,
 		message: "An internal server error occurred. Please retry the request.", cause: cause}
 }
@@ -90,6 +96,9 @@ func internalError(cause error) *graphError {
 // was rolled back: an unaudited change never looks successful, and never
 // happens.
 func errAuditFailed(cause error) *graphError {
+	if errors.Is(cause, store.ErrBusy) {
+		return serviceBusy(cause)
+	}
 	return &graphError{status: http.StatusInternalServerError, code: codeInternalServerError,
 		message: "The change was not made because its audit record could not be written. Please retry the request.", cause: cause}
 }
@@ -112,14 +121,24 @@ func toGraphError(err error, id string) *graphError {
 	case errors.Is(err, directory.ErrPasswordBusy):
 		// Every password-hashing slot stayed busy: nothing was changed,
 		// and the client should retry after a moment.
-		return &graphError{status: http.StatusServiceUnavailable, code: codeServiceNotAvailable,
-			message: "The service is temporarily unavailable. Please retry the request after a few seconds.", cause: err}
+		return serviceBusy(err)
 	case errors.Is(err, directory.ErrNotFound):
 		return notFound(id)
 	case errors.Is(err, directory.ErrConflict):
 		return conflictError(err)
 	}
 	return internalError(err)
+}
+
+// serviceBusy is Graph's 503 serviceNotAvailable (writeError adds the
+// Retry-After), for a request that could not be served for contention
+// (password hashing, the store's write lock): nothing was changed, and
+// the client should retry after a moment. Graph documents 503 "The
+// service is temporarily unavailable ... You may repeat the request after
+// a delay ... a Retry-After header" (https://learn.microsoft.com/graph/errors).
+func serviceBusy(cause error) *graphError {
+	return &graphError{status: http.StatusServiceUnavailable, code: codeServiceNotAvailable,
+		message: "The service is temporarily unavailable. Please retry the request after a few seconds.", cause: cause}
 }
 
 // conflictError is Graph's answer to a taken unique value: 400
@@ -162,7 +181,7 @@ func writeError(w http.ResponseWriter, r *http.Request, e *graphError) {
 		w.Header().Set("WWW-Authenticate", challenge)
 	}
 	if e.status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "2")
+		w.Header().Set("Retry-After", store.BusyRetryAfter)
 	}
 	body := errorBody{Error: errorDetail{Code: e.code, Message: e.message, InnerError: innerError{
 		Date:            time.Now().UTC().Format("2006-01-02T15:04:05"),

@@ -385,9 +385,11 @@ func (s *Service) writeDenial(q *request, action string, d *denial) {
 	WriteError(q.w, http.StatusUnauthorized, d.message)
 }
 
+// internal answers an unexpected error: 500, or 503 ServerBusy for store
+// contention (WriteInternal).
 func (s *Service) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
 	s.log.ErrorContext(r.Context(), "servicebus: "+what, "err", err)
-	WriteError(w, http.StatusInternalServerError, "The server encountered an internal error.")
+	WriteInternal(w, err)
 }
 
 // storedProps is what a message keeps besides its body and MessageId:

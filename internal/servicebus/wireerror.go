@@ -3,12 +3,15 @@ package servicebus
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
 // Service Bus REST answers an error with a small XML document, not JSON:
@@ -60,4 +63,43 @@ func ErrorBody(status int, detail string) []byte {
 	_ = xml.EscapeText(&b, []byte(detail)) // writes to a bytes.Buffer: cannot fail
 	b.WriteString("</Detail></Error>")
 	return b.Bytes()
+}
+
+// Store contention. A request the store could not serve because its locks
+// were busy (store.ErrBusy) changed nothing and may succeed if retried, so
+// it is answered as Service Bus answers its own overload, never as an
+// internal error: REST gets 503 with Retry-After ("ServerBusy: the server
+// is busy"; Service Bus documents ServerBusyException, "Service isn't able
+// to process the request at this time", for which the client "can wait
+// for a few seconds and retry the operation":
+// https://learn.microsoft.com/azure/service-bus-messaging/service-bus-messaging-exceptions),
+// and AMQP the condition com.microsoft:server-busy, which azservicebus
+// treats as a temporary error that needs no recovery and retries
+// (internal/errors.go, amqpConditionsToRecoveryKind: RecoveryKindNone).
+
+// CondServerBusy is the AMQP error condition of a busy server.
+const CondServerBusy = "com.microsoft:server-busy"
+
+// serverBusyDetail is the REST and AMQP description of a busy server.
+const serverBusyDetail = "ServerBusy: The server is busy. Please retry the operation after the interval in the Retry-After header."
+
+// WriteInternal writes the answer to an unexpected error err: 503 with
+// Retry-After when it is store contention, else 500. The caller logs err.
+func WriteInternal(w http.ResponseWriter, err error) {
+	if errors.Is(err, store.ErrBusy) {
+		w.Header().Set("Retry-After", store.BusyRetryAfter)
+		WriteError(w, http.StatusServiceUnavailable, serverBusyDetail)
+		return
+	}
+	WriteError(w, http.StatusInternalServerError, "The server encountered an internal error.")
+}
+
+// AMQPCondition is the AMQP error condition and description for an
+// unexpected error err: com.microsoft:server-busy for store contention,
+// else amqp:internal-error with internal as its description.
+func AMQPCondition(err error, internal string) (condition, description string) {
+	if errors.Is(err, store.ErrBusy) {
+		return CondServerBusy, serverBusyDetail
+	}
+	return "amqp:internal-error", internal
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tenantbridge/tenantbridge/internal/httpx"
+	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
 // Error is a refusal in Entra ID's wire format. Clients (MSAL, azidentity,
@@ -286,6 +287,13 @@ func writeError(w http.ResponseWriter, r *http.Request, now time.Time, e *Error)
 		e.Code, e.Description, traceID, correlationID, ts)
 	setNoStore(w)
 	setRequestIDHeaders(w, r, traceID, correlationID)
+	if e.Status == http.StatusServiceUnavailable {
+		// temporarily_unavailable: "The authorization server is currently
+		// unable to handle the request due to a temporary overloading or
+		// maintenance" (RFC 6749 section 4.1.2.1); the Retry-After tells
+		// azidentity/MSAL (azcore's retry policy retries 503) when to.
+		w.Header().Set("Retry-After", store.BusyRetryAfter)
+	}
 	httpx.WriteJSON(w, e.Status, errorBody{
 		Error:            e.OAuth,
 		ErrorDescription: desc.String(),

@@ -178,7 +178,19 @@ func bearer(r *http.Request) (string, bool) {
 	return tok, tok != ""
 }
 
+// internal answers an unexpected error: a 500 that hides it, or, when it
+// is store contention (store.ErrBusy), Key Vault's throttling answer, 429
+// Throttled with Retry-After. Key Vault "returns HTTP status code 429 (Too
+// many requests)" when it limits requests and clients "retry the request
+// until it succeeds" (https://learn.microsoft.com/azure/key-vault/general/overview-throttling);
+// azcore's retry policy retries a 429 after its Retry-After.
 func (s *Service) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if errors.Is(err, store.ErrBusy) {
+		s.log.WarnContext(r.Context(), "vault: "+what+": store busy", "err", err)
+		w.Header().Set("Retry-After", store.BusyRetryAfter)
+		writeError(w, http.StatusTooManyRequests, "Throttled", "Request was not processed because too many requests were received. Reason: the service is busy; retry after the interval in the Retry-After header.", "")
+		return
+	}
 	s.log.ErrorContext(r.Context(), "vault: "+what, "err", err)
 	writeError(w, http.StatusInternalServerError, "InternalServerError", "The server encountered an internal error.", "")
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"unicode"
+
+	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
 // Error is an error response in Resource Manager's envelope,
@@ -16,6 +18,8 @@ type Error struct {
 	Message string
 	// Authenticate is the WWW-Authenticate header of a 401.
 	Authenticate string
+	// RetryAfter is the Retry-After header (seconds) of a 429 or 503.
+	RetryAfter string
 	// Err is the cause, for logs.
 	Err error
 }
@@ -32,13 +36,35 @@ func NewError(status int, code, format string, args ...any) error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// InternalError is the 500 that hides err (which the door logs).
+// InternalError is the 500 that hides err (which the door logs), or, when
+// err is store contention (store.ErrBusy), the throttling answer Busy:
+// every handler's unexpected store error comes through here, so that a
+// write that could not get the database's lock in time is retried by the
+// client instead of failing.
 func InternalError(err error) error {
+	if errors.Is(err, store.ErrBusy) {
+		return Busy(err)
+	}
 	return &Error{Status: http.StatusInternalServerError, Code: "InternalServerError",
 		Message: "The server encountered an internal error. Please retry the request.", Err: err}
 }
 
-// AsError is err as an error response: itself, or an internal error.
+// Busy is Resource Manager's throttling answer, 429 TooManyRequests with
+// Retry-After, for a request the store could not serve for lock
+// contention: nothing was changed. Resource Manager and resource
+// providers answer 429 with a Retry-After "the number of seconds your
+// application should wait" for throttling and for "an overload condition
+// that isn't directly caused by your request"
+// (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling),
+// and azcore's retry policy retries a 429 after its Retry-After.
+func Busy(err error) error {
+	return &Error{Status: http.StatusTooManyRequests, Code: "TooManyRequests",
+		Message:    "The request could not be processed because the service is busy. Please retry the request after the interval in the Retry-After header.",
+		RetryAfter: store.BusyRetryAfter, Err: err}
+}
+
+// AsError is err as an error response: itself, or an internal error
+// (InternalError, which answers store contention as Busy).
 func AsError(err error) *Error {
 	var e *Error
 	if !errors.As(err, &e) {
