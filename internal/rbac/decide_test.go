@@ -2,6 +2,7 @@ package rbac_test
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -223,4 +224,41 @@ func TestMatch(t *testing.T) {
 			t.Errorf("Match(%q, %q) = %v, want %v", tc.pattern, tc.op, got, tc.want)
 		}
 	}
+}
+
+// TestExplanationSharesBuiltInRole: decisions granted by the same
+// built-in role name one shared copy of it, not a clone each (a cached
+// decision kept its own copy of the role's permission lists: issue 16),
+// and that copy is not the engine's table, whose content it equals.
+func TestExplanationSharesBuiltInRole(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st)
+		A := e.a.ID
+		ns := "/subscriptions/" + e.a.SubscriptionID + "/resourceGroups/shared/providers/Microsoft.ServiceBus/namespaces/bus"
+		one, two := e.sp(A), e.sp(A)
+		e.assign(A, ns+"/queues/commands", rbac.RoleServiceBusDataSender, one, store.PrincipalServicePrincipal, "")
+		e.assign(A, ns, rbac.RoleServiceBusDataSender, two, store.PrincipalServicePrincipal, "")
+		var roles []*store.RoleDefinition
+		for _, req := range []rbac.Request{
+			{PrincipalID: one, Action: sendData, DataAction: true, Scope: ns + "/queues/commands"},
+			{PrincipalID: two, Action: sendData, DataAction: true, Scope: ns + "/queues/status"},
+			{PrincipalID: two, Action: "Microsoft.ServiceBus/namespaces/queues/read", Scope: ns + "/queues/status"},
+		} {
+			d, err := e.eng.Decide(e.ctx, req)
+			if err != nil || !d.Allowed || d.Because.Role == nil || d.Because.Assignment == nil {
+				t.Fatalf("%+v: %+v, %v", req, d, err)
+			}
+			if d.Because.Assignment.PrincipalID != req.PrincipalID {
+				t.Errorf("%+v: granted by %+v", req, d.Because.Assignment)
+			}
+			roles = append(roles, d.Because.Role)
+		}
+		if roles[0] != roles[1] || roles[1] != roles[2] {
+			t.Errorf("the decisions name %p, %p and %p: want one shared role", roles[0], roles[1], roles[2])
+		}
+		want, _ := rbac.BuiltInRole(rbac.RoleServiceBusDataSender)
+		if !reflect.DeepEqual(*roles[0], want) {
+			t.Errorf("explained role %+v, want %+v", *roles[0], want)
+		}
+	})
 }

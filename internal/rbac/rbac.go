@@ -259,7 +259,8 @@ func (e *Engine) decide(ctx context.Context, req Request, deps *gencache.Deps) (
 	for i := range denies {
 		d := &denies[i]
 		if via, ok := denyApplies(d, sc, parent); ok && Permits(d.Permissions, req.Action, req.DataAction) {
-			because.Deny, because.DeniedVia = d, via
+			deny := *d // a copy, so that the cached decision does not keep the whole list
+			because.Deny, because.DeniedVia = &deny, via
 			return Decision{Allowed: false, Because: because}, nil
 		}
 	}
@@ -300,8 +301,11 @@ func (e *Engine) decide(ctx context.Context, req Request, deps *gencache.Deps) (
 	if best == nil {
 		return Decision{Allowed: false, Because: because}, nil
 	}
-	role := cloneRole(*bestRole)
-	because.Assignment, because.Role, because.Path = best, &role, bestPath
+	// The explanation holds a copy of the assignment, not a pointer into
+	// the list read: a cached decision would otherwise keep every
+	// assignment the query returned (issue 16).
+	assignment := *best
+	because.Assignment, because.Role, because.Path = &assignment, explainedRole(bestRole), bestPath
 	return Decision{Allowed: true, Because: because}, nil
 }
 

@@ -155,10 +155,35 @@ var builtIns = []store.RoleDefinition{
 		Permissions: []store.Permission{{Actions: []string{"*/read", "Microsoft.Solutions/applications/read", "Microsoft.Solutions/*/action"}}}},
 }
 
+// explainedBuiltIns are copies of builtIns, same order, that decisions'
+// explanations point to (Explanation.Role). Every decision granted by a
+// built-in role shares its one copy: a cached decision used to hold its
+// own clone of the role's permission lists, the largest part of an allowed
+// decision (issue 16, a few kilobytes per customer). A copy and not
+// builtIns itself, so that a caller modifying an explanation, which it
+// must not do, could not change what the engine decides.
+var explainedBuiltIns []store.RoleDefinition
+
 func init() {
 	for i := range builtIns {
 		builtIns[i].AssignableScopes = []string{"/"}
 	}
+	explainedBuiltIns = make([]store.RoleDefinition, len(builtIns))
+	for i, r := range builtIns {
+		explainedBuiltIns[i] = cloneRole(r)
+	}
+}
+
+// explainedRole is the role an explanation names for r: a built-in role's
+// shared copy, or a copy of a role read from the store.
+func explainedRole(r *store.RoleDefinition) *store.RoleDefinition {
+	for i := range builtIns {
+		if r == &builtIns[i] {
+			return &explainedBuiltIns[i]
+		}
+	}
+	c := cloneRole(*r)
+	return &c
 }
 
 // BuiltInRoles returns copies of the built-in role definitions (TenantID
