@@ -39,7 +39,7 @@ type writeLock struct {
 
 func lockDatabase(t *testing.T, path string) *writeLock {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_txlock=immediate") // waits out a background write of the server
 	if err != nil {
 		t.Fatal(err)
 	}
