@@ -792,8 +792,16 @@ func (sl *sendLink) put(ctx context.Context, d *amqp.Delivery, msgs []*wire.Mess
 		return &wire.Rejected{Error: err}
 	default:
 		sl.c.s.log.ErrorContext(ctx, "servicebus: amqp send", "queue", sl.info.res.ID, "err", res.Err)
-		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrInternalError, Description: "The server could not store the message; retry."}}
+		return &wire.Rejected{Error: storeError(res.Err, "The server could not store the message; retry.")}
 	}
+}
+
+// storeError is the AMQP error for a store failure: under contention
+// com.microsoft:server-busy, which the SDKs retry (AMQPCondition), else
+// amqp:internal-error with desc.
+func storeError(err error, desc string) *wire.Error {
+	cond, d := AMQPCondition(err, desc)
+	return &wire.Error{Condition: wire.Symbol(cond), Description: d}
 }
 
 // asError is err as an AMQP error.
@@ -986,7 +994,7 @@ func (rl *receiveLink) receiveFailed(ctx context.Context, err error) {
 		rl.l.Detach(sessionLost(rl.session))
 	case ctx.Err() == nil:
 		rl.c.s.log.ErrorContext(ctx, "servicebus: amqp receive", "queue", rl.info.res.ID, "err", err)
-		rl.l.Detach(&wire.Error{Condition: wire.ErrInternalError, Description: "The server could not read the queue; attach again."})
+		rl.l.Detach(storeError(err, "The server could not read the queue; attach again."))
 	}
 }
 
@@ -1132,7 +1140,7 @@ func (rl *receiveLink) disposition(d amqp.Disposition) (state wire.DeliveryState
 		return rl.lostState(op.LockToken)
 	default:
 		rl.c.s.log.ErrorContext(rl.l.Context(), "servicebus: amqp settle", "queue", rl.info.res.ID, "seq", seq, "err", res.Err)
-		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrInternalError, Description: "The server could not settle the message; it will be delivered again when its lock lapses."}}
+		return &wire.Rejected{Error: storeError(res.Err, "The server could not settle the message; it will be delivered again when its lock lapses.")}
 	}
 }
 

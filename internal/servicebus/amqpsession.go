@@ -195,7 +195,7 @@ func (c *amqpConn) acceptSession(ctx context.Context, rl *receiveLink, session s
 		return nil, ctx.Err()
 	default:
 		c.s.log.ErrorContext(ctx, "servicebus: amqp accept session", "queue", rl.info.res.ID, "err", err)
-		return nil, &wire.Error{Condition: wire.ErrInternalError, Description: "The server could not lock the session; attach again."}
+		return nil, storeError(err, "The server could not lock the session; attach again.")
 	}
 	rl.session, rl.sessionToken = r.SessionID, op.LockToken
 	c.holdSession(sessionRef{strings.ToLower(rl.info.res.ID), r.SessionID}, heldSession{token: op.LockToken, until: r.LockedUntil, link: a.Name})

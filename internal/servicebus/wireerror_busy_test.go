@@ -2,6 +2,7 @@ package servicebus
 
 import (
 	"database/sql"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -51,6 +52,19 @@ func TestStoreBusyAnswers(t *testing.T) {
 	}
 	if cond, desc := AMQPCondition(busy, "internal error"); cond != CondServerBusy || !strings.HasPrefix(desc, "ServerBusy: ") {
 		t.Errorf("AMQP answer to store contention: %s %q", cond, desc)
+	}
+	// The queue's batches too: a send while the lock is held fails busy,
+	// and the AMQP front-end's rejection says server-busy.
+	res := st.ApplyQueueOps(ctx, time.Now(), []store.QueueOp{{Kind: store.QueueSend, QueueID: "/subscriptions/s/resourceGroups/g/providers/Microsoft.ServiceBus/namespaces/n/queues/q",
+		Messages: []store.QueueMessage{{MessageID: "m", Body: []byte("x")}}}})
+	if len(res) != 1 || !errors.Is(res[0].Err, store.ErrBusy) {
+		t.Fatalf("a queue batch under contention: %+v", res)
+	}
+	if e := storeError(res[0].Err, "The server could not store the message; retry."); string(e.Condition) != CondServerBusy {
+		t.Errorf("AMQP rejection of a busy send: %s %q", e.Condition, e.Description)
+	}
+	if e := storeError(sql.ErrConnDone, "The server could not store the message; retry."); e.Condition != "amqp:internal-error" || e.Description != "The server could not store the message; retry." {
+		t.Errorf("AMQP rejection of another failure: %s %q", e.Condition, e.Description)
 	}
 
 	other2 := sql.ErrConnDone

@@ -120,7 +120,7 @@ func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 		}
 		conn, err := beginPGQueueTx(ctx, s.db, light, locked)
 		if err != nil {
-			return failAll(fmt.Errorf("sqlstore: apply queue ops: begin: %w", err))
+			return failAll(s.txFail("apply queue ops: begin", err))
 		}
 		qt = &queueTx{s: s, ctx: ctx, tx: conn, now: now, stateLocked: locked}
 		finish = func(commit bool) error {
@@ -137,7 +137,7 @@ func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if err := w.begin(ctx, s.db, light); err != nil {
-			return failAll(fmt.Errorf("sqlstore: apply queue ops: begin: %w", err))
+			return failAll(s.txFail("apply queue ops: begin", err))
 		}
 		qt = &queueTx{s: s, ctx: ctx, w: w, now: now}
 		finish = w.end
@@ -153,12 +153,12 @@ func (s *Store) ApplyQueueOps(ctx context.Context, now time.Time, ops []store.Qu
 		}
 		if err := qt.applyQueue(todo[start].key, ops, idx, results); err != nil {
 			_ = finish(false)
-			return failAll(fmt.Errorf("sqlstore: apply queue ops: %s: %w", s.d.Name, err))
+			return failAll(s.txFail("apply queue ops: "+s.d.Name, err))
 		}
 		start = end
 	}
 	if err := finish(true); err != nil {
-		return failAll(fmt.Errorf("sqlstore: apply queue ops: commit: %w", err))
+		return failAll(s.txFail("apply queue ops: commit", err))
 	}
 	return results
 }
