@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/google/uuid"
 
@@ -255,6 +256,13 @@ func TestExplanationSharesBuiltInRole(t *testing.T) {
 		}
 		if roles[0] != roles[1] || roles[1] != roles[2] {
 			t.Errorf("the decisions name %p, %p and %p: want one shared role", roles[0], roles[1], roles[2])
+		}
+		// A scope asked in its canonical form is named with the request's
+		// own string, not a copy of it.
+		req := rbac.Request{PrincipalID: one, Action: "Microsoft.ServiceBus/namespaces/queues/read", Scope: ns + "/queues/commands"}
+		d, err := e.eng.Decide(e.ctx, req)
+		if err != nil || d.Because.Scope != req.Scope || unsafe.StringData(d.Because.Scope) != unsafe.StringData(req.Scope) {
+			t.Errorf("explained scope %q (%p), want the request's %q (%p); %v", d.Because.Scope, unsafe.StringData(d.Because.Scope), req.Scope, unsafe.StringData(req.Scope), err)
 		}
 		want, _ := rbac.BuiltInRole(rbac.RoleServiceBusDataSender)
 		if !reflect.DeepEqual(*roles[0], want) {

@@ -235,7 +235,15 @@ func (e *Engine) decide(ctx context.Context, req Request, deps *gencache.Deps) (
 	// guest's groups are its home tenant's, as Groups reads them).
 	deps.Part(store.TenantPart(tenantID))
 	deps.Part(store.TenantPart(home))
-	because := Explanation{Operation: req.Action, DataAction: req.DataAction, Scope: sc.String(), TenantID: tenantID}
+	// The explanation names the scope in its canonical form; when the
+	// request already used it, it shares the request's string (the cache
+	// key's), so that a cached decision does not hold a second copy
+	// (issue 16).
+	scope := sc.String()
+	if scope == req.Scope {
+		scope = req.Scope
+	}
+	because := Explanation{Operation: req.Action, DataAction: req.DataAction, Scope: scope, TenantID: tenantID}
 
 	parent, err := e.memberships(ctx, home, req.PrincipalID)
 	if err != nil {
