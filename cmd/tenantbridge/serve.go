@@ -24,6 +24,7 @@ func (c *cli) serveCommand() *cobra.Command {
 	var refreshLifetime, notifyFor time.Duration
 	var nodeKeyFile string
 	var packageHosts []string
+	var maxConns int
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the tenantbridge cloud: token service, Graph, Resource Manager, Key Vault, Service Bus (HTTPS and AMQPS) and the operator API",
@@ -43,7 +44,7 @@ func (c *cli) serveCommand() *cobra.Command {
 			srv, err := server.New(cmd.Context(), server.Config{NodeKey: nodeKey, DataDir: c.dataDir, Listen: listen, ProxyListen: proxyListen, AMQPListen: amqpListen,
 				DNSListen: dnsListen, DNSAnswer: dnsAnswer, StoreURL: store, CustomDomain: domain, RefreshTokenLifetime: refreshLifetime,
 				NotificationRetryFor: notifyFor, MetricsListen: metricsListen, OTLPEndpoint: otlpEndpoint, Logger: logger,
-				ManagedAppPackages: arm.PackageFetch{AllowedHosts: packageHosts}})
+				ManagedAppPackages: arm.PackageFetch{AllowedHosts: packageHosts}, MaxConnections: maxConns})
 			if err != nil {
 				return err
 			}
@@ -94,6 +95,7 @@ func (c *cli) serveCommand() *cobra.Command {
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "also serve the Prometheus metrics, /healthz and /readyz here over plain HTTP without authorization (e.g. 127.0.0.1:9464), for a scraper on a trusted network; /metrics on --listen always answers the operator key")
 	cmd.Flags().StringVar(&otlpEndpoint, "otlp-endpoint", "", "send OpenTelemetry traces over OTLP/HTTP to this collector base URL (e.g. http://127.0.0.1:4318; spans go to /v1/traces); unset, the OTEL_* environment variables decide and tracing is off unless they configure it")
 	cmd.Flags().StringVar(&brokerListen, "broker-listen", "", "also run the broker here (HTTP, e.g. 127.0.0.1:8500), configured by its environment variables as tenantbridge broker serve")
+	cmd.Flags().IntVar(&maxConns, "max-connections", 0, "the most client connections held at once over --listen, --proxy-listen and --amqp-listen; past it a new one is closed at once (default: the process's open-file limit less a twentieth, at least 256 kept for the store and outbound calls; -1: no bound)")
 	cmd.Flags().DurationVar(&notifyFor, "notification-retry-for", 0, "how long a managed application's lifecycle notification is retried (default 10h, as Azure)")
 	cmd.Flags().DurationVar(&refreshLifetime, "refresh-token-lifetime", 0, "how long a refresh token may go unused before it expires (default 2160h, Entra's 90 days)")
 	return cmd

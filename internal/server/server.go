@@ -114,6 +114,10 @@ type Config struct {
 	// MaxQueueSeries bounds the Service Bus queues that get metrics of
 	// their own; zero means observe.DefaultMaxQueues.
 	MaxQueueSeries int
+	// MaxConnections bounds the client connections held at once over the
+	// HTTPS, proxy and AMQPS listeners (connBudget); zero means the
+	// process's open-file limit less a reserve, negative no bound.
+	MaxConnections int
 	// NodeKey, if set, makes this server a node of a fleet: several
 	// servers on one store (StoreURL) that share their key material
 	// through the store, sealed under this key (package fleet). Every
@@ -181,6 +185,7 @@ type Server struct {
 	// notifications to their publishers).
 	notifications *outbox.Deliverer
 	routes        *router
+	conns         *connBudget  // the client connections' budget (nil: none)
 	proxyLn       net.Listener // set by Listen when cfg.ProxyListen is
 	amqpLn        net.Listener // set by Listen when cfg.AMQPListen is
 	amqpAddr      string
@@ -284,6 +289,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 	s.metrics = observe.New(observe.Options{Store: s.store, MaxQueues: cfg.MaxQueueSeries, Tracer: s.tracing.Tracer()})
+	s.conns = newConnBudget(cfg.MaxConnections, s.logger)
 	s.timed = s.metrics.Store(s.store)
 	if s.dir, err = directory.New(s.timed, secrets.HashKey, secrets.KEK, directory.WithReservedHosts(s.servesUnderCustomDomain)); err != nil {
 		s.store.Close()
@@ -670,6 +676,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 
 	errc := make(chan error, 1)
+	ln = s.conns.listener(ln)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()
 
 	proxyErr := make(chan error, 1)
@@ -678,7 +685,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		p := proxy.New(proxy.Config{Allowed: s.proxyAllows, TLS: tlsConfig(), Handler: s.Handler(), Logger: s.logger,
 			BodyTimeout: s.bodyTimeout})
 		go func() {
-			err := p.Serve(runCtx, pln)
+			err := p.Serve(runCtx, s.conns.listener(pln))
 			if err != nil {
 				err = fmt.Errorf("proxy: %w", err)
 			}
@@ -692,7 +699,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if aln := s.amqpLn; aln != nil {
 		s.amqpLn = nil // a listener serves once
 		go func() {
-			err := s.serveAMQP(runCtx, tls.NewListener(aln, tlsConfig()))
+			err := s.serveAMQP(runCtx, tls.NewListener(s.conns.listener(aln), tlsConfig()))
 			if err != nil {
 				err = fmt.Errorf("amqp: %w", err)
 			}
