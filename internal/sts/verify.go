@@ -14,6 +14,7 @@ import (
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/gencache"
 	"github.com/tenantbridge/tenantbridge/internal/httpx"
+	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/token"
 )
 
@@ -32,7 +33,7 @@ var (
 type Verifier struct {
 	keys        token.KeyLookup
 	verified    *token.VerifiedCache
-	trust       *gencache.Cache[trustKey, trustResult]
+	trust       *gencache.PartCache[trustKey, trustResult]
 	dir         *directory.Service
 	isLoginHost func(string) bool
 	now         func() time.Time
@@ -46,7 +47,7 @@ func NewVerifier(keys token.KeyLookup, dir *directory.Service, isLoginHost func(
 		now = time.Now
 	}
 	return &Verifier{keys: keys, verified: token.NewVerifiedCache(), dir: dir, isLoginHost: isLoginHost, now: now,
-		trust: gencache.New[trustKey, trustResult](dir.Store(), 20_000)}
+		trust: gencache.NewPartCache[trustKey, trustResult](dir.Store(), 20_000)}
 }
 
 // Verify checks raw and returns its claims if it is valid for one of the
@@ -93,8 +94,12 @@ type trustResult struct{ err error }
 // customer that deletes a provider's principal cuts off the tokens it
 // already has, not only new ones), and a user's token must still be
 // covered by the delegated grants of that client for its resource. The
-// answer is cached for the store's generation: any change to principals
-// or grants is seen on the next request.
+// answer is cached until the store changes what it was read from: an
+// application's token depends on its service principal in the token's
+// tenant only (a write to that tenant's rows, or one that cannot name its
+// tenants, is seen on the next request; writes to other tenants leave
+// the answer cached), a user's token on everything, since the resource's
+// names may come from its application in another tenant.
 func (v *Verifier) checkTrust(ctx context.Context, c token.Claims) error {
 	client := c.AppID
 	if client == "" {
@@ -107,7 +112,12 @@ func (v *Verifier) checkTrust(ctx context.Context, c token.Claims) error {
 	if c.Scope != "" {
 		k.user, k.scope = c.ObjectID, c.Scope
 	}
-	r, err := v.trust.Get(k, func() (trustResult, error) {
+	r, err := v.trust.Get(k, func(d *gencache.Deps) (trustResult, error) {
+		if k.user == "" {
+			d.Part(store.TenantPart(c.TenantID)) // trustStands reads the client's service principal there only
+		} else {
+			d.All()
+		}
 		err := v.trustStands(ctx, c.TenantID, client, k.user, c.Audience, k.scope)
 		if err != nil && !errors.Is(err, token.ErrTrustRevoked) {
 			return trustResult{}, err // a store failure: not cached, not a verdict
