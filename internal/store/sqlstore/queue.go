@@ -699,6 +699,68 @@ func opErr(op store.QueueOp, err error) store.QueueResult {
 	return store.QueueResult{Err: fmt.Errorf("sqlstore: queue %s %s: %w", queueOpName(op.Kind), op.QueueID, err)}
 }
 
+// sendPlan is a send decided as Service Bus decides it, for the
+// op-at-a-time path and the PostgreSQL batch alike (decideSend).
+type sendPlan struct {
+	dups  []int           // indexes of op's messages that are duplicates
+	ids   map[string]bool // the ids the others store, under duplicate detection
+	total int64           // the others' size
+	fits  bool            // whether they fit the queue's MaxSizeBytes
+}
+
+// decideSend decides op: with duplicate detection on, a message is a
+// duplicate if this batch sent its id, stored says the queue's history
+// window holds it, or op carries it twice; the others must fit the
+// queue's MaxSizeBytes.
+func decideSend(g *queueGroup, op store.QueueOp, stored func(id string) (bool, error)) (sendPlan, error) {
+	var p sendPlan
+	for i, m := range op.Messages {
+		if op.Limits.DuplicateDetection && m.MessageID != "" {
+			dup := g.seenIDs[m.MessageID] || p.ids[m.MessageID]
+			if !dup {
+				var err error
+				if dup, err = stored(m.MessageID); err != nil {
+					return sendPlan{}, err
+				}
+			}
+			if dup {
+				p.dups = append(p.dups, i)
+				continue
+			}
+			if p.ids == nil {
+				p.ids = map[string]bool{}
+			}
+			p.ids[m.MessageID] = true
+		}
+		p.total += int64(len(m.Body) + len(m.Properties))
+	}
+	p.fits = op.Limits.MaxSizeBytes <= 0 || g.size+g.delta+p.total <= op.Limits.MaxSizeBytes
+	return p, nil
+}
+
+// record counts a stored plan in its group: its size, and its ids as sent
+// by this batch.
+func (p sendPlan) record(g *queueGroup) {
+	g.delta += p.total
+	if len(p.ids) > 0 && g.seenIDs == nil {
+		g.seenIDs = map[string]bool{}
+	}
+	for id := range p.ids {
+		g.seenIDs[id] = true
+	}
+}
+
+// duplicatesAnswered is a send's answer before its stored messages are
+// filled in: each duplicate as it was given, as accepted and not stored.
+func duplicatesAnswered(op store.QueueOp, dups []int) []store.QueueMessage {
+	out := make([]store.QueueMessage, len(op.Messages))
+	for _, i := range dups {
+		out[i] = op.Messages[i]
+		out[i].QueueID, out[i].TimeToLive = op.QueueID, 0
+	}
+	return out
+}
+
 func (q *queueTx) send(g *queueGroup, op store.QueueOp) (store.QueueResult, error) {
 	if !g.exists {
 		return opErr(op, store.ErrNotFound), nil
@@ -709,43 +771,24 @@ func (q *queueTx) send(g *queueGroup, op store.QueueOp) (store.QueueResult, erro
 		window = store.DefaultDuplicateWindow
 	}
 	// Decide: which messages are duplicates, and does the rest fit.
-	var (
-		dups  []int
-		total int64
-		ids   map[string]bool // ids this op stores
-	)
-	for i, m := range op.Messages {
-		if lim.DuplicateDetection && m.MessageID != "" {
-			dup := g.seenIDs[m.MessageID] || ids[m.MessageID]
-			if !dup {
-				var one int
-				err := q.queryRow(`SELECT 1 FROM queue_dedup WHERE queue_key = ? AND message_id = ? AND expires > ?`,
-					g.key, m.MessageID, q.time(q.now)).Scan(&one)
-				if err != nil && !errors.Is(err, sql.ErrNoRows) {
-					return store.QueueResult{}, err
-				}
-				dup = err == nil
-			}
-			if dup {
-				dups = append(dups, i)
-				continue
-			}
-			if ids == nil {
-				ids = map[string]bool{}
-			}
-			ids[m.MessageID] = true
+	plan, err := decideSend(g, op, func(id string) (bool, error) {
+		var one int
+		err := q.queryRow(`SELECT 1 FROM queue_dedup WHERE queue_key = ? AND message_id = ? AND expires > ?`,
+			g.key, id, q.time(q.now)).Scan(&one)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return false, err
 		}
-		total += int64(len(m.Body) + len(m.Properties))
+		return err == nil, nil
+	})
+	if err != nil {
+		return store.QueueResult{}, err
 	}
-	if lim.MaxSizeBytes > 0 && g.size+g.delta+total > lim.MaxSizeBytes {
+	if !plan.fits {
 		return opErr(op, store.ErrQuotaExceeded), nil
 	}
+	dups := plan.dups
 	// Write.
-	out := make([]store.QueueMessage, len(op.Messages))
-	for _, i := range dups {
-		out[i] = op.Messages[i]
-		out[i].QueueID, out[i].TimeToLive = op.QueueID, 0
-	}
+	out := duplicatesAnswered(op, dups)
 	d := 0
 	for i, m := range op.Messages {
 		if d < len(dups) && dups[d] == i {
@@ -773,13 +816,7 @@ ON CONFLICT (queue_key, message_id) DO UPDATE SET expires = excluded.expires`,
 		}
 		out[i] = m
 	}
-	g.delta += total
-	if len(ids) > 0 && g.seenIDs == nil {
-		g.seenIDs = map[string]bool{}
-	}
-	for id := range ids {
-		g.seenIDs[id] = true
-	}
+	plan.record(g)
 	return store.QueueResult{Messages: out, Duplicates: dups}, nil
 }
 

@@ -190,33 +190,13 @@ func (q *queueTx) sendRun(g *queueGroup, ops []store.QueueOp, run []int, results
 		if window == 0 {
 			window = store.DefaultDuplicateWindow
 		}
-		var (
-			dups  []int
-			total int64
-			ids   map[string]bool
-		)
-		for k, m := range op.Messages {
-			if lim.DuplicateDetection && m.MessageID != "" {
-				if g.seenIDs[m.MessageID] || ids[m.MessageID] || stored[m.MessageID] {
-					dups = append(dups, k)
-					continue
-				}
-				if ids == nil {
-					ids = map[string]bool{}
-				}
-				ids[m.MessageID] = true
-			}
-			total += int64(len(m.Body) + len(m.Properties))
-		}
-		if lim.MaxSizeBytes > 0 && g.size+g.delta+total > lim.MaxSizeBytes {
+		plan, _ := decideSend(g, op, func(id string) (bool, error) { return stored[id], nil }) // read above: no error
+		if !plan.fits {
 			results[i] = opErr(op, store.ErrQuotaExceeded)
 			continue
 		}
-		out := make([]store.QueueMessage, len(op.Messages))
-		for _, k := range dups {
-			out[k] = op.Messages[k]
-			out[k].QueueID, out[k].TimeToLive = op.QueueID, 0
-		}
+		dups := plan.dups
+		out := duplicatesAnswered(op, dups)
 		d := 0
 		for k, m := range op.Messages {
 			if d < len(dups) && dups[d] == k {
@@ -243,13 +223,7 @@ func (q *queueTx) sendRun(g *queueGroup, ops []store.QueueOp, run []int, results
 			}
 			out[k] = m
 		}
-		g.delta += total
-		if len(ids) > 0 && g.seenIDs == nil {
-			g.seenIDs = map[string]bool{}
-		}
-		for id := range ids {
-			g.seenIDs[id] = true
-		}
+		plan.record(g)
 		outs[i] = out
 		results[i] = store.QueueResult{Messages: out, Duplicates: dups}
 	}
