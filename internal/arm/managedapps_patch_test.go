@@ -20,16 +20,8 @@ func TestManagedApplicationsUpdateSDK(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		tb := e.contoso
 		subID := tb.Tenant.SubscriptionID
-		admin := e.adminToken(tb)
 		ctx := e.ctx
-		for _, g := range []string{"defs", "apps"} {
-			e.want(e.call(admin, "PUT", sub(e)+"/resourceGroups/"+g, map[string]any{"location": "westeurope"}), 201, "")
-		}
-		cred := e.credential(tb.Tenant.ID, tb.Admin.AppID, tb.AdminSecret.SecretText)
-		defs, err := armmanagedapplications.NewApplicationDefinitionsClient(subID, cred, e.armOptions())
-		must(t, err)
-		apps, err := armmanagedapplications.NewApplicationsClient(subID, cred, e.armOptions())
-		must(t, err)
+		_, defs, apps := managedAppClients(t, e)
 		dp, err := defs.BeginCreateOrUpdate(ctx, "defs", "tagged", armmanagedapplications.ApplicationDefinition{Location: to.Ptr("westeurope"),
 			Properties: &armmanagedapplications.ApplicationDefinitionProperties{LockLevel: to.Ptr(armmanagedapplications.ApplicationLockLevelNone),
 				MainTemplate: parseJSON(t, brokerTemplate)}}, nil)

@@ -1,6 +1,7 @@
 package arm_test
 
 import (
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"net/http"
 	"strings"
 	"testing"
@@ -56,14 +57,7 @@ func TestManagedApplicationMainTemplateSDK(t *testing.T) {
 		subID := tb.Tenant.SubscriptionID
 		admin := e.adminToken(tb)
 		ctx := e.ctx
-		for _, g := range []string{"defs", "apps"} {
-			e.want(e.call(admin, "PUT", sub(e)+"/resourceGroups/"+g, map[string]any{"location": "westeurope"}), 201, "")
-		}
-		cred := e.credential(tb.Tenant.ID, tb.Admin.AppID, tb.AdminSecret.SecretText)
-		defs, err := armmanagedapplications.NewApplicationDefinitionsClient(subID, cred, e.armOptions())
-		must(t, err)
-		apps, err := armmanagedapplications.NewApplicationsClient(subID, cred, e.armOptions())
-		must(t, err)
+		cred, defs, apps := managedAppClients(t, e)
 		pub := e.newApp(tb.Tenant.ID, "publisher-ops", false)
 		definition := func(template any) armmanagedapplications.ApplicationDefinition {
 			return armmanagedapplications.ApplicationDefinition{Location: to.Ptr("westeurope"), Properties: &armmanagedapplications.ApplicationDefinitionProperties{
@@ -211,4 +205,22 @@ func TestManagedApplicationMainTemplateSDK(t *testing.T) {
 			t.Fatalf("failure detail %v", d)
 		}
 	})
+}
+
+// managedAppClients makes contoso's groups "defs" and "apps" and returns
+// its admin's credential with the real SDK's definitions and
+// applications clients of its subscription.
+func managedAppClients(t *testing.T, e *env) (azcore.TokenCredential, *armmanagedapplications.ApplicationDefinitionsClient, *armmanagedapplications.ApplicationsClient) {
+	t.Helper()
+	tb := e.contoso
+	admin := e.adminToken(tb)
+	for _, g := range []string{"defs", "apps"} {
+		e.want(e.call(admin, "PUT", sub(e)+"/resourceGroups/"+g, map[string]any{"location": "westeurope"}), 201, "")
+	}
+	cred := e.credential(tb.Tenant.ID, tb.Admin.AppID, tb.AdminSecret.SecretText)
+	defs, err := armmanagedapplications.NewApplicationDefinitionsClient(tb.Tenant.SubscriptionID, cred, e.armOptions())
+	must(t, err)
+	apps, err := armmanagedapplications.NewApplicationsClient(tb.Tenant.SubscriptionID, cred, e.armOptions())
+	must(t, err)
+	return cred, defs, apps
 }
