@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/tenantbridge/tenantbridge/internal/arm/rp"
@@ -66,7 +67,11 @@ func withoutSecureValues(template, params json.RawMessage) json.RawMessage {
 		return params
 	}
 	t, err := armtemplate.Parse(template)
-	if err != nil || len(t.SecureParameters()) == 0 {
+	if err != nil {
+		return params
+	}
+	secure := t.SecureParameters()
+	if len(secure) == 0 {
 		return params
 	}
 	raw, err := inlineJSON(params, "properties.parameters")
@@ -78,10 +83,8 @@ func withoutSecureValues(template, params json.RawMessage) json.RawMessage {
 		return params
 	}
 	for name, v := range values {
-		for _, secure := range t.SecureParameters() {
-			if strings.EqualFold(name, secure) && v != nil {
-				delete(v, "value")
-			}
+		if v != nil && slices.ContainsFunc(secure, func(s string) bool { return strings.EqualFold(s, name) }) {
+			delete(v, "value")
 		}
 	}
 	out, err := json.Marshal(values)
