@@ -57,6 +57,9 @@ type QueueOptions struct {
 	// senders and receivers share, round robin; 0 means one per
 	// LinksPerConnection of them.
 	Connections int
+	// AMQPClient is the AMQP client: AMQPClientSDK (the default, "") or
+	// AMQPClientGoAMQP.
+	AMQPClient string
 	Keep        bool
 	TenantName  string
 	Log         io.Writer
@@ -151,7 +154,11 @@ func RunQueue(ctx context.Context, opts QueueOptions) (rep QueueReport, err erro
 	rep.Server, rep.Tenant, rep.TenantID, rep.Protocol, rep.MemoryNote, rep.CleanupError = run.Server, run.Tenant, run.TenantID, run.Protocol, run.MemoryNote, run.CleanupError
 	rep.MemoryAtRest, rep.MemoryAfter, rep.TenantDeleted = run.MemoryAtRest, run.MemoryAfter, run.TenantDeleted
 	if opts.Transport == TransportAMQP {
-		rep.Protocol, rep.AMQPConnections = "AMQP 1.0 over TLS to "+opts.AMQPAddr+", azservicebus", opts.Connections
+		client := "azservicebus"
+		if opts.AMQPClient == AMQPClientGoAMQP {
+			client = "go-amqp"
+		}
+		rep.Protocol, rep.AMQPConnections = "AMQP 1.0 over TLS to "+opts.AMQPAddr+", "+client, opts.Connections
 	}
 	return rep, err
 }
@@ -181,6 +188,13 @@ type queueBench struct {
 const (
 	TransportREST = "rest"
 	TransportAMQP = "amqp"
+)
+
+// AMQP clients of the queue benchmark: the Service Bus SDK, or the AMQP
+// library under it used directly (goAMQPQueue).
+const (
+	AMQPClientSDK    = "sdk"
+	AMQPClientGoAMQP = "go-amqp"
 )
 
 // DefaultAMQPAddr is serve's default --amqp-listen.
@@ -242,13 +256,20 @@ func (restQueue) close(context.Context) {}
 
 // makeWorkers opens the transport and makes each worker's function.
 func (q *queueBench) makeWorkers(ctx context.Context) error {
-	if q.opts.Transport == TransportAMQP {
+	switch {
+	case q.opts.Transport == TransportAMQP && q.opts.AMQPClient == AMQPClientGoAMQP:
+		g, err := newGoAMQPQueue(ctx, q)
+		if err != nil {
+			return err
+		}
+		q.transport = g
+	case q.opts.Transport == TransportAMQP:
 		a, err := newAMQPQueue(ctx, q)
 		if err != nil {
 			return err
 		}
 		q.transport = a
-	} else {
+	default:
 		q.transport = restQueue{q}
 	}
 	for range q.opts.Senders {

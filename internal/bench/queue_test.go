@@ -37,6 +37,8 @@ func TestRunQueue(t *testing.T) {
 	}{
 		{"rest", bench.QueueOptions{Transport: bench.TransportREST}},
 		{"amqp", bench.QueueOptions{Transport: bench.TransportAMQP, AMQPAddr: amqpAddr, Batch: 3, Connections: 2}},
+		{"go-amqp", bench.QueueOptions{Transport: bench.TransportAMQP, AMQPClient: bench.AMQPClientGoAMQP, AMQPAddr: amqpAddr, Connections: 2}},
+		{"go-amqp batch", bench.QueueOptions{Transport: bench.TransportAMQP, AMQPClient: bench.AMQPClientGoAMQP, AMQPAddr: amqpAddr, Batch: 4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var log bytes.Buffer
@@ -58,14 +60,14 @@ func TestRunQueue(t *testing.T) {
 					t.Errorf("%s latency %+v is not ordered", name, l)
 				}
 			}
-			if rep.Transport != tc.name || !rep.TenantDeleted || rep.CleanupError != "" {
+			if rep.Transport != opts.Transport || !rep.TenantDeleted || rep.CleanupError != "" {
 				t.Errorf("transport %q, tenant deleted = %v, cleanup error %q", rep.Transport, rep.TenantDeleted, rep.CleanupError)
 			}
 			var table, js bytes.Buffer
 			if err := bench.PrintQueue(&table, rep, "table"); err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{"MSGS/S", "E2E P99", rep.Queue + " over " + tc.name} {
+			for _, want := range []string{"MSGS/S", "E2E P99", rep.Queue + " over " + opts.Transport} {
 				if !strings.Contains(table.String(), want) {
 					t.Errorf("table lacks %q:\n%s", want, table.String())
 				}
@@ -74,8 +76,11 @@ func TestRunQueue(t *testing.T) {
 				t.Fatal(err)
 			}
 			var back map[string]any
-			if err := json.Unmarshal(js.Bytes(), &back); err != nil || back["Transport"] != tc.name || back["Completed"] != float64(rep.Completed) {
+			if err := json.Unmarshal(js.Bytes(), &back); err != nil || back["Transport"] != opts.Transport || back["Completed"] != float64(rep.Completed) {
 				t.Errorf("JSON %s: %v", js.String(), err)
+			}
+			if opts.AMQPClient == bench.AMQPClientGoAMQP && !strings.HasSuffix(rep.Protocol, ", go-amqp") {
+				t.Errorf("protocol %q does not name go-amqp", rep.Protocol)
 			}
 			t.Logf("%s: %d sent, %d completed, %.1f/s, e2e p50 %s p99 %s", tc.name, rep.Sent, rep.Completed, rep.Rate, rep.EndToEnd.P50, rep.EndToEnd.P99)
 		})

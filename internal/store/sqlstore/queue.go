@@ -850,7 +850,9 @@ func (q *queueTx) receive(g *queueGroup, op store.QueueOp) (store.QueueResult, e
 		if !q.pg() {
 			head += ` INDEXED BY queue_messages_session`
 		}
-		head += ` WHERE queue_key = ? AND dead_letter = ? AND visible <= ? AND session_id = ?`
+		// session_id <> '' lets the planner use the partial session
+		// index (migration 0021); op.SessionID is never empty here.
+		head += ` WHERE queue_key = ? AND dead_letter = ? AND visible <= ? AND session_id = ? AND session_id <> ''`
 		args = append(args, op.SessionID)
 	} else {
 		head += ` WHERE queue_key = ? AND dead_letter = ? AND visible <= ?`

@@ -93,7 +93,7 @@ func (q *queueTx) heldSession(op store.QueueOp) (string, []any) {
 // sessionMessagesLocked is the condition "a message of the op's session
 // that is validly locked", which under a held session means locked by
 // its holder.
-const sessionMessagesLocked = `queue_key = ? AND dead_letter = 0 AND session_id = ? AND lock_token IS NOT NULL AND locked_until > ?`
+const sessionMessagesLocked = `queue_key = ? AND dead_letter = 0 AND session_id = ? AND session_id <> '' AND lock_token IS NOT NULL AND locked_until > ?`
 
 func (q *queueTx) renewSession(op store.QueueOp) (store.QueueResult, error) {
 	until := normTime(q.now.Add(op.Limits.LockDuration))
@@ -183,7 +183,7 @@ func (s *Store) PeekQueueSession(ctx context.Context, queueID, sessionID string,
 		return nil, nil
 	}
 	return s.peekQueue(ctx, "peek queue session "+queueID, queueID,
-		`SELECT `+queueMessageCols+` FROM queue_messages WHERE queue_key = ? AND dead_letter = 0 AND session_id = ? AND seq >= ? ORDER BY seq LIMIT ?`,
+		`SELECT `+queueMessageCols+` FROM queue_messages WHERE queue_key = ? AND dead_letter = 0 AND session_id = ? AND session_id <> '' AND seq >= ? ORDER BY seq LIMIT ?`,
 		fold(queueID), sessionID, fromSequence, limit)
 }
 
@@ -195,7 +195,7 @@ func (s *Store) NextSessionEvent(ctx context.Context, queueID, sessionID string)
 	}
 	err := s.read(func(r runner) error {
 		if sessionID != "" {
-			return r.queryRow(ctx, `SELECT MIN(visible) FROM queue_messages WHERE queue_key = ? AND dead_letter = 0 AND session_id = ? AND visible < ?`,
+			return r.queryRow(ctx, `SELECT MIN(visible) FROM queue_messages WHERE queue_key = ? AND dead_letter = 0 AND session_id = ? AND session_id <> '' AND visible < ?`,
 				fold(queueID), sessionID, s.d.BindTime(deferredVisible)).Scan(nullTimeCol{&at})
 		}
 		// A message of a held session waits for the session's lock to end.
