@@ -60,9 +60,9 @@ type QueueOptions struct {
 	// AMQPClient is the AMQP client: AMQPClientSDK (the default, "") or
 	// AMQPClientGoAMQP.
 	AMQPClient string
-	Keep        bool
-	TenantName  string
-	Log         io.Writer
+	Keep       bool
+	TenantName string
+	Log        io.Writer
 }
 
 // QueueReport is the result of RunQueue.
