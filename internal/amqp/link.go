@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/tenantbridge/tenantbridge/internal/amqp/wire"
 )
@@ -23,11 +25,10 @@ type Link struct {
 	// (docs/benchmarks.md, "Many customers on one node").
 	PeerAttach *wire.Attach
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	done chan struct{} // closed when the link ends: its context's Done
 
 	mu       sync.Mutex
+	afterEnd []*afterEnd   // what the link's context runs when it ends (linkContext.AfterFunc)
 	err      error         // why the link ended
 	credit   uint32        // a copy of peerCredit, for Credit
 	creditCh chan struct{} // signalled when credit or a drain arrives; made by the first CreditChanged
@@ -80,13 +81,10 @@ var (
 )
 
 func newLink(s *session, a *wire.Attach) *Link {
-	ctx, cancel := context.WithCancel(context.Background())
 	l := &Link{
 		Name:       a.Name,
 		Conn:       s.c,
 		PeerAttach: a,
-		ctx:        ctx,
-		cancel:     cancel,
 		done:       make(chan struct{}),
 		s:          s,
 		handle:     a.Handle,
@@ -106,7 +104,68 @@ func newLink(s *session, a *wire.Attach) *Link {
 func (l *Link) PeerSends() bool { return l.peerSends }
 
 // Context is cancelled when the link ends.
-func (l *Link) Context() context.Context { return l.ctx }
+func (l *Link) Context() context.Context { return (*linkContext)(l) }
+
+// linkContext is a link's context: the link itself, done when the link
+// ends, with no value and no deadline. It costs the link nothing of its
+// own: a context.WithCancel per link cost a context, its done channel
+// (besides the link's) and, once anything watched it (context.AfterFunc:
+// the expiry watch, the reply links' tables), a table of its children;
+// about a third of the heap of an idle link (docs/benchmarks.md, "Many
+// customers on one node"). Its AfterFunc method is what the context
+// package looks for in a parent it does not know, so that the contexts
+// and AfterFuncs derived from it are told of the end without a goroutine
+// each.
+type linkContext Link
+
+// afterEnd is one function a link's context runs when the link ends.
+type afterEnd struct{ f func() }
+
+func (c *linkContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *linkContext) Done() <-chan struct{}       { return c.done }
+func (c *linkContext) Value(any) any               { return nil }
+
+// Err is context.Canceled once the link has ended.
+func (c *linkContext) Err() error {
+	select {
+	case <-c.done:
+		return context.Canceled
+	default:
+		return nil
+	}
+}
+
+// AfterFunc arranges for f to run when the link ends (at once, on a
+// goroutine of its own, when it has ended already: the context package
+// calls this holding a lock that f takes). The stop function it returns
+// unregisters f, reporting whether it had not run yet.
+func (c *linkContext) AfterFunc(f func()) (stop func() bool) {
+	l := (*Link)(c)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.done:
+		go f()
+		return func() bool { return false }
+	default:
+	}
+	e := &afterEnd{f: f}
+	l.afterEnd = append(l.afterEnd, e)
+	return func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for i, x := range l.afterEnd {
+			if x == e {
+				l.afterEnd = slices.Delete(l.afterEnd, i, i+1)
+				if len(l.afterEnd) == 0 {
+					l.afterEnd = nil
+				}
+				return true
+			}
+		}
+		return false
+	}
+}
 
 // Done is closed when the link has ended.
 func (l *Link) Done() <-chan struct{} { return l.done }
@@ -264,7 +323,7 @@ func (l *Link) withdraw(m *outMsg, err error) {
 				l.s.remoteIncomingWindow--
 			}
 			if _, ok := l.s.outgoing[m.id]; ok {
-				delete(l.s.outgoing, m.id)
+				l.s.dropOutgoing(m.id)
 				l.unsettledOut--
 			}
 		}
@@ -295,7 +354,7 @@ func (l *Link) pump() {
 			l.sendCount++
 			l.peerCredit--
 			if !m.settled {
-				s.outgoing[m.id] = outDelivery{link: l, tag: m.tag}
+				s.putOutgoing(m.id, outDelivery{link: l, tag: m.tag})
 				l.unsettledOut++
 			}
 			if !l.sendFrames(m, true) {
@@ -506,12 +565,12 @@ func (l *Link) transfer(t *wire.Transfer, payload []byte) {
 			l.s.end(&wire.Error{Condition: wire.ErrNotAllowed, Description: fmt.Sprintf("delivery-id %d reused while unsettled", d.ID)})
 			return
 		}
-		l.s.incoming[d.ID] = inDelivery{link: l}
+		l.s.putIncoming(d.ID, inDelivery{link: l})
 		l.unsettledIn++
 	}
 	size := int64(len(d.Payload))
 	onDelivery := l.acc.OnDelivery
-	ctx := l.ctx
+	ctx := l.Context()
 	l.post(func() {
 		var state wire.DeliveryState
 		if onDelivery != nil {
@@ -580,7 +639,7 @@ func (l *Link) settleIncoming(id uint32, state wire.DeliveryState) {
 		return
 	}
 	l.s.c.writeDisposition(l.s.ch, true, id, nil, true, state)
-	delete(l.s.incoming, id)
+	l.s.dropIncoming(id)
 	l.unsettledIn--
 	if in.handled {
 		l.held--
@@ -824,29 +883,35 @@ func (l *Link) end(err error) {
 		l.s.c.srv.Observer.AMQPLink(l.peerSends, false)
 		l.counted = false
 	}
+	// The context ends: what watches it runs, here on the loop (the
+	// context package's cancellations and AfterFunc starts, all quick).
 	l.mu.Lock()
 	l.err = err
+	after := l.afterEnd
+	l.afterEnd = nil
+	close(l.done)
 	l.mu.Unlock()
-	l.cancel()
+	for _, e := range after {
+		e.f()
+	}
 	for _, m := range l.pending {
 		m.result <- sendResult{err: err}
 	}
 	l.pending = nil
 	for id, od := range l.s.outgoing {
 		if od.link == l {
-			delete(l.s.outgoing, id)
+			l.s.dropOutgoing(id)
 		}
 	}
 	for id, in := range l.s.incoming {
 		if in.link == l {
-			delete(l.s.incoming, id)
+			l.s.dropIncoming(id)
 		}
 	}
 	if l.cur != nil {
 		l.s.c.buffered -= int64(len(l.cur.Payload))
 		l.cur = nil
 	}
-	close(l.done)
 }
 
 // endErr is the error a Send gets on a link that is not in use.

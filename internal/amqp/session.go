@@ -31,14 +31,56 @@ type session struct {
 
 	// Unsettled deliveries, by delivery-id: the peer's (we receive) and
 	// ours (we send). Dispositions name them by id, for the whole session.
-	// Held by value: a delivery costs no allocation of its own.
+	// Held by value: a delivery costs no allocation of its own. A table
+	// exists only while it holds a delivery (putIncoming, dropIncoming
+	// and their outgoing twins): a Go map keeps its storage when emptied,
+	// and an idle session, which a fleet's connections hold one per link,
+	// would keep both for good (docs/benchmarks.md, "Many customers on
+	// one node").
 	incoming map[uint32]inDelivery
 	outgoing map[uint32]outDelivery
 
 	// Reused by disposition: the ids of a range found in a table, and
-	// the links they touched.
+	// the links they touched (emptied after use, so that an ended link
+	// is not kept by its session's last disposition).
 	ids     []uint32
 	touched []*Link
+}
+
+// putIncoming records an unsettled delivery of the peer's, making the
+// table on first use (loop).
+func (s *session) putIncoming(id uint32, in inDelivery) {
+	if s.incoming == nil {
+		s.incoming = make(map[uint32]inDelivery)
+	}
+	s.incoming[id] = in
+}
+
+// dropIncoming forgets a delivery of the peer's, and the table with its
+// last one (loop).
+func (s *session) dropIncoming(id uint32) {
+	delete(s.incoming, id)
+	if len(s.incoming) == 0 {
+		s.incoming = nil
+	}
+}
+
+// putOutgoing records an unsettled delivery of ours, making the table on
+// first use (loop).
+func (s *session) putOutgoing(id uint32, od outDelivery) {
+	if s.outgoing == nil {
+		s.outgoing = make(map[uint32]outDelivery)
+	}
+	s.outgoing[id] = od
+}
+
+// dropOutgoing forgets a delivery of ours, and the table with its last
+// one (loop).
+func (s *session) dropOutgoing(id uint32) {
+	delete(s.outgoing, id)
+	if len(s.outgoing) == 0 {
+		s.outgoing = nil
+	}
 }
 
 // inDelivery is an unsettled delivery the peer sent us.
@@ -66,8 +108,6 @@ func newSession(c *Conn, ch uint16, b *wire.Begin) *session {
 		fullIncomingWindow:   w,
 		outgoingWindow:       w,
 		remoteIncomingWindow: b.IncomingWindow,
-		incoming:             make(map[uint32]inDelivery),
-		outgoing:             make(map[uint32]outDelivery),
 	}
 }
 
@@ -157,7 +197,7 @@ func (s *session) attach(a *wire.Attach) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		acc, err := callAttach(l.ctx, c.handler, l)
+		acc, err := callAttach(l.Context(), c.handler, l)
 		c.call(func() {
 			c.attaching--
 			l.attached(acc, err)
@@ -290,7 +330,7 @@ func (s *session) disposition(d *wire.Disposition) {
 					continue // its link ended meanwhile (a callback queue overflowed)
 				}
 				s.touch(od.link)
-				delete(s.outgoing, id)
+				s.dropOutgoing(id)
 				od.link.unsettledOut--
 				if d.Settled {
 					od.link.reportDisposition(Disposition{ID: id, Tag: od.tag, State: d.State, Settled: true})
@@ -325,7 +365,7 @@ func (s *session) disposition(d *wire.Disposition) {
 			confirm = true
 			state = in.stateSent
 		}
-		delete(s.incoming, id)
+		s.dropIncoming(id)
 		in.link.unsettledIn--
 		if in.handled {
 			in.link.held--
