@@ -6,7 +6,8 @@ import (
 )
 
 // maxCachedLookups bounds the cache's memory; past it the cache drops
-// what is stale and, if that is not enough, starts over.
+// what is stale and, if that frees less than a quarter, others until it
+// does.
 const maxCachedLookups = 10_000
 
 // lookupCache remembers the few reads that every token request makes: the

@@ -33,7 +33,8 @@ type Cache[K comparable, V any] struct {
 	entries map[K]V
 }
 
-// New returns a cache of at most max entries (past it, it starts over).
+// New returns a cache of at most max entries (past it, a quarter of them
+// go).
 func New[K comparable, V any](clock Clock, max int) *Cache[K, V] {
 	return &Cache[K, V]{clock: clock, max: max, entries: map[K]V{}}
 }
@@ -70,9 +71,23 @@ func (c *Cache[K, V]) put(k K, v V, gen uint64) {
 		c.gen = gen
 		clear(c.entries)
 	case len(c.entries) >= c.max:
-		clear(c.entries)
+		dropToThreeQuarters(c.entries, c.max)
 	}
 	c.entries[k] = v
+}
+
+// dropToThreeQuarters deletes entries of a full map, in the map's random
+// order, until a quarter of max is free. Starting over instead would
+// make a cache whose working set is larger than it miss on nearly every
+// read; this way most reads still hit, and each eviction pays for a
+// quarter of max inserts.
+func dropToThreeQuarters[K comparable, V any](m map[K]V, max int) {
+	for k := range m {
+		if len(m) <= max*3/4 {
+			return
+		}
+		delete(m, k)
+	}
 }
 
 // Len returns the number of entries held, for tests and stats.
@@ -131,7 +146,8 @@ type partEntry[V any] struct {
 }
 
 // NewPartCache returns a cache of at most max entries (past it, the
-// stale ones go and, if that is not enough, all of them).
+// stale ones go and, if that frees less than a quarter, others until it
+// does).
 func NewPartCache[K comparable, V any](clock PartClock, max int) *PartCache[K, V] {
 	return &PartCache[K, V]{clock: clock, max: max, entries: map[K]partEntry[V]{}}
 }
@@ -187,9 +203,7 @@ func (c *PartCache[K, V]) put(k K, e partEntry[V]) {
 				delete(c.entries, k)
 			}
 		}
-		if len(c.entries) >= c.max/2 {
-			clear(c.entries)
-		}
+		dropToThreeQuarters(c.entries, c.max)
 	}
 	c.entries[k] = e
 }

@@ -85,6 +85,29 @@ func TestBounded(t *testing.T) {
 	}
 }
 
+// TestOverflowKeepsMost: a full cache lets a quarter go, not everything,
+// so that a working set larger than the cache still mostly hits.
+func TestOverflowKeepsMost(t *testing.T) {
+	var clk clock
+	c := New[int, int](&clk, 100)
+	for i := range 101 {
+		_, _ = c.Get(i, func() (int, error) { return i, nil })
+	}
+	if n := c.Len(); n < 75 || n > 100 {
+		t.Fatalf("%d entries after one past 100; want 75-100", n)
+	}
+	// A working set of 120 read round and round: most reads hit.
+	loads := 0
+	for range 10 {
+		for i := range 120 {
+			_, _ = c.Get(i, func() (int, error) { loads++; return i, nil })
+		}
+	}
+	if loads > 600 {
+		t.Fatalf("%d loads in 1200 reads of a working set of 120 in a cache of 100", loads)
+	}
+}
+
 func TestConcurrent(t *testing.T) {
 	var clk clock
 	c := New[int, int](&clk, 100)

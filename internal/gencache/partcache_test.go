@@ -152,3 +152,17 @@ func TestPartCacheBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestPartCacheOverflowKeepsMost: a full PartCache whose entries are all
+// current lets a quarter go, not all of them.
+func TestPartCacheOverflowKeepsMost(t *testing.T) {
+	e := newPartEnv(t)
+	c := gencache.NewPartCache[string, int](e.st, 100)
+	l := &counter{parts: []string{store.TenantPart(e.a.ID)}}
+	for i := range 101 {
+		_, _ = c.Get(fmt.Sprint(i), l.load)
+	}
+	if n := c.Len(); n < 75 || n > 100 {
+		t.Fatalf("%d entries after one past 100; want 75-100", n)
+	}
+}

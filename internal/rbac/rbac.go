@@ -64,8 +64,14 @@ var (
 // pathological directory cannot turn one decision into unbounded work.
 const maxGroups = 900
 
-// maxCachedDecisions bounds the decision cache; past it, it starts over.
-const maxCachedDecisions = 20_000
+// maxCachedDecisions bounds the decision cache; past it, the stale
+// decisions go, then others until a quarter is free. It must hold every
+// decision in steady use: a connected Service Bus link is authorised
+// again for every message, and a fan-out of 10,000 customers uses four
+// decisions per customer (the provider's send and receive, the worker's
+// receive and send), 40,000 in all. An entry is a few hundred bytes (the
+// role definition it names is shared).
+const maxCachedDecisions = 80_000
 
 // Engine makes access decisions. It is safe for concurrent use.
 type Engine struct {

@@ -134,6 +134,12 @@ type queueInfo struct {
 	maxMessage int
 }
 
+// maxCachedEntities bounds each of the namespace, queue and SAS rule
+// caches. A queue is looked up for every message a connected link moves,
+// so the caches must hold every entity in steady use: a fan-out of
+// 10,000 customers has 10,000 namespaces and 20,000 queues.
+const maxCachedEntities = 50_000
+
 // New returns a Service. It panics when a dependency is missing: that is a
 // wiring bug, and failing closed beats serving without checks.
 func New(cfg Config) *Service {
@@ -145,9 +151,9 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{st: cfg.Store, broker: cfg.Broker, verify: cfg.Verifier, authz: cfg.Authorizer, limits: cfg.Limits, messageLimit: cfg.MessageLimit,
 		audit: cfg.Audit, log: cfg.Logger,
-		byName:  gencache.New[string, store.Resource](cfg.Store, 10_000),
-		queueOf: gencache.New[string, queueInfo](cfg.Store, 10_000),
-		kek:     cfg.KEK, rules: gencache.New[string, sasRule](cfg.Store, 10_000), tracer: cfg.Tracer}
+		byName:  gencache.New[string, store.Resource](cfg.Store, maxCachedEntities),
+		queueOf: gencache.New[string, queueInfo](cfg.Store, maxCachedEntities),
+		kek:     cfg.KEK, rules: gencache.New[string, sasRule](cfg.Store, maxCachedEntities), tracer: cfg.Tracer}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

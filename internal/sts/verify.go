@@ -47,8 +47,15 @@ func NewVerifier(keys token.KeyLookup, dir *directory.Service, isLoginHost func(
 		now = time.Now
 	}
 	return &Verifier{keys: keys, verified: token.NewVerifiedCache(), dir: dir, isLoginHost: isLoginHost, now: now,
-		trust: gencache.NewPartCache[trustKey, trustResult](dir.Store(), 20_000)}
+		trust: gencache.NewPartCache[trustKey, trustResult](dir.Store(), maxCachedTrust)}
 }
+
+// maxCachedTrust bounds the trust checks remembered. A connected AMQP
+// client's token is checked again for every message, so every token in
+// steady use needs its entry: two per customer of a 10,000-customer
+// fan-out (the provider application in the customer's tenant, the
+// customer's worker), 20,000 in all, with room to spare.
+const maxCachedTrust = 60_000
 
 // Verify checks raw and returns its claims if it is valid for one of the
 // audiences (compared case-insensitively, one trailing slash ignored, since

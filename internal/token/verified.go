@@ -7,9 +7,13 @@ import (
 	"time"
 )
 
-// maxVerified bounds the tokens a VerifiedCache remembers; past it, it
-// starts over.
-const maxVerified = 4096
+// maxVerified bounds the tokens a VerifiedCache remembers. A connected
+// AMQP client's token is checked again for every message (continuous
+// access evaluation), so the cache must hold every token in use: a
+// fan-out of 10,000 customers presents two per customer (the provider's
+// token in the customer's tenant and the customer's worker's), 20,000 in
+// all. An entry is the token's claims, under 1 KiB.
+const maxVerified = 65_536
 
 // VerifiedCache remembers tokens whose signature has been checked, so that
 // a client presenting the same bearer token on every call (which is what
@@ -24,6 +28,7 @@ const maxVerified = 4096
 // check on every call, as before. Entries are keyed by the token's
 // SHA-256, so the cache holds no bearer tokens.
 type VerifiedCache struct {
+	max     int
 	mu      sync.RWMutex
 	entries map[[sha256.Size]byte]verifiedToken
 }
@@ -36,7 +41,28 @@ type verifiedToken struct {
 
 // NewVerifiedCache returns an empty cache.
 func NewVerifiedCache() *VerifiedCache {
-	return &VerifiedCache{entries: map[[sha256.Size]byte]verifiedToken{}}
+	return &VerifiedCache{max: maxVerified, entries: map[[sha256.Size]byte]verifiedToken{}}
+}
+
+func sha256Sum(raw string) [sha256.Size]byte { return sha256.Sum256([]byte(raw)) }
+
+// evict makes room in a full cache: the expired tokens go (they verify
+// nothing any more), then, if that freed less than a quarter, others in
+// the map's random order until a quarter is free. Starting over instead
+// would make a cache whose tokens in use outnumber it check a signature
+// on every call; this way most calls still find theirs. vc.mu is held.
+func (vc *VerifiedCache) evict(now time.Time) {
+	for k, e := range vc.entries {
+		if e.claims.Expires != 0 && now.Unix() >= e.claims.Expires {
+			delete(vc.entries, k)
+		}
+	}
+	for k := range vc.entries {
+		if len(vc.entries) <= vc.max*3/4 {
+			break
+		}
+		delete(vc.entries, k)
+	}
 }
 
 // Verify is token.Verify, with the signature check remembered. The
@@ -46,7 +72,7 @@ func (vc *VerifiedCache) Verify(keys KeyLookup, raw string, now time.Time) (Clai
 	if len(raw) > 16<<10 {
 		return Verify(keys, raw, now)
 	}
-	sum := sha256.Sum256([]byte(raw))
+	sum := sha256Sum(raw)
 	vc.mu.RLock()
 	e, ok := vc.entries[sum]
 	vc.mu.RUnlock()
@@ -66,8 +92,8 @@ func (vc *VerifiedCache) Verify(keys KeyLookup, raw string, now time.Time) (Clai
 	}
 	if key, found := keys.Lookup(kid); found {
 		vc.mu.Lock()
-		if len(vc.entries) >= maxVerified {
-			clear(vc.entries)
+		if len(vc.entries) >= vc.max {
+			vc.evict(now)
 		}
 		vc.entries[sum] = verifiedToken{claims: c, kid: kid, key: &key.Key.PublicKey}
 		vc.mu.Unlock()

@@ -2,6 +2,7 @@ package token_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -57,4 +58,66 @@ func flip(b byte) string {
 		return "B"
 	}
 	return "A"
+}
+
+// TestVerifiedCacheEvictsExpiredThenAQuarter: a full cache drops its
+// expired tokens first and otherwise only a quarter of its tokens, so
+// that tokens in use past its size still mostly verify from memory; it
+// never starts over (which made every call check a signature once the
+// tokens in use outnumbered it).
+func TestVerifiedCacheEvictsExpiredThenAQuarter(t *testing.T) {
+	key := keys(t).Current()
+	set := keyMap{key.KeyID: key}
+	now := time.Now()
+	minted := 0
+	mint := func(t *testing.T, n int, life time.Duration) []string {
+		var out []string
+		for range n {
+			minted++
+			c := claims(now, "2.0")
+			c.Expires = now.Add(life).Unix()
+			c.ObjectID = fmt.Sprint(minted) // each token distinct
+			raw, err := token.Mint(key, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, raw)
+		}
+		return out
+	}
+	vc := token.NewVerifiedCache()
+	token.SetVerifiedMax(vc, 8)
+	short, long := mint(t, 4, time.Minute), mint(t, 4, time.Hour)
+	for _, raw := range append(short, long...) {
+		if _, err := vc.Verify(set, raw, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Full; at now+10 minutes the short-lived tokens have expired: they go,
+	// every live one stays.
+	later := now.Add(10 * time.Minute)
+	extra := mint(t, 1, time.Hour)[0]
+	if _, err := vc.Verify(set, extra, later); err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range short {
+		if held, _ := token.VerifiedHolds(vc, raw); held {
+			t.Error("an expired token was kept while live ones were full")
+		}
+	}
+	for _, raw := range append(long, extra) {
+		if held, n := token.VerifiedHolds(vc, raw); !held {
+			t.Errorf("a live token was dropped (%d held)", n)
+		}
+	}
+	// Nothing expired: a quarter goes, not everything.
+	more := mint(t, 4, time.Hour)
+	for _, raw := range more {
+		if _, err := vc.Verify(set, raw, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, n := token.VerifiedHolds(vc, more[3]); n < 6 || n > 8 {
+		t.Fatalf("%d tokens held after overflowing a cache of 8; want 6-8", n)
+	}
 }
