@@ -781,9 +781,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// maxAMQPConns bounds the AMQPS connections served at once; beyond it a
-// new connection waits in the listen backlog.
+// maxAMQPConns bounds the AMQPS connections served at once when the
+// server has no connection budget (serve --max-connections -1, or an
+// unknown open-file limit); beyond it a new connection waits in the
+// listen backlog. With a budget, the budget alone bounds them: a fan-out
+// of 10,000 customers over AMQPS holds 20,000 connections.
 const maxAMQPConns = 10_000
+
+// amqpConnSlots is how many AMQPS connections serveAMQP serves at once.
+func (s *Server) amqpConnSlots() int {
+	if s.conns != nil {
+		return int(max(s.conns.max, 1))
+	}
+	return maxAMQPConns
+}
 
 // serveAMQP accepts AMQPS connections on ln until ctx ends, and serves each
 // with the Service Bus front-end's AMQP server. Connections still open
@@ -791,7 +802,7 @@ const maxAMQPConns = 10_000
 // returns once they all have ended.
 func (s *Server) serveAMQP(ctx context.Context, ln net.Listener) error {
 	context.AfterFunc(ctx, func() { ln.Close() })
-	slots := make(chan struct{}, maxAMQPConns)
+	slots := make(chan struct{}, s.amqpConnSlots())
 	var conns sync.WaitGroup
 	defer conns.Wait()
 	for {
