@@ -259,6 +259,18 @@ func (c *Conn) serve(ctx context.Context, br *bufio.Reader, open *wire.Open) err
 	// even an empty frame) is cut.
 	for {
 		_ = c.nc.SetReadDeadline(time.Now().Add(s.idleTimeout()))
+		// An idle connection's reader waits for the next frame's first
+		// byte here, not under ReadFrame's frame: a collection shrinks a
+		// parked goroutine's stack only while it uses less than a quarter
+		// of it, and every frame the wait is under counts (over
+		// WebSockets, a deeper transport, it kept 8 KiB instead of 4;
+		// docs/benchmarks.md, "Many customers on one node").
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				c.call(func() { c.readFailed(err) })
+				break
+			}
+		}
 		fr, err := wire.ReadFrame(br, s.maxFrameSize())
 		if err != nil {
 			c.call(func() { c.readFailed(err) })
