@@ -18,7 +18,8 @@ import (
 // Conn is one AMQP connection, as the application sees it: who the peer
 // is, and a way to close it (when the trust it was admitted under is
 // revoked, say). Its exported fields are set before Server.Connect is
-// called and never change after.
+// called and never change after (but PeerOpen, dropped once Connect
+// returned).
 type Conn struct {
 	RemoteAddr  net.Addr
 	TLS         *tls.ConnectionState // nil unless the transport is TLS
@@ -26,7 +27,11 @@ type Conn struct {
 	Identity    string               // what Server.Authenticate returned
 	Hostname    string               // the SASL hostname, or else the open's
 	ContainerID string               // the peer's container-id
-	PeerOpen    *wire.Open           // the peer's open, read only
+	// PeerOpen is the peer's open, read only: its hostname and
+	// properties. It is the application's to read in Server.Connect;
+	// then the engine lets go of it (nil), so that an open connection
+	// does not keep the decoded open, as a link does not keep its attach.
+	PeerOpen *wire.Open
 
 	srv     *Server
 	nc      net.Conn
@@ -315,6 +320,7 @@ func (c *Conn) opened(ctx context.Context, open *wire.Open) {
 		}
 		c.handler = h
 	}
+	c.PeerOpen = nil
 
 	// Heartbeats: the peer wants a frame at least every IdleTimeout it
 	// advertised; we send an empty one at half that, as go-amqp does (8

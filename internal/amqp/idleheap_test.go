@@ -130,3 +130,27 @@ func expect[T any](p *rawPeer) T {
 		}
 	}
 }
+
+// TestPeerOpenDropped: the peer's decoded open is the application's to
+// read in Connect; the connection does not keep it after (a fleet's
+// idle connections would each keep their SDK's open, properties and
+// all).
+func TestPeerOpenDropped(t *testing.T) {
+	attached := make(chan *wire.Open, 1)
+	srv := &Server{Connect: func(_ context.Context, c *Conn) (Handler, error) {
+		if c.PeerOpen == nil || c.PeerOpen.ContainerID != "raw" {
+			t.Errorf("Connect sees the open %+v, want the peer's", c.PeerOpen)
+		}
+		return HandlerFunc(func(_ context.Context, l *Link) (*Accept, error) {
+			attached <- l.Conn.PeerOpen
+			return &Accept{Credit: 1}, nil
+		}), nil
+	}}
+	ts := startServer(t, srv, nil)
+	p := rawDial(t, ts.addr)
+	p.open(0)
+	p.beginAttachSender()
+	if o := <-attached; o != nil {
+		t.Errorf("the connection still holds the peer's open after Connect: %+v", o)
+	}
+}

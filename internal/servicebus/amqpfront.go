@@ -173,9 +173,15 @@ func (c *amqpConn) renewed(token string, until time.Time) {
 	c.heldMu.Unlock()
 }
 
+// release forgets a held lock; the table goes with its last lock (a
+// Go map keeps its storage when emptied: an idle connection's would be
+// kept for good).
 func (c *amqpConn) release(token string) {
 	c.heldMu.Lock()
 	delete(c.held, token)
+	if len(c.held) == 0 {
+		c.held = nil
+	}
 	c.heldMu.Unlock()
 }
 
@@ -329,7 +335,7 @@ func (c *amqpConn) attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 		sl := &sendLink{c: c, l: l, queue: queue, info: info}
 		return &amqp.Accept{OnDelivery: sl.deliver, MaxMessageSize: uint64(info.maxMessage), Credit: sendCredit(info.maxMessage)}, nil
 	}
-	rl := &receiveLink{c: c, l: l, queue: queue, deadLetter: deadLetter, info: info, locks: map[string]int64{}}
+	rl := &receiveLink{c: c, l: l, queue: queue, deadLetter: deadLetter, info: info}
 	// The link receives when the peer gives credit (OnCredit, from the
 	// attach on) and finishes when it ends (the expiry watch's end);
 	// between the two it holds no goroutine (receiveLink.poke).
@@ -826,8 +832,13 @@ type receiveLink struct {
 	// a link of a queue without sessions (set before run starts).
 	session, sessionToken string
 
-	mu    sync.Mutex
-	locks map[string]int64 // delivery tag → sequence number, for messages locked and not settled
+	mu sync.Mutex
+	// locks maps a delivery tag to its sequence number, for messages
+	// locked and not settled. It exists only while it holds one: a Go
+	// map keeps its storage when emptied, and a fleet's idle receivers
+	// would each keep one for good (docs/benchmarks.md, "Many customers
+	// on one node").
+	locks map[string]int64
 
 	// The link's turns (poke): at most one goroutine runs them, and only
 	// while there is something to do.
@@ -1041,6 +1052,9 @@ func (rl *receiveLink) deliver(ctx context.Context, m store.QueueMessage) (err e
 	}
 	if m.LockToken != "" {
 		rl.mu.Lock()
+		if rl.locks == nil {
+			rl.locks = make(map[string]int64)
+		}
 		rl.locks[string(tag)] = m.SequenceNumber
 		rl.mu.Unlock()
 		rl.c.hold(m.LockToken, heldLock{info: rl.info, deadLetter: rl.deadLetter, seq: m.SequenceNumber, until: m.LockedUntil, session: rl.session})
@@ -1098,6 +1112,9 @@ func (rl *receiveLink) disposition(d amqp.Disposition) (state wire.DeliveryState
 	// otherwise the map would outgrow the engine's unsettled limit.
 	seq, ok := rl.locks[string(d.Tag)]
 	delete(rl.locks, string(d.Tag))
+	if len(rl.locks) == 0 {
+		rl.locks = nil
+	}
 	rl.mu.Unlock()
 	token := lockTokenOf(d.Tag)
 	if ok {
