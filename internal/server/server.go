@@ -184,6 +184,7 @@ type Server struct {
 	// notifications delivers the outbox (managed applications' lifecycle
 	// notifications to their publishers).
 	notifications *outbox.Deliverer
+	soleStore     bool // the embedded SQLite store, which no other server writes (several nodes need PostgreSQL)
 	routes        *router
 	conns         *connBudget  // the client connections' budget (nil: none)
 	proxyLn       net.Listener // set by Listen when cfg.ProxyListen is
@@ -255,6 +256,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	storeURL := cfg.StoreURL
 	if storeURL == "" {
 		storeURL = "sqlite://" + filepath.Join(cfg.DataDir, "tenantbridge.db")
+	}
+	if b, _, err := backends.Parse(storeURL); err == nil && b == backends.SQLite {
+		s.soleStore = true
 	}
 	if len(cfg.NodeKey) > 0 {
 		// A fleet node takes its keys from the store: open it first.
@@ -449,7 +453,12 @@ func (s *Server) buildRouter() *router {
 	s.vaults = vault.New(vault.Config{Store: s.timed, KEK: s.kek, Verifier: verifier,
 		Authorizer: vaultAuthorizer{access}, Audit: s.audit, Logger: s.logger,
 		LoginBase: func(*http.Request) string { return miIssuer }})
-	s.broker = servicebus.NewBroker(s.timed, nil, s.logger, servicebus.WithBrokerObserver(s.metrics))
+	brokerOpts := []servicebus.BrokerOption{servicebus.WithBrokerObserver(s.metrics)}
+	if s.soleStore {
+		// Every queue change goes through this server's broker.
+		brokerOpts = append(brokerOpts, servicebus.WithSoleWriter())
+	}
+	s.broker = servicebus.NewBroker(s.timed, nil, s.logger, brokerOpts...)
 	if feed, ok := s.store.(store.QueueWakeFeed); ok {
 		// A send through another server sharing the store wakes the
 		// receivers waiting here (PostgreSQL's LISTEN/NOTIFY).
