@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -25,6 +26,7 @@ func (c *cli) serveCommand() *cobra.Command {
 	var nodeKeyFile string
 	var packageHosts []string
 	var maxConns int
+	var memoryLimit string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the tenantbridge cloud: token service, Graph, Resource Manager, Key Vault, Service Bus (HTTPS and AMQPS) and the operator API",
@@ -37,6 +39,13 @@ func (c *cli) serveCommand() *cobra.Command {
 			nodeKey, err := fleet.LoadNodeKey(nodeKeyFile, c.getenv)
 			if err != nil {
 				return err
+			}
+			limit, err := setMemoryLimit(memoryLimit)
+			if err != nil {
+				return fmt.Errorf("--memory-limit: %w", err)
+			}
+			if limit < math.MaxInt64 {
+				logger.Info("memory limit", "bytes", limit)
 			}
 			if nodeKey != nil && !strings.HasPrefix(store, "postgres://") && !strings.HasPrefix(store, "postgresql://") {
 				return fmt.Errorf("a node key (--node-key-file or %s) is for several servers on one PostgreSQL store: give --store postgres://…", fleet.NodeKeyEnv)
@@ -95,6 +104,7 @@ func (c *cli) serveCommand() *cobra.Command {
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "also serve the Prometheus metrics, /healthz and /readyz here over plain HTTP without authorization (e.g. 127.0.0.1:9464), for a scraper on a trusted network; /metrics on --listen always answers the operator key")
 	cmd.Flags().StringVar(&otlpEndpoint, "otlp-endpoint", "", "send OpenTelemetry traces over OTLP/HTTP to this collector base URL (e.g. http://127.0.0.1:4318; spans go to /v1/traces); unset, the OTEL_* environment variables decide and tracing is off unless they configure it")
 	cmd.Flags().StringVar(&brokerListen, "broker-listen", "", "also run the broker here (HTTP, e.g. 127.0.0.1:8500), configured by its environment variables as tenantbridge broker serve")
+	cmd.Flags().StringVar(&memoryLimit, "memory-limit", "", "a soft limit on the memory the Go runtime holds (e.g. 900MiB; GOMEMLIMIT's syntax): the garbage collector works harder as the process nears it instead of letting the heap grow to twice what is live, which a server holding many idle connections, mostly live memory, is sized by; a live heap above it is not refused (default: GOMEMLIMIT, else none)")
 	cmd.Flags().IntVar(&maxConns, "max-connections", 0, "the most client connections held at once over --listen, --proxy-listen and --amqp-listen; past it a new one is closed at once (default: the process's open-file limit less a twentieth, at least 256 kept for the store and outbound calls; -1: no bound)")
 	cmd.Flags().DurationVar(&notifyFor, "notification-retry-for", 0, "how long a managed application's lifecycle notification is retried (default 10h, as Azure)")
 	cmd.Flags().DurationVar(&refreshLifetime, "refresh-token-lifetime", 0, "how long a refresh token may go unused before it expires (default 2160h, Entra's 90 days)")
