@@ -859,7 +859,7 @@ func (l *Link) peerDetach(d *wire.Detach) {
 		l.end(peerError(d.Error, ErrLinkDetached))
 	}
 	l.state = linkEnded
-	delete(l.s.links, l.handle)
+	l.s.dropLink(l)
 	l.s.c.links--
 }
 

@@ -3,6 +3,7 @@ package amqp
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/tenantbridge/tenantbridge/internal/amqp/wire"
 )
@@ -15,7 +16,12 @@ type session struct {
 	endSent bool // we sent end; we wait for the peer's
 
 	handleMax uint32
-	links     map[uint32]*Link // by handle; we use the peer's handle as ours
+	// links are the session's links, in no order; a link's handle is
+	// the peer's, which we use as ours. A slice, searched: the SDKs open
+	// a session per link, and a map of one link kept about 180 bytes
+	// per idle link (docs/benchmarks.md, "Many customers on one node");
+	// a session holds at most handle-max+1 links (Server.MaxLinksPerSession).
+	links []*Link
 
 	// Incoming transfers (part 2.5.6): the peer may send incomingWindow
 	// more transfer frames; we reopen the window when half is used.
@@ -102,12 +108,31 @@ func newSession(c *Conn, ch uint16, b *wire.Begin) *session {
 		c:                    c,
 		ch:                   ch,
 		handleMax:            min(c.srv.maxLinks()-1, b.HandleMax),
-		links:                make(map[uint32]*Link),
 		nextIncomingID:       b.NextOutgoingID,
 		incomingWindow:       w,
 		fullIncomingWindow:   w,
 		outgoingWindow:       w,
 		remoteIncomingWindow: b.IncomingWindow,
+	}
+}
+
+// link is the session's link with handle h, nil if none (loop).
+func (s *session) link(h uint32) *Link {
+	for _, l := range s.links {
+		if l.handle == h {
+			return l
+		}
+	}
+	return nil
+}
+
+// dropLink takes l out of the session (loop).
+func (s *session) dropLink(l *Link) {
+	if i := slices.Index(s.links, l); i >= 0 {
+		s.links = slices.Delete(s.links, i, i+1)
+	}
+	if len(s.links) == 0 {
+		s.links = nil
 	}
 }
 
@@ -130,7 +155,7 @@ func (s *session) handle(body any, payload []byte) {
 	case *wire.Disposition:
 		s.disposition(b)
 	case *wire.Detach:
-		l := s.links[b.Handle]
+		l := s.link(b.Handle)
 		if l == nil {
 			s.end(&wire.Error{Condition: wire.ErrSessionUnattachedHandle, Description: fmt.Sprintf("detach of handle %d, not attached", b.Handle)})
 			return
@@ -165,9 +190,10 @@ func (s *session) end(e *wire.Error) {
 // endAll ends every link of the session locally (no detach is sent: the
 // session or the connection is going).
 func (s *session) endAll(err error) {
-	for h, l := range s.links {
+	links := s.links
+	s.links = nil
+	for _, l := range links {
 		l.end(err)
-		delete(s.links, h)
 		s.c.links--
 	}
 }
@@ -179,12 +205,12 @@ func (s *session) attach(a *wire.Attach) {
 	case a.Handle > s.handleMax:
 		s.c.closeWith(&wire.Error{Condition: wire.ErrConnectionFraming, Description: fmt.Sprintf("handle %d above handle-max %d", a.Handle, s.handleMax)})
 		return
-	case s.links[a.Handle] != nil:
+	case s.link(a.Handle) != nil:
 		s.end(&wire.Error{Condition: wire.ErrSessionHandleInUse, Description: fmt.Sprintf("handle %d in use", a.Handle)})
 		return
 	}
 	l := newLink(s, a)
-	s.links[a.Handle] = l
+	s.links = append(s.links, l)
 	c := s.c
 	c.links++
 	// Attach calls of links the peer detached meanwhile count too, until
@@ -238,7 +264,7 @@ func (s *session) flow(f *wire.Flow) {
 		s.pumpAll()
 		return
 	}
-	l := s.links[*f.Handle]
+	l := s.link(*f.Handle)
 	if l == nil {
 		s.end(&wire.Error{Condition: wire.ErrSessionUnattachedHandle, Description: fmt.Sprintf("flow for handle %d, not attached", *f.Handle)})
 		return
@@ -293,7 +319,7 @@ func (s *session) transfer(t *wire.Transfer, payload []byte) {
 	}
 	s.incomingWindow--
 	s.nextIncomingID++
-	l := s.links[t.Handle]
+	l := s.link(t.Handle)
 	if l == nil {
 		s.end(&wire.Error{Condition: wire.ErrSessionUnattachedHandle, Description: fmt.Sprintf("transfer on handle %d, not attached", t.Handle)})
 		return
