@@ -95,6 +95,7 @@ type nextEvent struct {
 
 	gen    uint64
 	set    bool
+	none   bool // the queue had no message: no event, good until at
 	at     time.Time
 	readAt time.Time // the broker's clock (now) when it was read
 	read   time.Time // the wall clock when it was read
@@ -498,8 +499,11 @@ func (b *Broker) nextQueueEvent(ctx context.Context, k waitKey, op store.QueueOp
 	b.mu.Lock()
 	e := b.nextEntryLocked(k)
 	if e.set && (b.sole || time.Since(e.read) < nextEventTTL) && e.at.After(b.now()) && !e.at.After(e.readAt.Add(op.Limits.LockDuration)) {
-		at := e.at
+		at, none := e.at, e.none
 		b.mu.Unlock()
+		if none {
+			return time.Time{}, false, nil
+		}
 		return at, true, nil
 	}
 	gen := e.gen
@@ -509,22 +513,19 @@ func (b *Broker) nextQueueEvent(ctx context.Context, k waitKey, op store.QueueOp
 	if err != nil {
 		return at, ok, err
 	}
+	// An empty queue's answer ("none") is remembered as good until the
+	// earliest that a lock taken after the read could end: until then
+	// nothing can come due without a commit that forgets it.
+	horizon := at
 	if !ok {
-		if op.Limits.LockDuration <= 0 {
-			return at, ok, nil
-		}
-		// Nothing in the queue: the first thing that can come due
-		// without a commit that forgets this answer is the lock of a
-		// message sent and taken after the read, so that is the answer
-		// to remember.
-		at = readAt.Add(op.Limits.LockDuration)
+		horizon = readAt.Add(op.Limits.LockDuration)
 	}
 	b.mu.Lock()
 	if e.gen == gen {
-		e.set, e.at, e.readAt, e.read = true, at, readAt, read
+		e.set, e.none, e.at, e.readAt, e.read = true, !ok, horizon, readAt, read
 	}
 	b.mu.Unlock()
-	return at, true, nil
+	return at, ok, nil
 }
 
 // listen registers a waiter on k, first in, first woken: a channel
