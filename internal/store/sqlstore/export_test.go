@@ -33,3 +33,23 @@ func LightSynchronous(ctx context.Context, s *Store) (int, error) {
 	}
 	return level, err
 }
+
+// ResourcesNamedPlan is SQLite's query plan of ResourcesNamed's query,
+// its rows' details joined.
+func ResourcesNamedPlan(ctx context.Context, s *Store) (string, error) {
+	rows, err := s.db.QueryContext(ctx, "EXPLAIN QUERY PLAN SELECT "+resourceCols+" FROM arm_resources WHERE "+resourcesNamedWhere+" ORDER BY id_key", "t", "n")
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var plan string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			return "", err
+		}
+		plan += detail + "\n"
+	}
+	return plan, rows.Err()
+}

@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,4 +190,18 @@ func benchApplyQueueOps(b *testing.B, st store.Store, size int, split bool) {
 		}
 	}
 	b.ReportMetric(float64(b.N)*float64(size)/3/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// TestResourcesNamedUsesItsIndex: finding a namespace or vault by name
+// reads the index of migration 0022, not every resource (which made each
+// new AMQP connection of a large fleet scan the whole table).
+func TestResourcesNamedUsesItsIndex(t *testing.T) {
+	st := storetest.SQLite(t)
+	plan, err := sqlstore.ResourcesNamedPlan(t.Context(), st.(*sqlstore.Store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plan, "arm_resources_named") || strings.Contains(plan, "SCAN arm_resources") {
+		t.Fatalf("ResourcesNamed's plan does not search arm_resources_named:\n%s", plan)
+	}
 }
