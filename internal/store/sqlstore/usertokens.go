@@ -136,29 +136,31 @@ func (s *Store) RedeemRefreshToken(ctx context.Context, id string, now time.Time
 		got    store.RefreshToken
 		reused bool
 	)
-	err := s.appendLog(ctx, true, func(r runner) error {
-		reused = false
-		if err := s.lockRefreshTokenFamily(ctx, r, id); err != nil {
-			return err
-		}
-		var err error
-		got, err = scanRefreshToken(r.queryRow(ctx, `UPDATE refresh_tokens SET redeemed_at = ?, `+doneAt+`
+	err := s.retryRolledBack(ctx, func() error {
+		return s.appendLog(ctx, true, func(r runner) error {
+			reused = false
+			if err := s.lockRefreshTokenFamily(ctx, r, id); err != nil {
+				return err
+			}
+			var err error
+			got, err = scanRefreshToken(r.queryRow(ctx, `UPDATE refresh_tokens SET redeemed_at = ?, `+doneAt+`
 WHERE id = ? AND redeemed_at IS NULL AND revoked_at IS NULL AND expires > ?
 RETURNING `+refreshTokenCols, s.d.BindTime(at), s.d.BindTime(at), s.d.BindTime(at), id, s.d.BindTime(at)))
-		if errors.Is(err, sql.ErrNoRows) {
-			return s.refuseRedemption(ctx, r, id, at, &reused)
-		}
-		if err != nil {
-			return err
-		}
-		n, err := nextRefreshToken(got, next)
-		if err != nil {
-			return err
-		}
-		if n.Created.IsZero() {
-			n.Created = at
-		}
-		return s.insertRefreshToken(ctx, r, n, at)
+			if errors.Is(err, sql.ErrNoRows) {
+				return s.refuseRedemption(ctx, r, id, at, &reused)
+			}
+			if err != nil {
+				return err
+			}
+			n, err := nextRefreshToken(got, next)
+			if err != nil {
+				return err
+			}
+			if n.Created.IsZero() {
+				n.Created = at
+			}
+			return s.insertRefreshToken(ctx, r, n, at)
+		})
 	})
 	if err == nil && reused {
 		err = store.ErrRefreshTokenReused
@@ -167,6 +169,35 @@ RETURNING `+refreshTokenCols, s.d.BindTime(at), s.d.BindTime(at), s.d.BindTime(a
 		return store.RefreshToken{}, s.failToken(op, err)
 	}
 	return got, nil
+}
+
+// retryRolledBack runs tx, a whole transaction, again when PostgreSQL
+// rolled it back as a deadlock's victim or a serialization failure (or a
+// lock or statement timeout: all classified busy), up to three times in
+// all, unless it runs inside a caller's transaction, which PostgreSQL
+// aborted whole. A user-wide revocation locks
+// its rows in id order, but the rows a pass finds only once it runs (the
+// tokens redemptions committed meanwhile) can still meet a reuse
+// revocation's in another order; PostgreSQL then aborts one of the two,
+// and its documentation's remedy is to retry it
+// (https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html).
+// SQLite, one writer at a time, never needs it.
+func (s *Store) retryRolledBack(ctx context.Context, tx func() error) error {
+	var err error
+	for attempt := range 3 {
+		if err = tx(); err == nil || !s.isPostgres() || s.tx != nil || s.d.Classify(err) != Busy || ctx.Err() != nil {
+			return err
+		}
+		// A short, growing pause, so that the two do not meet again at once.
+		t := time.NewTimer(time.Duration(attempt+1) * 5 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
+	return err
 }
 
 // familyLockClass is the first key of the advisory locks that serialise
@@ -320,10 +351,12 @@ func (s *Store) RevokeRefreshTokens(ctx context.Context, q store.RefreshTokenQue
 		return 0, err
 	}
 	var n int64
-	err = s.appendLog(ctx, true, func(r runner) error {
-		var err error
-		n, err = s.revokeRefreshTokens(ctx, r, cond, args, normTime(now))
-		return err
+	err = s.retryRolledBack(ctx, func() error {
+		return s.appendLog(ctx, true, func(r runner) error {
+			var err error
+			n, err = s.revokeRefreshTokens(ctx, r, cond, args, normTime(now))
+			return err
+		})
 	})
 	if err != nil {
 		return 0, s.fail(op, err)
