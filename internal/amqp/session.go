@@ -53,39 +53,32 @@ type session struct {
 	touched []*Link
 }
 
-// putIncoming records an unsettled delivery of the peer's, making the
-// table on first use (loop).
-func (s *session) putIncoming(id uint32, in inDelivery) {
-	if s.incoming == nil {
-		s.incoming = make(map[uint32]inDelivery)
+// putIncoming records an unsettled delivery of the peer's (loop).
+func (s *session) putIncoming(id uint32, in inDelivery) { putLazy(&s.incoming, id, in) }
+
+// dropIncoming forgets a delivery of the peer's (loop).
+func (s *session) dropIncoming(id uint32) { dropLazy(&s.incoming, id) }
+
+// putOutgoing records an unsettled delivery of ours (loop).
+func (s *session) putOutgoing(id uint32, od outDelivery) { putLazy(&s.outgoing, id, od) }
+
+// dropOutgoing forgets a delivery of ours (loop).
+func (s *session) dropOutgoing(id uint32) { dropLazy(&s.outgoing, id) }
+
+// putLazy sets m[k], making the map on first use; dropLazy deletes k and
+// the map with its last entry. A session's delivery tables exist only
+// while they hold a delivery, so that an idle session keeps none.
+func putLazy[K comparable, V any](m *map[K]V, k K, v V) {
+	if *m == nil {
+		*m = make(map[K]V)
 	}
-	s.incoming[id] = in
+	(*m)[k] = v
 }
 
-// dropIncoming forgets a delivery of the peer's, and the table with its
-// last one (loop).
-func (s *session) dropIncoming(id uint32) {
-	delete(s.incoming, id)
-	if len(s.incoming) == 0 {
-		s.incoming = nil
-	}
-}
-
-// putOutgoing records an unsettled delivery of ours, making the table on
-// first use (loop).
-func (s *session) putOutgoing(id uint32, od outDelivery) {
-	if s.outgoing == nil {
-		s.outgoing = make(map[uint32]outDelivery)
-	}
-	s.outgoing[id] = od
-}
-
-// dropOutgoing forgets a delivery of ours, and the table with its last
-// one (loop).
-func (s *session) dropOutgoing(id uint32) {
-	delete(s.outgoing, id)
-	if len(s.outgoing) == 0 {
-		s.outgoing = nil
+func dropLazy[K comparable, V any](m *map[K]V, k K) {
+	delete(*m, k)
+	if len(*m) == 0 {
+		*m = nil
 	}
 }
 

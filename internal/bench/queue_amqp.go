@@ -30,20 +30,15 @@ const amqpCallTimeout = time.Minute
 
 // newAMQPQueue makes the clients; they connect with their first link.
 func newAMQPQueue(ctx context.Context, q *queueBench) (*amqpQueue, error) {
-	local, err := q.bench.cred.Local()
+	fqdn, tlsConfig, err := q.amqpEndpoint()
 	if err != nil {
 		return nil, err
 	}
-	tr, err := local.Transport() // for the CA pool it trusts
-	if err != nil {
-		return nil, err
-	}
-	fqdn := strings.ToLower(q.nsName) + ".servicebus.windows.net"
 	a := &amqpQueue{q: q}
 	for range q.opts.Connections {
 		c, err := azservicebus.NewClient(fqdn, q.cred, &azservicebus.ClientOptions{
 			CustomEndpoint: q.opts.AMQPAddr,
-			TLSConfig:      &tls.Config{RootCAs: tr.TLSClientConfig.RootCAs, ServerName: fqdn, MinVersion: tls.VersionTLS12},
+			TLSConfig:      tlsConfig,
 			// A failure is counted, not retried; the next call recovers the link.
 			RetryOptions: azservicebus.RetryOptions{MaxRetries: -1},
 		})
@@ -55,6 +50,22 @@ func newAMQPQueue(ctx context.Context, q *queueBench) (*amqpQueue, error) {
 	}
 	q.logf("AMQP: %d connection(s) to %s as %s.", len(a.clients), q.opts.AMQPAddr, fqdn)
 	return a, nil
+}
+
+// amqpEndpoint is the namespace's host name, which the AMQPS listener
+// is reached under (SNI and the AMQP open), and the TLS configuration
+// that trusts the server's CA, for either AMQP client of the bench.
+func (q *queueBench) amqpEndpoint() (string, *tls.Config, error) {
+	local, err := q.bench.cred.Local()
+	if err != nil {
+		return "", nil, err
+	}
+	tr, err := local.Transport() // for the CA pool it trusts
+	if err != nil {
+		return "", nil, err
+	}
+	fqdn := strings.ToLower(q.nsName) + ".servicebus.windows.net"
+	return fqdn, &tls.Config{RootCAs: tr.TLSClientConfig.RootCAs, ServerName: fqdn, MinVersion: tls.VersionTLS12}, nil
 }
 
 func (a *amqpQueue) client() *azservicebus.Client {

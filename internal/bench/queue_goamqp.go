@@ -2,10 +2,8 @@ package bench
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -35,15 +33,10 @@ const cbsReplyAddress = "bench-cbs-reply"
 // newGoAMQPQueue dials the connections and puts the administrator's token
 // on each for the bench queue.
 func newGoAMQPQueue(ctx context.Context, q *queueBench) (*goAMQPQueue, error) {
-	local, err := q.bench.cred.Local()
+	fqdn, tlsConfig, err := q.amqpEndpoint()
 	if err != nil {
 		return nil, err
 	}
-	tr, err := local.Transport() // for the CA pool it trusts
-	if err != nil {
-		return nil, err
-	}
-	fqdn := strings.ToLower(q.nsName) + ".servicebus.windows.net"
 	tok, err := q.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{busScope}})
 	if err != nil {
 		return nil, fmt.Errorf("the administrator's token for Service Bus: %w", err)
@@ -53,7 +46,7 @@ func newGoAMQPQueue(ctx context.Context, q *queueBench) (*goAMQPQueue, error) {
 		c, err := amqp.Dial(ctx, "amqps://"+q.opts.AMQPAddr, &amqp.ConnOptions{
 			HostName:    fqdn,
 			SASLType:    amqp.SASLTypeAnonymous(),
-			TLSConfig:   &tls.Config{RootCAs: tr.TLSClientConfig.RootCAs, ServerName: fqdn, MinVersion: tls.VersionTLS12},
+			TLSConfig:   tlsConfig,
 			MaxSessions: 65535,
 		})
 		if err != nil {
