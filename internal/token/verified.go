@@ -34,8 +34,8 @@ type VerifiedCache struct {
 }
 
 type verifiedToken struct {
-	claims Claims
-	kid    string
+	claims packedClaims
+	kid    string         // the key's own KeyID, not a copy per token
 	key    *rsa.PublicKey // the key that verified it
 }
 
@@ -53,7 +53,7 @@ func sha256Sum(raw string) [sha256.Size]byte { return sha256.Sum256([]byte(raw))
 // on every call; this way most calls still find theirs. vc.mu is held.
 func (vc *VerifiedCache) evict(now time.Time) {
 	for k, e := range vc.entries {
-		if e.claims.Expires != 0 && now.Unix() >= e.claims.Expires {
+		if e.claims.expires != 0 && now.Unix() >= e.claims.expires {
 			delete(vc.entries, k)
 		}
 	}
@@ -79,7 +79,8 @@ func (vc *VerifiedCache) Verify(keys KeyLookup, raw string, now time.Time) (Clai
 	if ok {
 		key, found := keys.Lookup(e.kid)
 		if found && &key.Key.PublicKey == e.key {
-			return e.claims, checkTimes(e.claims, now)
+			c := e.claims.unpack()
+			return c, checkTimes(c, now)
 		}
 		if !found {
 			return Claims{}, ErrUnknownKey
@@ -91,12 +92,17 @@ func (vc *VerifiedCache) Verify(keys KeyLookup, raw string, now time.Time) (Clai
 		return c, err
 	}
 	if key, found := keys.Lookup(kid); found {
-		vc.mu.Lock()
-		if len(vc.entries) >= vc.max {
-			vc.evict(now)
+		if p, ok := pack(&c); ok {
+			if key.KeyID == kid {
+				kid = key.KeyID // the key set's string, not one decoded per token
+			}
+			vc.mu.Lock()
+			if len(vc.entries) >= vc.max {
+				vc.evict(now)
+			}
+			vc.entries[sum] = verifiedToken{claims: p, kid: kid, key: &key.Key.PublicKey}
+			vc.mu.Unlock()
 		}
-		vc.entries[sum] = verifiedToken{claims: c, kid: kid, key: &key.Key.PublicKey}
-		vc.mu.Unlock()
 	}
 	return c, checkTimes(c, now)
 }
