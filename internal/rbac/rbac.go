@@ -318,9 +318,68 @@ func (e *Engine) decide(ctx context.Context, req Request, deps *gencache.Deps) (
 	// The explanation holds a copy of the assignment, not a pointer into
 	// the list read: a cached decision would otherwise keep every
 	// assignment the query returned (issue 16).
-	assignment := *best
-	because.Assignment, because.Role, because.Path = &assignment, explainedRole(bestRole), bestPath
+	role := explainedRole(bestRole)
+	because.Assignment, because.Role, because.Path = explainedAssignment(best, req, tenantID, role, bestPath), role, bestPath
 	return Decision{Allowed: true, Because: because}, nil
+}
+
+// explainedAssignment copies a, the assignment that granted a decision,
+// for the decision's explanation, which the decision cache keeps (issue
+// 16: the store read each of its strings into an allocation of its own,
+// some 400 bytes a decision). Where a string equals one the decision
+// holds anyway, the copy shares it: the request's principal, tenants and
+// scope (the cache key's; an assignment at an ancestor scope is usually a
+// prefix of the requested scope), the scope's tenant, the role's id, the
+// path's ids and the principal types' constants. The others (the
+// assignment's id and creator) share one allocation.
+func explainedAssignment(a *store.RoleAssignment, req Request, tenantID string, role *store.RoleDefinition, path []string) *store.RoleAssignment {
+	c := *a
+	for _, k := range [...]store.PrincipalType{store.PrincipalUser, store.PrincipalGroup, store.PrincipalServicePrincipal, store.PrincipalSystemDefined} {
+		if c.PrincipalType == k {
+			c.PrincipalType = k
+		}
+	}
+	held := func(s string) (string, bool) {
+		for _, h := range [...]string{req.PrincipalID, req.PrincipalTenantID, req.TenantID, tenantID, role.ID} {
+			if s == h {
+				return h, true
+			}
+		}
+		for _, h := range path {
+			if s == h {
+				return h, true
+			}
+		}
+		if strings.HasPrefix(req.Scope, s) {
+			return req.Scope[:len(s)], true
+		}
+		return "", false
+	}
+	fields := [...]*string{&c.TenantID, &c.ID, &c.Scope, &c.RoleDefinitionID, &c.PrincipalID, &c.PrincipalTenantID, &c.CreatedBy}
+	var rest [len(fields)]bool
+	n := 0
+	for i, f := range fields {
+		if h, ok := held(*f); ok {
+			*f = h
+		} else {
+			rest[i] = true
+			n += len(*f)
+		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i, f := range fields {
+		if rest[i] {
+			b.WriteString(*f)
+		}
+	}
+	one := b.String()
+	for i, f := range fields {
+		if rest[i] {
+			*f, one = one[:len(*f)], one[len(*f):]
+		}
+	}
+	return &c
 }
 
 // scopeTenant finds the tenant that owns sc. Under a subscription that
@@ -343,6 +402,9 @@ func (e *Engine) scopeTenant(ctx context.Context, sc Scope, named string, deps *
 	}
 	if named != "" && !strings.EqualFold(named, ts[0]) {
 		return "", fmt.Errorf("%w: subscription %s is not in tenant %s", ErrUnknownScope, sub, named)
+	}
+	if named == ts[0] {
+		return named, nil // the request's string, which the cache key holds, not a copy read from the store
 	}
 	return ts[0], nil
 }
