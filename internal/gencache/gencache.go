@@ -14,7 +14,10 @@
 // writes to one tenant leave other tenants' entries alone.
 package gencache
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // Clock gives the store's current generation; store.Store satisfies it.
 type Clock interface {
@@ -116,8 +119,13 @@ type Deps struct {
 	all   bool
 }
 
-// Part records that the value read rows of part.
-func (d *Deps) Part(part string) { d.parts = append(d.parts, part) }
+// Part records that the value read rows of part. Naming a part again
+// changes nothing.
+func (d *Deps) Part(part string) {
+	if !slices.Contains(d.parts, part) {
+		d.parts = append(d.parts, part)
+	}
+}
 
 // All records that the value read something no part covers: the entry
 // lasts only while the store's whole generation is unchanged.
@@ -135,6 +143,7 @@ type PartCache[K comparable, V any] struct {
 
 	mu      sync.RWMutex
 	entries map[K]partEntry[V]
+	sets    map[partsKey]*partSet // the entries' sets of up to len(partsKey) parts, each once
 }
 
 // partEntry is a value, the store's generation read before it was
@@ -142,14 +151,28 @@ type PartCache[K comparable, V any] struct {
 type partEntry[V any] struct {
 	v     V
 	gen   uint64
-	parts []string
+	parts *partSet
+}
+
+// partSet is the parts an entry depends on. Entries that name the same
+// parts share one (issue 16: each of a fan-out customer's eleven RBAC
+// decisions names its subscription and its tenant), so that an entry
+// costs a pointer, not a list and a copy of each part's name.
+type partSet struct{ parts []string }
+
+// partsKey finds a partSet by its parts, in the order named (a loader
+// names them in the same order each time); it holds the set's own
+// strings. Larger sets are not shared.
+type partsKey struct {
+	n     int
+	parts [3]string
 }
 
 // NewPartCache returns a cache of at most max entries (past it, the
 // stale ones go and, if that frees less than a quarter, others until it
 // does).
 func NewPartCache[K comparable, V any](clock PartClock, max int) *PartCache[K, V] {
-	return &PartCache[K, V]{clock: clock, max: max, entries: map[K]partEntry[V]{}}
+	return &PartCache[K, V]{clock: clock, max: max, entries: map[K]partEntry[V]{}, sets: map[partsKey]*partSet{}}
 }
 
 // Get returns the value of k, calling load when the cache has none that
@@ -171,10 +194,10 @@ func (c *PartCache[K, V]) Get(k K, load func(d *Deps) (V, error)) (V, error) {
 		return v, err
 	}
 	parts := d.parts
-	if d.all || len(parts) == 0 {
+	if d.all {
 		parts = nil
 	}
-	c.put(k, partEntry[V]{v: v, gen: gen, parts: parts})
+	c.put(k, v, gen, parts)
 	return v, nil
 }
 
@@ -183,7 +206,7 @@ func (c *PartCache[K, V]) current(e *partEntry[V]) bool {
 	if e.parts == nil {
 		return c.clock.Generation() <= e.gen
 	}
-	for _, p := range e.parts {
+	for _, p := range e.parts.parts {
 		if c.clock.PartGeneration(p) > e.gen {
 			return false
 		}
@@ -191,12 +214,13 @@ func (c *PartCache[K, V]) current(e *partEntry[V]) bool {
 	return true
 }
 
-func (c *PartCache[K, V]) put(k K, e partEntry[V]) {
+func (c *PartCache[K, V]) put(k K, v V, gen uint64, parts []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.entries[k]; ok && old.gen > e.gen {
+	if old, ok := c.entries[k]; ok && old.gen > gen {
 		return // a load that began later is already in
 	}
+	e := partEntry[V]{v: v, gen: gen, parts: c.set(parts)}
 	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
 		for k, old := range c.entries {
 			if !c.current(&old) {
@@ -206,6 +230,30 @@ func (c *PartCache[K, V]) put(k K, e partEntry[V]) {
 		dropToThreeQuarters(c.entries, c.max)
 	}
 	c.entries[k] = e
+}
+
+// set returns the shared partSet of parts (none: nil, everything).
+// The sets are as many as the entries at most: past that they start over
+// (the entries keep theirs). c.mu is held.
+func (c *PartCache[K, V]) set(parts []string) *partSet {
+	switch {
+	case len(parts) == 0:
+		return nil
+	case len(parts) > len(partsKey{}.parts):
+		return &partSet{parts: slices.Clip(parts)}
+	}
+	k := partsKey{n: len(parts)}
+	copy(k.parts[:], parts)
+	if s, ok := c.sets[k]; ok {
+		return s
+	}
+	if len(c.sets) >= c.max {
+		clear(c.sets)
+	}
+	s := &partSet{parts: slices.Clone(parts)}
+	copy(k.parts[:], s.parts)
+	c.sets[k] = s
+	return s
 }
 
 // Len returns the number of entries held, current or not, for tests and

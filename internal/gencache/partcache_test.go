@@ -3,6 +3,8 @@ package gencache_test
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/google/uuid"
@@ -164,5 +166,53 @@ func TestPartCacheOverflowKeepsMost(t *testing.T) {
 	}
 	if n := c.Len(); n < 75 || n > 100 {
 		t.Fatalf("%d entries after one past 100; want 75-100", n)
+	}
+}
+
+// TestPartCacheSharedPartSets: entries that name the same parts share
+// them and still go stale exactly when one of their own parts moves,
+// whatever the order and repetition the parts were named in, also with
+// more sets of parts than the cache holds entries (the sets start over).
+func TestPartCacheSharedPartSets(t *testing.T) {
+	e := newPartEnv(t)
+	A, B := store.TenantPart(e.a.ID), store.TenantPart(e.b.ID)
+	sets := map[string][]string{"a": {A}, "a again": {A, A}, "a, b": {A, B}, "b, a": {B, A}, "b": {B}, "b, a, b": {B, A, B}}
+	keys := slices.Sorted(maps.Keys(sets))
+	for _, max := range []int{100, 2} {
+		c := gencache.NewPartCache[string, int](e.st, max)
+		loads := map[string]int{}
+		get := func(k string) int {
+			t.Helper()
+			v, err := c.Get(k, func(d *gencache.Deps) (int, error) {
+				loads[k]++
+				for _, p := range sets[k] {
+					d.Part(p)
+				}
+				return loads[k], nil
+			})
+			if err != nil || v != loads[k] {
+				t.Fatalf("%s: %d, %v after %d loads", k, v, err, loads[k])
+			}
+			return v
+		}
+		for _, k := range keys {
+			if first, again := get(k), get(k); first != again {
+				t.Errorf("max %d: %s not cached: %d, then %d", max, k, first, again)
+			}
+		}
+		for _, written := range []string{e.b.ID, e.a.ID} {
+			for _, k := range keys {
+				get(k)
+			}
+			before := maps.Clone(loads)
+			e.write(written)
+			for _, k := range keys {
+				get(k)
+				stale := slices.Contains(sets[k], store.TenantPart(written))
+				if reloaded := loads[k] != before[k]; reloaded != stale && (stale || max == 100) {
+					t.Errorf("max %d: %s (parts %q) after a write to %s: reloaded %v", max, k, sets[k], written, reloaded)
+				}
+			}
+		}
 	}
 }
