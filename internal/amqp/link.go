@@ -29,6 +29,7 @@ type Link struct {
 
 	mu       sync.Mutex
 	afterEnd []*afterEnd   // what the link's context runs when it ends (linkContext.AfterFunc)
+	replies  *Replies      // the Replies the link is registered in, which its end leaves
 	err      error         // why the link ended
 	credit   uint32        // a copy of peerCredit, for Credit
 	creditCh chan struct{} // signalled when credit or a drain arrives; made by the first CreditChanged
@@ -889,8 +890,13 @@ func (l *Link) end(err error) {
 	l.err = err
 	after := l.afterEnd
 	l.afterEnd = nil
+	replies := l.replies
+	l.replies = nil
 	close(l.done)
 	l.mu.Unlock()
+	if replies != nil {
+		replies.drop(l)
+	}
 	for _, e := range after {
 		e.f()
 	}

@@ -109,8 +109,13 @@ type amqpConn struct {
 	mu     sync.Mutex
 	tokens map[string]cbsToken // by audience, lower-cased
 
-	cbsReplies  replyLinks
-	mgmtReplies replyLinks
+	// The links on which $cbs and $management answer, found by a
+	// request's reply-to: the link's target address (azservicebus:
+	// "$cbs$$cbs-reply-to-<uuid>"; the JavaScript SDK's $management
+	// link, whose target is its name), or else the link's name (the
+	// JavaScript SDK's $cbs reply link has no target; amqp.Replies).
+	cbsReplies  amqp.Replies
+	mgmtReplies amqp.Replies
 
 	// held are the messages this connection's receivers hold locks on,
 	// by lock token, so that $management's renew-lock can name them by
@@ -201,60 +206,6 @@ func (c *amqpConn) heldIn(token, queue string, deadLetter bool) (heldLock, bool)
 		return heldLock{}, false
 	}
 	return h, true
-}
-
-// replyLinks are the links on which a request/response node ($cbs,
-// $management) answers, found by a request's reply-to: the link's target
-// address (azservicebus: "$cbs$$cbs-reply-to-<uuid>"; the JavaScript SDK's
-// $management link, whose target is its name), or else the link's name:
-// the JavaScript SDK's $cbs reply link has no target, and its requests'
-// reply-to is that link's name (@azure/core-amqp 4.4, dist/commonjs/cbs.js:
-// createReceiver({source: {address: "$cbs"}, name: this.replyTo}) and
-// reply_to: this.replyTo).
-type replyLinks struct {
-	byAddr amqp.Replies
-
-	mu     sync.Mutex
-	byName map[string]*amqp.Link
-}
-
-// Add registers l, a link on which we send, until it ends.
-func (r *replyLinks) Add(l *amqp.Link) {
-	r.byAddr.Add(l)
-	name := l.PeerAttach.Name
-	r.mu.Lock()
-	if r.byName == nil {
-		r.byName = map[string]*amqp.Link{}
-	}
-	r.byName[name] = l
-	r.mu.Unlock()
-	context.AfterFunc(l.Context(), func() {
-		r.mu.Lock()
-		if r.byName[name] == l {
-			delete(r.byName, name)
-		}
-		r.mu.Unlock()
-	})
-}
-
-// Send sends reply, settled, on the link replyTo names; a reply to no
-// link is dropped, as Service Bus does.
-func (r *replyLinks) Send(ctx context.Context, replyTo string, reply *wire.Message) error {
-	if ok, err := r.byAddr.Send(ctx, replyTo, reply); ok {
-		return err
-	}
-	r.mu.Lock()
-	l := r.byName[replyTo]
-	r.mu.Unlock()
-	if l == nil {
-		return nil
-	}
-	payload, err := reply.Encoded()
-	if err != nil {
-		return err
-	}
-	_, err = l.Send(ctx, nil, 0, payload, true)
-	return err
 }
 
 // cbsToken is a credential put on $cbs for an audience.
@@ -698,7 +649,7 @@ func (c *amqpConn) tokenExpiry(ctx context.Context, typ, raw string) (time.Time,
 // reply sends a request/response node's answer: the status under key
 // (status-code on $cbs, statusCode on $management), as an int32, and the
 // request's message-id as a string correlation-id.
-func (c *amqpConn) reply(ctx context.Context, to *replyLinks, req *wire.Message, key string, status int32, desc string, body any) {
+func (c *amqpConn) reply(ctx context.Context, to *amqp.Replies, req *wire.Message, key string, status int32, desc string, body any) {
 	if req.Properties == nil || req.Properties.ReplyTo == "" {
 		return
 	}
@@ -713,7 +664,8 @@ func (c *amqpConn) reply(ctx context.Context, to *replyLinks, req *wire.Message,
 	if body != nil {
 		out.Value = body
 	}
-	_ = to.Send(ctx, req.Properties.ReplyTo, out)
+	// A reply to no link is dropped, as Service Bus does.
+	_, _ = to.Send(ctx, req.Properties.ReplyTo, out)
 }
 
 // sendLink is a link on which the peer sends to a queue.

@@ -1,0 +1,95 @@
+package amqp
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tenantbridge/tenantbridge/internal/amqp/wire"
+)
+
+// TestRepliesRegistration: a reply link is found by its target address,
+// or else by its name (rhea's $cbs reply link has no target); a later
+// link with the same address or name takes it over; a link's end takes
+// it out of the table, which goes with its last link.
+func TestRepliesRegistration(t *testing.T) {
+	var replies Replies
+	links := make(chan *Link, 4)
+	srv := &Server{Connect: func(context.Context, *Conn) (Handler, error) {
+		return HandlerFunc(func(_ context.Context, l *Link) (*Accept, error) {
+			replies.Add(l)
+			links <- l
+			return &Accept{}, nil
+		}), nil
+	}}
+	ts := startServer(t, srv, nil)
+	p := rawDial(t, ts.addr)
+	p.open(0)
+	p.send(0, &wire.Begin{IncomingWindow: 100, OutgoingWindow: 100, HandleMax: 10}, nil)
+	expect[*wire.Begin](p)
+	attach := func(h uint32, name, target string) *Link {
+		t.Helper()
+		var tg *wire.Target
+		if target != "" {
+			tg = &wire.Target{Address: target}
+		}
+		p.send(0, &wire.Attach{Name: name, Handle: h, Role: true, Source: &wire.Source{Address: "$cbs"}, Target: tg}, nil)
+		expect[*wire.Attach](p)
+		return <-links
+	}
+	detach := func(h uint32, l *Link) {
+		t.Helper()
+		p.send(0, &wire.Detach{Handle: h, Closed: true}, nil)
+		expect[*wire.Detach](p)
+		<-l.Done()
+	}
+	find := func(replyTo string, want *Link) {
+		t.Helper()
+		if got := replies.find(replyTo); got != want {
+			t.Errorf("reply-to %q finds %p, want %p", replyTo, got, want)
+		}
+	}
+	a := attach(0, "a", "to-a")
+	b := attach(1, "b", "")
+	find("to-a", a)
+	find("a", a)
+	find("b", b)
+	find("to-b", nil)
+	// c takes a's address and b's name; a's address finds c before any
+	// name does, and a's name still finds a.
+	c := attach(2, "b", "to-a")
+	find("to-a", c)
+	find("a", a)
+	find("b", c)
+	// An address wins over a name.
+	d := attach(3, "d", "a")
+	find("a", d)
+	detach(3, d)
+	find("a", a)
+	// c's end does not give its address or name back to a and b, as a
+	// table of names would not.
+	detach(2, c)
+	find("to-a", nil)
+	find("b", nil)
+	find("a", a)
+	detach(0, a)
+	detach(1, b)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		replies.mu.Lock()
+		n := len(replies.links)
+		replies.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d registrations left after every link ended", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	replies.mu.Lock()
+	defer replies.mu.Unlock()
+	if replies.links != nil {
+		t.Error("the empty table kept its array")
+	}
+}
