@@ -129,6 +129,9 @@ func TestDecide(t *testing.T) {
 			if tc.path != nil && !slices.Equal(d.Because.Path, tc.path) {
 				t.Errorf("%s: path %v, want %v", tc.name, d.Because.Path, tc.path)
 			}
+			if cached, err := e.eng.Decide(e.ctx, tc.req); err != nil || !reflect.DeepEqual(cached, d) {
+				t.Errorf("%s: the cache answered %+v, %v; computed %+v", tc.name, cached, err, d)
+			}
 			t.Logf("%s: %s", tc.name, why)
 		}
 
