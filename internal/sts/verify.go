@@ -34,6 +34,7 @@ type Verifier struct {
 	keys        token.KeyLookup
 	verified    *token.VerifiedCache
 	trust       *gencache.PartCache[trustKey, trustResult]
+	appTrust    *gencache.PartCache[appTrustKey, trustResult]
 	dir         *directory.Service
 	isLoginHost func(string) bool
 	now         func() time.Time
@@ -47,7 +48,8 @@ func NewVerifier(keys token.KeyLookup, dir *directory.Service, isLoginHost func(
 		now = time.Now
 	}
 	return &Verifier{keys: keys, verified: token.NewVerifiedCache(), dir: dir, isLoginHost: isLoginHost, now: now,
-		trust: gencache.NewPartCache[trustKey, trustResult](dir.Store(), maxCachedTrust)}
+		trust:    gencache.NewPartCache[trustKey, trustResult](dir.Store(), maxCachedTrust),
+		appTrust: gencache.NewPartCache[appTrustKey, trustResult](dir.Store(), maxCachedTrust)}
 }
 
 // maxCachedTrust bounds the trust checks remembered. A connected AMQP
@@ -93,6 +95,27 @@ func (v *Verifier) Verify(ctx context.Context, raw string, audiences ...string) 
 // trustKey is what a trust check depends on, besides the directory.
 type trustKey struct{ tenant, client, user, audience, scope string }
 
+// appTrustKey is the trust check of a token without a user, whose tenant
+// and client are ids in their canonical form: all that check reads is
+// whether the client has an enabled service principal in the tenant, so
+// the token's audience is not part of it (one entry serves a client's
+// tokens for Graph, ARM and Service Bus alike) and the ids are held as
+// their 16 bytes instead of strings of the token's claims. Which case an
+// id is written in does not matter, as trustKey's lowercasing made it not
+// matter.
+type appTrustKey struct{ tenant, client uuid.UUID }
+
+// canonicalID parses an id written in the canonical 36-character form;
+// two such ids parse alike exactly when they are equal without regard
+// to case.
+func canonicalID(s string) (uuid.UUID, bool) {
+	if len(s) != 36 {
+		return uuid.UUID{}, false
+	}
+	id, err := uuid.Parse(s)
+	return id, err == nil
+}
+
 type trustResult struct{ err error }
 
 // checkTrust is continuous access evaluation: the trust a token was issued
@@ -119,7 +142,7 @@ func (v *Verifier) checkTrust(ctx context.Context, c token.Claims) error {
 	if c.Scope != "" {
 		k.user, k.scope = c.ObjectID, c.Scope
 	}
-	r, err := v.trust.Get(k, func(d *gencache.Deps) (trustResult, error) {
+	load := func(d *gencache.Deps) (trustResult, error) {
 		if k.user == "" {
 			d.Part(store.TenantPart(c.TenantID)) // trustStands reads the client's service principal there only
 		} else {
@@ -130,7 +153,16 @@ func (v *Verifier) checkTrust(ctx context.Context, c token.Claims) error {
 			return trustResult{}, err // a store failure: not cached, not a verdict
 		}
 		return trustResult{err}, nil
-	})
+	}
+	var r trustResult
+	var err error
+	tenant, okTenant := canonicalID(c.TenantID)
+	clientID, okClient := canonicalID(client)
+	if k.user == "" && okTenant && okClient {
+		r, err = v.appTrust.Get(appTrustKey{tenant, clientID}, load)
+	} else {
+		r, err = v.trust.Get(k, load)
+	}
 	if err != nil {
 		return fmt.Errorf("sts: verify: trust: %w", err)
 	}

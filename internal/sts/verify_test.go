@@ -95,3 +95,68 @@ func TestVerifier(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifierTrustOfAppTokens is continuous access evaluation for
+// application tokens: the answer is remembered per tenant and client,
+// whatever the token's audience and however its ids are cased, and a
+// change to the client's service principal in one tenant reaches that
+// tenant's tokens at once and no other tenant's.
+func TestVerifierTrustOfAppTokens(t *testing.T) {
+	e := newEnv(t, storetest.SQLite(t))
+	now := time.Now()
+	mint := func(tid, appID, aud string) string {
+		raw, err := token.Mint(e.keys.Current(), token.Claims{Audience: aud, Issuer: e.srv.URL + "/" + tid + "/", TenantID: tid,
+			AppID: appID, IssuedAt: now.Unix(), NotBefore: now.Unix(), Expires: now.Add(time.Hour).Unix(), Version: "1.0"})
+		must(t, err)
+		return raw
+	}
+	type check struct {
+		name, raw, aud string
+	}
+	fabrikam := []check{
+		{"fabrikam, Graph", mint(e.fabrikam.ID, e.provider.AppID, directory.GraphResource), directory.GraphResource},
+		{"fabrikam, Service Bus", mint(e.fabrikam.ID, e.provider.AppID, directory.ServiceBusResource), directory.ServiceBusResource},
+		{"fabrikam, client in capitals", mint(e.fabrikam.ID, strings.ToUpper(e.provider.AppID), directory.ServiceBusResource), directory.ServiceBusResource},
+		{"fabrikam, tenant in capitals", mint(strings.ToUpper(e.fabrikam.ID), e.provider.AppID, directory.ServiceBusResource), directory.ServiceBusResource},
+	}
+	contoso := check{"contoso, Service Bus", mint(e.contoso.ID, e.provider.AppID, directory.ServiceBusResource), directory.ServiceBusResource}
+	braced := check{"fabrikam, client in braces", mint(e.fabrikam.ID, "{"+e.provider.AppID+"}", directory.ServiceBusResource), directory.ServiceBusResource}
+	verify := func(c check, want error) {
+		t.Helper()
+		_, err := e.verifier.Verify(e.ctx, c.raw, c.aud)
+		if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+			t.Errorf("%s: err = %v, want %v", c.name, err, want)
+		}
+	}
+	for _, c := range fabrikam {
+		verify(c, nil)
+	}
+	verify(contoso, nil)
+	// An id in another form than the canonical one names no service
+	// principal, however often the canonical form was accepted.
+	verify(braced, token.ErrTrustRevoked)
+
+	_, err := e.dir.UpdateServicePrincipal(e.ctx, e.fabrikam.ID, e.providerSPOther.ID, func(sp *directory.ServicePrincipal) error {
+		sp.AccountEnabled = false
+		return nil
+	})
+	must(t, err)
+	for _, c := range fabrikam {
+		verify(c, token.ErrTrustRevoked)
+	}
+	verify(contoso, nil) // the same client in another tenant
+
+	_, err = e.dir.UpdateServicePrincipal(e.ctx, e.fabrikam.ID, e.providerSPOther.ID, func(sp *directory.ServicePrincipal) error {
+		sp.AccountEnabled = true
+		return nil
+	})
+	must(t, err)
+	for _, c := range fabrikam {
+		verify(c, nil)
+	}
+	must(t, e.dir.DeleteServicePrincipal(e.ctx, e.contoso.ID, e.providerSPHome.ID))
+	verify(contoso, token.ErrTrustRevoked)
+	for _, c := range fabrikam {
+		verify(c, nil)
+	}
+}
