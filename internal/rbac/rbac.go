@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -78,8 +79,10 @@ type Engine struct {
 	st        Store
 	groups    Groups
 	decisions *gencache.PartCache[Request, cachedDecision]
-	obs       Observer     // nil: none
-	tracer    trace.Tracer // nil: no spans
+	grantsMu  sync.Mutex
+	grants    map[grantKey]*grant // the cached decisions' grants, each once (shareGrant)
+	obs       Observer            // nil: none
+	tracer    trace.Tracer        // nil: no spans
 }
 
 // Observer is told of every decision, for the operator's metrics: whether
@@ -102,7 +105,8 @@ func WithTracer(t trace.Tracer) Option { return func(e *Engine) { e.tracer = t }
 
 // New returns an engine reading assignments from st and memberships from groups.
 func New(st Store, groups Groups, opts ...Option) *Engine {
-	e := &Engine{st: st, groups: groups, decisions: gencache.NewPartCache[Request, cachedDecision](st, maxCachedDecisions)}
+	e := &Engine{st: st, groups: groups, decisions: gencache.NewPartCache[Request, cachedDecision](st, maxCachedDecisions),
+		grants: map[grantKey]*grant{}}
 	for _, o := range opts {
 		o(e)
 	}
@@ -192,7 +196,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
 	c, err := e.decisions.Get(req, func(deps *gencache.Deps) (cachedDecision, error) {
 		computed = true
 		d, err := e.decide(ctx, req, deps)
-		return cacheable(d), err
+		return e.cacheable(d), err
 	})
 	d := c.decision(req)
 	if e.obs != nil {
@@ -231,15 +235,38 @@ type (
 
 // cacheable is d, computed, as the cache keeps it. A decision allows if
 // and only if an assignment granted it (decide).
-func cacheable(d Decision) cachedDecision {
+func (e *Engine) cacheable(d Decision) cachedDecision {
 	c := cachedDecision{scope: d.Because.Scope, tenantID: d.Because.TenantID}
 	if d.Allowed {
-		c.grant = &grant{assignment: *d.Because.Assignment, role: d.Because.Role, path: d.Because.Path}
+		c.grant = e.shareGrant(&grant{assignment: *d.Because.Assignment, role: d.Because.Role, path: d.Because.Path})
 	}
 	if d.Because.Deny != nil {
 		c.denial = &denial{assignment: *d.Because.Deny, via: d.Because.DeniedVia}
 	}
 	return c
+}
+
+// grantKey identifies an assignment.
+type grantKey struct{ tenantID, id string }
+
+// shareGrant returns a grant equal to g in every field that a cached
+// decision already holds, else g, which later decisions will share: one
+// assignment grants many decisions (a fan-out customer's administrator's
+// Owner assignment, its setup's seven; issue 16). The grants are as many
+// as the cache's decisions at most: past that they start over (the
+// decisions keep theirs).
+func (e *Engine) shareGrant(g *grant) *grant {
+	k := grantKey{g.assignment.TenantID, g.assignment.ID}
+	e.grantsMu.Lock()
+	defer e.grantsMu.Unlock()
+	if old, ok := e.grants[k]; ok && old.assignment == g.assignment && old.role == g.role && slices.Equal(old.path, g.path) {
+		return old
+	}
+	if len(e.grants) >= maxCachedDecisions {
+		clear(e.grants)
+	}
+	e.grants[k] = g
+	return g
 }
 
 // decision is the Decision c was made from, for req (its operation, which
