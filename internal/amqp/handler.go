@@ -88,6 +88,16 @@ type Accept struct {
 	// drain at once when no Send is waiting. (go-amqp's drain flow itself
 	// sets the credit to 0, so with it there is nothing left to send.)
 	ManualDrain bool
+
+	// OnEnd, if set, is called once when the accepted link ends: it or
+	// the peer detached it, or its session or connection ended. Like
+	// OnCredit it runs on the connection's goroutine (or, when the
+	// connection had ended before the attach was answered, on the
+	// Attach call's), so it must return at once. It is what the link's
+	// context tells an AfterFunc, without the context package's state
+	// per watcher: a fleet's idle links each had two of those
+	// (docs/benchmarks.md, "Many customers on one node").
+	OnEnd func()
 }
 
 // DefaultCredit is the credit granted to a sending peer when Accept.Credit

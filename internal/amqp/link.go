@@ -772,6 +772,9 @@ func (q *callbacks) run(wg *sync.WaitGroup) {
 // attached applies the application's decision on the attach (loop).
 func (l *Link) attached(acc *Accept, err error) {
 	if l.state == linkEnded {
+		if err == nil && acc != nil && acc.OnEnd != nil {
+			acc.OnEnd() // ended while the application decided
+		}
 		return
 	}
 	a := l.PeerAttach
@@ -899,6 +902,9 @@ func (l *Link) end(err error) {
 	}
 	for _, e := range after {
 		e.f()
+	}
+	if l.acc != nil && l.acc.OnEnd != nil {
+		l.acc.OnEnd()
 	}
 	for _, m := range l.pending {
 		m.result <- sendResult{err: err}

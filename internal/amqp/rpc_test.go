@@ -93,3 +93,61 @@ func TestRepliesRegistration(t *testing.T) {
 		t.Error("the empty table kept its array")
 	}
 }
+
+// TestAcceptOnEnd: an accepted link's OnEnd runs once when it ends:
+// detached by the peer, ended while the application was deciding, or
+// with its connection.
+func TestAcceptOnEnd(t *testing.T) {
+	ended := make(chan string, 8)
+	release := make(chan struct{})
+	srv := &Server{Connect: func(context.Context, *Conn) (Handler, error) {
+		return HandlerFunc(func(_ context.Context, l *Link) (*Accept, error) {
+			name := l.PeerAttach.Name
+			if name == "slow" {
+				<-release
+			}
+			return &Accept{OnEnd: func() { ended <- name }}, nil
+		}), nil
+	}}
+	ts := startServer(t, srv, nil)
+	p := rawDial(t, ts.addr)
+	p.open(0)
+	p.send(0, &wire.Begin{IncomingWindow: 100, OutgoingWindow: 100, HandleMax: 10}, nil)
+	expect[*wire.Begin](p)
+	attach := func(h uint32, name string) {
+		p.send(0, &wire.Attach{Name: name, Handle: h, Role: true, Source: &wire.Source{Address: "q"}, Target: &wire.Target{}}, nil)
+	}
+	want := func(name string) {
+		t.Helper()
+		select {
+		case got := <-ended:
+			if got != name {
+				t.Fatalf("OnEnd of %q, want %q's", got, name)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no OnEnd for %q", name)
+		}
+	}
+	attach(0, "a")
+	expect[*wire.Attach](p)
+	p.send(0, &wire.Detach{Handle: 0, Closed: true}, nil)
+	expect[*wire.Detach](p)
+	want("a")
+	// Detached while Attach decides: OnEnd once the decision is in.
+	attach(1, "slow")
+	p.send(0, &wire.Detach{Handle: 1, Closed: true}, nil)
+	expect[*wire.Attach](p)
+	expect[*wire.Detach](p)
+	close(release)
+	want("slow")
+	// With the connection.
+	attach(2, "c")
+	expect[*wire.Attach](p)
+	p.nc.Close()
+	want("c")
+	select {
+	case got := <-ended:
+		t.Fatalf("OnEnd of %q ran again", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+}

@@ -217,10 +217,12 @@ func (s *session) attach(a *wire.Attach) {
 	go func() {
 		defer c.wg.Done()
 		acc, err := callAttach(l.Context(), c.handler, l)
-		c.call(func() {
+		if !c.call(func() {
 			c.attaching--
 			l.attached(acc, err)
-		})
+		}) && err == nil && acc.OnEnd != nil {
+			acc.OnEnd() // the connection ended, and the link with it
+		}
 	}()
 }
 

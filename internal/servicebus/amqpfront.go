@@ -117,6 +117,8 @@ type amqpConn struct {
 	cbsReplies  amqp.Replies
 	mgmtReplies amqp.Replies
 
+	expiry expiryWatch // of the links to queues (detachOnExpiry)
+
 	// held are the messages this connection's receivers hold locks on,
 	// by lock token, so that $management's renew-lock can name them by
 	// token alone, as the SDKs do.
@@ -282,15 +284,14 @@ func (c *amqpConn) attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 		return nil, err
 	}
 	if l.PeerSends() {
-		c.detachOnExpiry(l, queue, nil)
+		c.detachOnExpiry(l, queue)
 		sl := &sendLink{c: c, l: l, queue: queue, info: info}
-		return &amqp.Accept{OnDelivery: sl.deliver, MaxMessageSize: uint64(info.maxMessage), Credit: sendCredit(info.maxMessage)}, nil
+		return &amqp.Accept{OnDelivery: sl.deliver, MaxMessageSize: uint64(info.maxMessage), Credit: sendCredit(info.maxMessage), OnEnd: sl.linkEnded}, nil
 	}
 	rl := &receiveLink{c: c, l: l, queue: queue, deadLetter: deadLetter, info: info}
 	// The link receives when the peer gives credit (OnCredit, from the
-	// attach on) and finishes when it ends (the expiry watch's end);
-	// between the two it holds no goroutine (receiveLink.poke).
-	c.detachOnExpiry(l, queue, rl.poke)
+	// attach on) and finishes when it ends (OnEnd); between the two it
+	// holds no goroutine (receiveLink.poke).
 	// A sender settle mode of "settled" is receive-and-delete; anything
 	// else is peek-lock (the SDKs send "unsettled" for peek-lock).
 	rl.receiveAndDelete = a.SndSettleMode != nil && *a.SndSettleMode == 1
@@ -310,8 +311,11 @@ func (c *amqpConn) attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 		}
 		rl.watchSession()
 	}
+	// Watched once accepted: OnEnd lets go of it.
+	c.detachOnExpiry(l, queue)
 	acc.OnDisposition = rl.disposition
 	acc.OnCredit = rl.poke
+	acc.OnEnd = rl.linkEnded
 	return acc, nil
 }
 
@@ -335,65 +339,98 @@ func sendCredit(maxMessage int) uint32 {
 // detachOnExpiry detaches l once no unexpired token on $cbs covers its
 // queue: a link whose token lapses without renewal stops, as Service Bus
 // stops it; a token put again in time (the SDKs renew before expiry)
-// keeps it going.
+// keeps it going. The link is watched until it ends (unwatch, from its
+// Accept.OnEnd).
 //
-// It watches with a timer, not a goroutine: a goroutine per link, parked
-// for the token's lifetime, was a third of the goroutines (and of their
-// stacks) of a server holding a fleet's idle links (docs/benchmarks.md,
-// "Cross-tenant fan-out"). The first look is on the timer too, after
-// the attach has been answered, as the goroutine's was. ended, if not
-// nil, is called too once the link has ended.
-func (c *amqpConn) detachOnExpiry(l *amqp.Link, queue string, ended func()) {
-	w := &expiryWatch{c: c, l: l, queue: queue, ended: ended}
+// The connection watches all its links with one timer, set for the
+// expiry of the earliest token one of them depends on: a timer, a watch
+// and a context.AfterFunc per link were a tenth of what a fleet's idle
+// links cost (docs/benchmarks.md, "Many customers on one node"), and a
+// goroutine per link before them a third of its goroutines. The first
+// look is on the timer too, after the attach has been answered.
+func (c *amqpConn) detachOnExpiry(l *amqp.Link, queue string) {
+	w := &c.expiry
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.t = time.AfterFunc(0, w.check)
-	// The link's context ends with the link; AfterFunc on it starts no
-	// goroutine until then.
-	context.AfterFunc(l.Context(), w.stop)
+	w.links = append(w.links, watchedLink{l: l, queue: queue})
+	c.expiryAtLocked(c.s.broker.now())
 }
 
-// expiryWatch is the timer of one link's detachOnExpiry.
+// expiryWatch is a connection's watch of its queue links' tokens.
 type expiryWatch struct {
-	c     *amqpConn
+	mu    sync.Mutex
+	links []watchedLink // the links watched, in no order
+	t     *time.Timer   // made for the first link watched, then reused
+	at    time.Time     // when t fires; zero: it is off
+}
+
+// watchedLink is a link detachOnExpiry watches, and its queue.
+type watchedLink struct {
 	l     *amqp.Link
 	queue string
-	ended func() // nil: none
-
-	mu   sync.Mutex
-	t    *time.Timer
-	done bool // the link ended or was detached: the timer stays off
 }
 
-// check runs when the timer fires: it detaches the link if no token
-// covers its queue any more, and otherwise sets the timer for the expiry
-// of the token that does.
-func (w *expiryWatch) check() {
-	w.mu.Lock()
-	if w.done {
-		w.mu.Unlock()
+// expiryAtLocked sets the timer to fire at when, unless it fires before.
+func (c *amqpConn) expiryAtLocked(when time.Time) {
+	w := &c.expiry
+	switch {
+	case w.t == nil:
+		w.t = time.AfterFunc(when.Sub(c.s.broker.now()), c.checkExpiry)
+	case w.at.IsZero() || when.Before(w.at):
+		w.t.Reset(when.Sub(c.s.broker.now()))
+	default:
 		return
 	}
-	tok, ok := w.c.tokenFor(w.queue)
-	if ok {
-		w.t.Reset(tok.expires.Sub(w.c.s.broker.now()) + 10*time.Millisecond)
-		w.mu.Unlock()
-		return
-	}
-	w.done = true
-	w.mu.Unlock()
-	w.l.Detach(&wire.Error{Condition: wire.ErrUnauthorizedAccess, Description: fmt.Sprintf(
-		"The token for 'sb://%s/%s' has expired. Put a new token on $cbs before the old one expires.", w.c.host, w.queue)})
+	w.at = when
 }
 
-// stop turns the timer off for good once the link has ended.
-func (w *expiryWatch) stop() {
+// unwatch stops watching l, which ended.
+func (c *amqpConn) unwatch(l *amqp.Link) {
+	w := &c.expiry
 	w.mu.Lock()
-	w.done = true
-	w.t.Stop()
+	defer w.mu.Unlock()
+	w.links = slices.DeleteFunc(w.links, func(x watchedLink) bool { return x.l == l })
+	if len(w.links) == 0 {
+		w.links = nil
+		w.t.Stop()
+		w.at = time.Time{}
+	}
+}
+
+// checkExpiry runs when the timer fires: it detaches the links no token
+// covers any more, and sets the timer for the expiry of the earliest of
+// the tokens that cover the others (10 ms after it, so that the token
+// has expired by then).
+func (c *amqpConn) checkExpiry() {
+	w := &c.expiry
+	var expired []watchedLink
+	w.mu.Lock()
+	w.at = time.Time{}
+	var next time.Time
+	kept := w.links[:0]
+	for _, x := range w.links {
+		tok, ok := c.tokenFor(x.queue)
+		if !ok {
+			expired = append(expired, x)
+			continue
+		}
+		kept = append(kept, x)
+		if next.IsZero() || tok.expires.Before(next) {
+			next = tok.expires
+		}
+	}
+	clear(w.links[len(kept):])
+	w.links = kept
+	if len(kept) == 0 {
+		w.links = nil
+	}
+	if !next.IsZero() {
+		c.expiryAtLocked(next.Add(10 * time.Millisecond))
+	}
 	w.mu.Unlock()
-	if w.ended != nil {
-		w.ended()
+	for _, x := range expired {
+		x.l.Detach(&wire.Error{Condition: wire.ErrUnauthorizedAccess, Description: fmt.Sprintf(
+			"The token for 'sb://%s/%s' has expired. Put a new token on $cbs before the old one expires.", c.host, x.queue)})
 	}
 }
 
@@ -677,6 +714,9 @@ type sendLink struct {
 	grant linkGrant
 }
 
+// linkEnded is the link's end: the expiry watch lets go of it.
+func (sl *sendLink) linkEnded() { sl.c.unwatch(sl.l) }
+
 // deliver stores one transfer (a message, or a Service Bus batch) and
 // answers accepted once it is durable; traced, in a span (tracedSend).
 func (sl *sendLink) deliver(ctx context.Context, d *amqp.Delivery) wire.DeliveryState {
@@ -829,6 +869,13 @@ func (rl *receiveLink) pokeLocked() {
 		rl.running = true
 		go rl.turns()
 	}
+}
+
+// linkEnded is the link's end: the expiry watch lets go of it, and a turn
+// finishes the link.
+func (rl *receiveLink) linkEnded() {
+	rl.c.unwatch(rl.l)
+	rl.poke()
 }
 
 // pokeWait pokes the link if its wait gen is still the current one: a
