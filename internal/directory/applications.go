@@ -212,7 +212,7 @@ func (s *Service) ApplicationByAppID(ctx context.Context, appID string) (*Applic
 		// while the application exists only a write to its home tenant's
 		// rows can change what this finds.
 		d.Part(store.TenantPart(apps[0].TenantID))
-		return apps[0], nil
+		return s.shared.application(apps[0]), nil
 	})
 }
 

@@ -1,6 +1,9 @@
 package directory
 
 import (
+	"strings"
+	"sync"
+
 	"github.com/tenantbridge/tenantbridge/internal/gencache"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
@@ -55,4 +58,112 @@ func cachedWith[T any](s *Service, k lookupKey, load func(d *gencache.Deps) (*T,
 	}
 	c := *(v.(*T))
 	return &c, nil
+}
+
+// maxInterned bounds the strings an interner holds: a few per cached
+// lookup.
+const maxInterned = 4 * maxCachedLookups
+
+// interner shares the strings that many cached entries hold alike, so
+// that the cache holds one copy of each instead of one per entry: the
+// name of a tenant's part of the store, which each of the tenant's
+// entries depends on; the tenant's id, in every document of the tenant;
+// an application's id, in its service principal, its names and the
+// application; and what an application's service principal repeats from
+// it in every tenant that holds one (its names, its roles and scopes:
+// Graph's every permission, in each tenant). Only documents freshly read
+// for the cache go through it, and it clones what it keeps, so that a
+// string that is part of a larger buffer (a request's, a row's) does not
+// keep that buffer. Past maxInterned strings it starts over: entries keep
+// what they hold, and later ones share anew. A nil interner (inside a
+// transaction, whose reads are not cached) shares nothing.
+type interner struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func newInterner() *interner { return &interner{m: map[string]string{}} }
+
+// str returns the interned copy of v.
+func (in *interner) str(v string) string {
+	if in == nil || v == "" {
+		return v
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if c, ok := in.m[v]; ok {
+		return c
+	}
+	if len(in.m) >= maxInterned {
+		clear(in.m)
+	}
+	c := strings.Clone(v)
+	in.m[c] = c
+	return c
+}
+
+// strs interns each of vs, in place: vs must not be shared yet.
+func (in *interner) strs(vs []string) {
+	for i, v := range vs {
+		vs[i] = in.str(v)
+	}
+}
+
+// servicePrincipal interns what sp shares with other entries, in place:
+// sp must be freshly decoded, not yet shared. Its object id, its
+// credentials and a managed identity's names are its own and stay.
+func (in *interner) servicePrincipal(sp *ServicePrincipal) *ServicePrincipal {
+	if in == nil {
+		return sp
+	}
+	sp.TenantID, sp.AppID, sp.AppOwnerOrganizationID = in.str(sp.TenantID), in.str(sp.AppID), in.str(sp.AppOwnerOrganizationID)
+	sp.AppDisplayName, sp.DisplayName = in.str(sp.AppDisplayName), in.str(sp.DisplayName)
+	sp.ServicePrincipalType, sp.SignInAudience = in.str(sp.ServicePrincipalType), in.str(sp.SignInAudience)
+	in.strs(sp.ServicePrincipalNames)
+	in.strs(sp.Tags)
+	in.appRoles(sp.AppRoles)
+	in.scopes(sp.OAuth2PermissionScopes)
+	return sp
+}
+
+// application interns what app shares with other entries (its service
+// principals', its home tenant's), in place: app must be freshly decoded,
+// not yet shared. Its object id, its publisher domain (its home tenant's
+// alone) and its credentials are its own and stay.
+func (in *interner) application(app *Application) *Application {
+	if in == nil {
+		return app
+	}
+	app.TenantID, app.AppID, app.DisplayName = in.str(app.TenantID), in.str(app.AppID), in.str(app.DisplayName)
+	app.SignInAudience = in.str(app.SignInAudience)
+	in.strs(app.IdentifierURIs)
+	in.strs(app.Tags)
+	in.appRoles(app.AppRoles)
+	in.scopes(app.OAuth2PermissionScopes)
+	for i := range app.RequiredResourceAccess {
+		r := &app.RequiredResourceAccess[i]
+		r.ResourceAppID = in.str(r.ResourceAppID)
+		for j := range r.ResourceAccess {
+			r.ResourceAccess[j].ID, r.ResourceAccess[j].Type = in.str(r.ResourceAccess[j].ID), in.str(r.ResourceAccess[j].Type)
+		}
+	}
+	return app
+}
+
+func (in *interner) appRoles(rs []AppRole) {
+	for i := range rs {
+		r := &rs[i]
+		r.ID, r.Description, r.DisplayName = in.str(r.ID), in.str(r.Description), in.str(r.DisplayName)
+		r.Value, r.Origin = in.str(r.Value), in.str(r.Origin)
+		in.strs(r.AllowedMemberTypes)
+	}
+}
+
+func (in *interner) scopes(ps []PermissionScope) {
+	for i := range ps {
+		p := &ps[i]
+		p.ID, p.Value, p.Type = in.str(p.ID), in.str(p.Value), in.str(p.Type)
+		p.AdminConsentDisplayName, p.AdminConsentDescription = in.str(p.AdminConsentDisplayName), in.str(p.AdminConsentDescription)
+		p.UserConsentDisplayName, p.UserConsentDescription = in.str(p.UserConsentDisplayName), in.str(p.UserConsentDescription)
+	}
 }

@@ -95,6 +95,7 @@ func InvalidCode(err error) string {
 type Service struct {
 	st      store.Store
 	cache   *lookupCache // nil inside a transaction, which must read its own writes
+	shared  *interner    // the strings the cache's entries share; nil with cache
 	hashKey []byte       // keys the HMAC of client secrets
 	kek     []byte       // seals TOTP secrets
 	now     func() time.Time
@@ -126,7 +127,7 @@ func New(st store.Store, hashKey, kek []byte, opts ...Option) (*Service, error) 
 	for _, o := range opts {
 		o(s)
 	}
-	s.cache = gencache.NewPartCache[lookupKey, any](st, maxCachedLookups)
+	s.cache, s.shared = gencache.NewPartCache[lookupKey, any](st, maxCachedLookups), newInterner()
 	return s, nil
 }
 
@@ -140,7 +141,7 @@ func (s *Service) Now() time.Time { return s.now().UTC() }
 func (s *Service) inTx(ctx context.Context, fn func(tx *Service) error) error {
 	return s.st.InTx(ctx, func(st store.Store) error {
 		tx := *s
-		tx.st, tx.cache = st, nil
+		tx.st, tx.cache, tx.shared = st, nil, nil
 		return fn(&tx)
 	})
 }

@@ -118,7 +118,7 @@ func (s *Service) ServicePrincipalByAppID(ctx context.Context, tenantID, appID s
 		if len(sps) == 0 {
 			return nil, ErrNotFound
 		}
-		return sps[0], nil
+		return s.shared.servicePrincipal(sps[0]), nil
 	})
 }
 
@@ -175,7 +175,7 @@ func (s *Service) ServicePrincipalByName(ctx context.Context, tenantID, name str
 		if found == nil {
 			return nil, ErrNotFound
 		}
-		return found, nil
+		return s.shared.servicePrincipal(found), nil
 	})
 }
 

@@ -170,6 +170,7 @@ func (s *Service) Tenant(ctx context.Context, ref string) (store.Tenant, error) 
 		if err == nil {
 			d.Part(store.TenantRefPart(t.ID))
 		}
+		t.ID = s.shared.str(t.ID) // as the tenant's other entries hold it
 		return &t, err
 	})
 	if err != nil {

@@ -1,0 +1,219 @@
+package directory
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/tenantbridge/tenantbridge/internal/gencache"
+	"github.com/tenantbridge/tenantbridge/internal/store"
+	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
+)
+
+// fanoutDirectory is a directory set up as issue 16's fan-out sets up its
+// customers: a provider tenant with a multi-tenant application, and
+// customer tenants that each hold the provider's service principal beside
+// their own bootstrap administrator.
+type fanoutDirectory struct {
+	s         *Service
+	provider  string   // the provider application's appId
+	tenants   []string // the customers' tenant ids
+	adminApps []string // each customer's bootstrap administrator's appId
+}
+
+func newFanoutDirectory(t testing.TB, customers int) *fanoutDirectory {
+	t.Helper()
+	ctx := context.Background()
+	k1, k2 := make([]byte, 32), make([]byte, 32)
+	k2[0] = 1
+	s, err := New(storetest.SQLite(t), k1, k2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureFirstParty(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.CreateTenant(ctx, "provider")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := s.CreateApplication(ctx, p.Tenant.ID, Application{DisplayName: "fleet messenger", SignInAudience: AudienceMultipleOrgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fanoutDirectory{s: s, provider: app.AppID}
+	for i := range customers {
+		b, err := s.CreateTenant(ctx, fmt.Sprintf("customer%04d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateServicePrincipal(ctx, b.Tenant.ID, app.AppID); err != nil {
+			t.Fatal(err)
+		}
+		f.tenants = append(f.tenants, b.Tenant.ID)
+		f.adminApps = append(f.adminApps, b.Admin.AppID)
+	}
+	return f
+}
+
+// issueServiceBusTokens makes the lookups the token service makes for a
+// customer's two clients (its worker, as its administrator, and the
+// provider's messenger) asking for Service Bus tokens, and the token
+// verifier's for those tokens. What a request parses (the tenant in the
+// path, the client id, the resource, the token's claims) is a fresh
+// string each time, as it is in the server.
+func (f *fanoutDirectory) issueServiceBusTokens(t testing.TB, i int) {
+	t.Helper()
+	ctx := context.Background()
+	fresh := strings.Clone
+	for _, client := range []string{f.adminApps[i], f.provider} {
+		ten, err := f.s.Tenant(ctx, fresh(f.tenants[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		app, err := f.s.ApplicationByAppID(ctx, fresh(client))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp, err := f.s.ServicePrincipalByAppID(ctx, ten.ID, app.AppID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.s.ServicePrincipalByName(ctx, ten.ID, fresh(ServiceBusResource))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.s.GrantedRoles(ctx, ten.ID, sp.ID, store.KindServicePrincipal, res); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.s.EnabledServicePrincipalRoles(ctx, ten.ID, sp.ID); err != nil {
+			t.Fatal(err)
+		}
+		// The verifier: the token's tenant, then its client's service
+		// principal there (continuous access evaluation).
+		claimTenant := fresh(f.tenants[i])
+		if _, err := f.s.Tenant(ctx, claimTenant); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.s.ServicePrincipalByAppID(ctx, claimTenant, fresh(client)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// heapAlloc is the live heap after a collection.
+func heapAlloc() uint64 {
+	// Twice: what finalizers free is freed by the second collection.
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// maxLookupBytesPerCustomer bounds what the lookup cache holds for one
+// fan-out customer, its nine entries (TestLookupCacheBytesPerCustomer):
+// 5,440 bytes when each entry held its own copy of every string, 4,638
+// with the strings entries share interned.
+const maxLookupBytesPerCustomer = 5_100
+
+// TestLookupCacheBytesPerCustomer measures the heap the lookup cache holds
+// per fan-out customer: the entries filled by the customer's token
+// requests and token checks, and nothing else (the cache is dropped to
+// see what it held).
+func TestLookupCacheBytesPerCustomer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sets up hundreds of tenants")
+	}
+	const customers = 300
+	f := newFanoutDirectory(t, customers+1)
+	f.issueServiceBusTokens(t, customers) // the store's statements, the provider's shared entries
+	f.s.cache, f.s.shared = gencache.NewPartCache[lookupKey, any](f.s.st, maxCachedLookups), newInterner()
+	f.issueServiceBusTokens(t, customers)
+	before := heapAlloc()
+	for i := range customers {
+		f.issueServiceBusTokens(t, i)
+	}
+	entries := f.s.cache.Len()
+	filled := heapAlloc()
+	f.s.cache, f.s.shared = gencache.NewPartCache[lookupKey, any](f.s.st, maxCachedLookups), newInterner()
+	dropped := heapAlloc()
+	runtime.KeepAlive(f)
+	perCustomer := float64(filled-dropped) / customers
+	t.Logf("lookup cache: %d entries for %d customers, %.0f bytes per customer (%.0f per entry); fill grew the heap %.0f bytes per customer",
+		entries, customers, perCustomer, float64(filled-dropped)/float64(entries), float64(int64(filled)-int64(before))/customers)
+	if perCustomer > maxLookupBytesPerCustomer {
+		t.Errorf("the lookup cache holds %.0f bytes per customer, more than %d", perCustomer, maxLookupBytesPerCustomer)
+	}
+}
+
+// TestCachedLookupsEqualFreshReads checks that what the cache answers
+// (documents whose strings it shares with its other entries) is what a
+// read of the store answers, for the lookups of a fan-out customer's
+// tokens and for Graph's service principal, whose permissions every
+// tenant's repeats.
+func TestCachedLookupsEqualFreshReads(t *testing.T) {
+	ctx := context.Background()
+	f := newFanoutDirectory(t, 3)
+	for i := range 3 {
+		for range 2 { // filled, then from the cache
+			f.issueServiceBusTokens(t, i)
+			for _, appID := range []string{f.adminApps[i], f.provider, GraphAppID} {
+				cachedSP, err := f.s.ServicePrincipalByAppID(ctx, f.tenants[i], appID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				freshSP, err := f.s.GetServicePrincipal(ctx, f.tenants[i], cachedSP.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(cachedSP, freshSP) {
+					t.Errorf("service principal of %s in %s: cached %+v, read %+v", appID, f.tenants[i], cachedSP, freshSP)
+				}
+				byName, err := f.s.ServicePrincipalByName(ctx, f.tenants[i], appID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(byName, freshSP) {
+					t.Errorf("service principal named %s in %s: cached %+v, read %+v", appID, f.tenants[i], byName, freshSP)
+				}
+				cachedApp, err := f.s.ApplicationByAppID(ctx, appID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				freshApp, err := f.s.GetApplication(ctx, cachedApp.TenantID, cachedApp.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(cachedApp, freshApp) {
+					t.Errorf("application %s: cached %+v, read %+v", appID, cachedApp, freshApp)
+				}
+			}
+			graph, err := f.s.ServicePrincipalByName(ctx, f.tenants[i], GraphResource)
+			if err != nil {
+				t.Fatal(err)
+			}
+			freshGraph, err := f.s.GetServicePrincipal(ctx, f.tenants[i], graph.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(graph, freshGraph) {
+				t.Errorf("Graph in %s: cached %+v, read %+v", f.tenants[i], graph, freshGraph)
+			}
+			cachedTenant, err := f.s.Tenant(ctx, f.tenants[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			freshTenant, err := f.s.st.GetTenant(ctx, f.tenants[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cachedTenant, freshTenant) {
+				t.Errorf("tenant: cached %+v, read %+v", cachedTenant, freshTenant)
+			}
+		}
+	}
+}
