@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -13,9 +12,9 @@ import (
 
 // Link is one link the peer attached, as the application sees it. Its
 // exported fields never change (but PeerAttach, dropped once the attach
-// is answered); its methods may be called from any goroutine.
+// is answered); its methods may be called from any goroutine. Its name
+// is PeerAttach.Name, for the application's Attach.
 type Link struct {
-	Name string
 	Conn *Conn
 	// PeerAttach is the peer's attach, read only: its source (with
 	// Service Bus's filters), target, properties and settle modes. It is
@@ -25,44 +24,49 @@ type Link struct {
 	// (docs/benchmarks.md, "Many customers on one node").
 	PeerAttach *wire.Attach
 
-	done chan struct{} // closed when the link ends: its context's Done
-
+	// The fields are grouped so that they pack: a link is 208 bytes,
+	// 256 in any other order (an idle link's size is what a fleet's
+	// connections hold per link: docs/benchmarks.md, "Many customers on
+	// one node").
 	mu       sync.Mutex
-	afterEnd []*afterEnd   // what the link's context runs when it ends (linkContext.AfterFunc)
+	done     chan struct{} // its context's Done, made by the first Done (an idle link is seldom asked), closed when it ends
+	afterEnd *afterEnd     // what the link's context runs when it ends (linkContext.AfterFunc), in order
 	replies  *Replies      // the Replies the link is registered in, which its end leaves
 	err      error         // why the link ended
-	credit   uint32        // a copy of peerCredit, for Credit
 	creditCh chan struct{} // signalled when credit or a drain arrives; made by the first CreditChanged
+	credit   uint32        // a copy of peerCredit, for Credit
+	ended    bool          // the link has ended
 	draining bool          // a copy of drain, for Draining
 
 	// Everything below is owned by the connection's loop.
 	s         *session
+	acc       *Accept
+	callbacks *callbacks // the application's callbacks, run in order; made by the first post
 	handle    uint32
 	peerSends bool
 	state     linkState
-	acc       *Accept
-	callbacks callbacks // the application's callbacks, run in order
-	rcvSecond bool      // receiver settle mode second (we or the peer settle last)
-	sndMode   uint8     // the sender settle mode agreed
-	counted   bool      // Server.Observer was told of the attach, and is told of the end
+	rcvSecond bool  // receiver settle mode second (we or the peer settle last)
+	sndMode   uint8 // the sender settle mode agreed
 
 	// When the peer sends:
+	cur           *Delivery // the delivery being reassembled
+	maxMessage    uint64    // the largest message the peer may send
+	unsettledIn   int
 	deliveryCount uint32 // the sender's delivery-count as we know it
 	linkCredit    uint32 // what is left of the credit we gave
 	window        uint32 // Accept.Credit
 	held          uint32 // deliveries using the window (in progress, in OnDelivery, unsettled)
-	unsettledIn   int
-	cur           *Delivery // the delivery being reassembled
-	maxMessage    uint64    // the largest message the peer may send
 
 	// When we send:
-	sendCount      uint32 // our delivery-count
-	peerCredit     uint32 // link-credit (sender's view)
-	drain          bool
-	available      uint32
 	pending        []*outMsg
 	unsettledOut   int
 	peerMaxMessage uint64
+	sendCount      uint32 // our delivery-count
+	peerCredit     uint32 // link-credit (sender's view)
+	available      uint32
+	drain          bool
+
+	counted bool // Server.Observer was told of the attach, and is told of the end
 }
 
 type linkState uint8
@@ -83,10 +87,8 @@ var (
 
 func newLink(s *session, a *wire.Attach) *Link {
 	l := &Link{
-		Name:       a.Name,
 		Conn:       s.c,
 		PeerAttach: a,
-		done:       make(chan struct{}),
 		s:          s,
 		handle:     a.Handle,
 		peerSends:  !a.Role, // role false: the peer is the sender
@@ -109,7 +111,7 @@ func (l *Link) Context() context.Context { return (*linkContext)(l) }
 
 // linkContext is a link's context: the link itself, done when the link
 // ends, with no value and no deadline. It costs the link nothing of its
-// own: a context.WithCancel per link cost a context, its done channel
+// own (but the done channel, once something asks for it): a context.WithCancel per link cost a context, its done channel
 // (besides the link's) and, once anything watched it (context.AfterFunc:
 // the expiry watch, the reply links' tables), a table of its children;
 // about a third of the heap of an idle link (docs/benchmarks.md, "Many
@@ -119,21 +121,26 @@ func (l *Link) Context() context.Context { return (*linkContext)(l) }
 // each.
 type linkContext Link
 
-// afterEnd is one function a link's context runs when the link ends.
-type afterEnd struct{ f func() }
+// afterEnd is one function a link's context runs when the link ends, in
+// a list (a link has few, most none).
+type afterEnd struct {
+	f    func()
+	next *afterEnd
+}
 
 func (c *linkContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (c *linkContext) Done() <-chan struct{}       { return c.done }
+func (c *linkContext) Done() <-chan struct{}       { return (*Link)(c).Done() }
 func (c *linkContext) Value(any) any               { return nil }
 
 // Err is context.Canceled once the link has ended.
 func (c *linkContext) Err() error {
-	select {
-	case <-c.done:
+	l := (*Link)(c)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended {
 		return context.Canceled
-	default:
-		return nil
 	}
+	return nil
 }
 
 // AfterFunc arranges for f to run when the link ends (at once, on a
@@ -144,23 +151,22 @@ func (c *linkContext) AfterFunc(f func()) (stop func() bool) {
 	l := (*Link)(c)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	select {
-	case <-l.done:
+	if l.ended {
 		go f()
 		return func() bool { return false }
-	default:
 	}
 	e := &afterEnd{f: f}
-	l.afterEnd = append(l.afterEnd, e)
+	p := &l.afterEnd
+	for *p != nil {
+		p = &(*p).next
+	}
+	*p = e
 	return func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		for i, x := range l.afterEnd {
-			if x == e {
-				l.afterEnd = slices.Delete(l.afterEnd, i, i+1)
-				if len(l.afterEnd) == 0 {
-					l.afterEnd = nil
-				}
+		for p := &l.afterEnd; *p != nil; p = &(*p).next {
+			if *p == e {
+				*p = e.next
 				return true
 			}
 		}
@@ -169,7 +175,28 @@ func (c *linkContext) AfterFunc(f func()) (stop func() bool) {
 }
 
 // Done is closed when the link has ended.
-func (l *Link) Done() <-chan struct{} { return l.done }
+func (l *Link) Done() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done == nil {
+		if l.ended {
+			return closedChan
+		}
+		// Made on first use: most links' ends are never waited for
+		// (a reply link's, say), and a channel was a quarter of what an
+		// idle link cost (docs/benchmarks.md, "Many customers on one
+		// node").
+		l.done = make(chan struct{})
+	}
+	return l.done
+}
+
+// closedChan is the Done of a link that ended before anything asked.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 // Err says why the link ended: the peer's *wire.Error, the one we
 // detached with, ErrLinkDetached, ErrSessionEnded or the connection's.
@@ -276,6 +303,13 @@ func (l *Link) Send(ctx context.Context, tag []byte, format uint32, payload []by
 	m := &outMsg{tag: tag, format: format, payload: payload, settled: settled, result: make(chan sendResult, 1)}
 	if !l.Conn.call(func() { l.enqueue(m) }) {
 		return 0, ErrConnClosed
+	}
+	if ctx == l.Context() {
+		// The link's own context ends with the link, which answers what
+		// it has queued (with why it ended): no need to wait for it too,
+		// nor to make its done channel.
+		r := <-m.result
+		return r.id, r.err
 	}
 	select {
 	case r := <-m.result:
@@ -708,6 +742,9 @@ func (l *Link) settleAfterReport(d Disposition) {
 // allows in flight (credit, the unsettled limit) bounds the queue, so a
 // longer one means a broken count: the link is detached.
 func (l *Link) post(f func()) {
+	if l.callbacks == nil {
+		l.callbacks = &callbacks{} // a link that never calls back (a reply link) has none
+	}
 	if n := l.callbacks.push(f, &l.s.c.wg); n > int(l.window)+l.s.c.srv.maxUnsettled()+1 {
 		l.detach(&wire.Error{Condition: wire.ErrResourceLimitExceeded, Description: "too many deliveries in flight"})
 	}
@@ -855,7 +892,7 @@ func (l *Link) peerDetach(d *wire.Detach) {
 	case linkAttaching:
 		// The application is still deciding: answer the attach without a
 		// terminus, then the detach, and let the decision be dropped.
-		l.s.c.writeFrame(l.s.ch, &wire.Attach{Name: l.Name, Handle: l.handle, Role: !l.PeerAttach.Role}, nil)
+		l.s.c.writeFrame(l.s.ch, &wire.Attach{Name: l.PeerAttach.Name, Handle: l.handle, Role: !l.PeerAttach.Role}, nil)
 		l.s.c.writeFrame(l.s.ch, &wire.Detach{Handle: l.handle, Closed: d.Closed}, nil)
 		l.end(peerError(d.Error, ErrLinkDetached))
 	default:
@@ -895,12 +932,15 @@ func (l *Link) end(err error) {
 	l.afterEnd = nil
 	replies := l.replies
 	l.replies = nil
-	close(l.done)
+	l.ended = true
+	if l.done != nil {
+		close(l.done)
+	}
 	l.mu.Unlock()
 	if replies != nil {
 		replies.drop(l)
 	}
-	for _, e := range after {
+	for e := after; e != nil; e = e.next {
 		e.f()
 	}
 	if l.acc != nil && l.acc.OnEnd != nil {

@@ -53,10 +53,8 @@ func (r *Replies) Add(l *Link) {
 	// and none is made.
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	select {
-	case <-l.done:
+	if l.ended {
 		return
-	default:
 	}
 	if old := l.replies; old != nil && old != r {
 		old.drop(l)

@@ -100,9 +100,11 @@ func TestRepliesRegistration(t *testing.T) {
 func TestAcceptOnEnd(t *testing.T) {
 	ended := make(chan string, 8)
 	release := make(chan struct{})
+	links := make(chan *Link, 8)
 	srv := &Server{Connect: func(context.Context, *Conn) (Handler, error) {
 		return HandlerFunc(func(_ context.Context, l *Link) (*Accept, error) {
 			name := l.PeerAttach.Name
+			links <- l
 			if name == "slow" {
 				<-release
 			}
@@ -133,6 +135,17 @@ func TestAcceptOnEnd(t *testing.T) {
 	p.send(0, &wire.Detach{Handle: 0, Closed: true}, nil)
 	expect[*wire.Detach](p)
 	want("a")
+	// Nothing asked for a's done channel while it lived: it is done all
+	// the same.
+	a := <-links
+	select {
+	case <-a.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("an ended link's Done is not closed")
+	}
+	if err := a.Context().Err(); err != context.Canceled {
+		t.Fatalf("an ended link's context's Err is %v", err)
+	}
 	// Detached while Attach decides: OnEnd once the decision is in.
 	attach(1, "slow")
 	p.send(0, &wire.Detach{Handle: 1, Closed: true}, nil)
