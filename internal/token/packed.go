@@ -4,44 +4,68 @@ import "strings"
 
 // packedClaims are a verified token's claims as a VerifiedCache keeps
 // them (issue 16: a fan-out of 10,000 customers keeps some 30,000): every
-// string claim in one string, each once (sub repeats oid, iss holds tid,
-// "CP1" and "1.0" are stored once), where the decoded Claims hold some
-// twenty strings allocated apart and a struct mostly of empty fields.
+// string claim in one of two strings, each once (sub repeats oid, iss
+// holds tid, "CP1" and "1.0" are stored once), where the decoded Claims
+// hold some twenty strings allocated apart and a struct mostly of empty
+// fields. The claims that say who the caller is and what it may do are in
+// stable, which the tokens with the same such claims (a client's renewed
+// token, whose strings the caches keyed by caller keep) share; the
+// claims each token has its own (nonce, aio, rh, uti) are in volatile.
 // unpack gives back exactly the Claims that were packed, substrings of
-// that one string, without allocating.
+// those strings, without allocating.
 type packedClaims struct {
 	issuedAt, notBefore, expires int64
-	text                         string
-	spans                        [numTextClaims]span
-	items                        []string // the list claims' elements, in order, substrings of text
+	stable, volatile             string
+	spans                        [numTextClaims]span // texts' order: the first numStableClaims in stable
+	items                        []string            // the list claims' elements, in order, substrings of stable
 	ends                         [numListClaims]uint16
 	nonNil                       uint8 // bit i: list claim i was present (an empty list is not nil)
 }
 
-// span is a string claim's place in packedClaims.text.
+// span is a string claim's place in its packedClaims string.
 type span struct{ off, n uint16 }
 
 const (
-	numTextClaims = 22
-	numListClaims = 5
+	numTextClaims   = 22
+	numStableClaims = numTextClaims - 4
+	numListClaims   = 5
 )
 
-// texts points at every string claim of c; lists at every list claim.
-// TestPackedClaimsKeepEveryClaim fails when a claim is added to Claims
-// and not here.
+// texts points at every string claim of c, the stable ones first (see
+// packedClaims); lists at every list claim. TestPackedClaimsKeepEveryClaim
+// fails when a claim is added to Claims and not here.
 func (c *Claims) texts() [numTextClaims]*string {
 	return [numTextClaims]*string{&c.Audience, &c.Issuer, &c.TenantID, &c.ObjectID, &c.Subject, &c.IdentType, &c.IDP,
 		&c.AppID, &c.AppIDACR, &c.AZP, &c.AZPACR, &c.Scope, &c.Name, &c.PreferredUsername, &c.UniqueName, &c.UPN,
-		&c.Nonce, &c.AIO, &c.RH, &c.UTI, &c.Version, &c.ManagedIdentityResourceID}
+		&c.Version, &c.ManagedIdentityResourceID,
+		&c.Nonce, &c.AIO, &c.RH, &c.UTI}
 }
 
 func (c *Claims) lists() [numListClaims]*[]string {
 	return [numListClaims]*[]string{&c.Roles, &c.Groups, &c.WIDs, &c.AMR, &c.ClientCapabilities}
 }
 
-// pack packs c; ok is false for claims too large for its 16-bit offsets
-// (never those of a token short enough to cache).
-func pack(c *Claims) (p packedClaims, ok bool) {
+// packer builds one of packedClaims' strings.
+type packer struct{ buf []byte }
+
+// place puts s in the string (where it already is, if it is) and returns
+// its span.
+func (b *packer) place(s string) span {
+	if s == "" {
+		return span{}
+	}
+	i := strings.Index(string(b.buf), s)
+	if i < 0 {
+		i = len(b.buf)
+		b.buf = append(b.buf, s...)
+	}
+	return span{uint16(i), uint16(len(s))}
+}
+
+// pack packs c, its stable string passed through intern; ok is false for
+// claims too large for 16-bit offsets (never those of a token short
+// enough to cache).
+func pack(c *Claims, intern func(string) string) (p packedClaims, ok bool) {
 	texts, lists := c.texts(), c.lists()
 	total, items := 0, 0
 	for _, s := range texts {
@@ -56,20 +80,13 @@ func pack(c *Claims) (p packedClaims, ok bool) {
 	if total > 0xffff || items > 0xffff {
 		return p, false
 	}
-	buf := make([]byte, 0, total)
-	place := func(s string) span {
-		if s == "" {
-			return span{}
-		}
-		i := strings.Index(string(buf), s) // buf's bytes are only appended to
-		if i < 0 {
-			i = len(buf)
-			buf = append(buf, s...)
-		}
-		return span{uint16(i), uint16(len(s))}
-	}
+	var stable, volatile packer
 	for i, s := range texts {
-		p.spans[i] = place(*s)
+		if i < numStableClaims {
+			p.spans[i] = stable.place(*s)
+		} else {
+			p.spans[i] = volatile.place(*s)
+		}
 	}
 	var listSpans []span
 	if items > 0 {
@@ -80,22 +97,20 @@ func pack(c *Claims) (p packedClaims, ok bool) {
 			p.nonNil |= 1 << i
 		}
 		for _, s := range *l {
-			listSpans = append(listSpans, place(s))
+			listSpans = append(listSpans, stable.place(s))
 		}
 		p.ends[i] = uint16(len(listSpans))
 	}
-	p.text = string(buf)
+	p.stable, p.volatile = intern(string(stable.buf)), string(volatile.buf)
 	if items > 0 {
 		p.items = make([]string, items)
 		for i, sp := range listSpans {
-			p.items[i] = p.at(sp)
+			p.items[i] = p.stable[sp.off : sp.off+sp.n]
 		}
 	}
 	p.issuedAt, p.notBefore, p.expires = c.IssuedAt, c.NotBefore, c.Expires
 	return p, true
 }
-
-func (p *packedClaims) at(sp span) string { return p.text[sp.off : sp.off+sp.n] }
 
 // unpack returns the claims packed. Their lists share p's items (with
 // no room to append into a neighbour's): callers must not modify them,
@@ -103,7 +118,11 @@ func (p *packedClaims) at(sp span) string { return p.text[sp.off : sp.off+sp.n] 
 func (p *packedClaims) unpack() Claims {
 	c := Claims{IssuedAt: p.issuedAt, NotBefore: p.notBefore, Expires: p.expires}
 	for i, s := range c.texts() {
-		*s = p.at(p.spans[i])
+		sp, text := p.spans[i], p.stable
+		if i >= numStableClaims {
+			text = p.volatile
+		}
+		*s = text[sp.off : sp.off+sp.n]
 	}
 	start := uint16(0)
 	for i, l := range c.lists() {

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -66,8 +67,20 @@ func TestPackedClaimsKeepEveryClaim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Tokens whose stable claims pack to one string share it, with lists
+	// of their own.
+	sameText := []string{full, lists}
+	for _, roles := range [][]string{{"ab"}, {"a", "b"}, {"a", "b"}, {"ab", "a"}} {
+		c := claims(now, "2.0")
+		c.Roles, c.UTI = roles, fmt.Sprint(len(sameText))
+		raw, err := token.Mint(key, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameText = append(sameText, raw)
+	}
 	vc := token.NewVerifiedCache()
-	for _, raw := range []string{full, lists} {
+	for _, raw := range sameText {
 		want, err := token.Verify(set, raw, now)
 		if err != nil {
 			t.Fatal(err)
@@ -87,5 +100,33 @@ func TestPackedClaimsKeepEveryClaim(t *testing.T) {
 	}
 	if c, _ := vc.Verify(set, lists, now); c.Roles == nil || len(c.Roles) != 0 || c.Groups != nil || len(c.WIDs) != 1 {
 		t.Fatalf("lists: roles %#v, groups %#v, wids %#v", c.Roles, c.Groups, c.WIDs)
+	}
+}
+
+// TestRenewedTokenSharesStableClaims: a renewed token's claims that say
+// who the caller is are the first token's strings, which caches keyed by
+// them (RBAC decisions, trust checks) keep, not a copy per token.
+func TestRenewedTokenSharesStableClaims(t *testing.T) {
+	key := keys(t).Current()
+	set := keyMap{key.KeyID: key}
+	now := time.Now()
+	vc := token.NewVerifiedCache()
+	var got []token.Claims
+	for i := range 2 {
+		c := claims(now, "1.0")
+		c.ObjectID, c.UTI, c.IssuedAt = "object", fmt.Sprint("uti", i), now.Unix()-int64(i)
+		raw, err := token.Mint(key, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = vc.Verify(set, raw, now)
+		v, err2 := vc.Verify(set, raw, now) // from the cache
+		if err != nil || err2 != nil {
+			t.Fatal(err, err2)
+		}
+		got = append(got, v)
+	}
+	if unsafe.StringData(got[0].ObjectID) != unsafe.StringData(got[1].ObjectID) || got[0].UTI == got[1].UTI {
+		t.Fatalf("renewed: %+v\nfirst: %+v", got[1], got[0])
 	}
 }
