@@ -34,8 +34,8 @@ type lookupKey struct{ what, tenant, key string }
 
 // cached returns the value of load for k, from the cache when it can.
 // The entry depends on k.tenant's rows, or on everything when k names no
-// tenant. The result is shared: callers get a shallow copy (see copyOf)
-// of documents.
+// tenant. The result is shared: callers get a shallow copy of documents
+// (unpacked, for those the cache holds packed: see pack).
 func cached[T any](s *Service, k lookupKey, load func() (*T, error)) (*T, error) {
 	return cachedWith(s, k, func(*gencache.Deps) (*T, error) { return load() })
 }
@@ -51,10 +51,17 @@ func cachedWith[T any](s *Service, k lookupKey, load func(d *gencache.Deps) (*T,
 		if k.tenant != "" {
 			d.Part(store.TenantPart(k.tenant))
 		}
-		return load(d)
+		doc, err := load(d)
+		if err != nil {
+			return nil, err
+		}
+		return pack(doc), nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if p, ok := v.(unpacker[T]); ok {
+		return p.unpack(), nil
 	}
 	c := *(v.(*T))
 	return &c, nil

@@ -117,8 +117,9 @@ func heapAlloc() uint64 {
 // maxLookupBytesPerCustomer bounds what the lookup cache holds for one
 // fan-out customer, its nine entries (TestLookupCacheBytesPerCustomer):
 // 5,440 bytes when each entry held its own copy of every string, 4,638
-// with the strings entries share interned.
-const maxLookupBytesPerCustomer = 5_100
+// with the strings entries share interned, 3,786 with service principals
+// and applications held packed.
+const maxLookupBytesPerCustomer = 4_200
 
 // TestLookupCacheBytesPerCustomer measures the heap the lookup cache holds
 // per fan-out customer: the entries filled by the customer's token
