@@ -74,6 +74,27 @@ type Conn struct {
 	flow                       wire.Flow
 	flowVals                   [5]uint32 // next-incoming-id, handle, delivery-count, link-credit, available
 	disposition                wire.Disposition
+
+	// Reused by the sessions' dispositions (one at a time, on the loop):
+	// the ids of a range found in a table, and the links they touched.
+	// The connection's, not each session's: the SDKs open a session per
+	// link, and two slices of each idle session were a quarter of it
+	// (docs/benchmarks.md, "Many customers on one node").
+	ids     []uint32
+	touched []*Link
+}
+
+// doneTouching empties touched after a disposition, so that an ended
+// link is not kept by the last one, and lets a long array go.
+func (c *Conn) doneTouching() {
+	clear(c.touched)
+	c.touched = c.touched[:0]
+	if cap(c.touched) > 64 {
+		c.touched = nil
+	}
+	if cap(c.ids) > 1024 {
+		c.ids = nil
+	}
 }
 
 // settledTrue is what a settled transfer's Settled points to.

@@ -45,12 +45,6 @@ type session struct {
 	// one node").
 	incoming map[uint32]inDelivery
 	outgoing map[uint32]outDelivery
-
-	// Reused by disposition: the ids of a range found in a table, and
-	// the links they touched (emptied after use, so that an ended link
-	// is not kept by its session's last disposition).
-	ids     []uint32
-	touched []*Link
 }
 
 // putIncoming records an unsettled delivery of the peer's (loop).
@@ -335,7 +329,7 @@ func (s *session) disposition(d *wire.Disposition) {
 		last = *d.Last
 	}
 	span := uint64(last-first) + 1 // serial arithmetic: last may wrap
-	s.touched = s.touched[:0]
+	defer s.c.doneTouching()
 
 	if d.Role { // from the receiver: about deliveries we sent
 		if !d.Settled && !isTerminal(d.State) {
@@ -363,7 +357,7 @@ func (s *session) disposition(d *wire.Disposition) {
 				}
 			}
 		}
-		for _, l := range s.touched {
+		for _, l := range s.c.touched {
 			l.pump() // room for more unsettled deliveries
 		}
 		return
@@ -396,16 +390,16 @@ func (s *session) disposition(d *wire.Disposition) {
 	if confirm {
 		s.c.writeDisposition(s.ch, true, d.First, d.Last, true, state)
 	}
-	for _, l := range s.touched {
+	for _, l := range s.c.touched {
 		l.topUpCredit()
 	}
 }
 
 // rangeIDs returns the ids of the span deliveries from first that are in
-// table, in s.ids: the range walked when it is no longer than the table,
+// table, in the connection's ids: the range walked when it is no longer than the table,
 // the table otherwise.
 func rangeIDs[V any](s *session, first uint32, span uint64, table map[uint32]V) []uint32 {
-	ids := s.ids[:0]
+	ids := s.c.ids[:0]
 	if span <= uint64(len(table)) {
 		for i := uint64(0); i < span; i++ {
 			if _, ok := table[first+uint32(i)]; ok {
@@ -419,19 +413,20 @@ func rangeIDs[V any](s *session, first uint32, span uint64, table map[uint32]V) 
 			}
 		}
 	}
-	s.ids = ids
+	s.c.ids = ids
 	return ids
 }
 
-// touch adds l to s.touched once. A disposition names few links, mostly
-// one.
+// touch adds l to the links the disposition touched, once. A
+// disposition names few links, mostly one.
 func (s *session) touch(l *Link) {
-	for _, t := range s.touched {
+	c := s.c
+	for _, t := range c.touched {
 		if t == l {
 			return
 		}
 	}
-	s.touched = append(s.touched, l)
+	c.touched = append(c.touched, l)
 }
 
 // isTerminal reports whether a delivery state is an outcome (part 3.4):
