@@ -134,7 +134,7 @@ type amqpConn struct {
 
 // heldLock is a message a receiver of the connection locked.
 type heldLock struct {
-	info       queueInfo
+	q          linkQueue
 	deadLetter bool
 	seq        int64
 	until      time.Time // the lock's expiry, as last locked or renewed
@@ -204,7 +204,7 @@ func (c *amqpConn) heldBy(token string) (heldLock, bool) {
 // and renews only its own entity's locks, as a link does.
 func (c *amqpConn) heldIn(token, queue string, deadLetter bool) (heldLock, bool) {
 	h, ok := c.heldBy(token)
-	if !ok || h.deadLetter != deadLetter || !strings.EqualFold(h.info.res.ID, c.ns.ID+"/queues/"+queue) {
+	if !ok || h.deadLetter != deadLetter || !strings.EqualFold(h.q.id, c.ns.ID+"/queues/"+queue) {
 		return heldLock{}, false
 	}
 	return h, true
@@ -285,10 +285,10 @@ func (c *amqpConn) attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 	}
 	if l.PeerSends() {
 		c.detachOnExpiry(l, queue)
-		sl := &sendLink{c: c, l: l, queue: queue, info: info}
+		sl := &sendLink{c: c, l: l, queue: queue, q: linkQueueOf(info)}
 		return &amqp.Accept{OnDelivery: sl.deliver, MaxMessageSize: uint64(info.maxMessage), Credit: sendCredit(info.maxMessage), OnEnd: sl.linkEnded}, nil
 	}
-	rl := &receiveLink{c: c, l: l, queue: queue, deadLetter: deadLetter, info: info}
+	rl := &receiveLink{c: c, l: l, queue: queue, deadLetter: deadLetter, q: linkQueueOf(info)}
 	// The link receives when the peer gives credit (OnCredit, from the
 	// attach on) and finishes when it ends (OnEnd); between the two it
 	// holds no goroutine (receiveLink.poke).
@@ -710,8 +710,23 @@ type sendLink struct {
 	c     *amqpConn
 	l     *amqp.Link
 	queue string
-	info  queueInfo
+	q     linkQueue
 	grant linkGrant
+}
+
+// linkQueue is what a link, and a lock it took, keep of their queue's
+// record (queueInfo): its id, limits and largest message. Not the whole
+// record: the resource's names, tags, properties and times were two
+// thirds of an idle link's state (docs/benchmarks.md, "Many customers
+// on one node").
+type linkQueue struct {
+	id         string
+	limits     store.QueueLimits
+	maxMessage int
+}
+
+func linkQueueOf(info queueInfo) linkQueue {
+	return linkQueue{id: info.res.ID, limits: info.limits, maxMessage: info.maxMessage}
 }
 
 // linkEnded is the link's end: the expiry watch lets go of it.
@@ -771,14 +786,14 @@ func (sl *sendLink) put(ctx context.Context, d *amqp.Delivery, msgs []*wire.Mess
 	if sp != nil && d.Format != wire.MessageFormatBatch && len(stored) == 1 {
 		sp.SetAttributes(attrMessageID.String(stored[0].MessageID))
 	}
-	if msg := sessionMissing(sl.info, stored); msg != "" {
+	if msg := sessionMissingIn(sl.q.limits.RequiresSession, stored); msg != "" {
 		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrNotAllowed, Description: msg}}
 	}
-	if total > sl.info.maxMessage {
+	if total > sl.q.maxMessage {
 		return &wire.Rejected{Error: &wire.Error{Condition: wire.ErrLinkMessageSizeExceeded, Description: fmt.Sprintf(
-			"The message size (%d bytes with its properties) exceeds the limit of %d bytes for entity 'sb://%s/%s'.", total, sl.info.maxMessage, sl.c.host, sl.queue)}}
+			"The message size (%d bytes with its properties) exceeds the limit of %d bytes for entity 'sb://%s/%s'.", total, sl.q.maxMessage, sl.c.host, sl.queue)}}
 	}
-	res := sl.c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueSend, QueueID: sl.info.res.ID, Limits: sl.info.limits, Messages: stored})
+	res := sl.c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueSend, QueueID: sl.q.id, Limits: sl.q.limits, Messages: stored})
 	switch {
 	case res.Err == nil:
 		return &wire.Accepted{}
@@ -789,7 +804,7 @@ func (sl *sendLink) put(ctx context.Context, d *amqp.Delivery, msgs []*wire.Mess
 		sl.l.Detach(err)
 		return &wire.Rejected{Error: err}
 	default:
-		sl.c.s.log.ErrorContext(ctx, "servicebus: amqp send", "queue", sl.info.res.ID, "err", res.Err)
+		sl.c.s.log.ErrorContext(ctx, "servicebus: amqp send", "queue", sl.q.id, "err", res.Err)
 		return &wire.Rejected{Error: storeError(res.Err, "The server could not store the message; retry.")}
 	}
 }
@@ -817,7 +832,7 @@ type receiveLink struct {
 	l                *amqp.Link
 	queue            string
 	deadLetter       bool
-	info             queueInfo
+	q                linkQueue
 	receiveAndDelete bool
 	grant            linkGrant
 	// session and sessionToken name the session the link holds, "" for
@@ -1003,14 +1018,14 @@ func (rl *receiveLink) receiveFailed(ctx context.Context, err error) {
 	case errors.Is(err, store.ErrLockLost) && rl.session != "":
 		rl.l.Detach(sessionLost(rl.session))
 	case ctx.Err() == nil:
-		rl.c.s.log.ErrorContext(ctx, "servicebus: amqp receive", "queue", rl.info.res.ID, "err", err)
+		rl.c.s.log.ErrorContext(ctx, "servicebus: amqp receive", "queue", rl.q.id, "err", err)
 		rl.l.Detach(storeError(err, "The server could not read the queue; attach again."))
 	}
 }
 
 // receiveOp is the broker operation of one receive on the link.
 func (rl *receiveLink) receiveOp() *store.QueueOp {
-	op := &store.QueueOp{Kind: store.QueueReceiveAndDelete, QueueID: rl.info.res.ID, DeadLetter: rl.deadLetter, Limits: rl.info.limits,
+	op := &store.QueueOp{Kind: store.QueueReceiveAndDelete, QueueID: rl.q.id, DeadLetter: rl.deadLetter, Limits: rl.q.limits,
 		SessionID: rl.session, SessionLockToken: rl.sessionToken}
 	if !rl.receiveAndDelete {
 		op.Kind, op.LockToken = store.QueueLock, uuid.NewString()
@@ -1043,7 +1058,7 @@ func (rl *receiveLink) deliver(ctx context.Context, m store.QueueMessage) (err e
 	}
 	payload, err := messageToAMQP(m, f)
 	if err != nil {
-		rl.c.s.log.ErrorContext(ctx, "servicebus: amqp encode", "queue", rl.info.res.ID, "seq", m.SequenceNumber, "err", err)
+		rl.c.s.log.ErrorContext(ctx, "servicebus: amqp encode", "queue", rl.q.id, "seq", m.SequenceNumber, "err", err)
 		return nil // skipped; a locked message comes back after its lock
 	}
 	if sp != nil {
@@ -1056,7 +1071,7 @@ func (rl *receiveLink) deliver(ctx context.Context, m store.QueueMessage) (err e
 		}
 		rl.locks[string(tag)] = m.SequenceNumber
 		rl.mu.Unlock()
-		rl.c.hold(m.LockToken, heldLock{info: rl.info, deadLetter: rl.deadLetter, seq: m.SequenceNumber, until: m.LockedUntil, session: rl.session})
+		rl.c.hold(m.LockToken, heldLock{q: rl.q, deadLetter: rl.deadLetter, seq: m.SequenceNumber, until: m.LockedUntil, session: rl.session})
 	}
 	_, err = rl.l.Send(ctx, tag, 0, payload, rl.receiveAndDelete)
 	return err
@@ -1122,7 +1137,7 @@ func (rl *receiveLink) disposition(d amqp.Disposition) (state wire.DeliveryState
 	if !ok || d.State == nil {
 		return rl.lostState(token)
 	}
-	op := store.QueueOp{QueueID: rl.info.res.ID, DeadLetter: rl.deadLetter, Limits: rl.info.limits,
+	op := store.QueueOp{QueueID: rl.q.id, DeadLetter: rl.deadLetter, Limits: rl.q.limits,
 		SequenceNumber: seq, LockToken: token, SessionID: rl.session}
 	switch st := d.State.(type) {
 	case *wire.Accepted:
@@ -1155,7 +1170,7 @@ func (rl *receiveLink) disposition(d amqp.Disposition) (state wire.DeliveryState
 	case errors.Is(res.Err, store.ErrLockLost), errors.Is(res.Err, store.ErrNotFound):
 		return rl.lostState(op.LockToken)
 	default:
-		rl.c.s.log.ErrorContext(rl.l.Context(), "servicebus: amqp settle", "queue", rl.info.res.ID, "seq", seq, "err", res.Err)
+		rl.c.s.log.ErrorContext(rl.l.Context(), "servicebus: amqp settle", "queue", rl.q.id, "seq", seq, "err", res.Err)
 		return &wire.Rejected{Error: storeError(res.Err, "The server could not settle the message; it will be delivered again when its lock lapses.")}
 	}
 }
@@ -1270,8 +1285,8 @@ func (c *amqpConn) manage(ctx context.Context, entity, op string, req *wire.Mess
 				// session receiver.
 				return 400, "The lock of a message received from a session is the session's lock: renew it with renew-session-lock.", nil
 			}
-			res := c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueRenew, QueueID: h.info.res.ID, DeadLetter: h.deadLetter,
-				Limits: h.info.limits, SequenceNumber: h.seq, LockToken: token})
+			res := c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueRenew, QueueID: h.q.id, DeadLetter: h.deadLetter,
+				Limits: h.q.limits, SequenceNumber: h.seq, LockToken: token})
 			if res.Err != nil {
 				c.release(token)
 				return 410, lockLostText(token), nil
@@ -1533,7 +1548,7 @@ func (c *amqpConn) receiveBySequence(ctx context.Context, queue string, deadLett
 			return 500, "The server could not encode a message.", nil
 		}
 		if mode != 0 {
-			c.hold(m.LockToken, heldLock{info: info, deadLetter: deadLetter, seq: seq, until: m.LockedUntil, session: session})
+			c.hold(m.LockToken, heldLock{q: linkQueueOf(info), deadLetter: deadLetter, seq: seq, until: m.LockedUntil, session: session})
 			entry.Set("lock-token", wire.UUID(token))
 		}
 		entry.Set("message", enc)
@@ -1649,7 +1664,7 @@ func (c *amqpConn) updateDisposition(ctx context.Context, queue string, deadLett
 		if !ok {
 			return 410, lockLostText(token), nil
 		}
-		op := store.QueueOp{Kind: kind, QueueID: h.info.res.ID, DeadLetter: h.deadLetter, Limits: h.info.limits,
+		op := store.QueueOp{Kind: kind, QueueID: h.q.id, DeadLetter: h.deadLetter, Limits: h.q.limits,
 			SequenceNumber: h.seq, LockToken: token, SessionID: h.session}
 		if kind == store.QueueDeadLetter {
 			setDeadLetter(&op, mapGet(args, "deadletter-reason"), mapGet(args, "deadletter-description"))
@@ -1662,7 +1677,7 @@ func (c *amqpConn) updateDisposition(ctx context.Context, queue string, deadLett
 			c.release(token)
 			return 410, lockLostText(token), nil
 		default:
-			c.s.log.ErrorContext(ctx, "servicebus: amqp update-disposition", "queue", h.info.res.ID, "seq", h.seq, "err", res.Err)
+			c.s.log.ErrorContext(ctx, "servicebus: amqp update-disposition", "queue", h.q.id, "seq", h.seq, "err", res.Err)
 			return 500, "The server could not settle the message; retry.", nil
 		}
 	}

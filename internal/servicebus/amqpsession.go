@@ -71,11 +71,17 @@ const maxSessionPage = 1000
 // sessions takes only messages that name one. Service Bus's words for the
 // latter (its InvalidOperationException, as the SDKs report it).
 func sessionMissing(info queueInfo, msgs []store.QueueMessage) string {
+	return sessionMissingIn(info.limits.RequiresSession, msgs)
+}
+
+// sessionMissingIn is sessionMissing for a queue that requires sessions
+// or not.
+func sessionMissingIn(requiresSession bool, msgs []store.QueueMessage) string {
 	for _, m := range msgs {
 		if !utf8.ValidString(m.SessionID) || strings.ContainsRune(m.SessionID, 0) {
 			return "The SessionId is not valid: it must be text without NUL characters."
 		}
-		if info.limits.RequiresSession && m.SessionID == "" {
+		if requiresSession && m.SessionID == "" {
 			return "The SessionId was not set on a message, and it cannot be sent to the entity. Entities that have session support enabled can only receive messages that have the SessionId set to a valid value."
 		}
 	}
@@ -178,7 +184,7 @@ func sessionTimeout(props wire.Map) time.Duration {
 // with.
 func (c *amqpConn) acceptSession(ctx context.Context, rl *receiveLink, session string) (*amqp.Accept, error) {
 	a := rl.l.PeerAttach
-	op := store.QueueOp{Kind: store.QueueLockSession, QueueID: rl.info.res.ID, Limits: rl.info.limits,
+	op := store.QueueOp{Kind: store.QueueLockSession, QueueID: rl.q.id, Limits: rl.q.limits,
 		SessionID: session, LockToken: uuid.NewString()}
 	r, err := c.s.broker.AcceptSession(ctx, op, sessionTimeout(a.Properties))
 	switch {
@@ -194,11 +200,11 @@ func (c *amqpConn) acceptSession(ctx context.Context, rl *receiveLink, session s
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	default:
-		c.s.log.ErrorContext(ctx, "servicebus: amqp accept session", "queue", rl.info.res.ID, "err", err)
+		c.s.log.ErrorContext(ctx, "servicebus: amqp accept session", "queue", rl.q.id, "err", err)
 		return nil, storeError(err, "The server could not lock the session; attach again.")
 	}
 	rl.session, rl.sessionToken = r.SessionID, op.LockToken
-	c.holdSession(sessionRef{strings.ToLower(rl.info.res.ID), r.SessionID}, heldSession{token: op.LockToken, until: r.LockedUntil, link: a.Name})
+	c.holdSession(sessionRef{strings.ToLower(rl.q.id), r.SessionID}, heldSession{token: op.LockToken, until: r.LockedUntil, link: a.Name})
 	return &amqp.Accept{
 		Source:      withSession(a.Source, r.SessionID),
 		Properties:  wire.Map{{Key: wire.Symbol("com.microsoft:locked-until-utc"), Value: dotNetTicks(r.LockedUntil)}},
@@ -294,7 +300,7 @@ func (w *sessionWatch) check() {
 	if w.ended {
 		return
 	}
-	h, ok := rl.c.sessionHeld(rl.info.res.ID, rl.session)
+	h, ok := rl.c.sessionHeld(rl.q.id, rl.session)
 	if !ok || h.token != rl.sessionToken {
 		w.ended = true
 		return
@@ -305,7 +311,7 @@ func (w *sessionWatch) check() {
 		return
 	}
 	w.ended = true
-	rl.c.dropSession(rl.info.res.ID, rl.session, rl.sessionToken)
+	rl.c.dropSession(rl.q.id, rl.session, rl.sessionToken)
 	rl.l.Detach(sessionLost(rl.session))
 }
 
@@ -324,13 +330,13 @@ func (rl *receiveLink) endSession() {
 	if rl.session == "" {
 		return
 	}
-	rl.c.dropSession(rl.info.res.ID, rl.session, rl.sessionToken)
+	rl.c.dropSession(rl.q.id, rl.session, rl.sessionToken)
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	r := rl.c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueReleaseSession, QueueID: rl.info.res.ID, Limits: rl.info.limits,
+	r := rl.c.s.broker.Do(ctx, store.QueueOp{Kind: store.QueueReleaseSession, QueueID: rl.q.id, Limits: rl.q.limits,
 		SessionID: rl.session, SessionLockToken: rl.sessionToken})
 	if r.Err != nil && !errors.Is(r.Err, store.ErrLockLost) {
-		rl.c.s.log.Error("servicebus: amqp release session", "queue", rl.info.res.ID, "err", r.Err)
+		rl.c.s.log.Error("servicebus: amqp release session", "queue", rl.q.id, "err", r.Err)
 	}
 }
 
@@ -339,7 +345,7 @@ func (rl *receiveLink) endSession() {
 // message-lock-lost otherwise.
 func (rl *receiveLink) lostState(token string) wire.DeliveryState {
 	if rl.session != "" {
-		if h, ok := rl.c.sessionHeld(rl.info.res.ID, rl.session); !ok || h.token != rl.sessionToken || !rl.c.s.broker.now().Before(h.until) {
+		if h, ok := rl.c.sessionHeld(rl.q.id, rl.session); !ok || h.token != rl.sessionToken || !rl.c.s.broker.now().Before(h.until) {
 			return &wire.Rejected{Error: sessionLost(rl.session)}
 		}
 	}
