@@ -200,7 +200,7 @@ func (s *Service) ApplicationByAppID(ctx context.Context, appID string) (*Applic
 		return nil, ErrNotFound
 	}
 	appID = strings.ToLower(appID)
-	return cachedWith(s, lookupKey{"app", "", appID}, func(d *gencache.Deps) (*Application, error) {
+	return cachedWith(s, lookupKey{lookupApplication, "", appID}, func(d *gencache.Deps) (*Application, error) {
 		apps, err := list[Application](ctx, s.st, store.ObjectQuery{Kind: store.KindApplication, AppID: appID, Limit: 1})
 		if err != nil {
 			return nil, err

@@ -2,9 +2,11 @@ package directory
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -100,10 +102,10 @@ func (s *Service) RemoveAppRoleAssignment(ctx context.Context, tenantID, id stri
 func (s *Service) GrantedRoles(ctx context.Context, tenantID, principalID string, kind store.ObjectKind, resource *ServicePrincipal) ([]string, error) {
 	// The resource's version is part of the key: its role definitions
 	// decide which assignments still count.
-	k := lookupKey{"roles", tenantID, fmt.Sprintf("%s/%s/%s/%d", kind, principalID, resource.ID, resource.Version)}
+	k := lookupKey{lookupGrantedRoles, tenantID, rolesKey(kind, principalID, resource)}
 	r, err := cached(s, k, func() (*grantedRoles, error) {
 		roles, err := s.grantedRoles(ctx, tenantID, principalID, kind, resource)
-		return &grantedRoles{roles}, err
+		return rolesFound(roles), err
 	})
 	if err != nil {
 		return nil, err
@@ -113,6 +115,55 @@ func (s *Service) GrantedRoles(ctx context.Context, tenantID, principalID string
 
 // grantedRoles is a cached GrantedRoles result.
 type grantedRoles struct{ values []string }
+
+// noRoles is every cached lookup's that found no roles (nil values).
+var noRoles = &grantedRoles{}
+
+// rolesFound is what the cache holds for roles.
+func rolesFound(roles []string) *grantedRoles {
+	if roles == nil {
+		return noRoles
+	}
+	return &grantedRoles{roles}
+}
+
+// rolesKey is GrantedRoles' key within a tenant: the principal's kind and
+// id and the resource's id and version. A key of a user's, a group's or a
+// service principal's ids written as Go's uuid package writes them
+// (lowercase, the store's form) holds their 16 bytes each, and is 48
+// bytes on the heap where the text took 96; any other is that text, so
+// that ids that differ only in case keep apart, as the store's reads
+// keep them. The two forms begin with different bytes, and the binary
+// one has a fixed length before the version.
+func rolesKey(kind store.ObjectKind, principalID string, resource *ServicePrincipal) string {
+	var code byte
+	switch kind {
+	case store.KindUser:
+		code = 'u'
+	case store.KindGroup:
+		code = 'g'
+	case store.KindServicePrincipal:
+		code = 's'
+	}
+	p, okP := lowercaseUUID(principalID)
+	r, okR := lowercaseUUID(resource.ID)
+	if code == 0 || !okP || !okR {
+		return fmt.Sprintf("t%s/%s/%s/%d", kind, principalID, resource.ID, resource.Version)
+	}
+	b := make([]byte, 0, 2+2*len(p)+binary.MaxVarintLen64)
+	b = append(append(append(b, 'b', code), p[:]...), r[:]...)
+	return string(binary.AppendVarint(b, resource.Version))
+}
+
+// lowercaseUUID parses an id written exactly as uuid.UUID.String writes
+// it, so that the bytes stand for that one string.
+func lowercaseUUID(s string) (uuid.UUID, bool) {
+	if len(s) != 36 || strings.ContainsAny(s, "ABCDEF") {
+		return uuid.UUID{}, false
+	}
+	id, err := uuid.Parse(s)
+	return id, err == nil
+}
 
 func (s *Service) grantedRoles(ctx context.Context, tenantID, principalID string, kind store.ObjectKind, resource *ServicePrincipal) ([]string, error) {
 	holders := []string{principalID}

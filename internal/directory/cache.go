@@ -30,7 +30,24 @@ type lookupCache = gencache.PartCache[lookupKey, any]
 // lookup reads nothing but that tenant's rows (besides what its loader
 // names with cachedWith); the tenant must be the tenant id the lookup
 // queries by.
-type lookupKey struct{ what, tenant, key string }
+type lookupKey struct {
+	what        lookupKind
+	tenant, key string
+}
+
+// lookupKind is what a lookup looks up: a byte in each of the cache's
+// keys where a string took sixteen.
+type lookupKind uint8
+
+const (
+	lookupApplication      lookupKind = iota + 1 // ApplicationByAppID
+	lookupSPByAppID                              // ServicePrincipalByAppID
+	lookupSPByName                               // ServicePrincipalByName
+	lookupTenant                                 // Tenant
+	lookupGrantedRoles                           // GrantedRoles
+	lookupEnabledUserRoles                       // EnabledUserRoles
+	lookupEnabledSPRoles                         // EnabledServicePrincipalRoles
+)
 
 // cached returns the value of load for k, from the cache when it can.
 // The entry depends on k.tenant's rows, or on everything when k names no

@@ -391,7 +391,7 @@ func (s *Service) DirectoryRolesOf(ctx context.Context, tenantID, principalID st
 // cached until the store's generation moves: a disabled user or a removed
 // role counts from the very next request.
 func (s *Service) EnabledUserRoles(ctx context.Context, tenantID, userID string) ([]string, error) {
-	return s.enabledRoles(ctx, "enabledUserRoles", tenantID, userID, func() (string, bool, error) {
+	return s.enabledRoles(ctx, lookupEnabledUserRoles, tenantID, userID, func() (string, bool, error) {
 		u, err := s.GetUser(ctx, tenantID, userID)
 		if err != nil {
 			return "", false, err
@@ -407,7 +407,7 @@ func (s *Service) EnabledUserRoles(ctx context.Context, tenantID, userID string)
 // application permissions do not) and the token service for the wids
 // claim, so the answer is cached as EnabledUserRoles' is.
 func (s *Service) EnabledServicePrincipalRoles(ctx context.Context, tenantID, spID string) ([]string, error) {
-	return s.enabledRoles(ctx, "enabledSPRoles", tenantID, spID, func() (string, bool, error) {
+	return s.enabledRoles(ctx, lookupEnabledSPRoles, tenantID, spID, func() (string, bool, error) {
 		sp, err := s.GetServicePrincipal(ctx, tenantID, spID)
 		if err != nil {
 			return "", false, err
@@ -418,7 +418,7 @@ func (s *Service) EnabledServicePrincipalRoles(ctx context.Context, tenantID, sp
 
 // enabledRoles is the directory roles of the principal load finds (its id
 // and whether it is enabled), cached per store generation under what.
-func (s *Service) enabledRoles(ctx context.Context, what, tenantID, ref string, load func() (string, bool, error)) ([]string, error) {
+func (s *Service) enabledRoles(ctx context.Context, what lookupKind, tenantID, ref string, load func() (string, bool, error)) ([]string, error) {
 	r, err := cached(s, lookupKey{what, tenantID, ref}, func() (*grantedRoles, error) {
 		id, enabled, err := load()
 		if err != nil {
@@ -428,7 +428,7 @@ func (s *Service) enabledRoles(ctx context.Context, what, tenantID, ref string, 
 			return nil, ErrNotFound
 		}
 		roles, err := s.DirectoryRolesOf(ctx, tenantID, id)
-		return &grantedRoles{roles}, err
+		return rolesFound(roles), err
 	})
 	if err != nil {
 		return nil, err

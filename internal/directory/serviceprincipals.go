@@ -110,7 +110,7 @@ func (s *Service) ServicePrincipalByAppID(ctx context.Context, tenantID, appID s
 		return nil, ErrNotFound
 	}
 	appID = strings.ToLower(appID)
-	return cached(s, lookupKey{"spByAppID", tenantID, appID}, func() (*ServicePrincipal, error) {
+	return cached(s, lookupKey{lookupSPByAppID, tenantID, appID}, func() (*ServicePrincipal, error) {
 		sps, err := list[ServicePrincipal](ctx, s.st, store.ObjectQuery{TenantID: tenantID, Kind: store.KindServicePrincipal, AppID: appID, Limit: 1})
 		if err != nil {
 			return nil, err
@@ -142,7 +142,7 @@ func (s *Service) ServicePrincipalByName(ctx context.Context, tenantID, name str
 	if name == "" || len(name) > 2*maxIdentifierURILength {
 		return nil, ErrNotFound
 	}
-	return cachedWith(s, lookupKey{"spByName", tenantID, strings.ToLower(name)}, func(d *gencache.Deps) (*ServicePrincipal, error) {
+	return cachedWith(s, lookupKey{lookupSPByName, tenantID, strings.ToLower(name)}, func(d *gencache.Deps) (*ServicePrincipal, error) {
 		if _, err := uuid.Parse(name); err == nil && len(name) == 36 {
 			return s.ServicePrincipalByAppID(ctx, tenantID, name)
 		}

@@ -159,7 +159,7 @@ func (s *Service) Tenant(ctx context.Context, ref string) (store.Tenant, error) 
 	// tried (a tenant created later with that id or domain would now be
 	// found instead): store.TenantRefPart, which writes to the tenant's
 	// other rows (its objects, its resources) leave alone.
-	t, err := cachedWith(s, lookupKey{"tenant", "", strings.ToLower(ref)}, func(d *gencache.Deps) (*store.Tenant, error) {
+	t, err := cachedWith(s, lookupKey{lookupTenant, "", strings.ToLower(ref)}, func(d *gencache.Deps) (*store.Tenant, error) {
 		d.Part(store.TenantRefPart(ref))
 		t, err := s.st.GetTenant(ctx, ref)
 		if errors.Is(err, store.ErrNotFound) && !strings.Contains(ref, ".") {
