@@ -233,8 +233,9 @@ func (c *PartCache[K, V]) put(k K, v V, gen uint64, parts []string) {
 }
 
 // set returns the shared partSet of parts (none: nil, everything).
-// The sets are as many as the entries at most: past that they start over
-// (the entries keep theirs). c.mu is held.
+// The sets are as many as the cache's max at most, and twice its entries
+// (and a few): past that they start over (the entries keep theirs), so
+// that those of entries gone are not kept for long. c.mu is held.
 func (c *PartCache[K, V]) set(parts []string) *partSet {
 	switch {
 	case len(parts) == 0:
@@ -247,7 +248,7 @@ func (c *PartCache[K, V]) set(parts []string) *partSet {
 	if s, ok := c.sets[k]; ok {
 		return s
 	}
-	if len(c.sets) >= c.max {
+	if len(c.sets) >= c.max || len(c.sets) >= 2*len(c.entries)+8 {
 		clear(c.sets)
 	}
 	s := &partSet{parts: slices.Clone(parts)}

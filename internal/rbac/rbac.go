@@ -253,8 +253,9 @@ type grantKey struct{ tenantID, id string }
 // decision already holds, else g, which later decisions will share: one
 // assignment grants many decisions (a fan-out customer's administrator's
 // Owner assignment, its setup's seven; issue 16). The grants are as many
-// as the cache's decisions at most: past that they start over (the
-// decisions keep theirs).
+// as the cache's max at most, and twice its decisions (and a few): past
+// that they start over (the decisions keep theirs), so that those of
+// decisions gone are not kept for long.
 func (e *Engine) shareGrant(g *grant) *grant {
 	k := grantKey{g.assignment.TenantID, g.assignment.ID}
 	e.grantsMu.Lock()
@@ -262,7 +263,7 @@ func (e *Engine) shareGrant(g *grant) *grant {
 	if old, ok := e.grants[k]; ok && old.assignment == g.assignment && old.role == g.role && slices.Equal(old.path, g.path) {
 		return old
 	}
-	if len(e.grants) >= maxCachedDecisions {
+	if len(e.grants) >= maxCachedDecisions || len(e.grants) >= 2*e.decisions.Len()+8 {
 		clear(e.grants)
 	}
 	e.grants[k] = g

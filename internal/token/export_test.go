@@ -10,3 +10,10 @@ func VerifiedHolds(vc *VerifiedCache, raw string) (bool, int) {
 	_, ok := vc.entries[sha256Sum(raw)]
 	return ok, len(vc.entries)
 }
+
+// VerifiedStable reports how many stable strings vc's table holds.
+func VerifiedStable(vc *VerifiedCache) int {
+	vc.mu.RLock()
+	defer vc.mu.RUnlock()
+	return len(vc.stable)
+}

@@ -130,3 +130,29 @@ func TestRenewedTokenSharesStableClaims(t *testing.T) {
 		t.Fatalf("renewed: %+v\nfirst: %+v", got[1], got[0])
 	}
 }
+
+// TestVerifiedStableTableBounded: the table of shared stable claims
+// holds no more than the cache's max nor twice its tokens (and a few),
+// however many tokens with claims of their own went through it.
+func TestVerifiedStableTableBounded(t *testing.T) {
+	key := keys(t).Current()
+	set := keyMap{key.KeyID: key}
+	now := time.Now()
+	vc := token.NewVerifiedCache()
+	token.SetVerifiedMax(vc, 16)
+	for i := range 100 {
+		c := claims(now, "2.0")
+		c.ObjectID = fmt.Sprint("object ", i)
+		raw, err := token.Mint(key, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := vc.Verify(set, raw, now); err != nil {
+			t.Fatal(err)
+		}
+		_, held := token.VerifiedHolds(vc, raw)
+		if n := token.VerifiedStable(vc); n > 16 || n > 2*held+8 {
+			t.Fatalf("after %d tokens: %d stable strings for %d tokens", i+1, n, held)
+		}
+	}
+}

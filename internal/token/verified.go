@@ -48,8 +48,9 @@ func NewVerifiedCache() *VerifiedCache {
 
 // intern returns the stable string of claims equal to s that an entry
 // already holds, else s, which later entries will share. The strings
-// are as many as the entries at most: past that they start over (the
-// entries keep theirs). vc.mu is held.
+// are as many as the cache's max at most, and twice its entries (and a
+// few): past that they start over (the entries keep theirs), so that
+// those of tokens gone are not kept for long. vc.mu is held.
 func (vc *VerifiedCache) intern(s string) string {
 	if s == "" {
 		return ""
@@ -57,7 +58,7 @@ func (vc *VerifiedCache) intern(s string) string {
 	if t, ok := vc.stable[s]; ok {
 		return t
 	}
-	if len(vc.stable) >= vc.max {
+	if len(vc.stable) >= vc.max || len(vc.stable) >= 2*len(vc.entries)+8 {
 		clear(vc.stable)
 	}
 	vc.stable[s] = s
