@@ -3,10 +3,14 @@ package servicebus
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	goamqp "github.com/Azure/go-amqp"
+
+	"github.com/tenantbridge/tenantbridge/internal/amqp"
+	"github.com/tenantbridge/tenantbridge/internal/amqp/wire"
 )
 
 // TestExpiryWatchPerLink: the connection's one expiry timer detaches
@@ -19,15 +23,18 @@ func TestExpiryWatchPerLink(t *testing.T) {
 	ctx := context.Background()
 	c := h.c
 	c.mu.Lock()
-	ns := c.tokens[fuzzHost]
-	if ns.raw == "" {
+	i, ok := c.tokenAt(fuzzHost)
+	if !ok {
 		c.mu.Unlock()
 		t.Fatalf("no namespace token among %d", len(c.tokens))
 	}
-	delete(c.tokens, fuzzHost)
+	ns := c.tokens[i].cbsToken
 	now := c.s.broker.now()
-	c.tokens[fuzzHost+"/work"] = cbsToken{typ: ns.typ, raw: ns.raw, expires: now.Add(300 * time.Millisecond)}
-	c.tokens[fuzzHost+"/fifo"] = cbsToken{typ: ns.typ, raw: ns.raw, expires: now.Add(time.Hour)}
+	// Sorted by audience, as tokenAt searches them.
+	c.tokens = []audToken{
+		{aud: fuzzHost + "/fifo", cbsToken: cbsToken{typ: ns.typ, raw: ns.raw, expires: now.Add(time.Hour)}},
+		{aud: fuzzHost + "/work", cbsToken: cbsToken{typ: ns.typ, raw: ns.raw, expires: now.Add(300 * time.Millisecond)}},
+	}
 	c.mu.Unlock()
 
 	work, err := h.sess.NewSender(ctx, "work", nil)
@@ -84,5 +91,52 @@ func TestExpiryWatchPerLink(t *testing.T) {
 	defer c.expiry.mu.Unlock()
 	if !c.expiry.at.IsZero() || c.expiry.links != nil {
 		t.Errorf("the watch of no link is set for %v, with %d links", c.expiry.at, len(c.expiry.links))
+	}
+}
+
+// TestTokensByAudience: tokens put for audiences in any order are kept
+// sorted, one per audience (a renewal replaces it), and each is found
+// for its queue; a queue without its own falls back to the namespace's.
+func TestTokensByAudience(t *testing.T) {
+	h := newFrontFuzz(t)
+	c := h.c
+	put := func(name string) {
+		t.Helper()
+		payload, err := (&wire.Message{ApplicationProperties: wire.Map{{Key: "operation", Value: "put-token"}, {Key: "type", Value: cbsTypeJWT},
+			{Key: "name", Value: name}}, Value: h.busTok, HasValue: true}).Encoded()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, status := c.putTokenAs(context.Background(), &amqp.Delivery{Payload: payload}, nil); status != 202 {
+			t.Fatalf("put-token for %s: %d", name, status)
+		}
+	}
+	for _, q := range []string{"q3", "q1", "Q2", "q1"} {
+		put("amqp://" + fuzzHost + "/" + q)
+	}
+	c.mu.Lock()
+	var auds []string
+	for _, tok := range c.tokens {
+		auds = append(auds, tok.aud)
+	}
+	c.mu.Unlock()
+	want := []string{fuzzHost, fuzzHost + "/q1", fuzzHost + "/q2", fuzzHost + "/q3"}
+	if !slices.Equal(auds, want) {
+		t.Fatalf("tokens for %q, want %q", auds, want)
+	}
+	for _, q := range []string{"q1", "q2", "Q3", "other"} {
+		if _, ok := c.tokenFor(q); !ok {
+			t.Errorf("no token for %s", q)
+		}
+	}
+	// Without the namespace's, a queue without its own has none.
+	c.mu.Lock()
+	c.tokens = slices.Delete(c.tokens, 0, 1)
+	c.mu.Unlock()
+	if _, ok := c.tokenFor("other"); ok {
+		t.Error("a token for a queue none was put for")
+	}
+	if _, ok := c.tokenFor("q2"); !ok {
+		t.Error("no token for q2")
 	}
 }
