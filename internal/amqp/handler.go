@@ -29,7 +29,9 @@ type HandlerFunc func(ctx context.Context, l *Link) (*Accept, error)
 // Attach calls f.
 func (f HandlerFunc) Attach(ctx context.Context, l *Link) (*Accept, error) { return f(ctx, l) }
 
-// Accept is the application's answer to an attach it takes.
+// Accept is the application's answer to an attach it takes. The engine
+// keeps it for the link's life and only reads it, so one Accept may
+// answer many links.
 type Accept struct {
 	// Source and Target are echoed to the peer; nil echoes what the peer
 	// sent. Service Bus alters them, e.g. to name the session it granted.

@@ -264,7 +264,7 @@ func (c *amqpConn) attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 			return &amqp.Accept{OnDelivery: c.putToken}, nil
 		}
 		c.cbsReplies.Add(l)
-		return &amqp.Accept{}, nil
+		return replyAccept, nil
 	case strings.HasSuffix(strings.ToLower(path), "/$management"):
 		entity := path[:len(path)-len("/$management")]
 		if l.PeerSends() {
@@ -273,7 +273,7 @@ func (c *amqpConn) attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 			}}, nil
 		}
 		c.mgmtReplies.Add(l)
-		return &amqp.Accept{}, nil
+		return replyAccept, nil
 	}
 	queue, deadLetter := path, false
 	if q, sub, ok := strings.Cut(path, "/"); ok {
@@ -334,6 +334,11 @@ func (c *amqpConn) attach(ctx context.Context, l *amqp.Link) (*amqp.Accept, erro
 	acc.OnEnd = rl.linkEnded
 	return acc, nil
 }
+
+// replyAccept answers the attach of every reply link ($cbs's and
+// $management's): the engine only reads an Accept, so one serves them
+// all instead of one per link.
+var replyAccept = &amqp.Accept{}
 
 // sendLinkCredit is how many messages a sender may have in flight on one
 // link: enough to keep a busy sender's pipe full, small enough that a
