@@ -144,7 +144,12 @@ type PartCache[K comparable, V any] struct {
 	mu      sync.RWMutex
 	entries map[K]partEntry[V]
 	sets    map[partsKey]*partSet // the entries' sets of up to len(partsKey) parts, each once
+	sweepAt int                   // put drops the stale entries once there are this many
 }
+
+// minSweep is the fewest entries at which a PartCache drops its stale
+// ones before it is full.
+const minSweep = 256
 
 // partEntry is a value, the store's generation read before it was
 // loaded, and the parts it depends on (nil: everything).
@@ -170,9 +175,13 @@ type partsKey struct {
 
 // NewPartCache returns a cache of at most max entries (past it, the
 // stale ones go and, if that frees less than a quarter, others until it
-// does).
+// does). The stale ones also go whenever the entries have grown by half
+// since they last went: an entry whose part was written to is never served
+// again, and many are never asked for again either (a tenant's set-up:
+// each write to the tenant makes the decisions that allowed the writes
+// before it stale; issue 16).
 func NewPartCache[K comparable, V any](clock PartClock, max int) *PartCache[K, V] {
-	return &PartCache[K, V]{clock: clock, max: max, entries: map[K]partEntry[V]{}, sets: map[partsKey]*partSet{}}
+	return &PartCache[K, V]{clock: clock, max: max, entries: map[K]partEntry[V]{}, sets: map[partsKey]*partSet{}, sweepAt: minSweep}
 }
 
 // Get returns the value of k, calling load when the cache has none that
@@ -221,13 +230,16 @@ func (c *PartCache[K, V]) put(k K, v V, gen uint64, parts []string) {
 		return // a load that began later is already in
 	}
 	e := partEntry[V]{v: v, gen: gen, parts: c.set(parts)}
-	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
+	if _, ok := c.entries[k]; !ok && len(c.entries) >= min(c.max, c.sweepAt) {
 		for k, old := range c.entries {
 			if !c.current(&old) {
 				delete(c.entries, k)
 			}
 		}
-		dropToThreeQuarters(c.entries, c.max)
+		if len(c.entries) >= c.max {
+			dropToThreeQuarters(c.entries, c.max)
+		}
+		c.sweepAt = len(c.entries) + max(len(c.entries)/2, minSweep)
 	}
 	c.entries[k] = e
 }

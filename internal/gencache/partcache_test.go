@@ -216,3 +216,32 @@ func TestPartCacheSharedPartSets(t *testing.T) {
 		}
 	}
 }
+
+// TestPartCacheDropsStaleBeforeFull: entries whose part was written to go
+// once the entries have grown by half since the stale ones last went, long
+// before the cache is full; current ones stay.
+func TestPartCacheDropsStaleBeforeFull(t *testing.T) {
+	e := newPartEnv(t)
+	c := gencache.NewPartCache[string, int](e.st, 1_000_000)
+	inA, inB := &counter{parts: []string{store.TenantPart(e.a.ID)}}, &counter{parts: []string{store.TenantPart(e.b.ID)}}
+	for i := range 300 {
+		_, _ = c.Get(fmt.Sprint("a", i), inA.load)
+	}
+	e.write(e.a.ID)
+	for i := range 300 {
+		_, _ = c.Get(fmt.Sprint("b", i), inB.load)
+	}
+	if n := c.Len(); n >= 600 {
+		t.Fatalf("%d entries: the stale ones were kept", n)
+	}
+	for i := range 300 { // still cached
+		if _, _ = c.Get(fmt.Sprint("b", i), inB.load); inB.loads != 300 {
+			t.Fatalf("b%d loaded again (%d loads)", i, inB.loads)
+		}
+	}
+	for i := range 300 { // never served stale
+		if v, _ := c.Get(fmt.Sprint("a", i), inA.load); v != 301+i {
+			t.Fatalf("a%d = %d after a write to A", i, v)
+		}
+	}
+}
