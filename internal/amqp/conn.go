@@ -352,12 +352,16 @@ func (c *Conn) opened(ctx context.Context, open *wire.Open) {
 		c.heartbeatGap = max(peerIdle/2, 100*time.Millisecond)
 		c.heartbeat = time.AfterFunc(c.heartbeatGap, func() { c.call(c.beat) })
 	}
-	// A server shutting down closes the connection.
-	c.stopCtx = context.AfterFunc(ctx, func() {
-		c.call(func() {
-			c.closeWith(&wire.Error{Condition: wire.ErrConnectionForced, Description: "the server is shutting down"})
+	// A server shutting down closes the connection. A context that
+	// never ends (a WebSocket's: the server's base context is never
+	// cancelled) needs no watch, which each connection would keep.
+	if ctx.Done() != nil {
+		c.stopCtx = context.AfterFunc(ctx, func() {
+			c.call(func() {
+				c.closeWith(&wire.Error{Condition: wire.ErrConnectionForced, Description: "the server is shutting down"})
+			})
 		})
-	})
+	}
 }
 
 // beat sends a heartbeat and sets the timer for the next (loop).

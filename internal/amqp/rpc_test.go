@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -162,5 +163,46 @@ func TestAcceptOnEnd(t *testing.T) {
 	case got := <-ended:
 		t.Fatalf("OnEnd of %q ran again", got)
 	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// TestNoWatchOfEndlessContext: a connection served under a context that
+// can end watches it (its end closes the connection); one served under
+// a context that cannot keeps no watch.
+func TestNoWatchOfEndlessContext(t *testing.T) {
+	for _, endless := range []bool{false, true} {
+		watched := make(chan bool, 1)
+		srv := &Server{Connect: func(context.Context, *Conn) (Handler, error) {
+			return HandlerFunc(func(_ context.Context, l *Link) (*Accept, error) {
+				watched <- l.Conn.stopCtx != nil
+				return &Accept{}, nil
+			}), nil
+		}}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		serveCtx := ctx
+		if endless {
+			serveCtx = context.WithoutCancel(ctx)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if nc, err := ln.Accept(); err == nil {
+				_ = srv.ServeConn(serveCtx, nc)
+			}
+		}()
+		p := rawDial(t, ln.Addr().String())
+		p.open(0)
+		p.beginAttachSender()
+		if got := <-watched; got == endless {
+			t.Errorf("served under an endless context %v: watched %v", endless, got)
+		}
+		p.nc.Close()
+		cancel()
+		ln.Close()
+		<-done
 	}
 }
