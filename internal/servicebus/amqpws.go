@@ -67,16 +67,20 @@ const maxWebSocketMessage = LargestMessageBytes + 64<<10
 // ends when the handler returns, so the connection's is one that does
 // not; nothing cancelled it before either (the server's base context is
 // never cancelled, and a hijacked connection's request is not cancelled
-// when it closes).
+// when it closes). Nor does the connection keep the request's context
+// for its values: a context without cancel (context.WithoutCancel)
+// kept the request's whole chain (net/http's, the front door's request
+// information and note, about 650 bytes a connection: docs/benchmarks.md,
+// "Many customers on one node"), of which the AMQP side reads nothing
+// (its links' contexts carry no values, and its spans start from them).
 func (s *Service) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	nc, ok := acceptWebSocket(w, r)
 	if !ok {
 		return
 	}
-	ctx := context.WithoutCancel(r.Context())
 	go func() {
 		defer nc.Close()
-		_ = s.amqp.ServeConn(ctx, nc)
+		_ = s.amqp.ServeConn(context.Background(), nc)
 	}()
 }
 

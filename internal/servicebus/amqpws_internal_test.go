@@ -299,3 +299,57 @@ func clientFrame(p []byte) []byte {
 	}
 	return b
 }
+
+// requestKey marks a WebSocket upgrade request's context in
+// TestWebSocketConnectionKeepsNoRequestContext.
+type requestKey struct{}
+
+// TestWebSocketConnectionKeepsNoRequestContext: a connection served over
+// a WebSocket is served under a context of its own, which neither ends
+// nor carries the upgrade request's values: it does not keep the
+// request's context chain for the connection's life.
+func TestWebSocketConnectionKeepsNoRequestContext(t *testing.T) {
+	seen := make(chan context.Context, 1)
+	s := &Service{amqp: &amqp.Server{Connect: func(ctx context.Context, _ *amqp.Conn) (amqp.Handler, error) {
+		seen <- ctx
+		return amqp.HandlerFunc(func(context.Context, *amqp.Link) (*amqp.Accept, error) { return &amqp.Accept{}, nil }), nil
+	}}}
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.serveWebSocket(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, "upgrade")))
+	}))
+	defer ts.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(ts.Certificate())
+	nc, err := tls.Dial("tcp", ts.Listener.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	key := base64.StdEncoding.EncodeToString(make([]byte, 16))
+	_, err = nc.Write([]byte("GET " + webSocketPath + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Protocol: AMQPWSB10\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.ReadResponse(bufio.NewReader(nc), nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	init, _ := wire.AppendFrame(nil, wire.Frame{Type: wire.FrameSASL, Body: &wire.SASLInit{Mechanism: amqp.MechAnonymous}})
+	op, _ := wire.AppendFrame(nil, wire.Frame{Type: wire.FrameAMQP, Body: &wire.Open{ContainerID: "ctx", MaxFrameSize: 65536}})
+	for _, p := range [][]byte{[]byte(wire.ProtoSASL), init, []byte(wire.ProtoAMQP), op} {
+		if _, err := nc.Write(clientFrame(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case ctx := <-seen:
+		if v := ctx.Value(requestKey{}); v != nil {
+			t.Errorf("the connection's context carries the upgrade request's value %v", v)
+		}
+		if ctx.Done() != nil {
+			t.Error("the connection's context can end")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection did not open")
+	}
+}
