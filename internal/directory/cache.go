@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"encoding/binary"
 	"strings"
 	"sync"
 
@@ -88,25 +89,29 @@ func cachedWith[T any](s *Service, k lookupKey, load func(d *gencache.Deps) (*T,
 // lookup.
 const maxInterned = 4 * maxCachedLookups
 
-// interner shares the strings that many cached entries hold alike, so
-// that the cache holds one copy of each instead of one per entry: the
-// name of a tenant's part of the store, which each of the tenant's
-// entries depends on; the tenant's id, in every document of the tenant;
-// an application's id, in its service principal, its names and the
-// application; and what an application's service principal repeats from
-// it in every tenant that holds one (its names, its roles and scopes:
-// Graph's every permission, in each tenant). Only documents freshly read
-// for the cache go through it, and it clones what it keeps, so that a
-// string that is part of a larger buffer (a request's, a row's) does not
-// keep that buffer. Past maxInterned strings it starts over: entries keep
-// what they hold, and later ones share anew. A nil interner (inside a
-// transaction, whose reads are not cached) shares nothing.
+// interner shares what many cached entries hold alike, so that the cache
+// holds one copy of each instead of one per entry: a tenant's id, in
+// every document of the tenant; an application's id, in its service
+// principal, its names and the application; and what an application's
+// service principal repeats from it in every tenant that holds one (its
+// names, and its roles and scopes: Graph's every permission, in each
+// tenant, where the lists themselves are shared, not only their strings).
+// Only documents freshly read for the cache go through it, and it clones
+// the strings it keeps, so that a string that is part of a larger buffer
+// (a request's, a row's) does not keep that buffer. Past maxInterned
+// strings it starts over: entries keep what they hold, and later ones
+// share anew. A nil interner (inside a transaction, whose reads are not
+// cached) shares nothing.
 type interner struct {
-	mu sync.Mutex
-	m  map[string]string
+	mu     sync.Mutex
+	m      map[string]string
+	roles  map[string][]AppRole         // by appRolesKey
+	scopes map[string][]PermissionScope // by scopesKey
 }
 
-func newInterner() *interner { return &interner{m: map[string]string{}} }
+func newInterner() *interner {
+	return &interner{m: map[string]string{}, roles: map[string][]AppRole{}, scopes: map[string][]PermissionScope{}}
+}
 
 // str returns the interned copy of v.
 func (in *interner) str(v string) string {
@@ -115,11 +120,20 @@ func (in *interner) str(v string) string {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	return in.strLocked(v)
+}
+
+func (in *interner) strLocked(v string) string {
+	if v == "" {
+		return v
+	}
 	if c, ok := in.m[v]; ok {
 		return c
 	}
 	if len(in.m) >= maxInterned {
 		clear(in.m)
+		clear(in.roles)
+		clear(in.scopes)
 	}
 	c := strings.Clone(v)
 	in.m[c] = c
@@ -145,8 +159,8 @@ func (in *interner) servicePrincipal(sp *ServicePrincipal) *ServicePrincipal {
 	sp.ServicePrincipalType, sp.SignInAudience = in.str(sp.ServicePrincipalType), in.str(sp.SignInAudience)
 	in.strs(sp.ServicePrincipalNames)
 	in.strs(sp.Tags)
-	in.appRoles(sp.AppRoles)
-	in.scopes(sp.OAuth2PermissionScopes)
+	sp.AppRoles = in.appRoles(sp.AppRoles)
+	sp.OAuth2PermissionScopes = in.scopeList(sp.OAuth2PermissionScopes)
 	return sp
 }
 
@@ -162,8 +176,8 @@ func (in *interner) application(app *Application) *Application {
 	app.SignInAudience = in.str(app.SignInAudience)
 	in.strs(app.IdentifierURIs)
 	in.strs(app.Tags)
-	in.appRoles(app.AppRoles)
-	in.scopes(app.OAuth2PermissionScopes)
+	app.AppRoles = in.appRoles(app.AppRoles)
+	app.OAuth2PermissionScopes = in.scopeList(app.OAuth2PermissionScopes)
 	for i := range app.RequiredResourceAccess {
 		r := &app.RequiredResourceAccess[i]
 		r.ResourceAppID = in.str(r.ResourceAppID)
@@ -174,20 +188,88 @@ func (in *interner) application(app *Application) *Application {
 	return app
 }
 
-func (in *interner) appRoles(rs []AppRole) {
+// appRoles returns the list equal to rs that other entries hold, or rs
+// itself, its strings interned, if none does; rs must not be shared yet.
+// Entries share the list as callers share an entry's lists: read only.
+func (in *interner) appRoles(rs []AppRole) []AppRole {
+	if len(rs) == 0 {
+		return rs // nil stays nil, and an empty list holds nothing
+	}
+	k := appRolesKey(rs)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if have, ok := in.roles[k]; ok {
+		return have
+	}
 	for i := range rs {
 		r := &rs[i]
-		r.ID, r.Description, r.DisplayName = in.str(r.ID), in.str(r.Description), in.str(r.DisplayName)
-		r.Value, r.Origin = in.str(r.Value), in.str(r.Origin)
-		in.strs(r.AllowedMemberTypes)
+		r.ID, r.Description, r.DisplayName = in.strLocked(r.ID), in.strLocked(r.Description), in.strLocked(r.DisplayName)
+		r.Value, r.Origin = in.strLocked(r.Value), in.strLocked(r.Origin)
+		for j, t := range r.AllowedMemberTypes {
+			r.AllowedMemberTypes[j] = in.strLocked(t)
+		}
 	}
+	in.roles[k] = rs
+	return rs
 }
 
-func (in *interner) scopes(ps []PermissionScope) {
+// scopeList is appRoles for permission scopes.
+func (in *interner) scopeList(ps []PermissionScope) []PermissionScope {
+	if len(ps) == 0 {
+		return ps
+	}
+	k := scopesKey(ps)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if have, ok := in.scopes[k]; ok {
+		return have
+	}
 	for i := range ps {
 		p := &ps[i]
-		p.ID, p.Value, p.Type = in.str(p.ID), in.str(p.Value), in.str(p.Type)
-		p.AdminConsentDisplayName, p.AdminConsentDescription = in.str(p.AdminConsentDisplayName), in.str(p.AdminConsentDescription)
-		p.UserConsentDisplayName, p.UserConsentDescription = in.str(p.UserConsentDisplayName), in.str(p.UserConsentDescription)
+		p.ID, p.Value, p.Type = in.strLocked(p.ID), in.strLocked(p.Value), in.strLocked(p.Type)
+		p.AdminConsentDisplayName, p.AdminConsentDescription = in.strLocked(p.AdminConsentDisplayName), in.strLocked(p.AdminConsentDescription)
+		p.UserConsentDisplayName, p.UserConsentDescription = in.strLocked(p.UserConsentDisplayName), in.strLocked(p.UserConsentDescription)
 	}
+	in.scopes[k] = ps
+	return ps
+}
+
+// appRolesKey encodes rs so that two lists have the same key exactly when
+// they are equal: each string with its length before it, a nil list of
+// member types apart from an empty one.
+func appRolesKey(rs []AppRole) string {
+	b := binary.AppendUvarint(nil, uint64(len(rs)))
+	for _, r := range rs {
+		b = appendKeyStrings(b, r.ID, r.Description, r.DisplayName, r.Value, r.Origin)
+		b = appendKeyBool(b, r.IsEnabled)
+		b = appendKeyBool(b, r.AllowedMemberTypes != nil)
+		b = binary.AppendUvarint(b, uint64(len(r.AllowedMemberTypes)))
+		b = appendKeyStrings(b, r.AllowedMemberTypes...)
+	}
+	return string(b)
+}
+
+// scopesKey is appRolesKey for permission scopes.
+func scopesKey(ps []PermissionScope) string {
+	b := binary.AppendUvarint(nil, uint64(len(ps)))
+	for _, p := range ps {
+		b = appendKeyStrings(b, p.ID, p.Value, p.Type, p.AdminConsentDisplayName, p.AdminConsentDescription,
+			p.UserConsentDisplayName, p.UserConsentDescription)
+		b = appendKeyBool(b, p.IsEnabled)
+	}
+	return string(b)
+}
+
+func appendKeyStrings(b []byte, ss ...string) []byte {
+	for _, s := range ss {
+		b = append(binary.AppendUvarint(b, uint64(len(s))), s...)
+	}
+	return b
+}
+
+func appendKeyBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }

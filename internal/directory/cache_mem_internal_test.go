@@ -104,6 +104,40 @@ func (f *fanoutDirectory) issueServiceBusTokens(t testing.TB, i int) {
 	}
 }
 
+// setUpCustomer makes the lookups the token service makes when a fan-out
+// customer's administrator sets the customer up: tokens for Graph (to
+// provision the provider's service principal) and for ARM (the namespace,
+// its queues, the role assignments).
+func (f *fanoutDirectory) setUpCustomer(t testing.TB, i int) {
+	t.Helper()
+	ctx := context.Background()
+	fresh := strings.Clone
+	for _, resource := range []string{GraphResource, ARMResource} {
+		ten, err := f.s.Tenant(ctx, fresh(f.tenants[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		app, err := f.s.ApplicationByAppID(ctx, fresh(f.adminApps[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp, err := f.s.ServicePrincipalByAppID(ctx, ten.ID, app.AppID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.s.ServicePrincipalByName(ctx, ten.ID, fresh(resource))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.s.GrantedRoles(ctx, ten.ID, sp.ID, store.KindServicePrincipal, res); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.s.EnabledServicePrincipalRoles(ctx, ten.ID, sp.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // heapAlloc is the live heap after a collection.
 func heapAlloc() uint64 {
 	// Twice: what finalizers free is freed by the second collection.
@@ -217,5 +251,40 @@ func TestCachedLookupsEqualFreshReads(t *testing.T) {
 				t.Errorf("tenant: cached %+v, read %+v", cachedTenant, freshTenant)
 			}
 		}
+	}
+}
+
+// maxSetupLookupBytesPerCustomer bounds what the lookup cache holds for
+// one fan-out customer's setup (TestSetupLookupCacheBytesPerCustomer):
+// 8,627 bytes when each tenant's entry for Graph held its own lists of
+// Graph's permissions (their strings interned), 4,152 with the lists
+// shared.
+const maxSetupLookupBytesPerCustomer = 4_600
+
+// TestSetupLookupCacheBytesPerCustomer is TestLookupCacheBytesPerCustomer
+// for the entries a customer's setup leaves in the cache (until a write
+// to the tenant or a full cache drops them): its administrator's lookups
+// for Graph and ARM tokens.
+func TestSetupLookupCacheBytesPerCustomer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sets up hundreds of tenants")
+	}
+	const customers = 300
+	f := newFanoutDirectory(t, customers+1)
+	f.setUpCustomer(t, customers)
+	f.s.cache, f.s.shared = gencache.NewPartCache[lookupKey, any](f.s.st, maxCachedLookups), newInterner()
+	f.setUpCustomer(t, customers) // what all customers share (Microsoft's applications)
+	for i := range customers {
+		f.setUpCustomer(t, i)
+	}
+	entries := f.s.cache.Len()
+	filled := heapAlloc()
+	f.s.cache, f.s.shared = gencache.NewPartCache[lookupKey, any](f.s.st, maxCachedLookups), newInterner()
+	dropped := heapAlloc()
+	runtime.KeepAlive(f)
+	perCustomer := float64(int64(filled)-int64(dropped)) / customers
+	t.Logf("lookup cache: %d entries for %d customers' setup, %.0f bytes per customer", entries, customers, perCustomer)
+	if perCustomer > maxSetupLookupBytesPerCustomer {
+		t.Errorf("the lookup cache holds %.0f bytes per customer's setup, more than %d", perCustomer, maxSetupLookupBytesPerCustomer)
 	}
 }
