@@ -86,8 +86,14 @@ func cachedWith[T any](s *Service, k lookupKey, load func(d *gencache.Deps) (*T,
 }
 
 // maxInterned bounds the strings an interner holds: a few per cached
-// lookup.
-const maxInterned = 4 * maxCachedLookups
+// lookup. Below it, an interner holds at most four strings per entry of
+// its cache and minInterned more (a fan-out customer's entries share
+// fewer than one each), so that what entries gone shared (a deleted
+// tenant's id, an evicted entry's) is not kept up to the maximum.
+const (
+	maxInterned = 4 * maxCachedLookups
+	minInterned = 4096
+)
 
 // interner shares what many cached entries hold alike, so that the cache
 // holds one copy of each instead of one per entry: a tenant's id, in
@@ -98,19 +104,21 @@ const maxInterned = 4 * maxCachedLookups
 // tenant, where the lists themselves are shared, not only their strings).
 // Only documents freshly read for the cache go through it, and it clones
 // the strings it keeps, so that a string that is part of a larger buffer
-// (a request's, a row's) does not keep that buffer. Past maxInterned
-// strings it starts over: entries keep what they hold, and later ones
-// share anew. A nil interner (inside a transaction, whose reads are not
-// cached) shares nothing.
+// (a request's, a row's) does not keep that buffer. Past its bound (see
+// maxInterned) it starts over: entries keep what they hold, and later
+// ones share anew. A nil interner (inside a transaction, whose reads are
+// not cached) shares nothing.
 type interner struct {
-	mu     sync.Mutex
-	m      map[string]string
-	roles  map[string][]AppRole         // by appRolesKey
-	scopes map[string][]PermissionScope // by scopesKey
+	entries func() int // the cache's
+	mu      sync.Mutex
+	m       map[string]string
+	roles   map[string][]AppRole         // by appRolesKey
+	scopes  map[string][]PermissionScope // by scopesKey
 }
 
-func newInterner() *interner {
-	return &interner{m: map[string]string{}, roles: map[string][]AppRole{}, scopes: map[string][]PermissionScope{}}
+// newInterner returns an interner for a cache of entries() entries.
+func newInterner(entries func() int) *interner {
+	return &interner{entries: entries, m: map[string]string{}, roles: map[string][]AppRole{}, scopes: map[string][]PermissionScope{}}
 }
 
 // str returns the interned copy of v.
@@ -130,7 +138,7 @@ func (in *interner) strLocked(v string) string {
 	if c, ok := in.m[v]; ok {
 		return c
 	}
-	if len(in.m) >= maxInterned {
+	if n := len(in.m); n >= minInterned && (n >= maxInterned || n >= 4*in.entries()+minInterned) {
 		clear(in.m)
 		clear(in.roles)
 		clear(in.scopes)

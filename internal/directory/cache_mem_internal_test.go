@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/tenantbridge/tenantbridge/internal/gencache"
 	"github.com/tenantbridge/tenantbridge/internal/store"
@@ -138,6 +139,12 @@ func (f *fanoutDirectory) setUpCustomer(t testing.TB, i int) {
 	}
 }
 
+// emptyCache gives s an empty lookup cache, as New does.
+func (s *Service) emptyCache() {
+	s.cache = gencache.NewPartCache[lookupKey, any](s.st, maxCachedLookups)
+	s.shared = newInterner(s.cache.Len)
+}
+
 // heapAlloc is the live heap after a collection.
 func heapAlloc() uint64 {
 	// Twice: what finalizers free is freed by the second collection.
@@ -167,7 +174,7 @@ func TestLookupCacheBytesPerCustomer(t *testing.T) {
 	const customers = 300
 	f := newFanoutDirectory(t, customers+1)
 	f.issueServiceBusTokens(t, customers) // the store's statements, the provider's shared entries
-	f.s.cache, f.s.shared = gencache.NewPartCache[lookupKey, any](f.s.st, maxCachedLookups), newInterner()
+	f.s.emptyCache()
 	f.issueServiceBusTokens(t, customers)
 	before := heapAlloc()
 	for i := range customers {
@@ -175,7 +182,7 @@ func TestLookupCacheBytesPerCustomer(t *testing.T) {
 	}
 	entries := f.s.cache.Len()
 	filled := heapAlloc()
-	f.s.cache, f.s.shared = gencache.NewPartCache[lookupKey, any](f.s.st, maxCachedLookups), newInterner()
+	f.s.emptyCache()
 	dropped := heapAlloc()
 	runtime.KeepAlive(f)
 	perCustomer := float64(filled-dropped) / customers
@@ -272,19 +279,42 @@ func TestSetupLookupCacheBytesPerCustomer(t *testing.T) {
 	const customers = 300
 	f := newFanoutDirectory(t, customers+1)
 	f.setUpCustomer(t, customers)
-	f.s.cache, f.s.shared = gencache.NewPartCache[lookupKey, any](f.s.st, maxCachedLookups), newInterner()
+	f.s.emptyCache()
 	f.setUpCustomer(t, customers) // what all customers share (Microsoft's applications)
 	for i := range customers {
 		f.setUpCustomer(t, i)
 	}
 	entries := f.s.cache.Len()
 	filled := heapAlloc()
-	f.s.cache, f.s.shared = gencache.NewPartCache[lookupKey, any](f.s.st, maxCachedLookups), newInterner()
+	f.s.emptyCache()
 	dropped := heapAlloc()
 	runtime.KeepAlive(f)
 	perCustomer := float64(int64(filled)-int64(dropped)) / customers
 	t.Logf("lookup cache: %d entries for %d customers' setup, %.0f bytes per customer", entries, customers, perCustomer)
 	if perCustomer > maxSetupLookupBytesPerCustomer {
 		t.Errorf("the lookup cache holds %.0f bytes per customer's setup, more than %d", perCustomer, maxSetupLookupBytesPerCustomer)
+	}
+}
+
+// TestInternerBound checks that an interner starts over once it holds
+// four strings per entry of its cache and minInterned more, and keeps
+// sharing below that.
+func TestInternerBound(t *testing.T) {
+	entries := 100
+	in := newInterner(func() int { return entries })
+	bound := 4*entries + minInterned
+	first := in.str(strings.Clone("shared"))
+	for i := range bound - 1 {
+		in.str(fmt.Sprint("s", i))
+	}
+	if got := in.str(strings.Clone("shared")); unsafe.StringData(got) != unsafe.StringData(first) {
+		t.Fatalf("not shared below the bound (%d strings)", len(in.m))
+	}
+	in.str("one past the bound")
+	if len(in.m) != 1 {
+		t.Fatalf("%d strings held past the bound of %d", len(in.m), bound)
+	}
+	if got := in.str(strings.Clone("shared")); unsafe.StringData(got) == unsafe.StringData(first) {
+		t.Fatal("the interner did not start over")
 	}
 }

@@ -127,7 +127,8 @@ func New(st store.Store, hashKey, kek []byte, opts ...Option) (*Service, error) 
 	for _, o := range opts {
 		o(s)
 	}
-	s.cache, s.shared = gencache.NewPartCache[lookupKey, any](st, maxCachedLookups), newInterner()
+	s.cache = gencache.NewPartCache[lookupKey, any](st, maxCachedLookups)
+	s.shared = newInterner(s.cache.Len)
 	return s, nil
 }
 
