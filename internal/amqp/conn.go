@@ -66,6 +66,16 @@ type Conn struct {
 	links        int   // links in all sessions
 	attaching    int   // Handler.Attach calls running
 
+	// sc is what the loop reuses, while it runs: taken from scratchPool
+	// when it needs it, given back when the loop stops.
+	sc *loopScratch
+}
+
+// loopScratch is what a connection's loop reuses from frame to frame. A
+// loop holds one only while it runs: an idle connection, whose loop
+// has stopped, holds none (they were 300 of its 740 bytes:
+// docs/benchmarks.md, "Many customers on one node").
+type loopScratch struct {
 	// The performatives of a message's round trip, reused frame after
 	// frame (encoding keeps nothing of them), and the values their
 	// pointer fields point to.
@@ -75,25 +85,48 @@ type Conn struct {
 	flowVals                   [5]uint32 // next-incoming-id, handle, delivery-count, link-credit, available
 	disposition                wire.Disposition
 
-	// Reused by the sessions' dispositions (one at a time, on the loop):
-	// the ids of a range found in a table, and the links they touched.
-	// The connection's, not each session's: the SDKs open a session per
-	// link, and two slices of each idle session were a quarter of it
-	// (docs/benchmarks.md, "Many customers on one node").
+	// Reused by the sessions' dispositions (one at a time): the ids of
+	// a range found in a table, and the links they touched.
 	ids     []uint32
 	touched []*Link
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(loopScratch) }}
+
+// scratch is the loop's scratch, taken from the pool on first use in a
+// run of the loop (loop).
+func (c *Conn) scratch() *loopScratch {
+	if c.sc == nil {
+		c.sc = scratchPool.Get().(*loopScratch)
+	}
+	return c.sc
+}
+
+// dropScratch gives the scratch back as the loop stops, keeping nothing
+// of the connection's in it (loop).
+func (c *Conn) dropScratch() {
+	sc := c.sc
+	if sc == nil {
+		return
+	}
+	c.sc = nil
+	sc.transfer = wire.Transfer{}
+	sc.flow = wire.Flow{}
+	sc.disposition = wire.Disposition{}
+	scratchPool.Put(sc)
 }
 
 // doneTouching empties touched after a disposition, so that an ended
 // link is not kept by the last one, and lets a long array go.
 func (c *Conn) doneTouching() {
-	clear(c.touched)
-	c.touched = c.touched[:0]
-	if cap(c.touched) > 64 {
-		c.touched = nil
+	sc := c.scratch()
+	clear(sc.touched)
+	sc.touched = sc.touched[:0]
+	if cap(sc.touched) > 64 {
+		sc.touched = nil
 	}
-	if cap(c.ids) > 1024 {
-		c.ids = nil
+	if cap(sc.ids) > 1024 {
+		sc.ids = nil
 	}
 }
 
@@ -110,8 +143,9 @@ func (c *Conn) transferSettled(settled bool) *bool {
 // writeDisposition writes a disposition of the deliveries first to last
 // (last nil: first only).
 func (c *Conn) writeDisposition(ch uint16, role bool, first uint32, last *uint32, settled bool, state wire.DeliveryState) {
-	c.disposition = wire.Disposition{Role: role, First: first, Last: last, Settled: settled, State: state}
-	c.writeFrame(ch, &c.disposition, nil)
+	sc := c.scratch()
+	sc.disposition = wire.Disposition{Role: role, First: first, Last: last, Settled: settled, State: state}
+	c.writeFrame(ch, &sc.disposition, nil)
 }
 
 // maxConnBuffer is Server.MaxBufferedBytes with its default.
@@ -196,9 +230,13 @@ func (c *Conn) run() {
 		if c.finished {
 			c.mu.Unlock()
 			c.stop() // running stays set: no other goroutine runs the loop again
+			c.dropScratch()
 			return
 		}
 		if len(c.events) == 0 {
+			// The scratch goes back before the loop is given up: once
+			// running is false another goroutine may run it.
+			c.dropScratch()
 			c.running = false
 			c.mu.Unlock()
 			return

@@ -432,16 +432,17 @@ func (l *Link) sendFrames(m *outMsg, first bool) bool {
 		}
 		// The performative is the connection's, reused frame after frame
 		// (encoding does not keep it).
-		t := &c.transfer
+		sc := c.scratch()
+		t := &sc.transfer
 		*t = wire.Transfer{Handle: l.handle, Settled: c.transferSettled(m.settled)}
 		if first {
-			c.transferID, c.transferFormat = m.id, m.format
-			t.DeliveryID = &c.transferID
+			sc.transferID, sc.transferFormat = m.id, m.format
+			t.DeliveryID = &sc.transferID
 			t.DeliveryTag = m.tag
 			if t.DeliveryTag == nil {
 				t.DeliveryTag = []byte{}
 			}
-			t.MessageFormat = &c.transferFormat
+			t.MessageFormat = &sc.transferFormat
 		}
 		n := c.writeTransfer(s.ch, t, m.payload[m.off:])
 		if n < 0 {

@@ -276,9 +276,10 @@ func (s *session) pumpAll() {
 // is not nil. It is the connection's, valid until the next flowFrame.
 func (s *session) flowFrame(l *Link) *wire.Flow {
 	c := s.c
-	v := &c.flowVals
+	sc := c.scratch()
+	v := &sc.flowVals
 	v[0] = s.nextIncomingID
-	f := &c.flow
+	f := &sc.flow
 	*f = wire.Flow{
 		NextIncomingID: &v[0],
 		IncomingWindow: s.incomingWindow,
@@ -357,7 +358,7 @@ func (s *session) disposition(d *wire.Disposition) {
 				}
 			}
 		}
-		for _, l := range s.c.touched {
+		for _, l := range s.c.scratch().touched {
 			l.pump() // room for more unsettled deliveries
 		}
 		return
@@ -390,7 +391,7 @@ func (s *session) disposition(d *wire.Disposition) {
 	if confirm {
 		s.c.writeDisposition(s.ch, true, d.First, d.Last, true, state)
 	}
-	for _, l := range s.c.touched {
+	for _, l := range s.c.scratch().touched {
 		l.topUpCredit()
 	}
 }
@@ -399,7 +400,7 @@ func (s *session) disposition(d *wire.Disposition) {
 // table, in the connection's ids: the range walked when it is no longer than the table,
 // the table otherwise.
 func rangeIDs[V any](s *session, first uint32, span uint64, table map[uint32]V) []uint32 {
-	ids := s.c.ids[:0]
+	ids := s.c.scratch().ids[:0]
 	if span <= uint64(len(table)) {
 		for i := uint64(0); i < span; i++ {
 			if _, ok := table[first+uint32(i)]; ok {
@@ -413,20 +414,20 @@ func rangeIDs[V any](s *session, first uint32, span uint64, table map[uint32]V) 
 			}
 		}
 	}
-	s.c.ids = ids
+	s.c.scratch().ids = ids
 	return ids
 }
 
 // touch adds l to the links the disposition touched, once. A
 // disposition names few links, mostly one.
 func (s *session) touch(l *Link) {
-	c := s.c
-	for _, t := range c.touched {
+	sc := s.c.scratch()
+	for _, t := range sc.touched {
 		if t == l {
 			return
 		}
 	}
-	c.touched = append(c.touched, l)
+	sc.touched = append(sc.touched, l)
 }
 
 // isTerminal reports whether a delivery state is an outcome (part 3.4):
