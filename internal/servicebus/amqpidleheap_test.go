@@ -160,14 +160,15 @@ func TestIdleConnHeap(t *testing.T) {
 	}
 	perConn, perConnFront := total/idleHeapConns, front/idleHeapConns
 	t.Logf("about %d bytes of live heap per idle connection (6 links, 5 sessions), %d of them the AMQP front-end's and engine's (the rest: the queue's caches, the RBAC decisions and tokens verified)", perConn, perConnFront)
-	// About 7,000 bytes of the front-end's and engine's (8,900 in all);
-	// 13,600 (15,700) while each reply link was in two maps and watched
+	// About 8,050 bytes of the front-end's and engine's (10,300 in all);
+	// 13,300 (17,800) while each reply link was in two maps and watched
 	// through the context package twice, each queue link had an expiry
 	// timer and watch of its own and kept the queue's whole record, each
 	// link a done channel from the start and a padded struct, each
-	// session its own scratch slices, and the tokens a map.
-	if perConnFront > 8000 {
-		t.Errorf("%d bytes of the front-end's live heap per idle connection, want at most 8,000 (it was 13,600 before the cuts of issue 16)", perConnFront)
+	// session its own scratch slices, each connection its loop's, and
+	// the tokens a map.
+	if perConnFront > 9000 {
+		t.Errorf("%d bytes of the front-end's live heap per idle connection, want at most 9,000 (it was 13,300 before the cuts of issue 16)", perConnFront)
 	}
 }
 
@@ -195,24 +196,26 @@ func serverHeap() map[string]int64 {
 		if r.InUseBytes() == 0 {
 			continue
 		}
+		// The innermost frame that is go-amqp's (a client's) or the
+		// server's code (not a test's) decides.
 		frames := runtime.CallersFrames(r.Stack())
 		site := ""
 		server := false
 		for {
 			f, more := frames.Next()
 			fn := f.Function
-			// The clients' allocations, and the runtime's cache of
-			// select's waiters (per P, not per connection), are left out.
-			if strings.Contains(fn, "Azure/go-amqp") || strings.Contains(fn, "servicebus.TestIdleConnHeap") || fn == "runtime.acquireSudog" {
-				server = false
+			// The runtime's cache of select's waiters (per P, not per
+			// connection) is left out.
+			if strings.Contains(fn, "Azure/go-amqp") || strings.Contains(f.File, "go-amqp") || fn == "runtime.acquireSudog" {
 				break
 			}
-			if site == "" && (strings.Contains(fn, "tenantbridge/internal/amqp") || strings.Contains(fn, "tenantbridge/internal/servicebus")) {
+			if (strings.Contains(f.File, "/internal/amqp/") || strings.Contains(f.File, "/internal/servicebus/")) && !strings.HasSuffix(f.File, "_test.go") {
 				site = fmt.Sprintf("%s:%d", strings.TrimPrefix(fn, "github.com/tenantbridge/tenantbridge/internal/"), f.Line)
 				if strings.Contains(f.File, "/internal/amqp/") || strings.Contains(f.File, "/internal/servicebus/amqp") {
 					site = "front " + site
 				}
 				server = true
+				break
 			}
 			if !more {
 				break
