@@ -160,13 +160,13 @@ func TestIdleConnHeap(t *testing.T) {
 	}
 	perConn, perConnFront := total/idleHeapConns, front/idleHeapConns
 	t.Logf("about %d bytes of live heap per idle connection (6 links, 5 sessions), %d of them the AMQP front-end's and engine's (the rest: the queue's caches, the RBAC decisions and tokens verified)", perConn, perConnFront)
-	// About 8,050 bytes of the front-end's and engine's (10,300 in all);
+	// About 7,750 bytes of the front-end's and engine's (10,200 in all);
 	// 13,300 (17,800) while each reply link was in two maps and watched
 	// through the context package twice, each queue link had an expiry
 	// timer and watch of its own and kept the queue's whole record, each
 	// link a done channel from the start and a padded struct, each
-	// session its own scratch slices, each connection its loop's, and
-	// the tokens a map.
+	// session its own scratch slices, each connection its loop's and its
+	// namespace's whole record, and the tokens a map.
 	if perConnFront > 9000 {
 		t.Errorf("%d bytes of the front-end's live heap per idle connection, want at most 9,000 (it was 13,300 before the cuts of issue 16)", perConnFront)
 	}
