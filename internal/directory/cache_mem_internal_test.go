@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/tenantbridge/tenantbridge/internal/gencache"
+	"github.com/tenantbridge/tenantbridge/internal/memtest"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 )
@@ -145,16 +146,6 @@ func (s *Service) emptyCache() {
 	s.shared = newInterner(s.cache.Len)
 }
 
-// heapAlloc is the live heap after a collection.
-func heapAlloc() uint64 {
-	// Twice: what finalizers free is freed by the second collection.
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // maxLookupBytesPerCustomer bounds what the lookup cache holds for one
 // fan-out customer, its nine entries (TestLookupCacheBytesPerCustomer):
 // 5,440 bytes when each entry held its own copy of every string, 4,638
@@ -176,14 +167,14 @@ func TestLookupCacheBytesPerCustomer(t *testing.T) {
 	f.issueServiceBusTokens(t, customers) // the store's statements, the provider's shared entries
 	f.s.emptyCache()
 	f.issueServiceBusTokens(t, customers)
-	before := heapAlloc()
+	before := memtest.LiveHeap()
 	for i := range customers {
 		f.issueServiceBusTokens(t, i)
 	}
 	entries := f.s.cache.Len()
-	filled := heapAlloc()
+	filled := memtest.LiveHeap()
 	f.s.emptyCache()
-	dropped := heapAlloc()
+	dropped := memtest.LiveHeap()
 	runtime.KeepAlive(f)
 	perCustomer := float64(filled-dropped) / customers
 	t.Logf("lookup cache: %d entries for %d customers, %.0f bytes per customer (%.0f per entry); fill grew the heap %.0f bytes per customer",
@@ -285,9 +276,9 @@ func TestSetupLookupCacheBytesPerCustomer(t *testing.T) {
 		f.setUpCustomer(t, i)
 	}
 	entries := f.s.cache.Len()
-	filled := heapAlloc()
+	filled := memtest.LiveHeap()
 	f.s.emptyCache()
-	dropped := heapAlloc()
+	dropped := memtest.LiveHeap()
 	runtime.KeepAlive(f)
 	perCustomer := float64(int64(filled)-int64(dropped)) / customers
 	t.Logf("lookup cache: %d entries for %d customers' setup, %.0f bytes per customer", entries, customers, perCustomer)

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tenantbridge/tenantbridge/internal/gencache"
+	"github.com/tenantbridge/tenantbridge/internal/memtest"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 )
 
@@ -15,14 +16,6 @@ type stillClock struct{}
 
 func (stillClock) Generation() uint64           { return 1 }
 func (stillClock) PartGeneration(string) uint64 { return 1 }
-
-func heapAlloc() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
 
 // partCacheBytes is the live heap a PartCache holds per entry, beyond its
 // keys and values, when entries come in groups that name the same parts,
@@ -37,7 +30,7 @@ func partCacheBytes(t testing.TB, customers int) float64 {
 		tenants[i], subs[i] = uuid.NewString(), uuid.NewString()
 	}
 	c := gencache.NewPartCache[key, int](stillClock{}, customers*perCustomer)
-	empty := heapAlloc()
+	empty := memtest.LiveHeap()
 	for n := range customers {
 		for i := range perCustomer {
 			v, err := c.Get(key{n, i}, func(d *gencache.Deps) (int, error) {
@@ -51,7 +44,7 @@ func partCacheBytes(t testing.TB, customers int) float64 {
 			}
 		}
 	}
-	full := heapAlloc()
+	full := memtest.LiveHeap()
 	if c.Len() != customers*perCustomer {
 		t.Fatalf("%d entries, want %d", c.Len(), customers*perCustomer)
 	}

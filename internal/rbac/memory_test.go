@@ -9,18 +9,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tenantbridge/tenantbridge/internal/memtest"
 	"github.com/tenantbridge/tenantbridge/internal/rbac"
 	"github.com/tenantbridge/tenantbridge/internal/store"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 )
-
-func heapAlloc() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
 
 // fleetRequests sets up customers as the fan-out benchmark does (seed
 // 004: an administrator owning the subscription creates a resource
@@ -93,14 +86,14 @@ func decisionBytes(t testing.TB, customers int) float64 {
 			t.Fatalf("%+v: %+v, %v", req, d, err)
 		}
 	}
-	full := heapAlloc()
+	full := memtest.LiveHeap()
 	for _, req := range reqs[:11] { // still cached, still the same
 		if d, err := eng.Decide(e.ctx, req); err != nil || !d.Allowed || d.Because.Assignment == nil {
 			t.Fatalf("%+v: %+v, %v", req, d, err)
 		}
 	}
 	eng = nil
-	empty := heapAlloc()
+	empty := memtest.LiveHeap()
 	runtime.KeepAlive(reqs)
 	return float64(int64(full)-int64(empty)) / float64(len(reqs))
 }
@@ -202,10 +195,10 @@ func TestFleetDecisionMemoryPerCustomer(t *testing.T) {
 			decide(req)
 		}
 	}
-	full := heapAlloc()
+	full := memtest.LiveHeap()
 	decisions, grants := rbac.CacheSizes(eng)
 	eng = nil
-	empty := heapAlloc()
+	empty := memtest.LiveHeap()
 	per := float64(int64(full)-int64(empty)) / customers
 	t.Logf("%.0f bytes a customer (%d decisions cached, %d grants)", per, decisions, grants)
 	if per > 3700 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tenantbridge/tenantbridge/internal/directory"
 	"github.com/tenantbridge/tenantbridge/internal/gencache"
+	"github.com/tenantbridge/tenantbridge/internal/memtest"
 	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
 	"github.com/tenantbridge/tenantbridge/internal/token"
 )
@@ -73,15 +74,6 @@ func (f *trustFleet) customerTokens(i int) []token.Claims {
 	}
 }
 
-func heapAlloc() uint64 {
-	// Twice: what finalizers free is freed by the second collection.
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // maxTrustBytesPerCustomer bounds what the trust cache holds for one
 // fan-out customer's tokens (TestTrustCacheBytesPerCustomer): 1,556 bytes
 // when each token's entry held its audience and the claims' strings, 471
@@ -108,7 +100,7 @@ func TestTrustCacheBytesPerCustomer(t *testing.T) {
 			}
 		}
 	}
-	before := heapAlloc()
+	before := memtest.LiveHeap()
 	for i := range customers {
 		for _, c := range f.customerTokens(i) {
 			if err := v.checkTrust(ctx, c); err != nil {
@@ -116,10 +108,10 @@ func TestTrustCacheBytesPerCustomer(t *testing.T) {
 			}
 		}
 	}
-	filled := heapAlloc()
+	filled := memtest.LiveHeap()
 	v.trust = gencache.NewPartCache[trustKey, trustResult](f.dir.Store(), maxCachedTrust)
 	v.appTrust = gencache.NewPartCache[appTrustKey, trustResult](f.dir.Store(), maxCachedTrust)
-	dropped := heapAlloc()
+	dropped := memtest.LiveHeap()
 	runtime.KeepAlive(f)
 	runtime.KeepAlive(v)
 	perCustomer := float64(int64(filled)-int64(dropped)) / customers

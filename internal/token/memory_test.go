@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tenantbridge/tenantbridge/internal/memtest"
 	"github.com/tenantbridge/tenantbridge/internal/token"
 )
 
@@ -55,14 +56,6 @@ func fleetTokens(t testing.TB, customers, generations int, now time.Time) (keyMa
 	return set, raws
 }
 
-func heapAlloc() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // verifiedBytesPerToken is the live heap a VerifiedCache holds per token
 // of a fleet of customers: the heap with the cache filled less the heap
 // once it is dropped.
@@ -75,12 +68,12 @@ func verifiedBytesPerToken(t testing.TB, customers, generations int) float64 {
 			t.Fatal(err)
 		}
 	}
-	full := heapAlloc()
+	full := memtest.LiveHeap()
 	if held, n := token.VerifiedHolds(vc, raws[0]); !held || n != len(raws) {
 		t.Fatalf("cache holds %d of %d tokens", n, len(raws))
 	}
 	vc = nil
-	empty := heapAlloc()
+	empty := memtest.LiveHeap()
 	runtime.KeepAlive(raws)
 	return float64(int64(full)-int64(empty)) / float64(len(raws))
 }
