@@ -72,28 +72,7 @@ func (f *fanoutDirectory) issueServiceBusTokens(t testing.TB, i int) {
 	ctx := context.Background()
 	fresh := strings.Clone
 	for _, client := range []string{f.adminApps[i], f.provider} {
-		ten, err := f.s.Tenant(ctx, fresh(f.tenants[i]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		app, err := f.s.ApplicationByAppID(ctx, fresh(client))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sp, err := f.s.ServicePrincipalByAppID(ctx, ten.ID, app.AppID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := f.s.ServicePrincipalByName(ctx, ten.ID, fresh(ServiceBusResource))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.s.GrantedRoles(ctx, ten.ID, sp.ID, store.KindServicePrincipal, res); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.s.EnabledServicePrincipalRoles(ctx, ten.ID, sp.ID); err != nil {
-			t.Fatal(err)
-		}
+		f.issueToken(t, i, client, ServiceBusResource)
 		// The verifier: the token's tenant, then its client's service
 		// principal there (continuous access evaluation).
 		claimTenant := fresh(f.tenants[i])
@@ -106,37 +85,45 @@ func (f *fanoutDirectory) issueServiceBusTokens(t testing.TB, i int) {
 	}
 }
 
+// issueToken makes the lookups the token service makes to issue client a
+// token for resource in customer i's tenant, each with a freshly
+// allocated id, as a request's would be.
+func (f *fanoutDirectory) issueToken(t testing.TB, i int, client, resource string) {
+	t.Helper()
+	ctx := context.Background()
+	fresh := strings.Clone
+	ten, err := f.s.Tenant(ctx, fresh(f.tenants[i]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := f.s.ApplicationByAppID(ctx, fresh(client))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := f.s.ServicePrincipalByAppID(ctx, ten.ID, app.AppID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.s.ServicePrincipalByName(ctx, ten.ID, fresh(resource))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.GrantedRoles(ctx, ten.ID, sp.ID, store.KindServicePrincipal, res); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.EnabledServicePrincipalRoles(ctx, ten.ID, sp.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // setUpCustomer makes the lookups the token service makes when a fan-out
 // customer's administrator sets the customer up: tokens for Graph (to
 // provision the provider's service principal) and for ARM (the namespace,
 // its queues, the role assignments).
 func (f *fanoutDirectory) setUpCustomer(t testing.TB, i int) {
 	t.Helper()
-	ctx := context.Background()
-	fresh := strings.Clone
 	for _, resource := range []string{GraphResource, ARMResource} {
-		ten, err := f.s.Tenant(ctx, fresh(f.tenants[i]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		app, err := f.s.ApplicationByAppID(ctx, fresh(f.adminApps[i]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sp, err := f.s.ServicePrincipalByAppID(ctx, ten.ID, app.AppID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := f.s.ServicePrincipalByName(ctx, ten.ID, fresh(resource))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.s.GrantedRoles(ctx, ten.ID, sp.ID, store.KindServicePrincipal, res); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.s.EnabledServicePrincipalRoles(ctx, ten.ID, sp.ID); err != nil {
-			t.Fatal(err)
-		}
+		f.issueToken(t, i, f.adminApps[i], resource)
 	}
 }
 

@@ -72,7 +72,11 @@ func fuzzQueueLimits(res store.Resource) (store.QueueLimits, error) {
 	return store.QueueLimits{LockDuration: 10 * time.Minute, MaxDeliveryCount: 10, MaxSizeBytes: 1 << 30, RequiresSession: res.Name == "fifo"}, nil
 }
 
-func newFrontFuzz(tb testing.TB) *frontFuzz {
+// newFuzzService is a Service over a SQLite store in which the namespace
+// fuzz-bus holds the queues named, contoso's administrator application
+// is its Data Owner, and a broker runs; and that application's token for
+// Service Bus.
+func newFuzzService(tb testing.TB, queues ...string) (*Service, string) {
 	tb.Helper()
 	ctx := context.Background()
 	st := storetest.SQLite(tb)
@@ -89,18 +93,30 @@ func newFrontFuzz(tb testing.TB) *frontFuzz {
 	nsID := "/subscriptions/" + sub + "/resourceGroups/rg/providers/Microsoft.ServiceBus/namespaces/fuzz-bus"
 	must(st.CreateResource(ctx, store.Resource{TenantID: tenant, SubscriptionID: sub, ResourceGroup: "rg", ID: nsID, Type: NamespaceType,
 		Name: "fuzz-bus", Location: "westeurope"}))
-	must(st.CreateResource(ctx, store.Resource{TenantID: tenant, SubscriptionID: sub, ResourceGroup: "rg", ID: nsID + "/queues/work",
-		Type: QueueType, Name: "work", Location: "westeurope"}))
-	must(st.CreateResource(ctx, store.Resource{TenantID: tenant, SubscriptionID: sub, ResourceGroup: "rg", ID: nsID + "/queues/fifo",
-		Type: QueueType, Name: "fifo", Location: "westeurope"}))
+	for _, q := range queues {
+		must(st.CreateResource(ctx, store.Resource{TenantID: tenant, SubscriptionID: sub, ResourceGroup: "rg", ID: nsID + "/queues/" + q,
+			Type: QueueType, Name: q, Location: "westeurope"}))
+	}
 	must(st.CreateRoleAssignment(ctx, store.RoleAssignment{TenantID: tenant, ID: uuid.NewString(), Scope: nsID,
 		RoleDefinitionID: rbac.RoleServiceBusDataOwner, PrincipalID: contoso.AdminSP.ID, PrincipalType: store.PrincipalServicePrincipal}))
-
 	broker := NewBroker(st, time.Now, b.Logger)
 	tb.Cleanup(broker.Close)
 	s := New(Config{Store: st, Broker: broker, Verifier: b.Verifier, Authorizer: fuzzAuthorizer{rbac.New(st, b.Dir)},
 		Limits: fuzzQueueLimits, Audit: b.Audit, Logger: slog.New(slog.DiscardHandler)})
-	h := &frontFuzz{s: s, busTok: b.Token(tb, tenant, contoso.Admin.AppID, contoso.AdminSecret.SecretText, Resource+"/.default")}
+	return s, b.Token(tb, tenant, contoso.Admin.AppID, contoso.AdminSecret.SecretText, Resource+"/.default")
+}
+
+func newFrontFuzz(tb testing.TB) *frontFuzz {
+	tb.Helper()
+	ctx := context.Background()
+	s, busTok := newFuzzService(tb, "work", "fifo")
+	must := func(err error) {
+		tb.Helper()
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	h := &frontFuzz{s: s, busTok: busTok}
 
 	// The engine's Connect, remembering the handler it returns.
 	conns := make(chan *amqpConn, 1)

@@ -3,7 +3,6 @@ package servicebus
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"runtime"
 	"sort"
@@ -12,12 +11,6 @@ import (
 	"time"
 
 	goamqp "github.com/Azure/go-amqp"
-	"github.com/google/uuid"
-
-	"github.com/tenantbridge/tenantbridge/internal/rbac"
-	"github.com/tenantbridge/tenantbridge/internal/store"
-	"github.com/tenantbridge/tenantbridge/internal/store/storetest"
-	"github.com/tenantbridge/tenantbridge/internal/testenv"
 )
 
 // idleHeapConns is how many connections TestIdleConnHeap opens after
@@ -43,34 +36,19 @@ func TestIdleConnHeap(t *testing.T) {
 	t.Cleanup(func() { runtime.MemProfileRate = old })
 
 	ctx := context.Background()
-	st := storetest.SQLite(t)
-	b := testenv.New(t, st, testenv.LoginHosts("login.microsoftonline.com"), testenv.LoginURL("https://login.microsoftonline.com"))
-	contoso, _ := b.Tenants(t)
-	tenant, sub := contoso.Tenant.ID, contoso.Tenant.SubscriptionID
+	// A queue per connection, so that each receiver gets its own
+	// sender's message.
+	queues := make([]string, idleHeapConns+1)
+	for i := range queues {
+		queues[i] = fmt.Sprintf("q%d", i)
+	}
+	s, busTok := newFuzzService(t, queues...)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(st.CreateResourceGroup(ctx, store.ResourceGroup{TenantID: tenant, SubscriptionID: sub, Name: "rg", Location: "westeurope"}))
-	nsID := "/subscriptions/" + sub + "/resourceGroups/rg/providers/Microsoft.ServiceBus/namespaces/fuzz-bus"
-	must(st.CreateResource(ctx, store.Resource{TenantID: tenant, SubscriptionID: sub, ResourceGroup: "rg", ID: nsID, Type: NamespaceType,
-		Name: "fuzz-bus", Location: "westeurope"}))
-	// A queue per connection, so that each receiver gets its own
-	// sender's message.
-	for i := 0; i <= idleHeapConns; i++ {
-		q := fmt.Sprintf("q%d", i)
-		must(st.CreateResource(ctx, store.Resource{TenantID: tenant, SubscriptionID: sub, ResourceGroup: "rg", ID: nsID + "/queues/" + q,
-			Type: QueueType, Name: q, Location: "westeurope"}))
-	}
-	must(st.CreateRoleAssignment(ctx, store.RoleAssignment{TenantID: tenant, ID: uuid.NewString(), Scope: nsID,
-		RoleDefinitionID: rbac.RoleServiceBusDataOwner, PrincipalID: contoso.AdminSP.ID, PrincipalType: store.PrincipalServicePrincipal}))
-	broker := NewBroker(st, time.Now, b.Logger)
-	t.Cleanup(broker.Close)
-	s := New(Config{Store: st, Broker: broker, Verifier: b.Verifier, Authorizer: fuzzAuthorizer{rbac.New(st, b.Dir)},
-		Limits: fuzzQueueLimits, Audit: b.Audit, Logger: slog.New(slog.DiscardHandler)})
-	busTok := b.Token(t, tenant, contoso.Admin.AppID, contoso.AdminSecret.SecretText, Resource+"/.default")
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(err)
