@@ -53,11 +53,24 @@ func claimOf(action string) string {
 	return "Listen"
 }
 
+// nsRef is what the checks and audits of a data action read of the
+// namespace's record: its id, tenant and name. An AMQP connection keeps
+// only this for its life, and the functions take only this, so that none
+// can read a field the connection did not keep.
+type nsRef struct {
+	ID, TenantID, Name string
+}
+
+// refOf is the part of a namespace's record that the checks read.
+func refOf(ns store.Resource) nsRef {
+	return nsRef{ID: ns.ID, TenantID: ns.TenantID, Name: ns.Name}
+}
+
 // checkBearer decides a data action on queue for an Entra token: its
 // signature, issuer and audience (Service Bus's, or the namespace's own
 // host), that it was issued in the namespace's tenant, and RBAC's decision
 // at the queue's scope.
-func (s *Service) checkBearer(ctx context.Context, ns store.Resource, host, queue, raw, action string) (caller, *denial, error) {
+func (s *Service) checkBearer(ctx context.Context, ns nsRef, host, queue, raw, action string) (caller, *denial, error) {
 	entity := "sb://" + host + "/" + queue
 	claims, err := s.verify.Verify(ctx, strings.TrimSpace(raw), Resource, AppID, "https://"+host, "https://"+host+"/")
 	switch {
@@ -99,7 +112,7 @@ func (s *Service) unauthorized(host, queue, action, reason string) *denial {
 // resourceURI (the request's URI, or the entity's address); and the
 // rule's right (Send to send; Listen to receive, peek and settle; Manage
 // implies both).
-func (s *Service) checkSAS(ctx context.Context, ns store.Resource, host, queue string, tok SAS, resourceURI, action string) (caller, *denial, error) {
+func (s *Service) checkSAS(ctx context.Context, ns nsRef, host, queue string, tok SAS, resourceURI, action string) (caller, *denial, error) {
 	entity := "sb://" + host + "/" + queue
 	who := caller{actor: "sas:" + tok.KeyName, tenant: ns.TenantID, expires: tok.Expiry}
 	refuse := func(reason, message string) (caller, *denial, error) {
@@ -162,7 +175,7 @@ func (s *Service) checkSAS(ctx context.Context, ns store.Resource, host, queue s
 // the namespace's own tenant are not (Service Bus logs them only where
 // diagnostic settings ask). REST records each request, AMQP each link
 // attach (what the link's token allows for its life).
-func (s *Service) auditCrossTenant(ctx context.Context, ns store.Resource, queue, action string, who caller, detail string) error {
+func (s *Service) auditCrossTenant(ctx context.Context, ns nsRef, queue, action string, who caller, detail string) error {
 	if who.tenant == "" || strings.EqualFold(who.tenant, ns.TenantID) {
 		return nil
 	}
@@ -171,7 +184,7 @@ func (s *Service) auditCrossTenant(ctx context.Context, ns store.Resource, queue
 }
 
 // auditDenial records a refused data action.
-func (s *Service) auditDenial(ctx context.Context, ns store.Resource, queue, action string, who caller, d *denial) {
+func (s *Service) auditDenial(ctx context.Context, ns nsRef, queue, action string, who caller, d *denial) {
 	_ = s.audit.Record(ctx, store.AuditRecord{Actor: who.actor, ActorTenant: who.tenant, TargetTenant: ns.TenantID,
 		Action: "servicebus." + strings.ToLower(claimOf(action)), Target: ns.Name + "/" + queue, Result: "Unauthorized", Detail: d.reason})
 }

@@ -75,7 +75,7 @@ func (s *Service) ConnectAMQP(ctx context.Context, c *amqp.Conn) (amqp.Handler, 
 	if err != nil {
 		return nil, err
 	}
-	return &amqpConn{s: s, ns: connNamespace{ID: ns.ID, TenantID: ns.TenantID, Name: ns.Name}, host: host}, nil
+	return &amqpConn{s: s, ns: refOf(ns), host: host}, nil
 }
 
 // namespaceHost is name (a host name, perhaps with a port) lower-cased,
@@ -102,8 +102,11 @@ func namespaceHost(name string) string {
 // amqpConn is one connection's state: its namespace, and the tokens put
 // on its $cbs node, which live and die with it.
 type amqpConn struct {
-	s    *Service
-	ns   connNamespace
+	s *Service
+	// ns is what the checks read of the namespace, not its whole record
+	// (its resource group, location, tags, properties and times were two
+	// fifths of an idle connection's state: docs/benchmarks.md).
+	ns   nsRef
 	host string
 
 	mu sync.Mutex
@@ -134,21 +137,6 @@ type amqpConn struct {
 	sessions map[sessionRef]heldSession
 	// heldSweep is when a full held may next have a lapsed lock to drop.
 	heldSweep time.Time
-}
-
-// connNamespace is what a connection keeps of its namespace's record:
-// what the checks and audits of its links read (checkBearer, checkSAS,
-// auditCrossTenant and auditDenial: its id, tenant and name). Not the
-// whole record: its resource group, location, tags, properties and times
-// were two fifths of an idle connection's state (docs/benchmarks.md,
-// "Many customers on one node").
-type connNamespace struct {
-	ID, TenantID, Name string
-}
-
-// resource is the namespace's record as those functions read it.
-func (n connNamespace) resource() store.Resource {
-	return store.Resource{ID: n.ID, TenantID: n.TenantID, Name: n.Name}
 }
 
 // heldLock is a message a receiver of the connection locked.
@@ -527,7 +515,7 @@ func (c *amqpConn) allowedCrossTenant(ctx context.Context, queue, action, what s
 	if err != nil {
 		return err
 	}
-	return c.s.auditCrossTenant(ctx, c.ns.resource(), queue, action, who, "AMQP "+what)
+	return c.s.auditCrossTenant(ctx, c.ns, queue, action, who, "AMQP "+what)
 }
 
 // allowedAs is allowed, and who the token names.
@@ -543,14 +531,14 @@ func (c *amqpConn) allowedAs(ctx context.Context, queue, action string) (caller,
 	var err error
 	switch tok.typ {
 	case cbsTypeJWT:
-		who, d, err = c.s.checkBearer(ctx, c.ns.resource(), c.host, queue, tok.raw, action)
+		who, d, err = c.s.checkBearer(ctx, c.ns, c.host, queue, tok.raw, action)
 	default:
 		sas, perr := ParseSAS(tok.raw)
 		if perr != nil {
 			d = &denial{audited: true, reason: perr.Error(), message: "MalformedToken: " + perr.Error() + "."}
 			who = caller{actor: "sas:", tenant: c.ns.TenantID}
 		} else {
-			who, d, err = c.s.checkSAS(ctx, c.ns.resource(), c.host, queue, sas, "https://"+c.host+"/"+queue, action)
+			who, d, err = c.s.checkSAS(ctx, c.ns, c.host, queue, sas, "https://"+c.host+"/"+queue, action)
 		}
 	}
 	if c.s.tracer != nil {
@@ -561,7 +549,7 @@ func (c *amqpConn) allowedAs(ctx context.Context, queue, action string) (caller,
 	}
 	if d != nil {
 		if d.audited {
-			c.s.auditDenial(ctx, c.ns.resource(), queue, action, who, d)
+			c.s.auditDenial(ctx, c.ns, queue, action, who, d)
 		}
 		return who, &wire.Error{Condition: wire.ErrUnauthorizedAccess, Description: d.message}
 	}

@@ -361,7 +361,7 @@ func (s *Service) authorize(q *request, action string) bool {
 		WriteError(q.w, http.StatusUnauthorized, "MissingToken: The request is missing a Bearer token or a SharedAccessSignature. Resource: '"+entity+"'.")
 		return false
 	}
-	who, d, err := s.checkBearer(q.r.Context(), q.ns, q.host, q.rt.queue, raw, action)
+	who, d, err := s.checkBearer(q.r.Context(), refOf(q.ns), q.host, q.rt.queue, raw, action)
 	q.actor, q.tenant = who.actor, who.tenant
 	if err != nil {
 		s.internal(q.w, q.r, "authorize", err)
@@ -371,7 +371,7 @@ func (s *Service) authorize(q *request, action string) bool {
 		s.writeDenial(q, action, d)
 		return false
 	}
-	if err := s.auditCrossTenant(q.r.Context(), q.ns, q.rt.queue, action, who, "REST "+q.r.Method); err != nil {
+	if err := s.auditCrossTenant(q.r.Context(), refOf(q.ns), q.rt.queue, action, who, "REST "+q.r.Method); err != nil {
 		s.internal(q.w, q.r, "audit", err)
 		return false
 	}
@@ -383,7 +383,7 @@ func (s *Service) authorize(q *request, action string) bool {
 // it may do; a revoked trust gets the claims challenge azcore follows.
 func (s *Service) writeDenial(q *request, action string, d *denial) {
 	if d.audited {
-		s.auditDenial(q.r.Context(), q.ns, q.rt.queue, action, caller{actor: q.actor, tenant: q.tenant}, d)
+		s.auditDenial(q.r.Context(), refOf(q.ns), q.rt.queue, action, caller{actor: q.actor, tenant: q.tenant}, d)
 	}
 	if d.revoked {
 		q.w.Header().Set("WWW-Authenticate", token.ClaimsChallenge("https://login.microsoftonline.com/common/oauth2/authorize", AppID, time.Now()))

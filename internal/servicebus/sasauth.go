@@ -148,7 +148,7 @@ func (s *Service) authorizeSAS(q *request, action, header string) bool {
 			message: "MalformedToken: " + err.Error() + ". Resource: 'sb://" + q.host + "/" + q.rt.queue + "'."})
 		return false
 	}
-	who, d, err := s.checkSAS(q.r.Context(), q.ns, q.host, q.rt.queue, tok, "https://"+q.host+q.r.URL.Path, action)
+	who, d, err := s.checkSAS(q.r.Context(), refOf(q.ns), q.host, q.rt.queue, tok, "https://"+q.host+q.r.URL.Path, action)
 	q.actor, q.tenant = who.actor, who.tenant
 	if err != nil {
 		s.internal(q.w, q.r, "authorization rule lookup", err)
