@@ -183,9 +183,10 @@ RETURNING `+refreshTokenCols, s.d.BindTime(at), s.d.BindTime(at), s.d.BindTime(a
 // (https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html).
 // SQLite, one writer at a time, never needs it.
 func (s *Store) retryRolledBack(ctx context.Context, tx func() error) error {
+	const attempts = 3
 	var err error
-	for attempt := range 3 {
-		if err = tx(); err == nil || !s.isPostgres() || s.tx != nil || s.d.Classify(err) != Busy || ctx.Err() != nil {
+	for attempt := range attempts {
+		if err = tx(); err == nil || !s.isPostgres() || s.tx != nil || s.d.Classify(err) != Busy || ctx.Err() != nil || attempt == attempts-1 {
 			return err
 		}
 		// A short, growing pause, so that the two do not meet again at once.
