@@ -92,7 +92,7 @@ func cachedWith[T any](s *Service, k lookupKey, load func(d *gencache.Deps) (*T,
 	return &c, nil
 }
 
-// maxInterned bounds the strings an interner holds: a few per cached
+// maxInterned bounds the strings and lists an interner holds: a few per cached
 // lookup. Below it, an interner holds at most four strings per entry of
 // its cache and minInterned more (a fan-out customer's entries share
 // fewer than one each), so that what entries gone shared (a deleted
@@ -145,14 +145,21 @@ func (in *interner) strLocked(v string) string {
 	if c, ok := in.m[v]; ok {
 		return c
 	}
-	if n := len(in.m); n >= minInterned && (n >= maxInterned || n >= 4*in.entries()+minInterned) {
+	in.roomLocked()
+	c := strings.Clone(v)
+	in.m[c] = c
+	return c
+}
+
+// roomLocked makes room for one more string or list: past the bound, which
+// counts the lists with the strings (a list of strings already held, its
+// roles reordered or one disabled, adds no string), it starts over.
+func (in *interner) roomLocked() {
+	if n := len(in.m) + len(in.roles) + len(in.scopes); n >= minInterned && (n >= maxInterned || n >= 4*in.entries()+minInterned) {
 		clear(in.m)
 		clear(in.roles)
 		clear(in.scopes)
 	}
-	c := strings.Clone(v)
-	in.m[c] = c
-	return c
 }
 
 // strs interns each of vs, in place: vs must not be shared yet.
@@ -224,6 +231,7 @@ func (in *interner) appRoles(rs []AppRole) []AppRole {
 			r.AllowedMemberTypes[j] = in.strLocked(t)
 		}
 	}
+	in.roomLocked()
 	in.roles[k] = rs
 	return rs
 }
@@ -245,6 +253,7 @@ func (in *interner) scopeList(ps []PermissionScope) []PermissionScope {
 		p.AdminConsentDisplayName, p.AdminConsentDescription = in.strLocked(p.AdminConsentDisplayName), in.strLocked(p.AdminConsentDescription)
 		p.UserConsentDisplayName, p.UserConsentDescription = in.strLocked(p.UserConsentDisplayName), in.strLocked(p.UserConsentDescription)
 	}
+	in.roomLocked()
 	in.scopes[k] = ps
 	return ps
 }

@@ -296,3 +296,21 @@ func TestInternerBound(t *testing.T) {
 		t.Fatal("the interner did not start over")
 	}
 }
+
+// TestInternerBoundsLists checks that lists count toward the bound: lists
+// of strings the interner already holds (the same roles, some disabled)
+// add no string, and must not grow it past the bound either.
+func TestInternerBoundsLists(t *testing.T) {
+	in := newInterner(func() int { return 0 })
+	const roles = 13 // 8,192 lists, twice minInterned
+	for i := range 1 << roles {
+		rs := make([]AppRole, roles)
+		for j := range rs {
+			rs[j] = AppRole{ID: fmt.Sprint("r", j), IsEnabled: i&(1<<j) != 0}
+		}
+		in.appRoles(rs)
+		if n := len(in.m) + len(in.roles) + len(in.scopes); n > minInterned {
+			t.Fatalf("%d strings and lists held past the bound of %d", n, minInterned)
+		}
+	}
+}
