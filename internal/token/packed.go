@@ -45,8 +45,9 @@ func (c *Claims) lists() [numListClaims]*[]string {
 	return [numListClaims]*[]string{&c.Roles, &c.Groups, &c.WIDs, &c.AMR, &c.ClientCapabilities}
 }
 
-// packer builds one of packedClaims' strings.
-type packer struct{ buf []byte }
+// packer builds one of packedClaims' strings. A strings.Builder, so that
+// place searches what is built so far without copying it each time.
+type packer struct{ buf strings.Builder }
 
 // place puts s in the string (where it already is, if it is) and returns
 // its span.
@@ -54,12 +55,20 @@ func (b *packer) place(s string) span {
 	if s == "" {
 		return span{}
 	}
-	i := strings.Index(string(b.buf), s)
+	i := strings.Index(b.buf.String(), s)
 	if i < 0 {
-		i = len(b.buf)
-		b.buf = append(b.buf, s...)
+		i = b.buf.Len()
+		b.buf.WriteString(s)
 	}
 	return span{uint16(i), uint16(len(s))}
+}
+
+// String is the string built, with no room beyond it: the cache keeps it.
+func (b *packer) String() string {
+	if s := b.buf.String(); b.buf.Cap() == len(s) {
+		return s
+	}
+	return strings.Clone(b.buf.String())
 }
 
 // pack packs c, its stable string passed through intern; ok is false for
@@ -101,7 +110,7 @@ func pack(c *Claims, intern func(string) string) (p packedClaims, ok bool) {
 		}
 		p.ends[i] = uint16(len(listSpans))
 	}
-	p.stable, p.volatile = intern(string(stable.buf)), string(volatile.buf)
+	p.stable, p.volatile = intern(stable.String()), volatile.String()
 	if items > 0 {
 		p.items = make([]string, items)
 		for i, sp := range listSpans {
