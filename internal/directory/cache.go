@@ -211,51 +211,46 @@ func (in *interner) application(app *Application) *Application {
 }
 
 // appRoles returns the list equal to rs that other entries hold, or rs
-// itself, its strings interned, if none does; rs must not be shared yet.
-// Entries share the list as callers share an entry's lists: read only.
+// itself, its strings interned, if none does (see internList).
 func (in *interner) appRoles(rs []AppRole) []AppRole {
-	if len(rs) == 0 {
-		return rs // nil stays nil, and an empty list holds nothing
-	}
-	k := appRolesKey(rs)
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if have, ok := in.roles[k]; ok {
-		return have
-	}
-	for i := range rs {
-		r := &rs[i]
+	return internList(in, in.roles, rs, appRolesKey, func(r *AppRole) {
 		r.ID, r.Description, r.DisplayName = in.strLocked(r.ID), in.strLocked(r.Description), in.strLocked(r.DisplayName)
 		r.Value, r.Origin = in.strLocked(r.Value), in.strLocked(r.Origin)
 		for j, t := range r.AllowedMemberTypes {
 			r.AllowedMemberTypes[j] = in.strLocked(t)
 		}
-	}
-	in.roomLocked()
-	in.roles[k] = rs
-	return rs
+	})
 }
 
 // scopeList is appRoles for permission scopes.
 func (in *interner) scopeList(ps []PermissionScope) []PermissionScope {
-	if len(ps) == 0 {
-		return ps
-	}
-	k := scopesKey(ps)
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if have, ok := in.scopes[k]; ok {
-		return have
-	}
-	for i := range ps {
-		p := &ps[i]
+	return internList(in, in.scopes, ps, scopesKey, func(p *PermissionScope) {
 		p.ID, p.Value, p.Type = in.strLocked(p.ID), in.strLocked(p.Value), in.strLocked(p.Type)
 		p.AdminConsentDisplayName, p.AdminConsentDescription = in.strLocked(p.AdminConsentDisplayName), in.strLocked(p.AdminConsentDescription)
 		p.UserConsentDisplayName, p.UserConsentDescription = in.strLocked(p.UserConsentDisplayName), in.strLocked(p.UserConsentDescription)
+	})
+}
+
+// internList returns the list in have under key(xs), equal to xs, or xs
+// itself, each of its elements' strings interned by strs (under in.mu),
+// if have holds none; xs must not be shared yet. Entries share the list
+// as callers share an entry's lists: read only.
+func internList[E any](in *interner, have map[string][]E, xs []E, key func([]E) string, strs func(*E)) []E {
+	if len(xs) == 0 {
+		return xs // nil stays nil, and an empty list holds nothing
+	}
+	k := key(xs)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if l, ok := have[k]; ok {
+		return l
+	}
+	for i := range xs {
+		strs(&xs[i])
 	}
 	in.roomLocked()
-	in.scopes[k] = ps
-	return ps
+	have[k] = xs
+	return xs
 }
 
 // appRolesKey encodes rs so that two lists have the same key exactly when
