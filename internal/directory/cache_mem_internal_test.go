@@ -146,29 +146,38 @@ const maxLookupBytesPerCustomer = 3_900
 // requests and token checks, and nothing else (the cache is dropped to
 // see what it held).
 func TestLookupCacheBytesPerCustomer(t *testing.T) {
+	entries, customers, perCustomer := cacheBytesPerCustomer(t, (*fanoutDirectory).issueServiceBusTokens)
+	t.Logf("lookup cache: %d entries for %d customers, %.0f bytes per customer (%.0f per entry)",
+		entries, customers, perCustomer, perCustomer*float64(customers)/float64(entries))
+	if perCustomer > maxLookupBytesPerCustomer {
+		t.Errorf("the lookup cache holds %.0f bytes per customer, more than %d", perCustomer, maxLookupBytesPerCustomer)
+	}
+}
+
+// cacheBytesPerCustomer measures the heap the lookup cache holds per
+// fan-out customer after fill for each of 300: fill runs for one more
+// customer first, so that what all customers share (the store's
+// statements, the provider's and Microsoft's entries) is not counted, and
+// the cache is dropped to see what it held.
+func cacheBytesPerCustomer(t *testing.T, fill func(f *fanoutDirectory, t testing.TB, i int)) (entries, customers int, perCustomer float64) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("sets up hundreds of tenants")
 	}
-	const customers = 300
+	customers = 300
 	f := newFanoutDirectory(t, customers+1)
-	f.issueServiceBusTokens(t, customers) // the store's statements, the provider's shared entries
+	fill(f, t, customers)
 	f.s.emptyCache()
-	f.issueServiceBusTokens(t, customers)
-	before := memtest.LiveHeap()
+	fill(f, t, customers)
 	for i := range customers {
-		f.issueServiceBusTokens(t, i)
+		fill(f, t, i)
 	}
-	entries := f.s.cache.Len()
+	entries = f.s.cache.Len()
 	filled := memtest.LiveHeap()
 	f.s.emptyCache()
 	dropped := memtest.LiveHeap()
 	runtime.KeepAlive(f)
-	perCustomer := float64(filled-dropped) / customers
-	t.Logf("lookup cache: %d entries for %d customers, %.0f bytes per customer (%.0f per entry); fill grew the heap %.0f bytes per customer",
-		entries, customers, perCustomer, float64(filled-dropped)/float64(entries), float64(int64(filled)-int64(before))/customers)
-	if perCustomer > maxLookupBytesPerCustomer {
-		t.Errorf("the lookup cache holds %.0f bytes per customer, more than %d", perCustomer, maxLookupBytesPerCustomer)
-	}
+	return entries, customers, float64(int64(filled)-int64(dropped)) / float64(customers)
 }
 
 // TestCachedLookupsEqualFreshReads checks that what the cache answers
@@ -251,23 +260,7 @@ const maxSetupLookupBytesPerCustomer = 4_600
 // to the tenant or a full cache drops them): its administrator's lookups
 // for Graph and ARM tokens.
 func TestSetupLookupCacheBytesPerCustomer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("sets up hundreds of tenants")
-	}
-	const customers = 300
-	f := newFanoutDirectory(t, customers+1)
-	f.setUpCustomer(t, customers)
-	f.s.emptyCache()
-	f.setUpCustomer(t, customers) // what all customers share (Microsoft's applications)
-	for i := range customers {
-		f.setUpCustomer(t, i)
-	}
-	entries := f.s.cache.Len()
-	filled := memtest.LiveHeap()
-	f.s.emptyCache()
-	dropped := memtest.LiveHeap()
-	runtime.KeepAlive(f)
-	perCustomer := float64(int64(filled)-int64(dropped)) / customers
+	entries, customers, perCustomer := cacheBytesPerCustomer(t, (*fanoutDirectory).setUpCustomer)
 	t.Logf("lookup cache: %d entries for %d customers' setup, %.0f bytes per customer", entries, customers, perCustomer)
 	if perCustomer > maxSetupLookupBytesPerCustomer {
 		t.Errorf("the lookup cache holds %.0f bytes per customer's setup, more than %d", perCustomer, maxSetupLookupBytesPerCustomer)
